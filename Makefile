@@ -1,0 +1,84 @@
+# indimail — build, run, test, fuzz, bench.
+# `make run` and `make test` are the only two commands a new machine needs.
+
+CC      ?= cc
+PKGS    := lua5.4 libuv libcares openssl
+BUILD   := build
+SAN     ?= 0
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -DINDIMAIL_LUA_DIR=\"$(CURDIR)/lua\" -DINDIMAIL_CONFIG=\"$(CURDIR)/etc/indimail.lua\" \
+           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := build/san
+endif
+
+DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
+             libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl
+DEB_TEST  := lua-busted lua-socket swaks python3 dnsmasq-base procps
+DEB_FUZZ  := clang libclang-rt-14-dev
+
+LIB_SRCS  := $(filter-out src/core/main.c src/cli/indimail.c, \
+             $(wildcard src/*/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
+             src/smtp/smtp_parse.c src/smtp/smtp_data.c
+
+.PHONY: all deps test-deps run test fuzz fuzz-deps lint clean setup bench
+
+all: deps bin/indimaild bin/indimail $(BUILD)/indimail_test.so
+
+# Installs the Debian packages that are missing (sudo only when not root).
+deps:
+	@./tools/need-packages $(DEB_BUILD)
+
+test-deps:
+	@./tools/need-packages $(DEB_TEST)
+
+fuzz-deps:
+	@./tools/need-packages $(DEB_FUZZ)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+bin/indimaild: $(BUILD)/src/core/main.o $(LIB_OBJS)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/indimail: $(BUILD)/src/cli/indimail.o $(LIB_OBJS)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Lua module exposing the pure parsers to the unit specs (never sanitized:
+# it is loaded into the stock lua5.4 interpreter).
+$(BUILD)/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
+	    $(shell pkg-config --cflags lua5.4) -o $@ $^
+
+setup: all
+	@./tools/setup-runtime
+
+run: setup
+	@./tools/banner
+	exec bin/indimaild -c etc/indimail.lua
+
+test: test-deps all
+	@./tools/run-tests
+
+fuzz: fuzz-deps
+	@$(MAKE) -C fuzz run SECONDS=$${SECONDS_PER_TARGET:-60}
+
+lint:
+	cppcheck --quiet --enable=warning,performance,portability \
+	    --error-exitcode=1 -I src src
+
+clean:
+	rm -rf build bin fuzz/build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

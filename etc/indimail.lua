@@ -1,0 +1,36 @@
+-- indimail default configuration: what `make run` starts.
+-- Plain Lua. Reloaded on SIGHUP (listeners are bound once, at start).
+-- Relative paths are relative to the directory indimaild is started from.
+
+indimail.config {
+  hostname = "mx.example.test",
+  user = "indimail",            -- the account to drop to when started as root
+  workers = 0,                  -- 0: one SMTP worker per core
+
+  listen = {
+    { name = "smtp",       address = "127.0.0.1", port = 2525, tls = "starttls" },
+    { name = "submission", address = "127.0.0.1", port = 5870, tls = "starttls" },
+  },
+  tls = { cert = "var/tls/cert.pem", key = "var/tls/key.pem" },
+
+  queue = { path = "queue", count = 2, split = 16 },
+  log = { level = "info" },     -- file = "var/log/indimail.log" to log to a file
+
+  local_domains = { "example.test", "localhost" },
+  relay_from = { "127.0.0.0/8", "::1/128" },   -- clients allowed to relay
+
+  limits = {
+    command_line = 512,            -- RFC 5321 4.5.3.1.4
+    text_line = 1000,              -- RFC 5321 4.5.3.1.6, CRLF included
+    message_size = 25 * 1024 * 1024,
+    recipients = 100,
+    connections = 1000,
+    connections_per_ip = 20,
+    errors = 10,                   -- bad commands before 421
+    hook_instructions = 10000000,  -- per hook call
+  },
+  timeouts = { command = 300, data = 600, tls = 30, hook = 30, drain = 30 },
+}
+
+-- Reject senders whose domain has no MX/A/AAAA (not for relay clients).
+indimail.policy("sender_domain", { skip_relay_clients = true })

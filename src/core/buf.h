@@ -1,0 +1,33 @@
+/*
+ * buf: a growable byte buffer that knows its length. Every byte that comes
+ * from a peer lives in one of these; nothing is copied into fixed arrays.
+ * Allocation failure aborts (see xalloc.h), so callers never check for NULL.
+ */
+#ifndef INDIMAIL_BUF_H
+#define INDIMAIL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char	*data;	/* always NUL-terminated when cap > 0 */
+	size_t	 len;
+	size_t	 cap;
+};
+
+#define BUF_INIT { NULL, 0, 0 }
+
+void	buf_reserve(struct buf *, size_t extra);
+void	buf_append(struct buf *, const void *, size_t);
+void	buf_appends(struct buf *, const char *);
+void	buf_appendc(struct buf *, char);
+void	buf_printf(struct buf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	buf_vprintf(struct buf *, const char *, va_list);
+void	buf_set(struct buf *, const void *, size_t);
+void	buf_consume(struct buf *, size_t n);	/* drop n bytes from the front */
+void	buf_clear(struct buf *);		/* len = 0, keeps memory */
+void	buf_free(struct buf *);			/* releases memory */
+const char *buf_cstr(struct buf *);		/* "" for an empty buffer */
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * config: defaults, lookups and release of struct config. The Lua side
+ * (src/lua/lua_config.c) fills it; everything here is plain C so the
+ * worker can consult limits without touching the Lua state.
+ */
+#include <arpa/inet.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "xalloc.h"
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->queue_count = 1;
+	c->queue_split = 16;
+	c->log_level = 1;	/* info */
+	c->dns_timeout_ms = 5000;
+	c->max_command_line = 512;
+	c->max_text_line = 1000;
+	c->max_message_size = 25 * 1024 * 1024;
+	c->max_recipients = 100;
+	c->max_connections = 1000;
+	c->max_connections_per_ip = 20;
+	c->max_errors = 10;
+	c->hook_instructions = 10 * 1000 * 1000;
+	c->lua_memory = 256 * 1024 * 1024;
+	c->timeout_command = 300 * 1000;
+	c->timeout_data = 600 * 1000;
+	c->timeout_tls = 30 * 1000;
+	c->timeout_hook = 30 * 1000;
+	c->timeout_drain = 30 * 1000;
+}
+
+void
+config_free(struct config *c)
+{
+	for (size_t i = 0; i < c->nlisten; i++) {
+		free(c->listen[i].name);
+		free(c->listen[i].address);
+	}
+	free(c->listen);
+	for (size_t i = 0; i < c->nlocal_domains; i++)
+		free(c->local_domains[i]);
+	free(c->local_domains);
+	free(c->relay_from);
+	free(c->hostname);
+	free(c->user);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->queue_path);
+	free(c->log_file);
+	free(c->dns_servers);
+	free(c->lua_dir);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+config_is_local_domain(const struct config *c, const char *domain)
+{
+	for (size_t i = 0; i < c->nlocal_domains; i++)
+		if (strcasecmp(c->local_domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+int
+cidr_parse(const char *s, struct cidr *out)
+{
+	char tmp[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	int max;
+
+	if (n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, tmp, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, tmp, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else
+		return -1;
+	out->bits = max;
+	if (slash) {
+		char *end;
+		long b = strtol(slash + 1, &end, 10);
+		if (*end || end == slash + 1 || b < 0 || b > max)
+			return -1;
+		out->bits = (int)b;
+	}
+	return 0;
+}
+
+static int
+prefix_eq(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int bytes = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, (size_t)bytes) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	return ((a[bytes] ^ b[bytes]) & (0xff << (8 - rest))) == 0;
+}
+
+int
+cidr_match_sockaddr(const struct cidr *list, size_t n, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	unsigned char v4[4];
+	int fam = sa->sa_family;
+
+	if (fam == AF_INET)
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	else if (fam == AF_INET6) {
+		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+			memcpy(v4, a + 12, 4);
+			a = v4;
+			fam = AF_INET;
+		}
+	} else
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (list[i].family == fam && prefix_eq(list[i].addr, a, list[i].bits))
+			return 1;
+	return 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * config: the C view of what etc/indimail.lua passed to indimail.config{}.
+ * Filled and validated by lua/lua_config.c while the file runs, so a bad
+ * value is reported with the file and line of the indimail.config call.
+ */
+#ifndef INDIMAIL_CONFIG_H
+#define INDIMAIL_CONFIG_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+
+enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
+
+struct listen_conf {
+	char		*name;
+	char		*address;
+	int		 port;
+	enum tls_mode	 tls;
+};
+
+struct cidr {
+	int		 family;
+	unsigned char	 addr[16];
+	int		 bits;
+};
+
+struct config {
+	char		*hostname;
+	char		*user;		/* drop to this user when root */
+	int		 workers;	/* 0: one per core */
+	struct listen_conf *listen;
+	size_t		 nlisten;
+	char		*tls_cert, *tls_key;
+	char		*queue_path;
+	int		 queue_count;
+	int		 queue_split;
+	char		*log_file;	/* NULL: stderr */
+	int		 log_level;
+	char		*dns_servers;	/* "ip:port,..." or NULL for resolv.conf */
+	int		 dns_timeout_ms;
+	char		*lua_dir;
+	char	       **local_domains;
+	size_t		 nlocal_domains;
+	struct cidr	*relay_from;
+	size_t		 nrelay_from;
+	/* limits */
+	size_t		 max_command_line;	/* 512 (RFC 5321 4.5.3.1.4) */
+	size_t		 max_text_line;		/* 1000 with CRLF */
+	size_t		 max_message_size;
+	size_t		 max_recipients;
+	int		 max_connections;
+	int		 max_connections_per_ip;
+	int		 max_errors;		/* bad commands before 421 */
+	long		 hook_instructions;
+	size_t		 lua_memory;		/* bytes per lua_State */
+	/* timeouts, milliseconds */
+	int		 timeout_command;
+	int		 timeout_data;
+	int		 timeout_tls;
+	int		 timeout_hook;
+	int		 timeout_drain;
+};
+
+void	config_defaults(struct config *);
+void	config_free(struct config *);
+int	config_is_local_domain(const struct config *, const char *domain);
+int	cidr_parse(const char *, struct cidr *);
+int	cidr_match_sockaddr(const struct cidr *, size_t n,
+	    const struct sockaddr *);
+
+#endif

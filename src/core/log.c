@@ -1,0 +1,181 @@
+/*
+ * log: key=value event lines to stderr or a file. Each line starts with an
+ * ISO timestamp, the process role and pid, the level and event=NAME. Values
+ * containing spaces, quotes, '=' or control bytes are double-quoted with C
+ * escapes, so a peer can never forge a line or a key.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int log_fd = 2;
+static enum log_level log_min = LOG_INFO;
+static char log_role[16] = "indimail";
+
+static const char *level_names[] = { "debug", "info", "warn", "error" };
+
+int
+log_open(const char *path, enum log_level min)
+{
+	int fd;
+
+	log_min = min;
+	if (path == NULL || *path == '\0') {
+		log_fd = 2;
+		return 0;
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	if (log_fd > 2)
+		close(log_fd);
+	log_fd = fd;
+	return 0;
+}
+
+void
+log_set_role(const char *role)
+{
+	snprintf(log_role, sizeof(log_role), "%s", role);
+}
+
+enum log_level
+log_parse_level(const char *s, int *ok)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, level_names[i]) == 0) {
+			*ok = 1;
+			return (enum log_level)i;
+		}
+	*ok = 0;
+	return LOG_INFO;
+}
+
+void
+log_begin(struct logline *l, enum log_level level, const char *event)
+{
+	struct timeval tv;
+	struct tm tm;
+	char ts[32];
+
+	memset(l, 0, sizeof(*l));
+	l->skip = level < log_min;
+	if (l->skip)
+		return;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	buf_printf(&l->b, "%s.%06ldZ %s[%ld] %s event=%s", ts,
+	    (long)tv.tv_usec, log_role, (long)getpid(), level_names[level],
+	    event);
+}
+
+static int
+needs_quotes(const char *v, size_t n)
+{
+	if (n == 0)
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 127)
+			return 1;
+	}
+	return 0;
+}
+
+void
+log_kvn(struct logline *l, const char *key, const char *v, size_t n)
+{
+	if (l->skip)
+		return;
+	buf_printf(&l->b, " %s=", key);
+	if (!needs_quotes(v, n)) {
+		buf_append(&l->b, v, n);
+		return;
+	}
+	buf_appendc(&l->b, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c == '"' || c == '\\')
+			buf_printf(&l->b, "\\%c", c);
+		else if (c == '\n')
+			buf_appends(&l->b, "\\n");
+		else if (c == '\r')
+			buf_appends(&l->b, "\\r");
+		else if (c == '\t')
+			buf_appends(&l->b, "\\t");
+		else if (c < ' ' || c == 127)
+			buf_printf(&l->b, "\\x%02x", c);
+		else
+			buf_appendc(&l->b, (char)c);
+	}
+	buf_appendc(&l->b, '"');
+}
+
+void
+log_kv(struct logline *l, const char *key, const char *v)
+{
+	log_kvn(l, key, v ? v : "", v ? strlen(v) : 0);
+}
+
+void
+log_kvi(struct logline *l, const char *key, long long v)
+{
+	if (!l->skip)
+		buf_printf(&l->b, " %s=%lld", key, v);
+}
+
+void
+log_end(struct logline *l)
+{
+	if (!l->skip) {
+		buf_appendc(&l->b, '\n');
+		/* One write per line: atomic for O_APPEND files and pipes. */
+		while (write(log_fd, l->b.data, l->b.len) < 0 && errno == EINTR)
+			;
+	}
+	buf_free(&l->b);
+}
+
+void
+log_event(enum log_level level, const char *event, const char *fmt, ...)
+{
+	struct logline l;
+	va_list ap;
+
+	log_begin(&l, level, event);
+	if (!l.skip && fmt && *fmt) {
+		buf_appendc(&l.b, ' ');
+		va_start(ap, fmt);
+		buf_vprintf(&l.b, fmt, ap);
+		va_end(ap);
+	}
+	log_end(&l);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	struct logline l;
+	struct buf msg = BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	log_begin(&l, LOG_ERROR, "fatal");
+	log_kv(&l, "error", buf_cstr(&msg));
+	log_end(&l);
+	if (log_fd != 2)
+		fprintf(stderr, "indimaild: fatal: %s\n", buf_cstr(&msg));
+	buf_free(&msg);
+	exit(1);
+}

@@ -1,0 +1,51 @@
+/*
+ * worker: one SMTP worker process: a libuv loop, its lua runtime, the
+ * listeners it inherited from the master, and its sessions. Reload (SIGHUP)
+ * swaps the runtime; drain (SIGTERM) stops accepting and lets transactions
+ * in progress finish.
+ */
+#ifndef INDIMAIL_WORKER_H
+#define INDIMAIL_WORKER_H
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "../lua/lua_runtime.h"
+#include "../queue/queue.h"
+
+struct dns;
+struct connlimit;
+struct smtp_session;
+
+struct worker_listener {
+	uv_tcp_t	 tcp;
+	struct worker	*w;
+	char		*name;
+	enum tls_mode	 tls;
+};
+
+struct worker {
+	uv_loop_t	*loop;
+	int		 index;
+	struct runtime	*rt;
+	struct queue_set queue;
+	SSL_CTX		*tls_ctx;
+	struct dns	*dns;
+	struct connlimit *conns;
+	struct worker_listener *listeners;
+	size_t		 nlisteners;
+	struct smtp_session *sessions;	/* doubly linked */
+	size_t		 nsessions;
+	unsigned long	 session_counter;
+	int		 draining;
+	uv_signal_t	 sighup, sigterm, sigint;
+	uv_timer_t	 drain_timer;
+	char		 readbuf[65536];
+};
+
+/* Never returns: runs the worker until drained. fds match cfg->listen. */
+void	worker_main(int index, struct runtime *, const int *fds,
+	    struct connlimit *) __attribute__((noreturn));
+void	worker_session_gone(struct worker *);
+
+#endif

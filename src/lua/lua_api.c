@@ -1,0 +1,256 @@
+/*
+ * lua_api: registration side of the Lua API. Hooks are kept in
+ * registry["indimail.hooks"][stage] as an ordered list of {name=, fn=};
+ * they run in that order and the first verdict other than accept wins.
+ */
+#include <ctype.h>
+#include <lauxlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/xalloc.h"
+#include "lua_api.h"
+#include "lua_runtime.h"
+
+#ifndef INDIMAIL_LUA_DIR
+#define INDIMAIL_LUA_DIR "/usr/share/indimail/lua"
+#endif
+
+static struct runtime *
+get_runtime(lua_State *L)
+{
+	struct runtime *rt;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, "indimail.runtime");
+	rt = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return rt;
+}
+
+static const char *
+lua_dir(struct runtime *rt)
+{
+	return rt->cfg.lua_dir ? rt->cfg.lua_dir : INDIMAIL_LUA_DIR;
+}
+
+static int
+stage_index(const char *s)
+{
+	for (int i = 0; i < HOOK_NSTAGES; i++)
+		if (strcmp(s, hook_stage_name(i)) == 0)
+			return i;
+	return -1;
+}
+
+/* Appends {name=, fn=} to the stage list. Stack effect: (fn) -> () */
+static void
+add_hook(lua_State *L, int stage, const char *name)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "indimail.hooks");
+	lua_getfield(L, -1, hook_stage_name(stage));
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, name);
+	lua_setfield(L, -2, "name");
+	lua_pushvalue(L, -4);
+	lua_setfield(L, -2, "fn");
+	lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+	lua_pop(L, 3);
+}
+
+/* indimail.config{...} -> () */
+static int
+l_config(lua_State *L)
+{
+	struct runtime *rt = get_runtime(L);
+
+	lua_getfield(L, LUA_REGISTRYINDEX, "indimail.configured");
+	if (lua_toboolean(L, -1))
+		return luaL_error(L, "indimail.config{} may be called only once");
+	lua_pop(L, 1);
+	lua_config_parse(L, &rt->cfg);
+	lua_pushboolean(L, 1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "indimail.configured");
+	/* policies may require() helpers from lua/stdlib */
+	lua_getglobal(L, "package");
+	lua_pushfstring(L, "%s/stdlib/?.lua;", lua_dir(rt));
+	lua_getfield(L, -2, "path");
+	lua_concat(L, 2);
+	lua_setfield(L, -2, "path");
+	lua_pop(L, 1);
+	return 0;
+}
+
+/* indimail.hook(stage, fn [, name]) -> () */
+static int
+l_hook(lua_State *L)
+{
+	const char *stage = luaL_checkstring(L, 1);
+	const char *name = luaL_optstring(L, 3, "config");
+	int s = stage_index(stage);
+
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	if (s < 0)
+		return luaL_error(L, "unknown hook stage '%s' (connect, helo, "
+		    "mail, rcpt, data, message)", stage);
+	lua_pushvalue(L, 2);
+	add_hook(L, s, name);
+	return 0;
+}
+
+/* indimail.policy(name [, settings]) -> () */
+static int
+l_policy(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	struct runtime *rt = get_runtime(L);
+	int found = 0;
+
+	for (const char *p = name; *p; p++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+		    *p != '_')
+			return luaL_error(L, "bad policy name '%s'", name);
+	if (lua_isnoneornil(L, 2)) {
+		lua_settop(L, 1);
+		lua_newtable(L);
+	}
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_pushfstring(L, "%s/policies/%s.lua", lua_dir(rt), name);
+	if (luaL_loadfile(L, lua_tostring(L, -1)) != LUA_OK)
+		return luaL_error(L, "policy '%s': %s", name, lua_tostring(L, -1));
+	lua_call(L, 0, 1);			/* P */
+	if (!lua_istable(L, -1))
+		return luaL_error(L, "policy '%s' must return a table", name);
+	lua_getfield(L, -1, "setup");
+	if (lua_isfunction(L, -1)) {
+		lua_pushvalue(L, 2);
+		lua_call(L, 1, 1);
+		if (lua_istable(L, -1))
+			lua_replace(L, -2);	/* setup returned the hooks */
+		else
+			lua_pop(L, 1);
+	} else
+		lua_pop(L, 1);
+	for (int s = 0; s < HOOK_NSTAGES; s++) {
+		lua_getfield(L, -1, hook_stage_name(s));
+		if (lua_isfunction(L, -1)) {
+			add_hook(L, s, name);
+			found = 1;
+		} else
+			lua_pop(L, 1);
+	}
+	if (!found)
+		return luaL_error(L, "policy '%s' defines no hook", name);
+	return 0;
+}
+
+/* Builds {action=, code=, status=, text=}. */
+static int
+verdict(lua_State *L, const char *action, int defcode, const char *defstatus,
+    const char *deftext)
+{
+	const char *text = luaL_optstring(L, 1, deftext);
+	lua_Integer code = luaL_optinteger(L, 2, defcode);
+	const char *status = luaL_optstring(L, 3, defstatus);
+
+	lua_createtable(L, 0, 4);
+	lua_pushstring(L, action);
+	lua_setfield(L, -2, "action");
+	lua_pushinteger(L, code);
+	lua_setfield(L, -2, "code");
+	lua_pushstring(L, status);
+	lua_setfield(L, -2, "status");
+	lua_pushstring(L, text);
+	lua_setfield(L, -2, "text");
+	return 1;
+}
+
+/* indimail.reject([text [, code [, status]]]) -> verdict */
+static int
+l_reject(lua_State *L)
+{
+	return verdict(L, "reject", 550, "5.7.1", "Rejected by policy");
+}
+
+/* indimail.tempfail([text [, code [, status]]]) -> verdict */
+static int
+l_tempfail(lua_State *L)
+{
+	return verdict(L, "tempfail", 451, "4.7.1", "Try again later");
+}
+
+/* indimail.accept() / indimail.discard() -> verdict */
+static int
+l_accept(lua_State *L)
+{
+	lua_settop(L, 0);
+	return verdict(L, "accept", 250, "2.0.0", "Ok");
+}
+
+static int
+l_discard(lua_State *L)
+{
+	lua_settop(L, 0);
+	return verdict(L, "discard", 250, "2.0.0", "Ok");
+}
+
+/* indimail.log(event [, fields]) -> () ; fields: table of key=value */
+static int
+l_log(lua_State *L)
+{
+	const char *event = luaL_checkstring(L, 1);
+	struct logline l;
+
+	log_begin(&l, LOG_INFO, event);
+	if (lua_istable(L, 2)) {
+		lua_pushnil(L);
+		while (lua_next(L, 2)) {
+			if (lua_type(L, -2) == LUA_TSTRING) {
+				size_t n;
+				const char *v = luaL_tolstring(L, -1, &n);
+				log_kvn(&l, lua_tostring(L, -3), v, n);
+				lua_pop(L, 1);
+			}
+			lua_pop(L, 1);
+		}
+	}
+	log_end(&l);
+	return 0;
+}
+
+void
+lua_api_open(lua_State *L, struct runtime *rt)
+{
+	static const luaL_Reg fns[] = {
+		{ "config", l_config }, { "hook", l_hook },
+		{ "policy", l_policy }, { "reject", l_reject },
+		{ "tempfail", l_tempfail }, { "accept", l_accept },
+		{ "discard", l_discard }, { "log", l_log }, { NULL, NULL },
+	};
+
+	lua_pushlightuserdata(L, rt);
+	lua_setfield(L, LUA_REGISTRYINDEX, "indimail.runtime");
+	lua_createtable(L, 0, HOOK_NSTAGES);
+	for (int s = 0; s < HOOK_NSTAGES; s++) {
+		lua_newtable(L);
+		lua_setfield(L, -2, hook_stage_name(s));
+	}
+	lua_setfield(L, LUA_REGISTRYINDEX, "indimail.hooks");
+	luaL_newlib(L, fns);
+	lua_setglobal(L, "indimail");
+	lua_hook_api_open(L);
+}
+
+int
+lua_api_finish(lua_State *L, struct runtime *rt, struct buf *err)
+{
+	(void)rt;
+	lua_getfield(L, LUA_REGISTRYINDEX, "indimail.configured");
+	if (!lua_toboolean(L, -1)) {
+		lua_pop(L, 1);
+		buf_printf(err, "%s: the file never calls indimail.config{...}",
+		    rt->path);
+		return -1;
+	}
+	lua_pop(L, 1);
+	return 0;
+}

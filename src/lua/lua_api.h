@@ -1,0 +1,22 @@
+/*
+ * lua_api: the `indimail` table seen by etc/indimail.lua and policies:
+ * config{}, policy(name, settings), hook(stage, fn [, name]), the verdict
+ * makers accept/reject/tempfail/discard, log(event, fields) and dns.lookup
+ * (which yields; see lua_hook.c).
+ */
+#ifndef INDIMAIL_LUA_API_H
+#define INDIMAIL_LUA_API_H
+
+#include <lua.h>
+
+#include "../core/buf.h"
+#include "../core/config.h"
+
+struct runtime;
+
+void	lua_api_open(lua_State *, struct runtime *);
+int	lua_api_finish(lua_State *, struct runtime *, struct buf *err);
+int	lua_config_parse(lua_State *, struct config *);
+void	lua_hook_api_open(lua_State *);	/* adds indimail.dns.* */
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * lua_hook: runs every hook of one stage, in order, each inside its own
+ * coroutine. A hook that calls a waiting API (indimail.dns.lookup) yields;
+ * the loop resumes it when the answer arrives. The first verdict other than
+ * accept ends the stage. Errors, budget overruns and malformed verdicts
+ * become a 451 4.3.0 tempfail with the traceback in the log.
+ */
+#ifndef INDIMAIL_LUA_HOOK_H
+#define INDIMAIL_LUA_HOOK_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "../core/buf.h"
+#include "lua_runtime.h"
+
+struct dns;
+
+enum verdict_action { VERDICT_ACCEPT, VERDICT_REJECT, VERDICT_TEMPFAIL,
+	VERDICT_DISCARD };
+
+struct hook_verdict {
+	enum verdict_action action;
+	int		 code;		/* SMTP reply code */
+	char		 status[16];	/* enhanced status, "5.7.1" */
+	struct buf	 text;
+	char		 policy[64];	/* name of the hook that decided */
+	int		 internal;	/* 1: our fault (error, budget, bad verdict) */
+};
+
+struct envvars {
+	char		**key, **val;
+	size_t		  n;
+};
+
+/* Everything a hook can see; filled by the SMTP session. */
+struct hook_ctx {
+	const char	*session_id;
+	const char	*ip, *local_ip, *listener;
+	int		 port, local_port;
+	const char	*helo;		/* NULL before HELO/EHLO */
+	int		 esmtp, tls, relay;
+	const char	*tls_version, *tls_cipher;
+	const char	*auth_user;
+	const char	*queue_id;	/* transaction id, once known */
+	const char	*sender;	/* NULL outside a transaction */
+	char	       **rcpts;
+	size_t		 nrcpts;
+	const char	*rcpt;		/* the one being checked (rcpt stage) */
+	uint64_t	 size_hint;	/* SIZE= of MAIL, 0 if none */
+	struct envvars	*env;		/* in/out: tx.env */
+	const struct buf *message;	/* data/message stages */
+	size_t		 header_len;	/* bytes of the header section */
+};
+
+enum { HOOK_DONE, HOOK_PENDING };
+
+typedef void (*hook_done_cb)(void *arg, struct hook_verdict *);
+struct hook_call;
+
+/* Process-wide environment for yielding APIs (set once per worker). */
+void	hook_set_env(uv_loop_t *, struct dns *);
+
+/*
+ * Runs the hooks. HOOK_DONE: *v holds the verdict, cb will not be called.
+ * HOOK_PENDING: cb(arg, verdict) will be called later from the loop, unless
+ * hook_cancel(*callp) is called first. ctx must stay valid until then.
+ */
+int	hook_run(struct runtime *, enum hook_stage, struct hook_ctx *,
+	    struct hook_verdict *v, hook_done_cb cb, void *arg,
+	    struct hook_call **callp);
+void	hook_cancel(struct hook_call *);
+void	hook_verdict_init(struct hook_verdict *);
+void	hook_verdict_free(struct hook_verdict *);
+void	envvars_set(struct envvars *, const char *k, const char *v);
+void	envvars_free(struct envvars *);
+
+#endif

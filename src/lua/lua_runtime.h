@@ -1,0 +1,38 @@
+/*
+ * lua_runtime: one loaded configuration = one lua_State (memory-capped)
+ * + the struct config it produced + the hooks it registered. Reference
+ * counted: a reload swaps in a new runtime while hooks still running in the
+ * old one finish there; the old state is closed when its last user leaves.
+ */
+#ifndef INDIMAIL_LUA_RUNTIME_H
+#define INDIMAIL_LUA_RUNTIME_H
+
+#include <lua.h>
+
+#include "../core/buf.h"
+#include "../core/config.h"
+
+enum hook_stage {
+	HOOK_CONNECT, HOOK_HELO, HOOK_MAIL, HOOK_RCPT, HOOK_DATA, HOOK_MESSAGE,
+	HOOK_NSTAGES
+};
+
+struct runtime {
+	lua_State	*L;
+	struct config	 cfg;
+	char		*path;		/* the configuration file */
+	int		 refs;
+	int		 nhooks[HOOK_NSTAGES];
+	size_t		 mem_used, mem_limit;
+};
+
+/* Loads and runs the file; NULL with "file:line: why" in err on failure. */
+struct runtime *runtime_load(const char *path, struct buf *err);
+void	runtime_ref(struct runtime *);
+void	runtime_unref(struct runtime *);
+const char *hook_stage_name(enum hook_stage);
+
+/* Pushes hook i of a stage: its function, and returns its name. */
+const char *runtime_push_hook(struct runtime *, enum hook_stage, int i);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * connlimit: connection counts shared by all workers (anonymous shared
+ * memory mapped by the master before it forks). Each worker writes only its
+ * own row, so no locks are needed and the master can zero the row of a
+ * worker that died. Client addresses are hashed into slots; a collision can
+ * only make a limit stricter, never looser.
+ */
+#ifndef INDIMAIL_CONNLIMIT_H
+#define INDIMAIL_CONNLIMIT_H
+
+#include <sys/socket.h>
+
+struct connlimit;
+
+struct connlimit *connlimit_create(int nworkers);
+/* 0: admitted and counted; -1: total limit reached; -2: per-IP limit. */
+int	connlimit_acquire(struct connlimit *, int worker,
+	    const struct sockaddr *, int max_total, int max_per_ip);
+void	connlimit_release(struct connlimit *, int worker,
+	    const struct sockaddr *);
+void	connlimit_reset(struct connlimit *, int worker);
+
+#endif

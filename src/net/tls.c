@@ -1,0 +1,144 @@
+/*
+ * tls: memory-BIO TLS. Handshake and records are driven purely by the bytes
+ * the session hands in, which keeps TLS independent of libuv and easy to
+ * reason about: every call leaves pending output in net_out.
+ */
+#include <openssl/err.h>
+#include <string.h>
+
+#include "tls.h"
+
+static void
+drain(struct tls_conn *t, struct buf *net_out)
+{
+	char tmp[16384];
+	int n;
+
+	while ((n = BIO_read(t->wbio, tmp, sizeof(tmp))) > 0)
+		buf_append(net_out, tmp, (size_t)n);
+}
+
+static void
+ssl_error(struct buf *err)
+{
+	unsigned long e = ERR_get_error();
+	char tmp[256];
+
+	if (e == 0) {
+		buf_appends(err, "TLS protocol error");
+		return;
+	}
+	ERR_error_string_n(e, tmp, sizeof(tmp));
+	buf_appends(err, tmp);
+	ERR_clear_error();
+}
+
+SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, struct buf *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		ssl_error(err);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		buf_printf(err, "tls cert %s / key %s: ", cert, key);
+		ssl_error(err);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void
+tls_conn_init(struct tls_conn *t, SSL_CTX *ctx)
+{
+	memset(t, 0, sizeof(*t));
+	t->ssl = SSL_new(ctx);
+	t->rbio = BIO_new(BIO_s_mem());
+	t->wbio = BIO_new(BIO_s_mem());
+	if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL)
+		abort();	/* out of memory */
+	SSL_set_bio(t->ssl, t->rbio, t->wbio);	/* SSL owns both now */
+	SSL_set_accept_state(t->ssl);
+}
+
+void
+tls_conn_free(struct tls_conn *t)
+{
+	if (t->ssl)
+		SSL_free(t->ssl);
+	memset(t, 0, sizeof(*t));
+}
+
+int
+tls_input(struct tls_conn *t, const char *p, size_t n, struct buf *plain,
+    struct buf *net_out, struct buf *err)
+{
+	char tmp[16384];
+	int r;
+
+	if (n && BIO_write(t->rbio, p, (int)n) != (int)n) {
+		buf_appends(err, "TLS buffer write failed");
+		return -1;
+	}
+	if (!t->established) {
+		r = SSL_do_handshake(t->ssl);
+		drain(t, net_out);
+		if (r != 1) {
+			int e = SSL_get_error(t->ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+				return 0;
+			ssl_error(err);
+			return -1;
+		}
+		t->established = 1;
+	}
+	for (;;) {
+		r = SSL_read(t->ssl, tmp, sizeof(tmp));
+		if (r > 0) {
+			buf_append(plain, tmp, (size_t)r);
+			continue;
+		}
+		drain(t, net_out);
+		switch (SSL_get_error(t->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			return 0;
+		case SSL_ERROR_ZERO_RETURN:
+			buf_appends(err, "TLS session closed by peer");
+			return -1;
+		default:
+			ssl_error(err);
+			return -1;
+		}
+	}
+}
+
+int
+tls_output(struct tls_conn *t, const char *p, size_t n, struct buf *net_out)
+{
+	if (n && SSL_write(t->ssl, p, (int)n) <= 0)
+		return -1;
+	drain(t, net_out);
+	return 0;
+}
+
+const char *
+tls_version(const struct tls_conn *t)
+{
+	return t->ssl ? SSL_get_version(t->ssl) : NULL;
+}
+
+const char *
+tls_cipher(const struct tls_conn *t)
+{
+	return t->ssl ? SSL_get_cipher_name(t->ssl) : NULL;
+}

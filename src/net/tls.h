@@ -1,0 +1,35 @@
+/*
+ * tls: OpenSSL server side over a byte stream we do not own (the libuv TCP
+ * handle). Ciphertext goes in with tls_input and out through net_out; the
+ * caller writes net_out to the socket. No OpenSSL call ever touches the fd.
+ */
+#ifndef INDIMAIL_TLS_H
+#define INDIMAIL_TLS_H
+
+#include <openssl/ssl.h>
+
+#include "../core/buf.h"
+
+struct tls_conn {
+	SSL	*ssl;
+	BIO	*rbio;		/* network → OpenSSL */
+	BIO	*wbio;		/* OpenSSL → network */
+	int	 established;
+};
+
+SSL_CTX	*tls_server_ctx(const char *cert, const char *key, struct buf *err);
+void	 tls_conn_init(struct tls_conn *, SSL_CTX *);
+void	 tls_conn_free(struct tls_conn *);
+/*
+ * Feeds ciphertext; appends decrypted bytes to plain and bytes to send to
+ * net_out. Returns 0, or -1 on a fatal TLS error (reason in err).
+ */
+int	 tls_input(struct tls_conn *, const char *, size_t, struct buf *plain,
+	    struct buf *net_out, struct buf *err);
+/* Encrypts plaintext into net_out. */
+int	 tls_output(struct tls_conn *, const char *, size_t,
+	    struct buf *net_out);
+const char *tls_version(const struct tls_conn *);
+const char *tls_cipher(const struct tls_conn *);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * queue: the on-disk queue. `count` independent queues under one path,
+ * each with tmp/ (files being written) and mess/<h>/ (complete messages,
+ * hash-split into `split` folders). A message is one file: an envelope
+ * (docs/queue.md) followed by the message with LF line ends. It becomes
+ * visible only by an atomic rename after fsync; see queue_write.c.
+ */
+#ifndef INDIMAIL_QUEUE_H
+#define INDIMAIL_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "../core/buf.h"
+
+#define QUEUE_ID_LEN	24
+#define QUEUE_MAX	64
+
+struct queue_set {
+	char		*path;
+	int		 count;
+	int		 split;
+	int		 inflight[QUEUE_MAX];	/* writes running, per queue */
+	int		 next;			/* round-robin tie breaker */
+};
+
+/* What is written in front of the message. */
+struct queue_envelope {
+	const char	*id;
+	time_t		 received;
+	const char	*ip, *helo, *listener, *tls, *auth_user;
+	const char	*sender;
+	char	       **rcpts;
+	size_t		 nrcpts;
+	char	       **env_key, **env_val;
+	size_t		 nenv;
+	const char	*body;		/* "7BIT", "8BITMIME" or NULL */
+};
+
+/* A parsed envelope (queue list, queue manager). Strings are owned. */
+struct queue_info {
+	char		 id[QUEUE_ID_LEN + 1];
+	long long	 received;
+	char		*sender, *ip, *helo;
+	char	       **rcpts;
+	size_t		 nrcpts;
+	size_t		 body_offset;	/* where the message starts in the file */
+	size_t		 size;		/* message bytes */
+	char		*path;
+	int		 queue;
+};
+
+int	queue_set_init(struct queue_set *, const char *path, int count,
+	    int split, struct buf *err);
+void	queue_set_free(struct queue_set *);
+void	queue_new_id(char out[QUEUE_ID_LEN + 1]);
+int	queue_hash(const char *id, int split);
+int	queue_pick(struct queue_set *);
+/* Removes tmp/ leftovers: all of them (pid 0) or those of one dead pid. */
+int	queue_clean_tmp(const struct queue_set *, long pid);
+
+void	queue_envelope_format(const struct queue_envelope *, struct buf *);
+int	queue_envelope_parse(const char *, size_t, struct queue_info *);
+void	queue_info_free(struct queue_info *);
+
+/* Calls fn for every complete message of every queue. */
+int	queue_scan(const struct queue_set *,
+	    int (*fn)(void *, struct queue_info *), void *arg);
+
+typedef void (*queue_write_cb)(void *arg, int ok, const char *error,
+	    double seconds);
+/*
+ * Writes envelope + header + message durably on the thread pool and calls
+ * cb on the loop thread. msg and hdr must stay untouched until cb runs.
+ */
+void	queue_write(uv_loop_t *, struct queue_set *,
+	    const struct queue_envelope *, const struct buf *hdr,
+	    const struct buf *msg, queue_write_cb, void *arg);
+
+#endif

@@ -1,0 +1,1133 @@
+/*
+ * smtp_session: the SMTP server state machine (RFC 5321, with PIPELINING
+ * RFC 2920, SIZE RFC 1870, 8BITMIME, ENHANCEDSTATUSCODES RFC 2034 and
+ * STARTTLS RFC 3207).
+ *
+ * Each command goes through smtp_check_X (is it allowed now, are its
+ * arguments valid: returns the reply on refusal) and smtp_proceed_X (run
+ * the hook, act, reply). Replies accumulate in `out` and are flushed when
+ * the input is exhausted or the session starts waiting, so a pipelined
+ * group gets its replies in one write. While `waiting` is set (hook or
+ * queue write in flight) no input is consumed.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "../core/log.h"
+#include "../core/worker.h"
+#include "../core/xalloc.h"
+#include "../lua/lua_hook.h"
+#include "../net/connlimit.h"
+#include "../net/tls.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtp_session.h"
+
+enum phase { PH_CONNECT, PH_COMMAND, PH_DATA, PH_CLOSED };
+
+struct smtp_session {
+	struct worker	*w;
+	struct worker_listener *listener;
+	struct smtp_session *prev, *next;
+	uv_tcp_t	 tcp;
+	uv_timer_t	 timer;
+	int		 handles_open;
+	char		 id[32];
+	char		 ip[INET6_ADDRSTRLEN], local_ip[INET6_ADDRSTRLEN];
+	int		 port, local_port;
+	struct sockaddr_storage peer;
+	int		 counted;	/* holds a connlimit slot */
+	enum phase	 phase;
+	int		 waiting;	/* hook or queue write in flight */
+	int		 quit;		/* close once output is flushed */
+	int		 skip_line;	/* discarding an over-long command */
+	int		 errors;
+	struct buf	 in, out;
+	struct tls_conn	 tls;
+	int		 tls_on;
+	struct hook_call *hook;
+	struct hook_ctx	 ctx;
+	enum hook_stage	 hook_stage;
+	/* session */
+	char		*helo;
+	int		 esmtp;
+	int		 relay;
+	int		 discard_session;
+	/* transaction */
+	int		 has_mail;
+	struct buf	 sender;
+	char		**rcpts;
+	size_t		 nrcpts;
+	struct smtp_mail_arg mail;
+	struct smtp_rcpt_arg rcpt;
+	struct envvars	 env;
+	int		 discard;
+	char		 qid[QUEUE_ID_LEN + 1];
+	struct smtp_data data;
+	struct buf	 msg;
+	struct buf	 received;
+	size_t		 header_len;
+	int		 headers_done;
+	struct hook_verdict data_verdict;	/* from the data hook */
+	uint64_t	 data_started;
+	int		 queue_writing;
+	int		 starttls_now;	/* discard input pipelined after STARTTLS */
+	int		 read_paused;	/* input backlog while waiting */
+	void		(*after)(struct smtp_session *, struct hook_verdict *);
+};
+
+/* Input kept while a hook or the queue is busy before reading pauses. */
+#define INPUT_BACKLOG	(1024 * 1024)
+
+static void process_input(struct smtp_session *);
+static void session_close(struct smtp_session *, const char *why);
+static void flush(struct smtp_session *);
+static int find_header_end(struct smtp_session *);
+
+static struct config *
+cfg(struct smtp_session *s)
+{
+	return &s->w->rt->cfg;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&s->out, fmt, ap);
+	va_end(ap);
+	buf_appends(&s->out, "\r\n");
+}
+
+struct write_req {
+	uv_write_t	 req;
+	struct buf	 data;
+};
+
+static void
+on_write_done(uv_write_t *req, int status)
+{
+	struct write_req *wr = (struct write_req *)req;
+
+	(void)status;	/* a failed write shows up as a read error/EOF */
+	buf_free(&wr->data);
+	free(wr);
+}
+
+static void
+send_raw(struct smtp_session *s, struct buf *data)
+{
+	struct write_req *wr;
+	uv_buf_t b;
+
+	if (data->len == 0 || s->phase == PH_CLOSED)
+		return;
+	wr = xcalloc(1, sizeof(*wr));
+	wr->data = *data;		/* take ownership */
+	memset(data, 0, sizeof(*data));
+	b = uv_buf_init(wr->data.data, (unsigned)wr->data.len);
+	if (uv_write(&wr->req, (uv_stream_t *)&s->tcp, &b, 1, on_write_done) < 0) {
+		buf_free(&wr->data);
+		free(wr);
+	}
+}
+
+static void
+flush(struct smtp_session *s)
+{
+	struct buf net = BUF_INIT;
+
+	if (s->out.len == 0)
+		return;
+	if (s->tls_on) {
+		tls_output(&s->tls, s->out.data, s->out.len, &net);
+		buf_clear(&s->out);
+		send_raw(s, &net);
+		buf_free(&net);
+		return;
+	}
+	send_raw(s, &s->out);
+}
+
+static void
+on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct smtp_session *s = req->data;
+
+	(void)status;
+	free(req);
+	session_close(s, NULL);
+}
+
+/* Flushes and closes once the last reply has been written. */
+static void
+flush_and_close(struct smtp_session *s)
+{
+	uv_shutdown_t *req;
+
+	flush(s);
+	s->quit = 1;
+	uv_read_stop((uv_stream_t *)&s->tcp);
+	req = xcalloc(1, sizeof(*req));
+	req->data = s;
+	if (uv_shutdown(req, (uv_stream_t *)&s->tcp, on_shutdown) < 0) {
+		free(req);
+		session_close(s, NULL);
+	}
+}
+
+/* ---- logging ----------------------------------------------------------- */
+
+static void
+log_session(struct smtp_session *s, struct logline *l, enum log_level lvl,
+    const char *event)
+{
+	log_begin(l, lvl, event);
+	log_kv(l, "session", s->id);
+	if (s->qid[0])
+		log_kv(l, "qid", s->qid);
+}
+
+static void
+log_verdict(struct smtp_session *s, const struct hook_verdict *v)
+{
+	static const char *names[] = { "accept", "reject", "tempfail", "discard" };
+	struct logline l;
+
+	log_session(s, &l, LOG_INFO, "verdict");
+	log_kv(&l, "stage", hook_stage_name(s->hook_stage));
+	log_kv(&l, "policy", v->policy);
+	log_kv(&l, "action", names[v->action]);
+	if (v->action == VERDICT_REJECT || v->action == VERDICT_TEMPFAIL) {
+		log_kvi(&l, "code", v->code);
+		log_kv(&l, "status", v->status);
+		log_kv(&l, "text", buf_cstr((struct buf *)&v->text));
+	}
+	log_end(&l);
+}
+
+static void
+log_reject(struct smtp_session *s, const char *cmd, const char *why)
+{
+	struct logline l;
+
+	log_session(s, &l, LOG_INFO, "reject");
+	log_kv(&l, "command", cmd);
+	log_kv(&l, "reply", why);
+	log_end(&l);
+}
+
+/* ---- transaction ------------------------------------------------------- */
+
+static void
+tx_reset(struct smtp_session *s)
+{
+	s->has_mail = 0;
+	buf_clear(&s->sender);
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	envvars_free(&s->env);
+	s->discard = s->discard_session;
+	s->qid[0] = '\0';
+	buf_free(&s->msg);
+	buf_free(&s->received);
+	s->header_len = 0;
+	s->headers_done = 0;
+	hook_verdict_free(&s->data_verdict);
+	hook_verdict_init(&s->data_verdict);
+	s->mail.has_size = 0;
+	s->mail.size = 0;
+	s->mail.body = SMTP_BODY_NONE;
+}
+
+static void
+fill_ctx(struct smtp_session *s)
+{
+	struct hook_ctx *c = &s->ctx;
+
+	memset(c, 0, sizeof(*c));
+	c->session_id = s->id;
+	c->ip = s->ip;
+	c->port = s->port;
+	c->local_ip = s->local_ip;
+	c->local_port = s->local_port;
+	c->listener = s->listener->name;
+	c->helo = s->helo;
+	c->esmtp = s->esmtp;
+	c->tls = s->tls_on;
+	c->tls_version = s->tls_on ? tls_version(&s->tls) : NULL;
+	c->tls_cipher = s->tls_on ? tls_cipher(&s->tls) : NULL;
+	c->relay = s->relay;
+	c->queue_id = s->qid[0] ? s->qid : NULL;
+	c->sender = s->has_mail ? buf_cstr(&s->sender) : NULL;
+	c->rcpts = s->rcpts;
+	c->nrcpts = s->nrcpts;
+	c->size_hint = s->mail.has_size ? s->mail.size : 0;
+	c->env = &s->env;
+	c->message = &s->msg;
+	c->header_len = s->header_len;
+}
+
+/* ---- hooks ------------------------------------------------------------- */
+
+typedef void (*after_hook_fn)(struct smtp_session *, struct hook_verdict *);
+
+/*
+ * Replies with the verdict when it refuses; returns 1 if the step may go on.
+ * A discard is remembered: the transaction is accepted and dropped.
+ */
+static int
+verdict_allows(struct smtp_session *s, struct hook_verdict *v)
+{
+	if (v->action == VERDICT_ACCEPT)
+		return 1;
+	log_verdict(s, v);
+	if (v->action == VERDICT_DISCARD) {
+		s->discard = 1;
+		if (s->hook_stage <= HOOK_HELO)
+			s->discard_session = 1;
+		return 1;
+	}
+	reply(s, "%d %s %s", v->code, v->status, buf_cstr(&v->text));
+	return 0;
+}
+
+static void on_read(uv_stream_t *, ssize_t, const uv_buf_t *);
+static void on_alloc(uv_handle_t *, size_t, uv_buf_t *);
+
+static void
+resume_reading(struct smtp_session *s)
+{
+	if (s->read_paused && !s->quit) {
+		s->read_paused = 0;
+		uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+	}
+}
+
+static void
+on_hook_done(void *arg, struct hook_verdict *v)
+{
+	struct smtp_session *s = arg;
+
+	s->hook = NULL;
+	s->waiting = 0;
+	s->after(s, v);
+	hook_verdict_free(v);
+	if (s->phase == PH_CLOSED)
+		return;
+	resume_reading(s);
+	process_input(s);
+}
+
+/* Runs the hooks of a stage, then calls after(s, verdict). */
+static void
+run_hooks(struct smtp_session *s, enum hook_stage stage, after_hook_fn after)
+{
+	struct hook_verdict v;
+
+	s->hook_stage = stage;
+	s->after = after;
+	fill_ctx(s);
+	if (stage == HOOK_RCPT)
+		s->ctx.rcpt = buf_cstr(&s->rcpt.path);
+	if (hook_run(s->w->rt, stage, &s->ctx, &v, on_hook_done, s,
+	    &s->hook) == HOOK_DONE) {
+		after(s, &v);
+		hook_verdict_free(&v);
+		return;
+	}
+	s->waiting = 1;
+	flush(s);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static void
+after_connect(struct smtp_session *s, struct hook_verdict *v)
+{
+	if (!verdict_allows(s, v)) {
+		flush_and_close(s);
+		return;
+	}
+	s->phase = PH_COMMAND;
+	reply(s, "220 %s ESMTP indimail", cfg(s)->hostname);
+}
+
+static void
+after_helo(struct smtp_session *s, struct hook_verdict *v)
+{
+	if (!verdict_allows(s, v)) {
+		free(s->helo);
+		s->helo = NULL;
+		return;
+	}
+	if (!s->esmtp) {
+		reply(s, "250 %s", cfg(s)->hostname);
+		return;
+	}
+	reply(s, "250-%s Hello %s [%s]", cfg(s)->hostname, s->helo, s->ip);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %zu", cfg(s)->max_message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	if (s->listener->tls == TLS_STARTTLS && !s->tls_on && s->w->tls_ctx)
+		reply(s, "250-STARTTLS");
+	reply(s, "250 HELP");
+}
+
+static void
+proceed_helo(struct smtp_session *s, const struct smtp_command *c, int esmtp)
+{
+	const char *why;
+
+	if (smtp_parse_helo(c->arg, c->arglen, &why) < 0) {
+		reply(s, "%s", why);
+		s->errors++;
+		return;
+	}
+	tx_reset(s);		/* RFC 5321 4.1.4: EHLO/HELO reset the state */
+	free(s->helo);
+	s->helo = xstrndup(c->arg, c->arglen);
+	s->esmtp = esmtp;
+	run_hooks(s, HOOK_HELO, after_helo);
+}
+
+static const char *
+check_mail(struct smtp_session *s, const struct smtp_command *c)
+{
+	const char *why;
+
+	if (s->helo == NULL)
+		return "503 5.5.1 Send HELO/EHLO first";
+	if (s->has_mail)
+		return "503 5.5.1 Sender already specified";
+	if (smtp_parse_mail(c->arg, c->arglen, &s->mail, &why) < 0)
+		return why;
+	if (!s->esmtp && (s->mail.has_size || s->mail.body != SMTP_BODY_NONE))
+		return "555 5.5.4 MAIL parameters need EHLO";
+	if (s->mail.has_size && s->mail.size > cfg(s)->max_message_size)
+		return "552 5.3.4 Message size exceeds fixed maximum message size";
+	return NULL;
+}
+
+static void
+after_mail(struct smtp_session *s, struct hook_verdict *v)
+{
+	if (!verdict_allows(s, v)) {
+		tx_reset(s);
+		return;
+	}
+	reply(s, "250 2.1.0 Sender <%s> OK", buf_cstr(&s->sender));
+}
+
+static void
+proceed_mail(struct smtp_session *s)
+{
+	tx_reset(s);
+	s->has_mail = 1;
+	buf_set(&s->sender, s->mail.path.data ? s->mail.path.data : "",
+	    s->mail.path.len);
+	run_hooks(s, HOOK_MAIL, after_mail);
+}
+
+static const char *
+check_rcpt(struct smtp_session *s, const struct smtp_command *c)
+{
+	const char *why, *dom;
+
+	if (!s->has_mail)
+		return "503 5.5.1 Need MAIL command first";
+	if (smtp_parse_rcpt(c->arg, c->arglen, &s->rcpt, &why) < 0)
+		return why;
+	if (s->nrcpts >= cfg(s)->max_recipients)
+		return "452 4.5.3 Too many recipients";
+	if (s->rcpt.postmaster)
+		return NULL;
+	dom = smtp_addr_domain(buf_cstr(&s->rcpt.path));
+	if (!s->relay && !config_is_local_domain(cfg(s), dom))
+		return "554 5.7.1 Relay access denied: not a local domain";
+	return NULL;
+}
+
+static void
+add_rcpt(struct smtp_session *s)
+{
+	const char *r = buf_cstr(&s->rcpt.path);
+
+	for (size_t i = 0; i < s->nrcpts; i++)
+		if (strcmp(s->rcpts[i], r) == 0)
+			return;		/* a duplicate is delivered once */
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(char *));
+	s->rcpts[s->nrcpts++] = xstrdup(r);
+}
+
+static void
+after_rcpt(struct smtp_session *s, struct hook_verdict *v)
+{
+	if (!verdict_allows(s, v))
+		return;
+	add_rcpt(s);
+	reply(s, "250 2.1.5 Recipient <%s> OK", buf_cstr(&s->rcpt.path));
+}
+
+static void
+proceed_rcpt(struct smtp_session *s)
+{
+	struct hook_verdict v;
+
+	if (s->rcpt.postmaster) {	/* RFC 5321 4.5.1: always accepted */
+		hook_verdict_init(&v);
+		after_rcpt(s, &v);
+		return;
+	}
+	run_hooks(s, HOOK_RCPT, after_rcpt);
+}
+
+static const char *
+check_data(struct smtp_session *s)
+{
+	if (!s->has_mail)
+		return "503 5.5.1 Need MAIL command first";
+	if (s->nrcpts == 0)
+		return "554 5.5.1 No valid recipients";
+	return NULL;
+}
+
+static void
+proceed_data(struct smtp_session *s)
+{
+	queue_new_id(s->qid);
+	smtp_data_init(&s->data, cfg(s)->max_text_line,
+	    cfg(s)->max_message_size);
+	buf_reserve(&s->msg, s->mail.has_size && s->mail.size < (1 << 20) ?
+	    (size_t)s->mail.size + 64 : 4096);
+	s->phase = PH_DATA;
+	s->data_started = uv_hrtime();
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+proceed_starttls(struct smtp_session *s)
+{
+	reply(s, "220 2.0.0 Ready to start TLS");
+	flush(s);
+	tls_conn_init(&s->tls, s->w->tls_ctx);
+	s->tls_on = 1;
+	free(s->helo);		/* RFC 3207 4.2: forget what came before */
+	s->helo = NULL;
+	s->esmtp = 0;
+	tx_reset(s);
+	s->starttls_now = 1;
+}
+
+static const char *
+check_starttls(struct smtp_session *s)
+{
+	if (s->listener->tls != TLS_STARTTLS || s->w->tls_ctx == NULL)
+		return "502 5.5.1 STARTTLS not available on this port";
+	if (s->tls_on)
+		return "503 5.5.1 TLS already active";
+	return NULL;
+}
+
+static void
+simple_command(struct smtp_session *s, const struct smtp_command *c)
+{
+	switch (c->cmd) {
+	case SMTP_CMD_RSET:
+		tx_reset(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_CMD_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_CMD_QUIT:
+		reply(s, "221 2.0.0 %s closing connection", cfg(s)->hostname);
+		flush_and_close(s);
+		break;
+	case SMTP_CMD_VRFY:
+		if (c->arglen == 0)
+			reply(s, "501 5.5.4 Syntax: VRFY address");
+		else
+			reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
+			    "message and attempt delivery");
+		break;
+	case SMTP_CMD_EXPN:
+		reply(s, "502 5.5.1 EXPN is disabled");
+		break;
+	case SMTP_CMD_HELP:
+		reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+		    "NOOP QUIT VRFY HELP STARTTLS");
+		break;
+	case SMTP_CMD_AUTH:
+		reply(s, "502 5.5.1 AUTH is not available on this port");
+		break;
+	case SMTP_CMD_ETRN:
+		reply(s, "502 5.5.1 ETRN is not available");
+		break;
+	case SMTP_CMD_BDAT:
+		reply(s, "502 5.5.1 BDAT (CHUNKING) is not supported");
+		break;
+	default:
+		reply(s, "500 5.5.1 Command unrecognized");
+	}
+}
+
+static void
+refuse(struct smtp_session *s, const char *cmd, const char *why)
+{
+	reply(s, "%s", why);
+	log_reject(s, cmd, why);
+	if (why[0] == '5' && why[1] == '0')	/* syntax and sequence errors */
+		s->errors++;
+}
+
+static void
+on_timeout(uv_timer_t *t);
+
+static void
+handle_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command c;
+	const char *why = NULL;
+	char verb[16];
+
+	if (smtp_parse_command(line, len, &c, &why) < 0) {
+		refuse(s, "?", why);
+		return;
+	}
+	snprintf(verb, sizeof(verb), "%.*s", (int)(c.verblen < 15 ?
+	    c.verblen : 15), c.verb);
+	switch (c.cmd) {
+	case SMTP_CMD_HELO:
+	case SMTP_CMD_EHLO:
+		proceed_helo(s, &c, c.cmd == SMTP_CMD_EHLO);
+		return;
+	case SMTP_CMD_MAIL:
+		if ((why = check_mail(s, &c)) == NULL)
+			proceed_mail(s);
+		break;
+	case SMTP_CMD_RCPT:
+		if ((why = check_rcpt(s, &c)) == NULL)
+			proceed_rcpt(s);
+		break;
+	case SMTP_CMD_DATA:
+		if ((why = check_data(s)) == NULL)
+			proceed_data(s);
+		break;
+	case SMTP_CMD_STARTTLS:
+		if ((why = check_starttls(s)) == NULL) {
+			proceed_starttls(s);
+			uv_timer_start(&s->timer, on_timeout,
+			    (uint64_t)cfg(s)->timeout_tls, 0);
+		}
+		break;
+	default:
+		simple_command(s, &c);
+	}
+	if (why)
+		refuse(s, verb, why);
+}
+
+/* ---- end of data ------------------------------------------------------- */
+
+static void
+build_received(struct smtp_session *s)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *proto = s->esmtp ? (s->tls_on ? "ESMTPS" : "ESMTP") : "SMTP";
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_printf(&s->received, "Received: from %s ([%s])\n\tby %s (indimail) "
+	    "with %s id %s", s->helo ? s->helo : "unknown", s->ip,
+	    cfg(s)->hostname, proto, s->qid);
+	if (s->tls_on)
+		buf_printf(&s->received, "\n\t(using %s with cipher %s)",
+		    tls_version(&s->tls), tls_cipher(&s->tls));
+	if (s->nrcpts == 1)
+		buf_printf(&s->received, "\n\tfor <%s>", s->rcpts[0]);
+	buf_printf(&s->received, "; %s\n", date);
+}
+
+static void
+end_transaction(struct smtp_session *s)
+{
+	tx_reset(s);
+	s->phase = PH_COMMAND;
+	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_command, 0);
+}
+
+static void
+log_queued(struct smtp_session *s, const char *event, double secs)
+{
+	struct logline l;
+
+	log_session(s, &l, LOG_INFO, event);
+	log_kv(&l, "from", buf_cstr(&s->sender));
+	log_kvi(&l, "nrcpt", (long long)s->nrcpts);
+	for (size_t i = 0; i < s->nrcpts; i++)
+		log_kv(&l, "to", s->rcpts[i]);
+	log_kvi(&l, "size", (long long)s->msg.len);
+	log_kvi(&l, "ms", (long long)(secs * 1000));
+	log_end(&l);
+}
+
+static void
+on_queued(void *arg, int ok, const char *error, double secs)
+{
+	struct smtp_session *s = arg;
+	struct logline l;
+
+	s->queue_writing = 0;
+	s->waiting = 0;
+	if (ok) {
+		log_queued(s, "queued", secs);
+		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else {
+		log_session(s, &l, LOG_ERROR, "queue_error");
+		log_kv(&l, "error", error);
+		log_end(&l);
+		reply(s, "451 4.3.0 Queue write failed, try again later");
+	}
+	if (s->phase == PH_CLOSED) {	/* client left while we wrote */
+		session_close(s, NULL);
+		return;
+	}
+	end_transaction(s);
+	resume_reading(s);
+	process_input(s);
+}
+
+static void
+commit(struct smtp_session *s)
+{
+	struct queue_envelope e;
+	char tlsdesc[128];
+
+	if (s->discard) {
+		log_queued(s, "discarded", 0);
+		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		end_transaction(s);
+		return;
+	}
+	build_received(s);
+	memset(&e, 0, sizeof(e));
+	e.id = s->qid;
+	e.received = time(NULL);
+	e.ip = s->ip;
+	e.helo = s->helo;
+	e.listener = s->listener->name;
+	if (s->tls_on) {
+		snprintf(tlsdesc, sizeof(tlsdesc), "%s %s", tls_version(&s->tls),
+		    tls_cipher(&s->tls));
+		e.tls = tlsdesc;
+	}
+	e.sender = buf_cstr(&s->sender);
+	e.rcpts = s->rcpts;
+	e.nrcpts = s->nrcpts;
+	e.env_key = s->env.key;
+	e.env_val = s->env.val;
+	e.nenv = s->env.n;
+	e.body = s->mail.body == SMTP_BODY_8BITMIME ? "8BITMIME" :
+	    s->mail.body == SMTP_BODY_7BIT ? "7BIT" : NULL;
+	s->waiting = 1;
+	s->queue_writing = 1;
+	queue_write(s->w->loop, &s->w->queue, &e, &s->received, &s->msg,
+	    on_queued, s);
+}
+
+static void
+after_message(struct smtp_session *s, struct hook_verdict *v)
+{
+	if (!verdict_allows(s, v)) {
+		end_transaction(s);
+		return;
+	}
+	commit(s);
+}
+
+static void
+after_data_at_end(struct smtp_session *s, struct hook_verdict *v)
+{
+	if (!verdict_allows(s, v)) {
+		end_transaction(s);
+		return;
+	}
+	run_hooks(s, HOOK_MESSAGE, after_message);
+}
+
+static void
+end_of_data(struct smtp_session *s)
+{
+	const char *why = smtp_data_reject_reply(&s->data);
+
+	if (why) {
+		refuse(s, "DATA", why);
+		end_transaction(s);
+		return;
+	}
+	if (!s->headers_done) {
+		if (!find_header_end(s))
+			s->header_len = s->msg.len;	/* all header */
+		s->headers_done = 1;
+		run_hooks(s, HOOK_DATA, after_data_at_end);
+		return;
+	}
+	if (!verdict_allows(s, &s->data_verdict)) {
+		end_transaction(s);
+		return;
+	}
+	run_hooks(s, HOOK_MESSAGE, after_message);
+}
+
+static void
+after_data_early(struct smtp_session *s, struct hook_verdict *v)
+{
+	/* Kept until the end of data: replies come only after the dot. */
+	hook_verdict_free(&s->data_verdict);
+	s->data_verdict = *v;
+	memset(&v->text, 0, sizeof(v->text));
+}
+
+/* Looks for the end of the header section in what arrived so far. */
+static int
+find_header_end(struct smtp_session *s)
+{
+	const char *p;
+
+	if (s->msg.len > 0 && s->msg.data[0] == '\n')
+		p = s->msg.data;
+	else if ((p = memmem(s->msg.data, s->msg.len, "\n\n", 2)) != NULL)
+		p++;
+	else
+		return 0;
+	s->header_len = (size_t)(p - s->msg.data);
+	return 1;
+}
+
+/* The data hook runs as soon as the header section is complete. */
+static void
+check_headers(struct smtp_session *s)
+{
+	if (s->headers_done || !find_header_end(s))
+		return;
+	s->headers_done = 1;
+	run_hooks(s, HOOK_DATA, after_data_early);
+}
+
+static void
+feed_data(struct smtp_session *s)
+{
+	size_t used = smtp_data_feed(&s->data, s->in.data, s->in.len, &s->msg);
+
+	buf_consume(&s->in, used);
+	if (!s->data.done) {
+		check_headers(s);
+		return;
+	}
+	end_of_data(s);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+/* Takes one command line off the input; returns 0 if none is complete. */
+static int
+next_command(struct smtp_session *s)
+{
+	char *lf = memchr(s->in.data, '\n', s->in.len);
+	size_t len;
+
+	if (lf == NULL) {
+		if (s->in.len > cfg(s)->max_command_line) {
+			s->skip_line = 1;
+			buf_clear(&s->in);
+		}
+		return 0;
+	}
+	len = (size_t)(lf - s->in.data);
+	if (s->skip_line) {
+		s->skip_line = 0;
+		refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
+	} else if (len == 0 || s->in.data[len - 1] != '\r')
+		refuse(s, "?", "500 5.5.2 Syntax error: command line must end "
+		    "with CRLF (bare LF)");
+	else if (len + 1 > cfg(s)->max_command_line)
+		refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
+	else if (memchr(s->in.data, '\r', len - 1))
+		refuse(s, "?", "500 5.5.2 Syntax error: bare CR in command line");
+	else
+		handle_command(s, s->in.data, len - 1);
+	buf_consume(&s->in, len + 1);
+	if (s->starttls_now) {	/* RFC 3207 section 4.2, CVE-2011-0411 */
+		s->starttls_now = 0;
+		if (s->in.len) {
+			struct logline l;
+			log_session(s, &l, LOG_WARN, "starttls_pipelined");
+			log_kvi(&l, "discarded_bytes", (long long)s->in.len);
+			log_end(&l);
+			buf_clear(&s->in);
+		}
+	}
+	return 1;
+}
+
+static void
+process_input(struct smtp_session *s)
+{
+	while (!s->waiting && !s->quit && s->phase != PH_CLOSED) {
+		if (s->errors >= cfg(s)->max_errors) {
+			reply(s, "421 4.7.0 %s Too many errors, closing",
+			    cfg(s)->hostname);
+			log_reject(s, "?", "too many errors");
+			flush_and_close(s);
+			return;
+		}
+		if (s->w->draining && s->phase == PH_COMMAND && !s->has_mail) {
+			reply(s, "421 4.3.2 %s Service shutting down",
+			    cfg(s)->hostname);
+			flush_and_close(s);
+			return;
+		}
+		if (s->in.len == 0)
+			break;
+		if (s->phase == PH_DATA)
+			feed_data(s);
+		else if (s->phase == PH_COMMAND) {
+			if (!next_command(s))
+				break;
+		} else
+			break;
+	}
+	if (!s->quit)
+		flush(s);
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct smtp_session *s = h->data;
+
+	(void)hint;
+	*b = uv_buf_init(s->w->readbuf, sizeof(s->w->readbuf));
+}
+
+static void
+on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct smtp_session *s = st->data;
+	struct buf net = BUF_INIT, err = BUF_INIT;
+
+	if (n < 0) {
+		session_close(s, n == UV_EOF ? "eof" : uv_strerror((int)n));
+		return;
+	}
+	if (n == 0)
+		return;
+	uv_timer_start(&s->timer, on_timeout, (uint64_t)(s->phase == PH_DATA ?
+	    cfg(s)->timeout_data : cfg(s)->timeout_command), 0);
+	if (!s->tls_on)
+		buf_append(&s->in, b->base, (size_t)n);
+	else if (tls_input(&s->tls, b->base, (size_t)n, &s->in, &net, &err) < 0) {
+		send_raw(s, &net);
+		session_close(s, buf_cstr(&err));
+		buf_free(&net);
+		buf_free(&err);
+		return;
+	}
+	send_raw(s, &net);
+	buf_free(&net);
+	process_input(s);
+	if (s->waiting && s->in.len > INPUT_BACKLOG && !s->read_paused &&
+	    s->phase != PH_CLOSED) {
+		s->read_paused = 1;
+		uv_read_stop((uv_stream_t *)&s->tcp);
+	}
+}
+
+static void
+on_timeout(uv_timer_t *t)
+{
+	struct smtp_session *s = t->data;
+
+	if (s->waiting) {	/* our own work is slow, not the client */
+		uv_timer_start(&s->timer, on_timeout, 1000, 0);
+		return;
+	}
+	reply(s, "421 4.4.2 %s Error: timeout exceeded", cfg(s)->hostname);
+	log_reject(s, "?", "timeout");
+	flush_and_close(s);
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct smtp_session *s = h->data;
+
+	if (--s->handles_open > 0)
+		return;
+	if (s->queue_writing)
+		return;		/* on_queued finishes the job */
+	buf_free(&s->in);
+	buf_free(&s->out);
+	buf_free(&s->sender);
+	buf_free(&s->mail.path);
+	buf_free(&s->rcpt.path);
+	tx_reset(s);
+	hook_verdict_free(&s->data_verdict);
+	free(s->helo);
+	if (s->tls.ssl)
+		tls_conn_free(&s->tls);
+	worker_session_gone(s->w);
+	free(s);
+}
+
+static void
+session_close(struct smtp_session *s, const char *why)
+{
+	struct logline l;
+	struct worker *w = s->w;
+
+	if (s->phase == PH_CLOSED) {
+		if (!s->queue_writing && s->handles_open == 0)
+			on_handle_closed((uv_handle_t *)&s->tcp);
+		return;
+	}
+	s->phase = PH_CLOSED;
+	log_session(s, &l, LOG_INFO, "disconnect");
+	if (why)
+		log_kv(&l, "reason", why);
+	log_end(&l);
+	hook_cancel(s->hook);
+	s->hook = NULL;
+	if (s->counted)
+		connlimit_release(w->conns, w->index, (struct sockaddr *)&s->peer);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->handles_open = 2;
+	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+}
+
+static void
+addr_text(const struct sockaddr_storage *ss, char *ip, size_t n, int *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		uv_ip6_name(a, ip, n);
+		*port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const void *)ss;
+		uv_ip4_name(a, ip, n);
+		*port = ntohs(a->sin_port);
+	}
+}
+
+static void
+start_session(struct smtp_session *s)
+{
+	struct logline l;
+	int rc;
+
+	log_session(s, &l, LOG_INFO, "connect");
+	log_kv(&l, "ip", s->ip);
+	log_kvi(&l, "port", s->port);
+	log_kv(&l, "listener", s->listener->name);
+	log_end(&l);
+	rc = connlimit_acquire(s->w->conns, s->w->index,
+	    (struct sockaddr *)&s->peer, cfg(s)->max_connections,
+	    cfg(s)->max_connections_per_ip);
+	if (rc < 0) {
+		reply(s, rc == -1 ? "421 4.7.0 %s Too many connections, try later"
+		    : "421 4.7.0 %s Too many connections from your address",
+		    cfg(s)->hostname);
+		log_reject(s, "connect", rc == -1 ? "connection limit" :
+		    "per-IP connection limit");
+		flush_and_close(s);
+		return;
+	}
+	s->counted = 1;
+	uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_command, 0);
+	if (s->listener->tls == TLS_IMPLICIT) {
+		tls_conn_init(&s->tls, s->w->tls_ctx);
+		s->tls_on = 1;
+	}
+	run_hooks(s, HOOK_CONNECT, after_connect);
+	flush(s);
+}
+
+void
+smtp_session_accept(struct worker_listener *wl)
+{
+	struct worker *w = wl->w;
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	int len;
+
+	s->w = w;
+	s->listener = wl;
+	hook_verdict_init(&s->data_verdict);
+	uv_tcp_init(w->loop, &s->tcp);
+	uv_timer_init(w->loop, &s->timer);
+	s->tcp.data = s->timer.data = s;
+	if (uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&s->tcp) != 0) {
+		s->phase = PH_CLOSED;
+		s->handles_open = 2;
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+		w->nsessions++;
+		return;
+	}
+	uv_tcp_nodelay(&s->tcp, 1);
+	w->nsessions++;
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	snprintf(s->id, sizeof(s->id), "%lX.%lX", (unsigned long)getpid(),
+	    ++w->session_counter);
+	len = sizeof(s->peer);
+	uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&s->peer, &len);
+	addr_text(&s->peer, s->ip, sizeof(s->ip), &s->port);
+	{
+		struct sockaddr_storage local;
+		len = sizeof(local);
+		uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&local, &len);
+		addr_text(&local, s->local_ip, sizeof(s->local_ip),
+		    &s->local_port);
+	}
+	s->relay = cidr_match_sockaddr(cfg(s)->relay_from,
+	    cfg(s)->nrelay_from, (struct sockaddr *)&s->peer);
+	start_session(s);
+}
+
+void
+smtp_session_drain_all(struct worker *w)
+{
+	struct smtp_session *s, *next;
+
+	for (s = w->sessions; s; s = next) {
+		next = s->next;
+		if (!s->waiting && s->phase != PH_DATA)
+			process_input(s);
+	}
+}
