@@ -36,6 +36,7 @@ static int nworkers;
 static int *fds;
 static struct connlimit *conns;
 static struct queue_set queue;
+static SSL_CTX *tls_ctx;
 
 static void
 on_signal(int sig)
@@ -119,7 +120,7 @@ start_worker(int i)
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
-		worker_main(i, rt, fds, conns);
+		worker_main(i, rt, fds, conns, tls_ctx);
 	}
 	children[i].pid = pid;
 	children[i].started = time(NULL);
@@ -250,6 +251,10 @@ master_run(const char *path)
 	fds = xcalloc(rt->cfg.nlisten, sizeof(int));
 	for (size_t i = 0; i < rt->cfg.nlisten; i++)
 		fds[i] = bind_one(&rt->cfg.listen[i]);
+	/* The key is read while still privileged, like the sockets. */
+	if (rt->cfg.tls_cert && (tls_ctx = tls_server_ctx(rt->cfg.tls_cert,
+	    rt->cfg.tls_key, &err)) == NULL)
+		fatal("%s", buf_cstr(&err));
 	drop_privileges(&rt->cfg);
 	if (queue_set_init(&queue, rt->cfg.queue_path, rt->cfg.queue_count,
 	    rt->cfg.queue_split, &err) < 0)

@@ -135,18 +135,13 @@ open_services(struct worker *w)
 	w->dns = dns_new(w->loop, c->dns_servers, c->dns_timeout_ms, &err);
 	if (w->dns == NULL)
 		fatal("dns: %s", buf_cstr(&err));
-	if (c->tls_cert) {
-		w->tls_ctx = tls_server_ctx(c->tls_cert, c->tls_key, &err);
-		if (w->tls_ctx == NULL)
-			fatal("%s", buf_cstr(&err));
-	}
 	hook_set_env(w->loop, w->dns);
 	buf_free(&err);
 }
 
 void
 worker_main(int index, struct runtime *rt, const int *fds,
-    struct connlimit *conns)
+    struct connlimit *conns, SSL_CTX *tls_ctx)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
@@ -158,6 +153,7 @@ worker_main(int index, struct runtime *rt, const int *fds,
 	w->index = index;
 	w->rt = rt;
 	w->conns = conns;
+	w->tls_ctx = tls_ctx;
 	open_services(w);
 	open_listeners(w, fds);
 	uv_signal_init(w->loop, &w->sighup);

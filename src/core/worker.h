@@ -43,9 +43,12 @@ struct worker {
 	char		 readbuf[65536];
 };
 
-/* Never returns: runs the worker until drained. fds match cfg->listen. */
+/*
+ * Never returns: runs the worker until drained. fds match cfg->listen; the
+ * TLS context was loaded by the master before it dropped privileges.
+ */
 void	worker_main(int index, struct runtime *, const int *fds,
-	    struct connlimit *) __attribute__((noreturn));
+	    struct connlimit *, SSL_CTX *) __attribute__((noreturn));
 void	worker_session_gone(struct worker *);
 
 #endif

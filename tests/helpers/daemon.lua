@@ -1,0 +1,259 @@
+-- daemon: starts indimaild in a fresh temp dir on ephemeral loopback ports,
+-- and talks to it. Every spec gets its own daemon; nothing is shared.
+--
+--   local D = require("daemon")
+--   local d = D.start{ policies = [[ indimail.hook("rcpt", ...) ]] }
+--   local c = D.connect(d.ports.smtp)
+--   c:expect(220); c:cmd("EHLO x.test", 250) ...
+--   d:stop()
+--
+-- INDIMAIL_TEST_SERVER=host:port points the client specs at a server that
+-- is already running instead (see tests/README.md).
+package.cpath = "build/?.so;" .. package.cpath
+local t = require("indimail_test")
+local socket = require("socket")
+
+local D = {}
+D.t = t
+D.root = os.getenv("PWD")
+D.bin = D.root .. "/bin"
+
+local function readfile(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+D.readfile = readfile
+
+local function writefile(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+D.writefile = writefile
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+D.sh = sh
+
+-- A certificate shared by all specs of one run (made once, it is slow).
+local function test_cert()
+  local dir = D.root .. "/build/test-tls"
+  if not readfile(dir .. "/cert.pem") then
+    sh("mkdir -p " .. dir .. " && openssl req -x509 -newkey rsa:2048 -nodes -days 30"
+      .. " -subj /CN=mx.test.example -keyout " .. dir .. "/key.pem -out "
+      .. dir .. "/cert.pem")
+  end
+  return dir .. "/cert.pem", dir .. "/key.pem"
+end
+
+local function lua_string(s) return string.format("%q", s) end
+
+local function make_config(dir, o)
+  local cert, key = test_cert()
+  local user = t.getuid() == 0 and 'user = "indimail",' or ""
+  local limits = o.limits or ""
+  local timeouts = o.timeouts or "command = 30, data = 30, tls = 10, hook = 5, drain = 5"
+  return table.concat({
+    "indimail.config {",
+    "  hostname = 'mx.test.example', " .. user,
+    "  workers = " .. (o.workers or 1) .. ",",
+    "  listen = {",
+    "    { name = 'smtp', address = '127.0.0.1', port = 0, tls = 'starttls' },",
+    "    { name = 'submission', address = '127.0.0.1', port = 0, tls = 'starttls' },",
+    "    { name = 'smtps', address = '127.0.0.1', port = 0, tls = 'implicit' },",
+    "  },",
+    "  tls = { cert = " .. lua_string(cert) .. ", key = " .. lua_string(key) .. " },",
+    "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4 },",
+    "  log = { file = " .. lua_string(dir .. "/indimail.log") .. ", level = 'debug' },",
+    "  lua_dir = " .. lua_string(D.root .. "/lua") .. ",",
+    o.dns and ("  dns = { servers = " .. lua_string(o.dns) .. ", timeout = 2 },") or "",
+    "  local_domains = { 'example.test', 'local.test' },",
+    "  relay_from = { " .. (o.relay_from or "") .. " },",
+    "  limits = { " .. limits .. " },",
+    "  timeouts = { " .. timeouts .. " },",
+    "}",
+    o.policies or "",
+  }, "\n") .. "\n"
+end
+
+local Daemon = {}
+Daemon.__index = Daemon
+
+function Daemon:log()
+  return readfile(self.dir .. "/indimail.log") or ""
+end
+
+-- Waits until the log matches pattern (Lua pattern); returns the match.
+function Daemon:wait_log(pattern, timeout, init)
+  local deadline = t.now() + (timeout or 5)
+  repeat
+    local m = { self:log():match(pattern, init) }
+    if m[1] then return table.unpack(m) end
+    t.sleep(0.02)
+  until t.now() > deadline
+  return nil
+end
+
+function Daemon:count_log(pattern)
+  local n = 0
+  for _ in self:log():gmatch(pattern) do n = n + 1 end
+  return n
+end
+
+-- Worker pids currently alive, from the log.
+function Daemon:worker_pids()
+  local pids = {}
+  for pid in self:log():gmatch("event=worker_started index=%d+ pid=(%d+)") do
+    if t.kill(tonumber(pid), 0) then pids[#pids + 1] = tonumber(pid) end
+  end
+  return pids
+end
+
+function Daemon:signal(sig) return t.kill(self.pid, sig) end
+
+-- SIGTERM, then waits for the master to exit; returns how it ended.
+function Daemon:stop(timeout)
+  if self.stopped then return self.how, self.code end
+  t.kill(self.pid, "TERM")
+  local deadline = t.now() + (timeout or 10)
+  repeat
+    local how, code = t.waitpid(self.pid, true)
+    if how ~= "running" then
+      self.stopped, self.how, self.code = true, how, code
+      return how, code
+    end
+    t.sleep(0.02)
+  until t.now() > deadline
+  t.kill(-self.pid, "KILL")
+  t.waitpid(self.pid)
+  self.stopped = true
+  return "killed"
+end
+
+-- Kills the whole process group at once (power-loss style for the processes).
+function Daemon:kill9()
+  t.kill(-self.pid, "KILL")
+  t.waitpid(self.pid)
+  self.stopped = true
+end
+
+function Daemon:cleanup()
+  self:stop()
+  if os.getenv("INDIMAIL_KEEP_TMP") == nil then sh("rm -rf " .. self.dir) end
+end
+
+-- Files of complete messages in the queue.
+function Daemon:queue_files()
+  local out = sh("find " .. self.dir .. "/queue -path '*/mess/*' -type f | sort")
+  local files = {}
+  for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
+  return files
+end
+
+function Daemon:tmp_files()
+  local out = sh("find " .. self.dir .. "/queue -path '*/tmp/*' -type f")
+  local files = {}
+  for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
+  return files
+end
+
+-- The stored file of one queue id: envelope, message.
+function Daemon:queued(id)
+  for _, f in ipairs(self:queue_files()) do
+    if f:sub(-#id) == id then
+      local data = readfile(f)
+      local env, msg = data:match("^(.-\n)\n(.*)$")
+      return env, msg, f
+    end
+  end
+end
+
+function Daemon:queue_list()
+  return sh(D.bin .. "/indimail -c " .. self.config .. " queue list")
+end
+
+-- Starts indimaild; o.policies is Lua appended to the config.
+function D.start(o)
+  o = o or {}
+  local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
+  local self = setmetatable({ dir = dir, ports = {} }, Daemon)
+  self.config = dir .. "/indimail.lua"
+  writefile(self.config, make_config(dir, o))
+  if t.getuid() == 0 then sh("chown -R indimail: " .. dir) end
+  self.pid = t.spawn({ D.bin .. "/indimaild", "-c", self.config }, dir .. "/stderr.log")
+  if not self:wait_log("event=ready", 10) then
+    local err = (readfile(dir .. "/stderr.log") or "") .. self:log()
+    self:stop()
+    error("indimaild did not start: " .. err)
+  end
+  for name, port in self:log():gmatch("event=listening name=(%S+) address=%S+ port=(%d+)") do
+    self.ports[name] = tonumber(port)
+  end
+  -- every worker must be listening before the spec starts
+  self:wait_log(("event=worker_start index=%d"):format((o.workers or 1) - 1), 5)
+  return self
+end
+
+-- ---- a small SMTP client over luasocket --------------------------------
+
+local Client = {}
+Client.__index = Client
+
+function D.connect(port, host)
+  local s = assert(socket.tcp())
+  s:settimeout(10)
+  assert(s:connect(host or "127.0.0.1", port))
+  return setmetatable({ s = s }, Client)
+end
+
+function Client:send(data) return self.s:send(data) end
+
+-- Reads one (possibly multi-line) reply: code, full text, lines.
+function Client:reply()
+  local lines = {}
+  while true do
+    local line, err = self.s:receive("*l")
+    if not line then return nil, err, lines end
+    lines[#lines + 1] = line
+    if line:sub(4, 4) ~= "-" then
+      return tonumber(line:sub(1, 3)), table.concat(lines, "\n"), lines
+    end
+  end
+end
+
+-- Sends a command line (CRLF added) and returns the reply.
+function Client:cmd(line)
+  self.s:send(line .. "\r\n")
+  return self:reply()
+end
+
+function Client:close() self.s:close() end
+
+-- True once the server closed the connection (reads until EOF).
+function Client:closed_by_server(timeout)
+  self.s:settimeout(timeout or 5)
+  local _, err = self.s:receive("*a")
+  return err == nil or err == "closed"
+end
+
+-- One whole transaction; returns the final code and text.
+function Client:transaction(from, rcpts, message)
+  local code, text = self:cmd("MAIL FROM:<" .. from .. ">")
+  if code ~= 250 then return code, text end
+  for _, r in ipairs(rcpts) do
+    code, text = self:cmd("RCPT TO:<" .. r .. ">")
+  end
+  code, text = self:cmd("DATA")
+  if code ~= 354 then return code, text end
+  self.s:send(message .. ".\r\n")
+  return self:reply()
+end
+
+return D
