@@ -13,7 +13,7 @@
 
 #define LOCAL_MAX	64
 #define DOMAIN_MAX	255
-#define PATH_MAX_LEN	256
+#define PATH_MAX_LEN	254	/* 256 with the angle brackets, 4.5.3.1.3 */
 
 static const struct {
 	const char	*verb;
@@ -74,7 +74,8 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *c,
 static int
 is_atext(unsigned char c)
 {
-	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+	return (c < 128 && isalnum(c)) ||
+	    (c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 static int
@@ -118,7 +119,8 @@ valid_literal(const char *s, size_t len)
 	char tmp[64];
 	unsigned char addr[16];
 
-	if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof(tmp))
+	if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof(tmp) ||
+	    memchr(s, '\0', len) != NULL)	/* inet_pton would stop at a NUL */
 		return 0;
 	memcpy(tmp, s + 1, len - 2);
 	tmp[len - 2] = '\0';

@@ -1,0 +1,529 @@
+/*
+ * testmod: the Lua 5.4 module "indimail_test" that the busted specs load.
+ * It exposes the pure SMTP parsers (smtp_parse.c, smtp_data.c) with Lua
+ * values in and out, and a few process helpers (spawn, kill, waitpid,
+ * sleep, now, getuid) for the integration specs. The comment above each
+ * Lua-callable function gives its stack effect as [-arguments, +results];
+ * every argument is checked, so a bad call raises a Lua error, never a crash.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "../../src/core/buf.h"
+#include "../../src/smtp/smtp_data.h"
+#include "../../src/smtp/smtp_parse.h"
+
+#define BUF_META	"indimail_test.buf"
+
+static const char *const cmd_names[] = {
+	"UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
+	"QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "BDAT",
+};
+
+static const struct {
+	const char	*name;
+	int		 sig;
+} sig_names[] = {
+	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+	{ "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM },
+	{ "CHLD", SIGCHLD }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
+	{ "TSTP", SIGTSTP }, { "ABRT", SIGABRT }, { "SEGV", SIGSEGV },
+};
+
+static const char *
+cmd_name(enum smtp_cmd c)
+{
+	if ((size_t)c < sizeof(cmd_names) / sizeof(cmd_names[0]))
+		return cmd_names[c];
+	return "?";
+}
+
+/* __gc of the buffer userdata below. [-0, +0] */
+static int
+buf_gc(lua_State *L)
+{
+	buf_free(luaL_checkudata(L, 1, BUF_META));
+	return 0;
+}
+
+/*
+ * Pushes a struct buf living in a Lua userdata, freed by __gc, so a Lua
+ * error (out of memory while building a result) cannot leak the C buffer.
+ * buf_free() on it early is fine: a second buf_free() is a no-op.
+ * [-0, +1]
+ */
+static struct buf *
+push_buf(lua_State *L)
+{
+	struct buf *b = lua_newuserdatauv(L, sizeof(*b), 0);
+
+	memset(b, 0, sizeof(*b));
+	luaL_setmetatable(L, BUF_META);
+	return b;
+}
+
+static void
+set_str(lua_State *L, const char *key, const char *s, size_t n)
+{
+	lua_pushlstring(L, s, n);
+	lua_setfield(L, -2, key);
+}
+
+static void
+set_bool(lua_State *L, const char *key, int v)
+{
+	lua_pushboolean(L, v);
+	lua_setfield(L, -2, key);
+}
+
+static void
+set_int(lua_State *L, const char *key, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, key);
+}
+
+/* Pushes nil and the reply text; returns the count for lua_CFunction. */
+static int
+push_fail(lua_State *L, const char *reply)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, reply);
+	return 2;
+}
+
+/*
+ * parse_command(line) -> {cmd=, verb=, arg=} | nil, reply, cmd
+ * The third result on failure names the verb that was recognised (for a
+ * "501 takes no arguments") or "UNKNOWN".
+ * [-1, +1 or +3]
+ */
+static int
+l_parse_command(lua_State *L)
+{
+	size_t len;
+	const char *line = luaL_checklstring(L, 1, &len);
+	const char *reply = NULL;
+	struct smtp_command c;
+
+	if (smtp_parse_command(line, len, &c, &reply) < 0) {
+		push_fail(L, reply);
+		lua_pushstring(L, cmd_name(c.cmd));
+		return 3;
+	}
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, cmd_name(c.cmd));
+	lua_setfield(L, -2, "cmd");
+	set_str(L, "verb", c.verb, c.verblen);
+	set_str(L, "arg", c.arg, c.arglen);
+	return 1;
+}
+
+/*
+ * parse_mail(arg) -> {path=, size=int|nil, body="7BIT"|"8BITMIME"|nil}
+ *                  | nil, reply
+ * arg is what follows "MAIL ", e.g. "FROM:<a@b.c> SIZE=10".
+ * [-1, +1 or +2]
+ */
+static int
+l_parse_mail(lua_State *L)
+{
+	size_t len;
+	const char *arg = luaL_checklstring(L, 1, &len);
+	const char *reply = NULL;
+	struct smtp_mail_arg m;
+	struct buf *path = push_buf(L);
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = smtp_parse_mail(arg, len, &m, &reply);
+	*path = m.path;		/* from now on owned by the userdata */
+	if (rc < 0)
+		return push_fail(L, reply);
+	lua_createtable(L, 0, 3);
+	set_str(L, "path", buf_cstr(path), path->len);
+	buf_free(path);
+	if (m.has_size) {
+		if (m.size > (uint64_t)INT64_MAX)
+			lua_pushnumber(L, (lua_Number)m.size);
+		else
+			lua_pushinteger(L, (lua_Integer)m.size);
+		lua_setfield(L, -2, "size");
+	}
+	if (m.body == SMTP_BODY_7BIT)
+		set_str(L, "body", "7BIT", 4);
+	else if (m.body == SMTP_BODY_8BITMIME)
+		set_str(L, "body", "8BITMIME", 8);
+	return 1;
+}
+
+/*
+ * parse_rcpt(arg) -> {path=, postmaster=bool} | nil, reply
+ * [-1, +1 or +2]
+ */
+static int
+l_parse_rcpt(lua_State *L)
+{
+	size_t len;
+	const char *arg = luaL_checklstring(L, 1, &len);
+	const char *reply = NULL;
+	struct smtp_rcpt_arg r;
+	struct buf *path = push_buf(L);
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	rc = smtp_parse_rcpt(arg, len, &r, &reply);
+	*path = r.path;		/* from now on owned by the userdata */
+	if (rc < 0)
+		return push_fail(L, reply);
+	lua_createtable(L, 0, 2);
+	set_str(L, "path", buf_cstr(path), path->len);
+	buf_free(path);
+	set_bool(L, "postmaster", r.postmaster);
+	return 1;
+}
+
+/*
+ * parse_helo(arg) -> true | nil, reply
+ * [-1, +1 or +2]
+ */
+static int
+l_parse_helo(lua_State *L)
+{
+	size_t len;
+	const char *arg = luaL_checklstring(L, 1, &len);
+	const char *reply = NULL;
+
+	if (smtp_parse_helo(arg, len, &reply) < 0)
+		return push_fail(L, reply);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/*
+ * valid_domain(s) -> boolean
+ * [-1, +1]
+ */
+static int
+l_valid_domain(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+
+	lua_pushboolean(L, smtp_valid_domain(s, len));
+	return 1;
+}
+
+/*
+ * addr_domain(s) -> string | nil   (the part after the last '@')
+ * [-1, +1]
+ */
+static int
+l_addr_domain(lua_State *L)
+{
+	const char *d = smtp_addr_domain(luaL_checkstring(L, 1));
+
+	if (d == NULL)
+		lua_pushnil(L);
+	else
+		lua_pushstring(L, d);
+	return 1;
+}
+
+/*
+ * data(input [, max_line=1000 [, max_size=0 [, chunk=0]]]) -> {message=,
+ *     consumed=, wire_size=, done=, bare_lf=, bare_cr=, nul=, long_line=,
+ *     too_big=, reply=string|nil}
+ * chunk > 0 feeds the input that many bytes at a time, stopping once the
+ * end of data has been seen; consumed is the total the parser accepted.
+ * [-(1..4), +1]
+ */
+static int
+l_data(lua_State *L)
+{
+	size_t len, off = 0, consumed = 0, n;
+	const char *in = luaL_checklstring(L, 1, &len);
+	lua_Integer max_line = luaL_optinteger(L, 2, 1000);
+	lua_Integer max_size = luaL_optinteger(L, 3, 0);
+	lua_Integer chunk = luaL_optinteger(L, 4, 0);
+	const char *reply;
+	struct smtp_data d;
+	struct buf *out;
+
+	luaL_argcheck(L, max_line >= 0, 2, "max_line must be >= 0");
+	luaL_argcheck(L, max_size >= 0, 3, "max_size must be >= 0");
+	luaL_argcheck(L, chunk >= 0, 4, "chunk must be >= 0");
+	out = push_buf(L);
+	smtp_data_init(&d, (size_t)max_line, (size_t)max_size);
+	if (chunk == 0)
+		consumed = smtp_data_feed(&d, in, len, out);
+	else {
+		while (off < len && !d.done) {
+			n = len - off;
+			if (n > (size_t)chunk)
+				n = (size_t)chunk;
+			n = smtp_data_feed(&d, in + off, n, out);
+			consumed += n;
+			off += n;
+		}
+	}
+	lua_createtable(L, 0, 10);
+	set_str(L, "message", buf_cstr(out), out->len);
+	buf_free(out);
+	set_int(L, "consumed", (lua_Integer)consumed);
+	set_int(L, "wire_size", (lua_Integer)d.wire_size);
+	set_bool(L, "done", d.done);
+	set_bool(L, "bare_lf", d.flags & SMTP_DATA_BARE_LF);
+	set_bool(L, "bare_cr", d.flags & SMTP_DATA_BARE_CR);
+	set_bool(L, "nul", d.flags & SMTP_DATA_NUL);
+	set_bool(L, "long_line", d.flags & SMTP_DATA_LONG_LINE);
+	set_bool(L, "too_big", d.flags & SMTP_DATA_TOO_BIG);
+	if ((reply = smtp_data_reject_reply(&d)) != NULL) {
+		lua_pushstring(L, reply);
+		lua_setfield(L, -2, "reply");
+	}
+	return 1;
+}
+
+/* Pushes nil and strerror(err); returns 2. */
+static int
+push_errno(lua_State *L, int err)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, strerror(err));
+	return 2;
+}
+
+/*
+ * spawn(argv [, log_path]) -> pid | nil, err
+ * fork + execvp(argv[1], argv). The child leads its own process group,
+ * reads /dev/null and appends stdout and stderr to log_path (inherited
+ * when log_path is nil). An exec failure makes the child exit 127.
+ * [-(1..2), +1 or +2]
+ */
+static int
+l_spawn(lua_State *L)
+{
+	const char *logpath = luaL_optstring(L, 2, NULL);
+	const char **argv;
+	lua_Integer i, n;
+	int logfd = -1, err;
+	pid_t pid;
+	sigset_t all;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1, 1, "argv must not be empty");
+	argv = lua_newuserdatauv(L, sizeof(*argv) * ((size_t)n + 1), 0);
+	for (i = 1; i <= n; i++) {
+		/* The strings stay referenced by argv's table (argument 1). */
+		if (lua_geti(L, 1, i) != LUA_TSTRING)
+			return luaL_error(L, "argv[%d] is not a string", (int)i);
+		argv[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	argv[n] = NULL;
+	if (logpath != NULL) {
+		logfd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		    0644);
+		if (logfd < 0)
+			return push_errno(L, errno);
+	}
+	pid = fork();
+	if (pid < 0) {
+		err = errno;
+		if (logfd >= 0)
+			close(logfd);
+		return push_errno(L, err);
+	}
+	if (pid == 0) {
+		int nullfd;
+
+		/* Only async-signal-safe calls from here on. */
+		setpgid(0, 0);
+		signal(SIGPIPE, SIG_DFL);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		nullfd = open("/dev/null", O_RDONLY);
+		if (nullfd >= 0 && nullfd != 0) {
+			dup2(nullfd, 0);
+			close(nullfd);
+		}
+		if (logfd >= 0) {
+			dup2(logfd, 1);
+			dup2(logfd, 2);
+			if (logfd > 2)
+				close(logfd);
+		}
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	setpgid(pid, pid);	/* also from here: no race with a kill(-pid) */
+	if (logfd >= 0)
+		close(logfd);
+	lua_pushinteger(L, (lua_Integer)pid);
+	return 1;
+}
+
+/*
+ * kill(pid, sig) -> true | nil, err
+ * sig is a number or a name ("TERM", "SIGTERM", "kill"...). pid may be
+ * negative to signal a process group; 0, -1 and 1 are refused so a
+ * careless spec cannot signal its own group, every process or init.
+ * [-2, +1 or +2]
+ */
+static int
+l_kill(lua_State *L)
+{
+	lua_Integer pid = luaL_checkinteger(L, 1);
+	int sig = -1;
+
+	luaL_argcheck(L, pid > 1 || pid < -1, 1,
+	    "refusing to signal pid 0, -1 or 1");
+	if (lua_type(L, 2) == LUA_TNUMBER) {
+		lua_Integer v = luaL_checkinteger(L, 2);
+
+		luaL_argcheck(L, v >= 0 && v < NSIG, 2, "signal out of range");
+		sig = (int)v;
+	} else {
+		const char *name = luaL_checkstring(L, 2);
+
+		if (strncasecmp(name, "SIG", 3) == 0)
+			name += 3;
+		for (size_t k = 0; k < sizeof(sig_names) / sizeof(sig_names[0]);
+		    k++)
+			if (strcasecmp(name, sig_names[k].name) == 0)
+				sig = sig_names[k].sig;
+		if (sig < 0)
+			return luaL_argerror(L, 2, "unknown signal name");
+	}
+	if (kill((pid_t)pid, sig) < 0)
+		return push_errno(L, errno);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/*
+ * waitpid(pid [, nohang=false]) -> "exited", code | "signaled", sig
+ *                                 | "running" | nil, err
+ * [-(1..2), +1 or +2]
+ */
+static int
+l_waitpid(lua_State *L)
+{
+	lua_Integer pid = luaL_checkinteger(L, 1);
+	int nohang = lua_toboolean(L, 2);
+	int status;
+	pid_t r;
+
+	luaL_argcheck(L, pid > 0, 1, "pid must be positive");
+	do
+		r = waitpid((pid_t)pid, &status, nohang ? WNOHANG : 0);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return push_errno(L, errno);
+	if (r == 0) {
+		lua_pushstring(L, "running");
+		return 1;
+	}
+	if (WIFEXITED(status)) {
+		lua_pushstring(L, "exited");
+		lua_pushinteger(L, WEXITSTATUS(status));
+	} else if (WIFSIGNALED(status)) {
+		lua_pushstring(L, "signaled");
+		lua_pushinteger(L, WTERMSIG(status));
+	} else {
+		lua_pushstring(L, "running");
+		return 1;
+	}
+	return 2;
+}
+
+/*
+ * sleep(seconds) -> nothing; fractions allowed, signals do not cut it short.
+ * [-1, +0]
+ */
+static int
+l_sleep(lua_State *L)
+{
+	lua_Number s = luaL_checknumber(L, 1);
+	struct timespec ts;
+
+	luaL_argcheck(L, s >= 0 && s < 1e9, 1, "seconds out of range");
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec > 999999999)
+		ts.tv_nsec = 999999999;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+/*
+ * now() -> monotonic seconds as a float
+ * [-0, +1]
+ */
+static int
+l_now(lua_State *L)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+	return 1;
+}
+
+/*
+ * getuid() -> integer
+ * [-0, +1]
+ */
+static int
+l_getuid(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)getuid());
+	return 1;
+}
+
+static const luaL_Reg funcs[] = {
+	{ "parse_command", l_parse_command },
+	{ "parse_mail", l_parse_mail },
+	{ "parse_rcpt", l_parse_rcpt },
+	{ "parse_helo", l_parse_helo },
+	{ "valid_domain", l_valid_domain },
+	{ "addr_domain", l_addr_domain },
+	{ "data", l_data },
+	{ "spawn", l_spawn },
+	{ "kill", l_kill },
+	{ "waitpid", l_waitpid },
+	{ "sleep", l_sleep },
+	{ "now", l_now },
+	{ "getuid", l_getuid },
+	{ NULL, NULL },
+};
+
+/* [-0, +1] the module table */
+int luaopen_indimail_test(lua_State *);
+
+int
+luaopen_indimail_test(lua_State *L)
+{
+	if (luaL_newmetatable(L, BUF_META)) {
+		lua_pushcfunction(L, buf_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
+	luaL_newlib(L, funcs);
+	return 1;
+}
