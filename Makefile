@@ -4,6 +4,7 @@
 CC      ?= cc
 PKGS    := lua5.4 libuv libcares openssl
 BUILD   := build
+BIN     := bin
 SAN     ?= 0
 
 CFLAGS  ?= -O2 -g
@@ -15,7 +16,11 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
 BUILD   := build/san
+BIN     := build/san/bin
+export ASAN_OPTIONS := detect_leaks=0:abort_on_error=0
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 endif
+export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl
@@ -30,7 +35,7 @@ PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
 
 .PHONY: all deps test-deps run test fuzz fuzz-deps lint clean setup bench
 
-all: deps bin/indimaild bin/indimail $(BUILD)/indimail_test.so
+all: deps $(BIN)/indimaild $(BIN)/indimail build/indimail_test.so
 
 # Installs the Debian packages that are missing (sudo only when not root).
 deps:
@@ -46,17 +51,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-bin/indimaild: $(BUILD)/src/core/main.o $(LIB_OBJS)
-	@mkdir -p bin
+$(BIN)/indimaild: $(BUILD)/src/core/main.o $(LIB_OBJS)
+	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bin/indimail: $(BUILD)/src/cli/indimail.o $(LIB_OBJS)
-	@mkdir -p bin
+$(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(LIB_OBJS)
+	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Lua module exposing the pure parsers to the unit specs (never sanitized:
 # it is loaded into the stock lua5.4 interpreter).
-$(BUILD)/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS)
+build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^
@@ -66,7 +71,7 @@ setup: all
 
 run: setup
 	@./tools/banner
-	exec bin/indimaild -c etc/indimail.lua
+	exec $(BIN)/indimaild -c etc/indimail.lua
 
 test: test-deps all
 	@./tools/run-tests

@@ -7,8 +7,6 @@
 --   c:expect(220); c:cmd("EHLO x.test", 250) ...
 --   d:stop()
 --
--- INDIMAIL_TEST_SERVER=host:port points the client specs at a server that
--- is already running instead (see tests/README.md).
 package.cpath = "build/?.so;" .. package.cpath
 local t = require("indimail_test")
 local socket = require("socket")
@@ -16,7 +14,7 @@ local socket = require("socket")
 local D = {}
 D.t = t
 D.root = os.getenv("PWD")
-D.bin = D.root .. "/bin"
+D.bin = os.getenv("INDIMAIL_BIN_DIR") or (D.root .. "/bin")  -- SAN=1 builds elsewhere
 
 local function readfile(path)
   local f = io.open(path, "rb")
@@ -144,9 +142,18 @@ function Daemon:kill9()
   self.stopped = true
 end
 
+-- Sanitizer reports (make test SAN=1) written by any indimaild process.
+function Daemon:sanitizer_report()
+  local err = readfile(self.dir .. "/stderr.log") or ""
+  return err:match("(==%d+==ERROR: %w+Sanitizer.-\n\n)") or err:match("([^\n]*runtime error:[^\n]*)")
+end
+
+-- Stops the daemon, removes its dir, and fails the spec on a sanitizer report.
 function Daemon:cleanup()
   self:stop()
+  local report = self:sanitizer_report()
   if os.getenv("INDIMAIL_KEEP_TMP") == nil then sh("rm -rf " .. self.dir) end
+  if report then error("sanitizer report from indimaild:\n" .. report) end
 end
 
 -- Files of complete messages in the queue.
