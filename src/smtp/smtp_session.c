@@ -246,9 +246,7 @@ tx_reset(struct smtp_session *s)
 	s->headers_done = 0;
 	hook_verdict_free(&s->data_verdict);
 	hook_verdict_init(&s->data_verdict);
-	s->mail.has_size = 0;
-	s->mail.size = 0;
-	s->mail.body = SMTP_BODY_NONE;
+	/* s->mail (SIZE=, BODY=) is refilled by the next MAIL's parse */
 }
 
 static void
@@ -273,7 +271,7 @@ fill_ctx(struct smtp_session *s)
 	c->sender = s->has_mail ? buf_cstr(&s->sender) : NULL;
 	c->rcpts = s->rcpts;
 	c->nrcpts = s->nrcpts;
-	c->size_hint = s->mail.has_size ? s->mail.size : 0;
+	c->size_hint = s->has_mail && s->mail.has_size ? s->mail.size : 0;
 	c->env = &s->env;
 	c->message = &s->msg;
 	c->header_len = s->header_len;
@@ -434,8 +432,7 @@ after_mail(struct smtp_session *s, struct hook_verdict *v)
 static void
 proceed_mail(struct smtp_session *s)
 {
-	tx_reset(s);
-	s->has_mail = 1;
+	s->has_mail = 1;	/* check_mail made sure no transaction was open */
 	buf_set(&s->sender, s->mail.path.data ? s->mail.path.data : "",
 	    s->mail.path.len);
 	run_hooks(s, HOOK_MAIL, after_mail);
