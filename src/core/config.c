@@ -33,6 +33,76 @@ config_defaults(struct config *c)
 	c->timeout_tls = 30 * 1000;
 	c->timeout_hook = 30 * 1000;
 	c->timeout_drain = 30 * 1000;
+	c->delivery.retry_base_ms = 60 * 1000;
+	c->delivery.retry_max_ms = 2 * 3600 * 1000;
+	c->delivery.lifetime_s = 7 * 86400;
+	c->delivery.conc_local = 10;
+	c->delivery.conc_remote = 50;
+	c->delivery.conc_domain = 10;
+	c->delivery.port = 25;
+	c->delivery.tls = CLIENT_TLS_OPPORTUNISTIC;
+	c->delivery.timeout_connect = 30 * 1000;
+	c->delivery.timeout_greeting = 300 * 1000;
+	c->delivery.timeout_command = 300 * 1000;
+	c->delivery.timeout_data = 600 * 1000;
+	c->delivery.max_hops = 100;
+}
+
+static void
+delivery_free(struct delivery_conf *d)
+{
+	for (size_t i = 0; i < d->nusers; i++)
+		free(d->users[i].address);
+	free(d->users);
+	for (size_t i = 0; i < d->naliases; i++) {
+		free(d->aliases[i].address);
+		for (size_t k = 0; k < d->aliases[i].ntargets; k++)
+			free(d->aliases[i].targets[k]);
+		free(d->aliases[i].targets);
+	}
+	free(d->aliases);
+	for (size_t i = 0; i < d->nroutes; i++) {
+		free(d->routes[i].domain);
+		free(d->routes[i].host);
+		free(d->routes[i].auth_user);
+		free(d->routes[i].auth_password);
+	}
+	free(d->routes);
+	free(d->maildir_root);
+	free(d->postmaster);
+	free(d->bind_address);
+}
+
+const struct mailbox_user *
+config_find_user(const struct config *c, const char *address)
+{
+	for (size_t i = 0; i < c->delivery.nusers; i++)
+		if (strcasecmp(c->delivery.users[i].address, address) == 0)
+			return &c->delivery.users[i];
+	return NULL;
+}
+
+const struct alias *
+config_find_alias(const struct config *c, const char *address)
+{
+	for (size_t i = 0; i < c->delivery.naliases; i++)
+		if (strcasecmp(c->delivery.aliases[i].address, address) == 0)
+			return &c->delivery.aliases[i];
+	return NULL;
+}
+
+const struct route_conf *
+config_find_route(const struct config *c, const char *domain)
+{
+	const struct route_conf *any = NULL;
+
+	for (size_t i = 0; i < c->delivery.nroutes; i++) {
+		if (strcasecmp(c->delivery.routes[i].domain, domain) == 0)
+			return &c->delivery.routes[i];
+		if (c->delivery.routes[i].domain[0] == '\0')
+			any = &c->delivery.routes[i];
+	}
+	return any;
 }
 
 void
@@ -55,6 +125,7 @@ config_free(struct config *c)
 	free(c->log_file);
 	free(c->dns_servers);
 	free(c->lua_dir);
+	delivery_free(&c->delivery);
 	memset(c, 0, sizeof(*c));
 }
 

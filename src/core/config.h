@@ -24,6 +24,51 @@ struct cidr {
 	int		 bits;
 };
 
+/* A virtual mailbox (until the directory lands): <root>/<domain>/<local>/Maildir */
+struct mailbox_user {
+	char		*address;
+	size_t		 quota;		/* bytes; 0 = none */
+};
+
+struct alias {
+	char		*address;	/* local address or "@domain" (catch-all) */
+	char	       **targets;
+	size_t		 ntargets;
+};
+
+/* smtproutes: domain ("" = every remote domain) → relay host:port */
+struct route_conf {
+	char		*domain;
+	char		*host;
+	int		 port;
+	char		*auth_user, *auth_password;
+	int		 tls;		/* enum client_tls */
+};
+
+enum client_tls { CLIENT_TLS_NONE, CLIENT_TLS_OPPORTUNISTIC, CLIENT_TLS_VERIFY };
+
+struct delivery_conf {
+	char		*maildir_root;
+	struct mailbox_user *users;
+	size_t		 nusers;
+	int		 users_listed;	/* mailboxes.users given: others are unknown */
+	struct alias	*aliases;
+	size_t		 naliases;
+	struct route_conf *routes;
+	size_t		 nroutes;
+	char		*postmaster;	/* receives double bounces */
+	int		 retry_base_ms, retry_max_ms;
+	long		 lifetime_s;
+	int		 conc_local, conc_remote, conc_domain;
+	int		 port;		/* remote SMTP port, 25 */
+	char		*bind_address;
+	int		 tls;		/* enum client_tls for MX delivery */
+	int		 timeout_connect, timeout_greeting, timeout_command,
+			 timeout_data;	/* ms */
+	int		 max_hops;
+	int		 hold_remote;	/* keep remote mail queued (no delivery) */
+};
+
 struct config {
 	char		*hostname;
 	char		*user;		/* drop to this user when root */
@@ -59,11 +104,17 @@ struct config {
 	int		 timeout_tls;
 	int		 timeout_hook;
 	int		 timeout_drain;
+	struct delivery_conf delivery;
 };
 
 void	config_defaults(struct config *);
 void	config_free(struct config *);
 int	config_is_local_domain(const struct config *, const char *domain);
+const struct mailbox_user *config_find_user(const struct config *,
+	    const char *address);
+const struct alias *config_find_alias(const struct config *, const char *);
+const struct route_conf *config_find_route(const struct config *,
+	    const char *domain);
 int	cidr_parse(const char *, struct cidr *);
 int	cidr_match_sockaddr(const struct cidr *, size_t n,
 	    const struct sockaddr *);

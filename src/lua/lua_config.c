@@ -299,13 +299,219 @@ parse_sections(lua_State *L, int t, struct config *c)
 	}
 }
 
+static int
+parse_client_tls(lua_State *L, const char *s, const char *where)
+{
+	if (strcmp(s, "none") == 0)
+		return CLIENT_TLS_NONE;
+	if (strcmp(s, "opportunistic") == 0)
+		return CLIENT_TLS_OPPORTUNISTIC;
+	if (strcmp(s, "verify") == 0)
+		return CLIENT_TLS_VERIFY;
+	bad(L, where, "must be \"none\", \"opportunistic\" or \"verify\"");
+	return 0;
+}
+
+static void
+parse_delivery(lua_State *L, int t, struct delivery_conf *d)
+{
+	static const char *keys[] = { "lifetime", "retry", "concurrency",
+	    "port", "bind_address", "tls", "timeouts", "max_hops",
+	    "hold_remote", NULL };
+	char *tls;
+
+	check_keys(L, t, "delivery", keys);
+	set_number(L, t, "lifetime", "delivery.lifetime", 1, 365 * 86400., 1,
+	    &d->lifetime_s, 2);
+	set_number(L, t, "port", "delivery.port", 1, 65535, 1, &d->port, 0);
+	set_number(L, t, "max_hops", "delivery.max_hops", 1, 1000, 1,
+	    &d->max_hops, 0);
+	set_string(L, t, "bind_address", "delivery.bind_address",
+	    &d->bind_address);
+	lua_getfield(L, t, "hold_remote");
+	d->hold_remote = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if ((tls = opt_string(L, t, "tls", "delivery.tls")) != NULL) {
+		d->tls = parse_client_tls(L, tls, "delivery.tls");
+		free(tls);
+	}
+	if (sub_table(L, t, "retry")) {
+		static const char *k[] = { "base", "max", NULL };
+		check_keys(L, lua_gettop(L), "delivery.retry", k);
+		set_number(L, -1, "base", "delivery.retry.base", 0.01, 86400,
+		    1000, &d->retry_base_ms, 0);
+		set_number(L, -1, "max", "delivery.retry.max", 0.01, 7 * 86400,
+		    1000, &d->retry_max_ms, 0);
+		lua_pop(L, 1);
+	}
+	if (sub_table(L, t, "concurrency")) {
+		static const char *k[] = { "local", "remote", "per_domain", NULL };
+		check_keys(L, lua_gettop(L), "delivery.concurrency", k);
+		set_number(L, -1, "local", "delivery.concurrency.local", 1,
+		    10000, 1, &d->conc_local, 0);
+		set_number(L, -1, "remote", "delivery.concurrency.remote", 1,
+		    10000, 1, &d->conc_remote, 0);
+		set_number(L, -1, "per_domain", "delivery.concurrency.per_domain",
+		    1, 10000, 1, &d->conc_domain, 0);
+		lua_pop(L, 1);
+	}
+	if (sub_table(L, t, "timeouts")) {
+		static const char *k[] = { "connect", "greeting", "command",
+		    "data", NULL };
+		check_keys(L, lua_gettop(L), "delivery.timeouts", k);
+		set_number(L, -1, "connect", "delivery.timeouts.connect", 0.05,
+		    3600, 1000, &d->timeout_connect, 0);
+		set_number(L, -1, "greeting", "delivery.timeouts.greeting", 0.05,
+		    3600, 1000, &d->timeout_greeting, 0);
+		set_number(L, -1, "command", "delivery.timeouts.command", 0.05,
+		    3600, 1000, &d->timeout_command, 0);
+		set_number(L, -1, "data", "delivery.timeouts.data", 0.05,
+		    3600, 1000, &d->timeout_data, 0);
+		lua_pop(L, 1);
+	}
+}
+
+static int
+valid_address(const char *a)
+{
+	const char *at = strrchr(a, '@');
+
+	return at && at > a && smtp_valid_domain(at + 1, strlen(at + 1));
+}
+
+static void
+parse_users(lua_State *L, int t, struct delivery_conf *d)
+{
+	size_t n = luaL_len(L, t);
+
+	d->users_listed = 1;
+	d->users = xcalloc(n ? n : 1, sizeof(*d->users));
+	for (size_t i = 0; i < n; i++) {
+		struct mailbox_user *u = &d->users[i];
+		lua_rawgeti(L, t, (lua_Integer)i + 1);
+		if (lua_type(L, -1) == LUA_TSTRING)
+			u->address = xstrdup(lua_tostring(L, -1));
+		else if (lua_istable(L, -1)) {
+			u->address = opt_string(L, lua_gettop(L), "address",
+			    "mailboxes.users[].address");
+			set_number(L, lua_gettop(L), "quota",
+			    "mailboxes.users[].quota", 0, 1e15, 1, &u->quota, 1);
+		}
+		d->nusers++;
+		if (u->address == NULL || !valid_address(u->address))
+			luaL_error(L, "bad config: mailboxes.users[%d]: needs a "
+			    "user@domain address", (int)i + 1);
+		lua_pop(L, 1);
+	}
+}
+
+/* aliases: ["info@x"] = "a@x" | { "a@x", "b@y" }; ["@x"] is a catch-all */
+static void
+parse_aliases(lua_State *L, int t, struct delivery_conf *d)
+{
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		struct alias *a;
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+		    lua_tostring(L, -2) : NULL;
+		if (k == NULL || (k[0] != '@' && !valid_address(k)))
+			luaL_error(L, "bad config: mailboxes.aliases: keys are "
+			    "user@domain or @domain (catch-all)");
+		d->aliases = xrealloc(d->aliases, (d->naliases + 1) *
+		    sizeof(*d->aliases));
+		a = &d->aliases[d->naliases++];
+		memset(a, 0, sizeof(*a));
+		a->address = xstrdup(k);
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			a->targets = xcalloc(1, sizeof(char *));
+			a->targets[a->ntargets++] = xstrdup(lua_tostring(L, -1));
+		} else if (lua_istable(L, -1))
+			parse_string_list(L, lua_gettop(L), "mailboxes.aliases",
+			    &a->targets, &a->ntargets, 0);
+		else
+			luaL_error(L, "bad config: mailboxes.aliases['%s']: "
+			    "must be an address or a list", k);
+		for (size_t i = 0; i < a->ntargets; i++)
+			if (!valid_address(a->targets[i]))
+				luaL_error(L, "bad config: mailboxes.aliases['%s']: "
+				    "'%s' is not an address", k, a->targets[i]);
+		lua_pop(L, 1);
+	}
+}
+
+static void
+parse_mailboxes(lua_State *L, int t, struct delivery_conf *d)
+{
+	static const char *keys[] = { "root", "users", "aliases", "postmaster",
+	    NULL };
+
+	check_keys(L, t, "mailboxes", keys);
+	set_string(L, t, "root", "mailboxes.root", &d->maildir_root);
+	set_string(L, t, "postmaster", "mailboxes.postmaster", &d->postmaster);
+	if (sub_table(L, t, "users")) {
+		parse_users(L, lua_gettop(L), d);
+		lua_pop(L, 1);
+	}
+	if (sub_table(L, t, "aliases")) {
+		parse_aliases(L, lua_gettop(L), d);
+		lua_pop(L, 1);
+	}
+}
+
+/* routes: ["domain" or "*"] = "host:port" | { host=, port=, auth_user=, ... } */
+static void
+parse_routes(lua_State *L, int t, struct delivery_conf *d)
+{
+	static const char *keys[] = { "host", "port", "auth_user",
+	    "auth_password", "tls", NULL };
+
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		struct route_conf *r;
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+		    lua_tostring(L, -2) : NULL;
+		char *tls;
+		if (k == NULL)
+			luaL_error(L, "bad config: routes: keys are domains or \"*\"");
+		d->routes = xrealloc(d->routes, (d->nroutes + 1) * sizeof(*r));
+		r = &d->routes[d->nroutes++];
+		memset(r, 0, sizeof(*r));
+		r->domain = xstrdup(strcmp(k, "*") == 0 ? "" : k);
+		r->port = 25;
+		r->tls = CLIENT_TLS_OPPORTUNISTIC;
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			const char *v = lua_tostring(L, -1), *colon = strrchr(v, ':');
+			r->host = colon ? xstrndup(v, (size_t)(colon - v)) : xstrdup(v);
+			if (colon)
+				r->port = atoi(colon + 1);
+		} else if (lua_istable(L, -1)) {
+			int e = lua_gettop(L);
+			check_keys(L, e, "routes[]", keys);
+			r->host = opt_string(L, e, "host", "routes[].host");
+			set_number(L, e, "port", "routes[].port", 1, 65535, 1,
+			    &r->port, 0);
+			r->auth_user = opt_string(L, e, "auth_user", "routes[].auth_user");
+			r->auth_password = opt_string(L, e, "auth_password",
+			    "routes[].auth_password");
+			if ((tls = opt_string(L, e, "tls", "routes[].tls")) != NULL) {
+				r->tls = parse_client_tls(L, tls, "routes[].tls");
+				free(tls);
+			}
+		}
+		if (r->host == NULL || r->port <= 0 || r->port > 65535)
+			luaL_error(L, "bad config: routes['%s']: needs host:port", k);
+		lua_pop(L, 1);
+	}
+}
+
 /* indimail.config{...}: stack effect: (table) -> () */
 int
 lua_config_parse(lua_State *L, struct config *c)
 {
 	static const char *keys[] = { "hostname", "user", "workers", "listen",
 	    "tls", "queue", "log", "dns", "local_domains", "relay_from",
-	    "limits", "timeouts", "lua_dir", NULL };
+	    "limits", "timeouts", "lua_dir", "delivery", "mailboxes", "routes",
+	    NULL };
 	char host[256];
 
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -328,6 +534,20 @@ lua_config_parse(lua_State *L, struct config *c)
 		lua_pop(L, 1);
 	}
 	parse_sections(L, 1, c);
+	if (sub_table(L, 1, "delivery")) {
+		parse_delivery(L, lua_gettop(L), &c->delivery);
+		lua_pop(L, 1);
+	}
+	if (sub_table(L, 1, "mailboxes")) {
+		parse_mailboxes(L, lua_gettop(L), &c->delivery);
+		lua_pop(L, 1);
+	}
+	if (sub_table(L, 1, "routes")) {
+		parse_routes(L, lua_gettop(L), &c->delivery);
+		lua_pop(L, 1);
+	}
+	if (c->delivery.maildir_root == NULL)
+		c->delivery.maildir_root = xstrdup("var/maildirs");
 	if (c->hostname == NULL) {
 		if (gethostname(host, sizeof(host)) != 0)
 			snprintf(host, sizeof(host), "localhost");
@@ -336,6 +556,11 @@ lua_config_parse(lua_State *L, struct config *c)
 	}
 	if (c->queue_path == NULL)
 		c->queue_path = xstrdup("queue");
+	if (c->delivery.postmaster == NULL) {
+		const char *dom = c->nlocal_domains ? c->local_domains[0] : c->hostname;
+		c->delivery.postmaster = xmalloc(strlen(dom) + 12);
+		sprintf(c->delivery.postmaster, "postmaster@%s", dom);
+	}
 	for (size_t i = 0; i < c->nlisten; i++)
 		if (c->listen[i].tls != TLS_NONE && c->tls_cert == NULL)
 			luaL_error(L, "bad config: listener '%s' uses TLS but "

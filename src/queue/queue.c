@@ -162,8 +162,11 @@ queue_envelope_format(const struct queue_envelope *e, struct buf *b)
 	put_field(b, "auth", e->auth_user);
 	put_field(b, "body", e->body);
 	put_field(b, "sender", e->sender);
-	for (size_t i = 0; i < e->nrcpts; i++)
+	for (size_t i = 0; i < e->nrcpts; i++) {
 		put_field(b, "rcpt", e->rcpts[i]);
+		if (e->orcpts && e->orcpts[i] && strcmp(e->orcpts[i], e->rcpts[i]))
+			put_field(b, "orcpt", e->orcpts[i]);
+	}
 	for (size_t i = 0; i < e->nenv; i++) {
 		struct buf kv = BUF_INIT;
 		buf_printf(&kv, "%s=%s", e->env_key[i], e->env_val[i]);
@@ -234,10 +237,20 @@ queue_envelope_parse(const char *d, size_t len, struct queue_info *qi)
 		} else if (strncmp(d + i, "helo ", 5) == 0 && !qi->helo) {
 			qi->helo = v;
 			v = NULL;
+		} else if (strncmp(d + i, "body ", 5) == 0 && !qi->body) {
+			qi->body = v;
+			v = NULL;
 		} else if (strncmp(d + i, "rcpt ", 5) == 0) {
 			qi->rcpts = xrealloc(qi->rcpts,
 			    (qi->nrcpts + 1) * sizeof(char *));
-			qi->rcpts[qi->nrcpts++] = v;
+			qi->orcpts = xrealloc(qi->orcpts,
+			    (qi->nrcpts + 1) * sizeof(char *));
+			qi->rcpts[qi->nrcpts] = v;
+			qi->orcpts[qi->nrcpts++] = xstrdup(v);
+			v = NULL;
+		} else if (strncmp(d + i, "orcpt ", 6) == 0 && qi->nrcpts) {
+			free(qi->orcpts[qi->nrcpts - 1]);
+			qi->orcpts[qi->nrcpts - 1] = v;
 			v = NULL;
 		}
 		free(v);
@@ -256,10 +269,14 @@ queue_info_free(struct queue_info *qi)
 	free(qi->sender);
 	free(qi->ip);
 	free(qi->helo);
+	free(qi->body);
 	free(qi->path);
-	for (size_t i = 0; i < qi->nrcpts; i++)
+	for (size_t i = 0; i < qi->nrcpts; i++) {
 		free(qi->rcpts[i]);
+		free(qi->orcpts[i]);
+	}
 	free(qi->rcpts);
+	free(qi->orcpts);
 	memset(qi, 0, sizeof(*qi));
 }
 

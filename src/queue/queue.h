@@ -33,6 +33,7 @@ struct queue_envelope {
 	const char	*ip, *helo, *listener, *tls, *auth_user;
 	const char	*sender;
 	char	       **rcpts;
+	char	       **orcpts;	/* original recipient of each, or NULL */
 	size_t		 nrcpts;
 	char	       **env_key, **env_val;
 	size_t		 nenv;
@@ -43,8 +44,9 @@ struct queue_envelope {
 struct queue_info {
 	char		 id[QUEUE_ID_LEN + 1];
 	long long	 received;
-	char		*sender, *ip, *helo;
+	char		*sender, *ip, *helo, *body;
 	char	       **rcpts;
+	char	       **orcpts;	/* same index as rcpts; never NULL entries */
 	size_t		 nrcpts;
 	size_t		 body_offset;	/* where the message starts in the file */
 	size_t		 size;		/* message bytes */

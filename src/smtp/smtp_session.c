@@ -20,6 +20,7 @@
 #include "../core/log.h"
 #include "../core/worker.h"
 #include "../core/xalloc.h"
+#include "../directory/directory.h"
 #include "../lua/lua_hook.h"
 #include "../net/connlimit.h"
 #include "../net/tls.h"
@@ -75,6 +76,7 @@ struct smtp_session {
 	struct hook_verdict data_verdict;	/* from the data hook */
 	uint64_t	 data_started;
 	int		 queue_writing;
+	struct expansion expanded;	/* recipients after aliases */
 	int		 starttls_now;	/* discard input pipelined after STARTTLS */
 	int		 read_paused;	/* input backlog while waiting */
 	void		(*after)(struct smtp_session *, struct hook_verdict *);
@@ -242,6 +244,7 @@ tx_reset(struct smtp_session *s)
 	s->qid[0] = '\0';
 	buf_free(&s->msg);
 	buf_free(&s->received);
+	expansion_free(&s->expanded);
 	s->header_len = 0;
 	s->headers_done = 0;
 	hook_verdict_free(&s->data_verdict);
@@ -441,7 +444,7 @@ proceed_mail(struct smtp_session *s)
 static const char *
 check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
-	const char *why, *dom;
+	const char *why;
 
 	if (!s->has_mail)
 		return "503 5.5.1 Need MAIL command first";
@@ -451,9 +454,16 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		return "452 4.5.3 Too many recipients";
 	if (s->rcpt.postmaster)
 		return NULL;
-	dom = smtp_addr_domain(buf_cstr(&s->rcpt.path));
-	if (!s->relay && !config_is_local_domain(cfg(s), dom))
-		return "554 5.7.1 Relay access denied: not a local domain";
+	switch (directory_lookup(cfg(s), buf_cstr(&s->rcpt.path))) {
+	case DIR_NOT_LOCAL:
+		if (!s->relay)
+			return "554 5.7.1 Relay access denied: not a local domain";
+		break;
+	case DIR_UNKNOWN:
+		return "550 5.1.1 Recipient address rejected: no such user here";
+	default:
+		break;
+	}
 	return NULL;
 }
 
@@ -721,6 +731,13 @@ commit(struct smtp_session *s)
 		end_transaction(s);
 		return;
 	}
+	expansion_free(&s->expanded);
+	if (directory_expand(cfg(s), s->rcpts, s->nrcpts, &s->expanded) < 0) {
+		log_reject(s, "DATA", "alias loop in the configuration");
+		reply(s, "451 4.3.0 Alias expansion failed (loop), try again later");
+		end_transaction(s);
+		return;
+	}
 	build_received(s);
 	memset(&e, 0, sizeof(e));
 	e.id = s->qid;
@@ -734,8 +751,9 @@ commit(struct smtp_session *s)
 		e.tls = tlsdesc;
 	}
 	e.sender = buf_cstr(&s->sender);
-	e.rcpts = s->rcpts;
-	e.nrcpts = s->nrcpts;
+	e.rcpts = s->expanded.rcpt;
+	e.orcpts = s->expanded.orcpt;
+	e.nrcpts = s->expanded.n;
 	e.env_key = s->env.key;
 	e.env_val = s->env.val;
 	e.nenv = s->env.n;

@@ -1,0 +1,114 @@
+/*
+ * directory: configuration-backed users and aliases. An alias maps an
+ * address to other addresses (local or remote: a forward); "@domain" is
+ * the catch-all of a domain; postmaster of any local domain (and the bare
+ * "Postmaster") goes to mailboxes.postmaster unless it is a user itself.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "../core/xalloc.h"
+#include "../smtp/smtp_parse.h"
+#include "directory.h"
+
+static const struct alias *
+catchall(const struct config *c, const char *domain)
+{
+	struct buf key = BUF_INIT;
+	const struct alias *a;
+
+	buf_printf(&key, "@%s", domain);
+	a = config_find_alias(c, buf_cstr(&key));
+	buf_free(&key);
+	return a;
+}
+
+static int
+is_postmaster(const char *address)
+{
+	return strncasecmp(address, "postmaster", 10) == 0 &&
+	    (address[10] == '\0' || address[10] == '@');
+}
+
+enum dir_lookup
+directory_lookup(const struct config *c, const char *address)
+{
+	const char *dom = smtp_addr_domain(address);
+
+	if (dom && !config_is_local_domain(c, dom))
+		return DIR_NOT_LOCAL;
+	if (config_find_user(c, address))
+		return DIR_LOCAL_USER;
+	if (config_find_alias(c, address) || is_postmaster(address) ||
+	    (dom && catchall(c, dom)))
+		return DIR_ALIAS;
+	return c->delivery.users_listed ? DIR_UNKNOWN : DIR_LOCAL_USER;
+}
+
+static void
+add(struct expansion *e, const char *rcpt, const char *orcpt)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (strcasecmp(e->rcpt[i], rcpt) == 0)
+			return;
+	e->rcpt = xrealloc(e->rcpt, (e->n + 1) * sizeof(char *));
+	e->orcpt = xrealloc(e->orcpt, (e->n + 1) * sizeof(char *));
+	e->rcpt[e->n] = xstrdup(rcpt);
+	e->orcpt[e->n] = xstrdup(orcpt);
+	e->n++;
+}
+
+static int
+expand_one(const struct config *c, const char *addr, const char *orcpt,
+    int depth, struct expansion *e)
+{
+	const struct alias *a;
+	const char *dom = smtp_addr_domain(addr);
+
+	if (depth > 10)
+		return -1;
+	if (dom && !config_is_local_domain(c, dom)) {
+		add(e, addr, orcpt);		/* remote: a forward */
+		return 0;
+	}
+	if (config_find_user(c, addr)) {
+		add(e, addr, orcpt);
+		return 0;
+	}
+	a = config_find_alias(c, addr);
+	if (a == NULL && is_postmaster(addr))
+		return expand_one(c, c->delivery.postmaster, orcpt, depth + 1, e);
+	if (a == NULL && dom)
+		a = catchall(c, dom);
+	if (a == NULL) {
+		add(e, addr, orcpt);	/* no user list: every local part is a box */
+		return 0;
+	}
+	for (size_t i = 0; i < a->ntargets; i++)
+		if (expand_one(c, a->targets[i], orcpt, depth + 1, e) < 0)
+			return -1;
+	return 0;
+}
+
+int
+directory_expand(const struct config *c, char **rcpts, size_t n,
+    struct expansion *e)
+{
+	memset(e, 0, sizeof(*e));
+	for (size_t i = 0; i < n; i++)
+		if (expand_one(c, rcpts[i], rcpts[i], 0, e) < 0)
+			return -1;
+	return 0;
+}
+
+void
+expansion_free(struct expansion *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->rcpt[i]);
+		free(e->orcpt[i]);
+	}
+	free(e->rcpt);
+	free(e->orcpt);
+	memset(e, 0, sizeof(*e));
+}

@@ -1,0 +1,32 @@
+/*
+ * directory: who is local and where mail for an address goes. Today the
+ * backend is the configuration (mailboxes.users / aliases); the SQLite and
+ * MariaDB backends will sit behind this same interface.
+ */
+#ifndef INDIMAIL_DIRECTORY_H
+#define INDIMAIL_DIRECTORY_H
+
+#include <stddef.h>
+
+#include "../core/config.h"
+
+enum dir_lookup { DIR_LOCAL_USER, DIR_ALIAS, DIR_UNKNOWN, DIR_NOT_LOCAL };
+
+/* Is this RCPT acceptable for a local domain? */
+enum dir_lookup directory_lookup(const struct config *, const char *address);
+
+struct expansion {
+	char	       **rcpt;		/* final recipients */
+	char	       **orcpt;		/* the address the client gave for each */
+	size_t		 n;
+};
+
+/*
+ * Expands aliases, catch-alls and postmaster into final recipients, at most
+ * 10 levels deep, each final address once. Returns -1 on an alias loop.
+ */
+int	directory_expand(const struct config *, char **rcpts, size_t n,
+	    struct expansion *);
+void	expansion_free(struct expansion *);
+
+#endif
