@@ -66,7 +66,7 @@ struct delivery_conf {
 	int		 timeout_connect, timeout_greeting, timeout_command,
 			 timeout_data;	/* ms */
 	int		 max_hops;
-	int		 hold_remote;	/* keep remote mail queued (no delivery) */
+	int		 paused;	/* deliver nothing: mail stays queued */
 };
 
 struct config {

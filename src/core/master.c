@@ -6,6 +6,7 @@
  * configuration and passes the reload on, SIGTERM/SIGINT drain the workers.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
 #include <pwd.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../deliver/qmgr.h"
 #include "../net/connlimit.h"
 #include "../net/tls.h"
 #include "../queue/queue.h"
@@ -37,6 +39,8 @@ static int *fds;
 static struct connlimit *conns;
 static struct queue_set queue;
 static SSL_CTX *tls_ctx;
+static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
+static struct child qmgr;
 
 static void
 on_signal(int sig)
@@ -104,6 +108,40 @@ drop_privileges(const struct config *c)
 }
 
 static void
+child_signals(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+}
+
+static void
+start_qmgr(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_event(LOG_ERROR, "fork_failed", "error=%s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		child_signals();
+		for (size_t i = 0; i < rt->cfg.nlisten; i++)
+			close(fds[i]);
+		close(notify_fds[1]);
+		qmgr_main(rt, notify_fds[0]);
+	}
+	qmgr.pid = pid;
+	qmgr.started = time(NULL);
+	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)pid);
+}
+
+static void
 start_worker(int i)
 {
 	pid_t pid = fork();
@@ -113,14 +151,9 @@ start_worker(int i)
 		return;
 	}
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGCHLD, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		worker_main(i, rt, fds, conns, tls_ctx);
+		child_signals();
+		close(notify_fds[0]);
+		worker_main(i, rt, fds, conns, tls_ctx, notify_fds[1]);
 	}
 	children[i].pid = pid;
 	children[i].started = time(NULL);
@@ -134,6 +167,19 @@ reap(void)
 	int status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == qmgr.pid) {
+			qmgr.pid = 0;
+			if (got_term)
+				continue;
+			log_event(WIFSIGNALED(status) ? LOG_ERROR : LOG_WARN,
+			    "qmgr_died", "pid=%ld status=%d signal=%d", (long)pid,
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+			if (time(NULL) - qmgr.started < 1)
+				sleep(1);
+			start_qmgr();
+			continue;
+		}
 		for (int i = 0; i < nworkers; i++) {
 			if (children[i].pid != pid)
 				continue;
@@ -178,6 +224,8 @@ reload(void)
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGHUP);
+	if (qmgr.pid > 0)
+		kill(qmgr.pid, SIGHUP);
 }
 
 static void
@@ -187,24 +235,35 @@ shutdown_all(void)
 	int alive;
 
 	log_event(LOG_INFO, "shutdown", "workers=%d", nworkers);
+	/* Our copies would keep the sockets accepting into the backlog. */
+	for (size_t i = 0; i < rt->cfg.nlisten; i++)
+		close(fds[i]);
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGTERM);
+	if (qmgr.pid > 0)
+		kill(qmgr.pid, SIGTERM);
 	do {
 		pid_t pid;
 		alive = 0;
-		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
 			for (int i = 0; i < nworkers; i++)
 				if (children[i].pid == pid)
 					children[i].pid = 0;
+			if (qmgr.pid == pid)
+				qmgr.pid = 0;
+		}
 		for (int i = 0; i < nworkers; i++)
 			alive += children[i].pid > 0;
+		alive += qmgr.pid > 0;
 		if (alive)
 			usleep(50 * 1000);
 	} while (alive && time(NULL) < deadline);
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGKILL);
+	if (qmgr.pid > 0)
+		kill(qmgr.pid, SIGKILL);
 	log_event(LOG_INFO, "stopped", NULL);
 	exit(0);
 }
@@ -278,6 +337,10 @@ master_run(const char *path)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, &old);
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, notify_fds) < 0)
+		fatal("socketpair: %s", strerror(errno));
+	fcntl(notify_fds[1], F_SETFL, O_NONBLOCK);
+	start_qmgr();
 	for (int i = 0; i < nworkers; i++)
 		start_worker(i);
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,

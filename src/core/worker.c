@@ -5,6 +5,7 @@
  * the old one and log why) and SIGTERM (drain, then exit).
  */
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +52,17 @@ on_reload(uv_signal_t *sig, int signum)
 	w->rt = rt;
 	log_event(LOG_INFO, "reloaded", "hooks_connect=%d hooks_rcpt=%d",
 	    rt->nhooks[HOOK_CONNECT], rt->nhooks[HOOK_RCPT]);
+}
+
+void
+worker_notify_queued(struct worker *w, int queue, const char *id)
+{
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "%d %s", queue, id);
+
+	/* Lost datagrams (queue manager restarting) are found by its rescan. */
+	if (send(w->notify_fd, msg, (size_t)n, MSG_DONTWAIT) < 0)
+		log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
 }
 
 static void
@@ -141,7 +153,7 @@ open_services(struct worker *w)
 
 void
 worker_main(int index, struct runtime *rt, const int *fds,
-    struct connlimit *conns, SSL_CTX *tls_ctx)
+    struct connlimit *conns, SSL_CTX *tls_ctx, int notify_fd)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
@@ -154,6 +166,7 @@ worker_main(int index, struct runtime *rt, const int *fds,
 	w->rt = rt;
 	w->conns = conns;
 	w->tls_ctx = tls_ctx;
+	w->notify_fd = notify_fd;
 	open_services(w);
 	open_listeners(w, fds);
 	uv_signal_init(w->loop, &w->sighup);

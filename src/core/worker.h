@@ -38,6 +38,7 @@ struct worker {
 	size_t		 nsessions;
 	unsigned long	 session_counter;
 	int		 draining;
+	int		 notify_fd;
 	uv_signal_t	 sighup, sigterm, sigint;
 	uv_timer_t	 drain_timer;
 	char		 readbuf[65536];
@@ -48,7 +49,10 @@ struct worker {
  * TLS context was loaded by the master before it dropped privileges.
  */
 void	worker_main(int index, struct runtime *, const int *fds,
-	    struct connlimit *, SSL_CTX *) __attribute__((noreturn));
+	    struct connlimit *, SSL_CTX *, int notify_fd)
+	    __attribute__((noreturn));
 void	worker_session_gone(struct worker *);
+/* Tells the queue manager a message is in the queue (best effort). */
+void	worker_notify_queued(struct worker *, int queue, const char *id);
 
 #endif

@@ -317,7 +317,7 @@ parse_delivery(lua_State *L, int t, struct delivery_conf *d)
 {
 	static const char *keys[] = { "lifetime", "retry", "concurrency",
 	    "port", "bind_address", "tls", "timeouts", "max_hops",
-	    "hold_remote", NULL };
+	    "paused", NULL };
 	char *tls;
 
 	check_keys(L, t, "delivery", keys);
@@ -328,8 +328,8 @@ parse_delivery(lua_State *L, int t, struct delivery_conf *d)
 	    &d->max_hops, 0);
 	set_string(L, t, "bind_address", "delivery.bind_address",
 	    &d->bind_address);
-	lua_getfield(L, t, "hold_remote");
-	d->hold_remote = lua_toboolean(L, -1);
+	lua_getfield(L, t, "paused");
+	d->paused = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	if ((tls = opt_string(L, t, "tls", "delivery.tls")) != NULL) {
 		d->tls = parse_client_tls(L, tls, "delivery.tls");

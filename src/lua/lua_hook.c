@@ -40,6 +40,7 @@ struct hook_call {
 	int		 finished;	/* verdict given or cancelled */
 	int		 async;		/* hook_run already returned PENDING */
 	int		 timer_init;
+	int		 over_budget;	/* instruction budget exhausted */
 	uv_timer_t	 timer;
 	struct dns_pending dns;
 	hook_done_cb	 cb;
@@ -203,7 +204,7 @@ read_env(lua_State *L, struct hook_call *c)
 			envvars_set(&fresh, k, v);
 		lua_pop(L, 1);
 	}
-	lua_pop(L, err ? 4 : 2);
+	lua_pop(L, err ? 3 : 2);	/* key left by the interrupted lua_next */
 	if (err) {
 		envvars_free(&fresh);
 		return err;
@@ -452,6 +453,11 @@ parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 
 /* ---- running ----------------------------------------------------------- */
 
+/*
+ * Count hook. Past the budget it yields rather than raising an error: a
+ * yield cannot be caught by pcall() in the policy, so the coroutine always
+ * comes back to step(), which sees over_budget and abandons it.
+ */
 static void
 on_count(lua_State *L, lua_Debug *ar)
 {
@@ -461,7 +467,12 @@ on_count(lua_State *L, lua_Debug *ar)
 	if (c == NULL)
 		return;
 	c->instructions += 1000;
-	if (c->instructions > c->rt->cfg.hook_instructions)
+	if (c->instructions <= c->rt->cfg.hook_instructions)
+		return;
+	c->over_budget = 1;
+	if (lua_isyieldable(L))
+		lua_yield(L, 0);
+	else
 		luaL_error(L, "instruction budget of %d exceeded",
 		    (int)c->rt->cfg.hook_instructions);
 }
@@ -628,6 +639,10 @@ step(struct hook_call *c, int nargs)
 		status = lua_resume(c->co, c->rt->L, nargs, &nres);
 		current_call = NULL;
 		c->running = 0;
+		if (c->over_budget) {
+			internal_error(c, "instruction budget exceeded", NULL);
+			return HOOK_DONE;
+		}
 		if (status == LUA_YIELD) {
 			if (c->pending_ops == 0 && !c->dns.ready) {
 				internal_error(c, "hook yielded outside an "

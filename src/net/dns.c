@@ -137,7 +137,8 @@ dns_new(uv_loop_t *loop, const char *servers, int timeout_ms, struct buf *err)
 	memset(&o, 0, sizeof(o));
 	o.sock_state_cb = on_sock_state;
 	o.sock_state_cb_data = d;
-	o.timeout = timeout_ms / 3 > 0 ? timeout_ms / 3 : 1;
+	/* c-ares doubles the per-try timeout: t + 2t + 4t = the budget */
+	o.timeout = timeout_ms / 7 > 0 ? timeout_ms / 7 : 1;
 	o.tries = 3;
 	rc = ares_init_options(&d->channel, &o,
 	    ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);

@@ -57,6 +57,43 @@ tls_server_ctx(const char *cert, const char *key, struct buf *err)
 	return ctx;
 }
 
+SSL_CTX *
+tls_client_ctx(int verify, struct buf *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		ssl_error(err);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (verify) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_default_verify_paths(ctx);
+	}
+	return ctx;
+}
+
+void
+tls_conn_init_client(struct tls_conn *t, SSL_CTX *ctx, const char *host)
+{
+	tls_conn_init(t, ctx);
+	SSL_set_connect_state(t->ssl);
+	SSL_set_tlsext_host_name(t->ssl, host);
+	if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)
+		SSL_set1_host(t->ssl, host);
+}
+
+int
+tls_start(struct tls_conn *t, struct buf *net_out, struct buf *err)
+{
+	struct buf plain = BUF_INIT;
+	int rc = tls_input(t, NULL, 0, &plain, net_out, err);
+
+	buf_free(&plain);
+	return rc;
+}
+
 void
 tls_conn_init(struct tls_conn *t, SSL_CTX *ctx)
 {

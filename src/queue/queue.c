@@ -43,11 +43,14 @@ queue_set_init(struct queue_set *q, const char *path, int count, int split,
 		buf_printf(&p, "/tmp");
 		rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
 		for (int h = 0; rc == 0 && h < split; h++) {
-			buf_clear(&p);
-			buf_printf(&p, "%s/%d/mess", path, i);
-			rc |= mkdir_p(buf_cstr(&p), err);
-			buf_printf(&p, "/%d", h);
-			rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
+			static const char *sub[] = { "mess", "state" };
+			for (int k = 0; k < 2 && rc == 0; k++) {
+				buf_clear(&p);
+				buf_printf(&p, "%s/%d/%s", path, i, sub[k]);
+				rc |= mkdir_p(buf_cstr(&p), err);
+				buf_printf(&p, "/%d", h);
+				rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
+			}
 		}
 	}
 	buf_free(&p);
@@ -248,6 +251,8 @@ queue_envelope_parse(const char *d, size_t len, struct queue_info *qi)
 			qi->rcpts[qi->nrcpts] = v;
 			qi->orcpts[qi->nrcpts++] = xstrdup(v);
 			v = NULL;
+		} else if (strncmp(d + i, "env INDIMAIL_BOUNCE=", 20) == 0) {
+			qi->bounce_level = atoi(v + 16);
 		} else if (strncmp(d + i, "orcpt ", 6) == 0 && qi->nrcpts) {
 			free(qi->orcpts[qi->nrcpts - 1]);
 			qi->orcpts[qi->nrcpts - 1] = v;
@@ -280,9 +285,25 @@ queue_info_free(struct queue_info *qi)
 	memset(qi, 0, sizeof(*qi));
 }
 
+void
+queue_mess_path(const struct queue_set *q, int qn, const char *id,
+    struct buf *b)
+{
+	buf_printf(b, "%s/%d/mess/%d/%s", q->path, qn, queue_hash(id, q->split),
+	    id);
+}
+
+void
+queue_state_path(const struct queue_set *q, int qn, const char *id,
+    struct buf *b)
+{
+	buf_printf(b, "%s/%d/state/%d/%s", q->path, qn,
+	    queue_hash(id, q->split), id);
+}
+
 /* Reads the envelope part of one message file (first 64 KiB at most). */
-static int
-read_info(const char *path, int qn, struct queue_info *qi)
+int
+queue_read_info(const char *path, int qn, struct queue_info *qi)
 {
 	struct stat st;
 	char *data;
@@ -332,7 +353,7 @@ queue_scan(const struct queue_set *q, int (*fn)(void *, struct queue_info *),
 					continue;
 				buf_clear(&f);
 				buf_printf(&f, "%s/%s", buf_cstr(&dir), e->d_name);
-				if (read_info(buf_cstr(&f), i, &qi) < 0)
+				if (queue_read_info(buf_cstr(&f), i, &qi) < 0)
 					continue;
 				n++;
 				rc = fn(arg, &qi);

@@ -52,6 +52,7 @@ struct queue_info {
 	size_t		 size;		/* message bytes */
 	char		*path;
 	int		 queue;
+	int		 bounce_level;	/* env INDIMAIL_BOUNCE: 1 bounce, 2 double */
 };
 
 int	queue_set_init(struct queue_set *, const char *path, int count,
@@ -67,12 +68,20 @@ void	queue_envelope_format(const struct queue_envelope *, struct buf *);
 int	queue_envelope_parse(const char *, size_t, struct queue_info *);
 void	queue_info_free(struct queue_info *);
 
+/* Path of a message file / of its delivery state journal. */
+void	queue_mess_path(const struct queue_set *, int queue, const char *id,
+	    struct buf *);
+void	queue_state_path(const struct queue_set *, int queue, const char *id,
+	    struct buf *);
+/* Reads one message's envelope; 0 or -1. */
+int	queue_read_info(const char *path, int queue, struct queue_info *);
+
 /* Calls fn for every complete message of every queue. */
 int	queue_scan(const struct queue_set *,
 	    int (*fn)(void *, struct queue_info *), void *arg);
 
 typedef void (*queue_write_cb)(void *arg, int ok, const char *error,
-	    double seconds);
+	    double seconds, int queue);
 /*
  * Writes envelope + header + message durably on the thread pool and calls
  * cb on the loop thread. msg and hdr must stay untouched until cb runs.

@@ -155,7 +155,7 @@ after_write(uv_work_t *req, int status)
 	j->qs->inflight[j->qn]--;
 	if (status == UV_ECANCELED)
 		buf_appends(&j->error, "write cancelled");
-	j->cb(j->arg, j->ok, j->ok ? NULL : buf_cstr(&j->error), secs);
+	j->cb(j->arg, j->ok, j->ok ? NULL : buf_cstr(&j->error), secs, j->qn);
 	buf_free(&j->envelope);
 	buf_free(&j->error);
 	free(j);

@@ -89,6 +89,7 @@ static void process_input(struct smtp_session *);
 static void session_close(struct smtp_session *, const char *why);
 static void flush(struct smtp_session *);
 static int find_header_end(struct smtp_session *);
+static void on_timeout(uv_timer_t *);
 
 static struct config *
 cfg(struct smtp_session *s)
@@ -149,6 +150,8 @@ flush(struct smtp_session *s)
 
 	if (s->out.len == 0)
 		return;
+	if (s->tls_on && !s->tls.established)
+		return;		/* implicit TLS: the greeting waits for the handshake */
 	if (s->tls_on) {
 		tls_output(&s->tls, s->out.data, s->out.len, &net);
 		buf_clear(&s->out);
@@ -521,6 +524,7 @@ proceed_data(struct smtp_session *s)
 	    (size_t)s->mail.size + 64 : 4096);
 	s->phase = PH_DATA;
 	s->data_started = uv_hrtime();
+	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_data, 0);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -599,9 +603,6 @@ refuse(struct smtp_session *s, const char *cmd, const char *why)
 	if (why[0] == '5' && why[1] == '0')	/* syntax and sequence errors */
 		s->errors++;
 }
-
-static void
-on_timeout(uv_timer_t *t);
 
 static void
 handle_command(struct smtp_session *s, const char *line, size_t len)
@@ -694,7 +695,7 @@ log_queued(struct smtp_session *s, const char *event, double secs)
 }
 
 static void
-on_queued(void *arg, int ok, const char *error, double secs)
+on_queued(void *arg, int ok, const char *error, double secs, int queue)
 {
 	struct smtp_session *s = arg;
 	struct logline l;
@@ -703,6 +704,7 @@ on_queued(void *arg, int ok, const char *error, double secs)
 	s->waiting = 0;
 	if (ok) {
 		log_queued(s, "queued", secs);
+		worker_notify_queued(s->w, queue, s->qid);
 		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else {
 		log_session(s, &l, LOG_ERROR, "queue_error");

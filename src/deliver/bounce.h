@@ -1,0 +1,34 @@
+/*
+ * bounce: RFC 3464 delivery status notifications. A bounce goes to the
+ * envelope sender with the null sender, carries the original header
+ * section, and is marked so that its own failure becomes a double bounce
+ * to the postmaster, whose failure is only logged.
+ */
+#ifndef INDIMAIL_BOUNCE_H
+#define INDIMAIL_BOUNCE_H
+
+#include <stddef.h>
+
+#include "../core/buf.h"
+
+struct bounce_rcpt {
+	const char	*rcpt, *orcpt;
+	const char	*text;		/* the reply or our reason */
+	const char	*remote_mta;	/* NULL for local delivery */
+};
+
+struct bounce_info {
+	const char	*hostname;
+	const char	*queue_id;
+	long long	 arrival;	/* Unix time the message was queued */
+	const char	*sender;	/* original envelope sender */
+	int		 level;		/* 0 normal mail, 1 bounce, 2 double */
+};
+
+/* Builds the DSN message (LF line ends) into out. */
+void	bounce_build(const struct bounce_info *, const struct bounce_rcpt *,
+	    size_t n, const char *orig_headers, size_t hlen, struct buf *out);
+/* The enhanced status code found in a reply, or the default for its class. */
+void	bounce_status(const char *text, char *out, size_t n);
+
+#endif

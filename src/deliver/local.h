@@ -1,0 +1,35 @@
+/*
+ * local: delivery into Maildirs (<root>/<domain>/<local>/Maildir) on the
+ * thread pool: Return-Path and Delivered-To added, loop detection,
+ * Maildir++ quota (maildirsize), tmp → new with fsync before and after.
+ */
+#ifndef INDIMAIL_LOCAL_H
+#define INDIMAIL_LOCAL_H
+
+#include <uv.h>
+
+#include "smtp_client.h"
+
+struct local_rcpt {
+	const char	*address;
+	size_t		 quota;		/* 0: none */
+	struct rcpt_result result;
+};
+
+struct local_job;
+typedef void (*local_done_cb)(void *arg, struct local_rcpt *, size_t n);
+
+struct local_params {
+	const char	*root;
+	const char	*hostname;
+	const char	*path;		/* queue file */
+	size_t		 body_offset;
+	const char	*sender;
+	int		 max_hops;
+};
+
+/* rcpts stay owned by the caller; cb runs on the loop thread. */
+void	local_deliver(uv_loop_t *, const struct local_params *,
+	    struct local_rcpt *, size_t n, local_done_cb, void *arg);
+
+#endif

@@ -1,0 +1,1206 @@
+/*
+ * qmgr: the queue manager. State per message lives in memory (rebuilt at
+ * start from the queue and each message's state journal) and on disk in
+ * <queue>/N/state/<h>/<id>, an append-only journal of final outcomes:
+ *
+ *   d <i>   recipient i delivered          b <i>   bounce for i queued
+ *   x <i>   i failed, bounce dropped       h / r   held / released
+ *
+ * A recipient's outcome is appended (and fsynced) only after the delivery
+ * or the bounce is durable elsewhere, so a crash can repeat a delivery but
+ * never lose one (at-least-once). When every recipient is final the message
+ * and its journal are removed. Deferrals are kept in memory only: after a
+ * restart every pending recipient is tried again at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/xalloc.h"
+#include "../net/dns.h"
+#include "../queue/queue.h"
+#include "../smtp/smtp_parse.h"
+#include "bounce.h"
+#include "local.h"
+#include "qmgr.h"
+#include "remote.h"
+
+enum rstate { RS_PENDING, RS_BUSY, RS_DONE };
+
+#define NBUCKETS 65536
+
+struct qmsg {
+	struct qmsg	*next, *prev, *hnext;
+	struct queue_info info;		/* id, queue, path, sender, rcpts... */
+	char		*state_path;
+	unsigned char	*st;		/* enum rstate per recipient */
+	struct buf	*why;		/* last temporary failure per recipient */
+	char	       **mta;		/* host that gave it, or NULL */
+	int		 attempts;
+	uint64_t	 next_try;	/* uv_now() milliseconds */
+	int		 busy;		/* jobs and journal writes in flight */
+	int		 hold;
+};
+
+struct dcount {
+	struct dcount	*next;
+	char		*key;
+	int		 n;
+};
+
+static struct {
+	uv_loop_t	*loop;
+	struct runtime	*rt;
+	struct config	*cfg;
+	struct queue_set qs;
+	struct dns	*dns;
+	struct remote_ctx *remote;
+	struct qmsg	*msgs;
+	struct qmsg	*bucket[NBUCKETS];
+	size_t		 nmsgs;
+	int		 running_local, running_remote;
+	struct dcount	*dests;
+	uv_timer_t	 tick;
+	uv_poll_t	 notify;
+	int		 notify_fd;
+	uv_pipe_t	 control;
+	uv_signal_t	 sighup, sigterm, sigint;
+	int		 draining;
+	int		 scheduled;
+	uv_idle_t	 soon;
+} Q;
+
+static void schedule_soon(void);
+
+/* ---- the message table --------------------------------------------------- */
+
+static unsigned
+bucket_of(const char *id)
+{
+	unsigned h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % NBUCKETS;
+}
+
+static struct qmsg *
+find(const char *id)
+{
+	for (struct qmsg *m = Q.bucket[bucket_of(id)]; m; m = m->hnext)
+		if (strcmp(m->info.id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+table_add(struct qmsg *m)
+{
+	unsigned b = bucket_of(m->info.id);
+
+	m->hnext = Q.bucket[b];
+	Q.bucket[b] = m;
+	m->next = Q.msgs;
+	if (Q.msgs)
+		Q.msgs->prev = m;
+	Q.msgs = m;
+	Q.nmsgs++;
+}
+
+static void
+table_remove(struct qmsg *m)
+{
+	struct qmsg **pp = &Q.bucket[bucket_of(m->info.id)];
+
+	while (*pp && *pp != m)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = m->hnext;
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		Q.msgs = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	Q.nmsgs--;
+}
+
+static void
+qmsg_free(struct qmsg *m)
+{
+	for (size_t i = 0; i < m->info.nrcpts; i++) {
+		buf_free(&m->why[i]);
+		free(m->mta[i]);
+	}
+	free(m->why);
+	free(m->mta);
+	free(m->st);
+	free(m->state_path);
+	queue_info_free(&m->info);
+	free(m);
+}
+
+static void
+log_msg(struct logline *l, enum log_level lvl, const char *event,
+    const struct qmsg *m)
+{
+	log_begin(l, lvl, event);
+	log_kv(l, "qid", m->info.id);
+}
+
+/* ---- loading messages (thread pool) --------------------------------------- */
+
+struct load_item {
+	int		 queue;
+	char		 id[QUEUE_ID_LEN + 1];
+	struct qmsg	*m;		/* result */
+};
+
+struct load_job {
+	uv_work_t	 w;
+	int		 scan_all;
+	struct load_item *items;
+	size_t		 n;
+};
+
+/* Applies the state journal to a freshly read message. */
+static void
+read_journal(struct qmsg *m)
+{
+	char line[64];
+	FILE *f = fopen(m->state_path, "r");
+	unsigned long i;
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == 'h')
+			m->hold = 1;
+		else if (line[0] == 'r')
+			m->hold = 0;
+		else if (strchr("dbx", line[0]) && sscanf(line + 1, "%lu", &i) == 1 &&
+		    i < m->info.nrcpts)
+			m->st[i] = RS_DONE;
+	}
+	fclose(f);
+}
+
+static struct qmsg *
+load_one(int queue, const char *path)
+{
+	struct qmsg *m = xcalloc(1, sizeof(*m));
+	struct buf sp = BUF_INIT;
+
+	if (queue_read_info(path, queue, &m->info) < 0) {
+		free(m);
+		return NULL;
+	}
+	queue_state_path(&Q.qs, queue, m->info.id, &sp);
+	m->state_path = xstrdup(buf_cstr(&sp));
+	buf_free(&sp);
+	m->st = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, 1);
+	m->why = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, sizeof(struct buf));
+	m->mta = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, sizeof(char *));
+	read_journal(m);
+	return m;
+}
+
+static int
+scan_one(void *arg, struct queue_info *qi)
+{
+	struct load_job *j = arg;
+
+	j->items = xrealloc(j->items, (j->n + 1) * sizeof(*j->items));
+	memset(&j->items[j->n], 0, sizeof(*j->items));
+	j->items[j->n].queue = qi->queue;
+	snprintf(j->items[j->n].id, sizeof(j->items[j->n].id), "%s", qi->id);
+	j->items[j->n].m = load_one(qi->queue, qi->path);
+	j->n++;
+	return 0;
+}
+
+static void
+do_load(uv_work_t *w)
+{
+	struct load_job *j = w->data;
+	struct buf p = BUF_INIT;
+
+	if (j->scan_all) {
+		queue_scan(&Q.qs, scan_one, j);
+		return;
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		buf_clear(&p);
+		queue_mess_path(&Q.qs, j->items[i].queue, j->items[i].id, &p);
+		j->items[i].m = load_one(j->items[i].queue, buf_cstr(&p));
+	}
+	buf_free(&p);
+}
+
+static void
+after_load(uv_work_t *w, int status)
+{
+	struct load_job *j = w->data;
+	int added = 0;
+
+	(void)status;
+	for (size_t i = 0; i < j->n; i++) {
+		struct qmsg *m = j->items[i].m;
+		if (m == NULL)
+			continue;
+		if (find(m->info.id)) {
+			qmsg_free(m);
+			continue;
+		}
+		m->next_try = uv_now(Q.loop);
+		table_add(m);
+		added++;
+	}
+	if (j->scan_all)
+		log_event(LOG_INFO, "queue_scanned", "messages=%zu", Q.nmsgs);
+	free(j->items);
+	free(j);
+	if (added)
+		schedule_soon();
+}
+
+static void
+load(int scan_all, struct load_item *items, size_t n)
+{
+	struct load_job *j = xcalloc(1, sizeof(*j));
+
+	j->w.data = j;
+	j->scan_all = scan_all;
+	j->items = items;
+	j->n = n;
+	uv_queue_work(Q.loop, &j->w, do_load, after_load);
+}
+
+/* ---- journal writes and removal (thread pool) ------------------------------ */
+
+struct io_job {
+	uv_work_t	 w;
+	struct qmsg	*m;
+	struct buf	 text;		/* lines to append; empty: remove */
+	int		 ok;
+};
+
+static void maybe_done(struct qmsg *);
+
+static void
+do_io(uv_work_t *w)
+{
+	struct io_job *j = w->data;
+	int fd;
+
+	if (j->text.len == 0) {
+		/* The message first, so a crash leaves at most a stray journal. */
+		j->ok = unlink(j->m->info.path) == 0 || errno == ENOENT;
+		unlink(j->m->state_path);
+		return;
+	}
+	fd = open(j->m->state_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	j->ok = write(fd, j->text.data, j->text.len) == (ssize_t)j->text.len &&
+	    fdatasync(fd) == 0;
+	close(fd);
+}
+
+static void
+after_io(uv_work_t *w, int status)
+{
+	struct io_job *j = w->data;
+	struct qmsg *m = j->m;
+	int removing = j->text.len == 0;
+
+	(void)status;
+	if (!j->ok) {
+		struct logline l;
+		log_msg(&l, LOG_ERROR, removing ? "remove_failed" : "journal_failed", m);
+		log_kv(&l, "path", removing ? m->info.path : m->state_path);
+		log_end(&l);
+	}
+	buf_free(&j->text);
+	free(j);
+	m->busy--;
+	if (removing) {
+		struct logline l;
+		log_msg(&l, LOG_INFO, "removed", m);
+		log_end(&l);
+		table_remove(m);
+		qmsg_free(m);
+		return;
+	}
+	maybe_done(m);
+}
+
+static void
+io(struct qmsg *m, struct buf *text)
+{
+	struct io_job *j = xcalloc(1, sizeof(*j));
+
+	j->w.data = j;
+	j->m = m;
+	if (text)
+		j->text = *text;	/* takes the buffer */
+	m->busy++;
+	uv_queue_work(Q.loop, &j->w, do_io, after_io);
+}
+
+/* Removes the message once every recipient is final and nothing runs. */
+static void
+maybe_done(struct qmsg *m)
+{
+	if (m->busy)
+		return;
+	for (size_t i = 0; i < m->info.nrcpts; i++)
+		if (m->st[i] != RS_DONE)
+			return;
+	io(m, NULL);
+}
+
+static void
+journal(struct qmsg *m, char kind, const size_t *idx, size_t n)
+{
+	struct buf b = BUF_INIT;
+
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%c %zu\n", kind, idx[i]);
+	if (b.len)
+		io(m, &b);
+}
+
+/* ---- bounces --------------------------------------------------------------- */
+
+struct bounce_job {
+	uv_work_t	 w;
+	struct qmsg	*m;
+	size_t		*idx;		/* failed recipients */
+	char	       **text;
+	size_t		 n;
+	int		 level;		/* of the bounce we create */
+	char		 id[QUEUE_ID_LEN + 1];
+	struct buf	 dsn, empty;
+	char		*rcpt;
+};
+
+static void
+do_bounce_build(uv_work_t *w)
+{
+	struct bounce_job *j = w->data;
+	struct qmsg *m = j->m;
+	struct bounce_rcpt *br = xcalloc(j->n, sizeof(*br));
+	struct bounce_info bi;
+	char *hdrs = NULL;
+	size_t hlen = 0;
+	int fd = open(m->info.path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {	/* the original header section, at most 64 KiB */
+		char *buf = xmalloc(65537);
+		ssize_t n = pread(fd, buf, 65536, (off_t)m->info.body_offset);
+		if (n > 0) {
+			const char *end;
+			buf[n] = '\0';
+			end = memmem(buf, (size_t)n, "\n\n", 2);
+			hlen = end ? (size_t)(end - buf) + 1 : (size_t)n;
+			hdrs = buf;
+		} else
+			free(buf);
+		close(fd);
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		br[i].rcpt = m->info.rcpts[j->idx[i]];
+		br[i].orcpt = m->info.orcpts[j->idx[i]];
+		br[i].text = j->text[i];
+		br[i].remote_mta = m->mta[j->idx[i]];
+	}
+	memset(&bi, 0, sizeof(bi));
+	bi.hostname = Q.cfg->hostname;
+	bi.queue_id = m->info.id;
+	bi.arrival = m->info.received;
+	bi.sender = m->info.sender;
+	bi.level = j->level - 1;
+	bounce_build(&bi, br, j->n, hdrs ? hdrs : "", hlen, &j->dsn);
+	free(hdrs);
+	free(br);
+}
+
+static void
+bounce_job_free(struct bounce_job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		free(j->text[i]);
+	free(j->text);
+	free(j->idx);
+	buf_free(&j->dsn);
+	free(j->rcpt);
+	free(j);
+}
+
+static void
+on_bounce_queued(void *arg, int ok, const char *error, double secs, int queue)
+{
+	struct bounce_job *j = arg;
+	struct qmsg *m = j->m;
+	struct logline l;
+	struct load_item *item;
+
+	(void)secs;
+	m->busy--;
+	log_msg(&l, ok ? LOG_INFO : LOG_ERROR, ok ? "bounce_queued" :
+	    "bounce_failed", m);
+	log_kv(&l, "bounce_qid", j->id);
+	log_kv(&l, "to", j->rcpt);
+	log_kvi(&l, "level", j->level);
+	if (!ok)
+		log_kv(&l, "error", error);
+	log_end(&l);
+	if (!ok) {	/* try the whole thing again later */
+		for (size_t i = 0; i < j->n; i++)
+			m->st[j->idx[i]] = RS_PENDING;
+		m->next_try = uv_now(Q.loop) + 60000;
+		bounce_job_free(j);
+		return;
+	}
+	journal(m, 'b', j->idx, j->n);
+	item = xcalloc(1, sizeof(*item));
+	item->queue = queue;
+	snprintf(item->id, sizeof(item->id), "%s", j->id);
+	load(0, item, 1);
+	bounce_job_free(j);
+	maybe_done(m);
+}
+
+static void
+after_bounce_build(uv_work_t *w, int status)
+{
+	struct bounce_job *j = w->data;
+	struct queue_envelope e;
+	char *key = "INDIMAIL_BOUNCE", val[4];
+	char *keys[1], *vals[1];
+
+	(void)status;
+	snprintf(val, sizeof(val), "%d", j->level);
+	keys[0] = key;
+	vals[0] = val;
+	memset(&e, 0, sizeof(e));
+	queue_new_id(j->id);
+	e.id = j->id;
+	e.received = time(NULL);
+	e.ip = "127.0.0.1";
+	e.helo = Q.cfg->hostname;
+	e.listener = "bounce";
+	e.sender = "";
+	e.rcpts = &j->rcpt;
+	e.nrcpts = 1;
+	e.env_key = keys;
+	e.env_val = vals;
+	e.nenv = 1;
+	queue_write(Q.loop, &Q.qs, &e, &j->empty, &j->dsn, on_bounce_queued, j);
+}
+
+/*
+ * Permanent failures of recipients idx[]: a bounce to the sender, a double
+ * bounce to the postmaster if the message was itself a bounce, or a log
+ * line only if it was a double bounce.
+ */
+static void
+bounce(struct qmsg *m, size_t *idx, char **text, size_t n)
+{
+	struct bounce_job *j;
+	int level = m->info.bounce_level >= 2 ? 3 :
+	    m->info.sender[0] == '\0' ? 2 : 1;
+
+	for (size_t i = 0; i < n; i++) {
+		struct logline l;
+		log_msg(&l, LOG_INFO, "failed", m);
+		log_kv(&l, "to", m->info.rcpts[idx[i]]);
+		log_kv(&l, "reply", text[i]);
+		log_end(&l);
+		m->st[idx[i]] = RS_DONE;
+	}
+	if (level == 3) {
+		struct logline l;
+		log_msg(&l, LOG_WARN, "double_bounce_dropped", m);
+		log_end(&l);
+		journal(m, 'x', idx, n);
+		for (size_t i = 0; i < n; i++)
+			free(text[i]);
+		free(text);
+		free(idx);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->w.data = j;
+	j->m = m;
+	j->idx = idx;
+	j->text = text;
+	j->n = n;
+	j->level = level;
+	j->rcpt = xstrdup(level == 1 ? m->info.sender : Q.cfg->delivery.postmaster);
+	m->busy++;
+	uv_queue_work(Q.loop, &j->w, do_bounce_build, after_bounce_build);
+}
+
+/* ---- outcomes -------------------------------------------------------------- */
+
+static uint64_t
+backoff_ms(int attempts)
+{
+	uint64_t d = (uint64_t)Q.cfg->delivery.retry_base_ms *
+	    (uint64_t)attempts * (uint64_t)attempts;
+
+	return d > (uint64_t)Q.cfg->delivery.retry_max_ms ?
+	    (uint64_t)Q.cfg->delivery.retry_max_ms : d;
+}
+
+/*
+ * Applies one job's results: rcpt[i] of the message got results[i].
+ * Deliveries are journaled, failures bounced, deferrals rescheduled.
+ */
+static void
+outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
+    const char *mta)
+{
+	size_t *done = xcalloc(n, sizeof(size_t)), nd = 0;
+	size_t *fail = xcalloc(n, sizeof(size_t)), nf = 0;
+	char **ftext = xcalloc(n, sizeof(char *));
+	int deferred = 0;
+	long long age = (long long)time(NULL) - m->info.received;
+
+	for (size_t k = 0; k < n; k++) {
+		size_t i = idx[k];
+		struct logline l;
+		enum result_class cls = res[k].cls;
+
+		free(m->mta[i]);
+		m->mta[i] = mta ? xstrdup(mta) : NULL;
+		if (cls == RESULT_TEMP && age > Q.cfg->delivery.lifetime_s) {
+			struct buf t = BUF_INIT;
+			buf_printf(&t, "delivery time expired (queue lifetime "
+			    "%lds); last error: %s", Q.cfg->delivery.lifetime_s,
+			    buf_cstr(&res[k].text));
+			buf_free(&res[k].text);
+			res[k].text = t;
+			cls = RESULT_PERM;
+		}
+		log_msg(&l, LOG_INFO, cls == RESULT_OK ? "delivered" :
+		    cls == RESULT_TEMP ? "deferred" : "bounced", m);
+		log_kv(&l, "to", m->info.rcpts[i]);
+		if (mta)
+			log_kv(&l, "relay", mta);
+		log_kv(&l, "reply", buf_cstr(&res[k].text));
+		log_end(&l);
+		if (cls == RESULT_OK) {
+			m->st[i] = RS_DONE;
+			done[nd++] = i;
+		} else if (cls == RESULT_PERM) {
+			fail[nf] = i;
+			ftext[nf++] = xstrdup(buf_cstr(&res[k].text));
+		} else {
+			m->st[i] = RS_PENDING;
+			buf_set(&m->why[i], res[k].text.data, res[k].text.len);
+			deferred = 1;
+		}
+	}
+	if (deferred) {
+		m->attempts++;
+		m->next_try = uv_now(Q.loop) + backoff_ms(m->attempts);
+	}
+	journal(m, 'd', done, nd);
+	free(done);
+	if (nf)
+		bounce(m, fail, ftext, nf);
+	else {
+		free(fail);
+		free(ftext);
+	}
+	maybe_done(m);
+}
+
+/* ---- local jobs ------------------------------------------------------------ */
+
+struct ljob {
+	struct qmsg	*m;
+	struct runtime	*rt;
+	size_t		*idx;
+	struct local_rcpt *r;
+	size_t		 n;
+};
+
+static void
+on_local_done(void *arg, struct local_rcpt *r, size_t n)
+{
+	struct ljob *j = arg;
+	struct rcpt_result *res = xcalloc(n, sizeof(*res));
+
+	for (size_t i = 0; i < n; i++)
+		res[i] = r[i].result;
+	Q.running_local--;
+	j->m->busy--;
+	outcome(j->m, j->idx, res, n, NULL);
+	for (size_t i = 0; i < n; i++)
+		buf_free(&res[i].text);
+	free(res);
+	free(j->r);
+	free(j->idx);
+	runtime_unref(j->rt);
+	free(j);
+	schedule_soon();
+}
+
+static void
+start_local(struct qmsg *m, size_t *idx, size_t n)
+{
+	struct ljob *j = xcalloc(1, sizeof(*j));
+	struct local_params p;
+
+	j->m = m;
+	j->rt = Q.rt;
+	runtime_ref(Q.rt);
+	j->idx = idx;
+	j->n = n;
+	j->r = xcalloc(n, sizeof(*j->r));
+	for (size_t i = 0; i < n; i++) {
+		const struct mailbox_user *u = config_find_user(Q.cfg,
+		    m->info.rcpts[idx[i]]);
+		j->r[i].address = m->info.rcpts[idx[i]];
+		j->r[i].quota = u ? u->quota : 0;
+		m->st[idx[i]] = RS_BUSY;
+	}
+	memset(&p, 0, sizeof(p));
+	p.root = Q.cfg->delivery.maildir_root;
+	p.hostname = Q.cfg->hostname;
+	p.path = m->info.path;
+	p.body_offset = m->info.body_offset;
+	p.sender = m->info.sender;
+	p.max_hops = Q.cfg->delivery.max_hops;
+	m->busy++;
+	Q.running_local++;
+	local_deliver(Q.loop, &p, j->r, n, on_local_done, j);
+}
+
+/* ---- remote jobs ----------------------------------------------------------- */
+
+struct rjob {
+	struct qmsg	*m;
+	struct runtime	*rt;
+	size_t		*idx;
+	struct remote_req req;
+	char		*key;
+};
+
+static struct dcount *
+dest(const char *key, int create)
+{
+	struct dcount *d;
+
+	for (d = Q.dests; d; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	if (!create)
+		return NULL;
+	d = xcalloc(1, sizeof(*d));
+	d->key = xstrdup(key);
+	d->next = Q.dests;
+	Q.dests = d;
+	return d;
+}
+
+static void
+on_remote_done(void *arg, struct remote_req *q)
+{
+	struct rjob *j = arg;
+
+	Q.running_remote--;
+	dest(j->key, 1)->n--;
+	j->m->busy--;
+	outcome(j->m, j->idx, q->results, q->n, q->mta[0] ? q->mta : NULL);
+	for (size_t i = 0; i < q->n; i++)
+		buf_free(&q->results[i].text);
+	free(q->results);
+	free(q->rcpts);
+	free(j->idx);
+	free(j->key);
+	runtime_unref(j->rt);
+	free(j);
+	schedule_soon();
+}
+
+static void
+start_remote(struct qmsg *m, const char *domain, const struct route_conf *rc,
+    const char *key, size_t *idx, size_t n)
+{
+	struct rjob *j = xcalloc(1, sizeof(*j));
+	struct remote_req *q = &j->req;
+
+	j->m = m;
+	j->rt = Q.rt;
+	runtime_ref(Q.rt);
+	j->idx = idx;
+	j->key = xstrdup(key);
+	q->domain = smtp_addr_domain(m->info.rcpts[idx[0]]);
+	(void)domain;
+	q->route = rc;
+	q->path = m->info.path;
+	q->body_offset = m->info.body_offset;
+	q->sender = m->info.sender;
+	q->n = n;
+	q->rcpts = xcalloc(n, sizeof(char *));
+	q->results = xcalloc(n, sizeof(*q->results));
+	q->body8 = m->info.body && strcmp(m->info.body, "8BITMIME") == 0;
+	for (size_t i = 0; i < n; i++) {
+		q->rcpts[i] = m->info.rcpts[idx[i]];
+		m->st[idx[i]] = RS_BUSY;
+	}
+	m->busy++;
+	Q.running_remote++;
+	dest(key, 1)->n++;
+	remote_deliver(Q.remote, q, on_remote_done, j);
+}
+
+/* ---- scheduling ------------------------------------------------------------ */
+
+/* Destination key of a remote recipient: its relay, or its domain's MX. */
+static const char *
+dest_key(const char *rcpt, const struct route_conf **rc, struct buf *key)
+{
+	const char *dom = smtp_addr_domain(rcpt);
+
+	buf_clear(key);
+	*rc = config_find_route(Q.cfg, dom ? dom : "");
+	if (*rc)
+		buf_printf(key, "relay:%s:%d", (*rc)->host, (*rc)->port);
+	else
+		buf_printf(key, "mx:%s", dom ? dom : "");
+	return buf_cstr(key);
+}
+
+static int
+is_local(const char *rcpt)
+{
+	const char *dom = smtp_addr_domain(rcpt);
+
+	return dom == NULL || config_is_local_domain(Q.cfg, dom);
+}
+
+static void
+schedule_local(struct qmsg *m)
+{
+	size_t *idx = NULL, n = 0;
+
+	if (Q.running_local >= Q.cfg->delivery.conc_local)
+		return;
+	for (size_t i = 0; i < m->info.nrcpts; i++)
+		if (m->st[i] == RS_PENDING && is_local(m->info.rcpts[i])) {
+			idx = xrealloc(idx, (n + 1) * sizeof(size_t));
+			idx[n++] = i;
+		}
+	if (n)
+		start_local(m, idx, n);
+}
+
+static void
+schedule_remote(struct qmsg *m)
+{
+	struct buf key = BUF_INIT, other = BUF_INIT;
+
+	for (size_t i = 0; i < m->info.nrcpts; i++) {
+		const struct route_conf *rc, *rc2;
+		struct dcount *d;
+		size_t *idx, n = 0;
+
+		if (m->st[i] != RS_PENDING || is_local(m->info.rcpts[i]))
+			continue;
+		if (Q.running_remote >= Q.cfg->delivery.conc_remote)
+			break;
+		dest_key(m->info.rcpts[i], &rc, &key);
+		d = dest(buf_cstr(&key), 0);
+		if (d && d->n >= Q.cfg->delivery.conc_domain)
+			continue;
+		idx = xcalloc(m->info.nrcpts, sizeof(size_t));
+		for (size_t k = i; k < m->info.nrcpts; k++) {
+			if (m->st[k] != RS_PENDING || is_local(m->info.rcpts[k]))
+				continue;
+			dest_key(m->info.rcpts[k], &rc2, &other);
+			if (strcmp(buf_cstr(&other), buf_cstr(&key)) == 0 &&
+			    strcasecmp(smtp_addr_domain(m->info.rcpts[k]),
+			    smtp_addr_domain(m->info.rcpts[i])) == 0)
+				idx[n++] = k;
+		}
+		start_remote(m, NULL, rc, buf_cstr(&key), idx, n);
+	}
+	buf_free(&key);
+	buf_free(&other);
+}
+
+static void
+run_queue(void)
+{
+	uint64_t now = uv_now(Q.loop);
+
+	if (Q.draining || Q.cfg->delivery.paused)
+		return;
+	for (struct qmsg *m = Q.msgs, *next; m; m = next) {
+		next = m->next;
+		if (m->hold || m->next_try > now)
+			continue;
+		schedule_local(m);
+		schedule_remote(m);
+		if (Q.running_local >= Q.cfg->delivery.conc_local &&
+		    Q.running_remote >= Q.cfg->delivery.conc_remote)
+			break;
+	}
+}
+
+static void
+on_soon(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+	Q.scheduled = 0;
+	run_queue();
+}
+
+static void
+schedule_soon(void)
+{
+	if (!Q.scheduled) {
+		Q.scheduled = 1;
+		uv_idle_start(&Q.soon, on_soon);
+	}
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+	static int ticks;
+
+	(void)t;
+	run_queue();
+	remote_sweep(Q.remote, 5000);
+	if (++ticks % 60 == 0)	/* catch anything a lost datagram missed */
+		load(1, NULL, 0);
+}
+
+/* ---- notifications from the SMTP workers ------------------------------------ */
+
+static void
+on_notify(uv_poll_t *p, int status, int events)
+{
+	struct load_item *items = NULL;
+	size_t n = 0;
+	char dgram[128];
+	ssize_t len;
+
+	(void)p;
+	(void)status;
+	(void)events;
+	while ((len = recv(Q.notify_fd, dgram, sizeof(dgram) - 1,
+	    MSG_DONTWAIT)) > 0) {
+		int queue;
+		char id[QUEUE_ID_LEN + 1];
+		dgram[len] = '\0';
+		if (sscanf(dgram, "%d %24s", &queue, id) != 2 || queue < 0 ||
+		    queue >= Q.qs.count)
+			continue;
+		items = xrealloc(items, (n + 1) * sizeof(*items));
+		memset(&items[n], 0, sizeof(*items));
+		items[n].queue = queue;
+		snprintf(items[n].id, sizeof(items[n].id), "%s", id);
+		n++;
+	}
+	if (n)
+		load(0, items, n);
+}
+
+/* ---- control socket: indimail queue ... ------------------------------------- */
+
+
+struct control_conn {
+	uv_pipe_t	 pipe;
+	struct buf	 in;
+};
+
+static void
+on_control_closed(uv_handle_t *h)
+{
+	struct control_conn *c = h->data;
+
+	buf_free(&c->in);
+	free(c);
+}
+
+static void
+on_control_written(uv_write_t *req, int status)
+{
+	struct control_conn *c = req->data;
+
+	(void)status;
+	free(((struct buf *)((char *)req + sizeof(*req)))->data);
+	free(req);
+	uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+}
+
+static void
+describe(const struct qmsg *m, struct buf *out)
+{
+	static const char *names[] = { "pending", "active", "done" };
+	uint64_t now = uv_now(Q.loop);
+
+	buf_printf(out, "%s %lld %zu <%s>%s\n", m->info.id,
+	    (long long)time(NULL) - m->info.received, m->info.size,
+	    m->info.sender, m->hold ? " held" : "");
+	for (size_t i = 0; i < m->info.nrcpts; i++) {
+		buf_printf(out, "  %s <%s>", names[m->st[i]], m->info.rcpts[i]);
+		if (m->st[i] == RS_PENDING && m->attempts)
+			buf_printf(out, " attempts=%d next_retry=%llds",
+			    m->attempts, m->next_try > now ?
+			    (long long)(m->next_try - now + 999) / 1000 : 0LL);
+		if (m->st[i] == RS_PENDING && m->why[i].len)
+			buf_printf(out, " last_error=\"%s\"", buf_cstr(&m->why[i]));
+		buf_appendc(out, '\n');
+	}
+}
+
+static void
+control_command(const char *line, struct buf *out)
+{
+	char cmd[16], id[QUEUE_ID_LEN + 2];
+	struct qmsg *m = NULL;
+	int n = sscanf(line, "%15s %25s", cmd, id), count = 0;
+
+	if (n == 2 && (m = find(id)) == NULL) {
+		buf_printf(out, "error no message %s in the queue\n", id);
+		return;
+	}
+	if (n >= 1 && strcmp(cmd, "list") == 0) {
+		for (struct qmsg *x = Q.msgs; x; x = x->next, count++)
+			describe(x, out);
+		buf_printf(out, "ok %d\n", count);
+	} else if (n == 2 && strcmp(cmd, "show") == 0) {
+		describe(m, out);
+		buf_printf(out, "path %s\nok 1\n", m->info.path);
+	} else if (n >= 1 && strcmp(cmd, "flush") == 0) {
+		for (struct qmsg *x = Q.msgs; x; x = x->next)
+			if (!x->hold) {
+				x->next_try = 0;
+				count++;
+			}
+		schedule_soon();
+		buf_printf(out, "ok %d\n", count);
+	} else if (n == 2 && (strcmp(cmd, "hold") == 0 ||
+	    strcmp(cmd, "release") == 0)) {
+		struct buf j = BUF_INIT;
+		m->hold = cmd[0] == 'h';
+		m->next_try = 0;
+		buf_appends(&j, m->hold ? "h\n" : "r\n");
+		io(m, &j);
+		schedule_soon();
+		buf_printf(out, "ok 1\n");
+	} else if (n == 2 && strcmp(cmd, "remove") == 0) {
+		size_t *idx = xcalloc(m->info.nrcpts, sizeof(size_t)), k = 0;
+		for (size_t i = 0; i < m->info.nrcpts; i++)
+			if (m->st[i] == RS_PENDING) {
+				m->st[i] = RS_DONE;
+				idx[k++] = i;
+			}
+		if (k < m->info.nrcpts && m->busy) {
+			for (size_t i = 0; i < k; i++)
+				m->st[idx[i]] = RS_PENDING;
+			buf_printf(out, "error %s is being delivered, try again\n", id);
+		} else {
+			journal(m, 'x', idx, k);
+			maybe_done(m);
+			buf_printf(out, "ok 1\n");
+		}
+		free(idx);
+	} else
+		buf_printf(out, "error unknown command (list, show ID, flush, "
+		    "hold ID, release ID, remove ID)\n");
+}
+
+static void
+control_reply(struct control_conn *c, struct buf *out)
+{
+	uv_write_t *req = xcalloc(1, sizeof(*req) + sizeof(struct buf));
+	struct buf *keep = (struct buf *)((char *)req + sizeof(*req));
+	uv_buf_t b;
+
+	*keep = *out;
+	req->data = c;
+	b = uv_buf_init(keep->data, (unsigned)keep->len);
+	if (uv_write(req, (uv_stream_t *)&c->pipe, &b, 1, on_control_written) < 0) {
+		free(keep->data);
+		free(req);
+		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+	}
+}
+
+static void
+on_control_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	(void)h;
+	b->base = xmalloc(hint);
+	b->len = hint;
+}
+
+static void
+on_control_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct control_conn *c = s->data;
+	struct buf out = BUF_INIT;
+	char *nl;
+
+	if (n > 0)
+		buf_append(&c->in, b->base, (size_t)n);
+	free(b->base);
+	if (n < 0 || c->in.len > 1024) {
+		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+		return;
+	}
+	if ((nl = memchr(c->in.data, '\n', c->in.len)) == NULL)
+		return;
+	*nl = '\0';
+	uv_read_stop(s);
+	control_command(c->in.data, &out);
+	control_reply(c, &out);
+}
+
+static void
+on_control_connection(uv_stream_t *server, int status)
+{
+	struct control_conn *c;
+
+	if (status < 0)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	uv_pipe_init(Q.loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->pipe, on_control_alloc, on_control_read);
+}
+
+static void
+control_open(void)
+{
+	struct buf path = BUF_INIT;
+	int rc;
+
+	buf_printf(&path, "%s/qmgr.sock", Q.cfg->queue_path);
+	unlink(buf_cstr(&path));
+	uv_pipe_init(Q.loop, &Q.control, 0);
+	if ((rc = uv_pipe_bind(&Q.control, buf_cstr(&path))) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)&Q.control, 16,
+	    on_control_connection)) != 0)
+		log_event(LOG_ERROR, "control_error", "path=%s error=%s",
+		    buf_cstr(&path), uv_strerror(rc));
+	else
+		chmod(buf_cstr(&path), 0660);
+	buf_free(&path);
+}
+
+/* ---- process --------------------------------------------------------------- */
+
+static void
+on_reload(uv_signal_t *s, int sig)
+{
+	struct buf err = BUF_INIT;
+	struct runtime *rt;
+
+	(void)s;
+	(void)sig;
+	if ((rt = runtime_load(Q.rt->path, &err)) == NULL) {
+		log_event(LOG_ERROR, "reload_failed", "error=\"%s\"", buf_cstr(&err));
+		buf_free(&err);
+		return;
+	}
+	runtime_unref(Q.rt);
+	Q.rt = rt;
+	Q.cfg = &rt->cfg;
+	remote_ctx_set_config(Q.remote, Q.cfg);
+	log_event(LOG_INFO, "reloaded", NULL);
+	schedule_soon();
+}
+
+static void
+maybe_exit(void)
+{
+	if (Q.draining && Q.running_local == 0 && Q.running_remote == 0) {
+		remote_sweep(Q.remote, 0);
+		log_event(LOG_INFO, "qmgr_exit", "reason=drained");
+		exit(0);
+	}
+}
+
+static void
+on_drain_check(uv_timer_t *t)
+{
+	static int waited;
+
+	(void)t;
+	maybe_exit();
+	if (++waited * 100 > Q.cfg->timeout_drain) {
+		log_event(LOG_WARN, "qmgr_exit", "reason=drain_timeout");
+		exit(0);
+	}
+}
+
+static void
+on_term(uv_signal_t *s, int sig)
+{
+	(void)s;
+	(void)sig;
+	Q.draining = 1;
+	log_event(LOG_INFO, "draining", "local=%d remote=%d", Q.running_local,
+	    Q.running_remote);
+	uv_timer_start(&Q.tick, on_drain_check, 0, 100);
+}
+
+void
+qmgr_main(struct runtime *rt, int notify_fd)
+{
+	struct buf err = BUF_INIT;
+
+	log_set_role("qmgr");
+	signal(SIGPIPE, SIG_IGN);
+	Q.loop = xcalloc(1, sizeof(uv_loop_t));
+	uv_loop_init(Q.loop);
+	Q.rt = rt;
+	Q.cfg = &rt->cfg;
+	Q.notify_fd = notify_fd;
+	if (queue_set_init(&Q.qs, Q.cfg->queue_path, Q.cfg->queue_count,
+	    Q.cfg->queue_split, &err) < 0)
+		fatal("queue: %s", buf_cstr(&err));
+	if ((Q.dns = dns_new(Q.loop, Q.cfg->dns_servers, Q.cfg->dns_timeout_ms,
+	    &err)) == NULL)
+		fatal("dns: %s", buf_cstr(&err));
+	Q.remote = remote_ctx_new(Q.loop, Q.dns, Q.cfg);
+	uv_idle_init(Q.loop, &Q.soon);
+	uv_timer_init(Q.loop, &Q.tick);
+	uv_timer_start(&Q.tick, on_tick, 1000, 1000);
+	uv_poll_init(Q.loop, &Q.notify, notify_fd);
+	uv_poll_start(&Q.notify, UV_READABLE, on_notify);
+	control_open();
+	uv_signal_init(Q.loop, &Q.sighup);
+	uv_signal_init(Q.loop, &Q.sigterm);
+	uv_signal_init(Q.loop, &Q.sigint);
+	uv_signal_start(&Q.sighup, on_reload, SIGHUP);
+	uv_signal_start(&Q.sigterm, on_term, SIGTERM);
+	uv_signal_start(&Q.sigint, on_term, SIGINT);
+	log_event(LOG_INFO, "qmgr_start", "queues=%d", Q.qs.count);
+	load(1, NULL, 0);
+	uv_run(Q.loop, UV_RUN_DEFAULT);
+	exit(0);
+}

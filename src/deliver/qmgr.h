@@ -1,0 +1,15 @@
+/*
+ * qmgr: the queue manager process. Learns of new messages from the SMTP
+ * workers (a datagram per message), scans every queue at start, and moves
+ * each recipient to delivered, deferred (retried with a growing backoff) or
+ * bounced. Answers `indimail queue ...` on a control socket.
+ */
+#ifndef INDIMAIL_QMGR_H
+#define INDIMAIL_QMGR_H
+
+#include "../lua/lua_runtime.h"
+
+/* Never returns. notify_fd: the read end of the workers' datagrams. */
+void	qmgr_main(struct runtime *, int notify_fd) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * remote: delivers one message to the recipients of one destination: a
+ * domain's MX hosts (RFC 5321 5.1: preference order, implicit MX, null MX
+ * RFC 7505) or a configured relay host. Tries each address until one
+ * accepts the connection, reuses idle connections to the same destination.
+ */
+#ifndef INDIMAIL_REMOTE_H
+#define INDIMAIL_REMOTE_H
+
+#include <uv.h>
+
+#include "../core/config.h"
+#include "smtp_client.h"
+
+struct dns;
+struct remote_ctx;
+
+struct remote_req {
+	const char	*domain;	/* recipient domain (MX lookups) */
+	const struct route_conf *route;	/* relay host, or NULL for MX */
+	const char	*path;		/* queue file */
+	size_t		 body_offset;
+	const char	*sender;
+	char	       **rcpts;
+	size_t		 n;
+	int		 body8;
+	struct rcpt_result *results;	/* n entries, filled */
+	char		 mta[160];	/* the host that answered last */
+};
+
+typedef void (*remote_done_cb)(void *arg, struct remote_req *);
+
+struct remote_ctx *remote_ctx_new(uv_loop_t *, struct dns *,
+	    const struct config *);
+void	remote_ctx_set_config(struct remote_ctx *, const struct config *);
+void	remote_deliver(struct remote_ctx *, struct remote_req *,
+	    remote_done_cb, void *arg);
+/* Closes idle connections older than max_idle_ms (all with 0). */
+void	remote_sweep(struct remote_ctx *, uint64_t max_idle_ms);
+
+#endif
