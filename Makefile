@@ -24,7 +24,7 @@ export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl
-DEB_TEST  := lua-busted lua-socket swaks python3 dnsmasq-base procps
+DEB_TEST  := lua-busted lua-socket swaks python3 dnsmasq-base procps postfix openssl
 DEB_FUZZ  := clang libclang-rt-14-dev
 
 LIB_SRCS  := $(filter-out src/core/main.c src/cli/indimail.c, \

@@ -1,10 +1,15 @@
 /*
- * indimail: the admin command. This first version knows `queue list`:
- * every queued message with id, age, size, sender and recipients, read
- * straight from the queue folders named by the configuration.
+ * indimail: the admin command. `queue list|show|flush|hold|release|remove`
+ * ask the running queue manager over its control socket
+ * (<queue.path>/qmgr.sock); `queue list` falls back to reading the queue
+ * folders when no queue manager is running.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,32 +23,70 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: indimail [-c config.lua] queue list\n");
+	fprintf(stderr, "usage: indimail [-c config.lua] queue list\n"
+	    "       indimail [-c config.lua] queue show|hold|release|remove ID\n"
+	    "       indimail [-c config.lua] queue flush\n");
 }
 
-static void
-format_age(long long secs, char *out, size_t n)
+/*
+ * Sends one request to the queue manager and copies its answer to stdout.
+ * Returns 0 (ok), 1 (the queue manager said error) or -1 (not reachable).
+ */
+static int
+control(struct runtime *rt, const char *request)
 {
-	if (secs < 120)
-		snprintf(out, n, "%llds", secs);
-	else if (secs < 7200)
-		snprintf(out, n, "%lldm", secs / 60);
-	else if (secs < 172800)
-		snprintf(out, n, "%lldh", secs / 3600);
-	else
-		snprintf(out, n, "%lldd", secs / 86400);
+	struct sockaddr_un sun;
+	struct buf reply = BUF_INIT;
+	char tmp[4096], *last;
+	ssize_t n;
+	int fd, rc;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/qmgr.sock",
+	    rt->cfg.queue_path) >= sizeof(sun.sun_path))
+		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    write(fd, request, strlen(request)) < 0 || write(fd, "\n", 1) < 0) {
+		close(fd);
+		return -1;
+	}
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_append(&reply, tmp, (size_t)n);
+	close(fd);
+	/* The last line is "ok N" or "error why"; the rest is the answer. */
+	while (reply.len && reply.data[reply.len - 1] == '\n')
+		reply.data[--reply.len] = '\0';
+	last = strrchr(buf_cstr(&reply), '\n');
+	last = last ? last + 1 : (char *)buf_cstr(&reply);
+	fwrite(buf_cstr(&reply), 1, (size_t)(last - buf_cstr(&reply)), stdout);
+	rc = strncmp(last, "ok", 2) == 0 ? 0 : 1;
+	if (rc)
+		fprintf(stderr, "indimail: %s\n", last);
+	else if (strncmp(request, "list", 4) == 0)
+		printf("%d message%s in the queue\n", atoi(last + 3),
+		    atoi(last + 3) == 1 ? "" : "s");
+	else if (strncmp(request, "flush", 5) == 0)
+		printf("%d message%s scheduled for delivery now\n",
+		    atoi(last + 3), atoi(last + 3) == 1 ? "" : "s");
+	buf_free(&reply);
+	return rc;
 }
 
 static int
 print_one(void *arg, struct queue_info *qi)
 {
-	char age[32];
+	struct buf b = BUF_INIT;
 
 	(void)arg;
-	format_age((long long)time(NULL) - qi->received, age, sizeof(age));
-	printf("%-24s %6s %9zu  <%s>\n", qi->id, age, qi->size, qi->sender);
+	queue_format_entry(&b, qi->id, (long long)time(NULL) - qi->received,
+	    qi->size, qi->sender, 0);
 	for (size_t i = 0; i < qi->nrcpts; i++)
-		printf("%42s<%s>\n", "", qi->rcpts[i]);
+		buf_printf(&b, "    queued   <%s>\n", qi->rcpts[i]);
+	fputs(buf_cstr(&b), stdout);
+	buf_free(&b);
 	return 0;
 }
 
@@ -57,10 +100,48 @@ queue_list(struct runtime *rt)
 	qs.path = rt->cfg.queue_path;
 	qs.count = rt->cfg.queue_count;
 	qs.split = rt->cfg.queue_split;
-	printf("%-24s %6s %9s  %s\n", "ID", "AGE", "SIZE", "SENDER / RECIPIENTS");
+	fputs(QUEUE_LIST_HEADER, stdout);
 	n = queue_scan(&qs, print_one, NULL);
 	printf("%d message%s in the queue\n", n, n == 1 ? "" : "s");
 	return 0;
+}
+
+static int
+queue_command(struct runtime *rt, int argc, char **argv)
+{
+	static const char *with_id[] = { "show", "hold", "release", "remove" };
+	struct buf req = BUF_INIT;
+	int rc;
+
+	if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "flush") == 0) {
+		if (argc != 1) {
+			usage();
+			return 2;
+		}
+		if (argv[0][0] == 'l')
+			fputs(QUEUE_LIST_HEADER, stdout);
+		buf_appends(&req, argv[0]);
+	} else {
+		for (size_t i = 0; i < 4 && req.len == 0; i++)
+			if (strcmp(argv[0], with_id[i]) == 0 && argc == 2)
+				buf_printf(&req, "%s %s", argv[0], argv[1]);
+		if (req.len == 0) {
+			usage();
+			return 2;
+		}
+	}
+	rc = control(rt, buf_cstr(&req));
+	buf_free(&req);
+	if (rc >= 0)
+		return rc;
+	if (strcmp(argv[0], "list") == 0) {
+		fprintf(stderr, "indimail: queue manager not running; reading "
+		    "the queue folders\n");
+		return queue_list(rt);
+	}
+	fprintf(stderr, "indimail: cannot reach the queue manager at %s/qmgr.sock: "
+	    "%s\n", rt->cfg.queue_path, strerror(errno));
+	return 1;
 }
 
 int
@@ -81,8 +162,7 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 2 || strcmp(argv[0], "queue") != 0 ||
-	    strcmp(argv[1], "list") != 0) {
+	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
 		usage();
 		return 2;
 	}
@@ -90,5 +170,5 @@ main(int argc, char **argv)
 		fprintf(stderr, "indimail: %s\n", buf_cstr(&err));
 		return 1;
 	}
-	return queue_list(rt);
+	return queue_command(rt, argc - 1, argv + 1);
 }

@@ -956,11 +956,10 @@ describe(const struct qmsg *m, struct buf *out)
 	static const char *names[] = { "pending", "active", "done" };
 	uint64_t now = uv_now(Q.loop);
 
-	buf_printf(out, "%s %lld %zu <%s>%s\n", m->info.id,
-	    (long long)time(NULL) - m->info.received, m->info.size,
-	    m->info.sender, m->hold ? " held" : "");
+	queue_format_entry(out, m->info.id, (long long)time(NULL) -
+	    m->info.received, m->info.size, m->info.sender, m->hold);
 	for (size_t i = 0; i < m->info.nrcpts; i++) {
-		buf_printf(out, "  %s <%s>", names[m->st[i]], m->info.rcpts[i]);
+		buf_printf(out, "    %-8s <%s>", names[m->st[i]], m->info.rcpts[i]);
 		if (m->st[i] == RS_PENDING && m->attempts)
 			buf_printf(out, " attempts=%d next_retry=%llds",
 			    m->attempts, m->next_try > now ?

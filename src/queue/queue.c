@@ -370,3 +370,21 @@ out:
 	buf_free(&f);
 	return n;
 }
+
+void
+queue_format_entry(struct buf *b, const char *id, long long age, size_t size,
+    const char *sender, int held)
+{
+	char a[32];
+
+	if (age < 120)
+		snprintf(a, sizeof(a), "%llds", age);
+	else if (age < 7200)
+		snprintf(a, sizeof(a), "%lldm", age / 60);
+	else if (age < 172800)
+		snprintf(a, sizeof(a), "%lldh", age / 3600);
+	else
+		snprintf(a, sizeof(a), "%lldd", age / 86400);
+	buf_printf(b, "%-24s %4s %9zu  <%s>%s\n", id, a, size, sender,
+	    held ? "  (held)" : "");
+}

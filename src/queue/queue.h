@@ -76,6 +76,12 @@ void	queue_state_path(const struct queue_set *, int queue, const char *id,
 /* Reads one message's envelope; 0 or -1. */
 int	queue_read_info(const char *path, int queue, struct queue_info *);
 
+/* The `queue list` line of one message (recipient lines follow). */
+void	queue_format_entry(struct buf *, const char *id, long long age,
+	    size_t size, const char *sender, int held);
+#define QUEUE_LIST_HEADER \
+	"ID                       AGE      SIZE  SENDER / RECIPIENTS\n"
+
 /* Calls fn for every complete message of every queue. */
 int	queue_scan(const struct queue_set *,
 	    int (*fn)(void *, struct queue_info *), void *arg);
