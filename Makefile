@@ -27,7 +27,7 @@ DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
 DEB_TEST  := lua-busted lua-socket swaks python3 dnsmasq-base procps postfix openssl
 DEB_FUZZ  := clang libclang-rt-14-dev
 
-LIB_SRCS  := $(filter-out src/core/main.c src/cli/indimail.c, \
+LIB_SRCS  := $(filter-out src/core/main.c src/cli/indimail.c src/cli/sendmail.c, \
              $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
@@ -35,7 +35,7 @@ PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
 
 .PHONY: all deps test-deps run test fuzz fuzz-deps lint clean setup bench
 
-all: deps $(BIN)/indimaild $(BIN)/indimail build/indimail_test.so
+all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail build/indimail_test.so
 
 # Installs the Debian packages that are missing (sudo only when not root).
 deps:
@@ -56,6 +56,10 @@ $(BIN)/indimaild: $(BUILD)/src/core/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(LIB_OBJS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/sendmail: $(BUILD)/src/cli/sendmail.o $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -53,6 +53,23 @@ on_signal(int sig)
 		got_term = 1;
 }
 
+static struct buf listeners;	/* "name address port tls" lines */
+
+/* Tells local tools (bin/sendmail) where we really listen. */
+static void
+write_listeners(const char *queue_path)
+{
+	struct buf path = BUF_INIT;
+	FILE *f;
+
+	buf_printf(&path, "%s/listeners", queue_path);
+	if ((f = fopen(buf_cstr(&path), "w")) != NULL) {
+		fputs(buf_cstr(&listeners), f);
+		fclose(f);
+	}
+	buf_free(&path);
+}
+
 static int
 bind_one(const struct listen_conf *l)
 {
@@ -83,6 +100,9 @@ bind_one(const struct listen_conf *l)
 	log_event(LOG_INFO, "listening", "name=%s address=%s port=%s tls=%s",
 	    l->name, host, serv, l->tls == TLS_NONE ? "none" :
 	    l->tls == TLS_STARTTLS ? "starttls" : "implicit");
+	buf_printf(&listeners, "%s %s %s %s\n", l->name, host, serv,
+	    l->tls == TLS_NONE ? "none" : l->tls == TLS_STARTTLS ? "starttls" :
+	    "implicit");
 	return fd;
 }
 
@@ -318,6 +338,7 @@ master_run(const char *path)
 	if (queue_set_init(&queue, rt->cfg.queue_path, rt->cfg.queue_count,
 	    rt->cfg.queue_split, &err) < 0)
 		fatal("queue: %s", buf_cstr(&err));
+	write_listeners(rt->cfg.queue_path);
 	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d",
 	    rt->cfg.queue_path, rt->cfg.queue_count, queue_clean_tmp(&queue, 0));
 	conns = connlimit_create(nworkers);

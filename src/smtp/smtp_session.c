@@ -79,6 +79,7 @@ struct smtp_session {
 	struct expansion expanded;	/* recipients after aliases */
 	int		 starttls_now;	/* discard input pipelined after STARTTLS */
 	int		 read_paused;	/* input backlog while waiting */
+	int		 peer_eof;	/* the client half-closed its side */
 	void		(*after)(struct smtp_session *, struct hook_verdict *);
 };
 
@@ -313,7 +314,7 @@ static void on_alloc(uv_handle_t *, size_t, uv_buf_t *);
 static void
 resume_reading(struct smtp_session *s)
 {
-	if (s->read_paused && !s->quit) {
+	if (s->read_paused && !s->quit && !s->peer_eof) {
 		s->read_paused = 0;
 		uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
 	}
@@ -931,6 +932,11 @@ process_input(struct smtp_session *s)
 	}
 	if (!s->quit)
 		flush(s);
+	if (s->peer_eof && !s->waiting && !s->quit && s->phase != PH_CLOSED) {
+		s->quit = 1;
+		flush(s);
+		session_close(s, "eof");
+	}
 }
 
 static void
@@ -948,8 +954,15 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	struct smtp_session *s = st->data;
 	struct buf net = BUF_INIT, err = BUF_INIT;
 
+	if (n == UV_EOF && s->phase != PH_CLOSED) {
+		/* Half-close: answer what was already sent (QUIT included). */
+		s->peer_eof = 1;
+		uv_read_stop(st);
+		process_input(s);
+		return;
+	}
 	if (n < 0) {
-		session_close(s, n == UV_EOF ? "eof" : uv_strerror((int)n));
+		session_close(s, uv_strerror((int)n));
 		return;
 	}
 	if (n == 0)
