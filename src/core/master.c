@@ -127,13 +127,15 @@ drop_privileges(const struct config *c)
 	    (long)pw->pw_uid);
 }
 
+/*
+ * In a new child: drop the master's handlers while the signals are still
+ * blocked; the child unblocks them once its own (libuv) handlers are in
+ * place, so a SIGHUP or SIGTERM sent right after the fork is delivered to
+ * those handlers instead of being lost or killing the child.
+ */
 static void
 child_signals(void)
 {
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);

@@ -55,6 +55,15 @@ on_reload(uv_signal_t *sig, int signum)
 }
 
 void
+unblock_signals(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void
 worker_notify_queued(struct worker *w, int queue, const char *id)
 {
 	char msg[64];
@@ -176,6 +185,7 @@ worker_main(int index, struct runtime *rt, const int *fds,
 	uv_signal_start(&w->sighup, on_reload, SIGHUP);
 	uv_signal_start(&w->sigterm, on_term, SIGTERM);
 	uv_signal_start(&w->sigint, on_term, SIGINT);
+	unblock_signals();	/* blocked since the fork, see master.c */
 	log_event(LOG_INFO, "worker_start", "index=%d", index);
 	uv_run(w->loop, UV_RUN_DEFAULT);
 	exit(0);

@@ -168,7 +168,7 @@ function Daemon:queue_files()
 end
 
 function Daemon:tmp_files()
-  local out = sh("find " .. self.dir .. "/queue -path '*/tmp/*' -type f")
+  local out = sh("find " .. self.dir .. "/queue -path '" .. self.dir .. "/queue/*/tmp/*' -type f")
   local files = {}
   for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
   return files
@@ -208,6 +208,7 @@ function D.start(o)
   end
   -- every worker must be listening before the spec starts
   self:wait_log(("event=worker_start index=%d"):format((o.workers or 1) - 1), 5)
+  self:wait_log("event=qmgr_start", 5)
   return self
 end
 
