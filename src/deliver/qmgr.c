@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/worker.h"
 #include "../core/xalloc.h"
+#include "../lua/lua_hook.h"
 #include "../net/dns.h"
 #include "../queue/queue.h"
 #include "../smtp/smtp_parse.h"
@@ -44,10 +46,20 @@ struct qmsg {
 	unsigned char	*st;		/* enum rstate per recipient */
 	struct buf	*why;		/* last temporary failure per recipient */
 	char	       **mta;		/* host that gave it, or NULL */
+	struct qroute	*route;		/* per recipient, from the route hook */
 	int		 attempts;
 	uint64_t	 next_try;	/* uv_now() milliseconds */
 	int		 busy;		/* jobs and journal writes in flight */
 	int		 hold;
+};
+
+/* Where one recipient goes. ROUTE_DEFAULT: local domains locally, routes
+ * table, else MX — decided at scheduling time from the current config. */
+struct qroute {
+	int		 decided;	/* route hook ran (or there is none) */
+	int		 running;	/* route hook in flight */
+	enum route_kind	 kind;
+	struct route_conf relay;	/* kind == ROUTE_RELAY: owned strings */
 };
 
 struct dcount {
@@ -139,7 +151,11 @@ qmsg_free(struct qmsg *m)
 	for (size_t i = 0; i < m->info.nrcpts; i++) {
 		buf_free(&m->why[i]);
 		free(m->mta[i]);
+		free(m->route[i].relay.host);
+		free(m->route[i].relay.auth_user);
+		free(m->route[i].relay.auth_password);
 	}
+	free(m->route);
 	free(m->why);
 	free(m->mta);
 	free(m->st);
@@ -209,6 +225,8 @@ load_one(int queue, const char *path)
 	m->st = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, 1);
 	m->why = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, sizeof(struct buf));
 	m->mta = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, sizeof(char *));
+	m->route = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1,
+	    sizeof(struct qroute));
 	read_journal(m);
 	return m;
 }
@@ -768,16 +786,132 @@ start_remote(struct qmsg *m, const char *domain, const struct route_conf *rc,
 	remote_deliver(Q.remote, q, on_remote_done, j);
 }
 
+/* ---- the route hook -------------------------------------------------------- */
+
+struct rctx {
+	struct hook_ctx	 ctx;
+	struct envvars	 env;
+	struct qmsg	*m;
+	size_t		 i;
+	struct hook_call *call;
+};
+
+static void
+rctx_free(struct rctx *r)
+{
+	envvars_free(&r->env);
+	free(r);
+}
+
+static void
+apply_route(struct rctx *r, struct hook_verdict *v)
+{
+	struct qmsg *m = r->m;
+	struct qroute *q = &m->route[r->i];
+	struct rcpt_result res;
+	struct logline l;
+
+	q->running = 0;
+	m->busy--;
+	memset(&res, 0, sizeof(res));
+	switch (v->action) {
+	case VERDICT_ACCEPT:
+		q->decided = 1;
+		q->kind = ROUTE_DEFAULT;
+		break;
+	case VERDICT_ROUTE:
+		q->decided = 1;
+		q->kind = v->route;
+		if (v->route == ROUTE_RELAY) {
+			q->relay.domain = "";
+			q->relay.host = xstrdup(buf_cstr(&v->route_host));
+			q->relay.port = v->route_port;
+			q->relay.auth_user = v->route_user.len ?
+			    xstrdup(buf_cstr(&v->route_user)) : NULL;
+			q->relay.auth_password = v->route_password.len ?
+			    xstrdup(buf_cstr(&v->route_password)) : NULL;
+			q->relay.tls = v->route_tls >= 0 ? v->route_tls :
+			    CLIENT_TLS_OPPORTUNISTIC;
+		}
+		break;
+	case VERDICT_DISCARD:
+		m->st[r->i] = RS_DONE;
+		log_msg(&l, LOG_INFO, "discarded", m);
+		log_kv(&l, "to", m->info.rcpts[r->i]);
+		log_kv(&l, "policy", v->policy);
+		log_end(&l);
+		journal(m, 'x', &r->i, 1);
+		break;
+	case VERDICT_REJECT:
+	case VERDICT_TEMPFAIL:
+		res.cls = v->action == VERDICT_REJECT ? RESULT_PERM : RESULT_TEMP;
+		buf_printf(&res.text, "%d %s %s", v->code, v->status,
+		    buf_cstr(&v->text));
+		outcome(m, &r->i, &res, 1, NULL);
+		buf_free(&res.text);
+		break;
+	}
+	rctx_free(r);
+	maybe_done(m);
+}
+
+static void
+on_route_done(void *arg, struct hook_verdict *v)
+{
+	apply_route(arg, v);
+	schedule_soon();
+}
+
+/* Runs the route hook for recipient i (the result may come later). */
+static void
+route_rcpt(struct qmsg *m, size_t i)
+{
+	struct rctx *r;
+	struct hook_verdict v;
+
+	if (Q.rt->nhooks[HOOK_ROUTE] == 0) {
+		m->route[i].decided = 1;
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->m = m;
+	r->i = i;
+	for (size_t k = 0; k < m->info.nenv; k++)
+		envvars_set(&r->env, m->info.env_key[k], m->info.env_val[k]);
+	r->ctx.session_id = m->info.id;
+	r->ctx.queue_id = m->info.id;
+	r->ctx.ip = m->info.ip;
+	r->ctx.helo = m->info.helo;
+	r->ctx.sender = m->info.sender;
+	r->ctx.rcpts = m->info.rcpts;
+	r->ctx.nrcpts = m->info.nrcpts;
+	r->ctx.rcpt = m->info.rcpts[i];
+	r->ctx.env = &r->env;
+	m->route[i].running = 1;
+	m->busy++;
+	if (hook_run(Q.rt, HOOK_ROUTE, &r->ctx, &v, on_route_done, r,
+	    &r->call) == HOOK_DONE) {
+		apply_route(r, &v);
+		hook_verdict_free(&v);
+	}
+}
+
 /* ---- scheduling ------------------------------------------------------------ */
 
 /* Destination key of a remote recipient: its relay, or its domain's MX. */
 static const char *
-dest_key(const char *rcpt, const struct route_conf **rc, struct buf *key)
+dest_key(const struct qmsg *m, size_t i, const struct route_conf **rc,
+    struct buf *key)
 {
-	const char *dom = smtp_addr_domain(rcpt);
+	const char *dom = smtp_addr_domain(m->info.rcpts[i]);
 
 	buf_clear(key);
-	*rc = config_find_route(Q.cfg, dom ? dom : "");
+	if (m->route[i].kind == ROUTE_RELAY)
+		*rc = &m->route[i].relay;
+	else if (m->route[i].kind == ROUTE_MX)
+		*rc = NULL;
+	else
+		*rc = config_find_route(Q.cfg, dom ? dom : "");
 	if (*rc)
 		buf_printf(key, "relay:%s:%d", (*rc)->host, (*rc)->port);
 	else
@@ -786,11 +920,24 @@ dest_key(const char *rcpt, const struct route_conf **rc, struct buf *key)
 }
 
 static int
-is_local(const char *rcpt)
+is_local(const struct qmsg *m, size_t i)
 {
-	const char *dom = smtp_addr_domain(rcpt);
+	const char *dom = smtp_addr_domain(m->info.rcpts[i]);
 
+	if (m->route[i].kind != ROUTE_DEFAULT)
+		return m->route[i].kind == ROUTE_LOCAL;
 	return dom == NULL || config_is_local_domain(Q.cfg, dom);
+}
+
+/* Recipient i is waiting, routed and not in a job. */
+static int
+ready(struct qmsg *m, size_t i)
+{
+	if (m->st[i] != RS_PENDING || m->route[i].running)
+		return 0;
+	if (!m->route[i].decided)
+		route_rcpt(m, i);
+	return m->st[i] == RS_PENDING && m->route[i].decided;
 }
 
 static void
@@ -801,7 +948,7 @@ schedule_local(struct qmsg *m)
 	if (Q.running_local >= Q.cfg->delivery.conc_local)
 		return;
 	for (size_t i = 0; i < m->info.nrcpts; i++)
-		if (m->st[i] == RS_PENDING && is_local(m->info.rcpts[i])) {
+		if (ready(m, i) && is_local(m, i)) {
 			idx = xrealloc(idx, (n + 1) * sizeof(size_t));
 			idx[n++] = i;
 		}
@@ -819,19 +966,19 @@ schedule_remote(struct qmsg *m)
 		struct dcount *d;
 		size_t *idx, n = 0;
 
-		if (m->st[i] != RS_PENDING || is_local(m->info.rcpts[i]))
+		if (!ready(m, i) || is_local(m, i))
 			continue;
 		if (Q.running_remote >= Q.cfg->delivery.conc_remote)
 			break;
-		dest_key(m->info.rcpts[i], &rc, &key);
+		dest_key(m, i, &rc, &key);
 		d = dest(buf_cstr(&key), 0);
 		if (d && d->n >= Q.cfg->delivery.conc_domain)
 			continue;
 		idx = xcalloc(m->info.nrcpts, sizeof(size_t));
 		for (size_t k = i; k < m->info.nrcpts; k++) {
-			if (m->st[k] != RS_PENDING || is_local(m->info.rcpts[k]))
+			if (!ready(m, k) || is_local(m, k))
 				continue;
-			dest_key(m->info.rcpts[k], &rc2, &other);
+			dest_key(m, k, &rc2, &other);
 			if (strcmp(buf_cstr(&other), buf_cstr(&key)) == 0 &&
 			    strcasecmp(smtp_addr_domain(m->info.rcpts[k]),
 			    smtp_addr_domain(m->info.rcpts[i])) == 0)
@@ -1186,6 +1333,7 @@ qmgr_main(struct runtime *rt, int notify_fd)
 	    &err)) == NULL)
 		fatal("dns: %s", buf_cstr(&err));
 	Q.remote = remote_ctx_new(Q.loop, Q.dns, Q.cfg);
+	hook_set_env(Q.loop, Q.dns);
 	uv_idle_init(Q.loop, &Q.soon);
 	uv_timer_init(Q.loop, &Q.tick);
 	uv_timer_start(&Q.tick, on_tick, 1000, 1000);
@@ -1198,6 +1346,7 @@ qmgr_main(struct runtime *rt, int notify_fd)
 	uv_signal_start(&Q.sighup, on_reload, SIGHUP);
 	uv_signal_start(&Q.sigterm, on_term, SIGTERM);
 	uv_signal_start(&Q.sigint, on_term, SIGINT);
+	unblock_signals();	/* blocked since the fork, see master.c */
 	log_event(LOG_INFO, "qmgr_start", "queues=%d", Q.qs.count);
 	load(1, NULL, 0);
 	uv_run(Q.loop, UV_RUN_DEFAULT);

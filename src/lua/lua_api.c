@@ -91,7 +91,7 @@ l_hook(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	if (s < 0)
 		return luaL_error(L, "unknown hook stage '%s' (connect, helo, "
-		    "mail, rcpt, data, message)", stage);
+		    "mail, rcpt, data, message, route)", stage);
 	lua_pushvalue(L, 2);
 	add_hook(L, s, name);
 	return 0;
@@ -193,6 +193,52 @@ l_discard(lua_State *L)
 	return verdict(L, "discard", 250, "2.0.0", "Ok");
 }
 
+/* Builds {action="route", route=kind, ...}. */
+static int
+route_verdict(lua_State *L, const char *kind)
+{
+	lua_createtable(L, 0, 7);
+	lua_pushstring(L, "route");
+	lua_setfield(L, -2, "action");
+	lua_pushstring(L, kind);
+	lua_setfield(L, -2, "route");
+	return 1;
+}
+
+/* indimail.route_local() / indimail.route_mx() -> verdict */
+static int
+l_route_local(lua_State *L)
+{
+	return route_verdict(L, "local");
+}
+
+static int
+l_route_mx(lua_State *L)
+{
+	return route_verdict(L, "mx");
+}
+
+/* indimail.route_relay(host, port [, {auth_user=, auth_password=, tls=}]) */
+static int
+l_route_relay(lua_State *L)
+{
+	const char *host = luaL_checkstring(L, 1);
+	lua_Integer port = luaL_optinteger(L, 2, 25);
+	static const char *opts[] = { "auth_user", "auth_password", "tls" };
+
+	route_verdict(L, "relay");
+	lua_pushstring(L, host);
+	lua_setfield(L, -2, "host");
+	lua_pushinteger(L, port);
+	lua_setfield(L, -2, "port");
+	if (lua_istable(L, 3))
+		for (int i = 0; i < 3; i++) {
+			lua_getfield(L, 3, opts[i]);
+			lua_setfield(L, -2, opts[i]);
+		}
+	return 1;
+}
+
 /* indimail.log(event [, fields]) -> () ; fields: table of key=value */
 static int
 l_log(lua_State *L)
@@ -224,7 +270,9 @@ lua_api_open(lua_State *L, struct runtime *rt)
 		{ "config", l_config }, { "hook", l_hook },
 		{ "policy", l_policy }, { "reject", l_reject },
 		{ "tempfail", l_tempfail }, { "accept", l_accept },
-		{ "discard", l_discard }, { "log", l_log }, { NULL, NULL },
+		{ "discard", l_discard }, { "log", l_log },
+		{ "route_local", l_route_local }, { "route_mx", l_route_mx },
+		{ "route_relay", l_route_relay }, { NULL, NULL },
 	};
 
 	lua_pushlightuserdata(L, rt);

@@ -71,13 +71,24 @@ hook_verdict_init(struct hook_verdict *v)
 	memset(v, 0, sizeof(*v));
 	v->action = VERDICT_ACCEPT;
 	v->code = 250;
+	v->route_tls = -1;
 	snprintf(v->status, sizeof(v->status), "2.0.0");
+}
+
+void
+hook_verdict_move(struct hook_verdict *dst, struct hook_verdict *src)
+{
+	*dst = *src;			/* the buffers change owner */
+	hook_verdict_init(src);
 }
 
 void
 hook_verdict_free(struct hook_verdict *v)
 {
 	buf_free(&v->text);
+	buf_free(&v->route_host);
+	buf_free(&v->route_user);
+	buf_free(&v->route_password);
 }
 
 void
@@ -404,6 +415,51 @@ valid_status(const char *s, int cls)
 	return s[0] == '0' + cls && s[1] == '.';
 }
 
+/* {action="route", route="local"|"mx"|"relay", host=, port=, ...} */
+static const char *
+parse_route(lua_State *co, struct hook_verdict *v)
+{
+	const char *kind, *host, *user, *pass, *tls;
+	lua_Integer port;
+	int t = lua_gettop(co) - 4;	/* the verdict table */
+
+	lua_getfield(co, t, "route");
+	lua_getfield(co, t, "host");
+	lua_getfield(co, t, "port");
+	lua_getfield(co, t, "auth_user");
+	lua_getfield(co, t, "auth_password");
+	lua_getfield(co, t, "tls");
+	kind = lua_tostring(co, -6);
+	host = lua_tostring(co, -5);
+	port = lua_tointeger(co, -4);
+	user = lua_tostring(co, -3);
+	pass = lua_tostring(co, -2);
+	tls = lua_tostring(co, -1);
+	v->action = VERDICT_ROUTE;
+	if (kind && strcmp(kind, "local") == 0)
+		v->route = ROUTE_LOCAL;
+	else if (kind && strcmp(kind, "mx") == 0)
+		v->route = ROUTE_MX;
+	else if (kind && strcmp(kind, "relay") == 0) {
+		if (host == NULL || *host == '\0' || host[strcspn(host, " \r\n")])
+			return "a relay route needs a host";
+		if (port < 1 || port > 65535)
+			return "a relay route needs a port between 1 and 65535";
+		v->route = ROUTE_RELAY;
+		buf_set(&v->route_host, host, strlen(host));
+		v->route_port = (int)port;
+		if (user)
+			buf_set(&v->route_user, user, strlen(user));
+		if (pass)
+			buf_set(&v->route_password, pass, strlen(pass));
+		if (tls)
+			v->route_tls = strcmp(tls, "none") == 0 ? 0 :
+			    strcmp(tls, "verify") == 0 ? 2 : 1;
+	} else
+		return "route must be \"local\", \"mx\" or \"relay\"";
+	return NULL;
+}
+
 /* Reads the value a hook returned (top of co). Returns NULL or an error. */
 static const char *
 parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
@@ -433,6 +489,8 @@ parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 		v->action = VERDICT_DISCARD;
 		return NULL;
 	}
+	if (strcmp(action, "route") == 0)
+		return parse_route(co, v);
 	if (strcmp(action, "reject") == 0)
 		v->action = VERDICT_REJECT, cls = 5;
 	else if (strcmp(action, "tempfail") == 0)
@@ -572,6 +630,7 @@ start_hook(struct hook_call *c)
 		nargs = 2;
 		break;
 	case HOOK_RCPT:
+	case HOOK_ROUTE:
 		lua_rawgeti(co, LUA_REGISTRYINDEX, c->tx_ref);
 		lua_pushstring(co, c->ctx->rcpt);
 		nargs = 3;
@@ -595,6 +654,9 @@ hook_returned(struct hook_call *c, int nres)
 {
 	const char *err = parse_verdict(c->co, nres, &c->v);
 
+	if (err == NULL && (c->v.action == VERDICT_ROUTE) != 0 &&
+	    c->stage != HOOK_ROUTE)
+		err = "a route verdict is only valid in the route hook";
 	if (err == NULL)
 		err = read_env(c->co, c);
 	if (err) {
@@ -691,12 +753,11 @@ hook_run(struct runtime *rt, enum hook_stage stage, struct hook_ctx *ctx,
 	c->session_ref = make_session(rt->L, ctx);
 	if (stage >= HOOK_MAIL)
 		c->tx_ref = make_tx(rt->L, ctx);
-	if (stage >= HOOK_DATA)
+	if (stage == HOOK_DATA || stage == HOOK_MESSAGE)
 		c->msg_ref = make_msg(rt->L, c);
 	if (step(c, 0) == HOOK_DONE) {
 		c->finished = 1;
-		*v = c->v;			/* the text buffer moves to v */
-		memset(&c->v.text, 0, sizeof(c->v.text));
+		hook_verdict_move(v, &c->v);
 		maybe_free(c);
 		return HOOK_DONE;
 	}

@@ -17,7 +17,9 @@
 struct dns;
 
 enum verdict_action { VERDICT_ACCEPT, VERDICT_REJECT, VERDICT_TEMPFAIL,
-	VERDICT_DISCARD };
+	VERDICT_DISCARD, VERDICT_ROUTE };
+
+enum route_kind { ROUTE_DEFAULT, ROUTE_LOCAL, ROUTE_MX, ROUTE_RELAY };
 
 struct hook_verdict {
 	enum verdict_action action;
@@ -26,6 +28,12 @@ struct hook_verdict {
 	struct buf	 text;
 	char		 policy[64];	/* name of the hook that decided */
 	int		 internal;	/* 1: our fault (error, budget, bad verdict) */
+	/* route stage only (VERDICT_ROUTE) */
+	enum route_kind	 route;
+	struct buf	 route_host;
+	int		 route_port;
+	struct buf	 route_user, route_password;
+	int		 route_tls;	/* enum client_tls; -1 = default */
 };
 
 struct envvars {
@@ -72,6 +80,8 @@ int	hook_run(struct runtime *, enum hook_stage, struct hook_ctx *,
 void	hook_cancel(struct hook_call *);
 void	hook_verdict_init(struct hook_verdict *);
 void	hook_verdict_free(struct hook_verdict *);
+/* dst takes src's buffers; src is left empty (accept). */
+void	hook_verdict_move(struct hook_verdict *dst, struct hook_verdict *src);
 void	envvars_set(struct envvars *, const char *k, const char *v);
 void	envvars_free(struct envvars *);
 

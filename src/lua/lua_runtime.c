@@ -13,7 +13,7 @@
 #include "lua_runtime.h"
 
 static const char *stage_names[HOOK_NSTAGES] = {
-	"connect", "helo", "mail", "rcpt", "data", "message",
+	"connect", "helo", "mail", "rcpt", "data", "message", "route",
 };
 
 const char *

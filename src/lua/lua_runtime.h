@@ -14,6 +14,7 @@
 
 enum hook_stage {
 	HOOK_CONNECT, HOOK_HELO, HOOK_MAIL, HOOK_RCPT, HOOK_DATA, HOOK_MESSAGE,
+	HOOK_ROUTE,	/* queue manager: where a recipient's mail goes */
 	HOOK_NSTAGES
 };
 

@@ -251,8 +251,16 @@ queue_envelope_parse(const char *d, size_t len, struct queue_info *qi)
 			qi->rcpts[qi->nrcpts] = v;
 			qi->orcpts[qi->nrcpts++] = xstrdup(v);
 			v = NULL;
-		} else if (strncmp(d + i, "env INDIMAIL_BOUNCE=", 20) == 0) {
-			qi->bounce_level = atoi(v + 16);
+		} else if (strncmp(d + i, "env ", 4) == 0 && strchr(v, '=')) {
+			char *eq = strchr(v, '=');
+			if (strncmp(v, "INDIMAIL_BOUNCE=", 16) == 0)
+				qi->bounce_level = atoi(v + 16);
+			qi->env_key = xrealloc(qi->env_key, (qi->nenv + 1) *
+			    sizeof(char *));
+			qi->env_val = xrealloc(qi->env_val, (qi->nenv + 1) *
+			    sizeof(char *));
+			qi->env_key[qi->nenv] = xstrndup(v, (size_t)(eq - v));
+			qi->env_val[qi->nenv++] = xstrdup(eq + 1);
 		} else if (strncmp(d + i, "orcpt ", 6) == 0 && qi->nrcpts) {
 			free(qi->orcpts[qi->nrcpts - 1]);
 			qi->orcpts[qi->nrcpts - 1] = v;
@@ -282,6 +290,12 @@ queue_info_free(struct queue_info *qi)
 	}
 	free(qi->rcpts);
 	free(qi->orcpts);
+	for (size_t i = 0; i < qi->nenv; i++) {
+		free(qi->env_key[i]);
+		free(qi->env_val[i]);
+	}
+	free(qi->env_key);
+	free(qi->env_val);
 	memset(qi, 0, sizeof(*qi));
 }
 

@@ -53,6 +53,8 @@ struct queue_info {
 	char		*path;
 	int		 queue;
 	int		 bounce_level;	/* env INDIMAIL_BOUNCE: 1 bounce, 2 double */
+	char	       **env_key, **env_val;	/* tx.env of the transaction */
+	size_t		 nenv;
 };
 
 int	queue_set_init(struct queue_set *, const char *path, int count,

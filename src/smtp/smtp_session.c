@@ -817,8 +817,7 @@ after_data_early(struct smtp_session *s, struct hook_verdict *v)
 {
 	/* Kept until the end of data: replies come only after the dot. */
 	hook_verdict_free(&s->data_verdict);
-	s->data_verdict = *v;
-	memset(&v->text, 0, sizeof(v->text));
+	hook_verdict_move(&s->data_verdict, v);
 }
 
 /* Looks for the end of the header section in what arrived so far. */
