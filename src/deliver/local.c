@@ -248,7 +248,10 @@ deliver_one(struct local_job *j, struct local_rcpt *r, const char *msg,
 	buf_printf(&md, "%s/", j->p.root);
 	for (const char *p = at + 1; *p; p++)
 		buf_appendc(&md, (char)tolower((unsigned char)*p));
-	buf_printf(&md, "/%.*s/Maildir", (int)ll, r->address);
+	buf_appendc(&md, '/');
+	for (size_t i = 0; i < ll; i++)	/* mailbox names are case-blind */
+		buf_appendc(&md, (char)tolower((unsigned char)r->address[i]));
+	buf_appends(&md, "/Maildir");
 	buf_printf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n", j->p.sender,
 	    r->address);
 	for (int i = 0; i < 3; i++) {

@@ -63,6 +63,7 @@ expand_one(const struct config *c, const char *addr, const char *orcpt,
     int depth, struct expansion *e)
 {
 	const struct alias *a;
+	const struct mailbox_user *u;
 	const char *dom = smtp_addr_domain(addr);
 
 	if (depth > 10)
@@ -71,8 +72,8 @@ expand_one(const struct config *c, const char *addr, const char *orcpt,
 		add(e, addr, orcpt);		/* remote: a forward */
 		return 0;
 	}
-	if (config_find_user(c, addr)) {
-		add(e, addr, orcpt);
+	if ((u = config_find_user(c, addr)) != NULL) {
+		add(e, u->address, orcpt);	/* the user's own spelling */
 		return 0;
 	}
 	a = config_find_alias(c, addr);
