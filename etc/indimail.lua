@@ -19,6 +19,26 @@ indimail.config {
   local_domains = { "example.test", "localhost" },
   relay_from = { "127.0.0.0/8", "::1/128" },   -- clients allowed to relay
 
+  -- Virtual mailboxes: <root>/<domain>/<user>/Maildir (until the directory
+  -- lands in SQLite/MariaDB). With `users` listed, other addresses of the
+  -- local domains are refused at RCPT with 550 5.1.1.
+  mailboxes = {
+    root = "var/maildirs",
+    users = { "postmaster@example.test", "user@example.test",
+              { address = "small@example.test", quota = 1024 * 1024 } },
+    aliases = { ["abuse@example.test"] = "postmaster@example.test" },
+    postmaster = "postmaster@example.test",   -- receives double bounces
+  },
+
+  delivery = {
+    lifetime = 7 * 86400,             -- then bounce
+    retry = { base = 60, max = 7200 },  -- next try after base * attempts^2, capped
+    concurrency = { ["local"] = 10, remote = 50, per_domain = 10 },
+    tls = "opportunistic",            -- STARTTLS to MX hosts when offered
+    timeouts = { connect = 30, greeting = 300, command = 300, data = 600 },
+  },
+  -- routes = { ["partner.example"] = "relay.partner.example:2525", ["*"] = "smarthost:587" },
+
   limits = {
     command_line = 512,            -- RFC 5321 4.5.3.1.4
     text_line = 1000,              -- RFC 5321 4.5.3.1.6, CRLF included
