@@ -78,6 +78,8 @@ static void
 maybe_exit(struct worker *w)
 {
 	if (w->draining && w->nsessions == 0) {
+		log_event(LOG_INFO, "queue_stats", "flushes=%lu messages=%lu",
+		    w->queue.batches, w->queue.batched);
 		log_event(LOG_INFO, "worker_exit", "reason=drained");
 		exit(0);
 	}

@@ -18,12 +18,20 @@
 #define QUEUE_ID_LEN	24
 #define QUEUE_MAX	64
 
+struct write_job;
+
 struct queue_set {
 	char		*path;
 	int		 count;
 	int		 split;
 	int		 inflight[QUEUE_MAX];	/* writes running, per queue */
 	int		 next;			/* round-robin tie breaker */
+	/* group commit (queue_write.c) */
+	uv_loop_t	*loop;
+	struct write_job *waiting, *waiting_tail;	/* the next batch */
+	size_t		 nwaiting;
+	int		 batch_running;
+	unsigned long	 batches, batched;	/* for the stats: msgs/flush */
 };
 
 /* What is written in front of the message. */
