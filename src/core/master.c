@@ -142,44 +142,60 @@ child_signals(void)
 	signal(SIGINT, SIG_DFL);
 }
 
-static void
-start_qmgr(void)
+/*
+ * Forks a child that runs `run(arg)` (which never returns). Returns the
+ * pid in the parent, 0 if the fork failed (logged).
+ */
+static pid_t
+spawn(void (*run)(int), int arg)
 {
 	pid_t pid = fork();
 
 	if (pid < 0) {
 		log_event(LOG_ERROR, "fork_failed", "error=%s", strerror(errno));
-		return;
+		return 0;
 	}
 	if (pid == 0) {
 		child_signals();
-		for (size_t i = 0; i < rt->cfg.nlisten; i++)
-			close(fds[i]);
-		close(notify_fds[1]);
-		qmgr_main(rt, notify_fds[0]);
+		run(arg);
 	}
-	qmgr.pid = pid;
+	return pid;
+}
+
+static void
+run_qmgr(int unused)
+{
+	(void)unused;
+	for (size_t i = 0; i < rt->cfg.nlisten; i++)
+		close(fds[i]);
+	close(notify_fds[1]);
+	qmgr_main(rt, notify_fds[0]);
+}
+
+static void
+run_worker(int i)
+{
+	close(notify_fds[0]);
+	worker_main(i, rt, fds, conns, tls_ctx, notify_fds[1]);
+}
+
+static void
+start_qmgr(void)
+{
+	if ((qmgr.pid = spawn(run_qmgr, 0)) == 0)
+		return;
 	qmgr.started = time(NULL);
-	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)pid);
+	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)qmgr.pid);
 }
 
 static void
 start_worker(int i)
 {
-	pid_t pid = fork();
-
-	if (pid < 0) {
-		log_event(LOG_ERROR, "fork_failed", "error=%s", strerror(errno));
+	if ((children[i].pid = spawn(run_worker, i)) == 0)
 		return;
-	}
-	if (pid == 0) {
-		child_signals();
-		close(notify_fds[0]);
-		worker_main(i, rt, fds, conns, tls_ctx, notify_fds[1]);
-	}
-	children[i].pid = pid;
 	children[i].started = time(NULL);
-	log_event(LOG_INFO, "worker_started", "index=%d pid=%ld", i, (long)pid);
+	log_event(LOG_INFO, "worker_started", "index=%d pid=%ld", i,
+	    (long)children[i].pid);
 }
 
 static void

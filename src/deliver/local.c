@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../core/fsutil.h"
 #include "../core/xalloc.h"
 #include "local.h"
 
@@ -146,40 +147,6 @@ quota_add(const char *md, size_t size)
 	buf_free(&p);
 }
 
-static int
-write_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++, n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
-static int
-fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* tmp → fsync → new → fsync(new). Returns 0 or -1 with errno. */
 static int
 store(const char *md, const char *host, const struct buf *hdr,
@@ -204,9 +171,9 @@ store(const char *md, const char *host, const struct buf *hdr,
 		iov[0].iov_len = hdr->len;
 		iov[1].iov_base = (void *)msg;
 		iov[1].iov_len = len;
-		if (write_all(fd, iov, 2) == 0 && fsync(fd) == 0 &&
+		if (write_iov(fd, iov, 2) == 0 && fsync(fd) == 0 &&
 		    close(fd) == 0 && rename(buf_cstr(&tmp), buf_cstr(&dst)) == 0 &&
-		    fsync_path(buf_cstr(&dir)) == 0)
+		    fsync_dir(buf_cstr(&dir)) == 0)
 			rc = 0;
 		else {
 			int e = errno;

@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../core/fsutil.h"
 #include "../core/xalloc.h"
 #include "queue.h"
 
@@ -47,28 +48,6 @@ struct batch {
 	struct write_job *jobs;
 	size_t		 n;
 };
-
-static int
-write_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++, n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
 
 static void
 fail(struct write_job *j, const char *step, const char *path)
@@ -102,20 +81,8 @@ write_tmp(struct write_job *j)
 	iov[2].iov_base = j->msg->data;
 	iov[2].iov_len = j->msg->len;
 	j->ok = 1;
-	if (write_all(j->fd, iov, 3) < 0)
+	if (write_iov(j->fd, iov, 3) < 0)
 		fail(j, "write", buf_cstr(&j->tmp));
-}
-
-static int
-fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
 }
 
 /* Flushes what the batch wrote (files or renames); -1 if that failed. */
@@ -126,7 +93,7 @@ flush(struct batch *b, int renames)
 	int fd, rc;
 
 	if (b->n == 1)
-		return renames ? fsync_path(buf_cstr(&j->dir)) : fdatasync(j->fd);
+		return renames ? fsync_dir(buf_cstr(&j->dir)) : fdatasync(j->fd);
 	/* One flush for the whole file system: the point of group commit. */
 	if ((fd = open(b->qs->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
