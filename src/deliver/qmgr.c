@@ -51,6 +51,7 @@ struct qmsg {
 	uint64_t	 next_try;	/* uv_now() milliseconds */
 	int		 busy;		/* jobs and journal writes in flight */
 	int		 hold;
+	uint64_t	 removed_at;	/* tombstone: removed at this uv_now() */
 };
 
 /* Where one recipient goes. ROUTE_DEFAULT: local domains locally, routes
@@ -76,6 +77,7 @@ static struct {
 	struct dns	*dns;
 	struct remote_ctx *remote;
 	struct qmsg	*msgs;
+	struct qmsg	*tombstones;	/* removed, still in the id table */
 	struct qmsg	*bucket[NBUCKETS];
 	size_t		 nmsgs;
 	int		 running_local, running_remote;
@@ -128,7 +130,7 @@ table_add(struct qmsg *m)
 }
 
 static void
-table_remove(struct qmsg *m)
+unhash(struct qmsg *m)
 {
 	struct qmsg **pp = &Q.bucket[bucket_of(m->info.id)];
 
@@ -136,6 +138,12 @@ table_remove(struct qmsg *m)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = m->hnext;
+}
+
+/* Off the list of live messages; still found by id (see tombstone). */
+static void
+table_remove(struct qmsg *m)
+{
 	if (m->prev)
 		m->prev->next = m->next;
 	else
@@ -162,6 +170,37 @@ qmsg_free(struct qmsg *m)
 	free(m->state_path);
 	queue_info_free(&m->info);
 	free(m);
+}
+
+/*
+ * A removed message stays findable by id for two minutes, so that a rescan
+ * that read it just before its removal, or a late datagram, cannot bring it
+ * back and deliver it again.
+ */
+static void
+tombstone(struct qmsg *m)
+{
+	table_remove(m);
+	m->removed_at = uv_now(Q.loop);
+	m->next = Q.tombstones;
+	Q.tombstones = m;
+}
+
+static void
+sweep_tombstones(void)
+{
+	uint64_t now = uv_now(Q.loop);
+
+	for (struct qmsg **pp = &Q.tombstones; *pp;) {
+		struct qmsg *m = *pp;
+		if (now - m->removed_at < 120 * 1000) {
+			pp = &m->next;
+			continue;
+		}
+		*pp = m->next;
+		unhash(m);
+		qmsg_free(m);
+	}
 }
 
 static void
@@ -354,8 +393,7 @@ after_io(uv_work_t *w, int status)
 		struct logline l;
 		log_msg(&l, LOG_INFO, "removed", m);
 		log_end(&l);
-		table_remove(m);
-		qmsg_free(m);
+		tombstone(m);
 		return;
 	}
 	maybe_done(m);
@@ -1034,6 +1072,7 @@ on_tick(uv_timer_t *t)
 	(void)t;
 	run_queue();
 	remote_sweep(Q.remote, 5000);
+	sweep_tombstones();
 	if (++ticks % 60 == 0)	/* catch anything a lost datagram missed */
 		load(1, NULL, 0);
 }
@@ -1124,7 +1163,7 @@ control_command(const char *line, struct buf *out)
 	struct qmsg *m = NULL;
 	int n = sscanf(line, "%15s %25s", cmd, id), count = 0;
 
-	if (n == 2 && (m = find(id)) == NULL) {
+	if (n == 2 && ((m = find(id)) == NULL || m->removed_at)) {
 		buf_printf(out, "error no message %s in the queue\n", id);
 		return;
 	}
