@@ -89,8 +89,9 @@ bounce_build(const struct bounce_info *bi, const struct bounce_rcpt *r,
 			buf_printf(out, "Original-Recipient: rfc822; %s\n",
 			    r[i].orcpt);
 		buf_printf(out, "Action: failed\nStatus: %s\n", status);
-		if (r[i].remote_mta)
-			buf_printf(out, "Remote-MTA: dns; %s\n", r[i].remote_mta);
+		if (r[i].remote_mta)	/* "host[ip]:port": the name only */
+			buf_printf(out, "Remote-MTA: dns; %.*s\n",
+			    (int)strcspn(r[i].remote_mta, "["), r[i].remote_mta);
 		buf_appends(out, isdigit((unsigned char)r[i].text[0]) ?
 		    "Diagnostic-Code: smtp; " : "Diagnostic-Code: x-indimail; ");
 		one_line(out, r[i].text);

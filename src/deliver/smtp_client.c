@@ -5,7 +5,6 @@
  * Who frees what: the client owns its buffers and handles and frees itself
  * after smtp_client_close once both handles are closed.
  */
-#include <ctype.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "../core/xalloc.h"
 #include "../net/tls.h"
 #include "smtp_client.h"
+#include "smtp_reply.h"
 
 enum cstate {
 	C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_TLS_HANDSHAKE,
@@ -49,6 +49,7 @@ struct smtp_client {
 	size_t		 nexpect;
 	int		 accepted;	/* recipients the server took */
 	int		 mail_failed;
+	int		 clean;		/* last transaction ended at the dot */
 };
 
 static void send_line(struct smtp_client *, const char *fmt, ...)
@@ -238,36 +239,14 @@ after_hello(struct smtp_client *c)
 static void
 parse_ehlo(struct smtp_client *c, const char *text)
 {
-	const char *line = text;
+	unsigned caps = smtp_ehlo_caps(text);
 
-	c->ext_pipelining = c->ext_starttls = c->ext_8bit = c->ext_size = 0;
-	c->ext_auth_plain = c->ext_auth_login = 0;
-	while (line && *line) {
-		const char *kw = line + 4, *nl = strchr(line, '\n');
-		size_t n = nl ? (size_t)(nl - kw) : strlen(kw);
-#define KW(s) (n >= sizeof(s) - 1 && strncasecmp(kw, s, sizeof(s) - 1) == 0)
-		if (line != text) {	/* the first line is the greeting */
-			if (KW("PIPELINING"))
-				c->ext_pipelining = 1;
-			else if (KW("STARTTLS"))
-				c->ext_starttls = 1;
-			else if (KW("8BITMIME"))
-				c->ext_8bit = 1;
-			else if (KW("SIZE"))
-				c->ext_size = 1;
-			else if (KW("AUTH")) {
-				struct buf m = BUF_INIT;
-				buf_append(&m, kw, n);
-				for (char *p = m.data; *p; p++)
-					*p = (char)toupper((unsigned char)*p);
-				c->ext_auth_plain = strstr(m.data, " PLAIN") != NULL;
-				c->ext_auth_login = strstr(m.data, " LOGIN") != NULL;
-				buf_free(&m);
-			}
-		}
-#undef KW
-		line = nl ? nl + 1 : NULL;
-	}
+	c->ext_pipelining = (caps & EHLO_PIPELINING) != 0;
+	c->ext_starttls = (caps & EHLO_STARTTLS) != 0;
+	c->ext_8bit = (caps & EHLO_8BITMIME) != 0;
+	c->ext_size = (caps & EHLO_SIZE) != 0;
+	c->ext_auth_plain = (caps & EHLO_AUTH_PLAIN) != 0;
+	c->ext_auth_login = (caps & EHLO_AUTH_LOGIN) != 0;
 }
 
 static void start_tls(struct smtp_client *);
@@ -373,42 +352,24 @@ on_reply(struct smtp_client *c, int code, const char *text)
 	}
 }
 
-/* Extracts complete replies from c->in. */
+/* Hands every complete reply in c->in to on_reply. */
 static void
 parse_replies(struct smtp_client *c)
 {
 	struct buf text = BUF_INIT;
+	int code;
+	long used;
 
-	for (;;) {
-		size_t pos = 0, start;
-		int code = -1, done = 0;
-
-		buf_clear(&text);
-		while (!done) {
-			char *nl = memchr(c->in.data + pos, '\n', c->in.len - pos);
-			size_t ll;
-			if (nl == NULL)
-				break;
-			start = pos;
-			ll = (size_t)(nl - (c->in.data + start));
-			if (ll && c->in.data[start + ll - 1] == '\r')
-				ll--;
-			if (ll < 3) {
-				code = 0;
-				done = 1;
-			} else {
-				code = atoi(c->in.data + start);
-				done = ll == 3 || c->in.data[start + 3] != '-';
-			}
-			if (text.len)
-				buf_appendc(&text, '\n');
-			buf_append(&text, c->in.data + start, ll);
-			pos = (size_t)(nl - c->in.data) + 1;
-		}
-		if (!done)
+	while ((used = smtp_reply_parse(c->in.data, c->in.len, &code,
+	    &text)) != 0) {
+		if (used < 0) {
+			buf_clear(&c->in);
+			fail_connection(c, RESULT_TEMP, "%s sent a reply longer "
+			    "than %d bytes", c->peer, SMTP_REPLY_MAX);
 			break;
-		buf_consume(&c->in, pos);
-		on_reply(c, code < 100 || code > 599 ? 0 : code, buf_cstr(&text));
+		}
+		buf_consume(&c->in, (size_t)used);
+		on_reply(c, code, buf_cstr(&text));
 		if (c->state == C_DEAD || c->closing || c->state == C_TLS_HANDSHAKE)
 			break;
 	}
@@ -587,9 +548,16 @@ send_command(struct smtp_client *c, size_t i)
 	}
 }
 
+/*
+ * Only a transaction that ended with the reply to the final dot leaves the
+ * server ready for a new MAIL; after any other ending (refused MAIL or
+ * DATA, no recipient accepted) the connection is not reused.
+ */
 static void
 txn_done(struct smtp_client *c)
 {
+	if (!c->clean)
+		c->broken = 1;
 	uv_timer_stop(&c->timer);
 	c->state = C_READY;
 	c->txn_cb(c->arg, c);
@@ -615,6 +583,7 @@ txn_reply(struct smtp_client *c, int code, const char *text)
 
 	if (c->state == C_DOT) {
 		all_results(c, class_of(code), text, 1);
+		c->clean = 1;	/* the server closed this transaction itself */
 		txn_done(c);
 		return;
 	}
@@ -648,7 +617,6 @@ txn_reply(struct smtp_client *c, int code, const char *text)
 		}
 		if (!c->mail_failed && c->accepted > 0)
 			all_results(c, class_of(code), text, 1);
-		c->broken = c->broken || code / 100 != 5;
 		txn_done(c);
 		return;
 	}
@@ -677,6 +645,7 @@ smtp_client_send(struct smtp_client *c, struct client_txn *t, client_txn_cb cb,
 	c->nexpect = t->nrcpts + 2;
 	c->accepted = 0;
 	c->mail_failed = 0;
+	c->clean = 0;
 	for (size_t i = 0; i < t->nrcpts; i++) {
 		t->results[i].cls = RESULT_TEMP;
 		buf_clear(&t->results[i].text);

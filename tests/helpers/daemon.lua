@@ -208,7 +208,7 @@ function D.start(o)
   end
   -- every worker must be listening before the spec starts
   self:wait_log(("event=worker_start index=%d"):format((o.workers or 1) - 1), 5)
-  self:wait_log("event=qmgr_start", 5)
+  self:wait_log("event=qmgr_start queues", 5)  -- its control socket is open
   return self
 end
 
