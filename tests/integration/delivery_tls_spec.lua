@@ -1,0 +1,73 @@
+-- STARTTLS on the way out: indimaild delivering to another indimaild that
+-- offers STARTTLS (the receiving one holds what it gets in its queue).
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local t = D.t
+
+local function wait_until(timeout, fn)
+  local deadline = t.now() + timeout
+  repeat
+    if fn() then return true end
+    t.sleep(0.1)
+  until t.now() > deadline
+  return fn()
+end
+
+-- The message as the receiving server stored it.
+local function received_by(r)
+  assert.is_true(wait_until(10, function() return #r:queue_files() == 1 end),
+    "the receiving server has the message")
+  local data = D.readfile(r:queue_files()[1])
+  return data:match("^(.-\n)\n(.*)$")
+end
+
+local function send(s, subject)
+  local c = D.connect(s.ports.smtp)
+  c:reply()
+  c:cmd("EHLO client.example.test")
+  local code = c:transaction("sender@example.test", { "rcpt@remote.test" },
+    "Subject: " .. subject .. "\r\n\r\nbody\r\n")
+  c:close()
+  return code
+end
+
+describe("remote delivery with STARTTLS", function()
+  local r, s
+  before_each(function()
+    r = D.start{ relay_from = "'127.0.0.0/8'" }      -- receiver, delivery paused
+  end)
+  after_each(function()
+    if s then s:cleanup() end
+    r:cleanup()
+    s = nil
+  end)
+
+  it("uses STARTTLS when the next hop offers it (opportunistic by default)", function()
+    s = D.start{ deliver = true, relay_from = "'127.0.0.0/8'", routes = "['*'] = '127.0.0.1:" .. r.ports.smtp .. "'" }
+    assert.equal(250, send(s, "over tls"))
+    local env, msg = received_by(r)
+    assert.matches("\ntls TLSv1%.[23] ", env)
+    assert.matches("with ESMTPS id", msg)
+    assert.matches("%(using TLSv1%.[23] with cipher ", msg)
+    assert.matches("\nSubject: over tls\n", msg)
+    assert.truthy(s:wait_log("event=delivered [^\n]*to=rcpt@remote%.test", 5))
+  end)
+
+  it("sends in clear when the route says tls = 'none'", function()
+    s = D.start{ deliver = true, relay_from = "'127.0.0.0/8'",
+      routes = "['*'] = { host = '127.0.0.1', port = " .. r.ports.smtp .. ", tls = 'none' }" }
+    assert.equal(250, send(s, "in clear"))
+    local env, msg = received_by(r)
+    assert.not_matches("\ntls ", env)
+    assert.matches("with ESMTP id", msg)
+  end)
+
+  it("defers with tls = 'verify' when the certificate cannot be verified", function()
+    s = D.start{ deliver = true, relay_from = "'127.0.0.0/8'", delivery = "retry = { base = 30, max = 60 }",
+      routes = "['*'] = { host = '127.0.0.1', port = " .. r.ports.smtp .. ", tls = 'verify' }" }
+    assert.equal(250, send(s, "must verify"))
+    assert.truthy(s:wait_log("event=deferred [^\n]*TLS", 5))
+    assert.equal(0, #r:queue_files())
+    assert.equal(1, #s:queue_files())
+  end)
+end)
