@@ -53,6 +53,15 @@ describe("remote delivery with STARTTLS", function()
     assert.truthy(s:wait_log("event=delivered [^\n]*to=rcpt@remote%.test", 5))
   end)
 
+  it("connects from delivery.bind_address", function()
+    s = D.start{ deliver = true, relay_from = "'127.0.0.0/8'",
+      delivery = "bind_address = '127.0.0.7'",
+      routes = "['*'] = '127.0.0.1:" .. r.ports.smtp .. "'" }
+    assert.equal(250, send(s, "from a bound address"))
+    received_by(r)
+    assert.truthy(r:wait_log("event=connect [^\n]*ip=127%.0%.0%.7 ", 5))
+  end)
+
   it("sends in clear when the route says tls = 'none'", function()
     s = D.start{ deliver = true, relay_from = "'127.0.0.0/8'",
       routes = "['*'] = { host = '127.0.0.1', port = " .. r.ports.smtp .. ", tls = 'none' }" }
