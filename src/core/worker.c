@@ -79,7 +79,7 @@ maybe_exit(struct worker *w)
 {
 	if (w->draining && w->nsessions == 0) {
 		log_event(LOG_INFO, "queue_stats", "flushes=%lu messages=%lu",
-		    w->queue.batches, w->queue.batched);
+		    w->queue.writer.batches, w->queue.writer.items);
 		log_event(LOG_INFO, "worker_exit", "reason=drained");
 		exit(0);
 	}

@@ -428,8 +428,19 @@ static void
 journal(struct qmsg *m, char kind, const size_t *idx, size_t n)
 {
 	struct buf b = BUF_INIT;
+	size_t i;
 
-	for (size_t i = 0; i < n; i++)
+	/*
+	 * The last outcome of a message is not journaled: the message is
+	 * removed instead. If the removal is lost (power loss before the file
+	 * system commits the unlink) the message is delivered again: never
+	 * lost, sometimes twice, which is the at-least-once contract.
+	 */
+	for (i = 0; i < m->info.nrcpts && m->st[i] == RS_DONE; i++)
+		;
+	if (i == m->info.nrcpts && m->busy == 0)
+		return;
+	for (i = 0; i < n; i++)
 		buf_printf(&b, "%c %zu\n", kind, idx[i]);
 	if (b.len)
 		io(m, &b);

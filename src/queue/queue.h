@@ -13,12 +13,11 @@
 #include <time.h>
 #include <uv.h>
 
+#include "../core/batch.h"
 #include "../core/buf.h"
 
 #define QUEUE_ID_LEN	24
 #define QUEUE_MAX	64
-
-struct write_job;
 
 struct queue_set {
 	char		*path;
@@ -26,12 +25,7 @@ struct queue_set {
 	int		 split;
 	int		 inflight[QUEUE_MAX];	/* writes running, per queue */
 	int		 next;			/* round-robin tie breaker */
-	/* group commit (queue_write.c) */
-	uv_loop_t	*loop;
-	struct write_job *waiting, *waiting_tail;	/* the next batch */
-	size_t		 nwaiting;
-	int		 batch_running;
-	unsigned long	 batches, batched;	/* for the stats: msgs/flush */
+	struct batcher	 writer;	/* group commit (queue_write.c) */
 };
 
 /* What is written in front of the message. */

@@ -4,9 +4,9 @@
  * batch, and a batch costs two flushes however many messages it holds:
  *
  *   1. open  Q/tmp/<pid>.<id> (O_EXCL), write envelope, Received, message
- *   2. flush the files        batch of 1: fdatasync; more: syncfs()
+ *   2. flush the files        batch of 1: fdatasync; more: syncfs() per fs
  *   3. rename each to Q/mess/<h>/<id>          atomic: all or nothing
- *   4. flush the renames      batch of 1: fsync(dir); more: syncfs()
+ *   4. flush the renames      batch of 1: fsync(dir); more: syncfs() per fs
  *
  * Only after step 4 does the loop thread send "250 ... queued as <id>" for
  * each message of the batch. A crash before 3 leaves tmp files that
@@ -22,12 +22,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../core/batch.h"
 #include "../core/fsutil.h"
 #include "../core/xalloc.h"
 #include "queue.h"
 
 struct write_job {
-	struct write_job *next;
+	struct batch_item item;		/* first: the batcher's link */
 	struct queue_set *qs;
 	int		 qn;
 	char		 id[QUEUE_ID_LEN + 1];
@@ -40,13 +41,6 @@ struct write_job {
 	struct buf	 tmp, dir, dst;
 	struct buf	 error;
 	uint64_t	 started;
-};
-
-struct batch {
-	uv_work_t	 req;
-	struct queue_set *qs;
-	struct write_job *jobs;
-	size_t		 n;
 };
 
 static void
@@ -85,79 +79,66 @@ write_tmp(struct write_job *j)
 		fail(j, "write", buf_cstr(&j->tmp));
 }
 
-/* Flushes what the batch wrote (files or renames); -1 if that failed. */
-static int
-flush(struct batch *b, int renames)
-{
-	struct write_job *j = b->jobs;
-	int fd, rc;
-
-	if (b->n == 1)
-		return renames ? fsync_dir(buf_cstr(&j->dir)) : fdatasync(j->fd);
-	/* One flush for the whole file system: the point of group commit. */
-	if ((fd = open(b->qs->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	rc = syncfs(fd);
-	close(fd);
-	return rc;
-}
-
+/* Runs on a pool thread: steps 1 to 4 for every job of the batch. */
 static void
-discard(struct write_job *j)
+write_batch(struct batch_item *items, size_t n, void *ctx)
 {
-	unlink(buf_cstr(&j->tmp));
-}
-
-static void
-do_batch(uv_work_t *req)
-{
-	struct batch *b = req->data;
 	struct write_job *j;
-	int flushed;
+	int *fds = xcalloc(n, sizeof(int)), synced;
+	const char **dirs = xcalloc(n, sizeof(char *));
+	size_t nf = 0, nd = 0;
 
-	for (j = b->jobs; j; j = j->next)
+	(void)ctx;
+	for (struct batch_item *it = items; it; it = it->next) {
+		j = (struct write_job *)it;
 		write_tmp(j);
-	flushed = flush(b, 0) == 0;
-	for (j = b->jobs; j; j = j->next) {
+		if (j->ok)
+			fds[nf++] = j->fd;
+	}
+	synced = sync_files(fds, nf) == 0;
+	for (struct batch_item *it = items; it; it = it->next) {
+		j = (struct write_job *)it;
 		if (j->fd >= 0 && close(j->fd) < 0)
 			fail(j, "close", buf_cstr(&j->tmp));
 		j->fd = -1;
-		if (!flushed && j->ok)
+		if (!synced && j->ok)
 			fail(j, "flush", buf_cstr(&j->tmp));
-		if (!j->ok)
-			discard(j);
-		else if (rename(buf_cstr(&j->tmp), buf_cstr(&j->dst)) < 0) {
+		if (j->ok && rename(buf_cstr(&j->tmp), buf_cstr(&j->dst)) < 0)
 			fail(j, "rename", buf_cstr(&j->dst));
-			discard(j);
-		}
+		if (!j->ok)
+			unlink(buf_cstr(&j->tmp));
+		else
+			dirs[nd++] = buf_cstr(&j->dir);
 	}
-	if (flush(b, 1) == 0)
-		return;
-	/* The renames may not be durable: refuse them all. */
-	for (j = b->jobs; j; j = j->next)
-		if (j->ok) {
-			fail(j, "fsync", buf_cstr(&j->dir));
-			unlink(buf_cstr(&j->dst));
+	if (sync_dirs(dirs, nd) < 0)	/* the renames may not be durable */
+		for (struct batch_item *it = items; it; it = it->next) {
+			j = (struct write_job *)it;
+			if (j->ok) {
+				fail(j, "fsync", buf_cstr(&j->dir));
+				unlink(buf_cstr(&j->dst));
+			}
 		}
+	free(fds);
+	free(dirs);
 }
 
-static void start_batch(struct queue_set *);
-
+/* Runs on the loop thread: tells every session of the batch. */
 static void
-after_batch(uv_work_t *req, int status)
+batch_written(struct batch_item *items, size_t n, void *ctx, int status)
 {
-	struct batch *b = req->data;
-	struct queue_set *qs = b->qs;
-	struct write_job *j, *next;
+	struct batch_item *it, *next;
 
-	for (j = b->jobs; j; j = next) {
+	(void)n;
+	(void)ctx;
+	for (it = items; it; it = next) {
+		struct write_job *j = (struct write_job *)it;
 		double secs = (double)(uv_hrtime() - j->started) / 1e9;
-		next = j->next;
-		if (status == UV_ECANCELED && j->ok) {
+		next = it->next;
+		if (status != 0 && j->ok) {
 			j->ok = 0;
 			buf_appends(&j->error, "write cancelled");
 		}
-		qs->inflight[j->qn]--;
+		j->qs->inflight[j->qn]--;
 		j->cb(j->arg, j->ok, j->ok ? NULL : buf_cstr(&j->error), secs,
 		    j->qn);
 		buf_free(&j->envelope);
@@ -166,32 +147,6 @@ after_batch(uv_work_t *req, int status)
 		buf_free(&j->dir);
 		buf_free(&j->dst);
 		free(j);
-	}
-	free(b);
-	qs->batch_running = 0;
-	if (qs->waiting)
-		start_batch(qs);
-}
-
-/* Turns every waiting job into one batch on the thread pool. */
-static void
-start_batch(struct queue_set *qs)
-{
-	struct batch *b = xcalloc(1, sizeof(*b));
-
-	b->req.data = b;
-	b->qs = qs;
-	b->jobs = qs->waiting;
-	b->n = qs->nwaiting;
-	qs->waiting = qs->waiting_tail = NULL;
-	qs->nwaiting = 0;
-	qs->batch_running = 1;
-	qs->batches++;
-	qs->batched += b->n;
-	if (uv_queue_work(qs->loop, &b->req, do_batch, after_batch) != 0) {
-		for (struct write_job *j = b->jobs; j; j = j->next)
-			buf_appends(&j->error, "cannot queue the write");
-		after_batch(&b->req, 0);
 	}
 }
 
@@ -213,13 +168,10 @@ queue_write(uv_loop_t *loop, struct queue_set *qs,
 	j->cb = cb;
 	j->arg = arg;
 	j->started = uv_hrtime();
-	qs->loop = loop;
-	if (qs->waiting_tail)
-		qs->waiting_tail->next = j;
-	else
-		qs->waiting = j;
-	qs->waiting_tail = j;
-	qs->nwaiting++;
-	if (!qs->batch_running)
-		start_batch(qs);
+	if (qs->writer.work == NULL) {
+		qs->writer.loop = loop;
+		qs->writer.work = write_batch;
+		qs->writer.done = batch_written;
+	}
+	batcher_add(&qs->writer, &j->item);
 }

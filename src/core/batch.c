@@ -1,0 +1,134 @@
+/*
+ * batch: see batch.h. The batcher owns no memory: items are embedded in
+ * the caller's structures and handed back in `done`.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "fsutil.h"
+#include "xalloc.h"
+
+struct run {
+	uv_work_t	 req;
+	struct batcher	*b;
+	struct batch_item *items;
+	size_t		 n;
+};
+
+static void start(struct batcher *);
+
+static void
+do_run(uv_work_t *req)
+{
+	struct run *r = req->data;
+
+	r->b->work(r->items, r->n, r->b->ctx);
+}
+
+static void
+after_run(uv_work_t *req, int status)
+{
+	struct run *r = req->data;
+	struct batcher *b = r->b;
+
+	b->done(r->items, r->n, b->ctx, status);
+	free(r);
+	b->running = 0;
+	if (b->waiting)
+		start(b);
+}
+
+static void
+start(struct batcher *b)
+{
+	struct run *r = xcalloc(1, sizeof(*r));
+
+	r->req.data = r;
+	r->b = b;
+	r->items = b->waiting;
+	r->n = b->nwaiting;
+	b->waiting = b->tail = NULL;
+	b->nwaiting = 0;
+	b->running = 1;
+	b->batches++;
+	b->items += r->n;
+	if (uv_queue_work(b->loop, &r->req, do_run, after_run) != 0)
+		after_run(&r->req, UV_ECANCELED);
+}
+
+void
+batcher_add(struct batcher *b, struct batch_item *it)
+{
+	it->next = NULL;
+	if (b->tail)
+		b->tail->next = it;
+	else
+		b->waiting = it;
+	b->tail = it;
+	b->nwaiting++;
+	if (!b->running)
+		start(b);
+}
+
+/* syncfs() once per distinct file system among the fds. */
+static int
+syncfs_each(const int *fds, size_t n)
+{
+	dev_t *seen = xcalloc(n, sizeof(dev_t));
+	size_t nseen = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		size_t k;
+		if (fstat(fds[i], &st) < 0) {
+			rc = -1;
+			continue;
+		}
+		for (k = 0; k < nseen && seen[k] != st.st_dev; k++)
+			;
+		if (k < nseen)
+			continue;
+		seen[nseen++] = st.st_dev;
+		if (syncfs(fds[i]) < 0)
+			rc = -1;
+	}
+	free(seen);
+	return rc;
+}
+
+int
+sync_files(const int *fds, size_t n)
+{
+	if (n == 0)
+		return 0;
+	return n == 1 ? fdatasync(fds[0]) : syncfs_each(fds, n);
+}
+
+int
+sync_dirs(const char *const *dirs, size_t n)
+{
+	int *fds, rc = 0;
+	size_t k = 0;
+
+	if (n == 0)
+		return 0;
+	if (n == 1)
+		return fsync_dir(dirs[0]);
+	fds = xcalloc(n, sizeof(int));
+	for (size_t i = 0; i < n; i++) {
+		int fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			rc = -1;
+		else
+			fds[k++] = fd;
+	}
+	if (syncfs_each(fds, k) < 0)
+		rc = -1;
+	for (size_t i = 0; i < k; i++)
+		close(fds[i]);
+	free(fds);
+	return rc;
+}

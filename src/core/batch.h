@@ -1,0 +1,41 @@
+/*
+ * batch: group commit on the libuv thread pool. Items added while a batch
+ * is being worked on wait and form the next batch, so N items that arrive
+ * together share one pass of `work` (and its flushes). One batch runs at a
+ * time per struct batcher. `work` runs on a pool thread with the list of
+ * items; `done` runs on the loop thread afterwards, once per batch.
+ */
+#ifndef INDIMAIL_BATCH_H
+#define INDIMAIL_BATCH_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct batch_item {
+	struct batch_item *next;
+};
+
+struct batcher {
+	uv_loop_t	*loop;
+	void		(*work)(struct batch_item *, size_t n, void *ctx);
+	void		(*done)(struct batch_item *, size_t n, void *ctx,
+			    int status);
+	void		*ctx;
+	struct batch_item *waiting, *tail;
+	size_t		 nwaiting;
+	int		 running;
+	unsigned long	 batches, items;	/* statistics */
+};
+
+void	batcher_add(struct batcher *, struct batch_item *);
+
+/*
+ * Durability for what a batch wrote. Files: fdatasync for one, else one
+ * syncfs() per file system the files are on. Renames: fsync of the one
+ * directory, else one syncfs() per file system of the directories.
+ * Returns 0, or -1 if any flush failed.
+ */
+int	sync_files(const int *fds, size_t n);
+int	sync_dirs(const char *const *dirs, size_t n);
+
+#endif
