@@ -18,18 +18,29 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../core/batch.h"
 #include "../core/fsutil.h"
 #include "../core/xalloc.h"
 #include "local.h"
 
+/* One mailbox file being written: tmp/ → (flush) → new/ → (flush). */
+struct mailfile {
+	int		 fd;
+	struct buf	 tmp, dst, newdir, maildir;
+	size_t		 size;
+};
+
 struct local_job {
-	uv_work_t	 req;
+	struct batch_item item;		/* first: the batcher's link */
 	struct local_params p;
 	struct local_rcpt *rcpts;
+	struct mailfile	*files;		/* one per recipient */
 	size_t		 n;
 	local_done_cb	 cb;
 	void		*arg;
 };
+
+static struct batcher local_batcher;
 
 static void
 result(struct local_rcpt *r, enum result_class cls, const char *fmt, ...)
@@ -147,50 +158,51 @@ quota_add(const char *md, size_t size)
 	buf_free(&p);
 }
 
-/* tmp → fsync → new → fsync(new). Returns 0 or -1 with errno. */
+/* Writes tmp/<unique> (not flushed yet); 0, or -1 with errno. */
 static int
-store(const char *md, const char *host, const struct buf *hdr,
+write_tmp(struct mailfile *f, const char *host, const struct buf *hdr,
     const char *msg, size_t len)
 {
 	static unsigned counter;
-	struct buf tmp = BUF_INIT, dst = BUF_INIT, dir = BUF_INIT;
 	struct timeval tv;
 	struct iovec iov[2];
-	size_t size = hdr->len + len;
-	int fd, rc = -1;
+	const char *base;
 
+	f->size = hdr->len + len;
 	gettimeofday(&tv, NULL);
-	buf_printf(&tmp, "%s/tmp/%ld.M%ldP%ldQ%u.%s,S=%zu", md, (long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(),
-	    __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), host, size);
-	buf_printf(&dst, "%s/new/%s", md, strrchr(buf_cstr(&tmp), '/') + 1);
-	buf_printf(&dir, "%s/new", md);
-	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_EXCL, 0600);
-	if (fd >= 0) {
-		iov[0].iov_base = hdr->data;
-		iov[0].iov_len = hdr->len;
-		iov[1].iov_base = (void *)msg;
-		iov[1].iov_len = len;
-		if (write_iov(fd, iov, 2) == 0 && fsync(fd) == 0 &&
-		    close(fd) == 0 && rename(buf_cstr(&tmp), buf_cstr(&dst)) == 0 &&
-		    fsync_dir(buf_cstr(&dir)) == 0)
-			rc = 0;
-		else {
-			int e = errno;
-			close(fd);
-			unlink(buf_cstr(&tmp));
-			errno = e;
-		}
+	buf_printf(&f->tmp, "%s/tmp/%ld.M%ldP%ldQ%u.%s,S=%zu",
+	    buf_cstr(&f->maildir), (long)tv.tv_sec, (long)tv.tv_usec,
+	    (long)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
+	    host, f->size);
+	base = strrchr(buf_cstr(&f->tmp), '/') + 1;
+	buf_printf(&f->newdir, "%s/new", buf_cstr(&f->maildir));
+	buf_printf(&f->dst, "%s/%s", buf_cstr(&f->newdir), base);
+	f->fd = open(buf_cstr(&f->tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (f->fd < 0)
+		return -1;
+	iov[0].iov_base = hdr->data;
+	iov[0].iov_len = hdr->len;
+	iov[1].iov_base = (void *)msg;
+	iov[1].iov_len = len;
+	if (write_iov(f->fd, iov, 2) < 0) {
+		int e = errno;
+		close(f->fd);
+		f->fd = -1;
+		unlink(buf_cstr(&f->tmp));
+		errno = e;
+		return -1;
 	}
-	buf_free(&tmp);
-	buf_free(&dst);
-	buf_free(&dir);
-	return rc;
+	return 0;
 }
 
+/*
+ * Checks one recipient and writes its tmp file. On success the result is
+ * left for the batch to decide (after the flushes); on refusal it is set.
+ */
 static void
-deliver_one(struct local_job *j, struct local_rcpt *r, const char *msg,
-    size_t len)
+prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
+    const char *msg, size_t len)
 {
 	const char *at = strrchr(r->address, '@');
 	struct buf md = BUF_INIT, hdr = BUF_INIT, sub = BUF_INIT;
@@ -237,13 +249,12 @@ deliver_one(struct local_job *j, struct local_rcpt *r, const char *msg,
 		    "%zu bytes)", r->address, r->quota);
 		goto out;
 	}
-	if (store(buf_cstr(&md), j->p.hostname, &hdr, msg, len) < 0) {
+	buf_set(&f->maildir, md.data, md.len);
+	if (write_tmp(f, j->p.hostname, &hdr, msg, len) < 0) {
 		result(r, RESULT_TEMP, "451 4.3.0 <%s>: cannot write the "
 		    "mailbox: %s", r->address, strerror(errno));
 		goto out;
 	}
-	if (r->quota)
-		quota_add(buf_cstr(&md), hdr.len + len);
 	result(r, RESULT_OK, "250 2.0.0 delivered to %s", buf_cstr(&md));
 out:
 	buf_free(&md);
@@ -251,44 +262,152 @@ out:
 	buf_free(&sub);
 }
 
-static void
-do_local(uv_work_t *req)
+/* Reads the message part of the queue file; NULL if it cannot. */
+static char *
+read_message(const struct local_params *p, size_t *len)
 {
-	struct local_job *j = req->data;
 	struct stat st;
 	char *msg = NULL;
-	size_t len = 0;
-	int fd = open(j->p.path, O_RDONLY | O_CLOEXEC);
+	int fd = open(p->path, O_RDONLY | O_CLOEXEC);
 
-	if (fd >= 0 && fstat(fd, &st) == 0 &&
-	    (size_t)st.st_size >= j->p.body_offset) {
-		len = (size_t)st.st_size - j->p.body_offset;
-		msg = xmalloc(len + 1);
-		if (pread(fd, msg, len, (off_t)j->p.body_offset) != (ssize_t)len) {
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= p->body_offset) {
+		*len = (size_t)st.st_size - p->body_offset;
+		msg = xmalloc(*len + 1);
+		if (pread(fd, msg, *len, (off_t)p->body_offset) != (ssize_t)*len) {
 			free(msg);
 			msg = NULL;
 		}
 	}
-	if (fd >= 0)
-		close(fd);
+	close(fd);
+	return msg;
+}
+
+static void
+prepare_job(struct local_job *j)
+{
+	size_t len = 0;
+	char *msg = read_message(&j->p, &len);
+
 	for (size_t i = 0; i < j->n; i++) {
+		j->files[i].fd = -1;
 		if (msg == NULL)
 			result(&j->rcpts[i], RESULT_TEMP, "451 4.3.0 cannot read "
 			    "the queued message %s", j->p.path);
 		else
-			deliver_one(j, &j->rcpts[i], msg, len);
+			prepare_one(j, &j->rcpts[i], &j->files[i], msg, len);
 	}
 	free(msg);
 }
 
-static void
-after_local(uv_work_t *req, int status)
-{
-	struct local_job *j = req->data;
+struct pending {
+	struct local_rcpt *r;
+	struct mailfile	*f;
+};
 
-	(void)status;
-	j->cb(j->arg, j->rcpts, j->n);
-	free(j);
+/* Every recipient of the batch whose tmp file was written. */
+static struct pending *
+written(struct batch_item *items, size_t *np)
+{
+	struct pending *p = NULL;
+	size_t n = 0;
+
+	for (struct batch_item *it = items; it; it = it->next) {
+		struct local_job *j = (struct local_job *)it;
+		for (size_t k = 0; k < j->n; k++) {
+			if (j->files[k].fd < 0)
+				continue;
+			p = xrealloc(p, (n + 1) * sizeof(*p));
+			p[n].r = &j->rcpts[k];
+			p[n++].f = &j->files[k];
+		}
+	}
+	*np = n;
+	return p;
+}
+
+static void
+failed(struct pending *p, const char *what)
+{
+	result(p->r, RESULT_TEMP, "451 4.3.0 <%s>: cannot %s the mailbox: %s",
+	    p->r->address, what, strerror(errno));
+}
+
+/*
+ * On a pool thread, for every recipient of every job of the batch: write
+ * tmp files, flush them together, rename into new/, flush the renames
+ * together, then account the quota.
+ */
+static void
+deliver_batch(struct batch_item *items, size_t n, void *ctx)
+{
+	struct pending *p;
+	int *fds, synced;
+	const char **dirs;
+	size_t np, nd = 0;
+
+	(void)n;
+	(void)ctx;
+	for (struct batch_item *it = items; it; it = it->next)
+		prepare_job((struct local_job *)it);
+	p = written(items, &np);
+	fds = xcalloc(np ? np : 1, sizeof(int));
+	dirs = xcalloc(np ? np : 1, sizeof(char *));
+	for (size_t i = 0; i < np; i++)
+		fds[i] = p[i].f->fd;
+	synced = sync_files(fds, np) == 0;
+	for (size_t i = 0; i < np; i++) {
+		struct mailfile *f = p[i].f;
+		int ok = close(f->fd) == 0 && synced;
+		f->fd = -1;
+		if (ok && rename(buf_cstr(&f->tmp), buf_cstr(&f->dst)) == 0) {
+			dirs[nd++] = buf_cstr(&f->newdir);
+			continue;
+		}
+		failed(&p[i], "write");
+		unlink(buf_cstr(&f->tmp));
+		p[i].f = NULL;
+	}
+	synced = sync_dirs(dirs, nd) == 0;
+	for (size_t i = 0; i < np; i++) {
+		if (p[i].f == NULL)
+			continue;
+		if (!synced) {	/* in new/ but maybe not durable: retry */
+			failed(&p[i], "flush");
+			unlink(buf_cstr(&p[i].f->dst));
+		} else if (p[i].r->quota)
+			quota_add(buf_cstr(&p[i].f->maildir), p[i].f->size);
+	}
+	free(p);
+	free(fds);
+	free(dirs);
+}
+
+static void
+batch_delivered(struct batch_item *items, size_t n, void *ctx, int status)
+{
+	struct batch_item *it, *next;
+
+	(void)n;
+	(void)ctx;
+	for (it = items; it; it = next) {
+		struct local_job *j = (struct local_job *)it;
+		next = it->next;
+		if (status != 0)
+			for (size_t i = 0; i < j->n; i++)
+				result(&j->rcpts[i], RESULT_TEMP,
+				    "451 4.3.0 delivery cancelled");
+		j->cb(j->arg, j->rcpts, j->n);
+		for (size_t i = 0; i < j->n; i++) {
+			buf_free(&j->files[i].tmp);
+			buf_free(&j->files[i].dst);
+			buf_free(&j->files[i].newdir);
+			buf_free(&j->files[i].maildir);
+		}
+		free(j->files);
+		free(j);
+	}
 }
 
 void
@@ -297,11 +416,16 @@ local_deliver(uv_loop_t *loop, const struct local_params *p,
 {
 	struct local_job *j = xcalloc(1, sizeof(*j));
 
-	j->req.data = j;
 	j->p = *p;
 	j->rcpts = rcpts;
+	j->files = xcalloc(n ? n : 1, sizeof(*j->files));
 	j->n = n;
 	j->cb = cb;
 	j->arg = arg;
-	uv_queue_work(loop, &j->req, do_local, after_local);
+	if (local_batcher.work == NULL) {
+		local_batcher.loop = loop;
+		local_batcher.work = deliver_batch;
+		local_batcher.done = batch_delivered;
+	}
+	batcher_add(&local_batcher, &j->item);
 }
