@@ -4,12 +4,23 @@
 --   local D = require("daemon")
 --   local d = D.start{ policies = [[ indimail.hook("rcpt", ...) ]] }
 --   local c = D.connect(d.ports.smtp)
---   c:expect(220); c:cmd("EHLO x.test", 250) ...
+--   local code, text = c:reply(); c:cmd("EHLO x.test") ...
 --   d:stop()
+--
+-- Within a test whose after_each runs cleanup.run() (tests/helpers/cleanup.lua):
+--   local d = D.start_for_test{ deliver = true }   -- d:cleanup() at the end
+--   local c = d:session()                          -- greeted, EHLO said
+--   local qid = d:send("a@example.test", { "b@example.test" }, message)
+--   local from = d:restart()                       -- after d:kill9()
+--
+-- Also small tools: D.eventually (bounded polling), D.wait_pid, D.stop_pid,
+-- D.free_tcp_port, D.free_udp_port, D.scratch_dir, D.sh, D.readfile.
 --
 package.cpath = "build/?.so;" .. package.cpath
 local t = require("indimail_test")
 local socket = require("socket")
+local luassert = require("luassert")
+local cleanup = require("cleanup")
 
 local D = {}
 D.t = t
@@ -39,6 +50,89 @@ local function sh(cmd)
   return out, ok and 0 or code
 end
 D.sh = sh
+
+-- Polls fn every interval seconds (default 0.05) until it returns a truthy
+-- value, which it returns; nil once timeout seconds (default 5) are over.
+function D.eventually(fn, timeout, interval)
+  local deadline = t.now() + (timeout or 5)
+  repeat
+    local v = fn()
+    if v then return v end
+    t.sleep(interval or 0.05)
+  until t.now() > deadline
+  return nil
+end
+
+-- Waits (bounded, default 10s) for the child pid to exit: "exited", code |
+-- "signaled", sig | nil, err (not a child of ours) | "running" (timed out).
+function D.wait_pid(pid, timeout)
+  local r = D.eventually(function()
+    local r = { t.waitpid(pid, true) }
+    return r[1] ~= "running" and r
+  end, timeout or 10, 0.02)
+  if not r then return "running" end
+  return r[1], r[2]
+end
+
+-- Ends a child: TERM, a bounded wait (default 5s), then KILL.
+function D.stop_pid(pid, timeout)
+  t.kill(pid, "TERM")
+  if D.wait_pid(pid, timeout or 5) == "running" then
+    t.kill(pid, "KILL")
+    t.waitpid(pid)
+  end
+end
+
+-- A UDP port free on 127.0.0.1 (free when asked: another process may take it).
+function D.free_udp_port()
+  local u = assert(socket.udp())
+  assert(u:setsockname("127.0.0.1", 0))
+  local _, port = u:getsockname()
+  u:close()
+  return tonumber(port)
+end
+
+local function tcp_free(host, port)
+  local p = assert(socket.tcp())
+  p:setoption("reuseaddr", true)
+  local ok = p:bind(host, port)
+  p:close()
+  return ok
+end
+
+-- A TCP port free on every address 127.0.0.1 .. 127.0.0.9, so that fake
+-- servers on several of them can share it (one port per spec).
+function D.free_tcp_port()
+  for _ = 1, 50 do
+    local s = assert(socket.tcp())
+    assert(s:bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    local ok = true
+    for i = 2, 9 do ok = tcp_free("127.0.0." .. i, port) and ok end
+    if ok then return tonumber(port) end
+  end
+  error("no free TCP port")
+end
+
+-- A new folder /tmp/indimail-<name>.XXXXXX, mode 755.
+function D.mktemp(name)
+  local dir = sh("mktemp -d /tmp/indimail-" .. (name or "test") .. ".XXXXXX"):gsub("%s+$", "")
+  sh("chmod 755 " .. dir)
+  return dir
+end
+
+-- Removes a temp folder, unless INDIMAIL_KEEP_TMP is set.
+function D.rmtemp(dir)
+  if os.getenv("INDIMAIL_KEEP_TMP") == nil then sh("rm -rf " .. dir) end
+end
+
+-- D.mktemp, removed again by cleanup.run().
+function D.scratch_dir(name)
+  local dir = D.mktemp(name)
+  cleanup.defer(function() D.rmtemp(dir) end)
+  return dir
+end
 
 -- A certificate shared by all specs of one run (made once, it is slow).
 local function test_cert()
@@ -93,12 +187,11 @@ end
 
 -- Waits until the log matches pattern (Lua pattern); returns the match.
 function Daemon:wait_log(pattern, timeout, init)
-  local deadline = t.now() + (timeout or 5)
-  repeat
+  local m = D.eventually(function()
     local m = { self:log():match(pattern, init) }
-    if m[1] then return table.unpack(m) end
-    t.sleep(0.02)
-  until t.now() > deadline
+    return m[1] and m
+  end, timeout, 0.02)
+  if m then return table.unpack(m) end
   return nil
 end
 
@@ -119,19 +212,22 @@ end
 
 function Daemon:signal(sig) return t.kill(self.pid, sig) end
 
+-- Waits (bounded, default 10s) for the master to exit, without a signal;
+-- records how it ended (so stop() is then a no-op) and returns it, or
+-- "running".
+function Daemon:wait_exit(timeout)
+  local how, code = D.wait_pid(self.pid, timeout or 10)
+  if how == "running" then return "running" end
+  self.stopped, self.how, self.code = true, how, code
+  return how, code
+end
+
 -- SIGTERM, then waits for the master to exit; returns how it ended.
 function Daemon:stop(timeout)
   if self.stopped then return self.how, self.code end
   t.kill(self.pid, "TERM")
-  local deadline = t.now() + (timeout or 10)
-  repeat
-    local how, code = t.waitpid(self.pid, true)
-    if how ~= "running" then
-      self.stopped, self.how, self.code = true, how, code
-      return how, code
-    end
-    t.sleep(0.02)
-  until t.now() > deadline
+  local how, code = self:wait_exit(timeout)
+  if how ~= "running" then return how, code end
   t.kill(-self.pid, "KILL")
   t.waitpid(self.pid)
   self.stopped = true
@@ -155,7 +251,7 @@ end
 function Daemon:cleanup()
   self:stop()
   local report = self:sanitizer_report()
-  if os.getenv("INDIMAIL_KEEP_TMP") == nil then sh("rm -rf " .. self.dir) end
+  D.rmtemp(self.dir)
   if report then error("sanitizer report from indimaild:\n" .. report) end
 end
 
@@ -189,6 +285,54 @@ function Daemon:queue_list()
   return sh(D.bin .. "/indimail -c " .. self.config .. " queue list")
 end
 
+-- The listeners' ports announced in the log from byte `from` on.
+function Daemon:read_ports(from)
+  local ports = {}
+  for name, port in self:log():sub(from or 1):gmatch("event=listening name=(%S+) address=%S+ port=(%d+)") do
+    ports[name] = tonumber(port)
+  end
+  return ports
+end
+
+-- Starts bin/indimaild again on the same config and dir (it kills nothing:
+-- after d:kill9() or d:stop()). Waits for event=ready and for the queue
+-- manager's socket, reads the new ports; returns where its log begins.
+function Daemon:restart()
+  self.restarts = (self.restarts or 1) + 1
+  local from = #self:log() + 1
+  local err = ("%s/stderr%d.log"):format(self.dir, self.restarts)
+  self.pid = assert(t.spawn({ D.bin .. "/indimaild", "-c", self.config }, err))
+  self.stopped, self.how, self.code = false, nil, nil
+  luassert.is_truthy(self:wait_log("event=ready", 10, from), "restarted: " .. (readfile(err) or ""))
+  self:wait_log("event=qmgr_start queues", 5, from)   -- its control socket is open
+  self.ports = self:read_ports(from)
+  return from
+end
+
+-- A client connected to port (default smtp), closed by cleanup.run().
+function Daemon:connect(port)
+  local c = D.connect(port or self.ports.smtp)
+  cleanup.defer(function() c:close() end)
+  return c
+end
+
+-- A client greeted with 220 that said EHLO (250); closed by cleanup.run().
+function Daemon:session(helo)
+  local c = self:connect()
+  luassert.equal(220, (c:reply()))
+  luassert.equal(250, (c:cmd("EHLO " .. (helo or "client.example.test"))))
+  return c
+end
+
+-- One message in a session of its own; checks the 250, returns the queue id.
+function Daemon:send(from, rcpts, message)
+  local c = self:session()
+  local code, text = c:transaction(from, rcpts, message)
+  luassert.equal(250, code, text)
+  c:cmd("QUIT")
+  return (assert(text:match("queued as (%w+)"), text))
+end
+
 -- Starts indimaild; o.policies is Lua appended to the config.
 function D.start(o)
   o = o or {}
@@ -203,13 +347,18 @@ function D.start(o)
     self:stop()
     error("indimaild did not start: " .. err)
   end
-  for name, port in self:log():gmatch("event=listening name=(%S+) address=%S+ port=(%d+)") do
-    self.ports[name] = tonumber(port)
-  end
+  self.ports = self:read_ports()
   -- every worker must be listening before the spec starts
   self:wait_log(("event=worker_start index=%d"):format((o.workers or 1) - 1), 5)
   self:wait_log("event=qmgr_start queues", 5)  -- its control socket is open
   return self
+end
+
+-- D.start, and d:cleanup() when the test ends (cleanup.run()).
+function D.start_for_test(o)
+  local d = D.start(o)
+  cleanup.defer(function() d:cleanup() end)
+  return d
 end
 
 -- ---- a small SMTP client over luasocket --------------------------------
@@ -246,6 +395,14 @@ function Client:cmd(line)
 end
 
 function Client:close() self.s:close() end
+
+-- True when the server sends nothing within secs; and what it sent if not.
+function Client:silent_for(secs)
+  self.s:settimeout(secs)
+  local line, err = self.s:receive("*l")
+  self.s:settimeout(10)
+  return line == nil and err == "timeout", line
+end
 
 -- True once the server closed the connection (reads until EOF).
 function Client:closed_by_server(timeout)

@@ -2,373 +2,47 @@
 -- preference order, implicit MX; RFC 7505 null MX) against a real DNS
 -- server (dnsmasq on 127.0.0.1, a free UDP port) and real receiving
 -- servers on 127.0.0.x:P: Postfix smtp-sink, and a scripted SMTP server
--- (luasocket, below) for 421 greetings, 451-then-250, 550 for one
+-- (tests/helpers/fake_smtp.lua) for 421 greetings, 451-then-250, 550 for one
 -- recipient and hangs. Bounces are RFC 3464 reports checked in the
 -- sender's Maildir; double bounces go to mailboxes.postmaster.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
+local cleanup = require("cleanup")
+local dnsmasq = require("dnsmasq")
+local fake_smtp = require("fake_smtp")
+local maildir = require("maildir")
+local dsn = require("dsn")
 local socket = require("socket")
 local t = D.t
 
-local DNSMASQ = "/usr/sbin/dnsmasq"
 local SMTP_SINK = "/usr/sbin/smtp-sink"
 
--- A scripted SMTP server: one process, many clients (coroutines over
--- socket.select). arg[1] is a Lua file returning
---   { address=, port=, dir=, greeting = { [n] = reply }, greeting_delay = { [n] = secs },
---     rcpt = { [addr] = { reply1, reply2, ... } },   -- nth RCPT of addr (last one sticks)
---     hang = { { conn = n, cmd = "RCPT" } },          -- never answer that command
---     pipelining = true|false, data_reply = { reply1, ... } (nth end of data),
---     dot_delay = secs, greeting_delay_all = secs, auth = { user=, password=, mechs= } }
--- It appends to dir/events.log (READY, CONNECT n, CMD n line, MESSAGE n k
--- from rcpts, HANG n cmd, DATA_REFUSED n k reply, AUTH_OK/AUTH_FAILED n user, NESTED_MAIL n,
--- EOF n, CLOSE n) and writes each message to
--- dir/msg.k (MAIL/RCPT lines, a blank line, the dot-unstuffed data).
--- Like Postfix it keeps a transaction open until "." is answered or RSET:
--- a MAIL inside it gets 503 5.5.1 nested MAIL command.
-local FAKE_MX = [==[
--- fake MX: a scripted SMTP server (luasocket, one process, many clients).
--- arg[1]: a Lua file returning { address=, port=, dir=, greeting = {[n]=reply},
--- greeting_delay = {[n]=secs}, rcpt = {[addr]={reply1, reply2, ...}},
--- hang = {{conn=n, cmd="RCPT"}}, pipelining = bool, data_reply = {reply1, ...}
--- (nth end of data), dot_delay = secs, auth = {user=, password=, mechs=} }.
--- Writes dir/events.log
--- (CONNECT n / CMD n line / MESSAGE n k / HANG n cmd / EOF n / CLOSE n)
--- and dir/msg.k (envelope lines, a blank line, the unstuffed data).
-local socket = require("socket")
-local mime = require("mime")
-local conf = dofile(arg[1])
-local srv = assert(socket.bind(conf.address, conf.port, 64))
-srv:settimeout(0)
-local ev = assert(io.open(conf.dir .. "/events.log", "a"))
-ev:setvbuf("no")
-local function log(...) ev:write(table.concat({ ... }, " "), "\n") end
-local conns, nconn, nmsg, ndata, seen = {}, 0, 0, 0, {}
-
-local function readline(c)
-  while true do
-    local i = c.buf:find("\n", 1, true)
-    if i then
-      local line = c.buf:sub(1, i - 1):gsub("\r$", "")
-      c.buf = c.buf:sub(i + 1)
-      return line
-    end
-    if c.eof then return nil end
-    coroutine.yield()
-  end
-end
-
-local function send(c, s)
-  c.sock:settimeout(5)
-  c.sock:send(s .. "\r\n")
-  c.sock:settimeout(0)
-end
-
-local function sleep(c, secs)
-  c.wake = socket.gettime() + secs
-  coroutine.yield()
-end
-
-local function hangs(n, cmd)
-  for _, h in ipairs(conf.hang or {}) do
-    if (h.conn == nil or h.conn == n) and h.cmd == cmd then return true end
-  end
-end
-
-local function hang(c, n, cmd)
-  log("HANG", n, cmd)
-  while readline(c) do end
-  log("EOF", n)
-end
-
-local function session(c)
-  nconn = nconn + 1
-  local n = nconn
-  log("CONNECT", n)
-  local delay = conf.greeting_delay and conf.greeting_delay[n] or conf.greeting_delay_all
-  if delay then sleep(c, delay) end
-  if hangs(n, "CONNECT") then return hang(c, n, "CONNECT") end
-  local greeting = conf.greeting and conf.greeting[n] or "220 fake.test ESMTP"
-  send(c, greeting)
-  if greeting:sub(1, 1) ~= "2" then
-    log("CLOSE", n)
-    return
-  end
-  local mail, rcpts, authed
-  local function auth_ok(user, pass)
-    authed = user == conf.auth.user and pass == conf.auth.password
-    log(authed and "AUTH_OK" or "AUTH_FAILED", n, tostring(user))
-    send(c, authed and "235 2.7.0 Authentication successful" or "535 5.7.8 Authentication failed")
-  end
-  while true do
-    local line = readline(c)
-    if not line then
-      log("EOF", n)
-      return
-    end
-    log("CMD", n, line)
-    local verb = (line:match("^(%a+)") or ""):upper()
-    if hangs(n, verb) then return hang(c, n, verb) end
-    if verb == "EHLO" then
-      send(c, "250-fake.test\r\n" .. (conf.pipelining == false and "" or "250-PIPELINING\r\n")
-        .. (conf.auth and ("250-AUTH " .. (conf.auth.mechs or "PLAIN LOGIN") .. "\r\n") or "")
-        .. "250-8BITMIME\r\n250 SIZE 100000000")
-    elseif verb == "AUTH" and conf.auth then
-      local mech, initial = line:match("^%a+%s+(%S+)%s*(%S*)")
-      mech = (mech or ""):upper()
-      if mech == "PLAIN" then
-        if initial == "" then
-          send(c, "334 ")
-          initial = readline(c) or ""
-        end
-        local _, user, pass = ((mime.unb64(initial)) or ""):match("^([^%z]*)%z([^%z]*)%z(.*)$")
-        auth_ok(user, pass)
-      elseif mech == "LOGIN" then
-        send(c, "334 VXNlcm5hbWU6")
-        local user = mime.unb64(readline(c) or "")
-        send(c, "334 UGFzc3dvcmQ6")
-        local pass = mime.unb64(readline(c) or "")
-        auth_ok(user, pass)
-      else
-        send(c, "504 5.5.4 Unrecognized authentication type")
-      end
-    elseif verb == "MAIL" and conf.auth and not authed then
-      send(c, "530 5.7.0 Authentication required")
-    elseif verb == "HELO" then
-      send(c, "250 fake.test")
-    elseif verb == "MAIL" and mail then
-      -- like Postfix: the transaction is open until "." is answered or RSET
-      log("NESTED_MAIL", n)
-      send(c, "503 5.5.1 Error: nested MAIL command")
-    elseif verb == "MAIL" then
-      mail, rcpts = line:match("<(.-)>") or "", {}
-      send(c, "250 2.1.0 Ok")
-    elseif verb == "RCPT" and not mail then
-      send(c, "503 5.5.1 Error: need MAIL command")
-    elseif verb == "RCPT" then
-      local addr = line:match("<(.-)>") or ""
-      seen[addr] = (seen[addr] or 0) + 1
-      local list = conf.rcpt and conf.rcpt[addr]
-      local r = list and (list[seen[addr]] or list[#list]) or "250 2.1.5 Ok"
-      if r:sub(1, 1) == "2" then rcpts[#rcpts + 1] = addr end
-      send(c, r)
-    elseif verb == "DATA" then
-      if not mail or #rcpts == 0 then
-        send(c, "554 5.5.1 No valid recipients")
-      else
-        send(c, "354 End data with <CR><LF>.<CR><LF>")
-        local data = {}
-        while true do
-          local l = readline(c)
-          if not l then
-            log("EOF", n)
-            return
-          end
-          if l == "." then break end
-          if l:sub(1, 1) == "." then l = l:sub(2) end
-          data[#data + 1] = l
-        end
-        if hangs(n, ".") then return hang(c, n, ".") end
-        if conf.dot_delay then sleep(c, conf.dot_delay) end
-        ndata = ndata + 1
-        local dr = conf.data_reply and (conf.data_reply[ndata] or conf.data_reply[#conf.data_reply])
-        if dr and dr:sub(1, 1) ~= "2" then
-          log("DATA_REFUSED", n, ndata, dr)
-          send(c, dr)
-          mail, rcpts = nil, nil
-          goto continue
-        end
-        nmsg = nmsg + 1
-        local f = assert(io.open(("%s/msg.%d"):format(conf.dir, nmsg), "w"))
-        f:write("MAIL " .. mail .. "\n")
-        for _, r in ipairs(rcpts) do f:write("RCPT " .. r .. "\n") end
-        f:write("\n", table.concat(data, "\n"), "\n")
-        f:close()
-        log("MESSAGE", n, nmsg, mail, table.concat(rcpts, ","))
-        send(c, "250 2.0.0 Ok: queued as fake" .. nmsg)
-        mail, rcpts = nil, nil
-      end
-    elseif verb == "RSET" then
-      mail, rcpts = nil, nil
-      send(c, "250 2.0.0 Ok")
-    elseif verb == "NOOP" then
-      send(c, "250 2.0.0 Ok")
-    elseif verb == "QUIT" then
-      send(c, "221 2.0.0 Bye")
-      log("CLOSE", n)
-      return
-    else
-      send(c, "502 5.5.2 Command not recognized")
-    end
-    ::continue::
-  end
-end
-
-local function resume(c)
-  local ok, err = coroutine.resume(c.co, c)
-  if not ok then log("ERROR", tostring(err)) end
-  if coroutine.status(c.co) == "dead" then
-    c.sock:close()
-    conns[c.sock] = nil
-  end
-end
-
-log("READY", conf.address, conf.port)
-while true do
-  local now = socket.gettime()
-  local rd, timeout = { srv }, 0.2
-  for s, c in pairs(conns) do
-    if c.wake then
-      timeout = math.max(0, math.min(timeout, c.wake - now))
-    else
-      rd[#rd + 1] = s
-    end
-  end
-  local ready = socket.select(rd, nil, timeout)
-  for _, s in ipairs(ready) do
-    if s == srv then
-      local cs = srv:accept()
-      if cs then
-        cs:settimeout(0)
-        local c = { sock = cs, buf = "", co = coroutine.create(session) }
-        conns[cs] = c
-        resume(c)
-      end
-    elseif conns[s] then
-      local c = conns[s]
-      local data, err, partial = s:receive(8192)
-      c.buf = c.buf .. (data or partial or "")
-      if err == "closed" then c.eof = true end
-      resume(c)
-    end
-  end
-  now = socket.gettime()
-  for _, c in pairs(conns) do
-    if c.wake and now >= c.wake then
-      c.wake = nil
-      resume(c)
-    end
-  end
-end
-]==]
-
 -- ---- helpers -------------------------------------------------------------
-
-local cleanups = {}
-local function defer(fn) cleanups[#cleanups + 1] = fn end
-local function run_cleanups()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end
-
-local function esc(s) return (s:gsub("%p", "%%%0")) end
-
--- Polls fn until it returns a truthy value (bounded).
-local function eventually(fn, timeout)
-  local deadline = t.now() + (timeout or 5)
-  repeat
-    local v = fn()
-    if v then return v end
-    t.sleep(0.05)
-  until t.now() > deadline
-  return nil
-end
-
--- Ends a child: TERM, bounded wait, then KILL.
-local function stop_pid(pid)
-  t.kill(pid, "TERM")
-  local deadline = t.now() + 5
-  while t.waitpid(pid, true) == "running" and t.now() < deadline do t.sleep(0.02) end
-  if t.waitpid(pid, true) == "running" then
-    t.kill(pid, "KILL")
-    t.waitpid(pid)
-  end
-end
-
-local function free_udp_port()
-  local u = assert(socket.udp())
-  assert(u:setsockname("127.0.0.1", 0))
-  local _, port = u:getsockname()
-  u:close()
-  return tonumber(port)
-end
-
--- A TCP port free on 127.0.0.1 .. 127.0.0.9 (every MX of this spec uses it).
-local function free_tcp_port()
-  for _ = 1, 50 do
-    local s = assert(socket.tcp())
-    assert(s:bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    local ok = true
-    for i = 2, 9 do
-      local p = assert(socket.tcp())
-      p:setoption("reuseaddr", true)
-      if not p:bind("127.0.0." .. i, port) then ok = false end
-      p:close()
-    end
-    if ok then return tonumber(port) end
-  end
-  error("no free TCP port")
-end
-
-local function dns_query(id, name, qtype)
-  local q = { string.pack(">I2I2I2I2I2I2", id, 0x0100, 1, 0, 0, 0) }
-  for label in name:gmatch("[^.]+") do q[#q + 1] = string.char(#label) .. label end
-  q[#q + 1] = "\0" .. string.pack(">I2I2", qtype, 1)
-  return table.concat(q)
-end
-
-local function dns_answers(port, timeout)
-  local u = assert(socket.udp())
-  u:setpeername("127.0.0.1", port)
-  u:settimeout(0.1)
-  local deadline = t.now() + (timeout or 5)
-  repeat
-    u:send(dns_query(0x4242, "remote.test", 15))
-    local r = u:receive()
-    if r and r:sub(1, 2) == "\x42\x42" then
-      u:close()
-      return true
-    end
-  until t.now() > deadline
-  u:close()
-  return false
-end
 
 local function mkdir(dir, mode)
   D.sh("mkdir -p " .. dir .. " && chmod " .. (mode or "755") .. " " .. dir)
   return dir
 end
 
-local SCRATCH, DNS_PORT, P, dnsmasq_pid
+local SCRATCH, P, dns
 
 -- The zone: every name under .test not listed is NXDOMAIN at once.
-local function start_dnsmasq()
-  DNS_PORT = free_udp_port()
-  local argv = {
-    DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-    "--port=" .. DNS_PORT, "--listen-address=127.0.0.1", "--bind-interfaces",
-    "--pid-file=" .. SCRATCH .. "/dnsmasq.pid", "--log-queries",
-    "--local=/test/",
-    "--mx-host=remote.test,mx1.remote.test,10", "--host-record=mx1.remote.test,127.0.0.2",
-    -- listed highest preference first: the order must come from the numbers
-    "--mx-host=pref.test,mxb.pref.test,20", "--mx-host=pref.test,mxa.pref.test,10",
-    "--host-record=mxa.pref.test,127.0.0.3", "--host-record=mxb.pref.test,127.0.0.2",
-    "--host-record=aonly.test,127.0.0.2",
-    "--mx-host=nullmx.test,.,0",
-    "--mx-host=fake.test,mx.fake.test,10", "--host-record=mx.fake.test,127.0.0.4",
-    "--mx-host=busy.test,mx.busy.test,10", "--host-record=mx.busy.test,127.0.0.4",
-    "--mx-host=busy.test,backup.busy.test,20", "--host-record=backup.busy.test,127.0.0.2",
-    "--mx-host=hang.test,mx.hang.test,10", "--host-record=mx.hang.test,127.0.0.6",
-    "--mx-host=special.test,mx.special.test,10", "--host-record=mx.special.test,127.0.0.7",
-  }
-  dnsmasq_pid = assert(t.spawn(argv, SCRATCH .. "/dnsmasq.log"))
-  assert(dns_answers(DNS_PORT, 5), "dnsmasq did not start: " .. (D.readfile(SCRATCH .. "/dnsmasq.log") or ""))
-end
+local ZONE = {
+  "--mx-host=remote.test,mx1.remote.test,10", "--host-record=mx1.remote.test,127.0.0.2",
+  -- listed highest preference first: the order must come from the numbers
+  "--mx-host=pref.test,mxb.pref.test,20", "--mx-host=pref.test,mxa.pref.test,10",
+  "--host-record=mxa.pref.test,127.0.0.3", "--host-record=mxb.pref.test,127.0.0.2",
+  "--host-record=aonly.test,127.0.0.2",
+  "--mx-host=nullmx.test,.,0",
+  "--mx-host=fake.test,mx.fake.test,10", "--host-record=mx.fake.test,127.0.0.4",
+  "--mx-host=busy.test,mx.busy.test,10", "--host-record=mx.busy.test,127.0.0.4",
+  "--mx-host=busy.test,backup.busy.test,20", "--host-record=backup.busy.test,127.0.0.2",
+  "--mx-host=hang.test,mx.hang.test,10", "--host-record=mx.hang.test,127.0.0.6",
+  "--mx-host=special.test,mx.special.test,10", "--host-record=mx.special.test,127.0.0.7",
+}
 
 local function connectable(addr, port, timeout)
-  return eventually(function()
+  return D.eventually(function()
     local s = socket.tcp()
     s:settimeout(0.2)
     local ok = s:connect(addr, port)
@@ -388,7 +62,7 @@ local function start_sink(addr, extra)
   argv[#argv + 1] = addr .. ":" .. P
   argv[#argv + 1] = "64"
   local pid = assert(t.spawn(argv, dir .. ".log"))
-  defer(function() stop_pid(pid) end)
+  cleanup.defer(function() D.stop_pid(pid) end)
   assert(connectable(addr, P), "smtp-sink did not listen on " .. addr .. ":" .. P
     .. ": " .. (D.readfile(dir .. ".log") or ""))
   local sink = { dir = dir, pid = pid }
@@ -407,49 +81,20 @@ local function start_sink(addr, extra)
   return sink
 end
 
-local function lua_value(v)
-  if type(v) == "table" then
-    local out = {}
-    for k, x in pairs(v) do
-      local key = type(k) == "number" and ("[" .. k .. "]") or ("[" .. string.format("%q", k) .. "]")
-      out[#out + 1] = key .. " = " .. lua_value(x)
-    end
-    return "{ " .. table.concat(out, ", ") .. " }"
-  elseif type(v) == "string" then
-    return string.format("%q", v)
-  end
-  return tostring(v)
-end
-
--- The scripted server on addr:P; o: greeting, greeting_delay, rcpt, hang.
+-- The scripted server (tests/helpers/fake_smtp.lua, every option is
+-- described there) on addr:P; o: greeting, rcpt, hang, data_reply, auth...
 local function start_fake(addr, o)
   nservers = nservers + 1
-  local dir = mkdir(("%s/fake%d"):format(SCRATCH, nservers))
-  o = o or {}
-  o.address, o.port, o.dir = addr, P, dir
-  D.writefile(dir .. "/conf.lua", "return " .. lua_value(o) .. "\n")
-  local pid = assert(t.spawn({ "lua5.4", SCRATCH .. "/fake_mx.lua", dir .. "/conf.lua" }, dir .. "/stderr.log"))
-  defer(function() stop_pid(pid) end)
-  local fake = { dir = dir, pid = pid }
-  function fake.events() return D.readfile(dir .. "/events.log") or "" end
-  function fake.count(pattern)
-    local n = 0
-    for _ in fake.events():gmatch(pattern) do n = n + 1 end
-    return n
-  end
-  function fake.message(k) return D.readfile(("%s/msg.%d"):format(dir, k)) end
-  assert(eventually(function() return fake.events():match("READY") end, 5),
-    "the fake MX did not start: " .. (D.readfile(dir .. "/stderr.log") or ""))
-  return fake
+  return fake_smtp.start(mkdir(("%s/fake%d"):format(SCRATCH, nservers)), addr, P, o)
 end
 
 local MAILBOXES = "users = { 'alice@example.test', 'pm@example.test' }, postmaster = 'pm@example.test'"
 
 local function start_daemon(o)
   o = o or {}
-  local d = D.start{
+  return D.start_for_test{
     deliver = true,
-    dns = "127.0.0.1:" .. DNS_PORT,
+    dns = "127.0.0.1:" .. dns.port,
     relay_from = "'127.0.0.0/8'",
     mailboxes = MAILBOXES,
     routes = o.routes,
@@ -457,16 +102,6 @@ local function start_daemon(o)
     delivery = "port = " .. P .. ", retry = { base = 0.5, max = 1 },"
       .. " timeouts = { connect = 2, greeting = 3, command = 1, data = 3 }, " .. (o.delivery or ""),
   }
-  defer(function() d:cleanup() end)
-  return d
-end
-
-local function session(d)
-  local c = D.connect(d.ports.smtp)
-  defer(function() c:close() end)
-  assert.equal(220, (c:reply()))
-  assert.equal(250, (c:cmd("EHLO client.example.test")))
-  return c
 end
 
 local function message(subject, to)
@@ -477,79 +112,17 @@ end
 
 -- Sends one message; returns its queue id.
 local function send(d, from, rcpts, subject)
-  local c = session(d)
-  local code, text = c:transaction(from, rcpts, message(subject, rcpts[1]))
-  assert.equal(250, code, text)
-  c:cmd("QUIT")
-  return assert(text:match("queued as (%w+)"), text)
-end
-
-local function maildir_new(d, user)
-  local dir = ("%s/maildirs/example.test/%s/Maildir/new"):format(d.dir, user)
-  local out = D.sh("find " .. dir .. " -type f 2>/dev/null | sort")
-  local files = {}
-  for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
-  return files
-end
-
-local function wait_mail(d, user, n, timeout)
-  return eventually(function()
-    local f = maildir_new(d, user)
-    return #f >= (n or 1) and f
-  end, timeout or 5)
-end
-
-local function split_message(s)
-  return s:match("^(.-\n)\n(.*)$")
-end
-
-local function mime_parts(msg)
-  local hdrs, body = split_message(msg)
-  assert.is_truthy(hdrs, "a header section")
-  local boundary = hdrs:match('boundary="([^"]+)"') or hdrs:match("boundary=([^%s;]+)")
-  assert.is_truthy(boundary, "a MIME boundary in: " .. hdrs)
-  local parts, delim, text = {}, "\n--" .. boundary, "\n" .. body
-  local pos = text:find(delim, 1, true)
-  while pos do
-    local start = pos + #delim
-    if text:sub(start, start + 1) == "--" then break end
-    local nextp = text:find(delim, start, true)
-    local chunk = text:sub(start, (nextp or #text + 1) - 1):gsub("^[ \t]*\n", "")
-    local ph, pb = chunk:match("^(.-\n)\n(.*)$")
-    parts[#parts + 1] = { headers = ph or "", body = pb or chunk }
-    pos = nextp
-  end
-  return parts, hdrs
-end
-
-local function find_part(parts, ctype)
-  for _, p in ipairs(parts) do
-    if p.headers:lower():match("content%-type:%s*" .. esc(ctype:lower())) then return p end
-  end
-end
-
-local function dsn_recipients(body)
-  local blocks = {}
-  for block in (body .. "\n\n"):gmatch("(.-)\n\n+") do
-    local f = {}
-    for name, value in block:gmatch("([%w%-]+):[ \t]*([^\n]*)") do f[name:lower()] = value end
-    if f["final-recipient"] then blocks[#blocks + 1] = f end
-  end
-  return blocks
+  return d:send(from, rcpts, message(subject, rcpts[1]))
 end
 
 -- The one bounce in user's Maildir, checked as an RFC 3464 report:
 -- returns its per-recipient blocks, the parts and the whole text.
 local function read_bounce(d, user, timeout)
-  local files = wait_mail(d, user, 1, timeout or 8)
+  local files = maildir.wait(d, user, 1, timeout or 8)
   assert.is_truthy(files, "a bounce in " .. user .. "'s Maildir; log:\n" .. d:log())
   local text = D.readfile(files[1])
-  assert.matches("^Return%-Path: <>\n", text)
-  local parts, hdrs = mime_parts(text)
-  assert.matches("\nContent%-Type: multipart/report; report%-type=delivery%-status", hdrs)
-  local ds = find_part(parts, "message/delivery-status")
-  assert.is_truthy(ds, "a message/delivery-status part")
-  return dsn_recipients(ds.body), parts, text, files
+  local r, parts = dsn.read(text)
+  return r, parts, text, files
 end
 
 local function sink_rcpts(m)
@@ -562,18 +135,16 @@ end
 
 describe("remote delivery", function()
   setup(function()
-    SCRATCH = D.sh("mktemp -d /tmp/indimail-remote.XXXXXX"):gsub("%s+$", "")
-    D.sh("chmod 755 " .. SCRATCH)
-    D.writefile(SCRATCH .. "/fake_mx.lua", FAKE_MX)
-    P = free_tcp_port()
-    start_dnsmasq()
+    SCRATCH = D.mktemp("remote")
+    P = D.free_tcp_port()
+    dns = dnsmasq.start{ dir = SCRATCH, records = ZONE }
   end)
   teardown(function()
-    run_cleanups()
-    if dnsmasq_pid then stop_pid(dnsmasq_pid) end
-    if os.getenv("INDIMAIL_KEEP_TMP") == nil then D.sh("rm -rf " .. SCRATCH) end
+    cleanup.run()
+    if dns then dns.stop() end
+    D.rmtemp(SCRATCH)
   end)
-  after_each(run_cleanups)
+  after_each(cleanup.run)
 
   describe("through MX records", function()
     it("delivers a message for user@remote.test to its MX, once, and empties the queue", function()
@@ -585,7 +156,7 @@ describe("remote delivery", function()
       assert.matches("relay=mx1%.remote%.test%[127%.0%.0%.2%]", line)
       assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 5), d:log())
       assert.equal(0, #d:queue_files())
-      assert.is_truthy(eventually(function() return sink.count() == 1 end, 5))
+      assert.is_truthy(D.eventually(function() return sink.count() == 1 end, 5))
       t.sleep(1.2)
       assert.equal(1, sink.count())
       assert.equal(1, d:count_log("event=delivered qid=" .. qid))
@@ -607,7 +178,7 @@ describe("remote delivery", function()
       local line = d:wait_log("(event=delivered qid=" .. qid .. "[^\n]*)", 10)
       assert.is_truthy(line, d:log())
       assert.matches("relay=mxa%.pref%.test", line)
-      assert.is_truthy(eventually(function() return low.count() == 1 end, 5))
+      assert.is_truthy(D.eventually(function() return low.count() == 1 end, 5))
       assert.equal(0, high.count())
     end)
 
@@ -619,7 +190,7 @@ describe("remote delivery", function()
       assert.is_truthy(line, d:log())
       assert.matches("relay=mxb%.pref%.test%[127%.0%.0%.2%]", line)
       assert.equal(0, d:count_log("event=deferred qid=" .. qid))
-      assert.is_truthy(eventually(function() return sink.count() == 1 end, 5))
+      assert.is_truthy(D.eventually(function() return sink.count() == 1 end, 5))
     end)
 
     it("goes on to the next MX when the preferred one greets with 421", function()
@@ -631,7 +202,7 @@ describe("remote delivery", function()
       assert.is_truthy(line, d:log())
       assert.matches("relay=backup%.busy%.test", line)
       assert.equal(1, fake.count("CONNECT"))
-      assert.is_truthy(eventually(function() return sink.count() == 1 end, 5))
+      assert.is_truthy(D.eventually(function() return sink.count() == 1 end, 5))
     end)
 
     it("uses the domain's own address when it has no MX (implicit MX, RFC 5321 5.1)", function()
@@ -641,7 +212,7 @@ describe("remote delivery", function()
       local line = d:wait_log("(event=delivered qid=" .. qid .. "[^\n]*)", 10)
       assert.is_truthy(line, d:log())
       assert.matches("relay=aonly%.test%[127%.0%.0%.2%]", line)
-      assert.is_truthy(eventually(function() return sink.count() == 1 end, 5))
+      assert.is_truthy(D.eventually(function() return sink.count() == 1 end, 5))
       assert.same({ "user@aonly.test" }, sink_rcpts(sink.messages()[1]))
     end)
   end)
@@ -654,7 +225,7 @@ describe("remote delivery", function()
       local qid = send(d, "alice@example.test", { "a@remote.test", "b@fake.test", "c@remote.test", "pm@example.test" }, "fan out")
       assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 10), d:log())
       assert.equal(4, d:count_log("event=delivered qid=" .. qid))
-      assert.is_truthy(eventually(function() return sink.count() == 1 end, 5))
+      assert.is_truthy(D.eventually(function() return sink.count() == 1 end, 5))
       t.sleep(1)
       assert.equal(1, sink.count())
       local got = sink_rcpts(sink.messages()[1])
@@ -662,7 +233,7 @@ describe("remote delivery", function()
       assert.same({ "a@remote.test", "c@remote.test" }, got)
       assert.equal(1, fake.count("\nMESSAGE "))
       assert.matches("^MAIL alice@example%.test\nRCPT b@fake%.test\n\n", fake.message(1))
-      assert.is_truthy(wait_mail(d, "pm"))
+      assert.is_truthy(maildir.wait(d, "pm"))
     end)
 
     it("delivers consecutive messages to one destination each once", function()
@@ -793,7 +364,7 @@ describe("remote delivery", function()
         assert.matches("^5%.%d+%.%d+$", r[1]["status"])
         assert.equal("5.1.1", r[1]["status"])
         assert.matches("^smtp; 550 5%.1%.1 <bad@fake%.test>", r[1]["diagnostic-code"])
-        local h = find_part(parts, "text/rfc822-headers")
+        local h = dsn.find_part(parts, "text/rfc822-headers")
         assert.is_truthy(h, "a text/rfc822-headers part")
         assert.matches("\nSubject: half rejected\n", h.body)
         assert.matches("Message%-ID: <halfrejected@client%.example%.test>\n", h.body)
@@ -865,7 +436,7 @@ describe("remote delivery", function()
           or ((i % 7 == 0 and "." or "") .. ("%06d "):format(i) .. string.rep("abcdefghij", 98))
       end
       local body = table.concat(lines, "\r\n") .. "\r\n"
-      local c = session(d)
+      local c = d:session()
       local wire = "From: alice@example.test\r\nSubject: big\r\n\r\n" .. body:gsub("\n%.", "\n..")
       local code, text = c:transaction("alice@example.test", { "big@fake.test" }, wire)
       assert.equal(250, code, text)
@@ -938,7 +509,7 @@ describe("remote delivery", function()
       local fake = start_fake("127.0.0.4", { greeting_delay_all = 0.3, dot_delay = 0.2 })
       local d = start_daemon{ delivery = "concurrency = { per_domain = 2, remote = 20 }" }
       local ids = {}
-      local c = session(d)
+      local c = d:session()
       for i = 1, 8 do
         local rcpt = "u" .. i .. "@fake.test"
         local code, text = c:transaction("alice@example.test", { rcpt }, message("parallel " .. i, rcpt))
@@ -966,18 +537,18 @@ describe("remote delivery", function()
       assert.is_truthy(bqid, d:log())
       assert.is_truthy(d:wait_log("event=bounced qid=" .. bqid .. " to=someone@nxsender%.test", 10), d:log())
       assert.is_truthy(d:wait_log("event=bounce_queued qid=" .. bqid .. " bounce_qid=%w+ to=pm@example%.test level=2", 5), d:log())
-      local files = wait_mail(d, "pm", 1, 8)
+      local files = maildir.wait(d, "pm", 1, 8)
       assert.is_truthy(files, d:log())
       local text = D.readfile(files[1])
       assert.matches("^Return%-Path: <>\nDelivered%-To: pm@example%.test\n", text)
-      local parts = mime_parts(text)
-      local r = dsn_recipients(find_part(parts, "message/delivery-status").body)
+      local parts = dsn.parts(text)
+      local r = dsn.recipients(dsn.find_part(parts, "message/delivery-status").body)
       assert.equal(1, #r)
       assert.equal("rfc822; someone@nxsender.test", r[1]["final-recipient"])
       assert.equal("5.1.2", r[1]["status"])
-      assert.equal(0, #maildir_new(d, "alice"))
+      assert.equal(0, #maildir.new_files(d, "alice"))
       assert.equal(0, d:count_log("event=double_bounce_dropped"))
-      eventually(function() return #d:queue_files() == 0 end, 5)
+      D.eventually(function() return #d:queue_files() == 0 end, 5)
       assert.equal(0, #d:queue_files())
     end)
   end)
@@ -995,7 +566,7 @@ describe("remote delivery", function()
         assert.is_truthy(line, d:log())
         assert.matches("relay=127%.0%.0%.5%[127%.0%.0%.5%]:" .. P, line)
       end
-      assert.is_truthy(eventually(function() return relay.count() == 3 end, 5))
+      assert.is_truthy(D.eventually(function() return relay.count() == 3 end, 5))
       assert.equal(0, mx.count())
       local got = {}
       for _, m in ipairs(relay.messages()) do got[#got + 1] = sink_rcpts(m)[1] end
@@ -1003,7 +574,7 @@ describe("remote delivery", function()
       assert.same({ "user@elsewhere.example", "user@nx.test", "user@remote.test" }, got)
       -- local mail stays local
       local q4 = send(d, "alice@example.test", { "pm@example.test" }, "local still")
-      assert.is_truthy(wait_mail(d, "pm"), d:log())
+      assert.is_truthy(maildir.wait(d, "pm"), d:log())
       assert.is_truthy(d:wait_log("event=removed qid=" .. q4, 5))
       assert.equal(3, relay.count())
     end)
@@ -1016,7 +587,7 @@ describe("remote delivery", function()
       local q2 = send(d, "alice@example.test", { "user@remote.test" }, "general")
       assert.is_truthy(d:wait_log("event=delivered qid=" .. q1 .. "[^\n]*relay=127%.0%.0%.2", 10), d:log())
       assert.is_truthy(d:wait_log("event=delivered qid=" .. q2 .. "[^\n]*relay=127%.0%.0%.5", 10), d:log())
-      assert.is_truthy(eventually(function() return special.count() == 1 and relay.count() == 1 end, 5))
+      assert.is_truthy(D.eventually(function() return special.count() == 1 and relay.count() == 1 end, 5))
     end)
   end)
 
@@ -1026,7 +597,7 @@ describe("remote delivery", function()
       local relay = start_sink("127.0.0.5")
       local d = start_daemon{ routes = "['*'] = '127.0.0.5:" .. P .. "'", workers = 2 }
       local conns = {}
-      for i = 1, SESSIONS do conns[i] = session(d) end
+      for i = 1, SESSIONS do conns[i] = d:session() end
       local t0 = t.now()
       -- lockstep: every session has a transaction in flight at the same time
       local function step(lines, want)
@@ -1051,9 +622,9 @@ describe("remote delivery", function()
         step(datas, 354)
         step(bodies, 250)
       end
-      assert.is_truthy(eventually(function() return d:count_log("event=removed") >= N end, 60),
+      assert.is_truthy(D.eventually(function() return d:count_log("event=removed") >= N end, 60),
         ("removed %d of %d; log tail:\n%s"):format(d:count_log("event=removed"), N, d:log():sub(-3000)))
-      assert.is_truthy(eventually(function() return relay.count() >= N end, 10))
+      assert.is_truthy(D.eventually(function() return relay.count() >= N end, 10))
       t.sleep(1.5)
       assert.equal(N, relay.count())
       assert.equal(N, d:count_log("event=delivered"))

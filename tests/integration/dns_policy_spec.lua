@@ -5,121 +5,53 @@
 -- fails. Lookups yield: one slow answer never holds up other sessions.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
+local cleanup = require("cleanup")
+local dnsmasq = require("dnsmasq")
 local socket = require("socket")
 local t = D.t
 
-local DNSMASQ = "/usr/sbin/dnsmasq"
 local POLICY = 'indimail.policy("sender_domain", { skip_relay_clients = false })'
 
 -- ---- helpers -------------------------------------------------------------
 
-local cleanups = {}
-local function defer(fn) cleanups[#cleanups + 1] = fn end
-local function run_cleanups()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end
+local defer = cleanup.defer
 
-local function free_udp_port()
-  local u = assert(socket.udp())
-  assert(u:setsockname("127.0.0.1", 0))
-  local _, port = u:getsockname()
-  u:close()
-  return tonumber(port)
-end
+-- The test zone; every other *.test name is answered locally: NXDOMAIN, at once.
+local ZONE = {
+  "--mx-host=good.test,mx.good.test,10", "--host-record=mx.good.test,127.0.0.1",
+  "--host-record=aonly.test,127.0.0.2",
+  -- dnsmasq serves "0 ." for this: c-ares reads the target as ""
+  "--mx-host=nullmx.test,.,0",
+  -- exists (a TXT record) but has no MX, A or AAAA
+  "--txt-record=nodata.test,nothing here",
+}
 
--- A DNS query for name/type (RFC 1035 4.1), just enough to probe a server.
-local function dns_query(id, name, qtype)
-  local q = { string.pack(">I2I2I2I2I2I2", id, 0x0100, 1, 0, 0, 0) }
-  for label in name:gmatch("[^.]+") do q[#q + 1] = string.char(#label) .. label end
-  q[#q + 1] = "\0" .. string.pack(">I2I2", qtype, 1)
-  return table.concat(q)
-end
-
--- True once the server at port answers a query (bounded by timeout).
-local function dns_answers(port, timeout)
-  local u = assert(socket.udp())
-  u:setpeername("127.0.0.1", port)
-  u:settimeout(0.1)
-  local deadline = t.now() + (timeout or 5)
-  repeat
-    u:send(dns_query(0x4242, "good.test", 15))
-    local r = u:receive()
-    if r and r:sub(1, 2) == "\x42\x42" then
-      u:close()
-      return true
-    end
-  until t.now() > deadline
-  u:close()
-  return false
-end
-
--- Starts dnsmasq serving the test zone; extra: more arguments.
+-- Starts dnsmasq serving the test zone (stopped at the end of the test);
+-- extra: more arguments.
 local function start_dnsmasq(dir, extra)
-  local port = free_udp_port()
-  local argv = {
-    DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-    "--port=" .. port, "--listen-address=127.0.0.1", "--bind-interfaces",
-    "--pid-file=" .. dir .. "/dnsmasq.pid", "--log-queries",
-    -- every other *.test name is answered locally: NXDOMAIN, at once
-    "--local=/test/",
-    "--mx-host=good.test,mx.good.test,10", "--host-record=mx.good.test,127.0.0.1",
-    "--host-record=aonly.test,127.0.0.2",
-    -- dnsmasq serves "0 ." for this: c-ares reads the target as ""
-    "--mx-host=nullmx.test,.,0",
-    -- exists (a TXT record) but has no MX, A or AAAA
-    "--txt-record=nodata.test,nothing here",
-  }
-  for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
-  local pid = assert(t.spawn(argv, dir .. "/dnsmasq.log"))
-  local dm = { pid = pid, port = port, alive = true }
-  function dm.stop()
-    if not dm.alive then return end
-    t.kill(pid, "TERM")
-    local deadline = t.now() + 5
-    while t.waitpid(pid, true) == "running" and t.now() < deadline do t.sleep(0.02) end
-    if t.waitpid(pid, true) == "running" then
-      t.kill(pid, "KILL")
-      t.waitpid(pid)
-    end
-    dm.alive = false
-  end
+  local records = {}
+  for _, r in ipairs(ZONE) do records[#records + 1] = r end
+  for _, r in ipairs(extra or {}) do records[#records + 1] = r end
+  local dm = dnsmasq.start{ dir = dir, records = records }
   defer(dm.stop)
-  assert(dns_answers(port, 5), "dnsmasq did not start: " .. (D.readfile(dir .. "/dnsmasq.log") or ""))
   return dm
 end
 
-local function scratch_dir()
-  local dir = D.sh("mktemp -d /tmp/indimail-dns.XXXXXX"):gsub("%s+$", "")
-  defer(function() D.sh("rm -rf " .. dir) end)
-  return dir
-end
-
 local function start_daemon(dns_port)
-  local d = D.start{ dns = "127.0.0.1:" .. dns_port, policies = POLICY }
-  defer(function() d:cleanup() end)
-  return d
-end
-
-local function session(d)
-  local c = D.connect(d.ports.smtp)
-  defer(function() c:close() end)
-  assert.equal(220, (c:reply()))
-  assert.equal(250, (c:cmd("EHLO client.example.test")))
-  return c
+  return D.start_for_test{ dns = "127.0.0.1:" .. dns_port, policies = POLICY }
 end
 
 -- ---- the specification ---------------------------------------------------
 
 describe("sender_domain policy with a real DNS server", function()
-  after_each(run_cleanups)
+  after_each(cleanup.run)
 
   describe("when DNS answers", function()
     local d, c
     before_each(function()
-      local dm = start_dnsmasq(scratch_dir())
+      local dm = start_dnsmasq(D.scratch_dir("dns"))
       d = start_daemon(dm.port)
-      c = session(d)
+      c = d:session()
     end)
 
     it("accepts a sender whose domain has an MX", function()
@@ -168,7 +100,7 @@ describe("sender_domain policy with a real DNS server", function()
         { "e@nodata.test", "^550 5%.1%.8 .*nodata%.test" },
       }
       local conns = {}
-      for i = 1, #cases do conns[i] = session(d) end
+      for i = 1, #cases do conns[i] = d:session() end
       for i, case in ipairs(cases) do conns[i]:send("MAIL FROM:<" .. case[1] .. ">\r\n") end
       for i, case in ipairs(cases) do
         local _, text = conns[i]:reply()
@@ -179,7 +111,7 @@ describe("sender_domain policy with a real DNS server", function()
 
   describe("when one lookup is slow", function()
     it("other sessions are answered meanwhile (the lookup yields, the loop goes on)", function()
-      local dir = scratch_dir()
+      local dir = D.scratch_dir("dns")
       -- slow.test is forwarded to a UDP socket that never answers
       local silent = assert(socket.udp())
       assert(silent:setsockname("127.0.0.1", 0))
@@ -187,9 +119,9 @@ describe("sender_domain policy with a real DNS server", function()
       local _, silent_port = silent:getsockname()
       local dm = start_dnsmasq(dir, { "--server=/slow.test/127.0.0.1#" .. silent_port })
       local d = start_daemon(dm.port)
-      local slow = session(d)
+      local slow = d:session()
       local others = {}
-      for i = 1, 4 do others[i] = session(d) end
+      for i = 1, 4 do others[i] = d:session() end
       local t0 = t.now()
       slow:send("MAIL FROM:<a@slow.test>\r\n")
       t.sleep(0.1)   -- the slow lookup is surely in flight first
@@ -213,9 +145,9 @@ describe("sender_domain policy with a real DNS server", function()
   describe("when DNS fails", function()
     -- dns = { timeout = 2 } in the harness; the hook timeout is 5s.
     it("tempfails with 451 4.4.3 when the DNS server is gone, never 5xx", function()
-      local dm = start_dnsmasq(scratch_dir())
+      local dm = start_dnsmasq(D.scratch_dir("dns"))
       local d = start_daemon(dm.port)
-      local c = session(d)
+      local c = d:session()
       assert.equal(250, (c:cmd("MAIL FROM:<a@good.test>")))
       assert.equal(250, (c:cmd("RSET")))
       dm.stop()
@@ -233,7 +165,7 @@ describe("sender_domain policy with a real DNS server", function()
       defer(function() silent:close() end)
       local _, port = silent:getsockname()
       local d = start_daemon(port)
-      local c = session(d)
+      local c = d:session()
       c.s:settimeout(15)
       local t0 = t.now()
       local code, text = c:cmd("MAIL FROM:<a@good.test>")

@@ -4,61 +4,18 @@
 -- down; what a hook sees and stores (session, tx.env, headers, body).
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
+local cleanup = require("cleanup")
 local t = D.t
 
 local MSG = "From: a@example.test\r\nTo: b@example.test\r\nSubject: hello\r\n\r\nfirst line\r\nsecond line\r\n"
 
 -- ---- helpers -------------------------------------------------------------
 
--- Things to undo when the current test ends, pass or fail (busted keeps
--- only one finally() per test, so the specs keep their own list; the
--- after_each at the top of the spec runs it).
-local cleanups = {}
-local function defer(fn) cleanups[#cleanups + 1] = fn end
-local function run_cleanups()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end
-
 -- Starts a daemon for one test and stops it when the test ends.
 local function start(policies, opts)
   opts = opts or {}
   opts.policies = policies
-  local d = D.start(opts)
-  defer(function() d:cleanup() end)
-  return d
-end
-
--- Connects (closed when the test ends); the greeting is not read yet.
-local function connect(d, port)
-  local c = D.connect(port or d.ports.smtp)
-  defer(function() c:close() end)
-  return c
-end
-
--- Connects, expects 220, says EHLO.
-local function session(d, helo)
-  local c = connect(d)
-  assert.equal(220, (c:reply()))
-  assert.equal(250, (c:cmd("EHLO " .. (helo or "client.example.test"))))
-  return c
-end
-
--- Files under the queue's tmp/ folders. (Not d:tmp_files(): its
--- -path '*/tmp/*' also matches every file of a daemon living in /tmp.)
-local function tmp_files(d)
-  local out = D.sh("find " .. d.dir .. "/queue -path '" .. d.dir .. "/queue/*/tmp/*' -type f")
-  local files = {}
-  for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
-  return files
-end
-
--- True when the server sends nothing within secs.
-local function silent_for(c, secs)
-  c.s:settimeout(secs)
-  local line, err = c.s:receive("*l")
-  c.s:settimeout(10)
-  return line == nil and err == "timeout", line
+  return D.start_for_test(opts)
 end
 
 -- Parses one log line (key=value, values maybe "quoted" with C escapes).
@@ -111,13 +68,10 @@ end
 
 -- Waits (bounded) until at least n records of an event exist.
 local function wait_events(d, name, n, timeout)
-  local deadline = t.now() + (timeout or 5)
-  repeat
+  return D.eventually(function()
     local list = events(d, name)
-    if #list >= (n or 1) then return list end
-    t.sleep(0.02)
-  until t.now() > deadline
-  return events(d, name)
+    return #list >= (n or 1) and list
+  end, timeout, 0.02) or events(d, name)
 end
 
 -- Runs an SMTP session up to the command of `stage` and returns that
@@ -125,27 +79,35 @@ end
 local drive = {}
 
 function drive.connect(d)
-  local c = connect(d)
+  local c = d:connect()
   local code, text = c:reply()
   return code, text, c
 end
 
 function drive.helo(d)
-  local c = connect(d)
+  local c = d:connect()
   assert.equal(220, (c:reply()))
   local code, text = c:cmd("EHLO client.example.test")
   return code, text, c
 end
 
 function drive.mail(d)
-  local c = session(d)
+  local c = d:session()
   local code, text = c:cmd("MAIL FROM:<a@example.test>")
   return code, text, c
 end
 
-function drive.rcpt(d)
-  local c = session(d)
+-- A session with MAIL accepted, and RCPT too if rcpt; then DATA if data.
+local function transaction(d, rcpt, data)
+  local c = d:session()
   assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
+  if rcpt then assert.equal(250, (c:cmd("RCPT TO:<b@example.test>"))) end
+  if data then assert.equal(354, (c:cmd("DATA"))) end
+  return c
+end
+
+function drive.rcpt(d)
+  local c = transaction(d)
   local code, text = c:cmd("RCPT TO:<b@example.test>")
   return code, text, c
 end
@@ -154,23 +116,17 @@ end
 -- verdict is only given after the final dot (a reply in the middle of
 -- DATA would desynchronise the client).
 function drive.data(d)
-  local c = session(d)
-  assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
-  assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
-  assert.equal(354, (c:cmd("DATA")))
+  local c = transaction(d, true, true)
   c:send("From: a@example.test\r\nSubject: hello\r\n\r\nfirst line\r\n")
   assert.is_truthy(d:wait_log("event=data_hook_ran", 5), "the data hook ran before the dot")
-  assert.is_true(silent_for(c, 0.3), "no reply before the final dot")
+  assert.is_true(c:silent_for(0.3), "no reply before the final dot")
   c:send("second line\r\n.\r\n")
   local code, text = c:reply()
   return code, text, c
 end
 
 function drive.message(d)
-  local c = session(d)
-  assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
-  assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
-  assert.equal(354, (c:cmd("DATA")))
+  local c = transaction(d, true, true)
   c:send(MSG .. ".\r\n")
   local code, text = c:reply()
   return code, text, c
@@ -213,7 +169,7 @@ end
 -- ---- the specification ---------------------------------------------------
 
 describe("Lua hooks", function()
-  after_each(run_cleanups)
+  after_each(cleanup.run)
 
   describe("a reject verdict", function()
     for _, stage in ipairs(STAGES) do
@@ -263,7 +219,7 @@ describe("Lua hooks", function()
     for _, stage in ipairs({ "mail", "rcpt", "data", "message" }) do
       it(("at %s accepts the message with 250 'queued as' but stores nothing"):format(stage), function()
         local d = start(stage_hook(stage, "indimail.discard()"))
-        local c = session(d)
+        local c = d:session()
         assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
         assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
         assert.equal(354, (c:cmd("DATA")))
@@ -273,7 +229,7 @@ describe("Lua hooks", function()
         local id = text:match("queued as (%w+)")
         assert.is_truthy(id, text)
         assert.same({}, d:queue_files())
-        assert.same({}, tmp_files(d))
+        assert.same({}, d:tmp_files())
         local discarded = wait_events(d, "discarded", 1)
         assert.equal(1, #discarded)
         assert.equal(id, discarded[1].qid)
@@ -286,7 +242,7 @@ describe("Lua hooks", function()
         indimail.hook("mail", function(s, tx)
           if tx.sender == "drop@example.test" then return indimail.discard() end
         end)]])
-      local c = session(d)
+      local c = d:session()
       local code = c:transaction("drop@example.test", { "b@example.test" }, MSG)
       assert.equal(250, code)
       local code2, text2 = c:transaction("keep@example.test", { "b@example.test" }, MSG)
@@ -308,7 +264,7 @@ describe("Lua hooks", function()
     teardown(function() d:cleanup() end)
 
     it("answers 451 4.3.0 and logs event=hook_error with a traceback naming the error", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       local code, text = c:cmd("MAIL FROM:<boom@example.test>")
@@ -324,7 +280,7 @@ describe("Lua hooks", function()
     end)
 
     it("leaves the session usable: RSET, NOOP and a new MAIL work", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       assert.equal(451, (c:cmd("MAIL FROM:<boom@example.test>")))
@@ -340,14 +296,14 @@ describe("Lua hooks", function()
       c1:cmd("EHLO client.example.test")
       assert.equal(451, (c1:cmd("MAIL FROM:<boom@example.test>")))
       c1:close()
-      local c = connect(d)
+      local c = d:connect()
       assert.equal(220, (c:reply()))
       assert.equal(250, (c:cmd("EHLO client.example.test")))
       assert.equal(250, (c:transaction("ok@example.test", { "b@example.test" }, MSG)))
     end)
 
     it("with an error object that is not a string still answers 451 4.3.0", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       local _, text = c:cmd("MAIL FROM:<table@example.test>")
@@ -370,7 +326,7 @@ describe("Lua hooks", function()
     teardown(function() d:cleanup() end)
 
     it("is stopped by the instruction budget: 451 4.3.0, quickly, logged", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       c:cmd("MAIL FROM:<a@example.test>")
@@ -386,19 +342,19 @@ describe("Lua hooks", function()
     end)
 
     it("does not stop the daemon from serving", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       c:cmd("MAIL FROM:<a@example.test>")
       assert.equal(451, (c:cmd("RCPT TO:<loop@example.test>")))
-      local c2 = connect(d)
+      local c2 = d:connect()
       assert.equal(220, (c2:reply()))
       assert.equal(250, (c2:cmd("EHLO client.example.test")))
       assert.equal(250, (c2:transaction("a@example.test", { "b@example.test" }, MSG)))
     end)
 
     it("cannot escape the budget by catching its error with pcall", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       c:cmd("MAIL FROM:<a@example.test>")
@@ -406,7 +362,7 @@ describe("Lua hooks", function()
       local code, text = c:cmd("RCPT TO:<sneaky@example.test>")
       assert.equal(451, code)
       assert.matches("^451 4%.3%.0 ", text or "")
-      local c2 = connect(d)
+      local c2 = d:connect()
       c2.s:settimeout(3)
       assert.equal(220, (c2:reply()))
     end)
@@ -448,7 +404,7 @@ describe("Lua hooks", function()
       { "long", "a text over 400 characters" },
     }) do
       it(("(%s) answers 451 4.3.0 and logs why"):format(case[2]), function()
-        local c = connect(d)
+        local c = d:connect()
         c:reply()
         c:cmd("EHLO client.example.test")
         c:cmd("MAIL FROM:<a@example.test>")
@@ -485,7 +441,7 @@ describe("Lua hooks", function()
     teardown(function() d:cleanup() end)
 
     it("values set in mail and rcpt hooks are stored in the envelope", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       local code, text = c:transaction("a@example.test", { "b@example.test", "c@example.test" }, MSG)
@@ -500,7 +456,7 @@ describe("Lua hooks", function()
     end)
 
     it("starts empty in the next transaction of the same session", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       assert.equal(250, (c:transaction("a@example.test", { "b@example.test" }, MSG)))
@@ -512,7 +468,7 @@ describe("Lua hooks", function()
     end)
 
     it("refuses a value spanning lines with 451 4.3.0 (no envelope injection) and the worker lives on", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       local code, text = c:cmd("MAIL FROM:<nl@example.test>")
@@ -547,7 +503,7 @@ describe("Lua hooks", function()
     teardown(function() d:cleanup() end)
 
     it("in the data hook gives the headers: msg:header(name), msg:headers()", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       local code = c:transaction("a@example.test", { "b@example.test" },
@@ -563,7 +519,7 @@ describe("Lua hooks", function()
     end)
 
     it("in the message hook gives the body (msg:body()), the text and the size", function()
-      local c = connect(d)
+      local c = d:connect()
       c:reply()
       c:cmd("EHLO client.example.test")
       local before = #events(d, "message_seen")
@@ -589,18 +545,16 @@ describe("Lua hooks", function()
 
     -- The session_seen record written for a given HELO name.
     local function seen_for(d, helo)
-      local deadline = t.now() + 5
-      repeat
+      return D.eventually(function()
         for _, f in ipairs(events(d, "session_seen")) do
           if f.helo == helo then return f end
         end
-        t.sleep(0.02)
-      until t.now() > deadline
+      end, 5, 0.02)
     end
 
     it("has the client's address and port, the HELO name and tls=false in clear text", function()
       local d = start(POLICY)
-      local c = session(d, "plain.client.test")
+      local c = d:session("plain.client.test")
       assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
       local f = seen_for(d, "plain.client.test")
       assert.is_truthy(f)
@@ -651,7 +605,7 @@ describe("Lua hooks", function()
             return indimail.reject("Blocked", 550, "5.7.1")
           end
         end, "mypolicy")]])
-      local c = session(d)
+      local c = d:session()
       c:cmd("MAIL FROM:<a@example.test>")
       assert.equal("550 5.7.1 Blocked", select(2, c:cmd("RCPT TO:<blocked@example.test>")))
       local v = wait_events(d, "verdict", 1)

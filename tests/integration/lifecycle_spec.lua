@@ -3,84 +3,16 @@
 -- acknowledged across a kill -9 of everything, and draining on SIGTERM.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
+local cleanup = require("cleanup")
 local t = D.t
 
 local MSG = "From: a@example.test\r\nTo: b@example.test\r\nSubject: lifecycle\r\n\r\nbody line\r\n"
 
 -- ---- helpers -------------------------------------------------------------
 
-local cleanups = {}
-local function defer(fn) cleanups[#cleanups + 1] = fn end
-local function run_cleanups()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end
+local defer = cleanup.defer
 
-local function start(opts)
-  local d = D.start(opts or {})
-  defer(function() d:cleanup() end)
-  return d
-end
-
-local function connect(d)
-  local c = D.connect(d.ports.smtp)
-  defer(function() c:close() end)
-  return c
-end
-
-local function session(d, helo)
-  local c = connect(d)
-  assert.equal(220, (c:reply()))
-  assert.equal(250, (c:cmd("EHLO " .. (helo or "client.example.test"))))
-  return c
-end
-
-local function scratch_dir()
-  local dir = D.sh("mktemp -d /tmp/indimail-lc.XXXXXX"):gsub("%s+$", "")
-  defer(function() D.sh("rm -rf " .. dir) end)
-  return dir
-end
-
--- Waits (bounded) for the master to exit; records it so cleanup is a no-op.
-local function wait_exit(d, timeout)
-  local deadline = t.now() + (timeout or 10)
-  repeat
-    local how, code = t.waitpid(d.pid, true)
-    if how ~= "running" then
-      d.stopped, d.how, d.code = true, how, code
-      return how, code
-    end
-    t.sleep(0.02)
-  until t.now() > deadline
-  return "running"
-end
-
--- Polls fn until it returns a truthy value (bounded).
-local function eventually(fn, timeout)
-  local deadline = t.now() + (timeout or 5)
-  repeat
-    local v = fn()
-    if v then return v end
-    t.sleep(0.02)
-  until t.now() > deadline
-end
-
--- Files under the queue's tmp/ folders. (Not d:tmp_files(): its
--- -path '*/tmp/*' also matches every file of a daemon living in /tmp.)
-local function tmp_files(d)
-  local out = D.sh("find " .. d.dir .. "/queue -path '" .. d.dir .. "/queue/*/tmp/*' -type f")
-  local files = {}
-  for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
-  return files
-end
-
--- True when the server sends nothing within secs.
-local function silent_for(c, secs)
-  c.s:settimeout(secs)
-  local line, err = c.s:receive("*l")
-  c.s:settimeout(10)
-  return line == nil and err == "timeout"
-end
+local start = D.start_for_test
 
 local REJECT_BLOCKED = [[
 indimail.hook("rcpt", function(session, tx, rcpt)
@@ -93,11 +25,11 @@ end, "reloaded")
 -- ---- the specification ---------------------------------------------------
 
 describe("indimaild lifecycle", function()
-  after_each(run_cleanups)
+  after_each(cleanup.run)
 
   describe("indimaild -t (configuration check)", function()
     local function check(text)
-      local dir = scratch_dir()
+      local dir = D.scratch_dir("lc")
       local file = dir .. "/indimail.lua"
       D.writefile(file, text)
       local out, code = D.sh(D.bin .. "/indimaild -t -c " .. file)
@@ -164,7 +96,7 @@ indimail.hook("nosuchstage", function() end)
     end)
 
     it("exits 1 when the file does not exist", function()
-      local dir = scratch_dir()
+      local dir = D.scratch_dir("lc")
       local out, code = D.sh(D.bin .. "/indimaild -t -c " .. dir .. "/missing.lua")
       assert.equal(1, code, out)
       assert.matches("missing.lua", out, 1, true)
@@ -175,7 +107,7 @@ indimail.hook("nosuchstage", function() end)
     it("reloads the configuration: open sessions go on, new sessions get the new hooks", function()
       local d = start()
       local old_config = D.readfile(d.config)
-      local c = session(d, "before.reload.test")
+      local c = d:session("before.reload.test")
       assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
 
       D.writefile(d.config, old_config .. REJECT_BLOCKED)
@@ -197,7 +129,7 @@ indimail.hook("nosuchstage", function() end)
       assert.not_matches("blocked@", env, 1, true)
 
       -- A new connection sees the new hook.
-      local c2 = session(d)
+      local c2 = d:session()
       assert.equal(250, (c2:cmd("MAIL FROM:<a@example.test>")))
       assert.equal("550 5.7.1 Blocked by the new configuration",
         select(2, c2:cmd("RCPT TO:<blocked@example.test>")))
@@ -217,7 +149,7 @@ indimail.hook("nosuchstage", function() end)
     it("with a broken configuration logs event=reload_failed and keeps serving the old one", function()
       local d = start{ policies = REJECT_BLOCKED }
       local good = D.readfile(d.config)
-      local c = session(d)
+      local c = d:session()
       assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
 
       D.writefile(d.config, good .. "\nthis is not lua\n")
@@ -230,7 +162,7 @@ indimail.hook("nosuchstage", function() end)
       -- the open session and a new one still run the old hooks
       assert.equal(550, (c:cmd("RCPT TO:<blocked@example.test>")))
       assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
-      local c2 = session(d)
+      local c2 = d:session()
       assert.equal(250, (c2:cmd("MAIL FROM:<a@example.test>")))
       assert.equal(550, (c2:cmd("RCPT TO:<blocked@example.test>")))
       assert.equal(250, (c2:cmd("RSET")))
@@ -240,7 +172,7 @@ indimail.hook("nosuchstage", function() end)
       D.writefile(d.config, good:gsub("Blocked by the new configuration", "Blocked again"))
       d:signal("HUP")
       assert.is_truthy(d:wait_log("event=reloaded", 5))
-      local c3 = session(d)
+      local c3 = d:session()
       c3:cmd("MAIL FROM:<a@example.test>")
       assert.equal("550 5.7.1 Blocked again", select(2, c3:cmd("RCPT TO:<blocked@example.test>")))
     end)
@@ -251,12 +183,12 @@ indimail.hook("nosuchstage", function() end)
       local d = start{ workers = 1 }
       local pids = d:worker_pids()
       assert.equal(1, #pids)
-      local c = session(d)
+      local c = d:session()
       assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
       assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
       assert.equal(354, (c:cmd("DATA")))
       c:send("Subject: half\r\n\r\nthe first half of the message\r\n")
-      assert.is_true(silent_for(c, 0.2))   -- the worker has it, and waits for more
+      assert.is_true(c:silent_for(0.2))   -- the worker has it, and waits for more
 
       assert.is_truthy(t.kill(pids[1], "KILL"))
 
@@ -264,17 +196,17 @@ indimail.hook("nosuchstage", function() end)
       assert.is_nil(code)
       assert.is_true(err == "closed" or err:match("reset") ~= nil, "connection dropped, got " .. tostring(err))
       assert.is_truthy(d:wait_log("event=worker_died index=0 pid=" .. pids[1] .. " signal=9", 5))
-      local new = eventually(function()
+      local new = D.eventually(function()
         local p = d:worker_pids()
         return #p == 1 and p[1] ~= pids[1] and p[1]
       end, 5)
       assert.is_truthy(new, "a new worker was started")
-      assert.is_truthy(eventually(function() return d:count_log("event=worker_start index=0") >= 2 end, 5))
+      assert.is_truthy(D.eventually(function() return d:count_log("event=worker_start index=0") >= 2 end, 5))
 
       assert.same({}, d:queue_files(), "no message was queued")
-      assert.same({}, tmp_files(d), "no file left under tmp/")
+      assert.same({}, d:tmp_files(), "no file left under tmp/")
 
-      local c2 = session(d)
+      local c2 = d:session()
       local code2, text2 = c2:transaction("a@example.test", { "b@example.test" }, MSG)
       assert.equal(250, code2, text2)
       assert.equal(1, #d:queue_files())
@@ -287,7 +219,7 @@ indimail.hook("nosuchstage", function() end)
       local lines = {}
       for i = 1, 2000 do lines[i] = ("line %04d of a message that must survive intact"):format(i) end
       local body = table.concat(lines, "\r\n") .. "\r\n"
-      local c = session(d, "crash.client.test")
+      local c = d:session("crash.client.test")
       local code, text = c:transaction("sender@example.test", { "rcpt@example.test" },
         "From: sender@example.test\r\nSubject: durable\r\n\r\n" .. body)
       assert.equal(250, code, text)
@@ -298,14 +230,9 @@ indimail.hook("nosuchstage", function() end)
       c:close()
 
       -- a new daemon on the same configuration and directories
-      local from = #d:log() + 1
-      local pid = assert(t.spawn({ D.bin .. "/indimaild", "-c", d.config }, d.dir .. "/stderr2.log"))
-      local d2 = setmetatable({ dir = d.dir, config = d.config, pid = pid, ports = {} }, getmetatable(d))
-      defer(function() d2:stop() end)
-      assert.is_truthy(d2:wait_log("event=ready", 10, from),
-        "second daemon started: " .. (D.readfile(d.dir .. "/stderr2.log") or ""))
+      d:restart()
 
-      local env, msg = d2:queued(id)
+      local env, msg = d:queued(id)
       assert.is_truthy(env, "the message file is there")
       assert.matches("^IMQ1\n", env)
       assert.matches("\nid " .. id .. "\n", env, 1, true)
@@ -314,18 +241,16 @@ indimail.hook("nosuchstage", function() end)
       local want = "From: sender@example.test\nSubject: durable\n\n" .. body:gsub("\r\n", "\n")
       assert.matches("^Received: ", msg)
       assert.equal(want, msg:sub(-#want), "the whole message, byte for byte")
-      assert.same({}, tmp_files(d2))
+      assert.same({}, d:tmp_files())
 
-      local out, rc = d2:queue_list()
+      local out, rc = d:queue_list()
       assert.equal(0, rc, out)
       assert.matches(id .. "[^\n]*<sender@example%.test>", out)
       assert.matches("<rcpt@example%.test>", out)
       assert.matches("1 message in the queue", out, 1, true)
 
       -- and it serves
-      local port = tonumber(d2:log():sub(from):match("event=listening name=smtp address=%S+ port=(%d+)"))
-      local c2 = D.connect(port)
-      defer(function() c2:close() end)
+      local c2 = d:connect()
       assert.equal(220, (c2:reply()))
     end)
   end)
@@ -333,21 +258,21 @@ indimail.hook("nosuchstage", function() end)
   describe("SIGTERM", function()
     it("closes an idle session with 421 4.3.2 and the master exits 0 within seconds", function()
       local d = start()
-      local c = session(d)
+      local c = d:session()
       local t0 = t.now()
       assert.is_truthy(d:signal("TERM"))
       local code, text = c:reply()
       assert.equal(421, code, text)
       assert.matches("^421 4%.3%.2 ", text)
       assert.is_true(c:closed_by_server(3))
-      local how, rc = wait_exit(d, 10)
+      local how, rc = d:wait_exit(10)
       assert.same({ "exited", 0 }, { how, rc })
       assert.is_true(t.now() - t0 < 3, ("took %.2fs"):format(t.now() - t0))
     end)
 
     it("lets a session in the middle of DATA finish its message (250), then closes it with 421", function()
       local d = start()
-      local c = session(d)
+      local c = d:session()
       assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
       assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
       assert.equal(354, (c:cmd("DATA")))
@@ -355,7 +280,7 @@ indimail.hook("nosuchstage", function() end)
 
       assert.is_truthy(d:signal("TERM"))
       assert.is_truthy(d:wait_log("event=draining", 5))
-      assert.is_true(silent_for(c, 0.3), "nothing is said in the middle of DATA")
+      assert.is_true(c:silent_for(0.3), "nothing is said in the middle of DATA")
 
       c:send("second half\r\n.\r\n")
       local code, text = c:reply()
@@ -366,7 +291,7 @@ indimail.hook("nosuchstage", function() end)
       assert.matches("^421 4%.3%.2 ", text2)
       assert.is_true(c:closed_by_server(3))
 
-      local how, rc = wait_exit(d, 10)
+      local how, rc = d:wait_exit(10)
       assert.same({ "exited", 0 }, { how, rc })
       local _, msg = d:queued(id)
       assert.matches("\n\nfirst half\nsecond half\n$", msg)
@@ -381,7 +306,7 @@ indimail.hook("nosuchstage", function() end)
       t.sleep(0.3)
       local t0 = t.now()
       assert.is_truthy(d:signal("TERM"))
-      local how, rc = wait_exit(d, 15)
+      local how, rc = d:wait_exit(15)
       assert.same({ "exited", 0 }, { how, rc })
       assert.is_true(t.now() - t0 < 4, ("took %.2fs"):format(t.now() - t0))
       assert.is_truthy(d:log():match("event=worker_exit reason=drained"), "the new worker drained, it was not killed")
@@ -389,7 +314,7 @@ indimail.hook("nosuchstage", function() end)
 
     it("does not leave a connection made during the drain hanging without a greeting", function()
       local d = start()
-      local c = session(d)
+      local c = d:session()
       assert.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
       assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
       assert.equal(354, (c:cmd("DATA")))   -- keeps the worker draining

@@ -8,22 +8,15 @@ local MSG = "Subject: small\r\n\r\nsmall body\r\n"
 
 -- Waits (bounded) until the log has more than n lines matching pattern.
 local function wait_count(d, pattern, n, timeout)
-  local deadline = t.now() + (timeout or 5)
-  repeat
-    if d:count_log(pattern) > n then return true end
-    t.sleep(0.02)
-  until t.now() > deadline
-  return false
+  return D.eventually(function() return d:count_log(pattern) > n end, timeout, 0.02) or false
 end
 
 -- Waits (bounded) until the server has closed every session it opened, so
 -- that a test starts with no connection slot in use.
 local function settle(d)
-  local deadline = t.now() + 5
-  while d:count_log("event=disconnect ") < d:count_log("event=connect ")
-    and t.now() < deadline do
-    t.sleep(0.02)
-  end
+  D.eventually(function()
+    return d:count_log("event=disconnect ") >= d:count_log("event=connect ")
+  end, 5, 0.02)
   assert.equal(d:count_log("event=connect "), d:count_log("event=disconnect "))
 end
 

@@ -27,12 +27,7 @@ end
 
 -- Waits (bounded) for s_client to exit; kills it if it does not.
 local function reap(pid, timeout)
-  local deadline = t.now() + (timeout or 5)
-  repeat
-    local how = t.waitpid(pid, true)
-    if how ~= "running" then return true end
-    t.sleep(0.02)
-  until t.now() > deadline
+  if D.wait_pid(pid, timeout or 5) ~= "running" then return true end
   t.kill(-pid, "KILL")
   t.waitpid(pid)
   return false
@@ -256,11 +251,9 @@ describe("STARTTLS", function()
     local before = d:count_log("event=disconnect [^\n]*reason=\"[^\n]*SSL routines")
     c:send("EHLO not-tls.example\r\n")
     assert.is_true(c:closed_by_server(3))
-    local deadline = t.now() + 2
-    while d:count_log("event=disconnect [^\n]*reason=\"[^\n]*SSL routines") == before
-      and t.now() < deadline do
-      t.sleep(0.02)
-    end
+    D.eventually(function()
+      return d:count_log("event=disconnect [^\n]*reason=\"[^\n]*SSL routines") ~= before
+    end, 2, 0.02)
     assert.equal(before + 1, d:count_log("event=disconnect [^\n]*reason=\"[^\n]*SSL routines"))
   end)
 end)
