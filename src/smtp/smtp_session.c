@@ -34,6 +34,7 @@ struct smtp_session {
 	struct worker	*w;
 	struct worker_listener *listener;
 	struct smtp_session *prev, *next;
+	struct runtime	*rt;		/* referenced for the session's life */
 	uv_tcp_t	 tcp;
 	uv_timer_t	 timer;
 	int		 handles_open;
@@ -92,10 +93,12 @@ static void flush(struct smtp_session *);
 static int find_header_end(struct smtp_session *);
 static void on_timeout(uv_timer_t *);
 
+/* The configuration the session started with (a reload applies to new
+ * sessions; an open one finishes under the rules it began with). */
 static struct config *
 cfg(struct smtp_session *s)
 {
-	return &s->w->rt->cfg;
+	return &s->rt->cfg;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -346,7 +349,7 @@ run_hooks(struct smtp_session *s, enum hook_stage stage, after_hook_fn after)
 	fill_ctx(s);
 	if (stage == HOOK_RCPT)
 		s->ctx.rcpt = buf_cstr(&s->rcpt.path);
-	if (hook_run(s->w->rt, stage, &s->ctx, &v, on_hook_done, s,
+	if (hook_run(s->rt, stage, &s->ctx, &v, on_hook_done, s,
 	    &s->hook) == HOOK_DONE) {
 		after(s, &v);
 		hook_verdict_free(&v);
@@ -1022,6 +1025,7 @@ on_handle_closed(uv_handle_t *h)
 	free(s->helo);
 	if (s->tls.ssl)
 		tls_conn_free(&s->tls);
+	runtime_unref(s->rt);
 	worker_session_gone(s->w);
 	free(s);
 }
@@ -1113,6 +1117,8 @@ smtp_session_accept(struct worker_listener *wl)
 	int len;
 
 	s->w = w;
+	s->rt = w->rt;
+	runtime_ref(s->rt);
 	s->listener = wl;
 	hook_verdict_init(&s->data_verdict);
 	uv_tcp_init(w->loop, &s->tcp);
