@@ -85,7 +85,6 @@ static struct {
 	uv_timer_t	 tick;
 	uv_poll_t	 notify;
 	int		 notify_fd;
-	uv_pipe_t	 control;
 	uv_signal_t	 sighup, sigterm, sigint;
 	int		 draining;
 	int		 scheduled;
@@ -1122,31 +1121,6 @@ on_notify(uv_poll_t *p, int status, int events)
 /* ---- control socket: indimail queue ... ------------------------------------- */
 
 
-struct control_conn {
-	uv_pipe_t	 pipe;
-	struct buf	 in;
-};
-
-static void
-on_control_closed(uv_handle_t *h)
-{
-	struct control_conn *c = h->data;
-
-	buf_free(&c->in);
-	free(c);
-}
-
-static void
-on_control_written(uv_write_t *req, int status)
-{
-	struct control_conn *c = req->data;
-
-	(void)status;
-	free(((struct buf *)((char *)req + sizeof(*req)))->data);
-	free(req);
-	uv_close((uv_handle_t *)&c->pipe, on_control_closed);
-}
-
 static void
 describe(const struct qmsg *m, struct buf *out)
 {
@@ -1167,8 +1141,8 @@ describe(const struct qmsg *m, struct buf *out)
 	}
 }
 
-static void
-control_command(const char *line, struct buf *out)
+void
+qmgr_command(const char *line, struct buf *out)
 {
 	char cmd[16], id[QUEUE_ID_LEN + 2];
 	struct qmsg *m = NULL;
@@ -1222,89 +1196,6 @@ control_command(const char *line, struct buf *out)
 	} else
 		buf_printf(out, "error unknown command (list, show ID, flush, "
 		    "hold ID, release ID, remove ID)\n");
-}
-
-static void
-control_reply(struct control_conn *c, struct buf *out)
-{
-	uv_write_t *req = xcalloc(1, sizeof(*req) + sizeof(struct buf));
-	struct buf *keep = (struct buf *)((char *)req + sizeof(*req));
-	uv_buf_t b;
-
-	*keep = *out;
-	req->data = c;
-	b = uv_buf_init(keep->data, (unsigned)keep->len);
-	if (uv_write(req, (uv_stream_t *)&c->pipe, &b, 1, on_control_written) < 0) {
-		free(keep->data);
-		free(req);
-		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
-	}
-}
-
-static void
-on_control_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-	(void)h;
-	b->base = xmalloc(hint);
-	b->len = hint;
-}
-
-static void
-on_control_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct control_conn *c = s->data;
-	struct buf out = BUF_INIT;
-	char *nl;
-
-	if (n > 0)
-		buf_append(&c->in, b->base, (size_t)n);
-	free(b->base);
-	if (n < 0 || c->in.len > 1024) {
-		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
-		return;
-	}
-	if ((nl = memchr(c->in.data, '\n', c->in.len)) == NULL)
-		return;
-	*nl = '\0';
-	uv_read_stop(s);
-	control_command(c->in.data, &out);
-	control_reply(c, &out);
-}
-
-static void
-on_control_connection(uv_stream_t *server, int status)
-{
-	struct control_conn *c;
-
-	if (status < 0)
-		return;
-	c = xcalloc(1, sizeof(*c));
-	uv_pipe_init(Q.loop, &c->pipe, 0);
-	c->pipe.data = c;
-	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
-		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
-		return;
-	}
-	uv_read_start((uv_stream_t *)&c->pipe, on_control_alloc, on_control_read);
-}
-
-static void
-control_open(void)
-{
-	struct buf path = BUF_INIT;
-	int rc;
-
-	buf_printf(&path, "%s/qmgr.sock", Q.cfg->queue_path);
-	unlink(buf_cstr(&path));
-	uv_pipe_init(Q.loop, &Q.control, 0);
-	if ((rc = uv_pipe_bind(&Q.control, buf_cstr(&path))) != 0 ||
-	    (rc = uv_listen((uv_stream_t *)&Q.control, 16,
-	    on_control_connection)) != 0)
-		log_event(LOG_ERROR, "control_error", "path=%s error=%s",
-		    buf_cstr(&path), uv_strerror(rc));
-	else
-		chmod(buf_cstr(&path), 0660);
-	buf_free(&path);
 }
 
 /* ---- process --------------------------------------------------------------- */
@@ -1389,7 +1280,7 @@ qmgr_main(struct runtime *rt, int notify_fd)
 	uv_timer_start(&Q.tick, on_tick, 1000, 1000);
 	uv_poll_init(Q.loop, &Q.notify, notify_fd);
 	uv_poll_start(&Q.notify, UV_READABLE, on_notify);
-	control_open();
+	qmgr_control_open(Q.loop, Q.cfg->queue_path);
 	uv_signal_init(Q.loop, &Q.sighup);
 	uv_signal_init(Q.loop, &Q.sigterm);
 	uv_signal_init(Q.loop, &Q.sigint);
