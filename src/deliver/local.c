@@ -236,6 +236,10 @@ prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
 	for (int i = 0; i < 3; i++) {
 		static const char *subs[] = { "tmp", "new", "cur" };
 		buf_clear(&sub);
+		buf_printf(&sub, "%s/new", buf_cstr(&md));
+		if (i == 0 && access(buf_cstr(&sub), F_OK) == 0)
+			break;		/* an existing Maildir: nothing to create */
+		buf_clear(&sub);
 		buf_printf(&sub, "%s/%s", buf_cstr(&md), subs[i]);
 		if (mkdirs(buf_cstr(&sub)) < 0) {
 			result(r, RESULT_TEMP, "451 4.2.0 cannot create %s: %s",
