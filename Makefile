@@ -91,3 +91,7 @@ clean:
 	rm -rf build bin fuzz/build
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# indimaild vs Postfix on loopback (bench/run; method in docs/benchmarks.md).
+bench: all
+	@./tools/need-packages postfix hyperfine python3 dnsmasq-base && ./bench/run
