@@ -31,7 +31,7 @@ LIB_SRCS  := $(filter-out src/core/main.c src/cli/indimail.c src/cli/sendmail.c,
              $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
-             src/smtp/smtp_parse.c src/smtp/smtp_data.c
+             src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c
 
 .PHONY: all deps test-deps run test fuzz fuzz-deps lint clean setup bench
 

@@ -23,6 +23,7 @@
 #include "../../src/core/buf.h"
 #include "../../src/smtp/smtp_data.h"
 #include "../../src/smtp/smtp_parse.h"
+#include "../../src/deliver/smtp_reply.h"
 
 #define BUF_META	"indimail_test.buf"
 
@@ -496,7 +497,49 @@ l_getuid(lua_State *L)
 	return 1;
 }
 
+/*
+ * parse_reply(bytes) -> used, code, text   [-1, +3]
+ * used: bytes of the first complete reply, 0 if incomplete, -1 if too long.
+ */
+static int
+l_parse_reply(lua_State *L)
+{
+	size_t n;
+	const char *p = luaL_checklstring(L, 1, &n);
+	struct buf text = BUF_INIT;
+	int code = 0;
+	long used = smtp_reply_parse(p, n, &code, &text);
+
+	lua_pushinteger(L, used);
+	lua_pushinteger(L, code);
+	lua_pushlstring(L, text.data ? text.data : "", text.len);
+	buf_free(&text);
+	return 3;
+}
+
+/* ehlo_caps(text) -> { PIPELINING=true, ... }   [-1, +1] */
+static int
+l_ehlo_caps(lua_State *L)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ EHLO_PIPELINING, "PIPELINING" }, { EHLO_STARTTLS, "STARTTLS" },
+		{ EHLO_8BITMIME, "8BITMIME" }, { EHLO_SIZE, "SIZE" },
+		{ EHLO_AUTH_PLAIN, "AUTH_PLAIN" }, { EHLO_AUTH_LOGIN, "AUTH_LOGIN" },
+	};
+	unsigned caps = smtp_ehlo_caps(luaL_checkstring(L, 1));
+
+	lua_newtable(L);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (caps & names[i].bit) {
+			lua_pushboolean(L, 1);
+			lua_setfield(L, -2, names[i].name);
+		}
+	return 1;
+}
+
 static const luaL_Reg funcs[] = {
+	{ "parse_reply", l_parse_reply },
+	{ "ehlo_caps", l_ehlo_caps },
 	{ "parse_command", l_parse_command },
 	{ "parse_mail", l_parse_mail },
 	{ "parse_rcpt", l_parse_rcpt },
