@@ -79,7 +79,7 @@ describe("delivery volume", function()
     sinkdir = base .. "/mail"
     local port
     -- the sink delays its answer to the final dot: the kill lands mid-delivery
-    sink, port = start_sink(sinkdir, { "-w", "2" })
+    sink, port = start_sink(sinkdir, { "-w", "4" })
     d = D.start{ deliver = true, relay_from = "'127.0.0.0/8'",
       routes = "['*'] = '127.0.0.1:" .. port .. "'",
       delivery = "retry = { base = 0.5, max = 1 }" }
