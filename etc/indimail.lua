@@ -37,7 +37,9 @@ indimail.config {
     tls = "opportunistic",            -- STARTTLS to MX hosts when offered
     timeouts = { connect = 30, greeting = 300, command = 300, data = 600 },
   },
-  -- routes = { ["partner.example"] = "relay.partner.example:2525", ["*"] = "smarthost:587" },
+  -- routes = { ["partner.example"] = "relay.partner.example:2525",
+  --            ["slow.example"] = { host = "10.0.0.9", port = 25,
+  --                                 timeouts = { greeting = 600 }, retry = { base = 300, max = 3600 } } },
 
   limits = {
     command_line = 512,            -- RFC 5321 4.5.3.1.4

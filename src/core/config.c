@@ -33,18 +33,18 @@ config_defaults(struct config *c)
 	c->timeout_tls = 30 * 1000;
 	c->timeout_hook = 30 * 1000;
 	c->timeout_drain = 30 * 1000;
-	c->delivery.retry_base_ms = 60 * 1000;
-	c->delivery.retry_max_ms = 2 * 3600 * 1000;
-	c->delivery.lifetime_s = 7 * 86400;
+	c->delivery.retry.base_ms = 60 * 1000;
+	c->delivery.retry.max_ms = 2 * 3600 * 1000;
+	c->delivery.retry.lifetime_s = 7 * 86400;
 	c->delivery.conc_local = 10;
 	c->delivery.conc_remote = 50;
 	c->delivery.conc_domain = 10;
 	c->delivery.port = 25;
 	c->delivery.tls = CLIENT_TLS_OPPORTUNISTIC;
-	c->delivery.timeout_connect = 30 * 1000;
-	c->delivery.timeout_greeting = 300 * 1000;
-	c->delivery.timeout_command = 300 * 1000;
-	c->delivery.timeout_data = 600 * 1000;
+	c->delivery.timeouts.connect = 30 * 1000;
+	c->delivery.timeouts.greeting = 300 * 1000;
+	c->delivery.timeouts.command = 300 * 1000;
+	c->delivery.timeouts.data = 600 * 1000;
 	c->delivery.max_hops = 100;
 }
 

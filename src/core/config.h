@@ -36,13 +36,29 @@ struct alias {
 	size_t		 ntargets;
 };
 
-/* smtproutes: domain ("" = every remote domain) → relay host:port */
+/* Retry tolerance: backoff base*n² capped at max, bounce after lifetime. */
+struct retry_policy {
+	int		 base_ms, max_ms;
+	long		 lifetime_s;
+};
+
+/* Per-phase client timeouts (ms); 0 in a route means "the delivery default". */
+struct client_timeouts {
+	int		 connect, greeting, command, data;
+};
+
+/*
+ * smtproutes: domain ("" = every remote domain) → relay host:port, with
+ * its own TCP timeouts and retry tolerance (IndiMail's tcpto table).
+ */
 struct route_conf {
 	char		*domain;
 	char		*host;
 	int		 port;
 	char		*auth_user, *auth_password;
 	int		 tls;		/* enum client_tls */
+	struct client_timeouts timeouts;	/* 0: delivery.timeouts */
+	struct retry_policy retry;		/* 0: delivery.retry/lifetime */
 };
 
 enum client_tls { CLIENT_TLS_NONE, CLIENT_TLS_OPPORTUNISTIC, CLIENT_TLS_VERIFY };
@@ -57,14 +73,12 @@ struct delivery_conf {
 	struct route_conf *routes;
 	size_t		 nroutes;
 	char		*postmaster;	/* receives double bounces */
-	int		 retry_base_ms, retry_max_ms;
-	long		 lifetime_s;
+	struct retry_policy retry;
 	int		 conc_local, conc_remote, conc_domain;
 	int		 port;		/* remote SMTP port, 25 */
 	char		*bind_address;
 	int		 tls;		/* enum client_tls for MX delivery */
-	int		 timeout_connect, timeout_greeting, timeout_command,
-			 timeout_data;	/* ms */
+	struct client_timeouts timeouts;
 	int		 max_hops;
 	int		 paused;	/* deliver nothing: mail stays queued */
 };

@@ -619,14 +619,28 @@ bounce(struct qmsg *m, size_t *idx, char **text, size_t n)
 
 /* ---- outcomes -------------------------------------------------------------- */
 
-static uint64_t
-backoff_ms(int attempts)
+/* The retry policy of a route, completed by delivery.retry/lifetime. */
+static struct retry_policy
+retry_of(const struct route_conf *rc)
 {
-	uint64_t d = (uint64_t)Q.cfg->delivery.retry_base_ms *
-	    (uint64_t)attempts * (uint64_t)attempts;
+	struct retry_policy r = Q.cfg->delivery.retry;
 
-	return d > (uint64_t)Q.cfg->delivery.retry_max_ms ?
-	    (uint64_t)Q.cfg->delivery.retry_max_ms : d;
+	if (rc && rc->retry.base_ms)
+		r.base_ms = rc->retry.base_ms;
+	if (rc && rc->retry.max_ms)
+		r.max_ms = rc->retry.max_ms;
+	if (rc && rc->retry.lifetime_s)
+		r.lifetime_s = rc->retry.lifetime_s;
+	return r;
+}
+
+static uint64_t
+backoff_ms(const struct retry_policy *r, int attempts)
+{
+	uint64_t d = (uint64_t)r->base_ms * (uint64_t)attempts *
+	    (uint64_t)attempts;
+
+	return d > (uint64_t)r->max_ms ? (uint64_t)r->max_ms : d;
 }
 
 /*
@@ -635,8 +649,9 @@ backoff_ms(int attempts)
  */
 static void
 outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
-    const char *mta)
+    const char *mta, const struct route_conf *rc)
 {
+	struct retry_policy rp = retry_of(rc);
 	size_t *done = xcalloc(n, sizeof(size_t)), nd = 0;
 	size_t *fail = xcalloc(n, sizeof(size_t)), nf = 0;
 	char **ftext = xcalloc(n, sizeof(char *));
@@ -650,10 +665,10 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 
 		free(m->mta[i]);
 		m->mta[i] = mta ? xstrdup(mta) : NULL;
-		if (cls == RESULT_TEMP && age > Q.cfg->delivery.lifetime_s) {
+		if (cls == RESULT_TEMP && age > rp.lifetime_s) {
 			struct buf t = BUF_INIT;
 			buf_printf(&t, "delivery time expired (queue lifetime "
-			    "%lds); last error: %s", Q.cfg->delivery.lifetime_s,
+			    "%lds); last error: %s", rp.lifetime_s,
 			    buf_cstr(&res[k].text));
 			buf_free(&res[k].text);
 			res[k].text = t;
@@ -680,7 +695,7 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 	}
 	if (deferred) {
 		m->attempts++;
-		m->next_try = uv_now(Q.loop) + backoff_ms(m->attempts);
+		m->next_try = uv_now(Q.loop) + backoff_ms(&rp, m->attempts);
 	}
 	journal(m, 'd', done, nd);
 	free(done);
@@ -713,7 +728,7 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 		res[i] = r[i].result;
 	Q.running_local--;
 	j->m->busy--;
-	outcome(j->m, j->idx, res, n, NULL);
+	outcome(j->m, j->idx, res, n, NULL, NULL);
 	for (size_t i = 0; i < n; i++)
 		buf_free(&res[i].text);
 	free(res);
@@ -790,7 +805,8 @@ on_remote_done(void *arg, struct remote_req *q)
 	Q.running_remote--;
 	dest(j->key, 1)->n--;
 	j->m->busy--;
-	outcome(j->m, j->idx, q->results, q->n, q->mta[0] ? q->mta : NULL);
+	outcome(j->m, j->idx, q->results, q->n, q->mta[0] ? q->mta : NULL,
+	    q->route);
 	for (size_t i = 0; i < q->n; i++)
 		buf_free(&q->results[i].text);
 	free(q->results);
@@ -895,7 +911,7 @@ apply_route(struct rctx *r, struct hook_verdict *v)
 		res.cls = v->action == VERDICT_REJECT ? RESULT_PERM : RESULT_TEMP;
 		buf_printf(&res.text, "%d %s %s", v->code, v->status,
 		    buf_cstr(&v->text));
-		outcome(m, &r->i, &res, 1, NULL);
+		outcome(m, &r->i, &res, 1, NULL, NULL);
 		buf_free(&res.text);
 		break;
 	}

@@ -424,10 +424,18 @@ remote_deliver(struct remote_ctx *r, struct remote_req *q, remote_done_cb cb,
 	a->opts.auth_user = q->route ? q->route->auth_user : NULL;
 	a->opts.auth_password = q->route ? q->route->auth_password : NULL;
 	a->opts.bind_address = d->bind_address;
-	a->opts.t_connect = d->timeout_connect;
-	a->opts.t_greeting = d->timeout_greeting;
-	a->opts.t_command = d->timeout_command;
-	a->opts.t_data = d->timeout_data;
+	a->opts.timeouts = d->timeouts;
+	if (q->route) {		/* a route's own timeouts win */
+		const struct client_timeouts *t = &q->route->timeouts;
+		if (t->connect)
+			a->opts.timeouts.connect = t->connect;
+		if (t->greeting)
+			a->opts.timeouts.greeting = t->greeting;
+		if (t->command)
+			a->opts.timeouts.command = t->command;
+		if (t->data)
+			a->opts.timeouts.data = t->data;
+	}
 	a->work.data = a;
 	uv_queue_work(r->loop, &a->work, do_read, after_read);
 }

@@ -298,7 +298,7 @@ on_reply(struct smtp_client *c, int code, const char *text)
 			return;
 		}
 		c->state = C_EHLO;
-		arm(c, c->opts.t_command);
+		arm(c, c->opts.timeouts.command);
 		send_line(c, "EHLO %s", c->opts.helo);
 		return;
 	case C_EHLO:
@@ -468,7 +468,7 @@ on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	c->state = C_GREETING;
-	arm(c, c->opts.t_greeting);
+	arm(c, c->opts.timeouts.greeting);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -504,7 +504,7 @@ smtp_client_open(uv_loop_t *loop, const struct sockaddr *sa,
 			uv_ip6_addr(o->bind_address, 0, (struct sockaddr_in6 *)&b);
 		uv_tcp_bind(&c->tcp, (struct sockaddr *)&b, 0);
 	}
-	arm(c, o->t_connect);
+	arm(c, o->timeouts.connect);
 	rc = uv_tcp_connect(&c->connect_req, &c->tcp, sa, on_connect);
 	if (rc < 0)
 		fail_connection(c, RESULT_TEMP, "cannot connect to %s: %s",
@@ -605,7 +605,7 @@ txn_reply(struct smtp_client *c, int code, const char *text)
 	case X_DATA:
 		if (code == 354 && c->accepted > 0 && !c->mail_failed) {
 			c->state = C_DOT;
-			arm(c, c->opts.t_data);
+			arm(c, c->opts.timeouts.data);
 			write_data(c, c->txn->wire->data, c->txn->wire->len);
 			return;
 		}
@@ -631,7 +631,7 @@ txn_reply(struct smtp_client *c, int code, const char *text)
 	}
 	if (!c->ext_pipelining)
 		send_command(c, c->next_reply);
-	arm(c, c->opts.t_command);
+	arm(c, c->opts.timeouts.command);
 }
 
 void
@@ -651,7 +651,7 @@ smtp_client_send(struct smtp_client *c, struct client_txn *t, client_txn_cb cb,
 		buf_clear(&t->results[i].text);
 	}
 	c->state = C_TXN;
-	arm(c, c->opts.t_command);
+	arm(c, c->opts.timeouts.command);
 	if (c->ext_pipelining)
 		for (size_t i = 0; i < c->nexpect; i++)
 			send_command(c, i);

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "../core/buf.h"
+#include "../core/config.h"
 
 enum result_class { RESULT_OK, RESULT_TEMP, RESULT_PERM };
 
@@ -21,7 +22,7 @@ struct client_opts {
 	SSL_CTX		*tls_ctx;
 	const char	*auth_user, *auth_password;
 	const char	*bind_address;
-	int		 t_connect, t_greeting, t_command, t_data;	/* ms */
+	struct client_timeouts timeouts;	/* ms */
 };
 
 struct rcpt_result {

@@ -312,6 +312,48 @@ parse_client_tls(lua_State *L, const char *s, const char *where)
 	return 0;
 }
 
+/* retry = { base=, max= } and lifetime = seconds, in table t. */
+static void
+parse_retry(lua_State *L, int t, const char *where, struct retry_policy *r)
+{
+	struct buf w = BUF_INIT;
+
+	buf_printf(&w, "%s.lifetime", where);
+	set_number(L, t, "lifetime", buf_cstr(&w), 1, 365 * 86400., 1,
+	    &r->lifetime_s, 2);
+	if (sub_table(L, t, "retry")) {
+		static const char *k[] = { "base", "max", NULL };
+		check_keys(L, lua_gettop(L), where, k);
+		set_number(L, -1, "base", "retry.base", 0.01, 86400, 1000,
+		    &r->base_ms, 0);
+		set_number(L, -1, "max", "retry.max", 0.01, 7 * 86400, 1000,
+		    &r->max_ms, 0);
+		lua_pop(L, 1);
+	}
+	buf_free(&w);
+}
+
+/* timeouts = { connect=, greeting=, command=, data= } in table t. */
+static void
+parse_client_timeouts(lua_State *L, int t, struct client_timeouts *to)
+{
+	static const char *k[] = { "connect", "greeting", "command", "data",
+	    NULL };
+
+	if (!sub_table(L, t, "timeouts"))
+		return;
+	check_keys(L, lua_gettop(L), "timeouts", k);
+	set_number(L, -1, "connect", "timeouts.connect", 0.05, 3600, 1000,
+	    &to->connect, 0);
+	set_number(L, -1, "greeting", "timeouts.greeting", 0.05, 3600, 1000,
+	    &to->greeting, 0);
+	set_number(L, -1, "command", "timeouts.command", 0.05, 3600, 1000,
+	    &to->command, 0);
+	set_number(L, -1, "data", "timeouts.data", 0.05, 3600, 1000,
+	    &to->data, 0);
+	lua_pop(L, 1);
+}
+
 static void
 parse_delivery(lua_State *L, int t, struct delivery_conf *d)
 {
@@ -321,8 +363,7 @@ parse_delivery(lua_State *L, int t, struct delivery_conf *d)
 	char *tls;
 
 	check_keys(L, t, "delivery", keys);
-	set_number(L, t, "lifetime", "delivery.lifetime", 1, 365 * 86400., 1,
-	    &d->lifetime_s, 2);
+	parse_retry(L, t, "delivery", &d->retry);
 	set_number(L, t, "port", "delivery.port", 1, 65535, 1, &d->port, 0);
 	set_number(L, t, "max_hops", "delivery.max_hops", 1, 1000, 1,
 	    &d->max_hops, 0);
@@ -335,15 +376,6 @@ parse_delivery(lua_State *L, int t, struct delivery_conf *d)
 		d->tls = parse_client_tls(L, tls, "delivery.tls");
 		free(tls);
 	}
-	if (sub_table(L, t, "retry")) {
-		static const char *k[] = { "base", "max", NULL };
-		check_keys(L, lua_gettop(L), "delivery.retry", k);
-		set_number(L, -1, "base", "delivery.retry.base", 0.01, 86400,
-		    1000, &d->retry_base_ms, 0);
-		set_number(L, -1, "max", "delivery.retry.max", 0.01, 7 * 86400,
-		    1000, &d->retry_max_ms, 0);
-		lua_pop(L, 1);
-	}
 	if (sub_table(L, t, "concurrency")) {
 		static const char *k[] = { "local", "remote", "per_domain", NULL };
 		check_keys(L, lua_gettop(L), "delivery.concurrency", k);
@@ -355,20 +387,7 @@ parse_delivery(lua_State *L, int t, struct delivery_conf *d)
 		    1, 10000, 1, &d->conc_domain, 0);
 		lua_pop(L, 1);
 	}
-	if (sub_table(L, t, "timeouts")) {
-		static const char *k[] = { "connect", "greeting", "command",
-		    "data", NULL };
-		check_keys(L, lua_gettop(L), "delivery.timeouts", k);
-		set_number(L, -1, "connect", "delivery.timeouts.connect", 0.05,
-		    3600, 1000, &d->timeout_connect, 0);
-		set_number(L, -1, "greeting", "delivery.timeouts.greeting", 0.05,
-		    3600, 1000, &d->timeout_greeting, 0);
-		set_number(L, -1, "command", "delivery.timeouts.command", 0.05,
-		    3600, 1000, &d->timeout_command, 0);
-		set_number(L, -1, "data", "delivery.timeouts.data", 0.05,
-		    3600, 1000, &d->timeout_data, 0);
-		lua_pop(L, 1);
-	}
+	parse_client_timeouts(L, t, &d->timeouts);
 }
 
 static int
@@ -463,7 +482,7 @@ static void
 parse_routes(lua_State *L, int t, struct delivery_conf *d)
 {
 	static const char *keys[] = { "host", "port", "auth_user",
-	    "auth_password", "tls", NULL };
+	    "auth_password", "tls", "timeouts", "retry", "lifetime", NULL };
 
 	lua_pushnil(L);
 	while (lua_next(L, t)) {
@@ -497,6 +516,8 @@ parse_routes(lua_State *L, int t, struct delivery_conf *d)
 				r->tls = parse_client_tls(L, tls, "routes[].tls");
 				free(tls);
 			}
+			parse_client_timeouts(L, e, &r->timeouts);
+			parse_retry(L, e, "routes[]", &r->retry);
 		}
 		if (r->host == NULL || r->port <= 0 || r->port > 65535)
 			luaL_error(L, "bad config: routes['%s']: needs host:port", k);
