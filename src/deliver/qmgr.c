@@ -5,12 +5,12 @@
  *
  *   d <i>   recipient i delivered          b <i>   bounce for i queued
  *   x <i>   i failed, bounce dropped       h / r   held / released
+ *   t <n> <time>  n attempts so far, next try at <time> (not fsynced)
  *
  * A recipient's outcome is appended (and fsynced) only after the delivery
  * or the bounce is durable elsewhere, so a crash can repeat a delivery but
  * never lose one (at-least-once). When every recipient is final the message
- * and its journal are removed. Deferrals are kept in memory only: after a
- * restart every pending recipient is tried again at once.
+ * and its journal are removed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +52,7 @@ struct qmsg {
 	int		 busy;		/* jobs and journal writes in flight */
 	int		 hold;
 	uint64_t	 removed_at;	/* tombstone: removed at this uv_now() */
+	long long	 retry_at;	/* from the journal: Unix time of next try */
 };
 
 /* Where one recipient goes. ROUTE_DEFAULT: local domains locally, routes
@@ -243,6 +244,8 @@ read_journal(struct qmsg *m)
 		else if (strchr("dbx", line[0]) && sscanf(line + 1, "%lu", &i) == 1 &&
 		    i < m->info.nrcpts)
 			m->st[i] = RS_DONE;
+		else if (line[0] == 't')	/* the last deferral's schedule */
+			sscanf(line + 1, "%d %lld", &m->attempts, &m->retry_at);
 	}
 	fclose(f);
 }
@@ -317,6 +320,8 @@ after_load(uv_work_t *w, int status)
 			continue;
 		}
 		m->next_try = uv_now(Q.loop);
+		if (m->retry_at > (long long)time(NULL))	/* keep the schedule */
+			m->next_try += (uint64_t)(m->retry_at - time(NULL)) * 1000;
 		table_add(m);
 		added++;
 	}
@@ -346,6 +351,7 @@ struct io_job {
 	uv_work_t	 w;
 	struct qmsg	*m;
 	struct buf	 text;		/* lines to append; empty: remove */
+	int		 sync;		/* fdatasync the append */
 	int		 ok;
 };
 
@@ -367,7 +373,7 @@ do_io(uv_work_t *w)
 	if (fd < 0)
 		return;
 	j->ok = write(fd, j->text.data, j->text.len) == (ssize_t)j->text.len &&
-	    fdatasync(fd) == 0;
+	    (!j->sync || fdatasync(fd) == 0);
 	close(fd);
 }
 
@@ -399,16 +405,24 @@ after_io(uv_work_t *w, int status)
 }
 
 static void
-io(struct qmsg *m, struct buf *text)
+io_append(struct qmsg *m, struct buf *text, int sync)
 {
 	struct io_job *j = xcalloc(1, sizeof(*j));
 
 	j->w.data = j;
 	j->m = m;
+	j->sync = sync;
 	if (text)
 		j->text = *text;	/* takes the buffer */
 	m->busy++;
 	uv_queue_work(Q.loop, &j->w, do_io, after_io);
+}
+
+/* Appends durable journal lines (text), or removes the message (NULL). */
+static void
+io(struct qmsg *m, struct buf *text)
+{
+	io_append(m, text, 1);
 }
 
 /* Removes the message once every recipient is final and nothing runs. */
@@ -694,8 +708,14 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 		}
 	}
 	if (deferred) {
+		uint64_t wait = backoff_ms(&rp, m->attempts + 1);
+		struct buf t = BUF_INIT;
 		m->attempts++;
-		m->next_try = uv_now(Q.loop) + backoff_ms(&rp, m->attempts);
+		m->next_try = uv_now(Q.loop) + wait;
+		/* Not fsynced: losing it only means an early retry. */
+		buf_printf(&t, "t %d %lld\n", m->attempts,
+		    (long long)time(NULL) + (long long)(wait / 1000));
+		io_append(m, &t, 0);
 	}
 	journal(m, 'd', done, nd);
 	free(done);

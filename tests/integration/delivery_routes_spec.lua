@@ -46,6 +46,24 @@ describe("a route with its own timeouts and retry tolerance", function()
     end, 5), "the bounce reached the sender's mailbox")
   end)
 
+  it("keeps a deferred message's retry schedule across a restart", function()
+    local closed = D.free_tcp_port()
+    d = D.start{ deliver = true, relay_from = "'127.0.0.0/8'",
+      delivery = "retry = { base = 30, max = 60 }",
+      routes = "['*'] = '127.0.0.1:" .. closed .. "'" }
+    d:send("sender@example.test", { "rcpt@later.test" }, "Subject: later\r\n\r\nbody\r\n")
+    assert.truthy(d:wait_log("event=deferred [^\n]*to=rcpt@later%.test", 5))
+    d:kill9()
+    d:restart()
+    D.t.sleep(1.5)
+    assert.equal(1, d:count_log("event=deferred [^\n]*to=rcpt@later%.test"),
+      "not tried again at once after the restart")
+    local list = d:queue_list()
+    local wait = tonumber(list:match("attempts=1 next_retry=(%d+)s"))
+    assert.truthy(wait, list)
+    assert.is_true(wait > 20 and wait <= 30, list)
+  end)
+
   it("refuses an unknown key in a route with the file and line", function()
     local dir = D.mktemp("route-config")
     local path = dir .. "/bad.lua"
