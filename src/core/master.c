@@ -133,6 +133,15 @@ drop_privileges(const struct config *c)
  * place, so a SIGHUP or SIGTERM sent right after the fork is delivered to
  * those handlers instead of being lost or killing the child.
  */
+void
+unblock_signals(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static void
 child_signals(void)
 {

@@ -16,6 +16,7 @@
 #include "../net/tls.h"
 #include "../smtp/smtp_session.h"
 #include "log.h"
+#include "master.h"
 #include "worker.h"
 #include "xalloc.h"
 
@@ -52,15 +53,6 @@ on_reload(uv_signal_t *sig, int signum)
 	w->rt = rt;
 	log_event(LOG_INFO, "reloaded", "hooks_connect=%d hooks_rcpt=%d",
 	    rt->nhooks[HOOK_CONNECT], rt->nhooks[HOOK_RCPT]);
-}
-
-void
-unblock_signals(void)
-{
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 void

@@ -52,8 +52,6 @@ void	worker_main(int index, struct runtime *, const int *fds,
 	    struct connlimit *, SSL_CTX *, int notify_fd)
 	    __attribute__((noreturn));
 void	worker_session_gone(struct worker *);
-/* Unblocks the signals the master blocked before forking this child. */
-void	unblock_signals(void);
 /* Tells the queue manager a message is in the queue (best effort). */
 void	worker_notify_queued(struct worker *, int queue, const char *id);
 

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
-#include "../core/worker.h"
+#include "../core/master.h"
 #include "../core/xalloc.h"
 #include "../lua/lua_hook.h"
 #include "../net/dns.h"
@@ -313,8 +313,13 @@ after_load(uv_work_t *w, int status)
 	(void)status;
 	for (size_t i = 0; i < j->n; i++) {
 		struct qmsg *m = j->items[i].m;
-		if (m == NULL)
+		if (m == NULL) {
+			if (!j->scan_all)	/* a scan logs its own failures */
+				log_event(LOG_WARN, "queue_file_unreadable",
+				    "queue=%d qid=%s", j->items[i].queue,
+				    j->items[i].id);
 			continue;
+		}
 		if (find(m->info.id)) {
 			qmsg_free(m);
 			continue;

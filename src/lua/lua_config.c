@@ -579,8 +579,9 @@ lua_config_parse(lua_State *L, struct config *c)
 		c->queue_path = xstrdup("queue");
 	if (c->delivery.postmaster == NULL) {
 		const char *dom = c->nlocal_domains ? c->local_domains[0] : c->hostname;
-		c->delivery.postmaster = xmalloc(strlen(dom) + 12);
-		sprintf(c->delivery.postmaster, "postmaster@%s", dom);
+		struct buf pm = BUF_INIT;
+		buf_printf(&pm, "postmaster@%s", dom);
+		c->delivery.postmaster = pm.data;	/* the buffer's memory moves */
 	}
 	for (size_t i = 0; i < c->nlisten; i++)
 		if (c->listen[i].tls != TLS_NONE && c->tls_cert == NULL)
