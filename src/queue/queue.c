@@ -12,6 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../core/log.h"
 #include "../core/xalloc.h"
 #include "queue.h"
 
@@ -367,8 +368,12 @@ queue_scan(const struct queue_set *q, int (*fn)(void *, struct queue_info *),
 					continue;
 				buf_clear(&f);
 				buf_printf(&f, "%s/%s", buf_cstr(&dir), e->d_name);
-				if (queue_read_info(buf_cstr(&f), i, &qi) < 0)
+				if (queue_read_info(buf_cstr(&f), i, &qi) < 0) {
+					/* never skipped silently: an admin must look */
+					log_event(LOG_WARN, "queue_file_unreadable",
+					    "path=%s", buf_cstr(&f));
 					continue;
+				}
 				n++;
 				rc = fn(arg, &qi);
 				queue_info_free(&qi);
