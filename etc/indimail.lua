@@ -1,10 +1,14 @@
 -- indimail default configuration: what `make run` starts.
 -- Plain Lua. Reloaded on SIGHUP (listeners are bound once, at start).
 -- Relative paths are relative to the directory indimaild is started from.
+-- Started as root, indimaild evaluates this file as `user` only, never as
+-- root (docs/security.md).
 
 indimail.config {
   hostname = "mx.example.test",
-  user = "indimail",            -- the account to drop to when started as root
+  user = "indimail",            -- the account to run as when started as root
+  lua_dir = "lua",              -- policies/ and stdlib/ (relative: reachable
+                                -- by `user` even inside a private home)
   workers = 0,                  -- 0: one SMTP worker per core
 
   listen = {

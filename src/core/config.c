@@ -26,10 +26,16 @@ config_defaults(struct config *c)
 	c->max_connections = 1000;
 	c->max_connections_per_ip = 20;
 	c->max_errors = 10;
+	c->max_junk = 100;		/* Postfix's smtpd_junk_command_limit */
+	c->tarpit_after = 5;
+	c->tarpit_delay = 1000;
+	c->data_memory = 256 * 1024 * 1024;
 	c->hook_instructions = 10 * 1000 * 1000;
 	c->lua_memory = 256 * 1024 * 1024;
 	c->timeout_command = 300 * 1000;
 	c->timeout_data = 600 * 1000;
+	c->timeout_data_total = 1800 * 1000;
+	c->timeout_watchdog = 10 * 1000;
 	c->timeout_tls = 30 * 1000;
 	c->timeout_hook = 30 * 1000;
 	c->timeout_drain = 30 * 1000;
@@ -122,6 +128,7 @@ config_free(struct config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->queue_path);
+	free(c->submit_socket);
 	free(c->log_file);
 	free(c->dns_servers);
 	free(c->lua_dir);

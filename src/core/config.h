@@ -91,6 +91,7 @@ struct config {
 	size_t		 nlisten;
 	char		*tls_cert, *tls_key;
 	char		*queue_path;
+	char		*submit_socket;	/* local submission (sendmail); NULL: none */
 	int		 queue_count;
 	int		 queue_split;
 	char		*log_file;	/* NULL: stderr */
@@ -110,12 +111,18 @@ struct config {
 	int		 max_connections;
 	int		 max_connections_per_ip;
 	int		 max_errors;		/* bad commands before 421 */
+	int		 max_junk;		/* NOOP/HELP/VRFY/RSET before they count as errors */
+	int		 tarpit_after;		/* bad recipients before replies slow down */
+	int		 tarpit_delay;		/* ms, grows with each further bad recipient */
+	size_t		 data_memory;		/* message bytes a worker may hold */
 	long		 hook_instructions;
 	size_t		 lua_memory;		/* bytes per lua_State */
 	/* timeouts, milliseconds */
 	int		 timeout_command;
-	int		 timeout_data;
-	int		 timeout_tls;
+	int		 timeout_data;		/* idle inside DATA */
+	int		 timeout_data_total;	/* the whole DATA phase */
+	int		 timeout_tls;		/* the whole TLS handshake */
+	int		 timeout_watchdog;	/* a hook holding the loop */
 	int		 timeout_hook;
 	int		 timeout_drain;
 	struct delivery_conf delivery;

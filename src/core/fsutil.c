@@ -6,6 +6,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
 #include "fsutil.h"
 
 int
@@ -42,4 +46,25 @@ fsync_dir(const char *path)
 	close(fd);
 	errno = e;
 	return rc;
+}
+
+int
+read_small_file(const char *path, size_t max, struct buf *out, struct buf *err)
+{
+	char tmp[8192];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		buf_printf(err, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0 && out->len + (size_t)n <= max)
+		buf_append(out, tmp, (size_t)n);
+	if (n < 0)
+		buf_printf(err, "cannot read %s: %s", path, strerror(errno));
+	else if (n > 0)
+		buf_printf(err, "%s is larger than %zu bytes", path, max);
+	close(fd);
+	return n == 0 ? 0 : -1;
 }

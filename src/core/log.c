@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,9 +23,35 @@ static char log_role[16] = "indimail";
 
 static const char *level_names[] = { "debug", "info", "warn", "error" };
 
-int
-log_open(const char *path, enum log_level min)
+/*
+ * As root, a file is only opened in a folder that root owns and no one
+ * else may write to: otherwise the unprivileged account could plant a
+ * symlink or a hard link there and make root append to any file.
+ */
+static int
+safe_folder(const char *path, struct buf *err)
 {
+	struct buf dir = BUF_INIT;
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	int ok;
+
+	buf_set(&dir, slash ? path : ".", slash ? (size_t)(slash - path) : 1);
+	if (dir.len == 0)
+		buf_set(&dir, "/", 1);
+	ok = stat(buf_cstr(&dir), &st) == 0 && st.st_uid == 0 &&
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+	if (!ok)
+		buf_printf(err, "log folder %s must exist, belong to root and be "
+		    "writable by root only", buf_cstr(&dir));
+	buf_free(&dir);
+	return ok;
+}
+
+int
+log_open(const char *path, enum log_level min, struct buf *err)
+{
+	struct stat st;
 	int fd;
 
 	log_min = min;
@@ -32,9 +59,21 @@ log_open(const char *path, enum log_level min)
 		log_fd = 2;
 		return 0;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0)
+	if (geteuid() == 0 && !safe_folder(path, err))
 		return -1;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+	    O_NOCTTY, 0640);
+	if (fd < 0) {
+		buf_printf(err, "cannot open log file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    st.st_uid != geteuid()) {
+		buf_printf(err, "log file %s must be a regular file of ours with "
+		    "a single link", path);
+		close(fd);
+		return -1;
+	}
 	if (log_fd > 2)
 		close(log_fd);
 	log_fd = fd;

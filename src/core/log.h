@@ -24,7 +24,8 @@ struct logline {
 	int		skip;
 };
 
-int	log_open(const char *path, enum log_level min);	/* NULL = stderr */
+/* NULL = stderr; a file is opened without following links (see log.c). */
+int	log_open(const char *path, enum log_level min, struct buf *err);
 void	log_set_role(const char *role);			/* "master", "smtp" ... */
 enum log_level log_parse_level(const char *, int *ok);
 void	log_begin(struct logline *, enum log_level, const char *event);

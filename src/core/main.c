@@ -11,28 +11,37 @@
 #ifndef INDIMAIL_CONFIG
 #define INDIMAIL_CONFIG "/etc/indimail/indimail.lua"
 #endif
+#ifndef INDIMAIL_USER
+#define INDIMAIL_USER "indimail"
+#endif
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: indimaild [-t] [-c config.lua]\n"
+	fprintf(stderr, "usage: indimaild [-t] [-c config.lua] [-u user]\n"
 	    "  -c FILE  configuration (default %s)\n"
-	    "  -t       check the configuration and exit\n", INDIMAIL_CONFIG);
+	    "  -t       check the configuration and exit\n"
+	    "  -u USER  account to run as when started as root (default %s);\n"
+	    "           the configuration is only ever evaluated as this account\n",
+	    INDIMAIL_CONFIG, INDIMAIL_USER);
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *config = INDIMAIL_CONFIG;
+	const char *config = INDIMAIL_CONFIG, *user = INDIMAIL_USER;
 	int check = 0, ch;
 
-	while ((ch = getopt(argc, argv, "c:th")) != -1) {
+	while ((ch = getopt(argc, argv, "c:tu:h")) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
 			break;
 		case 't':
 			check = 1;
+			break;
+		case 'u':
+			user = optarg;
 			break;
 		default:
 			usage();
@@ -44,6 +53,6 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (check)
-		return master_check(config);
-	master_run(config);
+		return master_check(config, user);
+	master_run(config, user);
 }

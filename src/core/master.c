@@ -1,18 +1,24 @@
 /*
- * master: binds every listener (port 0 = any free port, reported in the
- * log), drops to the configured user, cleans the queue's tmp folders and
- * forks the workers. It then only waits for signals: a dead worker is
- * replaced (after a pause if it died young), SIGHUP validates the
- * configuration and passes the reload on, SIGTERM/SIGINT drain the workers.
+ * master: started as root, it never runs the configuration itself: an
+ * unprivileged child evaluates it and returns the plan (bootstrap.c); the
+ * master binds the TCP listeners (port 0 = any free port, logged), opens
+ * the log and reads the TLS files as root, drops to the account and loads
+ * the configuration as it. It then cleans the queue's tmp folders, binds
+ * the local submission socket and forks the queue manager and the workers,
+ * which die with it (PR_SET_PDEATHSIG). It then only waits for signals: a
+ * dead child is replaced (after a pause if it died young), SIGHUP reloads
+ * the configuration (listeners stay as bound), SIGTERM/SIGINT drain.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netdb.h>
+#include <stdio.h>
 #include <pwd.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +27,9 @@
 #include "../net/connlimit.h"
 #include "../net/tls.h"
 #include "../queue/queue.h"
+#include "bootstrap.h"
+#include "fsutil.h"
+#include "listen.h"
 #include "log.h"
 #include "master.h"
 #include "worker.h"
@@ -35,12 +44,16 @@ static volatile sig_atomic_t got_chld, got_hup, got_term;
 static struct runtime *rt;
 static struct child *children;
 static int nworkers;
-static int *fds;
+static struct listener *lst;	/* bound once, inherited by every child */
+static size_t nlst;
 static struct connlimit *conns;
 static struct queue_set queue;
-static SSL_CTX *tls_ctx;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
+static pid_t master_pid;
+
+/* How long a new master waits for a port its predecessor's orphans hold. */
+#define PORT_WAIT_MS	10000
 
 static void
 on_signal(int sig)
@@ -53,9 +66,16 @@ on_signal(int sig)
 		got_term = 1;
 }
 
-static struct buf listeners;	/* "name address port tls" lines */
+static struct buf announced;	/* "name address port tls" lines */
 
-/* Tells local tools (bin/sendmail) where we really listen. */
+static const char *
+tls_name(enum tls_mode t)
+{
+	return t == TLS_NONE ? "none" : t == TLS_STARTTLS ? "starttls" :
+	    "implicit";
+}
+
+/* Tells local tools where we really listen (port 0 becomes a real one). */
 static void
 write_listeners(const char *queue_path)
 {
@@ -64,67 +84,140 @@ write_listeners(const char *queue_path)
 
 	buf_printf(&path, "%s/listeners", queue_path);
 	if ((f = fopen(buf_cstr(&path), "w")) != NULL) {
-		fputs(buf_cstr(&listeners), f);
+		fputs(buf_cstr(&announced), f);
 		fclose(f);
 	}
 	buf_free(&path);
 }
 
-static int
-bind_one(const struct listen_conf *l)
+/* Binds the TCP listeners of the plan (as root when started as root). */
+static void
+bind_tcp(const struct boot_plan *p)
 {
-	struct addrinfo hints, *ai;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char port[16], host[NI_MAXHOST], serv[NI_MAXSERV];
-	int fd, one = 1, rc;
+	struct buf err = BUF_INIT;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-	snprintf(port, sizeof(port), "%d", l->port);
-	if ((rc = getaddrinfo(l->address, port, &hints, &ai)) != 0)
-		fatal("listener %s: address %s: %s", l->name, l->address,
-		    gai_strerror(rc));
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		fatal("socket: %s", strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0)
-		fatal("listener %s: cannot listen on %s port %d: %s", l->name,
-		    l->address, l->port, strerror(errno));
-	freeaddrinfo(ai);
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
-	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
-	log_event(LOG_INFO, "listening", "name=%s address=%s port=%s tls=%s",
-	    l->name, host, serv, l->tls == TLS_NONE ? "none" :
-	    l->tls == TLS_STARTTLS ? "starttls" : "implicit");
-	buf_printf(&listeners, "%s %s %s %s\n", l->name, host, serv,
-	    l->tls == TLS_NONE ? "none" : l->tls == TLS_STARTTLS ? "starttls" :
-	    "implicit");
-	return fd;
+	lst = xcalloc(p->nlisten + 1, sizeof(*lst));	/* + local submission */
+	for (size_t i = 0; i < p->nlisten; i++) {
+		struct listener *l = &lst[nlst++];
+		int port;
+
+		l->name = xstrdup(p->listen[i].name);
+		l->address = xstrdup(p->listen[i].address);
+		l->port = p->listen[i].port;
+		l->tls = p->listen[i].tls;
+		l->fd = listen_tcp(l->address, l->port, PORT_WAIT_MS, &port, &err);
+		if (l->fd < 0)
+			fatal("listener %s: %s", l->name, buf_cstr(&err));
+		log_event(LOG_INFO, "listening", "name=%s address=%s port=%d tls=%s",
+		    l->name, l->address, port, tls_name(l->tls));
+		buf_printf(&announced, "%s %s %d %s\n", l->name, l->address, port,
+		    tls_name(l->tls));
+	}
 }
 
+/*
+ * After the configuration is loaded as the account: the TLS mode of each
+ * listener, its TLS context (from the PEM files root read), and the local
+ * submission socket (bound unprivileged: its folder is the account's).
+ */
 static void
-drop_privileges(const struct config *c)
+finish_listeners(const struct config *c, const struct buf *cert,
+    const struct buf *key)
 {
-	struct passwd *pw;
+	struct buf err = BUF_INIT, what = BUF_INIT;
+	SSL_CTX *ctx = NULL;
 
-	if (geteuid() != 0)
+	buf_printf(&what, "tls cert %s / key %s", c->tls_cert ? c->tls_cert : "",
+	    c->tls_key ? c->tls_key : "");
+	if (c->tls_cert && (ctx = tls_server_ctx_pem(cert, key, buf_cstr(&what),
+	    &err)) == NULL)
+		fatal("%s", buf_cstr(&err));
+	for (size_t i = 0; i < nlst; i++)
+		lst[i].tls_ctx = lst[i].tls != TLS_NONE ? ctx : NULL;
+	if (c->submit_socket) {
+		struct listener *l = &lst[nlst];
+		l->name = xstrdup("local");
+		l->path = xstrdup(c->submit_socket);
+		l->tls = TLS_NONE;
+		if ((l->fd = listen_unix(l->path, &err)) < 0)
+			fatal("local submission: %s", buf_cstr(&err));
+		nlst++;
+		log_event(LOG_INFO, "listening", "name=local path=%s", l->path);
+	}
+	buf_free(&what);
+	buf_free(&err);
+}
+
+static struct passwd *
+service_account(const char *name)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (pw == NULL)
+		fatal("user %s does not exist (indimaild -u USER names the "
+		    "account to run as; tools/ensure-account creates indimail)",
+		    name);
+	if (pw->pw_uid == 0)
+		fatal("user %s is root: indimaild needs an unprivileged account",
+		    name);
+	return pw;
+}
+
+/*
+ * The plan: evaluated by an unprivileged child when we are root (root
+ * never runs the configuration), else from the configuration itself.
+ */
+static void
+make_plan(const char *path, const struct passwd *pw, struct boot_plan *p)
+{
+	struct buf err = BUF_INIT;
+
+	if (pw == NULL) {
+		if ((rt = runtime_load(path, &err)) == NULL)
+			fatal("%s", buf_cstr(&err));
+		boot_plan_from_config(&rt->cfg, p);
 		return;
-	if (c->user == NULL)
-		fatal("running as root needs `user = \"...\"` in the config "
-		    "(the account to drop privileges to)");
-	if ((pw = getpwnam(c->user)) == NULL)
-		fatal("user %s does not exist", c->user);
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0)
-		fatal("cannot drop privileges to %s: %s", c->user, strerror(errno));
-	if (setuid(0) == 0)
-		fatal("privileges could be regained after dropping them");
-	log_event(LOG_INFO, "privileges_dropped", "user=%s uid=%ld", c->user,
+	}
+	if (boot_plan_unprivileged(path, pw, p, &err) < 0)
+		fatal("%s", buf_cstr(&err));
+	if (p->user && strcmp(p->user, pw->pw_name) != 0)
+		fatal("user: the configuration names %s, but indimaild runs as "
+		    "%s (-u)", p->user, pw->pw_name);
+}
+
+/* Reads the TLS files as root: the workers never can. */
+static void
+read_tls_files(const struct boot_plan *p, struct buf *cert, struct buf *key)
+{
+	struct buf err = BUF_INIT;
+
+	if (p->tls_cert == NULL)
+		return;
+	if (read_small_file(p->tls_cert, 1 << 20, cert, &err) < 0 ||
+	    read_small_file(p->tls_key, 1 << 20, key, &err) < 0)
+		fatal("tls: %s", buf_cstr(&err));
+}
+
+/* Drops to the account and loads the configuration as it. */
+static void
+become(const char *path, const struct passwd *pw, const struct boot_plan *p)
+{
+	struct buf err = BUF_INIT;
+	struct boot_plan now;
+
+	if (pw == NULL)
+		return;
+	if (drop_to(pw, &err) < 0)
+		fatal("%s", buf_cstr(&err));
+	log_event(LOG_INFO, "privileges_dropped", "user=%s uid=%ld", pw->pw_name,
 	    (long)pw->pw_uid);
+	if ((rt = runtime_load(path, &err)) == NULL)
+		fatal("%s", buf_cstr(&err));
+	boot_plan_from_config(&rt->cfg, &now);
+	if (!boot_plan_equal(&now, p))
+		fatal("%s changed while indimaild started (listeners, TLS files "
+		    "or log differ between two loads)", path);
+	boot_plan_free(&now);
 }
 
 /*
@@ -153,7 +246,11 @@ child_signals(void)
 
 /*
  * Forks a child that runs `run(arg)` (which never returns). Returns the
- * pid in the parent, 0 if the fork failed (logged).
+ * pid in the parent, 0 if the fork failed (logged). A child must not
+ * outlive its master (kill -9 of the master would leave orphans holding
+ * the ports): the kernel sends it SIGTERM when the master dies, which
+ * drains it like a normal shutdown. The signal is blocked until the
+ * child's own handlers are in place, so it is never lost.
  */
 static pid_t
 spawn(void (*run)(int), int arg)
@@ -166,6 +263,9 @@ spawn(void (*run)(int), int arg)
 	}
 	if (pid == 0) {
 		child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != master_pid)	/* died before prctl */
+			raise(SIGTERM);
 		run(arg);
 	}
 	return pid;
@@ -175,8 +275,8 @@ static void
 run_qmgr(int unused)
 {
 	(void)unused;
-	for (size_t i = 0; i < rt->cfg.nlisten; i++)
-		close(fds[i]);
+	for (size_t i = 0; i < nlst; i++)
+		close(lst[i].fd);
 	close(notify_fds[1]);
 	qmgr_main(rt, notify_fds[0]);
 }
@@ -185,7 +285,7 @@ static void
 run_worker(int i)
 {
 	close(notify_fds[0]);
-	worker_main(i, rt, fds, conns, tls_ctx, notify_fds[1]);
+	worker_main(i, rt, lst, nlst, conns, notify_fds[1]);
 }
 
 static void
@@ -208,6 +308,24 @@ start_worker(int i)
 }
 
 static void
+log_death(const char *what, int index, pid_t pid, int status)
+{
+	struct logline l;
+
+	log_begin(&l, WIFSIGNALED(status) ? LOG_ERROR : LOG_WARN, index < 0 ?
+	    "qmgr_died" : WIFSIGNALED(status) ? "worker_died" : "worker_exited");
+	if (index >= 0)
+		log_kvi(&l, "index", index);
+	log_kvi(&l, "pid", (long long)pid);
+	if (WIFSIGNALED(status))
+		log_kvi(&l, "signal", WTERMSIG(status));
+	else
+		log_kvi(&l, "status", WEXITSTATUS(status));
+	log_kv(&l, "process", what);
+	log_end(&l);
+}
+
+static void
 reap(void)
 {
 	pid_t pid;
@@ -218,10 +336,7 @@ reap(void)
 			qmgr.pid = 0;
 			if (got_term)
 				continue;
-			log_event(WIFSIGNALED(status) ? LOG_ERROR : LOG_WARN,
-			    "qmgr_died", "pid=%ld status=%d signal=%d", (long)pid,
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-			    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+			log_death("qmgr", -1, pid, status);
 			if (time(NULL) - qmgr.started < 1)
 				sleep(1);
 			start_qmgr();
@@ -235,14 +350,7 @@ reap(void)
 			queue_clean_tmp(&queue, (long)pid);
 			if (got_term)
 				break;
-			if (WIFSIGNALED(status))
-				log_event(LOG_ERROR, "worker_died",
-				    "index=%d pid=%ld signal=%d", i, (long)pid,
-				    WTERMSIG(status));
-			else
-				log_event(LOG_WARN, "worker_exited",
-				    "index=%d pid=%ld status=%d", i, (long)pid,
-				    WEXITSTATUS(status));
+			log_death("smtp", i, pid, status);
 			if (time(NULL) - children[i].started < 1)
 				sleep(1);	/* do not spin on a crash loop */
 			start_worker(i);
@@ -265,6 +373,9 @@ reload(void)
 		buf_free(&err);
 		return;
 	}
+	if (!listen_same(lst, nlst, &n->cfg))
+		log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
+		    "changes need a restart; the running listeners stay\"");
 	runtime_unref(rt);
 	rt = n;
 	log_event(LOG_INFO, "reload", "workers=%d", nworkers);
@@ -283,8 +394,8 @@ shutdown_all(void)
 
 	log_event(LOG_INFO, "shutdown", "workers=%d", nworkers);
 	/* Our copies would keep the sockets accepting into the backlog. */
-	for (size_t i = 0; i < rt->cfg.nlisten; i++)
-		close(fds[i]);
+	for (size_t i = 0; i < nlst; i++)
+		close(lst[i].fd);
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGTERM);
@@ -316,60 +427,50 @@ shutdown_all(void)
 }
 
 int
-master_check(const char *path)
+master_check(const char *path, const char *user)
 {
-	struct buf err = BUF_INIT;
-	struct runtime *r = runtime_load(path, &err);
+	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
+	struct boot_plan p;
+	struct passwd *pw;
 	SSL_CTX *ctx;
 
-	if (r == NULL) {
-		fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
-		return 1;
+	memset(&p, 0, sizeof(p));
+	if (geteuid() == 0) {
+		if ((pw = getpwnam(user)) == NULL) {
+			fprintf(stderr, "indimaild: user %s does not exist\n", user);
+			return 1;
+		}
+		if (boot_plan_unprivileged(path, pw, &p, &err) < 0) {
+			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
+			return 1;
+		}
+	} else {
+		if ((rt = runtime_load(path, &err)) == NULL) {
+			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
+			return 1;
+		}
+		boot_plan_from_config(&rt->cfg, &p);
 	}
-	if (r->cfg.tls_cert) {
-		if ((ctx = tls_server_ctx(r->cfg.tls_cert, r->cfg.tls_key, &err)) == NULL) {
+	if (p.tls_cert) {
+		if (read_small_file(p.tls_cert, 1 << 20, &cert, &err) < 0 ||
+		    read_small_file(p.tls_key, 1 << 20, &key, &err) < 0 ||
+		    (ctx = tls_server_ctx_pem(&cert, &key, p.tls_cert, &err)) == NULL) {
 			fprintf(stderr, "indimaild: %s: %s\n", path, buf_cstr(&err));
 			return 1;
 		}
 		SSL_CTX_free(ctx);
 	}
 	printf("indimaild: %s: configuration OK (%zu listeners)\n", path,
-	    r->cfg.nlisten);
-	runtime_unref(r);
+	    p.nlisten);
+	boot_plan_free(&p);
 	return 0;
 }
 
-int
-master_run(const char *path)
+static void
+install_signals(sigset_t *old)
 {
-	struct buf err = BUF_INIT;
 	struct sigaction sa;
-	sigset_t block, old;
-	long ncpu;
-
-	if ((rt = runtime_load(path, &err)) == NULL)
-		fatal("%s", buf_cstr(&err));
-	log_set_role("master");
-	if (log_open(rt->cfg.log_file, rt->cfg.log_level) < 0)
-		fatal("cannot open log file %s", rt->cfg.log_file);
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	nworkers = rt->cfg.workers > 0 ? rt->cfg.workers : (int)(ncpu > 0 ? ncpu : 1);
-	fds = xcalloc(rt->cfg.nlisten, sizeof(int));
-	for (size_t i = 0; i < rt->cfg.nlisten; i++)
-		fds[i] = bind_one(&rt->cfg.listen[i]);
-	/* The key is read while still privileged, like the sockets. */
-	if (rt->cfg.tls_cert && (tls_ctx = tls_server_ctx(rt->cfg.tls_cert,
-	    rt->cfg.tls_key, &err)) == NULL)
-		fatal("%s", buf_cstr(&err));
-	drop_privileges(&rt->cfg);
-	if (queue_set_init(&queue, rt->cfg.queue_path, rt->cfg.queue_count,
-	    rt->cfg.queue_split, &err) < 0)
-		fatal("queue: %s", buf_cstr(&err));
-	write_listeners(rt->cfg.queue_path);
-	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d",
-	    rt->cfg.queue_path, rt->cfg.queue_count, queue_clean_tmp(&queue, 0));
-	conns = connlimit_create(nworkers);
-	children = xcalloc((size_t)nworkers, sizeof(*children));
+	sigset_t block;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -384,7 +485,58 @@ master_run(const char *path)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, &old);
+	sigprocmask(SIG_BLOCK, &block, old);
+}
+
+/* The queue folders (as the account), and the local submission folder. */
+static void
+open_queue(const struct config *c)
+{
+	struct buf err = BUF_INIT, dir = BUF_INIT;
+	const char *slash;
+
+	if (queue_set_init(&queue, c->queue_path, c->queue_count,
+	    c->queue_split, &err) < 0)
+		fatal("queue: %s", buf_cstr(&err));
+	if (c->submit_socket && (slash = strrchr(c->submit_socket, '/'))) {
+		buf_set(&dir, c->submit_socket, (size_t)(slash - c->submit_socket));
+		if (mkdir(buf_cstr(&dir), 0755) < 0 && errno != EEXIST)
+			fatal("local submission: cannot create %s: %s",
+			    buf_cstr(&dir), strerror(errno));
+	}
+	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d",
+	    c->queue_path, c->queue_count, queue_clean_tmp(&queue, 0));
+	buf_free(&dir);
+}
+
+int
+master_run(const char *path, const char *user)
+{
+	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
+	struct passwd *pw = geteuid() == 0 ? service_account(user) : NULL;
+	struct boot_plan plan;
+	sigset_t old;
+	long ncpu;
+
+	log_set_role("master");
+	master_pid = getpid();
+	make_plan(path, pw, &plan);
+	if (log_open(plan.log_file, plan.log_level, &err) < 0)
+		fatal("%s", buf_cstr(&err));
+	bind_tcp(&plan);
+	read_tls_files(&plan, &cert, &key);
+	become(path, pw, &plan);
+	open_queue(&rt->cfg);
+	finish_listeners(&rt->cfg, &cert, &key);
+	buf_free(&key);		/* what remains lives in the TLS context */
+	buf_free(&cert);
+	boot_plan_free(&plan);
+	write_listeners(rt->cfg.queue_path);
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	nworkers = rt->cfg.workers > 0 ? rt->cfg.workers : (int)(ncpu > 0 ? ncpu : 1);
+	conns = connlimit_create(nworkers);
+	children = xcalloc((size_t)nworkers, sizeof(*children));
+	install_signals(&old);
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, notify_fds) < 0)
 		fatal("socketpair: %s", strerror(errno));
 	fcntl(notify_fds[1], F_SETFL, O_NONBLOCK);

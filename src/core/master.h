@@ -7,12 +7,14 @@
 
 #include "../lua/lua_runtime.h"
 
-int	master_check(const char *config_path);
+/* user: the account to run as when started as root. */
+int	master_check(const char *config_path, const char *user);
 /*
  * Children are forked with SIGHUP/SIGTERM/SIGINT blocked; each calls this
  * once its own handlers are installed (see child_signals in master.c).
  */
 void	unblock_signals(void);
-int	master_run(const char *config_path) __attribute__((noreturn));
+int	master_run(const char *config_path, const char *user)
+	    __attribute__((noreturn));
 
 #endif

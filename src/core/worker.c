@@ -15,6 +15,7 @@
 #include "../net/dns.h"
 #include "../net/tls.h"
 #include "../smtp/smtp_session.h"
+#include "listen.h"
 #include "log.h"
 #include "master.h"
 #include "worker.h"
@@ -105,7 +106,7 @@ on_term(uv_signal_t *sig, int signum)
 	w->draining = 1;
 	log_event(LOG_INFO, "draining", "sessions=%zu", w->nsessions);
 	for (size_t i = 0; i < w->nlisteners; i++)
-		uv_close((uv_handle_t *)&w->listeners[i].tcp, NULL);
+		uv_close((uv_handle_t *)&w->listeners[i].h, NULL);
 	uv_timer_init(w->loop, &w->drain_timer);
 	w->drain_timer.data = w;
 	uv_timer_start(&w->drain_timer, on_drain_timeout,
@@ -116,23 +117,28 @@ on_term(uv_signal_t *sig, int signum)
 }
 
 static void
-open_listeners(struct worker *w, const int *fds)
+open_listeners(struct worker *w, const struct listener *ls, size_t n)
 {
-	struct config *c = &w->rt->cfg;
-
-	w->nlisteners = c->nlisten;
-	w->listeners = xcalloc(c->nlisten, sizeof(*w->listeners));
-	for (size_t i = 0; i < c->nlisten; i++) {
+	w->nlisteners = n;
+	w->listeners = xcalloc(n, sizeof(*w->listeners));
+	for (size_t i = 0; i < n; i++) {
 		struct worker_listener *l = &w->listeners[i];
 		int rc;
 
 		l->w = w;
-		l->name = xstrdup(c->listen[i].name);
-		l->tls = c->listen[i].tls;
-		uv_tcp_init(w->loop, &l->tcp);
-		l->tcp.data = l;
-		if ((rc = uv_tcp_open(&l->tcp, fds[i])) != 0 ||
-		    (rc = uv_listen((uv_stream_t *)&l->tcp, 1024,
+		l->name = xstrdup(ls[i].name);
+		l->tls = ls[i].tls;
+		l->tls_ctx = ls[i].tls_ctx;
+		l->local = ls[i].path != NULL;
+		if (l->local) {
+			uv_pipe_init(w->loop, &l->h.pipe, 0);
+			rc = uv_pipe_open(&l->h.pipe, ls[i].fd);
+		} else {
+			uv_tcp_init(w->loop, &l->h.tcp);
+			rc = uv_tcp_open(&l->h.tcp, ls[i].fd);
+		}
+		l->h.tcp.data = l;
+		if (rc != 0 || (rc = uv_listen((uv_stream_t *)&l->h, 1024,
 		    on_connection)) != 0)
 			fatal("listener %s: %s", l->name, uv_strerror(rc));
 	}
@@ -155,8 +161,8 @@ open_services(struct worker *w)
 }
 
 void
-worker_main(int index, struct runtime *rt, const int *fds,
-    struct connlimit *conns, SSL_CTX *tls_ctx, int notify_fd)
+worker_main(int index, struct runtime *rt, const struct listener *ls,
+    size_t nls, struct connlimit *conns, int notify_fd)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
@@ -168,10 +174,9 @@ worker_main(int index, struct runtime *rt, const int *fds,
 	w->index = index;
 	w->rt = rt;
 	w->conns = conns;
-	w->tls_ctx = tls_ctx;
 	w->notify_fd = notify_fd;
 	open_services(w);
-	open_listeners(w, fds);
+	open_listeners(w, ls, nls);
 	uv_signal_init(w->loop, &w->sighup);
 	uv_signal_init(w->loop, &w->sigterm);
 	uv_signal_init(w->loop, &w->sigint);

@@ -17,11 +17,18 @@ struct dns;
 struct connlimit;
 struct smtp_session;
 
+struct listener;
+
 struct worker_listener {
-	uv_tcp_t	 tcp;
+	union {
+		uv_tcp_t	 tcp;
+		uv_pipe_t	 pipe;	/* local submission (UNIX socket) */
+	} h;
 	struct worker	*w;
 	char		*name;
 	enum tls_mode	 tls;
+	SSL_CTX		*tls_ctx;	/* NULL: no TLS here */
+	int		 local;		/* UNIX socket: peers are local users */
 };
 
 struct worker {
@@ -29,7 +36,6 @@ struct worker {
 	int		 index;
 	struct runtime	*rt;
 	struct queue_set queue;
-	SSL_CTX		*tls_ctx;
 	struct dns	*dns;
 	struct connlimit *conns;
 	struct worker_listener *listeners;
@@ -37,6 +43,7 @@ struct worker {
 	struct smtp_session *sessions;	/* doubly linked */
 	size_t		 nsessions;
 	unsigned long	 session_counter;
+	size_t		 held_bytes;	/* message and input bytes of all sessions */
 	int		 draining;
 	int		 notify_fd;
 	uv_signal_t	 sighup, sigterm, sigint;
@@ -45,11 +52,12 @@ struct worker {
 };
 
 /*
- * Never returns: runs the worker until drained. fds match cfg->listen; the
- * TLS context was loaded by the master before it dropped privileges.
+ * Never returns: runs the worker until drained, on the listeners the
+ * master bound (with their TLS contexts, loaded before it dropped
+ * privileges).
  */
-void	worker_main(int index, struct runtime *, const int *fds,
-	    struct connlimit *, SSL_CTX *, int notify_fd)
+void	worker_main(int index, struct runtime *, const struct listener *,
+	    size_t nlisteners, struct connlimit *, int notify_fd)
 	    __attribute__((noreturn));
 void	worker_session_gone(struct worker *);
 /* Tells the queue manager a message is in the queue (best effort). */

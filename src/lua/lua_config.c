@@ -204,7 +204,8 @@ parse_limits(lua_State *L, int t, struct config *c)
 {
 	static const char *keys[] = { "command_line", "text_line",
 	    "message_size", "recipients", "connections", "connections_per_ip",
-	    "errors", "hook_instructions", "lua_memory", NULL };
+	    "errors", "hook_instructions", "lua_memory", "junk_commands",
+	    "tarpit_after", "tarpit_delay", "data_memory", NULL };
 
 	check_keys(L, t, "limits", keys);
 	set_number(L, t, "command_line", "limits.command_line", 512, 65536, 1,
@@ -225,21 +226,33 @@ parse_limits(lua_State *L, int t, struct config *c)
 	    1000, 1e12, 1, &c->hook_instructions, 2);
 	set_number(L, t, "lua_memory", "limits.lua_memory", 1 << 20,
 	    1e12, 1, &c->lua_memory, 1);
+	set_number(L, t, "junk_commands", "limits.junk_commands", 1, 100000, 1,
+	    &c->max_junk, 0);
+	set_number(L, t, "tarpit_after", "limits.tarpit_after", 0, 100000, 1,
+	    &c->tarpit_after, 0);
+	set_number(L, t, "tarpit_delay", "limits.tarpit_delay", 0, 60, 1000,
+	    &c->tarpit_delay, 0);
+	set_number(L, t, "data_memory", "limits.data_memory", 1 << 20, 1e13, 1,
+	    &c->data_memory, 1);
 }
 
 static void
 parse_timeouts(lua_State *L, int t, struct config *c)
 {
-	static const char *keys[] = { "command", "data", "tls", "hook",
-	    "drain", NULL };
+	static const char *keys[] = { "command", "data", "data_total", "tls",
+	    "hook", "drain", "watchdog", NULL };
 
 	check_keys(L, t, "timeouts", keys);
 	set_number(L, t, "command", "timeouts.command", 0.05, 86400, 1000,
 	    &c->timeout_command, 0);
 	set_number(L, t, "data", "timeouts.data", 0.05, 86400, 1000,
 	    &c->timeout_data, 0);
+	set_number(L, t, "data_total", "timeouts.data_total", 0.05, 86400, 1000,
+	    &c->timeout_data_total, 0);
 	set_number(L, t, "tls", "timeouts.tls", 0.05, 86400, 1000,
 	    &c->timeout_tls, 0);
+	set_number(L, t, "watchdog", "timeouts.watchdog", 0.5, 3600, 1000,
+	    &c->timeout_watchdog, 0);
 	set_number(L, t, "hook", "timeouts.hook", 0.05, 86400, 1000,
 	    &c->timeout_hook, 0);
 	set_number(L, t, "drain", "timeouts.drain", 0, 86400, 1000,
@@ -525,6 +538,26 @@ parse_routes(lua_State *L, int t, struct delivery_conf *d)
 	}
 }
 
+/*
+ * submission_socket = "path" | false: the local submission socket that
+ * bin/sendmail talks to; by default <queue.path>/public/submit.sock.
+ */
+static void
+parse_submit_socket(lua_State *L, struct config *c)
+{
+	struct buf p = BUF_INIT;
+
+	lua_getfield(L, 1, "submission_socket");
+	if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
+		c->submit_socket = xstrdup(lua_tostring(L, -1));
+	else if (lua_isnil(L, -1)) {
+		buf_printf(&p, "%s/public/submit.sock", c->queue_path);
+		c->submit_socket = p.data;	/* the buffer's memory moves */
+	} else if (!(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
+		bad(L, "submission_socket", "must be a path or false");
+	lua_pop(L, 1);
+}
+
 /* indimail.config{...}: stack effect: (table) -> () */
 int
 lua_config_parse(lua_State *L, struct config *c)
@@ -532,7 +565,7 @@ lua_config_parse(lua_State *L, struct config *c)
 	static const char *keys[] = { "hostname", "user", "workers", "listen",
 	    "tls", "queue", "log", "dns", "local_domains", "relay_from",
 	    "limits", "timeouts", "lua_dir", "delivery", "mailboxes", "routes",
-	    NULL };
+	    "submission_socket", NULL };
 	char host[256];
 
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -577,6 +610,7 @@ lua_config_parse(lua_State *L, struct config *c)
 	}
 	if (c->queue_path == NULL)
 		c->queue_path = xstrdup("queue");
+	parse_submit_socket(L, c);
 	if (c->delivery.postmaster == NULL) {
 		const char *dom = c->nlocal_domains ? c->local_domains[0] : c->hostname;
 		struct buf pm = BUF_INIT;

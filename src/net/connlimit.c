@@ -47,7 +47,7 @@ slot_of(const struct sockaddr *sa)
 	if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *i6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 		a = (const unsigned char *)i6;
-		n = 16;
+		n = 8;		/* one IPv6 client owns a whole /64 */
 		if (IN6_IS_ADDR_V4MAPPED(i6))
 			a += 12, n = 4;
 	} else {

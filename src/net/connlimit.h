@@ -3,7 +3,8 @@
  * memory mapped by the master before it forks). Each worker writes only its
  * own row, so no locks are needed and the master can zero the row of a
  * worker that died. Client addresses are hashed into slots; a collision can
- * only make a limit stricter, never looser.
+ * only make a limit stricter, never looser. An IPv6 client is counted by
+ * its /64 (one host, or one customer, gets a /64 to roam in).
  */
 #ifndef INDIMAIL_CONNLIMIT_H
 #define INDIMAIL_CONNLIMIT_H

@@ -4,6 +4,7 @@
  * reason about: every call leaves pending output in net_out.
  */
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <string.h>
 
 #include "tls.h"
@@ -33,8 +34,44 @@ ssl_error(struct buf *err)
 	ERR_clear_error();
 }
 
+/* The leaf certificate, then any chain certificates, from PEM text. */
+static int
+use_cert_chain(SSL_CTX *ctx, const struct buf *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+	X509 *x;
+	int ok;
+
+	if (bio == NULL)
+		return 0;
+	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+	ok = x && SSL_CTX_use_certificate(ctx, x) == 1;
+	X509_free(x);
+	while (ok && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			ok = 0;
+		}
+	ERR_clear_error();	/* the end of the chain reads as an error */
+	BIO_free(bio);
+	return ok;
+}
+
+static int
+use_key(SSL_CTX *ctx, const struct buf *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	int ok = k && SSL_CTX_use_PrivateKey(ctx, k) == 1;
+
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+	return ok;
+}
+
 SSL_CTX *
-tls_server_ctx(const char *cert, const char *key, struct buf *err)
+tls_server_ctx_pem(const struct buf *cert, const struct buf *key,
+    const char *what, struct buf *err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -46,10 +83,9 @@ tls_server_ctx(const char *cert, const char *key, struct buf *err)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	if (!use_cert_chain(ctx, cert) || !use_key(ctx, key) ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
-		buf_printf(err, "tls cert %s / key %s: ", cert, key);
+		buf_printf(err, "%s: ", what);
 		ssl_error(err);
 		SSL_CTX_free(ctx);
 		return NULL;

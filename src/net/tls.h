@@ -17,7 +17,13 @@ struct tls_conn {
 	int	 established;
 };
 
-SSL_CTX	*tls_server_ctx(const char *cert, const char *key, struct buf *err);
+/*
+ * A server context from PEM text already in memory (the master reads the
+ * files as root, then builds contexts as the unprivileged account); what
+ * names the files in errors.
+ */
+SSL_CTX	*tls_server_ctx_pem(const struct buf *cert, const struct buf *key,
+	    const char *what, struct buf *err);
 /* verify: check the peer's chain against the system CAs. */
 SSL_CTX	*tls_client_ctx(int verify, struct buf *err);
 void	 tls_conn_init(struct tls_conn *, SSL_CTX *);

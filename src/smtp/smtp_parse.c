@@ -28,6 +28,10 @@ static const struct {
 	{ "HELP", SMTP_CMD_HELP, 0 }, { "STARTTLS", SMTP_CMD_STARTTLS, 1 },
 	{ "AUTH", SMTP_CMD_AUTH, 0 }, { "ETRN", SMTP_CMD_ETRN, 0 },
 	{ "BDAT", SMTP_CMD_BDAT, 0 },
+	/* A browser or proxy speaking to the SMTP port (cross-protocol). */
+	{ "GET", SMTP_CMD_HTTP, 0 }, { "HEAD", SMTP_CMD_HTTP, 0 },
+	{ "POST", SMTP_CMD_HTTP, 0 }, { "PUT", SMTP_CMD_HTTP, 0 },
+	{ "CONNECT", SMTP_CMD_HTTP, 0 },
 };
 
 int

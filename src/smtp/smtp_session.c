@@ -11,8 +11,11 @@
  * queue write in flight) no input is consumed.
  */
 #include <arpa/inet.h>
+#include <limits.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -35,19 +38,31 @@ struct smtp_session {
 	struct worker_listener *listener;
 	struct smtp_session *prev, *next;
 	struct runtime	*rt;		/* referenced for the session's life */
-	uv_tcp_t	 tcp;
-	uv_timer_t	 timer;
+	union {
+		uv_tcp_t	 tcp;
+		uv_pipe_t	 pipe;	/* local submission */
+	} h;
+	uv_timer_t	 timer;		/* timeouts and deadlines */
+	uv_timer_t	 tarpit;	/* holds a reply back (harvesting) */
 	int		 handles_open;
 	char		 id[32];
 	char		 ip[INET6_ADDRSTRLEN], local_ip[INET6_ADDRSTRLEN];
 	int		 port, local_port;
+	long		 uid;		/* local submission: the peer's uid; else -1 */
 	struct sockaddr_storage peer;
 	int		 counted;	/* holds a connlimit slot */
 	enum phase	 phase;
-	int		 waiting;	/* hook or queue write in flight */
+	int		 waiting;	/* hook, queue write or tarpit in flight */
+	int		 tarpitting;	/* the pending reply waits for s->tarpit */
 	int		 quit;		/* close once output is flushed */
 	int		 skip_line;	/* discarding an over-long command */
 	int		 errors;
+	int		 junk;		/* NOOP, HELP, VRFY, RSET since the last message */
+	int		 bad_rcpts;	/* refused recipients this session */
+	uint64_t	 deadline;	/* uv_now() by which the phase must end; 0: none */
+	size_t		 charged;	/* bytes counted in w->held_bytes */
+	int		 over_budget;	/* DATA dropped: the worker's memory budget */
+	size_t		 scanned;	/* header-end search done up to here */
 	struct buf	 in, out;
 	struct tls_conn	 tls;
 	int		 tls_on;
@@ -79,19 +94,27 @@ struct smtp_session {
 	int		 queue_writing;
 	struct expansion expanded;	/* recipients after aliases */
 	int		 starttls_now;	/* discard input pipelined after STARTTLS */
-	int		 read_paused;	/* input backlog while waiting */
+	int		 reading;	/* uv_read_start is in effect */
 	int		 peer_eof;	/* the client half-closed its side */
 	void		(*after)(struct smtp_session *, struct hook_verdict *);
 };
 
 /* Input kept while a hook or the queue is busy before reading pauses. */
-#define INPUT_BACKLOG	(1024 * 1024)
+#define INPUT_BACKLOG	(256 * 1024)
+/*
+ * Replies not yet taken by the client before reading (and answering)
+ * pauses: a client that never reads cannot make us buffer without bound.
+ */
+#define OUTPUT_HIGH	(64 * 1024)
+/* Longest a tarpit holds one reply back. */
+#define TARPIT_MAX_MS	(30 * 1000)
 
 static void process_input(struct smtp_session *);
 static void session_close(struct smtp_session *, const char *why);
 static void flush(struct smtp_session *);
 static int find_header_end(struct smtp_session *);
 static void on_timeout(uv_timer_t *);
+static void update_reading(struct smtp_session *);
 
 /* The configuration the session started with (a reload applies to new
  * sessions; an open one finishes under the rules it began with). */
@@ -99,6 +122,58 @@ static struct config *
 cfg(struct smtp_session *s)
 {
 	return &s->rt->cfg;
+}
+
+static uv_stream_t *
+stream(struct smtp_session *s)
+{
+	return (uv_stream_t *)&s->h;
+}
+
+/* Replies produced but not yet taken by the client. */
+static size_t
+output_pending(struct smtp_session *s)
+{
+	return s->out.len + uv_stream_get_write_queue_size(stream(s));
+}
+
+/* Keeps w->held_bytes (the worker's memory budget) up to date. */
+static void
+charge(struct smtp_session *s)
+{
+	size_t now = s->phase == PH_CLOSED ? 0 : s->msg.cap + s->in.cap;
+
+	s->w->held_bytes += now - s->charged;	/* modular: may shrink */
+	s->charged = now;
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+/* (Re)arms the timeout: ms from now, but never past the phase deadline. */
+static void
+arm(struct smtp_session *s, uint64_t ms)
+{
+	uint64_t now = uv_now(s->w->loop);
+
+	if (s->deadline && now + ms > s->deadline)
+		ms = s->deadline > now ? s->deadline - now : 0;
+	uv_timer_start(&s->timer, on_timeout, ms, 0);
+}
+
+/* A phase that must end within ms whatever the client sends (TLS, DATA). */
+static void
+start_deadline(struct smtp_session *s, int ms, int idle_ms)
+{
+	s->deadline = uv_now(s->w->loop) + (uint64_t)ms;
+	arm(s, (uint64_t)idle_ms);
+}
+
+/* The client's turn in the command phase: bytes do not extend it. */
+static void
+command_turn(struct smtp_session *s)
+{
+	s->deadline = 0;
+	arm(s, (uint64_t)cfg(s)->timeout_command);
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -116,6 +191,7 @@ reply(struct smtp_session *s, const char *fmt, ...)
 
 struct write_req {
 	uv_write_t	 req;
+	struct smtp_session *s;
 	struct buf	 data;
 };
 
@@ -123,10 +199,14 @@ static void
 on_write_done(uv_write_t *req, int status)
 {
 	struct write_req *wr = (struct write_req *)req;
+	struct smtp_session *s = wr->s;	/* freed only after its handles close */
 
-	(void)status;	/* a failed write shows up as a read error/EOF */
 	buf_free(&wr->data);
 	free(wr);
+	if (status < 0 || s->phase == PH_CLOSED)
+		return;		/* a failed write shows up as a read error/EOF */
+	if (output_pending(s) < OUTPUT_HIGH / 2 && !s->waiting)
+		process_input(s);	/* the client reads again: go on */
 }
 
 static void
@@ -138,10 +218,11 @@ send_raw(struct smtp_session *s, struct buf *data)
 	if (data->len == 0 || s->phase == PH_CLOSED)
 		return;
 	wr = xcalloc(1, sizeof(*wr));
+	wr->s = s;
 	wr->data = *data;		/* take ownership */
 	memset(data, 0, sizeof(*data));
 	b = uv_buf_init(wr->data.data, (unsigned)wr->data.len);
-	if (uv_write(&wr->req, (uv_stream_t *)&s->tcp, &b, 1, on_write_done) < 0) {
+	if (uv_write(&wr->req, stream(s), &b, 1, on_write_done) < 0) {
 		buf_free(&wr->data);
 		free(wr);
 	}
@@ -152,7 +233,7 @@ flush(struct smtp_session *s)
 {
 	struct buf net = BUF_INIT;
 
-	if (s->out.len == 0)
+	if (s->out.len == 0 || s->tarpitting)
 		return;
 	if (s->tls_on && !s->tls.established)
 		return;		/* implicit TLS: the greeting waits for the handshake */
@@ -182,12 +263,16 @@ flush_and_close(struct smtp_session *s)
 {
 	uv_shutdown_t *req;
 
+	if (s->tarpitting) {		/* leaving: the held reply goes now */
+		s->tarpitting = 0;
+		uv_timer_stop(&s->tarpit);
+	}
 	flush(s);
 	s->quit = 1;
-	uv_read_stop((uv_stream_t *)&s->tcp);
+	update_reading(s);
 	req = xcalloc(1, sizeof(*req));
 	req->data = s;
-	if (uv_shutdown(req, (uv_stream_t *)&s->tcp, on_shutdown) < 0) {
+	if (uv_shutdown(req, stream(s), on_shutdown) < 0) {
 		free(req);
 		session_close(s, NULL);
 	}
@@ -254,6 +339,9 @@ tx_reset(struct smtp_session *s)
 	expansion_free(&s->expanded);
 	s->header_len = 0;
 	s->headers_done = 0;
+	s->scanned = 0;
+	s->over_budget = 0;
+	charge(s);
 	hook_verdict_free(&s->data_verdict);
 	hook_verdict_init(&s->data_verdict);
 	/* s->mail (SIZE=, BODY=) is refilled by the next MAIL's parse */
@@ -314,12 +402,23 @@ verdict_allows(struct smtp_session *s, struct hook_verdict *v)
 static void on_read(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void on_alloc(uv_handle_t *, size_t, uv_buf_t *);
 
+/*
+ * Reading goes on unless the client has not taken its replies, or a full
+ * input backlog waits for a hook or the queue: then the kernel's window
+ * pushes back on the client instead of our memory growing.
+ */
 static void
-resume_reading(struct smtp_session *s)
+update_reading(struct smtp_session *s)
 {
-	if (s->read_paused && !s->quit && !s->peer_eof) {
-		s->read_paused = 0;
-		uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+	int want = !s->quit && !s->peer_eof && s->phase != PH_CLOSED &&
+	    s->in.len <= INPUT_BACKLOG && output_pending(s) < OUTPUT_HIGH;
+
+	if (want && !s->reading) {
+		s->reading = 1;
+		uv_read_start(stream(s), on_alloc, on_read);
+	} else if (!want && s->reading) {
+		s->reading = 0;
+		uv_read_stop(stream(s));
 	}
 }
 
@@ -334,7 +433,8 @@ on_hook_done(void *arg, struct hook_verdict *v)
 	hook_verdict_free(v);
 	if (s->phase == PH_CLOSED)
 		return;
-	resume_reading(s);
+	if (s->phase == PH_COMMAND && !s->waiting)
+		command_turn(s);	/* answered: the client's turn */
 	process_input(s);
 }
 
@@ -389,7 +489,7 @@ after_helo(struct smtp_session *s, struct hook_verdict *v)
 	reply(s, "250-SIZE %zu", cfg(s)->max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
-	if (s->listener->tls == TLS_STARTTLS && !s->tls_on && s->w->tls_ctx)
+	if (s->listener->tls == TLS_STARTTLS && !s->tls_on && s->listener->tls_ctx)
 		reply(s, "250-STARTTLS");
 	reply(s, "250 HELP");
 }
@@ -486,11 +586,28 @@ add_rcpt(struct smtp_session *s)
 	s->rcpts[s->nrcpts++] = xstrdup(r);
 }
 
+/*
+ * A refused recipient (5xx) counts as an error, and past limits.tarpit_after
+ * of them every reply is held back a little longer (see maybe_tarpit): an
+ * address harvester gets few answers, slowly.
+ */
+static void
+rcpt_refused(struct smtp_session *s, int code)
+{
+	if (code / 100 != 5)
+		return;
+	s->bad_rcpts++;
+	if (code / 10 != 50)	/* refuse() already counted syntax errors */
+		s->errors++;
+}
+
 static void
 after_rcpt(struct smtp_session *s, struct hook_verdict *v)
 {
-	if (!verdict_allows(s, v))
+	if (!verdict_allows(s, v)) {
+		rcpt_refused(s, v->code);
 		return;
+	}
 	add_rcpt(s);
 	reply(s, "250 2.1.5 Recipient <%s> OK", buf_cstr(&s->rcpt.path));
 }
@@ -528,7 +645,7 @@ proceed_data(struct smtp_session *s)
 	    (size_t)s->mail.size + 64 : 4096);
 	s->phase = PH_DATA;
 	s->data_started = uv_hrtime();
-	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_data, 0);
+	start_deadline(s, cfg(s)->timeout_data_total, cfg(s)->timeout_data);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -537,7 +654,7 @@ proceed_starttls(struct smtp_session *s)
 {
 	reply(s, "220 2.0.0 Ready to start TLS");
 	flush(s);
-	tls_conn_init(&s->tls, s->w->tls_ctx);
+	tls_conn_init(&s->tls, s->listener->tls_ctx);
 	s->tls_on = 1;
 	free(s->helo);		/* RFC 3207 4.2: forget what came before */
 	s->helo = NULL;
@@ -549,16 +666,31 @@ proceed_starttls(struct smtp_session *s)
 static const char *
 check_starttls(struct smtp_session *s)
 {
-	if (s->listener->tls != TLS_STARTTLS || s->w->tls_ctx == NULL)
+	if (s->listener->tls != TLS_STARTTLS || s->listener->tls_ctx == NULL)
 		return "502 5.5.1 STARTTLS not available on this port";
 	if (s->tls_on)
 		return "503 5.5.1 TLS already active";
 	return NULL;
 }
 
+/*
+ * NOOP, HELP, VRFY and RSET cost us a reply and the client nothing: past
+ * limits.junk_commands of them without a message (Postfix's junk command
+ * limit) each one counts as an error.
+ */
+static void
+count_junk(struct smtp_session *s)
+{
+	if (++s->junk > cfg(s)->max_junk)
+		s->errors++;
+}
+
 static void
 simple_command(struct smtp_session *s, const struct smtp_command *c)
 {
+	if (c->cmd == SMTP_CMD_RSET || c->cmd == SMTP_CMD_NOOP ||
+	    c->cmd == SMTP_CMD_VRFY || c->cmd == SMTP_CMD_HELP)
+		count_junk(s);
 	switch (c->cmd) {
 	case SMTP_CMD_RSET:
 		tx_reset(s);
@@ -619,6 +751,16 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 		refuse(s, "?", why);
 		return;
 	}
+	if (c.cmd == SMTP_CMD_HTTP) {	/* cross-protocol: never answer it */
+		struct logline l;
+		log_session(s, &l, LOG_WARN, "not_smtp");
+		log_kvn(&l, "line", line, len < 100 ? len : 100);
+		log_end(&l);
+		reply(s, "221 2.7.0 %s Error: this is an SMTP server, not HTTP; "
+		    "closing", cfg(s)->hostname);
+		flush_and_close(s);
+		return;
+	}
 	snprintf(verb, sizeof(verb), "%.*s", (int)(c.verblen < 15 ?
 	    c.verblen : 15), c.verb);
 	switch (c.cmd) {
@@ -633,6 +775,8 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 	case SMTP_CMD_RCPT:
 		if ((why = check_rcpt(s, &c)) == NULL)
 			proceed_rcpt(s);
+		else
+			rcpt_refused(s, atoi(why));
 		break;
 	case SMTP_CMD_DATA:
 		if ((why = check_data(s)) == NULL)
@@ -641,8 +785,7 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 	case SMTP_CMD_STARTTLS:
 		if ((why = check_starttls(s)) == NULL) {
 			proceed_starttls(s);
-			uv_timer_start(&s->timer, on_timeout,
-			    (uint64_t)cfg(s)->timeout_tls, 0);
+			start_deadline(s, cfg(s)->timeout_tls, cfg(s)->timeout_tls);
 		}
 		break;
 	default:
@@ -664,9 +807,14 @@ build_received(struct smtp_session *s)
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	buf_printf(&s->received, "Received: from %s ([%s])\n\tby %s (indimail) "
-	    "with %s id %s", s->helo ? s->helo : "unknown", s->ip,
-	    cfg(s)->hostname, proto, s->qid);
+	if (s->uid >= 0)	/* local submission: who ran sendmail */
+		buf_printf(&s->received, "Received: from %s (invoked by uid %ld)"
+		    "\n\tby %s (indimail) with %s id %s", s->helo ? s->helo :
+		    "localhost", s->uid, cfg(s)->hostname, proto, s->qid);
+	else
+		buf_printf(&s->received, "Received: from %s ([%s])\n\tby %s "
+		    "(indimail) with %s id %s", s->helo ? s->helo : "unknown",
+		    s->ip, cfg(s)->hostname, proto, s->qid);
 	if (s->tls_on)
 		buf_printf(&s->received, "\n\t(using %s with cipher %s)",
 		    tls_version(&s->tls), tls_cipher(&s->tls));
@@ -680,7 +828,7 @@ end_transaction(struct smtp_session *s)
 {
 	tx_reset(s);
 	s->phase = PH_COMMAND;
-	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_command, 0);
+	command_turn(s);
 }
 
 static void
@@ -689,6 +837,8 @@ log_queued(struct smtp_session *s, const char *event, double secs)
 	struct logline l;
 
 	log_session(s, &l, LOG_INFO, event);
+	if (s->uid >= 0)
+		log_kvi(&l, "uid", s->uid);
 	log_kv(&l, "from", buf_cstr(&s->sender));
 	log_kvi(&l, "nrcpt", (long long)s->nrcpts);
 	for (size_t i = 0; i < s->nrcpts; i++)
@@ -710,6 +860,7 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 		log_queued(s, "queued", secs);
 		worker_notify_queued(s->w, queue, s->qid);
 		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		s->junk = 0;
 	} else {
 		log_session(s, &l, LOG_ERROR, "queue_error");
 		log_kv(&l, "error", error);
@@ -721,7 +872,6 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 		return;
 	}
 	end_transaction(s);
-	resume_reading(s);
 	process_input(s);
 }
 
@@ -796,6 +946,9 @@ end_of_data(struct smtp_session *s)
 {
 	const char *why = smtp_data_reject_reply(&s->data);
 
+	if (why == NULL && s->over_budget)
+		why = "451 4.3.1 Insufficient system resources: this server "
+		    "holds too many messages in memory, try again later";
 	if (why) {
 		refuse(s, "DATA", why);
 		end_transaction(s);
@@ -823,18 +976,26 @@ after_data_early(struct smtp_session *s, struct hook_verdict *v)
 	hook_verdict_move(&s->data_verdict, v);
 }
 
-/* Looks for the end of the header section in what arrived so far. */
+/*
+ * Looks for the end of the header section in what arrived so far, from
+ * where the last look stopped (a message without a blank line is scanned
+ * once in all, not once per read).
+ */
 static int
 find_header_end(struct smtp_session *s)
 {
+	size_t from = s->scanned ? s->scanned - 1 : 0;
 	const char *p;
 
 	if (s->msg.len > 0 && s->msg.data[0] == '\n')
 		p = s->msg.data;
-	else if ((p = memmem(s->msg.data, s->msg.len, "\n\n", 2)) != NULL)
+	else if (s->msg.len > from && (p = memmem(s->msg.data + from,
+	    s->msg.len - from, "\n\n", 2)) != NULL)
 		p++;
-	else
+	else {
+		s->scanned = s->msg.len;
 		return 0;
+	}
 	s->header_len = (size_t)(p - s->msg.data);
 	return 1;
 }
@@ -849,14 +1010,42 @@ check_headers(struct smtp_session *s)
 	run_hooks(s, HOOK_DATA, after_data_early);
 }
 
+/*
+ * Past the worker's budget for message bytes (limits.data_memory) the rest
+ * of this message is read and dropped, and answered 451 after the dot: the
+ * box never runs out of memory, whatever many slow senders do.
+ */
+static void
+check_budget(struct smtp_session *s)
+{
+	struct logline l;
+
+	if (s->over_budget || s->w->held_bytes <= cfg(s)->data_memory)
+		return;
+	s->over_budget = 1;
+	log_session(s, &l, LOG_WARN, "data_memory_exhausted");
+	log_kvi(&l, "held_bytes", (long long)s->w->held_bytes);
+	log_kvi(&l, "limit", (long long)cfg(s)->data_memory);
+	log_end(&l);
+	buf_free(&s->msg);
+	charge(s);
+}
+
 static void
 feed_data(struct smtp_session *s)
 {
-	size_t used = smtp_data_feed(&s->data, s->in.data, s->in.len, &s->msg);
+	struct buf dropped = BUF_INIT;
+	size_t used;
 
+	check_budget(s);
+	used = smtp_data_feed(&s->data, s->in.data, s->in.len,
+	    s->over_budget ? &dropped : &s->msg);
+	buf_free(&dropped);
 	buf_consume(&s->in, used);
+	charge(s);
 	if (!s->data.done) {
-		check_headers(s);
+		if (!s->over_budget)
+			check_headers(s);
 		return;
 	}
 	end_of_data(s);
@@ -906,39 +1095,87 @@ next_command(struct smtp_session *s)
 }
 
 static void
+on_tarpit_done(uv_timer_t *t)
+{
+	struct smtp_session *s = t->data;
+
+	s->tarpitting = 0;
+	s->waiting = 0;
+	process_input(s);
+}
+
+/*
+ * Past limits.tarpit_after refused recipients, each reply waits a little
+ * longer than the last (limits.tarpit_delay more each time, at most
+ * TARPIT_MAX_MS) before it is sent and the next command is read. The
+ * timer waits; nobody else does.
+ */
+static int
+maybe_tarpit(struct smtp_session *s)
+{
+	const struct config *c = cfg(s);
+	uint64_t ms;
+
+	if (s->tarpitting || s->out.len == 0 || c->tarpit_after <= 0 ||
+	    c->tarpit_delay <= 0 || s->bad_rcpts < c->tarpit_after)
+		return 0;
+	ms = (uint64_t)c->tarpit_delay * (uint64_t)(s->bad_rcpts -
+	    c->tarpit_after + 1);
+	s->tarpitting = 1;
+	s->waiting = 1;
+	uv_timer_start(&s->tarpit, on_tarpit_done, ms < TARPIT_MAX_MS ? ms :
+	    TARPIT_MAX_MS, 0);
+	return 1;
+}
+
+/* One step of input in the current phase; 0 when nothing more can be done. */
+static int
+input_step(struct smtp_session *s)
+{
+	if (s->errors >= cfg(s)->max_errors) {
+		reply(s, "421 4.7.0 %s Too many errors, closing", cfg(s)->hostname);
+		log_reject(s, "?", "too many errors");
+		flush_and_close(s);
+		return 0;
+	}
+	if (s->w->draining && s->phase == PH_COMMAND && !s->has_mail) {
+		reply(s, "421 4.3.2 %s Service shutting down", cfg(s)->hostname);
+		flush_and_close(s);
+		return 0;
+	}
+	if (s->in.len == 0 || output_pending(s) >= OUTPUT_HIGH)
+		return 0;
+	if (s->phase == PH_DATA) {
+		feed_data(s);
+		return 1;
+	}
+	return s->phase == PH_COMMAND && next_command(s);
+}
+
+static void
 process_input(struct smtp_session *s)
 {
+	size_t answered = s->out.len;
+
 	while (!s->waiting && !s->quit && s->phase != PH_CLOSED) {
-		if (s->errors >= cfg(s)->max_errors) {
-			reply(s, "421 4.7.0 %s Too many errors, closing",
-			    cfg(s)->hostname);
-			log_reject(s, "?", "too many errors");
-			flush_and_close(s);
-			return;
-		}
-		if (s->w->draining && s->phase == PH_COMMAND && !s->has_mail) {
-			reply(s, "421 4.3.2 %s Service shutting down",
-			    cfg(s)->hostname);
-			flush_and_close(s);
-			return;
-		}
-		if (s->in.len == 0)
+		if (maybe_tarpit(s) || !input_step(s))
 			break;
-		if (s->phase == PH_DATA)
-			feed_data(s);
-		else if (s->phase == PH_COMMAND) {
-			if (!next_command(s))
-				break;
-		} else
-			break;
+		if (s->out.len > answered && s->phase == PH_COMMAND && !s->waiting)
+			command_turn(s);	/* replied: the client's turn again */
+		answered = s->out.len;
 	}
+	if (s->phase == PH_CLOSED)
+		return;
 	if (!s->quit)
 		flush(s);
-	if (s->peer_eof && !s->waiting && !s->quit && s->phase != PH_CLOSED) {
+	charge(s);
+	if (s->peer_eof && !s->waiting && !s->quit) {
 		s->quit = 1;
 		flush(s);
 		session_close(s, "eof");
+		return;
 	}
+	update_reading(s);
 }
 
 static void
@@ -950,16 +1187,18 @@ on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 	*b = uv_buf_init(s->w->readbuf, sizeof(s->w->readbuf));
 }
 
+/* Bytes arrived: only DATA re-arms its idle timer (within its deadline). */
 static void
 on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct smtp_session *s = st->data;
 	struct buf net = BUF_INIT, err = BUF_INIT;
+	int handshaking = s->tls_on && !s->tls.established;
 
 	if (n == UV_EOF && s->phase != PH_CLOSED) {
 		/* Half-close: answer what was already sent (QUIT included). */
 		s->peer_eof = 1;
-		uv_read_stop(st);
+		update_reading(s);
 		process_input(s);
 		return;
 	}
@@ -969,8 +1208,8 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	}
 	if (n == 0)
 		return;
-	uv_timer_start(&s->timer, on_timeout, (uint64_t)(s->phase == PH_DATA ?
-	    cfg(s)->timeout_data : cfg(s)->timeout_command), 0);
+	if (s->phase == PH_DATA)
+		arm(s, (uint64_t)cfg(s)->timeout_data);
 	if (!s->tls_on)
 		buf_append(&s->in, b->base, (size_t)n);
 	else if (tls_input(&s->tls, b->base, (size_t)n, &s->in, &net, &err) < 0) {
@@ -982,12 +1221,9 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	}
 	send_raw(s, &net);
 	buf_free(&net);
+	if (handshaking && s->tls.established)
+		command_turn(s);	/* the handshake deadline is over */
 	process_input(s);
-	if (s->waiting && s->in.len > INPUT_BACKLOG && !s->read_paused &&
-	    s->phase != PH_CLOSED) {
-		s->read_paused = 1;
-		uv_read_stop((uv_stream_t *)&s->tcp);
-	}
 }
 
 static void
@@ -1031,6 +1267,15 @@ on_handle_closed(uv_handle_t *h)
 }
 
 static void
+close_handles(struct smtp_session *s)
+{
+	s->handles_open = 3;
+	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->tarpit, on_handle_closed);
+	uv_close((uv_handle_t *)&s->h, on_handle_closed);
+}
+
+static void
 session_close(struct smtp_session *s, const char *why)
 {
 	struct logline l;
@@ -1038,7 +1283,7 @@ session_close(struct smtp_session *s, const char *why)
 
 	if (s->phase == PH_CLOSED) {
 		if (!s->queue_writing && s->handles_open == 0)
-			on_handle_closed((uv_handle_t *)&s->tcp);
+			on_handle_closed((uv_handle_t *)&s->h);
 		return;
 	}
 	s->phase = PH_CLOSED;
@@ -1056,9 +1301,8 @@ session_close(struct smtp_session *s, const char *why)
 		w->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	s->handles_open = 2;
-	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
-	uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+	charge(s);
+	close_handles(s);
 }
 
 static void
@@ -1084,11 +1328,14 @@ start_session(struct smtp_session *s)
 	log_session(s, &l, LOG_INFO, "connect");
 	log_kv(&l, "ip", s->ip);
 	log_kvi(&l, "port", s->port);
+	if (s->uid >= 0)
+		log_kvi(&l, "uid", s->uid);
 	log_kv(&l, "listener", s->listener->name);
 	log_end(&l);
+	/* Local submissions share the total only: they all come from "here". */
 	rc = connlimit_acquire(s->w->conns, s->w->index,
 	    (struct sockaddr *)&s->peer, cfg(s)->max_connections,
-	    cfg(s)->max_connections_per_ip);
+	    s->listener->local ? INT_MAX : cfg(s)->max_connections_per_ip);
 	if (rc < 0) {
 		reply(s, rc == -1 ? "421 4.7.0 %s Too many connections, try later"
 		    : "421 4.7.0 %s Too many connections from your address",
@@ -1099,14 +1346,50 @@ start_session(struct smtp_session *s)
 		return;
 	}
 	s->counted = 1;
-	uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
-	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_command, 0);
+	update_reading(s);
 	if (s->listener->tls == TLS_IMPLICIT) {
-		tls_conn_init(&s->tls, s->w->tls_ctx);
+		tls_conn_init(&s->tls, s->listener->tls_ctx);
 		s->tls_on = 1;
-	}
+		start_deadline(s, cfg(s)->timeout_tls, cfg(s)->timeout_tls);
+	} else
+		command_turn(s);
 	run_hooks(s, HOOK_CONNECT, after_connect);
 	flush(s);
+}
+
+/* Who is at the other end: an address and port, or a local user's uid. */
+static void
+identify_peer(struct smtp_session *s)
+{
+	struct sockaddr_storage local;
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	uv_os_fd_t fd;
+	int len;
+
+	s->uid = -1;
+	if (s->listener->local) {
+		/* A local user: "127.0.0.1" to policies, the uid in the logs. */
+		struct sockaddr_in *in = (struct sockaddr_in *)&s->peer;
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		snprintf(s->ip, sizeof(s->ip), "127.0.0.1");
+		snprintf(s->local_ip, sizeof(s->local_ip), "127.0.0.1");
+		if (uv_fileno((uv_handle_t *)&s->h, &fd) == 0 &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+			s->uid = (long)cred.uid;
+		s->relay = 1;	/* like Postfix's pickup: local users may send */
+		return;
+	}
+	uv_tcp_nodelay(&s->h.tcp, 1);
+	len = sizeof(s->peer);
+	uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&s->peer, &len);
+	addr_text(&s->peer, s->ip, sizeof(s->ip), &s->port);
+	len = sizeof(local);
+	uv_tcp_getsockname(&s->h.tcp, (struct sockaddr *)&local, &len);
+	addr_text(&local, s->local_ip, sizeof(s->local_ip), &s->local_port);
+	s->relay = cidr_match_sockaddr(cfg(s)->relay_from,
+	    cfg(s)->nrelay_from, (struct sockaddr *)&s->peer);
 }
 
 void
@@ -1114,44 +1397,32 @@ smtp_session_accept(struct worker_listener *wl)
 {
 	struct worker *w = wl->w;
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
-	int len;
 
 	s->w = w;
 	s->rt = w->rt;
 	runtime_ref(s->rt);
 	s->listener = wl;
 	hook_verdict_init(&s->data_verdict);
-	uv_tcp_init(w->loop, &s->tcp);
+	if (wl->local)
+		uv_pipe_init(w->loop, &s->h.pipe, 0);
+	else
+		uv_tcp_init(w->loop, &s->h.tcp);
 	uv_timer_init(w->loop, &s->timer);
-	s->tcp.data = s->timer.data = s;
-	if (uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&s->tcp) != 0) {
+	uv_timer_init(w->loop, &s->tarpit);
+	s->h.tcp.data = s->timer.data = s->tarpit.data = s;
+	w->nsessions++;
+	if (uv_accept((uv_stream_t *)&wl->h, stream(s)) != 0) {
 		s->phase = PH_CLOSED;
-		s->handles_open = 2;
-		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
-		uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
-		w->nsessions++;
+		close_handles(s);
 		return;
 	}
-	uv_tcp_nodelay(&s->tcp, 1);
-	w->nsessions++;
 	s->next = w->sessions;
 	if (w->sessions)
 		w->sessions->prev = s;
 	w->sessions = s;
 	snprintf(s->id, sizeof(s->id), "%lX.%lX", (unsigned long)getpid(),
 	    ++w->session_counter);
-	len = sizeof(s->peer);
-	uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&s->peer, &len);
-	addr_text(&s->peer, s->ip, sizeof(s->ip), &s->port);
-	{
-		struct sockaddr_storage local;
-		len = sizeof(local);
-		uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&local, &len);
-		addr_text(&local, s->local_ip, sizeof(s->local_ip),
-		    &s->local_port);
-	}
-	s->relay = cidr_match_sockaddr(cfg(s)->relay_from,
-	    cfg(s)->nrelay_from, (struct sockaddr *)&s->peer);
+	identify_peer(s);
 	start_session(s);
 }
 

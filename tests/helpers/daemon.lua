@@ -150,6 +150,9 @@ local function lua_string(s) return string.format("%q", s) end
 local function make_config(dir, o)
   local cert, key = test_cert()
   local user = t.getuid() == 0 and 'user = "indimail",' or ""
+  -- lua_dir relative to indimaild's working folder (the project root): the
+  -- unprivileged account may not be able to reach an absolute path such as
+  -- /root/project/lua, but it can always go down from its working folder.
   local limits = o.limits or ""
   local timeouts = o.timeouts or "command = 30, data = 30, tls = 10, hook = 5, drain = 5"
   return table.concat({
@@ -164,7 +167,7 @@ local function make_config(dir, o)
     "  tls = { cert = " .. lua_string(cert) .. ", key = " .. lua_string(key) .. " },",
     "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4 },",
     "  log = { file = " .. lua_string(dir .. "/indimail.log") .. ", level = 'debug' },",
-    "  lua_dir = " .. lua_string(D.root .. "/lua") .. ",",
+    "  lua_dir = 'lua',",
     o.dns and ("  dns = { servers = " .. lua_string(o.dns) .. ", timeout = 2 },") or "",
     "  local_domains = { 'example.test', 'local.test' },",
     "  delivery = { paused = " .. tostring(not o.deliver) .. ", " .. (o.delivery or "") .. " },",
@@ -340,7 +343,10 @@ function D.start(o)
   local self = setmetatable({ dir = dir, ports = {} }, Daemon)
   self.config = dir .. "/indimail.lua"
   writefile(self.config, make_config(dir, o))
-  if t.getuid() == 0 then sh("chown -R indimail: " .. dir) end
+  -- As root: the folder (config, log) stays root's, the spool and the
+  -- mailboxes are the account's (docs/security.md).
+  sh("chmod 755 " .. dir .. " && mkdir -p " .. dir .. "/queue " .. dir .. "/maildirs")
+  if t.getuid() == 0 then sh("chown -R indimail: " .. dir .. "/queue " .. dir .. "/maildirs") end
   self.pid = t.spawn({ D.bin .. "/indimaild", "-c", self.config }, dir .. "/stderr.log")
   if not self:wait_log("event=ready", 10) then
     local err = (readfile(dir .. "/stderr.log") or "") .. self:log()

@@ -30,6 +30,7 @@
 static const char *const cmd_names[] = {
 	"UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
 	"QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "BDAT",
+	"HTTP",
 };
 
 static const struct {

@@ -137,11 +137,21 @@ describe("SMTP command line", function()
 
 		it("rejects an unknown verb with 500 5.5.1", function()
 			for _, line in ipairs({ "FOO", "XCLIENT ADDR=1.2.3.4",
-			    "GET / HTTP/1.1", "MAIL:FROM<a@b>", "\r", "é" }) do
+			    "MAIL:FROM<a@b>", "\r", "é" }) do
 				local c, reply, which = t.parse_command(line)
 				assert.is_nil(c)
 				assert.are.equal("500 5.5.1 Command unrecognized", reply)
 				assert.are.equal("UNKNOWN", which)
+			end
+		end)
+
+		it("recognises HTTP and proxy request lines as HTTP (not SMTP)", function()
+			for _, line in ipairs({ "GET / HTTP/1.1", "POST /x HTTP/1.0",
+			    "CONNECT mx.example:25 HTTP/1.1", "head / HTTP/1.1", "PUT /",
+			    "GET" }) do
+				local c = t.parse_command(line)
+				assert.is_truthy(c, line)
+				assert.are.equal("HTTP", c.cmd)
 			end
 		end)
 

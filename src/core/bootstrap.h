@@ -1,0 +1,48 @@
+/*
+ * bootstrap: what a master started as root needs from a configuration it
+ * must not run itself. The configuration is Lua code; root never runs it.
+ * A child drops to the service account, evaluates the file and sends back
+ * only the plan: the TCP listeners to bind, the files only root may read
+ * (TLS certificate and key), the log file and level. The master binds,
+ * reads and opens those as root, drops privileges, and only then loads the
+ * configuration for real (as the account) and checks it against the plan.
+ */
+#ifndef INDIMAIL_BOOTSTRAP_H
+#define INDIMAIL_BOOTSTRAP_H
+
+#include <pwd.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "config.h"
+
+struct boot_listener {
+	char		*name, *address;
+	int		 port;
+	enum tls_mode	 tls;
+};
+
+struct boot_plan {
+	struct boot_listener *listen;	/* TCP listeners (root binds them) */
+	size_t		 nlisten;
+	char		*tls_cert, *tls_key;	/* root reads them; may be NULL */
+	char		*log_file;		/* root opens it; NULL: stderr */
+	int		 log_level;
+	char		*user;			/* config's `user`, or NULL */
+};
+
+/* The plan of a configuration already loaded (not root, or to compare). */
+void	boot_plan_from_config(const struct config *, struct boot_plan *);
+/*
+ * Forks a child that drops to pw, loads path and writes its plan back.
+ * Returns 0, or -1 with the configuration's own error in err.
+ */
+int	boot_plan_unprivileged(const char *path, const struct passwd *pw,
+	    struct boot_plan *, struct buf *err);
+/* 1 when a and b ask for the same listeners, files and log. */
+int	boot_plan_equal(const struct boot_plan *a, const struct boot_plan *b);
+void	boot_plan_free(struct boot_plan *);
+/* setgroups/setgid/setuid to pw, and proves root cannot be regained. */
+int	drop_to(const struct passwd *pw, struct buf *err);
+
+#endif
