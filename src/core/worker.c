@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "watchdog.h"
 #include "worker.h"
 #include "xalloc.h"
 
@@ -41,7 +42,9 @@ on_reload(uv_signal_t *sig, int signum)
 	struct runtime *rt;
 
 	(void)signum;
+	watchdog_enter();
 	rt = runtime_load(w->rt->path, &err);
+	watchdog_leave();
 	if (rt == NULL) {
 		struct logline l;
 		log_begin(&l, LOG_ERROR, "reload_failed");
@@ -52,6 +55,7 @@ on_reload(uv_signal_t *sig, int signum)
 	}
 	runtime_unref(w->rt);
 	w->rt = rt;
+	watchdog_set_limit(rt->cfg.timeout_watchdog);
 	log_event(LOG_INFO, "reloaded", "hooks_connect=%d hooks_rcpt=%d",
 	    rt->nhooks[HOOK_CONNECT], rt->nhooks[HOOK_RCPT]);
 }
@@ -184,6 +188,7 @@ worker_main(int index, struct runtime *rt, const struct listener *ls,
 	uv_signal_start(&w->sighup, on_reload, SIGHUP);
 	uv_signal_start(&w->sigterm, on_term, SIGTERM);
 	uv_signal_start(&w->sigint, on_term, SIGINT);
+	watchdog_start(rt->cfg.timeout_watchdog, smtp_session_watchdog, w);
 	unblock_signals();	/* blocked since the fork, see master.c */
 	log_event(LOG_INFO, "worker_start", "index=%d", index);
 	uv_run(w->loop, UV_RUN_DEFAULT);

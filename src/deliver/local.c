@@ -306,6 +306,8 @@ prepare_job(struct local_job *j)
 }
 
 struct pending {
+	struct local_job *j;
+	size_t		 k;		/* index in j->rcpts */
 	struct local_rcpt *r;
 	struct mailfile	*f;
 };
@@ -323,6 +325,8 @@ written(struct batch_item *items, size_t *np)
 			if (j->files[k].fd < 0)
 				continue;
 			p = xrealloc(p, (n + 1) * sizeof(*p));
+			p[n].j = j;
+			p[n].k = k;
 			p[n].r = &j->rcpts[k];
 			p[n++].f = &j->files[k];
 		}
@@ -380,7 +384,12 @@ deliver_batch(struct batch_item *items, size_t n, void *ctx)
 		if (!synced) {	/* in new/ but maybe not durable: retry */
 			failed(&p[i], "flush");
 			unlink(buf_cstr(&p[i].f->dst));
-		} else if (p[i].r->quota)
+			continue;
+		}
+		if (p[i].j->p.durable && p[i].j->p.durable(p[i].j->p.durable_arg,
+		    p[i].k) == 0)
+			p[i].r->result.journaled = 1;
+		if (p[i].r->quota)
 			quota_add(buf_cstr(&p[i].f->maildir), p[i].f->size);
 	}
 	free(p);

@@ -26,6 +26,13 @@ struct local_params {
 	size_t		 body_offset;
 	const char	*sender;
 	int		 max_hops;
+	/*
+	 * Called on the pool thread the moment rcpts[k]'s mail is durable, so
+	 * the caller can record it before anything else can happen (0: it
+	 * did; the result is then marked journaled). May be NULL.
+	 */
+	int		(*durable)(void *arg, size_t k);
+	void		*durable_arg;
 };
 
 /* rcpts stay owned by the caller; cb runs on the loop thread. */

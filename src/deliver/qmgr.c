@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -25,6 +26,7 @@
 
 #include "../core/log.h"
 #include "../core/master.h"
+#include "../core/watchdog.h"
 #include "../core/xalloc.h"
 #include "../lua/lua_hook.h"
 #include "../net/dns.h"
@@ -82,6 +84,9 @@ static struct {
 	struct qmsg	*bucket[NBUCKETS];
 	size_t		 nmsgs;
 	int		 running_local, running_remote;
+	int		 io_pending;	/* pool jobs: loads, flushes, removals, bounces */
+	int		 lock_fd;	/* <queue.path>/qmgr.lock once held; else -1 */
+	int		 pending_lock;	/* the same file while we wait for it */
 	struct dcount	*dests;
 	uv_timer_t	 tick;
 	uv_poll_t	 notify;
@@ -93,6 +98,7 @@ static struct {
 } Q;
 
 static void schedule_soon(void);
+static void maybe_done(struct qmsg *);
 
 /* ---- the message table --------------------------------------------------- */
 
@@ -311,6 +317,7 @@ after_load(uv_work_t *w, int status)
 	int added = 0;
 
 	(void)status;
+	Q.io_pending--;
 	for (size_t i = 0; i < j->n; i++) {
 		struct qmsg *m = j->items[i].m;
 		if (m == NULL) {
@@ -328,6 +335,7 @@ after_load(uv_work_t *w, int status)
 		if (m->retry_at > (long long)time(NULL))	/* keep the schedule */
 			m->next_try += (uint64_t)(m->retry_at - time(NULL)) * 1000;
 		table_add(m);
+		maybe_done(m);	/* every outcome journaled, removal lost */
 		added++;
 	}
 	if (j->scan_all)
@@ -347,6 +355,7 @@ load(int scan_all, struct load_item *items, size_t n)
 	j->scan_all = scan_all;
 	j->items = items;
 	j->n = n;
+	Q.io_pending++;
 	uv_queue_work(Q.loop, &j->w, do_load, after_load);
 }
 
@@ -355,12 +364,30 @@ load(int scan_all, struct load_item *items, size_t n)
 struct io_job {
 	uv_work_t	 w;
 	struct qmsg	*m;
-	struct buf	 text;		/* lines to append; empty: remove */
-	int		 sync;		/* fdatasync the append */
+	int		 remove;	/* 1: remove the message; 0: flush the journal */
 	int		 ok;
 };
 
-static void maybe_done(struct qmsg *);
+/*
+ * Appends lines to a message's journal with one write(2). Called on the
+ * loop thread the moment an outcome is known (and by local delivery on a
+ * pool thread the moment a Maildir file is durable): once write() has
+ * returned, the line survives kill -9 of this process, so a delivery is
+ * repeated only if we die in the microseconds between learning of it and
+ * this call.
+ */
+static int
+journal_append(const char *path, const char *text, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
 
 static void
 do_io(uv_work_t *w)
@@ -368,18 +395,17 @@ do_io(uv_work_t *w)
 	struct io_job *j = w->data;
 	int fd;
 
-	if (j->text.len == 0) {
+	if (j->remove) {
 		/* The message first, so a crash leaves at most a stray journal. */
 		j->ok = unlink(j->m->info.path) == 0 || errno == ENOENT;
 		unlink(j->m->state_path);
 		return;
 	}
-	fd = open(j->m->state_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return;
-	j->ok = write(fd, j->text.data, j->text.len) == (ssize_t)j->text.len &&
-	    (!j->sync || fdatasync(fd) == 0);
-	close(fd);
+	/* Power loss: the lines already written become durable here. */
+	fd = open(j->m->state_path, O_WRONLY | O_CLOEXEC);
+	j->ok = fd >= 0 && fdatasync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
 }
 
 static void
@@ -387,7 +413,7 @@ after_io(uv_work_t *w, int status)
 {
 	struct io_job *j = w->data;
 	struct qmsg *m = j->m;
-	int removing = j->text.len == 0;
+	int removing = j->remove;
 
 	(void)status;
 	if (!j->ok) {
@@ -396,9 +422,9 @@ after_io(uv_work_t *w, int status)
 		log_kv(&l, "path", removing ? m->info.path : m->state_path);
 		log_end(&l);
 	}
-	buf_free(&j->text);
 	free(j);
 	m->busy--;
+	Q.io_pending--;
 	if (removing) {
 		struct logline l;
 		log_msg(&l, LOG_INFO, "removed", m);
@@ -409,59 +435,69 @@ after_io(uv_work_t *w, int status)
 	maybe_done(m);
 }
 
+/* Flushes the journal (remove = 0) or removes the message, on the pool. */
 static void
-io_append(struct qmsg *m, struct buf *text, int sync)
+io(struct qmsg *m, int remove)
 {
 	struct io_job *j = xcalloc(1, sizeof(*j));
 
 	j->w.data = j;
 	j->m = m;
-	j->sync = sync;
-	if (text)
-		j->text = *text;	/* takes the buffer */
+	j->remove = remove;
 	m->busy++;
+	Q.io_pending++;
 	uv_queue_work(Q.loop, &j->w, do_io, after_io);
 }
 
-/* Appends durable journal lines (text), or removes the message (NULL). */
-static void
-io(struct qmsg *m, struct buf *text)
+static int
+all_done(const struct qmsg *m)
 {
-	io_append(m, text, 1);
+	for (size_t i = 0; i < m->info.nrcpts; i++)
+		if (m->st[i] != RS_DONE)
+			return 0;
+	return 1;
 }
 
 /* Removes the message once every recipient is final and nothing runs. */
 static void
 maybe_done(struct qmsg *m)
 {
-	if (m->busy)
-		return;
-	for (size_t i = 0; i < m->info.nrcpts; i++)
-		if (m->st[i] != RS_DONE)
-			return;
-	io(m, NULL);
+	if (m->busy == 0 && all_done(m))
+		io(m, 1);
 }
 
+/* Writes text to the journal now; flushed later unless `flush` is 0. */
+static void
+journal_text(struct qmsg *m, struct buf *text, int flush)
+{
+	if (journal_append(m->state_path, text->data, text->len) < 0) {
+		struct logline l;
+		log_msg(&l, LOG_ERROR, "journal_failed", m);
+		log_kv(&l, "path", m->state_path);
+		log_kv(&l, "error", strerror(errno));
+		log_end(&l);
+	}
+	buf_free(text);
+	if (flush)
+		io(m, 0);
+}
+
+/*
+ * Journals final outcomes (d, b, x) of recipients idx[]. The lines are
+ * written at once; they are flushed to the disk unless they complete the
+ * message, whose removal then follows instead (if power loss undoes that
+ * removal, the message is delivered again: never lost, sometimes twice,
+ * the at-least-once contract).
+ */
 static void
 journal(struct qmsg *m, char kind, const size_t *idx, size_t n)
 {
 	struct buf b = BUF_INIT;
-	size_t i;
 
-	/*
-	 * The last outcome of a message is not journaled: the message is
-	 * removed instead. If the removal is lost (power loss before the file
-	 * system commits the unlink) the message is delivered again: never
-	 * lost, sometimes twice, which is the at-least-once contract.
-	 */
-	for (i = 0; i < m->info.nrcpts && m->st[i] == RS_DONE; i++)
-		;
-	if (i == m->info.nrcpts && m->busy == 0)
-		return;
-	for (i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		buf_printf(&b, "%c %zu\n", kind, idx[i]);
 	if (b.len)
-		io(m, &b);
+		journal_text(m, &b, !(all_done(m) && m->busy == 0));
 }
 
 /* ---- bounces --------------------------------------------------------------- */
@@ -541,6 +577,7 @@ on_bounce_queued(void *arg, int ok, const char *error, double secs, int queue)
 
 	(void)secs;
 	m->busy--;
+	Q.io_pending--;
 	log_msg(&l, ok ? LOG_INFO : LOG_ERROR, ok ? "bounce_queued" :
 	    "bounce_failed", m);
 	log_kv(&l, "bounce_qid", j->id);
@@ -633,6 +670,7 @@ bounce(struct qmsg *m, size_t *idx, char **text, size_t n)
 	j->level = level;
 	j->rcpt = xstrdup(level == 1 ? m->info.sender : Q.cfg->delivery.postmaster);
 	m->busy++;
+	Q.io_pending++;
 	uv_queue_work(Q.loop, &j->w, do_bounce_build, after_bounce_build);
 }
 
@@ -674,7 +712,7 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 	size_t *done = xcalloc(n, sizeof(size_t)), nd = 0;
 	size_t *fail = xcalloc(n, sizeof(size_t)), nf = 0;
 	char **ftext = xcalloc(n, sizeof(char *));
-	int deferred = 0;
+	int deferred = 0, recorded = 0;
 	long long age = (long long)time(NULL) - m->info.received;
 
 	for (size_t k = 0; k < n; k++) {
@@ -702,7 +740,10 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 		log_end(&l);
 		if (cls == RESULT_OK) {
 			m->st[i] = RS_DONE;
-			done[nd++] = i;
+			if (res[k].journaled)
+				recorded = 1;	/* by the delivery, already */
+			else
+				done[nd++] = i;
 		} else if (cls == RESULT_PERM) {
 			fail[nf] = i;
 			ftext[nf++] = xstrdup(buf_cstr(&res[k].text));
@@ -717,12 +758,14 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 		struct buf t = BUF_INIT;
 		m->attempts++;
 		m->next_try = uv_now(Q.loop) + wait;
-		/* Not fsynced: losing it only means an early retry. */
+		/* Not flushed: losing it only means an early retry. */
 		buf_printf(&t, "t %d %lld\n", m->attempts,
 		    (long long)time(NULL) + (long long)(wait / 1000));
-		io_append(m, &t, 0);
+		journal_text(m, &t, 0);
 	}
 	journal(m, 'd', done, nd);
+	if (nd == 0 && recorded && !(all_done(m) && m->busy == 0))
+		io(m, 0);	/* flush what the delivery wrote */
 	free(done);
 	if (nf)
 		bounce(m, fail, ftext, nf);
@@ -764,6 +807,21 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 	schedule_soon();
 }
 
+/*
+ * Local delivery's durable hook, on a pool thread: "d i" goes into the
+ * journal the moment the Maildir file is durable (the journal path and
+ * the index array do not change while the job runs).
+ */
+static int
+local_durable(void *arg, size_t k)
+{
+	struct ljob *j = arg;
+	char line[32];
+	int n = snprintf(line, sizeof(line), "d %zu\n", j->idx[k]);
+
+	return journal_append(j->m->state_path, line, (size_t)n);
+}
+
 static void
 start_local(struct qmsg *m, size_t *idx, size_t n)
 {
@@ -790,6 +848,8 @@ start_local(struct qmsg *m, size_t *idx, size_t n)
 	p.body_offset = m->info.body_offset;
 	p.sender = m->info.sender;
 	p.max_hops = Q.cfg->delivery.max_hops;
+	p.durable = local_durable;
+	p.durable_arg = j;
 	m->busy++;
 	Q.running_local++;
 	local_deliver(Q.loop, &p, j->r, n, on_local_done, j);
@@ -1214,7 +1274,7 @@ qmgr_command(const char *line, struct buf *out)
 		m->hold = cmd[0] == 'h';
 		m->next_try = 0;
 		buf_appends(&j, m->hold ? "h\n" : "r\n");
-		io(m, &j);
+		journal_text(m, &j, 1);
 		schedule_soon();
 		buf_printf(out, "ok 1\n");
 	} else if (n == 2 && strcmp(cmd, "remove") == 0) {
@@ -1249,7 +1309,10 @@ on_reload(uv_signal_t *s, int sig)
 
 	(void)s;
 	(void)sig;
-	if ((rt = runtime_load(Q.rt->path, &err)) == NULL) {
+	watchdog_enter();
+	rt = runtime_load(Q.rt->path, &err);
+	watchdog_leave();
+	if (rt == NULL) {
 		log_event(LOG_ERROR, "reload_failed", "error=\"%s\"", buf_cstr(&err));
 		buf_free(&err);
 		return;
@@ -1257,15 +1320,21 @@ on_reload(uv_signal_t *s, int sig)
 	runtime_unref(Q.rt);
 	Q.rt = rt;
 	Q.cfg = &rt->cfg;
+	watchdog_set_limit(Q.cfg->timeout_watchdog);
 	remote_ctx_set_config(Q.remote, Q.cfg);
 	log_event(LOG_INFO, "reloaded", NULL);
 	schedule_soon();
 }
 
+/*
+ * Drained: no delivery runs and no journal flush, removal, bounce or load
+ * is still on the thread pool (exiting earlier would drop them).
+ */
 static void
 maybe_exit(void)
 {
-	if (Q.draining && Q.running_local == 0 && Q.running_remote == 0) {
+	if (Q.draining && Q.running_local == 0 && Q.running_remote == 0 &&
+	    Q.io_pending == 0) {
 		remote_sweep(Q.remote, 0);
 		log_event(LOG_INFO, "qmgr_exit", "reason=drained");
 		exit(0);
@@ -1290,10 +1359,74 @@ on_term(uv_signal_t *s, int sig)
 {
 	(void)s;
 	(void)sig;
+	if (Q.lock_fd < 0) {	/* never started: nothing to finish */
+		log_event(LOG_INFO, "qmgr_exit", "reason=stopped_waiting_for_lock");
+		exit(0);
+	}
 	Q.draining = 1;
-	log_event(LOG_INFO, "draining", "local=%d remote=%d", Q.running_local,
-	    Q.running_remote);
+	log_event(LOG_INFO, "draining", "local=%d remote=%d io=%d",
+	    Q.running_local, Q.running_remote, Q.io_pending);
 	uv_timer_start(&Q.tick, on_drain_check, 0, 100);
+}
+
+/* A route hook is stuck: deliveries in flight are repeated by our successor. */
+static void
+on_watchdog(void *unused)
+{
+	(void)unused;
+}
+
+/* Starts delivering: only one queue manager at a time works on a queue. */
+static void
+start_work(void)
+{
+	uv_timer_stop(&Q.tick);
+	uv_timer_start(&Q.tick, on_tick, 1000, 1000);
+	uv_poll_start(&Q.notify, UV_READABLE, on_notify);
+	qmgr_control_open(Q.loop, Q.cfg->queue_path);
+	log_event(LOG_INFO, "qmgr_start", "queues=%d", Q.qs.count);
+	load(1, NULL, 0);
+}
+
+/*
+ * The queue lock: a queue manager of an earlier master (killed with -9,
+ * its children draining) may still be finishing deliveries; scanning the
+ * queue before it is gone would deliver its messages a second time.
+ */
+static int
+take_lock(int fd)
+{
+	return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+static void
+on_lock_retry(uv_timer_t *t)
+{
+	static int logged;
+
+	if (!take_lock(Q.pending_lock)) {
+		if (!logged++)
+			log_event(LOG_INFO, "qmgr_waiting", "reason=\"another queue "
+			    "manager still works on this queue\"");
+		return;
+	}
+	uv_timer_stop(t);
+	Q.lock_fd = Q.pending_lock;
+	start_work();
+}
+
+static void
+open_lock(void)
+{
+	struct buf p = BUF_INIT;
+
+	buf_printf(&p, "%s/qmgr.lock", Q.cfg->queue_path);
+	Q.lock_fd = -1;
+	Q.pending_lock = open(buf_cstr(&p), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (Q.pending_lock < 0)
+		fatal("cannot open %s: %s", buf_cstr(&p), strerror(errno));
+	buf_free(&p);
+	uv_timer_start(&Q.tick, on_lock_retry, 0, 200);
 }
 
 void
@@ -1318,19 +1451,16 @@ qmgr_main(struct runtime *rt, int notify_fd)
 	hook_set_env(Q.loop, Q.dns);
 	uv_idle_init(Q.loop, &Q.soon);
 	uv_timer_init(Q.loop, &Q.tick);
-	uv_timer_start(&Q.tick, on_tick, 1000, 1000);
 	uv_poll_init(Q.loop, &Q.notify, notify_fd);
-	uv_poll_start(&Q.notify, UV_READABLE, on_notify);
-	qmgr_control_open(Q.loop, Q.cfg->queue_path);
 	uv_signal_init(Q.loop, &Q.sighup);
 	uv_signal_init(Q.loop, &Q.sigterm);
 	uv_signal_init(Q.loop, &Q.sigint);
 	uv_signal_start(&Q.sighup, on_reload, SIGHUP);
 	uv_signal_start(&Q.sigterm, on_term, SIGTERM);
 	uv_signal_start(&Q.sigint, on_term, SIGINT);
+	open_lock();
+	watchdog_start(Q.cfg->timeout_watchdog, on_watchdog, NULL);
 	unblock_signals();	/* blocked since the fork, see master.c */
-	log_event(LOG_INFO, "qmgr_start", "queues=%d", Q.qs.count);
-	load(1, NULL, 0);
 	uv_run(Q.loop, UV_RUN_DEFAULT);
 	exit(0);
 }

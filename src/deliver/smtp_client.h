@@ -28,6 +28,7 @@ struct client_opts {
 struct rcpt_result {
 	enum result_class cls;
 	struct buf	 text;		/* the server's reply, or our reason */
+	int		 journaled;	/* already recorded by the delivery itself */
 };
 
 struct client_txn {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../core/log.h"
+#include "../core/watchdog.h"
 #include "../core/xalloc.h"
 #include "../net/dns.h"
 #include "lua_api.h"
@@ -698,7 +699,9 @@ step(struct hook_call *c, int nargs)
 		}
 		c->running = 1;
 		current_call = c;
+		watchdog_enter();	/* stuck in C (string.find): recycled */
 		status = lua_resume(c->co, c->rt->L, nargs, &nres);
+		watchdog_leave();
 		current_call = NULL;
 		c->running = 0;
 		if (c->over_budget) {

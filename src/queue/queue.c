@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -103,6 +105,19 @@ queue_pick(struct queue_set *q)
 	return best;
 }
 
+/*
+ * A tmp file "<pid>.<id>" whose writer still runs (a worker of a killed
+ * master, draining): it is about to become a message, or be removed.
+ */
+static int
+writer_alive(const char *name)
+{
+	long pid = atol(name);
+
+	return pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
+	    errno == EPERM);
+}
+
 int
 queue_clean_tmp(const struct queue_set *q, long pid)
 {
@@ -123,6 +138,8 @@ queue_clean_tmp(const struct queue_set *q, long pid)
 			if (e->d_name[0] == '.')
 				continue;
 			if (pid && strncmp(e->d_name, prefix, strlen(prefix)))
+				continue;
+			if (!pid && writer_alive(e->d_name))
 				continue;
 			buf_clear(&f);
 			buf_printf(&f, "%s/%s", buf_cstr(&p), e->d_name);

@@ -65,7 +65,10 @@ void	queue_set_free(struct queue_set *);
 void	queue_new_id(char out[QUEUE_ID_LEN + 1]);
 int	queue_hash(const char *id, int split);
 int	queue_pick(struct queue_set *);
-/* Removes tmp/ leftovers: all of them (pid 0) or those of one dead pid. */
+/*
+ * Removes tmp/ leftovers: those of one dead pid, or (pid 0) those of every
+ * writer that is no longer running.
+ */
 int	queue_clean_tmp(const struct queue_set *, long pid);
 
 void	queue_envelope_format(const struct queue_envelope *, struct buf *);

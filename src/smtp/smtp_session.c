@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/worker.h"
@@ -1015,12 +1016,28 @@ check_headers(struct smtp_session *s)
  * of this message is read and dropped, and answered 451 after the dot: the
  * box never runs out of memory, whatever many slow senders do.
  */
+/* What s->msg would grow by if all of s->in became message (as buf does). */
+static size_t
+growth(const struct smtp_session *s)
+{
+	size_t need = s->msg.len + s->in.len + 1;
+	size_t cap = s->msg.cap ? s->msg.cap : 64;
+
+	if (need <= s->msg.cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	return cap - s->msg.cap;
+}
+
 static void
 check_budget(struct smtp_session *s)
 {
 	struct logline l;
+	size_t more = growth(s);
 
-	if (s->over_budget || s->w->held_bytes <= cfg(s)->data_memory)
+	if (s->over_budget || more == 0 ||
+	    s->w->held_bytes + more <= cfg(s)->data_memory)
 		return;
 	s->over_budget = 1;
 	log_session(s, &l, LOG_WARN, "data_memory_exhausted");
@@ -1101,6 +1118,7 @@ on_tarpit_done(uv_timer_t *t)
 
 	s->tarpitting = 0;
 	s->waiting = 0;
+	flush(s);		/* the reply held back goes now */
 	process_input(s);
 }
 
@@ -1117,10 +1135,10 @@ maybe_tarpit(struct smtp_session *s)
 	uint64_t ms;
 
 	if (s->tarpitting || s->out.len == 0 || c->tarpit_after <= 0 ||
-	    c->tarpit_delay <= 0 || s->bad_rcpts < c->tarpit_after)
+	    c->tarpit_delay <= 0 || s->bad_rcpts <= c->tarpit_after)
 		return 0;
 	ms = (uint64_t)c->tarpit_delay * (uint64_t)(s->bad_rcpts -
-	    c->tarpit_after + 1);
+	    c->tarpit_after);
 	s->tarpitting = 1;
 	s->waiting = 1;
 	uv_timer_start(&s->tarpit, on_tarpit_done, ms < TARPIT_MAX_MS ? ms :
@@ -1436,4 +1454,33 @@ smtp_session_drain_all(struct worker *w)
 		if (!s->waiting && s->phase != PH_DATA)
 			process_input(s);
 	}
+}
+
+void
+smtp_session_watchdog(void *arg)
+{
+	struct worker *w = arg;
+	struct buf line = BUF_INIT;
+
+	for (struct smtp_session *s = w->sessions; s; s = s->next) {
+		struct buf net = BUF_INIT;
+		uv_os_fd_t fd;
+		const struct buf *out = &line;
+
+		buf_clear(&line);
+		buf_printf(&line, "421 4.3.2 %s Service restarting (a policy "
+		    "hook is stuck), try again later\r\n", cfg(s)->hostname);
+		if (s->phase == PH_CLOSED || uv_fileno((uv_handle_t *)&s->h,
+		    &fd) != 0 || (s->tls_on && !s->tls.established))
+			continue;
+		if (s->tls_on) {
+			tls_output(&s->tls, line.data, line.len, &net);
+			out = &net;
+		}
+		if (write(fd, out->data, out->len) < 0) {
+			/* the client is gone: nothing to tell */
+		}
+		buf_free(&net);
+	}
+	buf_free(&line);
 }

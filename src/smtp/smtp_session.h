@@ -16,5 +16,11 @@ struct worker_listener;
 void	smtp_session_accept(struct worker_listener *);
 /* Drain: idle sessions get 421 now, busy ones after their transaction. */
 void	smtp_session_drain_all(struct worker *);
+/*
+ * The watchdog is about to recycle the worker (a hook is stuck): every
+ * session gets a last 421 written straight to its socket. Runs on the
+ * watchdog's thread while the loop thread is stuck; arg is the worker.
+ */
+void	smtp_session_watchdog(void *worker);
 
 #endif

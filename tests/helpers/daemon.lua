@@ -160,9 +160,9 @@ local function make_config(dir, o)
     "  hostname = 'mx.test.example', " .. user,
     "  workers = " .. (o.workers or 1) .. ",",
     "  listen = {",
-    "    { name = 'smtp', address = '127.0.0.1', port = 0, tls = 'starttls' },",
-    "    { name = 'submission', address = '127.0.0.1', port = 0, tls = 'starttls' },",
-    "    { name = 'smtps', address = '127.0.0.1', port = 0, tls = 'implicit' },",
+    ("    { name = 'smtp', address = '%s', port = %d, tls = 'starttls' },"):format(o.address or "127.0.0.1", o.smtp_port or 0),
+    ("    { name = 'submission', address = '%s', port = 0, tls = 'starttls' },"):format(o.address or "127.0.0.1"),
+    ("    { name = 'smtps', address = '%s', port = 0, tls = 'implicit' },"):format(o.address or "127.0.0.1"),
     "  },",
     "  tls = { cert = " .. lua_string(cert) .. ", key = " .. lua_string(key) .. " },",
     "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4 },",
@@ -180,6 +180,9 @@ local function make_config(dir, o)
     o.policies or "",
   }, "\n") .. "\n"
 end
+
+-- The configuration text D.start writes for dir and options o.
+D.make_config = make_config
 
 local Daemon = {}
 Daemon.__index = Daemon
@@ -336,7 +339,11 @@ function Daemon:send(from, rcpts, message)
   return (assert(text:match("queued as (%w+)"), text))
 end
 
--- Starts indimaild; o.policies is Lua appended to the config.
+-- Starts indimaild; o.policies is Lua appended to the config. Options:
+-- deliver, workers, queues, limits, timeouts, dns, delivery, mailboxes,
+-- routes, relay_from (config text), address (listeners' address, default
+-- 127.0.0.1), smtp_port (a fixed port for the smtp listener, default any),
+-- netns (run inside that network namespace).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
@@ -347,7 +354,11 @@ function D.start(o)
   -- mailboxes are the account's (docs/security.md).
   sh("chmod 755 " .. dir .. " && mkdir -p " .. dir .. "/queue " .. dir .. "/maildirs")
   if t.getuid() == 0 then sh("chown -R indimail: " .. dir .. "/queue " .. dir .. "/maildirs") end
-  self.pid = t.spawn({ D.bin .. "/indimaild", "-c", self.config }, dir .. "/stderr.log")
+  local argv = { D.bin .. "/indimaild", "-c", self.config }
+  if o.netns then   -- inside a network namespace the spec made (ip execs us)
+    argv = { "/usr/sbin/ip", "netns", "exec", o.netns, table.unpack(argv) }
+  end
+  self.pid = t.spawn(argv, dir .. "/stderr.log")
   if not self:wait_log("event=ready", 10) then
     local err = (readfile(dir .. "/stderr.log") or "") .. self:log()
     self:stop()

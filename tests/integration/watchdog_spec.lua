@@ -1,0 +1,45 @@
+-- The watchdog: a hook stuck inside C (where the instruction budget cannot
+-- reach, e.g. a pathological string.find) holds its worker's loop; after
+-- timeouts.watchdog the worker is recycled, every session on it is told
+-- 421, and the master starts a fresh worker.
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local cleanup = require("cleanup")
+local t = D.t
+
+local STUCK = [[
+  indimail.hook("rcpt", function(session, tx, rcpt)
+    if rcpt:match("^stuck@") then
+      -- exponential backtracking: years of CPU inside one C call
+      string.find(string.rep("a", 60), string.rep("a*", 60) .. "b")
+    end
+  end, "backtrack")
+]]
+
+describe("the hook watchdog (timeouts.watchdog = 1)", function()
+  after_each(cleanup.run)
+
+  it("recycles a worker whose hook is stuck in C: its sessions get 421, a new worker serves", function()
+    local d = D.start_for_test{ policies = STUCK,
+      timeouts = "command = 30, data = 30, tls = 10, hook = 30, drain = 5, watchdog = 1" }
+    local old = d:worker_pids()[1]
+    local idle = d:session()                 -- another session on the same worker
+    local c = d:session()
+    assert.equal(250, (c:cmd("MAIL FROM:<s@example.test>")))
+    c:send("RCPT TO:<stuck@example.test>\r\n")
+    local t0 = t.now()
+    idle.s:settimeout(5)
+    local code, text = idle:reply()
+    assert.equal(421, code, text)
+    assert.matches("^421 4%.3%.2 ", text)
+    assert.is_true(t.now() - t0 < 3, "took " .. (t.now() - t0))
+    assert.equal(421, (c:reply()))
+    assert.is_truthy(d:wait_log("event=watchdog stuck_ms=%d+ action=restart", 3))
+    assert.is_truthy(d:wait_log("event=worker_exited index=0 pid=" .. old .. " status=70", 3))
+    assert.is_truthy(D.eventually(function()
+      local pids = d:worker_pids()
+      return #pids == 1 and pids[1] ~= old
+    end, 5))
+    d:send("a@example.test", { "b@example.test" }, "Subject: after\r\n\r\nx\r\n")
+  end)
+end)
