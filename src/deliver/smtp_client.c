@@ -34,7 +34,8 @@ struct smtp_client {
 	int		 handles;
 	enum cstate	 state;
 	struct client_opts opts;
-	char		 peer[128];
+	char		*host;		/* the name we looked up: SNI, verification */
+	char		 peer[128];	/* host[ip]:port, for messages */
 	struct buf	 in;
 	struct tls_conn	 tls;
 	int		 tls_on;
@@ -65,6 +66,7 @@ on_closed(uv_handle_t *h)
 	if (--c->handles > 0)
 		return;
 	buf_free(&c->in);
+	free(c->host);
 	if (c->tls.ssl)
 		tls_conn_free(&c->tls);
 	free(c);
@@ -403,11 +405,10 @@ static void
 start_tls(struct smtp_client *c)
 {
 	struct buf net = BUF_INIT, err = BUF_INIT;
-	const char *host = c->peer;
 
 	c->state = C_TLS_HANDSHAKE;
 	buf_clear(&c->in);	/* nothing may be pipelined before TLS */
-	tls_conn_init_client(&c->tls, c->opts.tls_ctx, host);
+	tls_conn_init_client(&c->tls, c->opts.tls_ctx, c->host);
 	if (tls_start(&c->tls, &net, &err) < 0)
 		fail_connection(c, RESULT_TEMP, "TLS with %s failed: %s",
 		    c->peer, buf_cstr(&err));
@@ -486,6 +487,7 @@ smtp_client_open(uv_loop_t *loop, const struct sockaddr *sa,
 	c->ready_cb = cb;
 	c->arg = arg;
 	c->state = C_CONNECT;
+	c->host = xstrdup(host_name);
 	if (sa->sa_family == AF_INET6) {
 		uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof(ip));
 		port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);

@@ -3,7 +3,9 @@
  * the session hands in, which keeps TLS independent of libuv and easy to
  * reason about: every call leaves pending output in net_out.
  */
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 
 #include "tls.h"
@@ -74,13 +76,30 @@ tls_client_ctx(int verify, struct buf *err)
 	return ctx;
 }
 
+static int
+ip_literal(const char *host)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, host, a) == 1 ||
+	    inet_pton(AF_INET6, host, a) == 1;
+}
+
+/* SNI never carries an address (RFC 6066 3); an address is checked as one. */
 void
 tls_conn_init_client(struct tls_conn *t, SSL_CTX *ctx, const char *host)
 {
+	int literal = ip_literal(host);
+
 	tls_conn_init(t, ctx);
 	SSL_set_connect_state(t->ssl);
-	SSL_set_tlsext_host_name(t->ssl, host);
-	if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)
+	if (!literal)
+		SSL_set_tlsext_host_name(t->ssl, host);
+	if (!(SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER))
+		return;
+	if (literal)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host);
+	else
 		SSL_set1_host(t->ssl, host);
 }
 

@@ -21,7 +21,10 @@ SSL_CTX	*tls_server_ctx(const char *cert, const char *key, struct buf *err);
 /* verify: check the peer's chain against the system CAs. */
 SSL_CTX	*tls_client_ctx(int verify, struct buf *err);
 void	 tls_conn_init(struct tls_conn *, SSL_CTX *);
-/* Client side; host is used for SNI and, with a verifying ctx, checked. */
+/*
+ * Client side; host is the name we looked up (never an "ip:port" label):
+ * sent as SNI and, with a verifying ctx, matched against the certificate.
+ */
 void	 tls_conn_init_client(struct tls_conn *, SSL_CTX *, const char *host);
 /* Starts (or continues) a client handshake: output in net_out. */
 int	 tls_start(struct tls_conn *, struct buf *net_out, struct buf *err);

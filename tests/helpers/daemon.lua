@@ -13,6 +13,10 @@
 --   local qid = d:send("a@example.test", { "b@example.test" }, message)
 --   local from = d:restart()                       -- after d:kill9()
 --
+-- o.env = { NAME = "value" } adds variables to indimaild's environment
+-- (e.g. SSL_CERT_FILE for a spec's own trust anchor); D.test_cert() is the
+-- certificate every daemon serves (CN=mx.test.example).
+--
 -- Also small tools: D.eventually (bounded polling), D.wait_pid, D.stop_pid,
 -- D.free_tcp_port, D.free_udp_port, D.scratch_dir, D.sh, D.readfile.
 --
@@ -135,7 +139,7 @@ function D.scratch_dir(name)
 end
 
 -- A certificate shared by all specs of one run (made once, it is slow).
-local function test_cert()
+function D.test_cert()
   local dir = D.root .. "/build/test-tls"
   if not readfile(dir .. "/cert.pem") then
     sh("mkdir -p " .. dir .. " && openssl req -x509 -newkey rsa:2048 -nodes -days 30"
@@ -148,7 +152,7 @@ end
 local function lua_string(s) return string.format("%q", s) end
 
 local function make_config(dir, o)
-  local cert, key = test_cert()
+  local cert, key = D.test_cert()
   local user = t.getuid() == 0 and 'user = "indimail",' or ""
   local limits = o.limits or ""
   local timeouts = o.timeouts or "command = 30, data = 30, tls = 10, hook = 5, drain = 5"
@@ -294,6 +298,17 @@ function Daemon:read_ports(from)
   return ports
 end
 
+-- The command that starts indimaild on this daemon's config (with o.env).
+function Daemon:argv()
+  local argv = {}
+  if self.env then
+    argv[1] = "env"
+    for k, v in pairs(self.env) do argv[#argv + 1] = k .. "=" .. v end
+  end
+  for _, a in ipairs({ D.bin .. "/indimaild", "-c", self.config }) do argv[#argv + 1] = a end
+  return argv
+end
+
 -- Starts bin/indimaild again on the same config and dir (it kills nothing:
 -- after d:kill9() or d:stop()). Waits for event=ready and for the queue
 -- manager's socket, reads the new ports; returns where its log begins.
@@ -301,7 +316,7 @@ function Daemon:restart()
   self.restarts = (self.restarts or 1) + 1
   local from = #self:log() + 1
   local err = ("%s/stderr%d.log"):format(self.dir, self.restarts)
-  self.pid = assert(t.spawn({ D.bin .. "/indimaild", "-c", self.config }, err))
+  self.pid = assert(t.spawn(self:argv(), err))
   self.stopped, self.how, self.code = false, nil, nil
   luassert.is_truthy(self:wait_log("event=ready", 10, from), "restarted: " .. (readfile(err) or ""))
   self:wait_log("event=qmgr_start queues", 5, from)   -- its control socket is open
@@ -337,11 +352,11 @@ end
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
-  local self = setmetatable({ dir = dir, ports = {} }, Daemon)
+  local self = setmetatable({ dir = dir, ports = {}, env = o.env }, Daemon)
   self.config = dir .. "/indimail.lua"
   writefile(self.config, make_config(dir, o))
   if t.getuid() == 0 then sh("chown -R indimail: " .. dir) end
-  self.pid = t.spawn({ D.bin .. "/indimaild", "-c", self.config }, dir .. "/stderr.log")
+  self.pid = t.spawn(self:argv(), dir .. "/stderr.log")
   if not self:wait_log("event=ready", 10) then
     local err = (readfile(dir .. "/stderr.log") or "") .. self:log()
     self:stop()
