@@ -56,7 +56,8 @@ struct route_conf {
 	char		*host;
 	int		 port;
 	char		*auth_user, *auth_password;
-	int		 tls;		/* enum client_tls */
+	int		 tls;		/* enum client_tls (auth_user: verify) */
+	int		 auth_plaintext;	/* AUTH without TLS: dangerous */
 	struct client_timeouts timeouts;	/* 0: delivery.timeouts */
 	struct retry_policy retry;		/* 0: delivery.retry/lifetime */
 };

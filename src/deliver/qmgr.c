@@ -919,8 +919,11 @@ apply_route(struct rctx *r, struct hook_verdict *v)
 			    xstrdup(buf_cstr(&v->route_user)) : NULL;
 			q->relay.auth_password = v->route_password.len ?
 			    xstrdup(buf_cstr(&v->route_password)) : NULL;
+			/* as in the config: credentials need TLS, verified */
 			q->relay.tls = v->route_tls >= 0 ? v->route_tls :
+			    q->relay.auth_user ? CLIENT_TLS_VERIFY :
 			    CLIENT_TLS_OPPORTUNISTIC;
+			q->relay.auth_plaintext = v->route_auth_plaintext;
 		}
 		break;
 	case VERDICT_DISCARD:

@@ -48,6 +48,7 @@ struct attempt {
 	struct buf	 msg, wire;
 	int		 read_ok;
 	char		*key;
+	char		*label;		/* the route, for messages */
 	struct target	*targets;
 	size_t		 ntargets, next;
 	char	       **mx;		/* MX hosts still to resolve */
@@ -96,6 +97,7 @@ finish(struct attempt *a)
 	buf_free(&a->wire);
 	buf_free(&a->last_error);
 	free(a->key);
+	free(a->label);
 	a->cb(a->arg, q);
 	free(a);
 }
@@ -399,6 +401,41 @@ after_read(uv_work_t *w, int status)
 	find_targets(a);
 }
 
+/* "route x.test (host:port)", or "relay host:port" for "*" and hooks. */
+static char *
+route_label(const struct route_conf *rt)
+{
+	struct buf b = BUF_INIT;
+
+	if (rt->domain && rt->domain[0])
+		buf_printf(&b, "route %s (%s:%d)", rt->domain, rt->host, rt->port);
+	else
+		buf_printf(&b, "relay %s:%d", rt->host, rt->port);
+	return b.data;		/* the buffer's memory moves */
+}
+
+/* A route's own settings win over the delivery defaults. */
+static void
+route_opts(struct attempt *a, const struct route_conf *rt)
+{
+	const struct client_timeouts *t = &rt->timeouts;
+
+	a->label = route_label(rt);
+	a->opts.route = a->label;
+	a->opts.tls = rt->tls;
+	a->opts.auth_user = rt->auth_user;
+	a->opts.auth_password = rt->auth_password;
+	a->opts.auth_plaintext = rt->auth_plaintext;
+	if (t->connect)
+		a->opts.timeouts.connect = t->connect;
+	if (t->greeting)
+		a->opts.timeouts.greeting = t->greeting;
+	if (t->command)
+		a->opts.timeouts.command = t->command;
+	if (t->data)
+		a->opts.timeouts.data = t->data;
+}
+
 void
 remote_deliver(struct remote_ctx *r, struct remote_req *q, remote_done_cb cb,
     void *arg)
@@ -419,23 +456,12 @@ remote_deliver(struct remote_ctx *r, struct remote_req *q, remote_done_cb cb,
 	a->key = xstrdup(buf_cstr(&key));
 	buf_free(&key);
 	a->opts.helo = r->cfg->hostname;
-	a->opts.tls = q->route ? q->route->tls : d->tls;
-	a->opts.tls_ctx = a->opts.tls == CLIENT_TLS_VERIFY ? r->tls_verify : r->tls_any;
-	a->opts.auth_user = q->route ? q->route->auth_user : NULL;
-	a->opts.auth_password = q->route ? q->route->auth_password : NULL;
+	a->opts.tls = d->tls;
 	a->opts.bind_address = d->bind_address;
 	a->opts.timeouts = d->timeouts;
-	if (q->route) {		/* a route's own timeouts win */
-		const struct client_timeouts *t = &q->route->timeouts;
-		if (t->connect)
-			a->opts.timeouts.connect = t->connect;
-		if (t->greeting)
-			a->opts.timeouts.greeting = t->greeting;
-		if (t->command)
-			a->opts.timeouts.command = t->command;
-		if (t->data)
-			a->opts.timeouts.data = t->data;
-	}
+	if (q->route)
+		route_opts(a, q->route);
+	a->opts.tls_ctx = a->opts.tls == CLIENT_TLS_VERIFY ? r->tls_verify : r->tls_any;
 	a->work.data = a;
 	uv_queue_work(r->loop, &a->work, do_read, after_read);
 }

@@ -34,7 +34,7 @@ struct smtp_client {
 	int		 handles;
 	enum cstate	 state;
 	struct client_opts opts;
-	char		*host;		/* the name we looked up: SNI, verification */
+	char		*host;		/* as looked up: SNI, verification */
 	char		 peer[128];	/* host[ip]:port, for messages */
 	struct buf	 in;
 	struct tls_conn	 tls;
@@ -199,7 +199,36 @@ b64(const char *in, size_t n, struct buf *out)
 	out->data[out->len] = '\0';
 }
 
-/* After EHLO (or HELO): TLS first, then AUTH, then ready. */
+/* AUTH PLAIN (initial response) or LOGIN, whichever the server offers. */
+static void
+start_auth(struct smtp_client *c)
+{
+	struct buf cred = BUF_INIT, enc = BUF_INIT;
+
+	if (c->ext_auth_plain) {
+		buf_appendc(&cred, '\0');
+		buf_appends(&cred, c->opts.auth_user);
+		buf_appendc(&cred, '\0');
+		buf_appends(&cred, c->opts.auth_password ?
+		    c->opts.auth_password : "");
+		b64(cred.data, cred.len, &enc);
+		c->state = C_AUTH_PLAIN;
+		send_line(c, "AUTH PLAIN %s", buf_cstr(&enc));
+	} else if (c->ext_auth_login) {
+		c->state = C_AUTH_LOGIN_USER;
+		send_line(c, "AUTH LOGIN");
+	} else
+		fail_connection(c, RESULT_TEMP, "%s offers no AUTH "
+		    "mechanism we know (PLAIN, LOGIN)", c->peer);
+	buf_free(&cred);
+	buf_free(&enc);
+}
+
+/*
+ * After EHLO (or HELO): TLS first, then AUTH, then ready. Credentials never
+ * go out in clear (a 454 to STARTTLS is all a man in the middle needs)
+ * unless the route explicitly says auth_plaintext.
+ */
 static void
 after_hello(struct smtp_client *c)
 {
@@ -215,24 +244,12 @@ after_hello(struct smtp_client *c)
 		return;
 	}
 	if (c->opts.auth_user && !c->authed) {
-		struct buf cred = BUF_INIT, enc = BUF_INIT;
-		if (c->ext_auth_plain) {
-			buf_appendc(&cred, '\0');
-			buf_appends(&cred, c->opts.auth_user);
-			buf_appendc(&cred, '\0');
-			buf_appends(&cred, c->opts.auth_password ?
-			    c->opts.auth_password : "");
-			b64(cred.data, cred.len, &enc);
-			c->state = C_AUTH_PLAIN;
-			send_line(c, "AUTH PLAIN %s", buf_cstr(&enc));
-		} else if (c->ext_auth_login) {
-			c->state = C_AUTH_LOGIN_USER;
-			send_line(c, "AUTH LOGIN");
-		} else
-			fail_connection(c, RESULT_TEMP, "%s offers no AUTH "
-			    "mechanism we know (PLAIN, LOGIN)", c->peer);
-		buf_free(&cred);
-		buf_free(&enc);
+		if (!c->tls_on && !c->opts.auth_plaintext)
+			fail_connection(c, RESULT_TEMP, "refusing to send "
+			    "credentials for %s over an unencrypted connection",
+			    c->opts.route ? c->opts.route : c->peer);
+		else
+			start_auth(c);
 		return;
 	}
 	ready(c);

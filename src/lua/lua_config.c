@@ -477,19 +477,61 @@ parse_mailboxes(lua_State *L, int t, struct delivery_conf *d)
 	}
 }
 
+/* An optional boolean field of table t (absent: 0). */
+static int
+opt_boolean(lua_State *L, int t, const char *key, const char *where)
+{
+	int v;
+
+	lua_getfield(L, t, key);
+	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+		bad(L, where, "must be true or false");
+	v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+/*
+ * { host=, port=, auth_user=, auth_password=, auth_plaintext=, tls=, ... }
+ * at index e. A route with credentials defaults to tls = "verify".
+ */
+static void
+parse_route_table(lua_State *L, int e, struct route_conf *r)
+{
+	static const char *keys[] = { "host", "port", "auth_user",
+	    "auth_password", "auth_plaintext", "tls", "timeouts", "retry",
+	    "lifetime", NULL };
+	char *tls;
+
+	check_keys(L, e, "routes[]", keys);
+	r->host = opt_string(L, e, "host", "routes[].host");
+	set_number(L, e, "port", "routes[].port", 1, 65535, 1, &r->port, 0);
+	r->auth_user = opt_string(L, e, "auth_user", "routes[].auth_user");
+	r->auth_password = opt_string(L, e, "auth_password",
+	    "routes[].auth_password");
+	if (r->auth_password && r->auth_user == NULL)
+		bad(L, "routes[].auth_password", "needs auth_user");
+	r->auth_plaintext = opt_boolean(L, e, "auth_plaintext",
+	    "routes[].auth_plaintext");
+	if (r->auth_user)
+		r->tls = CLIENT_TLS_VERIFY;
+	if ((tls = opt_string(L, e, "tls", "routes[].tls")) != NULL) {
+		r->tls = parse_client_tls(L, tls, "routes[].tls");
+		free(tls);
+	}
+	parse_client_timeouts(L, e, &r->timeouts);
+	parse_retry(L, e, "routes[]", &r->retry);
+}
+
 /* routes: ["domain" or "*"] = "host:port" | { host=, port=, auth_user=, ... } */
 static void
 parse_routes(lua_State *L, int t, struct delivery_conf *d)
 {
-	static const char *keys[] = { "host", "port", "auth_user",
-	    "auth_password", "tls", "timeouts", "retry", "lifetime", NULL };
-
 	lua_pushnil(L);
 	while (lua_next(L, t)) {
 		struct route_conf *r;
 		const char *k = lua_type(L, -2) == LUA_TSTRING ?
 		    lua_tostring(L, -2) : NULL;
-		char *tls;
 		if (k == NULL)
 			luaL_error(L, "bad config: routes: keys are domains or \"*\"");
 		d->routes = xrealloc(d->routes, (d->nroutes + 1) * sizeof(*r));
@@ -503,22 +545,8 @@ parse_routes(lua_State *L, int t, struct delivery_conf *d)
 			r->host = colon ? xstrndup(v, (size_t)(colon - v)) : xstrdup(v);
 			if (colon)
 				r->port = atoi(colon + 1);
-		} else if (lua_istable(L, -1)) {
-			int e = lua_gettop(L);
-			check_keys(L, e, "routes[]", keys);
-			r->host = opt_string(L, e, "host", "routes[].host");
-			set_number(L, e, "port", "routes[].port", 1, 65535, 1,
-			    &r->port, 0);
-			r->auth_user = opt_string(L, e, "auth_user", "routes[].auth_user");
-			r->auth_password = opt_string(L, e, "auth_password",
-			    "routes[].auth_password");
-			if ((tls = opt_string(L, e, "tls", "routes[].tls")) != NULL) {
-				r->tls = parse_client_tls(L, tls, "routes[].tls");
-				free(tls);
-			}
-			parse_client_timeouts(L, e, &r->timeouts);
-			parse_retry(L, e, "routes[]", &r->retry);
-		}
+		} else if (lua_istable(L, -1))
+			parse_route_table(L, lua_gettop(L), r);
 		if (r->host == NULL || r->port <= 0 || r->port > 65535)
 			luaL_error(L, "bad config: routes['%s']: needs host:port", k);
 		lua_pop(L, 1);
