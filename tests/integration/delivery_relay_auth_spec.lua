@@ -189,3 +189,74 @@ end, "relay_auth")
     end)
   end)
 end)
+
+-- An idle connection to a relay is kept a few seconds for the next message
+-- to the same destination; it carries the login of the route that opened it.
+describe("reuse of an idle relay connection", function()
+  after_each(cleanup.run)
+
+  local ACCOUNTS = { users = { alice = "alice-pw", bob = "bob-pw" } }
+
+  -- Two routes to the same relay, in clear so the fake can check logins.
+  local function two_routes(port, one, two)
+    return route("one.test", port, one .. ", tls = 'none', auth_plaintext = true") .. ", "
+      .. route("two.test", port, two .. ", tls = 'none', auth_plaintext = true")
+  end
+
+  -- Sends to rcpt@one.test, then (once delivered) to rcpt@two.test.
+  local function one_then_two(d)
+    local q1 = send(d, "rcpt@one.test", "first")
+    assert.is_truthy(d:wait_log("event=delivered qid=" .. q1, 10), d:log())
+    local q2 = send(d, "rcpt@two.test", "second")
+    return q1, q2
+  end
+
+  -- connection number -> the user it logged in as, from events.log.
+  local function logins(fake)
+    local by_conn = {}
+    for n, user in fake.events():gmatch("\nAUTH_OK (%d+) (%S+)") do by_conn[n] = user end
+    return by_conn
+  end
+
+  -- recipient -> the user of the connection that carried its message.
+  local function carried_as(fake)
+    local by_conn, out = logins(fake), {}
+    for n, rcpts in fake.events():gmatch("\nMESSAGE (%d+) %d+ %S+ (%S+)") do
+      for r in rcpts:gmatch("[^,]+") do out[r] = by_conn[n] or "nobody" end
+    end
+    return out
+  end
+
+  it("is not reused by a route with another auth_user", function()
+    local port = D.free_tcp_port()
+    local fake = start_fake("127.0.0.4", port, { auth = ACCOUNTS })
+    local d = start_daemon{ routes = two_routes(port,
+      "auth_user = 'alice', auth_password = 'alice-pw'", "auth_user = 'bob', auth_password = 'bob-pw'") }
+    local _, q2 = one_then_two(d)
+    assert.is_truthy(d:wait_log("event=delivered qid=" .. q2, 10), d:log())
+    assert.equal(2, fake.count("\nAUTH_OK %d+ "), fake.events())
+    assert.same({ ["rcpt@one.test"] = "alice", ["rcpt@two.test"] = "bob" }, carried_as(fake))
+  end)
+
+  it("is not reused by a route with the same user and another password", function()
+    local port = D.free_tcp_port()
+    local fake = start_fake("127.0.0.4", port, { auth = ACCOUNTS })
+    local d = start_daemon{ routes = two_routes(port,
+      "auth_user = 'alice', auth_password = 'alice-pw'", "auth_user = 'alice', auth_password = 'stale'") }
+    local _, q2 = one_then_two(d)
+    assert.matches("authentication to [^\n]* failed: 535", deferred(d, q2))
+    assert.equal(1, fake.count("\nAUTH_FAILED %d+ alice\n"), fake.events())
+    assert.same({ ["rcpt@one.test"] = "alice" }, carried_as(fake))
+  end)
+
+  it("is reused by a route with the same relay, credentials and TLS policy", function()
+    local port = D.free_tcp_port()
+    local fake = start_fake("127.0.0.4", port, { auth = ACCOUNTS })
+    local same = "auth_user = 'alice', auth_password = 'alice-pw'"
+    local d = start_daemon{ routes = two_routes(port, same, same) }
+    local _, q2 = one_then_two(d)
+    assert.is_truthy(d:wait_log("event=delivered qid=" .. q2, 10), d:log())
+    assert.equal(1, fake.count("\nCONNECT "), fake.events())
+    assert.same({ ["rcpt@one.test"] = "alice", ["rcpt@two.test"] = "alice" }, carried_as(fake))
+  end)
+end)
