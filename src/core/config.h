@@ -130,6 +130,9 @@ const struct mailbox_user *config_find_user(const struct config *,
 const struct alias *config_find_alias(const struct config *, const char *);
 const struct route_conf *config_find_route(const struct config *,
 	    const char *domain);
+/* Same relay, login and TLS policy (both NULL: both MX). */
+int	route_same_session(const struct route_conf *,
+	    const struct route_conf *);
 int	cidr_parse(const char *, struct cidr *);
 int	cidr_match_sockaddr(const struct cidr *, size_t n,
 	    const struct sockaddr *);

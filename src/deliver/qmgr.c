@@ -1071,7 +1071,9 @@ schedule_remote(struct qmsg *m)
 			if (!ready(m, k) || is_local(m, k))
 				continue;
 			dest_key(m, k, &rc2, &other);
+			/* one transaction, one login: never another route's */
 			if (strcmp(buf_cstr(&other), buf_cstr(&key)) == 0 &&
+			    route_same_session(rc, rc2) &&
 			    strcasecmp(smtp_addr_domain(m->info.rcpts[k]),
 			    smtp_addr_domain(m->info.rcpts[i])) == 0)
 				idx[n++] = k;

@@ -259,4 +259,24 @@ describe("reuse of an idle relay connection", function()
     assert.equal(1, fake.count("\nCONNECT "), fake.events())
     assert.same({ ["rcpt@one.test"] = "alice", ["rcpt@two.test"] = "alice" }, carried_as(fake))
   end)
+
+  it("is not shared by recipients of one message whose routes log in as different users", function()
+    -- per-user routes of one domain (IndiMail's hostcntrl) to one relay
+    local port = D.free_tcp_port()
+    local fake = start_fake("127.0.0.4", port, { auth = ACCOUNTS })
+    local d = start_daemon{ policies = ([[
+indimail.hook("route", function(session, tx, rcpt)
+  local user = rcpt:match("^(%%w+)@")
+  local v = indimail.route_relay("127.0.0.4", %d,
+    { auth_user = user, auth_password = user .. "-pw", tls = "none" })
+  v.auth_plaintext = true
+  return v
+end, "per_user")
+]]):format(port) }
+    local qid = d:send("sender@example.test", { "alice@split.test", "bob@split.test" },
+      "Subject: split\r\n\r\nbody\r\n")
+    assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 10), d:log())
+    assert.equal(2, fake.count("\nAUTH_OK %d+ "), fake.events())
+    assert.same({ ["alice@split.test"] = "alice", ["bob@split.test"] = "bob" }, carried_as(fake))
+  end)
 end)
