@@ -1,7 +1,9 @@
 /*
  * tls: memory-BIO TLS. Handshake and records are driven purely by the bytes
  * the session hands in, which keeps TLS independent of libuv and easy to
- * reason about: every call leaves pending output in net_out.
+ * reason about: every call leaves pending output in net_out. Server
+ * contexts follow Mozilla's "intermediate" profile; client contexts accept
+ * any TLS >= 1.2 (for opportunistic TLS anything beats plaintext).
  */
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -35,6 +37,32 @@ ssl_error(struct buf *err)
 	ERR_clear_error();
 }
 
+/*
+ * Mozilla's "intermediate" TLS 1.2 suites (ssl-config.mozilla.org, v5.7):
+ * forward secret and AEAD only, in the server's order of preference.
+ */
+#define INTERMEDIATE_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:" \
+	"DHE-RSA-CHACHA20-POLY1305"
+
+/* The server profile; TLS 1.3 keeps OpenSSL's suites. */
+static int
+server_profile(SSL_CTX *ctx, struct buf *err)
+{
+	if (SSL_CTX_set_cipher_list(ctx, INTERMEDIATE_CIPHERS) != 1) {
+		ssl_error(err);
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_dh_auto(ctx, 1);	/* DHE with RFC 7919 groups */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	return 0;
+}
+
 SSL_CTX *
 tls_server_ctx(const char *cert, const char *key, struct buf *err)
 {
@@ -44,9 +72,10 @@ tls_server_ctx(const char *cert, const char *key, struct buf *err)
 		ssl_error(err);
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (server_profile(ctx, err) < 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
@@ -69,6 +98,8 @@ tls_client_ctx(int verify, struct buf *err)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_NO_COMPRESSION);
 	if (verify) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		SSL_CTX_set_default_verify_paths(ctx);
