@@ -128,6 +128,8 @@ config_free(struct config *c)
 	for (size_t i = 0; i < c->nlisten; i++) {
 		free(c->listen[i].name);
 		free(c->listen[i].address);
+		free(c->listen[i].tls_ciphers);
+		free(c->listen[i].tls_ciphersuites);
 	}
 	free(c->listen);
 	for (size_t i = 0; i < c->nlocal_domains; i++)

@@ -16,6 +16,10 @@ struct listen_conf {
 	char		*address;
 	int		 port;
 	enum tls_mode	 tls;
+	/* NULL/0: Mozilla "intermediate" (net/tls.c, docs/smtp.md) */
+	char		*tls_ciphers;		/* TLS <= 1.2, OpenSSL syntax */
+	char		*tls_ciphersuites;	/* TLS 1.3 */
+	int		 tls_min_version;	/* TLS1_2_VERSION, TLS1_3_VERSION */
 };
 
 struct cidr {

@@ -38,7 +38,7 @@ static int nworkers;
 static int *fds;
 static struct connlimit *conns;
 static struct queue_set queue;
-static SSL_CTX *tls_ctx;
+static SSL_CTX **tls_ctxs;	/* per listener; NULL: no TLS there */
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
 
@@ -185,7 +185,7 @@ static void
 run_worker(int i)
 {
 	close(notify_fds[0]);
-	worker_main(i, rt, fds, conns, tls_ctx, notify_fds[1]);
+	worker_main(i, rt, fds, conns, tls_ctxs, notify_fds[1]);
 }
 
 static void
@@ -320,19 +320,17 @@ master_check(const char *path)
 {
 	struct buf err = BUF_INIT;
 	struct runtime *r = runtime_load(path, &err);
-	SSL_CTX *ctx;
+	SSL_CTX **ctxs;
 
 	if (r == NULL) {
 		fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
 		return 1;
 	}
-	if (r->cfg.tls_cert) {
-		if ((ctx = tls_server_ctx(r->cfg.tls_cert, r->cfg.tls_key, &err)) == NULL) {
-			fprintf(stderr, "indimaild: %s: %s\n", path, buf_cstr(&err));
-			return 1;
-		}
-		SSL_CTX_free(ctx);
+	if ((ctxs = tls_listener_ctxs(&r->cfg, &err)) == NULL) {
+		fprintf(stderr, "indimaild: %s: %s\n", path, buf_cstr(&err));
+		return 1;
 	}
+	tls_listener_ctxs_free(ctxs, r->cfg.nlisten);
 	printf("indimaild: %s: configuration OK (%zu listeners)\n", path,
 	    r->cfg.nlisten);
 	runtime_unref(r);
@@ -358,8 +356,7 @@ master_run(const char *path)
 	for (size_t i = 0; i < rt->cfg.nlisten; i++)
 		fds[i] = bind_one(&rt->cfg.listen[i]);
 	/* The key is read while still privileged, like the sockets. */
-	if (rt->cfg.tls_cert && (tls_ctx = tls_server_ctx(rt->cfg.tls_cert,
-	    rt->cfg.tls_key, &err)) == NULL)
+	if ((tls_ctxs = tls_listener_ctxs(&rt->cfg, &err)) == NULL)
 		fatal("%s", buf_cstr(&err));
 	drop_privileges(&rt->cfg);
 	if (queue_set_init(&queue, rt->cfg.queue_path, rt->cfg.queue_count,

@@ -116,7 +116,7 @@ on_term(uv_signal_t *sig, int signum)
 }
 
 static void
-open_listeners(struct worker *w, const int *fds)
+open_listeners(struct worker *w, const int *fds, SSL_CTX **tls_ctxs)
 {
 	struct config *c = &w->rt->cfg;
 
@@ -129,6 +129,7 @@ open_listeners(struct worker *w, const int *fds)
 		l->w = w;
 		l->name = xstrdup(c->listen[i].name);
 		l->tls = c->listen[i].tls;
+		l->tls_ctx = tls_ctxs[i];
 		uv_tcp_init(w->loop, &l->tcp);
 		l->tcp.data = l;
 		if ((rc = uv_tcp_open(&l->tcp, fds[i])) != 0 ||
@@ -156,7 +157,7 @@ open_services(struct worker *w)
 
 void
 worker_main(int index, struct runtime *rt, const int *fds,
-    struct connlimit *conns, SSL_CTX *tls_ctx, int notify_fd)
+    struct connlimit *conns, SSL_CTX **tls_ctxs, int notify_fd)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
@@ -168,10 +169,9 @@ worker_main(int index, struct runtime *rt, const int *fds,
 	w->index = index;
 	w->rt = rt;
 	w->conns = conns;
-	w->tls_ctx = tls_ctx;
 	w->notify_fd = notify_fd;
 	open_services(w);
-	open_listeners(w, fds);
+	open_listeners(w, fds, tls_ctxs);
 	uv_signal_init(w->loop, &w->sighup);
 	uv_signal_init(w->loop, &w->sigterm);
 	uv_signal_init(w->loop, &w->sigint);

@@ -22,6 +22,7 @@ struct worker_listener {
 	struct worker	*w;
 	char		*name;
 	enum tls_mode	 tls;
+	SSL_CTX		*tls_ctx;	/* this listener's profile; NULL: none */
 };
 
 struct worker {
@@ -29,7 +30,6 @@ struct worker {
 	int		 index;
 	struct runtime	*rt;
 	struct queue_set queue;
-	SSL_CTX		*tls_ctx;
 	struct dns	*dns;
 	struct connlimit *conns;
 	struct worker_listener *listeners;
@@ -45,11 +45,12 @@ struct worker {
 };
 
 /*
- * Never returns: runs the worker until drained. fds match cfg->listen; the
- * TLS context was loaded by the master before it dropped privileges.
+ * Never returns: runs the worker until drained. fds and tls_ctxs match
+ * cfg->listen; the TLS contexts were loaded by the master before it
+ * dropped privileges.
  */
 void	worker_main(int index, struct runtime *, const int *fds,
-	    struct connlimit *, SSL_CTX *, int notify_fd)
+	    struct connlimit *, SSL_CTX **tls_ctxs, int notify_fd)
 	    __attribute__((noreturn));
 void	worker_session_gone(struct worker *);
 /* Tells the queue manager a message is in the queue (best effort). */

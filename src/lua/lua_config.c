@@ -10,6 +10,7 @@
 
 #include "../core/log.h"
 #include "../core/xalloc.h"
+#include "../net/tls.h"
 #include "../smtp/smtp_parse.h"
 #include "lua_api.h"
 
@@ -120,10 +121,59 @@ parse_tls_mode(lua_State *L, const char *s, const char *where)
 	return TLS_NONE;
 }
 
+static int
+parse_tls_version(lua_State *L, const char *s, const char *where)
+{
+	if (strcmp(s, "TLSv1.2") == 0)
+		return TLS1_2_VERSION;
+	if (strcmp(s, "TLSv1.3") == 0)
+		return TLS1_3_VERSION;
+	bad(L, where, "must be \"TLSv1.2\" or \"TLSv1.3\"");
+	return 0;
+}
+
+/*
+ * tls_ciphers, tls_ciphersuites, tls_min_version of the listener at e,
+ * tried on an OpenSSL context now, so that `indimaild -t` reports them.
+ */
+static void
+parse_listen_tls(lua_State *L, int e, struct listen_conf *l)
+{
+	struct tls_profile p;
+	struct buf err = BUF_INIT;
+
+	l->tls_ciphers = opt_string(L, e, "tls_ciphers", "listen[].tls_ciphers");
+	l->tls_ciphersuites = opt_string(L, e, "tls_ciphersuites",
+	    "listen[].tls_ciphersuites");
+	lua_getfield(L, e, "tls_min_version");
+	if (lua_type(L, -1) == LUA_TSTRING)
+		l->tls_min_version = parse_tls_version(L, lua_tostring(L, -1),
+		    "listen[].tls_min_version");
+	else if (!lua_isnil(L, -1))
+		bad(L, "listen[].tls_min_version", "must be a string");
+	lua_pop(L, 1);
+	if (l->tls == TLS_NONE && (l->tls_ciphers || l->tls_ciphersuites ||
+	    l->tls_min_version))
+		luaL_error(L, "bad config: listen[]: listener '%s' has TLS "
+		    "settings but tls = \"none\"", l->name);
+	p.ciphers = l->tls_ciphers;
+	p.ciphersuites = l->tls_ciphersuites;
+	p.min_version = l->tls_min_version;
+	if (l->tls != TLS_NONE && tls_profile_check(&p, &err) < 0) {
+		luaL_where(L, 1);	/* as luaL_error, with err freed */
+		lua_pushfstring(L, "bad config: listen[].%s", buf_cstr(&err));
+		lua_concat(L, 2);
+		buf_free(&err);
+		lua_error(L);
+	}
+	buf_free(&err);
+}
+
 static void
 parse_listen(lua_State *L, int t, struct config *c)
 {
-	static const char *keys[] = { "name", "address", "port", "tls", NULL };
+	static const char *keys[] = { "name", "address", "port", "tls",
+	    "tls_ciphers", "tls_ciphersuites", "tls_min_version", NULL };
 	size_t n = luaL_len(L, t);
 
 	if (n == 0)
@@ -156,6 +206,7 @@ parse_listen(lua_State *L, int t, struct config *c)
 			l->tls = parse_tls_mode(L, tls, "listen[].tls");
 			free(tls);
 		}
+		parse_listen_tls(L, e, l);
 		lua_pop(L, 1);
 	}
 }

@@ -2,14 +2,16 @@
  * tls: memory-BIO TLS. Handshake and records are driven purely by the bytes
  * the session hands in, which keeps TLS independent of libuv and easy to
  * reason about: every call leaves pending output in net_out. Server
- * contexts follow Mozilla's "intermediate" profile; client contexts accept
- * any TLS >= 1.2 (for opportunistic TLS anything beats plaintext).
+ * contexts (one per listener profile) follow Mozilla's "intermediate"
+ * profile unless the listener says otherwise; client contexts accept any
+ * TLS >= 1.2 (for opportunistic TLS anything beats plaintext).
  */
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <string.h>
 
+#include "../core/xalloc.h"
 #include "tls.h"
 
 static void
@@ -48,23 +50,74 @@ ssl_error(struct buf *err)
 	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:" \
 	"DHE-RSA-CHACHA20-POLY1305"
 
-/* The server profile; TLS 1.3 keeps OpenSSL's suites. */
+/*
+ * Every name of a TLS 1.3 suite list must be known: OpenSSL would skip an
+ * unknown one silently (a typo would quietly drop a suite).
+ */
 static int
-server_profile(SSL_CTX *ctx, struct buf *err)
+set_suites(SSL_CTX *ctx, const char *list, struct buf *err)
 {
-	if (SSL_CTX_set_cipher_list(ctx, INTERMEDIATE_CIPHERS) != 1) {
-		ssl_error(err);
+	char *copy = xstrdup(list), *save = NULL, *name;
+	int rc = 0, n = 0;
+
+	for (name = strtok_r(copy, ":", &save); name && rc == 0;
+	    name = strtok_r(NULL, ":", &save), n++)
+		if (SSL_CTX_set_ciphersuites(ctx, name) != 1) {
+			buf_printf(err, "tls_ciphersuites: OpenSSL knows no "
+			    "TLS 1.3 cipher suite \"%s\"", name);
+			rc = -1;
+		}
+	free(copy);
+	ERR_clear_error();
+	if (rc == 0 && (n == 0 ||
+	    SSL_CTX_set_ciphersuites(ctx, list) != 1)) {
+		buf_printf(err, "tls_ciphersuites: \"%s\" names no TLS 1.3 "
+		    "cipher suite", list);
+		rc = -1;
+	}
+	return rc;
+}
+
+/* The server profile: p's settings, else intermediate (TLS 1.3: OpenSSL's). */
+static int
+server_profile(SSL_CTX *ctx, const struct tls_profile *p, struct buf *err)
+{
+	const char *ciphers = p && p->ciphers ? p->ciphers : INTERMEDIATE_CIPHERS;
+
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		buf_printf(err, "tls_ciphers: OpenSSL knows no TLS 1.2 cipher in "
+		    "\"%s\"", ciphers);
+		ERR_clear_error();
 		return -1;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (p && p->ciphersuites && set_suites(ctx, p->ciphersuites, err) < 0)
+		return -1;
+	SSL_CTX_set_min_proto_version(ctx, p && p->min_version ?
+	    p->min_version : TLS1_2_VERSION);
 	SSL_CTX_set_dh_auto(ctx, 1);	/* DHE with RFC 7919 groups */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
 	return 0;
 }
 
+int
+tls_profile_check(const struct tls_profile *p, struct buf *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int rc;
+
+	if (ctx == NULL) {
+		ssl_error(err);
+		return -1;
+	}
+	rc = server_profile(ctx, p, err);
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
 SSL_CTX *
-tls_server_ctx(const char *cert, const char *key, struct buf *err)
+tls_server_ctx(const char *cert, const char *key, const struct tls_profile *p,
+    struct buf *err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -72,7 +125,7 @@ tls_server_ctx(const char *cert, const char *key, struct buf *err)
 		ssl_error(err);
 		return NULL;
 	}
-	if (server_profile(ctx, err) < 0) {
+	if (server_profile(ctx, p, err) < 0) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -86,6 +139,66 @@ tls_server_ctx(const char *cert, const char *key, struct buf *err)
 		return NULL;
 	}
 	return ctx;
+}
+
+static int
+same_string(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static void
+profile_of(const struct listen_conf *l, struct tls_profile *p)
+{
+	p->ciphers = l->tls_ciphers;
+	p->ciphersuites = l->tls_ciphersuites;
+	p->min_version = l->tls_min_version;
+}
+
+/* An earlier listener's context for the same profile (one more ref). */
+static SSL_CTX *
+shared_ctx(const struct config *c, SSL_CTX **ctx, size_t i)
+{
+	const struct listen_conf *l = &c->listen[i], *o;
+
+	for (size_t j = 0; j < i; j++) {
+		o = &c->listen[j];
+		if (ctx[j] && same_string(o->tls_ciphers, l->tls_ciphers) &&
+		    same_string(o->tls_ciphersuites, l->tls_ciphersuites) &&
+		    o->tls_min_version == l->tls_min_version &&
+		    SSL_CTX_up_ref(ctx[j]) == 1)
+			return ctx[j];
+	}
+	return NULL;
+}
+
+SSL_CTX **
+tls_listener_ctxs(const struct config *c, struct buf *err)
+{
+	SSL_CTX **ctx = xcalloc(c->nlisten ? c->nlisten : 1, sizeof(*ctx));
+	struct tls_profile p;
+
+	for (size_t i = 0; i < c->nlisten; i++) {
+		if (c->listen[i].tls == TLS_NONE ||
+		    (ctx[i] = shared_ctx(c, ctx, i)) != NULL)
+			continue;
+		profile_of(&c->listen[i], &p);
+		ctx[i] = tls_server_ctx(c->tls_cert, c->tls_key, &p, err);
+		if (ctx[i] == NULL) {
+			buf_printf(err, " (listener %s)", c->listen[i].name);
+			tls_listener_ctxs_free(ctx, c->nlisten);
+			return NULL;
+		}
+	}
+	return ctx;
+}
+
+void
+tls_listener_ctxs_free(SSL_CTX **ctx, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		SSL_CTX_free(ctx[i]);	/* shared ones are counted */
+	free(ctx);
 }
 
 SSL_CTX *

@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 
 #include "../core/buf.h"
+#include "../core/config.h"
 
 struct tls_conn {
 	SSL	*ssl;
@@ -17,7 +18,23 @@ struct tls_conn {
 	int	 established;
 };
 
-SSL_CTX	*tls_server_ctx(const char *cert, const char *key, struct buf *err);
+/* A listener's TLS settings; NULL/0 fields: Mozilla "intermediate". */
+struct tls_profile {
+	const char	*ciphers;	/* TLS <= 1.2: OpenSSL cipher list */
+	const char	*ciphersuites;	/* TLS 1.3: OpenSSL suite names */
+	int		 min_version;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+};
+
+SSL_CTX	*tls_server_ctx(const char *cert, const char *key,
+	    const struct tls_profile *, struct buf *err);
+/* Checks a profile's strings; err then starts with the key at fault. */
+int	 tls_profile_check(const struct tls_profile *, struct buf *err);
+/*
+ * One server context per TLS listener of c (NULL for the others; equal
+ * profiles share one), or NULL with the reason in err.
+ */
+SSL_CTX	**tls_listener_ctxs(const struct config *c, struct buf *err);
+void	 tls_listener_ctxs_free(SSL_CTX **, size_t n);
 /* verify: check the peer's chain against the system CAs. */
 SSL_CTX	*tls_client_ctx(int verify, struct buf *err);
 void	 tls_conn_init(struct tls_conn *, SSL_CTX *);

@@ -389,7 +389,8 @@ after_helo(struct smtp_session *s, struct hook_verdict *v)
 	reply(s, "250-SIZE %zu", cfg(s)->max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
-	if (s->listener->tls == TLS_STARTTLS && !s->tls_on && s->w->tls_ctx)
+	if (s->listener->tls == TLS_STARTTLS && !s->tls_on &&
+	    s->listener->tls_ctx)
 		reply(s, "250-STARTTLS");
 	reply(s, "250 HELP");
 }
@@ -537,7 +538,7 @@ proceed_starttls(struct smtp_session *s)
 {
 	reply(s, "220 2.0.0 Ready to start TLS");
 	flush(s);
-	tls_conn_init(&s->tls, s->w->tls_ctx);
+	tls_conn_init(&s->tls, s->listener->tls_ctx);
 	s->tls_on = 1;
 	free(s->helo);		/* RFC 3207 4.2: forget what came before */
 	s->helo = NULL;
@@ -549,7 +550,7 @@ proceed_starttls(struct smtp_session *s)
 static const char *
 check_starttls(struct smtp_session *s)
 {
-	if (s->listener->tls != TLS_STARTTLS || s->w->tls_ctx == NULL)
+	if (s->listener->tls != TLS_STARTTLS || s->listener->tls_ctx == NULL)
 		return "502 5.5.1 STARTTLS not available on this port";
 	if (s->tls_on)
 		return "503 5.5.1 TLS already active";
@@ -1102,7 +1103,7 @@ start_session(struct smtp_session *s)
 	uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
 	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_command, 0);
 	if (s->listener->tls == TLS_IMPLICIT) {
-		tls_conn_init(&s->tls, s->w->tls_ctx);
+		tls_conn_init(&s->tls, s->listener->tls_ctx);
 		s->tls_on = 1;
 	}
 	run_hooks(s, HOOK_CONNECT, after_connect);

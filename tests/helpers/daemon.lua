@@ -13,6 +13,8 @@
 --   local qid = d:send("a@example.test", { "b@example.test" }, message)
 --   local from = d:restart()                       -- after d:kill9()
 --
+-- o.listen_opts = { smtps = "tls_min_version = 'TLSv1.3'" } adds Lua fields
+-- to a listener (smtp, submission: STARTTLS; smtps: implicit TLS).
 -- o.env = { NAME = "value" } adds variables to indimaild's environment
 -- (e.g. SSL_CERT_FILE for a spec's own trust anchor); D.test_cert() is the
 -- certificate every daemon serves (CN=mx.test.example).
@@ -151,6 +153,18 @@ end
 
 local function lua_string(s) return string.format("%q", s) end
 
+-- The three listeners, each with o.listen_opts[name] appended.
+local function listeners(o)
+  local extra = o.listen_opts or {}
+  local out = {}
+  for _, l in ipairs({ { "smtp", "starttls" }, { "submission", "starttls" }, { "smtps", "implicit" } }) do
+    local more = extra[l[1]] and (", " .. extra[l[1]]) or ""
+    out[#out + 1] = ("    { name = '%s', address = '127.0.0.1', port = 0, tls = '%s'%s },")
+      :format(l[1], l[2], more)
+  end
+  return table.concat(out, "\n")
+end
+
 local function make_config(dir, o)
   local cert, key = D.test_cert()
   local user = t.getuid() == 0 and 'user = "indimail",' or ""
@@ -161,9 +175,7 @@ local function make_config(dir, o)
     "  hostname = 'mx.test.example', " .. user,
     "  workers = " .. (o.workers or 1) .. ",",
     "  listen = {",
-    "    { name = 'smtp', address = '127.0.0.1', port = 0, tls = 'starttls' },",
-    "    { name = 'submission', address = '127.0.0.1', port = 0, tls = 'starttls' },",
-    "    { name = 'smtps', address = '127.0.0.1', port = 0, tls = 'implicit' },",
+    listeners(o),
     "  },",
     "  tls = { cert = " .. lua_string(cert) .. ", key = " .. lua_string(key) .. " },",
     "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4 },",
