@@ -111,12 +111,31 @@ config_find_route(const struct config *c, const char *domain)
 	return any;
 }
 
+static int
+same_string(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int
+route_same_session(const struct route_conf *a, const struct route_conf *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcasecmp(a->host, b->host) == 0 && a->port == b->port &&
+	    a->tls == b->tls && a->auth_plaintext == b->auth_plaintext &&
+	    same_string(a->auth_user, b->auth_user) &&
+	    same_string(a->auth_password, b->auth_password);
+}
+
 void
 config_free(struct config *c)
 {
 	for (size_t i = 0; i < c->nlisten; i++) {
 		free(c->listen[i].name);
 		free(c->listen[i].address);
+		free(c->listen[i].tls_ciphers);
+		free(c->listen[i].tls_ciphersuites);
 	}
 	free(c->listen);
 	for (size_t i = 0; i < c->nlocal_domains; i++)

@@ -16,6 +16,10 @@ struct listen_conf {
 	char		*address;
 	int		 port;
 	enum tls_mode	 tls;
+	/* NULL/0: Mozilla "intermediate" (net/tls.c, docs/smtp.md) */
+	char		*tls_ciphers;		/* TLS <= 1.2, OpenSSL syntax */
+	char		*tls_ciphersuites;	/* TLS 1.3 */
+	int		 tls_min_version;	/* TLS1_2_VERSION, TLS1_3_VERSION */
 };
 
 struct cidr {
@@ -56,7 +60,8 @@ struct route_conf {
 	char		*host;
 	int		 port;
 	char		*auth_user, *auth_password;
-	int		 tls;		/* enum client_tls */
+	int		 tls;		/* enum client_tls (auth_user: verify) */
+	int		 auth_plaintext;	/* AUTH without TLS: dangerous */
 	struct client_timeouts timeouts;	/* 0: delivery.timeouts */
 	struct retry_policy retry;		/* 0: delivery.retry/lifetime */
 };
@@ -136,6 +141,9 @@ const struct mailbox_user *config_find_user(const struct config *,
 const struct alias *config_find_alias(const struct config *, const char *);
 const struct route_conf *config_find_route(const struct config *,
 	    const char *domain);
+/* Same relay, login and TLS policy (both NULL: both MX). */
+int	route_same_session(const struct route_conf *,
+	    const struct route_conf *);
 int	cidr_parse(const char *, struct cidr *);
 int	cidr_match_sockaddr(const struct cidr *, size_t n,
 	    const struct sockaddr *);

@@ -124,16 +124,14 @@ static void
 finish_listeners(const struct config *c, const struct buf *cert,
     const struct buf *key)
 {
-	struct buf err = BUF_INIT, what = BUF_INIT;
-	SSL_CTX *ctx = NULL;
+	struct buf err = BUF_INIT;
+	SSL_CTX **ctxs = tls_listener_ctxs(c, cert, key, &err);
 
-	buf_printf(&what, "tls cert %s / key %s", c->tls_cert ? c->tls_cert : "",
-	    c->tls_key ? c->tls_key : "");
-	if (c->tls_cert && (ctx = tls_server_ctx_pem(cert, key, buf_cstr(&what),
-	    &err)) == NULL)
+	if (ctxs == NULL)
 		fatal("%s", buf_cstr(&err));
 	for (size_t i = 0; i < nlst; i++)
-		lst[i].tls_ctx = lst[i].tls != TLS_NONE ? ctx : NULL;
+		lst[i].tls_ctx = ctxs[i];	/* kept for the process's life */
+	free(ctxs);
 	if (c->submit_socket) {
 		struct listener *l = &lst[nlst];
 		l->name = xstrdup("local");
@@ -144,7 +142,6 @@ finish_listeners(const struct config *c, const struct buf *cert,
 		nlst++;
 		log_event(LOG_INFO, "listening", "name=local path=%s", l->path);
 	}
-	buf_free(&what);
 	buf_free(&err);
 }
 
@@ -454,7 +451,8 @@ master_check(const char *path, const char *user)
 	if (p.tls_cert) {
 		if (read_small_file(p.tls_cert, 1 << 20, &cert, &err) < 0 ||
 		    read_small_file(p.tls_key, 1 << 20, &key, &err) < 0 ||
-		    (ctx = tls_server_ctx_pem(&cert, &key, p.tls_cert, &err)) == NULL) {
+		    (ctx = tls_server_ctx_pem(&cert, &key, p.tls_cert, NULL,
+		    &err)) == NULL) {
 			fprintf(stderr, "indimaild: %s: %s\n", path, buf_cstr(&err));
 			return 1;
 		}

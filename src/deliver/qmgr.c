@@ -979,8 +979,11 @@ apply_route(struct rctx *r, struct hook_verdict *v)
 			    xstrdup(buf_cstr(&v->route_user)) : NULL;
 			q->relay.auth_password = v->route_password.len ?
 			    xstrdup(buf_cstr(&v->route_password)) : NULL;
+			/* as in the config: credentials need TLS, verified */
 			q->relay.tls = v->route_tls >= 0 ? v->route_tls :
+			    q->relay.auth_user ? CLIENT_TLS_VERIFY :
 			    CLIENT_TLS_OPPORTUNISTIC;
+			q->relay.auth_plaintext = v->route_auth_plaintext;
 		}
 		break;
 	case VERDICT_DISCARD:
@@ -1128,7 +1131,9 @@ schedule_remote(struct qmsg *m)
 			if (!ready(m, k) || is_local(m, k))
 				continue;
 			dest_key(m, k, &rc2, &other);
+			/* one transaction, one login: never another route's */
 			if (strcmp(buf_cstr(&other), buf_cstr(&key)) == 0 &&
+			    route_same_session(rc, rc2) &&
 			    strcasecmp(smtp_addr_domain(m->info.rcpts[k]),
 			    smtp_addr_domain(m->info.rcpts[i])) == 0)
 				idx[n++] = k;

@@ -4,10 +4,14 @@
  * then for each address in turn: connect, greet, transact. A connection
  * failure or a 4xx greeting moves on to the next address; the first
  * completed transaction decides. Idle connections are kept per
- * destination for reuse by the next message.
+ * destination for reuse by the next message, keyed by everything that
+ * shapes a session (relay, login, TLS policy, source address, HELO), so a
+ * message never travels on a connection logged in for another route.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -32,6 +36,7 @@ struct remote_ctx {
 	const struct config *cfg;
 	SSL_CTX		*tls_any, *tls_verify;
 	struct idle	*idle;
+	unsigned char	 salt[32];	/* for passwords in idle keys */
 };
 
 struct target {
@@ -48,6 +53,7 @@ struct attempt {
 	struct buf	 msg, wire;
 	int		 read_ok;
 	char		*key;
+	char		*label;		/* the route, for messages */
 	struct target	*targets;
 	size_t		 ntargets, next;
 	char	       **mx;		/* MX hosts still to resolve */
@@ -71,6 +77,8 @@ remote_ctx_new(uv_loop_t *loop, struct dns *dns, const struct config *cfg)
 	r->cfg = cfg;
 	r->tls_any = tls_client_ctx(0, &err);
 	r->tls_verify = tls_client_ctx(1, &err);
+	if (RAND_bytes(r->salt, sizeof(r->salt)) != 1)
+		abort();	/* no randomness: nothing is safe */
 	buf_free(&err);
 	return r;
 }
@@ -96,6 +104,7 @@ finish(struct attempt *a)
 	buf_free(&a->wire);
 	buf_free(&a->last_error);
 	free(a->key);
+	free(a->label);
 	a->cb(a->arg, q);
 	free(a);
 }
@@ -399,43 +408,110 @@ after_read(uv_work_t *w, int status)
 	find_targets(a);
 }
 
+/* "route x.test (host:port)", or "relay host:port" for "*" and hooks. */
+static char *
+route_label(const struct route_conf *rt)
+{
+	struct buf b = BUF_INIT;
+
+	if (rt->domain && rt->domain[0])
+		buf_printf(&b, "route %s (%s:%d)", rt->domain, rt->host,
+		    rt->port);
+	else
+		buf_printf(&b, "relay %s:%d", rt->host, rt->port);
+	return b.data;		/* the buffer's memory moves */
+}
+
+/* A route's own settings win over the delivery defaults. */
+static void
+route_opts(struct attempt *a, const struct route_conf *rt)
+{
+	const struct client_timeouts *t = &rt->timeouts;
+
+	a->label = route_label(rt);
+	a->opts.route = a->label;
+	a->opts.tls = rt->tls;
+	a->opts.auth_user = rt->auth_user;
+	a->opts.auth_password = rt->auth_password;
+	a->opts.auth_plaintext = rt->auth_plaintext;
+	if (t->connect)
+		a->opts.timeouts.connect = t->connect;
+	if (t->greeting)
+		a->opts.timeouts.greeting = t->greeting;
+	if (t->command)
+		a->opts.timeouts.command = t->command;
+	if (t->data)
+		a->opts.timeouts.data = t->data;
+}
+
+/* A netstring: no user name or host can forge a field boundary. */
+static void
+key_field(struct buf *k, const char *s)
+{
+	buf_printf(k, "%zu:%s,", strlen(s ? s : ""), s ? s : "");
+}
+
+/* The password only as a salted SHA-256, so the key may be logged. */
+static void
+key_secret(struct remote_ctx *r, struct buf *k, const char *pw)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(c, r->salt, sizeof(r->salt)) != 1 ||
+	    EVP_DigestUpdate(c, pw ? pw : "", pw ? strlen(pw) : 0) != 1 ||
+	    EVP_DigestFinal_ex(c, md, &n) != 1)
+		abort();	/* out of memory */
+	EVP_MD_CTX_free(c);
+	buf_printf(k, "%u:", 2 * n);
+	for (unsigned int i = 0; i < n; i++)
+		buf_printf(k, "%02x", md[i]);
+	buf_appendc(k, ',');
+}
+
+/*
+ * Idle connections are shared only by attempts that would open the same
+ * session: destination, login, TLS policy, source address and HELO name.
+ */
+static char *
+session_key(struct attempt *a)
+{
+	const struct remote_req *q = a->req;
+	const struct client_opts *o = &a->opts;
+	struct buf k = BUF_INIT;
+
+	key_field(&k, q->route ? "relay" : "mx");
+	key_field(&k, q->route ? q->route->host : q->domain);
+	buf_printf(&k, "%d,%d,%d,", port_of(a), o->tls, o->auth_plaintext);
+	key_field(&k, o->auth_user);
+	key_secret(a->ctx, &k, o->auth_user ? o->auth_password : NULL);
+	key_field(&k, o->bind_address);
+	key_field(&k, o->helo);
+	return k.data;		/* the buffer's memory moves */
+}
+
 void
 remote_deliver(struct remote_ctx *r, struct remote_req *q, remote_done_cb cb,
     void *arg)
 {
 	struct attempt *a = xcalloc(1, sizeof(*a));
 	const struct delivery_conf *d = &r->cfg->delivery;
-	struct buf key = BUF_INIT;
 
 	a->ctx = r;
 	a->req = q;
 	a->cb = cb;
 	a->arg = arg;
 	a->last_class = RESULT_TEMP;
-	if (q->route)
-		buf_printf(&key, "relay:%s:%d", q->route->host, q->route->port);
-	else
-		buf_printf(&key, "mx:%s", q->domain);
-	a->key = xstrdup(buf_cstr(&key));
-	buf_free(&key);
 	a->opts.helo = r->cfg->hostname;
-	a->opts.tls = q->route ? q->route->tls : d->tls;
-	a->opts.tls_ctx = a->opts.tls == CLIENT_TLS_VERIFY ? r->tls_verify : r->tls_any;
-	a->opts.auth_user = q->route ? q->route->auth_user : NULL;
-	a->opts.auth_password = q->route ? q->route->auth_password : NULL;
+	a->opts.tls = d->tls;
 	a->opts.bind_address = d->bind_address;
 	a->opts.timeouts = d->timeouts;
-	if (q->route) {		/* a route's own timeouts win */
-		const struct client_timeouts *t = &q->route->timeouts;
-		if (t->connect)
-			a->opts.timeouts.connect = t->connect;
-		if (t->greeting)
-			a->opts.timeouts.greeting = t->greeting;
-		if (t->command)
-			a->opts.timeouts.command = t->command;
-		if (t->data)
-			a->opts.timeouts.data = t->data;
-	}
+	if (q->route)
+		route_opts(a, q->route);
+	a->opts.tls_ctx = a->opts.tls == CLIENT_TLS_VERIFY ? r->tls_verify : r->tls_any;
+	a->key = session_key(a);
 	a->work.data = a;
 	uv_queue_work(r->loop, &a->work, do_read, after_read);
 }

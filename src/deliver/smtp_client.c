@@ -34,7 +34,8 @@ struct smtp_client {
 	int		 handles;
 	enum cstate	 state;
 	struct client_opts opts;
-	char		 peer[128];
+	char		*host;		/* as looked up: SNI, verification */
+	char		 peer[128];	/* host[ip]:port, for messages */
 	struct buf	 in;
 	struct tls_conn	 tls;
 	int		 tls_on;
@@ -65,6 +66,7 @@ on_closed(uv_handle_t *h)
 	if (--c->handles > 0)
 		return;
 	buf_free(&c->in);
+	free(c->host);
 	if (c->tls.ssl)
 		tls_conn_free(&c->tls);
 	free(c);
@@ -197,7 +199,36 @@ b64(const char *in, size_t n, struct buf *out)
 	out->data[out->len] = '\0';
 }
 
-/* After EHLO (or HELO): TLS first, then AUTH, then ready. */
+/* AUTH PLAIN (initial response) or LOGIN, whichever the server offers. */
+static void
+start_auth(struct smtp_client *c)
+{
+	struct buf cred = BUF_INIT, enc = BUF_INIT;
+
+	if (c->ext_auth_plain) {
+		buf_appendc(&cred, '\0');
+		buf_appends(&cred, c->opts.auth_user);
+		buf_appendc(&cred, '\0');
+		buf_appends(&cred, c->opts.auth_password ?
+		    c->opts.auth_password : "");
+		b64(cred.data, cred.len, &enc);
+		c->state = C_AUTH_PLAIN;
+		send_line(c, "AUTH PLAIN %s", buf_cstr(&enc));
+	} else if (c->ext_auth_login) {
+		c->state = C_AUTH_LOGIN_USER;
+		send_line(c, "AUTH LOGIN");
+	} else
+		fail_connection(c, RESULT_TEMP, "%s offers no AUTH "
+		    "mechanism we know (PLAIN, LOGIN)", c->peer);
+	buf_free(&cred);
+	buf_free(&enc);
+}
+
+/*
+ * After EHLO (or HELO): TLS first, then AUTH, then ready. Credentials never
+ * go out in clear (a 454 to STARTTLS is all a man in the middle needs)
+ * unless the route explicitly says auth_plaintext.
+ */
 static void
 after_hello(struct smtp_client *c)
 {
@@ -213,24 +244,12 @@ after_hello(struct smtp_client *c)
 		return;
 	}
 	if (c->opts.auth_user && !c->authed) {
-		struct buf cred = BUF_INIT, enc = BUF_INIT;
-		if (c->ext_auth_plain) {
-			buf_appendc(&cred, '\0');
-			buf_appends(&cred, c->opts.auth_user);
-			buf_appendc(&cred, '\0');
-			buf_appends(&cred, c->opts.auth_password ?
-			    c->opts.auth_password : "");
-			b64(cred.data, cred.len, &enc);
-			c->state = C_AUTH_PLAIN;
-			send_line(c, "AUTH PLAIN %s", buf_cstr(&enc));
-		} else if (c->ext_auth_login) {
-			c->state = C_AUTH_LOGIN_USER;
-			send_line(c, "AUTH LOGIN");
-		} else
-			fail_connection(c, RESULT_TEMP, "%s offers no AUTH "
-			    "mechanism we know (PLAIN, LOGIN)", c->peer);
-		buf_free(&cred);
-		buf_free(&enc);
+		if (!c->tls_on && !c->opts.auth_plaintext)
+			fail_connection(c, RESULT_TEMP, "refusing to send "
+			    "credentials for %s over an unencrypted connection",
+			    c->opts.route ? c->opts.route : c->peer);
+		else
+			start_auth(c);
 		return;
 	}
 	ready(c);
@@ -403,11 +422,10 @@ static void
 start_tls(struct smtp_client *c)
 {
 	struct buf net = BUF_INIT, err = BUF_INIT;
-	const char *host = c->peer;
 
 	c->state = C_TLS_HANDSHAKE;
 	buf_clear(&c->in);	/* nothing may be pipelined before TLS */
-	tls_conn_init_client(&c->tls, c->opts.tls_ctx, host);
+	tls_conn_init_client(&c->tls, c->opts.tls_ctx, c->host);
 	if (tls_start(&c->tls, &net, &err) < 0)
 		fail_connection(c, RESULT_TEMP, "TLS with %s failed: %s",
 		    c->peer, buf_cstr(&err));
@@ -486,6 +504,7 @@ smtp_client_open(uv_loop_t *loop, const struct sockaddr *sa,
 	c->ready_cb = cb;
 	c->arg = arg;
 	c->state = C_CONNECT;
+	c->host = xstrdup(host_name);
 	if (sa->sa_family == AF_INET6) {
 		uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof(ip));
 		port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);

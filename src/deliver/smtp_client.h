@@ -21,6 +21,8 @@ struct client_opts {
 	int		 tls;		/* enum client_tls */
 	SSL_CTX		*tls_ctx;
 	const char	*auth_user, *auth_password;
+	int		 auth_plaintext;	/* AUTH allowed without TLS */
+	const char	*route;		/* "route x.test (h:port)": messages */
 	const char	*bind_address;
 	struct client_timeouts timeouts;	/* ms */
 };

@@ -10,6 +10,7 @@
 
 #include "../core/log.h"
 #include "../core/xalloc.h"
+#include "../net/tls.h"
 #include "../smtp/smtp_parse.h"
 #include "lua_api.h"
 
@@ -120,10 +121,59 @@ parse_tls_mode(lua_State *L, const char *s, const char *where)
 	return TLS_NONE;
 }
 
+static int
+parse_tls_version(lua_State *L, const char *s, const char *where)
+{
+	if (strcmp(s, "TLSv1.2") == 0)
+		return TLS1_2_VERSION;
+	if (strcmp(s, "TLSv1.3") == 0)
+		return TLS1_3_VERSION;
+	bad(L, where, "must be \"TLSv1.2\" or \"TLSv1.3\"");
+	return 0;
+}
+
+/*
+ * tls_ciphers, tls_ciphersuites, tls_min_version of the listener at e,
+ * tried on an OpenSSL context now, so that `indimaild -t` reports them.
+ */
+static void
+parse_listen_tls(lua_State *L, int e, struct listen_conf *l)
+{
+	struct tls_profile p;
+	struct buf err = BUF_INIT;
+
+	l->tls_ciphers = opt_string(L, e, "tls_ciphers", "listen[].tls_ciphers");
+	l->tls_ciphersuites = opt_string(L, e, "tls_ciphersuites",
+	    "listen[].tls_ciphersuites");
+	lua_getfield(L, e, "tls_min_version");
+	if (lua_type(L, -1) == LUA_TSTRING)
+		l->tls_min_version = parse_tls_version(L, lua_tostring(L, -1),
+		    "listen[].tls_min_version");
+	else if (!lua_isnil(L, -1))
+		bad(L, "listen[].tls_min_version", "must be a string");
+	lua_pop(L, 1);
+	if (l->tls == TLS_NONE && (l->tls_ciphers || l->tls_ciphersuites ||
+	    l->tls_min_version))
+		luaL_error(L, "bad config: listen[]: listener '%s' has TLS "
+		    "settings but tls = \"none\"", l->name);
+	p.ciphers = l->tls_ciphers;
+	p.ciphersuites = l->tls_ciphersuites;
+	p.min_version = l->tls_min_version;
+	if (l->tls != TLS_NONE && tls_profile_check(&p, &err) < 0) {
+		luaL_where(L, 1);	/* as luaL_error, with err freed */
+		lua_pushfstring(L, "bad config: listen[].%s", buf_cstr(&err));
+		lua_concat(L, 2);
+		buf_free(&err);
+		lua_error(L);
+	}
+	buf_free(&err);
+}
+
 static void
 parse_listen(lua_State *L, int t, struct config *c)
 {
-	static const char *keys[] = { "name", "address", "port", "tls", NULL };
+	static const char *keys[] = { "name", "address", "port", "tls",
+	    "tls_ciphers", "tls_ciphersuites", "tls_min_version", NULL };
 	size_t n = luaL_len(L, t);
 
 	if (n == 0)
@@ -156,6 +206,7 @@ parse_listen(lua_State *L, int t, struct config *c)
 			l->tls = parse_tls_mode(L, tls, "listen[].tls");
 			free(tls);
 		}
+		parse_listen_tls(L, e, l);
 		lua_pop(L, 1);
 	}
 }
@@ -490,19 +541,61 @@ parse_mailboxes(lua_State *L, int t, struct delivery_conf *d)
 	}
 }
 
+/* An optional boolean field of table t (absent: 0). */
+static int
+opt_boolean(lua_State *L, int t, const char *key, const char *where)
+{
+	int v;
+
+	lua_getfield(L, t, key);
+	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+		bad(L, where, "must be true or false");
+	v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+/*
+ * { host=, port=, auth_user=, auth_password=, auth_plaintext=, tls=, ... }
+ * at index e. A route with credentials defaults to tls = "verify".
+ */
+static void
+parse_route_table(lua_State *L, int e, struct route_conf *r)
+{
+	static const char *keys[] = { "host", "port", "auth_user",
+	    "auth_password", "auth_plaintext", "tls", "timeouts", "retry",
+	    "lifetime", NULL };
+	char *tls;
+
+	check_keys(L, e, "routes[]", keys);
+	r->host = opt_string(L, e, "host", "routes[].host");
+	set_number(L, e, "port", "routes[].port", 1, 65535, 1, &r->port, 0);
+	r->auth_user = opt_string(L, e, "auth_user", "routes[].auth_user");
+	r->auth_password = opt_string(L, e, "auth_password",
+	    "routes[].auth_password");
+	if (r->auth_password && r->auth_user == NULL)
+		bad(L, "routes[].auth_password", "needs auth_user");
+	r->auth_plaintext = opt_boolean(L, e, "auth_plaintext",
+	    "routes[].auth_plaintext");
+	if (r->auth_user)
+		r->tls = CLIENT_TLS_VERIFY;
+	if ((tls = opt_string(L, e, "tls", "routes[].tls")) != NULL) {
+		r->tls = parse_client_tls(L, tls, "routes[].tls");
+		free(tls);
+	}
+	parse_client_timeouts(L, e, &r->timeouts);
+	parse_retry(L, e, "routes[]", &r->retry);
+}
+
 /* routes: ["domain" or "*"] = "host:port" | { host=, port=, auth_user=, ... } */
 static void
 parse_routes(lua_State *L, int t, struct delivery_conf *d)
 {
-	static const char *keys[] = { "host", "port", "auth_user",
-	    "auth_password", "tls", "timeouts", "retry", "lifetime", NULL };
-
 	lua_pushnil(L);
 	while (lua_next(L, t)) {
 		struct route_conf *r;
 		const char *k = lua_type(L, -2) == LUA_TSTRING ?
 		    lua_tostring(L, -2) : NULL;
-		char *tls;
 		if (k == NULL)
 			luaL_error(L, "bad config: routes: keys are domains or \"*\"");
 		d->routes = xrealloc(d->routes, (d->nroutes + 1) * sizeof(*r));
@@ -516,22 +609,8 @@ parse_routes(lua_State *L, int t, struct delivery_conf *d)
 			r->host = colon ? xstrndup(v, (size_t)(colon - v)) : xstrdup(v);
 			if (colon)
 				r->port = atoi(colon + 1);
-		} else if (lua_istable(L, -1)) {
-			int e = lua_gettop(L);
-			check_keys(L, e, "routes[]", keys);
-			r->host = opt_string(L, e, "host", "routes[].host");
-			set_number(L, e, "port", "routes[].port", 1, 65535, 1,
-			    &r->port, 0);
-			r->auth_user = opt_string(L, e, "auth_user", "routes[].auth_user");
-			r->auth_password = opt_string(L, e, "auth_password",
-			    "routes[].auth_password");
-			if ((tls = opt_string(L, e, "tls", "routes[].tls")) != NULL) {
-				r->tls = parse_client_tls(L, tls, "routes[].tls");
-				free(tls);
-			}
-			parse_client_timeouts(L, e, &r->timeouts);
-			parse_retry(L, e, "routes[]", &r->retry);
-		}
+		} else if (lua_istable(L, -1))
+			parse_route_table(L, lua_gettop(L), r);
 		if (r->host == NULL || r->port <= 0 || r->port > 65535)
 			luaL_error(L, "bad config: routes['%s']: needs host:port", k);
 		lua_pop(L, 1);

@@ -430,12 +430,13 @@ parse_route(lua_State *co, struct hook_verdict *v)
 	lua_getfield(co, t, "auth_user");
 	lua_getfield(co, t, "auth_password");
 	lua_getfield(co, t, "tls");
-	kind = lua_tostring(co, -6);
-	host = lua_tostring(co, -5);
-	port = lua_tointeger(co, -4);
-	user = lua_tostring(co, -3);
-	pass = lua_tostring(co, -2);
-	tls = lua_tostring(co, -1);
+	lua_getfield(co, t, "auth_plaintext");
+	kind = lua_tostring(co, -7);
+	host = lua_tostring(co, -6);
+	port = lua_tointeger(co, -5);
+	user = lua_tostring(co, -4);
+	pass = lua_tostring(co, -3);
+	tls = lua_tostring(co, -2);
 	v->action = VERDICT_ROUTE;
 	if (kind && strcmp(kind, "local") == 0)
 		v->route = ROUTE_LOCAL;
@@ -453,9 +454,17 @@ parse_route(lua_State *co, struct hook_verdict *v)
 			buf_set(&v->route_user, user, strlen(user));
 		if (pass)
 			buf_set(&v->route_password, pass, strlen(pass));
-		if (tls)
+		if (tls)	/* a typo must not weaken the route */
 			v->route_tls = strcmp(tls, "none") == 0 ? 0 :
-			    strcmp(tls, "verify") == 0 ? 2 : 1;
+			    strcmp(tls, "opportunistic") == 0 ? 1 :
+			    strcmp(tls, "verify") == 0 ? 2 : -2;
+		if (v->route_tls == -2)
+			return "a relay route's tls must be \"none\", "
+			    "\"opportunistic\" or \"verify\"";
+		if (!lua_isnil(co, -1) && !lua_isboolean(co, -1))
+			return "a relay route's auth_plaintext must be true "
+			    "or false";
+		v->route_auth_plaintext = lua_toboolean(co, -1);
 	} else
 		return "route must be \"local\", \"mx\" or \"relay\"";
 	return NULL;

@@ -34,6 +34,7 @@ struct hook_verdict {
 	int		 route_port;
 	struct buf	 route_user, route_password;
 	int		 route_tls;	/* enum client_tls; -1 = default */
+	int		 route_auth_plaintext;	/* AUTH allowed without TLS */
 };
 
 struct envvars {

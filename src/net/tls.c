@@ -1,12 +1,18 @@
 /*
  * tls: memory-BIO TLS. Handshake and records are driven purely by the bytes
  * the session hands in, which keeps TLS independent of libuv and easy to
- * reason about: every call leaves pending output in net_out.
+ * reason about: every call leaves pending output in net_out. Server
+ * contexts (one per listener profile) follow Mozilla's "intermediate"
+ * profile unless the listener says otherwise; client contexts accept any
+ * TLS >= 1.2 (for opportunistic TLS anything beats plaintext).
  */
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 
+#include "../core/xalloc.h"
 #include "tls.h"
 
 static void
@@ -32,6 +38,82 @@ ssl_error(struct buf *err)
 	ERR_error_string_n(e, tmp, sizeof(tmp));
 	buf_appends(err, tmp);
 	ERR_clear_error();
+}
+
+/*
+ * Mozilla's "intermediate" TLS 1.2 suites (ssl-config.mozilla.org, v5.7):
+ * forward secret and AEAD only, in the server's order of preference.
+ */
+#define INTERMEDIATE_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:" \
+	"DHE-RSA-CHACHA20-POLY1305"
+
+/*
+ * Every name of a TLS 1.3 suite list must be known: OpenSSL would skip an
+ * unknown one silently (a typo would quietly drop a suite).
+ */
+static int
+set_suites(SSL_CTX *ctx, const char *list, struct buf *err)
+{
+	char *copy = xstrdup(list), *save = NULL, *name;
+	int rc = 0, n = 0;
+
+	for (name = strtok_r(copy, ":", &save); name && rc == 0;
+	    name = strtok_r(NULL, ":", &save), n++)
+		if (SSL_CTX_set_ciphersuites(ctx, name) != 1) {
+			buf_printf(err, "tls_ciphersuites: OpenSSL knows no "
+			    "TLS 1.3 cipher suite \"%s\"", name);
+			rc = -1;
+		}
+	free(copy);
+	ERR_clear_error();
+	if (rc == 0 && (n == 0 ||
+	    SSL_CTX_set_ciphersuites(ctx, list) != 1)) {
+		buf_printf(err, "tls_ciphersuites: \"%s\" names no TLS 1.3 "
+		    "cipher suite", list);
+		rc = -1;
+	}
+	return rc;
+}
+
+/* The server profile: p's settings, else intermediate (TLS 1.3: OpenSSL's). */
+static int
+server_profile(SSL_CTX *ctx, const struct tls_profile *p, struct buf *err)
+{
+	const char *ciphers = p && p->ciphers ? p->ciphers : INTERMEDIATE_CIPHERS;
+
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		buf_printf(err, "tls_ciphers: OpenSSL knows no TLS 1.2 cipher in "
+		    "\"%s\"", ciphers);
+		ERR_clear_error();
+		return -1;
+	}
+	if (p && p->ciphersuites && set_suites(ctx, p->ciphersuites, err) < 0)
+		return -1;
+	SSL_CTX_set_min_proto_version(ctx, p && p->min_version ?
+	    p->min_version : TLS1_2_VERSION);
+	SSL_CTX_set_dh_auto(ctx, 1);	/* DHE with RFC 7919 groups */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	return 0;
+}
+
+int
+tls_profile_check(const struct tls_profile *p, struct buf *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int rc;
+
+	if (ctx == NULL) {
+		ssl_error(err);
+		return -1;
+	}
+	rc = server_profile(ctx, p, err);
+	SSL_CTX_free(ctx);
+	return rc;
 }
 
 /* The leaf certificate, then any chain certificates, from PEM text. */
@@ -71,7 +153,7 @@ use_key(SSL_CTX *ctx, const struct buf *pem)
 
 SSL_CTX *
 tls_server_ctx_pem(const struct buf *cert, const struct buf *key,
-    const char *what, struct buf *err)
+    const char *what, const struct tls_profile *p, struct buf *err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -79,9 +161,10 @@ tls_server_ctx_pem(const struct buf *cert, const struct buf *key,
 		ssl_error(err);
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (server_profile(ctx, p, err) < 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (!use_cert_chain(ctx, cert) || !use_key(ctx, key) ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
@@ -91,6 +174,72 @@ tls_server_ctx_pem(const struct buf *cert, const struct buf *key,
 		return NULL;
 	}
 	return ctx;
+}
+
+static int
+same_string(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static void
+profile_of(const struct listen_conf *l, struct tls_profile *p)
+{
+	p->ciphers = l->tls_ciphers;
+	p->ciphersuites = l->tls_ciphersuites;
+	p->min_version = l->tls_min_version;
+}
+
+/* An earlier listener's context for the same profile (one more ref). */
+static SSL_CTX *
+shared_ctx(const struct config *c, SSL_CTX **ctx, size_t i)
+{
+	const struct listen_conf *l = &c->listen[i], *o;
+
+	for (size_t j = 0; j < i; j++) {
+		o = &c->listen[j];
+		if (ctx[j] && same_string(o->tls_ciphers, l->tls_ciphers) &&
+		    same_string(o->tls_ciphersuites, l->tls_ciphersuites) &&
+		    o->tls_min_version == l->tls_min_version &&
+		    SSL_CTX_up_ref(ctx[j]) == 1)
+			return ctx[j];
+	}
+	return NULL;
+}
+
+SSL_CTX **
+tls_listener_ctxs(const struct config *c, const struct buf *cert,
+    const struct buf *key, struct buf *err)
+{
+	struct buf what = BUF_INIT;
+	SSL_CTX **ctx = xcalloc(c->nlisten ? c->nlisten : 1, sizeof(*ctx));
+	struct tls_profile p;
+
+	for (size_t i = 0; i < c->nlisten; i++) {
+		if (c->listen[i].tls == TLS_NONE ||
+		    (ctx[i] = shared_ctx(c, ctx, i)) != NULL)
+			continue;
+		profile_of(&c->listen[i], &p);
+		buf_clear(&what);
+		buf_printf(&what, "tls cert %s / key %s", c->tls_cert, c->tls_key);
+		ctx[i] = tls_server_ctx_pem(cert, key, buf_cstr(&what), &p, err);
+		if (ctx[i] == NULL) {
+			buf_printf(err, " (listener %s)", c->listen[i].name);
+			tls_listener_ctxs_free(ctx, c->nlisten);
+			ctx = NULL;
+			break;
+		}
+	}
+	buf_free(&what);
+	return ctx;
+}
+
+void
+tls_listener_ctxs_free(SSL_CTX **ctx, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		SSL_CTX_free(ctx[i]);	/* shared ones are counted */
+	free(ctx);
 }
 
 SSL_CTX *
@@ -103,6 +252,8 @@ tls_client_ctx(int verify, struct buf *err)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_NO_COMPRESSION);
 	if (verify) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		SSL_CTX_set_default_verify_paths(ctx);
@@ -110,13 +261,30 @@ tls_client_ctx(int verify, struct buf *err)
 	return ctx;
 }
 
+static int
+ip_literal(const char *host)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, host, a) == 1 ||
+	    inet_pton(AF_INET6, host, a) == 1;
+}
+
+/* SNI never carries an address (RFC 6066 3); an address is checked as one. */
 void
 tls_conn_init_client(struct tls_conn *t, SSL_CTX *ctx, const char *host)
 {
+	int literal = ip_literal(host);
+
 	tls_conn_init(t, ctx);
 	SSL_set_connect_state(t->ssl);
-	SSL_set_tlsext_host_name(t->ssl, host);
-	if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)
+	if (!literal)
+		SSL_set_tlsext_host_name(t->ssl, host);
+	if (!(SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER))
+		return;
+	if (literal)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host);
+	else
 		SSL_set1_host(t->ssl, host);
 }
 

@@ -490,7 +490,8 @@ after_helo(struct smtp_session *s, struct hook_verdict *v)
 	reply(s, "250-SIZE %zu", cfg(s)->max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
-	if (s->listener->tls == TLS_STARTTLS && !s->tls_on && s->listener->tls_ctx)
+	if (s->listener->tls == TLS_STARTTLS && !s->tls_on &&
+	    s->listener->tls_ctx)
 		reply(s, "250-STARTTLS");
 	reply(s, "250 HELP");
 }

@@ -13,6 +13,12 @@
 --   local qid = d:send("a@example.test", { "b@example.test" }, message)
 --   local from = d:restart()                       -- after d:kill9()
 --
+-- o.listen_opts = { smtps = "tls_min_version = 'TLSv1.3'" } adds Lua fields
+-- to a listener (smtp, submission: STARTTLS; smtps: implicit TLS).
+-- o.env = { NAME = "value" } adds variables to indimaild's environment
+-- (e.g. SSL_CERT_FILE for a spec's own trust anchor); D.test_cert() is the
+-- certificate every daemon serves (CN=mx.test.example).
+--
 -- Also small tools: D.eventually (bounded polling), D.wait_pid, D.stop_pid,
 -- D.free_tcp_port, D.free_udp_port, D.scratch_dir, D.sh, D.readfile.
 --
@@ -135,7 +141,7 @@ function D.scratch_dir(name)
 end
 
 -- A certificate shared by all specs of one run (made once, it is slow).
-local function test_cert()
+function D.test_cert()
   local dir = D.root .. "/build/test-tls"
   if not readfile(dir .. "/cert.pem") then
     sh("mkdir -p " .. dir .. " && openssl req -x509 -newkey rsa:2048 -nodes -days 30"
@@ -147,8 +153,21 @@ end
 
 local function lua_string(s) return string.format("%q", s) end
 
+-- The three listeners, each with o.listen_opts[name] appended.
+local function listeners(o)
+  local extra = o.listen_opts or {}
+  local out = {}
+  for _, l in ipairs({ { "smtp", "starttls" }, { "submission", "starttls" }, { "smtps", "implicit" } }) do
+    local more = extra[l[1]] and (", " .. extra[l[1]]) or ""
+    local port = l[1] == "smtp" and o.smtp_port or 0
+    out[#out + 1] = ("    { name = '%s', address = '%s', port = %d, tls = '%s'%s },")
+      :format(l[1], o.address or "127.0.0.1", port, l[2], more)
+  end
+  return table.concat(out, "\n")
+end
+
 local function make_config(dir, o)
-  local cert, key = test_cert()
+  local cert, key = D.test_cert()
   local user = t.getuid() == 0 and 'user = "indimail",' or ""
   -- lua_dir relative to indimaild's working folder (the project root): the
   -- unprivileged account may not be able to reach an absolute path such as
@@ -160,9 +179,7 @@ local function make_config(dir, o)
     "  hostname = 'mx.test.example', " .. user,
     "  workers = " .. (o.workers or 1) .. ",",
     "  listen = {",
-    ("    { name = 'smtp', address = '%s', port = %d, tls = 'starttls' },"):format(o.address or "127.0.0.1", o.smtp_port or 0),
-    ("    { name = 'submission', address = '%s', port = 0, tls = 'starttls' },"):format(o.address or "127.0.0.1"),
-    ("    { name = 'smtps', address = '%s', port = 0, tls = 'implicit' },"):format(o.address or "127.0.0.1"),
+    listeners(o),
     "  },",
     "  tls = { cert = " .. lua_string(cert) .. ", key = " .. lua_string(key) .. " },",
     "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4 },",
@@ -300,6 +317,21 @@ function Daemon:read_ports(from)
   return ports
 end
 
+-- The command that starts indimaild on this daemon's config (with o.env,
+-- inside o.netns: `ip netns exec` execs it, keeping the pid).
+function Daemon:argv()
+  local argv = {}
+  if self.netns then
+    argv = { "/usr/sbin/ip", "netns", "exec", self.netns }
+  end
+  if self.env then
+    argv[#argv + 1] = "env"
+    for k, v in pairs(self.env) do argv[#argv + 1] = k .. "=" .. v end
+  end
+  for _, a in ipairs({ D.bin .. "/indimaild", "-c", self.config }) do argv[#argv + 1] = a end
+  return argv
+end
+
 -- Starts bin/indimaild again on the same config and dir (it kills nothing:
 -- after d:kill9() or d:stop()). Waits for event=ready and for the queue
 -- manager's socket, reads the new ports; returns where its log begins.
@@ -307,7 +339,7 @@ function Daemon:restart()
   self.restarts = (self.restarts or 1) + 1
   local from = #self:log() + 1
   local err = ("%s/stderr%d.log"):format(self.dir, self.restarts)
-  self.pid = assert(t.spawn({ D.bin .. "/indimaild", "-c", self.config }, err))
+  self.pid = assert(t.spawn(self:argv(), err))
   self.stopped, self.how, self.code = false, nil, nil
   luassert.is_truthy(self:wait_log("event=ready", 10, from), "restarted: " .. (readfile(err) or ""))
   self:wait_log("event=qmgr_start queues", 5, from)   -- its control socket is open
@@ -347,18 +379,14 @@ end
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
-  local self = setmetatable({ dir = dir, ports = {} }, Daemon)
+  local self = setmetatable({ dir = dir, ports = {}, env = o.env, netns = o.netns }, Daemon)
   self.config = dir .. "/indimail.lua"
   writefile(self.config, make_config(dir, o))
   -- As root: the folder (config, log) stays root's, the spool and the
   -- mailboxes are the account's (docs/security.md).
   sh("chmod 755 " .. dir .. " && mkdir -p " .. dir .. "/queue " .. dir .. "/maildirs")
   if t.getuid() == 0 then sh("chown -R indimail: " .. dir .. "/queue " .. dir .. "/maildirs") end
-  local argv = { D.bin .. "/indimaild", "-c", self.config }
-  if o.netns then   -- inside a network namespace the spec made (ip execs us)
-    argv = { "/usr/sbin/ip", "netns", "exec", o.netns, table.unpack(argv) }
-  end
-  self.pid = t.spawn(argv, dir .. "/stderr.log")
+  self.pid = t.spawn(self:argv(), dir .. "/stderr.log")
   if not self:wait_log("event=ready", 10) then
     local err = (readfile(dir .. "/stderr.log") or "") .. self:log()
     self:stop()

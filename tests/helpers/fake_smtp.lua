@@ -16,7 +16,11 @@
 --   hang = { { conn = n, cmd = "RCPT" } }         never answer that command
 --                                                 (cmd may be "CONNECT" or ".")
 --   pipelining = false, data_reply = { reply1, ... } (nth end of data),
---   dot_delay = secs, auth = { user=, password=, mechs= } (MAIL needs AUTH)
+--   dot_delay = secs, auth = { user=, password=, mechs= } (MAIL needs AUTH;
+--   several accounts: users = { [user] = password, ... } instead of user=),
+--   starttls = reply   offer STARTTLS and answer it with reply, a refusal
+--                      such as "454 4.7.0 TLS not available" (no TLS here:
+--                      luasec is not a dependency)
 -- It appends to dir/events.log: READY, CONNECT n, CMD n line, MESSAGE n k
 -- from rcpts, HANG n cmd, DATA_REFUSED n k reply, AUTH_OK/AUTH_FAILED n user,
 -- NESTED_MAIL n, EOF n, CLOSE n; and writes each message to dir/msg.k (MAIL
@@ -133,11 +137,13 @@ end
 local function ehlo_reply()
   return "250-fake.test\r\n" .. (conf.pipelining == false and "" or "250-PIPELINING\r\n")
     .. (conf.auth and ("250-AUTH " .. (conf.auth.mechs or "PLAIN LOGIN") .. "\r\n") or "")
+    .. (conf.starttls and "250-STARTTLS\r\n" or "")
     .. "250-8BITMIME\r\n250 SIZE 100000000"
 end
 
 local function auth_check(c, s, user, pass)
-  s.authed = user == conf.auth.user and pass == conf.auth.password
+  local users = conf.auth.users or { [conf.auth.user or ""] = conf.auth.password }
+  s.authed = user ~= nil and pass ~= nil and users[user] == pass
   log(s.authed and "AUTH_OK" or "AUTH_FAILED", s.n, tostring(user))
   send(c, s.authed and "235 2.7.0 Authentication successful" or "535 5.7.8 Authentication failed")
 end
@@ -235,6 +241,8 @@ local function command(c, s, line)
   end
   if verb == "EHLO" then
     send(c, ehlo_reply())
+  elseif verb == "STARTTLS" and conf.starttls then
+    send(c, conf.starttls)
   elseif verb == "AUTH" and conf.auth then
     auth(c, s, line)
   elseif verb == "MAIL" and conf.auth and not s.authed then

@@ -2,6 +2,8 @@
 -- offers STARTTLS (the receiving one holds what it gets in its queue).
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
+local cleanup = require("cleanup")
+local dnsmasq = require("dnsmasq")
 local t = D.t
 
 local function wait_until(timeout, fn)
@@ -78,5 +80,39 @@ describe("remote delivery with STARTTLS", function()
     assert.truthy(s:wait_log("event=deferred [^\n]*TLS", 5))
     assert.equal(0, #r:queue_files())
     assert.equal(1, #s:queue_files())
+  end)
+end)
+
+describe("remote delivery with tls = 'verify'", function()
+  after_each(cleanup.run)
+
+  -- The receiver's certificate (CN=mx.test.example) is the sender's only
+  -- trust anchor; the route names the receiver by that name (dnsmasq).
+  local function verifying_sender(r, host)
+    local dns = dnsmasq.start{ dir = D.scratch_dir("verify-dns"),
+      records = { "--host-record=mx.test.example,127.0.0.1" } }
+    cleanup.defer(dns.stop)
+    return D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
+      dns = "127.0.0.1:" .. dns.port, env = { SSL_CERT_FILE = (D.test_cert()) },
+      delivery = "retry = { base = 30, max = 60 }",
+      routes = "['*'] = { host = '" .. host .. "', port = " .. r.ports.smtp .. ", tls = 'verify' }" }
+  end
+
+  it("delivers when the certificate is trusted and matches the route's host name", function()
+    local r = D.start_for_test{ relay_from = "'127.0.0.0/8'" }
+    local s = verifying_sender(r, "mx.test.example")
+    assert.equal(250, send(s, "verified"))
+    local env, msg = received_by(r)
+    assert.matches("\ntls TLSv1%.[23] ", env)
+    assert.matches("\nSubject: verified\n", msg)
+    assert.truthy(s:wait_log("event=delivered [^\n]*to=rcpt@remote%.test", 5), s:log())
+  end)
+
+  it("defers when the trusted certificate does not name the route's host", function()
+    local r = D.start_for_test{ relay_from = "'127.0.0.0/8'" }
+    local s = verifying_sender(r, "127.0.0.1")
+    assert.equal(250, send(s, "wrong name"))
+    assert.truthy(s:wait_log("event=deferred [^\n]*TLS", 5), s:log())
+    assert.equal(0, #r:queue_files())
   end)
 end)
