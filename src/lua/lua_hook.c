@@ -15,6 +15,7 @@
 #include "../core/xalloc.h"
 #include "../net/dns.h"
 #include "lua_api.h"
+#include "lua_budget.h"
 #include "lua_hook.h"
 
 struct dns_pending {
@@ -34,13 +35,12 @@ struct hook_call {
 	struct hook_ctx	*ctx;
 	lua_State	*co;
 	int		 co_ref, session_ref, tx_ref, msg_ref;
-	long		 instructions;
+	struct budget	 budget;	/* instructions of the running hook */
 	int		 pending_ops;	/* async operations in flight */
 	int		 running;	/* inside lua_resume */
 	int		 finished;	/* verdict given or cancelled */
 	int		 async;		/* hook_run already returned PENDING */
 	int		 timer_init;
-	int		 over_budget;	/* instruction budget exhausted */
 	uv_timer_t	 timer;
 	struct dns_pending dns;
 	hook_done_cb	 cb;
@@ -54,7 +54,6 @@ struct msg_ud {
 
 static uv_loop_t *hook_loop;
 static struct dns *hook_dns;
-static struct hook_call *current_call;	/* the one inside lua_resume */
 
 static int step(struct hook_call *, int nargs);
 
@@ -511,30 +510,6 @@ parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 
 /* ---- running ----------------------------------------------------------- */
 
-/*
- * Count hook. Past the budget it yields rather than raising an error: a
- * yield cannot be caught by pcall() in the policy, so the coroutine always
- * comes back to step(), which sees over_budget and abandons it.
- */
-static void
-on_count(lua_State *L, lua_Debug *ar)
-{
-	struct hook_call *c = current_call;
-
-	(void)ar;
-	if (c == NULL)
-		return;
-	c->instructions += 1000;
-	if (c->instructions <= c->rt->cfg.hook_instructions)
-		return;
-	c->over_budget = 1;
-	if (lua_isyieldable(L))
-		lua_yield(L, 0);
-	else
-		luaL_error(L, "instruction budget of %d exceeded",
-		    (int)c->rt->cfg.hook_instructions);
-}
-
 static void
 release_co(struct hook_call *c)
 {
@@ -617,8 +592,7 @@ start_hook(struct hook_call *c)
 	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	c->co = co;
 	*(struct hook_call **)lua_getextraspace(co) = c;
-	lua_sethook(co, on_count, LUA_MASKCOUNT, 1000);
-	c->instructions = 0;
+	budget_start(&c->budget, c->rt->cfg.hook_instructions);
 	c->name = runtime_push_hook(c->rt, c->stage, c->index);
 	lua_xmove(L, co, 1);
 	lua_rawgeti(co, LUA_REGISTRYINDEX, c->session_ref);
@@ -697,11 +671,11 @@ step(struct hook_call *c, int nargs)
 			nargs = start_hook(c);
 		}
 		c->running = 1;
-		current_call = c;
+		budget_enter(&c->budget);	/* co has the count hook of L */
 		status = lua_resume(c->co, c->rt->L, nargs, &nres);
-		current_call = NULL;
+		budget_leave();
 		c->running = 0;
-		if (c->over_budget) {
+		if (c->budget.spent) {
 			internal_error(c, "instruction budget exceeded", NULL);
 			return HOOK_DONE;
 		}

@@ -1,7 +1,8 @@
 /*
- * lua_runtime: creates a memory-capped lua_State, installs the `indimail`
- * API (lua_api.c), runs the configuration file and keeps the resulting
- * struct config and hook lists. Hooks live in the registry as
+ * lua_runtime: creates a memory-capped lua_State with the instruction
+ * budget (lua_budget.c), installs the `indimail` API (lua_api.c), runs the
+ * configuration file and keeps the resulting struct config and hook lists.
+ * Hooks live in the registry as
  * registry["indimail.hooks"][stage] = { {name=, fn=}, ... }.
  */
 #include <lauxlib.h>
@@ -10,6 +11,7 @@
 
 #include "../core/xalloc.h"
 #include "lua_api.h"
+#include "lua_budget.h"
 #include "lua_runtime.h"
 
 static const char *stage_names[HOOK_NSTAGES] = {
@@ -73,6 +75,7 @@ runtime_load(const char *path, struct buf *err)
 		panic("cannot create a Lua state");
 	rt->L = L;
 	luaL_openlibs(L);
+	budget_open(L);
 	lua_api_open(L, rt);
 	if (luaL_loadfile(L, path) != LUA_OK || lua_pcall(L, 0, 0, 0) != LUA_OK) {
 		buf_printf(err, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
