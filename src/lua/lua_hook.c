@@ -143,6 +143,15 @@ setbool(lua_State *L, const char *k, int v)
 	lua_setfield(L, -2, k);
 }
 
+/* Pushes t[k] raw: read after the hook returned, so no policy code may run. */
+static void
+rawfield(lua_State *L, int t, const char *k)
+{
+	t = lua_absindex(L, t);
+	lua_pushstring(L, k);
+	lua_rawget(L, t);
+}
+
 static int
 make_session(lua_State *L, const struct hook_ctx *c)
 {
@@ -194,7 +203,7 @@ read_env(lua_State *L, struct hook_call *c)
 	if (c->ctx->env == NULL || c->tx_ref == LUA_NOREF)
 		return NULL;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
-	lua_getfield(L, -1, "env");
+	rawfield(L, -1, "env");
 	if (!lua_istable(L, -1)) {
 		lua_pop(L, 2);
 		return "tx.env must stay a table";
@@ -422,12 +431,12 @@ parse_route(lua_State *co, struct hook_verdict *v)
 	lua_Integer port;
 	int t = lua_gettop(co) - 4;	/* the verdict table */
 
-	lua_getfield(co, t, "route");
-	lua_getfield(co, t, "host");
-	lua_getfield(co, t, "port");
-	lua_getfield(co, t, "auth_user");
-	lua_getfield(co, t, "auth_password");
-	lua_getfield(co, t, "tls");
+	rawfield(co, t, "route");
+	rawfield(co, t, "host");
+	rawfield(co, t, "port");
+	rawfield(co, t, "auth_user");
+	rawfield(co, t, "auth_password");
+	rawfield(co, t, "tls");
 	kind = lua_tostring(co, -6);
 	host = lua_tostring(co, -5);
 	port = lua_tointeger(co, -4);
@@ -472,10 +481,10 @@ parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 		return NULL;		/* accept */
 	if (!lua_istable(co, -1))
 		return "hook returned neither nil nor a verdict table";
-	lua_getfield(co, -1, "action");
-	lua_getfield(co, -2, "code");
-	lua_getfield(co, -3, "status");
-	lua_getfield(co, -4, "text");
+	rawfield(co, -1, "action");
+	rawfield(co, -2, "code");
+	rawfield(co, -3, "status");
+	rawfield(co, -4, "text");
 	action = lua_tostring(co, -4);
 	code = lua_tointeger(co, -3);
 	status = lua_tostring(co, -2);
