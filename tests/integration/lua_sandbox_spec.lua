@@ -176,7 +176,7 @@ describe("the Lua sandbox", function()
       local dir = D.scratch_dir("sandbox")
       local file = dir .. "/indimail.lua"
       D.writefile(file, text:format(dir))
-      local out, code = D.sh(D.bin .. "/indimaild -t -c " .. file)
+      local out, code = D.sh("timeout 10 " .. D.bin .. "/indimaild -t -c " .. file)
       return out, code, file, dir
     end
 
@@ -199,6 +199,16 @@ local f = io.open("%s/written", "a")
       assert.equal(1, code, out)
       assert.matches(file .. ":2: io.open: mode 'a' is not allowed (files can only be read)", out, 1, true)
       assert.is_nil(D.readfile(dir .. "/written"), "the file was created")
+    end)
+
+    it("hides a file's metatable (getmetatable gives false), so no Lua function becomes its finalizer", function()
+      local out, code, file = check([[
+indimail.config { hostname = "mx.test.example", listen = { { name = "smtp", address = "127.0.0.1", port = 0 } } }
+local f = io.open("%s/indimail.lua")
+getmetatable(f).__gc = function() while true do end end
+]])
+      assert.equal(1, code, out)
+      assert.matches(file .. ":3: attempt to index a boolean value", out, 1, true)
     end)
   end)
 end)
