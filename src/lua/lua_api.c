@@ -11,6 +11,7 @@
 #include "../core/xalloc.h"
 #include "lua_api.h"
 #include "lua_runtime.h"
+#include "lua_sandbox.h"
 
 #ifndef INDIMAIL_LUA_DIR
 #define INDIMAIL_LUA_DIR "/usr/share/indimail/lua"
@@ -89,6 +90,7 @@ l_hook(lua_State *L)
 	int s = stage_index(stage);
 
 	luaL_checktype(L, 2, LUA_TFUNCTION);
+	sandbox_check_loading(L, "indimail.hook");
 	if (s < 0)
 		return luaL_error(L, "unknown hook stage '%s' (connect, helo, "
 		    "mail, rcpt, data, message, route)", stage);
@@ -109,13 +111,14 @@ l_policy(lua_State *L)
 		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
 		    *p != '_')
 			return luaL_error(L, "bad policy name '%s'", name);
+	sandbox_check_loading(L, "indimail.policy");
 	if (lua_isnoneornil(L, 2)) {
 		lua_settop(L, 1);
 		lua_newtable(L);
 	}
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_pushfstring(L, "%s/policies/%s.lua", lua_dir(rt), name);
-	if (luaL_loadfile(L, lua_tostring(L, -1)) != LUA_OK)
+	if (luaL_loadfilex(L, lua_tostring(L, -1), "t") != LUA_OK)
 		return luaL_error(L, "policy '%s': %s", name, lua_tostring(L, -1));
 	lua_call(L, 0, 1);			/* P */
 	if (!lua_istable(L, -1))
@@ -224,7 +227,8 @@ l_route_relay(lua_State *L)
 {
 	const char *host = luaL_checkstring(L, 1);
 	lua_Integer port = luaL_optinteger(L, 2, 25);
-	static const char *opts[] = { "auth_user", "auth_password", "tls" };
+	static const char *opts[] = { "auth_user", "auth_password", "tls",
+	    "auth_plaintext" };
 
 	route_verdict(L, "relay");
 	lua_pushstring(L, host);
@@ -232,7 +236,7 @@ l_route_relay(lua_State *L)
 	lua_pushinteger(L, port);
 	lua_setfield(L, -2, "port");
 	if (lua_istable(L, 3))
-		for (int i = 0; i < 3; i++) {
+		for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 			lua_getfield(L, 3, opts[i]);
 			lua_setfield(L, -2, opts[i]);
 		}

@@ -16,6 +16,7 @@
 #include "../core/xalloc.h"
 #include "../net/dns.h"
 #include "lua_api.h"
+#include "lua_budget.h"
 #include "lua_hook.h"
 
 struct dns_pending {
@@ -35,13 +36,12 @@ struct hook_call {
 	struct hook_ctx	*ctx;
 	lua_State	*co;
 	int		 co_ref, session_ref, tx_ref, msg_ref;
-	long		 instructions;
+	struct budget	 budget;	/* instructions of the running hook */
 	int		 pending_ops;	/* async operations in flight */
 	int		 running;	/* inside lua_resume */
 	int		 finished;	/* verdict given or cancelled */
 	int		 async;		/* hook_run already returned PENDING */
 	int		 timer_init;
-	int		 over_budget;	/* instruction budget exhausted */
 	uv_timer_t	 timer;
 	struct dns_pending dns;
 	hook_done_cb	 cb;
@@ -55,7 +55,6 @@ struct msg_ud {
 
 static uv_loop_t *hook_loop;
 static struct dns *hook_dns;
-static struct hook_call *current_call;	/* the one inside lua_resume */
 
 static int step(struct hook_call *, int nargs);
 
@@ -145,6 +144,15 @@ setbool(lua_State *L, const char *k, int v)
 	lua_setfield(L, -2, k);
 }
 
+/* Pushes t[k] raw: read after the hook returned, so no policy code may run. */
+static void
+rawfield(lua_State *L, int t, const char *k)
+{
+	t = lua_absindex(L, t);
+	lua_pushstring(L, k);
+	lua_rawget(L, t);
+}
+
 static int
 make_session(lua_State *L, const struct hook_ctx *c)
 {
@@ -196,7 +204,7 @@ read_env(lua_State *L, struct hook_call *c)
 	if (c->ctx->env == NULL || c->tx_ref == LUA_NOREF)
 		return NULL;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
-	lua_getfield(L, -1, "env");
+	rawfield(L, -1, "env");
 	if (!lua_istable(L, -1)) {
 		lua_pop(L, 2);
 		return "tx.env must stay a table";
@@ -424,13 +432,13 @@ parse_route(lua_State *co, struct hook_verdict *v)
 	lua_Integer port;
 	int t = lua_gettop(co) - 4;	/* the verdict table */
 
-	lua_getfield(co, t, "route");
-	lua_getfield(co, t, "host");
-	lua_getfield(co, t, "port");
-	lua_getfield(co, t, "auth_user");
-	lua_getfield(co, t, "auth_password");
-	lua_getfield(co, t, "tls");
-	lua_getfield(co, t, "auth_plaintext");
+	rawfield(co, t, "route");
+	rawfield(co, t, "host");
+	rawfield(co, t, "port");
+	rawfield(co, t, "auth_user");
+	rawfield(co, t, "auth_password");
+	rawfield(co, t, "tls");
+	rawfield(co, t, "auth_plaintext");
 	kind = lua_tostring(co, -7);
 	host = lua_tostring(co, -6);
 	port = lua_tointeger(co, -5);
@@ -483,10 +491,10 @@ parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 		return NULL;		/* accept */
 	if (!lua_istable(co, -1))
 		return "hook returned neither nil nor a verdict table";
-	lua_getfield(co, -1, "action");
-	lua_getfield(co, -2, "code");
-	lua_getfield(co, -3, "status");
-	lua_getfield(co, -4, "text");
+	rawfield(co, -1, "action");
+	rawfield(co, -2, "code");
+	rawfield(co, -3, "status");
+	rawfield(co, -4, "text");
 	action = lua_tostring(co, -4);
 	code = lua_tointeger(co, -3);
 	status = lua_tostring(co, -2);
@@ -520,30 +528,6 @@ parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 }
 
 /* ---- running ----------------------------------------------------------- */
-
-/*
- * Count hook. Past the budget it yields rather than raising an error: a
- * yield cannot be caught by pcall() in the policy, so the coroutine always
- * comes back to step(), which sees over_budget and abandons it.
- */
-static void
-on_count(lua_State *L, lua_Debug *ar)
-{
-	struct hook_call *c = current_call;
-
-	(void)ar;
-	if (c == NULL)
-		return;
-	c->instructions += 1000;
-	if (c->instructions <= c->rt->cfg.hook_instructions)
-		return;
-	c->over_budget = 1;
-	if (lua_isyieldable(L))
-		lua_yield(L, 0);
-	else
-		luaL_error(L, "instruction budget of %d exceeded",
-		    (int)c->rt->cfg.hook_instructions);
-}
 
 static void
 release_co(struct hook_call *c)
@@ -627,8 +611,7 @@ start_hook(struct hook_call *c)
 	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	c->co = co;
 	*(struct hook_call **)lua_getextraspace(co) = c;
-	lua_sethook(co, on_count, LUA_MASKCOUNT, 1000);
-	c->instructions = 0;
+	budget_start(&c->budget, c->rt->cfg.hook_instructions);
 	c->name = runtime_push_hook(c->rt, c->stage, c->index);
 	lua_xmove(L, co, 1);
 	lua_rawgeti(co, LUA_REGISTRYINDEX, c->session_ref);
@@ -707,13 +690,13 @@ step(struct hook_call *c, int nargs)
 			nargs = start_hook(c);
 		}
 		c->running = 1;
-		current_call = c;
+		budget_enter(&c->budget);	/* co has the count hook of L */
 		watchdog_enter();	/* stuck in C (string.find): recycled */
 		status = lua_resume(c->co, c->rt->L, nargs, &nres);
 		watchdog_leave();
-		current_call = NULL;
+		budget_leave();
 		c->running = 0;
-		if (c->over_budget) {
+		if (c->budget.spent) {
 			internal_error(c, "instruction budget exceeded", NULL);
 			return HOOK_DONE;
 		}

@@ -1,16 +1,18 @@
 /*
- * lua_runtime: creates a memory-capped lua_State, installs the `indimail`
- * API (lua_api.c), runs the configuration file and keeps the resulting
- * struct config and hook lists. Hooks live in the registry as
- * registry["indimail.hooks"][stage] = { {name=, fn=}, ... }.
+ * lua_runtime: creates a memory-capped lua_State with the sandboxed standard
+ * library (lua_sandbox.c) and the instruction budget (lua_budget.c),
+ * installs the `indimail` API (lua_api.c), runs the configuration file and
+ * keeps the resulting struct config and hook lists. Hooks live in the
+ * registry as registry["indimail.hooks"][stage] = { {name=, fn=}, ... }.
  */
 #include <lauxlib.h>
-#include <lualib.h>
 #include <string.h>
 
 #include "../core/xalloc.h"
 #include "lua_api.h"
+#include "lua_budget.h"
 #include "lua_runtime.h"
+#include "lua_sandbox.h"
 
 static const char *stage_names[HOOK_NSTAGES] = {
 	"connect", "helo", "mail", "rcpt", "data", "message", "route",
@@ -72,14 +74,17 @@ runtime_load(const char *path, struct buf *err)
 	if (L == NULL)
 		panic("cannot create a Lua state");
 	rt->L = L;
-	luaL_openlibs(L);
+	sandbox_open(L);
+	budget_open(L);
 	lua_api_open(L, rt);
-	if (luaL_loadfile(L, path) != LUA_OK || lua_pcall(L, 0, 0, 0) != LUA_OK) {
+	if (luaL_loadfilex(L, path, "t") != LUA_OK ||
+	    lua_pcall(L, 0, 0, 0) != LUA_OK) {
 		buf_printf(err, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
 		    : "unknown error");
 		runtime_unref(rt);
 		return NULL;
 	}
+	sandbox_seal(L);
 	if (lua_api_finish(L, rt, err) < 0) {
 		runtime_unref(rt);
 		return NULL;

@@ -156,6 +156,16 @@ end, "relay_auth")
       assert.equal(1, fake.count("\nAUTH_OK 1 relayuser\n"))
     end)
 
+    it("takes auth_plaintext = true from route_relay's options too", function()
+      local port = D.free_tcp_port()
+      local fake = start_fake("127.0.0.4", port, { auth = ACCOUNT })
+      local d = start_daemon{ policies = hook_route(port,
+        CREDENTIALS .. ", tls = 'none', auth_plaintext = true") }
+      local qid = send(d, "rcpt@hooked.test", "hook option in clear")
+      assert.is_truthy(d:wait_log("event=delivered qid=" .. qid, 10), d:log())
+      assert.equal(1, fake.count("\nAUTH_OK 1 relayuser\n"))
+    end)
+
     it("is a hook error, not a weaker route, when its tls is misspelt", function()
       local port = D.free_tcp_port()
       local fake = start_fake("127.0.0.4", port, { auth = ACCOUNT })

@@ -383,10 +383,21 @@ describe("Lua hooks", function()
           badstatus = function() return indimail.tempfail("x", 451, "4.7") end,
           multiline = function() return indimail.reject("evil\r\n250 2.0.0 fake", 550, "5.7.1") end,
           long = function() return indimail.reject(("x"):rep(401), 550, "5.7.1") end,
+          -- fields are read raw, after the hook: no policy code runs then
+          metaerror = function()
+            return setmetatable({}, { __index = function() error("boom") end })
+          end,
+          metaloop = function()
+            return setmetatable({}, { __index = function() while true do end end })
+          end,
+          txmeta = function(tx)
+            tx.env = nil
+            setmetatable(tx, { __index = function() while true do end end })
+          end,
         }
         indimail.hook("rcpt", function(session, tx, rcpt)
           local f = bad[rcpt:match("^(.-)@")]
-          if f then return f() end
+          if f then return f(tx) end
         end)]==] }
     end)
     teardown(function() d:cleanup() end)
@@ -402,6 +413,9 @@ describe("Lua hooks", function()
       { "badstatus", "a status that is not x.y.z" },
       { "multiline", "a text with CRLF in it" },
       { "long", "a text over 400 characters" },
+      { "metaerror", "a table whose __index raises an error" },
+      { "metaloop", "a table whose __index never returns" },
+      { "txmeta", "nil tx.env behind an __index that never returns" },
     }) do
       it(("(%s) answers 451 4.3.0 and logs why"):format(case[2]), function()
         local c = d:connect()
