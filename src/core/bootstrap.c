@@ -7,6 +7,7 @@
  *   user NAME                       error TEXT          (the last line)
  */
 #include <errno.h>
+#include <signal.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,13 +211,14 @@ plan_line(char *line, struct boot_plan *p, struct buf *err)
 /* ---- the child ---------------------------------------------------------- */
 
 static void
-child(const char *path, const struct passwd *pw, int fd)
+child(const char *path, const struct passwd *pw, int seconds, int fd)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	struct runtime *rt = NULL;
 	struct boot_plan p;
 
-	if (drop_to(pw, &err) == 0)
+	alarm((unsigned)seconds);	/* a configuration that never ends */
+	if (pw == NULL || drop_to(pw, &err) == 0)
 		rt = runtime_load(path, &err);
 	if (rt == NULL) {
 		buf_appends(&out, "error");
@@ -233,7 +235,7 @@ child(const char *path, const struct passwd *pw, int fd)
 
 int
 boot_plan_unprivileged(const char *path, const struct passwd *pw,
-    struct boot_plan *p, struct buf *err)
+    int seconds, struct boot_plan *p, struct buf *err)
 {
 	struct buf in = BUF_INIT;
 	char tmp[4096], *line, *save = NULL;
@@ -249,7 +251,7 @@ boot_plan_unprivileged(const char *path, const struct passwd *pw,
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child(path, pw, fds[1]);
+		child(path, pw, seconds, fds[1]);
 	}
 	close(fds[1]);
 	while ((n = read(fds[0], tmp, sizeof(tmp))) > 0 ||
@@ -263,7 +265,11 @@ boot_plan_unprivileged(const char *path, const struct passwd *pw,
 	for (line = strtok_r(in.data, "\n", &save); line && rc == 0;
 	    line = strtok_r(NULL, "\n", &save))
 		rc = plan_line(line, p, err);
-	if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+	if (rc == 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+		buf_printf(err, "%s: still running after %d s (a loop in the "
+		    "configuration?)", path, seconds);
+		rc = -1;
+	} else if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		buf_appends(err, "the configuration child failed");
 		rc = -1;
 	}

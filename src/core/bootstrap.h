@@ -33,12 +33,16 @@ struct boot_plan {
 
 /* The plan of a configuration already loaded (not root, or to compare). */
 void	boot_plan_from_config(const struct config *, struct boot_plan *);
+/* Longest a configuration may take to load at start (reload: the watchdog). */
+#define BOOT_LOAD_SECONDS	30
+
 /*
- * Forks a child that drops to pw, loads path and writes its plan back.
- * Returns 0, or -1 with the configuration's own error in err.
+ * Forks a child that drops to pw (unless NULL), loads path within seconds
+ * and writes its plan back. Returns 0, or -1 with the configuration's own
+ * error (or the timeout) in err.
  */
 int	boot_plan_unprivileged(const char *path, const struct passwd *pw,
-	    struct boot_plan *, struct buf *err);
+	    int seconds, struct boot_plan *, struct buf *err);
 /* 1 when a and b ask for the same listeners, files and log. */
 int	boot_plan_equal(const struct boot_plan *a, const struct boot_plan *b);
 void	boot_plan_free(struct boot_plan *);

@@ -175,7 +175,7 @@ make_plan(const char *path, const struct passwd *pw, struct boot_plan *p)
 		boot_plan_from_config(&rt->cfg, p);
 		return;
 	}
-	if (boot_plan_unprivileged(path, pw, p, &err) < 0)
+	if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, p, &err) < 0)
 		fatal("%s", buf_cstr(&err));
 	if (p->user && strcmp(p->user, pw->pw_name) != 0)
 		fatal("user: the configuration names %s, but indimaild runs as "
@@ -355,11 +355,27 @@ reap(void)
 	}
 }
 
+/*
+ * A configuration is tried in a child first: one that loops (or takes
+ * longer than BOOT_LOAD_SECONDS) is refused without wedging the master.
+ */
+static struct runtime *
+try_load(const char *path, struct buf *err)
+{
+	struct boot_plan p;
+
+	if (boot_plan_unprivileged(path, NULL, (rt->cfg.timeout_watchdog + 999) /
+	    1000, &p, err) < 0)
+		return NULL;
+	boot_plan_free(&p);
+	return runtime_load(path, err);
+}
+
 static void
 reload(void)
 {
 	struct buf err = BUF_INIT;
-	struct runtime *n = runtime_load(rt->path, &err);
+	struct runtime *n = try_load(rt->path, &err);
 
 	if (n == NULL) {
 		struct logline l;
@@ -437,7 +453,8 @@ master_check(const char *path, const char *user)
 			fprintf(stderr, "indimaild: user %s does not exist\n", user);
 			return 1;
 		}
-		if (boot_plan_unprivileged(path, pw, &p, &err) < 0) {
+		if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, &p,
+		    &err) < 0) {
 			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
 			return 1;
 		}
