@@ -50,8 +50,10 @@ control(struct runtime *rt, const char *request)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
 	    write(fd, request, strlen(request)) < 0 || write(fd, "\n", 1) < 0) {
+		int e = errno;
 		close(fd);
-		return -1;
+		errno = e;
+		return e == EACCES || e == EPERM ? -2 : -1;
 	}
 	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
 		buf_append(&reply, tmp, (size_t)n);
@@ -90,6 +92,27 @@ print_one(void *arg, struct queue_info *qi)
 	return 0;
 }
 
+/* An empty listing must mean an empty queue, never "not allowed to look". */
+static int
+readable(const struct queue_set *qs)
+{
+	struct buf p = BUF_INIT;
+	int ok = 1;
+
+	for (int i = 0; ok && i < qs->count; i++) {
+		buf_clear(&p);
+		buf_printf(&p, "%s/%d/mess", qs->path, i);
+		if (access(buf_cstr(&p), R_OK | X_OK) < 0 && errno != ENOENT) {
+			fprintf(stderr, "indimail: cannot read the queue %s: %s "
+			    "(run as root or as the account indimaild runs as)\n",
+			    buf_cstr(&p), strerror(errno));
+			ok = 0;
+		}
+	}
+	buf_free(&p);
+	return ok;
+}
+
 static int
 queue_list(struct runtime *rt)
 {
@@ -100,6 +123,8 @@ queue_list(struct runtime *rt)
 	qs.path = rt->cfg.queue_path;
 	qs.count = rt->cfg.queue_count;
 	qs.split = rt->cfg.queue_split;
+	if (!readable(&qs))
+		return 1;
 	fputs(QUEUE_LIST_HEADER, stdout);
 	n = queue_scan(&qs, print_one, NULL);
 	printf("%d message%s in the queue\n", n, n == 1 ? "" : "s");
@@ -134,6 +159,12 @@ queue_command(struct runtime *rt, int argc, char **argv)
 	buf_free(&req);
 	if (rc >= 0)
 		return rc;
+	if (rc == -2) {
+		fprintf(stderr, "indimail: permission denied on %s/qmgr.sock "
+		    "(run as root or as the account indimaild runs as)\n",
+		    rt->cfg.queue_path);
+		return 1;
+	}
 	if (strcmp(argv[0], "list") == 0) {
 		fprintf(stderr, "indimail: queue manager not running; reading "
 		    "the queue folders\n");

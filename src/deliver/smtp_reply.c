@@ -1,6 +1,8 @@
 /*
  * smtp_reply: RFC 5321 4.2 reply syntax. A reply is one or more lines
- * "ddd-text" ended by "ddd text" (or just "ddd"), all with the same code.
+ * "ddd-text" ended by "ddd text" (or just "ddd"), all with the same code
+ * between 100 and 599. A line that breaks the rule ends the reply at once
+ * as malformed (code 0), so a peer cannot make us wait on garbage.
  */
 #include <ctype.h>
 #include <string.h>
@@ -43,7 +45,8 @@ smtp_reply_parse(const char *p, size_t n, int *code, struct buf *text)
 		c = line_code(p + start, ll);
 		if (first < 0)
 			first = c;
-		if (c == 0 || c != first)
+		/* A code out of range can start no reply: malformed, now. */
+		if (c < 100 || c > 599 || c != first)
 			bad = 1;
 		if (text->len)
 			buf_appendc(text, '\n');

@@ -108,6 +108,28 @@ describe("queue tools", function()
   after_each(cleanup.run)
 
   describe("indimail queue list", function()
+    it("as a user who may not read the queue, says so and fails (never '0 messages')", function()
+      if D.t.getuid() ~= 0 then
+        pending("needs root to run the tool as another user")
+        return
+      end
+      local d = D.start_for_test()
+      d:send("a@example.test", { "b@example.test" }, "Subject: q\r\n\r\nx\r\n")
+      local out, code = D.sh(("setpriv --reuid=nobody --regid=nogroup --clear-groups "
+        .. "%s/indimail -c %s queue list"):format(D.bin, d.config))
+      assert.are_not.equal(0, code, out)
+      assert.matches("permission denied", out)
+      assert.not_matches("0 messages", out)
+      -- with the queue manager down, the folder fallback says so too
+      d:stop()
+      os.remove(d.dir .. "/queue/qmgr.sock")
+      out, code = D.sh(("setpriv --reuid=nobody --regid=nogroup --clear-groups "
+        .. "%s/indimail -c %s queue list"):format(D.bin, d.config))
+      assert.are_not.equal(0, code, out)
+      assert.matches("cannot read the queue", out)
+      assert.not_matches("0 messages", out)
+    end)
+
     it("shows a deferred message with per-recipient state, attempts, next retry and last error", function()
       local d = start()
       local qid = send(d, "alice@example.test", { "user@remote.test", "bob@example.test" }, "listed")

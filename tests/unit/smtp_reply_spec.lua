@@ -30,6 +30,15 @@ describe("SMTP replies from a remote server", function()
     assert.equal(0, (t.parse_reply("250 no line end yet")))
   end)
 
+  -- fuzz_reply crash (issue 8): "663-..." waited for more input forever.
+  it("ends a reply whose code is out of range at once, as malformed (code 0)", function()
+    for _, line in ipairs({ "663-ba end\n", "099-x\n", "600 x\n", "999-a\n999-b\n" }) do
+      local used, code = t.parse_reply(line)
+      assert.equal(#line:match("^[^\n]*\n"), used, line)
+      assert.equal(0, code, line)
+    end
+  end)
+
   it("ends a reply at a line with another code and calls it malformed (code 0)", function()
     local used, code = t.parse_reply("451-first\r\n452 second\r\n")
     assert.equal(23, used)
