@@ -1,0 +1,130 @@
+-- Envelopes of any size the SMTP side accepts (docs/queue.md): a message
+-- to 1,200 recipients (an envelope of about 80 KiB) is queued, read back,
+-- listed and delivered.
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local cleanup = require("cleanup")
+local maildir = require("maildir")
+
+local MSG = "From: sender@example.test\r\nSubject: many recipients\r\n\r\nhello to all\r\n"
+
+-- ---- helpers -------------------------------------------------------------
+
+-- Recipient i of a local domain, 60 characters: <mailbox-name>@example.test.
+local function local_rcpt(i)
+  return ("member-%05d-"):format(i) .. string.rep("m", 35) .. "@example.test"
+end
+
+-- MAIL, then RCPTs pipelined 500 at a time; returns the code of each RCPT.
+local function mail_and_rcpts(c, from, rcpts)
+  assert.equal(250, (c:cmd("MAIL FROM:<" .. from .. ">")))
+  local codes = {}
+  for first = 1, #rcpts, 500 do
+    local last = math.min(first + 499, #rcpts)
+    local lines = {}
+    for i = first, last do lines[#lines + 1] = "RCPT TO:<" .. rcpts[i] .. ">\r\n" end
+    assert(c:send(table.concat(lines)))
+    for i = first, last do
+      local code, text = c:reply()
+      assert.is_truthy(code, text)
+      codes[i] = code
+    end
+  end
+  return codes
+end
+
+-- DATA and the message; returns the final code and text.
+local function data(c, message)
+  local code, text = c:cmd("DATA")
+  if code ~= 354 then return code, text end
+  c:send(message .. ".\r\n")
+  return c:reply()
+end
+
+-- The rcpt lines of a queued message's envelope.
+local function envelope_rcpts(d, qid)
+  local env = assert(d:queued(qid), "no queue file for " .. qid)
+  local rcpts = {}
+  for r in env:gmatch("\nrcpt ([^\n]+)") do rcpts[#rcpts + 1] = r end
+  return rcpts, #env
+end
+
+-- Recipients named in `indimail queue list` output.
+local function listed(out)
+  local set, n = {}, 0
+  for r in out:gmatch("\n    %a+ +<([^>]+)>") do
+    if not set[r] then n = n + 1 end
+    set[r] = true
+  end
+  return set, n
+end
+
+-- The end of the log, for failure messages (the whole one can be megabytes).
+local function tail(d) return d:log():sub(-3000) end
+
+local function numbered(n, fn)
+  local t = {}
+  for i = 1, n do t[i] = fn(i) end
+  return t
+end
+
+-- ---- the specification ---------------------------------------------------
+
+describe("a message to 1,200 recipients (an envelope over 64 KiB)", function()
+  after_each(cleanup.run)
+
+  local RCPTS = numbered(1200, local_rcpt)
+
+  local function send_to_all(d)
+    local c = d:session()
+    local codes = mail_and_rcpts(c, "sender@example.test", RCPTS)
+    for i = 1, #RCPTS do assert.equal(250, codes[i], RCPTS[i]) end
+    local code, text = data(c, MSG)
+    assert.equal(250, code, text)
+    c:cmd("QUIT")
+    return (assert(text:match("queued as (%w+)"), text))
+  end
+
+  it("is queued with all 1,200 recipients in its envelope, and listed by `indimail queue list`", function()
+    local d = D.start_for_test{ limits = "recipients = 2000" }
+    local qid = send_to_all(d)
+    local rcpts, size = envelope_rcpts(d, qid)
+    assert.equal(1200, #rcpts)
+    assert.is_true(size > 65536, "envelope of " .. size .. " bytes")
+
+    local out = D.eventually(function()
+      local o = d:queue_list()
+      return o:find(qid, 1, true) and o
+    end, 5)
+    assert.is_truthy(out, "queue list:\n" .. d:queue_list():sub(1, 3000) .. "\nlog:\n" .. tail(d))
+    local set, n = listed(out)
+    assert.equal(1200, n)
+    for _, r in ipairs(RCPTS) do assert.is_true(set[r], r) end
+    assert.equal(0, d:count_log("event=queue_file_unreadable"), tail(d))
+  end)
+
+  it("is read from the queue folders when no queue manager runs", function()
+    local d = D.start_for_test{ limits = "recipients = 2000" }
+    local qid = send_to_all(d)
+    d:stop()
+    local out = d:queue_list()
+    assert.matches("1 message in the queue", out, 1, true)
+    assert.is_truthy(out:find(qid, 1, true), out)
+    local _, n = listed(out)
+    assert.equal(1200, n)
+  end)
+
+  it("is delivered to each of the 1,200 Maildirs, then removed from the queue", function()
+    local d = D.start_for_test{ deliver = true, limits = "recipients = 2000" }
+    local qid = send_to_all(d)
+    assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 30), tail(d))
+    assert.equal(1200, d:count_log("event=delivered qid=" .. qid .. " "))
+    local files = D.sh("find " .. d.dir .. "/maildirs/example.test -path '*/Maildir/new/*' -type f | wc -l")
+    assert.equal(1200, tonumber(files))
+    for _, i in ipairs({ 1, 600, 1200 }) do
+      assert.equal(1, #maildir.new_files(d, local_rcpt(i):match("^[^@]+")))
+    end
+    assert.same({}, d:queue_files())
+  end)
+end)
+
