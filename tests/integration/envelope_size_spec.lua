@@ -1,18 +1,30 @@
 -- Envelopes of any size the SMTP side accepts (docs/queue.md): a message
 -- to 1,200 recipients (an envelope of about 80 KiB) is queued, read back,
--- listed and delivered.
+-- listed and delivered; the hard ceiling of an envelope (QUEUE_ENVELOPE_MAX,
+-- 4 MiB) is enforced before the 250: 452 4.5.3 at RCPT for the recipients
+-- that would not fit, 552 5.5.3 at the end of DATA when alias expansion
+-- would make it too big. Never a 250 for a message the queue cannot read.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
 local maildir = require("maildir")
 
 local MSG = "From: sender@example.test\r\nSubject: many recipients\r\n\r\nhello to all\r\n"
+local ENVELOPE_MAX = 4 * 1024 * 1024
 
 -- ---- helpers -------------------------------------------------------------
 
 -- Recipient i of a local domain, 60 characters: <mailbox-name>@example.test.
 local function local_rcpt(i)
   return ("member-%05d-"):format(i) .. string.rep("m", 35) .. "@example.test"
+end
+
+-- Recipient i of a remote domain, 254 characters (the longest path, RFC
+-- 5321 4.5.3.1.3): 64 for the local part, 189 for the domain.
+local REMOTE_DOMAIN = string.rep("a", 60) .. "." .. string.rep("b", 60) .. "."
+  .. string.rep("c", 62) .. ".test"
+local function remote_rcpt(i)
+  return ("%06d"):format(i) .. string.rep("r", 58) .. "@" .. REMOTE_DOMAIN
 end
 
 -- MAIL, then RCPTs pipelined 500 at a time; returns the code of each RCPT.
@@ -128,3 +140,74 @@ describe("a message to 1,200 recipients (an envelope over 64 KiB)", function()
   end)
 end)
 
+describe("the envelope ceiling (4 MiB)", function()
+  after_each(cleanup.run)
+
+  it("answers 452 4.5.3 to the recipients that would not fit; those accepted are queued, "
+    .. "the others go in a second transaction: nothing is lost", function()
+    local d = D.start_for_test{ relay_from = "'127.0.0.1'", limits = "recipients = 100000" }
+    local all = numbered(16500, remote_rcpt)
+    local c = d:session()
+    local codes = mail_and_rcpts(c, "sender@example.test", all)
+    local accepted = 0
+    while codes[accepted + 1] == 250 do accepted = accepted + 1 end
+    assert.is_true(accepted > 15000 and accepted < 16500, accepted .. " accepted")
+    for i = accepted + 1, #all do assert.equal(452, codes[i], i) end
+    local code, text = c:cmd("RCPT TO:<" .. all[#all] .. ">")
+    assert.equal(452, code)
+    assert.matches("^452 4%.5%.3 ", text)
+    assert.matches("envelope", text, 1, true)   -- says what was too big
+
+    code, text = data(c, MSG)
+    assert.equal(250, code, text)
+    local qid1 = assert(text:match("queued as (%w+)"), text)
+    local rcpts, size = envelope_rcpts(d, qid1)
+    assert.equal(accepted, #rcpts)
+    assert.is_true(size <= ENVELOPE_MAX, "envelope of " .. size .. " bytes")
+    assert.equal(all[1], rcpts[1])
+    assert.equal(all[accepted], rcpts[accepted])
+
+    -- the client sends the rest in the next transaction, as RFC 5321 4.5.3.1.10 asks
+    local rest = { table.unpack(all, accepted + 1) }
+    codes = mail_and_rcpts(c, "sender@example.test", rest)
+    for i = 1, #rest do assert.equal(250, codes[i], rest[i]) end
+    code, text = data(c, MSG)
+    assert.equal(250, code, text)
+    local qid2 = assert(text:match("queued as (%w+)"), text)
+    assert.equal(#rest, #envelope_rcpts(d, qid2))
+
+    -- and the queue manager reads both back
+    local out = D.eventually(function()
+      local o = d:queue_list()
+      return o:find(qid1, 1, true) and o:find(qid2, 1, true) and o
+    end, 10)
+    assert.is_truthy(out, tail(d))
+    local _, n = listed(out)
+    assert.equal(#all, n)
+    assert.equal(0, d:count_log("event=queue_file_unreadable"), tail(d))
+  end)
+
+  it("refuses a message whose aliases expand past the ceiling with 552 5.5.3 after the dot, "
+    .. "stores nothing and keeps the session usable", function()
+    local members = "(function() local l = {} for i = 1, 17000 do l[i] = ('%06d'):format(i) .. '"
+      .. string.rep("r", 58) .. "@" .. REMOTE_DOMAIN .. "' end return l end)()"
+    local d = D.start_for_test{
+      relay_from = "'127.0.0.1'",
+      mailboxes = "aliases = { ['everyone@example.test'] = " .. members .. " }",
+    }
+    local c = d:session()
+    local codes = mail_and_rcpts(c, "sender@example.test", { "everyone@example.test" })
+    assert.equal(250, codes[1])
+    local code, text = data(c, MSG)
+    assert.equal(552, code, text)
+    assert.matches("^552 5%.5%.3 ", text)
+    assert.matches("alias", text, 1, true)
+    assert.same({}, d:queue_files())
+    assert.is_truthy(d:wait_log("event=reject [^\n]*command=DATA", 2), tail(d))
+    -- the session goes on
+    codes = mail_and_rcpts(c, "sender@example.test", { "someone@example.test" })
+    assert.equal(250, codes[1])
+    code, text = data(c, MSG)
+    assert.equal(250, code, text)
+  end)
+end)
