@@ -727,6 +727,9 @@ end_transaction(struct smtp_session *s)
 	uv_timer_start(&s->timer, on_timeout, (uint64_t)cfg(s)->timeout_command, 0);
 }
 
+/* Recipients named in event=queued; delivery logs every one anyway. */
+#define LOG_RCPTS	10
+
 static void
 log_queued(struct smtp_session *s, const char *event, double secs)
 {
@@ -735,8 +738,10 @@ log_queued(struct smtp_session *s, const char *event, double secs)
 	log_session(s, &l, LOG_INFO, event);
 	log_kv(&l, "from", buf_cstr(&s->sender));
 	log_kvi(&l, "nrcpt", (long long)s->nrcpts);
-	for (size_t i = 0; i < s->nrcpts; i++)
+	for (size_t i = 0; i < s->nrcpts && i < LOG_RCPTS; i++)
 		log_kv(&l, "to", s->rcpts[i]);
+	if (s->nrcpts > LOG_RCPTS)
+		log_kvi(&l, "to_omitted", (long long)(s->nrcpts - LOG_RCPTS));
 	log_kvi(&l, "size", (long long)s->msg.len);
 	log_kvi(&l, "ms", (long long)(secs * 1000));
 	log_end(&l);

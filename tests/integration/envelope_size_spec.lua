@@ -138,6 +138,20 @@ describe("a message to 1,200 recipients (an envelope over 64 KiB)", function()
     end
     assert.same({}, d:queue_files())
   end)
+
+  it("is logged as queued on one short line: 10 recipients named, the others counted", function()
+    local d = D.start_for_test{ limits = "recipients = 2000" }
+    local qid = send_to_all(d)
+    local line = d:wait_log("(event=queued [^\n]*qid=" .. qid .. "[^\n]*)", 5)
+    assert.is_truthy(line, tail(d))
+    assert.is_true(#line < 2000, "queued line of " .. #line .. " bytes")
+    assert.matches(" nrcpt=1200 ", line, 1, true)
+    local named = 0
+    for _ in line:gmatch(" to=") do named = named + 1 end
+    assert.equal(10, named)
+    assert.matches(" to=" .. RCPTS[1] .. " ", line, 1, true)
+    assert.matches(" to_omitted=1190", line, 1, true)
+  end)
 end)
 
 describe("the envelope ceiling (4 MiB)", function()
