@@ -2,7 +2,8 @@
  * directory: configuration-backed users and aliases. An alias maps an
  * address to other addresses (local or remote: a forward); "@domain" is
  * the catch-all of a domain; postmaster of any local domain (and the bare
- * "Postmaster") goes to mailboxes.postmaster unless it is a user itself.
+ * "Postmaster") goes to mailboxes.postmaster, which is a mailbox of its own
+ * unless it is a user or an alias.
  */
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,7 @@ catchall(const struct config *c, const char *domain)
 	return a;
 }
 
+/* postmaster@<any domain> or the bare "Postmaster" (RFC 5321 4.5.1). */
 static int
 is_postmaster(const char *address)
 {
@@ -30,12 +32,28 @@ is_postmaster(const char *address)
 	    (address[10] == '\0' || address[10] == '@');
 }
 
+/* mailboxes.postmaster itself. */
+static int
+is_postmaster_address(const struct config *c, const char *address)
+{
+	return c->delivery.postmaster &&
+	    strcasecmp(address, c->delivery.postmaster) == 0;
+}
+
+static int
+is_remote(const struct config *c, const char *address)
+{
+	const char *dom = smtp_addr_domain(address);
+
+	return dom && !config_is_local_domain(c, dom);
+}
+
 enum dir_lookup
 directory_lookup(const struct config *c, const char *address)
 {
 	const char *dom = smtp_addr_domain(address);
 
-	if (dom && !config_is_local_domain(c, dom))
+	if (is_remote(c, address))
 		return DIR_NOT_LOCAL;
 	if (config_find_user(c, address))
 		return DIR_LOCAL_USER;
@@ -58,9 +76,23 @@ add(struct expansion *e, const char *rcpt, const char *orcpt)
 	e->n++;
 }
 
+static int expand_one(const struct config *, const char *, const char *,
+    int, int, struct expansion *);
+
+/* caught: the targets of a catch-all are not caught by it again. */
+static int
+expand_alias(const struct config *c, const struct alias *a, const char *orcpt,
+    int depth, int caught, struct expansion *e)
+{
+	for (size_t i = 0; i < a->ntargets; i++)
+		if (expand_one(c, a->targets[i], orcpt, depth + 1, caught, e) < 0)
+			return -1;
+	return 0;
+}
+
 static int
 expand_one(const struct config *c, const char *addr, const char *orcpt,
-    int depth, struct expansion *e)
+    int depth, int caught, struct expansion *e)
 {
 	const struct alias *a;
 	const struct mailbox_user *u;
@@ -68,26 +100,21 @@ expand_one(const struct config *c, const char *addr, const char *orcpt,
 
 	if (depth > 10)
 		return -1;
-	if (dom && !config_is_local_domain(c, dom)) {
-		add(e, addr, orcpt);		/* remote: a forward */
-		return 0;
-	}
-	if ((u = config_find_user(c, addr)) != NULL) {
+	if (is_remote(c, addr))
+		add(e, addr, orcpt);		/* a forward */
+	else if ((u = config_find_user(c, addr)) != NULL)
 		add(e, u->address, orcpt);	/* the user's own spelling */
-		return 0;
-	}
-	a = config_find_alias(c, addr);
-	if (a == NULL && is_postmaster(addr))
-		return expand_one(c, c->delivery.postmaster, orcpt, depth + 1, e);
-	if (a == NULL && dom)
-		a = catchall(c, dom);
-	if (a == NULL) {
+	else if ((a = config_find_alias(c, addr)) != NULL)
+		return expand_alias(c, a, orcpt, depth, 0, e);
+	else if (is_postmaster_address(c, addr))
+		add(e, c->delivery.postmaster, orcpt);	/* a mailbox of its own */
+	else if (is_postmaster(addr))
+		return expand_one(c, c->delivery.postmaster, orcpt, depth + 1, 0,
+		    e);
+	else if (!caught && dom && (a = catchall(c, dom)) != NULL)
+		return expand_alias(c, a, orcpt, depth, 1, e);
+	else
 		add(e, addr, orcpt);	/* no user list: every local part is a box */
-		return 0;
-	}
-	for (size_t i = 0; i < a->ntargets; i++)
-		if (expand_one(c, a->targets[i], orcpt, depth + 1, e) < 0)
-			return -1;
 	return 0;
 }
 
@@ -97,7 +124,7 @@ directory_expand(const struct config *c, char **rcpts, size_t n,
 {
 	memset(e, 0, sizeof(*e));
 	for (size_t i = 0; i < n; i++)
-		if (expand_one(c, rcpts[i], rcpts[i], 0, e) < 0)
+		if (expand_one(c, rcpts[i], rcpts[i], 0, 0, e) < 0)
 			return -1;
 	return 0;
 }
