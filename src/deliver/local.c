@@ -1,6 +1,7 @@
 /*
  * local: Maildir delivery (https://cr.yp.to/proto/maildir.html). For each
- * recipient: check the mailbox name, refuse a loop (our Delivered-To line
+ * recipient: check that the directory has the mailbox (never create one for
+ * anyone else) and its name, refuse a loop (our Delivered-To line
  * is already there, or too many Received lines), check the Maildir++ quota,
  * write tmp/<unique>, fsync, rename into new/, fsync new/, then account the
  * size in maildirsize. Runs entirely on a thread-pool thread.
@@ -208,6 +209,11 @@ prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
 	struct buf md = BUF_INIT, hdr = BUF_INIT, sub = BUF_INIT;
 	size_t ll = at ? (size_t)(at - r->address) : 0;
 
+	if (!r->mailbox) {
+		result(r, RESULT_PERM, "550 5.1.1 <%s>: no such mailbox here",
+		    r->address);
+		return;
+	}
 	if (at == NULL || !safe_name(r->address, ll)) {
 		result(r, RESULT_PERM, "550 5.1.3 <%s>: mailbox name not supported",
 		    r->address);

@@ -3,7 +3,9 @@
  * address to other addresses (local or remote: a forward); "@domain" is
  * the catch-all of a domain; postmaster of any local domain (and the bare
  * "Postmaster") goes to mailboxes.postmaster, which is a mailbox of its own
- * unless it is a user or an alias.
+ * unless it is a user or an alias. With mailboxes.users listed, only the
+ * users and the postmaster address are mailboxes; without, every local part
+ * is one.
  */
 #include <string.h>
 #include <strings.h>
@@ -48,6 +50,13 @@ is_remote(const struct config *c, const char *address)
 	return dom && !config_is_local_domain(c, dom);
 }
 
+int
+directory_has_mailbox(const struct config *c, const char *address)
+{
+	return !c->delivery.users_listed || config_find_user(c, address) ||
+	    is_postmaster_address(c, address);
+}
+
 enum dir_lookup
 directory_lookup(const struct config *c, const char *address)
 {
@@ -60,7 +69,7 @@ directory_lookup(const struct config *c, const char *address)
 	if (config_find_alias(c, address) || is_postmaster(address) ||
 	    (dom && catchall(c, dom)))
 		return DIR_ALIAS;
-	return c->delivery.users_listed ? DIR_UNKNOWN : DIR_LOCAL_USER;
+	return directory_has_mailbox(c, address) ? DIR_LOCAL_USER : DIR_UNKNOWN;
 }
 
 static void
@@ -114,7 +123,7 @@ expand_one(const struct config *c, const char *addr, const char *orcpt,
 	else if (!caught && dom && (a = catchall(c, dom)) != NULL)
 		return expand_alias(c, a, orcpt, depth, 1, e);
 	else
-		add(e, addr, orcpt);	/* no user list: every local part is a box */
+		add(e, addr, orcpt);	/* a mailbox, or unknown: delivery refuses */
 	return 0;
 }
 

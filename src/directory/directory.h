@@ -10,10 +10,21 @@
 
 #include "../core/config.h"
 
-enum dir_lookup { DIR_LOCAL_USER, DIR_ALIAS, DIR_UNKNOWN, DIR_NOT_LOCAL };
+enum dir_lookup {
+	DIR_LOCAL_USER,		/* a mailbox here */
+	DIR_ALIAS,		/* an alias, the postmaster or a catch-all */
+	DIR_UNKNOWN,		/* users are listed and it is none of them */
+	DIR_NOT_LOCAL
+};
 
 /* Is this RCPT acceptable for a local domain? */
 enum dir_lookup directory_lookup(const struct config *, const char *address);
+
+/*
+ * Does a final (expanded) local address have a mailbox: a listed user, the
+ * postmaster address, or anything when no users are listed?
+ */
+int	directory_has_mailbox(const struct config *, const char *address);
 
 struct expansion {
 	char	       **rcpt;		/* final recipients */

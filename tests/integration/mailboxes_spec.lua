@@ -2,6 +2,9 @@
 -- address is a mailbox of its own unless it is redirected, and the targets
 -- of a catch-all are not caught by it again, so minimal configurations
 -- have no alias loop.
+-- With mailboxes.users listed, only the users and the postmaster address
+-- have a Maildir: local delivery to anything else fails with 5.1.1 and
+-- creates none.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
@@ -83,5 +86,57 @@ describe("mailboxes", function()
       assert.is_truthy(maildir.wait(d, "carol", 1, 5), tail(d))
       assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 5), tail(d))
     end)
+  end)
+
+  describe("with mailboxes.users listed", function()
+    local USERS = "users = { 'alice@example.test', 'bob@example.test', 'pm@example.test' },"
+      .. " aliases = { ['team@example.test'] = { 'alice@example.test', 'bob@example.test' } },"
+      .. " postmaster = 'pm@example.test'"
+
+    it("a bounce to a local sender who is not a user fails with 5.1.1, becomes a double bounce "
+      .. "to the postmaster, and creates no Maildir", function()
+      local d = D.start_for_test{ deliver = true, mailboxes = USERS }
+      local qid = d:send("ghost@example.test", { "alice@example.test" }, looping("from a ghost"))
+      local bqid = d:wait_log("event=bounce_queued qid=" .. qid .. " bounce_qid=(%w+) to=ghost@example%.test", 5)
+      assert.is_truthy(bqid, tail(d))
+      local line = d:wait_log("(event=bounced qid=" .. bqid .. " to=ghost@example%.test[^\n]*)", 5)
+      assert.is_truthy(line, tail(d))
+      assert.matches("reply=\"550 5%.1%.1 ", line)
+      local files = maildir.wait(d, "pm", 1, 5)
+      assert.is_truthy(files, "a double bounce for the postmaster; log:\n" .. tail(d))
+      local r = dsn.read(D.readfile(files[1]))
+      assert.equal("rfc822; ghost@example.test", r[1]["final-recipient"])
+      assert.equal("5.1.1", r[1]["status"])
+      assert.is_false(exists(folder(d, "ghost")), "no Maildir for ghost")
+    end)
+
+    it("a recipient routed to local delivery that is not a user is bounced with 5.1.1, "
+      .. "and no Maildir is created", function()
+      local d = D.start_for_test{ deliver = true, mailboxes = USERS, relay_from = "'127.0.0.1'",
+        policies = [[
+indimail.hook("route", function(session, tx, rcpt)
+  if rcpt == "x@remote.test" then return indimail.route_local() end
+end)
+]] }
+      local qid = d:send("alice@example.test", { "x@remote.test" }, message("routed here"))
+      local line = d:wait_log("(event=bounced qid=" .. qid .. " to=x@remote%.test[^\n]*)", 5)
+      assert.is_truthy(line, tail(d))
+      assert.matches("reply=\"550 5%.1%.1 ", line)
+      local files = maildir.wait(d, "alice", 1, 5)
+      assert.is_truthy(files, "a bounce for alice; log:\n" .. tail(d))
+      assert.equal("5.1.1", dsn.read(D.readfile(files[1]))[1]["status"])
+      assert.is_false(exists(folder(d, "x", "remote.test")), "no Maildir for x@remote.test")
+    end)
+
+    it("a bounce to a sender that is an alias reaches the alias's users", function()
+      local d = D.start_for_test{ deliver = true, mailboxes = USERS }
+      local qid = d:send("team@example.test", { "alice@example.test" }, looping("from the team"))
+      assert.is_truthy(d:wait_log("event=bounced qid=" .. qid, 5), tail(d))
+      local a, b = maildir.wait(d, "alice", 1, 5), maildir.wait(d, "bob", 1, 5)
+      assert.is_truthy(a and b, "the bounce for alice and bob; log:\n" .. tail(d))
+      assert.equal("rfc822; alice@example.test", dsn.read(D.readfile(b[1]))[1]["final-recipient"])
+      assert.is_false(exists(folder(d, "team")), "no Maildir for the alias")
+    end)
+
   end)
 end)
