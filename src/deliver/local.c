@@ -22,6 +22,7 @@
 #include "../core/batch.h"
 #include "../core/fsutil.h"
 #include "../core/xalloc.h"
+#include "../directory/directory.h"
 #include "local.h"
 
 /* One mailbox file being written: tmp/ → (flush) → new/ → (flush). */
@@ -57,19 +58,6 @@ result(struct local_rcpt *r, enum result_class cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&r->result.text, fmt, ap);
 	va_end(ap);
-}
-
-/* Local parts we turn into folder names: no '/', no leading '.'. */
-static int
-safe_name(const char *s, size_t n)
-{
-	if (n == 0 || s[0] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!(isalnum((unsigned char)s[i]) || strchr("._+-=", s[i])) ||
-		    (unsigned char)s[i] >= 128)
-			return 0;
-	return 1;
 }
 
 static int
@@ -214,9 +202,9 @@ prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
 		    r->address);
 		return;
 	}
-	if (at == NULL || !safe_name(r->address, ll)) {
-		result(r, RESULT_PERM, "550 5.1.3 <%s>: mailbox name not supported",
-		    r->address);
+	if (!directory_mailbox_name(r->address)) {
+		result(r, RESULT_PERM, "550 5.1.3 <%s>: not a valid mailbox name "
+		    "(" DIRECTORY_NAME_RULE ")", r->address);
 		return;
 	}
 	if (count_header(msg, len, "Delivered-To", r->address) > 0) {

@@ -5,8 +5,9 @@
  * "Postmaster") goes to mailboxes.postmaster, which is a mailbox of its own
  * unless it is a user or an alias. With mailboxes.users listed, only the
  * users and the postmaster address are mailboxes; without, every local part
- * is one.
+ * that directory_mailbox_name() accepts is one.
  */
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -50,6 +51,23 @@ is_remote(const struct config *c, const char *address)
 	return dom && !config_is_local_domain(c, dom);
 }
 
+/* The local part must be a safe folder name: no '/', no leading '.'. */
+int
+directory_mailbox_name(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	size_t n = at ? (size_t)(at - address) : 0;
+
+	if (n == 0 || address[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)address[i];
+		if (ch >= 128 || !(isalnum(ch) || strchr("._+-=", ch)))
+			return 0;
+	}
+	return 1;
+}
+
 int
 directory_has_mailbox(const struct config *c, const char *address)
 {
@@ -69,7 +87,9 @@ directory_lookup(const struct config *c, const char *address)
 	if (config_find_alias(c, address) || is_postmaster(address) ||
 	    (dom && catchall(c, dom)))
 		return DIR_ALIAS;
-	return directory_has_mailbox(c, address) ? DIR_LOCAL_USER : DIR_UNKNOWN;
+	if (!directory_has_mailbox(c, address))
+		return DIR_UNKNOWN;
+	return directory_mailbox_name(address) ? DIR_LOCAL_USER : DIR_BAD_NAME;
 }
 
 static void

@@ -10,15 +10,26 @@
 
 #include "../core/config.h"
 
+/* The mailbox name rule of directory_mailbox_name(), for error texts. */
+#define DIRECTORY_NAME_RULE \
+	"letters, digits and . _ + - = only, not starting with a dot"
+
 enum dir_lookup {
 	DIR_LOCAL_USER,		/* a mailbox here */
 	DIR_ALIAS,		/* an alias, the postmaster or a catch-all */
 	DIR_UNKNOWN,		/* users are listed and it is none of them */
+	DIR_BAD_NAME,		/* would be a mailbox, but no folder can hold it */
 	DIR_NOT_LOCAL
 };
 
 /* Is this RCPT acceptable for a local domain? */
 enum dir_lookup directory_lookup(const struct config *, const char *address);
+
+/*
+ * The one rule for a deliverable mailbox name, shared by the RCPT check and
+ * local delivery: the local part of user@domain becomes a folder name.
+ */
+int	directory_mailbox_name(const char *address);
 
 /*
  * Does a final (expanded) local address have a mailbox: a listed user, the

@@ -511,6 +511,9 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		break;
 	case DIR_UNKNOWN:
 		return "550 5.1.1 Recipient address rejected: no such user here";
+	case DIR_BAD_NAME:	/* refused now: a later bounce would be backscatter */
+		return "550 5.1.3 Recipient address rejected: not a valid "
+		    "mailbox name here (" DIRECTORY_NAME_RULE ")";
 	default:
 		break;
 	}

@@ -5,6 +5,9 @@
 -- With mailboxes.users listed, only the users and the postmaster address
 -- have a Maildir: local delivery to anything else fails with 5.1.1 and
 -- creates none.
+-- With no users list, every local part that can be a folder name is a
+-- mailbox; the others are refused at RCPT with 550 5.1.3, never accepted
+-- and bounced later to a sender that can be forged.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
@@ -136,6 +139,46 @@ end)
       assert.is_truthy(a and b, "the bounce for alice and bob; log:\n" .. tail(d))
       assert.equal("rfc822; alice@example.test", dsn.read(D.readfile(b[1]))[1]["final-recipient"])
       assert.is_false(exists(folder(d, "team")), "no Maildir for the alias")
+    end)
+
+  end)
+
+  describe("names at RCPT with no users list", function()
+    it("refuses local parts that can never be a Maildir with 550 5.1.3 and a clear text", function()
+      local d = D.start_for_test{}
+      for _, bad in ipairs({ '"a/b"@example.test', "x/y@example.test", '"../../x"@example.test',
+          '".hidden"@example.test', '"a b"@example.test', "a%b@example.test" }) do
+        local code, text = rcpt(d, bad)
+        assert.equal(550, code, bad .. ": " .. tostring(text))
+        assert.matches("^550 5%.1%.3 ", text)
+        assert.matches("mailbox name", text, 1, true)
+      end
+      -- non-ASCII never passes the address syntax (no SMTPUTF8)
+      local code, text = rcpt(d, "jos\xc3\xa9@example.test")
+      assert.equal(501, code, text)
+    end)
+
+    it("accepts and delivers names made of letters, digits and . _ + - =", function()
+      local d = D.start_for_test{ deliver = true }
+      local qid = d:send("someone@example.test", { "First.Last+tag_1-x=y@example.test" }, message("good name"))
+      assert.is_truthy(d:wait_log("event=delivered qid=" .. qid, 5), tail(d))
+      assert.equal(1, #maildir.new_files(d, "first.last+tag_1-x=y"))
+    end)
+
+    it("bounces nothing for a refused name: the valid recipients of the message are delivered", function()
+      local d = D.start_for_test{ deliver = true }
+      local c = d:session()
+      assert.equal(250, (c:cmd("MAIL FROM:<victim@remote.test>")))
+      assert.equal(550, (c:cmd("RCPT TO:<x/y@example.test>")))
+      assert.equal(250, (c:cmd("RCPT TO:<good@example.test>")))
+      assert.equal(354, (c:cmd("DATA")))
+      c:send(message("one bad name") .. ".\r\n")
+      local code, text = c:reply()
+      assert.equal(250, code, text)
+      local qid = text:match("queued as (%w+)")
+      assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 5), tail(d))
+      assert.equal(1, #maildir.new_files(d, "good"))
+      assert.equal(0, d:count_log("event=bounce"), tail(d))
     end)
 
   end)
