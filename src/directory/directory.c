@@ -169,3 +169,76 @@ expansion_free(struct expansion *e)
 	free(e->orcpt);
 	memset(e, 0, sizeof(*e));
 }
+
+/* ---- configuration check ------------------------------------------------ */
+
+/* Why final address f cannot receive mail, or NULL. */
+static const char *
+final_problem(const struct config *c, const char *f)
+{
+	if (is_remote(c, f))
+		return NULL;
+	if (!directory_has_mailbox(c, f))
+		return "is not a mailbox (neither a user, an alias nor the "
+		    "postmaster)";
+	if (!directory_mailbox_name(f))
+		return "is not a mailbox name (" DIRECTORY_NAME_RULE ")";
+	return NULL;
+}
+
+/* Everywhere `what` (named `where` in errors) leads must receive mail. */
+static int
+check_leads(const struct config *c, const char *where, const char *what,
+    int caught, struct buf *err)
+{
+	struct expansion x;
+	const char *why = NULL, *bad = NULL;
+
+	memset(&x, 0, sizeof(x));
+	if (expand_one(c, what, what, 1, caught, &x) < 0)
+		why = "leads to an alias loop";
+	for (size_t i = 0; why == NULL && i < x.n; i++)
+		if ((why = final_problem(c, x.rcpt[i])) != NULL)
+			bad = x.rcpt[i];
+	if (bad && strcasecmp(bad, what) != 0)
+		buf_printf(err, "%s: '%s' leads to '%s', which %s", where, what,
+		    bad, why);
+	else if (why)
+		buf_printf(err, "%s: '%s' %s", where, what, why);
+	expansion_free(&x);
+	return why ? -1 : 0;
+}
+
+static int
+check_aliases(const struct config *c, struct buf *err)
+{
+	struct buf where = BUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < c->delivery.naliases; i++) {
+		const struct alias *a = &c->delivery.aliases[i];
+		buf_clear(&where);
+		buf_printf(&where, "mailboxes.aliases['%s']", a->address);
+		for (size_t k = 0; rc == 0 && k < a->ntargets; k++)
+			rc = check_leads(c, buf_cstr(&where), a->targets[k],
+			    a->address[0] == '@', err);
+	}
+	buf_free(&where);
+	return rc;
+}
+
+int
+directory_check(const struct config *c, struct buf *err)
+{
+	for (size_t i = 0; i < c->delivery.nusers; i++)
+		if (!directory_mailbox_name(c->delivery.users[i].address)) {
+			buf_printf(err, "mailboxes.users: '%s' is not a mailbox "
+			    "name (" DIRECTORY_NAME_RULE ")",
+			    c->delivery.users[i].address);
+			return -1;
+		}
+	if (c->delivery.postmaster && check_leads(c, "mailboxes.postmaster",
+	    c->delivery.postmaster, 0, err) < 0)
+		return -1;
+	return check_aliases(c, err);
+}

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "../core/buf.h"
 #include "../core/config.h"
 
 /* The mailbox name rule of directory_mailbox_name(), for error texts. */
@@ -36,6 +37,13 @@ int	directory_mailbox_name(const char *address);
  * postmaster address, or anything when no users are listed?
  */
 int	directory_has_mailbox(const struct config *, const char *address);
+
+/*
+ * Consistency of a configuration at load: users and the postmaster have
+ * deliverable names, every alias target ends in mailboxes or remote
+ * addresses, without loops. -1 with the reason in err.
+ */
+int	directory_check(const struct config *, struct buf *err);
 
 struct expansion {
 	char	       **rcpt;		/* final recipients */

@@ -8,6 +8,8 @@
 -- With no users list, every local part that can be a folder name is a
 -- mailbox; the others are refused at RCPT with 550 5.1.3, never accepted
 -- and bounced later to a sender that can be forged.
+-- The configuration check refuses an alias that does not lead to
+-- mailboxes, an alias loop, and names that cannot be Maildirs.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
@@ -181,5 +183,58 @@ end)
       assert.equal(0, d:count_log("event=bounce"), tail(d))
     end)
 
+  end)
+
+  describe("configuration check (indimaild -t)", function()
+    local function check(mailboxes)
+      local dir = D.scratch_dir("mb")
+      local file = dir .. "/indimail.lua"
+      D.writefile(file, "indimail.config {\n  hostname = 'mx.test.example',\n"
+        .. "  listen = { { port = 0 } },\n  local_domains = { 'example.test', 'local.test' },\n"
+        .. "  mailboxes = { " .. mailboxes .. " },\n}\n")
+      return D.sh(D.bin .. "/indimaild -t -c " .. file)
+    end
+
+    it("refuses an alias to a local address that is neither a user, an alias nor the postmaster, "
+      .. "naming the alias and the target", function()
+      local out, code = check("users = { 'alice@example.test' },"
+        .. " aliases = { ['team@example.test'] = { 'alice@example.test', 'carol@example.test' } }")
+      assert.equal(1, code, out)
+      assert.matches("mailboxes.aliases['team@example.test']", out, 1, true)
+      assert.matches("'carol@example.test'", out, 1, true)
+      assert.matches("not a mailbox", out, 1, true)
+    end)
+
+    it("accepts alias targets that are users, aliases, the postmaster or remote addresses", function()
+      local out, code = check("users = { 'alice@example.test' }, postmaster = 'pm@example.test',"
+        .. " aliases = { ['team@example.test'] = { 'alice@example.test', 'all@example.test',"
+        .. " 'pm@example.test', 'postmaster@local.test', 'friend@remote.test' },"
+        .. " ['all@example.test'] = 'alice@example.test' }")
+      assert.equal(0, code, out)
+      assert.matches("configuration OK", out, 1, true)
+    end)
+
+    it("refuses aliases that loop, and a catch-all to a local address that is not a mailbox", function()
+      local out, code = check("aliases = { ['a@example.test'] = 'b@example.test',"
+        .. " ['b@example.test'] = { 'a@example.test', 'friend@remote.test' } }")
+      assert.equal(1, code, out)
+      assert.matches("alias loop", out, 1, true)
+      out, code = check("users = { 'alice@example.test' }, aliases = { ['@example.test'] = 'carol@example.test' }")
+      assert.equal(1, code, out)
+      assert.matches("mailboxes.aliases['@example.test']: 'carol@example.test' is not a mailbox", out, 1, true)
+    end)
+
+    it("refuses a user, an alias target or a postmaster whose name cannot be a Maildir", function()
+      local out, code = check("users = { 'a/b@example.test' }")
+      assert.equal(1, code, out)
+      assert.matches("'a/b@example.test'", out, 1, true)
+      out, code = check("aliases = { ['x@example.test'] = 'y/z@example.test' }")
+      assert.equal(1, code, out)
+      assert.matches("mailboxes.aliases['x@example.test']", out, 1, true)
+      assert.matches("'y/z@example.test'", out, 1, true)
+      out, code = check("postmaster = '.pm@example.test'")
+      assert.equal(1, code, out)
+      assert.matches("mailboxes.postmaster", out, 1, true)
+    end)
   end)
 end)
