@@ -450,10 +450,13 @@ proceed_mail(struct smtp_session *s)
 	run_hooks(s, HOOK_MAIL, after_mail);
 }
 
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" for the envelope's tls line. */
+#define TLS_DESC_MAX	128
+
 /* The queue envelope of the transaction, without its recipients. */
 static void
 fill_envelope(struct smtp_session *s, struct queue_envelope *e,
-    char tlsdesc[128])
+    char tlsdesc[TLS_DESC_MAX])
 {
 	memset(e, 0, sizeof(*e));
 	e->id = s->qid;
@@ -462,7 +465,7 @@ fill_envelope(struct smtp_session *s, struct queue_envelope *e,
 	e->helo = s->helo;
 	e->listener = s->listener->name;
 	if (s->tls_on) {
-		snprintf(tlsdesc, 128, "%s %s", tls_version(&s->tls),
+		snprintf(tlsdesc, TLS_DESC_MAX, "%s %s", tls_version(&s->tls),
 		    tls_cipher(&s->tls));
 		e->tls = tlsdesc;
 	}
@@ -479,7 +482,7 @@ static int
 envelope_full(struct smtp_session *s, const char *rcpt)
 {
 	struct queue_envelope e;
-	char tlsdesc[128];
+	char tlsdesc[TLS_DESC_MAX];
 	size_t size;
 
 	fill_envelope(s, &e, tlsdesc);
@@ -802,7 +805,7 @@ static void
 commit(struct smtp_session *s)
 {
 	struct queue_envelope e;
-	char tlsdesc[128];
+	char tlsdesc[TLS_DESC_MAX];
 
 	if (s->discard) {
 		log_queued(s, "discarded", 0);
