@@ -260,6 +260,19 @@ decode(const char *v, size_t n)
 	return out;
 }
 
+/*
+ * Room for one more in an array of n pointers that doubles: it is full when
+ * n is 0 or a power of two. Tens of thousands of recipients cost a few
+ * dozen reallocations, not one each.
+ */
+static void *
+grow(void *a, size_t n)
+{
+	if ((n & (n - 1)) == 0)
+		a = xrealloc(a, (n ? 2 * n : 1) * sizeof(char *));
+	return a;
+}
+
 static int
 parse_envelope(const char *d, size_t len, struct queue_info *qi)
 {
@@ -298,10 +311,8 @@ parse_envelope(const char *d, size_t len, struct queue_info *qi)
 			qi->body = v;
 			v = NULL;
 		} else if (strncmp(d + i, "rcpt ", 5) == 0) {
-			qi->rcpts = xrealloc(qi->rcpts,
-			    (qi->nrcpts + 1) * sizeof(char *));
-			qi->orcpts = xrealloc(qi->orcpts,
-			    (qi->nrcpts + 1) * sizeof(char *));
+			qi->rcpts = grow(qi->rcpts, qi->nrcpts);
+			qi->orcpts = grow(qi->orcpts, qi->nrcpts);
 			qi->rcpts[qi->nrcpts] = v;
 			qi->orcpts[qi->nrcpts++] = xstrdup(v);
 			v = NULL;

@@ -194,7 +194,7 @@ describe("the envelope ceiling (4 MiB)", function()
     local out = D.eventually(function()
       local o = d:queue_list()
       return o:find(qid1, 1, true) and o:find(qid2, 1, true) and o
-    end, 10)
+    end, 30)   -- generous: 32,000 recipients to read under a sanitizer
     assert.is_truthy(out, tail(d))
     local _, n = listed(out)
     assert.equal(#all, n)
