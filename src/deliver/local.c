@@ -1,6 +1,7 @@
 /*
  * local: Maildir delivery (https://cr.yp.to/proto/maildir.html). For each
- * recipient: check the mailbox name, refuse a loop (our Delivered-To line
+ * recipient: check that the directory has the mailbox (never create one for
+ * anyone else) and its name, refuse a loop (our Delivered-To line
  * is already there, or too many Received lines), check the Maildir++ quota,
  * write tmp/<unique>, fsync, rename into new/, fsync new/, then account the
  * size in maildirsize. Runs entirely on a thread-pool thread.
@@ -21,6 +22,7 @@
 #include "../core/batch.h"
 #include "../core/fsutil.h"
 #include "../core/xalloc.h"
+#include "../directory/directory.h"
 #include "local.h"
 
 /* One mailbox file being written: tmp/ → (flush) → new/ → (flush). */
@@ -56,19 +58,6 @@ result(struct local_rcpt *r, enum result_class cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&r->result.text, fmt, ap);
 	va_end(ap);
-}
-
-/* Local parts we turn into folder names: no '/', no leading '.'. */
-static int
-safe_name(const char *s, size_t n)
-{
-	if (n == 0 || s[0] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!(isalnum((unsigned char)s[i]) || strchr("._+-=", s[i])) ||
-		    (unsigned char)s[i] >= 128)
-			return 0;
-	return 1;
 }
 
 static int
@@ -208,9 +197,14 @@ prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
 	struct buf md = BUF_INIT, hdr = BUF_INIT, sub = BUF_INIT;
 	size_t ll = at ? (size_t)(at - r->address) : 0;
 
-	if (at == NULL || !safe_name(r->address, ll)) {
-		result(r, RESULT_PERM, "550 5.1.3 <%s>: mailbox name not supported",
+	if (!r->mailbox) {
+		result(r, RESULT_PERM, "550 5.1.1 <%s>: no such mailbox here",
 		    r->address);
+		return;
+	}
+	if (!directory_mailbox_name(r->address)) {
+		result(r, RESULT_PERM, "550 5.1.3 <%s>: not a valid mailbox name "
+		    "(" DIRECTORY_NAME_RULE ")", r->address);
 		return;
 	}
 	if (count_header(msg, len, "Delivered-To", r->address) > 0) {

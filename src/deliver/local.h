@@ -12,6 +12,7 @@
 
 struct local_rcpt {
 	const char	*address;
+	int		 mailbox;	/* the directory has it; else 5.1.1 */
 	size_t		 quota;		/* 0: none */
 	struct rcpt_result result;
 };

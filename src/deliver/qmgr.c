@@ -28,6 +28,7 @@
 #include "../core/master.h"
 #include "../core/watchdog.h"
 #include "../core/xalloc.h"
+#include "../directory/directory.h"
 #include "../lua/lua_hook.h"
 #include "../net/dns.h"
 #include "../queue/queue.h"
@@ -607,6 +608,7 @@ after_bounce_build(uv_work_t *w, int status)
 {
 	struct bounce_job *j = w->data;
 	struct queue_envelope e;
+	struct expansion x;
 	char *key = "INDIMAIL_BOUNCE", val[4];
 	char *keys[1], *vals[1];
 
@@ -622,12 +624,20 @@ after_bounce_build(uv_work_t *w, int status)
 	e.helo = Q.cfg->hostname;
 	e.listener = "bounce";
 	e.sender = "";
-	e.rcpts = &j->rcpt;
-	e.nrcpts = 1;
+	/* A sender that is an alias gets its bounce through the alias. */
+	if (directory_expand(Q.cfg, &j->rcpt, 1, &x) == 0) {
+		e.rcpts = x.rcpt;
+		e.orcpts = x.orcpt;
+		e.nrcpts = x.n;
+	} else {
+		e.rcpts = &j->rcpt;	/* a loop (refused at config load) */
+		e.nrcpts = 1;
+	}
 	e.env_key = keys;
 	e.env_val = vals;
 	e.nenv = 1;
 	queue_write(Q.loop, &Q.qs, &e, &j->empty, &j->dsn, on_bounce_queued, j);
+	expansion_free(&x);	/* queue_write keeps the envelope it formatted */
 }
 
 /*
@@ -838,6 +848,7 @@ start_local(struct qmsg *m, size_t *idx, size_t n)
 		const struct mailbox_user *u = config_find_user(Q.cfg,
 		    m->info.rcpts[idx[i]]);
 		j->r[i].address = m->info.rcpts[idx[i]];
+		j->r[i].mailbox = directory_has_mailbox(Q.cfg, j->r[i].address);
 		j->r[i].quota = u ? u->quota : 0;
 		m->st[idx[i]] = RS_BUSY;
 	}

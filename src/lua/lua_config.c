@@ -10,6 +10,7 @@
 
 #include "../core/log.h"
 #include "../core/xalloc.h"
+#include "../directory/directory.h"
 #include "../net/tls.h"
 #include "../smtp/smtp_parse.h"
 #include "lua_api.h"
@@ -637,6 +638,19 @@ parse_submit_socket(lua_State *L, struct config *c)
 	lua_pop(L, 1);
 }
 
+/* Users, postmaster and aliases must lead to mailboxes (directory.c). */
+static void
+check_mailboxes(lua_State *L, const struct config *c)
+{
+	struct buf err = BUF_INIT;
+
+	if (directory_check(c, &err) == 0)
+		return;
+	lua_pushstring(L, buf_cstr(&err));	/* anchored: err can go */
+	buf_free(&err);
+	luaL_error(L, "bad config: %s", lua_tostring(L, -1));
+}
+
 /* indimail.config{...}: stack effect: (table) -> () */
 int
 lua_config_parse(lua_State *L, struct config *c)
@@ -696,6 +710,7 @@ lua_config_parse(lua_State *L, struct config *c)
 		buf_printf(&pm, "postmaster@%s", dom);
 		c->delivery.postmaster = pm.data;	/* the buffer's memory moves */
 	}
+	check_mailboxes(L, c);
 	for (size_t i = 0; i < c->nlisten; i++)
 		if (c->listen[i].tls != TLS_NONE && c->tls_cert == NULL)
 			luaL_error(L, "bad config: listener '%s' uses TLS but "

@@ -153,48 +153,101 @@ queue_clean_tmp(const struct queue_set *q, long pid)
 	return removed;
 }
 
-/* Values are written with %XX for '%', control bytes and DEL. */
-static void
+/*
+ * Values are written with %XX for '%', control bytes and DEL. Appends the
+ * line to b unless b is NULL; returns its size either way, so that sizes
+ * and files come from this one serialiser.
+ */
+static size_t
 put_field(struct buf *b, const char *key, const char *v)
 {
+	size_t n;
+
 	if (v == NULL)
-		return;
-	buf_printf(b, "%s ", key);
+		return 0;
+	n = strlen(key) + 2;		/* key, SP, ..., LF */
+	if (b)
+		buf_printf(b, "%s ", key);
 	for (; *v; v++) {
 		unsigned char c = (unsigned char)*v;
-		if (c < 0x20 || c == 0x7f || c == '%')
+		int esc = c < 0x20 || c == 0x7f || c == '%';
+		n += esc ? 3 : 1;
+		if (b && esc)
 			buf_printf(b, "%%%02X", c);
-		else
+		else if (b)
 			buf_appendc(b, (char)c);
 	}
-	buf_appendc(b, '\n');
+	if (b)
+		buf_appendc(b, '\n');
+	return n;
+}
+
+static size_t
+put_rcpt(struct buf *b, const char *rcpt, const char *orcpt)
+{
+	size_t n = put_field(b, "rcpt", rcpt);
+
+	if (orcpt && strcmp(orcpt, rcpt))
+		n += put_field(b, "orcpt", orcpt);
+	return n;
+}
+
+static size_t
+put_env(struct buf *b, const char *key, const char *val)
+{
+	struct buf kv = BUF_INIT;
+	size_t n;
+
+	buf_printf(&kv, "%s=%s", key, val);
+	n = put_field(b, "env", buf_cstr(&kv));
+	buf_free(&kv);
+	return n;
+}
+
+/* The envelope serialiser: appends to b unless NULL; returns the size. */
+static size_t
+put_envelope(const struct queue_envelope *e, struct buf *b)
+{
+	char received[32];
+	size_t n = 6;		/* "IMQ1\n" and the empty line that ends it */
+
+	snprintf(received, sizeof(received), "%lld", (long long)e->received);
+	if (b)
+		buf_appends(b, "IMQ1\n");
+	n += put_field(b, "id", e->id);
+	n += put_field(b, "received", received);
+	n += put_field(b, "ip", e->ip);
+	n += put_field(b, "helo", e->helo);
+	n += put_field(b, "listener", e->listener);
+	n += put_field(b, "tls", e->tls);
+	n += put_field(b, "auth", e->auth_user);
+	n += put_field(b, "body", e->body);
+	n += put_field(b, "sender", e->sender);
+	for (size_t i = 0; i < e->nrcpts; i++)
+		n += put_rcpt(b, e->rcpts[i], e->orcpts ? e->orcpts[i] : NULL);
+	for (size_t i = 0; i < e->nenv; i++)
+		n += put_env(b, e->env_key[i], e->env_val[i]);
+	if (b)
+		buf_appendc(b, '\n');
+	return n;
 }
 
 void
 queue_envelope_format(const struct queue_envelope *e, struct buf *b)
 {
-	buf_appends(b, "IMQ1\n");
-	put_field(b, "id", e->id);
-	buf_printf(b, "received %lld\n", (long long)e->received);
-	put_field(b, "ip", e->ip);
-	put_field(b, "helo", e->helo);
-	put_field(b, "listener", e->listener);
-	put_field(b, "tls", e->tls);
-	put_field(b, "auth", e->auth_user);
-	put_field(b, "body", e->body);
-	put_field(b, "sender", e->sender);
-	for (size_t i = 0; i < e->nrcpts; i++) {
-		put_field(b, "rcpt", e->rcpts[i]);
-		if (e->orcpts && e->orcpts[i] && strcmp(e->orcpts[i], e->rcpts[i]))
-			put_field(b, "orcpt", e->orcpts[i]);
-	}
-	for (size_t i = 0; i < e->nenv; i++) {
-		struct buf kv = BUF_INIT;
-		buf_printf(&kv, "%s=%s", e->env_key[i], e->env_val[i]);
-		put_field(b, "env", buf_cstr(&kv));
-		buf_free(&kv);
-	}
-	buf_appendc(b, '\n');
+	put_envelope(e, b);
+}
+
+size_t
+queue_envelope_size(const struct queue_envelope *e)
+{
+	return put_envelope(e, NULL);
+}
+
+size_t
+queue_envelope_rcpt_size(const char *rcpt, const char *orcpt)
+{
+	return put_rcpt(NULL, rcpt, orcpt);
 }
 
 static int
@@ -224,8 +277,21 @@ decode(const char *v, size_t n)
 	return out;
 }
 
-int
-queue_envelope_parse(const char *d, size_t len, struct queue_info *qi)
+/*
+ * Room for one more in an array of n pointers that doubles: it is full when
+ * n is 0 or a power of two. Tens of thousands of recipients cost a few
+ * dozen reallocations, not one each.
+ */
+static void *
+grow(void *a, size_t n)
+{
+	if ((n & (n - 1)) == 0)
+		a = xrealloc(a, (n ? 2 * n : 1) * sizeof(char *));
+	return a;
+}
+
+static int
+parse_envelope(const char *d, size_t len, struct queue_info *qi)
 {
 	size_t i = 0;
 
@@ -262,10 +328,8 @@ queue_envelope_parse(const char *d, size_t len, struct queue_info *qi)
 			qi->body = v;
 			v = NULL;
 		} else if (strncmp(d + i, "rcpt ", 5) == 0) {
-			qi->rcpts = xrealloc(qi->rcpts,
-			    (qi->nrcpts + 1) * sizeof(char *));
-			qi->orcpts = xrealloc(qi->orcpts,
-			    (qi->nrcpts + 1) * sizeof(char *));
+			qi->rcpts = grow(qi->rcpts, qi->nrcpts);
+			qi->orcpts = grow(qi->orcpts, qi->nrcpts);
 			qi->rcpts[qi->nrcpts] = v;
 			qi->orcpts[qi->nrcpts++] = xstrdup(v);
 			v = NULL;
@@ -292,6 +356,15 @@ queue_envelope_parse(const char *d, size_t len, struct queue_info *qi)
 	qi->body_offset = i + 1;
 	qi->size = len - qi->body_offset;
 	return 0;
+}
+
+int
+queue_envelope_parse(const char *d, size_t len, struct queue_info *qi)
+{
+	if (parse_envelope(d, len, qi) == 0)
+		return 0;
+	queue_info_free(qi);		/* what was parsed before the error */
+	return -1;
 }
 
 void
@@ -333,28 +406,50 @@ queue_state_path(const struct queue_set *q, int qn, const char *id,
 	    queue_hash(id, q->split), id);
 }
 
-/* Reads the envelope part of one message file (first 64 KiB at most). */
+/*
+ * Reads the start of a queue file into b until it holds the envelope's
+ * empty line, in growing chunks: a large envelope is read whole, the
+ * message only as far as the last chunk reached. Returns the envelope's
+ * length, or 0 when the file has none within QUEUE_ENVELOPE_MAX bytes.
+ */
+static size_t
+read_envelope(int fd, struct buf *b)
+{
+	size_t chunk = 65536, from = 0;
+	const char *end;
+	ssize_t n;
+
+	while (b->len < QUEUE_ENVELOPE_MAX) {
+		if (chunk > QUEUE_ENVELOPE_MAX - b->len)
+			chunk = QUEUE_ENVELOPE_MAX - b->len;
+		buf_reserve(b, chunk);
+		n = pread(fd, b->data + b->len, chunk, (off_t)b->len);
+		if (n <= 0)
+			return 0;
+		b->len += (size_t)n;
+		b->data[b->len] = '\0';
+		if ((end = memmem(b->data + from, b->len - from, "\n\n", 2)))
+			return (size_t)(end - b->data) + 2;
+		from = b->len - 1;	/* the empty line may straddle chunks */
+		chunk *= 2;
+	}
+	return 0;
+}
+
 int
 queue_read_info(const char *path, int qn, struct queue_info *qi)
 {
 	struct stat st;
-	char *data;
-	ssize_t n;
-	size_t want;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	struct buf b = BUF_INIT;
+	size_t len;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return -1;
-	}
-	want = (size_t)st.st_size < 65536 ? (size_t)st.st_size : 65536;
-	data = xmalloc(want + 1);
-	n = pread(fd, data, want, 0);
+	if (fstat(fd, &st) == 0 && (len = read_envelope(fd, &b)) > 0)
+		rc = queue_envelope_parse(b.data, len, qi);
 	close(fd);
-	rc = n < 0 ? -1 : queue_envelope_parse(data, (size_t)n, qi);
-	free(data);
+	buf_free(&b);
 	if (rc == 0) {
 		qi->size = (size_t)st.st_size - qi->body_offset;
 		qi->path = xstrdup(path);

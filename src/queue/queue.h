@@ -19,6 +19,14 @@
 #define QUEUE_ID_LEN	24
 #define QUEUE_MAX	64
 
+/*
+ * The hard ceiling of an envelope (every line up to and including the empty
+ * one, docs/queue.md). The SMTP side refuses a recipient or a message that
+ * would exceed it before its 250, the writer never writes more, and the
+ * reader reads no further: whatever was accepted can be read back.
+ */
+#define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)
+
 struct queue_set {
 	char		*path;
 	int		 count;
@@ -72,6 +80,9 @@ int	queue_pick(struct queue_set *);
 int	queue_clean_tmp(const struct queue_set *, long pid);
 
 void	queue_envelope_format(const struct queue_envelope *, struct buf *);
+/* Bytes queue_envelope_format would write, and those of one recipient. */
+size_t	queue_envelope_size(const struct queue_envelope *);
+size_t	queue_envelope_rcpt_size(const char *rcpt, const char *orcpt);
 int	queue_envelope_parse(const char *, size_t, struct queue_info *);
 void	queue_info_free(struct queue_info *);
 
@@ -80,7 +91,7 @@ void	queue_mess_path(const struct queue_set *, int queue, const char *id,
 	    struct buf *);
 void	queue_state_path(const struct queue_set *, int queue, const char *id,
 	    struct buf *);
-/* Reads one message's envelope; 0 or -1. */
+/* Reads one message's envelope (never its message); 0 or -1. */
 int	queue_read_info(const char *path, int queue, struct queue_info *);
 
 /* The `queue list` line of one message (recipient lines follow). */

@@ -62,6 +62,11 @@ write_tmp(struct write_job *j)
 	buf_printf(&j->dir, "%s/%d/mess/%d", j->qs->path, j->qn,
 	    queue_hash(j->id, j->qs->split));
 	buf_printf(&j->dst, "%s/%s", buf_cstr(&j->dir), j->id);
+	if (j->envelope.len > QUEUE_ENVELOPE_MAX) {	/* could not be read back */
+		buf_printf(&j->error, "envelope of %zu bytes is over the "
+		    "%d-byte limit", j->envelope.len, QUEUE_ENVELOPE_MAX);
+		return;
+	}
 	j->fd = open(buf_cstr(&j->tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0640);
 	if (j->fd < 0) {

@@ -80,6 +80,7 @@ struct smtp_session {
 	struct buf	 sender;
 	char		**rcpts;
 	size_t		 nrcpts;
+	size_t		 rcpt_bytes;	/* their lines in the queued envelope */
 	struct smtp_mail_arg mail;
 	struct smtp_rcpt_arg rcpt;
 	struct envvars	 env;
@@ -332,6 +333,7 @@ tx_reset(struct smtp_session *s)
 	free(s->rcpts);
 	s->rcpts = NULL;
 	s->nrcpts = 0;
+	s->rcpt_bytes = 0;
 	envvars_free(&s->env);
 	s->discard = s->discard_session;
 	s->qid[0] = '\0';
@@ -550,6 +552,47 @@ proceed_mail(struct smtp_session *s)
 	run_hooks(s, HOOK_MAIL, after_mail);
 }
 
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" for the envelope's tls line. */
+#define TLS_DESC_MAX	128
+
+/* The queue envelope of the transaction, without its recipients. */
+static void
+fill_envelope(struct smtp_session *s, struct queue_envelope *e,
+    char tlsdesc[TLS_DESC_MAX])
+{
+	memset(e, 0, sizeof(*e));
+	e->id = s->qid;
+	e->received = time(NULL);
+	e->ip = s->ip;
+	e->helo = s->helo;
+	e->listener = s->listener->name;
+	if (s->tls_on) {
+		snprintf(tlsdesc, TLS_DESC_MAX, "%s %s", tls_version(&s->tls),
+		    tls_cipher(&s->tls));
+		e->tls = tlsdesc;
+	}
+	e->sender = buf_cstr(&s->sender);
+	e->env_key = s->env.key;
+	e->env_val = s->env.val;
+	e->nenv = s->env.n;
+	e->body = s->mail.body == SMTP_BODY_8BITMIME ? "8BITMIME" :
+	    s->mail.body == SMTP_BODY_7BIT ? "7BIT" : NULL;
+}
+
+/* Would one more recipient make the envelope too big for the queue? */
+static int
+envelope_full(struct smtp_session *s, const char *rcpt)
+{
+	struct queue_envelope e;
+	char tlsdesc[TLS_DESC_MAX];
+	size_t size;
+
+	fill_envelope(s, &e, tlsdesc);
+	size = queue_envelope_size(&e) + QUEUE_ID_LEN;	/* the id comes at DATA */
+	size += s->rcpt_bytes + queue_envelope_rcpt_size(rcpt, NULL);
+	return size > QUEUE_ENVELOPE_MAX;
+}
+
 static const char *
 check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -561,6 +604,9 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		return why;
 	if (s->nrcpts >= cfg(s)->max_recipients)
 		return "452 4.5.3 Too many recipients";
+	if (envelope_full(s, buf_cstr(&s->rcpt.path)))
+		return "452 4.5.3 Too many recipients: the envelope of this "
+		    "message is full, send the others in another message";
 	if (s->rcpt.postmaster)
 		return NULL;
 	switch (directory_lookup(cfg(s), buf_cstr(&s->rcpt.path))) {
@@ -570,6 +616,9 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		break;
 	case DIR_UNKNOWN:
 		return "550 5.1.1 Recipient address rejected: no such user here";
+	case DIR_BAD_NAME:	/* refused now: a later bounce would be backscatter */
+		return "550 5.1.3 Recipient address rejected: not a valid "
+		    "mailbox name here (" DIRECTORY_NAME_RULE ")";
 	default:
 		break;
 	}
@@ -586,6 +635,7 @@ add_rcpt(struct smtp_session *s)
 			return;		/* a duplicate is delivered once */
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(char *));
 	s->rcpts[s->nrcpts++] = xstrdup(r);
+	s->rcpt_bytes += queue_envelope_rcpt_size(r, NULL);
 }
 
 /*
@@ -833,6 +883,9 @@ end_transaction(struct smtp_session *s)
 	command_turn(s);
 }
 
+/* Recipients named in event=queued; delivery logs every one anyway. */
+#define LOG_RCPTS	10
+
 static void
 log_queued(struct smtp_session *s, const char *event, double secs)
 {
@@ -843,8 +896,10 @@ log_queued(struct smtp_session *s, const char *event, double secs)
 		log_kvi(&l, "uid", s->uid);
 	log_kv(&l, "from", buf_cstr(&s->sender));
 	log_kvi(&l, "nrcpt", (long long)s->nrcpts);
-	for (size_t i = 0; i < s->nrcpts; i++)
+	for (size_t i = 0; i < s->nrcpts && i < LOG_RCPTS; i++)
 		log_kv(&l, "to", s->rcpts[i]);
+	if (s->nrcpts > LOG_RCPTS)
+		log_kvi(&l, "to_omitted", (long long)(s->nrcpts - LOG_RCPTS));
 	log_kvi(&l, "size", (long long)s->msg.len);
 	log_kvi(&l, "ms", (long long)(secs * 1000));
 	log_end(&l);
@@ -877,11 +932,32 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 	process_input(s);
 }
 
+/*
+ * The recipients' envelope after alias expansion must still fit the queue.
+ * Over the limit is permanent (552): the same recipients always expand the
+ * same way, and the client cannot split what only we expand, so a 4xx
+ * would only repeat the failure until the client's queue gives up.
+ */
+static int
+envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
+{
+	size_t size = queue_envelope_size(e);
+
+	if (size <= QUEUE_ENVELOPE_MAX)
+		return 1;
+	log_reject(s, "DATA", "envelope too big after alias expansion");
+	reply(s, "552 5.5.3 Too many recipients after alias expansion: the "
+	    "envelope would take %zu bytes, the limit is %d", size,
+	    QUEUE_ENVELOPE_MAX);
+	end_transaction(s);
+	return 0;
+}
+
 static void
 commit(struct smtp_session *s)
 {
 	struct queue_envelope e;
-	char tlsdesc[128];
+	char tlsdesc[TLS_DESC_MAX];
 
 	if (s->discard) {
 		log_queued(s, "discarded", 0);
@@ -896,27 +972,13 @@ commit(struct smtp_session *s)
 		end_transaction(s);
 		return;
 	}
-	build_received(s);
-	memset(&e, 0, sizeof(e));
-	e.id = s->qid;
-	e.received = time(NULL);
-	e.ip = s->ip;
-	e.helo = s->helo;
-	e.listener = s->listener->name;
-	if (s->tls_on) {
-		snprintf(tlsdesc, sizeof(tlsdesc), "%s %s", tls_version(&s->tls),
-		    tls_cipher(&s->tls));
-		e.tls = tlsdesc;
-	}
-	e.sender = buf_cstr(&s->sender);
+	fill_envelope(s, &e, tlsdesc);
 	e.rcpts = s->expanded.rcpt;
 	e.orcpts = s->expanded.orcpt;
 	e.nrcpts = s->expanded.n;
-	e.env_key = s->env.key;
-	e.env_val = s->env.val;
-	e.nenv = s->env.n;
-	e.body = s->mail.body == SMTP_BODY_8BITMIME ? "8BITMIME" :
-	    s->mail.body == SMTP_BODY_7BIT ? "7BIT" : NULL;
+	if (!envelope_fits(s, &e))
+		return;
+	build_received(s);
 	s->waiting = 1;
 	s->queue_writing = 1;
 	queue_write(s->w->loop, &s->w->queue, &e, &s->received, &s->msg,
