@@ -63,30 +63,33 @@ int
 connlimit_acquire(struct connlimit *c, int w, const struct sockaddr *sa,
     int max_total, int max_per_ip)
 {
-	unsigned s = slot_of(sa);
+	unsigned s = sa ? slot_of(sa) : 0;
 	long total = 0, ip = 0;
 
 	for (int i = 0; i < c->nworkers; i++) {
 		total += __atomic_load_n(&c->rows[i].total, __ATOMIC_RELAXED);
-		ip += __atomic_load_n(&c->rows[i].slot[s], __ATOMIC_RELAXED);
+		if (sa)
+			ip += __atomic_load_n(&c->rows[i].slot[s],
+			    __ATOMIC_RELAXED);
 	}
 	if (total >= max_total)
 		return -1;
-	if (ip >= max_per_ip)
+	if (sa && ip >= max_per_ip)
 		return -2;
 	__atomic_add_fetch(&c->rows[w].total, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&c->rows[w].slot[s], 1, __ATOMIC_RELAXED);
+	if (sa)
+		__atomic_add_fetch(&c->rows[w].slot[s], 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
 void
 connlimit_release(struct connlimit *c, int w, const struct sockaddr *sa)
 {
-	unsigned s = slot_of(sa);
+	unsigned s = sa ? slot_of(sa) : 0;
 
 	if (c->rows[w].total > 0)
 		__atomic_sub_fetch(&c->rows[w].total, 1, __ATOMIC_RELAXED);
-	if (c->rows[w].slot[s] > 0)
+	if (sa && c->rows[w].slot[s] > 0)
 		__atomic_sub_fetch(&c->rows[w].slot[s], 1, __ATOMIC_RELAXED);
 }
 

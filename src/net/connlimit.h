@@ -14,7 +14,10 @@
 struct connlimit;
 
 struct connlimit *connlimit_create(int nworkers);
-/* 0: admitted and counted; -1: total limit reached; -2: per-IP limit. */
+/*
+ * 0: admitted and counted; -1: total limit reached; -2: per-IP limit. A
+ * NULL address (a local user) counts toward the total only.
+ */
 int	connlimit_acquire(struct connlimit *, int worker,
 	    const struct sockaddr *, int max_total, int max_per_ip);
 void	connlimit_release(struct connlimit *, int worker,

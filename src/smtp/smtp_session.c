@@ -1347,6 +1347,13 @@ on_handle_closed(uv_handle_t *h)
 	free(s);
 }
 
+/* What the connection limits count this session by (NULL: the total only). */
+static const struct sockaddr *
+peer_key(const struct smtp_session *s)
+{
+	return s->listener->local ? NULL : (const struct sockaddr *)&s->peer;
+}
+
 static void
 close_handles(struct smtp_session *s)
 {
@@ -1375,7 +1382,7 @@ session_close(struct smtp_session *s, const char *why)
 	hook_cancel(s->hook);
 	s->hook = NULL;
 	if (s->counted)
-		connlimit_release(w->conns, w->index, (struct sockaddr *)&s->peer);
+		connlimit_release(w->conns, w->index, peer_key(s));
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -1413,10 +1420,9 @@ start_session(struct smtp_session *s)
 		log_kvi(&l, "uid", s->uid);
 	log_kv(&l, "listener", s->listener->name);
 	log_end(&l);
-	/* Local submissions share the total only: they all come from "here". */
-	rc = connlimit_acquire(s->w->conns, s->w->index,
-	    (struct sockaddr *)&s->peer, cfg(s)->max_connections,
-	    s->listener->local ? INT_MAX : cfg(s)->max_connections_per_ip);
+	/* Local submissions count toward the total only, not 127.0.0.1's. */
+	rc = connlimit_acquire(s->w->conns, s->w->index, peer_key(s),
+	    cfg(s)->max_connections, cfg(s)->max_connections_per_ip);
 	if (rc < 0) {
 		reply(s, rc == -1 ? "421 4.7.0 %s Too many connections, try later"
 		    : "421 4.7.0 %s Too many connections from your address",
