@@ -2,7 +2,7 @@
  * sendmail.h: what the four files of bin/sendmail share. sendmail.c reads
  * the options and checks addresses; sendmail_input.c reads the message
  * from standard input into a spool; sendmail_mime.c is the GMime side
- * (address lists, generated headers, the wire format); sendmail_smtp.c
+ * (address lists, long-line re-encoding, the wire format); sendmail_smtp.c
  * speaks SMTP over the local submission socket. Functions that can fail
  * say why on stderr and return a sysexits.h code (0: success).
  */
@@ -15,6 +15,8 @@
 #include <gmime/gmime.h>
 
 #include "../core/buf.h"
+
+#define WIRE_LINE	998	/* longest line on the wire, CRLF not counted */
 
 enum sendmail_mode {
 	MODE_SEND,		/* -bm: a message from standard input */
@@ -47,6 +49,7 @@ struct message {
 	struct addr_list rcpts;		/* from To, Cc, Bcc with -t */
 	int		 has_from, has_date, has_msgid, has_mime;
 	int		 has_8bit;
+	int		 reencode;	/* a body line over WIRE_LINE, or a NUL */
 };
 
 /* sendmail.c */

@@ -2,8 +2,8 @@
  * sendmail_input: reads the message from standard input into the spool,
  * the only place it is held (memory up to 64 KiB, then an unlinked file in
  * $TMPDIR). The header section (at most 1 MiB) is read line by line: a
- * field with a bare CR or a NUL is refused, Bcc is removed, and with -t
- * To, Cc and Bcc give the recipients. The
+ * field with a bare CR or a NUL is refused, Bcc is removed, lines over 998
+ * bytes are folded, and with -t To, Cc and Bcc give the recipients. The
  * body is streamed in chunks through a small state machine: LF, CRLF and
  * bare CR all become LF, and a lone "." ends the input unless -i.
  */
@@ -37,6 +37,7 @@ struct reader {
 	size_t		 head_lines;
 	size_t		 spooled;
 	enum body_state	 state;
+	size_t		 line_len;
 	struct buf	 out;		/* normalised body bytes for the spool */
 };
 
@@ -109,13 +110,48 @@ is_named(const char *f, size_t colon, const char *name)
 	return colon == n && strncasecmp(f, name, n) == 0;
 }
 
-/* The field and its LF to the spool. */
+/* One line over WIRE_LINE bytes, broken before blanks (RFC 5322 folding). */
 static int
-spool_field(struct reader *r, const char *f, size_t n)
+fold_line(const char *s, size_t n, struct buf *out)
 {
-	int rc = spool_write(r, f, n);
+	while (n > WIRE_LINE) {
+		size_t cut = WIRE_LINE;
+		while (cut > 0 && !((s[cut] == ' ' || s[cut] == '\t') &&
+		    s[cut - 1] != ' ' && s[cut - 1] != '\t'))
+			cut--;
+		if (cut == 0)
+			return -1;
+		buf_append(out, s, cut);
+		buf_appendc(out, '\n');
+		s += cut;
+		n -= cut;
+	}
+	buf_append(out, s, n);
+	return 0;
+}
 
-	return rc ? rc : spool_write(r, "\n", 1);
+/* The field, folded where a line is too long, and its LF to the spool. */
+static int
+spool_field(struct reader *r, const char *f, size_t n, size_t colon)
+{
+	struct buf out = BUF_INIT;
+	size_t start = 0;
+	int rc = 0;
+
+	while (rc == 0 && start <= n) {
+		const char *nl = memchr(f + start, '\n', n - start);
+		size_t end = nl ? (size_t)(nl - f) : n;
+		if (fold_line(f + start, end - start, &out) < 0)
+			rc = sendmail_error(EX_DATAERR, "header %.*s has a line over "
+			    "%d bytes without a blank to fold it at", (int)colon, f,
+			    WIRE_LINE);
+		buf_appendc(&out, '\n');
+		start = end + 1;
+	}
+	if (rc == 0)
+		rc = spool_write(r, out.data, out.len);
+	buf_free(&out);
+	return rc;
 }
 
 /* To, Cc and Bcc with -t: the value unfolded, each address checked. */
@@ -163,7 +199,7 @@ end_field(struct reader *r)
 	    is_named(f, colon, "Cc") || is_named(f, colon, "Bcc")))
 		rc = field_recipients(r, f, n, colon);
 	if (rc == 0 && !is_named(f, colon, "Bcc"))	/* never sent */
-		rc = spool_field(r, f, n);
+		rc = spool_field(r, f, n, colon);
 	buf_clear(&r->field);
 	return rc;
 }
@@ -173,6 +209,8 @@ static void
 body_text(struct reader *r, unsigned char c)
 {
 	buf_appendc(&r->out, (char)c);
+	if (++r->line_len > WIRE_LINE || c == '\0')
+		r->m->reencode = 1;
 	r->m->has_8bit |= c >= 128;
 	r->state = BODY_LINE;
 }
@@ -204,6 +242,7 @@ body_byte(struct reader *r, unsigned char c)
 	}
 	if (c == '\n' || c == '\r') {
 		buf_appendc(&r->out, '\n');
+		r->line_len = 0;
 		r->state = c == '\r' ? BODY_CR : BODY_START;
 	} else
 		body_text(r, c);

@@ -1,9 +1,11 @@
 /*
  * sendmail_mime: the GMime side of bin/sendmail. The address lists of To,
  * Cc and Bcc (-t) are parsed by GMime in strict mode and every address is
- * then checked against RFC 5321. From, Date and Message-ID are made
- * here for a message that lacks them. The message reaches the socket
- * through GMime filters (LF to CRLF, dot-stuffing).
+ * then checked against RFC 5321. The message reaches the socket through
+ * GMime filters (LF to CRLF, dot-stuffing). When a body line is over 998
+ * bytes (or holds a NUL) the spool is parsed and only the leaf parts that
+ * need it are re-encoded: quoted-printable for text, base64 for the rest;
+ * headers, Content-Type and the MIME structure stay as they were.
  */
 #include <errno.h>
 #include <string.h>
@@ -164,6 +166,74 @@ mime_headers(struct buf *b, const struct message *m, const char *from,
 	}
 }
 
+/* Whether the part's content as it stands has a line over WIRE_LINE or a NUL. */
+static int
+needs_reencoding(GMimePart *part)
+{
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	GMimeStream *s = w ? g_mime_data_wrapper_get_stream(w) : NULL;
+	char chunk[4096];
+	size_t len = 0;
+	ssize_t n;
+	int found = 0;
+
+	if (s == NULL)
+		return 0;
+	g_mime_stream_reset(s);
+	while (!found && (n = g_mime_stream_read(s, chunk, sizeof(chunk))) > 0)
+		for (ssize_t i = 0; i < n && !found; i++) {
+			len = chunk[i] == '\n' ? 0 : len + 1;
+			found = len > WIRE_LINE || chunk[i] == '\0';
+		}
+	g_mime_stream_reset(s);
+	return found;
+}
+
+static void
+reencode_part(GMimeObject *parent, GMimeObject *part, gpointer data)
+{
+	GMimeContentType *ct;
+
+	(void)parent;
+	if (GMIME_IS_MESSAGE_PART(part)) {	/* message/rfc822: its own parts */
+		GMimeMessage *inner = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(part));
+		if (inner)
+			g_mime_message_foreach(inner, reencode_part, data);
+		return;
+	}
+	if (!GMIME_IS_PART(part) || !needs_reencoding(GMIME_PART(part)))
+		return;
+	ct = g_mime_object_get_content_type(part);
+	g_mime_part_set_content_encoding(GMIME_PART(part),
+	    ct && g_mime_content_type_is_type(ct, "text", "*") ?
+	    GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE : GMIME_CONTENT_ENCODING_BASE64);
+}
+
+/* The spool parsed, its long-line parts re-encoded, written to wire. */
+static int
+write_reencoded(struct message *m, GMimeStream *wire)
+{
+	GMimeParser *p = g_mime_parser_new_with_stream(m->spool);
+	GMimeMessage *msg = g_mime_parser_construct_message(p, NULL);
+	int rc = 0;
+
+	if (msg == NULL)
+		rc = sendmail_error(EX_DATAERR, "cannot parse the message (MIME) to "
+		    "re-encode its lines over %d bytes", WIRE_LINE);
+	else {
+		g_mime_message_foreach(msg, reencode_part, NULL);
+		if (!m->has_mime)
+			g_mime_object_set_header(GMIME_OBJECT(msg), "MIME-Version",
+			    "1.0", NULL);
+		if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, wire) < 0)
+			rc = EX_TEMPFAIL;	/* said by mime_send */
+		g_object_unref(msg);
+	}
+	g_object_unref(p);
+	return rc;
+}
+
 /*
  * The message after DATA's 354: extra (generated headers), then the spool,
  * as CRLF lines, dot-stuffed, and the final ".". fd stays open.
@@ -185,6 +255,8 @@ mime_send(struct message *m, const struct buf *extra, int fd)
 	g_object_unref(f);
 	if (extra->len && g_mime_stream_write(wire, extra->data, extra->len) < 0)
 		rc = EX_TEMPFAIL;
+	else if (m->reencode)
+		rc = write_reencoded(m, wire);
 	else if (g_mime_stream_write_to_stream(m->spool, wire) < 0)
 		rc = EX_TEMPFAIL;
 	if (rc == 0 && (g_mime_stream_flush(wire) < 0 ||

@@ -2,8 +2,8 @@
 -- configuration: it speaks SMTP over the local submission socket
 -- (INDIMAIL_SUBMIT_SOCKET), where the server records the caller's uid and
 -- applies the same policies as to any client. It turns what local programs
--- write (any line ends, a refused recipient among good ones) into what the
--- strict server accepts.
+-- write (any line ends, long lines, a refused recipient among good ones)
+-- into what the strict server accepts.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
@@ -42,6 +42,37 @@ local function only_message(d)
   local data = D.readfile(files[1])
   local env, msg = data:match("^(.-\n)\n(.*)$")
   return env, msg, files[1]
+end
+
+local function longest_line(s)
+  local n = 0
+  for line in s:gmatch("[^\n]*") do n = math.max(n, #line) end
+  return n
+end
+
+-- Python's email module decodes each leaf part (QP, base64) of the message
+-- in file; returns the list of decoded payloads.
+local DECODE = [[
+import email, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"))
+for p in m.walk():
+    if not p.is_multipart():
+        sys.stdout.buffer.write(b"%d:" % len(p.get_payload(decode=True)))
+        sys.stdout.buffer.write(p.get_payload(decode=True))
+]]
+local function decoded_parts(d, text)
+  D.writefile(d.dir .. "/decode.py", DECODE)
+  D.writefile(d.dir .. "/decode.eml", text)
+  local p = io.popen(("/usr/bin/python3 %s/decode.py %s/decode.eml"):format(d.dir, d.dir))
+  local out = p:read("a")
+  assert(p:close(), "python3 could not decode the message")
+  local parts, i = {}, 1
+  while i <= #out do
+    local len, colon = out:match("^(%d+)():", i)
+    parts[#parts + 1] = out:sub(colon + 1, colon + tonumber(len))
+    i = colon + tonumber(len) + 1
+  end
+  return parts
 end
 
 describe("sendmail", function()
@@ -284,6 +315,79 @@ describe("sendmail", function()
       assert.equal(0, rc, out)
       local _, msg = only_message(d)
       assert.matches("\nSubject: cron\nX%-Tool: cron\n\nline1\nline2\nline3\nprogress 10%%\nprogress 20%%\n\nend\n$", msg)
+    end)
+
+    it("folds a header line over 998 bytes at whitespace", function()
+      local words = {}
+      for i = 1, 300 do words[i] = "word" .. i end
+      local subject = table.concat(words, " ")
+      local out, rc = run(d, { "a@example.test" }, "Subject: " .. subject .. "\n\nbody\n")
+      assert.equal(0, rc, out)
+      local _, msg = only_message(d)
+      assert.is_true(longest_line(msg) <= 998)
+      local folded = msg:match("\nSubject: (.-)\n[^ \t]")
+      assert.equal(subject, folded:gsub("\n", ""))
+    end)
+
+    it("refuses a header line over 998 bytes that has no blank to fold at: 65, named", function()
+      local out, rc = run(d, { "a@example.test" }, "X-Token: " .. ("t"):rep(1200) .. "\n\nbody\n")
+      assert.equal(65, rc)
+      assert.matches("header X-Token has a line over 998 bytes without a blank to fold it at", out, 1, true)
+      assert.equal(0, #d:queue_files())
+    end)
+
+    it("re-encodes a body with a NUL byte instead of having it refused", function()
+      local text = "before\0after\n"
+      local out, rc = run(d, { "a@example.test" }, "Subject: nul\n\n" .. text)
+      assert.equal(0, rc, out)
+      local _, msg = only_message(d)
+      assert.matches("\n\nbefore=00after\n$", msg)
+      assert.same({ text }, decoded_parts(d, msg))
+    end)
+
+    it("re-encodes a 5,000-byte HTML line (PHP) as quoted-printable, keeping its text and Content-Type", function()
+      local html = "<html><body>" .. ("<p>caf\195\169 & cr\195\168me = tasty </p>"):rep(200) .. "</body></html>\n"
+      assert.is_true(#html > 5000)
+      local input = "To: a@example.test\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+        .. "Content-type: text/html; charset=UTF-8\r\n\r\n" .. html
+      local out, rc = run(d, { "-t", "-i" }, input)
+      assert.equal(0, rc, out)
+      local _, msg = only_message(d)
+      assert.is_true(longest_line(msg) <= 998, "a line is longer than 998 bytes")
+      assert.matches("\nContent%-type: text/html; charset=UTF%-8\n", msg)
+      assert.matches("\nContent%-Transfer%-Encoding: quoted%-printable\n", msg)
+      assert.same({ html }, decoded_parts(d, msg))
+    end)
+
+    it("adds MIME-Version when it re-encodes a message that had no MIME headers", function()
+      local text = ("cron output "):rep(200) .. "\n"
+      local out, rc = run(d, { "a@example.test" }, "Subject: long\n\n" .. text)
+      assert.equal(0, rc, out)
+      local _, msg = only_message(d)
+      assert.is_true(longest_line(msg) <= 998)
+      assert.matches("\nMIME%-Version: 1%.0\n", msg)
+      assert.same({ text }, decoded_parts(d, msg))
+    end)
+
+    it("re-encodes only the long-line part of a multipart message and keeps its structure", function()
+      local long = ("<td>\195\169t\195\169 </td>"):rep(300)
+      local input = table.concat({
+        "To: a@example.test", "Subject: report", "MIME-Version: 1.0",
+        "Content-Type: multipart/alternative; boundary=\"b-1\"", "",
+        "This is a MIME message.",
+        "--b-1", "Content-Type: text/plain; charset=utf-8", "", "short line", "second line",
+        "--b-1", "Content-Type: text/html; charset=utf-8", "", long, "<p>tail</p>",
+        "--b-1", "Content-Type: application/octet-stream", "Content-Transfer-Encoding: base64", "",
+        "AAECAwQFBgcICQ==",
+        "--b-1--", "" }, "\n")
+      local out, rc = run(d, { "-t" }, input)
+      assert.equal(0, rc, out)
+      local _, msg = only_message(d)
+      assert.is_true(longest_line(msg) <= 998, "a line is longer than 998 bytes")
+      assert.matches("\n%-%-b%-1\nContent%-Type: text/plain; charset=utf%-8\n\nshort line\nsecond line\n%-%-b%-1\n", msg)
+      assert.matches("\nContent%-Type: application/octet%-stream\nContent%-Transfer%-Encoding: base64\n\nAAECAwQFBgcICQ==\n%-%-b%-1%-%-\n", msg)
+      assert.equal(1, select(2, msg:gsub("quoted%-printable", "")))
+      assert.same(decoded_parts(d, input), decoded_parts(d, msg))
     end)
 
     it("with -t queues for the accepted recipients and names each refused one on stderr (exit 0)", function()
