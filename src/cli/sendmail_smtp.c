@@ -154,7 +154,7 @@ session_hello(struct session *s)
 	if (gethostname(me, sizeof(me)) != 0 || !smtp_valid_domain(me, strlen(me)))
 		snprintf(me, sizeof(me), "localhost");
 	if (session_reply(s) != 220)
-		return refused(s, "the server's greeting");
+		return refused(s, "session refused");
 	r = buf_cstr(&s->reply) + 4;
 	n = strcspn(r, " ");
 	if (s->reply.len > 4 && n < sizeof(s->host) && smtp_valid_domain(r, n))
@@ -164,7 +164,7 @@ session_hello(struct session *s)
 	s->in_ehlo = 1;
 	session_cmd(s, "EHLO %s", me);
 	s->in_ehlo = 0;
-	return s->code == 250 ? 0 : refused(s, "EHLO");
+	return s->code == 250 ? 0 : refused(s, "EHLO refused");
 }
 
 /* addr, or addr@host for a bare local part; "" stays (null sender). */
@@ -202,7 +202,7 @@ mail_from(struct session *s, const char *from, int body8)
 
 	if (session_cmd(s, "MAIL FROM:<%s>%s", from, body8 && s->eightbit ?
 	    " BODY=8BITMIME" : "") / 100 != 2) {
-		buf_printf(&what, "sender <%s>", from);
+		buf_printf(&what, "sender <%s> refused", from);
 		rc = refused(s, buf_cstr(&what));
 	}
 	buf_free(&what);
@@ -238,14 +238,14 @@ send_data(struct session *s, const struct opts *o, struct message *m,
 	int rc;
 
 	if (session_cmd(s, "DATA") != 354)
-		return refused(s, "DATA");
+		return refused(s, "DATA refused");
 	mime_headers(&extra, m, from, o->fullname, s->host);
 	rc = mime_send(m, &extra, s->fd);
 	buf_free(&extra);
 	if (s->verbose)
 		fprintf(stderr, ">>> (the message)\n>>> .\n");
 	if (rc == 0 && session_reply(s) / 100 != 2)
-		rc = refused(s, "the message");
+		rc = refused(s, "message refused");
 	return rc;
 }
 
