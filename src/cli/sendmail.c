@@ -65,7 +65,7 @@ addr_quote(struct buf *b, const char *a)
 	size_t i;
 
 	buf_appendc(b, '"');
-	for (i = 0; a[i] && i < ADDR_SHOWN; i++) {
+	for (i = 0; i < ADDR_SHOWN && a[i]; i++) {
 		unsigned char c = (unsigned char)a[i];
 		if (c == '\r' || c == '\n' || c == '\t')
 			buf_printf(b, "\\%c", c == '\r' ? 'r' : c == '\n' ? 'n' : 't');
@@ -76,7 +76,7 @@ addr_quote(struct buf *b, const char *a)
 		else
 			buf_appendc(b, (char)c);
 	}
-	buf_appends(b, a[i] ? "...\"" : "\"");
+	buf_appends(b, i == ADDR_SHOWN && a[i] ? "...\"" : "\"");
 }
 
 /*
