@@ -294,6 +294,7 @@ run_queue_tool(const char *verb)
 	argv[argc++] = (char *)verb;
 	argv[argc] = NULL;
 	fflush(NULL);
+	signal(SIGPIPE, SIG_DFL);	/* `mailq | head` ends indimail quietly */
 	execv(self, argv);
 	return sendmail_error(EX_UNAVAILABLE, "cannot run %s: %s", self,
 	    strerror(errno));
