@@ -247,6 +247,7 @@ mime_send(struct message *m, const struct buf *extra, int fd)
 	int rc = 0;
 
 	g_mime_stream_pipe_set_owner(GMIME_STREAM_PIPE(sock), FALSE);
+	g_mime_stream_reset(m->spool);	/* each transaction sends it whole */
 	f = g_mime_filter_unix2dos_new(TRUE);
 	g_mime_stream_filter_add(GMIME_STREAM_FILTER(wire), f);
 	g_object_unref(f);

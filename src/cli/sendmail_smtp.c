@@ -193,6 +193,27 @@ all_rcpts(struct addr_list *out, const struct opts *o,
 		out->v[o->rcpts.n + i] = qualify(m->rcpts.v[i], host);
 }
 
+/* What every transaction of one submission carries. */
+struct envelope {
+	char		*from;		/* MAIL FROM, qualified; "" for <> */
+	int		 body8;		/* BODY=8BITMIME */
+	struct buf	 headers;	/* From, Date, Message-ID if missing: one
+					 * Message-ID for all transactions */
+};
+
+static void
+envelope_init(struct envelope *e, const struct opts *o, const struct message *m,
+    const char *login, const char *host)
+{
+	char *me = qualify(login, host);
+
+	memset(e, 0, sizeof(*e));
+	e->from = qualify(o->sender ? o->sender : login, host);
+	e->body8 = o->body8 || m->has_8bit;
+	mime_headers(&e->headers, m, *e->from ? e->from : me, o->fullname, host);
+	free(me);
+}
+
 /* MAIL FROM: the envelope sender, with BODY=8BITMIME when it applies. */
 static int
 mail_from(struct session *s, const char *from, int body8)
@@ -209,39 +230,50 @@ mail_from(struct session *s, const char *from, int body8)
 	return rc;
 }
 
+/* 452 4.5.3: the server takes no more recipients in this transaction. */
+static int
+too_many(const struct session *s)
+{
+	return s->code == 452 && s->reply.len >= 9 &&
+	    strncmp(s->reply.data + 3, " 4.5.3", 6) == 0;
+}
+
 /*
- * One RCPT per recipient. Each refusal is said on stderr; 0 if any was
- * accepted, else 75 if any refusal was temporary, else 65.
+ * One RCPT per recipient; each refusal is said on stderr. Once the server
+ * says 452 4.5.3 (too many) after accepting some, the rest go to later,
+ * for another transaction. Returns how many were accepted; *worst becomes
+ * 75 if a refusal was temporary.
  */
 static int
-rcpt_all(struct session *s, const struct addr_list *rcpts)
+rcpt_all(struct session *s, const struct addr_list *rcpts,
+    struct addr_list *later, int *worst)
 {
-	int accepted = 0, worst = EX_DATAERR;
+	int accepted = 0;
 
-	for (size_t i = 0; i < rcpts->n; i++) {
+	for (size_t i = 0; i < rcpts->n && s->code != 0; i++) {
+		if (later->n > 0) {
+			addr_list_add(later, rcpts->v[i]);
+			continue;
+		}
 		if (session_cmd(s, "RCPT TO:<%s>", rcpts->v[i]) / 100 == 2)
 			accepted++;
+		else if (accepted > 0 && too_many(s))
+			addr_list_add(later, rcpts->v[i]);
 		else if (refused(s, rcpts->v[i]) == EX_TEMPFAIL)
-			worst = EX_TEMPFAIL;
-		if (s->code == 0)
-			return EX_TEMPFAIL;
+			*worst = EX_TEMPFAIL;
 	}
-	return accepted ? 0 : worst;
+	return accepted;
 }
 
 /* DATA, the message, and the server's verdict on it. */
 static int
-send_data(struct session *s, const struct opts *o, struct message *m,
-    const char *from)
+send_data(struct session *s, struct message *m, const struct buf *headers)
 {
-	struct buf extra = BUF_INIT;
 	int rc;
 
 	if (session_cmd(s, "DATA") != 354)
 		return refused(s, "DATA refused");
-	mime_headers(&extra, m, from, o->fullname, s->host);
-	rc = mime_send(m, &extra, s->fd);
-	buf_free(&extra);
+	rc = mime_send(m, headers, s->fd);
 	if (s->verbose)
 		fprintf(stderr, ">>> (the message)\n>>> .\n");
 	if (rc == 0 && session_reply(s) / 100 != 2)
@@ -249,29 +281,62 @@ send_data(struct session *s, const struct opts *o, struct message *m,
 	return rc;
 }
 
+/* MAIL, RCPT for rcpts, DATA: 0 once queued, else why not (said). */
+static int
+transaction(struct session *s, struct message *m, const struct envelope *e,
+    const struct addr_list *rcpts, struct addr_list *later)
+{
+	int worst = EX_DATAERR, rc;
+
+	if ((rc = mail_from(s, e->from, e->body8)) != 0)
+		return rc;
+	if (rcpt_all(s, rcpts, later, &worst) > 0)
+		return send_data(s, m, &e->headers);
+	if (s->code != 0)
+		session_cmd(s, "RSET");
+	return s->code == 0 ? EX_TEMPFAIL : worst;
+}
+
+/*
+ * Transactions until every recipient had its turn (the server takes only
+ * so many at once); todo is used up. 0 if the message was queued for any
+ * recipient: what went wrong for the others is on stderr.
+ */
+static int
+deliver(struct session *s, struct message *m, const struct envelope *e,
+    struct addr_list *todo)
+{
+	int rc = 0, queued = 0;
+
+	while (todo->n > 0 && s->code != 0) {
+		struct addr_list later = { NULL, 0 };
+		queued |= (rc = transaction(s, m, e, todo, &later)) == 0;
+		addr_list_free(todo);
+		*todo = later;
+	}
+	addr_list_free(todo);
+	return queued ? 0 : rc;
+}
+
 int
 smtp_submit(const struct opts *o, const char *path, const char *login,
     struct message *m)
 {
-	struct addr_list rcpts = { NULL, 0 };
+	struct addr_list todo;
+	struct envelope e;
 	struct session s;
-	char *from = NULL, *me = NULL;
 	int rc;
 
 	if ((rc = session_open(&s, path, o->verbose)) != 0)
 		return rc;
 	if ((rc = session_hello(&s)) == 0) {
-		from = qualify(o->sender ? o->sender : login, s.host);
-		me = qualify(login, s.host);
-		all_rcpts(&rcpts, o, m, s.host);
-		rc = mail_from(&s, from, o->body8 || m->has_8bit);
+		envelope_init(&e, o, m, login, s.host);
+		all_rcpts(&todo, o, m, s.host);
+		rc = deliver(&s, m, &e, &todo);
+		free(e.from);
+		buf_free(&e.headers);
 	}
-	rc = rc ? rc : rcpt_all(&s, &rcpts);
-	rc = rc ? rc : send_data(&s, o, m, *from ? from : me);
 	session_close(&s);
-	addr_list_free(&rcpts);
-	free(from);
-	free(me);
 	return rc;
 }
 

@@ -401,6 +401,25 @@ describe("sendmail", function()
       assert.not_matches("refused@", env)
     end)
 
+    it("sends the recipients the server defers as too many (452 4.5.3) in further transactions", function()
+      d:cleanup()
+      d = D.start{ limits = "recipients = 2", policies = POLICY }
+      local out, rc = run(d, { "-t" }, "To: a@example.test, b@example.test, refused@example.test, "
+        .. "c@example.test, d@example.test\nBcc: e@example.test\nSubject: many\n\nbody\n")
+      assert.equal(0, rc, out)
+      assert.equal("sendmail: refused@example.test: 550 5.1.1 No such user here\n", out)
+      local files, got, ids = d:queue_files(), {}, {}
+      assert.equal(3, #files)
+      for _, f in ipairs(files) do
+        local env, msg = D.readfile(f):match("^(.-\n)\n(.*)$")
+        for r in env:gmatch("\nrcpt (%S+)") do got[#got + 1] = r end
+        ids[msg:match("\nMessage%-ID: (%S+)\n")] = true
+      end
+      table.sort(got)
+      assert.same({ "a@example.test", "b@example.test", "c@example.test", "d@example.test", "e@example.test" }, got)
+      assert.equal(1, #(function() local l = {} for k in pairs(ids) do l[#l + 1] = k end return l end)())
+    end)
+
     it("fails with 65 when every recipient is refused with 5xx, and 75 when one was 4xx", function()
       local out, rc = run(d, { "refused@example.test" }, "Subject: x\n\nbody\n")
       assert.equal(65, rc)
