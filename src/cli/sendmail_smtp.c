@@ -1,11 +1,12 @@
 /*
  * sendmail_smtp: bin/sendmail's SMTP client over the local submission
  * socket. A submission is one session: the greeting (its name qualifies
- * bare local parts and names the generated headers), EHLO, MAIL, one RCPT
- * per recipient (a refused one is reported and the message still goes to
- * the others), DATA written by sendmail_mime.c. Also -bv (RCPT verdicts,
- * then RSET) and -bs (bytes carried both ways). -v copies the dialogue,
- * not the message, to stderr.
+ * bare local parts and names the generated headers), EHLO, then
+ * transactions: MAIL, one RCPT per recipient (a refused one is reported,
+ * the message still goes to the others; those past the server's limit go
+ * in the next transaction), DATA written by sendmail_mime.c. Also -bv
+ * (RCPT verdicts, then RSET) and -bs (bytes carried both ways). -v copies
+ * the dialogue, not the message, to stderr.
  */
 #include <errno.h>
 #include <poll.h>
