@@ -23,24 +23,34 @@ endif
 export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
-             libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl
+             libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl \
+             libgmime-3.0-dev
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket swaks libnet-ssleay-perl python3 \
-             dnsmasq-base procps postfix openssl iproute2
+             dnsmasq-base procps postfix openssl iproute2 time
 DEB_FUZZ  := clang libclang-rt-14-dev
 # What the README's first-message commands need (swaks -tls: Net::SSLeay).
 DEB_RUN   := swaks libnet-ssleay-perl
 
-LIB_SRCS  := $(filter-out src/core/main.c src/cli/indimail.c src/cli/sendmail.c, \
-             $(wildcard src/*/*.c))
+LIB_SRCS  := $(filter-out src/core/main.c src/cli/%.c, $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
              src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c
 
+# bin/sendmail reads no configuration: it links only what it uses, GMime
+# for MIME, and has the local submission socket compiled in (an installed
+# build sets INDIMAIL_SUBMIT_SOCKET=/var/spool/indimail/public/submit.sock).
+INDIMAIL_SUBMIT_SOCKET ?= $(CURDIR)/queue/public/submit.sock
+SENDMAIL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/sendmail*.c))
+SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,core/buf.o core/xalloc.o smtp/smtp_parse.o)
+$(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
+                            $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
+
 .PHONY: all deps test-deps run-deps run test fuzz fuzz-deps lint clean setup bench
 
-all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail build/indimail_test.so
+all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail $(BIN)/mailq \
+     $(BIN)/newaliases build/indimail_test.so
 
 # Installs the Debian packages that are missing (sudo only when not root).
 deps:
@@ -70,9 +80,13 @@ $(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/sendmail: $(BUILD)/src/cli/sendmail.o $(LIB_OBJS)
+$(BIN)/sendmail: $(SENDMAIL_OBJS) $(SENDMAIL_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs gmime-3.0 2>/dev/null)
+
+# mailq (sendmail -bp) and newaliases (sendmail -bi): the same program.
+$(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
+	ln -sf sendmail $@
 
 # Lua module exposing the pure parsers to the unit specs (never sanitized:
 # it is loaded into the stock lua5.4 interpreter).

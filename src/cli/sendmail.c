@@ -1,441 +1,390 @@
 /*
- * sendmail: the sendmail-compatible injector (bin/sendmail). It submits
- * through indimaild's own SMTP listener on this host, so injected mail goes
- * through exactly the policies of any other client. Supports
- * `sendmail [-t] [-i|-oi] [-f sender] [-F name] [rcpt ...]` and `-bs`
- * (SMTP on standard input/output). Exit codes follow sysexits.h:
- * 0 sent, 64 usage, 65 refused (5xx), 69/75 unavailable/temporary (4xx).
+ * sendmail: the sendmail-compatible injector (bin/sendmail, also run as
+ * mailq and newaliases). It reads no configuration: it submits over the
+ * local submission socket ($INDIMAIL_SUBMIT_SOCKET, else the compiled-in
+ * path), where the server records the caller's uid and applies the
+ * policies of any client. This file reads the options, checks every
+ * address before anything is sent, and runs the modes. Exit codes
+ * (sysexits.h) are listed in docs/sendmail.md.
  */
-#include <netdb.h>
-#include <poll.h>
+#include <errno.h>
+#include <limits.h>
 #include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../core/xalloc.h"
-#include "../lua/lua_runtime.h"
+#include "../smtp/smtp_parse.h"
+#include "sendmail.h"
 
-#ifndef INDIMAIL_CONFIG
-#define INDIMAIL_CONFIG "/etc/indimail/indimail.lua"
+#ifndef INDIMAIL_SUBMIT_SOCKET
+#define INDIMAIL_SUBMIT_SOCKET "/var/spool/indimail/public/submit.sock"
 #endif
 
-#define EX_USAGE	64
-#define EX_DATAERR	65
-#define EX_UNAVAILABLE	69
-#define EX_TEMPFAIL	75
+#define ADDR_SHOWN	200	/* bytes of a bad address quoted in an error */
 
-struct opts {
-	int		 from_headers;	/* -t */
-	int		 dot_is_data;	/* -i / -oi */
-	int		 smtp_stdio;	/* -bs */
-	const char	*sender;	/* -f */
-	const char	*fullname;	/* -F */
-	char	       **rcpts;
-	size_t		 nrcpts;
-};
-
-static FILE *srv_in, *srv_out;
-
-static void
-add_rcpt(struct opts *o, const char *a, size_t n)
+int
+sendmail_error(int code, const char *fmt, ...)
 {
-	while (n && (*a == ' ' || *a == '\t'))
-		a++, n--;
-	while (n && (a[n - 1] == ' ' || a[n - 1] == '\t'))
-		n--;
-	if (n == 0)
-		return;
-	o->rcpts = xrealloc(o->rcpts, (o->nrcpts + 1) * sizeof(char *));
-	o->rcpts[o->nrcpts++] = xstrndup(a, n);
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("sendmail: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return code;
 }
 
-/* One address list (To:, Cc:, Bcc:): "Name <a@b>, c@d (comment)". */
-static void
-parse_address_list(struct opts *o, const char *v, size_t n)
+void
+addr_list_add(struct addr_list *l, const char *a)
 {
-	size_t i = 0, start = 0;
-	int quoted = 0, angle = 0, paren = 0;
-	const char *lt = NULL, *gt = NULL;
-
-	for (i = 0; i <= n; i++) {
-		char c = i < n ? v[i] : ',';
-		if (c == '"' && !paren)
-			quoted = !quoted;
-		else if (!quoted && c == '(')
-			paren++;
-		else if (!quoted && c == ')' && paren)
-			paren--;
-		else if (!quoted && !paren && c == '<') {
-			angle = 1;
-			lt = v + i;
-		} else if (!quoted && !paren && c == '>') {
-			angle = 0;
-			gt = v + i;
-		} else if (c == ',' && !quoted && !angle && !paren) {
-			if (lt && gt && gt > lt)
-				add_rcpt(o, lt + 1, (size_t)(gt - lt - 1));
-			else {
-				/* bare address: drop comments */
-				struct buf b = BUF_INIT;
-				int p = 0;
-				for (size_t k = start; k < i; k++) {
-					if (v[k] == '(')
-						p++;
-					else if (v[k] == ')' && p)
-						p--;
-					else if (!p)
-						buf_appendc(&b, v[k]);
-				}
-				add_rcpt(o, buf_cstr(&b), b.len);
-				buf_free(&b);
-			}
-			start = i + 1;
-			lt = gt = NULL;
-		}
-	}
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(char *));
+	l->v[l->n++] = xstrdup(a);
 }
 
-/* Handles one complete (unfolded) header field; returns 0 to drop it. */
-static int
-header_field(struct opts *o, const char *f, size_t n, int *seen)
+void
+addr_list_free(struct addr_list *l)
 {
-	static const char *addr_fields[] = { "To:", "Cc:", "Bcc:" };
-
-	if (strncasecmp(f, "From:", 5) == 0)
-		seen[0] = 1;
-	else if (strncasecmp(f, "Date:", 5) == 0)
-		seen[1] = 1;
-	else if (strncasecmp(f, "Message-ID:", 11) == 0)
-		seen[2] = 1;
-	if (!o->from_headers)
-		return 1;
-	for (int i = 0; i < 3; i++) {
-		size_t k = strlen(addr_fields[i]);
-		if (n >= k && strncasecmp(f, addr_fields[i], k) == 0) {
-			struct buf flat = BUF_INIT;
-			for (size_t j = k; j < n; j++)	/* unfold */
-				buf_appendc(&flat, f[j] == '\n' ? ' ' : f[j]);
-			parse_address_list(o, flat.data, flat.len);
-			buf_free(&flat);
-			return i != 2;		/* Bcc: is never sent */
-		}
-	}
-	return 1;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
-/*
- * Reads the message from stdin (LF or CRLF lines). With -t takes the
- * recipients from To/Cc/Bcc and drops Bcc. Adds From, Date and Message-ID
- * when missing. A line "." ends the input unless -i. LF line ends out.
- */
-static void
-read_message(struct opts *o, const char *host, const char *from,
-    struct buf *msg)
+/* a"\r\n as "a\"\r\n" (C escapes), cut after ADDR_SHOWN bytes. */
+void
+addr_quote(struct buf *b, const char *a)
 {
-	struct buf hdr = BUF_INIT, body = BUF_INIT, field = BUF_INIT;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int in_header = 1, seen[3] = { 0, 0, 0 };
+	size_t i;
 
-	while ((n = getline(&line, &cap, stdin)) > 0) {
-		size_t len = (size_t)n;
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			len--;
-		if (!o->dot_is_data && len == 1 && line[0] == '.')
-			break;
-		if (in_header && len > 0 && (line[0] == ' ' || line[0] == '\t') &&
-		    field.len) {
-			buf_appendc(&field, '\n');
-			buf_append(&field, line, len);
-			continue;
-		}
-		if (in_header && field.len) {
-			if (header_field(o, field.data, field.len, seen)) {
-				buf_append(&hdr, field.data, field.len);
-				buf_appendc(&hdr, '\n');
-			}
-			buf_clear(&field);
-		}
-		if (in_header && len > 0 && memchr(line, ':', len)) {
-			buf_append(&field, line, len);
-			continue;
-		}
-		if (in_header) {
-			in_header = 0;
-			if (len == 0)
-				continue;	/* the blank line itself */
-		}
-		buf_append(&body, line, len);
-		buf_appendc(&body, '\n');
-	}
-	if (field.len && header_field(o, field.data, field.len, seen)) {
-		buf_append(&hdr, field.data, field.len);
-		buf_appendc(&hdr, '\n');
-	}
-	free(line);
-	if (!seen[0]) {
-		if (o->fullname)
-			buf_printf(msg, "From: %s <%s>\n", o->fullname, from);
+	buf_appendc(b, '"');
+	for (i = 0; i < ADDR_SHOWN && a[i]; i++) {
+		unsigned char c = (unsigned char)a[i];
+		if (c == '\r' || c == '\n' || c == '\t')
+			buf_printf(b, "\\%c", c == '\r' ? 'r' : c == '\n' ? 'n' : 't');
+		else if (c < 32 || c == 127)
+			buf_printf(b, "\\x%02x", c);
+		else if (c == '"' || c == '\\')
+			buf_printf(b, "\\%c", c);
 		else
-			buf_printf(msg, "From: <%s>\n", from);
+			buf_appendc(b, (char)c);
 	}
-	if (!seen[1]) {
-		char d[64];
-		time_t now = time(NULL);
-		struct tm tm;
-		localtime_r(&now, &tm);
-		strftime(d, sizeof(d), "%a, %d %b %Y %H:%M:%S %z", &tm);
-		buf_printf(msg, "Date: %s\n", d);
-	}
-	if (!seen[2])
-		buf_printf(msg, "Message-ID: <%ld.%ld@%s>\n", (long)time(NULL),
-		    (long)getpid(), host);
-	buf_append(msg, hdr.data, hdr.len);
-	buf_appendc(msg, '\n');
-	buf_append(msg, body.data, body.len);
-	buf_free(&hdr);
-	buf_free(&body);
-	buf_free(&field);
-}
-
-/* Connects to host:port; -1 on failure. */
-static int
-connect_to(const char *addr, const char *port)
-{
-	struct addrinfo hints, *ai;
-	int fd;
-
-	if (strcmp(addr, "0.0.0.0") == 0)
-		addr = "127.0.0.1";
-	else if (strcmp(addr, "::") == 0)
-		addr = "::1";
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST;
-	if (getaddrinfo(addr, port, &hints, &ai) != 0)
-		return -1;
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
+	buf_appends(b, i == ADDR_SHOWN && a[i] ? "...\"" : "\"");
 }
 
 /*
- * Connects to the running server: the listeners it wrote to
- * <queue.path>/listeners (real ports, even for port 0), else the
- * configuration; implicit-TLS listeners are skipped.
+ * Whether addr is one RFC 5321 mailbox, checked by the server's own parser
+ * on "FROM:<addr>" / "TO:<addr>": the path must be all of addr (nothing
+ * closes the brackets early, no parameters, no source route). A bare local
+ * part is checked as local@localhost: it is qualified once connected. The
+ * sender may be empty (the null sender). Returns 1 or 0.
  */
-static int
-connect_server(struct runtime *rt)
+int
+addr_valid(const char *addr, int sender)
 {
-	struct buf path = BUF_INIT;
-	char name[64], addr[64], port[16], tls[16];
-	FILE *f;
-	int fd = -1;
+	struct smtp_mail_arg m = { BUF_INIT, 0, 0, SMTP_BODY_NONE };
+	struct smtp_rcpt_arg r = { BUF_INIT, 0 };
+	struct buf line = BUF_INIT;
+	const char *why, *suffix = strchr(addr, '@') ? "" : "@localhost";
+	size_t want = strlen(addr) + strlen(suffix);
+	int ok;
 
-	buf_printf(&path, "%s/listeners", rt->cfg.queue_path);
-	if ((f = fopen(buf_cstr(&path), "r")) != NULL) {
-		while (fd < 0 && fscanf(f, "%63s %63s %15s %15s", name, addr, port,
-		    tls) == 4)
-			if (strcmp(tls, "implicit") != 0)
-				fd = connect_to(addr, port);
-		fclose(f);
-	}
-	buf_free(&path);
-	for (size_t i = 0; fd < 0 && i < rt->cfg.nlisten; i++) {
-		const struct listen_conf *l = &rt->cfg.listen[i];
-		if (l->tls == TLS_IMPLICIT || l->port == 0)
-			continue;
-		snprintf(port, sizeof(port), "%d", l->port);
-		fd = connect_to(l->address, port);
-	}
-	return fd;
+	if (sender && *addr == '\0')
+		return 1;
+	buf_printf(&line, "%s:<%s%s>", sender ? "FROM" : "TO", addr, suffix);
+	if (sender)
+		ok = smtp_parse_mail(line.data, line.len, &m, &why) == 0 &&
+		    m.path.len == want;
+	else
+		ok = smtp_parse_rcpt(line.data, line.len, &r, &why) == 0 &&
+		    r.path.len == want;
+	buf_free(&line);
+	buf_free(&m.path);
+	buf_free(&r.path);
+	return ok;
 }
 
-/* Reads one reply; returns its code (0 on EOF) and keeps its last line. */
+/* Checks and adds one command-line recipient argument: a, b, c. */
 static int
-reply(char *last, size_t n)
+add_arg_rcpts(struct opts *o, const char *arg)
 {
-	char line[1024];
+	char *copy = xstrdup(arg), *p = copy, *a;
+	int rc = 0;
 
-	while (fgets(line, sizeof(line), srv_in)) {
-		snprintf(last, n, "%s", line);
-		if (strlen(line) < 4 || line[3] != '-')
-			return atoi(line);
+	while (rc == 0 && (a = strsep(&p, ",")) != NULL) {
+		while (*a == ' ' || *a == '\t')
+			a++;
+		for (size_t n = strlen(a); n && (a[n - 1] == ' ' || a[n - 1] == '\t');)
+			a[--n] = '\0';
+		if (*a == '\0' && p != NULL)
+			continue;	/* "a, ,b" and a trailing comma */
+		if (addr_valid(a, 0))
+			addr_list_add(&o->rcpts, a);
+		else {
+			struct buf q = BUF_INIT;
+			addr_quote(&q, arg);
+			rc = sendmail_error(EX_USAGE, "invalid recipient address %s "
+			    "(RFC 5321: local@domain, no spaces, brackets or control "
+			    "characters)", buf_cstr(&q));
+			buf_free(&q);
+		}
 	}
-	snprintf(last, n, "connection closed by the server\n");
+	free(copy);
+	return rc;
+}
+
+/* The value of an option: attached (-fa@b) or the next argument. */
+static const char *
+opt_value(int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+
+	if (a[2] != '\0')
+		return a + 2;
+	if (*i + 1 < argc)
+		return argv[++*i];
+	sendmail_error(EX_USAGE, "option %s needs a value", a);
+	return NULL;
+}
+
+/* -bX: the mode. Returns 0, or EX_USAGE for a mode we do not have. */
+static int
+opt_mode(struct opts *o, const char *a)
+{
+	static const struct {
+		const char		*flag;
+		enum sendmail_mode	 mode;
+	} modes[] = {
+		{ "-bm", MODE_SEND }, { "-bs", MODE_SMTP }, { "-bv", MODE_VERIFY },
+		{ "-bp", MODE_LIST }, { "-bi", MODE_ALIASES },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(a, modes[i].flag) == 0) {
+			o->mode = modes[i].mode;
+			return 0;
+		}
+	return sendmail_error(EX_USAGE, "unsupported mode %s (have -bm, -bs, "
+	    "-bv, -bp, -bi)", a);
+}
+
+/* One option that takes a value; the ignored ones are consumed too. */
+static int
+opt_valued(struct opts *o, int argc, char **argv, int *i)
+{
+	char letter = argv[*i][1];
+	const char *v = opt_value(argc, argv, i);
+
+	if (v == NULL)
+		return EX_USAGE;
+	if (letter == 'f' || letter == 'r')
+		o->sender = v;
+	else if (letter == 'F')
+		o->fullname = v;
+	else if (letter == 'B')
+		o->body8 = strcasecmp(v, "8BITMIME") == 0;
+	/* -C file, -N dsn, -R ret, -V envid, -O opt=val, -h hops, -L tag:
+	 * accepted and ignored (no configuration is ever read) */
 	return 0;
 }
 
+/* One option argument at argv[*i]; may consume the next one. */
 static int
-command(const char *fmt, const char *arg, int want, char *last, size_t n)
+parse_option(struct opts *o, int argc, char **argv, int *i)
 {
-	int code;
+	const char *a = argv[*i];
 
-	fprintf(srv_out, fmt, arg);
-	fputs("\r\n", srv_out);
-	fflush(srv_out);
-	code = reply(last, n);
-	return code / 100 == want ? 0 : code;
-}
-
-static int
-exit_code(int code, const char *last)
-{
-	fprintf(stderr, "sendmail: %s", last);
-	return code >= 500 ? EX_DATAERR : code >= 400 ? EX_TEMPFAIL :
-	    EX_UNAVAILABLE;
-}
-
-static int
-submit(struct runtime *rt, struct opts *o, const char *from, struct buf *msg)
-{
-	char last[1024];
-	int code;
-
-	if ((code = reply(last, sizeof(last))) != 220)
-		return exit_code(code, last);
-	if ((code = command("EHLO %s", "localhost", 2, last, sizeof(last))) ||
-	    (code = command("MAIL FROM:<%s>", from, 2, last, sizeof(last))))
-		return exit_code(code, last);
-	for (size_t i = 0; i < o->nrcpts; i++)
-		if ((code = command("RCPT TO:<%s>", o->rcpts[i], 2, last,
-		    sizeof(last))))
-			return exit_code(code, last);
-	if ((code = command("DATA%s", "", 3, last, sizeof(last))))
-		return exit_code(code, last);
-	for (size_t i = 0; i < msg->len;) {
-		const char *nl = memchr(msg->data + i, '\n', msg->len - i);
-		size_t end = nl ? (size_t)(nl - msg->data) : msg->len;
-		if (msg->data[i] == '.')
-			fputc('.', srv_out);
-		fwrite(msg->data + i, 1, end - i, srv_out);
-		fputs("\r\n", srv_out);
-		i = end + 1;
-	}
-	fputs(".\r\n", srv_out);
-	fflush(srv_out);
-	if ((code = reply(last, sizeof(last))) / 100 != 2)
-		return exit_code(code, last);
-	command("QUIT%s", "", 2, last, sizeof(last));
-	(void)rt;
+	if (a[1] != '\0' && strchr("frFBCNRVOhL", a[1]))
+		return opt_valued(o, argc, argv, i);
+	if (a[1] == 'b')
+		return opt_mode(o, a);
+	if (strcmp(a, "-oi") == 0 || strcmp(a, "-i") == 0)
+		o->dot_is_data = 1;
+	else if (strcmp(a, "-o") == 0)
+		return opt_value(argc, argv, i) ? 0 : EX_USAGE;
+	else if (strcmp(a, "-t") == 0)
+		o->from_headers = 1;
+	else if (strcmp(a, "-v") == 0)
+		o->verbose = 1;
+	else if (strcmp(a, "-q") == 0)
+		o->mode = MODE_FLUSH;
+	else if (a[1] == 'q')
+		return sendmail_error(EX_USAGE, "%s: no periodic or selective queue "
+		    "runs; the queue manager retries on its own (-q flushes now)", a);
+	else if (strcmp(a, "-I") == 0)
+		o->mode = MODE_ALIASES;
+	else if (strncmp(a, "-o", 2) == 0 || strcmp(a, "-m") == 0 ||
+	    strcmp(a, "-n") == 0 || strcmp(a, "-G") == 0 || strcmp(a, "-U") == 0)
+		;	/* -oem, -odb, ...: sendmail.cf settings, meaningless here */
+	else
+		return sendmail_error(EX_USAGE, "unknown option %s", a);
 	return 0;
 }
 
-/* -bs: the caller speaks SMTP; we only carry bytes both ways. */
+/* Options, then recipients; each argument checked. */
 static int
-relay_stdio(int fd)
+parse_args(int argc, char **argv, struct opts *o)
 {
-	struct pollfd p[2] = { { 0, POLLIN, 0 }, { fd, POLLIN, 0 } };
-	char buf[8192];
+	int i, rc = 0;
 
-	for (;;) {
-		ssize_t n;
-		if (poll(p, 2, 600 * 1000) <= 0)
-			return EX_TEMPFAIL;
-		if (p[0].revents) {
-			if ((n = read(0, buf, sizeof(buf))) <= 0) {
-				shutdown(fd, SHUT_WR);
-				p[0].fd = -1;
-			} else if (write(fd, buf, (size_t)n) != n)
-				return EX_TEMPFAIL;
-		}
-		if (p[1].revents) {
-			if ((n = read(fd, buf, sizeof(buf))) <= 0)
-				return 0;
-			if (write(1, buf, (size_t)n) != n)
-				return EX_TEMPFAIL;
-		}
-	}
-}
-
-static int
-parse_args(int argc, char **argv, struct opts *o, const char **config)
-{
-	int i;
-
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--") == 0) {
+	for (i = 1; rc == 0 && i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
 		}
-		if (strcmp(a, "-t") == 0)
-			o->from_headers = 1;
-		else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0)
-			o->dot_is_data = 1;
-		else if (strcmp(a, "-bs") == 0)
-			o->smtp_stdio = 1;
-		else if (strcmp(a, "-bm") == 0)
-			;
-		else if (strncmp(a, "-f", 2) == 0 || strncmp(a, "-r", 2) == 0)
-			o->sender = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
-		else if (strncmp(a, "-F", 2) == 0)
-			o->fullname = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
-		else if (strcmp(a, "-C") == 0 && i + 1 < argc)
-			*config = argv[++i];
-		else if (strncmp(a, "-o", 2) == 0 || strncmp(a, "-O", 2) == 0 ||
-		    strcmp(a, "-v") == 0 || strncmp(a, "-B", 2) == 0 ||
-		    strncmp(a, "-N", 2) == 0 || strncmp(a, "-R", 2) == 0 ||
-		    strncmp(a, "-V", 2) == 0)
-			;	/* accepted and ignored, like most injectors */
-		else {
-			fprintf(stderr, "sendmail: unknown option %s\n", a);
-			return -1;
-		}
+		rc = parse_option(o, argc, argv, &i);
 	}
-	for (; i < argc; i++)
-		parse_address_list(o, argv[i], strlen(argv[i]));
+	for (; rc == 0 && i < argc; i++)
+		rc = add_arg_rcpts(o, argv[i]);
+	return rc;
+}
+
+/* -f and -F: what the generated envelope and From: will carry. */
+static int
+check_sender(struct opts *o)
+{
+	struct buf q = BUF_INIT;
+	int rc = 0;
+
+	if (o->sender && strcmp(o->sender, "<>") == 0)
+		o->sender = "";		/* the null sender, as in sendmail */
+	if (o->sender && !addr_valid(o->sender, 1)) {
+		addr_quote(&q, o->sender);
+		rc = sendmail_error(EX_USAGE, "invalid sender address %s (RFC 5321: "
+		    "local@domain or <>, no spaces, brackets or control characters)",
+		    buf_cstr(&q));
+	}
+	for (const char *p = o->fullname; rc == 0 && p && *p; p++)
+		if ((unsigned char)*p < 32 || *p == 127) {
+			addr_quote(&q, o->fullname);
+			rc = sendmail_error(EX_USAGE, "invalid full name %s: control "
+			    "characters", buf_cstr(&q));
+		}
+	buf_free(&q);
+	return rc;
+}
+
+/* Runs `indimail [-c $INDIMAIL_CONFIG_FILE] queue VERB` from our own folder. */
+static int
+run_queue_tool(const char *verb)
+{
+	char self[PATH_MAX], *slash, *argv[6];
+	const char *config = getenv("INDIMAIL_CONFIG_FILE");
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
+	int argc = 0;
+
+	if (n <= 0 || (slash = memrchr(self, '/', (size_t)n)) == NULL)
+		return sendmail_error(EX_OSERR, "cannot find my own folder "
+		    "(/proc/self/exe) to run indimail queue %s", verb);
+	/* readlink left 16 bytes free: "indimail" fits after the slash */
+	snprintf(slash + 1, 16, "indimail");
+	argv[argc++] = self;
+	if (config) {
+		argv[argc++] = "-c";
+		argv[argc++] = (char *)config;
+	}
+	argv[argc++] = "queue";
+	argv[argc++] = (char *)verb;
+	argv[argc] = NULL;
+	fflush(NULL);
+	signal(SIGPIPE, SIG_DFL);	/* `mailq | head` ends indimail quietly */
+	execv(self, argv);
+	return sendmail_error(EX_UNAVAILABLE, "cannot run %s: %s", self,
+	    strerror(errno));
+}
+
+static int
+print_aliases(void)
+{
+	printf("Aliases live in the Lua configuration (mailboxes.aliases in "
+	    "indimail.lua, docs/delivery.md);\nthere is no database to rebuild. "
+	    "After editing, reload with SIGHUP to the indimaild master:\n"
+	    "  kill -HUP <pid of the indimaild master>\n");
 	return 0;
+}
+
+/* The caller's login, for the default sender; not from the environment. */
+static const char *
+login_name(void)
+{
+	static char fallback[32];
+	struct passwd *pw = getpwuid(getuid());
+
+	if (pw && addr_valid(pw->pw_name, 1))
+		return pw->pw_name;
+	snprintf(fallback, sizeof(fallback), "uid%lu", (unsigned long)getuid());
+	return fallback;
+}
+
+static int
+no_recipients(void)
+{
+	return sendmail_error(EX_USAGE, "no recipients (give addresses, or -t "
+	    "to read them from To:, Cc: and Bcc:)");
+}
+
+static int
+send_message(const struct opts *o, const char *path)
+{
+	struct message m;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	if (!o->from_headers && o->rcpts.n == 0)	/* before reading stdin */
+		return no_recipients();
+	if ((rc = input_read(o, &m)) == 0)
+		rc = o->rcpts.n + m.rcpts.n ? smtp_submit(o, path, login_name(),
+		    &m) : no_recipients();
+	g_object_unref(m.spool);
+	addr_list_free(&m.rcpts);
+	return rc;
+}
+
+static int
+run_mode(const struct opts *o, const char *path)
+{
+	g_mime_init();
+	switch (o->mode) {
+	case MODE_LIST:
+		return run_queue_tool("list");
+	case MODE_FLUSH:
+		return run_queue_tool("flush");
+	case MODE_ALIASES:
+		return print_aliases();
+	case MODE_SMTP:
+		return smtp_stdio(path);
+	case MODE_VERIFY:
+		return smtp_verify(o, path, login_name());
+	default:
+		return send_message(o, path);
+	}
 }
 
 int
 main(int argc, char **argv)
 {
+	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	const char *path = getenv("INDIMAIL_SUBMIT_SOCKET");
 	struct opts o;
-	struct buf err = BUF_INIT, msg = BUF_INIT, from = BUF_INIT;
-	const char *config = getenv("INDIMAIL_CONFIG_FILE");
-	struct runtime *rt;
-	struct passwd *pw;
-	int fd, rc;
+	int rc;
 
 	memset(&o, 0, sizeof(o));
-	if (config == NULL)
-		config = INDIMAIL_CONFIG;
-	if (parse_args(argc, argv, &o, &config) < 0)
-		return EX_USAGE;
-	if ((rt = runtime_load(config, &err)) == NULL) {
-		fprintf(stderr, "sendmail: %s\n", buf_cstr(&err));
-		return EX_TEMPFAIL;
-	}
-	if ((fd = connect_server(rt)) < 0) {
-		fprintf(stderr, "sendmail: cannot connect to the local mail server\n");
-		return EX_TEMPFAIL;
-	}
-	if (o.smtp_stdio)
-		return relay_stdio(fd);
-	pw = getpwuid(getuid());
-	if (o.sender)
-		buf_appends(&from, o.sender);
-	else
-		buf_printf(&from, "%s@%s", pw ? pw->pw_name : "nobody",
-		    rt->cfg.hostname);
-	read_message(&o, rt->cfg.hostname, buf_cstr(&from), &msg);
-	if (o.nrcpts == 0) {
-		fprintf(stderr, "sendmail: no recipients (give addresses or -t)\n");
-		return EX_USAGE;
-	}
-	srv_in = fdopen(fd, "r");
-	srv_out = fdopen(dup(fd), "w");
-	rc = submit(rt, &o, buf_cstr(&from), &msg);
+	signal(SIGPIPE, SIG_IGN);	/* a closed socket is an error, not a kill */
+	if (path == NULL || *path == '\0')
+		path = INDIMAIL_SUBMIT_SOCKET;
+	if (strcmp(name, "mailq") == 0)
+		o.mode = MODE_LIST;
+	else if (strcmp(name, "newaliases") == 0)
+		o.mode = MODE_ALIASES;
+	if ((rc = parse_args(argc, argv, &o)) == 0 && (rc = check_sender(&o)) == 0)
+		rc = run_mode(&o, path);
+	addr_list_free(&o.rcpts);
 	return rc;
 }
