@@ -66,28 +66,11 @@ on_signal(int sig)
 		got_term = 1;
 }
 
-static struct buf announced;	/* "name address port tls" lines */
-
 static const char *
 tls_name(enum tls_mode t)
 {
 	return t == TLS_NONE ? "none" : t == TLS_STARTTLS ? "starttls" :
 	    "implicit";
-}
-
-/* Tells local tools where we really listen (port 0 becomes a real one). */
-static void
-write_listeners(const char *queue_path)
-{
-	struct buf path = BUF_INIT;
-	FILE *f;
-
-	buf_printf(&path, "%s/listeners", queue_path);
-	if ((f = fopen(buf_cstr(&path), "w")) != NULL) {
-		fputs(buf_cstr(&announced), f);
-		fclose(f);
-	}
-	buf_free(&path);
 }
 
 /* Binds the TCP listeners of the plan (as root when started as root). */
@@ -110,8 +93,6 @@ bind_tcp(const struct boot_plan *p)
 			fatal("listener %s: %s", l->name, buf_cstr(&err));
 		log_event(LOG_INFO, "listening", "name=%s address=%s port=%d tls=%s",
 		    l->name, l->address, port, tls_name(l->tls));
-		buf_printf(&announced, "%s %s %d %s\n", l->name, l->address, port,
-		    tls_name(l->tls));
 	}
 }
 
@@ -546,7 +527,6 @@ master_run(const char *path, const char *user)
 	buf_free(&key);		/* what remains lives in the TLS context */
 	buf_free(&cert);
 	boot_plan_free(&plan);
-	write_listeners(rt->cfg.queue_path);
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	nworkers = rt->cfg.workers > 0 ? rt->cfg.workers : (int)(ncpu > 0 ? ncpu : 1);
 	conns = connlimit_create(nworkers);
