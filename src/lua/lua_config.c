@@ -109,28 +109,56 @@ sub_table(lua_State *L, int t, const char *key)
 	return 0;
 }
 
-static enum tls_mode
+
+
+/* A word from a fixed list: its value, or a config error naming them all. */
+struct choice {
+	const char	*name;
+	int		 value;
+};
+
+static int
+choose(lua_State *L, const char *s, const char *where,
+    const struct choice *list, const char *expected)
+{
+	for (; list->name; list++)
+		if (strcmp(s, list->name) == 0)
+			return list->value;
+	return bad(L, where, expected);
+}
+
+static int
 parse_tls_mode(lua_State *L, const char *s, const char *where)
 {
-	if (strcmp(s, "none") == 0)
-		return TLS_NONE;
-	if (strcmp(s, "starttls") == 0)
-		return TLS_STARTTLS;
-	if (strcmp(s, "implicit") == 0)
-		return TLS_IMPLICIT;
-	bad(L, where, "tls must be \"none\", \"starttls\" or \"implicit\"");
-	return TLS_NONE;
+	static const struct choice modes[] = { { "none", TLS_NONE },
+	    { "starttls", TLS_STARTTLS }, { "implicit", TLS_IMPLICIT },
+	    { NULL, 0 } };
+
+	return choose(L, s, where, modes,
+	    "tls must be \"none\", \"starttls\" or \"implicit\"");
 }
 
 static int
 parse_tls_version(lua_State *L, const char *s, const char *where)
 {
-	if (strcmp(s, "TLSv1.2") == 0)
-		return TLS1_2_VERSION;
-	if (strcmp(s, "TLSv1.3") == 0)
-		return TLS1_3_VERSION;
-	bad(L, where, "must be \"TLSv1.2\" or \"TLSv1.3\"");
-	return 0;
+	static const struct choice versions[] = {
+	    { "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION },
+	    { NULL, 0 } };
+
+	return choose(L, s, where, versions,
+	    "must be \"TLSv1.2\" or \"TLSv1.3\"");
+}
+
+static int
+parse_client_tls(lua_State *L, const char *s, const char *where)
+{
+	static const struct choice modes[] = {
+	    { "none", CLIENT_TLS_NONE },
+	    { "opportunistic", CLIENT_TLS_OPPORTUNISTIC },
+	    { "verify", CLIENT_TLS_VERIFY }, { NULL, 0 } };
+
+	return choose(L, s, where, modes,
+	    "must be \"none\", \"opportunistic\" or \"verify\"");
 }
 
 /*
@@ -204,7 +232,7 @@ parse_listen(lua_State *L, int t, struct config *c)
 			bad(L, "listen[].port", "is required (0 = any free port)");
 		l->tls = TLS_NONE;
 		if ((tls = opt_string(L, e, "tls", "listen[].tls")) != NULL) {
-			l->tls = parse_tls_mode(L, tls, "listen[].tls");
+			l->tls = (enum tls_mode)parse_tls_mode(L, tls, "listen[].tls");
 			free(tls);
 		}
 		parse_listen_tls(L, e, l);
@@ -364,18 +392,6 @@ parse_sections(lua_State *L, int t, struct config *c)
 	}
 }
 
-static int
-parse_client_tls(lua_State *L, const char *s, const char *where)
-{
-	if (strcmp(s, "none") == 0)
-		return CLIENT_TLS_NONE;
-	if (strcmp(s, "opportunistic") == 0)
-		return CLIENT_TLS_OPPORTUNISTIC;
-	if (strcmp(s, "verify") == 0)
-		return CLIENT_TLS_VERIFY;
-	bad(L, where, "must be \"none\", \"opportunistic\" or \"verify\"");
-	return 0;
-}
 
 /* retry = { base=, max= } and lifetime = seconds, in table t. */
 static void
