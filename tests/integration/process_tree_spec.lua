@@ -108,7 +108,10 @@ describe("kill -9 of the master", function()
     print(("\n  kill spec: %d kills (%d of every process), %d acknowledged, "
       .. "%d lost, %d delivered twice"):format(kills, whole, #want, #lost, dups))
     assert.equal(0, #lost, "lost: " .. table.concat(lost, " ", 1, math.min(#lost, 20)))
-    assert.is_true(dups <= 10, dups .. " duplicates")
+    -- A duplicate needs a kill of every process while the sink has taken a
+    -- message whose 250 we had not read yet (RFC 1047): a handful per kill
+    -- at most, more under the sanitizers, which slow every step down.
+    assert.is_true(dups <= math.max(10, #want // 100), dups .. " duplicates")
   end)
 end)
 
