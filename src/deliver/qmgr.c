@@ -710,15 +710,63 @@ backoff_ms(const struct retry_policy *r, int attempts)
 	return d > (uint64_t)r->max_ms ? (uint64_t)r->max_ms : d;
 }
 
+/* The class a result counts as: past its lifetime a deferral is a failure. */
+static enum result_class
+settle(struct rcpt_result *r, const struct retry_policy *rp, long long age)
+{
+	struct buf t = BUF_INIT;
+
+	if (r->cls != RESULT_TEMP || age <= rp->lifetime_s)
+		return r->cls;
+	buf_printf(&t, "delivery time expired (queue lifetime %lds); last "
+	    "error: %s", rp->lifetime_s, buf_cstr(&r->text));
+	buf_free(&r->text);
+	r->text = t;
+	return RESULT_PERM;
+}
+
+static void
+log_outcome(const struct qmsg *m, size_t i, enum result_class cls,
+    const char *mta, struct rcpt_result *r)
+{
+	struct logline l;
+
+	log_msg(&l, LOG_INFO, cls == RESULT_OK ? "delivered" :
+	    cls == RESULT_TEMP ? "deferred" : "bounced", m);
+	log_kv(&l, "to", m->info.rcpts[i]);
+	if (mta)
+		log_kv(&l, "relay", mta);
+	log_kv(&l, "reply", buf_cstr(&r->text));
+	log_end(&l);
+}
+
+/* The next try after a deferral, journaled (not flushed: losing it only
+ * means an early retry). */
+static void
+defer(struct qmsg *m, const struct retry_policy *rp)
+{
+	uint64_t wait = backoff_ms(rp, m->attempts + 1);
+	struct buf t = BUF_INIT;
+
+	m->attempts++;
+	m->next_try = uv_now(Q.loop) + wait;
+	buf_printf(&t, "t %d %lld\n", m->attempts,
+	    (long long)time(NULL) + (long long)(wait / 1000));
+	journal_text(m, &t, 0);
+}
+
 /*
  * Applies one job's results: rcpt[i] of the message got results[i].
- * Deliveries are journaled, failures bounced, deferrals rescheduled.
+ * Deliveries and the deferral schedule are journaled first (before even
+ * the log lines: whoever sees "delivered" can rely on it), then failures
+ * are bounced and the message removed once every recipient is final.
  */
 static void
 outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
     const char *mta, const struct route_conf *rc)
 {
 	struct retry_policy rp = retry_of(rc);
+	enum result_class *cls = xcalloc(n, sizeof(*cls));
 	size_t *done = xcalloc(n, sizeof(size_t)), nd = 0;
 	size_t *fail = xcalloc(n, sizeof(size_t)), nf = 0;
 	char **ftext = xcalloc(n, sizeof(char *));
@@ -727,34 +775,17 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 
 	for (size_t k = 0; k < n; k++) {
 		size_t i = idx[k];
-		struct logline l;
-		enum result_class cls = res[k].cls;
 
 		free(m->mta[i]);
 		m->mta[i] = mta ? xstrdup(mta) : NULL;
-		if (cls == RESULT_TEMP && age > rp.lifetime_s) {
-			struct buf t = BUF_INIT;
-			buf_printf(&t, "delivery time expired (queue lifetime "
-			    "%lds); last error: %s", rp.lifetime_s,
-			    buf_cstr(&res[k].text));
-			buf_free(&res[k].text);
-			res[k].text = t;
-			cls = RESULT_PERM;
-		}
-		log_msg(&l, LOG_INFO, cls == RESULT_OK ? "delivered" :
-		    cls == RESULT_TEMP ? "deferred" : "bounced", m);
-		log_kv(&l, "to", m->info.rcpts[i]);
-		if (mta)
-			log_kv(&l, "relay", mta);
-		log_kv(&l, "reply", buf_cstr(&res[k].text));
-		log_end(&l);
-		if (cls == RESULT_OK) {
+		cls[k] = settle(&res[k], &rp, age);
+		if (cls[k] == RESULT_OK) {
 			m->st[i] = RS_DONE;
 			if (res[k].journaled)
 				recorded = 1;	/* by the delivery, already */
 			else
 				done[nd++] = i;
-		} else if (cls == RESULT_PERM) {
+		} else if (cls[k] == RESULT_PERM) {
 			fail[nf] = i;
 			ftext[nf++] = xstrdup(buf_cstr(&res[k].text));
 		} else {
@@ -763,19 +794,14 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 			deferred = 1;
 		}
 	}
-	if (deferred) {
-		uint64_t wait = backoff_ms(&rp, m->attempts + 1);
-		struct buf t = BUF_INIT;
-		m->attempts++;
-		m->next_try = uv_now(Q.loop) + wait;
-		/* Not flushed: losing it only means an early retry. */
-		buf_printf(&t, "t %d %lld\n", m->attempts,
-		    (long long)time(NULL) + (long long)(wait / 1000));
-		journal_text(m, &t, 0);
-	}
+	if (deferred)
+		defer(m, &rp);
 	journal(m, 'd', done, nd);
 	if (nd == 0 && recorded && !(all_done(m) && m->busy == 0))
 		io(m, 0);	/* flush what the delivery wrote */
+	for (size_t k = 0; k < n; k++)
+		log_outcome(m, idx[k], cls[k], mta, &res[k]);
+	free(cls);
 	free(done);
 	if (nf)
 		bounce(m, fail, ftext, nf);

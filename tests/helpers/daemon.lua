@@ -317,12 +317,14 @@ function Daemon:read_ports(from)
   return ports
 end
 
--- The command that starts indimaild on this daemon's config (with o.env,
--- inside o.netns: `ip netns exec` execs it, keeping the pid).
+-- The command that starts indimaild on this daemon's config (with o.env;
+-- with o.netns_setup in a network namespace of its own, set up by those
+-- shell commands first: unshare and sh exec it, so the pid stays).
 function Daemon:argv()
   local argv = {}
   if self.netns then
-    argv = { "/usr/sbin/ip", "netns", "exec", self.netns }
+    argv = { "/usr/bin/unshare", "--net", "/bin/sh", "-c",
+      self.netns .. ' && exec "$0" "$@"' }
   end
   if self.env then
     argv[#argv + 1] = "env"
@@ -345,6 +347,11 @@ function Daemon:restart()
   self:wait_log("event=qmgr_start queues", 5, from)   -- its control socket is open
   self.ports = self:read_ports(from)
   return from
+end
+
+-- Runs a shell command in the daemon's network namespace (netns_setup).
+function Daemon:in_netns(cmd)
+  return sh(("nsenter --net=/proc/%d/ns/net %s"):format(self.pid, cmd))
 end
 
 -- A client connected to port (default smtp), closed by cleanup.run().
@@ -375,11 +382,13 @@ end
 -- deliver, workers, queues, limits, timeouts, dns, delivery, mailboxes,
 -- routes, relay_from (config text), address (listeners' address, default
 -- 127.0.0.1), smtp_port (a fixed port for the smtp listener, default any),
--- netns (run inside that network namespace).
+-- netns_setup (shell commands that set up a new network namespace, such as
+-- "ip link set lo up"; indimaild then runs in it: d:in_netns(cmd) runs a
+-- command there too), env (variables for indimaild).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
-  local self = setmetatable({ dir = dir, ports = {}, env = o.env, netns = o.netns }, Daemon)
+  local self = setmetatable({ dir = dir, ports = {}, env = o.env, netns = o.netns_setup }, Daemon)
   self.config = dir .. "/indimail.lua"
   writefile(self.config, make_config(dir, o))
   -- As root: the folder (config, log) stays root's, the spool and the

@@ -92,8 +92,12 @@ describe("remote delivery with tls = 'verify'", function()
     local dns = dnsmasq.start{ dir = D.scratch_dir("verify-dns"),
       records = { "--host-record=mx.test.example,127.0.0.1" } }
     cleanup.defer(dns.stop)
+    -- a copy the unprivileged queue manager can read (the build folder may
+    -- sit in a home it cannot enter)
+    local ca = D.scratch_dir("verify-ca") .. "/ca.pem"
+    D.sh(("cp %s %s && chmod 644 %s"):format(D.test_cert(), ca, ca))
     return D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
-      dns = "127.0.0.1:" .. dns.port, env = { SSL_CERT_FILE = (D.test_cert()) },
+      dns = "127.0.0.1:" .. dns.port, env = { SSL_CERT_FILE = ca },
       delivery = "retry = { base = 30, max = 60 }",
       routes = "['*'] = { host = '" .. host .. "', port = " .. r.ports.smtp .. ", tls = 'verify' }" }
   end

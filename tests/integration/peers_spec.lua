@@ -268,22 +268,14 @@ describe("a header section that never ends", function()
 end)
 
 describe("per-IP limits under IPv6 (a network namespace of our own)", function()
-  local ns
-  after_each(function()
-    cleanup.run()
-    if ns then D.sh("ip netns del " .. ns) end
-    ns = nil
-  end)
+  after_each(cleanup.run)
 
   it("counts every address of one /64 as one client", function()
-    ns = ("indimail-v6-%d"):format(math.random(1, 1e9))
-    local _, rc = D.sh("ip netns add " .. ns .. " && ip -n " .. ns .. " link set lo up"
-      .. " && ip -n " .. ns .. " addr add fd00::1/64 dev lo"
-      .. " && ip -n " .. ns .. " addr add fd00::a/64 dev lo"
-      .. " && ip -n " .. ns .. " addr add fd00::b/64 dev lo"
-      .. " && ip -n " .. ns .. " addr add fd00:0:0:1::c/64 dev lo nodad")
-    assert.equal(0, rc, "cannot make a network namespace")
-    local d = D.start_for_test{ netns = ns, address = "fd00::1",
+    local setup = "ip link set lo up"
+    for _, a in ipairs({ "fd00::1", "fd00::a", "fd00::b", "fd00:0:0:1::c" }) do
+      setup = setup .. " && ip addr add " .. a .. "/64 dev lo nodad"
+    end
+    local d = D.start_for_test{ netns_setup = setup, address = "fd00::1",
       limits = "connections_per_ip = 1" }
     -- one connection from fd00::a held open, then fd00::b (same /64) and
     -- fd00:0:0:1::c (another /64) try; the greeting tells who got in
@@ -301,7 +293,7 @@ b, gb = conn('fd00::b')
 c, gc = conn('fd00:0:0:1::c')
 print(ga, gb, gc)
 ]]):format(d.ports.smtp))
-    local out, code = D.sh(("ip netns exec %s /usr/bin/python3 %s"):format(ns, script))
+    local out, code = d:in_netns("/usr/bin/python3 " .. script)
     assert.equal(0, code, out)
     assert.equal("220 421 220", out:match("%d+ %d+ %d+"))
   end)
