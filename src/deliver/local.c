@@ -336,6 +336,21 @@ failed(struct pending *p, const char *what)
 	    p->r->address, what, strerror(errno));
 }
 
+/* Tells the job's owner which of its recipients are durable now. */
+static void
+report_durable(struct local_job *j, struct pending *p, size_t np)
+{
+	size_t *ok = xcalloc(j->n ? j->n : 1, sizeof(size_t)), nok = 0;
+
+	for (size_t i = 0; i < np; i++)
+		if (p[i].j == j && p[i].f)
+			ok[nok++] = p[i].k;
+	if (nok && j->p.durable && j->p.durable(j->p.durable_arg, ok, nok) == 0)
+		for (size_t i = 0; i < nok; i++)
+			j->rcpts[ok[i]].result.journaled = 1;
+	free(ok);
+}
+
 /*
  * On a pool thread, for every recipient of every job of the batch: write
  * tmp files, flush them together, rename into new/, flush the renames
@@ -378,14 +393,12 @@ deliver_batch(struct batch_item *items, size_t n, void *ctx)
 		if (!synced) {	/* in new/ but maybe not durable: retry */
 			failed(&p[i], "flush");
 			unlink(buf_cstr(&p[i].f->dst));
-			continue;
-		}
-		if (p[i].j->p.durable && p[i].j->p.durable(p[i].j->p.durable_arg,
-		    p[i].k) == 0)
-			p[i].r->result.journaled = 1;
-		if (p[i].r->quota)
+			p[i].f = NULL;
+		} else if (p[i].r->quota)
 			quota_add(buf_cstr(&p[i].f->maildir), p[i].f->size);
 	}
+	for (struct batch_item *it = items; it; it = it->next)
+		report_durable((struct local_job *)it, p, np);
 	free(p);
 	free(fds);
 	free(dirs);

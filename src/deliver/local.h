@@ -28,11 +28,12 @@ struct local_params {
 	const char	*sender;
 	int		 max_hops;
 	/*
-	 * Called on the pool thread the moment rcpts[k]'s mail is durable, so
-	 * the caller can record it before anything else can happen (0: it
-	 * did; the result is then marked journaled). May be NULL.
+	 * Called on the pool thread the moment the mail of rcpts[ok[0..nok)]
+	 * is durable, so the caller can record it before anything else can
+	 * happen (0: it did; those results are then marked journaled). May
+	 * be NULL.
 	 */
-	int		(*durable)(void *arg, size_t k);
+	int		(*durable)(void *arg, const size_t *ok, size_t nok);
 	void		*durable_arg;
 };
 

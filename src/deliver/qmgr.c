@@ -54,6 +54,7 @@ struct qmsg {
 	uint64_t	 next_try;	/* uv_now() milliseconds */
 	int		 busy;		/* jobs and journal writes in flight */
 	int		 hold;
+	int		 retired;	/* moved to done/: only its removal is left */
 	uint64_t	 removed_at;	/* tombstone: removed at this uv_now() */
 	long long	 retry_at;	/* from the journal: Unix time of next try */
 };
@@ -300,6 +301,9 @@ do_load(uv_work_t *w)
 	struct buf p = BUF_INIT;
 
 	if (j->scan_all) {
+		static int started;
+		if (!started++)	/* retired before a crash: finish the removal */
+			queue_clean_done(&Q.qs);
 		queue_scan(&Q.qs, scan_one, j);
 		return;
 	}
@@ -484,21 +488,50 @@ journal_text(struct qmsg *m, struct buf *text, int flush)
 }
 
 /*
- * Journals final outcomes (d, b, x) of recipients idx[]. The lines are
- * written at once; they are flushed to the disk unless they complete the
- * message, whose removal then follows instead (if power loss undoes that
- * removal, the message is delivered again: never lost, sometimes twice,
- * the at-least-once contract).
+ * Every recipient is final: the message leaves mess/ at once, by a rename
+ * to done/ on the loop thread (one metadata operation: no journal file to
+ * create, flush and remove for the common message delivered in one go),
+ * and is removed from there on the pool. A rename that power loss undoes
+ * means one more delivery (at-least-once); kill -9 cannot undo it.
+ */
+static int
+retire(struct qmsg *m)
+{
+	struct buf p = BUF_INIT;
+
+	queue_done_path(&Q.qs, m->info.queue, m->info.id, &p);
+	if (rename(m->info.path, buf_cstr(&p)) < 0) {
+		struct logline l;
+		log_msg(&l, LOG_ERROR, "retire_failed", m);
+		log_kv(&l, "path", m->info.path);
+		log_kv(&l, "error", strerror(errno));
+		log_end(&l);
+		buf_free(&p);
+		return -1;
+	}
+	free(m->info.path);
+	m->info.path = p.data;		/* the buffer's memory moves */
+	m->retired = 1;
+	return 0;
+}
+
+/*
+ * Journals final outcomes (d, b, x) of recipients idx[]. When they
+ * complete the message it is retired instead; otherwise the lines are
+ * written at once and flushed to the disk afterwards.
  */
 static void
 journal(struct qmsg *m, char kind, const size_t *idx, size_t n)
 {
 	struct buf b = BUF_INIT;
 
+	if (n == 0)
+		return;
+	if (all_done(m) && m->busy == 0 && (m->retired || retire(m) == 0))
+		return;		/* out of mess/: nothing can deliver it again */
 	for (size_t i = 0; i < n; i++)
 		buf_printf(&b, "%c %zu\n", kind, idx[i]);
-	if (b.len)
-		journal_text(m, &b, !(all_done(m) && m->busy == 0));
+	journal_text(m, &b, 1);
 }
 
 /* ---- bounces --------------------------------------------------------------- */
@@ -797,7 +830,7 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 	if (deferred)
 		defer(m, &rp);
 	journal(m, 'd', done, nd);
-	if (nd == 0 && recorded && !(all_done(m) && m->busy == 0))
+	if (nd == 0 && recorded && !m->retired)
 		io(m, 0);	/* flush what the delivery wrote */
 	for (size_t k = 0; k < n; k++)
 		log_outcome(m, idx[k], cls[k], mta, &res[k]);
@@ -820,6 +853,8 @@ struct ljob {
 	size_t		*idx;
 	struct local_rcpt *r;
 	size_t		 n;
+	char		*done_path;	/* set when the job completes the message */
+	int		 retired;	/* the pool renamed it there */
 };
 
 static void
@@ -832,6 +867,13 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 		res[i] = r[i].result;
 	Q.running_local--;
 	j->m->busy--;
+	if (j->retired) {	/* renamed by the pool: the loop's copy follows */
+		free(j->m->info.path);
+		j->m->info.path = j->done_path;
+		j->done_path = NULL;
+		j->m->retired = 1;
+	}
+	free(j->done_path);
 	outcome(j->m, j->idx, res, n, NULL, NULL);
 	for (size_t i = 0; i < n; i++)
 		buf_free(&res[i].text);
@@ -844,18 +886,40 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 }
 
 /*
- * Local delivery's durable hook, on a pool thread: "d i" goes into the
- * journal the moment the Maildir file is durable (the journal path and
- * the index array do not change while the job runs).
+ * Local delivery's durable hook, on a pool thread, the moment the job's
+ * Maildir files are durable (ok[] of its recipients): a job that completes
+ * its message retires it (the rename of retire(), into the path the loop
+ * prepared); otherwise "d i" lines go into the journal. The message path,
+ * the journal path and the index array do not change while the job runs.
  */
 static int
-local_durable(void *arg, size_t k)
+local_durable(void *arg, const size_t *ok, size_t nok)
 {
 	struct ljob *j = arg;
-	char line[32];
-	int n = snprintf(line, sizeof(line), "d %zu\n", j->idx[k]);
+	struct buf b = BUF_INIT;
+	int rc;
 
-	return journal_append(j->m->state_path, line, (size_t)n);
+	if (nok == j->n && j->done_path &&
+	    rename(j->m->info.path, j->done_path) == 0) {
+		j->retired = 1;
+		return 0;
+	}
+	for (size_t k = 0; k < nok; k++)
+		buf_printf(&b, "d %zu\n", j->idx[ok[k]]);
+	rc = b.len ? journal_append(j->m->state_path, b.data, b.len) : 0;
+	buf_free(&b);
+	return rc;
+}
+
+/* Every recipient still open is in this job, and nothing else runs. */
+static int
+job_completes(const struct qmsg *m, size_t n)
+{
+	size_t open = 0;
+
+	for (size_t i = 0; i < m->info.nrcpts; i++)
+		open += m->st[i] != RS_DONE;
+	return m->busy == 0 && open == n;
 }
 
 static void
@@ -870,6 +934,11 @@ start_local(struct qmsg *m, size_t *idx, size_t n)
 	j->idx = idx;
 	j->n = n;
 	j->r = xcalloc(n, sizeof(*j->r));
+	if (job_completes(m, n)) {
+		struct buf dp = BUF_INIT;
+		queue_done_path(&Q.qs, m->info.queue, m->info.id, &dp);
+		j->done_path = dp.data;	/* the buffer's memory moves */
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct mailbox_user *u = config_find_user(Q.cfg,
 		    m->info.rcpts[idx[i]]);

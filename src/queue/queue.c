@@ -45,6 +45,9 @@ queue_set_init(struct queue_set *q, const char *path, int count, int split,
 		rc |= mkdir_p(buf_cstr(&p), err);
 		buf_printf(&p, "/tmp");
 		rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
+		buf_clear(&p);
+		buf_printf(&p, "%s/%d/done", path, i);
+		rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
 		for (int h = 0; rc == 0 && h < split; h++) {
 			static const char *sub[] = { "mess", "state" };
 			for (int k = 0; k < 2 && rc == 0; k++) {
@@ -396,6 +399,41 @@ queue_mess_path(const struct queue_set *q, int qn, const char *id,
 {
 	buf_printf(b, "%s/%d/mess/%d/%s", q->path, qn, queue_hash(id, q->split),
 	    id);
+}
+
+void
+queue_done_path(const struct queue_set *q, int qn, const char *id,
+    struct buf *b)
+{
+	buf_printf(b, "%s/%d/done/%s", q->path, qn, id);
+}
+
+int
+queue_clean_done(const struct queue_set *q)
+{
+	struct buf p = BUF_INIT, f = BUF_INIT;
+	int removed = 0;
+
+	for (int i = 0; i < q->count; i++) {
+		DIR *d;
+		struct dirent *e;
+
+		buf_clear(&p);
+		buf_printf(&p, "%s/%d/done", q->path, i);
+		if ((d = opendir(buf_cstr(&p))) == NULL)
+			continue;
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			buf_clear(&f);
+			buf_printf(&f, "%s/%s", buf_cstr(&p), e->d_name);
+			removed += unlink(buf_cstr(&f)) == 0;
+		}
+		closedir(d);
+	}
+	buf_free(&p);
+	buf_free(&f);
+	return removed;
 }
 
 void

@@ -86,11 +86,19 @@ size_t	queue_envelope_rcpt_size(const char *rcpt, const char *orcpt);
 int	queue_envelope_parse(const char *, size_t, struct queue_info *);
 void	queue_info_free(struct queue_info *);
 
-/* Path of a message file / of its delivery state journal. */
+/*
+ * Path of a message file / of its delivery state journal / of a message
+ * every recipient of which is final (done/<id>: renamed there at once,
+ * removed soon after; what a crash leaves there is removed at start).
+ */
 void	queue_mess_path(const struct queue_set *, int queue, const char *id,
 	    struct buf *);
 void	queue_state_path(const struct queue_set *, int queue, const char *id,
 	    struct buf *);
+void	queue_done_path(const struct queue_set *, int queue, const char *id,
+	    struct buf *);
+/* Removes what done/ still holds; returns how many. */
+int	queue_clean_done(const struct queue_set *);
 /* Reads one message's envelope (never its message); 0 or -1. */
 int	queue_read_info(const char *path, int queue, struct queue_info *);
 
