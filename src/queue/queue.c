@@ -156,6 +156,12 @@ queue_clean_tmp(const struct queue_set *q, long pid)
 	return removed;
 }
 
+static int
+needs_escape(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f || c == '%';
+}
+
 /*
  * Values are written with %XX for '%', control bytes and DEL. Appends the
  * line to b unless b is NULL; returns its size either way, so that sizes
@@ -171,14 +177,20 @@ put_field(struct buf *b, const char *key, const char *v)
 	n = strlen(key) + 2;		/* key, SP, ..., LF */
 	if (b)
 		buf_printf(b, "%s ", key);
-	for (; *v; v++) {
-		unsigned char c = (unsigned char)*v;
-		int esc = c < 0x20 || c == 0x7f || c == '%';
-		n += esc ? 3 : 1;
-		if (b && esc)
-			buf_printf(b, "%%%02X", c);
-		else if (b)
-			buf_appendc(b, (char)c);
+	while (*v) {
+		size_t run = 0;
+		while (v[run] && !needs_escape((unsigned char)v[run]))
+			run++;
+		n += run;
+		if (b && run)
+			buf_append(b, v, run);	/* plain bytes in one go */
+		v += run;
+		if (*v) {
+			n += 3;
+			if (b)
+				buf_printf(b, "%%%02X", (unsigned char)*v);
+			v++;
+		}
 	}
 	if (b)
 		buf_appendc(b, '\n');
