@@ -121,39 +121,63 @@ writer_alive(const char *name)
 	    errno == EPERM);
 }
 
-int
-queue_clean_tmp(const struct queue_set *q, long pid)
+/*
+ * Removes the files of <queue>/N/<sub> of every queue for which doomed()
+ * says so; returns how many went.
+ */
+static int
+clean_folder(const struct queue_set *q, const char *sub,
+    int (*doomed)(const char *name, long arg), long arg)
 {
 	struct buf p = BUF_INIT, f = BUF_INIT;
-	char prefix[32];
 	int removed = 0;
 
-	snprintf(prefix, sizeof(prefix), "%ld.", pid);
 	for (int i = 0; i < q->count; i++) {
 		DIR *d;
 		struct dirent *e;
 
 		buf_clear(&p);
-		buf_printf(&p, "%s/%d/tmp", q->path, i);
+		buf_printf(&p, "%s/%d/%s", q->path, i, sub);
 		if ((d = opendir(buf_cstr(&p))) == NULL)
 			continue;
 		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			if (pid && strncmp(e->d_name, prefix, strlen(prefix)))
-				continue;
-			if (!pid && writer_alive(e->d_name))
+			if (e->d_name[0] == '.' || !doomed(e->d_name, arg))
 				continue;
 			buf_clear(&f);
 			buf_printf(&f, "%s/%s", buf_cstr(&p), e->d_name);
-			if (unlink(buf_cstr(&f)) == 0)
-				removed++;
+			removed += unlink(buf_cstr(&f)) == 0;
 		}
 		closedir(d);
 	}
 	buf_free(&p);
 	buf_free(&f);
 	return removed;
+}
+
+/* tmp/<pid>.<id>: of that pid, or (pid 0) of a writer no longer running. */
+static int
+tmp_doomed(const char *name, long pid)
+{
+	char prefix[32];
+
+	if (pid == 0)
+		return !writer_alive(name);
+	snprintf(prefix, sizeof(prefix), "%ld.", pid);
+	return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+static int
+always(const char *name, long unused)
+{
+	(void)name;
+	(void)unused;
+	return 1;
+}
+
+int
+queue_clean_tmp(const struct queue_set *q, long pid)
+{
+	return clean_folder(q, "tmp", tmp_doomed, pid);
 }
 
 static int
@@ -423,29 +447,7 @@ queue_done_path(const struct queue_set *q, int qn, const char *id,
 int
 queue_clean_done(const struct queue_set *q)
 {
-	struct buf p = BUF_INIT, f = BUF_INIT;
-	int removed = 0;
-
-	for (int i = 0; i < q->count; i++) {
-		DIR *d;
-		struct dirent *e;
-
-		buf_clear(&p);
-		buf_printf(&p, "%s/%d/done", q->path, i);
-		if ((d = opendir(buf_cstr(&p))) == NULL)
-			continue;
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			buf_clear(&f);
-			buf_printf(&f, "%s/%s", buf_cstr(&p), e->d_name);
-			removed += unlink(buf_cstr(&f)) == 0;
-		}
-		closedir(d);
-	}
-	buf_free(&p);
-	buf_free(&f);
-	return removed;
+	return clean_folder(q, "done", always, 0);
 }
 
 void
