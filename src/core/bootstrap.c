@@ -1,7 +1,7 @@
 /*
  * bootstrap: see bootstrap.h. The plan travels over a pipe as lines of
- * space-separated fields, each field %XX-escaped (space, '%', control
- * bytes), so a path with spaces or newlines cannot shift a field:
+ * space-separated fields, each field %XX-escaped (buf_escape: space, '%',
+ * control bytes), so a path with spaces or newlines cannot shift a field:
  *
  *   listen NAME ADDRESS PORT TLS    tls CERT KEY        log FILE LEVEL
  *   user NAME                       error TEXT          (the last line)
@@ -102,17 +102,12 @@ static void
 put(struct buf *b, const char *v)
 {
 	buf_appendc(b, ' ');
-	if (v == NULL) {
-		buf_appendc(b, '-');	/* "-" alone: absent; a real "-" is %2D */
-		return;
-	}
-	for (; *v; v++) {
-		unsigned char c = (unsigned char)*v;
-		if (c <= ' ' || c == '%' || c == 0x7f || (c == '-' && v[1] == '\0'))
-			buf_printf(b, "%%%02X", c);
-		else
-			buf_appendc(b, (char)c);
-	}
+	if (v == NULL)
+		buf_appendc(b, '-');	/* "-" alone: absent */
+	else if (strcmp(v, "-") == 0)
+		buf_appends(b, "%2D");	/* a real "-" */
+	else
+		buf_escape(b, v, " ");
 }
 
 static void
@@ -142,13 +137,6 @@ plan_write(const struct boot_plan *p, struct buf *b)
 	buf_appendc(b, '\n');
 }
 
-static int
-hex(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ?
-	    c - 'A' + 10 : -1;
-}
-
 /* Splits one line into at most max decoded fields (NULL for "-"). */
 static size_t
 fields(char *line, char **f, size_t max)
@@ -158,19 +146,11 @@ fields(char *line, char **f, size_t max)
 
 	for (char *w = strtok_r(line, " ", &save); w && n < max;
 	    w = strtok_r(NULL, " ", &save)) {
-		char *o = w;
 		if (strcmp(w, "-") == 0) {
 			f[n++] = NULL;
 			continue;
 		}
-		for (char *i = w; *i; i++) {
-			if (i[0] == '%' && hex(i[1]) >= 0 && hex(i[2]) >= 0) {
-				*o++ = (char)(hex(i[1]) * 16 + hex(i[2]));
-				i += 2;
-			} else
-				*o++ = *i;
-		}
-		*o = '\0';
+		buf_unescape(w, w, strlen(w));
 		f[n++] = w;
 	}
 	return n;

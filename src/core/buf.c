@@ -121,3 +121,57 @@ buf_cstr(struct buf *b)
 {
 	return b->data ? b->data : "";
 }
+
+static int
+escaped(unsigned char c, const char *also)
+{
+	return c < 0x20 || c == 0x7f || c == '%' || (c && also &&
+	    strchr(also, c) != NULL);
+}
+
+size_t
+buf_escape(struct buf *b, const char *v, const char *also)
+{
+	size_t n = 0;
+
+	while (*v) {
+		size_t run = 0;
+		while (v[run] && !escaped((unsigned char)v[run], also))
+			run++;
+		if (b && run)
+			buf_append(b, v, run);	/* plain bytes in one go */
+		n += run;
+		v += run;
+		if (*v) {
+			if (b)
+				buf_printf(b, "%%%02X", (unsigned char)*v);
+			n += 3;
+			v++;
+		}
+	}
+	return n;
+}
+
+static int
+hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ?
+	    c - 'A' + 10 : -1;
+}
+
+size_t
+buf_unescape(char *dst, const char *src, size_t n)
+{
+	char *o = dst;
+
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] == '%' && i + 2 < n && hexval(src[i + 1]) >= 0 &&
+		    hexval(src[i + 2]) >= 0) {
+			*o++ = (char)(hexval(src[i + 1]) * 16 + hexval(src[i + 2]));
+			i += 2;
+		} else
+			*o++ = src[i];
+	}
+	*o = '\0';
+	return (size_t)(o - dst);
+}

@@ -29,5 +29,13 @@ void	buf_consume(struct buf *, size_t n);	/* drop n bytes from the front */
 void	buf_clear(struct buf *);		/* len = 0, keeps memory */
 void	buf_free(struct buf *);			/* releases memory */
 const char *buf_cstr(struct buf *);		/* "" for an empty buffer */
+/*
+ * Appends v with control bytes, DEL, '%' and every byte of `also` written
+ * as %XX (upper-case hex): a value that can sit in a line-based format of
+ * ours. b may be NULL; returns the bytes it takes either way.
+ */
+size_t	buf_escape(struct buf *, const char *v, const char *also);
+/* Decodes %XX in src[0..n) into dst (n + 1 bytes; may be src); its length. */
+size_t	buf_unescape(char *dst, const char *src, size_t n);
 
 #endif

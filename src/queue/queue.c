@@ -180,12 +180,6 @@ queue_clean_tmp(const struct queue_set *q, long pid)
 	return clean_folder(q, "tmp", tmp_doomed, pid);
 }
 
-static int
-needs_escape(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f || c == '%';
-}
-
 /*
  * Values are written with %XX for '%', control bytes and DEL. Appends the
  * line to b unless b is NULL; returns its size either way, so that sizes
@@ -201,21 +195,7 @@ put_field(struct buf *b, const char *key, const char *v)
 	n = strlen(key) + 2;		/* key, SP, ..., LF */
 	if (b)
 		buf_printf(b, "%s ", key);
-	while (*v) {
-		size_t run = 0;
-		while (v[run] && !needs_escape((unsigned char)v[run]))
-			run++;
-		n += run;
-		if (b && run)
-			buf_append(b, v, run);	/* plain bytes in one go */
-		v += run;
-		if (*v) {
-			n += 3;
-			if (b)
-				buf_printf(b, "%%%02X", (unsigned char)*v);
-			v++;
-		}
-	}
+	n += buf_escape(b, v, NULL);
 	if (b)
 		buf_appendc(b, '\n');
 	return n;
@@ -289,30 +269,12 @@ queue_envelope_rcpt_size(const char *rcpt, const char *orcpt)
 	return put_rcpt(NULL, rcpt, orcpt);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static char *
 decode(const char *v, size_t n)
 {
-	char *out = xmalloc(n + 1), *o = out;
+	char *out = xmalloc(n + 1);
 
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == '%' && i + 2 < n &&
-		    hexval(v[i + 1]) >= 0 && hexval(v[i + 2]) >= 0) {
-			*o++ = (char)(hexval(v[i + 1]) * 16 + hexval(v[i + 2]));
-			i += 2;
-		} else
-			*o++ = v[i];
-	}
-	*o = '\0';
+	buf_unescape(out, v, n);
 	return out;
 }
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
@@ -225,6 +226,37 @@ l_valid_domain(lua_State *L)
 	const char *s = luaL_checklstring(L, 1, &len);
 
 	lua_pushboolean(L, smtp_valid_domain(s, len));
+	return 1;
+}
+
+/*
+ * escape(value [, also]) -> escaped, size ; unescape(escaped) -> value
+ * (buf_escape / buf_unescape, the %XX form of queue envelopes and of the
+ * start-up plan). [-1|2, +2] and [-1, +1]
+ */
+static int
+l_escape(lua_State *L)
+{
+	const char *v = luaL_checkstring(L, 1), *also = luaL_optstring(L, 2, NULL);
+	struct buf b = BUF_INIT;
+	size_t n = buf_escape(&b, v, also);
+
+	lua_pushlstring(L, b.data ? b.data : "", b.len);
+	lua_pushinteger(L, (lua_Integer)n);
+	buf_free(&b);
+	return 2;
+}
+
+static int
+l_unescape(lua_State *L)
+{
+	size_t n;
+	const char *v = luaL_checklstring(L, 1, &n);
+	char *out = malloc(n + 1);
+	size_t len = buf_unescape(out, v, n);
+
+	lua_pushlstring(L, out, len);
+	free(out);
 	return 1;
 }
 
@@ -547,6 +579,7 @@ static const luaL_Reg funcs[] = {
 	{ "parse_helo", l_parse_helo },
 	{ "valid_domain", l_valid_domain },
 	{ "addr_domain", l_addr_domain },
+	{ "escape", l_escape }, { "unescape", l_unescape },
 	{ "data", l_data },
 	{ "spawn", l_spawn },
 	{ "kill", l_kill },
