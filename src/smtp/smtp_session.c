@@ -934,21 +934,27 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 
 /*
  * The recipients' envelope after alias expansion must still fit the queue.
- * Over the limit is permanent (552): the same recipients always expand the
- * same way, and the client cannot split what only we expand, so a 4xx
- * would only repeat the failure until the client's queue gives up.
+ * Over the limit the fault is ours (an alias that expands to more than a
+ * message can carry): 451, never a 5xx, and an error line that tells the
+ * admin which transaction to look at; the client retries once the alias
+ * is split.
  */
 static int
 envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
 {
+	struct logline l;
 	size_t size = queue_envelope_size(e);
 
 	if (size <= QUEUE_ENVELOPE_MAX)
 		return 1;
-	log_reject(s, "DATA", "envelope too big after alias expansion");
-	reply(s, "552 5.5.3 Too many recipients after alias expansion: the "
-	    "envelope would take %zu bytes, the limit is %d", size,
-	    QUEUE_ENVELOPE_MAX);
+	log_session(s, &l, LOG_ERROR, "envelope_too_big");
+	log_kvi(&l, "bytes", (long long)size);
+	log_kvi(&l, "limit", QUEUE_ENVELOPE_MAX);
+	log_kv(&l, "action", "split the aliases this message expands");
+	log_end(&l);
+	reply(s, "451 4.3.0 Too many recipients after alias expansion: the "
+	    "envelope would take %zu bytes, the limit is %d; try again later",
+	    size, QUEUE_ENVELOPE_MAX);
 	end_transaction(s);
 	return 0;
 }
