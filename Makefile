@@ -33,9 +33,9 @@ DEB_FUZZ  := clang libclang-rt-14-dev
 # What the README's first-message commands need (swaks -tls: Net::SSLeay).
 DEB_RUN   := swaks libnet-ssleay-perl
 
-LIB_SRCS  := $(filter-out src/core/main.c src/cli/%.c, $(wildcard src/*/*.c))
+LIB_SRCS  := $(filter-out src/daemon/main.c src/cli/%.c, $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
+PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/log.c src/mail/address.c \
              src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c
 
 # bin/sendmail reads no configuration: it links only what it uses, GMime
@@ -43,7 +43,7 @@ PURE_SRCS := src/core/buf.c src/core/xalloc.c src/core/log.c \
 # build sets INDIMAIL_SUBMIT_SOCKET=/var/spool/indimail/public/submit.sock).
 INDIMAIL_SUBMIT_SOCKET ?= $(CURDIR)/queue/public/submit.sock
 SENDMAIL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/sendmail*.c))
-SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,core/buf.o core/xalloc.o smtp/smtp_parse.o)
+SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,lib/buf.o lib/xalloc.o mail/address.o smtp/smtp_parse.o)
 $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
                             $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
 
@@ -72,7 +72,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BIN)/indimaild: $(BUILD)/src/core/main.o $(LIB_OBJS)
+$(BIN)/indimaild: $(BUILD)/src/daemon/main.o $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,7 +1,7 @@
 /*
  * fuzz_address: libFuzzer target for the path and domain grammar. The
- * input goes to smtp_parse_mail/_rcpt/_helo and smtp_valid_domain, raw
- * and wrapped in "FROM:<...>" / "TO:<...>". smtp_valid_domain must agree
+ * input goes to smtp_parse_mail/_rcpt/_helo and address_valid_domain, raw
+ * and wrapped in "FROM:<...>" / "TO:<...>". address_valid_domain must agree
  * with a reference; an accepted path must be <= 256 bytes, free of CR, LF
  * and NUL, with a lower-case valid domain, and must reparse to itself.
  * -DFUZZ_ALLOW_NUL_IN_LITERAL (make KNOWN_BUGS=1) skips inputs that hit
@@ -13,7 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../src/core/buf.h"
+#include "../src/lib/buf.h"
+#include "../src/mail/address.h"
 #include "../src/smtp/smtp_parse.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -25,7 +26,7 @@ check(int cond)
 		abort();
 }
 
-/* RFC 1035 preferred syntax, written differently from smtp_valid_domain. */
+/* RFC 1035 preferred syntax, written differently from address_valid_domain. */
 static int
 ref_valid_domain(const char *s, size_t n)
 {
@@ -196,7 +197,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n;
 	char *w;
 
-	check(smtp_valid_domain(in, size) == ref_valid_domain(in, size));
+	check(address_valid_domain(in, size) == ref_valid_domain(in, size));
 	try_mail(in, size);
 	try_rcpt(in, size);
 	try_helo(in, size);

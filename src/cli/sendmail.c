@@ -18,7 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../core/xalloc.h"
+#include "../lib/xalloc.h"
 #include "../smtp/smtp_parse.h"
 #include "sendmail.h"
 

@@ -14,7 +14,7 @@
 
 #include <gmime/gmime.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 
 #define WIRE_LINE	998	/* longest line on the wire, CRLF not counted */
 

@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../core/xalloc.h"
+#include "../lib/xalloc.h"
 #include "sendmail.h"
 
 #define HEAD_MAX	(1024 * 1024)	/* bytes of header section we hold */

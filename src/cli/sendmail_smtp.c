@@ -18,7 +18,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../core/xalloc.h"
+#include "../lib/xalloc.h"
+#include "../mail/address.h"
 #include "../smtp/smtp_parse.h"
 #include "sendmail.h"
 
@@ -152,13 +153,13 @@ session_hello(struct session *s)
 	const char *r;
 	size_t n;
 
-	if (gethostname(me, sizeof(me)) != 0 || !smtp_valid_domain(me, strlen(me)))
+	if (gethostname(me, sizeof(me)) != 0 || !address_valid_domain(me, strlen(me)))
 		snprintf(me, sizeof(me), "localhost");
 	if (session_reply(s) != 220)
 		return refused(s, "session refused");
 	r = buf_cstr(&s->reply) + 4;
 	n = strcspn(r, " ");
-	if (s->reply.len > 4 && n < sizeof(s->host) && smtp_valid_domain(r, n))
+	if (s->reply.len > 4 && n < sizeof(s->host) && address_valid_domain(r, n))
 		memcpy(s->host, r, n);
 	else
 		memcpy(s->host, me, strlen(me) + 1);

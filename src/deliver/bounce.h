@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 
 struct bounce_rcpt {
 	const char	*rcpt, *orcpt;

@@ -19,9 +19,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../core/batch.h"
-#include "../core/fsutil.h"
-#include "../core/xalloc.h"
+#include "../lib/batch.h"
+#include "../lib/fsutil.h"
+#include "../lib/xalloc.h"
 #include "../directory/directory.h"
 #include "local.h"
 

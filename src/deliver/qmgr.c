@@ -24,15 +24,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/log.h"
-#include "../core/master.h"
-#include "../core/watchdog.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../daemon/master.h"
+#include "../lib/watchdog.h"
+#include "../lib/xalloc.h"
 #include "../directory/directory.h"
 #include "../lua/lua_hook.h"
 #include "../net/dns.h"
 #include "../queue/queue.h"
-#include "../smtp/smtp_parse.h"
+#include "../mail/address.h"
 #include "bounce.h"
 #include "local.h"
 #include "qmgr.h"
@@ -1021,7 +1021,7 @@ start_remote(struct qmsg *m, const char *domain, const struct route_conf *rc,
 	runtime_ref(Q.rt);
 	j->idx = idx;
 	j->key = xstrdup(key);
-	q->domain = smtp_addr_domain(m->info.rcpts[idx[0]]);
+	q->domain = address_domain(m->info.rcpts[idx[0]]);
 	(void)domain;
 	q->route = rc;
 	q->path = m->info.path;
@@ -1161,7 +1161,7 @@ static const char *
 dest_key(const struct qmsg *m, size_t i, const struct route_conf **rc,
     struct buf *key)
 {
-	const char *dom = smtp_addr_domain(m->info.rcpts[i]);
+	const char *dom = address_domain(m->info.rcpts[i]);
 
 	buf_clear(key);
 	if (m->route[i].kind == ROUTE_RELAY)
@@ -1180,7 +1180,7 @@ dest_key(const struct qmsg *m, size_t i, const struct route_conf **rc,
 static int
 is_local(const struct qmsg *m, size_t i)
 {
-	const char *dom = smtp_addr_domain(m->info.rcpts[i]);
+	const char *dom = address_domain(m->info.rcpts[i]);
 
 	if (m->route[i].kind != ROUTE_DEFAULT)
 		return m->route[i].kind == ROUTE_LOCAL;
@@ -1240,8 +1240,8 @@ schedule_remote(struct qmsg *m)
 			/* one transaction, one login: never another route's */
 			if (strcmp(buf_cstr(&other), buf_cstr(&key)) == 0 &&
 			    route_same_session(rc, rc2) &&
-			    strcasecmp(smtp_addr_domain(m->info.rcpts[k]),
-			    smtp_addr_domain(m->info.rcpts[i])) == 0)
+			    strcasecmp(address_domain(m->info.rcpts[k]),
+			    address_domain(m->info.rcpts[i])) == 0)
 				idx[n++] = k;
 		}
 		start_remote(m, NULL, rc, buf_cstr(&key), idx, n);

@@ -9,7 +9,7 @@
 
 #include <uv.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 #include "../lua/lua_runtime.h"
 
 /* Never returns. notify_fd: the read end of the workers' datagrams. */

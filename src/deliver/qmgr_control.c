@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../core/log.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "qmgr.h"
 
 static uv_loop_t *control_loop;

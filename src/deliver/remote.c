@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../core/log.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "../net/dns.h"
 #include "../net/tls.h"
 #include "remote.h"

@@ -9,7 +9,7 @@
 
 #include <uv.h>
 
-#include "../core/config.h"
+#include "../mail/config.h"
 #include "smtp_client.h"
 
 struct dns;

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/config.h"
-#include "../core/log.h"
-#include "../core/xalloc.h"
+#include "../mail/config.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "../net/tls.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"

@@ -11,8 +11,8 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
-#include "../core/buf.h"
-#include "../core/config.h"
+#include "../lib/buf.h"
+#include "../mail/config.h"
 
 enum result_class { RESULT_OK, RESULT_TEMP, RESULT_PERM };
 

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 
 #define SMTP_REPLY_MAX	(64 * 1024)	/* longer replies are a protocol error */
 

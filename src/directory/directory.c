@@ -11,8 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/xalloc.h"
-#include "../smtp/smtp_parse.h"
+#include "../lib/xalloc.h"
+#include "../mail/address.h"
 #include "directory.h"
 
 static const struct alias *
@@ -46,7 +46,7 @@ is_postmaster_address(const struct config *c, const char *address)
 static int
 is_remote(const struct config *c, const char *address)
 {
-	const char *dom = smtp_addr_domain(address);
+	const char *dom = address_domain(address);
 
 	return dom && !config_is_local_domain(c, dom);
 }
@@ -78,7 +78,7 @@ directory_has_mailbox(const struct config *c, const char *address)
 enum dir_lookup
 directory_lookup(const struct config *c, const char *address)
 {
-	const char *dom = smtp_addr_domain(address);
+	const char *dom = address_domain(address);
 
 	if (is_remote(c, address))
 		return DIR_NOT_LOCAL;
@@ -125,7 +125,7 @@ expand_one(const struct config *c, const char *addr, const char *orcpt,
 {
 	const struct alias *a;
 	const struct mailbox_user *u;
-	const char *dom = smtp_addr_domain(addr);
+	const char *dom = address_domain(addr);
 
 	if (depth > 10)
 		return -1;

@@ -8,8 +8,8 @@
 
 #include <stddef.h>
 
-#include "../core/buf.h"
-#include "../core/config.h"
+#include "../lib/buf.h"
+#include "../mail/config.h"
 
 /* The mailbox name rule of directory_mailbox_name(), for error texts. */
 #define DIRECTORY_NAME_RULE \

@@ -7,8 +7,8 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#include "../core/log.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "lua_api.h"
 #include "lua_runtime.h"
 #include "lua_sandbox.h"

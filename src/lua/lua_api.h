@@ -9,8 +9,8 @@
 
 #include <lua.h>
 
-#include "../core/buf.h"
-#include "../core/config.h"
+#include "../lib/buf.h"
+#include "../mail/config.h"
 
 struct runtime;
 

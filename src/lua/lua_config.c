@@ -8,11 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../core/log.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "../directory/directory.h"
 #include "../net/tls.h"
-#include "../smtp/smtp_parse.h"
+#include "../mail/address.h"
 #include "lua_api.h"
 
 /* Raises "bad config: <section>.<key>: <why>". */
@@ -253,7 +253,7 @@ parse_string_list(lua_State *L, int t, const char *where, char ***out,
 		s = lua_tostring(L, -1);
 		if (s == NULL)
 			bad(L, where, "entries must be strings");
-		if (domains && !smtp_valid_domain(s, strlen(s)))
+		if (domains && !address_valid_domain(s, strlen(s)))
 			luaL_error(L, "bad config: %s: '%s' is not a domain name",
 			    where, s);
 		(*out)[(*n)++] = xstrdup(s);
@@ -476,7 +476,7 @@ valid_address(const char *a)
 {
 	const char *at = strrchr(a, '@');
 
-	return at && at > a && smtp_valid_domain(at + 1, strlen(at + 1));
+	return at && at > a && address_valid_domain(at + 1, strlen(at + 1));
 }
 
 static void

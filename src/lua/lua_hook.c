@@ -11,9 +11,9 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#include "../core/log.h"
-#include "../core/watchdog.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../lib/watchdog.h"
+#include "../lib/xalloc.h"
 #include "../net/dns.h"
 #include "lua_api.h"
 #include "lua_budget.h"

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 #include "lua_runtime.h"
 
 struct dns;

@@ -8,7 +8,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#include "../core/xalloc.h"
+#include "../lib/xalloc.h"
 #include "lua_api.h"
 #include "lua_budget.h"
 #include "lua_runtime.h"

@@ -9,8 +9,8 @@
 
 #include <lua.h>
 
-#include "../core/buf.h"
-#include "../core/config.h"
+#include "../lib/buf.h"
+#include "../mail/config.h"
 
 enum hook_stage {
 	HOOK_CONNECT, HOOK_HELO, HOOK_MAIL, HOOK_RCPT, HOOK_DATA, HOOK_MESSAGE,

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../core/log.h"
+#include "../lib/log.h"
 #include "lua_sandbox.h"
 
 #define LOADING_KEY	"indimail.loading"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../core/xalloc.h"
+#include "../lib/xalloc.h"
 #include "connlimit.h"
 
 #define SLOTS 4096

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/xalloc.h"
+#include "../lib/xalloc.h"
 #include "dns.h"
 
 struct dns_sock {

@@ -7,7 +7,7 @@
 
 #include <uv.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 
 enum dns_type { DNS_A, DNS_AAAA, DNS_MX, DNS_TXT, DNS_PTR };
 

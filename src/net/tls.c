@@ -12,7 +12,7 @@
 #include <openssl/x509v3.h>
 #include <string.h>
 
-#include "../core/xalloc.h"
+#include "../lib/xalloc.h"
 #include "tls.h"
 
 static void

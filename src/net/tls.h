@@ -8,8 +8,8 @@
 
 #include <openssl/ssl.h>
 
-#include "../core/buf.h"
-#include "../core/config.h"
+#include "../lib/buf.h"
+#include "../mail/config.h"
 
 struct tls_conn {
 	SSL	*ssl;

@@ -14,8 +14,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "../core/log.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "queue.h"
 
 static int

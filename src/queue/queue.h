@@ -13,8 +13,8 @@
 #include <time.h>
 #include <uv.h>
 
-#include "../core/batch.h"
-#include "../core/buf.h"
+#include "../lib/batch.h"
+#include "../lib/buf.h"
 
 #define QUEUE_ID_LEN	24
 #define QUEUE_MAX	64

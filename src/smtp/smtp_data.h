@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 
 enum smtp_data_flag {
 	SMTP_DATA_BARE_LF	= 1 << 0,

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../mail/address.h"
 #include "smtp_parse.h"
 
 #define LOCAL_MAX	64
-#define DOMAIN_MAX	255
 #define PATH_MAX_LEN	254	/* 256 with the angle brackets, 4.5.3.1.3 */
 
 static const struct {
@@ -82,40 +82,6 @@ is_atext(unsigned char c)
 	    (c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-static int
-is_letdig(unsigned char c)
-{
-	return c < 128 && isalnum(c);
-}
-
-int
-smtp_valid_domain(const char *s, size_t len)
-{
-	size_t i = 0, lab;
-
-	if (len == 0 || len > DOMAIN_MAX)
-		return 0;
-	while (i < len) {
-		lab = 0;
-		if (!is_letdig((unsigned char)s[i]))
-			return 0;
-		while (i < len && s[i] != '.') {
-			unsigned char c = (unsigned char)s[i];
-			if (!is_letdig(c) && c != '-')
-				return 0;
-			i++, lab++;
-		}
-		if (lab > 63 || s[i - 1] == '-')
-			return 0;
-		if (i < len) {		/* at '.', need another label */
-			i++;
-			if (i == len)
-				return 0;
-		}
-	}
-	return 1;
-}
-
 /* [1.2.3.4] or [IPv6:...]; s points at '[' and len covers through ']'. */
 static int
 valid_literal(const char *s, size_t len)
@@ -140,7 +106,7 @@ smtp_parse_helo(const char *arg, size_t len, const char **reply)
 		*reply = "501 5.5.4 Syntax: HELO/EHLO hostname";
 		return -1;
 	}
-	if (arg[0] == '[' ? valid_literal(arg, len) : smtp_valid_domain(arg, len))
+	if (arg[0] == '[' ? valid_literal(arg, len) : address_valid_domain(arg, len))
 		return 0;
 	*reply = "501 5.5.4 Syntax: HELO/EHLO needs a valid domain name or address literal";
 	return -1;
@@ -201,7 +167,7 @@ skip_source_route(const char *s, size_t len)
 		size_t start = ++i;	/* past '@' */
 		while (i < len && s[i] != ',' && s[i] != ':')
 			i++;
-		if (i >= len || !smtp_valid_domain(s + start, i - start))
+		if (i >= len || !address_valid_domain(s + start, i - start))
 			return -1;
 		if (s[i] == ':')
 			return (long)(i + 1);
@@ -259,7 +225,7 @@ parse_path(const char *s, size_t len, struct buf *out, int allow_empty,
 	if (lp == 0 || lp > LOCAL_MAX || lp >= mlen || m[lp] != '@')
 		return -1;
 	if (m[lp + 1] == '[' ? !valid_literal(m + lp + 1, mlen - lp - 1)
-	    : !smtp_valid_domain(m + lp + 1, mlen - lp - 1))
+	    : !address_valid_domain(m + lp + 1, mlen - lp - 1))
 		return -1;
 	buf_set(out, m, mlen);
 	for (i = lp + 1; i < mlen; i++)
@@ -405,12 +371,4 @@ smtp_parse_rcpt(const char *arg, size_t len, struct smtp_rcpt_arg *out,
 		return -1;
 	}
 	return each_param(arg + pre, len - (size_t)pre, NULL, reply);
-}
-
-const char *
-smtp_addr_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at ? at + 1 : NULL;
 }

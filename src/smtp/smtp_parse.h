@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../core/buf.h"
+#include "../lib/buf.h"
 
 enum smtp_cmd {
 	SMTP_CMD_UNKNOWN = 0,
@@ -57,11 +57,5 @@ int	smtp_parse_mail(const char *arg, size_t len,
 	    struct smtp_mail_arg *out, const char **reply);
 int	smtp_parse_rcpt(const char *arg, size_t len,
 	    struct smtp_rcpt_arg *out, const char **reply);
-
-/* "local@domain" → pointer to the domain part (or NULL). */
-const char *smtp_addr_domain(const char *addr);
-
-/* Validate a bare domain (letters, digits, hyphens, dots; 255 max). */
-int	smtp_valid_domain(const char *s, size_t len);
 
 #endif

@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/log.h"
-#include "../core/worker.h"
-#include "../core/xalloc.h"
+#include "../lib/log.h"
+#include "../daemon/smtpd.h"
+#include "../lib/xalloc.h"
 #include "../directory/directory.h"
 #include "../lua/lua_hook.h"
 #include "../net/connlimit.h"

@@ -21,8 +21,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "../../src/core/buf.h"
+#include "../../src/lib/buf.h"
 #include "../../src/smtp/smtp_data.h"
+#include "../../src/mail/address.h"
 #include "../../src/smtp/smtp_parse.h"
 #include "../../src/deliver/smtp_reply.h"
 
@@ -225,7 +226,7 @@ l_valid_domain(lua_State *L)
 	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
 
-	lua_pushboolean(L, smtp_valid_domain(s, len));
+	lua_pushboolean(L, address_valid_domain(s, len));
 	return 1;
 }
 
@@ -267,7 +268,7 @@ l_unescape(lua_State *L)
 static int
 l_addr_domain(lua_State *L)
 {
-	const char *d = smtp_addr_domain(luaL_checkstring(L, 1));
+	const char *d = address_domain(luaL_checkstring(L, 1));
 
 	if (d == NULL)
 		lua_pushnil(L);

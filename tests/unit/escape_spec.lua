@@ -1,5 +1,5 @@
 -- The %XX form of values in our line-based files (queue envelopes, the
--- start-up plan): src/core/buf.c buf_escape / buf_unescape.
+-- start-up plan): src/lib/buf.c buf_escape / buf_unescape.
 package.cpath = "build/?.so;" .. package.cpath
 local t = require("indimail_test")
 

@@ -13,8 +13,8 @@
 #include <pwd.h>
 #include <stddef.h>
 
-#include "buf.h"
-#include "config.h"
+#include "../lib/buf.h"
+#include "../mail/config.h"
 
 struct boot_listener {
 	char		*name, *address;

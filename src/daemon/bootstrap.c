@@ -17,7 +17,7 @@
 
 #include "../lua/lua_runtime.h"
 #include "bootstrap.h"
-#include "xalloc.h"
+#include "../lib/xalloc.h"
 
 static char *
 dup_or_null(const char *s)

@@ -16,11 +16,11 @@
 #include "../net/tls.h"
 #include "../smtp/smtp_session.h"
 #include "listen.h"
-#include "log.h"
+#include "../lib/log.h"
 #include "master.h"
-#include "watchdog.h"
-#include "worker.h"
-#include "xalloc.h"
+#include "../lib/watchdog.h"
+#include "smtpd.h"
+#include "../lib/xalloc.h"
 
 static void
 on_connection(uv_stream_t *server, int status)

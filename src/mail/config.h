@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <stddef.h>
 
+#include "../lib/cidr.h"
+
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
 
 struct listen_conf {
@@ -20,12 +22,6 @@ struct listen_conf {
 	char		*tls_ciphers;		/* TLS <= 1.2, OpenSSL syntax */
 	char		*tls_ciphersuites;	/* TLS 1.3 */
 	int		 tls_min_version;	/* TLS1_2_VERSION, TLS1_3_VERSION */
-};
-
-struct cidr {
-	int		 family;
-	unsigned char	 addr[16];
-	int		 bits;
 };
 
 /* A virtual mailbox (until the directory lands): <root>/<domain>/<local>/Maildir */
@@ -144,8 +140,5 @@ const struct route_conf *config_find_route(const struct config *,
 /* Same relay, login and TLS policy (both NULL: both MX). */
 int	route_same_session(const struct route_conf *,
 	    const struct route_conf *);
-int	cidr_parse(const char *, struct cidr *);
-int	cidr_match_sockaddr(const struct cidr *, size_t n,
-	    const struct sockaddr *);
 
 #endif

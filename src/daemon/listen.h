@@ -10,8 +10,8 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 
-#include "buf.h"
-#include "config.h"
+#include "../lib/buf.h"
+#include "../mail/config.h"
 
 struct listener {
 	char		*name;

@@ -28,12 +28,12 @@
 #include "../net/tls.h"
 #include "../queue/queue.h"
 #include "bootstrap.h"
-#include "fsutil.h"
+#include "../lib/fsutil.h"
 #include "listen.h"
-#include "log.h"
+#include "../lib/log.h"
 #include "master.h"
-#include "worker.h"
-#include "xalloc.h"
+#include "smtpd.h"
+#include "../lib/xalloc.h"
 
 struct child {
 	pid_t		 pid;
