@@ -35,7 +35,7 @@ DEB_RUN   := swaks libnet-ssleay-perl
 
 LIB_SRCS  := $(filter-out src/daemon/main.c src/cli/%.c, $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/log.c src/mail/address.c \
+PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/mail/address.c \
              src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c
 
 # bin/sendmail reads no configuration: it links only what it uses, GMime
@@ -43,7 +43,7 @@ PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/log.c src/mail/address.c \
 # build sets INDIMAIL_SUBMIT_SOCKET=/var/spool/indimail/public/submit.sock).
 INDIMAIL_SUBMIT_SOCKET ?= $(CURDIR)/queue/public/submit.sock
 SENDMAIL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/sendmail*.c))
-SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,lib/buf.o lib/xalloc.o mail/address.o smtp/smtp_parse.o)
+SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,lib/buf.o lib/xalloc.o lib/diag.o lib/log.o mail/address.o smtp/smtp_parse.o)
 $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
                             $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
 

@@ -28,6 +28,7 @@
 #include "../net/tls.h"
 #include "../queue/queue.h"
 #include "bootstrap.h"
+#include "proc.h"
 #include "../lib/fsutil.h"
 #include "listen.h"
 #include "../lib/log.h"
@@ -204,24 +205,6 @@ become(const char *path, const struct passwd *pw, const struct boot_plan *p)
  * place, so a SIGHUP or SIGTERM sent right after the fork is delivered to
  * those handlers instead of being lost or killing the child.
  */
-void
-unblock_signals(void)
-{
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-static void
-child_signals(void)
-{
-	signal(SIGCHLD, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-}
-
 /*
  * Forks a child that runs `run(arg)` (which never returns). Returns the
  * pid in the parent, 0 if the fork failed (logged). A child must not
@@ -240,7 +223,7 @@ spawn(void (*run)(int), int arg)
 		return 0;
 	}
 	if (pid == 0) {
-		child_signals();
+		proc_child_signals();
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != master_pid)	/* died before prctl */
 			raise(SIGTERM);

@@ -6,14 +6,10 @@
 #define INDIMAIL_MASTER_H
 
 #include "../lua/lua_runtime.h"
+#include "proc.h"
 
 /* user: the account to run as when started as root. */
 int	master_check(const char *config_path, const char *user);
-/*
- * Children are forked with SIGHUP/SIGTERM/SIGINT blocked; each calls this
- * once its own handlers are installed (see child_signals in master.c).
- */
-void	unblock_signals(void);
 int	master_run(const char *config_path, const char *user)
 	    __attribute__((noreturn));
 

@@ -200,21 +200,8 @@ log_event(enum log_level level, const char *event, const char *fmt, ...)
 	log_end(&l);
 }
 
-void
-fatal(const char *fmt, ...)
+int
+log_is_stderr(void)
 {
-	struct logline l;
-	struct buf msg = BUF_INIT;
-	va_list ap;
-
-	va_start(ap, fmt);
-	buf_vprintf(&msg, fmt, ap);
-	va_end(ap);
-	log_begin(&l, LOG_ERROR, "fatal");
-	log_kv(&l, "error", buf_cstr(&msg));
-	log_end(&l);
-	if (log_fd != 2)
-		fprintf(stderr, "indimaild: fatal: %s\n", buf_cstr(&msg));
-	buf_free(&msg);
-	exit(1);
+	return log_fd == 2;
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "diag.h"
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -35,7 +36,7 @@ void	log_kvi(struct logline *, const char *key, long long val);
 void	log_end(struct logline *);
 void	log_event(enum log_level, const char *event, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
-void	fatal(const char *fmt, ...)
-	    __attribute__((noreturn, format(printf, 1, 2)));
+/* Lines go to stderr (no log file is open)? */
+int	log_is_stderr(void);
 
 #endif

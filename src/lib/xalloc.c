@@ -2,24 +2,11 @@
  * xalloc: out-of-memory is not something a mail server can serve through,
  * so these wrappers abort with a message instead of returning NULL.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "diag.h"
 #include "xalloc.h"
-
-void
-panic(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("indimail: panic: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	abort();
-}
 
 void *
 xmalloc(size_t n)
