@@ -14,6 +14,7 @@
 #include "../lib/log.h"
 #include "../lib/watchdog.h"
 #include "../lib/xalloc.h"
+#include "../mail/header.h"
 #include "../net/dns.h"
 #include "lua_api.h"
 #include "lua_budget.h"
@@ -246,50 +247,17 @@ check_msg(lua_State *L)
 	return m->call;
 }
 
-/* Finds the next header field; returns 0 at the end of the section. */
-static int
-next_field(const char *p, size_t len, size_t *pos, const char **name,
-    size_t *nlen, const char **val, size_t *vlen)
-{
-	size_t i = *pos, colon, end;
-
-	if (i >= len || p[i] == '\n')
-		return 0;
-	for (colon = i; colon < len && p[colon] != ':' && p[colon] != '\n';
-	    colon++)
-		;
-	for (end = colon; end < len; end++)	/* value runs over folds */
-		if (p[end] == '\n' && (end + 1 >= len ||
-		    (p[end + 1] != ' ' && p[end + 1] != '\t')))
-			break;
-	*name = p + i;
-	*nlen = colon - i;
-	if (colon < end && p[colon] == ':') {
-		*val = p + colon + 1;
-		*vlen = end - colon - 1;
-	} else {
-		*val = "";
-		*vlen = 0;
-	}
-	*pos = end < len ? end + 1 : len;
-	return 1;
-}
-
-/* Pushes a header value unfolded and trimmed. */
+/*
+ * Pushes a field's value unfolded and trimmed. The value is built in a
+ * luaL_Buffer, so a memory error raised by Lua leaks nothing.
+ */
 static void
-push_value(lua_State *L, const char *v, size_t n)
+push_value(lua_State *L, const struct header_field *f)
 {
 	luaL_Buffer b;
+	char *p = luaL_buffinitsize(L, &b, f->value_len);
 
-	while (n && (*v == ' ' || *v == '\t'))
-		v++, n--;
-	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-		n--;
-	luaL_buffinit(L, &b);
-	for (size_t i = 0; i < n; i++)
-		if (v[i] != '\n')
-			luaL_addchar(&b, v[i]);
-	luaL_pushresult(&b);
+	luaL_pushresultsize(&b, header_unfold(p, f->value, f->value_len));
 }
 
 /* msg:header(name) -> value or nil (first match, case-insensitive) */
@@ -297,13 +265,13 @@ static int
 m_header(lua_State *L)
 {
 	struct hook_call *c = check_msg(L);
-	size_t want, pos = 0, nl, vl;
-	const char *w = luaL_checklstring(L, 2, &want), *n, *v;
-	const struct buf *m = c->ctx->message;
+	size_t want, pos = 0;
+	const char *w = luaL_checklstring(L, 2, &want);
+	struct header_field f;
 
-	while (next_field(m->data, c->ctx->header_len, &pos, &n, &nl, &v, &vl))
-		if (nl == want && strncasecmp(n, w, nl) == 0) {
-			push_value(L, v, vl);
+	while (header_next(c->ctx->message->data, c->ctx->header_len, &pos, &f))
+		if (header_name_is(&f, w, want)) {
+			push_value(L, &f);
 			return 1;
 		}
 	lua_pushnil(L);
@@ -315,17 +283,16 @@ static int
 m_headers(lua_State *L)
 {
 	struct hook_call *c = check_msg(L);
-	size_t pos = 0, nl, vl;
-	const char *n, *v;
-	const struct buf *m = c->ctx->message;
+	size_t pos = 0;
+	struct header_field f;
 	lua_Integer i = 0;
 
 	lua_newtable(L);
-	while (next_field(m->data, c->ctx->header_len, &pos, &n, &nl, &v, &vl)) {
+	while (header_next(c->ctx->message->data, c->ctx->header_len, &pos, &f)) {
 		lua_createtable(L, 0, 2);
-		lua_pushlstring(L, n, nl);
+		lua_pushlstring(L, f.name, f.name_len);
 		lua_setfield(L, -2, "name");
-		push_value(L, v, vl);
+		push_value(L, &f);
 		lua_setfield(L, -2, "value");
 		lua_rawseti(L, -2, ++i);
 	}
