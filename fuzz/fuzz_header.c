@@ -5,8 +5,8 @@
  * and an independent reference put the empty line; spans stay inside the
  * input, names hold no LF (nor a colon when one follows), every LF in a
  * value starts a fold; a growing message searched in two steps gives the
- * same end; unfolded values hold no LF and no more bytes than the raw
- * ones; a field's own name and value are counted.
+ * same end; unfolded values hold no LF, no more bytes than the raw ones
+ * and no SP or HT at either end; a field's own name and value are counted.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +49,8 @@ check_count(const char *p, size_t n, const struct header_field *f)
 	size_t vl = header_unfold(val, f->value, f->value_len);
 
 	check(vl <= f->value_len && memchr(val, '\n', vl) == NULL);
+	check(vl == 0 || (val[0] != ' ' && val[0] != '\t' &&
+	    val[vl - 1] != ' ' && val[vl - 1] != '\t'));
 	val[vl] = '\0';
 	name = strndup(f->name, f->name_len);
 	if (f->colon && strlen(name) == f->name_len) {

@@ -71,13 +71,17 @@ header_name_is(const struct header_field *f, const char *name, size_t n)
 	return f->name_len == n && same_ci(f->name, name, n);
 }
 
-/* Drops SP and HT from both ends of v[0..n). */
+/*
+ * Drops SP, HT and LF from both ends of v[0..n): the same as dropping SP
+ * and HT from both ends of the value once unfolded, as 2.2.3 has it (first
+ * unfold, then read the value), so "Subject:\n x" is "x", not " x".
+ */
 static void
 trim(const char **v, size_t *n)
 {
-	while (*n && is_wsp(**v))
+	while (*n && (is_wsp(**v) || **v == '\n'))
 		(*v)++, (*n)--;
-	while (*n && is_wsp((*v)[*n - 1]))
+	while (*n && (is_wsp((*v)[*n - 1]) || (*v)[*n - 1] == '\n'))
 		(*n)--;
 }
 

@@ -31,8 +31,8 @@ int	header_next(const char *msg, size_t len, size_t *pos,
 /* 1 if the field's name is name[0..n), ASCII case-insensitive. */
 int	header_name_is(const struct header_field *, const char *name, size_t n);
 /*
- * Writes the raw value v[0..n) unfolded (LFs removed) and trimmed of SP
- * and HT at both ends into dst, which has room for n bytes; returns the
+ * Writes the raw value v[0..n) unfolded (LFs removed), then trimmed of SP
+ * and HT at both ends, into dst, which has room for n bytes; returns the
  * length written.
  */
 size_t	header_unfold(char *dst, const char *v, size_t n);

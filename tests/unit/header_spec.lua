@@ -72,6 +72,12 @@ describe("header fields", function()
     assert.equal("a\r b\r", f[1].value)
   end)
 
+  it("unfolds before it trims: a value may start on the next line", function()
+    local f = t.header_fields("Subject:\n  hello\nX: a \n \n\n")
+    assert.equal("hello", f[1].value)
+    assert.equal("a", f[2].value)
+  end)
+
   it("unfolds and trims any raw value", function()
     assert.equal("a b", t.header_unfold(" \ta\n b \t"))
     assert.equal("", t.header_unfold(""))
@@ -108,7 +114,7 @@ end)
 
 describe("counting fields", function()
   local msg = "Received: from a\nDelivered-To: b@example.test\n" ..
-    "received: from c\n\tby d\nDelivered-To:  B@Example.TEST \n" ..
+    "received: from c\n\tby d\nDelivered-To:\n  B@Example.TEST \n" ..
     "Received\nX-Received: no\n\nReceived: in the body\n"
 
   it("counts fields by name, in any case, up to the empty line", function()
