@@ -14,11 +14,11 @@
 
 /* One field; both spans point into the message and are not NUL-terminated. */
 struct header_field {
-	const char	*name;		/* up to the colon (or the whole line) */
+	const char	*name;		/* up to the colon, or the whole line */
 	size_t		 name_len;
-	const char	*value;		/* raw: after the colon, folds and all, */
+	const char	*value;		/* raw: after the colon, with folds, */
 	size_t		 value_len;	/* without the field's final LF */
-	int		 colon;		/* 0: a line without a colon; value "" */
+	int		 colon;		/* 0: a line without a colon, value "" */
 };
 
 /*
