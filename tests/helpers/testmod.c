@@ -1,7 +1,7 @@
 /*
  * testmod: the Lua 5.4 module "indimail_test" that the busted specs load.
- * It exposes the pure SMTP parsers (smtp_parse.c, smtp_data.c) with Lua
- * values in and out, and a few process helpers (spawn, kill, waitpid,
+ * It exposes the pure SMTP parsers (smtp_parse.c, smtp_data.c) and the
+ * header walker (mail/header.c) with Lua values in and out, and a few process helpers (spawn, kill, waitpid,
  * sleep, now, getuid) for the integration specs. The comment above each
  * Lua-callable function gives its stack effect as [-arguments, +results];
  * every argument is checked, so a bad call raises a Lua error, never a crash.
@@ -24,6 +24,7 @@
 #include "../../src/lib/buf.h"
 #include "../../src/smtp/smtp_data.h"
 #include "../../src/mail/address.h"
+#include "../../src/mail/header.h"
 #include "../../src/smtp/smtp_parse.h"
 #include "../../src/deliver/smtp_reply.h"
 
@@ -571,7 +572,87 @@ l_ehlo_caps(lua_State *L)
 	return 1;
 }
 
+/*
+ * header_fields(msg) -> { {name=, raw=, value=, colon=bool}, ... }, stop
+ * Every field header_next() reads from the start of msg; value is raw
+ * unfolded and trimmed; stop is where the walk stopped (0-based).
+ * [-1, +2]
+ */
+static int
+l_header_fields(lua_State *L)
+{
+	size_t len, pos = 0;
+	const char *msg = luaL_checklstring(L, 1, &len);
+	struct header_field f;
+	struct buf *v = push_buf(L);
+	lua_Integer i = 0;
+
+	lua_newtable(L);
+	while (header_next(msg, len, &pos, &f)) {
+		lua_createtable(L, 0, 4);
+		set_str(L, "name", f.name, f.name_len);
+		set_str(L, "raw", f.value, f.value_len);
+		header_value(v, &f);
+		set_str(L, "value", v->data, v->len);
+		set_bool(L, "colon", f.colon);
+		lua_rawseti(L, -2, ++i);
+	}
+	buf_free(v);
+	lua_pushinteger(L, (lua_Integer)pos);
+	return 2;
+}
+
+/* header_unfold(raw) -> value   [-1, +1] */
+static int
+l_header_unfold(lua_State *L)
+{
+	size_t n;
+	const char *raw = luaL_checklstring(L, 1, &n);
+	luaL_Buffer b;
+	char *p = luaL_buffinitsize(L, &b, n);
+
+	luaL_pushresultsize(&b, header_unfold(p, raw, n));
+	return 1;
+}
+
+/*
+ * header_end(msg [, from=0]) -> found, end   (end 0-based: the offset of
+ * the empty line, or #msg when there is none)
+ * [-(1..2), +2]
+ */
+static int
+l_header_end(lua_State *L)
+{
+	size_t len, end;
+	const char *msg = luaL_checklstring(L, 1, &len);
+	lua_Integer from = luaL_optinteger(L, 2, 0);
+	int found;
+
+	luaL_argcheck(L, from >= 0, 2, "from must be >= 0");
+	found = header_end(msg, len, (size_t)from, &end);
+	lua_pushboolean(L, found);
+	lua_pushinteger(L, (lua_Integer)end);
+	return 2;
+}
+
+/* header_count(msg, name [, value]) -> n   [-(2..3), +1] */
+static int
+l_header_count(lua_State *L)
+{
+	size_t len;
+	const char *msg = luaL_checklstring(L, 1, &len);
+	const char *name = luaL_checkstring(L, 2);
+	const char *value = luaL_optstring(L, 3, NULL);
+
+	lua_pushinteger(L, (lua_Integer)header_count(msg, len, name, value));
+	return 1;
+}
+
 static const luaL_Reg funcs[] = {
+	{ "header_fields", l_header_fields },
+	{ "header_unfold", l_header_unfold },
+	{ "header_end", l_header_end },
+	{ "header_count", l_header_count },
 	{ "parse_reply", l_parse_reply },
 	{ "ehlo_caps", l_ehlo_caps },
 	{ "parse_command", l_parse_command },

@@ -1,0 +1,119 @@
+/*
+ * lua_config_listen: the listen = { {name=, address=, port=, tls=, ...} }
+ * section. A listener's TLS profile (ciphers, suites, minimum version) is
+ * tried on an OpenSSL context while the file is read, so that a bad one
+ * is a config error `indimaild -t` reports, not a failure at start.
+ */
+#include <lauxlib.h>
+#include <stdlib.h>
+
+#include "../lib/xalloc.h"
+#include "../net/tls.h"
+#include "lua_config_int.h"
+
+static int
+parse_tls_mode(lua_State *L, const char *s, const char *where)
+{
+	static const struct choice modes[] = { { "none", TLS_NONE },
+	    { "starttls", TLS_STARTTLS }, { "implicit", TLS_IMPLICIT },
+	    { NULL, 0 } };
+
+	return cfg_choose(L, s, where, modes,
+	    "tls must be \"none\", \"starttls\" or \"implicit\"");
+}
+
+static int
+parse_tls_version(lua_State *L, const char *s, const char *where)
+{
+	static const struct choice versions[] = {
+	    { "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION },
+	    { NULL, 0 } };
+
+	return cfg_choose(L, s, where, versions,
+	    "must be \"TLSv1.2\" or \"TLSv1.3\"");
+}
+
+/*
+ * tls_ciphers, tls_ciphersuites, tls_min_version of the listener at e,
+ * tried on an OpenSSL context now, so that `indimaild -t` reports them.
+ */
+static void
+parse_listen_tls(lua_State *L, int e, struct listen_conf *l)
+{
+	struct tls_profile p;
+	struct buf err = BUF_INIT;
+
+	l->tls_ciphers = cfg_opt_string(L, e, "tls_ciphers",
+	    "listen[].tls_ciphers");
+	l->tls_ciphersuites = cfg_opt_string(L, e, "tls_ciphersuites",
+	    "listen[].tls_ciphersuites");
+	lua_getfield(L, e, "tls_min_version");
+	if (lua_type(L, -1) == LUA_TSTRING)
+		l->tls_min_version = parse_tls_version(L, lua_tostring(L, -1),
+		    "listen[].tls_min_version");
+	else if (!lua_isnil(L, -1))
+		cfg_bad(L, "listen[].tls_min_version", "must be a string");
+	lua_pop(L, 1);
+	if (l->tls == TLS_NONE && (l->tls_ciphers || l->tls_ciphersuites ||
+	    l->tls_min_version))
+		luaL_error(L, "bad config: listen[]: listener '%s' has TLS "
+		    "settings but tls = \"none\"", l->name);
+	p.ciphers = l->tls_ciphers;
+	p.ciphersuites = l->tls_ciphersuites;
+	p.min_version = l->tls_min_version;
+	if (l->tls != TLS_NONE && tls_profile_check(&p, &err) < 0) {
+		luaL_where(L, 1);	/* as luaL_error, with err freed */
+		lua_pushfstring(L, "bad config: listen[].%s", buf_cstr(&err));
+		lua_concat(L, 2);
+		buf_free(&err);
+		lua_error(L);
+	}
+	buf_free(&err);
+}
+
+void
+cfg_listen(lua_State *L, int t, struct config *c)
+{
+	static const char *keys[] = { "name", "address", "port", "tls",
+	    "tls_ciphers", "tls_ciphersuites", "tls_min_version", NULL };
+	size_t n = luaL_len(L, t);
+
+	if (n == 0)
+		cfg_bad(L, "listen", "needs at least one listener");
+	c->listen = xcalloc(n, sizeof(*c->listen));
+	for (size_t i = 0; i < n; i++) {
+		struct listen_conf *l = &c->listen[i];
+		char *tls;
+		int e;
+
+		lua_rawgeti(L, t, (lua_Integer)i + 1);
+		if (!lua_istable(L, -1))
+			luaL_error(L, "bad config: listen[%d]: must be a table",
+			    (int)i + 1);
+		e = lua_gettop(L);
+		c->nlisten++;
+		cfg_check_keys(L, e, "listen[]", keys);
+		l->name = cfg_opt_string(L, e, "name", "listen[].name");
+		l->address = cfg_opt_string(L, e, "address",
+		    "listen[].address");
+		if (l->name == NULL)
+			l->name = xstrdup("smtp");
+		if (l->address == NULL)
+			l->address = xstrdup("127.0.0.1");
+		l->port = -1;
+		cfg_set_number(L, e, "port", "listen[].port", 0, 65535, 1,
+		    &l->port, 0);
+		if (l->port < 0)
+			cfg_bad(L, "listen[].port",
+			    "is required (0 = any free port)");
+		l->tls = TLS_NONE;
+		tls = cfg_opt_string(L, e, "tls", "listen[].tls");
+		if (tls != NULL) {
+			l->tls = (enum tls_mode)parse_tls_mode(L, tls,
+			    "listen[].tls");
+			free(tls);
+		}
+		parse_listen_tls(L, e, l);
+		lua_pop(L, 1);
+	}
+}

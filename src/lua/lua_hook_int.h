@@ -1,0 +1,85 @@
+/*
+ * lua_hook_int: what the files of the hook runner share (lua_hook.c runs
+ * the stage, lua_verdict.c reads verdicts, lua_objects.c builds session,
+ * tx and msg, lua_dns.c is the yielding indimail.dns binding). Private to
+ * src/lua: everything else uses lua_hook.h.
+ */
+#ifndef INDIMAIL_LUA_HOOK_INT_H
+#define INDIMAIL_LUA_HOOK_INT_H
+
+#include <lauxlib.h>
+
+#include "../net/dns.h"
+#include "lua_budget.h"
+#include "lua_hook.h"
+
+/* The answer of the DNS query a hook is waiting for. */
+struct dns_pending {
+	int		 ready;
+	enum dns_type	 type;
+	enum dns_status	 status;
+	char		*error;
+	struct dns_answer *answers;
+	size_t		 n;
+};
+
+struct hook_call {
+	struct runtime	*rt;
+	enum hook_stage	 stage;
+	int		 index;		/* hook being run */
+	const char	*name;
+	struct hook_ctx	*ctx;
+	lua_State	*co;
+	int		 co_ref, session_ref, tx_ref, msg_ref;
+	struct budget	 budget;	/* instructions of the running hook */
+	int		 pending_ops;	/* async operations in flight */
+	int		 running;	/* inside lua_resume */
+	int		 finished;	/* verdict given or cancelled */
+	int		 async;		/* hook_run already returned PENDING */
+	int		 timer_init;
+	uv_timer_t	 timer;
+	struct dns_pending dns;
+	hook_done_cb	 cb;
+	void		*arg;
+	struct hook_verdict v;
+};
+
+/*
+ * Pushes t[k] raw: read after the hook returned, so no policy code may run.
+ * [-0, +1]
+ */
+static inline void
+hook_rawfield(lua_State *L, int t, const char *k)
+{
+	t = lua_absindex(L, t);
+	lua_pushstring(L, k);
+	lua_rawget(L, t);
+}
+
+/* lua_hook.c: continues a call after an async completion. */
+void	hook_resume(struct hook_call *);
+
+/* lua_verdict.c */
+/* Makes c's verdict a 451 4.3.0 (our fault) and logs what and detail. */
+void	hook_internal_error(struct hook_call *, const char *what,
+	    const char *detail);
+/* Reads the value a hook returned (top of co). Returns NULL or an error. */
+const char *hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *);
+
+/* lua_objects.c: each make_ leaves nothing on L and returns a registry ref */
+int	hook_make_session(lua_State *, const struct hook_ctx *);
+int	hook_make_tx(lua_State *, const struct hook_ctx *);
+int	hook_make_msg(lua_State *, struct hook_call *);
+/* Makes the msg object (registry ref) unusable once the stage is over. */
+void	hook_msg_detach(lua_State *, int ref);
+/* Copies tx.env back into ctx->env. Returns NULL or an error text. */
+const char *hook_read_env(lua_State *, struct hook_call *);
+
+/* lua_dns.c */
+void	hook_dns_set(struct dns *);
+/* Pushes the waited-for answer on c->co and clears it; returns 2. */
+int	hook_dns_result(struct hook_call *);
+/* Frees what a DNS answer holds (a call's dns, once it is freed). */
+void	hook_dns_clear(struct dns_pending *);
+
+#endif

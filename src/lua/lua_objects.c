@@ -1,0 +1,254 @@
+/*
+ * lua_objects: the objects a hook is given. session and tx are plain
+ * tables built afresh for each stage (tx.env is read back after the hook,
+ * raw, and must stay names to single-line strings); msg is a userdata whose
+ * methods read the message through src/mail/header.c and refuse to work
+ * once the stage is over (hook_msg_detach).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "../mail/header.h"
+#include "lua_hook_int.h"
+
+struct msg_ud {
+	struct hook_call *call;		/* NULL once the stage is over */
+};
+
+static void
+setstr(lua_State *L, const char *k, const char *v)
+{
+	if (v) {
+		lua_pushstring(L, v);
+		lua_setfield(L, -2, k);
+	}
+}
+
+static void
+setint(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void
+setbool(lua_State *L, const char *k, int v)
+{
+	lua_pushboolean(L, v);
+	lua_setfield(L, -2, k);
+}
+
+int
+hook_make_session(lua_State *L, const struct hook_ctx *c)
+{
+	lua_createtable(L, 0, 14);
+	setstr(L, "id", c->session_id);
+	setstr(L, "ip", c->ip);
+	setint(L, "port", c->port);
+	setstr(L, "local_ip", c->local_ip);
+	setint(L, "local_port", c->local_port);
+	setstr(L, "listener", c->listener);
+	setstr(L, "helo", c->helo);
+	setbool(L, "esmtp", c->esmtp);
+	setbool(L, "tls", c->tls);
+	setstr(L, "tls_version", c->tls_version);
+	setstr(L, "tls_cipher", c->tls_cipher);
+	setstr(L, "auth_user", c->auth_user);
+	setbool(L, "relay", c->relay);
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int
+hook_make_tx(lua_State *L, const struct hook_ctx *c)
+{
+	lua_createtable(L, 0, 6);
+	setstr(L, "id", c->queue_id);
+	setstr(L, "sender", c->sender);
+	if (c->size_hint)
+		setint(L, "size_hint", (lua_Integer)c->size_hint);
+	lua_createtable(L, (int)c->nrcpts, 0);
+	for (size_t i = 0; i < c->nrcpts; i++) {
+		lua_pushstring(L, c->rcpts[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "rcpts");
+	lua_createtable(L, 0, c->env ? (int)c->env->n : 0);
+	for (size_t i = 0; c->env && i < c->env->n; i++)
+		setstr(L, c->env->key[i], c->env->val[i]);
+	lua_setfield(L, -2, "env");
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+const char *
+hook_read_env(lua_State *L, struct hook_call *c)
+{
+	struct envvars fresh = { NULL, NULL, 0 };
+	const char *err = NULL;
+
+	if (c->ctx->env == NULL || c->tx_ref == LUA_NOREF)
+		return NULL;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
+	hook_rawfield(L, -1, "env");
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 2);
+		return "tx.env must stay a table";
+	}
+	lua_pushnil(L);
+	while (err == NULL && lua_next(L, -2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+		    lua_tostring(L, -2) : NULL;
+		const char *v = (lua_type(L, -1) == LUA_TSTRING ||
+		    lua_type(L, -1) == LUA_TNUMBER) ? lua_tostring(L, -1) :
+		    lua_type(L, -1) == LUA_TBOOLEAN ?
+		    (lua_toboolean(L, -1) ? "1" : "0") : NULL;
+		if (k == NULL || v == NULL || k[strcspn(k, "=\r\n \t")] ||
+		    v[strcspn(v, "\r\n")] || strlen(v) != lua_rawlen(L, -1))
+			err = "tx.env keys must be names and values single-line strings";
+		else
+			envvars_set(&fresh, k, v);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, err ? 3 : 2);	/* key left by the interrupted lua_next */
+	if (err) {
+		envvars_free(&fresh);
+		return err;
+	}
+	envvars_free(c->ctx->env);
+	*c->ctx->env = fresh;
+	return NULL;
+}
+
+/* ---- message object: header(name), headers(), text(), body(), size() --- */
+
+static struct hook_call *
+check_msg(lua_State *L)
+{
+	struct msg_ud *m = luaL_checkudata(L, 1, "indimail.message");
+
+	if (m->call == NULL)
+		luaL_error(L, "message object used after its hook finished");
+	return m->call;
+}
+
+/*
+ * Pushes a field's value unfolded and trimmed. The value is built in a
+ * luaL_Buffer, so a memory error raised by Lua leaks nothing.
+ */
+static void
+push_value(lua_State *L, const struct header_field *f)
+{
+	luaL_Buffer b;
+	char *p = luaL_buffinitsize(L, &b, f->value_len);
+
+	luaL_pushresultsize(&b, header_unfold(p, f->value, f->value_len));
+}
+
+/* msg:header(name) -> value or nil (first match, case-insensitive) */
+static int
+m_header(lua_State *L)
+{
+	struct hook_call *c = check_msg(L);
+	size_t want, pos = 0;
+	const char *w = luaL_checklstring(L, 2, &want);
+	struct header_field f;
+
+	while (header_next(c->ctx->message->data, c->ctx->header_len, &pos, &f))
+		if (header_name_is(&f, w, want)) {
+			push_value(L, &f);
+			return 1;
+		}
+	lua_pushnil(L);
+	return 1;
+}
+
+/* msg:headers() -> { {name=, value=}, ... } in message order */
+static int
+m_headers(lua_State *L)
+{
+	struct hook_call *c = check_msg(L);
+	const char *m = c->ctx->message->data;
+	size_t pos = 0;
+	struct header_field f;
+	lua_Integer i = 0;
+
+	lua_newtable(L);
+	while (header_next(m, c->ctx->header_len, &pos, &f)) {
+		lua_createtable(L, 0, 2);
+		lua_pushlstring(L, f.name, f.name_len);
+		lua_setfield(L, -2, "name");
+		push_value(L, &f);
+		lua_setfield(L, -2, "value");
+		lua_rawseti(L, -2, ++i);
+	}
+	return 1;
+}
+
+/* msg:text() -> the whole message (message stage only) */
+static int
+m_text(lua_State *L)
+{
+	struct hook_call *c = check_msg(L);
+
+	if (c->stage != HOOK_MESSAGE)
+		return luaL_error(L, "msg:text() is only available in the message hook");
+	lua_pushlstring(L, c->ctx->message->data, c->ctx->message->len);
+	return 1;
+}
+
+/* msg:body() -> the body after the blank line (message stage only) */
+static int
+m_body(lua_State *L)
+{
+	struct hook_call *c = check_msg(L);
+	size_t h = c->ctx->header_len;
+	const struct buf *m = c->ctx->message;
+
+	if (c->stage != HOOK_MESSAGE)
+		return luaL_error(L, "msg:body() is only available in the message hook");
+	if (h < m->len && m->data[h] == '\n')
+		h++;
+	lua_pushlstring(L, m->data + h, m->len > h ? m->len - h : 0);
+	return 1;
+}
+
+/* msg:size() -> bytes received so far */
+static int
+m_size(lua_State *L)
+{
+	struct hook_call *c = check_msg(L);
+
+	lua_pushinteger(L, (lua_Integer)c->ctx->message->len);
+	return 1;
+}
+
+int
+hook_make_msg(lua_State *L, struct hook_call *c)
+{
+	static const luaL_Reg methods[] = {
+		{ "header", m_header }, { "headers", m_headers },
+		{ "text", m_text }, { "body", m_body }, { "size", m_size },
+		{ NULL, NULL },
+	};
+	struct msg_ud *m = lua_newuserdatauv(L, sizeof(*m), 0);
+
+	m->call = c;
+	if (luaL_newmetatable(L, "indimail.message")) {
+		luaL_newlib(L, methods);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_setmetatable(L, -2);
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void
+hook_msg_detach(lua_State *L, int ref)
+{
+	struct msg_ud *m;
+
+	if (ref == LUA_NOREF)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	m = lua_touserdata(L, -1);
+	m->call = NULL;
+	lua_pop(L, 1);
+}

@@ -1,0 +1,173 @@
+/*
+ * lua_verdict: turns what a hook returned into a struct hook_verdict
+ * (nil/true or {action="accept"}, reject/tempfail with code, status and
+ * text, discard, and the route verdict of the route stage), and our own
+ * failures into a 451 4.3.0. Every field is read raw, so no policy code
+ * runs while a verdict is read. Owns hook_verdict_init/move/free.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "lua_hook_int.h"
+
+void
+hook_verdict_init(struct hook_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->action = VERDICT_ACCEPT;
+	v->code = 250;
+	v->route_tls = -1;
+	snprintf(v->status, sizeof(v->status), "2.0.0");
+}
+
+void
+hook_verdict_move(struct hook_verdict *dst, struct hook_verdict *src)
+{
+	*dst = *src;			/* the buffers change owner */
+	hook_verdict_init(src);
+}
+
+void
+hook_verdict_free(struct hook_verdict *v)
+{
+	buf_free(&v->text);
+	buf_free(&v->route_host);
+	buf_free(&v->route_user);
+	buf_free(&v->route_password);
+}
+
+void
+hook_internal_error(struct hook_call *c, const char *what, const char *detail)
+{
+	struct logline l;
+
+	log_begin(&l, LOG_ERROR, "hook_error");
+	log_kv(&l, "session", c->ctx->session_id);
+	if (c->ctx->queue_id)
+		log_kv(&l, "qid", c->ctx->queue_id);
+	log_kv(&l, "stage", hook_stage_name(c->stage));
+	log_kv(&l, "policy", c->name);
+	log_kv(&l, "error", what);
+	if (detail)
+		log_kv(&l, "traceback", detail);
+	log_end(&l);
+	c->v.action = VERDICT_TEMPFAIL;
+	c->v.code = 451;
+	c->v.internal = 1;
+	snprintf(c->v.status, sizeof(c->v.status), "4.3.0");
+	buf_set(&c->v.text, "Internal policy error, try again later", 38);
+	snprintf(c->v.policy, sizeof(c->v.policy), "%s", c->name);
+}
+
+static int
+valid_status(const char *s, int cls)
+{
+	int a, b, n = 0;
+
+	if (sscanf(s, "%d.%d.%d%n", &a, &a, &b, &n) != 3 || s[n] != '\0')
+		return 0;
+	return s[0] == '0' + cls && s[1] == '.';
+}
+
+/* {action="route", route="local"|"mx"|"relay", host=, port=, ...} */
+static const char *
+parse_route(lua_State *co, struct hook_verdict *v)
+{
+	const char *kind, *host, *user, *pass, *tls;
+	lua_Integer port;
+	int t = lua_gettop(co) - 4;	/* the verdict table */
+
+	hook_rawfield(co, t, "route");
+	hook_rawfield(co, t, "host");
+	hook_rawfield(co, t, "port");
+	hook_rawfield(co, t, "auth_user");
+	hook_rawfield(co, t, "auth_password");
+	hook_rawfield(co, t, "tls");
+	hook_rawfield(co, t, "auth_plaintext");
+	kind = lua_tostring(co, -7);
+	host = lua_tostring(co, -6);
+	port = lua_tointeger(co, -5);
+	user = lua_tostring(co, -4);
+	pass = lua_tostring(co, -3);
+	tls = lua_tostring(co, -2);
+	v->action = VERDICT_ROUTE;
+	if (kind && strcmp(kind, "local") == 0)
+		v->route = ROUTE_LOCAL;
+	else if (kind && strcmp(kind, "mx") == 0)
+		v->route = ROUTE_MX;
+	else if (kind && strcmp(kind, "relay") == 0) {
+		if (host == NULL || *host == '\0' || host[strcspn(host, " \r\n")])
+			return "a relay route needs a host";
+		if (port < 1 || port > 65535)
+			return "a relay route needs a port between 1 and 65535";
+		v->route = ROUTE_RELAY;
+		buf_set(&v->route_host, host, strlen(host));
+		v->route_port = (int)port;
+		if (user)
+			buf_set(&v->route_user, user, strlen(user));
+		if (pass)
+			buf_set(&v->route_password, pass, strlen(pass));
+		if (tls)	/* a typo must not weaken the route */
+			v->route_tls = strcmp(tls, "none") == 0 ? 0 :
+			    strcmp(tls, "opportunistic") == 0 ? 1 :
+			    strcmp(tls, "verify") == 0 ? 2 : -2;
+		if (v->route_tls == -2)
+			return "a relay route's tls must be \"none\", "
+			    "\"opportunistic\" or \"verify\"";
+		if (!lua_isnil(co, -1) && !lua_isboolean(co, -1))
+			return "a relay route's auth_plaintext must be true "
+			    "or false";
+		v->route_auth_plaintext = lua_toboolean(co, -1);
+	} else
+		return "route must be \"local\", \"mx\" or \"relay\"";
+	return NULL;
+}
+
+const char *
+hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
+{
+	const char *action, *text, *status;
+	lua_Integer code;
+	int cls;
+
+	if (nres == 0 || lua_isnil(co, -1) ||
+	    (lua_isboolean(co, -1) && lua_toboolean(co, -1)))
+		return NULL;		/* accept */
+	if (!lua_istable(co, -1))
+		return "hook returned neither nil nor a verdict table";
+	hook_rawfield(co, -1, "action");
+	hook_rawfield(co, -2, "code");
+	hook_rawfield(co, -3, "status");
+	hook_rawfield(co, -4, "text");
+	action = lua_tostring(co, -4);
+	code = lua_tointeger(co, -3);
+	status = lua_tostring(co, -2);
+	text = lua_tostring(co, -1);
+	if (action == NULL)
+		return "verdict has no action";
+	if (strcmp(action, "accept") == 0)
+		return NULL;
+	if (strcmp(action, "discard") == 0) {
+		v->action = VERDICT_DISCARD;
+		return NULL;
+	}
+	if (strcmp(action, "route") == 0)
+		return parse_route(co, v);
+	if (strcmp(action, "reject") == 0)
+		v->action = VERDICT_REJECT, cls = 5;
+	else if (strcmp(action, "tempfail") == 0)
+		v->action = VERDICT_TEMPFAIL, cls = 4;
+	else
+		return "verdict action must be accept, reject, tempfail or discard";
+	if (code / 100 != cls)
+		return "verdict code does not match its action (5xx reject, 4xx tempfail)";
+	if (status == NULL || !valid_status(status, cls))
+		return "verdict status must look like 5.7.1 (reject) or 4.7.1 (tempfail)";
+	if (text == NULL || text[strcspn(text, "\r\n")] || strlen(text) > 400)
+		return "verdict text must be one line of at most 400 characters";
+	v->code = (int)code;
+	snprintf(v->status, sizeof(v->status), "%s", status);
+	buf_set(&v->text, text, strlen(text));
+	return NULL;
+}
