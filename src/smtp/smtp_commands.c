@@ -1,6 +1,6 @@
 /*
- * smtp_commands: command lines and the command table. A line is framed
- * (CRLF, length, bare CR/LF) and parsed; then its entry in `commands`
+ * smtp_commands: the command table. A command line (framed by
+ * smtp_session.c) is parsed; then its entry in `commands`
  * says everything about the verb, as OpenSMTPD does: `check` (allowed in
  * this state? arguments valid? returns the reply on refusal), how such a
  * refusal is answered, whether it is a junk command, and `proceed` (act;
@@ -443,8 +443,9 @@ refused(struct smtp_session *s, const struct smtp_verb *v,
 	}
 }
 
-static void
-handle_command(struct smtp_session *s, const char *line, size_t len)
+/* One command line (CRLF removed): parse, check, proceed. */
+void
+smtp_command_handle(struct smtp_session *s, const char *line, size_t len)
 {
 	const struct smtp_verb *v;
 	struct smtp_command c;
@@ -463,57 +464,4 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 	}
 	if (v->proceed(s, &c) && v->after != NULL)
 		smtp_run_hooks(s, v->stage, v->after);
-}
-
-/* After STARTTLS nothing pipelined in clear may count (RFC 3207 4.2,
- * CVE-2011-0411). */
-static void
-drop_pipelined(struct smtp_session *s)
-{
-	struct logline l;
-
-	if (s->in.len == 0)
-		return;
-	smtp_log_session(s, &l, LOG_WARN, "starttls_pipelined");
-	log_kvi(&l, "discarded_bytes", (long long)s->in.len);
-	log_end(&l);
-	buf_clear(&s->in);
-}
-
-/*
- * ST_COMMAND or ST_LONGLINE: takes one command line off the input; returns
- * 0 if none is complete. A line over the limit is dropped as it comes
- * (ST_LONGLINE) and refused when its LF arrives.
- */
-int
-smtp_command_next(struct smtp_session *s)
-{
-	char *lf = memchr(s->in.data, '\n', s->in.len);
-	int plain = !s->tls_on;
-	size_t len;
-
-	if (lf == NULL) {
-		if (s->in.len > smtp_cfg(s)->max_command_line) {
-			s->state = ST_LONGLINE;
-			buf_clear(&s->in);
-		}
-		return 0;
-	}
-	len = (size_t)(lf - s->in.data);
-	if (s->state == ST_LONGLINE) {
-		s->state = ST_COMMAND;
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
-	} else if (len == 0 || s->in.data[len - 1] != '\r')
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line must "
-		    "end with CRLF (bare LF)");
-	else if (len + 1 > smtp_cfg(s)->max_command_line)
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
-	else if (memchr(s->in.data, '\r', len - 1))
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: bare CR in command line");
-	else
-		handle_command(s, s->in.data, len - 1);
-	buf_consume(&s->in, len + 1);
-	if (plain && s->tls_on)		/* STARTTLS was just accepted */
-		drop_pipelined(s);
-	return 1;
 }

@@ -139,6 +139,59 @@ reading_commands(const struct smtp_session *s)
 	return s->state == ST_COMMAND || s->state == ST_LONGLINE;
 }
 
+/* After STARTTLS nothing pipelined in clear may count (RFC 3207 4.2,
+ * CVE-2011-0411). */
+static void
+drop_pipelined(struct smtp_session *s)
+{
+	struct logline l;
+
+	if (s->in.len == 0)
+		return;
+	smtp_log_session(s, &l, LOG_WARN, "starttls_pipelined");
+	log_kvi(&l, "discarded_bytes", (long long)s->in.len);
+	log_end(&l);
+	buf_clear(&s->in);
+}
+
+/*
+ * ST_COMMAND or ST_LONGLINE: takes one command line off the input; returns
+ * 0 if none is complete. A line over the limit is dropped as it comes
+ * (ST_LONGLINE) and refused when its LF arrives.
+ */
+static int
+command_next(struct smtp_session *s)
+{
+	char *lf = memchr(s->in.data, '\n', s->in.len);
+	int plain = !s->tls_on;
+	size_t len;
+
+	if (lf == NULL) {
+		if (s->in.len > smtp_cfg(s)->max_command_line) {
+			s->state = ST_LONGLINE;
+			buf_clear(&s->in);
+		}
+		return 0;
+	}
+	len = (size_t)(lf - s->in.data);
+	if (s->state == ST_LONGLINE) {
+		s->state = ST_COMMAND;
+		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
+	} else if (len == 0 || s->in.data[len - 1] != '\r')
+		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line must "
+		    "end with CRLF (bare LF)");
+	else if (len + 1 > smtp_cfg(s)->max_command_line)
+		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
+	else if (memchr(s->in.data, '\r', len - 1))
+		smtp_refuse(s, "?", "500 5.5.2 Syntax error: bare CR in command line");
+	else
+		smtp_command_handle(s, s->in.data, len - 1);
+	buf_consume(&s->in, len + 1);
+	if (plain && s->tls_on)		/* STARTTLS was just accepted */
+		drop_pipelined(s);
+	return 1;
+}
+
 /* One step of input in the current state; 0 when nothing more can be done. */
 static int
 input_step(struct smtp_session *s)
@@ -162,7 +215,7 @@ input_step(struct smtp_session *s)
 		smtp_message_feed(s);
 		return 1;
 	}
-	return smtp_command_next(s);
+	return command_next(s);
 }
 
 /* The states that consume input. */

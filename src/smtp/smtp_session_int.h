@@ -139,8 +139,9 @@ void	smtp_command_turn(struct smtp_session *);
 int	smtp_tarpit(struct smtp_session *);
 void	smtp_last_words(struct smtp_session *, const struct buf *line);
 
-/* smtp_commands.c: command lines and the command table */
-int	smtp_command_next(struct smtp_session *);
+/* smtp_commands.c: the command table */
+void	smtp_command_handle(struct smtp_session *, const char *line,
+	    size_t len);
 void	smtp_refuse(struct smtp_session *, const char *cmd, const char *why);
 
 /* smtp_tx.c: the transaction, its envelope and the commit */
