@@ -7,13 +7,13 @@
  * safe. The TLS handshake is the TLS layer's business (smtp_io.c): it may
  * overlap the connect hook, and commands simply arrive once it is done.
  *
- *  accept -> CONNECT -(connect hook)-> COMMAND <-> LONGLINE (line too long)
- *                                       | ^
- *            HELO/MAIL/RCPT hook, .  -> HOOK ---(verdict)--> resume
- *            refused rcpts, tarpit   -> TARPIT --(timer)---> resume
- *            DATA: 354               -> DATA -(dot, hooks)-> QUEUE -> COMMAND
- *  CONNECT, COMMAND, LONGLINE, DATA -(QUIT, 421, HTTP)-> QUIT -> CLOSED
- *  any -(read error, EOF)-> CLOSED
+ *  accept -> CONNECT --connect hook--> COMMAND <--> LONGLINE (line too long)
+ *  CONNECT, COMMAND, DATA --a hook yields--> HOOK --verdict--> resume
+ *  COMMAND, DATA --reply held back--> TARPIT --timer--> resume
+ *  COMMAND --DATA, 354--> DATA --dot, hooks accept--> QUEUE --250/451-->
+ *      COMMAND; a refused message goes from DATA to COMMAND at once
+ *  CONNECT, COMMAND, LONGLINE, DATA --QUIT, 421, HTTP--> QUIT --> CLOSED
+ *  any --read error, EOF--> CLOSED (a queue write in flight holds it)
  *
  * The transaction (s->tx): NONE -MAIL-> MAIL -RCPT-> RCPT -DATA-> DATA,
  * back to NONE after the reply to the dot, RSET, HELO/EHLO or STARTTLS.
