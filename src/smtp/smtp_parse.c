@@ -41,6 +41,8 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *c,
 	size_t i, vl;
 
 	memset(c, 0, sizeof(*c));
+	c->line = line;
+	c->linelen = len;
 	if (memchr(line, '\0', len)) {
 		*reply = "500 5.5.2 Syntax error: NUL byte in command";
 		return -1;

@@ -25,6 +25,8 @@ enum smtp_cmd {
 
 struct smtp_command {
 	enum smtp_cmd	 cmd;
+	const char	*line;		/* the whole line, as received */
+	size_t		 linelen;
 	const char	*verb;		/* points into the line */
 	size_t		 verblen;
 	const char	*arg;		/* after the verb and one space; may be "" */

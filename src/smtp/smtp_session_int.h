@@ -1,0 +1,171 @@
+/*
+ * smtp_session_int: the session struct and the functions the files of
+ * src/smtp share about it (private to src/smtp). smtp_session.c owns the
+ * state (its head comment draws the diagram); smtp_io.c the socket, TLS
+ * glue, timers and tarpit; smtp_commands.c the command table; smtp_tx.c
+ * the transaction up to the queue; smtp_message.c the DATA phase;
+ * smtp_log.c the log lines; smtp_server.c the server's session list.
+ */
+#ifndef INDIMAIL_SMTP_SESSION_INT_H
+#define INDIMAIL_SMTP_SESSION_INT_H
+
+#include <arpa/inet.h>
+
+#include "../directory/directory.h"
+#include "../lib/log.h"
+#include "../lua/lua_hook.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtp_server.h"
+
+/* What the session is doing now (see smtp_session.c). */
+enum smtp_state {
+	ST_CONNECT,	/* accepted: the greeting waits for the connect hook */
+	ST_COMMAND,	/* reading command lines */
+	ST_LONGLINE,	/* dropping an over-long command line up to its LF */
+	ST_HOOK,	/* a policy hook runs; input waits, then `resume` */
+	ST_TARPIT,	/* a reply is held back; input waits, then `resume` */
+	ST_DATA,	/* reading the message after 354 */
+	ST_QUEUE,	/* the queue write runs; input waits */
+	ST_QUIT,	/* last replies flushing, then shutdown and close */
+	ST_CLOSED,	/* handles closing; freed once closed and unqueued */
+};
+
+/* How far the transaction has got. */
+enum smtp_tx { TX_NONE, TX_MAIL, TX_RCPT, TX_DATA };
+
+typedef void (*after_hook_fn)(struct smtp_session *, struct hook_verdict *);
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct smtp_listener *listener;
+	struct smtp_session *prev, *next;
+	struct runtime	*rt;		/* referenced for the session's life */
+	union {
+		uv_tcp_t	 tcp;
+		uv_pipe_t	 pipe;	/* local submission */
+	} h;
+	uv_timer_t	 timer;		/* timeouts and deadlines */
+	uv_timer_t	 tarpit;	/* holds a reply back (harvesting) */
+	int		 handles_open;
+	int		 queue_holds;	/* the queue writer has a pointer to us */
+	char		 id[32];
+	char		 ip[INET6_ADDRSTRLEN], local_ip[INET6_ADDRSTRLEN];
+	int		 port, local_port;
+	long		 uid;		/* local submission: the peer's uid; else -1 */
+	struct sockaddr_storage peer;
+	int		 counted;	/* holds a connlimit slot */
+	enum smtp_state	 state;
+	enum smtp_state	 resume;	/* where ST_HOOK and ST_TARPIT return */
+	int		 errors;
+	int		 junk;		/* NOOP, HELP, VRFY, RSET since the last message */
+	int		 bad_rcpts;	/* refused recipients this session */
+	uint64_t	 deadline;	/* uv_now() by which the phase must end; 0: none */
+	size_t		 charged;	/* bytes counted in srv->held_bytes */
+	struct buf	 in, out;
+	struct tls_conn	 tls;
+	int		 tls_on;
+	int		 reading;	/* uv_read_start is in effect */
+	int		 peer_eof;	/* the client half-closed its side */
+	struct hook_call *hook;
+	struct hook_ctx	 ctx;
+	enum hook_stage	 hook_stage;
+	after_hook_fn	 after;
+	/* session */
+	char		*helo;
+	int		 esmtp;
+	int		 relay;
+	int		 discard_session;
+	/* transaction */
+	enum smtp_tx	 tx;
+	struct buf	 sender;
+	char		**rcpts;
+	size_t		 nrcpts;
+	size_t		 rcpt_bytes;	/* their lines in the queued envelope */
+	struct smtp_mail_arg mail;
+	struct smtp_rcpt_arg rcpt;
+	struct envvars	 env;
+	int		 discard;
+	char		 qid[QUEUE_ID_LEN + 1];
+	struct expansion expanded;	/* recipients after aliases */
+	/* the message (DATA) */
+	struct smtp_data data;
+	struct buf	 msg;
+	struct buf	 received;
+	size_t		 header_len;
+	int		 headers_done;	/* the data hook has been started */
+	int		 over_budget;	/* DATA dropped: the server's memory budget */
+	size_t		 scanned;	/* header-end search done up to here */
+	struct hook_verdict data_verdict;	/* from the data hook */
+};
+
+/* Input kept while a hook or the queue is busy before reading pauses. */
+#define INPUT_BACKLOG	(256 * 1024)
+/*
+ * Replies not yet taken by the client before reading (and answering)
+ * pauses: a client that never reads cannot make us buffer without bound.
+ */
+#define OUTPUT_HIGH	(64 * 1024)
+/* Longest a tarpit holds one reply back. */
+#define TARPIT_MAX_MS	(30 * 1000)
+
+/* The configuration the session started with (a reload applies to new
+ * sessions; an open one finishes under the rules it began with). */
+static inline struct config *
+smtp_cfg(struct smtp_session *s)
+{
+	return &s->rt->cfg;
+}
+
+/* smtp_session.c: the state machine */
+void	smtp_process_input(struct smtp_session *);
+void	smtp_run_hooks(struct smtp_session *, enum hook_stage, after_hook_fn);
+int	smtp_verdict_allows(struct smtp_session *, struct hook_verdict *);
+int	smtp_busy(const struct smtp_session *);
+void	smtp_session_close(struct smtp_session *, const char *why);
+void	smtp_session_accept(struct smtp_listener *);
+void	smtp_session_drain(struct smtp_session *);
+
+/* smtp_io.c: socket, TLS glue, timers, tarpit */
+void	smtp_reply(struct smtp_session *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	smtp_flush(struct smtp_session *);
+void	smtp_flush_and_close(struct smtp_session *);
+size_t	smtp_output_pending(struct smtp_session *);
+void	smtp_update_reading(struct smtp_session *);
+void	smtp_charge(struct smtp_session *);
+void	smtp_deadline(struct smtp_session *, int ms, int idle_ms);
+void	smtp_command_turn(struct smtp_session *);
+int	smtp_tarpit(struct smtp_session *);
+void	smtp_last_words(struct smtp_session *, const struct buf *line);
+
+/* smtp_commands.c: the command table */
+void	smtp_command_handle(struct smtp_session *, const char *line,
+	    size_t len);
+void	smtp_refuse(struct smtp_session *, const char *cmd, const char *why);
+
+/* smtp_tx.c: the transaction, its envelope and the commit */
+void	smtp_tx_reset(struct smtp_session *);
+void	smtp_tx_end(struct smtp_session *);
+void	smtp_tx_add_rcpt(struct smtp_session *);
+int	smtp_tx_envelope_full(struct smtp_session *, const char *rcpt);
+void	smtp_tx_commit(struct smtp_session *);
+
+/* smtp_message.c: the DATA phase */
+void	smtp_message_start(struct smtp_session *);
+void	smtp_message_feed(struct smtp_session *);
+
+/* smtp_log.c */
+void	smtp_log_session(struct smtp_session *, struct logline *,
+	    enum log_level, const char *event);
+void	smtp_log_verdict(struct smtp_session *, const struct hook_verdict *);
+void	smtp_log_reject(struct smtp_session *, const char *cmd, const char *why);
+void	smtp_log_queued(struct smtp_session *, const char *event, double secs);
+
+/* smtp_server.c: the server's list of sessions */
+void	smtp_server_enter(struct smtp_server *);
+void	smtp_server_link(struct smtp_server *, struct smtp_session *);
+void	smtp_server_unlink(struct smtp_server *, struct smtp_session *);
+void	smtp_server_gone(struct smtp_server *);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * smtp_tx: the mail transaction, from MAIL to the reply after the dot.
+ * Owns the envelope as the client builds it (sender, recipients, the
+ * size they will take in the queue), the Received header, alias
+ * expansion, and the commit to the queue (ST_QUEUE) with its answer.
+ * The envelope never grows past what the queue accepts: a recipient that
+ * would not fit is refused at RCPT, an expansion that does not is 451.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../lib/xalloc.h"
+#include "smtp_session_int.h"
+
+void
+smtp_tx_reset(struct smtp_session *s)
+{
+	s->tx = TX_NONE;
+	buf_clear(&s->sender);
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	s->rcpt_bytes = 0;
+	envvars_free(&s->env);
+	s->discard = s->discard_session;
+	s->qid[0] = '\0';
+	buf_free(&s->msg);
+	buf_free(&s->received);
+	expansion_free(&s->expanded);
+	s->header_len = 0;
+	s->headers_done = 0;
+	s->scanned = 0;
+	s->over_budget = 0;
+	smtp_charge(s);
+	hook_verdict_free(&s->data_verdict);
+	hook_verdict_init(&s->data_verdict);
+	/* s->mail (SIZE=, BODY=) is refilled by the next MAIL's parse */
+}
+
+/* The reply to the dot is out (or the transaction failed): next command. */
+void
+smtp_tx_end(struct smtp_session *s)
+{
+	smtp_tx_reset(s);
+	s->state = ST_COMMAND;
+	smtp_command_turn(s);
+}
+
+void
+smtp_tx_add_rcpt(struct smtp_session *s)
+{
+	const char *r = buf_cstr(&s->rcpt.path);
+
+	for (size_t i = 0; i < s->nrcpts; i++)
+		if (strcmp(s->rcpts[i], r) == 0)
+			return;		/* a duplicate is delivered once */
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(char *));
+	s->rcpts[s->nrcpts++] = xstrdup(r);
+	s->rcpt_bytes += queue_envelope_rcpt_size(r, NULL);
+	s->tx = TX_RCPT;
+}
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" for the envelope's tls line. */
+#define TLS_DESC_MAX	128
+
+/* The queue envelope of the transaction, without its recipients. */
+static void
+fill_envelope(struct smtp_session *s, struct queue_envelope *e,
+    char tlsdesc[TLS_DESC_MAX])
+{
+	memset(e, 0, sizeof(*e));
+	e->id = s->qid;
+	e->received = time(NULL);
+	e->ip = s->ip;
+	e->helo = s->helo;
+	e->listener = s->listener->name;
+	if (s->tls_on) {
+		snprintf(tlsdesc, TLS_DESC_MAX, "%s %s", tls_version(&s->tls),
+		    tls_cipher(&s->tls));
+		e->tls = tlsdesc;
+	}
+	e->sender = buf_cstr(&s->sender);
+	e->env_key = s->env.key;
+	e->env_val = s->env.val;
+	e->nenv = s->env.n;
+	e->body = s->mail.body == SMTP_BODY_8BITMIME ? "8BITMIME" :
+	    s->mail.body == SMTP_BODY_7BIT ? "7BIT" : NULL;
+}
+
+/* Would one more recipient make the envelope too big for the queue? */
+int
+smtp_tx_envelope_full(struct smtp_session *s, const char *rcpt)
+{
+	struct queue_envelope e;
+	char tlsdesc[TLS_DESC_MAX];
+	size_t size;
+
+	fill_envelope(s, &e, tlsdesc);
+	size = queue_envelope_size(&e) + QUEUE_ID_LEN;	/* the id comes at DATA */
+	size += s->rcpt_bytes + queue_envelope_rcpt_size(rcpt, NULL);
+	return size > QUEUE_ENVELOPE_MAX;
+}
+
+static void
+build_received(struct smtp_session *s)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *proto = s->esmtp ? (s->tls_on ? "ESMTPS" : "ESMTP") : "SMTP";
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->uid >= 0)	/* local submission: who ran sendmail */
+		buf_printf(&s->received, "Received: from %s (invoked by uid %ld)"
+		    "\n\tby %s (indimail) with %s id %s", s->helo ? s->helo :
+		    "localhost", s->uid, smtp_cfg(s)->hostname, proto, s->qid);
+	else
+		buf_printf(&s->received, "Received: from %s ([%s])\n\tby %s "
+		    "(indimail) with %s id %s", s->helo ? s->helo : "unknown",
+		    s->ip, smtp_cfg(s)->hostname, proto, s->qid);
+	if (s->tls_on)
+		buf_printf(&s->received, "\n\t(using %s with cipher %s)",
+		    tls_version(&s->tls), tls_cipher(&s->tls));
+	if (s->nrcpts == 1)
+		buf_printf(&s->received, "\n\tfor <%s>", s->rcpts[0]);
+	buf_printf(&s->received, "; %s\n", date);
+}
+
+/* ST_QUEUE: the queue write is done (or failed); answer the dot. */
+static void
+on_queued(void *arg, int ok, const char *error, double secs, int queue)
+{
+	struct smtp_session *s = arg;
+	struct logline l;
+
+	s->queue_holds = 0;
+	if (ok) {
+		smtp_log_queued(s, "queued", secs);
+		if (s->srv->queued != NULL)
+			s->srv->queued(s->srv, queue, s->qid);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		s->junk = 0;
+	} else {
+		smtp_log_session(s, &l, LOG_ERROR, "queue_error");
+		log_kv(&l, "error", error);
+		log_end(&l);
+		smtp_reply(s, "451 4.3.0 Queue write failed, try again later");
+	}
+	if (s->state == ST_CLOSED) {	/* client left while we wrote */
+		smtp_session_close(s, NULL);
+		return;
+	}
+	smtp_tx_end(s);
+	smtp_process_input(s);
+}
+
+/*
+ * The recipients' envelope after alias expansion must still fit the queue.
+ * Over the limit the fault is ours (an alias that expands to more than a
+ * message can carry): 451, never a 5xx, and an error line that tells the
+ * admin which transaction to look at; the client retries once the alias
+ * is split.
+ */
+static int
+envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
+{
+	struct logline l;
+	size_t size = queue_envelope_size(e);
+
+	if (size <= QUEUE_ENVELOPE_MAX)
+		return 1;
+	smtp_log_session(s, &l, LOG_ERROR, "envelope_too_big");
+	log_kvi(&l, "bytes", (long long)size);
+	log_kvi(&l, "limit", QUEUE_ENVELOPE_MAX);
+	log_kv(&l, "action", "split the aliases this message expands");
+	log_end(&l);
+	smtp_reply(s, "451 4.3.0 Too many recipients after alias expansion: the "
+	    "envelope would take %zu bytes, the limit is %d; try again later",
+	    size, QUEUE_ENVELOPE_MAX);
+	smtp_tx_end(s);
+	return 0;
+}
+
+/* Every hook accepted the message: into the queue (or dropped, discard). */
+void
+smtp_tx_commit(struct smtp_session *s)
+{
+	struct queue_envelope e;
+	char tlsdesc[TLS_DESC_MAX];
+
+	if (s->discard) {
+		smtp_log_queued(s, "discarded", 0);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		smtp_tx_end(s);
+		return;
+	}
+	expansion_free(&s->expanded);
+	if (directory_expand(smtp_cfg(s), s->rcpts, s->nrcpts,
+	    &s->expanded) < 0) {
+		smtp_log_reject(s, "DATA", "alias loop in the configuration");
+		smtp_reply(s, "451 4.3.0 Alias expansion failed (loop), try "
+		    "again later");
+		smtp_tx_end(s);
+		return;
+	}
+	fill_envelope(s, &e, tlsdesc);
+	e.rcpts = s->expanded.rcpt;
+	e.orcpts = s->expanded.orcpt;
+	e.nrcpts = s->expanded.n;
+	if (!envelope_fits(s, &e))
+		return;
+	build_received(s);
+	s->state = ST_QUEUE;
+	s->queue_holds = 1;
+	queue_write(s->srv->loop, s->srv->queue, &e, &s->received, &s->msg,
+	    on_queued, s);
+}
