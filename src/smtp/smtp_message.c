@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "../mail/header.h"
 #include "smtp_session_int.h"
 
 /* DATA was accepted: 354, and the message's deadline starts. */
@@ -35,19 +36,13 @@ smtp_message_start(struct smtp_session *s)
 static int
 find_header_end(struct smtp_session *s)
 {
-	size_t from = s->scanned ? s->scanned - 1 : 0;
-	const char *p;
+	size_t end;
 
-	if (s->msg.len > 0 && s->msg.data[0] == '\n')
-		p = s->msg.data;
-	else if (s->msg.len > from && (p = memmem(s->msg.data + from,
-	    s->msg.len - from, "\n\n", 2)) != NULL)
-		p++;
-	else {
-		s->scanned = s->msg.len;
+	if (!header_end(s->msg.data, s->msg.len, s->scanned, &end)) {
+		s->scanned = end;
 		return 0;
 	}
-	s->header_len = (size_t)(p - s->msg.data);
+	s->header_len = end;
 	return 1;
 }
 
