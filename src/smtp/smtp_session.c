@@ -95,6 +95,9 @@ struct smtp_session {
 	uint64_t	 data_started;
 	int		 queue_writing;
 	struct expansion expanded;	/* recipients after aliases */
+	struct directory *dir;		/* of the session's configuration */
+	struct dir_query *dirq;		/* directory lookup in flight */
+	enum dir_lookup	 rcpt_dir;	/* its answer for the RCPT */
 	int		 starttls_now;	/* discard input pipelined after STARTTLS */
 	int		 reading;	/* uv_read_start is in effect */
 	int		 peer_eof;	/* the client half-closed its side */
@@ -607,9 +610,14 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	if (envelope_full(s, buf_cstr(&s->rcpt.path)))
 		return "452 4.5.3 Too many recipients: the envelope of this "
 		    "message is full, send the others in another message";
-	if (s->rcpt.postmaster)
-		return NULL;
-	switch (directory_lookup(cfg(s), buf_cstr(&s->rcpt.path))) {
+	return NULL;
+}
+
+/* The directory's answer for the RCPT: the refusal, or NULL. */
+static const char *
+rcpt_dir_reply(struct smtp_session *s)
+{
+	switch (s->rcpt_dir) {
 	case DIR_NOT_LOCAL:
 		if (!s->relay)
 			return "554 5.7.1 Relay access denied: not a local domain";
@@ -619,6 +627,8 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	case DIR_BAD_NAME:	/* refused now: a later bounce would be backscatter */
 		return "550 5.1.3 Recipient address rejected: not a valid "
 		    "mailbox name here (" DIRECTORY_NAME_RULE ")";
+	case DIR_LOOKUP_FAILED:
+		return "451 4.3.0 Recipient lookup failed, try again later";
 	default:
 		break;
 	}
@@ -662,6 +672,52 @@ after_rcpt(struct smtp_session *s, struct hook_verdict *v)
 	}
 	add_rcpt(s);
 	reply(s, "250 2.1.5 Recipient <%s> OK", buf_cstr(&s->rcpt.path));
+}
+
+static void proceed_rcpt(struct smtp_session *);
+static void refuse(struct smtp_session *, const char *, const char *);
+
+/* The directory answered later (session waiting): refuse or go on. */
+static void
+on_rcpt_looked_up(void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *why = rcpt_dir_reply(s);
+
+	s->dirq = NULL;
+	s->waiting = 0;
+	if (why) {
+		rcpt_refused(s, atoi(why));
+		refuse(s, "RCPT", why);
+	} else
+		proceed_rcpt(s);
+	if (s->phase == PH_COMMAND && !s->waiting)
+		command_turn(s);	/* answered: the client's turn */
+	process_input(s);
+}
+
+/*
+ * Asks the directory about the RCPT (the postmaster needs no asking):
+ * answered now, the refusal or NULL (proceed_rcpt ran); later, the session
+ * waits and on_rcpt_looked_up goes on.
+ */
+static const char *
+lookup_rcpt(struct smtp_session *s)
+{
+	if (s->rcpt.postmaster) {
+		proceed_rcpt(s);
+		return NULL;
+	}
+	if (directory_lookup(s->dir, buf_cstr(&s->rcpt.path), &s->rcpt_dir,
+	    on_rcpt_looked_up, s, &s->dirq) == DIR_PENDING) {
+		s->waiting = 1;
+		flush(s);
+		return NULL;
+	}
+	if (rcpt_dir_reply(s))
+		return rcpt_dir_reply(s);
+	proceed_rcpt(s);
+	return NULL;
 }
 
 static void
@@ -826,8 +882,8 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 		break;
 	case SMTP_CMD_RCPT:
 		if ((why = check_rcpt(s, &c)) == NULL)
-			proceed_rcpt(s);
-		else
+			why = lookup_rcpt(s);
+		if (why)
 			rcpt_refused(s, atoi(why));
 		break;
 	case SMTP_CMD_DATA:
@@ -959,22 +1015,22 @@ envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
 	return 0;
 }
 
+/* The recipients are expanded (s->expanded): queue the message. */
 static void
-commit(struct smtp_session *s)
+commit_expanded(struct smtp_session *s)
 {
 	struct queue_envelope e;
 	char tlsdesc[TLS_DESC_MAX];
 
-	if (s->discard) {
-		log_queued(s, "discarded", 0);
-		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	if (s->expanded.status == DIR_LOOP) {
+		log_reject(s, "DATA", "alias loop in the configuration");
+		reply(s, "451 4.3.0 Alias expansion failed (loop), try again later");
 		end_transaction(s);
 		return;
 	}
-	expansion_free(&s->expanded);
-	if (directory_expand(cfg(s), s->rcpts, s->nrcpts, &s->expanded) < 0) {
-		log_reject(s, "DATA", "alias loop in the configuration");
-		reply(s, "451 4.3.0 Alias expansion failed (loop), try again later");
+	if (s->expanded.status != DIR_OK) {
+		log_reject(s, "DATA", "directory lookup failed");
+		reply(s, "451 4.3.0 Alias expansion failed, try again later");
 		end_transaction(s);
 		return;
 	}
@@ -989,6 +1045,36 @@ commit(struct smtp_session *s)
 	s->queue_writing = 1;
 	queue_write(s->w->loop, &s->w->queue, &e, &s->received, &s->msg,
 	    on_queued, s);
+}
+
+/* The directory expanded later (session waiting). */
+static void
+on_expanded(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->dirq = NULL;
+	s->waiting = 0;
+	commit_expanded(s);
+	process_input(s);
+}
+
+static void
+commit(struct smtp_session *s)
+{
+	if (s->discard) {
+		log_queued(s, "discarded", 0);
+		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		end_transaction(s);
+		return;
+	}
+	expansion_free(&s->expanded);
+	if (directory_expand(s->dir, s->rcpts, s->nrcpts, &s->expanded,
+	    on_expanded, s, &s->dirq) == DIR_PENDING) {
+		s->waiting = 1;
+		return;
+	}
+	commit_expanded(s);
 }
 
 static void
@@ -1348,6 +1434,7 @@ on_handle_closed(uv_handle_t *h)
 	free(s->helo);
 	if (s->tls.ssl)
 		tls_conn_free(&s->tls);
+	directory_put(s->dir);		/* before its configuration goes */
 	runtime_unref(s->rt);
 	worker_session_gone(s->w);
 	free(s);
@@ -1387,6 +1474,8 @@ session_close(struct smtp_session *s, const char *why)
 	log_end(&l);
 	hook_cancel(s->hook);
 	s->hook = NULL;
+	directory_cancel(s->dirq);
+	s->dirq = NULL;
 	if (s->counted)
 		connlimit_release(w->conns, w->index, peer_key(s));
 	if (s->prev)
@@ -1494,6 +1583,7 @@ smtp_session_accept(struct worker_listener *wl)
 	s->w = w;
 	s->rt = w->rt;
 	runtime_ref(s->rt);
+	s->dir = directory_get(w->loop, cfg(s));
 	s->listener = wl;
 	hook_verdict_init(&s->data_verdict);
 	if (wl->local)
