@@ -109,6 +109,9 @@ int	directory_mailbox_name(const char *address);
  * Consistency of a configuration at load (synchronous, config backend):
  * users and the postmaster have deliverable names, every alias target ends
  * in mailboxes or remote addresses, without loops. -1 with the reason in err.
+ * Test hook: INDIMAIL_DIRECTORY_LOOPS=1 in the environment lets alias loops
+ * pass (directory_expand.c); the test hook of the config backend is in
+ * directory_backend.h (INDIMAIL_DIRECTORY_DEFER=1).
  */
 int	directory_check(const struct config *, struct buf *err);
 
