@@ -78,6 +78,7 @@ static struct {
 	uv_loop_t	*loop;
 	struct runtime	*rt;
 	struct config	*cfg;
+	struct directory *dir;		/* of cfg */
 	struct queue_set qs;
 	struct dns	*dns;
 	struct remote_ctx *remote;
@@ -546,6 +547,8 @@ struct bounce_job {
 	char		 id[QUEUE_ID_LEN + 1];
 	struct buf	 dsn, empty;
 	char		*rcpt;
+	struct runtime	*rt;		/* keeps the expansion's config */
+	struct expansion x;		/* rcpt through the aliases */
 };
 
 static void
@@ -636,16 +639,14 @@ on_bounce_queued(void *arg, int ok, const char *error, double secs, int queue)
 	maybe_done(m);
 }
 
+/* The bounce is built and its recipient expanded (j->x): queue it. */
 static void
-after_bounce_build(uv_work_t *w, int status)
+bounce_queue(struct bounce_job *j)
 {
-	struct bounce_job *j = w->data;
 	struct queue_envelope e;
-	struct expansion x;
 	char *key = "INDIMAIL_BOUNCE", val[4];
 	char *keys[1], *vals[1];
 
-	(void)status;
 	snprintf(val, sizeof(val), "%d", j->level);
 	keys[0] = key;
 	vals[0] = val;
@@ -658,10 +659,10 @@ after_bounce_build(uv_work_t *w, int status)
 	e.listener = "bounce";
 	e.sender = "";
 	/* A sender that is an alias gets its bounce through the alias. */
-	if (directory_expand(Q.cfg, &j->rcpt, 1, &x) == 0) {
-		e.rcpts = x.rcpt;
-		e.orcpts = x.orcpt;
-		e.nrcpts = x.n;
+	if (j->x.status == DIR_OK) {
+		e.rcpts = j->x.rcpt;
+		e.orcpts = j->x.orcpt;
+		e.nrcpts = j->x.n;
 	} else {
 		e.rcpts = &j->rcpt;	/* a loop (refused at config load) */
 		e.nrcpts = 1;
@@ -670,7 +671,28 @@ after_bounce_build(uv_work_t *w, int status)
 	e.env_val = vals;
 	e.nenv = 1;
 	queue_write(Q.loop, &Q.qs, &e, &j->empty, &j->dsn, on_bounce_queued, j);
-	expansion_free(&x);	/* queue_write keeps the envelope it formatted */
+	expansion_free(&j->x);	/* queue_write keeps the envelope it formatted */
+	runtime_unref(j->rt);
+	j->rt = NULL;
+}
+
+static void
+on_bounce_expanded(void *arg)
+{
+	bounce_queue(arg);
+}
+
+static void
+after_bounce_build(uv_work_t *w, int status)
+{
+	struct bounce_job *j = w->data;
+
+	(void)status;
+	j->rt = Q.rt;		/* Q.dir's config, until the expansion ends */
+	runtime_ref(j->rt);
+	if (directory_expand(Q.dir, &j->rcpt, 1, &j->x, on_bounce_expanded, j,
+	    NULL) == DIR_DONE)
+		bounce_queue(j);
 }
 
 /*
@@ -855,6 +877,8 @@ struct ljob {
 	size_t		 n;
 	char		*done_path;	/* set when the job completes the message */
 	int		 retired;	/* the pool renamed it there */
+	const char	**addrs;	/* of r[], for the directory */
+	struct dir_mailbox *mb;		/* its answers */
 };
 
 static void
@@ -922,11 +946,41 @@ job_completes(const struct qmsg *m, size_t n)
 	return m->busy == 0 && open == n;
 }
 
+/* The directory told which recipients have a mailbox: deliver. */
+static void
+local_start(struct ljob *j)
+{
+	const struct config *c = &j->rt->cfg;	/* the job's, as the lookup */
+	struct local_params p;
+
+	for (size_t i = 0; i < j->n; i++) {
+		j->r[i].mailbox = j->mb[i].has;
+		j->r[i].quota = j->mb[i].quota;
+	}
+	free(j->mb);
+	free(j->addrs);
+	memset(&p, 0, sizeof(p));
+	p.root = c->delivery.maildir_root;
+	p.hostname = c->hostname;
+	p.path = j->m->info.path;
+	p.body_offset = j->m->info.body_offset;
+	p.sender = j->m->info.sender;
+	p.max_hops = c->delivery.max_hops;
+	p.durable = local_durable;
+	p.durable_arg = j;
+	local_deliver(Q.loop, &p, j->r, j->n, on_local_done, j);
+}
+
+static void
+on_local_looked_up(void *arg)
+{
+	local_start(arg);
+}
+
 static void
 start_local(struct qmsg *m, size_t *idx, size_t n)
 {
 	struct ljob *j = xcalloc(1, sizeof(*j));
-	struct local_params p;
 
 	j->m = m;
 	j->rt = Q.rt;
@@ -939,26 +993,17 @@ start_local(struct qmsg *m, size_t *idx, size_t n)
 		queue_done_path(&Q.qs, m->info.queue, m->info.id, &dp);
 		j->done_path = dp.data;	/* the buffer's memory moves */
 	}
+	j->addrs = xcalloc(n, sizeof(char *));
+	j->mb = xcalloc(n, sizeof(*j->mb));
 	for (size_t i = 0; i < n; i++) {
-		const struct mailbox_user *u = config_find_user(Q.cfg,
-		    m->info.rcpts[idx[i]]);
-		j->r[i].address = m->info.rcpts[idx[i]];
-		j->r[i].mailbox = directory_has_mailbox(Q.cfg, j->r[i].address);
-		j->r[i].quota = u ? u->quota : 0;
+		j->r[i].address = j->addrs[i] = m->info.rcpts[idx[i]];
 		m->st[idx[i]] = RS_BUSY;
 	}
-	memset(&p, 0, sizeof(p));
-	p.root = Q.cfg->delivery.maildir_root;
-	p.hostname = Q.cfg->hostname;
-	p.path = m->info.path;
-	p.body_offset = m->info.body_offset;
-	p.sender = m->info.sender;
-	p.max_hops = Q.cfg->delivery.max_hops;
-	p.durable = local_durable;
-	p.durable_arg = j;
 	m->busy++;
 	Q.running_local++;
-	local_deliver(Q.loop, &p, j->r, n, on_local_done, j);
+	if (directory_mailboxes(Q.dir, j->addrs, n, j->mb, on_local_looked_up,
+	    j, NULL) == DIR_DONE)
+		local_start(j);
 }
 
 /* ---- remote jobs ----------------------------------------------------------- */
@@ -1428,9 +1473,11 @@ on_reload(uv_signal_t *s, int sig)
 		buf_free(&err);
 		return;
 	}
+	directory_put(Q.dir);	/* lookups in flight keep it (and their job its config) */
 	runtime_unref(Q.rt);
 	Q.rt = rt;
 	Q.cfg = &rt->cfg;
+	Q.dir = directory_get(Q.loop, Q.cfg);
 	watchdog_set_limit(Q.cfg->timeout_watchdog);
 	remote_ctx_set_config(Q.remote, Q.cfg);
 	log_event(LOG_INFO, "reloaded", NULL);
@@ -1551,6 +1598,7 @@ qmgr_main(struct runtime *rt, int notify_fd)
 	uv_loop_init(Q.loop);
 	Q.rt = rt;
 	Q.cfg = &rt->cfg;
+	Q.dir = directory_get(Q.loop, Q.cfg);
 	Q.notify_fd = notify_fd;
 	if (queue_set_init(&Q.qs, Q.cfg->queue_path, Q.cfg->queue_count,
 	    Q.cfg->queue_split, &err) < 0)

@@ -1,54 +1,258 @@
 /*
- * directory: configuration-backed users and aliases. An alias maps an
- * address to other addresses (local or remote: a forward); "@domain" is
- * the catch-all of a domain; postmaster of any local domain (and the bare
- * "Postmaster") goes to mailboxes.postmaster, which is a mailbox of its own
- * unless it is a user or an alias. With mailboxes.users listed, only the
- * users and the postmaster address are mailboxes; without, every local part
- * that directory_mailbox_name() accepts is one.
+ * directory: the front of the directory. Owns the registry of directories
+ * (one per loop and configuration, shared by reference), the query engine
+ * that runs a lookup state machine over the backend (through the cache for
+ * backends not in memory), the RCPT decision and the mailbox checks. The
+ * rules live here: postmaster@any local domain and the bare "Postmaster"
+ * (RFC 5321 4.5.1) are accepted and go to mailboxes.postmaster, a mailbox
+ * of its own; "@domain" aliases catch what nothing else takes.
  */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../lib/xalloc.h"
 #include "../mail/address.h"
-#include "directory.h"
+#include "directory_int.h"
 
-static const struct alias *
-catchall(const struct config *c, const char *domain)
+/* The backends by name; the configuration picks one (today: "config"). */
+static const struct directory_backend *const backends[] = {
+	&directory_backend_config,
+};
+
+static struct directory *registry;
+
+/* ---- results ------------------------------------------------------------- */
+
+void
+dir_result_init(struct dir_result *r)
 {
-	struct buf key = BUF_INIT;
-	const struct alias *a;
-
-	buf_printf(&key, "@%s", domain);
-	a = config_find_alias(c, buf_cstr(&key));
-	buf_free(&key);
-	return a;
+	memset(r, 0, sizeof(*r));
+	r->status = DIR_NOTFOUND;
 }
 
-/* postmaster@<any domain> or the bare "Postmaster" (RFC 5321 4.5.1). */
+void
+dir_result_free(struct dir_result *r)
+{
+	free(r->address);
+	for (size_t i = 0; i < r->ntargets; i++)
+		free(r->targets[i]);
+	free(r->targets);
+	dir_result_init(r);
+}
+
+void
+dir_result_copy(struct dir_result *dst, const struct dir_result *src)
+{
+	*dst = *src;
+	dst->address = src->address ? xstrdup(src->address) : NULL;
+	dst->targets = src->ntargets ? xcalloc(src->ntargets,
+	    sizeof(char *)) : NULL;
+	for (size_t i = 0; i < src->ntargets; i++)
+		dst->targets[i] = xstrdup(src->targets[i]);
+}
+
+/* ---- directories --------------------------------------------------------- */
+
+struct directory *
+dir_new(uv_loop_t *loop, const struct config *c)
+{
+	struct directory *d = xcalloc(1, sizeof(*d));
+
+	d->loop = loop;
+	d->cfg = c;
+	d->be = backends[0];
+	d->h = d->be->open(loop, c, &d->flags);
+	if (!(d->flags & DIR_BACKEND_MEMORY))
+		d->cache = dir_cache_new();
+	d->refs = 1;
+	return d;
+}
+
+void
+dir_unref(struct directory *d)
+{
+	struct directory **pp;
+
+	if (--d->refs > 0)
+		return;
+	for (pp = &registry; d->registered && *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	d->be->close(d->h);
+	if (d->cache)
+		dir_cache_free(d->cache);
+	free(d);
+}
+
+struct directory *
+directory_get(uv_loop_t *loop, const struct config *c)
+{
+	struct directory *d;
+
+	for (d = registry; d; d = d->next)
+		if (d->loop == loop && d->cfg == c) {
+			d->refs++;
+			return d;
+		}
+	d = dir_new(loop, c);
+	d->registered = 1;
+	d->next = registry;
+	registry = d;
+	return d;
+}
+
+void
+directory_put(struct directory *d)
+{
+	if (d)
+		dir_unref(d);
+}
+
+void
+directory_flush(struct directory *d)
+{
+	if (d->cache)
+		dir_cache_flush(d->cache);
+}
+
+/* ---- the query engine ---------------------------------------------------- */
+
+struct dir_query *
+dir_query_new(struct directory *d, int (*step)(struct dir_query *), void *out,
+    dir_done_cb cb, void *arg)
+{
+	struct dir_query *q = xcalloc(1, sizeof(*q));
+
+	q->d = d;
+	d->refs++;
+	q->step = step;
+	q->out = out;
+	q->cb = cb;
+	q->arg = arg;
+	dir_result_init(&q->res);
+	return q;
+}
+
+void
+dir_query_free(struct dir_query *q)
+{
+	for (size_t i = 0; i < q->naddrs; i++)
+		free(q->addrs[i]);
+	free(q->addrs);
+	while (q->nst > 0) {
+		struct xframe *f = &q->st[--q->nst];
+		free(f->addr);
+		for (size_t k = 0; k < f->ntargets; k++)
+			free(f->targets[k]);
+		free(f->targets);
+	}
+	free(q->st);
+	free(q->key);
+	dir_result_free(&q->res);
+	dir_unref(q->d);
+	free(q);
+}
+
 static int
-is_postmaster(const char *address)
+run(struct dir_query *q)
+{
+	int rc;
+
+	while ((rc = q->step(q)) == Q_AGAIN)
+		;
+	return rc;
+}
+
+int
+dir_query_start(struct dir_query *q, struct dir_query **qp)
+{
+	if (run(q) == Q_END) {
+		dir_query_free(q);
+		if (qp)
+			*qp = NULL;
+		return DIR_DONE;
+	}
+	if (qp)
+		*qp = q;
+	return DIR_PENDING;
+}
+
+static void
+cache_put(struct dir_query *q)
+{
+	if (q->d->cache)
+		dir_cache_put(q->d->cache, uv_now(q->d->loop), q->kind, q->key,
+		    &q->res);
+}
+
+/* The backend answered later: go on from where the query stopped. */
+static void
+on_backend(void *arg, struct dir_result *r)
+{
+	struct dir_query *q = arg;
+	dir_done_cb cb = q->cb;
+	void *cbarg = q->arg;
+
+	q->op = NULL;
+	dir_result_free(&q->res);
+	q->res = *r;
+	dir_result_init(r);		/* the backend frees an empty shell */
+	cache_put(q);
+	if (run(q) != Q_END)
+		return;
+	dir_query_free(q);
+	cb(cbarg);
+}
+
+int
+dir_query_lookup(struct dir_query *q, enum dir_kind kind, const char *key)
+{
+	struct directory *d = q->d;
+	dir_backend_lookup fn = kind == DK_DOMAIN ? d->be->domain :
+	    kind == DK_USER ? d->be->user : d->be->alias;
+
+	dir_result_free(&q->res);
+	if (d->cache && dir_cache_get(d->cache, uv_now(d->loop), kind, key,
+	    &q->res))
+		return Q_AGAIN;
+	free(q->key);
+	q->key = xstrdup(key);
+	q->kind = kind;
+	if (fn(d->h, key, &q->res, on_backend, q, &q->op) == DIR_PENDING)
+		return Q_WAIT;
+	cache_put(q);
+	return Q_AGAIN;
+}
+
+void
+directory_cancel(struct dir_query *q)
+{
+	if (q == NULL)
+		return;
+	if (q->op)
+		q->d->be->cancel(q->op);
+	dir_query_free(q);
+}
+
+/* ---- rules --------------------------------------------------------------- */
+
+int
+dir_is_postmaster(const char *address)
 {
 	return strncasecmp(address, "postmaster", 10) == 0 &&
 	    (address[10] == '\0' || address[10] == '@');
 }
 
-/* mailboxes.postmaster itself. */
-static int
-is_postmaster_address(const struct config *c, const char *address)
+int
+dir_is_postmaster_address(const struct directory *d, const char *address)
 {
-	return c->delivery.postmaster &&
-	    strcasecmp(address, c->delivery.postmaster) == 0;
-}
+	const char *pm = d->cfg->delivery.postmaster;
 
-static int
-is_remote(const struct config *c, const char *address)
-{
-	const char *dom = address_domain(address);
-
-	return dom && !config_is_local_domain(c, dom);
+	return pm && strcasecmp(address, pm) == 0;
 }
 
 /* The local part must be a safe folder name: no '/', no leading '.'. */
@@ -68,177 +272,156 @@ directory_mailbox_name(const char *address)
 	return 1;
 }
 
-int
-directory_has_mailbox(const struct config *c, const char *address)
+/* ---- RCPT ---------------------------------------------------------------- */
+
+enum { R_START, R_DOMAIN, R_USER, R_ALIAS, R_CATCHALL };
+
+static int
+rcpt_end(struct dir_query *q, enum dir_lookup v)
 {
-	return !c->delivery.users_listed || config_find_user(c, address) ||
-	    is_postmaster_address(c, address);
+	*(enum dir_lookup *)q->out = v;
+	return Q_END;
 }
 
-enum dir_lookup
-directory_lookup(const struct config *c, const char *address)
+/* Neither a user nor an alias: a mailbox, unknown, or a bad name. */
+static int
+rcpt_final(struct dir_query *q)
 {
-	const char *dom = address_domain(address);
+	const char *a = q->addrs[0];
 
-	if (is_remote(c, address))
-		return DIR_NOT_LOCAL;
-	if (config_find_user(c, address))
-		return DIR_LOCAL_USER;
-	if (config_find_alias(c, address) || is_postmaster(address) ||
-	    (dom && catchall(c, dom)))
-		return DIR_ALIAS;
-	if (!directory_has_mailbox(c, address))
-		return DIR_UNKNOWN;
-	return directory_mailbox_name(address) ? DIR_LOCAL_USER : DIR_BAD_NAME;
+	if (q->i == 0)		/* the user lookup said no mailbox */
+		return rcpt_end(q, DIR_UNKNOWN);
+	return rcpt_end(q, directory_mailbox_name(a) ? DIR_LOCAL_USER :
+	    DIR_BAD_NAME);
+}
+
+/* q->i: the address has a mailbox (a user, or the postmaster address). */
+static int
+rcpt_step(struct dir_query *q)
+{
+	const char *a = q->addrs[0], *dom = address_domain(a);
+	struct buf key = BUF_INIT;
+	int rc;
+
+	if (q->state != R_START && q->res.status == DIR_TEMPFAIL)
+		return rcpt_end(q, DIR_LOOKUP_FAILED);
+	switch (q->state++) {
+	case R_START:
+		return dom ? dir_query_lookup(q, DK_DOMAIN, dom) : Q_AGAIN;
+	case R_DOMAIN:
+		if (dom && q->res.status != DIR_OK)
+			return rcpt_end(q, DIR_NOT_LOCAL);
+		return dir_query_lookup(q, DK_USER, a);
+	case R_USER:
+		if (q->res.status == DIR_OK && (q->res.flags & DIR_USER_LISTED))
+			return rcpt_end(q, DIR_LOCAL_USER);
+		q->i = q->res.status == DIR_OK ||
+		    dir_is_postmaster_address(q->d, a);
+		return dir_query_lookup(q, DK_ALIAS, a);
+	case R_ALIAS:
+		if (q->res.status == DIR_OK || dir_is_postmaster(a))
+			return rcpt_end(q, DIR_ALIAS);
+		if (dom == NULL)
+			return rcpt_final(q);
+		buf_printf(&key, "@%s", dom);
+		rc = dir_query_lookup(q, DK_ALIAS, buf_cstr(&key));
+		buf_free(&key);
+		return rc;
+	default:		/* R_CATCHALL */
+		if (q->res.status == DIR_OK)
+			return rcpt_end(q, DIR_ALIAS);
+		return rcpt_final(q);
+	}
 }
 
 static void
-add(struct expansion *e, const char *rcpt, const char *orcpt)
+take_addrs(struct dir_query *q, const char *const *a, size_t n)
 {
-	for (size_t i = 0; i < e->n; i++)
-		if (strcasecmp(e->rcpt[i], rcpt) == 0)
-			return;
-	e->rcpt = xrealloc(e->rcpt, (e->n + 1) * sizeof(char *));
-	e->orcpt = xrealloc(e->orcpt, (e->n + 1) * sizeof(char *));
-	e->rcpt[e->n] = xstrdup(rcpt);
-	e->orcpt[e->n] = xstrdup(orcpt);
-	e->n++;
-}
-
-static int expand_one(const struct config *, const char *, const char *,
-    int, int, struct expansion *);
-
-/* caught: the targets of a catch-all are not caught by it again. */
-static int
-expand_alias(const struct config *c, const struct alias *a, const char *orcpt,
-    int depth, int caught, struct expansion *e)
-{
-	for (size_t i = 0; i < a->ntargets; i++)
-		if (expand_one(c, a->targets[i], orcpt, depth + 1, caught, e) < 0)
-			return -1;
-	return 0;
-}
-
-static int
-expand_one(const struct config *c, const char *addr, const char *orcpt,
-    int depth, int caught, struct expansion *e)
-{
-	const struct alias *a;
-	const struct mailbox_user *u;
-	const char *dom = address_domain(addr);
-
-	if (depth > 10)
-		return -1;
-	if (is_remote(c, addr))
-		add(e, addr, orcpt);		/* a forward */
-	else if ((u = config_find_user(c, addr)) != NULL)
-		add(e, u->address, orcpt);	/* the user's own spelling */
-	else if ((a = config_find_alias(c, addr)) != NULL)
-		return expand_alias(c, a, orcpt, depth, 0, e);
-	else if (is_postmaster_address(c, addr))
-		add(e, c->delivery.postmaster, orcpt);	/* a mailbox of its own */
-	else if (is_postmaster(addr))
-		return expand_one(c, c->delivery.postmaster, orcpt, depth + 1, 0,
-		    e);
-	else if (!caught && dom && (a = catchall(c, dom)) != NULL)
-		return expand_alias(c, a, orcpt, depth, 1, e);
-	else
-		add(e, addr, orcpt);	/* a mailbox, or unknown: delivery refuses */
-	return 0;
-}
-
-int
-directory_expand(const struct config *c, char **rcpts, size_t n,
-    struct expansion *e)
-{
-	memset(e, 0, sizeof(*e));
+	q->addrs = xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)
-		if (expand_one(c, rcpts[i], rcpts[i], 0, 0, e) < 0)
-			return -1;
-	return 0;
-}
-
-void
-expansion_free(struct expansion *e)
-{
-	for (size_t i = 0; i < e->n; i++) {
-		free(e->rcpt[i]);
-		free(e->orcpt[i]);
-	}
-	free(e->rcpt);
-	free(e->orcpt);
-	memset(e, 0, sizeof(*e));
-}
-
-/* ---- configuration check ------------------------------------------------ */
-
-/* Why final address f cannot receive mail, or NULL. */
-static const char *
-final_problem(const struct config *c, const char *f)
-{
-	if (is_remote(c, f))
-		return NULL;
-	if (!directory_has_mailbox(c, f))
-		return "is not a mailbox (neither a user, an alias nor the "
-		    "postmaster)";
-	if (!directory_mailbox_name(f))
-		return "is not a mailbox name (" DIRECTORY_NAME_RULE ")";
-	return NULL;
-}
-
-/* Everywhere `what` (named `where` in errors) leads must receive mail. */
-static int
-check_leads(const struct config *c, const char *where, const char *what,
-    int caught, struct buf *err)
-{
-	struct expansion x;
-	const char *why = NULL, *bad = NULL;
-
-	memset(&x, 0, sizeof(x));
-	if (expand_one(c, what, what, 1, caught, &x) < 0)
-		why = "leads to an alias loop";
-	for (size_t i = 0; why == NULL && i < x.n; i++)
-		if ((why = final_problem(c, x.rcpt[i])) != NULL)
-			bad = x.rcpt[i];
-	if (bad && strcasecmp(bad, what) != 0)
-		buf_printf(err, "%s: '%s' leads to '%s', which %s", where, what,
-		    bad, why);
-	else if (why)
-		buf_printf(err, "%s: '%s' %s", where, what, why);
-	expansion_free(&x);
-	return why ? -1 : 0;
-}
-
-static int
-check_aliases(const struct config *c, struct buf *err)
-{
-	struct buf where = BUF_INIT;
-	int rc = 0;
-
-	for (size_t i = 0; rc == 0 && i < c->delivery.naliases; i++) {
-		const struct alias *a = &c->delivery.aliases[i];
-		buf_clear(&where);
-		buf_printf(&where, "mailboxes.aliases['%s']", a->address);
-		for (size_t k = 0; rc == 0 && k < a->ntargets; k++)
-			rc = check_leads(c, buf_cstr(&where), a->targets[k],
-			    a->address[0] == '@', err);
-	}
-	buf_free(&where);
-	return rc;
+		q->addrs[i] = xstrdup(a[i]);
+	q->naddrs = n;
 }
 
 int
-directory_check(const struct config *c, struct buf *err)
+directory_lookup(struct directory *d, const char *address,
+    enum dir_lookup *out, dir_done_cb cb, void *arg, struct dir_query **qp)
 {
-	for (size_t i = 0; i < c->delivery.nusers; i++)
-		if (!directory_mailbox_name(c->delivery.users[i].address)) {
-			buf_printf(err, "mailboxes.users: '%s' is not a mailbox "
-			    "name (" DIRECTORY_NAME_RULE ")",
-			    c->delivery.users[i].address);
-			return -1;
-		}
-	if (c->delivery.postmaster && check_leads(c, "mailboxes.postmaster",
-	    c->delivery.postmaster, 0, err) < 0)
-		return -1;
-	return check_aliases(c, err);
+	struct dir_query *q = dir_query_new(d, rcpt_step, out, cb, arg);
+
+	take_addrs(q, &address, 1);
+	q->res.status = DIR_OK;
+	return dir_query_start(q, qp);
+}
+
+/* ---- mailboxes ----------------------------------------------------------- */
+
+static int
+mailbox_step(struct dir_query *q)
+{
+	struct dir_mailbox *out = q->out;
+
+	if (q->state) {		/* the answer for addrs[i] */
+		struct dir_mailbox *m = &out[q->i++];
+		m->status = q->res.status;
+		m->has = q->res.status == DIR_OK ||
+		    dir_is_postmaster_address(q->d, q->addrs[q->i - 1]);
+		m->quota = q->res.status == DIR_OK &&
+		    (q->res.flags & DIR_USER_LISTED) ? q->res.quota : 0;
+	}
+	if (q->i == q->naddrs)
+		return Q_END;
+	q->state = 1;
+	return dir_query_lookup(q, DK_USER, q->addrs[q->i]);
+}
+
+int
+directory_mailboxes(struct directory *d, const char *const *addresses,
+    size_t n, struct dir_mailbox *out, dir_done_cb cb, void *arg,
+    struct dir_query **qp)
+{
+	struct dir_query *q = dir_query_new(d, mailbox_step, out, cb, arg);
+
+	take_addrs(q, addresses, n);
+	return dir_query_start(q, qp);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+static void
+on_auth(void *arg, struct dir_result *r)
+{
+	struct dir_query *q = arg;
+	dir_done_cb cb = q->cb;
+	void *cbarg = q->arg;
+
+	*(enum dir_status *)q->out = r->status;
+	q->op = NULL;
+	dir_query_free(q);
+	cb(cbarg);
+}
+
+static int
+auth_step(struct dir_query *q)
+{
+	(void)q;
+	return Q_END;
+}
+
+/* Never cached: a password is checked by the backend every time. */
+int
+directory_authenticate(struct directory *d, const char *user,
+    const char *password, enum dir_status *out, dir_done_cb cb, void *arg,
+    struct dir_query **qp)
+{
+	struct dir_query *q = dir_query_new(d, auth_step, out, cb, arg);
+
+	if (d->be->authenticate(d->h, user, password, &q->res, on_auth, q,
+	    &q->op) == DIR_PENDING) {
+		if (qp)
+			*qp = q;
+		return DIR_PENDING;
+	}
+	*out = q->res.status;
+	return dir_query_start(q, qp);
 }

@@ -169,6 +169,11 @@ proceed_mail(struct smtp_session *s, const struct smtp_command *c)
 
 /* ---- RCPT -------------------------------------------------------------- */
 
+struct smtp_verb;
+static const struct smtp_verb commands[];
+static void refused(struct smtp_session *, const struct smtp_verb *,
+    const struct smtp_command *, const char *why);
+
 static const char *
 check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -183,9 +188,14 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	if (smtp_tx_envelope_full(s, buf_cstr(&s->rcpt.path)))
 		return "452 4.5.3 Too many recipients: the envelope of this "
 		    "message is full, send the others in another message";
-	if (s->rcpt.postmaster)
-		return NULL;
-	switch (directory_lookup(smtp_cfg(s), buf_cstr(&s->rcpt.path))) {
+	return NULL;
+}
+
+/* The directory's answer for the RCPT: the refusal, or NULL. */
+static const char *
+rcpt_dir_reply(struct smtp_session *s)
+{
+	switch (s->rcpt_dir) {
 	case DIR_NOT_LOCAL:
 		if (!s->relay)
 			return "554 5.7.1 Relay access denied: not a local domain";
@@ -195,6 +205,8 @@ check_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	case DIR_BAD_NAME:	/* refused now: a later bounce would be backscatter */
 		return "550 5.1.3 Recipient address rejected: not a valid "
 		    "mailbox name here (" DIRECTORY_NAME_RULE ")";
+	case DIR_LOOKUP_FAILED:
+		return "451 4.3.0 Recipient lookup failed, try again later";
 	default:
 		break;
 	}
@@ -223,18 +235,52 @@ after_rcpt(struct smtp_session *s, struct hook_verdict *v)
 	smtp_reply(s, "250 2.1.5 Recipient <%s> OK", buf_cstr(&s->rcpt.path));
 }
 
+/* ST_LOOKUP: the directory answered the RCPT; refuse or run the hooks. */
+static void
+on_rcpt_looked_up(void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *why = rcpt_dir_reply(s);
+
+	s->dirq = NULL;
+	s->state = s->resume;
+	if (why) {
+		rcpt_refused(s, atoi(why));
+		smtp_refuse(s, "RCPT", why);
+	} else
+		smtp_run_hooks(s, HOOK_RCPT, after_rcpt);
+	if (s->state == ST_COMMAND)
+		smtp_command_turn(s);	/* answered: the client's turn */
+	smtp_process_input(s);
+}
+
+/*
+ * The postmaster is always accepted (RFC 5321 4.5.1); anyone else is
+ * looked up in the directory first. Returns 1 when the hooks run now.
+ */
 static int
 proceed_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct hook_verdict v;
+	const char *why;
 
-	(void)c;
-	if (s->rcpt.postmaster) {	/* RFC 5321 4.5.1: always accepted */
+	if (s->rcpt.postmaster) {
 		hook_verdict_init(&v);
 		after_rcpt(s, &v);
 		return 0;
 	}
-	return 1;
+	if (directory_lookup(s->dir, buf_cstr(&s->rcpt.path), &s->rcpt_dir,
+	    on_rcpt_looked_up, s, &s->dirq) == DIR_PENDING) {
+		s->resume = s->state;
+		s->state = ST_LOOKUP;
+		smtp_flush(s);
+		return 0;
+	}
+	if ((why = rcpt_dir_reply(s)) == NULL)
+		return 1;
+	rcpt_refused(s, atoi(why));
+	refused(s, &commands[SMTP_CMD_RCPT], c, why);
+	return 0;
 }
 
 /* ---- DATA, STARTTLS ---------------------------------------------------- */

@@ -10,6 +10,8 @@
  *  accept -> CONNECT --connect hook--> COMMAND <--> LONGLINE (line too long)
  *  CONNECT, COMMAND, DATA --a hook yields--> HOOK --verdict--> resume
  *  COMMAND, DATA --reply held back--> TARPIT --timer--> resume
+ *  COMMAND (RCPT), DATA (dot) --the directory answers later--> LOOKUP
+ *      --answer--> resume
  *  COMMAND --DATA, 354--> DATA --dot, hooks accept--> QUEUE --250/451-->
  *      COMMAND; a refused message goes from DATA to COMMAND at once
  *  CONNECT, COMMAND, LONGLINE, DATA --QUIT, 421, HTTP--> QUIT --> CLOSED
@@ -34,6 +36,7 @@ smtp_busy(const struct smtp_session *s)
 	switch (s->state) {
 	case ST_HOOK:
 	case ST_TARPIT:
+	case ST_LOOKUP:
 	case ST_QUEUE:
 		return 1;
 	default:
@@ -280,6 +283,7 @@ on_handle_closed(uv_handle_t *h)
 	free(s->helo);
 	if (s->tls.ssl)
 		tls_conn_free(&s->tls);
+	directory_put(s->dir);		/* before its configuration goes */
 	runtime_unref(s->rt);
 	smtp_server_gone(s->srv);
 	free(s);
@@ -319,6 +323,8 @@ smtp_session_close(struct smtp_session *s, const char *why)
 	log_end(&l);
 	hook_cancel(s->hook);
 	s->hook = NULL;
+	directory_cancel(s->dirq);
+	s->dirq = NULL;
 	if (s->counted)
 		connlimit_release(s->srv->conns, s->srv->index, peer_key(s));
 	smtp_server_unlink(s->srv, s);
@@ -449,6 +455,7 @@ smtp_session_accept(struct smtp_listener *l)
 	s->srv = srv;
 	s->rt = srv->rt;
 	runtime_ref(s->rt);
+	s->dir = directory_get(s->srv->loop, smtp_cfg(s));
 	s->listener = l;
 	s->state = ST_CONNECT;
 	hook_verdict_init(&s->data_verdict);

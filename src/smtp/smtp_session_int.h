@@ -25,6 +25,7 @@ enum smtp_state {
 	ST_LONGLINE,	/* dropping an over-long command line up to its LF */
 	ST_HOOK,	/* a policy hook runs; input waits, then `resume` */
 	ST_TARPIT,	/* a reply is held back; input waits, then `resume` */
+	ST_LOOKUP,	/* the directory is asked; input waits, then `resume` */
 	ST_DATA,	/* reading the message after 354 */
 	ST_QUEUE,	/* the queue write runs; input waits */
 	ST_QUIT,	/* last replies flushing, then shutdown and close */
@@ -56,7 +57,7 @@ struct smtp_session {
 	struct sockaddr_storage peer;
 	int		 counted;	/* holds a connlimit slot */
 	enum smtp_state	 state;
-	enum smtp_state	 resume;	/* where ST_HOOK and ST_TARPIT return */
+	enum smtp_state	 resume;	/* where ST_HOOK, ST_TARPIT, ST_LOOKUP return */
 	int		 errors;
 	int		 junk;		/* NOOP, HELP, VRFY, RSET since the last message */
 	int		 bad_rcpts;	/* refused recipients this session */
@@ -88,6 +89,9 @@ struct smtp_session {
 	int		 discard;
 	char		 qid[QUEUE_ID_LEN + 1];
 	struct expansion expanded;	/* recipients after aliases */
+	struct directory *dir;		/* of the session's configuration */
+	struct dir_query *dirq;		/* directory lookup in flight */
+	enum dir_lookup	 rcpt_dir;	/* its answer for the RCPT */
 	/* the message (DATA) */
 	struct smtp_data data;
 	struct buf	 msg;

@@ -186,25 +186,18 @@ envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
 	return 0;
 }
 
-/* Every hook accepted the message: into the queue (or dropped, discard). */
-void
-smtp_tx_commit(struct smtp_session *s)
+/* The recipients are expanded (s->expanded): into the queue. */
+static void
+commit_expanded(struct smtp_session *s)
 {
 	struct queue_envelope e;
 	char tlsdesc[TLS_DESC_MAX];
 
-	if (s->discard) {
-		smtp_log_queued(s, "discarded", 0);
-		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
-		smtp_tx_end(s);
-		return;
-	}
-	expansion_free(&s->expanded);
-	if (directory_expand(smtp_cfg(s), s->rcpts, s->nrcpts,
-	    &s->expanded) < 0) {
-		smtp_log_reject(s, "DATA", "alias loop in the configuration");
-		smtp_reply(s, "451 4.3.0 Alias expansion failed (loop), try "
-		    "again later");
+	if (s->expanded.status != DIR_OK) {
+		smtp_log_reject(s, "DATA", s->expanded.status == DIR_LOOP ?
+		    "alias loop in the configuration" : "directory lookup failed");
+		smtp_reply(s, "451 4.3.0 Alias expansion failed%s, try again "
+		    "later", s->expanded.status == DIR_LOOP ? " (loop)" : "");
 		smtp_tx_end(s);
 		return;
 	}
@@ -219,4 +212,36 @@ smtp_tx_commit(struct smtp_session *s)
 	s->queue_holds = 1;
 	queue_write(s->srv->loop, s->srv->queue, &e, &s->received, &s->msg,
 	    on_queued, s);
+}
+
+/* ST_LOOKUP: the directory expanded the recipients. */
+static void
+on_expanded(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->dirq = NULL;
+	s->state = s->resume;
+	commit_expanded(s);
+	smtp_process_input(s);
+}
+
+/* Every hook accepted the message: into the queue (or dropped, discard). */
+void
+smtp_tx_commit(struct smtp_session *s)
+{
+	if (s->discard) {
+		smtp_log_queued(s, "discarded", 0);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		smtp_tx_end(s);
+		return;
+	}
+	expansion_free(&s->expanded);
+	if (directory_expand(s->dir, s->rcpts, s->nrcpts, &s->expanded,
+	    on_expanded, s, &s->dirq) == DIR_PENDING) {
+		s->resume = s->state;
+		s->state = ST_LOOKUP;
+		return;
+	}
+	commit_expanded(s);
 }

@@ -1,0 +1,74 @@
+/*
+ * directory_backend: the table a directory backend fills (OpenSMTPD's
+ * table_backend style): a name, open/close, and four lookups. A backend
+ * answers facts, the front (directory.c) applies the rules: postmaster,
+ * catch-all, expansion, the RCPT decision, the cache. Adding SQLite or
+ * MariaDB is one new file with one such table, listed in directory.c.
+ */
+#ifndef INDIMAIL_DIRECTORY_BACKEND_H
+#define INDIMAIL_DIRECTORY_BACKEND_H
+
+#include <uv.h>
+
+#include "directory.h"
+
+/* What one backend lookup found; the strings are the result's own. */
+struct dir_result {
+	enum dir_status	 status;	/* DIR_OK, DIR_NOTFOUND, DIR_TEMPFAIL */
+	/* user: DIR_OK means "has a mailbox here" */
+	char		*address;	/* the user's own spelling */
+	unsigned	 flags;		/* DIR_USER_* */
+	size_t		 quota;		/* bytes; 0 = none */
+	/* alias */
+	char	       **targets;
+	size_t		 ntargets;
+};
+
+/* A listed user; without it, DIR_OK says "every name is a mailbox here". */
+#define DIR_USER_LISTED		0x1
+
+/* backend: in memory, answers never change while it is open (no cache). */
+#define DIR_BACKEND_MEMORY	0x1
+
+typedef void (*dir_backend_cb)(void *arg, struct dir_result *);
+
+/*
+ * A lookup: DIR_DONE with *r filled, or DIR_PENDING and cb(arg, r) later
+ * on the loop thread (r then belongs to cb for the call) unless
+ * cancel(*opp) is called first. key is copied.
+ */
+typedef int (*dir_backend_lookup)(void *h, const char *key,
+	    struct dir_result *r, dir_backend_cb cb, void *arg, void **opp);
+
+struct directory_backend {
+	const char	*name;
+	/* loop NULL: the caller only takes synchronous answers. */
+	void		*(*open)(uv_loop_t *, const struct config *,
+			    unsigned *flags);
+	/* No operation is pending any more. */
+	void		 (*close)(void *h);
+	dir_backend_lookup domain;	/* DIR_OK: a local domain */
+	dir_backend_lookup user;	/* key: user@domain */
+	dir_backend_lookup alias;	/* key: address or "@domain" */
+	/* DIR_OK: right password; DIR_NOTFOUND: no such user or wrong one. */
+	int		 (*authenticate)(void *h, const char *user,
+			    const char *password, struct dir_result *r,
+			    dir_backend_cb cb, void *arg, void **opp);
+	void		 (*cancel)(void *op);
+};
+
+/*
+ * The configuration: mailboxes.users, aliases, local_domains. It has no
+ * passwords: authenticate answers DIR_NOTFOUND ("no such user") for all.
+ * Test hook: with INDIMAIL_DIRECTORY_DEFER=1 in the environment (and a
+ * loop), every lookup answers DIR_PENDING and completes on the next loop
+ * iteration, and the backend is cached as if it were remote, so real
+ * sessions exercise the asynchronous path and the cache.
+ */
+extern const struct directory_backend directory_backend_config;
+
+void	dir_result_init(struct dir_result *);
+void	dir_result_free(struct dir_result *);
+void	dir_result_copy(struct dir_result *dst, const struct dir_result *src);
+
+#endif

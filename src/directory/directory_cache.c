@@ -1,0 +1,100 @@
+/*
+ * directory_cache: the answers of a backend that is not in memory, kept a
+ * little while so a busy RCPT phase does not ask the database each time.
+ * Direct-mapped: DIR_CACHE_SLOTS slots, a key hashes to one slot and a new
+ * answer replaces the old one there, so the memory is bounded and nothing
+ * needs evicting. Found answers live DIR_CACHE_TTL_MS, "not found" ones
+ * DIR_CACHE_NEG_TTL_MS; failures are never kept. Changes: directory_flush.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "../lib/xalloc.h"
+#include "directory_int.h"
+
+#define DIR_CACHE_SLOTS		1024
+#define DIR_CACHE_TTL_MS	60000
+#define DIR_CACHE_NEG_TTL_MS	10000
+
+struct dir_cache_slot {
+	char		*key;		/* NULL: empty */
+	enum dir_kind	 kind;
+	uint64_t	 expires;	/* uv_now() */
+	struct dir_result r;
+};
+
+struct dir_cache {
+	struct dir_cache_slot slot[DIR_CACHE_SLOTS];
+};
+
+struct dir_cache *
+dir_cache_new(void)
+{
+	return xcalloc(1, sizeof(struct dir_cache));
+}
+
+static void
+slot_clear(struct dir_cache_slot *s)
+{
+	free(s->key);
+	s->key = NULL;
+	dir_result_free(&s->r);
+}
+
+void
+dir_cache_flush(struct dir_cache *c)
+{
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+		slot_clear(&c->slot[i]);
+}
+
+void
+dir_cache_free(struct dir_cache *c)
+{
+	dir_cache_flush(c);
+	free(c);
+}
+
+/* Addresses and domains compare without case: so does the hash. */
+static struct dir_cache_slot *
+slot_of(struct dir_cache *c, enum dir_kind kind, const char *key)
+{
+	unsigned h = 2166136261u ^ (unsigned)kind;
+
+	for (; *key; key++)
+		h = (h ^ (unsigned)tolower((unsigned char)*key)) * 16777619u;
+	return &c->slot[h % DIR_CACHE_SLOTS];
+}
+
+int
+dir_cache_get(struct dir_cache *c, uint64_t now, enum dir_kind kind,
+    const char *key, struct dir_result *r)
+{
+	struct dir_cache_slot *s = slot_of(c, kind, key);
+
+	if (s->key == NULL || s->kind != kind || strcasecmp(s->key, key) != 0)
+		return 0;
+	if (now >= s->expires) {
+		slot_clear(s);
+		return 0;
+	}
+	dir_result_copy(r, &s->r);
+	return 1;
+}
+
+void
+dir_cache_put(struct dir_cache *c, uint64_t now, enum dir_kind kind,
+    const char *key, const struct dir_result *r)
+{
+	struct dir_cache_slot *s = slot_of(c, kind, key);
+
+	if (r->status != DIR_OK && r->status != DIR_NOTFOUND)
+		return;
+	slot_clear(s);
+	s->key = xstrdup(key);
+	s->kind = kind;
+	s->expires = now + (r->status == DIR_OK ? DIR_CACHE_TTL_MS :
+	    DIR_CACHE_NEG_TTL_MS);
+	dir_result_copy(&s->r, r);
+}

@@ -1,0 +1,89 @@
+/*
+ * directory_int: what the files of the directory front share (directory.c
+ * the registry, the query engine, the RCPT decision and mailbox checks;
+ * directory_expand.c alias expansion and the config check;
+ * directory_cache.c the cache). Not for use outside src/directory.
+ *
+ * A query is a small state machine: its step function reads the answer of
+ * the previous lookup (q->res), then starts the next one or ends. A lookup
+ * that the backend answers later parks the query until on_backend resumes it.
+ */
+#ifndef INDIMAIL_DIRECTORY_INT_H
+#define INDIMAIL_DIRECTORY_INT_H
+
+#include <stdint.h>
+
+#include "directory_backend.h"
+
+enum dir_kind { DK_DOMAIN, DK_USER, DK_ALIAS };
+
+struct dir_cache;
+
+struct directory {
+	struct directory *next;		/* the registry */
+	uv_loop_t	*loop;		/* NULL: synchronous answers only */
+	const struct config *cfg;
+	const struct directory_backend *be;
+	void		*h;		/* the backend's handle */
+	unsigned	 flags;		/* DIR_BACKEND_* */
+	int		 refs;		/* gets and queries */
+	int		 registered;
+	struct dir_cache *cache;	/* NULL for in-memory backends */
+};
+
+/* What a step returns. */
+enum { Q_AGAIN, Q_WAIT, Q_END };
+
+/* One frame of the expansion's depth-first walk. */
+struct xframe {
+	char		*addr;
+	size_t		 orcpt;		/* index into the query's rcpts */
+	int		 depth, caught;
+	int		 state;
+	char	       **targets;
+	size_t		 ntargets, next;
+	int		 child_caught;	/* targets of a catch-all */
+};
+
+struct dir_query {
+	struct directory *d;
+	dir_done_cb	 cb;
+	void		*arg;
+	void		*op;		/* backend operation in flight */
+	enum dir_kind	 kind;		/* of the lookup in flight */
+	char		*key;
+	struct dir_result res;		/* the previous lookup's answer */
+	int		 state;
+	int		(*step)(struct dir_query *);
+	/* per kind of query */
+	char	       **addrs;		/* owned copies */
+	size_t		 naddrs, i;
+	void		*out;
+	struct xframe	*st;		/* expansion stack */
+	size_t		 nst, capst;
+	int		 first_depth, first_caught;
+};
+
+struct directory *dir_new(uv_loop_t *, const struct config *);
+void	dir_unref(struct directory *);
+struct dir_query *dir_query_new(struct directory *, int (*step)(struct
+	    dir_query *), void *out, dir_done_cb, void *arg);
+/* Runs the query; DIR_DONE (freed) or DIR_PENDING (*qp set). */
+int	dir_query_start(struct dir_query *, struct dir_query **qp);
+/* Q_AGAIN with q->res filled, or Q_WAIT (on_backend resumes the query). */
+int	dir_query_lookup(struct dir_query *, enum dir_kind, const char *key);
+void	dir_query_free(struct dir_query *);
+
+/* mailboxes.postmaster itself; postmaster@anything or bare "Postmaster". */
+int	dir_is_postmaster_address(const struct directory *, const char *);
+int	dir_is_postmaster(const char *address);
+
+struct dir_cache *dir_cache_new(void);
+void	dir_cache_free(struct dir_cache *);
+void	dir_cache_flush(struct dir_cache *);
+int	dir_cache_get(struct dir_cache *, uint64_t now, enum dir_kind,
+	    const char *key, struct dir_result *);
+void	dir_cache_put(struct dir_cache *, uint64_t now, enum dir_kind,
+	    const char *key, const struct dir_result *);
+
+#endif
