@@ -555,13 +555,17 @@ proceed_mail(struct smtp_session *s)
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for the envelope's tls line. */
 #define TLS_DESC_MAX	128
 
-/* The queue envelope of the transaction, without its recipients. */
+/*
+ * The envelope of the transaction, without its recipients: a view that
+ * borrows the session's strings (never freed; the queue copies what it
+ * keeps), so sizing it at every RCPT allocates nothing.
+ */
 static void
-fill_envelope(struct smtp_session *s, struct queue_envelope *e,
+fill_envelope(struct smtp_session *s, struct envelope *e,
     char tlsdesc[TLS_DESC_MAX])
 {
 	memset(e, 0, sizeof(*e));
-	e->id = s->qid;
+	snprintf(e->id, sizeof(e->id), "%s", s->qid);
 	e->received = time(NULL);
 	e->ip = s->ip;
 	e->helo = s->helo;
@@ -571,19 +575,18 @@ fill_envelope(struct smtp_session *s, struct queue_envelope *e,
 		    tls_cipher(&s->tls));
 		e->tls = tlsdesc;
 	}
-	e->sender = buf_cstr(&s->sender);
-	e->env_key = s->env.key;
-	e->env_val = s->env.val;
-	e->nenv = s->env.n;
-	e->body = s->mail.body == SMTP_BODY_8BITMIME ? "8BITMIME" :
-	    s->mail.body == SMTP_BODY_7BIT ? "7BIT" : NULL;
+	e->sender = (char *)buf_cstr(&s->sender);
+	e->vars = s->env;
+	e->body = s->mail.body == SMTP_BODY_8BITMIME ? ENVELOPE_BODY_8BITMIME :
+	    s->mail.body == SMTP_BODY_7BIT ? ENVELOPE_BODY_7BIT :
+	    ENVELOPE_BODY_NONE;
 }
 
 /* Would one more recipient make the envelope too big for the queue? */
 static int
 envelope_full(struct smtp_session *s, const char *rcpt)
 {
-	struct queue_envelope e;
+	struct envelope e;
 	char tlsdesc[TLS_DESC_MAX];
 	size_t size;
 
@@ -905,15 +908,20 @@ log_queued(struct smtp_session *s, const char *event, double secs)
 	log_end(&l);
 }
 
+/*
+ * The queue has the message; a discarded one went to the null backend,
+ * which keeps nothing: no notice to the queue manager for it.
+ */
 static void
-on_queued(void *arg, int ok, const char *error, double secs, int queue)
+queued(struct smtp_session *s, int ok, const char *error, double secs,
+    int queue)
 {
-	struct smtp_session *s = arg;
 	struct logline l;
 
-	s->queue_writing = 0;
-	s->waiting = 0;
-	if (ok) {
+	if (ok && s->discard) {
+		log_queued(s, "discarded", 0);
+		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else if (ok) {
 		log_queued(s, "queued", secs);
 		worker_notify_queued(s->w, queue, s->qid);
 		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
@@ -924,6 +932,16 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 		log_end(&l);
 		reply(s, "451 4.3.0 Queue write failed, try again later");
 	}
+}
+
+static void
+on_queued(void *arg, int ok, const char *error, double secs, int queue)
+{
+	struct smtp_session *s = arg;
+
+	s->queue_writing = 0;
+	s->waiting = 0;
+	queued(s, ok, error, secs, queue);
 	if (s->phase == PH_CLOSED) {	/* client left while we wrote */
 		session_close(s, NULL);
 		return;
@@ -940,7 +958,7 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
  * is split.
  */
 static int
-envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
+envelope_fits(struct smtp_session *s, const struct envelope *e)
 {
 	struct logline l;
 	size_t size = queue_envelope_size(e);
@@ -959,36 +977,49 @@ envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
 	return 0;
 }
 
+/* Aliases expanded into s->expanded; 0 (answered) on a loop. */
+static int
+expand_rcpts(struct smtp_session *s)
+{
+	expansion_free(&s->expanded);
+	if (directory_expand(cfg(s), s->rcpts, s->nrcpts, &s->expanded) == 0)
+		return 1;
+	log_reject(s, "DATA", "alias loop in the configuration");
+	reply(s, "451 4.3.0 Alias expansion failed (loop), try again later");
+	end_transaction(s);
+	return 0;
+}
+
+/*
+ * Hands the transaction to the queue. A discarded one goes to the null
+ * backend as the client sent it (no aliases, no Received: nothing is kept).
+ */
 static void
 commit(struct smtp_session *s)
 {
-	struct queue_envelope e;
+	const struct queue_backend *qb = s->discard ? &queue_null :
+	    s->w->queue.backend;
+	struct envelope e;
 	char tlsdesc[TLS_DESC_MAX];
 
-	if (s->discard) {
-		log_queued(s, "discarded", 0);
-		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
-		end_transaction(s);
+	if (!s->discard && !expand_rcpts(s))
 		return;
-	}
-	expansion_free(&s->expanded);
-	if (directory_expand(cfg(s), s->rcpts, s->nrcpts, &s->expanded) < 0) {
-		log_reject(s, "DATA", "alias loop in the configuration");
-		reply(s, "451 4.3.0 Alias expansion failed (loop), try again later");
-		end_transaction(s);
-		return;
-	}
 	fill_envelope(s, &e, tlsdesc);
-	e.rcpts = s->expanded.rcpt;
-	e.orcpts = s->expanded.orcpt;
-	e.nrcpts = s->expanded.n;
-	if (!envelope_fits(s, &e))
+	e.rcpts = s->discard ? s->rcpts : s->expanded.rcpt;
+	e.orcpts = s->discard ? NULL : s->expanded.orcpt;
+	e.nrcpts = s->discard ? s->nrcpts : s->expanded.n;
+	if (!s->discard && !envelope_fits(s, &e))
 		return;
-	build_received(s);
-	s->waiting = 1;
-	s->queue_writing = 1;
-	queue_write(s->w->loop, &s->w->queue, &e, &s->received, &s->msg,
-	    on_queued, s);
+	if (!s->discard)
+		build_received(s);
+	if (qb->write(s->w->loop, &s->w->queue, &e, &s->received, &s->msg,
+	    on_queued, s) == QUEUE_WRITE_PENDING) {
+		s->waiting = 1;
+		s->queue_writing = 1;
+		return;
+	}
+	queued(s, 1, NULL, 0, -1);
+	end_transaction(s);
 }
 
 static void
