@@ -78,15 +78,15 @@ control(struct runtime *rt, const char *request)
 }
 
 static int
-print_one(void *arg, struct queue_info *qi)
+print_one(void *arg, struct queue_item *qi)
 {
 	struct buf b = BUF_INIT;
 
 	(void)arg;
-	queue_format_entry(&b, qi->id, (long long)time(NULL) - qi->received,
-	    qi->size, qi->sender, 0);
-	for (size_t i = 0; i < qi->nrcpts; i++)
-		buf_printf(&b, "    queued   <%s>\n", qi->rcpts[i]);
+	queue_format_entry(&b, qi->env.id, (long long)time(NULL) -
+	    qi->env.received, qi->size, qi->env.sender, 0);
+	for (size_t i = 0; i < qi->env.nrcpts; i++)
+		buf_printf(&b, "    queued   <%s>\n", qi->env.rcpts[i]);
 	fputs(buf_cstr(&b), stdout);
 	buf_free(&b);
 	return 0;
@@ -123,6 +123,7 @@ queue_list(struct runtime *rt)
 	qs.path = rt->cfg.queue_path;
 	qs.count = rt->cfg.queue_count;
 	qs.split = rt->cfg.queue_split;
+	qs.backend = &queue_fs;
 	if (!readable(&qs))
 		return 1;
 	fputs(QUEUE_LIST_HEADER, stdout);

@@ -45,15 +45,13 @@ one_line(struct buf *b, const char *text)
 		buf_appendc(b, *text == '\n' || *text == '\r' ? ' ' : *text);
 }
 
-void
-bounce_build(const struct bounce_info *bi, const struct bounce_rcpt *r,
-    size_t n, const char *hdrs, size_t hlen, struct buf *out)
+/* The DSN's header section and its human-readable part. */
+static void
+put_notification(struct buf *out, const char *host, const struct envelope *e,
+    int level, const char *now)
 {
-	char now[64], arrival[64], status[16];
-	const char *to = bi->level == 0 ? bi->sender : "postmaster";
+	const char *to = level == 0 ? e->sender : "postmaster";
 
-	rfc5322_date((long long)time(NULL), now, sizeof(now));
-	rfc5322_date(bi->arrival, arrival, sizeof(arrival));
 	buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\n"
 	    "To: <%s>\nSubject: %s\nDate: %s\n"
 	    "Message-ID: <%s.bounce@%s>\nAuto-Submitted: auto-replied\n"
@@ -61,16 +59,48 @@ bounce_build(const struct bounce_info *bi, const struct bounce_rcpt *r,
 	    "Content-Type: multipart/report; report-type=delivery-status;\n"
 	    "\tboundary=\"%s/%s\"\n\n"
 	    "This is a MIME-encapsulated message.\n\n",
-	    bi->hostname, to, bi->level == 0 ?
+	    host, to, level == 0 ?
 	    "Undelivered Mail Returned to Sender" :
-	    "Postmaster notify: undeliverable bounce", now, bi->queue_id,
-	    bi->hostname, bi->queue_id, bi->hostname);
+	    "Postmaster notify: undeliverable bounce", now, e->id,
+	    host, e->id, host);
 	buf_printf(out, "--%s/%s\nContent-Description: Notification\n"
 	    "Content-Type: text/plain; charset=us-ascii\n\n"
 	    "This is the mail system at host %s.\n\n"
 	    "Your message could not be delivered to one or more recipients.\n"
 	    "It is attached below (headers only).\n\n",
-	    bi->queue_id, bi->hostname, bi->hostname);
+	    e->id, host, host);
+}
+
+/* The per-recipient fields of message/delivery-status (RFC 3464 2.3). */
+static void
+put_recipient(struct buf *out, const struct bounce_rcpt *r, const char *now)
+{
+	char status[16];
+
+	bounce_status(r->text, status, sizeof(status));
+	buf_printf(out, "\nFinal-Recipient: rfc822; %s\n", r->rcpt);
+	if (r->orcpt && strcmp(r->orcpt, r->rcpt) != 0)
+		buf_printf(out, "Original-Recipient: rfc822; %s\n", r->orcpt);
+	buf_printf(out, "Action: failed\nStatus: %s\n", status);
+	if (r->remote_mta)	/* "host[ip]:port": the name only */
+		buf_printf(out, "Remote-MTA: dns; %.*s\n",
+		    (int)strcspn(r->remote_mta, "["), r->remote_mta);
+	buf_appends(out, isdigit((unsigned char)r->text[0]) ?
+	    "Diagnostic-Code: smtp; " : "Diagnostic-Code: x-indimail; ");
+	one_line(out, r->text);
+	buf_printf(out, "\nLast-Attempt-Date: %s\n", now);
+}
+
+void
+bounce_build(const char *host, const struct envelope *e, int level,
+    const struct bounce_rcpt *r, size_t n, const char *hdrs, size_t hlen,
+    struct buf *out)
+{
+	char now[64], arrival[64];
+
+	rfc5322_date((long long)time(NULL), now, sizeof(now));
+	rfc5322_date((long long)e->received, arrival, sizeof(arrival));
+	put_notification(out, host, e, level, now);
 	for (size_t i = 0; i < n; i++) {
 		buf_printf(out, "<%s>: ", r[i].rcpt);
 		one_line(out, r[i].text);
@@ -80,28 +110,13 @@ bounce_build(const struct bounce_info *bi, const struct bounce_rcpt *r,
 	    "Content-Type: message/delivery-status\n\n"
 	    "Reporting-MTA: dns; %s\nX-Indimail-Queue-ID: %s\n"
 	    "X-Original-Sender: rfc822; %s\nArrival-Date: %s\n",
-	    bi->queue_id, bi->hostname, bi->hostname, bi->queue_id,
-	    bi->sender[0] ? bi->sender : "<>", arrival);
-	for (size_t i = 0; i < n; i++) {
-		bounce_status(r[i].text, status, sizeof(status));
-		buf_printf(out, "\nFinal-Recipient: rfc822; %s\n", r[i].rcpt);
-		if (r[i].orcpt && strcmp(r[i].orcpt, r[i].rcpt) != 0)
-			buf_printf(out, "Original-Recipient: rfc822; %s\n",
-			    r[i].orcpt);
-		buf_printf(out, "Action: failed\nStatus: %s\n", status);
-		if (r[i].remote_mta)	/* "host[ip]:port": the name only */
-			buf_printf(out, "Remote-MTA: dns; %.*s\n",
-			    (int)strcspn(r[i].remote_mta, "["), r[i].remote_mta);
-		buf_appends(out, isdigit((unsigned char)r[i].text[0]) ?
-		    "Diagnostic-Code: smtp; " : "Diagnostic-Code: x-indimail; ");
-		one_line(out, r[i].text);
-		buf_printf(out, "\nLast-Attempt-Date: %s\n", now);
-	}
+	    e->id, host, host, e->id, e->sender[0] ? e->sender : "<>", arrival);
+	for (size_t i = 0; i < n; i++)
+		put_recipient(out, &r[i], now);
 	buf_printf(out, "\n--%s/%s\nContent-Description: Undelivered Message "
-	    "Headers\nContent-Type: text/rfc822-headers\n\n", bi->queue_id,
-	    bi->hostname);
+	    "Headers\nContent-Type: text/rfc822-headers\n\n", e->id, host);
 	buf_append(out, hdrs, hlen);
 	if (hlen && hdrs[hlen - 1] != '\n')
 		buf_appendc(out, '\n');
-	buf_printf(out, "\n--%s/%s--\n", bi->queue_id, bi->hostname);
+	buf_printf(out, "\n--%s/%s--\n", e->id, host);
 }

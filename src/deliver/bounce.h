@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "../lib/buf.h"
+#include "../mail/envelope.h"
 
 struct bounce_rcpt {
 	const char	*rcpt, *orcpt;
@@ -17,17 +18,14 @@ struct bounce_rcpt {
 	const char	*remote_mta;	/* NULL for local delivery */
 };
 
-struct bounce_info {
-	const char	*hostname;
-	const char	*queue_id;
-	long long	 arrival;	/* Unix time the message was queued */
-	const char	*sender;	/* original envelope sender */
-	int		 level;		/* 0 normal mail, 1 bounce, 2 double */
-};
-
-/* Builds the DSN message (LF line ends) into out. */
-void	bounce_build(const struct bounce_info *, const struct bounce_rcpt *,
-	    size_t n, const char *orig_headers, size_t hlen, struct buf *out);
+/*
+ * Builds the DSN message (LF line ends) into out, about the message of
+ * envelope e (its id, arrival and sender). level: 0 when e is normal mail
+ * (the DSN goes to its sender), 1 when it is a bounce (to the postmaster).
+ */
+void	bounce_build(const char *hostname, const struct envelope *e, int level,
+	    const struct bounce_rcpt *, size_t n, const char *orig_headers,
+	    size_t hlen, struct buf *out);
 /* The enhanced status code found in a reply, or the default for its class. */
 void	bounce_status(const char *text, char *out, size_t n);
 

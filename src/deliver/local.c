@@ -23,6 +23,7 @@
 #include "../lib/fsutil.h"
 #include "../lib/xalloc.h"
 #include "../directory/directory.h"
+#include "../mail/header.h"
 #include "local.h"
 
 /* One mailbox file being written: tmp/ → (flush) → new/ → (flush). */
@@ -77,31 +78,6 @@ mkdirs(const char *path)
 	}
 	buf_free(&b);
 	return rc;
-}
-
-/* Counts header lines "name: value" (value compared if given). */
-static int
-count_header(const char *msg, size_t len, const char *name, const char *value)
-{
-	size_t nl = strlen(name), i = 0;
-	int n = 0;
-
-	while (i < len && msg[i] != '\n') {
-		const char *eol = memchr(msg + i, '\n', len - i);
-		size_t ll = eol ? (size_t)(eol - (msg + i)) : len - i;
-		if (ll > nl && strncasecmp(msg + i, name, nl) == 0 &&
-		    msg[i + nl] == ':') {
-			const char *v = msg + i + nl + 1;
-			size_t vl = ll - nl - 1;
-			while (vl && (*v == ' ' || *v == '\t'))
-				v++, vl--;
-			if (value == NULL || (vl == strlen(value) &&
-			    strncasecmp(v, value, vl) == 0))
-				n++;
-		}
-		i += ll + 1;
-	}
-	return n;
 }
 
 /* Maildir++ usage from maildirsize (created on first use). */
@@ -185,6 +161,72 @@ write_tmp(struct mailfile *f, const char *host, const struct buf *hdr,
 	return 0;
 }
 
+/* Refuses a recipient that must not get the message here; 1 if so. */
+static int
+refused(const struct local_job *j, struct local_rcpt *r, const char *msg,
+    size_t len)
+{
+	if (r->mailbox < 0)
+		result(r, RESULT_TEMP, "451 4.3.0 <%s>: the directory could not "
+		    "be asked, try again later", r->address);
+	else if (!r->mailbox)
+		result(r, RESULT_PERM, "550 5.1.1 <%s>: no such mailbox here",
+		    r->address);
+	else if (!directory_mailbox_name(r->address))
+		result(r, RESULT_PERM, "550 5.1.3 <%s>: not a valid mailbox name "
+		    "(" DIRECTORY_NAME_RULE ")", r->address);
+	else if (header_count(msg, len, "Delivered-To", r->address) > 0)
+		result(r, RESULT_PERM, "554 5.4.6 mail loop: the message was "
+		    "already delivered to <%s>", r->address);
+	else if (header_count(msg, len, "Received", NULL) +
+	    header_count(msg, len, "Delivered-To", NULL) > (size_t)j->p.max_hops)
+		result(r, RESULT_PERM, "554 5.4.6 too many hops (more than %d)",
+		    j->p.max_hops);
+	else
+		return 0;
+	return 1;
+}
+
+/* <root>/<domain>/<local>/Maildir, lower case: mailbox names are case-blind. */
+static void
+maildir_path(struct buf *md, const char *root, const char *address)
+{
+	const char *at = strrchr(address, '@');
+
+	buf_printf(md, "%s/", root);
+	for (const char *p = at + 1; *p; p++)
+		buf_appendc(md, (char)tolower((unsigned char)*p));
+	buf_appendc(md, '/');
+	for (const char *p = address; p < at; p++)
+		buf_appendc(md, (char)tolower((unsigned char)*p));
+	buf_appends(md, "/Maildir");
+}
+
+/* Creates tmp/, new/ and cur/ unless new/ is there; 0, or -1 (result set). */
+static int
+maildir_create(struct local_rcpt *r, const char *md)
+{
+	static const char *subs[] = { "tmp", "new", "cur" };
+	struct buf sub = BUF_INIT;
+	int rc = 0, i = 0;
+
+	buf_printf(&sub, "%s/new", md);
+	if (access(buf_cstr(&sub), F_OK) == 0)
+		i = 3;		/* an existing Maildir: nothing to create */
+	for (; i < 3; i++) {
+		buf_clear(&sub);
+		buf_printf(&sub, "%s/%s", md, subs[i]);
+		if (mkdirs(buf_cstr(&sub)) < 0) {
+			result(r, RESULT_TEMP, "451 4.2.0 cannot create %s: %s",
+			    buf_cstr(&sub), strerror(errno));
+			rc = -1;
+			break;
+		}
+	}
+	buf_free(&sub);
+	return rc;
+}
+
 /*
  * Checks one recipient and writes its tmp file. On success the result is
  * left for the batch to decide (after the flushes); on refusal it is set.
@@ -193,54 +235,15 @@ static void
 prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
     const char *msg, size_t len)
 {
-	const char *at = strrchr(r->address, '@');
-	struct buf md = BUF_INIT, hdr = BUF_INIT, sub = BUF_INIT;
-	size_t ll = at ? (size_t)(at - r->address) : 0;
+	struct buf md = BUF_INIT, hdr = BUF_INIT;
 
-	if (!r->mailbox) {
-		result(r, RESULT_PERM, "550 5.1.1 <%s>: no such mailbox here",
-		    r->address);
+	if (refused(j, r, msg, len))
 		return;
-	}
-	if (!directory_mailbox_name(r->address)) {
-		result(r, RESULT_PERM, "550 5.1.3 <%s>: not a valid mailbox name "
-		    "(" DIRECTORY_NAME_RULE ")", r->address);
-		return;
-	}
-	if (count_header(msg, len, "Delivered-To", r->address) > 0) {
-		result(r, RESULT_PERM, "554 5.4.6 mail loop: the message was "
-		    "already delivered to <%s>", r->address);
-		return;
-	}
-	if (count_header(msg, len, "Received", NULL) +
-	    count_header(msg, len, "Delivered-To", NULL) > j->p.max_hops) {
-		result(r, RESULT_PERM, "554 5.4.6 too many hops (more than %d)",
-		    j->p.max_hops);
-		return;
-	}
-	buf_printf(&md, "%s/", j->p.root);
-	for (const char *p = at + 1; *p; p++)
-		buf_appendc(&md, (char)tolower((unsigned char)*p));
-	buf_appendc(&md, '/');
-	for (size_t i = 0; i < ll; i++)	/* mailbox names are case-blind */
-		buf_appendc(&md, (char)tolower((unsigned char)r->address[i]));
-	buf_appends(&md, "/Maildir");
-	buf_printf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n", j->p.sender,
-	    r->address);
-	for (int i = 0; i < 3; i++) {
-		static const char *subs[] = { "tmp", "new", "cur" };
-		buf_clear(&sub);
-		buf_printf(&sub, "%s/new", buf_cstr(&md));
-		if (i == 0 && access(buf_cstr(&sub), F_OK) == 0)
-			break;		/* an existing Maildir: nothing to create */
-		buf_clear(&sub);
-		buf_printf(&sub, "%s/%s", buf_cstr(&md), subs[i]);
-		if (mkdirs(buf_cstr(&sub)) < 0) {
-			result(r, RESULT_TEMP, "451 4.2.0 cannot create %s: %s",
-			    buf_cstr(&sub), strerror(errno));
-			goto out;
-		}
-	}
+	maildir_path(&md, j->p.root, r->address);
+	buf_printf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
+	    j->p.msg->env.sender, r->address);
+	if (maildir_create(r, buf_cstr(&md)) < 0)
+		goto out;
 	if (r->quota && (size_t)quota_usage(buf_cstr(&md), r->quota) +
 	    hdr.len + len > r->quota) {
 		result(r, RESULT_TEMP, "452 4.2.2 <%s>: mailbox is full (quota "
@@ -257,7 +260,6 @@ prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
 out:
 	buf_free(&md);
 	buf_free(&hdr);
-	buf_free(&sub);
 }
 
 /* Reads the message part of the queue file; NULL if it cannot. */
@@ -266,14 +268,15 @@ read_message(const struct local_params *p, size_t *len)
 {
 	struct stat st;
 	char *msg = NULL;
-	int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+	size_t off = p->msg->body_offset;
+	int fd = open(p->msg->path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= p->body_offset) {
-		*len = (size_t)st.st_size - p->body_offset;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= off) {
+		*len = (size_t)st.st_size - off;
 		msg = xmalloc(*len + 1);
-		if (pread(fd, msg, *len, (off_t)p->body_offset) != (ssize_t)*len) {
+		if (pread(fd, msg, *len, (off_t)off) != (ssize_t)*len) {
 			free(msg);
 			msg = NULL;
 		}
@@ -292,7 +295,7 @@ prepare_job(struct local_job *j)
 		j->files[i].fd = -1;
 		if (msg == NULL)
 			result(&j->rcpts[i], RESULT_TEMP, "451 4.3.0 cannot read "
-			    "the queued message %s", j->p.path);
+			    "the queued message %s", j->p.msg->path);
 		else
 			prepare_one(j, &j->rcpts[i], &j->files[i], msg, len);
 	}
@@ -353,46 +356,35 @@ report_durable(struct local_job *j, struct pending *p, size_t np)
 
 /*
  * On a pool thread, for every recipient of every job of the batch: write
- * tmp files, flush them together, rename into new/, flush the renames
- * together, then account the quota.
+ * tmp files, then commit them together (flush, rename into new/, flush the
+ * renames: fs_commit), then account the quota.
  */
 static void
 deliver_batch(struct batch_item *items, size_t n, void *ctx)
 {
 	struct pending *p;
-	int *fds, synced;
-	const char **dirs;
-	size_t np, nd = 0;
+	struct fs_commit *c;
+	size_t np;
 
 	(void)n;
 	(void)ctx;
 	for (struct batch_item *it = items; it; it = it->next)
 		prepare_job((struct local_job *)it);
 	p = written(items, &np);
-	fds = xcalloc(np ? np : 1, sizeof(int));
-	dirs = xcalloc(np ? np : 1, sizeof(char *));
-	for (size_t i = 0; i < np; i++)
-		fds[i] = p[i].f->fd;
-	synced = sync_files(fds, np) == 0;
+	c = xcalloc(np ? np : 1, sizeof(*c));
 	for (size_t i = 0; i < np; i++) {
-		struct mailfile *f = p[i].f;
-		int ok = close(f->fd) == 0 && synced;
-		f->fd = -1;
-		if (ok && rename(buf_cstr(&f->tmp), buf_cstr(&f->dst)) == 0) {
-			dirs[nd++] = buf_cstr(&f->newdir);
-			continue;
-		}
-		failed(&p[i], "write");
-		unlink(buf_cstr(&f->tmp));
-		p[i].f = NULL;
+		c[i].fd = p[i].f->fd;
+		c[i].tmp = buf_cstr(&p[i].f->tmp);
+		c[i].dst = buf_cstr(&p[i].f->dst);
+		c[i].dir = buf_cstr(&p[i].f->newdir);
+		p[i].f->fd = -1;
 	}
-	synced = sync_dirs(dirs, nd) == 0;
+	fs_commit(c, np);
 	for (size_t i = 0; i < np; i++) {
-		if (p[i].f == NULL)
-			continue;
-		if (!synced) {	/* in new/ but maybe not durable: retry */
-			failed(&p[i], "flush");
-			unlink(buf_cstr(&p[i].f->dst));
+		if (!c[i].ok) {	/* "flush": in new/ but maybe not durable */
+			errno = c[i].error;
+			failed(&p[i], strcmp(c[i].step, "fsync") == 0 ?
+			    "flush" : "write");
 			p[i].f = NULL;
 		} else if (p[i].r->quota)
 			quota_add(buf_cstr(&p[i].f->maildir), p[i].f->size);
@@ -400,8 +392,7 @@ deliver_batch(struct batch_item *items, size_t n, void *ctx)
 	for (struct batch_item *it = items; it; it = it->next)
 		report_durable((struct local_job *)it, p, np);
 	free(p);
-	free(fds);
-	free(dirs);
+	free(c);
 }
 
 static void

@@ -8,11 +8,12 @@
 
 #include <uv.h>
 
+#include "../queue/queue.h"
 #include "smtp_client.h"
 
 struct local_rcpt {
 	const char	*address;
-	int		 mailbox;	/* the directory has it; else 5.1.1 */
+	int		 mailbox;	/* 1 it exists; 0 no (5.1.1); -1 unknown (4.3.0) */
 	size_t		 quota;		/* 0: none */
 	struct rcpt_result result;
 };
@@ -23,9 +24,7 @@ typedef void (*local_done_cb)(void *arg, struct local_rcpt *, size_t n);
 struct local_params {
 	const char	*root;
 	const char	*hostname;
-	const char	*path;		/* queue file */
-	size_t		 body_offset;
-	const char	*sender;
+	const struct queue_item *msg;	/* borrowed: envelope and location */
 	int		 max_hops;
 	/*
 	 * Called on the pool thread the moment the mail of rcpts[ok[0..nok)]

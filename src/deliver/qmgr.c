@@ -1,11 +1,9 @@
 /*
  * qmgr: the queue manager. State per message lives in memory (rebuilt at
  * start from the queue and each message's state journal) and on disk in
- * <queue>/N/state/<h>/<id>, an append-only journal of final outcomes:
- *
- *   d <i>   recipient i delivered          b <i>   bounce for i queued
- *   x <i>   i failed, bounce dropped       h / r   held / released
- *   t <n> <time>  n attempts so far, next try at <time> (not fsynced)
+ * the journal the queue keeps for it (src/queue/queue_journal.c): final
+ * outcomes (delivered, bounce queued, bounce dropped), held / released,
+ * and the retry schedule (not fsynced). Only the decisions are made here.
  *
  * A recipient's outcome is appended (and fsynced) only after the delivery
  * or the bounce is durable elsewhere, so a crash can repeat a delivery but
@@ -30,6 +28,7 @@
 #include "../lib/xalloc.h"
 #include "../directory/directory.h"
 #include "../lua/lua_hook.h"
+#include "../mail/header.h"
 #include "../net/dns.h"
 #include "../queue/queue.h"
 #include "../mail/address.h"
@@ -44,8 +43,7 @@ enum rstate { RS_PENDING, RS_BUSY, RS_DONE };
 
 struct qmsg {
 	struct qmsg	*next, *prev, *hnext;
-	struct queue_info info;		/* id, queue, path, sender, rcpts... */
-	char		*state_path;
+	struct queue_item item;		/* envelope and where it lies */
 	unsigned char	*st;		/* enum rstate per recipient */
 	struct buf	*why;		/* last temporary failure per recipient */
 	char	       **mta;		/* host that gave it, or NULL */
@@ -119,7 +117,7 @@ static struct qmsg *
 find(const char *id)
 {
 	for (struct qmsg *m = Q.bucket[bucket_of(id)]; m; m = m->hnext)
-		if (strcmp(m->info.id, id) == 0)
+		if (strcmp(m->item.env.id, id) == 0)
 			return m;
 	return NULL;
 }
@@ -127,7 +125,7 @@ find(const char *id)
 static void
 table_add(struct qmsg *m)
 {
-	unsigned b = bucket_of(m->info.id);
+	unsigned b = bucket_of(m->item.env.id);
 
 	m->hnext = Q.bucket[b];
 	Q.bucket[b] = m;
@@ -141,7 +139,7 @@ table_add(struct qmsg *m)
 static void
 unhash(struct qmsg *m)
 {
-	struct qmsg **pp = &Q.bucket[bucket_of(m->info.id)];
+	struct qmsg **pp = &Q.bucket[bucket_of(m->item.env.id)];
 
 	while (*pp && *pp != m)
 		pp = &(*pp)->hnext;
@@ -165,7 +163,7 @@ table_remove(struct qmsg *m)
 static void
 qmsg_free(struct qmsg *m)
 {
-	for (size_t i = 0; i < m->info.nrcpts; i++) {
+	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
 		buf_free(&m->why[i]);
 		free(m->mta[i]);
 		free(m->route[i].relay.host);
@@ -176,8 +174,7 @@ qmsg_free(struct qmsg *m)
 	free(m->why);
 	free(m->mta);
 	free(m->st);
-	free(m->state_path);
-	queue_info_free(&m->info);
+	queue_item_free(&m->item);
 	free(m);
 }
 
@@ -217,7 +214,7 @@ log_msg(struct logline *l, enum log_level lvl, const char *event,
     const struct qmsg *m)
 {
 	log_begin(l, lvl, event);
-	log_kv(l, "qid", m->info.id);
+	log_kv(l, "qid", m->item.env.id);
 }
 
 /* ---- loading messages (thread pool) --------------------------------------- */
@@ -235,62 +232,53 @@ struct load_job {
 	size_t		 n;
 };
 
-/* Applies the state journal to a freshly read message. */
-static void
-read_journal(struct qmsg *m)
-{
-	char line[64];
-	FILE *f = fopen(m->state_path, "r");
-	unsigned long i;
-
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (line[0] == 'h')
-			m->hold = 1;
-		else if (line[0] == 'r')
-			m->hold = 0;
-		else if (strchr("dbx", line[0]) && sscanf(line + 1, "%lu", &i) == 1 &&
-		    i < m->info.nrcpts)
-			m->st[i] = RS_DONE;
-		else if (line[0] == 't')	/* the last deferral's schedule */
-			sscanf(line + 1, "%d %lld", &m->attempts, &m->retry_at);
-	}
-	fclose(f);
-}
-
+/* A message read from the queue, with its journal applied. */
 static struct qmsg *
-load_one(int queue, const char *path)
+qmsg_new(struct queue_item *qi)
 {
 	struct qmsg *m = xcalloc(1, sizeof(*m));
-	struct buf sp = BUF_INIT;
+	size_t n = qi->env.nrcpts ? qi->env.nrcpts : 1;
+	struct queue_journal jr;
 
-	if (queue_read_info(path, queue, &m->info) < 0) {
-		free(m);
-		return NULL;
-	}
-	queue_state_path(&Q.qs, queue, m->info.id, &sp);
-	m->state_path = xstrdup(buf_cstr(&sp));
-	buf_free(&sp);
-	m->st = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, 1);
-	m->why = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, sizeof(struct buf));
-	m->mta = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1, sizeof(char *));
-	m->route = xcalloc(m->info.nrcpts ? m->info.nrcpts : 1,
-	    sizeof(struct qroute));
-	read_journal(m);
+	m->item = *qi;			/* the item moves */
+	memset(qi, 0, sizeof(*qi));
+	m->st = xcalloc(n, 1);
+	m->why = xcalloc(n, sizeof(struct buf));
+	m->mta = xcalloc(n, sizeof(char *));
+	m->route = xcalloc(n, sizeof(struct qroute));
+	memset(&jr, 0, sizeof(jr));
+	jr.final = xcalloc(n, 1);
+	Q.qs.backend->journal_read(&m->item, &jr);
+	for (size_t i = 0; i < m->item.env.nrcpts; i++)
+		m->st[i] = jr.final[i] ? RS_DONE : RS_PENDING;
+	m->hold = jr.hold;
+	m->attempts = jr.attempts;
+	m->retry_at = jr.retry_at;
+	free(jr.final);
 	return m;
 }
 
+static struct qmsg *
+load_one(int queue, const char *id)
+{
+	struct queue_item qi;
+
+	if (Q.qs.backend->read(&Q.qs, queue, id, &qi) < 0)
+		return NULL;
+	return qmsg_new(&qi);
+}
+
 static int
-scan_one(void *arg, struct queue_info *qi)
+scan_one(void *arg, struct queue_item *qi)
 {
 	struct load_job *j = arg;
 
 	j->items = xrealloc(j->items, (j->n + 1) * sizeof(*j->items));
 	memset(&j->items[j->n], 0, sizeof(*j->items));
 	j->items[j->n].queue = qi->queue;
-	snprintf(j->items[j->n].id, sizeof(j->items[j->n].id), "%s", qi->id);
-	j->items[j->n].m = load_one(qi->queue, qi->path);
+	snprintf(j->items[j->n].id, sizeof(j->items[j->n].id), "%s",
+	    qi->env.id);
+	j->items[j->n].m = qmsg_new(qi);
 	j->n++;
 	return 0;
 }
@@ -299,7 +287,6 @@ static void
 do_load(uv_work_t *w)
 {
 	struct load_job *j = w->data;
-	struct buf p = BUF_INIT;
 
 	if (j->scan_all) {
 		static int started;
@@ -308,12 +295,8 @@ do_load(uv_work_t *w)
 		queue_scan(&Q.qs, scan_one, j);
 		return;
 	}
-	for (size_t i = 0; i < j->n; i++) {
-		buf_clear(&p);
-		queue_mess_path(&Q.qs, j->items[i].queue, j->items[i].id, &p);
-		j->items[i].m = load_one(j->items[i].queue, buf_cstr(&p));
-	}
-	buf_free(&p);
+	for (size_t i = 0; i < j->n; i++)
+		j->items[i].m = load_one(j->items[i].queue, j->items[i].id);
 }
 
 static void
@@ -333,7 +316,7 @@ after_load(uv_work_t *w, int status)
 				    j->items[i].id);
 			continue;
 		}
-		if (find(m->info.id)) {
+		if (find(m->item.env.id)) {
 			qmsg_free(m);
 			continue;
 		}
@@ -375,43 +358,23 @@ struct io_job {
 };
 
 /*
- * Appends lines to a message's journal with one write(2). Called on the
- * loop thread the moment an outcome is known (and by local delivery on a
- * pool thread the moment a Maildir file is durable): once write() has
- * returned, the line survives kill -9 of this process, so a delivery is
- * repeated only if we die in the microseconds between learning of it and
- * this call.
+ * Journal records are appended the moment an outcome is known (on the
+ * loop thread, and by local delivery on a pool thread the moment a Maildir
+ * file is durable): once the append has returned, they survive kill -9 of
+ * this process, so a delivery is repeated only if we die in the
+ * microseconds between learning of it and the append. The flush for power
+ * loss follows on the pool.
  */
-static int
-journal_append(const char *path, const char *text, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, len);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
 static void
 do_io(uv_work_t *w)
 {
 	struct io_job *j = w->data;
-	int fd;
+	const struct queue_backend *qb = Q.qs.backend;
 
-	if (j->remove) {
-		/* The message first, so a crash leaves at most a stray journal. */
-		j->ok = unlink(j->m->info.path) == 0 || errno == ENOENT;
-		unlink(j->m->state_path);
-		return;
-	}
-	/* Power loss: the lines already written become durable here. */
-	fd = open(j->m->state_path, O_WRONLY | O_CLOEXEC);
-	j->ok = fd >= 0 && fdatasync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
+	if (j->remove)
+		j->ok = qb->remove(&j->m->item) == 0;
+	else
+		j->ok = qb->journal_flush(&j->m->item) == 0;
 }
 
 static void
@@ -425,7 +388,7 @@ after_io(uv_work_t *w, int status)
 	if (!j->ok) {
 		struct logline l;
 		log_msg(&l, LOG_ERROR, removing ? "remove_failed" : "journal_failed", m);
-		log_kv(&l, "path", removing ? m->info.path : m->state_path);
+		log_kv(&l, "path", removing ? m->item.path : m->item.journal);
 		log_end(&l);
 	}
 	free(j);
@@ -458,7 +421,7 @@ io(struct qmsg *m, int remove)
 static int
 all_done(const struct qmsg *m)
 {
-	for (size_t i = 0; i < m->info.nrcpts; i++)
+	for (size_t i = 0; i < m->item.env.nrcpts; i++)
 		if (m->st[i] != RS_DONE)
 			return 0;
 	return 1;
@@ -476,10 +439,10 @@ maybe_done(struct qmsg *m)
 static void
 journal_text(struct qmsg *m, struct buf *text, int flush)
 {
-	if (journal_append(m->state_path, text->data, text->len) < 0) {
+	if (Q.qs.backend->journal_append(&m->item, text) < 0) {
 		struct logline l;
 		log_msg(&l, LOG_ERROR, "journal_failed", m);
-		log_kv(&l, "path", m->state_path);
+		log_kv(&l, "path", m->item.journal);
 		log_kv(&l, "error", strerror(errno));
 		log_end(&l);
 	}
@@ -498,20 +461,18 @@ journal_text(struct qmsg *m, struct buf *text, int flush)
 static int
 retire(struct qmsg *m)
 {
-	struct buf p = BUF_INIT;
+	char *done;
 
-	queue_done_path(&Q.qs, m->info.queue, m->info.id, &p);
-	if (rename(m->info.path, buf_cstr(&p)) < 0) {
+	if (Q.qs.backend->retire(&Q.qs, &m->item, &done) < 0) {
 		struct logline l;
 		log_msg(&l, LOG_ERROR, "retire_failed", m);
-		log_kv(&l, "path", m->info.path);
+		log_kv(&l, "path", m->item.path);
 		log_kv(&l, "error", strerror(errno));
 		log_end(&l);
-		buf_free(&p);
 		return -1;
 	}
-	free(m->info.path);
-	m->info.path = p.data;		/* the buffer's memory moves */
+	free(m->item.path);
+	m->item.path = done;
 	m->retired = 1;
 	return 0;
 }
@@ -531,7 +492,7 @@ journal(struct qmsg *m, char kind, const size_t *idx, size_t n)
 	if (all_done(m) && m->busy == 0 && (m->retired || retire(m) == 0))
 		return;		/* out of mess/: nothing can deliver it again */
 	for (size_t i = 0; i < n; i++)
-		buf_printf(&b, "%c %zu\n", kind, idx[i]);
+		queue_journal_final(&b, kind, idx[i]);
 	journal_text(m, &b, 1);
 }
 
@@ -557,37 +518,29 @@ do_bounce_build(uv_work_t *w)
 	struct bounce_job *j = w->data;
 	struct qmsg *m = j->m;
 	struct bounce_rcpt *br = xcalloc(j->n, sizeof(*br));
-	struct bounce_info bi;
 	char *hdrs = NULL;
 	size_t hlen = 0;
-	int fd = open(m->info.path, O_RDONLY | O_CLOEXEC);
+	int fd = open(m->item.path, O_RDONLY | O_CLOEXEC);
 
 	if (fd >= 0) {	/* the original header section, at most 64 KiB */
 		char *buf = xmalloc(65537);
-		ssize_t n = pread(fd, buf, 65536, (off_t)m->info.body_offset);
+		ssize_t n = pread(fd, buf, 65536, (off_t)m->item.body_offset);
 		if (n > 0) {
-			const char *end;
 			buf[n] = '\0';
-			end = memmem(buf, (size_t)n, "\n\n", 2);
-			hlen = end ? (size_t)(end - buf) + 1 : (size_t)n;
+			header_end(buf, (size_t)n, 0, &hlen);
 			hdrs = buf;
 		} else
 			free(buf);
 		close(fd);
 	}
 	for (size_t i = 0; i < j->n; i++) {
-		br[i].rcpt = m->info.rcpts[j->idx[i]];
-		br[i].orcpt = m->info.orcpts[j->idx[i]];
+		br[i].rcpt = m->item.env.rcpts[j->idx[i]];
+		br[i].orcpt = envelope_orcpt(&m->item.env, j->idx[i]);
 		br[i].text = j->text[i];
 		br[i].remote_mta = m->mta[j->idx[i]];
 	}
-	memset(&bi, 0, sizeof(bi));
-	bi.hostname = Q.cfg->hostname;
-	bi.queue_id = m->info.id;
-	bi.arrival = m->info.received;
-	bi.sender = m->info.sender;
-	bi.level = j->level - 1;
-	bounce_build(&bi, br, j->n, hdrs ? hdrs : "", hlen, &j->dsn);
+	bounce_build(Q.cfg->hostname, &m->item.env, j->level - 1, br, j->n,
+	    hdrs ? hdrs : "", hlen, &j->dsn);
 	free(hdrs);
 	free(br);
 }
@@ -639,20 +592,21 @@ on_bounce_queued(void *arg, int ok, const char *error, double secs, int queue)
 	maybe_done(m);
 }
 
-/* The bounce is built and its recipient expanded (j->x): queue it. */
+/*
+ * Queues the DSN built on the pool, once its recipient is expanded (j->x):
+ * from the null sender, to the sender (through its aliases) or the
+ * postmaster, marked with its bounce level.
+ */
 static void
 bounce_queue(struct bounce_job *j)
 {
-	struct queue_envelope e;
+	struct envelope e;
 	char *key = "INDIMAIL_BOUNCE", val[4];
-	char *keys[1], *vals[1];
 
 	snprintf(val, sizeof(val), "%d", j->level);
-	keys[0] = key;
-	vals[0] = val;
 	memset(&e, 0, sizeof(e));
 	queue_new_id(j->id);
-	e.id = j->id;
+	snprintf(e.id, sizeof(e.id), "%s", j->id);
 	e.received = time(NULL);
 	e.ip = "127.0.0.1";
 	e.helo = Q.cfg->hostname;
@@ -667,9 +621,10 @@ bounce_queue(struct bounce_job *j)
 		e.rcpts = &j->rcpt;	/* a loop (refused at config load) */
 		e.nrcpts = 1;
 	}
-	e.env_key = keys;
-	e.env_val = vals;
-	e.nenv = 1;
+	e.vars.key = &key;
+	e.vars.val = (char *[]){ val };
+	e.vars.n = 1;
+	e.bounce_level = j->level;
 	queue_write(Q.loop, &Q.qs, &e, &j->empty, &j->dsn, on_bounce_queued, j);
 	expansion_free(&j->x);	/* queue_write keeps the envelope it formatted */
 	runtime_unref(j->rt);
@@ -704,13 +659,13 @@ static void
 bounce(struct qmsg *m, size_t *idx, char **text, size_t n)
 {
 	struct bounce_job *j;
-	int level = m->info.bounce_level >= 2 ? 3 :
-	    m->info.sender[0] == '\0' ? 2 : 1;
+	int level = m->item.env.bounce_level >= 2 ? 3 :
+	    m->item.env.sender[0] == '\0' ? 2 : 1;
 
 	for (size_t i = 0; i < n; i++) {
 		struct logline l;
 		log_msg(&l, LOG_INFO, "failed", m);
-		log_kv(&l, "to", m->info.rcpts[idx[i]]);
+		log_kv(&l, "to", m->item.env.rcpts[idx[i]]);
 		log_kv(&l, "reply", text[i]);
 		log_end(&l);
 		m->st[idx[i]] = RS_DONE;
@@ -733,7 +688,7 @@ bounce(struct qmsg *m, size_t *idx, char **text, size_t n)
 	j->text = text;
 	j->n = n;
 	j->level = level;
-	j->rcpt = xstrdup(level == 1 ? m->info.sender : Q.cfg->delivery.postmaster);
+	j->rcpt = xstrdup(level == 1 ? m->item.env.sender : Q.cfg->delivery.postmaster);
 	m->busy++;
 	Q.io_pending++;
 	uv_queue_work(Q.loop, &j->w, do_bounce_build, after_bounce_build);
@@ -788,7 +743,7 @@ log_outcome(const struct qmsg *m, size_t i, enum result_class cls,
 
 	log_msg(&l, LOG_INFO, cls == RESULT_OK ? "delivered" :
 	    cls == RESULT_TEMP ? "deferred" : "bounced", m);
-	log_kv(&l, "to", m->info.rcpts[i]);
+	log_kv(&l, "to", m->item.env.rcpts[i]);
 	if (mta)
 		log_kv(&l, "relay", mta);
 	log_kv(&l, "reply", buf_cstr(&r->text));
@@ -805,7 +760,7 @@ defer(struct qmsg *m, const struct retry_policy *rp)
 
 	m->attempts++;
 	m->next_try = uv_now(Q.loop) + wait;
-	buf_printf(&t, "t %d %lld\n", m->attempts,
+	queue_journal_retry(&t, m->attempts,
 	    (long long)time(NULL) + (long long)(wait / 1000));
 	journal_text(m, &t, 0);
 }
@@ -826,7 +781,7 @@ outcome(struct qmsg *m, const size_t *idx, struct rcpt_result *res, size_t n,
 	size_t *fail = xcalloc(n, sizeof(size_t)), nf = 0;
 	char **ftext = xcalloc(n, sizeof(char *));
 	int deferred = 0, recorded = 0;
-	long long age = (long long)time(NULL) - m->info.received;
+	long long age = (long long)time(NULL) - m->item.env.received;
 
 	for (size_t k = 0; k < n; k++) {
 		size_t i = idx[k];
@@ -875,8 +830,9 @@ struct ljob {
 	size_t		*idx;
 	struct local_rcpt *r;
 	size_t		 n;
-	char		*done_path;	/* set when the job completes the message */
-	int		 retired;	/* the pool renamed it there */
+	int		 completes;	/* the job's recipients are all that is left */
+	char		*done_path;	/* where the pool retired the message */
+	int		 retired;	/* the pool did */
 	const char	**addrs;	/* of r[], for the directory */
 	struct dir_mailbox *mb;		/* its answers */
 };
@@ -892,8 +848,8 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 	Q.running_local--;
 	j->m->busy--;
 	if (j->retired) {	/* renamed by the pool: the loop's copy follows */
-		free(j->m->info.path);
-		j->m->info.path = j->done_path;
+		free(j->m->item.path);
+		j->m->item.path = j->done_path;
 		j->done_path = NULL;
 		j->m->retired = 1;
 	}
@@ -912,9 +868,9 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 /*
  * Local delivery's durable hook, on a pool thread, the moment the job's
  * Maildir files are durable (ok[] of its recipients): a job that completes
- * its message retires it (the rename of retire(), into the path the loop
- * prepared); otherwise "d i" lines go into the journal. The message path,
- * the journal path and the index array do not change while the job runs.
+ * its message retires it (as retire() does; the loop takes the new path
+ * in on_local_done); otherwise "d i" records go into the journal. The
+ * item and the index array do not change while the job runs.
  */
 static int
 local_durable(void *arg, const size_t *ok, size_t nok)
@@ -923,14 +879,14 @@ local_durable(void *arg, const size_t *ok, size_t nok)
 	struct buf b = BUF_INIT;
 	int rc;
 
-	if (nok == j->n && j->done_path &&
-	    rename(j->m->info.path, j->done_path) == 0) {
+	if (nok == j->n && j->completes && Q.qs.backend->retire(&Q.qs,
+	    &j->m->item, &j->done_path) == 0) {
 		j->retired = 1;
 		return 0;
 	}
 	for (size_t k = 0; k < nok; k++)
-		buf_printf(&b, "d %zu\n", j->idx[ok[k]]);
-	rc = b.len ? journal_append(j->m->state_path, b.data, b.len) : 0;
+		queue_journal_final(&b, 'd', j->idx[ok[k]]);
+	rc = b.len ? Q.qs.backend->journal_append(&j->m->item, &b) : 0;
 	buf_free(&b);
 	return rc;
 }
@@ -941,7 +897,7 @@ job_completes(const struct qmsg *m, size_t n)
 {
 	size_t open = 0;
 
-	for (size_t i = 0; i < m->info.nrcpts; i++)
+	for (size_t i = 0; i < m->item.env.nrcpts; i++)
 		open += m->st[i] != RS_DONE;
 	return m->busy == 0 && open == n;
 }
@@ -954,7 +910,8 @@ local_start(struct ljob *j)
 	struct local_params p;
 
 	for (size_t i = 0; i < j->n; i++) {
-		j->r[i].mailbox = j->mb[i].has;
+		j->r[i].mailbox = j->mb[i].status == DIR_TEMPFAIL ? -1 :
+		    j->mb[i].has;
 		j->r[i].quota = j->mb[i].quota;
 	}
 	free(j->mb);
@@ -962,9 +919,7 @@ local_start(struct ljob *j)
 	memset(&p, 0, sizeof(p));
 	p.root = c->delivery.maildir_root;
 	p.hostname = c->hostname;
-	p.path = j->m->info.path;
-	p.body_offset = j->m->info.body_offset;
-	p.sender = j->m->info.sender;
+	p.msg = &j->m->item;
 	p.max_hops = c->delivery.max_hops;
 	p.durable = local_durable;
 	p.durable_arg = j;
@@ -988,15 +943,11 @@ start_local(struct qmsg *m, size_t *idx, size_t n)
 	j->idx = idx;
 	j->n = n;
 	j->r = xcalloc(n, sizeof(*j->r));
-	if (job_completes(m, n)) {
-		struct buf dp = BUF_INIT;
-		queue_done_path(&Q.qs, m->info.queue, m->info.id, &dp);
-		j->done_path = dp.data;	/* the buffer's memory moves */
-	}
+	j->completes = job_completes(m, n);
 	j->addrs = xcalloc(n, sizeof(char *));
 	j->mb = xcalloc(n, sizeof(*j->mb));
 	for (size_t i = 0; i < n; i++) {
-		j->r[i].address = j->addrs[i] = m->info.rcpts[idx[i]];
+		j->r[i].address = j->addrs[i] = m->item.env.rcpts[idx[i]];
 		m->st[idx[i]] = RS_BUSY;
 	}
 	m->busy++;
@@ -1066,18 +1017,15 @@ start_remote(struct qmsg *m, const char *domain, const struct route_conf *rc,
 	runtime_ref(Q.rt);
 	j->idx = idx;
 	j->key = xstrdup(key);
-	q->domain = address_domain(m->info.rcpts[idx[0]]);
+	q->domain = address_domain(m->item.env.rcpts[idx[0]]);
 	(void)domain;
 	q->route = rc;
-	q->path = m->info.path;
-	q->body_offset = m->info.body_offset;
-	q->sender = m->info.sender;
+	q->msg = &m->item;
 	q->n = n;
 	q->rcpts = xcalloc(n, sizeof(char *));
 	q->results = xcalloc(n, sizeof(*q->results));
-	q->body8 = m->info.body && strcmp(m->info.body, "8BITMIME") == 0;
 	for (size_t i = 0; i < n; i++) {
-		q->rcpts[i] = m->info.rcpts[idx[i]];
+		q->rcpts[i] = m->item.env.rcpts[idx[i]];
 		m->st[idx[i]] = RS_BUSY;
 	}
 	m->busy++;
@@ -1140,7 +1088,7 @@ apply_route(struct rctx *r, struct hook_verdict *v)
 	case VERDICT_DISCARD:
 		m->st[r->i] = RS_DONE;
 		log_msg(&l, LOG_INFO, "discarded", m);
-		log_kv(&l, "to", m->info.rcpts[r->i]);
+		log_kv(&l, "to", m->item.env.rcpts[r->i]);
 		log_kv(&l, "policy", v->policy);
 		log_end(&l);
 		journal(m, 'x', &r->i, 1);
@@ -1179,16 +1127,17 @@ route_rcpt(struct qmsg *m, size_t i)
 	r = xcalloc(1, sizeof(*r));
 	r->m = m;
 	r->i = i;
-	for (size_t k = 0; k < m->info.nenv; k++)
-		envvars_set(&r->env, m->info.env_key[k], m->info.env_val[k]);
-	r->ctx.session_id = m->info.id;
-	r->ctx.queue_id = m->info.id;
-	r->ctx.ip = m->info.ip;
-	r->ctx.helo = m->info.helo;
-	r->ctx.sender = m->info.sender;
-	r->ctx.rcpts = m->info.rcpts;
-	r->ctx.nrcpts = m->info.nrcpts;
-	r->ctx.rcpt = m->info.rcpts[i];
+	for (size_t k = 0; k < m->item.env.vars.n; k++)
+		envvars_set(&r->env, m->item.env.vars.key[k],
+		    m->item.env.vars.val[k]);
+	r->ctx.session_id = m->item.env.id;
+	r->ctx.queue_id = m->item.env.id;
+	r->ctx.ip = m->item.env.ip;
+	r->ctx.helo = m->item.env.helo;
+	r->ctx.sender = m->item.env.sender;
+	r->ctx.rcpts = m->item.env.rcpts;
+	r->ctx.nrcpts = m->item.env.nrcpts;
+	r->ctx.rcpt = m->item.env.rcpts[i];
 	r->ctx.env = &r->env;
 	m->route[i].running = 1;
 	m->busy++;
@@ -1206,7 +1155,7 @@ static const char *
 dest_key(const struct qmsg *m, size_t i, const struct route_conf **rc,
     struct buf *key)
 {
-	const char *dom = address_domain(m->info.rcpts[i]);
+	const char *dom = address_domain(m->item.env.rcpts[i]);
 
 	buf_clear(key);
 	if (m->route[i].kind == ROUTE_RELAY)
@@ -1225,7 +1174,7 @@ dest_key(const struct qmsg *m, size_t i, const struct route_conf **rc,
 static int
 is_local(const struct qmsg *m, size_t i)
 {
-	const char *dom = address_domain(m->info.rcpts[i]);
+	const char *dom = address_domain(m->item.env.rcpts[i]);
 
 	if (m->route[i].kind != ROUTE_DEFAULT)
 		return m->route[i].kind == ROUTE_LOCAL;
@@ -1250,7 +1199,7 @@ schedule_local(struct qmsg *m)
 
 	if (Q.running_local >= Q.cfg->delivery.conc_local)
 		return;
-	for (size_t i = 0; i < m->info.nrcpts; i++)
+	for (size_t i = 0; i < m->item.env.nrcpts; i++)
 		if (ready(m, i) && is_local(m, i)) {
 			idx = xrealloc(idx, (n + 1) * sizeof(size_t));
 			idx[n++] = i;
@@ -1264,7 +1213,7 @@ schedule_remote(struct qmsg *m)
 {
 	struct buf key = BUF_INIT, other = BUF_INIT;
 
-	for (size_t i = 0; i < m->info.nrcpts; i++) {
+	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
 		const struct route_conf *rc, *rc2;
 		struct dcount *d;
 		size_t *idx, n = 0;
@@ -1277,16 +1226,16 @@ schedule_remote(struct qmsg *m)
 		d = dest(buf_cstr(&key), 0);
 		if (d && d->n >= Q.cfg->delivery.conc_domain)
 			continue;
-		idx = xcalloc(m->info.nrcpts, sizeof(size_t));
-		for (size_t k = i; k < m->info.nrcpts; k++) {
+		idx = xcalloc(m->item.env.nrcpts, sizeof(size_t));
+		for (size_t k = i; k < m->item.env.nrcpts; k++) {
 			if (!ready(m, k) || is_local(m, k))
 				continue;
 			dest_key(m, k, &rc2, &other);
 			/* one transaction, one login: never another route's */
 			if (strcmp(buf_cstr(&other), buf_cstr(&key)) == 0 &&
 			    route_same_session(rc, rc2) &&
-			    strcasecmp(address_domain(m->info.rcpts[k]),
-			    address_domain(m->info.rcpts[i])) == 0)
+			    strcasecmp(address_domain(m->item.env.rcpts[k]),
+			    address_domain(m->item.env.rcpts[i])) == 0)
 				idx[n++] = k;
 		}
 		start_remote(m, NULL, rc, buf_cstr(&key), idx, n);
@@ -1384,10 +1333,10 @@ describe(const struct qmsg *m, struct buf *out)
 	static const char *names[] = { "pending", "active", "done" };
 	uint64_t now = uv_now(Q.loop);
 
-	queue_format_entry(out, m->info.id, (long long)time(NULL) -
-	    m->info.received, m->info.size, m->info.sender, m->hold);
-	for (size_t i = 0; i < m->info.nrcpts; i++) {
-		buf_printf(out, "    %-8s <%s>", names[m->st[i]], m->info.rcpts[i]);
+	queue_format_entry(out, m->item.env.id, (long long)time(NULL) -
+	    m->item.env.received, m->item.size, m->item.env.sender, m->hold);
+	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
+		buf_printf(out, "    %-8s <%s>", names[m->st[i]], m->item.env.rcpts[i]);
 		if (m->st[i] == RS_PENDING && m->attempts)
 			buf_printf(out, " attempts=%d next_retry=%llds",
 			    m->attempts, m->next_try > now ?
@@ -1415,7 +1364,7 @@ qmgr_command(const char *line, struct buf *out)
 		buf_printf(out, "ok %d\n", count);
 	} else if (n == 2 && strcmp(cmd, "show") == 0) {
 		describe(m, out);
-		buf_printf(out, "path %s\nok 1\n", m->info.path);
+		buf_printf(out, "path %s\nok 1\n", m->item.path);
 	} else if (n >= 1 && strcmp(cmd, "flush") == 0) {
 		for (struct qmsg *x = Q.msgs; x; x = x->next)
 			if (!x->hold) {
@@ -1429,18 +1378,18 @@ qmgr_command(const char *line, struct buf *out)
 		struct buf j = BUF_INIT;
 		m->hold = cmd[0] == 'h';
 		m->next_try = 0;
-		buf_appends(&j, m->hold ? "h\n" : "r\n");
+		queue_journal_hold(&j, m->hold);
 		journal_text(m, &j, 1);
 		schedule_soon();
 		buf_printf(out, "ok 1\n");
 	} else if (n == 2 && strcmp(cmd, "remove") == 0) {
-		size_t *idx = xcalloc(m->info.nrcpts, sizeof(size_t)), k = 0;
-		for (size_t i = 0; i < m->info.nrcpts; i++)
+		size_t *idx = xcalloc(m->item.env.nrcpts, sizeof(size_t)), k = 0;
+		for (size_t i = 0; i < m->item.env.nrcpts; i++)
 			if (m->st[i] == RS_PENDING) {
 				m->st[i] = RS_DONE;
 				idx[k++] = i;
 			}
-		if (k < m->info.nrcpts && m->busy) {
+		if (k < m->item.env.nrcpts && m->busy) {
 			for (size_t i = 0; i < k; i++)
 				m->st[idx[i]] = RS_PENDING;
 			buf_printf(out, "error %s is being delivered, try again\n", id);

@@ -189,12 +189,12 @@ on_txn(void *arg, struct smtp_client *c)
 static void
 transact(struct attempt *a, struct smtp_client *c)
 {
-	a->txn.sender = a->req->sender;
+	a->txn.sender = a->req->msg->env.sender;
 	a->txn.rcpts = a->req->rcpts;
 	a->txn.nrcpts = a->req->n;
 	a->txn.wire = &a->wire;
 	a->txn.size = a->msg.len;
-	a->txn.body8 = a->req->body8;
+	a->txn.body8 = a->req->msg->env.body == ENVELOPE_BODY_8BITMIME;
 	a->txn.results = a->req->results;
 	smtp_client_send(c, &a->txn, on_txn, a);
 }
@@ -372,8 +372,8 @@ do_read(uv_work_t *w)
 {
 	struct attempt *a = w->data;
 	struct stat st;
-	int fd = open(a->req->path, O_RDONLY | O_CLOEXEC);
-	size_t off = a->req->body_offset, len;
+	int fd = open(a->req->msg->path, O_RDONLY | O_CLOEXEC);
+	size_t off = a->req->msg->body_offset, len;
 
 	if (fd < 0)
 		return;

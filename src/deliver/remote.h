@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "../mail/config.h"
+#include "../queue/queue.h"
 #include "smtp_client.h"
 
 struct dns;
@@ -18,12 +19,9 @@ struct remote_ctx;
 struct remote_req {
 	const char	*domain;	/* recipient domain (MX lookups) */
 	const struct route_conf *route;	/* relay host, or NULL for MX */
-	const char	*path;		/* queue file */
-	size_t		 body_offset;
-	const char	*sender;
-	char	       **rcpts;
+	const struct queue_item *msg;	/* borrowed: envelope and location */
+	char	       **rcpts;		/* those of msg this request is for */
 	size_t		 n;
-	int		 body8;
 	struct rcpt_result *results;	/* n entries, filled */
 	char		 mta[160];	/* the host that answered last */
 };

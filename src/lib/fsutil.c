@@ -1,15 +1,18 @@
 /*
- * fsutil: see fsutil.h. Both functions may block: callers run them on the
- * libuv thread pool, never on a loop thread.
+ * fsutil: see fsutil.h. Every function may block: callers run them on the
+ * libuv thread pool (or in a tool), never on a loop thread.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <string.h>
 #include <sys/stat.h>
 
+#include "batch.h"
 #include "buf.h"
+#include "xalloc.h"
 #include "fsutil.h"
 
 int
@@ -67,4 +70,57 @@ read_small_file(const char *path, size_t max, struct buf *out, struct buf *err)
 		buf_printf(err, "%s is larger than %zu bytes", path, max);
 	close(fd);
 	return n == 0 ? 0 : -1;
+}
+
+static void
+commit_failed(struct fs_commit *c, const char *step, const char *path)
+{
+	c->ok = 0;
+	c->step = step;
+	c->path = path;
+	c->error = errno;
+}
+
+/* Closes and renames each file once the group's data are flushed. */
+static size_t
+commit_renames(struct fs_commit *c, size_t n, int synced, const char **dirs)
+{
+	size_t nd = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		c[i].ok = 1;
+		if (close(c[i].fd) < 0)
+			commit_failed(&c[i], "close", c[i].tmp);
+		else if (!synced)
+			commit_failed(&c[i], "flush", c[i].tmp);
+		else if (rename(c[i].tmp, c[i].dst) < 0)
+			commit_failed(&c[i], "rename", c[i].dst);
+		c[i].fd = -1;
+		if (c[i].ok)
+			dirs[nd++] = c[i].dir;
+		else
+			unlink(c[i].tmp);
+	}
+	return nd;
+}
+
+void
+fs_commit(struct fs_commit *c, size_t n)
+{
+	int *fds = xcalloc(n ? n : 1, sizeof(int)), synced;
+	const char **dirs = xcalloc(n ? n : 1, sizeof(char *));
+	size_t nd;
+
+	for (size_t i = 0; i < n; i++)
+		fds[i] = c[i].fd;
+	synced = sync_files(fds, n) == 0;
+	nd = commit_renames(c, n, synced, dirs);
+	if (sync_dirs(dirs, nd) < 0)	/* the renames may not be durable */
+		for (size_t i = 0; i < n; i++)
+			if (c[i].ok) {
+				commit_failed(&c[i], "fsync", c[i].dir);
+				unlink(c[i].dst);
+			}
+	free(fds);
+	free(dirs);
 }

@@ -1,11 +1,13 @@
 /*
- * fsutil: the two file-system primitives durable writers share: writing a
- * whole iovec despite short writes and EINTR, and fsync of a directory
- * (what makes a rename durable).
+ * fsutil: the file-system primitives durable writers share: writing a
+ * whole iovec despite short writes and EINTR, fsync of a directory (what
+ * makes a rename durable), and the commit of files written under a
+ * temporary name (flush, rename, flush the renames) as one group.
  */
 #ifndef INDIMAIL_FSUTIL_H
 #define INDIMAIL_FSUTIL_H
 
+#include <stddef.h>
 #include <sys/uio.h>
 
 /* Writes every byte of iov[0..n); 0, or -1 with errno. Modifies iov. */
@@ -16,5 +18,24 @@ int	read_small_file(const char *path, size_t max, struct buf *out,
 	    struct buf *err);
 /* fsync(2) of a directory by path; 0, or -1 with errno. */
 int	fsync_dir(const char *path);
+
+/*
+ * A file written under tmp, to become durable as dst (in the folder dir,
+ * on the same file system). fs_commit fills ok; on failure step names what
+ * failed ("close", "flush", "rename" or "fsync"), path its file (tmp, dst
+ * or dir) and error its errno, and the file is gone from tmp and dst.
+ */
+struct fs_commit {
+	int		 fd;		/* open and written; fs_commit closes it */
+	const char	*tmp, *dst, *dir;
+	int		 ok;
+	const char	*step, *path;
+	int		 error;
+};
+/*
+ * tmp -> fdatasync -> rename -> fsync(dir) for n files at once: two
+ * flushes for the group (sync_files, sync_dirs), however many files.
+ */
+void	fs_commit(struct fs_commit *, size_t n);
 
 #endif

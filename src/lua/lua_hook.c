@@ -27,34 +27,6 @@ hook_set_env(uv_loop_t *loop, struct dns *dns)
 	hook_dns_set(dns);
 }
 
-void
-envvars_set(struct envvars *e, const char *k, const char *v)
-{
-	for (size_t i = 0; i < e->n; i++)
-		if (strcmp(e->key[i], k) == 0) {
-			free(e->val[i]);
-			e->val[i] = xstrdup(v);
-			return;
-		}
-	e->key = xrealloc(e->key, (e->n + 1) * sizeof(char *));
-	e->val = xrealloc(e->val, (e->n + 1) * sizeof(char *));
-	e->key[e->n] = xstrdup(k);
-	e->val[e->n] = xstrdup(v);
-	e->n++;
-}
-
-void
-envvars_free(struct envvars *e)
-{
-	for (size_t i = 0; i < e->n; i++) {
-		free(e->key[i]);
-		free(e->val[i]);
-	}
-	free(e->key);
-	free(e->val);
-	memset(e, 0, sizeof(*e));
-}
-
 static void
 release_co(struct hook_call *c)
 {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "../lib/buf.h"
+#include "../mail/envelope.h"
 #include "lua_runtime.h"
 
 struct dns;
@@ -35,11 +36,6 @@ struct hook_verdict {
 	struct buf	 route_user, route_password;
 	int		 route_tls;	/* enum client_tls; -1 = default */
 	int		 route_auth_plaintext;	/* AUTH allowed without TLS */
-};
-
-struct envvars {
-	char		**key, **val;
-	size_t		  n;
 };
 
 /* Everything a hook can see; filled by the SMTP session. */
@@ -83,7 +79,5 @@ void	hook_verdict_init(struct hook_verdict *);
 void	hook_verdict_free(struct hook_verdict *);
 /* dst takes src's buffers; src is left empty (accept). */
 void	hook_verdict_move(struct hook_verdict *dst, struct hook_verdict *src);
-void	envvars_set(struct envvars *, const char *k, const char *v);
-void	envvars_free(struct envvars *);
 
 #endif

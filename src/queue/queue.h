@@ -1,9 +1,11 @@
 /*
- * queue: the on-disk queue. `count` independent queues under one path,
- * each with tmp/ (files being written) and mess/<h>/ (complete messages,
- * hash-split into `split` folders). A message is one file: an envelope
- * (docs/queue.md) followed by the message with LF line ends. It becomes
- * visible only by an atomic rename after fsync; see queue_write.c.
+ * queue: src/queue owns where accepted messages live until every recipient
+ * is final: the folders and ids (queue.c), the envelope's file form
+ * (queue_envelope.c, docs/queue.md), each message's state journal and its
+ * format (queue_journal.c, docs/delivery.md), and the backends that store
+ * them, tables of functions: queue_fs (files, queue_fs.c) and queue_null
+ * (accepts and keeps nothing, queue_null.c). It knows no protocol: what an
+ * envelope is comes from src/mail/envelope.h, what to do with it from qmgr.
  */
 #ifndef INDIMAIL_QUEUE_H
 #define INDIMAIL_QUEUE_H
@@ -15,8 +17,9 @@
 
 #include "../lib/batch.h"
 #include "../lib/buf.h"
+#include "../mail/envelope.h"
 
-#define QUEUE_ID_LEN	24
+#define QUEUE_ID_LEN	ENVELOPE_ID_LEN
 #define QUEUE_MAX	64
 
 /*
@@ -27,46 +30,72 @@
  */
 #define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)
 
+struct queue_backend;
+
+/* `count` queues under one path, each hash-split into `split` folders. */
 struct queue_set {
 	char		*path;
 	int		 count;
 	int		 split;
 	int		 inflight[QUEUE_MAX];	/* writes running, per queue */
 	int		 next;			/* round-robin tie breaker */
-	struct batcher	 writer;	/* group commit (queue_write.c) */
+	struct batcher	 writer;	/* group commit (queue_fs.c) */
+	const struct queue_backend *backend;
 };
 
-/* What is written in front of the message. */
-struct queue_envelope {
-	const char	*id;
-	time_t		 received;
-	const char	*ip, *helo, *listener, *tls, *auth_user;
-	const char	*sender;
-	char	       **rcpts;
-	char	       **orcpts;	/* original recipient of each, or NULL */
-	size_t		 nrcpts;
-	char	       **env_key, **env_val;
-	size_t		 nenv;
-	const char	*body;		/* "7BIT", "8BITMIME" or NULL */
-};
-
-/* A parsed envelope (queue list, queue manager). Strings are owned. */
-struct queue_info {
-	char		 id[QUEUE_ID_LEN + 1];
-	long long	 received;
-	char		*sender, *ip, *helo, *body;
-	char	       **rcpts;
-	char	       **orcpts;	/* same index as rcpts; never NULL entries */
-	size_t		 nrcpts;
+/* A message in the queue: its envelope and where it lies. */
+struct queue_item {
+	struct envelope	 env;
+	char		*path;		/* the message file */
+	char		*journal;	/* its state journal */
+	int		 queue;
 	size_t		 body_offset;	/* where the message starts in the file */
 	size_t		 size;		/* message bytes */
-	char		*path;
-	int		 queue;
-	int		 bounce_level;	/* env INDIMAIL_BOUNCE: 1 bounce, 2 double */
-	char	       **env_key, **env_val;	/* tx.env of the transaction */
-	size_t		 nenv;
 };
 
+/* What a message's state journal says (queue_journal.c). */
+struct queue_journal {
+	unsigned char	*final;		/* per recipient: 1 if d, b or x */
+	int		 hold;
+	int		 attempts;
+	long long	 retry_at;	/* Unix time of the next try, 0: none */
+};
+
+typedef void (*queue_write_cb)(void *arg, int ok, const char *error,
+	    double seconds, int queue);
+enum { QUEUE_WRITE_DONE, QUEUE_WRITE_PENDING };
+
+/*
+ * A storage backend. Every function but write may block: callers run them
+ * on the thread pool (or in a tool). write returns QUEUE_WRITE_PENDING and
+ * calls cb on the loop once envelope + hdr + msg are durable (hdr and msg
+ * stay untouched until then), or QUEUE_WRITE_DONE without calling cb when
+ * it had nothing to wait for. read and scan fill items to queue_item_free.
+ */
+struct queue_backend {
+	const char	*name;
+	int	(*write)(uv_loop_t *, struct queue_set *,
+		    const struct envelope *, const struct buf *hdr,
+		    const struct buf *msg, queue_write_cb, void *arg);
+	int	(*read)(const struct queue_set *, int queue, const char *id,
+		    struct queue_item *);
+	int	(*scan)(const struct queue_set *,
+		    int (*fn)(void *, struct queue_item *), void *arg);
+	/* Appends journal records (queue_journal_*) with one write. */
+	int	(*journal_append)(const struct queue_item *, const struct buf *);
+	int	(*journal_flush)(const struct queue_item *);
+	int	(*journal_read)(const struct queue_item *, struct queue_journal *);
+	/* Out of the live queue in one step; *newpath: where it is now. */
+	int	(*retire)(const struct queue_set *, const struct queue_item *,
+		    char **newpath);
+	/* The message, then its journal; 0 if the message is gone. */
+	int	(*remove)(const struct queue_item *);
+};
+
+extern const struct queue_backend queue_fs;
+extern const struct queue_backend queue_null;
+
+/* Creates the folders; the backend is queue_fs. */
 int	queue_set_init(struct queue_set *, const char *path, int count,
 	    int split, struct buf *err);
 void	queue_set_free(struct queue_set *);
@@ -78,13 +107,18 @@ int	queue_pick(struct queue_set *);
  * writer that is no longer running.
  */
 int	queue_clean_tmp(const struct queue_set *, long pid);
+/* Removes what done/ still holds; returns how many. */
+int	queue_clean_done(const struct queue_set *);
 
-void	queue_envelope_format(const struct queue_envelope *, struct buf *);
+/* queue_envelope.c: the envelope in front of the message. */
+void	queue_envelope_format(const struct envelope *, struct buf *);
 /* Bytes queue_envelope_format would write, and those of one recipient. */
-size_t	queue_envelope_size(const struct queue_envelope *);
+size_t	queue_envelope_size(const struct envelope *);
 size_t	queue_envelope_rcpt_size(const char *rcpt, const char *orcpt);
-int	queue_envelope_parse(const char *, size_t, struct queue_info *);
-void	queue_info_free(struct queue_info *);
+/* Fills e (to envelope_free) and *body_offset; 0 or -1. */
+int	queue_envelope_parse(const char *, size_t, struct envelope *,
+	    size_t *body_offset);
+void	queue_item_free(struct queue_item *);
 
 /*
  * Path of a message file / of its delivery state journal / of a message
@@ -97,10 +131,14 @@ void	queue_state_path(const struct queue_set *, int queue, const char *id,
 	    struct buf *);
 void	queue_done_path(const struct queue_set *, int queue, const char *id,
 	    struct buf *);
-/* Removes what done/ still holds; returns how many. */
-int	queue_clean_done(const struct queue_set *);
-/* Reads one message's envelope (never its message); 0 or -1. */
-int	queue_read_info(const char *path, int queue, struct queue_info *);
+
+/* queue_journal.c: the records of a message's state journal. */
+void	queue_journal_final(struct buf *, char kind, size_t rcpt);
+void	queue_journal_hold(struct buf *, int hold);
+void	queue_journal_retry(struct buf *, int attempts, long long at);
+int	queue_journal_append(const struct queue_item *, const struct buf *);
+int	queue_journal_flush(const struct queue_item *);
+int	queue_journal_read(const struct queue_item *, struct queue_journal *);
 
 /* The `queue list` line of one message (recipient lines follow). */
 void	queue_format_entry(struct buf *, const char *id, long long age,
@@ -108,18 +146,11 @@ void	queue_format_entry(struct buf *, const char *id, long long age,
 #define QUEUE_LIST_HEADER \
 	"ID                       AGE      SIZE  SENDER / RECIPIENTS\n"
 
-/* Calls fn for every complete message of every queue. */
+/* The set's backend at work. */
+int	queue_write(uv_loop_t *, struct queue_set *, const struct envelope *,
+	    const struct buf *hdr, const struct buf *msg, queue_write_cb,
+	    void *arg);
 int	queue_scan(const struct queue_set *,
-	    int (*fn)(void *, struct queue_info *), void *arg);
-
-typedef void (*queue_write_cb)(void *arg, int ok, const char *error,
-	    double seconds, int queue);
-/*
- * Writes envelope + header + message durably on the thread pool and calls
- * cb on the loop thread. msg and hdr must stay untouched until cb runs.
- */
-void	queue_write(uv_loop_t *, struct queue_set *,
-	    const struct queue_envelope *, const struct buf *hdr,
-	    const struct buf *msg, queue_write_cb, void *arg);
+	    int (*fn)(void *, struct queue_item *), void *arg);
 
 #endif

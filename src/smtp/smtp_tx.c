@@ -67,13 +67,17 @@ smtp_tx_add_rcpt(struct smtp_session *s)
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for the envelope's tls line. */
 #define TLS_DESC_MAX	128
 
-/* The queue envelope of the transaction, without its recipients. */
+/*
+ * The envelope of the transaction, without its recipients: a view that
+ * borrows the session's strings (never freed; the queue copies what it
+ * keeps), so sizing it at every RCPT allocates nothing.
+ */
 static void
-fill_envelope(struct smtp_session *s, struct queue_envelope *e,
+fill_envelope(struct smtp_session *s, struct envelope *e,
     char tlsdesc[TLS_DESC_MAX])
 {
 	memset(e, 0, sizeof(*e));
-	e->id = s->qid;
+	snprintf(e->id, sizeof(e->id), "%s", s->qid);
 	e->received = time(NULL);
 	e->ip = s->ip;
 	e->helo = s->helo;
@@ -83,19 +87,18 @@ fill_envelope(struct smtp_session *s, struct queue_envelope *e,
 		    tls_cipher(&s->tls));
 		e->tls = tlsdesc;
 	}
-	e->sender = buf_cstr(&s->sender);
-	e->env_key = s->env.key;
-	e->env_val = s->env.val;
-	e->nenv = s->env.n;
-	e->body = s->mail.body == SMTP_BODY_8BITMIME ? "8BITMIME" :
-	    s->mail.body == SMTP_BODY_7BIT ? "7BIT" : NULL;
+	e->sender = (char *)buf_cstr(&s->sender);
+	e->vars = s->env;
+	e->body = s->mail.body == SMTP_BODY_8BITMIME ? ENVELOPE_BODY_8BITMIME :
+	    s->mail.body == SMTP_BODY_7BIT ? ENVELOPE_BODY_7BIT :
+	    ENVELOPE_BODY_NONE;
 }
 
 /* Would one more recipient make the envelope too big for the queue? */
 int
 smtp_tx_envelope_full(struct smtp_session *s, const char *rcpt)
 {
-	struct queue_envelope e;
+	struct envelope e;
 	char tlsdesc[TLS_DESC_MAX];
 	size_t size;
 
@@ -131,15 +134,21 @@ build_received(struct smtp_session *s)
 	buf_printf(&s->received, "; %s\n", date);
 }
 
-/* ST_QUEUE: the queue write is done (or failed); answer the dot. */
+/*
+ * The answer to the dot once the queue has the message (or failed). A
+ * discarded one went to the null backend, which keeps nothing: no notice
+ * to the queue manager for it.
+ */
 static void
-on_queued(void *arg, int ok, const char *error, double secs, int queue)
+queued(struct smtp_session *s, int ok, const char *error, double secs,
+    int queue)
 {
-	struct smtp_session *s = arg;
 	struct logline l;
 
-	s->queue_holds = 0;
-	if (ok) {
+	if (ok && s->discard) {
+		smtp_log_queued(s, "discarded", 0);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else if (ok) {
 		smtp_log_queued(s, "queued", secs);
 		if (s->srv->queued != NULL)
 			s->srv->queued(s->srv, queue, s->qid);
@@ -151,12 +160,37 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 		log_end(&l);
 		smtp_reply(s, "451 4.3.0 Queue write failed, try again later");
 	}
+}
+
+/* ST_QUEUE: the queue write is done (or failed); answer the dot. */
+static void
+on_queued(void *arg, int ok, const char *error, double secs, int queue)
+{
+	struct smtp_session *s = arg;
+
+	s->queue_holds = 0;
+	queued(s, ok, error, secs, queue);
 	if (s->state == ST_CLOSED) {	/* client left while we wrote */
 		smtp_session_close(s, NULL);
 		return;
 	}
 	smtp_tx_end(s);
 	smtp_process_input(s);
+}
+
+/* Hands the envelope and the message to a queue backend. */
+static void
+write_to(struct smtp_session *s, const struct queue_backend *qb,
+    const struct envelope *e)
+{
+	if (qb->write(s->srv->loop, s->srv->queue, e, &s->received, &s->msg,
+	    on_queued, s) == QUEUE_WRITE_PENDING) {
+		s->state = ST_QUEUE;
+		s->queue_holds = 1;
+		return;
+	}
+	queued(s, 1, NULL, 0, -1);
+	smtp_tx_end(s);
 }
 
 /*
@@ -167,7 +201,7 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
  * is split.
  */
 static int
-envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
+envelope_fits(struct smtp_session *s, const struct envelope *e)
 {
 	struct logline l;
 	size_t size = queue_envelope_size(e);
@@ -190,7 +224,7 @@ envelope_fits(struct smtp_session *s, const struct queue_envelope *e)
 static void
 commit_expanded(struct smtp_session *s)
 {
-	struct queue_envelope e;
+	struct envelope e;
 	char tlsdesc[TLS_DESC_MAX];
 
 	if (s->expanded.status != DIR_OK) {
@@ -208,10 +242,7 @@ commit_expanded(struct smtp_session *s)
 	if (!envelope_fits(s, &e))
 		return;
 	build_received(s);
-	s->state = ST_QUEUE;
-	s->queue_holds = 1;
-	queue_write(s->srv->loop, s->srv->queue, &e, &s->received, &s->msg,
-	    on_queued, s);
+	write_to(s, s->srv->queue->backend, &e);
 }
 
 /* ST_LOOKUP: the directory expanded the recipients. */
@@ -230,10 +261,14 @@ on_expanded(void *arg)
 void
 smtp_tx_commit(struct smtp_session *s)
 {
-	if (s->discard) {
-		smtp_log_queued(s, "discarded", 0);
-		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
-		smtp_tx_end(s);
+	if (s->discard) {	/* as the client sent it: nothing is kept */
+		struct envelope e;
+		char tlsdesc[TLS_DESC_MAX];
+
+		fill_envelope(s, &e, tlsdesc);
+		e.rcpts = s->rcpts;
+		e.nrcpts = s->nrcpts;
+		write_to(s, &queue_null, &e);
 		return;
 	}
 	expansion_free(&s->expanded);

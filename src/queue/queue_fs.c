@@ -1,0 +1,353 @@
+/*
+ * queue_fs: the queue backend of plain files (docs/queue.md): the durable
+ * write with group commit, reading and scanning envelopes, retiring a
+ * message to done/ and removing it; its journal is queue_journal.c.
+ *
+ * The write path, with group commit. Messages that finish while a batch is being written form the next
+ * batch, and a batch costs two flushes however many messages it holds:
+ *
+ *   1. open  Q/tmp/<pid>.<id> (O_EXCL), write envelope, Received, message
+ *   2. flush the files        batch of 1: fdatasync; more: syncfs() per fs
+ *   3. rename each to Q/mess/<h>/<id>          atomic: all or nothing
+ *   4. flush the renames      batch of 1: fsync(dir); more: syncfs() per fs
+ *
+ * Only after step 4 does the loop thread send "250 ... queued as <id>" for
+ * each message of the batch. A crash before 3 leaves tmp files that
+ * indimaild removes (by pid when a worker dies, all of them at start); a
+ * message in mess/ is always complete because its data were flushed before
+ * its rename. Everything here runs on the libuv thread pool, one batch at a
+ * time per process, so the event loop never waits for the disk.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../lib/batch.h"
+#include "../lib/fsutil.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
+#include "queue.h"
+
+struct write_job {
+	struct batch_item item;		/* first: the batcher's link */
+	struct queue_set *qs;
+	int		 qn;
+	char		 id[QUEUE_ID_LEN + 1];
+	struct buf	 envelope;
+	const struct buf *hdr, *msg;
+	queue_write_cb	 cb;
+	void		*arg;
+	int		 ok;
+	int		 fd;
+	struct buf	 tmp, dir, dst;
+	struct buf	 error;
+	uint64_t	 started;
+};
+
+static void
+fail(struct write_job *j, const char *step, const char *path)
+{
+	if (j->error.len == 0)
+		buf_printf(&j->error, "%s %s: %s", step, path, strerror(errno));
+	j->ok = 0;
+}
+
+/* Step 1 for one job: the tmp file, written but not yet flushed. */
+static void
+write_tmp(struct write_job *j)
+{
+	struct iovec iov[3];
+
+	buf_printf(&j->tmp, "%s/%d/tmp/%ld.%s", j->qs->path, j->qn,
+	    (long)getpid(), j->id);
+	buf_printf(&j->dir, "%s/%d/mess/%d", j->qs->path, j->qn,
+	    queue_hash(j->id, j->qs->split));
+	buf_printf(&j->dst, "%s/%s", buf_cstr(&j->dir), j->id);
+	if (j->envelope.len > QUEUE_ENVELOPE_MAX) {	/* could not be read back */
+		buf_printf(&j->error, "envelope of %zu bytes is over the "
+		    "%d-byte limit", j->envelope.len, QUEUE_ENVELOPE_MAX);
+		return;
+	}
+	j->fd = open(buf_cstr(&j->tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0640);
+	if (j->fd < 0) {
+		fail(j, "create", buf_cstr(&j->tmp));
+		return;
+	}
+	iov[0].iov_base = j->envelope.data;
+	iov[0].iov_len = j->envelope.len;
+	iov[1].iov_base = j->hdr->data;
+	iov[1].iov_len = j->hdr->len;
+	iov[2].iov_base = j->msg->data;
+	iov[2].iov_len = j->msg->len;
+	j->ok = 1;
+	if (write_iov(j->fd, iov, 3) < 0)
+		fail(j, "write", buf_cstr(&j->tmp));
+}
+
+/* A job whose tmp file could not be written: nothing of it stays. */
+static void
+drop_tmp(struct write_job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	unlink(buf_cstr(&j->tmp));
+}
+
+/* Runs on a pool thread: steps 1 to 4 for every job of the batch. */
+static void
+write_batch(struct batch_item *items, size_t n, void *ctx)
+{
+	struct fs_commit *c = xcalloc(n, sizeof(*c));
+	struct write_job **jobs = xcalloc(n, sizeof(*jobs));
+	size_t nc = 0;
+
+	(void)ctx;
+	for (struct batch_item *it = items; it; it = it->next) {
+		struct write_job *j = (struct write_job *)it;
+		write_tmp(j);
+		if (!j->ok) {
+			drop_tmp(j);
+			continue;
+		}
+		c[nc].fd = j->fd;
+		c[nc].tmp = buf_cstr(&j->tmp);
+		c[nc].dst = buf_cstr(&j->dst);
+		c[nc].dir = buf_cstr(&j->dir);
+		j->fd = -1;
+		jobs[nc++] = j;
+	}
+	fs_commit(c, nc);
+	for (size_t k = 0; k < nc; k++)
+		if (!c[k].ok) {
+			errno = c[k].error;
+			fail(jobs[k], c[k].step, c[k].path);
+		}
+	free(c);
+	free(jobs);
+}
+
+/* Runs on the loop thread: tells every session of the batch. */
+static void
+batch_written(struct batch_item *items, size_t n, void *ctx, int status)
+{
+	struct batch_item *it, *next;
+
+	(void)n;
+	(void)ctx;
+	for (it = items; it; it = next) {
+		struct write_job *j = (struct write_job *)it;
+		double secs = (double)(uv_hrtime() - j->started) / 1e9;
+		next = it->next;
+		if (status != 0 && j->ok) {
+			j->ok = 0;
+			buf_appends(&j->error, "write cancelled");
+		}
+		j->qs->inflight[j->qn]--;
+		j->cb(j->arg, j->ok, j->ok ? NULL : buf_cstr(&j->error), secs,
+		    j->qn);
+		buf_free(&j->envelope);
+		buf_free(&j->error);
+		buf_free(&j->tmp);
+		buf_free(&j->dir);
+		buf_free(&j->dst);
+		free(j);
+	}
+}
+
+static int
+fs_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
+    const struct buf *hdr, const struct buf *msg, queue_write_cb cb,
+    void *arg)
+{
+	struct write_job *j = xcalloc(1, sizeof(*j));
+
+	j->qs = qs;
+	j->qn = queue_pick(qs);
+	j->fd = -1;
+	qs->inflight[j->qn]++;
+	snprintf(j->id, sizeof(j->id), "%s", e->id);
+	queue_envelope_format(e, &j->envelope);
+	j->hdr = hdr;
+	j->msg = msg;
+	j->cb = cb;
+	j->arg = arg;
+	j->started = uv_hrtime();
+	if (qs->writer.work == NULL) {
+		qs->writer.loop = loop;
+		qs->writer.work = write_batch;
+		qs->writer.done = batch_written;
+	}
+	batcher_add(&qs->writer, &j->item);
+	return QUEUE_WRITE_PENDING;
+}
+
+/*
+ * Reads the start of a queue file into b until it holds the envelope's
+ * empty line, in growing chunks: a large envelope is read whole, the
+ * message only as far as the last chunk reached. Returns the envelope's
+ * length, or 0 when the file has none within QUEUE_ENVELOPE_MAX bytes.
+ */
+static size_t
+read_envelope(int fd, struct buf *b)
+{
+	size_t chunk = 65536, from = 0;
+	const char *end;
+	ssize_t n;
+
+	while (b->len < QUEUE_ENVELOPE_MAX) {
+		if (chunk > QUEUE_ENVELOPE_MAX - b->len)
+			chunk = QUEUE_ENVELOPE_MAX - b->len;
+		buf_reserve(b, chunk);
+		n = pread(fd, b->data + b->len, chunk, (off_t)b->len);
+		if (n <= 0)
+			return 0;
+		b->len += (size_t)n;
+		b->data[b->len] = '\0';
+		if ((end = memmem(b->data + from, b->len - from, "\n\n", 2)))
+			return (size_t)(end - b->data) + 2;
+		from = b->len - 1;	/* the empty line may straddle chunks */
+		chunk *= 2;
+	}
+	return 0;
+}
+
+/* Reads one message's envelope (never its message); 0 or -1. */
+static int
+read_path(const struct queue_set *q, const char *path, int qn,
+    struct queue_item *qi)
+{
+	struct stat st;
+	struct buf b = BUF_INIT;
+	size_t len;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+
+	memset(qi, 0, sizeof(*qi));
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && (len = read_envelope(fd, &b)) > 0)
+		rc = queue_envelope_parse(b.data, len, &qi->env,
+		    &qi->body_offset);
+	close(fd);
+	buf_free(&b);
+	if (rc < 0)
+		return -1;
+	qi->size = (size_t)st.st_size - qi->body_offset;
+	qi->path = xstrdup(path);
+	qi->queue = qn;
+	queue_state_path(q, qn, qi->env.id, &b);
+	qi->journal = b.data;		/* the buffer's memory moves */
+	return 0;
+}
+
+static int
+fs_read(const struct queue_set *q, int qn, const char *id,
+    struct queue_item *qi)
+{
+	struct buf p = BUF_INIT;
+	int rc;
+
+	queue_mess_path(q, qn, id, &p);
+	rc = read_path(q, buf_cstr(&p), qn, qi);
+	buf_free(&p);
+	return rc;
+}
+
+/*
+ * Calls fn for every message of one mess/<h> folder; -1 when fn asked to
+ * stop, else how many. An unreadable file is never skipped silently.
+ */
+static int
+scan_folder(const struct queue_set *q, int qn, const char *dir,
+    int (*fn)(void *, struct queue_item *), void *arg)
+{
+	struct buf f = BUF_INIT;
+	struct queue_item qi;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int n = 0, rc = 0;
+
+	while (d && rc == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		buf_clear(&f);
+		buf_printf(&f, "%s/%s", dir, e->d_name);
+		if (read_path(q, buf_cstr(&f), qn, &qi) < 0) {
+			log_event(LOG_WARN, "queue_file_unreadable", "path=%s",
+			    buf_cstr(&f));
+			continue;
+		}
+		n++;
+		rc = fn(arg, &qi);
+		queue_item_free(&qi);
+	}
+	if (d)
+		closedir(d);
+	buf_free(&f);
+	return rc ? -n - 1 : n;
+}
+
+static int
+fs_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
+    void *arg)
+{
+	struct buf dir = BUF_INIT;
+	int n = 0, k = 0;
+
+	for (int i = 0; k >= 0 && i < q->count; i++)
+		for (int h = 0; k >= 0 && h < q->split; h++) {
+			buf_clear(&dir);
+			buf_printf(&dir, "%s/%d/mess/%d", q->path, i, h);
+			k = scan_folder(q, i, buf_cstr(&dir), fn, arg);
+			n += k >= 0 ? k : -k - 1;
+		}
+	buf_free(&dir);
+	return n;
+}
+
+/* mess/ → done/: one rename, so nothing can deliver the message again. */
+static int
+fs_retire(const struct queue_set *q, const struct queue_item *qi,
+    char **newpath)
+{
+	struct buf p = BUF_INIT;
+	int e;
+
+	queue_done_path(q, qi->queue, qi->env.id, &p);
+	if (rename(qi->path, buf_cstr(&p)) < 0) {
+		e = errno;
+		buf_free(&p);
+		errno = e;
+		return -1;
+	}
+	*newpath = p.data;		/* the buffer's memory moves */
+	return 0;
+}
+
+/* The message first, so a crash leaves at most a stray journal. */
+static int
+fs_remove(const struct queue_item *qi)
+{
+	int ok = unlink(qi->path) == 0 || errno == ENOENT;
+
+	unlink(qi->journal);
+	return ok ? 0 : -1;
+}
+
+const struct queue_backend queue_fs = {
+	.name = "fs",
+	.write = fs_write,
+	.read = fs_read,
+	.scan = fs_scan,
+	.journal_append = queue_journal_append,
+	.journal_flush = queue_journal_flush,
+	.journal_read = queue_journal_read,
+	.retire = fs_retire,
+	.remove = fs_remove,
+};
