@@ -1,4 +1,8 @@
 /*
+ * src/cli owns the command-line programs: bin/indimail (the admin tool,
+ * indimail.c) and bin/sendmail (the injector, the files below). They sit
+ * on top, like src/daemon, but never include it or src/deliver.
+ *
  * sendmail.h: what the four files of bin/sendmail share. sendmail.c reads
  * the options and checks addresses; sendmail_input.c reads the message
  * from standard input into a spool; sendmail_mime.c is the GMime side

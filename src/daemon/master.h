@@ -1,6 +1,10 @@
 /*
- * master: the indimaild parent process. Binds the listeners, drops
- * privileges, forks the SMTP workers and supervises them.
+ * src/daemon owns the processes of indimaild and nothing else: main, the
+ * master (this file: binds the listeners, drops privileges, forks the
+ * children and supervises them), the unprivileged configuration child
+ * (bootstrap), the listener set (listen), the signal dispositions around
+ * fork (proc), the SMTP worker (smtpd) and the queue manager (qmgrd). It
+ * is the only folder that may include both src/smtp and src/deliver.
  */
 #ifndef INDIMAIL_MASTER_H
 #define INDIMAIL_MASTER_H

@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * batch: group commit on the libuv thread pool. Items added while a batch
  * is being worked on wait and form the next batch, so N items that arrive
  * together share one pass of `work` (and its flushes). One batch runs at a

@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * buf: a growable byte buffer that knows its length. Every byte that comes
  * from a peer lives in one of these; nothing is copied into fixed arrays.
  * Allocation failure aborts (see xalloc.h), so callers never check for NULL.

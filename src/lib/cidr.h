@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * cidr: network prefixes for access lists (relay_from, and later the
  * policies' tables). Parsed once at configuration load, matched per
  * connection.

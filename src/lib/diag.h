@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * diag: Postfix's tiers of trouble. A corrupted invariant → panic() (log,
  * abort, core). A start-up or configuration error → fatal() (log, exit 1).
  * Anything a peer, a client or the disk does at run time is neither: it

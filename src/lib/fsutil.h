@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * fsutil: the file-system primitives durable writers share: writing a
  * whole iovec despite short writes and EINTR, fsync of a directory (what
  * makes a rename durable), and the commit of files written under a

@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * log: one line per event, key=value, written with a single write(2) so lines
  * from many processes sharing one O_APPEND file never interleave.
  *

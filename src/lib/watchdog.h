@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * watchdog: a thread that notices when the loop thread has been inside one
  * Lua call for too long. The instruction budget stops runaway Lua code,
  * but not a hook stuck inside C (a pathological string.find pattern): the

@@ -1,4 +1,7 @@
 /*
+ * [src/lib: generic code that knows no mail; it includes nothing outside
+ * src/lib. See docs/architecture.md.]
+ *
  * Allocation wrappers that panic on out-of-memory (Postfix's mymalloc
  * idea). Nothing else in the tree calls
  * malloc directly, so no call site has to handle NULL.

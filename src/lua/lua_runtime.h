@@ -1,4 +1,10 @@
 /*
+ * src/lua owns the Lua side of indimail: this runtime, the configuration
+ * file's reading into struct config (lua_config*.c), the hook runner and
+ * what hooks see (lua_hook.c, lua_objects.c, lua_verdict.c, lua_dns.c),
+ * the sandbox and the budgets. It knows the directory and the network
+ * plumbing, never the SMTP session or delivery: they call it.
+ *
  * lua_runtime: one loaded configuration = one lua_State (memory-capped)
  * + the struct config it produced + the hooks it registered. Reference
  * counted: a reload swaps in a new runtime while hooks still running in the

@@ -1,4 +1,7 @@
 /*
+ * [src/mail: what every part of the server knows about mail, whatever the
+ * protocol; it includes only src/lib. See docs/architecture.md.]
+ *
  * address: mail addresses and domain names (RFC 5321 4.1.2 syntax of a
  * domain; the split of local@domain). Shared by the SMTP server, the
  * directory, delivery and the configuration checks.

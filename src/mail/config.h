@@ -1,4 +1,7 @@
 /*
+ * [src/mail: what every part of the server knows about mail, whatever the
+ * protocol; it includes only src/lib. See docs/architecture.md.]
+ *
  * config: the C view of what etc/indimail.lua passed to indimail.config{}.
  * Filled and validated by lua/lua_config.c while the file runs, so a bad
  * value is reported with the file and line of the indimail.config call.

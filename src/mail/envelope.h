@@ -1,4 +1,7 @@
 /*
+ * [src/mail: what every part of the server knows about mail, whatever the
+ * protocol; it includes only src/lib. See docs/architecture.md.]
+ *
  * envelope: what travels with a message from the SMTP session through the
  * queue to delivery and bounces: its id, where and when it came from, the
  * sender, the recipients (each with the address the client gave, ORCPT),

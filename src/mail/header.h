@@ -1,4 +1,7 @@
 /*
+ * [src/mail: what every part of the server knows about mail, whatever the
+ * protocol; it includes only src/lib. See docs/architecture.md.]
+ *
  * header: the one walker over a message's header section (RFC 5322 2.2),
  * for a message held in memory with LF line ends (as smtp_data stores it
  * and the queue keeps it). Pure functions over (msg, len): no state, no

@@ -1,4 +1,7 @@
 /*
+ * [src/net: network plumbing on the loop (TLS, DNS, connection counts);
+ * it includes only src/lib and src/mail. See docs/architecture.md.]
+ *
  * connlimit: connection counts shared by all workers (anonymous shared
  * memory mapped by the master before it forks). Each worker writes only its
  * own row, so no locks are needed and the master can zero the row of a

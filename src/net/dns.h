@@ -1,4 +1,7 @@
 /*
+ * [src/net: network plumbing on the loop (TLS, DNS, connection counts);
+ * it includes only src/lib and src/mail. See docs/architecture.md.]
+ *
  * dns: asynchronous DNS through c-ares driven by the libuv loop (uv_poll per
  * resolver socket, one timer for c-ares' timeouts). One resolver per loop.
  */

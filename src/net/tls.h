@@ -1,4 +1,7 @@
 /*
+ * [src/net: network plumbing on the loop (TLS, DNS, connection counts);
+ * it includes only src/lib and src/mail. See docs/architecture.md.]
+ *
  * tls: OpenSSL server side over a byte stream we do not own (the libuv TCP
  * handle). Ciphertext goes in with tls_input and out through net_out; the
  * caller writes net_out to the socket. No OpenSSL call ever touches the fd.
