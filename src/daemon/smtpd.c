@@ -40,6 +40,8 @@ on_reload(uv_signal_t *sig, int signum)
 		buf_free(&err);
 		return;
 	}
+	directory_put(w->dir);
+	w->dir = directory_get(w->srv.loop, &rt->cfg);
 	runtime_unref(w->srv.rt);
 	w->srv.rt = rt;		/* new sessions start under it */
 	watchdog_set_limit(rt->cfg.timeout_watchdog);
@@ -131,6 +133,7 @@ open_services(struct worker *w)
 	if (w->srv.dns == NULL)
 		fatal("dns: %s", buf_cstr(&err));
 	hook_set_env(w->srv.loop, w->srv.dns);
+	w->dir = directory_get(w->srv.loop, c);
 	buf_free(&err);
 }
 

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "../directory/directory.h"
 #include "../queue/queue.h"
 #include "../smtp/smtp_server.h"
 
@@ -17,6 +18,12 @@ struct listener;
 struct worker {
 	struct smtp_server srv;		/* loop, runtime, sessions */
 	struct queue_set queue;
+	/*
+	 * The directory of the current configuration, held by the process so
+	 * that a backend's connections and cache outlive idle moments (each
+	 * session holds its own reference too).
+	 */
+	struct directory *dir;
 	int		 notify_fd;
 	uv_signal_t	 sighup, sigterm, sigint;
 	uv_timer_t	 drain_timer;
