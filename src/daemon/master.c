@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../deliver/qmgr.h"
+#include "qmgrd.h"
 #include "../net/connlimit.h"
 #include "../net/tls.h"
 #include "../queue/queue.h"
@@ -239,7 +239,7 @@ run_qmgr(int unused)
 	for (size_t i = 0; i < nlst; i++)
 		close(lst[i].fd);
 	close(notify_fds[1]);
-	qmgr_main(rt, notify_fds[0]);
+	qmgrd_main(rt, notify_fds[0]);
 }
 
 static void

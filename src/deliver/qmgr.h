@@ -1,23 +1,37 @@
 /*
- * qmgr: the queue manager process. Learns of new messages from the SMTP
- * workers (a datagram per message), scans every queue at start, and moves
- * each recipient to delivered, deferred (retried with a growing backoff) or
- * bounced. Answers `indimail queue ...` on a control socket.
+ * qmgr: the queue manager, as the process src/daemon/qmgrd.c runs it.
+ * src/deliver owns everything between a message in the queue and its
+ * outcome: the table of messages (rebuilt from the queue and each
+ * message's journal at start), the scheduler, local and remote delivery,
+ * retries, bounces, the route hook and the control socket for `indimail
+ * queue ...`. The process (signals, the qmgr.lock, the watchdog, the
+ * notify socket, the timer) belongs to qmgrd, which calls in here.
  */
 #ifndef INDIMAIL_QMGR_H
 #define INDIMAIL_QMGR_H
 
 #include <uv.h>
 
-#include "../lib/buf.h"
 #include "../lua/lua_runtime.h"
 
-/* Never returns. notify_fd: the read end of the workers' datagrams. */
-void	qmgr_main(struct runtime *, int notify_fd) __attribute__((noreturn));
+struct qmgr;
 
-/* Answers one control request ("list", "show ID", ...) into out. */
-void	qmgr_command(const char *line, struct buf *out);
-/* Listens on <queue_path>/qmgr.sock (qmgr_control.c). */
-void	qmgr_control_open(uv_loop_t *, const char *queue_path);
+/* The queue set, DNS and remote context of rt (taken); fatal on error. */
+struct qmgr *qmgr_new(uv_loop_t *, struct runtime *rt);
+/* The queue is ours (qmgr.lock held): control socket, then a full scan. */
+void	qmgr_start(struct qmgr *);
+/* Every second while working: see scheduler_tick. */
+void	qmgr_tick(struct qmgr *);
+/* The SMTP workers' datagrams waiting on fd: load those messages. */
+void	qmgr_notify(struct qmgr *, int fd);
+/* Swaps in a new runtime (taken); jobs in flight keep theirs. */
+void	qmgr_reload(struct qmgr *, struct runtime *rt);
+struct runtime *qmgr_runtime(const struct qmgr *);
+/* Starts no more deliveries (logs what still runs). */
+void	qmgr_drain(struct qmgr *);
+/* No delivery runs and nothing is on the thread pool. */
+int	qmgr_drained(const struct qmgr *);
+/* Closes idle remote connections, before exit. */
+void	qmgr_close(struct qmgr *);
 
 #endif

@@ -1,21 +1,28 @@
 /*
  * qmgr_control: the queue manager's control socket (<queue.path>/qmgr.sock)
  * for `indimail queue ...`: one request line per connection, answered by
- * qmgr_command() and closed. Only socket plumbing lives here.
+ * qmgr_command() and closed. qmgr_command reads the table (list, show) and
+ * changes it only through the queue manager's own paths: the journal for
+ * hold / release / remove, the scheduler for flush.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "../lib/log.h"
 #include "../lib/xalloc.h"
-#include "qmgr.h"
+#include "qmgr_int.h"
 
-static uv_loop_t *control_loop;
-static uv_pipe_t control;
+struct qmgr_control {
+	uv_pipe_t	 pipe;		/* the listening socket */
+	struct qmgr	*q;
+};
 
 struct control_conn {
 	uv_pipe_t	 pipe;
+	struct qmgr	*q;
 	struct buf	 in;
 };
 
@@ -82,19 +89,21 @@ on_control_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	*nl = '\0';
 	uv_read_stop(s);
-	qmgr_command(c->in.data, &out);
+	qmgr_command(c->q, c->in.data, &out);
 	control_reply(c, &out);
 }
 
 static void
 on_control_connection(uv_stream_t *server, int status)
 {
+	struct qmgr_control *ctl = server->data;
 	struct control_conn *c;
 
 	if (status < 0)
 		return;
 	c = xcalloc(1, sizeof(*c));
-	uv_pipe_init(control_loop, &c->pipe, 0);
+	c->q = ctl->q;
+	uv_pipe_init(ctl->q->loop, &c->pipe, 0);
 	c->pipe.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
 		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
@@ -103,18 +112,22 @@ on_control_connection(uv_stream_t *server, int status)
 	uv_read_start((uv_stream_t *)&c->pipe, on_control_alloc, on_control_read);
 }
 
+/* Listens on <queue.path>/qmgr.sock. */
 void
-qmgr_control_open(uv_loop_t *loop, const char *queue_path)
+qmgr_control_open(struct qmgr *q)
 {
+	struct qmgr_control *ctl = xcalloc(1, sizeof(*ctl));
 	struct buf path = BUF_INIT;
 	int rc;
 
-	control_loop = loop;
-	buf_printf(&path, "%s/qmgr.sock", queue_path);
+	ctl->q = q;
+	q->control = ctl;
+	buf_printf(&path, "%s/qmgr.sock", q->cfg->queue_path);
 	unlink(buf_cstr(&path));
-	uv_pipe_init(loop, &control, 0);
-	if ((rc = uv_pipe_bind(&control, buf_cstr(&path))) != 0 ||
-	    (rc = uv_listen((uv_stream_t *)&control, 16,
+	uv_pipe_init(q->loop, &ctl->pipe, 0);
+	ctl->pipe.data = ctl;
+	if ((rc = uv_pipe_bind(&ctl->pipe, buf_cstr(&path))) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)&ctl->pipe, 16,
 	    on_control_connection)) != 0)
 		log_event(LOG_ERROR, "control_error", "path=%s error=%s",
 		    buf_cstr(&path), uv_strerror(rc));
@@ -123,3 +136,117 @@ qmgr_control_open(uv_loop_t *loop, const char *queue_path)
 	buf_free(&path);
 }
 
+
+/* ---- the commands ---------------------------------------------------------- */
+
+static void
+describe(const struct qmgr *q, const struct qmsg *m, struct buf *out)
+{
+	static const char *names[] = { "pending", "active", "done" };
+	uint64_t now = uv_now(q->loop);
+
+	queue_format_entry(out, m->item.env.id, (long long)time(NULL) -
+	    m->item.env.received, m->item.size, m->item.env.sender, m->hold);
+	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
+		buf_printf(out, "    %-8s <%s>", names[m->st[i]], m->item.env.rcpts[i]);
+		if (m->st[i] == RS_PENDING && m->attempts)
+			buf_printf(out, " attempts=%d next_retry=%llds",
+			    m->attempts, m->next_try > now ?
+			    (long long)(m->next_try - now + 999) / 1000 : 0LL);
+		if (m->st[i] == RS_PENDING && m->why[i].len)
+			buf_printf(out, " last_error=\"%s\"", buf_cstr(&m->why[i]));
+		buf_appendc(out, '\n');
+	}
+}
+
+static void
+command_list(struct qmgr *q, struct buf *out)
+{
+	int count = 0;
+
+	for (struct qmsg *x = qmgr_table_first(q->table); x; x = x->next,
+	    count++)
+		describe(q, x, out);
+	buf_printf(out, "ok %d\n", count);
+}
+
+static void
+command_flush(struct qmgr *q, struct buf *out)
+{
+	int count = 0;
+
+	for (struct qmsg *x = qmgr_table_first(q->table); x; x = x->next)
+		if (!x->hold) {
+			x->next_try = 0;
+			count++;
+		}
+	scheduler_soon(q);
+	buf_printf(out, "ok %d\n", count);
+}
+
+static void
+command_hold(struct qmgr *q, struct qmsg *m, int hold, struct buf *out)
+{
+	struct buf j = BUF_INIT;
+
+	m->hold = hold;
+	m->next_try = 0;
+	queue_journal_hold(&j, m->hold);
+	qmgr_journal_text(q, m, &j, 1);
+	scheduler_soon(q);
+	buf_printf(out, "ok 1\n");
+}
+
+/* Every pending recipient final ('x'), unless a delivery runs. */
+static void
+command_remove(struct qmgr *q, struct qmsg *m, struct buf *out)
+{
+	size_t *idx = xcalloc(m->item.env.nrcpts, sizeof(size_t)), k = 0;
+
+	for (size_t i = 0; i < m->item.env.nrcpts; i++)
+		if (m->st[i] == RS_PENDING) {
+			m->st[i] = RS_DONE;
+			idx[k++] = i;
+		}
+	if (k < m->item.env.nrcpts && m->busy) {
+		for (size_t i = 0; i < k; i++)
+			m->st[idx[i]] = RS_PENDING;
+		buf_printf(out, "error %s is being delivered, try again\n",
+		    m->item.env.id);
+	} else {
+		qmgr_journal(q, m, 'x', idx, k);
+		qmgr_maybe_done(q, m);
+		buf_printf(out, "ok 1\n");
+	}
+	free(idx);
+}
+
+/* Answers one control request ("list", "show ID", ...) into out. */
+void
+qmgr_command(struct qmgr *q, const char *line, struct buf *out)
+{
+	char cmd[16], id[QUEUE_ID_LEN + 2];
+	struct qmsg *m = NULL;
+	int n = sscanf(line, "%15s %25s", cmd, id);
+
+	if (n == 2 && ((m = qmgr_table_find(q->table, id)) == NULL ||
+	    m->removed_at)) {
+		buf_printf(out, "error no message %s in the queue\n", id);
+		return;
+	}
+	if (n >= 1 && strcmp(cmd, "list") == 0)
+		command_list(q, out);
+	else if (n == 2 && strcmp(cmd, "show") == 0) {
+		describe(q, m, out);
+		buf_printf(out, "path %s\nok 1\n", m->item.path);
+	} else if (n >= 1 && strcmp(cmd, "flush") == 0)
+		command_flush(q, out);
+	else if (n == 2 && (strcmp(cmd, "hold") == 0 ||
+	    strcmp(cmd, "release") == 0))
+		command_hold(q, m, cmd[0] == 'h', out);
+	else if (n == 2 && strcmp(cmd, "remove") == 0)
+		command_remove(q, m, out);
+	else
+		buf_printf(out, "error unknown command (list, show ID, flush, "
+		    "hold ID, release ID, remove ID)\n");
+}

@@ -1,0 +1,174 @@
+/*
+ * qmgr_route: where a recipient goes. The route hook (lua) decides once
+ * per recipient, before its first delivery: the default (local domains
+ * locally, the routes table, else MX), local, MX, a relay of its own, or
+ * discard / reject / tempfail. A relay's strings belong to the message.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/xalloc.h"
+#include "../mail/address.h"
+#include "qmgr_int.h"
+
+struct rctx {
+	struct hook_ctx	 ctx;
+	struct envvars	 env;
+	struct qmgr	*q;
+	struct qmsg	*m;
+	size_t		 i;
+	struct hook_call *call;
+};
+
+static void
+rctx_free(struct rctx *r)
+{
+	envvars_free(&r->env);
+	free(r);
+}
+
+/* VERDICT_ROUTE: local, MX, or a relay with its own login and TLS. */
+static void
+route_set(struct qroute *q, struct hook_verdict *v)
+{
+	q->decided = 1;
+	q->kind = v->route;
+	if (v->route != ROUTE_RELAY)
+		return;
+	q->relay.domain = "";
+	q->relay.host = xstrdup(buf_cstr(&v->route_host));
+	q->relay.port = v->route_port;
+	q->relay.auth_user = v->route_user.len ?
+	    xstrdup(buf_cstr(&v->route_user)) : NULL;
+	q->relay.auth_password = v->route_password.len ?
+	    xstrdup(buf_cstr(&v->route_password)) : NULL;
+	/* as in the config: credentials need TLS, verified */
+	q->relay.tls = v->route_tls >= 0 ? v->route_tls :
+	    q->relay.auth_user ? CLIENT_TLS_VERIFY :
+	    CLIENT_TLS_OPPORTUNISTIC;
+	q->relay.auth_plaintext = v->route_auth_plaintext;
+}
+
+static void
+route_discard(struct rctx *r, struct hook_verdict *v)
+{
+	struct qmsg *m = r->m;
+	struct logline l;
+
+	m->st[r->i] = RS_DONE;
+	qmsg_log(&l, LOG_INFO, "discarded", m);
+	log_kv(&l, "to", m->item.env.rcpts[r->i]);
+	log_kv(&l, "policy", v->policy);
+	log_end(&l);
+	qmgr_journal(r->q, m, 'x', &r->i, 1);
+}
+
+static void
+apply_route(struct rctx *r, struct hook_verdict *v)
+{
+	struct qmgr *q = r->q;
+	struct qmsg *m = r->m;
+	struct rcpt_result res;
+
+	m->route[r->i].running = 0;
+	m->busy--;
+	memset(&res, 0, sizeof(res));
+	switch (v->action) {
+	case VERDICT_ACCEPT:
+		m->route[r->i].decided = 1;
+		m->route[r->i].kind = ROUTE_DEFAULT;
+		break;
+	case VERDICT_ROUTE:
+		route_set(&m->route[r->i], v);
+		break;
+	case VERDICT_DISCARD:
+		route_discard(r, v);
+		break;
+	case VERDICT_REJECT:
+	case VERDICT_TEMPFAIL:
+		res.cls = v->action == VERDICT_REJECT ? RESULT_PERM : RESULT_TEMP;
+		buf_printf(&res.text, "%d %s %s", v->code, v->status,
+		    buf_cstr(&v->text));
+		qmgr_outcome(q, m, &r->i, &res, 1, NULL, NULL);
+		buf_free(&res.text);
+		break;
+	}
+	rctx_free(r);
+	qmgr_maybe_done(q, m);
+}
+
+static void
+on_route_done(void *arg, struct hook_verdict *v)
+{
+	struct qmgr *q = ((struct rctx *)arg)->q;
+
+	apply_route(arg, v);
+	scheduler_soon(q);
+}
+
+/* Runs the route hook for recipient i (the result may come later). */
+void
+qmgr_route_rcpt(struct qmgr *q, struct qmsg *m, size_t i)
+{
+	struct rctx *r;
+	struct hook_verdict v;
+
+	if (q->rt->nhooks[HOOK_ROUTE] == 0) {
+		m->route[i].decided = 1;
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->q = q;
+	r->m = m;
+	r->i = i;
+	for (size_t k = 0; k < m->item.env.vars.n; k++)
+		envvars_set(&r->env, m->item.env.vars.key[k],
+		    m->item.env.vars.val[k]);
+	r->ctx.session_id = m->item.env.id;
+	r->ctx.queue_id = m->item.env.id;
+	r->ctx.ip = m->item.env.ip;
+	r->ctx.helo = m->item.env.helo;
+	r->ctx.sender = m->item.env.sender;
+	r->ctx.rcpts = m->item.env.rcpts;
+	r->ctx.nrcpts = m->item.env.nrcpts;
+	r->ctx.rcpt = m->item.env.rcpts[i];
+	r->ctx.env = &r->env;
+	m->route[i].running = 1;
+	m->busy++;
+	if (hook_run(q->rt, HOOK_ROUTE, &r->ctx, &v, on_route_done, r,
+	    &r->call) == HOOK_DONE) {
+		apply_route(r, &v);
+		hook_verdict_free(&v);
+	}
+}
+
+/* Destination key of a remote recipient: its relay, or its domain's MX. */
+const char *
+qmgr_route_dest_key(const struct qmgr *q, const struct qmsg *m, size_t i,
+    const struct route_conf **rc, struct buf *key)
+{
+	const char *dom = address_domain(m->item.env.rcpts[i]);
+
+	buf_clear(key);
+	if (m->route[i].kind == ROUTE_RELAY)
+		*rc = &m->route[i].relay;
+	else if (m->route[i].kind == ROUTE_MX)
+		*rc = NULL;
+	else
+		*rc = config_find_route(q->cfg, dom ? dom : "");
+	if (*rc)
+		buf_printf(key, "relay:%s:%d", (*rc)->host, (*rc)->port);
+	else
+		buf_printf(key, "mx:%s", dom ? dom : "");
+	return buf_cstr(key);
+}
+
+int
+qmgr_route_is_local(const struct qmgr *q, const struct qmsg *m, size_t i)
+{
+	const char *dom = address_domain(m->item.env.rcpts[i]);
+
+	if (m->route[i].kind != ROUTE_DEFAULT)
+		return m->route[i].kind == ROUTE_LOCAL;
+	return dom == NULL || config_is_local_domain(q->cfg, dom);
+}

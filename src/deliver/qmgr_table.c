@@ -1,0 +1,147 @@
+/*
+ * qmgr_table: the queue manager's messages, by id (a hash table) and as
+ * the list the scheduler walks. A removed message becomes a tombstone: off
+ * the list, still found by id for two minutes, so that neither a rescan
+ * that read it just before its removal nor a late datagram can bring it
+ * back and deliver it again.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/xalloc.h"
+#include "qmgr_int.h"
+
+#define NBUCKETS 65536
+
+struct qmgr_table {
+	struct qmsg	*msgs;
+	struct qmsg	*tombstones;	/* removed, still in the id table */
+	struct qmsg	*bucket[NBUCKETS];
+	size_t		 nmsgs;
+};
+
+struct qmgr_table *
+qmgr_table_new(void)
+{
+	return xcalloc(1, sizeof(struct qmgr_table));
+}
+
+static unsigned
+bucket_of(const char *id)
+{
+	unsigned h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % NBUCKETS;
+}
+
+struct qmsg *
+qmgr_table_find(struct qmgr_table *t, const char *id)
+{
+	for (struct qmsg *m = t->bucket[bucket_of(id)]; m; m = m->hnext)
+		if (strcmp(m->item.env.id, id) == 0)
+			return m;
+	return NULL;
+}
+
+void
+qmgr_table_add(struct qmgr_table *t, struct qmsg *m)
+{
+	unsigned b = bucket_of(m->item.env.id);
+
+	m->hnext = t->bucket[b];
+	t->bucket[b] = m;
+	m->next = t->msgs;
+	if (t->msgs)
+		t->msgs->prev = m;
+	t->msgs = m;
+	t->nmsgs++;
+}
+
+struct qmsg *
+qmgr_table_first(struct qmgr_table *t)
+{
+	return t->msgs;
+}
+
+size_t
+qmgr_table_count(const struct qmgr_table *t)
+{
+	return t->nmsgs;
+}
+
+static void
+unhash(struct qmgr_table *t, struct qmsg *m)
+{
+	struct qmsg **pp = &t->bucket[bucket_of(m->item.env.id)];
+
+	while (*pp && *pp != m)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = m->hnext;
+}
+
+/* Off the list of live messages; still found by id (see tombstone). */
+static void
+table_remove(struct qmgr_table *t, struct qmsg *m)
+{
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		t->msgs = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	t->nmsgs--;
+}
+
+void
+qmsg_free(struct qmsg *m)
+{
+	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
+		buf_free(&m->why[i]);
+		free(m->mta[i]);
+		free(m->route[i].relay.host);
+		free(m->route[i].relay.auth_user);
+		free(m->route[i].relay.auth_password);
+	}
+	free(m->route);
+	free(m->why);
+	free(m->mta);
+	free(m->st);
+	queue_item_free(&m->item);
+	free(m);
+}
+
+/* The message was removed: see the head comment. */
+void
+qmgr_table_tombstone(struct qmgr_table *t, struct qmsg *m, uint64_t now)
+{
+	table_remove(t, m);
+	m->removed_at = now;
+	m->next = t->tombstones;
+	t->tombstones = m;
+}
+
+void
+qmgr_table_sweep(struct qmgr_table *t, uint64_t now)
+{
+	for (struct qmsg **pp = &t->tombstones; *pp;) {
+		struct qmsg *m = *pp;
+		if (now - m->removed_at < 120 * 1000) {
+			pp = &m->next;
+			continue;
+		}
+		*pp = m->next;
+		unhash(t, m);
+		qmsg_free(m);
+	}
+}
+
+void
+qmsg_log(struct logline *l, enum log_level lvl, const char *event,
+    const struct qmsg *m)
+{
+	log_begin(l, lvl, event);
+	log_kv(l, "qid", m->item.env.id);
+}
