@@ -140,9 +140,10 @@ dir_query_new(struct directory *d, int (*step)(struct dir_query *), void *out,
 void
 dir_query_free(struct dir_query *q)
 {
-	for (size_t i = 0; i < q->naddrs; i++)
+	for (size_t i = 0; q->addrs_owned && i < q->naddrs; i++)
 		free(q->addrs[i]);
-	free(q->addrs);
+	if (q->addrs_owned)
+		free(q->addrs);
 	while (q->nst > 0) {
 		struct xframe *f = &q->st[--q->nst];
 		free(f->addr);
@@ -167,6 +168,18 @@ run(struct dir_query *q)
 	return rc;
 }
 
+/* The query waits: the caller's addresses may go, keep copies. */
+static void
+own_addrs(struct dir_query *q)
+{
+	char **a = xcalloc(q->naddrs ? q->naddrs : 1, sizeof(char *));
+
+	for (size_t i = 0; i < q->naddrs; i++)
+		a[i] = xstrdup(q->addrs[i]);
+	q->addrs = a;
+	q->addrs_owned = 1;
+}
+
 int
 dir_query_start(struct dir_query *q, struct dir_query **qp)
 {
@@ -176,6 +189,7 @@ dir_query_start(struct dir_query *q, struct dir_query **qp)
 			*qp = NULL;
 		return DIR_DONE;
 	}
+	own_addrs(q);
 	if (qp)
 		*qp = q;
 	return DIR_PENDING;
@@ -219,13 +233,35 @@ dir_query_lookup(struct dir_query *q, enum dir_kind kind, const char *key)
 	if (d->cache && dir_cache_get(d->cache, uv_now(d->loop), kind, key,
 	    &q->res))
 		return Q_AGAIN;
-	free(q->key);
-	q->key = xstrdup(key);
+	if (d->cache) {		/* for cache_put, now or when it answers */
+		free(q->key);
+		q->key = xstrdup(key);
+	}
 	q->kind = kind;
 	if (fn(d->h, key, &q->res, on_backend, q, &q->op) == DIR_PENDING)
 		return Q_WAIT;
 	cache_put(q);
 	return Q_AGAIN;
+}
+
+/* The catch-all "@domain" of dom (on the stack: it runs per recipient). */
+int
+dir_query_catchall(struct dir_query *q, const char *dom)
+{
+	char key[DIR_DOMAIN_KEY];
+	size_t n = strlen(dom);
+	struct buf b = BUF_INIT;
+	int rc;
+
+	if (n + 2 <= sizeof(key)) {
+		key[0] = '@';
+		memcpy(key + 1, dom, n + 1);
+		return dir_query_lookup(q, DK_ALIAS, key);
+	}
+	buf_printf(&b, "@%s", dom);
+	rc = dir_query_lookup(q, DK_ALIAS, buf_cstr(&b));
+	buf_free(&b);
+	return rc;
 }
 
 void
@@ -300,8 +336,6 @@ static int
 rcpt_step(struct dir_query *q)
 {
 	const char *a = q->addrs[0], *dom = address_domain(a);
-	struct buf key = BUF_INIT;
-	int rc;
 
 	if (q->state != R_START && q->res.status == DIR_TEMPFAIL)
 		return rcpt_end(q, DIR_LOOKUP_FAILED);
@@ -323,10 +357,7 @@ rcpt_step(struct dir_query *q)
 			return rcpt_end(q, DIR_ALIAS);
 		if (dom == NULL)
 			return rcpt_final(q);
-		buf_printf(&key, "@%s", dom);
-		rc = dir_query_lookup(q, DK_ALIAS, buf_cstr(&key));
-		buf_free(&key);
-		return rc;
+		return dir_query_catchall(q, dom);
 	default:		/* R_CATCHALL */
 		if (q->res.status == DIR_OK)
 			return rcpt_end(q, DIR_ALIAS);
@@ -334,12 +365,10 @@ rcpt_step(struct dir_query *q)
 	}
 }
 
-static void
-take_addrs(struct dir_query *q, const char *const *a, size_t n)
+void
+dir_query_addrs(struct dir_query *q, const char *const *a, size_t n)
 {
-	q->addrs = xcalloc(n ? n : 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		q->addrs[i] = xstrdup(a[i]);
+	q->addrs = (char **)a;
 	q->naddrs = n;
 }
 
@@ -349,7 +378,7 @@ directory_lookup(struct directory *d, const char *address,
 {
 	struct dir_query *q = dir_query_new(d, rcpt_step, out, cb, arg);
 
-	take_addrs(q, &address, 1);
+	dir_query_addrs(q, &address, 1);
 	q->res.status = DIR_OK;
 	return dir_query_start(q, qp);
 }
@@ -382,7 +411,7 @@ directory_mailboxes(struct directory *d, const char *const *addresses,
 {
 	struct dir_query *q = dir_query_new(d, mailbox_step, out, cb, arg);
 
-	take_addrs(q, addresses, n);
+	dir_query_addrs(q, addresses, n);
 	return dir_query_start(q, qp);
 }
 

@@ -108,9 +108,7 @@ take_targets(struct dir_query *q, int caught)
 static int
 after_alias(struct dir_query *q, struct xframe *f, const char *dom)
 {
-	struct buf key = BUF_INIT;
 	const char *pm = q->d->cfg->delivery.postmaster;
-	int rc;
 
 	if (dir_is_postmaster_address(q->d, f->addr))
 		return final(q, pm);		/* a mailbox of its own */
@@ -122,10 +120,7 @@ after_alias(struct dir_query *q, struct xframe *f, const char *dom)
 	if (f->caught || dom == NULL)
 		return final(q, f->addr);	/* a mailbox, or unknown */
 	f->state = X_CATCHALL;
-	buf_printf(&key, "@%s", dom);
-	rc = dir_query_lookup(q, DK_ALIAS, buf_cstr(&key));
-	buf_free(&key);
-	return rc;
+	return dir_query_catchall(q, dom);
 }
 
 /* caught: the targets of a catch-all are not caught by it again. */
@@ -194,10 +189,7 @@ expand_from(struct directory *d, char **rcpts, size_t n, int depth,
 	struct dir_query *q = dir_query_new(d, expand_step, out, cb, arg);
 
 	memset(out, 0, sizeof(*out));
-	q->addrs = xcalloc(n ? n : 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		q->addrs[i] = xstrdup(rcpts[i]);
-	q->naddrs = n;
+	dir_query_addrs(q, (const char *const *)rcpts, n);
 	q->first_depth = depth;
 	q->first_caught = caught;
 	return dir_query_start(q, qp);

@@ -56,7 +56,8 @@ struct dir_query {
 	int		 state;
 	int		(*step)(struct dir_query *);
 	/* per kind of query */
-	char	       **addrs;		/* owned copies */
+	char	       **addrs;		/* the caller's, copied if the query waits */
+	int		 addrs_owned;
 	size_t		 naddrs, i;
 	void		*out;
 	struct xframe	*st;		/* expansion stack */
@@ -73,6 +74,11 @@ int	dir_query_start(struct dir_query *, struct dir_query **qp);
 /* Q_AGAIN with q->res filled, or Q_WAIT (on_backend resumes the query). */
 int	dir_query_lookup(struct dir_query *, enum dir_kind, const char *key);
 void	dir_query_free(struct dir_query *);
+/* dir_query_lookup of the catch-all alias "@dom". */
+#define DIR_DOMAIN_KEY	264
+int	dir_query_catchall(struct dir_query *, const char *dom);
+/* The query reads the caller's a[0..n) (copied only if it has to wait). */
+void	dir_query_addrs(struct dir_query *, const char *const *a, size_t n);
 
 /* mailboxes.postmaster itself; postmaster@anything or bare "Postmaster". */
 int	dir_is_postmaster_address(const struct directory *, const char *);

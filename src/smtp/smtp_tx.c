@@ -14,6 +14,9 @@
 #include "../lib/xalloc.h"
 #include "smtp_session_int.h"
 
+_Static_assert(sizeof(((struct envelope *)0)->id) ==
+    sizeof(((struct smtp_session *)0)->qid), "one id size");
+
 void
 smtp_tx_reset(struct smtp_session *s)
 {
@@ -77,7 +80,7 @@ fill_envelope(struct smtp_session *s, struct envelope *e,
     char tlsdesc[TLS_DESC_MAX])
 {
 	memset(e, 0, sizeof(*e));
-	snprintf(e->id, sizeof(e->id), "%s", s->qid);
+	memcpy(e->id, s->qid, sizeof(e->id));	/* "" until DATA; per RCPT */
 	e->received = time(NULL);
 	e->ip = s->ip;
 	e->helo = s->helo;
