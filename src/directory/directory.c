@@ -36,6 +36,7 @@ void
 dir_result_free(struct dir_result *r)
 {
 	free(r->address);
+	free(r->secret);
 	for (size_t i = 0; i < r->ntargets; i++)
 		free(r->targets[i]);
 	free(r->targets);
@@ -47,6 +48,7 @@ dir_result_copy(struct dir_result *dst, const struct dir_result *src)
 {
 	*dst = *src;
 	dst->address = src->address ? xstrdup(src->address) : NULL;
+	dst->secret = src->secret ? xstrdup(src->secret) : NULL;
 	dst->targets = src->ntargets ? xcalloc(src->ntargets,
 	    sizeof(char *)) : NULL;
 	for (size_t i = 0; i < src->ntargets; i++)

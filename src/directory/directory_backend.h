@@ -19,6 +19,7 @@ struct dir_result {
 	char		*address;	/* the user's own spelling */
 	unsigned	 flags;		/* DIR_USER_* */
 	size_t		 quota;		/* bytes; 0 = none */
+	char		*secret;	/* user: the stored password hash (crypt(3)), or NULL */
 	/* alias */
 	char	       **targets;
 	size_t		 ntargets;
