@@ -5,7 +5,8 @@
  * backends not in memory), the RCPT decision and the mailbox checks. The
  * rules live here: postmaster@any local domain and the bare "Postmaster"
  * (RFC 5321 4.5.1) are accepted and go to mailboxes.postmaster, a mailbox
- * of its own; "@domain" aliases catch what nothing else takes.
+ * of its own; "@domain" aliases catch what nothing else takes. The
+ * password check is directory_auth.c.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -155,6 +156,8 @@ dir_query_free(struct dir_query *q)
 	}
 	free(q->st);
 	free(q->key);
+	if (q->work)
+		dir_auth_release(q);
 	dir_result_free(&q->res);
 	dir_unref(q->d);
 	free(q);
@@ -414,45 +417,5 @@ directory_mailboxes(struct directory *d, const char *const *addresses,
 	struct dir_query *q = dir_query_new(d, mailbox_step, out, cb, arg);
 
 	dir_query_addrs(q, addresses, n);
-	return dir_query_start(q, qp);
-}
-
-/* ---- authentication ------------------------------------------------------ */
-
-static void
-on_auth(void *arg, struct dir_result *r)
-{
-	struct dir_query *q = arg;
-	dir_done_cb cb = q->cb;
-	void *cbarg = q->arg;
-
-	*(enum dir_status *)q->out = r->status;
-	q->op = NULL;
-	dir_query_free(q);
-	cb(cbarg);
-}
-
-static int
-auth_step(struct dir_query *q)
-{
-	(void)q;
-	return Q_END;
-}
-
-/* Never cached: a password is checked by the backend every time. */
-int
-directory_authenticate(struct directory *d, const char *user,
-    const char *password, enum dir_status *out, dir_done_cb cb, void *arg,
-    struct dir_query **qp)
-{
-	struct dir_query *q = dir_query_new(d, auth_step, out, cb, arg);
-
-	if (d->be->authenticate(d->h, user, password, &q->res, on_auth, q,
-	    &q->op) == DIR_PENDING) {
-		if (qp)
-			*qp = q;
-		return DIR_PENDING;
-	}
-	*out = q->res.status;
 	return dir_query_start(q, qp);
 }

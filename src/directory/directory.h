@@ -27,7 +27,8 @@ enum dir_status {
 	DIR_OK,			/* found / done */
 	DIR_NOTFOUND,		/* no such user, alias or domain */
 	DIR_LOOP,		/* alias expansion: a loop or over 10 levels */
-	DIR_TEMPFAIL		/* the backend failed: try again later */
+	DIR_TEMPFAIL,		/* the backend failed: try again later */
+	DIR_REFUSED		/* authentication: the user may not log in */
 };
 
 enum dir_lookup {
@@ -90,7 +91,14 @@ int	directory_expand(struct directory *, char **rcpts, size_t n,
 int	directory_mailboxes(struct directory *, const char *const *addresses,
 	    size_t n, struct dir_mailbox *out, dir_done_cb, void *arg,
 	    struct dir_query **qp);
-/* out: DIR_OK (password right) or DIR_NOTFOUND (no such user, or wrong). */
+/*
+ * SMTP AUTH: the user (user@domain) is looked up (through the cache) and
+ * the password checked against its stored crypt(3) hash on the libuv
+ * thread pool, so a directory on a loop always answers DIR_PENDING for a
+ * user with a hash. out: DIR_OK (right), DIR_NOTFOUND (no such user, no
+ * hash, or wrong password), DIR_REFUSED (disabled, or no-smtp) or
+ * DIR_TEMPFAIL. A result is never cached. Without a loop: checked at once.
+ */
 int	directory_authenticate(struct directory *, const char *user,
 	    const char *password, enum dir_status *out, dir_done_cb, void *arg,
 	    struct dir_query **qp);

@@ -1,8 +1,9 @@
 /*
  * directory_backend: the table a directory backend fills (OpenSMTPD's
- * table_backend style): a name, open/close, and four lookups. A backend
+ * table_backend style): a name, open/close, and three lookups. A backend
  * answers facts, the front (directory.c) applies the rules: postmaster,
- * catch-all, expansion, the RCPT decision, the cache. Adding SQLite or
+ * catch-all, expansion, the RCPT decision, the cache, and the password
+ * check (directory_auth.c: the user's stored hash, verified off the loop). Adding SQLite or
  * MariaDB is one new file with one such table, listed in directory.c.
  */
 #ifndef INDIMAIL_DIRECTORY_BACKEND_H
@@ -27,6 +28,9 @@ struct dir_result {
 
 /* A listed user; without it, DIR_OK says "every name is a mailbox here". */
 #define DIR_USER_LISTED		0x1
+/* The user may not log in at all / may not log in to send (SMTP AUTH). */
+#define DIR_USER_DISABLED	0x2
+#define DIR_USER_NO_SMTP	0x4
 
 /* backend: in memory, answers never change while it is open (no cache). */
 #define DIR_BACKEND_MEMORY	0x1
@@ -51,16 +55,12 @@ struct directory_backend {
 	dir_backend_lookup domain;	/* DIR_OK: a local domain */
 	dir_backend_lookup user;	/* key: user@domain */
 	dir_backend_lookup alias;	/* key: address or "@domain" */
-	/* DIR_OK: right password; DIR_NOTFOUND: no such user or wrong one. */
-	int		 (*authenticate)(void *h, const char *user,
-			    const char *password, struct dir_result *r,
-			    dir_backend_cb cb, void *arg, void **opp);
 	void		 (*cancel)(void *op);
 };
 
 /*
- * The configuration: mailboxes.users, aliases, local_domains. It has no
- * passwords: authenticate answers DIR_NOTFOUND ("no such user") for all.
+ * The configuration: mailboxes.users (with their password hashes),
+ * aliases, local_domains.
  * Test hook: with INDIMAIL_DIRECTORY_DEFER=1 in the environment (and a
  * loop), every lookup answers DIR_PENDING and completes on the next loop
  * iteration, and the backend is cached as if it were remote, so real

@@ -157,6 +157,7 @@ cfg_user(void *hp, const char *address, struct dir_result *r,
 		r->address = xstrdup(u->address);
 		r->flags = DIR_USER_LISTED;
 		r->quota = u->quota;
+		r->secret = u->secret ? xstrdup(u->secret) : NULL;
 	} else if (r->status == DIR_OK)
 		r->address = xstrdup(address);
 	return answer(h, r, cb, arg, opp);
@@ -180,18 +181,6 @@ cfg_alias(void *hp, const char *address, struct dir_result *r,
 	return answer(h, r, cb, arg, opp);
 }
 
-/* The configuration holds no passwords: nobody authenticates here. */
-static int
-cfg_authenticate(void *hp, const char *user, const char *password,
-    struct dir_result *r, dir_backend_cb cb, void *arg, void **opp)
-{
-	(void)user;
-	(void)password;
-	dir_result_init(r);
-	r->status = DIR_NOTFOUND;
-	return answer(hp, r, cb, arg, opp);
-}
-
 const struct directory_backend directory_backend_config = {
 	.name = "config",
 	.open = cfg_open,
@@ -199,6 +188,5 @@ const struct directory_backend directory_backend_config = {
 	.domain = cfg_domain,
 	.user = cfg_user,
 	.alias = cfg_alias,
-	.authenticate = cfg_authenticate,
 	.cancel = cfg_cancel,
 };

@@ -2,7 +2,7 @@
  * directory_int: what the files of the directory front share (directory.c
  * the registry, the query engine, the RCPT decision and mailbox checks;
  * directory_expand.c alias expansion and the config check;
- * directory_cache.c the cache). Not for use outside src/directory.
+ * directory_cache.c the cache; directory_auth.c the password check). Not for use outside src/directory.
  *
  * A query is a small state machine: its step function reads the answer of
  * the previous lookup (q->res), then starts the next one or ends. A lookup
@@ -18,6 +18,7 @@
 enum dir_kind { DK_DOMAIN, DK_USER, DK_ALIAS };
 
 struct dir_cache;
+struct dir_auth_work;
 
 struct directory {
 	struct directory *next;		/* the registry */
@@ -63,6 +64,7 @@ struct dir_query {
 	struct xframe	*st;		/* expansion stack */
 	size_t		 nst, capst;
 	int		 first_depth, first_caught;
+	struct dir_auth_work *work;	/* authentication: the password check */
 };
 
 struct directory *dir_new(uv_loop_t *, const struct config *);
@@ -79,6 +81,9 @@ void	dir_query_free(struct dir_query *);
 int	dir_query_catchall(struct dir_query *, const char *dom);
 /* The query reads the caller's a[0..n) (copied only if it has to wait). */
 void	dir_query_addrs(struct dir_query *, const char *const *a, size_t n);
+
+/* directory_auth.c: a freed query lets go of its password check. */
+void	dir_auth_release(struct dir_query *);
 
 /* mailboxes.postmaster itself; postmaster@anything or bare "Postmaster". */
 int	dir_is_postmaster_address(const struct directory *, const char *);

@@ -3,9 +3,11 @@
  * section. A listener's TLS profile (ciphers, suites, minimum version) is
  * tried on an OpenSSL context while the file is read, so that a bad one
  * is a config error `indimaild -t` reports, not a failure at start.
+ * Also where SMTP AUTH is offered, allowed in clear, and required.
  */
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../lib/xalloc.h"
 #include "../net/tls.h"
@@ -71,11 +73,45 @@ parse_listen_tls(lua_State *L, int e, struct listen_conf *l)
 	buf_free(&err);
 }
 
+/* A boolean key that may be absent: its value, or dflt. */
+static int
+opt_flag(lua_State *L, int e, const char *key, const char *where, int dflt)
+{
+	int absent;
+
+	lua_getfield(L, e, key);
+	absent = lua_isnil(L, -1);
+	lua_pop(L, 1);
+	return absent ? dflt : cfg_opt_boolean(L, e, key, where);
+}
+
+/*
+ * auth, auth_plaintext, require_auth (docs/smtp.md). By default AUTH is
+ * offered on "submission" and on implicit TLS, and "submission" requires
+ * it; without TLS it is refused (538) unless auth_plaintext = true.
+ */
+static void
+parse_listen_auth(lua_State *L, int e, struct listen_conf *l)
+{
+	int submission = strcmp(l->name, "submission") == 0;
+
+	l->auth = opt_flag(L, e, "auth", "listen[].auth", submission ||
+	    l->tls == TLS_IMPLICIT);
+	l->auth_plaintext = opt_flag(L, e, "auth_plaintext",
+	    "listen[].auth_plaintext", 0);
+	l->require_auth = opt_flag(L, e, "require_auth",
+	    "listen[].require_auth", submission && l->auth);
+	if (l->require_auth && !l->auth)
+		luaL_error(L, "bad config: listen[]: listener '%s' has "
+		    "require_auth = true but auth = false", l->name);
+}
+
 void
 cfg_listen(lua_State *L, int t, struct config *c)
 {
 	static const char *keys[] = { "name", "address", "port", "tls",
-	    "tls_ciphers", "tls_ciphersuites", "tls_min_version", NULL };
+	    "tls_ciphers", "tls_ciphersuites", "tls_min_version", "auth",
+	    "auth_plaintext", "require_auth", NULL };
 	size_t n = luaL_len(L, t);
 
 	if (n == 0)
@@ -114,6 +150,7 @@ cfg_listen(lua_State *L, int t, struct config *c)
 			free(tls);
 		}
 		parse_listen_tls(L, e, l);
+		parse_listen_auth(L, e, l);
 		lua_pop(L, 1);
 	}
 }

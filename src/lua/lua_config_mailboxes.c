@@ -1,8 +1,12 @@
 /*
  * lua_config_mailboxes: the mailboxes = { root=, postmaster=, users=,
- * aliases= } section: local users (with quotas) and aliases, each checked
- * to be a user@domain address (an alias key may be @domain, a catch-all).
+ * aliases= } section: local users (with quotas and password hashes) and
+ * aliases, each checked to be a user@domain address (an alias key may be
+ * @domain, a catch-all). A password is only ever a crypt(3) hash that
+ * libcrypt rates current (yescrypt, SHA-512-crypt, bcrypt...): a plaintext
+ * or a legacy hash is a config error naming the user.
  */
+#include <crypt.h>
 #include <lauxlib.h>
 #include <string.h>
 
@@ -18,6 +22,43 @@ valid_address(const char *a)
 	return at && at > a && address_valid_domain(at + 1, strlen(at + 1));
 }
 
+#define CRYPT_ALPHABET \
+	"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+/* "$id$...$hash" of a method libcrypt supports and does not call legacy. */
+static int
+valid_hash(const char *h)
+{
+	const char *last = strrchr(h, '$');
+
+	if (h[0] != '$' || last == NULL || last[1] == '\0')
+		return 0;
+	if (strspn(last + 1, CRYPT_ALPHABET) != strlen(last + 1))
+		return 0;
+	return crypt_checksalt(h) == CRYPT_SALT_OK;
+}
+
+/* The user table at e: address, quota, password. */
+static void
+parse_user(lua_State *L, int e, struct mailbox_user *u, int i)
+{
+	static const char *keys[] = { "address", "quota", "password", NULL };
+
+	cfg_check_keys(L, e, "mailboxes.users[]", keys);
+	u->address = cfg_opt_string(L, e, "address",
+	    "mailboxes.users[].address");
+	cfg_set_number(L, e, "quota", "mailboxes.users[].quota", 0, 1e15, 1,
+	    &u->quota, 1);
+	u->secret = cfg_opt_string(L, e, "password",
+	    "mailboxes.users[].password");
+	if (u->secret && !valid_hash(u->secret))
+		luaL_error(L, "bad config: mailboxes.users[%d] (%s): password "
+		    "must be a crypt(3) hash, e.g. from `openssl passwd -6` "
+		    "(SHA-512-crypt) or a yescrypt \"$y$...\" string, not the "
+		    "password itself nor a legacy hash ($1$, $5$, DES)", i,
+		    u->address ? u->address : "?");
+}
+
 static void
 parse_users(lua_State *L, int t, struct delivery_conf *d)
 {
@@ -30,12 +71,8 @@ parse_users(lua_State *L, int t, struct delivery_conf *d)
 		lua_rawgeti(L, t, (lua_Integer)i + 1);
 		if (lua_type(L, -1) == LUA_TSTRING)
 			u->address = xstrdup(lua_tostring(L, -1));
-		else if (lua_istable(L, -1)) {
-			u->address = cfg_opt_string(L, lua_gettop(L), "address",
-			    "mailboxes.users[].address");
-			cfg_set_number(L, lua_gettop(L), "quota",
-			    "mailboxes.users[].quota", 0, 1e15, 1, &u->quota, 1);
-		}
+		else if (lua_istable(L, -1))
+			parse_user(L, lua_gettop(L), u, (int)i + 1);
 		d->nusers++;
 		if (u->address == NULL || !valid_address(u->address))
 			luaL_error(L, "bad config: mailboxes.users[%d]: needs a "

@@ -57,8 +57,10 @@ config_defaults(struct config *c)
 static void
 delivery_free(struct delivery_conf *d)
 {
-	for (size_t i = 0; i < d->nusers; i++)
+	for (size_t i = 0; i < d->nusers; i++) {
 		free(d->users[i].address);
+		free(d->users[i].secret);
+	}
 	free(d->users);
 	for (size_t i = 0; i < d->naliases; i++) {
 		free(d->aliases[i].address);

@@ -25,12 +25,17 @@ struct listen_conf {
 	char		*tls_ciphers;		/* TLS <= 1.2, OpenSSL syntax */
 	char		*tls_ciphersuites;	/* TLS 1.3 */
 	int		 tls_min_version;	/* TLS1_2_VERSION, TLS1_3_VERSION */
+	/* SMTP AUTH (docs/smtp.md); defaults depend on the name and tls */
+	int		 auth;		/* offered here */
+	int		 auth_plaintext;	/* also without TLS */
+	int		 require_auth;	/* MAIL only after AUTH */
 };
 
 /* A virtual mailbox (until the directory lands): <root>/<domain>/<local>/Maildir */
 struct mailbox_user {
 	char		*address;
 	size_t		 quota;		/* bytes; 0 = none */
+	char		*secret;	/* crypt(3) hash for SMTP AUTH; NULL: none */
 };
 
 struct alias {
