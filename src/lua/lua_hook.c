@@ -111,6 +111,10 @@ start_hook(struct hook_call *c)
 		lua_pushstring(co, c->ctx->helo);
 		nargs = 2;
 		break;
+	case HOOK_AUTH:
+		lua_pushstring(co, c->ctx->auth_user);
+		nargs = 2;
+		break;
 	case HOOK_RCPT:
 	case HOOK_ROUTE:
 		lua_rawgeti(co, LUA_REGISTRYINDEX, c->tx_ref);

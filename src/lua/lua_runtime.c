@@ -15,7 +15,7 @@
 #include "lua_sandbox.h"
 
 static const char *stage_names[HOOK_NSTAGES] = {
-	"connect", "helo", "mail", "rcpt", "data", "message", "route",
+	"connect", "helo", "auth", "mail", "rcpt", "data", "message", "route",
 };
 
 const char *

@@ -19,7 +19,9 @@
 #include "../mail/config.h"
 
 enum hook_stage {
-	HOOK_CONNECT, HOOK_HELO, HOOK_MAIL, HOOK_RCPT, HOOK_DATA, HOOK_MESSAGE,
+	HOOK_CONNECT, HOOK_HELO,
+	HOOK_AUTH,	/* after a successful SMTP AUTH */
+	HOOK_MAIL, HOOK_RCPT, HOOK_DATA, HOOK_MESSAGE,
 	HOOK_ROUTE,	/* queue manager: where a recipient's mail goes */
 	HOOK_NSTAGES
 };

@@ -102,6 +102,8 @@ after_helo(struct smtp_session *s, struct hook_verdict *v)
 	if (s->listener->tls == TLS_STARTTLS && !s->tls_on &&
 	    s->listener->tls_ctx)
 		smtp_reply(s, "250-STARTTLS");
+	if (smtp_auth_offered(s))
+		smtp_reply(s, "250-AUTH PLAIN LOGIN");
 	smtp_reply(s, "250 HELP");
 }
 
@@ -138,6 +140,8 @@ check_mail(struct smtp_session *s, const struct smtp_command *c)
 		return "503 5.5.1 Send HELO/EHLO first";
 	if (s->tx != TX_NONE)
 		return "503 5.5.1 Sender already specified";
+	if ((why = smtp_auth_required(s)) != NULL)
+		return why;
 	if (smtp_parse_mail(c->arg, c->arglen, &s->mail, &why) < 0)
 		return why;
 	if (!s->esmtp && (s->mail.has_size || s->mail.body != SMTP_BODY_NONE))
@@ -197,7 +201,7 @@ rcpt_dir_reply(struct smtp_session *s)
 {
 	switch (s->rcpt_dir) {
 	case DIR_NOT_LOCAL:
-		if (!s->relay)
+		if (!s->relay && s->auth_user == NULL)
 			return "554 5.7.1 Relay access denied: not a local domain";
 		break;
 	case DIR_UNKNOWN:
@@ -327,6 +331,7 @@ proceed_starttls(struct smtp_session *s, const struct smtp_command *c)
 	s->helo = NULL;
 	s->esmtp = 0;
 	smtp_tx_reset(s);
+	smtp_auth_reset(s);
 	smtp_deadline(s, smtp_cfg(s)->timeout_tls, smtp_cfg(s)->timeout_tls);
 	return 0;
 }
@@ -380,7 +385,7 @@ proceed_help(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
 	smtp_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP "
-	    "QUIT VRFY HELP STARTTLS");
+	    "QUIT VRFY HELP STARTTLS AUTH");
 	return 0;
 }
 
@@ -390,13 +395,6 @@ check_expn(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)s, (void)c;
 	return "502 5.5.1 EXPN is disabled";
-}
-
-static const char *
-check_auth(struct smtp_session *s, const struct smtp_command *c)
-{
-	(void)s, (void)c;
-	return "502 5.5.1 AUTH is not available on this port";
 }
 
 static const char *
@@ -460,7 +458,8 @@ static const struct smtp_verb commands[] = {
 	[SMTP_CMD_VRFY]	= { check_vrfy, PLAIN, 1, 0, NULL, proceed_vrfy },
 	[SMTP_CMD_HELP]	= { NULL, PLAIN, 1, 0, NULL, proceed_help },
 	[SMTP_CMD_EXPN]	= { check_expn, PLAIN, 0, 0, NULL, NULL },
-	[SMTP_CMD_AUTH]	= { check_auth, PLAIN, 0, 0, NULL, NULL },
+	[SMTP_CMD_AUTH]	= { smtp_auth_check, LOGGED, 0, 0, NULL,
+			    smtp_auth_proceed },
 	[SMTP_CMD_ETRN]	= { check_etrn, PLAIN, 0, 0, NULL, NULL },
 	[SMTP_CMD_BDAT]	= { check_bdat, PLAIN, 0, 0, NULL, NULL },
 	[SMTP_CMD_HTTP]	= { NULL, PLAIN, 0, 0, NULL, proceed_http },

@@ -98,20 +98,26 @@ on_tarpit_done(uv_timer_t *t)
 /*
  * Past limits.tarpit_after refused recipients, each reply waits a little
  * longer than the last (limits.tarpit_delay more each time, at most
- * TARPIT_MAX_MS) before it is sent and the next command is read. The
- * timer waits; nobody else does. Returns 1 if the session now waits.
+ * TARPIT_MAX_MS) before it is sent and the next command is read; so does
+ * the reply to a failed AUTH (smtp_auth_delay). The timer waits; nobody
+ * else does. Returns 1 if the session now waits.
  */
 int
 smtp_tarpit(struct smtp_session *s)
 {
 	const struct config *c = smtp_cfg(s);
-	uint64_t ms;
+	uint64_t ms = 0, auth;
 
-	if (s->state == ST_TARPIT || s->out.len == 0 || c->tarpit_after <= 0 ||
-	    c->tarpit_delay <= 0 || s->bad_rcpts <= c->tarpit_after)
+	if (s->state == ST_TARPIT || s->out.len == 0)
 		return 0;
-	ms = (uint64_t)c->tarpit_delay * (uint64_t)(s->bad_rcpts -
-	    c->tarpit_after);
+	if (c->tarpit_after > 0 && c->tarpit_delay > 0 &&
+	    s->bad_rcpts > c->tarpit_after)
+		ms = (uint64_t)c->tarpit_delay * (uint64_t)(s->bad_rcpts -
+		    c->tarpit_after);
+	if ((auth = smtp_auth_delay(s)) > ms)
+		ms = auth;
+	if (ms == 0)
+		return 0;
 	s->resume = s->state;
 	s->state = ST_TARPIT;
 	uv_timer_start(&s->tarpit, on_tarpit_done, ms < TARPIT_MAX_MS ? ms :

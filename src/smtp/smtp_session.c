@@ -1,7 +1,7 @@
 /*
  * smtp_session: one SMTP connection from accept to close, and the state
  * machine that says what it is doing now (RFC 5321 with PIPELINING, SIZE,
- * 8BITMIME, ENHANCEDSTATUSCODES and STARTTLS). Input is consumed only in
+ * 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS and AUTH). Input is consumed only in
  * COMMAND, LONGLINE and DATA: while a hook, the tarpit or the queue write
  * is in flight it waits, which is what makes pipelining and yielding hooks
  * safe. The TLS handshake is the TLS layer's business (smtp_io.c): it may
@@ -10,8 +10,10 @@
  *  accept -> CONNECT --connect hook--> COMMAND <--> LONGLINE (line too long)
  *  CONNECT, COMMAND, DATA --a hook yields--> HOOK --verdict--> resume
  *  COMMAND, DATA --reply held back--> TARPIT --timer--> resume
- *  COMMAND (RCPT), DATA (dot) --the directory answers later--> LOOKUP
+ *  COMMAND (RCPT, AUTH), DATA (dot) --the directory answers later--> LOOKUP
  *      --answer--> resume
+ *  COMMAND --AUTH, 334--> AUTH --the answer line--> COMMAND (or LOOKUP;
+ *      LOGIN asks twice; "*", a bad line or an over-long one: COMMAND)
  *  COMMAND --DATA, 354--> DATA --dot, hooks accept--> QUEUE --250/451-->
  *      COMMAND; a refused message goes from DATA to COMMAND at once
  *  CONNECT, COMMAND, LONGLINE, DATA --QUIT, 421, HTTP--> QUIT --> CLOSED
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../lib/xalloc.h"
@@ -63,7 +66,8 @@ fill_ctx(struct smtp_session *s)
 	c->tls = s->tls_on;
 	c->tls_version = s->tls_on ? tls_version(&s->tls) : NULL;
 	c->tls_cipher = s->tls_on ? tls_cipher(&s->tls) : NULL;
-	c->relay = s->relay;
+	c->relay = s->relay || s->auth_user != NULL;
+	c->auth_user = s->auth_user;
 	c->queue_id = s->qid[0] ? s->qid : NULL;
 	c->sender = s->tx != TX_NONE ? buf_cstr(&s->sender) : NULL;
 	c->rcpts = s->rcpts;
@@ -139,7 +143,36 @@ smtp_run_hooks(struct smtp_session *s, enum hook_stage stage,
 static int
 reading_commands(const struct smtp_session *s)
 {
-	return s->state == ST_COMMAND || s->state == ST_LONGLINE;
+	return s->state == ST_COMMAND || s->state == ST_LONGLINE ||
+	    s->state == ST_AUTH;
+}
+
+/* The longest line now: AUTH's lines may be longer than commands. */
+static size_t
+line_max(struct smtp_session *s)
+{
+	if (s->state == ST_AUTH || (s->state == ST_COMMAND && s->in.len >= 5 &&
+	    strncasecmp(s->in.data, "AUTH ", 5) == 0))
+		return SMTP_AUTH_LINE_MAX;
+	return smtp_cfg(s)->max_command_line;
+}
+
+/* What is wrong with the line of len bytes (LF excluded), or NULL. */
+static const char *
+line_error(struct smtp_session *s, size_t len)
+{
+	if (s->state == ST_LONGLINE) {
+		s->state = ST_COMMAND;
+		return "500 5.5.2 Syntax error: command line too long";
+	}
+	if (len == 0 || s->in.data[len - 1] != '\r')
+		return "500 5.5.2 Syntax error: command line must end with "
+		    "CRLF (bare LF)";
+	if (len + 1 > line_max(s))
+		return "500 5.5.2 Syntax error: command line too long";
+	if (memchr(s->in.data, '\r', len - 1))
+		return "500 5.5.2 Syntax error: bare CR in command line";
+	return NULL;
 }
 
 /* After STARTTLS nothing pipelined in clear may count (RFC 3207 4.2,
@@ -167,26 +200,23 @@ command_next(struct smtp_session *s)
 {
 	char *lf = memchr(s->in.data, '\n', s->in.len);
 	int plain = !s->tls_on;
+	const char *why;
 	size_t len;
 
 	if (lf == NULL) {
-		if (s->in.len > smtp_cfg(s)->max_command_line) {
+		if (s->in.len > line_max(s)) {
+			smtp_auth_abort(s);	/* an AUTH answer too */
 			s->state = ST_LONGLINE;
 			buf_clear(&s->in);
 		}
 		return 0;
 	}
 	len = (size_t)(lf - s->in.data);
-	if (s->state == ST_LONGLINE) {
-		s->state = ST_COMMAND;
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
-	} else if (len == 0 || s->in.data[len - 1] != '\r')
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line must "
-		    "end with CRLF (bare LF)");
-	else if (len + 1 > smtp_cfg(s)->max_command_line)
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: command line too long");
-	else if (memchr(s->in.data, '\r', len - 1))
-		smtp_refuse(s, "?", "500 5.5.2 Syntax error: bare CR in command line");
+	if ((why = line_error(s, len)) != NULL) {
+		smtp_auth_abort(s);
+		smtp_refuse(s, "?", why);
+	} else if (s->state == ST_AUTH)
+		smtp_auth_response(s, s->in.data, len - 1);
 	else
 		smtp_command_handle(s, s->in.data, len - 1);
 	buf_consume(&s->in, len + 1);
@@ -236,7 +266,8 @@ smtp_process_input(struct smtp_session *s)
 	while (takes_input(s)) {
 		if (smtp_tarpit(s) || !input_step(s))
 			break;
-		if (s->out.len > answered && s->state == ST_COMMAND)
+		if (s->out.len > answered && (s->state == ST_COMMAND ||
+		    s->state == ST_AUTH))
 			smtp_command_turn(s);	/* replied: the client's turn */
 		answered = s->out.len;
 	}
@@ -281,6 +312,8 @@ on_handle_closed(uv_handle_t *h)
 	smtp_tx_reset(s);
 	hook_verdict_free(&s->data_verdict);
 	free(s->helo);
+	free(s->auth_user);
+	free(s->auth_try);
 	if (s->tls.ssl)
 		tls_conn_free(&s->tls);
 	directory_put(s->dir);		/* before its configuration goes */
@@ -457,6 +490,7 @@ smtp_session_accept(struct smtp_listener *l)
 	runtime_ref(s->rt);
 	s->dir = directory_get(s->srv->loop, smtp_cfg(s));
 	s->listener = l;
+	smtp_auth_init(s);
 	s->state = ST_CONNECT;
 	hook_verdict_init(&s->data_verdict);
 	if (l->local)

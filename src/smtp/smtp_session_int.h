@@ -2,7 +2,8 @@
  * smtp_session_int: the session struct and the functions the files of
  * src/smtp share about it (private to src/smtp). smtp_session.c owns the
  * state (its head comment draws the diagram); smtp_io.c the socket, TLS
- * glue, timers and tarpit; smtp_commands.c the command table; smtp_tx.c
+ * glue, timers and tarpit; smtp_commands.c the command table; smtp_auth.c
+ * AUTH; smtp_tx.c
  * the transaction up to the queue; smtp_message.c the DATA phase;
  * smtp_log.c the log lines; smtp_server.c the server's session list.
  */
@@ -26,6 +27,7 @@ enum smtp_state {
 	ST_HOOK,	/* a policy hook runs; input waits, then `resume` */
 	ST_TARPIT,	/* a reply is held back; input waits, then `resume` */
 	ST_LOOKUP,	/* the directory is asked; input waits, then `resume` */
+	ST_AUTH,	/* after AUTH's 334: the next line is the client's answer */
 	ST_DATA,	/* reading the message after 354 */
 	ST_QUEUE,	/* the queue write runs; input waits */
 	ST_QUIT,	/* last replies flushing, then shutdown and close */
@@ -92,6 +94,14 @@ struct smtp_session {
 	struct directory *dir;		/* of the session's configuration */
 	struct dir_query *dirq;		/* directory lookup in flight */
 	enum dir_lookup	 rcpt_dir;	/* its answer for the RCPT */
+	/* AUTH (smtp_auth.c) */
+	const struct listen_conf *lconf;	/* NULL: no AUTH (local socket) */
+	char		*auth_user;	/* logged in as; NULL: not */
+	char		*auth_try;	/* the user being checked */
+	int		 auth_step;	/* what the next ST_AUTH line answers */
+	enum dir_status	 auth_status;	/* the directory's answer */
+	int		 auth_failures;	/* 535s in this session */
+	int		 auth_hold;	/* the 535 just queued waits (tarpit) */
 	/* the message (DATA) */
 	struct smtp_data data;
 	struct buf	 msg;
@@ -110,6 +120,8 @@ struct smtp_session {
  * pauses: a client that never reads cannot make us buffer without bound.
  */
 #define OUTPUT_HIGH	(64 * 1024)
+/* An AUTH command or answer line, CRLF included (RFC 4954 4). */
+#define SMTP_AUTH_LINE_MAX	12288
 /* Longest a tarpit holds one reply back. */
 #define TARPIT_MAX_MS	(30 * 1000)
 
@@ -147,6 +159,17 @@ void	smtp_last_words(struct smtp_session *, const struct buf *line);
 void	smtp_command_handle(struct smtp_session *, const char *line,
 	    size_t len);
 void	smtp_refuse(struct smtp_session *, const char *cmd, const char *why);
+
+/* smtp_auth.c: SMTP AUTH (RFC 4954) */
+void	smtp_auth_init(struct smtp_session *);
+int	smtp_auth_offered(const struct smtp_session *);
+const char *smtp_auth_required(const struct smtp_session *);
+const char *smtp_auth_check(struct smtp_session *, const struct smtp_command *);
+int	smtp_auth_proceed(struct smtp_session *, const struct smtp_command *);
+void	smtp_auth_response(struct smtp_session *, const char *line, size_t len);
+void	smtp_auth_abort(struct smtp_session *);
+void	smtp_auth_reset(struct smtp_session *);
+uint64_t smtp_auth_delay(struct smtp_session *);
 
 /* smtp_tx.c: the transaction, its envelope and the commit */
 void	smtp_tx_reset(struct smtp_session *);

@@ -85,6 +85,7 @@ fill_envelope(struct smtp_session *s, struct envelope *e,
 	e->ip = s->ip;
 	e->helo = s->helo;
 	e->listener = s->listener->name;
+	e->auth_user = s->auth_user;
 	if (s->tls_on) {
 		snprintf(tlsdesc, TLS_DESC_MAX, "%s %s", tls_version(&s->tls),
 		    tls_cipher(&s->tls));
@@ -117,7 +118,9 @@ build_received(struct smtp_session *s)
 	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
-	const char *proto = s->esmtp ? (s->tls_on ? "ESMTPS" : "ESMTP") : "SMTP";
+	static const char *protos[] = { "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" };
+	const char *proto = s->esmtp ? protos[(s->tls_on ? 1 : 0) +
+	    (s->auth_user ? 2 : 0)] : "SMTP";	/* RFC 3848 */
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
