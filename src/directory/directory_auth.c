@@ -20,10 +20,15 @@ struct dir_auth_work {
 	char		*password, *secret;
 	int		 queued;	/* on the thread pool */
 	int		 refused;	/* disabled / no-smtp: even if right */
+	int		 unknown;	/* no such user: a dummy hash is checked */
 	int		 match;		/* the thread's answer */
 };
 
 enum { A_START, A_USER };
+
+/* A yescrypt hash of nothing anyone knows, checked for unknown users. */
+#define DUMMY_HASH \
+	"$y$j9T$oa5TeaLFihHCmSq3NNdeR.$whZ6Vupfn04j.oJAodFinjaJT0lAb1a.XuQzgY7rtv6"
 
 static void
 wipe_free(char *p)
@@ -84,7 +89,7 @@ on_work(uv_work_t *req)
 static enum dir_status
 outcome(const struct dir_auth_work *w, int match)
 {
-	if (!match)
+	if (!match || w->unknown)
 		return DIR_NOTFOUND;
 	return w->refused ? DIR_REFUSED : DIR_OK;
 }
@@ -141,16 +146,16 @@ auth_step(struct dir_query *q)
 
 	if (q->state++ == A_START)
 		return dir_query_lookup(q, DK_USER, q->addrs[0]);
-	if (r->status != DIR_OK)
-		return auth_end(q, r->status == DIR_TEMPFAIL ? DIR_TEMPFAIL :
-		    DIR_NOTFOUND);
-	if (!(r->flags & DIR_USER_LISTED) || r->secret == NULL ||
-	    r->secret[0] == '\0')
-		return auth_end(q, DIR_NOTFOUND);
+	if (r->status == DIR_TEMPFAIL)
+		return auth_end(q, DIR_TEMPFAIL);
+	w->unknown = r->status != DIR_OK || !(r->flags & DIR_USER_LISTED) ||
+	    r->secret == NULL || r->secret[0] == '\0';
 	w->refused = (r->flags & (DIR_USER_DISABLED | DIR_USER_NO_SMTP)) != 0;
 	if (q->d->loop == NULL)
-		return auth_end(q, outcome(w, verify(w->password, r->secret)));
-	w->secret = xstrdup(r->secret);
+		return auth_end(q, w->unknown ? DIR_NOTFOUND :
+		    outcome(w, verify(w->password, r->secret)));
+	/* No such user costs a hash too: the answer's time tells nothing. */
+	w->secret = xstrdup(w->unknown ? DUMMY_HASH : r->secret);
 	if (uv_queue_work(q->d->loop, &w->req, on_work, on_work_done) != 0)
 		return auth_end(q, DIR_TEMPFAIL);
 	w->queued = 1;
