@@ -14,6 +14,7 @@ indimail.config {
   listen = {
     { name = "smtp",       address = "127.0.0.1", port = 2525, tls = "starttls" },
     { name = "submission", address = "127.0.0.1", port = 5870, tls = "starttls" },
+    { name = "smtps",      address = "127.0.0.1", port = 4650, tls = "implicit" },
   },
   tls = { cert = "var/tls/cert.pem", key = "var/tls/key.pem" },
 
