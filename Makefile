@@ -2,7 +2,7 @@
 # `make run` and `make test` are the only two commands a new machine needs.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libcares openssl
+PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
