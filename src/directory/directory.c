@@ -65,7 +65,7 @@ dir_new(uv_loop_t *loop, const struct config *c)
 
 	d->loop = loop;
 	d->cfg = c;
-	d->be = backends[c->directory.backend];
+	d->be = backends[loop ? c->directory.backend : 0];	/* check: config */
 	d->h = d->be->open(loop, c, &d->flags);
 	if (!(d->flags & DIR_BACKEND_MEMORY))
 		d->cache = dir_cache_new(c);
