@@ -2,7 +2,7 @@
 # `make run` and `make test` are the only two commands a new machine needs.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libcares openssl
+PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
@@ -77,7 +77,8 @@ $(BIN)/indimaild: $(BUILD)/src/daemon/main.o $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(LIB_OBJS)
+ADMIN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/admin*.c))
+$(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(ADMIN_OBJS) $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

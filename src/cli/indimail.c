@@ -2,9 +2,12 @@
  * indimail: the admin command. `queue list|show|flush|hold|release|remove`
  * ask the running queue manager over its control socket
  * (<queue.path>/qmgr.sock); `queue list` falls back to reading the queue
- * folders when no queue manager is running.
+ * folders when no queue manager is running. The directory commands
+ * (domain, user, alias, host, and the vpopmail names, also as argv[0])
+ * are admin.c's.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 
 #include "../lua/lua_runtime.h"
 #include "../queue/queue.h"
+#include "admin.h"
 
 #ifndef INDIMAIL_CONFIG
 #define INDIMAIL_CONFIG "/etc/indimail/indimail.lua"
@@ -25,7 +29,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: indimail [-c config.lua] queue list\n"
 	    "       indimail [-c config.lua] queue show|hold|release|remove ID\n"
-	    "       indimail [-c config.lua] queue flush\n");
+	    "       indimail [-c config.lua] queue flush\n"
+	    "       indimail [-c config.lua] domain|user|alias|host ... "
+	    "(docs/directory.md)\n");
 }
 
 /*
@@ -179,14 +185,28 @@ queue_command(struct runtime *rt, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	const char *config = INDIMAIL_CONFIG;
+	static const struct option longopts[] = {
+	    { "db", required_argument, NULL, 'd' },
+	    { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
+	const char *config = INDIMAIL_CONFIG, *db = NULL;
+	int json = 0;
 	struct buf err = BUF_INIT;
 	struct runtime *rt;
+	const char *self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 :
+	    argv[0];
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:h")) != -1) {
+	if (admin_is_command(self)) {	/* vadduser ... as a link */
+		argv[0] = (char *)self;
+		return admin_main(config, NULL, 0, argc, argv);
+	}
+	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
 		if (ch == 'c')
 			config = optarg;
+		else if (ch == 'd')
+			db = optarg;
+		else if (ch == 'j')
+			json = 1;
 		else {
 			usage();
 			return ch == 'h' ? 0 : 2;
@@ -194,6 +214,8 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (argc >= 1 && admin_is_command(argv[0]))
+		return admin_main(config, db, json, argc, argv);
 	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
 		usage();
 		return 2;

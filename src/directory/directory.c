@@ -17,9 +17,10 @@
 #include "../mail/address.h"
 #include "directory_int.h"
 
-/* The backends by name; the configuration picks one (today: "config"). */
+/* The backends in enum directory_kind's order; the configuration picks. */
 static const struct directory_backend *const backends[] = {
 	&directory_backend_config,
+	&directory_backend_sqlite,
 };
 
 static struct directory *registry;
@@ -65,10 +66,10 @@ dir_new(uv_loop_t *loop, const struct config *c)
 
 	d->loop = loop;
 	d->cfg = c;
-	d->be = backends[0];
+	d->be = backends[loop ? c->directory.backend : 0];	/* check: config */
 	d->h = d->be->open(loop, c, &d->flags);
 	if (!(d->flags & DIR_BACKEND_MEMORY))
-		d->cache = dir_cache_new();
+		d->cache = dir_cache_new(c);
 	d->refs = 1;
 	return d;
 }

@@ -68,6 +68,13 @@ struct directory_backend {
  */
 extern const struct directory_backend directory_backend_config;
 
+/*
+ * The SQLite database of config->directory.path (dirdb_sqlite.h): every
+ * lookup on the thread pool, always DIR_PENDING; a disabled user is
+ * DIR_NOTFOUND; errors are DIR_TEMPFAIL. Without a loop: DIR_TEMPFAIL.
+ */
+extern const struct directory_backend directory_backend_sqlite;
+
 void	dir_result_init(struct dir_result *);
 void	dir_result_free(struct dir_result *);
 void	dir_result_copy(struct dir_result *dst, const struct dir_result *src);

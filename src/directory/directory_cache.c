@@ -3,8 +3,9 @@
  * little while so a busy RCPT phase does not ask the database each time.
  * Direct-mapped: DIR_CACHE_SLOTS slots, a key hashes to one slot and a new
  * answer replaces the old one there, so the memory is bounded and nothing
- * needs evicting. Found answers live DIR_CACHE_TTL_MS, "not found" ones
- * DIR_CACHE_NEG_TTL_MS; failures are never kept. Changes: directory_flush.
+ * needs evicting. Found answers live directory.cache_ttl, "not found" ones
+ * directory.negative_ttl (60 s and 10 s by default); failures are never
+ * kept. Changes: directory_flush, or the lifetimes (docs/directory.md).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -14,8 +15,6 @@
 #include "directory_int.h"
 
 #define DIR_CACHE_SLOTS		1024
-#define DIR_CACHE_TTL_MS	60000
-#define DIR_CACHE_NEG_TTL_MS	10000
 
 struct dir_cache_slot {
 	char		*key;		/* NULL: empty */
@@ -25,13 +24,18 @@ struct dir_cache_slot {
 };
 
 struct dir_cache {
+	uint64_t	 ttl, negative_ttl;	/* ms */
 	struct dir_cache_slot slot[DIR_CACHE_SLOTS];
 };
 
 struct dir_cache *
-dir_cache_new(void)
+dir_cache_new(const struct config *cfg)
 {
-	return xcalloc(1, sizeof(struct dir_cache));
+	struct dir_cache *c = xcalloc(1, sizeof(struct dir_cache));
+
+	c->ttl = (uint64_t)cfg->directory.cache_ttl_ms;
+	c->negative_ttl = (uint64_t)cfg->directory.negative_ttl_ms;
+	return c;
 }
 
 static void
@@ -89,12 +93,13 @@ dir_cache_put(struct dir_cache *c, uint64_t now, enum dir_kind kind,
 {
 	struct dir_cache_slot *s = slot_of(c, kind, key);
 
-	if (r->status != DIR_OK && r->status != DIR_NOTFOUND)
+	uint64_t ttl = r->status == DIR_OK ? c->ttl : c->negative_ttl;
+
+	if ((r->status != DIR_OK && r->status != DIR_NOTFOUND) || ttl == 0)
 		return;
 	slot_clear(s);
 	s->key = xstrdup(key);
 	s->kind = kind;
-	s->expires = now + (r->status == DIR_OK ? DIR_CACHE_TTL_MS :
-	    DIR_CACHE_NEG_TTL_MS);
+	s->expires = now + ttl;
 	dir_result_copy(&s->r, r);
 }

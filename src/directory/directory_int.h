@@ -89,7 +89,8 @@ void	dir_auth_release(struct dir_query *);
 int	dir_is_postmaster_address(const struct directory *, const char *);
 int	dir_is_postmaster(const char *address);
 
-struct dir_cache *dir_cache_new(void);
+/* With c->directory's lifetimes. */
+struct dir_cache *dir_cache_new(const struct config *c);
 void	dir_cache_free(struct dir_cache *);
 void	dir_cache_flush(struct dir_cache *);
 int	dir_cache_get(struct dir_cache *, uint64_t now, enum dir_kind,

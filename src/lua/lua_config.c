@@ -150,6 +150,10 @@ parse_tables(lua_State *L, struct config *c)
 		cfg_mailboxes(L, lua_gettop(L), &c->delivery);
 		lua_pop(L, 1);
 	}
+	if (cfg_sub_table(L, 1, "directory")) {
+		cfg_directory(L, lua_gettop(L), &c->directory);
+		lua_pop(L, 1);
+	}
 	if (cfg_sub_table(L, 1, "routes")) {
 		cfg_routes(L, lua_gettop(L), &c->delivery);
 		lua_pop(L, 1);
@@ -201,7 +205,7 @@ lua_config_parse(lua_State *L, struct config *c)
 	static const char *keys[] = { "hostname", "user", "workers", "listen",
 	    "tls", "queue", "log", "dns", "local_domains", "relay_from",
 	    "limits", "timeouts", "lua_dir", "delivery", "mailboxes", "routes",
-	    "submission_socket", NULL };
+	    "submission_socket", "directory", NULL };
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cfg_check_keys(L, 1, "config", keys);

@@ -3,7 +3,7 @@
  * of a config table's fields (lua_config_read.c), each raising "bad config:
  * <where>: <why>" through luaL_error, and one parser per section
  * (lua_config_listen.c, lua_config_limits.c, lua_config_delivery.c,
- * lua_config_mailboxes.c). Private to src/lua; lua_api.h has the entry.
+ * lua_config_mailboxes.c, lua_config_directory.c). Private to src/lua; lua_api.h has the entry.
  */
 #ifndef INDIMAIL_LUA_CONFIG_INT_H
 #define INDIMAIL_LUA_CONFIG_INT_H
@@ -43,5 +43,6 @@ int	cfg_client_tls(lua_State *, const char *s, const char *where);
 void	cfg_delivery(lua_State *, int t, struct delivery_conf *);
 void	cfg_routes(lua_State *, int t, struct delivery_conf *);
 void	cfg_mailboxes(lua_State *, int t, struct delivery_conf *);
+void	cfg_directory(lua_State *, int t, struct directory_conf *);
 
 #endif

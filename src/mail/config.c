@@ -52,6 +52,8 @@ config_defaults(struct config *c)
 	c->delivery.timeouts.command = 300 * 1000;
 	c->delivery.timeouts.data = 600 * 1000;
 	c->delivery.max_hops = 100;
+	c->directory.cache_ttl_ms = 60 * 1000;
+	c->directory.negative_ttl_ms = 10 * 1000;
 }
 
 static void
@@ -154,6 +156,7 @@ config_free(struct config *c)
 	free(c->dns_servers);
 	free(c->lua_dir);
 	delivery_free(&c->delivery);
+	free(c->directory.path);
 	memset(c, 0, sizeof(*c));
 }
 

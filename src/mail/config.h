@@ -92,6 +92,19 @@ struct delivery_conf {
 	int		 paused;	/* deliver nothing: mail stays queued */
 };
 
+/*
+ * directory = { backend=, path=, cache_ttl=, negative_ttl= }: where users
+ * live. The order of the backends is directory.c's table of them.
+ */
+enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE };
+
+struct directory_conf {
+	enum directory_kind backend;	/* DIRECTORY_CONFIG without the table */
+	char		*path;		/* sqlite: the database file */
+	int		 cache_ttl_ms;	/* found answers, 60 s */
+	int		 negative_ttl_ms;	/* "not found" answers, 10 s */
+};
+
 struct config {
 	char		*hostname;
 	char		*user;		/* drop to this user when root */
@@ -135,6 +148,7 @@ struct config {
 	int		 timeout_hook;
 	int		 timeout_drain;
 	struct delivery_conf delivery;
+	struct directory_conf directory;
 };
 
 void	config_defaults(struct config *);

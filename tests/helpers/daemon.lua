@@ -190,6 +190,7 @@ local function make_config(dir, o)
     "  delivery = { paused = " .. tostring(not o.deliver) .. ", " .. (o.delivery or "") .. " },",
     "  mailboxes = { root = " .. lua_string(dir .. "/maildirs") .. ", " .. (o.mailboxes or "") .. " },",
     o.routes and ("  routes = { " .. o.routes .. " },") or "",
+    o.directory and ("  directory = { " .. o.directory .. " },") or "",
     "  relay_from = { " .. (o.relay_from or "") .. " },",
     "  limits = { " .. limits .. " },",
     "  timeouts = { " .. timeouts .. " },",
@@ -384,7 +385,8 @@ end
 -- 127.0.0.1), smtp_port (a fixed port for the smtp listener, default any),
 -- netns_setup (shell commands that set up a new network namespace, such as
 -- "ip link set lo up"; indimaild then runs in it: d:in_netns(cmd) runs a
--- command there too), env (variables for indimaild).
+-- command there too), env (variables for indimaild), directory (the
+-- directory = { } table's text).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")

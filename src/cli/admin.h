@@ -1,0 +1,77 @@
+/*
+ * admin: the directory commands of bin/indimail (domain, user, alias,
+ * host, and the vpopmail names vadddomain, vadduser, ...). They work on
+ * the SQLite database of directory.path (or --db PATH) through
+ * dirdb_sqlite.h, with prepared statements only. Exit codes are
+ * sysexits(3) values, listed in docs/directory.md.
+ */
+#ifndef INDIMAIL_ADMIN_H
+#define INDIMAIL_ADMIN_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <sysexits.h>
+
+#include "../lib/buf.h"
+
+/* The options every command may get; each takes what it needs. */
+struct admin_opts {
+	char		*pos[4];	/* positional arguments */
+	int		 npos;
+	int		 password_stdin;
+	const char	*quota;		/* NULL: not given */
+	unsigned	 set, clear;	/* DIRDB_* flags */
+	const char	*postmaster, *alias_of, *port;
+};
+
+struct admin {
+	sqlite3		*db;
+	int		 json;
+	const char	*maildir_root;	/* mailboxes.root: users' homes */
+	struct admin_opts o;
+};
+
+/* Prints "indimail: ..." on stderr, returns code. */
+int	admin_fail(int code, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Entry: argv[0] is the group ("user") or a vpopmail name. */
+/* db, json: --db and --json given before the command (or NULL, 0). */
+int	admin_main(const char *config, const char *db, int json, int argc,
+	    char **argv);
+int	admin_is_command(const char *name);
+
+/* admin_db.c: statements with parameters bound from types ("s", "i"). */
+sqlite3_stmt *admin_stmt(struct admin *, const char *sql, const char *types,
+	    ...);
+/* Steps a statement to its end and finalizes it: 0, or an exit code. */
+int	admin_run(struct admin *, sqlite3_stmt *);
+/* 1 when the query has a row, 0 none, -1 error (printed). */
+int	admin_exists(struct admin *, const char *sql, const char *types, ...);
+int	admin_begin(struct admin *);
+int	admin_commit(struct admin *, int rc);
+int	admin_db_error(struct admin *);
+
+/* admin_check.c: input rules; each 0 or prints why and returns EX_DATAERR. */
+int	admin_check_domain(char *domain);	/* lowercased in place */
+int	admin_check_user(char *address, char **local, char **domain);
+int	admin_check_alias(char *address);	/* "@domain" or an address */
+int	admin_check_target(const char *address);
+int	admin_check_text(const char *what, const char *s);
+int	admin_parse_quota(const char *s, long long *out);
+/* A yescrypt hash of the line read from stdin (or pw): 0 or exit code. */
+int	admin_hash_password(const char *pw, int from_stdin, char *out,
+	    size_t outsz);
+
+/* admin_out.c: JSON and text output. */
+void	admin_json_str(struct buf *, const char *);
+/* Prints the rows of st as text columns or a JSON array of objects. */
+int	admin_print_rows(struct admin *, sqlite3_stmt *, int one);
+
+/* One per group. */
+int	admin_domain(struct admin *, const char *verb);
+int	admin_user(struct admin *, const char *verb);
+int	admin_alias(struct admin *, const char *verb);
+int	admin_host(struct admin *, const char *verb);
+int	admin_user_import(struct admin *);	/* admin_import.c */
+
+#endif

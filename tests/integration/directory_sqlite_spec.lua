@@ -1,0 +1,306 @@
+-- The SQLite directory (docs/directory.md): the admin CLI (bin/indimail
+-- domain|user|alias|host, the vpopmail names, --json, exit codes, hostile
+-- input stored exactly or refused), then a daemon with directory = {
+-- backend = "sqlite" }: RCPT decisions, delivery to users, aliases and a
+-- catch-all, users added while it runs, a database it cannot read (451,
+-- never 5xx) and its recovery, and 10,000 users imported in one go.
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local cleanup = require("cleanup")
+local maildir = require("maildir")
+
+local BIN = D.bin .. "/indimail"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs bin/indimail with args (a list); returns exit code, stdout, stderr.
+local function cli(args, stdin)
+  local parts = { BIN }
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  local err = os.tmpname()
+  local cmd = table.concat(parts, " ") .. " 2>" .. err
+  if stdin then cmd = "printf '%s\\n' " .. q(stdin) .. " | " .. cmd end
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local e = D.readfile(err) or ""
+  os.remove(err)
+  return code, out, e
+end
+
+-- A database in a folder of its own (the account may write there: WAL).
+local function dbdir()
+  local dir = D.mktemp("dirdb")
+  if D.sh("id -u"):match("^0") then D.sh("chown indimail: " .. dir) end
+  cleanup.defer(function() D.rmtemp(dir) end)
+  return dir
+end
+
+local function db_cli(db)
+  return function(args, stdin)
+    local a = { "--db", db }
+    for _, x in ipairs(args) do a[#a + 1] = x end
+    return cli(a, stdin)
+  end
+end
+
+-- Valid JSON (python3 parses it).
+local function json_ok(s)
+  local f = os.tmpname()
+  D.writefile(f, s)
+  local ok = os.execute("python3 -c 'import json,sys; json.load(open(sys.argv[1]))' " .. f)
+  os.remove(f)
+  return ok
+end
+
+describe("indimail domain|user|alias|host", function()
+  after_each(cleanup.run)
+
+  it("creates, lists, shows and deletes with --json", function()
+    local run = db_cli(dbdir() .. "/d.sqlite")
+    assert.equal(0, (run{ "domain", "add", "Example.TEST" }))
+    assert.equal(0, (run({ "user", "add", "joe@example.test", "--password-stdin", "--quota", "2M" }, "s3cret")))
+    assert.equal(0, (run{ "alias", "add", "info@example.test", "joe@example.test", "x@remote.test" }))
+    local code, out = run{ "--json", "domain", "list" }
+    assert.equal(0, code)
+    assert.is_truthy(json_ok(out), out)
+    assert.matches('"name":"example.test"', out, 1, true)
+    assert.matches('"users":1', out, 1, true)
+    code, out = run{ "user", "show", "joe@example.test", "--json" }
+    assert.equal(0, code)
+    assert.is_truthy(json_ok(out), out)
+    assert.matches('"quota":2097152', out, 1, true)
+    assert.not_matches("%$y%$", out)         -- never the hash
+    code, out = run{ "alias", "list", "--json" }
+    assert.is_truthy(json_ok(out), out)
+    assert.matches('"target":"x@remote.test"', out, 1, true)
+    code, out = run{ "user", "mod", "joe@example.test", "--disable", "--no-pop", "--json" }
+    assert.equal(0, code)
+    code, out = run{ "--json", "user", "list" }
+    assert.matches('"disabled":1', out, 1, true)
+    assert.matches('"no_pop":1', out, 1, true)
+    assert.equal(0, (run{ "host", "add", "mx2", "10.0.0.2", "--port", "2525" }))
+    assert.equal(0, (run{ "user", "move", "joe@example.test", "mx2" }))
+    code, out = run{ "--json", "host", "list" }
+    assert.matches('"port":2525', out, 1, true)
+    code, out = run{ "user", "show", "joe@example.test" }
+    assert.matches("host: mx2", out, 1, true)
+    assert.equal(0, (run{ "user", "del", "joe@example.test" }))
+    assert.equal(0, (run{ "domain", "del", "example.test" }))
+    code, out = run{ "--json", "domain", "list" }
+    assert.equal("[]\n", out)
+  end)
+
+  it("stores a yescrypt hash that verifies the password", function()
+    local db = dbdir() .. "/d.sqlite"
+    local run = db_cli(db)
+    run{ "domain", "add", "example.test" }
+    assert.equal(0, (run({ "user", "add", "joe@example.test", "--password-stdin" }, "pässwörd \"; --")))
+    local hash = D.sh("sqlite3 " .. db .. " \"SELECT password FROM users\""):gsub("%s+$", "")
+    assert.matches("^%$y%$", hash)
+    local again = D.sh("perl -e 'print crypt($ARGV[0], $ARGV[1])' " .. q("pässwörd \"; --") .. " " .. q(hash))
+    assert.equal(hash, again)
+    assert.equal(0, (run({ "user", "passwd", "joe@example.test", "--password-stdin" }, "other")))
+    assert.not_equal(hash, (D.sh("sqlite3 " .. db .. " \"SELECT password FROM users\""):gsub("%s+$", "")))
+  end)
+
+  it("answers every bad input with one line and a documented exit code", function()
+    local run = db_cli(dbdir() .. "/d.sqlite")
+    run{ "domain", "add", "example.test" }
+    run({ "user", "add", "joe@example.test", "--password-stdin" }, "pw")
+    local cases = {
+      { { "user", "add", "not-an-address", "--password-stdin" }, "pw", 65, "not a user@domain" },
+      { { "user", "add", "joe@example.test", "--password-stdin" }, "pw", 73, "exists" },
+      { { "user", "add", "ann@unknown.test", "--password-stdin" }, "pw", 68, "unknown domain" },
+      { { "user", "add", "ann@example.test", "--password-stdin" }, "", 65, "empty password" },
+      { { "user", "del", "ghost@example.test" }, nil, 67, "no user" },
+      { { "domain", "add", "example.test" }, nil, 73, "exists" },
+      { { "user", "frobnicate" }, nil, 64, "unknown command" },
+      { { "user", "add", "x@example.test", "--bogus" }, nil, 64, "unknown option" },
+      { { "user", "quota", "joe@example.test", "lots" }, nil, 65, "not a quota" },
+      { { "user", "move", "joe@example.test", "nohost" }, nil, 68, "unknown host" },
+    }
+    for _, c in ipairs(cases) do
+      local code, _, err = run(c[1], c[2])
+      assert.equal(c[3], code, table.concat(c[1], " ") .. ": " .. err)
+      assert.matches(c[4], err, 1, true)
+      assert.equal(1, select(2, err:gsub("\n", "")), err)    -- one line
+    end
+  end)
+
+  it("refuses or stores exactly SQL metacharacters and Unicode in every field", function()
+    local db = dbdir() .. "/d.sqlite"
+    local run = db_cli(db)
+    local evil = "\"; DROP TABLE users; --"
+    run{ "domain", "add", "example.test" }
+    -- domains and user names are refused (mailbox folder rules, LDH domains)
+    for _, a in ipairs({ "o'hara@example.test", evil .. "@example.test", "用户@example.test" }) do
+      assert.equal(65, (run({ "user", "add", a, "--password-stdin" }, "pw")), a)
+    end
+    assert.equal(65, (run{ "domain", "add", "例子.test" }))
+    assert.equal(65, (run{ "domain", "add", evil }))
+    assert.equal(65, (run({ "user", "add", "用户@例子.test", "--password-stdin" }, "pw")))
+    -- an alias may have a quote in its local part: stored exactly
+    assert.equal(0, (run{ "alias", "add", "o'hara@example.test", "o'brien@example.test" }))
+    assert.equal(65, (run{ "alias", "add", evil .. "@example.test", "a@example.test" }))
+    -- free text (hosts) is stored exactly, Unicode included
+    assert.equal(0, (run{ "host", "add", evil, "用户.例子" }))
+    -- passwords: anything but empty
+    assert.equal(0, (run({ "user", "add", "pat@example.test", "--password-stdin" }, evil .. " 用户")))
+    local code, out = run{ "--json", "host", "list" }
+    assert.equal(0, code)
+    assert.is_truthy(json_ok(out), out)
+    assert.matches('"host":"\\"; DROP TABLE users; --"', out, 1, true)
+    assert.matches('"address":"用户.例子"', out, 1, true)
+    code, out = run{ "alias", "list" }
+    assert.equal("o'hara@example.test\to'brien@example.test\n", out)
+    code, out = run{ "user", "list" }
+    assert.matches("^pat@example.test\t", out)
+  end)
+
+  it("answers to the vpopmail names", function()
+    local run = db_cli(dbdir() .. "/d.sqlite")
+    assert.equal(0, (run{ "vadddomain", "example.test" }))
+    assert.equal(0, (run{ "vadduser", "joe@example.test", "pw" }))
+    assert.equal(0, (run{ "vsetuserquota", "joe@example.test", "10M" }))
+    assert.equal(0, (run{ "vmoduser", "joe@example.test", "--no-imap" }))
+    assert.equal(0, (run{ "valias", "-i", "joe@example.test", "info@example.test" }))
+    local code, out = run{ "vuserinfo", "joe@example.test" }
+    assert.equal(0, code)
+    assert.matches("quota: 10485760", out, 1, true)
+    assert.matches("no_imap: 1", out, 1, true)
+    code, out = run{ "valias", "info@example.test" }
+    assert.equal("info@example.test\tjoe@example.test\n", out)
+    assert.equal(0, (run({ "vpasswd", "joe@example.test", "--password-stdin" }, "new")))
+    assert.equal(0, (run{ "vdeluser", "joe@example.test" }))
+    assert.equal(0, (run{ "vdeldomain", "example.test" }))
+  end)
+end)
+
+local function message(subject)
+  return "From: someone@remote.test\r\nSubject: " .. subject .. "\r\n\r\nbody\r\n"
+end
+
+local function rcpt(d, address)
+  local c = d:session()
+  assert.equal(250, (c:cmd("MAIL FROM:<someone@remote.test>")))
+  return c:cmd("RCPT TO:<" .. address .. ">")
+end
+
+-- A daemon on a database in its own folder; ttl: negative_ttl seconds.
+local function start(o)
+  local db = dbdir() .. "/directory.sqlite"
+  o.directory = ("backend = 'sqlite', path = %s, cache_ttl = 1, negative_ttl = 1"):format(("%q"):format(db))
+  local d = D.start_for_test(o)
+  d.db = db
+  d.cli = function(args, stdin)
+    local a = { "-c", d.config }
+    for _, x in ipairs(args) do a[#a + 1] = x end
+    return cli(a, stdin)
+  end
+  -- through the configuration: the file is given to the account
+  assert.equal(0, (d.cli{ "domain", "add", "example.test" }))
+  assert.equal(0, (d.cli{ "domain", "add", "local.test" }))
+  assert.equal(0, (d.cli{ "domain", "add", "dbonly.test" }))
+  assert.equal(0, (d.cli({ "user", "add", "joe@example.test", "--password-stdin" }, "pw")))
+  assert.equal(0, (d.cli({ "user", "add", "ann@local.test", "--password-stdin" }, "pw")))
+  assert.equal(0, (d.cli({ "user", "add", "off@example.test", "--password-stdin", "--disable" }, "pw")))
+  assert.equal(0, (d.cli{ "alias", "add", "info@example.test", "joe@example.test" }))
+  assert.equal(0, (d.cli{ "alias", "add", "@local.test", "ann@local.test" }))
+  return d
+end
+
+local function tail(d) return d:log():sub(-3000) end
+
+describe("a daemon with directory = { backend = 'sqlite' }", function()
+  after_each(cleanup.run)
+
+  it("decides RCPT from the database", function()
+    local d = start{}
+    if D.sh("id -u"):match("^0") then
+      assert.equal("indimail", (D.sh("stat -c %U " .. d.db):gsub("%s+$", "")))
+    end
+    local checks = {
+      { "ghost@example.test", 550, "^550 5%.1%.1 " },
+      { "joe@example.test", 250 }, { "JOE@Example.Test", 250 },
+      { "info@example.test", 250 },
+      { "whoever@local.test", 250 },             -- the catch-all
+      { "x@dbonly.test", 554, "^554 5%.7%.1 " },   -- not in local_domains (yet)
+      { "off@example.test", 550, "^550 5%.1%.1 " },  -- disabled
+      { "x@remote.test", 554, "^554 5%.7%.1 " },
+    }
+    for _, c in ipairs(checks) do
+      local code, text = rcpt(d, c[1])
+      assert.equal(c[2], code, c[1] .. ": " .. tostring(text))
+      if c[3] then assert.matches(c[3], text) end
+    end
+  end)
+
+  it("delivers to a user, through an alias and through a catch-all", function()
+    local d = start{ deliver = true }
+    d:send("someone@remote.test", { "joe@example.test" }, message("direct"))
+    d:send("someone@remote.test", { "info@example.test" }, message("alias"))
+    d:send("someone@remote.test", { "anything@local.test" }, message("catch-all"))
+    assert.is_truthy(maildir.wait(d, "joe", 2, 10), tail(d))
+    assert.is_truthy(D.eventually(function()
+      return #maildir.new_files(d, "ann", "local.test") >= 1
+    end, 10), tail(d))
+  end)
+
+  it("accepts a user the CLI adds while it runs, after the negative lifetime", function()
+    local d = start{}
+    assert.equal(550, (rcpt(d, "late@example.test")))
+    assert.equal(0, (d.cli({ "user", "add", "late@example.test", "--password-stdin" }, "pw")))
+    assert.is_truthy(D.eventually(function()
+      return rcpt(d, "late@example.test") == 250
+    end, 5, 0.3), tail(d))
+  end)
+
+  it("answers 451 4.3.0 when it cannot read the database, then recovers", function()
+    local d = start{}
+    assert.equal(250, (rcpt(d, "joe@example.test")))
+    D.sh("chmod 000 " .. d.db)
+    local code, text
+    assert.is_truthy(D.eventually(function()
+      code, text = rcpt(d, "joe@example.test")
+      return code == 451
+    end, 5, 0.3), tostring(text))
+    assert.matches("^451 4%.3%.0 ", text)
+    code, text = rcpt(d, "ghost@example.test")
+    assert.equal(451, code, text)                -- never a 5xx
+    assert.is_truthy(d:wait_log("event=directory_error backend=sqlite", 2))
+    D.sh("chmod 640 " .. d.db)
+    assert.is_truthy(D.eventually(function()
+      return rcpt(d, "joe@example.test") == 250
+    end, 5, 0.3), tail(d))
+  end)
+
+  it("looks up users among 10,000 imported in one transaction", function()
+    local d = start{}
+    local hash = D.sh("sqlite3 " .. d.db .. " \"SELECT password FROM users LIMIT 1\""):gsub("%s+$", "")
+    local lines = {}
+    for i = 1, 10000 do lines[i] = ("u%05d@example.test %s"):format(i, hash) end
+    local f = os.tmpname()
+    D.writefile(f, table.concat(lines, "\n") .. "\n")
+    local code, out, err = d.cli{ "user", "import", f }
+    os.remove(f)
+    assert.equal(0, code, err)
+    assert.equal("10000 users imported\n", out)
+    assert.equal("10003", (D.sh("sqlite3 " .. d.db .. " \"SELECT count(*) FROM users\""):gsub("%s+$", "")))
+    local c = d:session()
+    assert.equal(250, (c:cmd("MAIL FROM:<someone@remote.test>")))
+    for _, i in ipairs({ 1, 777, 5000, 9999, 10000 }) do
+      local rc, text = c:cmd(("RCPT TO:<u%05d@example.test>"):format(i))
+      assert.equal(250, rc, text)
+    end
+    assert.equal(550, (c:cmd("RCPT TO:<u10001@example.test>")))
+    -- a bad line: nothing imported, the line named
+    f = os.tmpname()
+    D.writefile(f, "v1@example.test " .. hash .. "\nbad line\n")
+    code, _, err = d.cli{ "user", "import", f }
+    os.remove(f)
+    assert.equal(65, code)
+    assert.matches("line 2", err, 1, true)
+    assert.equal("10003", (D.sh("sqlite3 " .. d.db .. " \"SELECT count(*) FROM users\""):gsub("%s+$", "")))
+  end)
+end)
