@@ -236,6 +236,25 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
     end
   end)
 
+  it("logs in a user of the database with SMTP AUTH, and refuses a wrong password and a no-smtp user", function()
+    local d = start{}
+    assert.equal(0, (d.cli{ "user", "mod", "ann@local.test", "--no-smtp" }))
+    local function auth(user, pw)
+      return D.sh(("timeout 60 swaks --server 127.0.0.1 --port %d --timeout 5 --helo c.example.test"
+        .. " --tls --auth PLAIN --auth-user %s --auth-password %s --from %s --to x@remote.test"
+        .. " --quit-after RCPT 2>&1"):format(d.ports.submission, q(user), q(pw), q(user)))
+    end
+    local out = auth("joe@example.test", "pw")
+    assert.matches("<[-~*]+ +235 2%.7%.0", out)
+    assert.matches("<[-~*]+ +250 2%.1%.5 Recipient <x@remote%.test>", out)   -- relays once logged in
+    out = auth("joe@example.test", "Wr0ngPassw0rd")
+    assert.matches("<[-~*]+ +535 5%.7%.8", out)
+    out = auth("ann@local.test", "pw")                   -- right password, AUTH not allowed
+    assert.not_matches("<[-~*]+ +235", out)
+    assert.matches("<[-~*]+ +5%d%d 5%.7%.%d", out)
+    assert.not_matches("Wr0ngPassw0rd", d:log(), 1, true)  -- never a password in the log
+  end)
+
   it("delivers to a user, through an alias and through a catch-all", function()
     local d = start{ deliver = true }
     d:send("someone@remote.test", { "joe@example.test" }, message("direct"))
