@@ -24,14 +24,17 @@ indimail.config {
   local_domains = { "example.test", "localhost" },
   relay_from = { "127.0.0.0/8", "::1/128" },   -- clients allowed to relay
 
-  -- Virtual mailboxes: <root>/<domain>/<user>/Maildir (until the directory
-  -- lands in SQLite/MariaDB). With `users` listed, other addresses of the
-  -- local domains are refused at RCPT with 550 5.1.1.
+  -- Virtual domains, users and aliases live in SQLite (docs/directory.md),
+  -- managed with bin/indimail (domain|user|alias ...). `make run` creates
+  -- the database with postmaster@, user@ and small@example.test (1 MiB
+  -- quota) and abuse@ -> postmaster@; their passwords are in
+  -- var/passwords (root only). Other addresses of the local domains are
+  -- refused at RCPT with 550 5.1.1.
+  directory = { backend = "sqlite", path = "var/db/directory.sqlite" },
+
+  -- Mailboxes: <root>/<domain>/<user>/Maildir.
   mailboxes = {
     root = "var/maildirs",
-    users = { "postmaster@example.test", "user@example.test",
-              { address = "small@example.test", quota = 1024 * 1024 } },
-    aliases = { ["abuse@example.test"] = "postmaster@example.test" },
     postmaster = "postmaster@example.test",   -- receives double bounces
   },
 
