@@ -6,10 +6,54 @@
  * the tool (DIRDB_ADMIN) creates or upgrades; the daemon refuses a
  * database at another version (a log line, and 451 for the recipients).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "dirdb_sqlite.h"
+
+/*
+ * SQLite makes every name absolute (getcwd) before it opens the file, and
+ * an absolute name needs search permission on every folder above it: the
+ * account could then not open var/db/directory.sqlite of a tree inside a
+ * private home, although it owns var/db (the queue and lua_dir are opened
+ * relative for the same reason, docs/security.md). This VFS is the default
+ * one with relative names kept as they are; the unix VFS tells files apart
+ * by inode, so locking is unaffected, and our processes never chdir.
+ */
+#define DIRDB_VFS	"indimail-relative"
+
+static sqlite3_vfs rel_vfs;
+static sqlite3_vfs *base_vfs;
+static pthread_once_t rel_once = PTHREAD_ONCE_INIT;
+
+static int
+rel_fullpath(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+	size_t len = strlen(name);
+
+	(void)vfs;
+	if (name[0] == '/')
+		return base_vfs->xFullPathname(base_vfs, name, n, out);
+	if (len + 1 > (size_t)n)
+		return SQLITE_CANTOPEN;
+	memcpy(out, name, len + 1);
+	return SQLITE_OK;
+}
+
+static void
+rel_register(void)
+{
+	base_vfs = sqlite3_vfs_find(NULL);
+	if (base_vfs == NULL)
+		return;
+	rel_vfs = *base_vfs;
+	rel_vfs.zName = DIRDB_VFS;
+	rel_vfs.pNext = NULL;
+	rel_vfs.xFullPathname = rel_fullpath;
+	if (sqlite3_vfs_register(&rel_vfs, 0) != SQLITE_OK)
+		base_vfs = NULL;
+}
 
 /* steps[i]: version i → i + 1. */
 static const char *const steps[DIRDB_SCHEMA_VERSION] = {
@@ -147,7 +191,9 @@ dirdb_open(const char *path, enum dirdb_mode mode, struct buf *err)
 	sqlite3 *db = NULL;
 	int v;
 
-	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK ||
+	pthread_once(&rel_once, rel_register);
+	if (sqlite3_open_v2(path, &db, flags, base_vfs ? DIRDB_VFS : NULL) !=
+	    SQLITE_OK ||
 	    sqlite3_busy_timeout(db, DIRDB_BUSY_MS) != SQLITE_OK ||
 	    dirdb_exec(db, "PRAGMA foreign_keys = ON", err) < 0 ||
 	    (mode == DIRDB_ADMIN && upgrade(db, err) < 0)) {
