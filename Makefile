@@ -36,7 +36,8 @@ DEB_RUN   := swaks libnet-ssleay-perl
 
 LIB_SRCS  := $(filter-out src/daemon/main.c src/cli/%.c, $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/mail/address.c \
+PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/base64.c \
+             src/mail/address.c \
              src/mail/header.c \
              src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c
 
@@ -96,7 +97,7 @@ $(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
 build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
-	    $(shell pkg-config --cflags lua5.4) -o $@ $^
+	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -lcrypto
 
 setup: run-deps all
 	@./tools/setup-runtime

@@ -5,12 +5,12 @@
  * Who frees what: the client owns its buffers and handles and frees itself
  * after smtp_client_close once both handles are closed.
  */
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../mail/config.h"
+#include "../lib/base64.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
 #include "../net/tls.h"
@@ -146,15 +146,6 @@ ready(struct smtp_client *c)
 	c->ready_cb(c->arg, c, RESULT_OK, "");
 }
 
-static void
-b64(const char *in, size_t n, struct buf *out)
-{
-	buf_reserve(out, 4 * ((n + 2) / 3) + 1);
-	out->len += (size_t)EVP_EncodeBlock((unsigned char *)out->data + out->len,
-	    (const unsigned char *)in, (int)n);
-	out->data[out->len] = '\0';
-}
-
 /* AUTH PLAIN (initial response) or LOGIN, whichever the server offers. */
 static void
 start_auth(struct smtp_client *c)
@@ -167,7 +158,7 @@ start_auth(struct smtp_client *c)
 		buf_appendc(&cred, '\0');
 		buf_appends(&cred, c->opts.auth_password ?
 		    c->opts.auth_password : "");
-		b64(cred.data, cred.len, &enc);
+		base64_encode(cred.data, cred.len, &enc);
 		c->state = C_AUTH_PLAIN;
 		client_send_line(c, "AUTH PLAIN %s", buf_cstr(&enc));
 	} else if (c->ext_auth_login) {
@@ -235,7 +226,7 @@ auth_reply(struct smtp_client *c, int code, const char *text)
 	case C_AUTH_LOGIN_USER:
 		if (code != 334)
 			break;
-		b64(c->opts.auth_user, strlen(c->opts.auth_user), &enc);
+		base64_encode(c->opts.auth_user, strlen(c->opts.auth_user), &enc);
 		c->state = C_AUTH_LOGIN_PASS;
 		client_send_line(c, "%s", buf_cstr(&enc));
 		buf_free(&enc);
@@ -243,7 +234,7 @@ auth_reply(struct smtp_client *c, int code, const char *text)
 	case C_AUTH_LOGIN_PASS:
 		if (code != 334)
 			break;
-		b64(c->opts.auth_password ? c->opts.auth_password : "",
+		base64_encode(c->opts.auth_password ? c->opts.auth_password : "",
 		    c->opts.auth_password ? strlen(c->opts.auth_password) : 0, &enc);
 		c->state = C_AUTH_LOGIN_DONE;
 		client_send_line(c, "%s", buf_cstr(&enc));

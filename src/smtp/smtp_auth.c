@@ -8,11 +8,11 @@
  * counted, and a reply held back longer after each failure (smtp_tarpit).
  * A password lives only in a buffer wiped before it is freed.
  */
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/base64.h"
 #include "../lib/xalloc.h"
 #include "smtp_session_int.h"
 
@@ -23,9 +23,6 @@ enum { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
 #define AUTH_PASS_MAX	1024
 /* The first failure's reply waits this long, each further one twice as long. */
 #define AUTH_DELAY_MS	1000
-
-static const char B64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* This listener's settings (NULL for the local socket: no AUTH there). */
 void
@@ -92,31 +89,6 @@ wipe(struct buf *b)
 	if (b->data)
 		explicit_bzero(b->data, b->cap);
 	buf_free(b);
-}
-
-/* Strict base64 (RFC 4648, padded) into out (NUL-ended); -1 if it is not. */
-static int
-b64_decode(const char *in, size_t n, struct buf *out)
-{
-	size_t pad = 0;
-	int r;
-
-	if (n % 4 != 0)
-		return -1;
-	if (n > 0 && in[n - 1] == '=')
-		pad = n > 1 && in[n - 2] == '=' ? 2 : 1;
-	for (size_t i = 0; i < n - pad; i++)
-		if (in[i] == '\0' || strchr(B64, in[i]) == NULL)
-			return -1;
-	buf_clear(out);
-	buf_reserve(out, n / 4 * 3 + 1);
-	r = EVP_DecodeBlock((unsigned char *)out->data,
-	    (const unsigned char *)in, (int)n);
-	if (r < 0 || (size_t)r < pad)
-		return -1;
-	out->len = (size_t)r - pad;
-	out->data[out->len] = '\0';
-	return 0;
 }
 
 /* A user name we may look up and log: printable, no NUL, not too long. */
@@ -239,26 +211,23 @@ auth_check(struct smtp_session *s, const char *user, size_t ulen,
 static void
 auth_plain(struct smtp_session *s, const struct buf *m)
 {
-	const char *z = m->data ? m->data : "", *end = z + m->len;
-	const char *u = memchr(z, '\0', m->len), *p;
+	struct smtp_plain pl;
 
-	p = u ? memchr(u + 1, '\0', (size_t)(end - u - 1)) : NULL;
-	if (u == NULL || p == NULL) {
+	if (smtp_parse_plain(m->data ? m->data : "", m->len, &pl) < 0) {
 		smtp_auth_abort(s);
 		smtp_refuse(s, "AUTH", "501 5.5.2 Malformed PLAIN response");
 		return;
 	}
-	u++;
-	if (u - 1 > z && ((size_t)(u - 1 - z) != (size_t)(p - u) ||
-	    memcmp(z, u, (size_t)(p - u)) != 0)) {
+	if (pl.authzlen > 0 && (pl.authzlen != pl.userlen ||
+	    memcmp(pl.authz, pl.user, pl.userlen) != 0)) {
 		s->state = ST_COMMAND;
 		free(s->auth_try);
-		s->auth_try = plausible_user(u, (size_t)(p - u)) ?
-		    xstrndup(u, (size_t)(p - u)) : NULL;
+		s->auth_try = plausible_user(pl.user, pl.userlen) ?
+		    xstrndup(pl.user, pl.userlen) : NULL;
 		auth_failed(s, "authorization identity differs");
 		return;
 	}
-	auth_check(s, u, (size_t)(p - u), p + 1, (size_t)(end - p - 1));
+	auth_check(s, pl.user, pl.userlen, pl.pass, pl.passlen);
 }
 
 /* ---- the exchange -------------------------------------------------------- */
@@ -269,7 +238,7 @@ auth_step(struct smtp_session *s, const char *resp, size_t n)
 {
 	struct buf m = BUF_INIT;
 
-	if (b64_decode(resp, n, &m) < 0) {
+	if (base64_decode(resp, n, &m) < 0) {
 		smtp_auth_abort(s);
 		smtp_refuse(s, "AUTH", "501 5.5.2 Cannot decode the response "
 		    "(not base64)");

@@ -374,3 +374,21 @@ smtp_parse_rcpt(const char *arg, size_t len, struct smtp_rcpt_arg *out,
 	}
 	return each_param(arg + pre, len - (size_t)pre, NULL, reply);
 }
+
+int
+smtp_parse_plain(const char *m, size_t len, struct smtp_plain *out)
+{
+	const char *end = m + len;
+	const char *u = len ? memchr(m, '\0', len) : NULL, *p;
+
+	p = u ? memchr(u + 1, '\0', (size_t)(end - u - 1)) : NULL;
+	if (p == NULL)
+		return -1;
+	out->authz = m;
+	out->authzlen = (size_t)(u - m);
+	out->user = u + 1;
+	out->userlen = (size_t)(p - u - 1);
+	out->pass = p + 1;
+	out->passlen = (size_t)(end - p - 1);
+	return 0;
+}

@@ -60,4 +60,16 @@ int	smtp_parse_mail(const char *arg, size_t len,
 int	smtp_parse_rcpt(const char *arg, size_t len,
 	    struct smtp_rcpt_arg *out, const char **reply);
 
+/*
+ * An AUTH PLAIN message (RFC 4616), already base64-decoded:
+ * [authzid] NUL authcid NUL passwd. The spans point into m; -1 when the
+ * two NUL separators are not there. The password may still hold a NUL:
+ * the caller refuses that as malformed credentials.
+ */
+struct smtp_plain {
+	const char	*authz, *user, *pass;
+	size_t		 authzlen, userlen, passlen;
+};
+int	smtp_parse_plain(const char *m, size_t len, struct smtp_plain *out);
+
 #endif

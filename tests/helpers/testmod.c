@@ -23,6 +23,7 @@
 
 #include "../../src/lib/buf.h"
 #include "../../src/smtp/smtp_data.h"
+#include "../../src/lib/base64.h"
 #include "../../src/mail/address.h"
 #include "../../src/mail/header.h"
 #include "../../src/smtp/smtp_parse.h"
@@ -648,7 +649,58 @@ l_header_count(lua_State *L)
 	return 1;
 }
 
+/* base64_decode(s) -> bytes, or nil (not strict base64) */
+static int
+l_base64_decode(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	struct buf b = BUF_INIT;
+
+	if (base64_decode(s, n, &b) == 0)
+		lua_pushlstring(L, b.data, b.len);
+	else
+		lua_pushnil(L);
+	buf_free(&b);
+	return 1;
+}
+
+/* base64_encode(s) -> text */
+static int
+l_base64_encode(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	struct buf b = BUF_INIT;
+
+	base64_encode(s, n, &b);
+	lua_pushlstring(L, b.data, b.len);
+	buf_free(&b);
+	return 1;
+}
+
+/* parse_plain(s) -> authzid, authcid, password; or nil */
+static int
+l_parse_plain(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	struct smtp_plain p;
+
+	if (smtp_parse_plain(s, n, &p) < 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_pushlstring(L, p.authz, p.authzlen);
+	lua_pushlstring(L, p.user, p.userlen);
+	lua_pushlstring(L, p.pass, p.passlen);
+	return 3;
+}
+
 static const luaL_Reg funcs[] = {
+	{ "base64_decode", l_base64_decode },
+	{ "base64_encode", l_base64_encode },
+	{ "parse_plain", l_parse_plain },
 	{ "header_fields", l_header_fields },
 	{ "header_unfold", l_header_unfold },
 	{ "header_end", l_header_end },
