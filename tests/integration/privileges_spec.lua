@@ -111,4 +111,19 @@ describe("make run's runtime tree (tools/setup-runtime)", function()
     assert.equal("indimail 600", owner_mode("var/db/directory.sqlite"))
     assert.equal("root 600", owner_mode("var/passwords"))
   end)
+
+  it("lets the account open the directory by a relative name inside folders it may not search", function()
+    -- SQLite would make the name absolute, and /tmp/X (0700, root's) would
+    -- stop the account on the way: dirdb_sqlite.c keeps it relative.
+    local top = D.scratch_dir("private")
+    D.sh("chmod 700 " .. top .. " && mkdir " .. top .. "/run")
+    local cli = D.bin .. "/indimail --db directory.sqlite "
+    local out, rc = D.sh("cd " .. top .. "/run && " .. cli .. "domain add example.test")
+    assert.equal(0, rc, out)
+    D.sh("chown -R indimail: " .. top .. "/run")
+    out, rc = D.sh("cd " .. top .. "/run && setpriv --reuid=indimail --regid=indimail"
+      .. " --clear-groups " .. cli .. "domain list 2>&1")
+    assert.equal(0, rc, out)
+    assert.matches("^example%.test", out)
+  end)
 end)
