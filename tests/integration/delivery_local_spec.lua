@@ -201,12 +201,18 @@ describe("local delivery", function()
       local q2 = d:send("alice@example.test", { "dave@example.test" }, message("fits two"))
       f = maildir.wait(d, "dave", 2)
       assert.is_truthy(f, d:log())
-      local md = D.readfile(d.dir .. "/maildirs/example.test/dave/Maildir/maildirsize")
+      -- maildirsize is updated just after the rename into new/: wait for it
+      local want, md, used = maildir.file_size(f[1]) + maildir.file_size(f[2])
+      for _ = 1, 50 do
+        md = D.readfile(d.dir .. "/maildirs/example.test/dave/Maildir/maildirsize")
+        used = 0
+        for bytes in (md or ""):gmatch("\n(%-?%d+) %-?%d+") do used = used + tonumber(bytes) end
+        if used == want then break end
+        t.sleep(0.1)
+      end
       assert.is_truthy(md, "a maildirsize file")
       assert.matches("^1500S\n", md)
-      local used = 0
-      for bytes in md:gmatch("\n(%-?%d+) %-?%d+") do used = used + tonumber(bytes) end
-      assert.equal(maildir.file_size(f[1]) + maildir.file_size(f[2]), used)
+      assert.equal(want, used)
       assert.is_true(s1 * 2 < 1500 and s1 * 3 > 1500, "message size " .. s1)
       local q3 = d:send("alice@example.test", { "dave@example.test" }, message("fits thre"))
       assert.is_truthy(d:wait_log("event=deferred qid=" .. q3 .. " to=dave@example%.test[^\n]*4%.2%.2", 5), d:log())
