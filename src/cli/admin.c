@@ -1,8 +1,9 @@
 /*
  * admin: the entry of the directory commands: options, the vpopmail
- * names, finding and opening the database (directory.path of the
- * configuration, or --db PATH), and giving a new file to the account the
- * daemon runs as (user = ...), which must be able to read it.
+ * names, finding and opening the database (the configuration's directory,
+ * SQLite or MariaDB, or the SQLite file of --db PATH), and giving a new
+ * SQLite file to the account the daemon runs as (user = ...), which must
+ * be able to read it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../directory/dirdb_sqlite.h"
 #include "../lua/lua_runtime.h"
 #include "admin.h"
 
@@ -156,14 +156,15 @@ create_for(const char *path, const char *user)
 }
 
 static int
-open_db(struct admin *a, const char *path, const char *user)
+open_db(struct admin *a, const struct directory_conf *dc, const char *user)
 {
 	struct buf err = BUF_INIT;
-	int rc;
+	int rc = 0;
 
-	if ((rc = create_for(path, user)) != 0)
+	if (dc->backend == DIRECTORY_SQLITE &&
+	    (rc = create_for(dc->path, user)) != 0)
 		return rc;
-	if ((a->db = dirdb_open(path, DIRDB_ADMIN, &err)) == NULL)
+	if ((a->db = dirdb_open(dc, DIRDB_ADMIN, &err)) == NULL)
 		rc = admin_fail(EX_IOERR, "%s", buf_cstr(&err));
 	buf_free(&err);
 	return rc;
@@ -174,28 +175,29 @@ static int
 run_group(struct admin *a, const char *config, const char *db,
     const struct group *g, const char *verb)
 {
+	struct directory_conf file = { .backend = DIRECTORY_SQLITE };
+	const struct directory_conf *dc = &file;
 	struct runtime *rt = NULL;
 	struct buf err = BUF_INIT;
-	const char *user = NULL;
 	int rc;
 
 	a->maildir_root = "var/maildirs";
+	file.path = (char *)db;
 	if (db == NULL) {
 		if ((rt = runtime_load(config, &err)) == NULL) {
 			rc = admin_fail(EX_CONFIG, "%s", buf_cstr(&err));
 			buf_free(&err);
 			return rc;
 		}
-		db = rt->cfg.directory.path;
-		user = rt->cfg.user;
+		dc = &rt->cfg.directory;
 		a->maildir_root = rt->cfg.delivery.maildir_root;
 	}
-	if (db == NULL)
+	if (dc->backend == DIRECTORY_CONFIG)
 		rc = admin_fail(EX_CONFIG, "%s has no directory = { backend = "
-		    "\"sqlite\", path = ... }: give --db PATH", config);
-	else if ((rc = open_db(a, db, user)) == 0)
+		    "\"sqlite\" or \"mariadb\", ... }: give --db PATH", config);
+	else if ((rc = open_db(a, dc, rt ? rt->cfg.user : NULL)) == 0)
 		rc = g->run(a, verb);
-	sqlite3_close(a->db);
+	dirdb_close(a->db);
 	if (rt)
 		runtime_unref(rt);
 	return rc;

@@ -1,18 +1,18 @@
 /*
  * admin: the directory commands of bin/indimail (domain, user, alias,
  * host, and the vpopmail names vadddomain, vadduser, ...). They work on
- * the SQLite database of directory.path (or --db PATH) through
- * dirdb_sqlite.h, with prepared statements only. Exit codes are
- * sysexits(3) values, listed in docs/directory.md.
+ * the database of the configuration's directory (SQLite or MariaDB), or
+ * the SQLite file of --db PATH, through dirdb.h, with prepared statements
+ * only. Exit codes are sysexits(3) values, listed in docs/directory.md.
  */
 #ifndef INDIMAIL_ADMIN_H
 #define INDIMAIL_ADMIN_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <sysexits.h>
 
 #include "../lib/buf.h"
+#include "../directory/dirdb.h"
 
 /* The options every command may get; each takes what it needs. */
 struct admin_opts {
@@ -25,7 +25,7 @@ struct admin_opts {
 };
 
 struct admin {
-	sqlite3		*db;
+	struct dirdb	*db;
 	int		 json;
 	const char	*maildir_root;	/* mailboxes.root: users' homes */
 	struct admin_opts o;
@@ -41,10 +41,10 @@ int	admin_main(const char *config, const char *db, int json, int argc,
 int	admin_is_command(const char *name);
 
 /* admin_db.c: statements with parameters bound from types ("s", "i"). */
-sqlite3_stmt *admin_stmt(struct admin *, const char *sql, const char *types,
-	    ...);
+struct dirdb_stmt *admin_stmt(struct admin *, const char *sql,
+	    const char *types, ...);
 /* Steps a statement to its end and finalizes it: 0, or an exit code. */
-int	admin_run(struct admin *, sqlite3_stmt *);
+int	admin_run(struct admin *, struct dirdb_stmt *);
 /* 1 when the query has a row, 0 none, -1 error (printed). */
 int	admin_exists(struct admin *, const char *sql, const char *types, ...);
 int	admin_begin(struct admin *);
@@ -65,7 +65,7 @@ int	admin_hash_password(const char *pw, int from_stdin, char *out,
 /* admin_out.c: JSON and text output. */
 void	admin_json_str(struct buf *, const char *);
 /* Prints the rows of st as text columns or a JSON array of objects. */
-int	admin_print_rows(struct admin *, sqlite3_stmt *, int one);
+int	admin_print_rows(struct admin *, struct dirdb_stmt *, int one);
 
 /* One per group. */
 int	admin_domain(struct admin *, const char *verb);

@@ -80,7 +80,7 @@ alias_list(struct admin *a)
 	if (al && (rc = admin_check_alias(al)))
 		return rc;
 	return admin_print_rows(a, admin_stmt(a, "SELECT address, target FROM "
-	    "aliases WHERE ?1 IS NULL OR address = ?1 ORDER BY address, rowid",
+	    "aliases WHERE ?1 IS NULL OR address = ?1 ORDER BY address, target",
 	    "s", al), 0);
 }
 

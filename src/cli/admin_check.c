@@ -39,6 +39,7 @@ admin_check_user(char *address, char **local, char **domain)
 	if (!directory_mailbox_name(address))
 		return admin_fail(EX_DATAERR, "'%s': a user name has %s",
 		    address, DIRECTORY_NAME_RULE);
+	dirdb_fold(address);	/* names are stored lowercase */
 	*at = '\0';
 	if ((rc = admin_check_domain(at + 1)) != 0)
 		return rc;
@@ -71,7 +72,7 @@ admin_check_target(const char *a)
 	    "printable ASCII without spaces or quotes)", a);
 }
 
-/* An alias: "@domain" (catch-all) or an address; the domain lowercased. */
+/* An alias: "@domain" (catch-all) or an address; lowercased. */
 int
 admin_check_alias(char *a)
 {
@@ -81,7 +82,8 @@ admin_check_alias(char *a)
 		return admin_check_domain(a + 1);
 	if (admin_check_target(a) != 0)
 		return EX_DATAERR;
-	return admin_check_domain(at + 1);
+	dirdb_fold(a);
+	return 0;
 }
 
 /* Free text (host names, addresses of hosts): no control characters. */

@@ -1,7 +1,8 @@
 /*
  * admin_db: the CLI's statements: SQL text with ?N parameters bound from a
  * list of types, so no value ever becomes SQL; transactions; and the one
- * way a database error is reported (EX_IOERR, or EX_TEMPFAIL when busy).
+ * way a database error is reported (EX_IOERR, or EX_TEMPFAIL when busy or
+ * unreachable).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,36 +12,30 @@
 int
 admin_db_error(struct admin *a)
 {
-	int e = sqlite3_errcode(a->db);
+	int code = dirdb_errkind(a->db) == DIRDB_ERR_TEMP ? EX_TEMPFAIL :
+	    EX_IOERR;
 
-	admin_fail(e == SQLITE_BUSY || e == SQLITE_LOCKED ? EX_TEMPFAIL :
-	    EX_IOERR, "database: %s", sqlite3_errmsg(a->db));
-	return e == SQLITE_BUSY || e == SQLITE_LOCKED ? EX_TEMPFAIL : EX_IOERR;
+	return admin_fail(code, "database: %s", dirdb_errmsg(a->db));
 }
 
-static sqlite3_stmt *
+static struct dirdb_stmt *
 stmt_v(struct admin *a, const char *sql, const char *types, va_list ap)
 {
-	sqlite3_stmt *st;
+	struct dirdb_stmt *st = dirdb_prepare(a->db, sql);
 
-	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (st == NULL) {
 		admin_db_error(a);
 		return NULL;
 	}
-	for (int i = 0; types[i]; i++)
-		if (types[i] == 's')
-			sqlite3_bind_text(st, i + 1, va_arg(ap, const char *),
-			    -1, SQLITE_TRANSIENT);
-		else
-			sqlite3_bind_int64(st, i + 1, va_arg(ap, long long));
+	dirdb_vbind(st, types, ap);
 	return st;
 }
 
-sqlite3_stmt *
+struct dirdb_stmt *
 admin_stmt(struct admin *a, const char *sql, const char *types, ...)
 {
 	va_list ap;
-	sqlite3_stmt *st;
+	struct dirdb_stmt *st;
 
 	va_start(ap, types);
 	st = stmt_v(a, sql, types, ap);
@@ -49,23 +44,23 @@ admin_stmt(struct admin *a, const char *sql, const char *types, ...)
 }
 
 int
-admin_run(struct admin *a, sqlite3_stmt *st)
+admin_run(struct admin *a, struct dirdb_stmt *st)
 {
 	int rc;
 
 	if (st == NULL)
 		return EX_IOERR;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = dirdb_step(st)) == DIRDB_ROW)
 		;
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : admin_db_error(a);
+	dirdb_finalize(st);
+	return rc == DIRDB_DONE ? 0 : admin_db_error(a);
 }
 
 int
 admin_exists(struct admin *a, const char *sql, const char *types, ...)
 {
 	va_list ap;
-	sqlite3_stmt *st;
+	struct dirdb_stmt *st;
 	int rc;
 
 	va_start(ap, types);
@@ -73,10 +68,10 @@ admin_exists(struct admin *a, const char *sql, const char *types, ...)
 	va_end(ap);
 	if (st == NULL)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-		return rc == SQLITE_ROW;
+	rc = dirdb_step(st);
+	dirdb_finalize(st);
+	if (rc >= 0)
+		return rc == DIRDB_ROW;
 	admin_db_error(a);
 	return -1;
 }
@@ -84,10 +79,7 @@ admin_exists(struct admin *a, const char *sql, const char *types, ...)
 int
 admin_begin(struct admin *a)
 {
-	if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
-	    SQLITE_OK)
-		return 0;
-	return admin_db_error(a);
+	return dirdb_begin(a->db) == 0 ? 0 : admin_db_error(a);
 }
 
 /* Commits when rc is 0, else rolls back; returns rc or the commit's. */
@@ -95,10 +87,8 @@ int
 admin_commit(struct admin *a, int rc)
 {
 	if (rc != 0) {
-		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+		dirdb_rollback(a->db);
 		return rc;
 	}
-	if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-		return 0;
-	return admin_db_error(a);
+	return dirdb_commit(a->db) == 0 ? 0 : admin_db_error(a);
 }

@@ -19,7 +19,7 @@ static const char sql_insert[] =
 
 /* One line's user through the prepared statement st: 0 or a code. */
 static int
-import_line(struct admin *a, sqlite3_stmt *st, char *line)
+import_line(struct admin *a, struct dirdb_stmt *st, char *line)
 {
 	char *addr = strtok(line, " \t\r\n"), *pw = strtok(NULL, "\r\n");
 	char *local, *domain, hash[256], home[4096];
@@ -39,26 +39,22 @@ import_line(struct admin *a, sqlite3_stmt *st, char *line)
 		return rc;
 	snprintf(home, sizeof(home), "%s/%s/%s", a->maildir_root, domain,
 	    local);
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, local, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, hash, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 4, home, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 5, (long long)time(NULL));
+	dirdb_bind(st, "ssssi", local, domain, hash, home, (long long)time(NULL));
 	explicit_bzero(hash, sizeof(hash));
-	if ((rc = sqlite3_step(st)) == SQLITE_CONSTRAINT)
+	if ((rc = dirdb_step(st)) < 0 &&
+	    dirdb_errkind(a->db) == DIRDB_ERR_CONSTRAINT)
 		return admin_fail(EX_CANTCREAT, "user %s@%s exists", local,
 		    domain);
-	if (rc != SQLITE_DONE)
+	if (rc < 0)
 		return admin_db_error(a);
-	return sqlite3_changes(a->db) ? 0 : admin_fail(EX_NOHOST, "unknown "
+	return dirdb_changes(a->db) ? 0 : admin_fail(EX_NOHOST, "unknown "
 	    "domain %s", domain);
 }
 
 static int
 import_file(struct admin *a, FILE *f, int *nusers)
 {
-	sqlite3_stmt *st = admin_stmt(a, sql_insert, "");
+	struct dirdb_stmt *st = admin_stmt(a, sql_insert, "");
 	char line[8192];
 	int rc = 0, n = 0;
 
@@ -72,7 +68,7 @@ import_file(struct admin *a, FILE *f, int *nusers)
 			(*nusers)++;
 	}
 	explicit_bzero(line, sizeof(line));
-	sqlite3_finalize(st);
+	dirdb_finalize(st);
 	return rc;
 }
 

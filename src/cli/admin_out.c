@@ -25,30 +25,26 @@ admin_json_str(struct buf *b, const char *s)
 }
 
 static void
-json_value(struct buf *b, sqlite3_stmt *st, int i)
+json_value(struct buf *b, struct dirdb_stmt *st, int i)
 {
-	switch (sqlite3_column_type(st, i)) {
-	case SQLITE_INTEGER:
-		buf_printf(b, "%lld", (long long)sqlite3_column_int64(st, i));
-		break;
-	case SQLITE_NULL:
+	if (dirdb_isnull(st, i))
 		buf_appends(b, "null");
-		break;
-	default:
-		admin_json_str(b, (const char *)sqlite3_column_text(st, i));
-	}
+	else if (dirdb_isint(st, i))
+		buf_printf(b, "%lld", dirdb_int(st, i));
+	else
+		admin_json_str(b, dirdb_text(st, i));
 }
 
 static void
-row_json(struct buf *b, sqlite3_stmt *st)
+row_json(struct buf *b, struct dirdb_stmt *st)
 {
-	int n = sqlite3_column_count(st);
+	int n = dirdb_ncols(st);
 
 	buf_appendc(b, '{');
 	for (int i = 0; i < n; i++) {
 		if (i)
 			buf_appendc(b, ',');
-		admin_json_str(b, sqlite3_column_name(st, i));
+		admin_json_str(b, dirdb_colname(st, i));
 		buf_appendc(b, ':');
 		json_value(b, st, i);
 	}
@@ -56,26 +52,24 @@ row_json(struct buf *b, sqlite3_stmt *st)
 }
 
 static void
-row_text(struct buf *b, sqlite3_stmt *st, int one)
+row_text(struct buf *b, struct dirdb_stmt *st, int one)
 {
-	int n = sqlite3_column_count(st);
+	int n = dirdb_ncols(st);
 
-	for (int i = 0; i < n; i++) {
-		const unsigned char *v = sqlite3_column_text(st, i);
+	for (int i = 0; i < n; i++)
 		if (one)
-			buf_printf(b, "%s: %s\n", sqlite3_column_name(st, i),
-			    v ? (const char *)v : "");
+			buf_printf(b, "%s: %s\n", dirdb_colname(st, i),
+			    dirdb_text(st, i));
 		else
 			buf_printf(b, "%s%s", i ? "\t" : "",
-			    v ? (const char *)v : "");
-	}
+			    dirdb_text(st, i));
 	if (!one)
 		buf_appendc(b, '\n');
 }
 
 /* one: a show (EX_NOUSER when there is no row, printed by the caller). */
 int
-admin_print_rows(struct admin *a, sqlite3_stmt *st, int one)
+admin_print_rows(struct admin *a, struct dirdb_stmt *st, int one)
 {
 	struct buf b = BUF_INIT;
 	int rc, rows = 0;
@@ -84,7 +78,7 @@ admin_print_rows(struct admin *a, sqlite3_stmt *st, int one)
 		return EX_IOERR;
 	if (a->json && !one)
 		buf_appendc(&b, '[');
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = dirdb_step(st)) == DIRDB_ROW) {
 		if (a->json && rows)
 			buf_appendc(&b, ',');
 		if (a->json)
@@ -95,13 +89,13 @@ admin_print_rows(struct admin *a, sqlite3_stmt *st, int one)
 	}
 	if (a->json)
 		buf_appends(&b, one ? "\n" : "]\n");
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
+	if (rc != DIRDB_DONE)
 		rc = admin_db_error(a);
 	else if (one && rows == 0)
 		rc = EX_NOUSER;
 	else
 		rc = 0, fputs(buf_cstr(&b), stdout);
+	dirdb_finalize(st);
 	buf_free(&b);
 	return rc;
 }

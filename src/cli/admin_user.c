@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../directory/dirdb_sqlite.h"
+#include "../directory/dirdb.h"
 #include "admin.h"
 
 #define USER_EXISTS "SELECT 1 FROM users WHERE local = ?1 AND domain = ?2"
@@ -157,7 +157,7 @@ user_move(struct admin *a)
 	    "s", a->o.pos[1])) != 1)
 		return k < 0 ? EX_IOERR : admin_fail(EX_NOHOST, "unknown host "
 		    "%s (indimail host add)", a->o.pos[1]);
-	return admin_run(a, admin_stmt(a, "INSERT OR REPLACE INTO hostcntrl "
+	return admin_run(a, admin_stmt(a, "REPLACE INTO hostcntrl "
 	    "VALUES (?1, ?2, ?3)", "sss", local, domain, a->o.pos[1]));
 }
 

@@ -1,16 +1,27 @@
 /*
- * dirdb_sqlite: opening the directory database and keeping its schema.
- * The schema is a list of steps, one per version: step i takes a database
- * at version i to i + 1 in one transaction together with meta's
- * schema_version, so a crash leaves the old version or the new one. Only
- * the tool (DIRDB_ADMIN) creates or upgrades; the daemon refuses a
- * database at another version (a log line, and 451 for the recipients).
+ * dirdb_sqlite: the SQLite driver of dirdb (dirdb_int.h): one file, opened
+ * with a busy timeout and foreign keys on; the tool sets WAL when it
+ * creates the file (it stays). The schema's steps for SQLite are here;
+ * docs/directory.md describes the tables. A connection remembers the
+ * file it opened, so a replaced file is noticed (dirdb_current).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include "dirdb_sqlite.h"
+#include "../lib/xalloc.h"
+#include "dirdb_int.h"
+
+struct sq_conn {
+	sqlite3		*db;
+	char		*path;
+	dev_t		 dev;
+	ino_t		 ino;
+};
 
 /*
  * SQLite makes every name absolute (getcwd) before it opens the file, and
@@ -21,7 +32,7 @@
  * one with relative names kept as they are; the unix VFS tells files apart
  * by inode, so locking is unaffected, and our processes never chdir.
  */
-#define DIRDB_VFS	"indimail-relative"
+#define SQ_VFS	"indimail-relative"
 
 static sqlite3_vfs rel_vfs;
 static sqlite3_vfs *base_vfs;
@@ -48,15 +59,15 @@ rel_register(void)
 	if (base_vfs == NULL)
 		return;
 	rel_vfs = *base_vfs;
-	rel_vfs.zName = DIRDB_VFS;
+	rel_vfs.zName = SQ_VFS;
 	rel_vfs.pNext = NULL;
 	rel_vfs.xFullPathname = rel_fullpath;
 	if (sqlite3_vfs_register(&rel_vfs, 0) != SQLITE_OK)
 		base_vfs = NULL;
 }
 
-/* steps[i]: version i → i + 1. */
-static const char *const steps[DIRDB_SCHEMA_VERSION] = {
+/* steps[i]: version i → i + 1 (dirdb.c sets the version). */
+static const char *const sq_steps[DIRDB_SCHEMA_VERSION] = {
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"CREATE TABLE domains ("
 	"  name TEXT PRIMARY KEY COLLATE NOCASE,"
@@ -94,123 +105,176 @@ static const char *const steps[DIRDB_SCHEMA_VERSION] = {
 	"INSERT INTO meta VALUES ('schema_version', '0');",
 };
 
-sqlite3_stmt *
-dirdb_prepare(sqlite3 *db, const char *sql, struct buf *err)
+static sqlite3 *
+sq(struct dirdb *db)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		buf_printf(err, "%s", sqlite3_errmsg(db));
-		return NULL;
-	}
-	return st;
+	return ((struct sq_conn *)db->h)->db;
 }
 
-int
-dirdb_exec(sqlite3 *db, const char *sql, struct buf *err)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	buf_printf(err, "%s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -1;
-}
-
-const char *
-dirdb_text(sqlite3_stmt *st, int col)
-{
-	const unsigned char *s = sqlite3_column_text(st, col);
-
-	return s ? (const char *)s : "";
-}
-
-int
-dirdb_version(sqlite3 *db)
-{
-	sqlite3_stmt *st;
-	int v = -1, rc;
-
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE "
-	    "name = 'meta'", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0) ? -2 : 0;
-	sqlite3_finalize(st);
-	if (v != -2)
-		return v;
-	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = "
-	    "'schema_version'", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-	sqlite3_finalize(st);
-	return v;
-}
-
-/* One step of the schema, with its new version, in one transaction. */
+/* Records SQLite's last error on db; -1. */
 static int
-upgrade_step(sqlite3 *db, int from, struct buf *err)
+sq_fail(struct dirdb *db)
 {
-	char sql[128];
+	int e = sqlite3_errcode(sq(db)) & 0xff;
 
-	if (dirdb_exec(db, "BEGIN IMMEDIATE", err) < 0)
-		return -1;
-	if (dirdb_version(db) != from)	/* another tool did it meanwhile */
-		return dirdb_exec(db, "ROLLBACK", err);
-	snprintf(sql, sizeof(sql), "UPDATE meta SET value = '%d' WHERE key = "
-	    "'schema_version'", from + 1);
-	if (dirdb_exec(db, steps[from], err) < 0 ||
-	    dirdb_exec(db, sql, err) < 0) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	return dirdb_exec(db, "COMMIT", err);
+	return dirdb_fail(db, e == SQLITE_BUSY || e == SQLITE_LOCKED ?
+	    DIRDB_ERR_TEMP : e == SQLITE_CONSTRAINT ? DIRDB_ERR_CONSTRAINT :
+	    DIRDB_ERR_OTHER, "%s", sqlite3_errmsg(sq(db)));
 }
 
-/* The tool's part: WAL (kept in the file), then every missing step. */
 static int
-upgrade(sqlite3 *db, struct buf *err)
+sq_script(struct dirdb *db, const char *sql)
 {
-	int v;
+	return sqlite3_exec(sq(db), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 :
+	    sq_fail(db);
+}
 
-	if (dirdb_exec(db, "PRAGMA journal_mode = WAL", err) < 0)
-		return -1;
-	while ((v = dirdb_version(db)) >= 0 && v < DIRDB_SCHEMA_VERSION)
-		if (upgrade_step(db, v, err) < 0)
-			return -1;
+static int
+sq_open(struct dirdb *db, const struct directory_conf *c,
+    enum dirdb_mode mode)
+{
+	struct sq_conn *conn = xcalloc(1, sizeof(*conn));
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+	    (mode == DIRDB_ADMIN ? SQLITE_OPEN_CREATE : 0);
+	struct stat st;
+
+	db->h = conn;
+	conn->path = xstrdup(c->path ? c->path : "");
+	pthread_once(&rel_once, rel_register);
+	if (mode == DIRDB_LOOKUP && (access(conn->path, R_OK) < 0 ||
+	    stat(conn->path, &st) < 0))
+		return dirdb_fail(db, DIRDB_ERR_TEMP, "%s", strerror(errno));
+	if (sqlite3_open_v2(conn->path, &conn->db, flags, base_vfs ? SQ_VFS :
+	    NULL) != SQLITE_OK || sqlite3_busy_timeout(conn->db,
+	    DIRDB_BUSY_MS) != SQLITE_OK ||
+	    sq_script(db, "PRAGMA foreign_keys = ON") < 0 ||
+	    (mode == DIRDB_ADMIN && sq_script(db, "PRAGMA journal_mode = WAL")
+	    < 0))
+		return conn->db ? sq_fail(db) : dirdb_fail(db, DIRDB_ERR_OTHER,
+		    "out of memory");
+	if (stat(conn->path, &st) == 0)
+		conn->dev = st.st_dev, conn->ino = st.st_ino;
 	return 0;
 }
 
-sqlite3 *
-dirdb_open(const char *path, enum dirdb_mode mode, struct buf *err)
+static void
+sq_close(struct dirdb *db)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-	    (mode == DIRDB_ADMIN ? SQLITE_OPEN_CREATE : 0);
-	sqlite3 *db = NULL;
-	int v;
+	struct sq_conn *conn = db->h;
 
-	pthread_once(&rel_once, rel_register);
-	if (sqlite3_open_v2(path, &db, flags, base_vfs ? DIRDB_VFS : NULL) !=
-	    SQLITE_OK ||
-	    sqlite3_busy_timeout(db, DIRDB_BUSY_MS) != SQLITE_OK ||
-	    dirdb_exec(db, "PRAGMA foreign_keys = ON", err) < 0 ||
-	    (mode == DIRDB_ADMIN && upgrade(db, err) < 0)) {
-		if (err->len == 0)
-			buf_printf(err, "%s: %s", path, db ? sqlite3_errmsg(db) :
-			    "out of memory");
-		sqlite3_close(db);
-		return NULL;
-	}
-	if ((v = dirdb_version(db)) == DIRDB_SCHEMA_VERSION)
-		return db;
-	if (v < 0)
-		buf_printf(err, "%s: %s", path, sqlite3_errmsg(db));
-	else
-		buf_printf(err, "%s: schema version %d, this program needs %d "
-		    "(run `indimail domain list` to upgrade it)", path, v,
-		    DIRDB_SCHEMA_VERSION);
-	sqlite3_close(db);
-	return NULL;
+	sqlite3_close(conn->db);
+	free(conn->path);
+	free(conn);
 }
+
+/* The file is still there, readable, and the one the connection opened. */
+static int
+sq_current(struct dirdb *db)
+{
+	struct sq_conn *conn = db->h;
+	struct stat st;
+
+	return stat(conn->path, &st) == 0 && access(conn->path, R_OK) == 0 &&
+	    st.st_dev == conn->dev && st.st_ino == conn->ino;
+}
+
+static int
+sq_prepare(struct dirdb_stmt *st, const char *sql)
+{
+	sqlite3_stmt *h = NULL;
+
+	if (sqlite3_prepare_v2(sq(st->db), sql, -1, &h, NULL) != SQLITE_OK)
+		return sq_fail(st->db);
+	st->h = h;
+	return 0;
+}
+
+static int
+sq_exec(struct dirdb_stmt *st)
+{
+	sqlite3_stmt *h = st->h;
+
+	for (int i = 0; i < st->nvals; i++) {
+		const struct dirdb_value *v = &st->vals[i];
+
+		if (v->type == 's')
+			sqlite3_bind_text(h, i + 1, v->s, -1, SQLITE_STATIC);
+		else if (v->type == 'i')
+			sqlite3_bind_int64(h, i + 1, v->i);
+		else
+			sqlite3_bind_null(h, i + 1);
+	}
+	return 0;
+}
+
+static int
+sq_fetch(struct dirdb_stmt *st)
+{
+	int rc = sqlite3_step(st->h);
+
+	if (rc == SQLITE_ROW)
+		return DIRDB_ROW;
+	if (rc != SQLITE_DONE)
+		return sq_fail(st->db);
+	st->db->changes = sqlite3_changes(sq(st->db));
+	return DIRDB_DONE;
+}
+
+static void
+sq_reset(struct dirdb_stmt *st)
+{
+	sqlite3_reset(st->h);
+	sqlite3_clear_bindings(st->h);
+}
+
+static void
+sq_finalize(struct dirdb_stmt *st)
+{
+	sqlite3_finalize(st->h);
+}
+
+static int
+sq_ncols(struct dirdb_stmt *st)
+{
+	return sqlite3_column_count(st->h);
+}
+
+static const char *
+sq_colname(struct dirdb_stmt *st, int col)
+{
+	return sqlite3_column_name(st->h, col);
+}
+
+static const char *
+sq_text(struct dirdb_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st->h, col);
+}
+
+static int
+sq_isint(struct dirdb_stmt *st, int col)
+{
+	return sqlite3_column_type(st->h, col) == SQLITE_INTEGER;
+}
+
+const struct dirdb_driver dirdb_driver_sqlite = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.current = sq_current,
+	.prepare = sq_prepare,
+	.exec = sq_exec,
+	.fetch = sq_fetch,
+	.reset = sq_reset,
+	.finalize = sq_finalize,
+	.ncols = sq_ncols,
+	.colname = sq_colname,
+	.text = sq_text,
+	.isint = sq_isint,
+	.script = sq_script,
+	.begin = "BEGIN IMMEDIATE",
+	.has_meta = "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+	.steps = sq_steps,
+	.lock = "BEGIN IMMEDIATE",
+	.unlock = "COMMIT",
+};

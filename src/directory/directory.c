@@ -21,6 +21,7 @@
 static const struct directory_backend *const backends[] = {
 	&directory_backend_config,
 	&directory_backend_sqlite,
+	&directory_backend_mariadb,
 };
 
 static struct directory *registry;

@@ -3,8 +3,8 @@
  * table_backend style): a name, open/close, and three lookups. A backend
  * answers facts, the front (directory.c) applies the rules: postmaster,
  * catch-all, expansion, the RCPT decision, the cache, and the password
- * check (directory_auth.c: the user's stored hash, verified off the loop). Adding SQLite or
- * MariaDB is one new file with one such table, listed in directory.c.
+ * check (directory_auth.c: the user's stored hash, verified off the loop). A
+ * backend is one table listed in directory.c.
  */
 #ifndef INDIMAIL_DIRECTORY_BACKEND_H
 #define INDIMAIL_DIRECTORY_BACKEND_H
@@ -69,11 +69,13 @@ struct directory_backend {
 extern const struct directory_backend directory_backend_config;
 
 /*
- * The SQLite database of config->directory.path (dirdb_sqlite.h): every
- * lookup on the thread pool, always DIR_PENDING; a disabled user is
- * DIR_NOTFOUND; errors are DIR_TEMPFAIL. Without a loop: DIR_TEMPFAIL.
+ * The database of config->directory (dirdb.h), SQLite or MariaDB
+ * (directory_sql.c): every lookup on the thread pool, always DIR_PENDING;
+ * a disabled user is DIR_NOTFOUND; errors are DIR_TEMPFAIL. Without a
+ * loop: DIR_TEMPFAIL.
  */
 extern const struct directory_backend directory_backend_sqlite;
+extern const struct directory_backend directory_backend_mariadb;
 
 void	dir_result_init(struct dir_result *);
 void	dir_result_free(struct dir_result *);

@@ -1,23 +1,87 @@
 /*
- * lua_config_directory: the directory = { backend=, path=, cache_ttl=,
- * negative_ttl= } section: which backend holds users and aliases
- * ("config", the default: mailboxes.users and mailboxes.aliases; or
- * "sqlite", a database file made by `indimail domain add`), and how long
- * the front caches a backend's answers (seconds; docs/directory.md).
+ * lua_config_directory: the directory = { ... } section: which backend
+ * holds users and aliases ("config", the default: mailboxes.users and
+ * mailboxes.aliases; "sqlite", a database file made by `indimail domain
+ * add`; or "mariadb", a MariaDB/MySQL database reached by socket or host
+ * and port, its password read from password_file, which must not be
+ * readable by others), and how long the front caches a backend's answers
+ * (seconds; docs/directory.md).
  */
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
+#include "../lib/buf.h"
+#include "../lib/fsutil.h"
 #include "lua_config_int.h"
+
+/* The first line of password_file; a file others may read is refused. */
+static void
+cfg_db_password(lua_State *L, const char *path, struct directory_conf *d)
+{
+	struct buf b = BUF_INIT, err = BUF_INIT;
+	struct stat st;
+	const char *why = NULL;
+
+	if (stat(path, &st) == 0 && (st.st_mode & S_IROTH))
+		why = "may be read by anyone (chmod o-r; keep it root-owned, "
+		    "group of the account, mode 0640)";
+	else if (read_small_file(path, 4096, &b, &err) < 0)
+		why = buf_cstr(&err);
+	if (why) {
+		lua_pushfstring(L, "%s: %s", path, why);
+		buf_free(&b);
+		buf_free(&err);
+		cfg_bad(L, "directory.password_file", lua_tostring(L, -1));
+	}
+	buf_appendc(&b, '\0');
+	b.data[strcspn(b.data, "\r\n")] = '\0';
+	d->password = strdup(b.data);
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+}
+
+static void
+cfg_directory_mariadb(lua_State *L, int t, struct directory_conf *d)
+{
+	char *pwfile;
+
+	cfg_set_string(L, t, "host", "directory.host", &d->host);
+	cfg_set_string(L, t, "socket", "directory.socket", &d->socket);
+	cfg_set_string(L, t, "database", "directory.database", &d->database);
+	cfg_set_string(L, t, "user", "directory.user", &d->user);
+	cfg_set_number(L, t, "port", "directory.port", 1, 65535, 1, &d->port,
+	    0);
+	cfg_set_number(L, t, "timeout", "directory.timeout", 1, 300, 1,
+	    &d->timeout_s, 0);
+	cfg_set_number(L, t, "pool", "directory.pool", 1, 64, 1, &d->pool, 0);
+	if ((pwfile = cfg_opt_string(L, t, "password_file",
+	    "directory.password_file"))) {
+		lua_pushstring(L, pwfile);	/* anchored: pwfile can go */
+		free(pwfile);
+		cfg_db_password(L, lua_tostring(L, -1), d);
+		lua_pop(L, 1);
+	}
+	if (d->backend != DIRECTORY_MARIADB)
+		return;
+	if (d->database == NULL)
+		cfg_bad(L, "directory.database", "is required for backend "
+		    "\"mariadb\"");
+	if (d->socket == NULL && d->host == NULL)
+		cfg_bad(L, "directory.socket", "or directory.host is required "
+		    "for backend \"mariadb\"");
+}
 
 void
 cfg_directory(lua_State *L, int t, struct directory_conf *d)
 {
 	static const char *keys[] = { "backend", "path", "cache_ttl",
-	    "negative_ttl", NULL };
+	    "negative_ttl", "host", "port", "socket", "database", "user",
+	    "password_file", "timeout", "pool", NULL };
 	static const struct choice backends[] = {
 	    { "config", DIRECTORY_CONFIG }, { "sqlite", DIRECTORY_SQLITE },
-	    { NULL, 0 } };
+	    { "mariadb", DIRECTORY_MARIADB }, { NULL, 0 } };
 	char *name;
 
 	cfg_check_keys(L, t, "directory", keys);
@@ -26,7 +90,7 @@ cfg_directory(lua_State *L, int t, struct directory_conf *d)
 		free(name);
 		d->backend = cfg_choose(L, lua_tostring(L, -1),
 		    "directory.backend", backends,
-		    "must be \"config\" or \"sqlite\"");
+		    "must be \"config\", \"sqlite\" or \"mariadb\"");
 		lua_pop(L, 1);
 	}
 	cfg_set_string(L, t, "path", "directory.path", &d->path);
@@ -34,6 +98,7 @@ cfg_directory(lua_State *L, int t, struct directory_conf *d)
 	    1000, &d->cache_ttl_ms, 0);
 	cfg_set_number(L, t, "negative_ttl", "directory.negative_ttl", 0,
 	    86400, 1000, &d->negative_ttl_ms, 0);
+	cfg_directory_mariadb(L, t, d);
 	if (d->backend == DIRECTORY_SQLITE && d->path == NULL)
 		cfg_bad(L, "directory.path", "is required for backend "
 		    "\"sqlite\"");

@@ -53,6 +53,8 @@ config_defaults(struct config *c)
 	c->delivery.timeouts.data = 600 * 1000;
 	c->delivery.max_hops = 100;
 	c->directory.cache_ttl_ms = 60 * 1000;
+	c->directory.timeout_s = 5;
+	c->directory.pool = 4;
 	c->directory.negative_ttl_ms = 10 * 1000;
 }
 
@@ -157,6 +159,14 @@ config_free(struct config *c)
 	free(c->lua_dir);
 	delivery_free(&c->delivery);
 	free(c->directory.path);
+	free(c->directory.host);
+	free(c->directory.socket);
+	free(c->directory.database);
+	free(c->directory.user);
+	if (c->directory.password)
+		explicit_bzero(c->directory.password,
+		    strlen(c->directory.password));
+	free(c->directory.password);
 	memset(c, 0, sizeof(*c));
 }
 

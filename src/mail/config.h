@@ -93,14 +93,19 @@ struct delivery_conf {
 };
 
 /*
- * directory = { backend=, path=, cache_ttl=, negative_ttl= }: where users
- * live. The order of the backends is directory.c's table of them.
+ * directory = { backend=, path=, host=, ..., cache_ttl=, negative_ttl= }:
+ * where users live. The order of the backends is directory.c's table.
  */
-enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE };
+enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE, DIRECTORY_MARIADB };
 
 struct directory_conf {
 	enum directory_kind backend;	/* DIRECTORY_CONFIG without the table */
 	char		*path;		/* sqlite: the database file */
+	/* mariadb: a socket, or host and port; the password from a file */
+	char		*host, *socket, *database, *user, *password;
+	int		 port;
+	int		 timeout_s;	/* connect, read, write: 5 s */
+	int		 pool;		/* connections per process, 4 */
 	int		 cache_ttl_ms;	/* found answers, 60 s */
 	int		 negative_ttl_ms;	/* "not found" answers, 10 s */
 };

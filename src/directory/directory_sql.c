@@ -1,40 +1,32 @@
 /*
- * directory_sqlite: the SQLite database (dirdb_sqlite.h) as a directory
- * backend. Every lookup runs on libuv's thread pool (uv_queue_work) with
- * a connection taken from the backend's pool (at most one per pool
- * thread), and answers DIR_PENDING; the answer is handed over on the loop.
- * A cancelled operation's callback never runs (its work may still finish).
- * Any SQLite error is DIR_TEMPFAIL and a log line; the connection is then
- * dropped, so the next lookup opens the file again (recovery).
+ * directory_sql: the directory database (dirdb.h: SQLite or MariaDB) as a
+ * directory backend. Every lookup runs on libuv's thread pool
+ * (uv_queue_work) with a connection taken from the backend's pool (at most
+ * one per pool thread, directory.pool kept idle), and answers DIR_PENDING;
+ * the answer is handed over on the loop. A cancelled operation's callback
+ * never runs (its work may still finish). A failure is DIR_TEMPFAIL and a
+ * log line, and the connection is dropped, so the next lookup connects
+ * again (recovery); a pooled connection that fails for a passing reason
+ * (the server restarted) is retried once on a new one.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
-#include "dirdb_sqlite.h"
+#include "dirdb.h"
 #include "directory_backend.h"
 
-#define SQ_POOL_MAX	8
-
-/* A connection and the file it opened (a replaced file is reopened). */
-struct sq_conn {
-	sqlite3		*db;
-	dev_t		 dev;
-	ino_t		 ino;
-};
+#define SQ_POOL_MAX	64
 
 struct sq_dir {
 	uv_loop_t	*loop;
 	const struct config *cfg;	/* the front keeps it valid */
-	char		*path;
+	const char	*engine;
 	pthread_mutex_t	 lock;		/* the pool */
-	struct sq_conn	 pool[SQ_POOL_MAX];
-	int		 npool;
+	struct dirdb	*pool[SQ_POOL_MAX];
+	int		 npool, maxpool;
 	int		 pending;	/* operations on the loop's books */
 	int		 closing;
 };
@@ -55,49 +47,32 @@ struct sq_op {
 
 /* ---- the pool (worker threads) ------------------------------------------- */
 
-/* The file is still there, readable, and the one the connection opened. */
-static int
-sq_conn_current(const struct sq_dir *h, const struct sq_conn *c)
+/* A pooled connection still current, or NULL; *fresh 0. */
+static struct dirdb *
+sq_conn_pooled(struct sq_dir *h)
 {
-	struct stat st;
-
-	return stat(h->path, &st) == 0 && access(h->path, R_OK) == 0 &&
-	    st.st_dev == c->dev && st.st_ino == c->ino;
-}
-
-static int
-sq_conn_take(struct sq_dir *h, struct sq_conn *c, struct buf *err)
-{
-	struct stat st;
+	struct dirdb *db;
 
 	pthread_mutex_lock(&h->lock);
-	c->db = h->npool ? h->pool[--h->npool].db : NULL;
-	if (c->db)
-		*c = h->pool[h->npool];
+	db = h->npool ? h->pool[--h->npool] : NULL;
 	pthread_mutex_unlock(&h->lock);
-	if (c->db && sq_conn_current(h, c))
-		return 0;
-	sqlite3_close(c->db);
-	c->db = NULL;
-	if (access(h->path, R_OK) < 0 || stat(h->path, &st) < 0) {
-		buf_printf(err, "%s: %s", h->path, strerror(errno));
-		return -1;
+	if (db && !dirdb_current(db)) {
+		dirdb_close(db);
+		db = NULL;
 	}
-	c->dev = st.st_dev;
-	c->ino = st.st_ino;
-	return (c->db = dirdb_open(h->path, DIRDB_LOOKUP, err)) ? 0 : -1;
+	return db;
 }
 
 static void
-sq_conn_give(struct sq_dir *h, struct sq_conn *c)
+sq_conn_give(struct sq_dir *h, struct dirdb *db)
 {
 	pthread_mutex_lock(&h->lock);
-	if (h->npool < SQ_POOL_MAX) {
-		h->pool[h->npool++] = *c;
-		c->db = NULL;
+	if (h->npool < h->maxpool) {
+		h->pool[h->npool++] = db;
+		db = NULL;
 	}
 	pthread_mutex_unlock(&h->lock);
-	sqlite3_close(c->db);
+	dirdb_close(db);
 }
 
 /* ---- queries (worker threads) -------------------------------------------- */
@@ -108,19 +83,19 @@ static const char sql_user[] =
     "FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) "
     "WHERE d.name = ?2 AND u.local = ?1";
 static const char sql_alias[] =
-    "SELECT target FROM aliases WHERE address = ?1 ORDER BY rowid";
+    "SELECT target FROM aliases WHERE address = ?1 ORDER BY target";
 
 static void
-sq_fill_user(struct sq_op *op, sqlite3_stmt *st)
+sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
 {
-	unsigned flags = (unsigned)sqlite3_column_int(st, 3);
+	unsigned flags = (unsigned)dirdb_int(st, 3);
 
 	if (flags & DIRDB_DISABLED)	/* no mail: as if unknown */
 		return;
 	op->r.status = DIR_OK;
 	op->r.address = xstrdup(dirdb_text(st, 0));
 	op->r.secret = xstrdup(dirdb_text(st, 1));
-	op->r.quota = (size_t)sqlite3_column_int64(st, 2);
+	op->r.quota = (size_t)dirdb_int(st, 2);
 	op->r.flags = DIR_USER_LISTED;
 	if (flags & DIRDB_NO_SMTP)	/* AUTH refused, mail still comes */
 		op->r.flags |= DIR_USER_NO_SMTP;
@@ -137,46 +112,61 @@ sq_add_target(struct dir_result *r, const char *t)
 
 /* Binds the key (user: local part ?1, domain ?2), steps every row. */
 static int
-sq_run(struct sq_op *op, sqlite3 *db, const char *sql)
+sq_run(struct sq_op *op, struct dirdb *db)
 {
-	sqlite3_stmt *st = dirdb_prepare(db, sql, &op->err);
-	const char *at = strrchr(op->key, '@');
+	static const char *const sql[] = { sql_user, sql_alias };
+	struct dirdb_stmt *st = dirdb_prepare(db, sql[op->kind]);
+	char *at = strrchr(op->key, '@');
 	int rc;
 
 	if (st == NULL)
 		return -1;
-	if (op->kind == SQ_USER) {
-		sqlite3_bind_text(st, 1, op->key, at ? (int)(at - op->key) :
-		    -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, at ? at + 1 : "", -1, SQLITE_STATIC);
+	if (op->kind == SQ_USER && at) {
+		*at = '\0';
+		dirdb_bind(st, "ss", op->key, at + 1);
+		*at = '@';
 	} else
-		sqlite3_bind_text(st, 1, op->key, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		dirdb_bind(st, "ss", op->key, "");
+	while ((rc = dirdb_step(st)) == DIRDB_ROW)
 		if (op->kind == SQ_ALIAS)
 			sq_add_target(&op->r, dirdb_text(st, 0));
 		else
 			sq_fill_user(op, st);
-	if (rc != SQLITE_DONE)
-		buf_printf(&op->err, "%s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	dirdb_finalize(st);
+	return rc == DIRDB_DONE ? 0 : -1;
+}
+
+/* One try on db: 0, or -1 with the reason in op->err (db is closed). */
+static int
+sq_try(struct sq_op *op, struct dirdb *db)
+{
+	if (sq_run(op, db) == 0) {
+		sq_conn_give(op->h, db);
+		return 0;
+	}
+	buf_clear(&op->err);
+	buf_printf(&op->err, "%s", dirdb_errmsg(db));
+	dir_result_free(&op->r);
+	dir_result_init(&op->r);
+	dirdb_close(db);	/* the next one connects again */
+	return -1;
 }
 
 static void
 on_work(uv_work_t *req)
 {
 	struct sq_op *op = req->data;
-	static const char *const sql[] = { sql_user, sql_alias };
-	struct sq_conn c;
+	struct dirdb *db = sq_conn_pooled(op->h);
 
-	if (sq_conn_take(op->h, &c, &op->err) < 0 ||
-	    sq_run(op, c.db, sql[op->kind]) < 0) {
-		dir_result_free(&op->r);
-		op->r.status = DIR_TEMPFAIL;
-		sqlite3_close(c.db);	/* the next one reopens */
+	dirdb_fold(op->key);
+	if (db && sq_try(op, db) == 0)
 		return;
-	}
-	sq_conn_give(op->h, &c);
+	/* none pooled, or it failed: once more on a new connection */
+	buf_clear(&op->err);
+	if ((db = dirdb_open(&op->h->cfg->directory, DIRDB_LOOKUP,
+	    &op->err)) != NULL && sq_try(op, db) == 0)
+		return;
+	op->r.status = DIR_TEMPFAIL;
 }
 
 /* ---- the loop ------------------------------------------------------------- */
@@ -185,9 +175,8 @@ static void
 sq_free(struct sq_dir *h)
 {
 	for (int i = 0; i < h->npool; i++)
-		sqlite3_close(h->pool[i].db);
+		dirdb_close(h->pool[i]);
 	pthread_mutex_destroy(&h->lock);
-	free(h->path);
 	free(h);
 }
 
@@ -208,8 +197,8 @@ on_work_done(uv_work_t *req, int status)
 	struct sq_dir *h = op->h;
 
 	if (op->err.len)
-		log_event(LOG_WARN, "directory_error", "backend=sqlite path=%s "
-		    "error=\"%s\"", h->path, buf_cstr(&op->err));
+		log_event(LOG_WARN, "directory_error", "backend=%s error=\"%s\"",
+		    h->engine, buf_cstr(&op->err));
 	if (!op->cancelled && status == 0)
 		op->cb(op->arg, &op->r);
 	sq_op_free(op);
@@ -249,7 +238,10 @@ sq_open(uv_loop_t *loop, const struct config *c, unsigned *flags)
 
 	h->loop = loop;
 	h->cfg = c;
-	h->path = xstrdup(c->directory.path ? c->directory.path : "");
+	h->engine = c->directory.backend == DIRECTORY_MARIADB ? "mariadb" :
+	    "sqlite";
+	h->maxpool = c->directory.pool < SQ_POOL_MAX ? c->directory.pool :
+	    SQ_POOL_MAX;
 	pthread_mutex_init(&h->lock, NULL);
 	*flags = 0;		/* answers change: the front caches them */
 	return h;
@@ -308,6 +300,16 @@ sq_alias(void *hp, const char *key, struct dir_result *r, dir_backend_cb cb,
 
 const struct directory_backend directory_backend_sqlite = {
 	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.domain = sq_domain,
+	.user = sq_user,
+	.alias = sq_alias,
+	.cancel = sq_cancel,
+};
+
+const struct directory_backend directory_backend_mariadb = {
+	.name = "mariadb",
 	.open = sq_open,
 	.close = sq_close,
 	.domain = sq_domain,
