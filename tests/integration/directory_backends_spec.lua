@@ -1,13 +1,16 @@
--- The SQLite directory (docs/directory.md): the admin CLI (bin/indimail
--- domain|user|alias|host, the vpopmail names, --json, exit codes, hostile
--- input stored exactly or refused), then a daemon with directory = {
--- backend = "sqlite" }: RCPT decisions, delivery to users, aliases and a
--- catch-all, users added while it runs, a database it cannot read (451,
--- never 5xx) and its recovery, and 10,000 users imported in one go.
+-- The directory's databases (docs/directory.md), the same suite for SQLite
+-- and for MariaDB (a real mariadbd, tests/helpers/dirbackend.lua): the
+-- admin CLI (bin/indimail domain|user|alias|host, the vpopmail names,
+-- --json, exit codes, hostile input stored exactly or refused), then a
+-- daemon on the database: RCPT decisions, SMTP AUTH, delivery to users,
+-- aliases and a catch-all, users added while it runs, a database it cannot
+-- reach (451, never 5xx, nothing lost) and its recovery, and 10,000 users
+-- imported in one go.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
 local maildir = require("maildir")
+local backends = require("dirbackend")
 
 local BIN = D.bin .. "/indimail"
 
@@ -28,17 +31,10 @@ local function cli(args, stdin)
   return code, out, e
 end
 
--- A database in a folder of its own (the account may write there: WAL).
-local function dbdir()
-  local dir = D.mktemp("dirdb")
-  if D.sh("id -u"):match("^0") then D.sh("chown indimail: " .. dir) end
-  cleanup.defer(function() D.rmtemp(dir) end)
-  return dir
-end
-
 local function db_cli(db)
   return function(args, stdin)
-    local a = { "--db", db }
+    local a = {}
+    for _, x in ipairs(db.cli_args) do a[#a + 1] = x end
     for _, x in ipairs(args) do a[#a + 1] = x end
     return cli(a, stdin)
   end
@@ -53,11 +49,16 @@ local function json_ok(s)
   return ok
 end
 
+for _, fx in ipairs(backends.all()) do
+describe(fx.name, function()
+  setup(fx.setup)
+  teardown(fx.teardown)
+
 describe("indimail domain|user|alias|host", function()
   after_each(cleanup.run)
 
   it("creates, lists, shows and deletes with --json", function()
-    local run = db_cli(dbdir() .. "/d.sqlite")
+    local run = db_cli(fx.fresh())
     assert.equal(0, (run{ "domain", "add", "Example.TEST" }))
     assert.equal(0, (run({ "user", "add", "joe@example.test", "--password-stdin", "--quota", "2M" }, "s3cret")))
     assert.equal(0, (run{ "alias", "add", "info@example.test", "joe@example.test", "x@remote.test" }))
@@ -92,20 +93,20 @@ describe("indimail domain|user|alias|host", function()
   end)
 
   it("stores a yescrypt hash that verifies the password", function()
-    local db = dbdir() .. "/d.sqlite"
+    local db = fx.fresh()
     local run = db_cli(db)
     run{ "domain", "add", "example.test" }
     assert.equal(0, (run({ "user", "add", "joe@example.test", "--password-stdin" }, "pässwörd \"; --")))
-    local hash = D.sh("sqlite3 " .. db .. " \"SELECT password FROM users\""):gsub("%s+$", "")
+    local hash = db.sql("SELECT password FROM users")
     assert.matches("^%$y%$", hash)
     local again = D.sh("perl -e 'print crypt($ARGV[0], $ARGV[1])' " .. q("pässwörd \"; --") .. " " .. q(hash))
     assert.equal(hash, again)
     assert.equal(0, (run({ "user", "passwd", "joe@example.test", "--password-stdin" }, "other")))
-    assert.not_equal(hash, (D.sh("sqlite3 " .. db .. " \"SELECT password FROM users\""):gsub("%s+$", "")))
+    assert.not_equal(hash, db.sql("SELECT password FROM users"))
   end)
 
   it("answers every bad input with one line and a documented exit code", function()
-    local run = db_cli(dbdir() .. "/d.sqlite")
+    local run = db_cli(fx.fresh())
     run{ "domain", "add", "example.test" }
     run({ "user", "add", "joe@example.test", "--password-stdin" }, "pw")
     local cases = {
@@ -129,8 +130,7 @@ describe("indimail domain|user|alias|host", function()
   end)
 
   it("refuses or stores exactly SQL metacharacters and Unicode in every field", function()
-    local db = dbdir() .. "/d.sqlite"
-    local run = db_cli(db)
+    local run = db_cli(fx.fresh())
     local evil = "\"; DROP TABLE users; --"
     run{ "domain", "add", "example.test" }
     -- domains and user names are refused (mailbox folder rules, LDH domains)
@@ -159,7 +159,7 @@ describe("indimail domain|user|alias|host", function()
   end)
 
   it("answers to the vpopmail names", function()
-    local run = db_cli(dbdir() .. "/d.sqlite")
+    local run = db_cli(fx.fresh())
     assert.equal(0, (run{ "vadddomain", "example.test" }))
     assert.equal(0, (run{ "vadduser", "joe@example.test", "pw" }))
     assert.equal(0, (run{ "vsetuserquota", "joe@example.test", "10M" }))
@@ -187,10 +187,10 @@ local function rcpt(d, address)
   return c:cmd("RCPT TO:<" .. address .. ">")
 end
 
--- A daemon on a database in its own folder; ttl: negative_ttl seconds.
-local function start(o)
-  local db = dbdir() .. "/directory.sqlite"
-  o.directory = ("backend = 'sqlite', path = %s, cache_ttl = 1, negative_ttl = 1"):format(("%q"):format(db))
+-- A daemon on a new database; answers are cached for a second.
+local function start(fx, o)
+  local db = fx.fresh()
+  o.directory = db.directory .. ", cache_ttl = 1, negative_ttl = 1"
   local d = D.start_for_test(o)
   d.db = db
   d.cli = function(args, stdin)
@@ -212,13 +212,13 @@ end
 
 local function tail(d) return d:log():sub(-3000) end
 
-describe("a daemon with directory = { backend = 'sqlite' }", function()
+describe("a daemon on the directory database", function()
   after_each(cleanup.run)
 
   it("decides RCPT from the database", function()
-    local d = start{}
-    if D.sh("id -u"):match("^0") then
-      assert.equal("indimail", (D.sh("stat -c %U " .. d.db):gsub("%s+$", "")))
+    local d = start(fx, {})
+    if fx.name == "sqlite" and D.sh("id -u"):match("^0") then
+      assert.equal("indimail", (D.sh("stat -c %U " .. d.db.path):gsub("%s+$", "")))
     end
     local checks = {
       { "ghost@example.test", 550, "^550 5%.1%.1 " },
@@ -237,7 +237,7 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
   end)
 
   it("logs in a user of the database with SMTP AUTH, and refuses a wrong password and a no-smtp user", function()
-    local d = start{}
+    local d = start(fx, {})
     assert.equal(0, (d.cli{ "user", "mod", "ann@local.test", "--no-smtp" }))
     local function auth(user, pw)
       return D.sh(("timeout 60 swaks --server 127.0.0.1 --port %d --timeout 5 --helo c.example.test"
@@ -256,7 +256,7 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
   end)
 
   it("delivers to a user, through an alias and through a catch-all", function()
-    local d = start{ deliver = true }
+    local d = start(fx, { deliver = true })
     d:send("someone@remote.test", { "joe@example.test" }, message("direct"))
     d:send("someone@remote.test", { "info@example.test" }, message("alias"))
     d:send("someone@remote.test", { "anything@local.test" }, message("catch-all"))
@@ -267,7 +267,7 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
   end)
 
   it("accepts a user the CLI adds while it runs, after the negative lifetime", function()
-    local d = start{}
+    local d = start(fx, {})
     assert.equal(550, (rcpt(d, "late@example.test")))
     assert.equal(0, (d.cli({ "user", "add", "late@example.test", "--password-stdin" }, "pw")))
     assert.is_truthy(D.eventually(function()
@@ -275,10 +275,10 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
     end, 5, 0.3), tail(d))
   end)
 
-  it("answers 451 4.3.0 when it cannot read the database, then recovers", function()
-    local d = start{}
+  it("answers 451 4.3.0 when it cannot reach the database, then recovers", function()
+    local d = start(fx, {})
     assert.equal(250, (rcpt(d, "joe@example.test")))
-    D.sh("chmod 000 " .. d.db)
+    fx.down(d.db)
     local code, text
     assert.is_truthy(D.eventually(function()
       code, text = rcpt(d, "joe@example.test")
@@ -287,16 +287,16 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
     assert.matches("^451 4%.3%.0 ", text)
     code, text = rcpt(d, "ghost@example.test")
     assert.equal(451, code, text)                -- never a 5xx
-    assert.is_truthy(d:wait_log("event=directory_error backend=sqlite", 2))
-    D.sh("chmod 640 " .. d.db)
+    assert.is_truthy(d:wait_log("event=directory_error backend=" .. fx.name, 2))
+    fx.up(d.db)
     assert.is_truthy(D.eventually(function()
       return rcpt(d, "joe@example.test") == 250
     end, 5, 0.3), tail(d))
   end)
 
   it("looks up users among 10,000 imported in one transaction", function()
-    local d = start{}
-    local hash = D.sh("sqlite3 " .. d.db .. " \"SELECT password FROM users LIMIT 1\""):gsub("%s+$", "")
+    local d = start(fx, {})
+    local hash = d.db.sql("SELECT password FROM users LIMIT 1")
     local lines = {}
     for i = 1, 10000 do lines[i] = ("u%05d@example.test %s"):format(i, hash) end
     local f = os.tmpname()
@@ -305,7 +305,7 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
     os.remove(f)
     assert.equal(0, code, err)
     assert.equal("10000 users imported\n", out)
-    assert.equal("10003", (D.sh("sqlite3 " .. d.db .. " \"SELECT count(*) FROM users\""):gsub("%s+$", "")))
+    assert.equal("10003", d.db.sql("SELECT count(*) FROM users"))
     local c = d:session()
     assert.equal(250, (c:cmd("MAIL FROM:<someone@remote.test>")))
     for _, i in ipairs({ 1, 777, 5000, 9999, 10000 }) do
@@ -320,6 +320,9 @@ describe("a daemon with directory = { backend = 'sqlite' }", function()
     os.remove(f)
     assert.equal(65, code)
     assert.matches("line 2", err, 1, true)
-    assert.equal("10003", (D.sh("sqlite3 " .. d.db .. " \"SELECT count(*) FROM users\""):gsub("%s+$", "")))
+    assert.equal("10003", d.db.sql("SELECT count(*) FROM users"))
   end)
 end)
+
+end)
+end
