@@ -80,10 +80,14 @@ $(BIN)/indimaild: $(BUILD)/src/daemon/main.o $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# `indimail import vpopmail|indimail` reads the source with MariaDB
+# Connector/C (libmariadb-dev): only bin/indimail links it.
 ADMIN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/admin*.c))
+$(filter $(BUILD)/src/cli/admin_vpop%,$(ADMIN_OBJS)): CFLAGS += \
+    $(shell pkg-config --cflags libmariadb 2>/dev/null)
 $(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(ADMIN_OBJS) $(LIB_OBJS)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs libmariadb 2>/dev/null)
 
 $(BIN)/sendmail: $(SENDMAIL_OBJS) $(SENDMAIL_LIBS)
 	@mkdir -p $(BIN)
