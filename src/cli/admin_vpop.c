@@ -366,8 +366,10 @@ admin_import(struct admin *a, const char *verb)
 	    (rc = detect(&v)) == 0)
 		rc = import_all(&v);
 	vsrc_close(&v.src);
-	printf("%s%d domains, %d users, %d aliases, %d hosts imported; %d rows "
-	    "skipped\n", a->o.dry_run ? "dry run, nothing written: " : "",
-	    v.domains, v.users, v.aliases, v.hosts, v.skipped);
+	if (v.domains || v.users || v.aliases || v.hosts || v.skipped || !rc)
+		printf("%s%d domains, %d users, %d aliases, %d hosts imported; "
+		    "%d rows skipped\n", a->o.dry_run ? "dry run, nothing "
+		    "written: " : "", v.domains, v.users, v.aliases, v.hosts,
+		    v.skipped);
 	return rc ? rc : v.skipped ? EX_DATAERR : 0;
 }

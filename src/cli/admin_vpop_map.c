@@ -79,7 +79,8 @@ vpop_map_quota(const char *shell, long long *quota)
 	snprintf(q, sizeof(q), "%s", shell);
 	q[strcspn(q, ",")] = '\0';		/* ",1000C": a message count */
 	n = strlen(q);
-	if (n > 1 && (q[n - 1] == 'S' || q[n - 1] == 's'))
+	if (n > 1 && (q[n - 1] == 'S' || q[n - 1] == 's') &&
+	    q[n - 2] >= '0' && q[n - 2] <= '9')
 		q[n - 1] = '\0';		/* Maildir++ "S": bytes */
 	return admin_parse_quota(q, quota);
 }
