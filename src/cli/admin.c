@@ -34,6 +34,7 @@ static const struct group {
 } groups[] = {
 	{ "domain", admin_domain }, { "user", admin_user },
 	{ "alias", admin_alias }, { "host", admin_host },
+	{ "import", admin_import },
 };
 
 #define NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
@@ -86,15 +87,19 @@ flag_option(struct admin_opts *o, const char *s)
 static const char **
 value_option(struct admin_opts *o, const char *s, const char **db)
 {
-	if (strcmp(s, "db") == 0)
-		return db;
-	if (strcmp(s, "quota") == 0)
-		return &o->quota;
-	if (strcmp(s, "postmaster") == 0)
-		return &o->postmaster;
-	if (strcmp(s, "alias-of") == 0)
-		return &o->alias_of;
-	return strcmp(s, "port") == 0 ? &o->port : NULL;
+	const struct { const char *name; const char **to; } v[] = {
+	    { "db", db }, { "quota", &o->quota },
+	    { "postmaster", &o->postmaster }, { "alias-of", &o->alias_of },
+	    { "port", &o->port }, { "mysql-host", &o->my_host },
+	    { "mysql-port", &o->my_port }, { "mysql-socket", &o->my_socket },
+	    { "mysql-user", &o->my_user },
+	    { "mysql-password-file", &o->my_pwfile },
+	    { "mysql-db", &o->my_db }, { "domain", &o->domain } };
+
+	for (size_t i = 0; i < NITEMS(v); i++)
+		if (strcmp(s, v[i].name) == 0)
+			return v[i].to;
+	return NULL;
 }
 
 static int
@@ -113,6 +118,8 @@ parse_options(struct admin *a, int argc, char **argv, const char **db)
 			a->json = 1;
 		else if (opts && strcmp(s, "--password-stdin") == 0)
 			o->password_stdin = 1;
+		else if (opts && strcmp(s, "--dry-run") == 0)
+			o->dry_run = 1;
 		else if (opts && strncmp(s, "--", 2) == 0 &&
 		    flag_option(o, s + 2))
 			;

@@ -22,6 +22,10 @@ struct admin_opts {
 	const char	*quota;		/* NULL: not given */
 	unsigned	 set, clear;	/* DIRDB_* flags */
 	const char	*postmaster, *alias_of, *port;
+	/* import vpopmail|indimail: the source database (admin_vpop.c) */
+	const char	*my_host, *my_port, *my_socket, *my_user, *my_pwfile;
+	const char	*my_db, *domain;
+	int		 dry_run;
 };
 
 struct admin {
@@ -73,5 +77,6 @@ int	admin_user(struct admin *, const char *verb);
 int	admin_alias(struct admin *, const char *verb);
 int	admin_host(struct admin *, const char *verb);
 int	admin_user_import(struct admin *);	/* admin_import.c */
+int	admin_import(struct admin *, const char *verb);	/* admin_vpop.c */
 
 #endif

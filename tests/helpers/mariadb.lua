@@ -4,7 +4,7 @@
 --
 --   local M = require("mariadb")
 --   local db = M.start()            -- { socket, port, dir, db, user, password, password_file }
---   db.sql("CREATE TABLE t (a INT)")  -- as root over the socket; stdout, or error
+--   db.sql("CREATE TABLE t (a INT)")  -- as root over the socket, in db.db; stdout, or error
 --   db.sql_as_user("SELECT 1")        -- as the tests' user (db.user)
 --   db:stop()  db:start()  db:restart()  db:kill()   -- "database down" and back
 --   db:cleanup()                      -- stops it and removes the dir
@@ -30,12 +30,13 @@ local function random_password()
 end
 
 -- Runs the mariadb client with text on stdin; stdout, or raises with stderr.
-local function client(self, text, user, password)
+local function client(self, text, user, password, db)
   local input, err = os.tmpname(), os.tmpname()
   D.writefile(input, text)
   local cmd = ("timeout 60 mariadb --no-defaults --socket=%s --user=%s --batch --skip-column-names"):format(
     q(self.socket), q(user or "root"))
   if password then cmd = cmd .. " --password=" .. q(password) end
+  if db then cmd = cmd .. " --database=" .. q(db) end
   local p = io.popen(cmd .. " <" .. input .. " 2>" .. err)
   local out = p:read("a")
   local _, _, code = p:close()
@@ -140,12 +141,14 @@ function M.start(o)
   if o.networking ~= false then self.port = D.free_tcp_port() end
   if D.t.getuid() == 0 then D.sh("chown " .. self.account .. ": " .. q(self.dir)) end
   self.sql = function(text) return client(self, text) end
-  self.sql_as_user = function(text) return client(self, text, self.user, self.password) end
   local ok, err = pcall(function()
     install(self)
     self:start()
     provision(self)
   end)
+  -- From now on in db (a statement may still say USE another).
+  self.sql = function(text) return client(self, text, nil, nil, self.db) end
+  self.sql_as_user = function(text) return client(self, text, self.user, self.password, self.db) end
   if not ok then
     self:cleanup()
     error(err, 2)
