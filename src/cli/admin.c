@@ -16,6 +16,7 @@
 
 #include "../lua/lua_runtime.h"
 #include "admin.h"
+#include "control.h"
 
 /* A vpopmail/IndiMail name and the command it is. */
 static const struct vname {
@@ -177,6 +178,26 @@ open_db(struct admin *a, const struct directory_conf *dc, const char *user)
 	return rc;
 }
 
+/*
+ * After a change, the running daemon forgets its cached answers at once
+ * (the queue manager relays it to every process); a daemon that is not
+ * running needs nothing, one we may not tell sees it within cache_ttl.
+ */
+static void
+notify_daemon(struct runtime *rt, const char *verb)
+{
+	struct buf reply = BUF_INIT;
+
+	if (strcmp(verb, "list") == 0 || strcmp(verb, "show") == 0)
+		return;
+	if (control_request(rt->cfg.queue_path, "directory-flush", &reply) ==
+	    -2)
+		fprintf(stderr, "indimail: note: no permission on %s/qmgr.sock; "
+		    "the daemon sees the change within directory.cache_ttl\n",
+		    rt->cfg.queue_path);
+	buf_free(&reply);
+}
+
 /* The database of the configuration (or --db), then the command. */
 static int
 run_group(struct admin *a, const char *config, const char *db,
@@ -202,8 +223,9 @@ run_group(struct admin *a, const char *config, const char *db,
 	if (dc->backend == DIRECTORY_CONFIG)
 		rc = admin_fail(EX_CONFIG, "%s has no directory = { backend = "
 		    "\"sqlite\" or \"mariadb\", ... }: give --db PATH", config);
-	else if ((rc = open_db(a, dc, rt ? rt->cfg.user : NULL)) == 0)
-		rc = g->run(a, verb);
+	else if ((rc = open_db(a, dc, rt ? rt->cfg.user : NULL)) == 0 &&
+	    (rc = g->run(a, verb)) == 0 && rt)
+		notify_daemon(rt, verb);
 	dirdb_close(a->db);
 	if (rt)
 		runtime_unref(rt);

@@ -19,6 +19,7 @@
 #include "../lua/lua_runtime.h"
 #include "../queue/queue.h"
 #include "admin.h"
+#include "control.h"
 
 #ifndef INDIMAIL_CONFIG
 #define INDIMAIL_CONFIG "/etc/indimail/indimail.lua"
@@ -41,29 +42,14 @@ usage(void)
 static int
 control(struct runtime *rt, const char *request)
 {
-	struct sockaddr_un sun;
 	struct buf reply = BUF_INIT;
-	char tmp[4096], *last;
-	ssize_t n;
-	int fd, rc;
+	char *last;
+	int rc;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/qmgr.sock",
-	    rt->cfg.queue_path) >= sizeof(sun.sun_path))
-		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    write(fd, request, strlen(request)) < 0 || write(fd, "\n", 1) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return e == EACCES || e == EPERM ? -2 : -1;
+	if ((rc = control_request(rt->cfg.queue_path, request, &reply)) < 0) {
+		buf_free(&reply);
+		return rc;
 	}
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		buf_append(&reply, tmp, (size_t)n);
-	close(fd);
 	/* The last line is "ok N" or "error why"; the rest is the answer. */
 	while (reply.len && reply.data[reply.len - 1] == '\n')
 		reply.data[--reply.len] = '\0';

@@ -7,7 +7,8 @@
  * the local submission socket and forks the queue manager and the workers,
  * which die with it (PR_SET_PDEATHSIG). It then only waits for signals: a
  * dead child is replaced (after a pause if it died young), SIGHUP reloads
- * the configuration (listeners stay as bound), SIGTERM/SIGINT drain.
+ * the configuration (listeners stay as bound), SIGUSR2 makes every child
+ * forget its cached directory answers, SIGTERM/SIGINT drain.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +42,7 @@ struct child {
 	time_t		 started;
 };
 
-static volatile sig_atomic_t got_chld, got_hup, got_term;
+static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
 static struct runtime *rt;
 static struct child *children;
 static int nworkers;
@@ -63,6 +64,8 @@ on_signal(int sig)
 		got_chld = 1;
 	else if (sig == SIGHUP)
 		got_hup = 1;
+	else if (sig == SIGUSR2)
+		got_usr2 = 1;
 	else
 		got_term = 1;
 }
@@ -335,6 +338,18 @@ try_load(const char *path, struct buf *err)
 	return runtime_load(path, err);
 }
 
+/* SIGUSR2: the directory changed (indimail domain|user|alias ...). */
+static void
+tell_children(int sig)
+{
+	log_event(LOG_INFO, "directory_changed", "workers=%d", nworkers);
+	for (int i = 0; i < nworkers; i++)
+		if (children[i].pid > 0)
+			kill(children[i].pid, sig);
+	if (qmgr.pid > 0)
+		kill(qmgr.pid, sig);
+}
+
 static void
 reload(void)
 {
@@ -456,12 +471,14 @@ install_signals(sigset_t *old)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR2);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, old);
@@ -524,7 +541,7 @@ master_run(const char *path, const char *user)
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,
 	    (long)getpid());
 	for (;;) {
-		while (!got_chld && !got_hup && !got_term)
+		while (!got_chld && !got_hup && !got_term && !got_usr2)
 			sigsuspend(&old);
 		if (got_term)
 			shutdown_all();
@@ -535,6 +552,10 @@ master_run(const char *path, const char *user)
 		if (got_hup) {
 			got_hup = 0;
 			reload();
+		}
+		if (got_usr2) {
+			got_usr2 = 0;
+			tell_children(SIGUSR2);
 		}
 	}
 }

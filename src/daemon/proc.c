@@ -10,6 +10,7 @@ proc_child_signals(void)
 {
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
+	signal(SIGUSR2, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 }

@@ -17,6 +17,7 @@
 #include "../deliver/qmgr.h"
 #include "../lib/buf.h"
 #include "../lib/diag.h"
+#include "../directory/directory.h"
 #include "../lib/log.h"
 #include "../lib/watchdog.h"
 #include "../lib/xalloc.h"
@@ -31,7 +32,7 @@ static struct {
 	uv_timer_t	 tick;
 	uv_poll_t	 notify;
 	int		 notify_fd;
-	uv_signal_t	 sighup, sigterm, sigint;
+	uv_signal_t	 sighup, sigterm, sigint, sigusr2;
 } D;
 
 static void
@@ -165,14 +166,31 @@ open_lock(void)
 }
 
 static void
+on_usr2(uv_signal_t *s, int sig)
+{
+	(void)sig;
+	directory_flush_loop(s->loop);
+}
+
+static void
 signals_start(void)
 {
 	uv_signal_init(D.loop, &D.sighup);
 	uv_signal_init(D.loop, &D.sigterm);
 	uv_signal_init(D.loop, &D.sigint);
+	uv_signal_init(D.loop, &D.sigusr2);
+	uv_signal_start(&D.sigusr2, on_usr2, SIGUSR2);
 	uv_signal_start(&D.sighup, on_reload, SIGHUP);
 	uv_signal_start(&D.sigterm, on_term, SIGTERM);
 	uv_signal_start(&D.sigint, on_term, SIGINT);
+}
+
+/* The admin CLI changed the directory: the master tells the workers. */
+static void
+on_directory_change(void *arg)
+{
+	(void)arg;
+	kill(getppid(), SIGUSR2);
 }
 
 void
@@ -184,6 +202,7 @@ qmgrd_main(struct runtime *rt, int notify_fd)
 	uv_loop_init(D.loop);
 	D.notify_fd = notify_fd;
 	D.q = qmgr_new(D.loop, rt);
+	qmgr_on_directory_change(D.q, on_directory_change, NULL);
 	uv_timer_init(D.loop, &D.tick);
 	uv_poll_init(D.loop, &D.notify, notify_fd);
 	signals_start();

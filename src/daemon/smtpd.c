@@ -2,7 +2,8 @@
  * smtpd: the SMTP worker process. Opens its loop, DNS resolver and queue,
  * hands the inherited sockets to an SMTP server (src/smtp serves them),
  * and does the process's part: SIGHUP (reload the configuration into a
- * new runtime; on failure keep the old one and log why), SIGTERM (drain,
+ * new runtime; on failure keep the old one and log why), SIGUSR2 (forget
+ * cached directory answers: an admin changed users), SIGTERM (drain,
  * then exit, or exit at the drain timeout), the watchdog, and telling the
  * queue manager of each queued message.
  */
@@ -138,15 +139,25 @@ open_services(struct worker *w)
 }
 
 static void
+on_directory_change(uv_signal_t *sig, int signum)
+{
+	(void)signum;
+	directory_flush_loop(sig->loop);
+	log_event(LOG_INFO, "directory_flushed", "by=signal");
+}
+
+static void
 start_signals(struct worker *w)
 {
 	uv_signal_init(w->srv.loop, &w->sighup);
 	uv_signal_init(w->srv.loop, &w->sigterm);
 	uv_signal_init(w->srv.loop, &w->sigint);
+	uv_signal_init(w->srv.loop, &w->sigusr2);
 	w->sighup.data = w->sigterm.data = w->sigint.data = w;
 	uv_signal_start(&w->sighup, on_reload, SIGHUP);
 	uv_signal_start(&w->sigterm, on_term, SIGTERM);
 	uv_signal_start(&w->sigint, on_term, SIGINT);
+	uv_signal_start(&w->sigusr2, on_directory_change, SIGUSR2);
 }
 
 void

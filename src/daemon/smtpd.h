@@ -25,7 +25,7 @@ struct worker {
 	 */
 	struct directory *dir;
 	int		 notify_fd;
-	uv_signal_t	 sighup, sigterm, sigint;
+	uv_signal_t	 sighup, sigterm, sigint, sigusr2;
 	uv_timer_t	 drain_timer;
 };
 

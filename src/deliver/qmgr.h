@@ -26,6 +26,12 @@ void	qmgr_tick(struct qmgr *);
 void	qmgr_notify(struct qmgr *, int fd);
 /* Swaps in a new runtime (taken); jobs in flight keep theirs. */
 void	qmgr_reload(struct qmgr *, struct runtime *rt);
+/*
+ * "directory-flush" on the control socket (the admin CLI changed users):
+ * the queue manager forgets its cached answers and calls fn(arg), which
+ * tells the other processes.
+ */
+void	qmgr_on_directory_change(struct qmgr *, void (*fn)(void *), void *arg);
 struct runtime *qmgr_runtime(const struct qmgr *);
 /* Starts no more deliveries (logs what still runs). */
 void	qmgr_drain(struct qmgr *);

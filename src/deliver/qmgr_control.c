@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../directory/directory.h"
+#include "../lib/log.h"
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
@@ -221,6 +223,24 @@ command_remove(struct qmgr *q, struct qmsg *m, struct buf *out)
 	free(idx);
 }
 
+/* The directory's data changed: every process forgets its answers. */
+static void
+command_directory_flush(struct qmgr *q, struct buf *out)
+{
+	directory_flush_loop(q->loop);
+	if (q->dir_changed)
+		q->dir_changed(q->dir_changed_arg);
+	log_event(LOG_INFO, "directory_flushed", "by=control");
+	buf_printf(out, "ok 0\n");
+}
+
+void
+qmgr_on_directory_change(struct qmgr *q, void (*fn)(void *), void *arg)
+{
+	q->dir_changed = fn;
+	q->dir_changed_arg = arg;
+}
+
 /* Answers one control request ("list", "show ID", ...) into out. */
 void
 qmgr_command(struct qmgr *q, const char *line, struct buf *out)
@@ -241,6 +261,8 @@ qmgr_command(struct qmgr *q, const char *line, struct buf *out)
 		buf_printf(out, "path %s\nok 1\n", m->item.path);
 	} else if (n >= 1 && strcmp(cmd, "flush") == 0)
 		command_flush(q, out);
+	else if (n == 1 && strcmp(cmd, "directory-flush") == 0)
+		command_directory_flush(q, out);
 	else if (n == 2 && (strcmp(cmd, "hold") == 0 ||
 	    strcmp(cmd, "release") == 0))
 		command_hold(q, m, cmd[0] == 'h', out);
@@ -248,5 +270,5 @@ qmgr_command(struct qmgr *q, const char *line, struct buf *out)
 		command_remove(q, m, out);
 	else
 		buf_printf(out, "error unknown command (list, show ID, flush, "
-		    "hold ID, release ID, remove ID)\n");
+		    "hold ID, release ID, remove ID, directory-flush)\n");
 }

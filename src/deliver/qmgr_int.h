@@ -67,6 +67,8 @@ struct qmgr {
 	struct qmgr_table *table;
 	struct scheduler *sched;
 	struct qmgr_control *control;
+	void		(*dir_changed)(void *);
+	void		*dir_changed_arg;
 };
 
 /* qmgr_table.c: messages by id, the live list, tombstones. */

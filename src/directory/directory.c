@@ -124,6 +124,14 @@ directory_flush(struct directory *d)
 		dir_cache_flush(d->cache);
 }
 
+void
+directory_flush_loop(uv_loop_t *loop)
+{
+	for (struct directory *d = registry; d; d = d->next)
+		if (d->loop == loop)
+			directory_flush(d);
+}
+
 /* ---- the query engine ---------------------------------------------------- */
 
 struct dir_query *

@@ -68,6 +68,8 @@ struct directory *directory_get(uv_loop_t *, const struct config *);
 void	directory_put(struct directory *);
 /* Forgets every cached answer (an admin changed the backend's data). */
 void	directory_flush(struct directory *);
+/* The same for every directory of a loop (old and new configurations). */
+void	directory_flush_loop(uv_loop_t *);
 
 /*
  * Every lookup below: DIR_DONE with the result in *out (cb never called),

@@ -190,7 +190,7 @@ end
 -- A daemon on a new database; answers are cached for a second.
 local function start(fx, o)
   local db = fx.fresh()
-  o.directory = db.directory .. ", cache_ttl = 1, negative_ttl = 1"
+  o.directory = db.directory .. (", cache_ttl = %d, negative_ttl = %d"):format(o.ttl or 1, o.ttl or 1)
   local d = D.start_for_test(o)
   d.db = db
   d.cli = function(args, stdin)
@@ -273,6 +273,22 @@ describe("a daemon on the directory database", function()
     assert.is_truthy(D.eventually(function()
       return rcpt(d, "late@example.test") == 250
     end, 5, 0.3), tail(d))
+  end)
+
+  it("takes the CLI's changes at once, whatever the cache lifetimes", function()
+    local d = start(fx, { ttl = 600, workers = 2 })
+    assert.equal(550, (rcpt(d, "now@example.test")))   -- cached: not found
+    assert.equal(250, (rcpt(d, "joe@example.test")))   -- cached: found
+    assert.equal(0, (d.cli({ "user", "add", "now@example.test", "--password-stdin" }, "pw")))
+    assert.equal(0, (d.cli{ "user", "mod", "joe@example.test", "--disable" }))
+    assert.is_truthy(d:wait_log("event=directory_changed", 5), tail(d))
+    -- every worker forgot: several sessions, whichever worker takes them
+    assert.is_truthy(D.eventually(function()
+      for _ = 1, 6 do
+        if rcpt(d, "now@example.test") ~= 250 or rcpt(d, "joe@example.test") ~= 550 then return false end
+      end
+      return true
+    end, 5, 0.2), tail(d))
   end)
 
   it("answers 451 4.3.0 when it cannot reach the database, then recovers", function()
