@@ -104,7 +104,8 @@ sq_conn_give(struct sq_dir *h, struct sq_conn *c)
 
 /* joe@alias.dom finds joe of the real domain; spelled as stored. */
 static const char sql_user[] =
-    "SELECT u.local || '@' || u.domain, u.password, u.quota, u.flags "
+    "SELECT u.local || '@' || u.domain, u.password, u.quota, u.flags, "
+    "u.scram, u.cram "
     "FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) "
     "WHERE d.name = ?2 AND u.local = ?1";
 static const char sql_alias[] =
@@ -121,6 +122,10 @@ sq_fill_user(struct sq_op *op, sqlite3_stmt *st)
 	op->r.address = xstrdup(dirdb_text(st, 0));
 	op->r.secret = xstrdup(dirdb_text(st, 1));
 	op->r.quota = (size_t)sqlite3_column_int64(st, 2);
+	if (sqlite3_column_type(st, 4) == SQLITE_TEXT)
+		op->r.scram = xstrdup(dirdb_text(st, 4));
+	if (sqlite3_column_type(st, 5) == SQLITE_TEXT)
+		op->r.cram = xstrdup(dirdb_text(st, 5));
 	op->r.flags = DIR_USER_LISTED;
 	if (flags & DIRDB_NO_SMTP)	/* AUTH refused, mail still comes */
 		op->r.flags |= DIR_USER_NO_SMTP;
