@@ -94,6 +94,8 @@ value_option(struct admin_opts *o, const char *s, const char **db)
 		return &o->postmaster;
 	if (strcmp(s, "alias-of") == 0)
 		return &o->alias_of;
+	if (strcmp(s, "auth-mechs") == 0)
+		return &o->auth_mechs;
 	return strcmp(s, "port") == 0 ? &o->port : NULL;
 }
 
