@@ -51,10 +51,12 @@ saslname(const char *p, const char *e, char *out)
 		char c = *p;
 
 		if (c == '=') {
-			if (e - p < 3 || p[1] != '2' || (p[2] != 'C' &&
-			    p[2] != 'D'))
+			if (e - p >= 3 && p[1] == '2' && p[2] == 'C')
+				c = ',';
+			else if (e - p >= 3 && p[1] == '3' && p[2] == 'D')
+				c = '=';
+			else
 				return -1;
-			c = p[2] == 'C' ? ',' : '=';
 			p += 2;
 		} else if (c == '\0')
 			return -1;
