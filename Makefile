@@ -40,7 +40,8 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/base64.c \
              src/mail/address.c \
              src/mail/header.c \
-             src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c
+             src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c \
+             src/smtp/smtp_sasl_parse.c src/lib/sasl_scram.c src/lib/sasl_cram.c
 
 # bin/sendmail reads no configuration: it links only what it uses, GMime
 # for MIME, and has the local submission socket compiled in (an installed

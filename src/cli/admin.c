@@ -91,7 +91,8 @@ value_option(struct admin_opts *o, const char *s, const char **db)
 	const struct { const char *name; const char **to; } v[] = {
 	    { "db", db }, { "quota", &o->quota },
 	    { "postmaster", &o->postmaster }, { "alias-of", &o->alias_of },
-	    { "port", &o->port }, { "mysql-host", &o->my_host },
+	    { "port", &o->port }, { "auth-mechs", &o->auth_mechs },
+	    { "mysql-host", &o->my_host },
 	    { "mysql-port", &o->my_port }, { "mysql-socket", &o->my_socket },
 	    { "mysql-user", &o->my_user },
 	    { "mysql-password-file", &o->my_pwfile },

@@ -22,6 +22,7 @@ struct admin_opts {
 	const char	*quota;		/* NULL: not given */
 	unsigned	 set, clear;	/* DIRDB_* flags */
 	const char	*postmaster, *alias_of, *port;
+	const char	*auth_mechs;	/* --auth-mechs: NULL not given */
 	/* import vpopmail|indimail: the source database (admin_vpop.c) */
 	const char	*my_host, *my_port, *my_socket, *my_user, *my_pwfile;
 	const char	*my_db, *domain;
@@ -62,6 +63,9 @@ int	admin_check_alias(char *address);	/* "@domain" or an address */
 int	admin_check_target(const char *address);
 int	admin_check_text(const char *what, const char *s);
 int	admin_parse_quota(const char *s, long long *out);
+/* The password: the line read from stdin, or given: 0 or exit code. */
+int	admin_read_password(const char *given, int from_stdin, char *pw,
+	    size_t n);
 /* A yescrypt hash of the line read from stdin (or pw): 0 or exit code. */
 int	admin_hash_password(const char *pw, int from_stdin, char *out,
 	    size_t outsz);
@@ -78,5 +82,12 @@ int	admin_alias(struct admin *, const char *verb);
 int	admin_host(struct admin *, const char *verb);
 int	admin_user_import(struct admin *);	/* admin_import.c */
 int	admin_import(struct admin *, const char *verb);	/* admin_vpop.c */
+
+/* admin_mechs.c: SMTP AUTH CRAM-MD5 / SCRAM-SHA-256 of a domain. */
+/* --auth-mechs LIST checked and made canonical ("" for none): 0 or code. */
+int	admin_check_mechs(const char *list, char *out, size_t n);
+/* Stores (or clears) the user's mechanism secrets as its domain wants. */
+int	admin_store_mech_secrets(struct admin *, const char *local,
+	    const char *domain, const char *pw);
 
 #endif

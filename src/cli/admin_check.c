@@ -15,6 +15,8 @@
 #include "../mail/address.h"
 #include "admin.h"
 
+static int	read_password(char *, size_t);
+
 int
 admin_check_domain(char *d)
 {
@@ -120,6 +122,18 @@ admin_parse_quota(const char *s, long long *out)
 	v *= *end == 'k' || *end == 'K' ? 1024 : *end == 'm' || *end == 'M' ?
 	    1048576 : *end ? 1073741824.0 : 1;
 	*out = (long long)v;
+	return 0;
+}
+
+int
+admin_read_password(const char *given, int from_stdin, char *pw, size_t n)
+{
+	snprintf(pw, n, "%s", given ? given : "");
+	if (from_stdin && read_password(pw, n) != 0)
+		return EX_DATAERR;
+	if (pw[0] == '\0')
+		return admin_fail(EX_DATAERR, "empty password (give it with "
+		    "--password-stdin)");
 	return 0;
 }
 

@@ -2,7 +2,9 @@
  * admin_domain: `indimail domain add|del|list|show` (vadddomain,
  * vdeldomain) and `indimail host add|list`, the host_table and smtp_port
  * rows the scale-out work reads. Deleting a domain deletes its users,
- * its alias domains and its aliases, in one transaction.
+ * its alias domains and its aliases, in one transaction. `domain mod
+ * --auth-mechs` sets the SMTP AUTH mechanisms with stored secrets
+ * (admin_mechs.c); a mechanism turned off loses its users' secrets.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +34,33 @@ domain_known(struct admin *a, const char *d, int real)
 	    real ? " (or an alias domain)" : "");
 }
 
+/* --auth-mechs into mechs (NULL when not given; refused with --alias-of). */
+static int
+domain_mechs(struct admin *a, char *mechs, size_t n, const char **out)
+{
+	*out = NULL;
+	if (a->o.auth_mechs == NULL)
+		return 0;
+	if (a->o.alias_of)
+		return admin_fail(EX_USAGE, "--auth-mechs is for a real "
+		    "domain, not an alias domain");
+	*out = mechs;
+	return admin_check_mechs(a->o.auth_mechs, mechs, n);
+}
+
 static int
 domain_add(struct admin *a)
 {
-	char *d = a->o.pos[0], *real = (char *)a->o.alias_of;
-	const char *pm = a->o.postmaster;
+	char *d = a->o.pos[0], *real = (char *)a->o.alias_of, mechs[64];
+	const char *pm = a->o.postmaster, *am;
 	int rc, k;
 
 	if ((rc = need(a, 1, "domain add DOMAIN [--alias-of DOMAIN] "
-	    "[--postmaster ADDRESS]")) || (rc = admin_check_domain(d)) ||
+	    "[--postmaster ADDRESS] [--auth-mechs cram-md5,scram-sha-256]")) ||
+	    (rc = admin_check_domain(d)) ||
 	    (real && (rc = admin_check_domain(real))) ||
-	    (pm && (rc = admin_check_target(pm))))
+	    (pm && (rc = admin_check_target(pm))) ||
+	    (rc = domain_mechs(a, mechs, sizeof(mechs), &am)))
 		return rc;
 	if ((rc = admin_begin(a)) != 0)
 		return rc;
@@ -52,8 +70,36 @@ domain_add(struct admin *a)
 		    "exists", d);
 	else if (real == NULL || (rc = domain_known(a, real, 1)) == 0)
 		rc = admin_run(a, admin_stmt(a, "INSERT INTO domains (name, "
-		    "alias_of, postmaster, created) VALUES (?1, ?2, ?3, ?4)",
-		    "sssi", d, real, pm, (long long)time(NULL)));
+		    "alias_of, postmaster, created, auth_mechs) VALUES (?1, ?2, "
+		    "?3, ?4, ?5)", "sssis", d, real, pm, (long long)time(NULL),
+		    am && *am ? am : NULL));
+	return admin_commit(a, rc);
+}
+
+/* mod DOMAIN --auth-mechs LIST: users of a mechanism turned off lose it. */
+static int
+domain_mod(struct admin *a)
+{
+	char *d = a->o.pos[0], mechs[64];
+	const char *am;
+	int rc;
+
+	if ((rc = need(a, 1, "domain mod DOMAIN --auth-mechs "
+	    "cram-md5,scram-sha-256|\"\"")) || (rc = admin_check_domain(d)) ||
+	    (rc = domain_mechs(a, mechs, sizeof(mechs), &am)))
+		return rc;
+	if (am == NULL)
+		return admin_fail(EX_USAGE, "domain mod: nothing to change");
+	if ((rc = admin_begin(a)) != 0)
+		return rc;
+	if ((rc = domain_known(a, d, 1)) == 0)
+		rc = admin_run(a, admin_stmt(a, "UPDATE domains SET auth_mechs "
+		    "= ?2 WHERE name = ?1", "ss", d, *am ? am : NULL));
+	if (rc == 0)
+		rc = admin_run(a, admin_stmt(a, "UPDATE users SET cram = CASE "
+		    "WHEN ?2 LIKE '%cram-md5%' THEN cram END, scram = CASE WHEN "
+		    "?2 LIKE '%scram-sha-256%' THEN scram END WHERE domain = ?1",
+		    "ss", d, am));
 	return admin_commit(a, rc);
 }
 
@@ -78,7 +124,7 @@ domain_del(struct admin *a)
 
 #define DOMAIN_COLUMNS \
 	"SELECT name, alias_of, postmaster, (SELECT count(*) FROM users u " \
-	"WHERE u.domain = d.name) AS users FROM domains d "
+	"WHERE u.domain = d.name) AS users, auth_mechs FROM domains d "
 
 static int
 domain_show(struct admin *a, int one)
@@ -106,10 +152,12 @@ admin_domain(struct admin *a, const char *verb)
 		return domain_add(a);
 	if (strcmp(verb, "del") == 0)
 		return domain_del(a);
+	if (strcmp(verb, "mod") == 0)
+		return domain_mod(a);
 	if (strcmp(verb, "list") == 0 || strcmp(verb, "show") == 0)
 		return domain_show(a, verb[0] == 's');
 	return admin_fail(EX_USAGE, "domain: unknown command %s (add, del, "
-	    "list, show)", verb);
+	    "mod, list, show)", verb);
 }
 
 /* ---- hosts ---------------------------------------------------------------- */

@@ -42,26 +42,49 @@ user_arg(struct admin *a, int lo, int hi, const char *usage, int want,
 	return 0;
 }
 
+/* The password read, and its yescrypt hash: 0 or an exit code. */
+static int
+user_password(struct admin *a, char *pw, size_t pwsz, char *hash,
+    size_t hashsz)
+{
+	int rc = admin_read_password(a->o.pos[1], a->o.password_stdin, pw,
+	    pwsz);
+
+	return rc ? rc : admin_hash_password(pw, 0, hash, hashsz);
+}
+
+/* In the transaction: rc of the hash's write; then the secrets, commit. */
+static int
+user_store(struct admin *a, int rc, const char *local, const char *domain,
+    const char *pw)
+{
+	if (rc == 0)
+		rc = admin_store_mech_secrets(a, local, domain, pw);
+	return admin_commit(a, rc);
+}
+
 static int
 user_add(struct admin *a)
 {
-	char *local, *domain, hash[256], home[4096];
+	char *local, *domain, hash[256], home[4096], pw[1024];
 	long long quota = 0;
 	int rc;
 
 	if ((rc = user_arg(a, 1, 2, "add ADDRESS --password-stdin [--quota "
 	    "BYTES] [--disable] [--no-smtp] ...", 0, &local, &domain)) ||
-	    (a->o.quota && (rc = admin_parse_quota(a->o.quota, &quota))) ||
-	    (rc = admin_hash_password(a->o.pos[1], a->o.password_stdin, hash,
-	    sizeof(hash))))
+	    (a->o.quota && (rc = admin_parse_quota(a->o.quota, &quota))))
 		return rc;
 	if ((size_t)snprintf(home, sizeof(home), "%s/%s/%s", a->maildir_root,
 	    domain, local) >= sizeof(home))
 		return admin_fail(EX_DATAERR, "home folder name too long");
-	rc = admin_run(a, admin_stmt(a, "INSERT INTO users (local, domain, "
-	    "password, home, quota, flags, created) VALUES (?1, ?2, ?3, ?4, "
-	    "?5, ?6, ?7)", "ssssiii", local, domain, hash, home, quota,
-	    (long long)(a->o.set & ~a->o.clear), (long long)time(NULL)));
+	if ((rc = user_password(a, pw, sizeof(pw), hash, sizeof(hash))) == 0 &&
+	    (rc = admin_begin(a)) == 0)
+		rc = user_store(a, admin_run(a, admin_stmt(a, "INSERT INTO users "
+		    "(local, domain, password, home, quota, flags, created) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", "ssssiii", local,
+		    domain, hash, home, quota, (long long)(a->o.set &
+		    ~a->o.clear), (long long)time(NULL))), local, domain, pw);
+	explicit_bzero(pw, sizeof(pw));
 	explicit_bzero(hash, sizeof(hash));
 	return rc;
 }
@@ -81,15 +104,18 @@ user_del(struct admin *a)
 static int
 user_passwd(struct admin *a)
 {
-	char *local, *domain, hash[256];
+	char *local, *domain, hash[256], pw[1024];
 	int rc;
 
 	if ((rc = user_arg(a, 1, 2, "passwd ADDRESS --password-stdin", 1,
-	    &local, &domain)) || (rc = admin_hash_password(a->o.pos[1],
-	    a->o.password_stdin, hash, sizeof(hash))))
+	    &local, &domain)))
 		return rc;
-	rc = admin_run(a, admin_stmt(a, "UPDATE users SET password = ?3 WHERE "
-	    "local = ?1 AND domain = ?2", "sss", local, domain, hash));
+	if ((rc = user_password(a, pw, sizeof(pw), hash, sizeof(hash))) == 0 &&
+	    (rc = admin_begin(a)) == 0)
+		rc = user_store(a, admin_run(a, admin_stmt(a, "UPDATE users SET "
+		    "password = ?3 WHERE local = ?1 AND domain = ?2", "sss",
+		    local, domain, hash)), local, domain, pw);
+	explicit_bzero(pw, sizeof(pw));
 	explicit_bzero(hash, sizeof(hash));
 	return rc;
 }

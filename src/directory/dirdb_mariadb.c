@@ -67,6 +67,11 @@ static const char *const my_steps[DIRDB_SCHEMA_VERSION] = {
 	"  FOREIGN KEY (local, domain) REFERENCES users(local, domain)"
 	"    ON DELETE CASCADE)" MY_TABLE
 	"INSERT IGNORE INTO meta VALUES ('schema_version', '0')",
+	/* 1 → 2: SCRAM-SHA-256 and CRAM-MD5 secrets, a domain's mechanisms */
+	"ALTER TABLE users ADD COLUMN IF NOT EXISTS scram VARCHAR(1024) NULL;"
+	"ALTER TABLE users ADD COLUMN IF NOT EXISTS cram VARCHAR(255) NULL;"
+	"ALTER TABLE domains ADD COLUMN IF NOT EXISTS auth_mechs VARCHAR(255) "
+	"NULL",
 };
 
 #define MY_SQL_MODE \

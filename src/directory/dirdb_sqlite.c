@@ -103,6 +103,10 @@ static const char *const sq_steps[DIRDB_SCHEMA_VERSION] = {
 	"  FOREIGN KEY (local, domain) REFERENCES users(local, domain)"
 	"    ON DELETE CASCADE);"
 	"INSERT INTO meta VALUES ('schema_version', '0');",
+	/* 2: SMTP AUTH CRAM-MD5 and SCRAM-SHA-256 (docs/directory.md) */
+	"ALTER TABLE users ADD COLUMN scram TEXT;"
+	"ALTER TABLE users ADD COLUMN cram TEXT;"
+	"ALTER TABLE domains ADD COLUMN auth_mechs TEXT;",
 };
 
 static sqlite3 *

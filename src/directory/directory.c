@@ -40,6 +40,8 @@ dir_result_free(struct dir_result *r)
 {
 	free(r->address);
 	free(r->secret);
+	free(r->scram);
+	free(r->cram);
 	for (size_t i = 0; i < r->ntargets; i++)
 		free(r->targets[i]);
 	free(r->targets);
@@ -52,6 +54,8 @@ dir_result_copy(struct dir_result *dst, const struct dir_result *src)
 	*dst = *src;
 	dst->address = src->address ? xstrdup(src->address) : NULL;
 	dst->secret = src->secret ? xstrdup(src->secret) : NULL;
+	dst->scram = src->scram ? xstrdup(src->scram) : NULL;
+	dst->cram = src->cram ? xstrdup(src->cram) : NULL;
 	dst->targets = src->ntargets ? xcalloc(src->ntargets,
 	    sizeof(char *)) : NULL;
 	for (size_t i = 0; i < src->ntargets; i++)

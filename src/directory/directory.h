@@ -104,6 +104,26 @@ int	directory_mailboxes(struct directory *, const char *const *addresses,
 int	directory_authenticate(struct directory *, const char *user,
 	    const char *password, enum dir_status *out, dir_done_cb, void *arg,
 	    struct dir_query **qp);
+/* The challenge-response mechanisms of SMTP AUTH (a secret per user). */
+enum dir_mech { DIR_MECH_CRAM_MD5, DIR_MECH_SCRAM_SHA256 };
+
+struct dir_secret {
+	enum dir_status	 status;	/* DIR_OK, DIR_NOTFOUND, DIR_REFUSED, DIR_TEMPFAIL */
+	char		*secret;	/* NULL: none stored for the mechanism */
+};
+
+/*
+ * SMTP AUTH CRAM-MD5 / SCRAM-SHA-256: the user's stored secret for the
+ * mechanism (lib/sasl.h), looked up through the cache. out->status as for
+ * directory_authenticate but without a check: DIR_OK or DIR_REFUSED
+ * (disabled, no-smtp: refuse even if the proof is right) with the secret,
+ * NULL when the user's domain did not enable the mechanism; DIR_NOTFOUND;
+ * DIR_TEMPFAIL. Free with dir_secret_free (wiped).
+ */
+int	directory_secret(struct directory *, const char *user, enum dir_mech,
+	    struct dir_secret *out, dir_done_cb, void *arg,
+	    struct dir_query **qp);
+void	dir_secret_free(struct dir_secret *);
 /* Stops a pending query: its cb will not run. NULL is fine. */
 void	directory_cancel(struct dir_query *);
 

@@ -5,7 +5,9 @@
  * crypt(3) hash is verified with libcrypt's crypt_r on the libuv thread
  * pool, because a slow hash (yescrypt, SHA-512-crypt) must never hold the
  * loop. The work owns copies of the password and the hash, wiped when it
- * ends, so a query cancelled mid-check simply lets go of it.
+ * ends, so a query cancelled mid-check simply lets go of it. The
+ * challenge-response mechanisms only fetch the user's stored secret
+ * (directory_secret); their check is the session's.
  */
 #include <crypt.h>
 #include <stdlib.h>
@@ -175,4 +177,52 @@ directory_authenticate(struct directory *d, const char *user,
 	q->work->password = xstrdup(password);
 	dir_query_addrs(q, &user, 1);
 	return dir_query_start(q, qp);
+}
+
+/* ---- secrets of CRAM-MD5 and SCRAM-SHA-256 -------------------------------- */
+
+/* The lookup's answer into the caller's dir_secret (q->out). */
+static int
+secret_step(struct dir_query *q)
+{
+	const struct dir_result *r = &q->res;
+	struct dir_secret *out = q->out;
+	const char *sec;
+
+	if (q->state++ == A_START)
+		return dir_query_lookup(q, DK_USER, q->addrs[0]);
+	out->secret = NULL;
+	out->status = r->status;
+	if (r->status != DIR_OK)
+		return Q_END;
+	if (!(r->flags & DIR_USER_LISTED)) {
+		out->status = DIR_NOTFOUND;
+		return Q_END;
+	}
+	sec = q->i == DIR_MECH_CRAM_MD5 ? r->cram : r->scram;
+	if (sec && sec[0])
+		out->secret = xstrdup(sec);
+	if (r->flags & (DIR_USER_DISABLED | DIR_USER_NO_SMTP))
+		out->status = DIR_REFUSED;
+	return Q_END;
+}
+
+int
+directory_secret(struct directory *d, const char *user, enum dir_mech mech,
+    struct dir_secret *out, dir_done_cb cb, void *arg, struct dir_query **qp)
+{
+	struct dir_query *q = dir_query_new(d, secret_step, out, cb, arg);
+
+	out->status = DIR_TEMPFAIL;
+	out->secret = NULL;
+	dir_query_addrs(q, &user, 1);
+	q->i = mech;		/* i is the address index: unused here */
+	return dir_query_start(q, qp);
+}
+
+void
+dir_secret_free(struct dir_secret *s)
+{
+	wipe_free(s->secret);
+	s->secret = NULL;
 }

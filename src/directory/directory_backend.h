@@ -21,6 +21,8 @@ struct dir_result {
 	unsigned	 flags;		/* DIR_USER_* */
 	size_t		 quota;		/* bytes; 0 = none */
 	char		*secret;	/* user: the stored password hash (crypt(3)), or NULL */
+	char		*scram;		/* user: SCRAM-SHA-256 secret (lib/sasl.h), or NULL */
+	char		*cram;		/* user: CRAM-MD5 secret, or NULL */
 	/* alias */
 	char	       **targets;
 	size_t		 ntargets;

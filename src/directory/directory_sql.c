@@ -79,7 +79,8 @@ sq_conn_give(struct sq_dir *h, struct dirdb *db)
 
 /* joe@alias.dom finds joe of the real domain; spelled as stored. */
 static const char sql_user[] =
-    "SELECT u.local || '@' || u.domain, u.password, u.quota, u.flags "
+    "SELECT u.local || '@' || u.domain, u.password, u.quota, u.flags, "
+    "u.scram, u.cram "
     "FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) "
     "WHERE d.name = ?2 AND u.local = ?1";
 static const char sql_alias[] =
@@ -96,6 +97,10 @@ sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
 	op->r.address = xstrdup(dirdb_text(st, 0));
 	op->r.secret = xstrdup(dirdb_text(st, 1));
 	op->r.quota = (size_t)dirdb_int(st, 2);
+	if (!dirdb_isnull(st, 4))
+		op->r.scram = xstrdup(dirdb_text(st, 4));
+	if (!dirdb_isnull(st, 5))
+		op->r.cram = xstrdup(dirdb_text(st, 5));
 	op->r.flags = DIR_USER_LISTED;
 	if (flags & DIRDB_NO_SMTP)	/* AUTH refused, mail still comes */
 		op->r.flags |= DIR_USER_NO_SMTP;

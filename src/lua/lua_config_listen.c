@@ -85,8 +85,34 @@ opt_flag(lua_State *L, int e, const char *key, const char *where, int dflt)
 	return absent ? dflt : cfg_opt_boolean(L, e, key, where);
 }
 
+/* auth_mechs = { "plain", "login", "cram-md5", "scram-sha-256" } */
+static unsigned
+parse_auth_mechs(lua_State *L, int e)
+{
+	static const struct choice mechs[] = { { "plain", AUTH_MECH_PLAIN },
+	    { "login", AUTH_MECH_LOGIN }, { "cram-md5", AUTH_MECH_CRAM_MD5 },
+	    { "scram-sha-256", AUTH_MECH_SCRAM_SHA256 }, { NULL, 0 } };
+	unsigned m = 0;
+	char **v;
+	size_t n = 0;
+
+	if (!cfg_sub_table(L, e, "auth_mechs"))
+		return AUTH_MECH_PLAIN | AUTH_MECH_LOGIN;
+	cfg_string_list(L, lua_gettop(L), "listen[].auth_mechs", &v, &n, 0);
+	for (size_t i = 0; i < n; i++) {
+		m |= (unsigned)cfg_choose(L, v[i], "listen[].auth_mechs", mechs,
+		    "must list plain, login, cram-md5 or scram-sha-256");
+		free(v[i]);
+	}
+	free(v);
+	lua_pop(L, 1);
+	if (m == 0)
+		cfg_bad(L, "listen[].auth_mechs", "must not be empty");
+	return m;
+}
+
 /*
- * auth, auth_plaintext, require_auth (docs/smtp.md). By default AUTH is
+ * auth, auth_plaintext, require_auth, auth_mechs (docs/smtp.md). By default AUTH is
  * offered on "submission" and on implicit TLS, and "submission" requires
  * it; without TLS it is refused (538) unless auth_plaintext = true.
  */
@@ -104,6 +130,7 @@ parse_listen_auth(lua_State *L, int e, struct listen_conf *l)
 	if (l->require_auth && !l->auth)
 		luaL_error(L, "bad config: listen[]: listener '%s' has "
 		    "require_auth = true but auth = false", l->name);
+	l->auth_mechs = parse_auth_mechs(L, e);
 }
 
 void
@@ -111,7 +138,7 @@ cfg_listen(lua_State *L, int t, struct config *c)
 {
 	static const char *keys[] = { "name", "address", "port", "tls",
 	    "tls_ciphers", "tls_ciphersuites", "tls_min_version", "auth",
-	    "auth_plaintext", "require_auth", NULL };
+	    "auth_plaintext", "require_auth", "auth_mechs", NULL };
 	size_t n = luaL_len(L, t);
 
 	if (n == 0)

@@ -29,7 +29,14 @@ struct listen_conf {
 	int		 auth;		/* offered here */
 	int		 auth_plaintext;	/* also without TLS */
 	int		 require_auth;	/* MAIL only after AUTH */
+	unsigned	 auth_mechs;	/* AUTH_MECH_*: offered and taken here */
 };
+
+/* listen[].auth_mechs (default PLAIN and LOGIN). */
+#define AUTH_MECH_PLAIN		0x1
+#define AUTH_MECH_LOGIN		0x2
+#define AUTH_MECH_CRAM_MD5	0x4
+#define AUTH_MECH_SCRAM_SHA256	0x8
 
 /* A virtual mailbox (until the directory lands): <root>/<domain>/<local>/Maildir */
 struct mailbox_user {

@@ -17,7 +17,7 @@
 #include "smtp_session_int.h"
 
 /* Within ST_AUTH: what the next line answers. */
-enum { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+enum { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS, AUTH_SASL };
 
 #define AUTH_USER_MAX	255
 #define AUTH_PASS_MAX	1024
@@ -67,6 +67,7 @@ smtp_auth_abort(struct smtp_session *s)
 {
 	free(s->auth_try);
 	s->auth_try = NULL;
+	smtp_sasl_free(s);
 	if (s->state == ST_AUTH)
 		s->state = ST_COMMAND;
 }
@@ -92,8 +93,8 @@ wipe(struct buf *b)
 }
 
 /* A user name we may look up and log: printable, no NUL, not too long. */
-static int
-plausible_user(const char *u, size_t n)
+int
+smtp_auth_plausible(const char *u, size_t n)
 {
 	if (n == 0 || n > AUTH_USER_MAX)
 		return 0;
@@ -119,9 +120,9 @@ log_auth(struct smtp_session *s, enum log_level lvl, const char *event,
 	log_end(&l);
 }
 
-/* 535, logged, counted, and held back longer each time. */
-static void
-auth_failed(struct smtp_session *s, const char *why)
+/* 535, logged, counted, and held back longer each time: every failure. */
+void
+smtp_auth_failed(struct smtp_session *s, const char *why)
 {
 	log_auth(s, LOG_WARN, "auth_failed", s->auth_try, why);
 	smtp_auth_abort(s);
@@ -144,27 +145,42 @@ after_auth_hook(struct smtp_session *s, struct hook_verdict *v)
 	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
 
+/* The credentials are right: s->auth_try logs in if the auth hook agrees. */
+void
+smtp_auth_granted(struct smtp_session *s)
+{
+	s->auth_user = s->auth_try;
+	s->auth_try = NULL;
+	smtp_auth_abort(s);
+	smtp_run_hooks(s, HOOK_AUTH, after_auth_hook);
+}
+
+/* The directory failed: 454, not counted as a failure. */
+void
+smtp_auth_tempfail(struct smtp_session *s)
+{
+	log_auth(s, LOG_WARN, "auth_tempfail", s->auth_try,
+	    "directory lookup failed");
+	smtp_auth_abort(s);
+	smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+}
+
 /* The directory's answer is in s->auth_status. */
 static void
 auth_answer(struct smtp_session *s)
 {
 	switch (s->auth_status) {
 	case DIR_OK:
-		s->auth_user = s->auth_try;
-		s->auth_try = NULL;
-		smtp_run_hooks(s, HOOK_AUTH, after_auth_hook);
+		smtp_auth_granted(s);
 		break;
 	case DIR_TEMPFAIL:
-		log_auth(s, LOG_WARN, "auth_tempfail", s->auth_try,
-		    "directory lookup failed");
-		smtp_auth_abort(s);
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_auth_tempfail(s);
 		break;
 	case DIR_REFUSED:
-		auth_failed(s, "user may not log in");
+		smtp_auth_failed(s, "user may not log in");
 		break;
 	default:
-		auth_failed(s, "no such user or wrong password");
+		smtp_auth_failed(s, "no such user or wrong password");
 	}
 }
 
@@ -187,14 +203,14 @@ static void
 auth_check(struct smtp_session *s, const char *user, size_t ulen,
     const char *password, size_t plen)
 {
-	char *u = plausible_user(user, ulen) ? xstrndup(user, ulen) : NULL;
+	char *u = smtp_auth_plausible(user, ulen) ? xstrndup(user, ulen) : NULL;
 
 	s->state = ST_COMMAND;
 	free(s->auth_try);	/* user may be it: copied first */
 	s->auth_try = u;
 	if (u == NULL || plen == 0 || plen > AUTH_PASS_MAX ||
 	    memchr(password, '\0', plen)) {
-		auth_failed(s, "malformed credentials");
+		smtp_auth_failed(s, "malformed credentials");
 		return;
 	}
 	if (directory_authenticate(s->dir, s->auth_try, password,
@@ -222,9 +238,9 @@ auth_plain(struct smtp_session *s, const struct buf *m)
 	    memcmp(pl.authz, pl.user, pl.userlen) != 0)) {
 		s->state = ST_COMMAND;
 		free(s->auth_try);
-		s->auth_try = plausible_user(pl.user, pl.userlen) ?
+		s->auth_try = smtp_auth_plausible(pl.user, pl.userlen) ?
 		    xstrndup(pl.user, pl.userlen) : NULL;
-		auth_failed(s, "authorization identity differs");
+		smtp_auth_failed(s, "authorization identity differs");
 		return;
 	}
 	auth_check(s, pl.user, pl.userlen, pl.pass, pl.passlen);
@@ -242,7 +258,9 @@ auth_step(struct smtp_session *s, const char *resp, size_t n)
 		smtp_auth_abort(s);
 		smtp_refuse(s, "AUTH", "501 5.5.2 Cannot decode the response "
 		    "(not base64)");
-	} else if (s->auth_step == AUTH_PLAIN)
+	} else if (s->auth_step == AUTH_SASL)
+		smtp_sasl_response(s, buf_cstr(&m), m.len);
+	else if (s->auth_step == AUTH_PLAIN)
 		auth_plain(s, &m);
 	else if (s->auth_step == AUTH_LOGIN_USER) {
 		free(s->auth_try);
@@ -288,6 +306,56 @@ smtp_auth_check(struct smtp_session *s, const struct smtp_command *c)
 	return NULL;
 }
 
+static const struct {
+	const char	*name;
+	unsigned	 bit;
+} mechs[] = {
+	{ "PLAIN", AUTH_MECH_PLAIN }, { "LOGIN", AUTH_MECH_LOGIN },
+	{ "CRAM-MD5", AUTH_MECH_CRAM_MD5 },
+	{ "SCRAM-SHA-256", AUTH_MECH_SCRAM_SHA256 },
+};
+
+/* The listener's mechanisms, space separated ("PLAIN LOGIN"). */
+void
+smtp_auth_mech_names(const struct smtp_session *s, struct buf *out)
+{
+	for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
+		if (s->lconf && (s->lconf->auth_mechs & mechs[i].bit))
+			buf_printf(out, "%s%s", out->len ? " " : "",
+			    mechs[i].name);
+}
+
+/* The mechanism named [m, m + n) if this listener takes it; else 0. */
+static unsigned
+mech_bit(const struct smtp_session *s, const char *m, size_t n)
+{
+	for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
+		if (strlen(mechs[i].name) == n &&
+		    strncasecmp(m, mechs[i].name, n) == 0)
+			return s->lconf->auth_mechs & mechs[i].bit;
+	return 0;
+}
+
+/* CRAM-MD5, SCRAM-SHA-256: 1 when the initial response is to be read. */
+static int
+start_mech(struct smtp_session *s, unsigned bit, int has_ir)
+{
+	struct buf names = BUF_INIT;
+
+	s->auth_step = AUTH_SASL;
+	if (bit == AUTH_MECH_CRAM_MD5 || bit == AUTH_MECH_SCRAM_SHA256)
+		return smtp_sasl_start(s, bit == AUTH_MECH_CRAM_MD5 ?
+		    DIR_MECH_CRAM_MD5 : DIR_MECH_SCRAM_SHA256, has_ir);
+	smtp_auth_mech_names(s, &names);
+	smtp_reply(s, "504 5.5.4 Unrecognized authentication type (%s "
+	    "offered)", buf_cstr(&names));
+	smtp_log_reject(s, "AUTH", "504 5.5.4 Unrecognized authentication "
+	    "type");
+	s->errors++;
+	buf_free(&names);
+	return 0;
+}
+
 /* AUTH mechanism [initial-response]: 334, or the check at once. */
 int
 smtp_auth_proceed(struct smtp_session *s, const struct smtp_command *c)
@@ -296,16 +364,14 @@ smtp_auth_proceed(struct smtp_session *s, const struct smtp_command *c)
 	size_t ml = sp ? (size_t)(sp - c->arg) : c->arglen;
 	const char *ir = sp ? sp + 1 : NULL;
 	size_t irlen = sp ? c->arglen - ml - 1 : 0;
+	unsigned bit = mech_bit(s, c->arg, ml);
 
-	if (ml == 5 && strncasecmp(c->arg, "PLAIN", 5) == 0)
+	if (bit == AUTH_MECH_PLAIN)
 		s->auth_step = AUTH_PLAIN;
-	else if (ml == 5 && strncasecmp(c->arg, "LOGIN", 5) == 0)
+	else if (bit == AUTH_MECH_LOGIN)
 		s->auth_step = AUTH_LOGIN_USER;
-	else {
-		smtp_refuse(s, "AUTH", "504 5.5.4 Unrecognized authentication "
-		    "type (PLAIN and LOGIN are offered)");
+	else if (!start_mech(s, bit, ir != NULL))
 		return 0;
-	}
 	if (ir && irlen == 1 && ir[0] == '=')	/* an empty initial response */
 		irlen = 0;
 	if (ir) {

@@ -102,8 +102,13 @@ after_helo(struct smtp_session *s, struct hook_verdict *v)
 	if (s->listener->tls == TLS_STARTTLS && !s->tls_on &&
 	    s->listener->tls_ctx)
 		smtp_reply(s, "250-STARTTLS");
-	if (smtp_auth_offered(s))
-		smtp_reply(s, "250-AUTH PLAIN LOGIN");
+	if (smtp_auth_offered(s)) {
+		struct buf names = BUF_INIT;
+
+		smtp_auth_mech_names(s, &names);
+		smtp_reply(s, "250-AUTH %s", buf_cstr(&names));
+		buf_free(&names);
+	}
 	smtp_reply(s, "250 HELP");
 }
 

@@ -314,6 +314,7 @@ on_handle_closed(uv_handle_t *h)
 	free(s->helo);
 	free(s->auth_user);
 	free(s->auth_try);
+	smtp_sasl_free(s);
 	if (s->tls.ssl)
 		tls_conn_free(&s->tls);
 	directory_put(s->dir);		/* before its configuration goes */

@@ -102,6 +102,7 @@ struct smtp_session {
 	enum dir_status	 auth_status;	/* the directory's answer */
 	int		 auth_failures;	/* 535s in this session */
 	int		 auth_hold;	/* the 535 just queued waits (tarpit) */
+	struct smtp_sasl *sasl;		/* CRAM-MD5 / SCRAM exchange (smtp_sasl.c) */
 	/* the message (DATA) */
 	struct smtp_data data;
 	struct buf	 msg;
@@ -170,6 +171,16 @@ void	smtp_auth_response(struct smtp_session *, const char *line, size_t len);
 void	smtp_auth_abort(struct smtp_session *);
 void	smtp_auth_reset(struct smtp_session *);
 uint64_t smtp_auth_delay(struct smtp_session *);
+int	smtp_auth_plausible(const char *user, size_t n);
+void	smtp_auth_failed(struct smtp_session *, const char *why);
+void	smtp_auth_granted(struct smtp_session *);
+void	smtp_auth_tempfail(struct smtp_session *);
+void	smtp_auth_mech_names(const struct smtp_session *, struct buf *);
+
+/* smtp_sasl.c: CRAM-MD5 and SCRAM-SHA-256 */
+int	smtp_sasl_start(struct smtp_session *, enum dir_mech, int has_ir);
+void	smtp_sasl_response(struct smtp_session *, const char *m, size_t n);
+void	smtp_sasl_free(struct smtp_session *);
 
 /* smtp_tx.c: the transaction, its envelope and the commit */
 void	smtp_tx_reset(struct smtp_session *);

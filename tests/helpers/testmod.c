@@ -27,6 +27,8 @@
 #include "../../src/mail/address.h"
 #include "../../src/mail/header.h"
 #include "../../src/smtp/smtp_parse.h"
+#include "../../src/smtp/smtp_sasl_parse.h"
+#include "../../src/lib/sasl.h"
 #include "../../src/deliver/smtp_reply.h"
 
 #define BUF_META	"indimail_test.buf"
@@ -697,7 +699,147 @@ l_parse_plain(lua_State *L)
 	return 3;
 }
 
+/* parse_cram(s) -> user, digest; or nil, why */
+static int
+l_parse_cram(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n), *why;
+	struct smtp_cram c;
+
+	if ((why = smtp_parse_cram(s, n, &c)) != NULL) {
+		lua_pushnil(L);
+		lua_pushstring(L, why);
+		return 2;
+	}
+	lua_pushlstring(L, c.user, c.userlen);
+	lua_pushlstring(L, c.digest, 32);
+	return 2;
+}
+
+/* parse_scram_first(s) -> { cbind, gs2, authz, user, bare, nonce }; or nil, why */
+static int
+l_parse_scram_first(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n), *why;
+	struct smtp_scram_first f;
+
+	if ((why = smtp_parse_scram_first(s, n, &f)) != NULL) {
+		lua_pushnil(L);
+		lua_pushstring(L, why);
+		return 2;
+	}
+	lua_createtable(L, 0, 6);
+	lua_pushlstring(L, &f.cbind, 1);
+	lua_setfield(L, -2, "cbind");
+	lua_pushlstring(L, s, f.gs2len);
+	lua_setfield(L, -2, "gs2");
+	lua_pushlstring(L, f.authz, f.authzlen);
+	lua_setfield(L, -2, "authz");
+	lua_pushlstring(L, f.user, f.userlen);
+	lua_setfield(L, -2, "user");
+	lua_pushlstring(L, f.bare, f.barelen);
+	lua_setfield(L, -2, "bare");
+	lua_pushlstring(L, f.nonce, f.noncelen);
+	lua_setfield(L, -2, "nonce");
+	return 1;
+}
+
+/* parse_scram_final(s) -> { cbind, nonce, proof, without_proof }; or nil, why */
+static int
+l_parse_scram_final(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n), *why;
+	struct smtp_scram_final f;
+
+	if ((why = smtp_parse_scram_final(s, n, &f)) != NULL) {
+		lua_pushnil(L);
+		lua_pushstring(L, why);
+		return 2;
+	}
+	lua_createtable(L, 0, 4);
+	lua_pushlstring(L, f.cbind, f.cbindlen);
+	lua_setfield(L, -2, "cbind");
+	lua_pushlstring(L, f.nonce, f.noncelen);
+	lua_setfield(L, -2, "nonce");
+	lua_pushlstring(L, f.proof, f.prooflen);
+	lua_setfield(L, -2, "proof");
+	lua_pushlstring(L, s, f.without_proof);
+	lua_setfield(L, -2, "without_proof");
+	return 1;
+}
+
+/* scram_make(password, salt bytes, iter) -> secret; or nil */
+static int
+l_scram_make(lua_State *L)
+{
+	size_t n, sl;
+	const char *pw = luaL_checklstring(L, 1, &n);
+	const char *salt = luaL_checklstring(L, 2, &sl);
+	struct buf b = BUF_INIT;
+
+	if (sasl_scram_make(pw, n, (const unsigned char *)salt, sl,
+	    (unsigned)luaL_checkinteger(L, 3), &b) < 0)
+		lua_pushnil(L);
+	else
+		lua_pushlstring(L, b.data, b.len);
+	buf_free(&b);
+	return 1;
+}
+
+/* scram_check(secret, auth_message, proof bytes) -> ok, server signature */
+static int
+l_scram_check(lua_State *L)
+{
+	size_t n, pl;
+	const char *secret = luaL_checkstring(L, 1);
+	const char *am = luaL_checklstring(L, 2, &n);
+	const char *proof = luaL_checklstring(L, 3, &pl);
+	struct sasl_scram_keys k;
+	unsigned char sig[SASL_SHA256_LEN];
+
+	if (sasl_scram_parse(secret, &k) < 0)
+		return luaL_error(L, "not a SCRAM secret");
+	lua_pushboolean(L, sasl_scram_check(&k, am, n,
+	    (const unsigned char *)proof, pl, sig));
+	lua_pushlstring(L, (const char *)sig, sizeof(sig));
+	return 2;
+}
+
+/* cram_make(password) -> secret; cram_check(secret, challenge, hex) -> ok */
+static int
+l_cram_make(lua_State *L)
+{
+	size_t n;
+	const char *pw = luaL_checklstring(L, 1, &n);
+	struct buf b = BUF_INIT;
+
+	sasl_cram_make(pw, n, &b);
+	lua_pushlstring(L, b.data, b.len);
+	buf_free(&b);
+	return 1;
+}
+
+static int
+l_cram_check(lua_State *L)
+{
+	size_t cl, hl;
+	const char *secret = luaL_checkstring(L, 1);
+	const char *chal = luaL_checklstring(L, 2, &cl);
+	const char *hex = luaL_checklstring(L, 3, &hl);
+
+	lua_pushboolean(L, sasl_cram_check(secret, chal, cl, hex, hl));
+	return 1;
+}
+
 static const luaL_Reg funcs[] = {
+	{ "parse_cram", l_parse_cram },
+	{ "parse_scram_first", l_parse_scram_first },
+	{ "parse_scram_final", l_parse_scram_final },
+	{ "scram_make", l_scram_make }, { "scram_check", l_scram_check },
+	{ "cram_make", l_cram_make }, { "cram_check", l_cram_check },
 	{ "base64_decode", l_base64_decode },
 	{ "base64_encode", l_base64_encode },
 	{ "parse_plain", l_parse_plain },
