@@ -6,7 +6,6 @@
  * write tmp/<unique>, fsync, rename into new/, fsync new/, then account the
  * size in maildirsize. Runs entirely on a thread-pool thread.
  */
-#include <ctype.h>
 #include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
@@ -24,6 +23,7 @@
 #include "../lib/xalloc.h"
 #include "../directory/directory.h"
 #include "../mail/header.h"
+#include "../mail/maildir.h"
 #include "local.h"
 
 /* One mailbox file being written: tmp/ → (flush) → new/ → (flush). */
@@ -80,32 +80,23 @@ mkdirs(const char *path)
 	return rc;
 }
 
-/* Maildir++ usage from maildirsize (created on first use). */
-static long long
-quota_usage(const char *md, size_t quota)
+/* Maildir++ usage (mail/maildir.c); maildirsize is created on first use. */
+static int
+quota_usage(const char *md, size_t quota, long long *used)
 {
 	struct buf p = BUF_INIT;
-	char line[128];
-	long long used = 0, bytes, count;
-	FILE *f;
+	int fd;
 
+	if (maildir_usage(md, used) < 0)
+		return -1;
 	buf_printf(&p, "%s/maildirsize", md);
-	if ((f = fopen(buf_cstr(&p), "r")) == NULL) {
-		int fd = open(buf_cstr(&p), O_WRONLY | O_CREAT | O_EXCL, 0600);
-		if (fd >= 0) {
-			dprintf(fd, "%zuS\n", quota);
-			close(fd);
-		}
-		buf_free(&p);
-		return 0;
+	fd = open(buf_cstr(&p), O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd >= 0) {
+		dprintf(fd, "%zuS\n", quota);
+		close(fd);
 	}
-	if (fgets(line, sizeof(line), f) != NULL)	/* the quota line */
-		while (fgets(line, sizeof(line), f) != NULL)
-			if (sscanf(line, "%lld %lld", &bytes, &count) == 2)
-				used += bytes;
-	fclose(f);
 	buf_free(&p);
-	return used;
+	return 0;
 }
 
 static void
@@ -161,6 +152,13 @@ write_tmp(struct mailfile *f, const char *host, const struct buf *hdr,
 	return 0;
 }
 
+/* Whose Maildir: the address without its extension, or the address. */
+static const char *
+local_owner(const struct local_rcpt *r)
+{
+	return r->owner ? r->owner : r->address;
+}
+
 /* Refuses a recipient that must not get the message here; 1 if so. */
 static int
 refused(const struct local_job *j, struct local_rcpt *r, const char *msg,
@@ -169,10 +167,13 @@ refused(const struct local_job *j, struct local_rcpt *r, const char *msg,
 	if (r->mailbox < 0)
 		result(r, RESULT_TEMP, "451 4.3.0 <%s>: the directory could not "
 		    "be asked, try again later", r->address);
+	else if (r->disabled)
+		result(r, RESULT_PERM, "550 5.2.1 <%s>: mailbox disabled",
+		    r->address);
 	else if (!r->mailbox)
 		result(r, RESULT_PERM, "550 5.1.1 <%s>: no such mailbox here",
 		    r->address);
-	else if (!directory_mailbox_name(r->address))
+	else if (!directory_mailbox_name(local_owner(r)))
 		result(r, RESULT_PERM, "550 5.1.3 <%s>: not a valid mailbox name "
 		    "(" DIRECTORY_NAME_RULE ")", r->address);
 	else if (header_count(msg, len, "Delivered-To", r->address) > 0)
@@ -185,21 +186,6 @@ refused(const struct local_job *j, struct local_rcpt *r, const char *msg,
 	else
 		return 0;
 	return 1;
-}
-
-/* <root>/<domain>/<local>/Maildir, lower case: mailbox names are case-blind. */
-static void
-maildir_path(struct buf *md, const char *root, const char *address)
-{
-	const char *at = strrchr(address, '@');
-
-	buf_printf(md, "%s/", root);
-	for (const char *p = at + 1; *p; p++)
-		buf_appendc(md, (char)tolower((unsigned char)*p));
-	buf_appendc(md, '/');
-	for (const char *p = address; p < at; p++)
-		buf_appendc(md, (char)tolower((unsigned char)*p));
-	buf_appends(md, "/Maildir");
 }
 
 /* Creates tmp/, new/ and cur/ unless new/ is there; 0, or -1 (result set). */
@@ -236,16 +222,23 @@ prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
     const char *msg, size_t len)
 {
 	struct buf md = BUF_INIT, hdr = BUF_INIT;
+	long long used = 0;
 
 	if (refused(j, r, msg, len))
 		return;
-	maildir_path(&md, j->p.root, r->address);
+	maildir_path(&md, j->p.root, local_owner(r));
 	buf_printf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
 	    j->p.msg->env.sender, r->address);
 	if (maildir_create(r, buf_cstr(&md)) < 0)
 		goto out;
-	if (r->quota && (size_t)quota_usage(buf_cstr(&md), r->quota) +
-	    hdr.len + len > r->quota) {
+	if (r->quota && quota_usage(buf_cstr(&md), r->quota, &used) < 0) {
+		result(r, RESULT_TEMP, "451 4.3.0 <%s>: cannot read %s/"
+		    "maildirsize: %s", r->address, buf_cstr(&md),
+		    strerror(errno));
+		goto out;
+	}
+	if (r->quota && used + (long long)(hdr.len + len) >
+	    (long long)r->quota) {
 		result(r, RESULT_TEMP, "452 4.2.2 <%s>: mailbox is full (quota "
 		    "%zu bytes)", r->address, r->quota);
 		goto out;

@@ -12,8 +12,10 @@
 #include "smtp_client.h"
 
 struct local_rcpt {
-	const char	*address;
+	const char	*address;	/* as Delivered-To says it */
+	const char	*owner;		/* whose Maildir, NULL: address's */
 	int		 mailbox;	/* 1 it exists; 0 no (5.1.1); -1 unknown (4.3.0) */
+	int		 disabled;	/* the user's mailbox is disabled (5.2.1) */
 	size_t		 quota;		/* 0: none */
 	struct rcpt_result result;
 };

@@ -50,6 +50,9 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 	free(res);
 	free(j->r);
 	free(j->idx);
+	directory_mailboxes_free(j->mb, n);	/* r[].owner pointed there */
+	free(j->mb);
+	free(j->addrs);
 	runtime_unref(j->rt);
 	free(j);
 	scheduler_soon(q);
@@ -103,10 +106,10 @@ local_start(struct ljob *j)
 	for (size_t i = 0; i < j->n; i++) {
 		j->r[i].mailbox = j->mb[i].status == DIR_TEMPFAIL ? -1 :
 		    j->mb[i].has;
+		j->r[i].disabled = j->mb[i].disabled;
 		j->r[i].quota = j->mb[i].quota;
+		j->r[i].owner = j->mb[i].owner;
 	}
-	free(j->mb);
-	free(j->addrs);
 	memset(&p, 0, sizeof(p));
 	p.root = c->delivery.maildir_root;
 	p.hostname = c->hostname;

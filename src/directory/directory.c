@@ -172,6 +172,8 @@ dir_query_free(struct dir_query *q)
 	free(q->key);
 	if (q->work)
 		dir_auth_release(q);
+	if (q->quota)
+		dir_quota_release(q);
 	dir_result_free(&q->res);
 	dir_unref(q->d);
 	free(q);
@@ -327,9 +329,68 @@ directory_mailbox_name(const char *address)
 	return 1;
 }
 
+/* ---- address extensions ------------------------------------------------ */
+
+/* The local part's first delimiter character, or NULL: no extension. */
+static const char *
+ext_start(const struct directory *d, const char *addr)
+{
+	const char *delim = d->cfg->directory.extension_delimiter;
+	const char *at = strrchr(addr, '@');
+	size_t n = at ? (size_t)(at - addr) : strlen(addr);
+	size_t k;
+
+	if (*delim == '\0')
+		return NULL;
+	k = strcspn(addr, delim);
+	return k > 0 && k < n ? addr + k : NULL;	/* "+tag@": none */
+}
+
+int
+dir_base_address(const struct directory *d, const char *addr, struct buf *b)
+{
+	const char *x = ext_start(d, addr), *at = strrchr(addr, '@');
+
+	if (x == NULL)
+		return 0;
+	buf_set(b, addr, (size_t)(x - addr));
+	if (at)
+		buf_appends(b, at);
+	return 1;
+}
+
+void
+dir_extended_address(const struct directory *d, const char *user,
+    const char *addr, struct buf *b)
+{
+	const char *x = ext_start(d, addr), *at = strrchr(addr, '@');
+	const char *uat = strrchr(user, '@');
+
+	buf_set(b, user, uat ? (size_t)(uat - user) : strlen(user));
+	if (x)
+		buf_append(b, x, at ? (size_t)(at - x) : strlen(x));
+	if (uat)
+		buf_appends(b, uat);
+}
+
+/* dir_query_lookup of addr without its extension; 0: it has none. */
+static int
+lookup_base(struct dir_query *q, enum dir_kind kind, const char *addr,
+    int *rc)
+{
+	struct buf b = BUF_INIT;
+
+	if (!dir_base_address(q->d, addr, &b))
+		return 0;
+	*rc = dir_query_lookup(q, kind, buf_cstr(&b));
+	buf_free(&b);
+	return 1;
+}
+
 /* ---- RCPT ---------------------------------------------------------------- */
 
-enum { R_START, R_DOMAIN, R_USER, R_ALIAS, R_CATCHALL };
+enum { R_START, R_DOMAIN, R_USER, R_ALIAS, R_BASE_USER, R_BASE_ALIAS,
+    R_CATCHALL };
 
 static int
 rcpt_end(struct dir_query *q, enum dir_lookup v)
@@ -350,11 +411,55 @@ rcpt_final(struct dir_query *q)
 	    DIR_BAD_NAME);
 }
 
+static int
+listed(const struct dir_result *r)
+{
+	return r->status == DIR_OK && (r->flags & DIR_USER_LISTED);
+}
+
+/* A listed user (q->res): disabled, full, or a mailbox. */
+static int
+rcpt_user(struct dir_query *q)
+{
+	const struct dir_result *r = &q->res;
+
+	if (r->flags & DIR_USER_DISABLED)
+		return rcpt_end(q, DIR_DISABLED);
+	if (r->quota == 0 || q->d->loop == NULL || r->address == NULL ||
+	    q->d->cfg->delivery.maildir_root == NULL)
+		return rcpt_end(q, DIR_LOCAL_USER);
+	return dir_quota_check(q, r->address, r->quota);
+}
+
+/* No user, no alias: the catch-all "@dom", or the end. */
+static int
+rcpt_catchall(struct dir_query *q, const char *dom)
+{
+	if (dom == NULL)
+		return rcpt_final(q);
+	q->state = R_CATCHALL;
+	return dir_query_catchall(q, dom);
+}
+
+/* The address itself is no alias: joe+tag@ is joe@'s, if joe is someone. */
+static int
+rcpt_no_alias(struct dir_query *q, const char *a, const char *dom)
+{
+	int rc;
+
+	if (q->i == 0 && lookup_base(q, DK_USER, a, &rc)) {
+		q->state = R_BASE_USER;
+		return rc;
+	}
+	return rcpt_catchall(q, dom);
+}
+
 /* q->i: the address has a mailbox (a user, or the postmaster address). */
 static int
 rcpt_step(struct dir_query *q)
 {
 	const char *a = q->addrs[0], *dom = address_domain(a);
+	int rc = Q_AGAIN;
 
 	if (q->state != R_START && q->res.status == DIR_TEMPFAIL)
 		return rcpt_end(q, DIR_LOOKUP_FAILED);
@@ -366,17 +471,24 @@ rcpt_step(struct dir_query *q)
 			return rcpt_end(q, DIR_NOT_LOCAL);
 		return dir_query_lookup(q, DK_USER, a);
 	case R_USER:
-		if (q->res.status == DIR_OK && (q->res.flags & DIR_USER_LISTED))
-			return rcpt_end(q, DIR_LOCAL_USER);
+		if (listed(&q->res))
+			return rcpt_user(q);
 		q->i = q->res.status == DIR_OK ||
 		    dir_is_postmaster_address(q->d, a);
 		return dir_query_lookup(q, DK_ALIAS, a);
 	case R_ALIAS:
 		if (q->res.status == DIR_OK || dir_is_postmaster(a))
 			return rcpt_end(q, DIR_ALIAS);
-		if (dom == NULL)
-			return rcpt_final(q);
-		return dir_query_catchall(q, dom);
+		return rcpt_no_alias(q, a, dom);
+	case R_BASE_USER:
+		if (listed(&q->res))
+			return rcpt_user(q);
+		lookup_base(q, DK_ALIAS, a, &rc);
+		return rc;
+	case R_BASE_ALIAS:
+		if (q->res.status == DIR_OK)
+			return rcpt_end(q, DIR_ALIAS);
+		return rcpt_catchall(q, dom);
 	default:		/* R_CATCHALL */
 		if (q->res.status == DIR_OK)
 			return rcpt_end(q, DIR_ALIAS);
@@ -392,34 +504,63 @@ dir_query_addrs(struct dir_query *q, const char *const *a, size_t n)
 }
 
 int
-directory_lookup(struct directory *d, const char *address,
+directory_lookup(struct directory *d, const char *address, size_t size,
     enum dir_lookup *out, dir_done_cb cb, void *arg, struct dir_query **qp)
 {
 	struct dir_query *q = dir_query_new(d, rcpt_step, out, cb, arg);
 
 	dir_query_addrs(q, &address, 1);
+	q->size = size;
 	q->res.status = DIR_OK;
 	return dir_query_start(q, qp);
 }
 
 /* ---- mailboxes ----------------------------------------------------------- */
 
+enum { M_START, M_EXACT, M_BASE };
+
+/* The answer for addrs[i]: its own, or (base) without its extension. */
+static void
+mailbox_set(struct dir_query *q, int base)
+{
+	struct dir_mailbox *m = &((struct dir_mailbox *)q->out)[q->i];
+	const struct dir_result *r = &q->res;
+	int user = listed(r);
+
+	m->status = r->status;
+	m->has = user || (!base && (r->status == DIR_OK ||
+	    dir_is_postmaster_address(q->d, q->addrs[q->i])));
+	m->disabled = user && (r->flags & DIR_USER_DISABLED);
+	m->quota = user ? r->quota : 0;
+	if (base && user && r->address)
+		m->owner = xstrdup(r->address);
+}
+
+/* The address itself has a mailbox, or cannot be told. */
+static int
+mailbox_exact(struct dir_query *q)
+{
+	return q->res.status != DIR_NOTFOUND ||
+	    dir_is_postmaster_address(q->d, q->addrs[q->i]);
+}
+
 static int
 mailbox_step(struct dir_query *q)
 {
-	struct dir_mailbox *out = q->out;
+	int rc;
 
-	if (q->state) {		/* the answer for addrs[i] */
-		struct dir_mailbox *m = &out[q->i++];
-		m->status = q->res.status;
-		m->has = q->res.status == DIR_OK ||
-		    dir_is_postmaster_address(q->d, q->addrs[q->i - 1]);
-		m->quota = q->res.status == DIR_OK &&
-		    (q->res.flags & DIR_USER_LISTED) ? q->res.quota : 0;
+	if (q->state == M_EXACT && !mailbox_exact(q) &&
+	    lookup_base(q, DK_USER, q->addrs[q->i], &rc)) {
+		q->state = M_BASE;
+		return rc;
+	}
+	if (q->state != M_START) {
+		mailbox_set(q, q->state == M_BASE);
+		q->i++;
 	}
 	if (q->i == q->naddrs)
 		return Q_END;
-	q->state = 1;
+	q->state = M_EXACT;
 	return dir_query_lookup(q, DK_USER, q->addrs[q->i]);
 }
 
@@ -430,6 +571,16 @@ directory_mailboxes(struct directory *d, const char *const *addresses,
 {
 	struct dir_query *q = dir_query_new(d, mailbox_step, out, cb, arg);
 
+	memset(out, 0, n * sizeof(*out));
 	dir_query_addrs(q, addresses, n);
 	return dir_query_start(q, qp);
+}
+
+void
+directory_mailboxes_free(struct dir_mailbox *m, size_t n)
+{
+	for (size_t i = 0; m && i < n; i++) {
+		free(m[i].owner);
+		m[i].owner = NULL;
+	}
 }

@@ -37,7 +37,9 @@ enum dir_lookup {
 	DIR_UNKNOWN,		/* users are listed and it is none of them */
 	DIR_BAD_NAME,		/* would be a mailbox, but no folder can hold it */
 	DIR_NOT_LOCAL,
-	DIR_LOOKUP_FAILED	/* the backend failed (never the config one) */
+	DIR_LOOKUP_FAILED,	/* the backend or the quota read failed */
+	DIR_DISABLED,		/* a user whose mailbox is disabled */
+	DIR_OVER_QUOTA		/* a user whose mailbox is full */
 };
 
 struct expansion {
@@ -50,7 +52,10 @@ struct expansion {
 /* What local delivery needs to know of a final address. */
 struct dir_mailbox {
 	int		 has;		/* a mailbox here; else 5.1.1 */
+	int		 disabled;	/* the user's mailbox is disabled: 5.2.1 */
 	size_t		 quota;		/* bytes; 0 = none */
+	char		*owner;		/* joe+tag@: joe@, whose Maildir; NULL:
+					   the address's own */
 	enum dir_status	 status;	/* DIR_TEMPFAIL: could not tell */
 };
 
@@ -77,8 +82,14 @@ void	directory_flush_loop(uv_loop_t *);
  * unless directory_cancel(*qp) is called first. Inputs are copied; out
  * must stay valid until cb or the cancel.
  */
-/* Is this RCPT acceptable for a local domain? */
-int	directory_lookup(struct directory *, const char *address,
+/*
+ * Is this RCPT acceptable for a local domain? A listed user with a quota
+ * is DIR_OVER_QUOTA when its Maildir++ usage plus size (what MAIL SIZE=
+ * declared, 0 when nothing) exceeds it (read on the thread pool); an
+ * address with an extension (joe+tag@) that is neither a user nor an
+ * alias is looked up without it.
+ */
+int	directory_lookup(struct directory *, const char *address, size_t size,
 	    enum dir_lookup *out, dir_done_cb, void *arg, struct dir_query **qp);
 /*
  * Expands aliases, catch-alls and postmaster into final recipients, at most
@@ -88,11 +99,14 @@ int	directory_expand(struct directory *, char **rcpts, size_t n,
 	    struct expansion *out, dir_done_cb, void *arg, struct dir_query **qp);
 /*
  * For final local addresses: a listed user, the postmaster address, or
- * anything when no users are listed has a mailbox; quota from the user.
+ * anything when no users are listed has a mailbox; quota from the user;
+ * joe+tag@ that is no user is joe@'s mailbox (owner). Release out with
+ * directory_mailboxes_free.
  */
 int	directory_mailboxes(struct directory *, const char *const *addresses,
 	    size_t n, struct dir_mailbox *out, dir_done_cb, void *arg,
 	    struct dir_query **qp);
+void	directory_mailboxes_free(struct dir_mailbox *, size_t n);
 /*
  * SMTP AUTH: the user (user@domain) is looked up (through the cache) and
  * the password checked against its stored crypt(3) hash on the libuv

@@ -73,8 +73,8 @@ extern const struct directory_backend directory_backend_config;
 /*
  * The database of config->directory (dirdb.h), SQLite or MariaDB
  * (directory_sql.c): every lookup on the thread pool, always DIR_PENDING;
- * a disabled user is DIR_NOTFOUND; errors are DIR_TEMPFAIL. Without a
- * loop: DIR_TEMPFAIL.
+ * a disabled user is found with DIR_USER_DISABLED; errors are
+ * DIR_TEMPFAIL. Without a loop: DIR_TEMPFAIL.
  */
 extern const struct directory_backend directory_backend_sqlite;
 extern const struct directory_backend directory_backend_mariadb;

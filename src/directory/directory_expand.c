@@ -15,7 +15,8 @@
 
 #define MAX_DEPTH	10
 
-enum { X_START, X_DOMAIN, X_USER, X_ALIAS, X_CATCHALL, X_TARGETS, X_DONE };
+enum { X_START, X_DOMAIN, X_USER, X_ALIAS, X_BASE_USER, X_BASE_ALIAS,
+    X_CATCHALL, X_TARGETS, X_DONE };
 
 static void
 add(struct expansion *e, const char *rcpt, const char *orcpt)
@@ -104,7 +105,46 @@ take_targets(struct dir_query *q, int caught)
 	return Q_AGAIN;
 }
 
-/* Not a user, not an alias: the postmaster, a catch-all, or a mailbox. */
+/* Nothing else took it: a catch-all, or a mailbox (or unknown). */
+static int
+catchall(struct dir_query *q, struct xframe *f, const char *dom)
+{
+	if (f->caught || dom == NULL)
+		return final(q, f->addr);	/* a mailbox, or unknown */
+	f->state = X_CATCHALL;
+	return dir_query_catchall(q, dom);
+}
+
+/* joe+tag@ without a mailbox of its own: joe@ (a user or an alias). */
+static int
+base_lookup(struct dir_query *q, struct xframe *f, enum dir_kind kind,
+    int next, const char *dom)
+{
+	struct buf b = BUF_INIT;
+	int rc;
+
+	if (f->exact_has || !dir_base_address(q->d, f->addr, &b))
+		return catchall(q, f, dom);
+	f->state = next;
+	rc = dir_query_lookup(q, kind, buf_cstr(&b));
+	buf_free(&b);
+	return rc;
+}
+
+/* The user joe@ for joe+tag@: final as the user spells it, tag kept. */
+static int
+final_extended(struct dir_query *q, struct xframe *f)
+{
+	struct buf b = BUF_INIT;
+	int rc;
+
+	dir_extended_address(q->d, q->res.address, f->addr, &b);
+	rc = final(q, buf_cstr(&b));
+	buf_free(&b);
+	return rc;
+}
+
+/* Not a user, not an alias: the postmaster, an extension, a catch-all. */
 static int
 after_alias(struct dir_query *q, struct xframe *f, const char *dom)
 {
@@ -117,10 +157,7 @@ after_alias(struct dir_query *q, struct xframe *f, const char *dom)
 		push(q, pm, f->orcpt, f->depth + 1, 0);
 		return Q_AGAIN;
 	}
-	if (f->caught || dom == NULL)
-		return final(q, f->addr);	/* a mailbox, or unknown */
-	f->state = X_CATCHALL;
-	return dir_query_catchall(q, dom);
+	return base_lookup(q, f, DK_USER, X_BASE_USER, dom);
 }
 
 /* caught: the targets of a catch-all are not caught by it again. */
@@ -147,12 +184,21 @@ frame_step(struct dir_query *q, struct xframe *f)
 	case X_USER:
 		if (q->res.status == DIR_OK && (q->res.flags & DIR_USER_LISTED))
 			return final(q, q->res.address); /* its own spelling */
+		f->exact_has = q->res.status == DIR_OK;
 		f->state = X_ALIAS;
 		return dir_query_lookup(q, DK_ALIAS, f->addr);
 	case X_ALIAS:
 		if (q->res.status == DIR_OK)
 			return take_targets(q, 0);
 		return after_alias(q, f, dom);
+	case X_BASE_USER:
+		if (q->res.status == DIR_OK && (q->res.flags & DIR_USER_LISTED))
+			return final_extended(q, f);
+		return base_lookup(q, f, DK_ALIAS, X_BASE_ALIAS, dom);
+	case X_BASE_ALIAS:
+		if (q->res.status == DIR_OK)
+			return take_targets(q, 0);
+		return catchall(q, f, dom);
 	case X_CATCHALL:
 		if (q->res.status == DIR_OK)
 			return take_targets(q, 1);
@@ -204,15 +250,29 @@ directory_expand(struct directory *d, char **rcpts, size_t n,
 
 /* ---- configuration check ------------------------------------------------- */
 
+/* A listed user, or one with an extension (joe+tag@ of joe@). */
+static int
+is_user(const struct directory *d, const char *f)
+{
+	struct buf b = BUF_INIT;
+	int rc = config_find_user(d->cfg, f) != NULL;
+
+	if (!rc && dir_base_address(d, f, &b))
+		rc = config_find_user(d->cfg, buf_cstr(&b)) != NULL;
+	buf_free(&b);
+	return rc;
+}
+
 /* Why final address f cannot receive mail, or NULL. */
 static const char *
-final_problem(const struct config *c, const char *f)
+final_problem(const struct directory *d, const char *f)
 {
+	const struct config *c = d->cfg;
 	const char *dom = address_domain(f);
 
 	if (dom && !config_is_local_domain(c, dom))
 		return NULL;
-	if (c->delivery.users_listed && !config_find_user(c, f) &&
+	if (c->delivery.users_listed && !is_user(d, f) &&
 	    !(c->delivery.postmaster && strcasecmp(f, c->delivery.postmaster)
 	    == 0))
 		return "is not a mailbox (neither a user, an alias nor the "
@@ -248,7 +308,7 @@ check_leads(struct directory *d, const char *where, const char *what,
 	if (x.status != DIR_OK && !loops_allowed())
 		why = "leads to an alias loop";
 	for (size_t i = 0; why == NULL && i < x.n; i++)
-		if ((why = final_problem(d->cfg, x.rcpt[i])) != NULL)
+		if ((why = final_problem(d, x.rcpt[i])) != NULL)
 			bad = x.rcpt[i];
 	if (bad && strcasecmp(bad, what) != 0)
 		buf_printf(err, "%s: '%s' leads to '%s', which %s", where, what,

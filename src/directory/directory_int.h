@@ -2,7 +2,8 @@
  * directory_int: what the files of the directory front share (directory.c
  * the registry, the query engine, the RCPT decision and mailbox checks;
  * directory_expand.c alias expansion and the config check;
- * directory_cache.c the cache; directory_auth.c the password check). Not for use outside src/directory.
+ * directory_cache.c the cache; directory_auth.c the password check;
+ * directory_quota.c the RCPT quota check). Not for use outside src/directory.
  *
  * A query is a small state machine: its step function reads the answer of
  * the previous lookup (q->res), then starts the next one or ends. A lookup
@@ -19,6 +20,7 @@ enum dir_kind { DK_DOMAIN, DK_USER, DK_ALIAS };
 
 struct dir_cache;
 struct dir_auth_work;
+struct dir_quota_work;
 
 struct directory {
 	struct directory *next;		/* the registry */
@@ -44,6 +46,7 @@ struct xframe {
 	char	       **targets;
 	size_t		 ntargets, next;
 	int		 child_caught;	/* targets of a catch-all */
+	int		 exact_has;	/* the address itself has a mailbox */
 };
 
 struct dir_query {
@@ -65,6 +68,8 @@ struct dir_query {
 	size_t		 nst, capst;
 	int		 first_depth, first_caught;
 	struct dir_auth_work *work;	/* authentication: the password check */
+	struct dir_quota_work *quota;	/* RCPT: the maildirsize read */
+	size_t		 size;		/* RCPT: the size MAIL declared */
 };
 
 struct directory *dir_new(uv_loop_t *, const struct config *);
@@ -84,6 +89,25 @@ void	dir_query_addrs(struct dir_query *, const char *const *a, size_t n);
 
 /* directory_auth.c: a freed query lets go of its password check. */
 void	dir_auth_release(struct dir_query *);
+
+/*
+ * directory_quota.c: a listed user's usage against its quota, on the
+ * pool; Q_WAIT (then q->out and the caller's cb), or Q_END with q->out
+ * set. A freed query lets go of the check.
+ */
+int	dir_quota_check(struct dir_query *, const char *owner, size_t quota);
+void	dir_quota_release(struct dir_query *);
+
+/*
+ * Address extensions (directory.extension_delimiter): addr without its
+ * extension (joe+tag@dom: joe@dom) into b, 1; 0 if it has none. And the
+ * user's own address with addr's extension (joe@dom, Joe+tag@alias:
+ * joe+tag@dom) into b.
+ */
+int	dir_base_address(const struct directory *, const char *addr,
+	    struct buf *b);
+void	dir_extended_address(const struct directory *, const char *user,
+	    const char *addr, struct buf *b);
 
 /* mailboxes.postmaster itself; postmaster@anything or bare "Postmaster". */
 int	dir_is_postmaster_address(const struct directory *, const char *);

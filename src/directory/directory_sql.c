@@ -91,8 +91,6 @@ sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
 {
 	unsigned flags = (unsigned)dirdb_int(st, 3);
 
-	if (flags & DIRDB_DISABLED)	/* no mail: as if unknown */
-		return;
 	op->r.status = DIR_OK;
 	op->r.address = xstrdup(dirdb_text(st, 0));
 	op->r.secret = xstrdup(dirdb_text(st, 1));
@@ -104,6 +102,8 @@ sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
 	op->r.flags = DIR_USER_LISTED;
 	if (flags & DIRDB_NO_SMTP)	/* AUTH refused, mail still comes */
 		op->r.flags |= DIR_USER_NO_SMTP;
+	if (flags & DIRDB_DISABLED)	/* no mail (5.2.1), no login */
+		op->r.flags |= DIR_USER_DISABLED;
 }
 
 static void

@@ -4,8 +4,9 @@
  * mailboxes.aliases; "sqlite", a database file made by `indimail domain
  * add`; or "mariadb", a MariaDB/MySQL database reached by socket or host
  * and port, its password read from password_file, which must not be
- * readable by others), and how long the front caches a backend's answers
- * (seconds; docs/directory.md).
+ * readable by others), how long the front caches a backend's answers
+ * (seconds), how address extensions are split (extension_delimiter) and
+ * how RCPT answers a full mailbox (over_quota; docs/directory.md).
  */
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -73,12 +74,59 @@ cfg_directory_mariadb(lua_State *L, int t, struct directory_conf *d)
 		    "for backend \"mariadb\"");
 }
 
+/* Characters of DIRECTORY_DELIMITERS only, each at most once. */
+static void
+cfg_extension_delimiter(lua_State *L, int t, struct directory_conf *d)
+{
+	static const char where[] = "directory.extension_delimiter";
+	const char *s;
+
+	lua_getfield(L, t, "extension_delimiter");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (lua_type(L, -1) != LUA_TSTRING)
+		cfg_bad(L, where, "must be a string");
+	s = lua_tostring(L, -1);
+	for (const char *p = s; *p; p++)
+		if (strchr(DIRECTORY_DELIMITERS, *p) == NULL)
+			luaL_error(L, "bad config: %s: '%c' is not allowed (only "
+			    "characters of \"%s\", e.g. \"+\", \"-\" or \"+-\"; "
+			    "\"\" turns extensions off)", where, *p,
+			    DIRECTORY_DELIMITERS);
+		else if (strchr(p + 1, *p))
+			luaL_error(L, "bad config: %s: '%c' is given twice",
+			    where, *p);
+	strcpy(d->extension_delimiter, s);	/* at most each of them once */
+	lua_pop(L, 1);
+}
+
+/* over_quota = "tempfail" (452 4.2.2, the default) or "reject" (552). */
+static void
+cfg_over_quota(lua_State *L, int t, struct directory_conf *d)
+{
+	static const struct choice values[] = {
+	    { "tempfail", 0 }, { "reject", 1 }, { NULL, 0 } };
+	char *v = cfg_opt_string(L, t, "over_quota", "directory.over_quota");
+
+	if (v == NULL)
+		return;
+	lua_pushstring(L, v);		/* anchored: v can go */
+	free(v);
+	d->over_quota_reject = cfg_choose(L, lua_tostring(L, -1),
+	    "directory.over_quota", values, "must be \"tempfail\" (452 "
+	    "4.2.2) or \"reject\" (552 5.2.2)");
+	lua_pop(L, 1);
+}
+
 void
 cfg_directory(lua_State *L, int t, struct directory_conf *d)
 {
 	static const char *keys[] = { "backend", "path", "cache_ttl",
 	    "negative_ttl", "host", "port", "socket", "database", "user",
-	    "password_file", "timeout", "pool", NULL };
+	    "password_file", "timeout", "pool", "extension_delimiter",
+	    "over_quota", NULL };
 	static const struct choice backends[] = {
 	    { "config", DIRECTORY_CONFIG }, { "sqlite", DIRECTORY_SQLITE },
 	    { "mariadb", DIRECTORY_MARIADB }, { NULL, 0 } };
@@ -99,6 +147,8 @@ cfg_directory(lua_State *L, int t, struct directory_conf *d)
 	cfg_set_number(L, t, "negative_ttl", "directory.negative_ttl", 0,
 	    86400, 1000, &d->negative_ttl_ms, 0);
 	cfg_directory_mariadb(L, t, d);
+	cfg_extension_delimiter(L, t, d);
+	cfg_over_quota(L, t, d);
 	if (d->backend == DIRECTORY_SQLITE && d->path == NULL)
 		cfg_bad(L, "directory.path", "is required for backend "
 		    "\"sqlite\"");

@@ -56,6 +56,7 @@ config_defaults(struct config *c)
 	c->directory.timeout_s = 5;
 	c->directory.pool = 4;
 	c->directory.negative_ttl_ms = 10 * 1000;
+	strcpy(c->directory.extension_delimiter, "+");
 }
 
 static void

@@ -100,10 +100,14 @@ struct delivery_conf {
 };
 
 /*
- * directory = { backend=, path=, host=, ..., cache_ttl=, negative_ttl= }:
- * where users live. The order of the backends is directory.c's table.
+ * directory = { backend=, path=, host=, ..., cache_ttl=, negative_ttl=,
+ * extension_delimiter=, over_quota= }: where users live and how the RCPT
+ * check answers. The order of the backends is directory.c's table.
  */
 enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE, DIRECTORY_MARIADB };
+
+/* The characters extension_delimiter may hold (each once). */
+#define DIRECTORY_DELIMITERS	"+-=_."
 
 struct directory_conf {
 	enum directory_kind backend;	/* DIRECTORY_CONFIG without the table */
@@ -115,6 +119,9 @@ struct directory_conf {
 	int		 pool;		/* connections per process, 4 */
 	int		 cache_ttl_ms;	/* found answers, 60 s */
 	int		 negative_ttl_ms;	/* "not found" answers, 10 s */
+	/* joe+tag@ is joe@ (Postfix's recipient_delimiter); "" none; "+" */
+	char		 extension_delimiter[sizeof(DIRECTORY_DELIMITERS)];
+	int		 over_quota_reject;	/* RCPT 552 5.2.2, not 452 4.2.2 */
 };
 
 struct config {

@@ -216,6 +216,11 @@ rcpt_dir_reply(struct smtp_session *s)
 		    "mailbox name here (" DIRECTORY_NAME_RULE ")";
 	case DIR_LOOKUP_FAILED:
 		return "451 4.3.0 Recipient lookup failed, try again later";
+	case DIR_DISABLED:
+		return "550 5.2.1 Recipient address rejected: mailbox disabled";
+	case DIR_OVER_QUOTA:
+		return smtp_cfg(s)->directory.over_quota_reject ?
+		    "552 5.2.2 Mailbox full" : "452 4.2.2 Mailbox full";
 	default:
 		break;
 	}
@@ -278,7 +283,8 @@ proceed_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		after_rcpt(s, &v);
 		return 0;
 	}
-	if (directory_lookup(s->dir, buf_cstr(&s->rcpt.path), &s->rcpt_dir,
+	if (directory_lookup(s->dir, buf_cstr(&s->rcpt.path),
+	    s->mail.has_size ? s->mail.size : 0, &s->rcpt_dir,
 	    on_rcpt_looked_up, s, &s->dirq) == DIR_PENDING) {
 		s->resume = s->state;
 		s->state = ST_LOOKUP;

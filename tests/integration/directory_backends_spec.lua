@@ -226,7 +226,7 @@ describe("a daemon on the directory database", function()
       { "info@example.test", 250 },
       { "whoever@local.test", 250 },             -- the catch-all
       { "x@dbonly.test", 554, "^554 5%.7%.1 " },   -- not in local_domains (yet)
-      { "off@example.test", 550, "^550 5%.1%.1 " },  -- disabled
+      { "off@example.test", 550, "^550 5%.2%.1 " },  -- disabled
       { "x@remote.test", 554, "^554 5%.7%.1 " },
     }
     for _, c in ipairs(checks) do
