@@ -2,7 +2,9 @@
  * directory_int: what the files of the directory front share (directory.c
  * the registry, the query engine, the RCPT decision and mailbox checks;
  * directory_expand.c alias expansion and the config check;
- * directory_cache.c the cache; directory_auth.c the password check). Not for use outside src/directory.
+ * directory_cache.c the cache; directory_auth.c the password check;
+ * directory_owns.c whose sender an address is). Not for use outside
+ * src/directory.
  *
  * A query is a small state machine: its step function reads the answer of
  * the previous lookup (q->res), then starts the next one or ends. A lookup
@@ -65,6 +67,7 @@ struct dir_query {
 	size_t		 nst, capst;
 	int		 first_depth, first_caught;
 	struct dir_auth_work *work;	/* authentication: the password check */
+	char		*owner;		/* directory_owns: the user as stored */
 };
 
 struct directory *dir_new(uv_loop_t *, const struct config *);

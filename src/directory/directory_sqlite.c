@@ -124,6 +124,8 @@ sq_fill_user(struct sq_op *op, sqlite3_stmt *st)
 	op->r.flags = DIR_USER_LISTED;
 	if (flags & DIRDB_NO_SMTP)	/* AUTH refused, mail still comes */
 		op->r.flags |= DIR_USER_NO_SMTP;
+	if (flags & DIRDB_NO_RELAY)
+		op->r.flags |= DIR_USER_NO_RELAY;
 }
 
 static void

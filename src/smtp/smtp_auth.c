@@ -58,6 +58,7 @@ smtp_auth_reset(struct smtp_session *s)
 {
 	free(s->auth_user);
 	s->auth_user = NULL;
+	s->auth_no_relay = 0;
 	smtp_auth_abort(s);
 }
 
@@ -144,14 +145,15 @@ after_auth_hook(struct smtp_session *s, struct hook_verdict *v)
 	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
 
-/* The directory's answer is in s->auth_status. */
+/* The directory's answer is in s->auth_result. */
 static void
 auth_answer(struct smtp_session *s)
 {
-	switch (s->auth_status) {
+	switch (s->auth_result.status) {
 	case DIR_OK:
 		s->auth_user = s->auth_try;
 		s->auth_try = NULL;
+		s->auth_no_relay = s->auth_result.no_relay;
 		smtp_run_hooks(s, HOOK_AUTH, after_auth_hook);
 		break;
 	case DIR_TEMPFAIL:
@@ -198,7 +200,7 @@ auth_check(struct smtp_session *s, const char *user, size_t ulen,
 		return;
 	}
 	if (directory_authenticate(s->dir, s->auth_try, password,
-	    &s->auth_status, on_auth_checked, s, &s->dirq) == DIR_PENDING) {
+	    &s->auth_result, on_auth_checked, s, &s->dirq) == DIR_PENDING) {
 		s->resume = ST_COMMAND;
 		s->state = ST_LOOKUP;
 		smtp_flush(s);

@@ -66,7 +66,7 @@ fill_ctx(struct smtp_session *s)
 	c->tls = s->tls_on;
 	c->tls_version = s->tls_on ? tls_version(&s->tls) : NULL;
 	c->tls_cipher = s->tls_on ? tls_cipher(&s->tls) : NULL;
-	c->relay = s->relay || s->auth_user != NULL;
+	c->relay = smtp_may_relay(s);
 	c->auth_user = s->auth_user;
 	c->queue_id = s->qid[0] ? s->qid : NULL;
 	c->sender = s->tx != TX_NONE ? buf_cstr(&s->sender) : NULL;
