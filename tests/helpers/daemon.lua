@@ -426,9 +426,12 @@ end
 local Client = {}
 Client.__index = Client
 
-function D.connect(port, host)
+-- A client of host:port (default 127.0.0.1); src: the local address to
+-- connect from (e.g. "127.0.0.2", for relay_from), default any.
+function D.connect(port, host, src)
   local s = assert(socket.tcp())
   s:settimeout(10)
+  if src then assert(s:bind(src, 0)) end
   assert(s:connect(host or "127.0.0.1", port))
   return setmetatable({ s = s }, Client)
 end
