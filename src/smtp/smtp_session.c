@@ -10,8 +10,8 @@
  *  accept -> CONNECT --connect hook--> COMMAND <--> LONGLINE (line too long)
  *  CONNECT, COMMAND, DATA --a hook yields--> HOOK --verdict--> resume
  *  COMMAND, DATA --reply held back--> TARPIT --timer--> resume
- *  COMMAND (RCPT, AUTH), DATA (dot) --the directory answers later--> LOOKUP
- *      --answer--> resume
+ *  COMMAND (MAIL, RCPT, AUTH), DATA (dot) --the directory answers later-->
+ *      LOOKUP --answer--> resume
  *  COMMAND --AUTH, 334--> AUTH --the answer line--> COMMAND (or LOOKUP;
  *      LOGIN asks twice; "*", a bad line or an over-long one: COMMAND)
  *  COMMAND --DATA, 354--> DATA --dot, hooks accept--> QUEUE --250/451-->
