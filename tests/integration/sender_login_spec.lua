@@ -204,16 +204,31 @@ end)
 describe("with the config backend", function()
   after_each(cleanup.run)
 
-  it("reads no_relay and aliases from mailboxes, and local_sender_requires_auth = false turns the local check off", function()
+  it("reads no_relay and aliases from mailboxes; local_sender_requires_auth = false turns the local check off; the mail hook runs after", function()
     local hash = (D.sh("openssl passwd -6 " .. q(PW)):gsub("%s+$", ""))
     local d = D.start_for_test{
       mailboxes = ([[users = {
         { address = 'joe@example.test', password = %q },
         { address = 'nr@example.test', password = %q, no_relay = true } },
         aliases = { ['sales@example.test'] = { 'joe@example.test' } }]]):format(hash, hash),
-      listen_opts = { smtp = "auth = true, auth_plaintext = true" },
+      listen_opts = { smtp = "auth = true, auth_plaintext = true",
+                      submission = "auth_plaintext = true, sender_login_match = false" },
+      policies = [[
+        indimail.hook("mail", function(session, tx)
+          if session.auth_user and tx.sender == "ceo@example.test" then
+            return indimail.reject("not as the CEO", 553, "5.7.1")
+          end
+        end)]],
     }
-    local c = session(d.ports.smtp)
+    local c = session(d.ports.submission)   -- the mail hook still decides
+    assert.equal(235, (c:cmd("AUTH PLAIN " .. plain("joe@example.test"))))
+    assert.equal(250, (mail(c, "ann@remote.test")))
+    assert.equal(250, (c:cmd("RSET")))
+    local code, text = mail(c, "ceo@example.test")
+    assert.equal(553, code, text)
+    assert.matches("not as the CEO", text)
+    c:close()
+    c = session(d.ports.smtp)
     assert.equal(250, (mail(c, "joe@example.test")))   -- helper default: off
     c:close()
     c = login(d.ports.smtp, "joe@example.test")
@@ -224,5 +239,33 @@ describe("with the config backend", function()
     c = login(d.ports.smtp, "nr@example.test")
     assert.equal(250, (mail(c, "nr@example.test")))
     assert.equal(554, (c:cmd("RCPT TO:<x@remote.test>")))
+  end)
+end)
+
+describe("the options", function()
+  local function check(text)
+    local dir = D.mktemp("sender-config")
+    local path = dir .. "/bad.lua"
+    D.writefile(path, "indimail.config {\n" .. text .. "\n}\n")
+    local out, code = D.sh(D.bin .. "/indimaild -t -c " .. path)
+    D.rmtemp(dir)
+    return out, code
+  end
+
+  it("are booleans: local_sender_requires_auth, listen[].sender_login_match, mailboxes.users[].no_relay", function()
+    local listen = "  listen = { { port = 0 } },\n"
+    local out, code = check(listen .. "  local_sender_requires_auth = 'no',")
+    assert.equal(1, code, out)
+    assert.matches("bad%.lua:1:.*local_sender_requires_auth: must be true or false", out)
+    out, code = check("  listen = { { port = 0, sender_login_match = 1 } },")
+    assert.equal(1, code, out)
+    assert.matches("listen%[%]%.sender_login_match: must be true or false", out)
+    out, code = check(listen .. "  mailboxes = { users = { { address = 'a@example.test', no_relay = 'yes' } } },")
+    assert.equal(1, code, out)
+    assert.matches("mailboxes%.users%[%]%.no_relay: must be true or false", out)
+    out, code = check("  listen = { { port = 0, sender_login_match = false } },\n"
+      .. "  local_sender_requires_auth = false,\n"
+      .. "  mailboxes = { users = { { address = 'a@example.test', no_relay = true } } },")
+    assert.equal(0, code, out)
   end)
 end)
