@@ -5,7 +5,8 @@
  * this state? arguments valid? returns the reply on refusal), how such a
  * refusal is answered, whether it is a junk command, and `proceed` (act;
  * returns 1 when the entry's hook stage must run next, with `after` taking
- * its verdict). Every rejection has its one home here.
+ * its verdict). Every rejection has its one home here, but for the
+ * sender and relay rules (smtp_sender.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

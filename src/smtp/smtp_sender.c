@@ -99,7 +99,7 @@ smtp_may_relay(const struct smtp_session *s)
 	return s->relay;
 }
 
-/* RCPT to a domain not local by a no-relay user: 554 and 554, else 0. */
+/* RCPT to a domain not local by a no-relay user: 554 sent, returns 554. */
 int
 smtp_relay_denied(struct smtp_session *s)
 {
