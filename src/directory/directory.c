@@ -170,6 +170,7 @@ dir_query_free(struct dir_query *q)
 	}
 	free(q->st);
 	free(q->key);
+	free(q->owner);
 	if (q->work)
 		dir_auth_release(q);
 	if (q->quota)

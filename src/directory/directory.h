@@ -59,6 +59,12 @@ struct dir_mailbox {
 	enum dir_status	 status;	/* DIR_TEMPFAIL: could not tell */
 };
 
+/* What SMTP AUTH learned (directory_authenticate). */
+struct dir_auth {
+	enum dir_status	 status;
+	int		 no_relay;	/* DIR_OK: may log in, may not relay */
+};
+
 struct directory;
 struct dir_query;
 typedef void (*dir_done_cb)(void *arg);
@@ -111,12 +117,23 @@ void	directory_mailboxes_free(struct dir_mailbox *, size_t n);
  * SMTP AUTH: the user (user@domain) is looked up (through the cache) and
  * the password checked against its stored crypt(3) hash on the libuv
  * thread pool, so a directory on a loop always answers DIR_PENDING for a
- * user with a hash. out: DIR_OK (right), DIR_NOTFOUND (no such user, no
- * hash, or wrong password), DIR_REFUSED (disabled, or no-smtp) or
- * DIR_TEMPFAIL. A result is never cached. Without a loop: checked at once.
+ * user with a hash. out->status: DIR_OK (right), DIR_NOTFOUND (no such
+ * user, no hash, or wrong password), DIR_REFUSED (disabled, or no-smtp) or
+ * DIR_TEMPFAIL; out->no_relay the user's flag. A result is never cached.
+ * Without a loop: checked at once.
  */
 int	directory_authenticate(struct directory *, const char *user,
-	    const char *password, enum dir_status *out, dir_done_cb, void *arg,
+	    const char *password, struct dir_auth *out, dir_done_cb, void *arg,
+	    struct dir_query **qp);
+/*
+ * May user (logged in) send as sender? DIR_OK: the same address, the
+ * user's own under another spelling (an alias domain of its domain), or
+ * an alias whose targets include the user; DIR_NOTFOUND: none of these;
+ * DIR_TEMPFAIL: the backend failed. Addresses compare without case, as
+ * the lookups do. Through the cache (directory_owns.c).
+ */
+int	directory_owns(struct directory *, const char *user,
+	    const char *sender, enum dir_status *out, dir_done_cb, void *arg,
 	    struct dir_query **qp);
 /* The challenge-response mechanisms of SMTP AUTH (a secret per user). */
 enum dir_mech { DIR_MECH_CRAM_MD5, DIR_MECH_SCRAM_SHA256 };
@@ -124,6 +141,7 @@ enum dir_mech { DIR_MECH_CRAM_MD5, DIR_MECH_SCRAM_SHA256 };
 struct dir_secret {
 	enum dir_status	 status;	/* DIR_OK, DIR_NOTFOUND, DIR_REFUSED, DIR_TEMPFAIL */
 	char		*secret;	/* NULL: none stored for the mechanism */
+	int		 no_relay;	/* the user may log in, not relay */
 };
 
 /*

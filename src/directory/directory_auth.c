@@ -23,6 +23,7 @@ struct dir_auth_work {
 	int		 queued;	/* on the thread pool */
 	int		 refused;	/* disabled / no-smtp: even if right */
 	int		 unknown;	/* no such user: a dummy hash is checked */
+	int		 no_relay;	/* the user's flag, for the answer */
 	int		 match;		/* the thread's answer */
 };
 
@@ -96,6 +97,16 @@ outcome(const struct dir_auth_work *w, int match)
 	return w->refused ? DIR_REFUSED : DIR_OK;
 }
 
+static int
+auth_end(struct dir_query *q, enum dir_status st)
+{
+	struct dir_auth *out = q->out;
+
+	out->status = st;
+	out->no_relay = st == DIR_OK && q->work && q->work->no_relay;
+	return Q_END;
+}
+
 /* On the loop: the check is over; answer, unless the query went away. */
 static void
 on_work_done(uv_work_t *req, int status)
@@ -109,8 +120,8 @@ on_work_done(uv_work_t *req, int status)
 		work_free(w);
 		return;
 	}
+	auth_end(q, outcome(w, status == 0 && w->match));
 	q->work = NULL;
-	*(enum dir_status *)q->out = outcome(w, status == 0 && w->match);
 	work_free(w);
 	cb = q->cb;
 	arg = q->arg;
@@ -132,13 +143,6 @@ dir_auth_release(struct dir_query *q)
 	uv_cancel((uv_req_t *)&w->req);
 }
 
-static int
-auth_end(struct dir_query *q, enum dir_status st)
-{
-	*(enum dir_status *)q->out = st;
-	return Q_END;
-}
-
 /* Looks the user up, then hands its hash to the thread pool. */
 static int
 auth_step(struct dir_query *q)
@@ -153,6 +157,7 @@ auth_step(struct dir_query *q)
 	w->unknown = r->status != DIR_OK || !(r->flags & DIR_USER_LISTED) ||
 	    r->secret == NULL || r->secret[0] == '\0';
 	w->refused = (r->flags & (DIR_USER_DISABLED | DIR_USER_NO_SMTP)) != 0;
+	w->no_relay = (r->flags & DIR_USER_NO_RELAY) != 0;
 	if (q->d->loop == NULL)
 		return auth_end(q, w->unknown ? DIR_NOTFOUND :
 		    outcome(w, verify(w->password, r->secret)));
@@ -166,7 +171,7 @@ auth_step(struct dir_query *q)
 
 int
 directory_authenticate(struct directory *d, const char *user,
-    const char *password, enum dir_status *out, dir_done_cb cb, void *arg,
+    const char *password, struct dir_auth *out, dir_done_cb cb, void *arg,
     struct dir_query **qp)
 {
 	struct dir_query *q = dir_query_new(d, auth_step, out, cb, arg);
@@ -202,6 +207,7 @@ secret_step(struct dir_query *q)
 	sec = q->i == DIR_MECH_CRAM_MD5 ? r->cram : r->scram;
 	if (sec && sec[0])
 		out->secret = xstrdup(sec);
+	out->no_relay = (r->flags & DIR_USER_NO_RELAY) != 0;
 	if (r->flags & (DIR_USER_DISABLED | DIR_USER_NO_SMTP))
 		out->status = DIR_REFUSED;
 	return Q_END;

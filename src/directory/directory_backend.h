@@ -33,6 +33,8 @@ struct dir_result {
 /* The user may not log in at all / may not log in to send (SMTP AUTH). */
 #define DIR_USER_DISABLED	0x2
 #define DIR_USER_NO_SMTP	0x4
+/* The user may log in but not relay (RCPT to a domain not local). */
+#define DIR_USER_NO_RELAY	0x8
 
 /* backend: in memory, answers never change while it is open (no cache). */
 #define DIR_BACKEND_MEMORY	0x1

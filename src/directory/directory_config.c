@@ -155,7 +155,8 @@ cfg_user(void *hp, const char *address, struct dir_result *r,
 	r->status = u || !h->c->delivery.users_listed ? DIR_OK : DIR_NOTFOUND;
 	if (u) {
 		r->address = xstrdup(u->address);
-		r->flags = DIR_USER_LISTED;
+		r->flags = DIR_USER_LISTED | (u->no_relay ? DIR_USER_NO_RELAY :
+		    0);
 		r->quota = u->quota;
 		r->secret = u->secret ? xstrdup(u->secret) : NULL;
 	} else if (r->status == DIR_OK)

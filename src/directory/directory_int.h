@@ -3,7 +3,8 @@
  * the registry, the query engine, the RCPT decision and mailbox checks;
  * directory_expand.c alias expansion and the config check;
  * directory_cache.c the cache; directory_auth.c the password check;
- * directory_quota.c the RCPT quota check). Not for use outside src/directory.
+ * directory_quota.c the RCPT quota check; directory_owns.c whose sender an
+ * address is). Not for use outside src/directory.
  *
  * A query is a small state machine: its step function reads the answer of
  * the previous lookup (q->res), then starts the next one or ends. A lookup
@@ -70,6 +71,7 @@ struct dir_query {
 	struct dir_auth_work *work;	/* authentication: the password check */
 	struct dir_quota_work *quota;	/* RCPT: the maildirsize read */
 	size_t		 size;		/* RCPT: the size MAIL declared */
+	char		*owner;		/* directory_owns: the user as stored */
 };
 
 struct directory *dir_new(uv_loop_t *, const struct config *);

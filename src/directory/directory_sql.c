@@ -104,6 +104,8 @@ sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
 		op->r.flags |= DIR_USER_NO_SMTP;
 	if (flags & DIRDB_DISABLED)	/* no mail (5.2.1), no login */
 		op->r.flags |= DIR_USER_DISABLED;
+	if (flags & DIRDB_NO_RELAY)
+		op->r.flags |= DIR_USER_NO_RELAY;
 }
 
 static void

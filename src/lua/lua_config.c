@@ -111,6 +111,23 @@ parse_submit_socket(lua_State *L, struct config *c)
 	lua_pop(L, 1);
 }
 
+/*
+ * local_sender_requires_auth = true | false (default true): MAIL FROM a
+ * local domain needs AUTH, relay_from or the local socket (docs/smtp.md).
+ */
+static void
+parse_local_sender(lua_State *L, struct config *c)
+{
+	int absent;
+
+	lua_getfield(L, 1, "local_sender_requires_auth");
+	absent = lua_isnil(L, -1);
+	lua_pop(L, 1);
+	if (!absent)
+		c->local_sender_requires_auth = cfg_opt_boolean(L, 1,
+		    "local_sender_requires_auth", "local_sender_requires_auth");
+}
+
 /* Users, postmaster and aliases must lead to mailboxes (directory.c). */
 static void
 check_mailboxes(lua_State *L, const struct config *c)
@@ -205,7 +222,8 @@ lua_config_parse(lua_State *L, struct config *c)
 	static const char *keys[] = { "hostname", "user", "workers", "listen",
 	    "tls", "queue", "log", "dns", "local_domains", "relay_from",
 	    "limits", "timeouts", "lua_dir", "delivery", "mailboxes", "routes",
-	    "submission_socket", "directory", NULL };
+	    "submission_socket", "directory", "local_sender_requires_auth",
+	    NULL };
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cfg_check_keys(L, 1, "config", keys);
@@ -213,6 +231,7 @@ lua_config_parse(lua_State *L, struct config *c)
 	cfg_set_string(L, 1, "user", "user", &c->user);
 	cfg_set_string(L, 1, "lua_dir", "lua_dir", &c->lua_dir);
 	cfg_set_number(L, 1, "workers", "workers", 0, 256, 1, &c->workers, 0);
+	parse_local_sender(L, c);
 	parse_tables(L, c);
 	set_defaults(L, c);
 	check_mailboxes(L, c);

@@ -112,9 +112,11 @@ parse_auth_mechs(lua_State *L, int e)
 }
 
 /*
- * auth, auth_plaintext, require_auth, auth_mechs (docs/smtp.md). By default AUTH is
- * offered on "submission" and on implicit TLS, and "submission" requires
- * it; without TLS it is refused (538) unless auth_plaintext = true.
+ * auth, auth_plaintext, require_auth, auth_mechs, sender_login_match
+ * (docs/smtp.md). By default AUTH is offered on "submission" and on
+ * implicit TLS, and "submission" requires it; without TLS it is refused
+ * (538) unless auth_plaintext = true. A logged-in user sends as itself
+ * unless sender_login_match = false.
  */
 static void
 parse_listen_auth(lua_State *L, int e, struct listen_conf *l)
@@ -127,6 +129,8 @@ parse_listen_auth(lua_State *L, int e, struct listen_conf *l)
 	    "listen[].auth_plaintext", 0);
 	l->require_auth = opt_flag(L, e, "require_auth",
 	    "listen[].require_auth", submission && l->auth);
+	l->sender_login_match = opt_flag(L, e, "sender_login_match",
+	    "listen[].sender_login_match", 1);
 	if (l->require_auth && !l->auth)
 		luaL_error(L, "bad config: listen[]: listener '%s' has "
 		    "require_auth = true but auth = false", l->name);
@@ -138,7 +142,8 @@ cfg_listen(lua_State *L, int t, struct config *c)
 {
 	static const char *keys[] = { "name", "address", "port", "tls",
 	    "tls_ciphers", "tls_ciphersuites", "tls_min_version", "auth",
-	    "auth_plaintext", "require_auth", "auth_mechs", NULL };
+	    "auth_plaintext", "require_auth", "auth_mechs",
+	    "sender_login_match", NULL };
 	size_t n = luaL_len(L, t);
 
 	if (n == 0)

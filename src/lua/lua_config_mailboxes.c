@@ -38,11 +38,12 @@ valid_hash(const char *h)
 	return crypt_checksalt(h) == CRYPT_SALT_OK;
 }
 
-/* The user table at e: address, quota, password. */
+/* The user table at e: address, quota, password, no_relay. */
 static void
 parse_user(lua_State *L, int e, struct mailbox_user *u, int i)
 {
-	static const char *keys[] = { "address", "quota", "password", NULL };
+	static const char *keys[] = { "address", "quota", "password",
+	    "no_relay", NULL };
 
 	cfg_check_keys(L, e, "mailboxes.users[]", keys);
 	u->address = cfg_opt_string(L, e, "address",
@@ -51,6 +52,8 @@ parse_user(lua_State *L, int e, struct mailbox_user *u, int i)
 	    &u->quota, 1);
 	u->secret = cfg_opt_string(L, e, "password",
 	    "mailboxes.users[].password");
+	u->no_relay = cfg_opt_boolean(L, e, "no_relay",
+	    "mailboxes.users[].no_relay");
 	if (u->secret && !valid_hash(u->secret))
 		luaL_error(L, "bad config: mailboxes.users[%d] (%s): password "
 		    "must be a crypt(3) hash, e.g. from `openssl passwd -6` "

@@ -26,6 +26,7 @@ config_defaults(struct config *c)
 	c->max_connections = 1000;
 	c->max_connections_per_ip = 20;
 	c->max_errors = 10;
+	c->local_sender_requires_auth = 1;
 	c->max_junk = 100;		/* Postfix's smtpd_junk_command_limit */
 	c->tarpit_after = 5;
 	c->tarpit_delay = 1000;

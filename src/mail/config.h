@@ -30,6 +30,7 @@ struct listen_conf {
 	int		 auth_plaintext;	/* also without TLS */
 	int		 require_auth;	/* MAIL only after AUTH */
 	unsigned	 auth_mechs;	/* AUTH_MECH_*: offered and taken here */
+	int		 sender_login_match;	/* MAIL FROM: the user's own */
 };
 
 /* listen[].auth_mechs (default PLAIN and LOGIN). */
@@ -43,6 +44,7 @@ struct mailbox_user {
 	char		*address;
 	size_t		 quota;		/* bytes; 0 = none */
 	char		*secret;	/* crypt(3) hash for SMTP AUTH; NULL: none */
+	int		 no_relay;	/* may log in, may not relay */
 };
 
 struct alias {
@@ -144,6 +146,7 @@ struct config {
 	size_t		 nlocal_domains;
 	struct cidr	*relay_from;
 	size_t		 nrelay_from;
+	int		 local_sender_requires_auth;	/* MAIL FROM a local domain */
 	/* limits */
 	size_t		 max_command_line;	/* 512 (RFC 5321 4.5.3.1.4) */
 	size_t		 max_text_line;		/* 1000 with CRLF */

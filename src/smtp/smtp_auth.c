@@ -58,6 +58,7 @@ smtp_auth_reset(struct smtp_session *s)
 {
 	free(s->auth_user);
 	s->auth_user = NULL;
+	s->auth_no_relay = 0;
 	smtp_auth_abort(s);
 }
 
@@ -165,12 +166,13 @@ smtp_auth_tempfail(struct smtp_session *s)
 	smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 }
 
-/* The directory's answer is in s->auth_status. */
+/* The directory's answer is in s->auth_result. */
 static void
 auth_answer(struct smtp_session *s)
 {
-	switch (s->auth_status) {
+	switch (s->auth_result.status) {
 	case DIR_OK:
+		s->auth_no_relay = s->auth_result.no_relay;
 		smtp_auth_granted(s);
 		break;
 	case DIR_TEMPFAIL:
@@ -214,7 +216,7 @@ auth_check(struct smtp_session *s, const char *user, size_t ulen,
 		return;
 	}
 	if (directory_authenticate(s->dir, s->auth_try, password,
-	    &s->auth_status, on_auth_checked, s, &s->dirq) == DIR_PENDING) {
+	    &s->auth_result, on_auth_checked, s, &s->dirq) == DIR_PENDING) {
 		s->resume = ST_COMMAND;
 		s->state = ST_LOOKUP;
 		smtp_flush(s);

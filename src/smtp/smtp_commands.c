@@ -5,7 +5,8 @@
  * this state? arguments valid? returns the reply on refusal), how such a
  * refusal is answered, whether it is a junk command, and `proceed` (act;
  * returns 1 when the entry's hook stage must run next, with `after` taking
- * its verdict). Every rejection has its one home here.
+ * its verdict). Every rejection has its one home here, but for the
+ * sender and relay rules (smtp_sender.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,26 @@ after_mail(struct smtp_session *s, struct hook_verdict *v)
 	smtp_reply(s, "250 2.1.0 Sender <%s> OK", buf_cstr(&s->sender));
 }
 
+/* ST_LOOKUP: the directory said whether the sender is the user's. */
+static void
+on_sender_looked_up(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->dirq = NULL;
+	s->state = s->resume;
+	if (!smtp_sender_refused(s))
+		smtp_run_hooks(s, HOOK_MAIL, after_mail);
+	if (s->state == ST_COMMAND)
+		smtp_command_turn(s);	/* answered: the client's turn */
+	smtp_process_input(s);
+}
+
+/*
+ * The sender is checked (smtp_sender.c) before the mail hook: a local
+ * domain needs a login, a logged-in user sends as itself (the directory
+ * may answer later). Returns 1 when the hooks run now.
+ */
 static int
 proceed_mail(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -173,7 +194,19 @@ proceed_mail(struct smtp_session *s, const struct smtp_command *c)
 	s->tx = TX_MAIL;	/* check_mail made sure no transaction was open */
 	buf_set(&s->sender, s->mail.path.data ? s->mail.path.data : "",
 	    s->mail.path.len);
-	return 1;
+	if (smtp_sender_local_refused(s))
+		return 0;
+	if (!smtp_sender_must_own(s))
+		return 1;
+	if (directory_owns(s->dir, s->auth_user, buf_cstr(&s->sender),
+	    &s->sender_owned, on_sender_looked_up, s, &s->dirq) ==
+	    DIR_PENDING) {
+		s->resume = s->state;
+		s->state = ST_LOOKUP;
+		smtp_flush(s);
+		return 0;
+	}
+	return !smtp_sender_refused(s);
 }
 
 /* ---- RCPT -------------------------------------------------------------- */
@@ -206,7 +239,7 @@ rcpt_dir_reply(struct smtp_session *s)
 {
 	switch (s->rcpt_dir) {
 	case DIR_NOT_LOCAL:
-		if (!s->relay && s->auth_user == NULL)
+		if (!smtp_may_relay(s))
 			return "554 5.7.1 Relay access denied: not a local domain";
 		break;
 	case DIR_UNKNOWN:
@@ -255,10 +288,13 @@ on_rcpt_looked_up(void *arg)
 {
 	struct smtp_session *s = arg;
 	const char *why = rcpt_dir_reply(s);
+	int code;
 
 	s->dirq = NULL;
 	s->state = s->resume;
-	if (why) {
+	if (s->rcpt_dir == DIR_NOT_LOCAL && (code = smtp_relay_denied(s)))
+		rcpt_refused(s, code);
+	else if (why) {
 		rcpt_refused(s, atoi(why));
 		smtp_refuse(s, "RCPT", why);
 	} else
@@ -277,6 +313,7 @@ proceed_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct hook_verdict v;
 	const char *why;
+	int code;
 
 	if (s->rcpt.postmaster) {
 		hook_verdict_init(&v);
@@ -289,6 +326,10 @@ proceed_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		s->resume = s->state;
 		s->state = ST_LOOKUP;
 		smtp_flush(s);
+		return 0;
+	}
+	if (s->rcpt_dir == DIR_NOT_LOCAL && (code = smtp_relay_denied(s))) {
+		rcpt_refused(s, code);
 		return 0;
 	}
 	if ((why = rcpt_dir_reply(s)) == NULL)

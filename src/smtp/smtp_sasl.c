@@ -135,8 +135,10 @@ cram_answer(struct smtp_session *s)
 		smtp_auth_failed(s, "no such user or wrong password");
 	else if (x->sec.status == DIR_REFUSED)
 		smtp_auth_failed(s, "user may not log in");
-	else
+	else {
+		s->auth_no_relay = x->sec.no_relay;
 		smtp_auth_granted(s);
+	}
 }
 
 static void lookup(struct smtp_session *);
@@ -333,9 +335,10 @@ smtp_sasl_response(struct smtp_session *s, const char *m, size_t n)
 		scram_final(s, m, n);
 		break;
 	case SCRAM_DONE:	/* the client saw v=: an empty line */
-		if (n == 0)
+		if (n == 0) {
+			s->auth_no_relay = s->sasl->sec.no_relay;
 			smtp_auth_granted(s);
-		else
+		} else
 			malformed(s, "501 5.5.2 Expected an empty response");
 		break;
 	}

@@ -10,8 +10,8 @@
  *  accept -> CONNECT --connect hook--> COMMAND <--> LONGLINE (line too long)
  *  CONNECT, COMMAND, DATA --a hook yields--> HOOK --verdict--> resume
  *  COMMAND, DATA --reply held back--> TARPIT --timer--> resume
- *  COMMAND (RCPT, AUTH), DATA (dot) --the directory answers later--> LOOKUP
- *      --answer--> resume
+ *  COMMAND (MAIL, RCPT, AUTH), DATA (dot) --the directory answers later-->
+ *      LOOKUP --answer--> resume
  *  COMMAND --AUTH, 334--> AUTH --the answer line--> COMMAND (or LOOKUP;
  *      LOGIN asks twice; "*", a bad line or an over-long one: COMMAND)
  *  COMMAND --DATA, 354--> DATA --dot, hooks accept--> QUEUE --250/451-->
@@ -66,7 +66,7 @@ fill_ctx(struct smtp_session *s)
 	c->tls = s->tls_on;
 	c->tls_version = s->tls_on ? tls_version(&s->tls) : NULL;
 	c->tls_cipher = s->tls_on ? tls_cipher(&s->tls) : NULL;
-	c->relay = s->relay || s->auth_user != NULL;
+	c->relay = smtp_may_relay(s);
 	c->auth_user = s->auth_user;
 	c->queue_id = s->qid[0] ? s->qid : NULL;
 	c->sender = s->tx != TX_NONE ? buf_cstr(&s->sender) : NULL;

@@ -3,8 +3,8 @@
  * src/smtp share about it (private to src/smtp). smtp_session.c owns the
  * state (its head comment draws the diagram); smtp_io.c the socket, TLS
  * glue, timers and tarpit; smtp_commands.c the command table; smtp_auth.c
- * AUTH; smtp_tx.c
- * the transaction up to the queue; smtp_message.c the DATA phase;
+ * AUTH; smtp_sender.c who may use which sender and who may relay;
+ * smtp_tx.c the transaction up to the queue; smtp_message.c the DATA phase;
  * smtp_log.c the log lines; smtp_server.c the server's session list.
  */
 #ifndef INDIMAIL_SMTP_SESSION_INT_H
@@ -99,7 +99,9 @@ struct smtp_session {
 	char		*auth_user;	/* logged in as; NULL: not */
 	char		*auth_try;	/* the user being checked */
 	int		 auth_step;	/* what the next ST_AUTH line answers */
-	enum dir_status	 auth_status;	/* the directory's answer */
+	struct dir_auth	 auth_result;	/* the directory's answer */
+	int		 auth_no_relay;	/* the user may not relay */
+	enum dir_status	 sender_owned;	/* directory_owns' answer (MAIL) */
 	int		 auth_failures;	/* 535s in this session */
 	int		 auth_hold;	/* the 535 just queued waits (tarpit) */
 	struct smtp_sasl *sasl;		/* CRAM-MD5 / SCRAM exchange (smtp_sasl.c) */
@@ -181,6 +183,13 @@ void	smtp_auth_mech_names(const struct smtp_session *, struct buf *);
 int	smtp_sasl_start(struct smtp_session *, enum dir_mech, int has_ir);
 void	smtp_sasl_response(struct smtp_session *, const char *m, size_t n);
 void	smtp_sasl_free(struct smtp_session *);
+
+/* smtp_sender.c: MAIL FROM ownership, local senders, no-relay users */
+int	smtp_sender_local_refused(struct smtp_session *);
+int	smtp_sender_must_own(const struct smtp_session *);
+int	smtp_sender_refused(struct smtp_session *);
+int	smtp_may_relay(const struct smtp_session *);
+int	smtp_relay_denied(struct smtp_session *);
 
 /* smtp_tx.c: the transaction, its envelope and the commit */
 void	smtp_tx_reset(struct smtp_session *);

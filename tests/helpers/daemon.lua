@@ -192,6 +192,9 @@ local function make_config(dir, o)
     o.routes and ("  routes = { " .. o.routes .. " },") or "",
     o.directory and ("  directory = { " .. o.directory .. " },") or "",
     "  relay_from = { " .. (o.relay_from or "") .. " },",
+    -- Most specs send as a local domain from 127.0.0.1 without AUTH: off
+    -- unless a spec asks for it (the server's default is true).
+    "  local_sender_requires_auth = " .. tostring(o.local_sender_requires_auth == true) .. ",",
     "  limits = { " .. limits .. " },",
     "  timeouts = { " .. timeouts .. " },",
     "}",
@@ -386,7 +389,8 @@ end
 -- netns_setup (shell commands that set up a new network namespace, such as
 -- "ip link set lo up"; indimaild then runs in it: d:in_netns(cmd) runs a
 -- command there too), env (variables for indimaild), directory (the
--- directory = { } table's text).
+-- directory = { } table's text), local_sender_requires_auth (default
+-- false here, unlike the server's default).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
@@ -422,9 +426,12 @@ end
 local Client = {}
 Client.__index = Client
 
-function D.connect(port, host)
+-- A client of host:port (default 127.0.0.1); src: the local address to
+-- connect from (e.g. "127.0.0.2", for relay_from), default any.
+function D.connect(port, host, src)
   local s = assert(socket.tcp())
   s:settimeout(10)
+  if src then assert(s:bind(src, 0)) end
   assert(s:connect(host or "127.0.0.1", port))
   return setmetatable({ s = s }, Client)
 end

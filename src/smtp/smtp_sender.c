@@ -1,0 +1,115 @@
+/*
+ * smtp_sender: who may use which envelope sender, and who may relay. A
+ * logged-in user's MAIL FROM must be its own (directory_owns: the address,
+ * the same user in an alias domain, or an alias with the user among its
+ * targets) unless the listener has sender_login_match = false; a client
+ * neither logged in, nor in relay_from, nor on the local socket may not
+ * use a local domain (local_sender_requires_auth); a no-relay user may log
+ * in, but not send to a domain that is not local. Each refusal is a reply
+ * and a log line of its own; the mail and rcpt hooks run only after these.
+ */
+#include "../mail/address.h"
+#include "smtp_session_int.h"
+
+static void
+log_refusal(struct smtp_session *s, const char *event, const char *key,
+    const char *value)
+{
+	struct logline l;
+
+	smtp_log_session(s, &l, LOG_WARN, event);
+	if (s->auth_user)
+		log_kv(&l, "user", s->auth_user);
+	log_kv(&l, key, value);
+	log_kv(&l, "ip", s->ip);
+	log_end(&l);
+}
+
+/* Replies why (built here), logs it as a rejection of cmd. */
+static void
+refuse(struct smtp_session *s, const char *cmd, struct buf *why)
+{
+	smtp_refuse(s, cmd, buf_cstr(why));
+	buf_free(why);
+}
+
+/*
+ * MAIL FROM a local domain without AUTH, relay_from or the local socket:
+ * 550 and 1 (the transaction is reset); else 0. The null sender is fine.
+ */
+int
+smtp_sender_local_refused(struct smtp_session *s)
+{
+	const char *sender = buf_cstr(&s->sender);
+	const char *dom = address_domain(sender);
+	struct buf why = BUF_INIT;
+
+	if (!smtp_cfg(s)->local_sender_requires_auth || s->relay ||
+	    s->auth_user != NULL || dom == NULL ||
+	    !config_is_local_domain(smtp_cfg(s), dom))
+		return 0;
+	log_refusal(s, "sender_auth_required", "sender", sender);
+	buf_printf(&why, "550 5.7.1 Authentication required to send as %s",
+	    dom);
+	refuse(s, "MAIL", &why);
+	smtp_tx_reset(s);
+	return 1;
+}
+
+/* A logged-in user's sender must be asked of the directory. */
+int
+smtp_sender_must_own(const struct smtp_session *s)
+{
+	return s->auth_user != NULL && s->sender.len > 0 && s->lconf &&
+	    s->lconf->sender_login_match;
+}
+
+/* After directory_owns (s->sender_owned): 553 or 451 and 1, else 0. */
+int
+smtp_sender_refused(struct smtp_session *s)
+{
+	struct buf why = BUF_INIT;
+
+	switch (s->sender_owned) {
+	case DIR_OK:
+		return 0;
+	case DIR_TEMPFAIL:
+		log_refusal(s, "sender_lookup_failed", "sender",
+		    buf_cstr(&s->sender));
+		buf_printf(&why, "451 4.3.0 Sender lookup failed, try again "
+		    "later");
+		break;
+	default:
+		log_refusal(s, "sender_not_owned", "sender",
+		    buf_cstr(&s->sender));
+		buf_printf(&why, "553 5.7.1 Sender address not owned by "
+		    "authenticated user %s", s->auth_user);
+	}
+	refuse(s, "MAIL", &why);
+	smtp_tx_reset(s);
+	return 1;
+}
+
+/* Relaying is allowed: a user (unless no-relay), or relay_from / local. */
+int
+smtp_may_relay(const struct smtp_session *s)
+{
+	if (s->auth_user != NULL)
+		return !s->auth_no_relay;
+	return s->relay;
+}
+
+/* RCPT to a domain not local by a no-relay user: 554 sent, returns 554. */
+int
+smtp_relay_denied(struct smtp_session *s)
+{
+	struct buf why = BUF_INIT;
+
+	if (s->auth_user == NULL || !s->auth_no_relay)
+		return 0;
+	log_refusal(s, "relay_denied", "rcpt", buf_cstr(&s->rcpt.path));
+	buf_printf(&why, "554 5.7.1 Relaying denied for user %s",
+	    s->auth_user);
+	refuse(s, "RCPT", &why);
+	return 554;
+}
