@@ -74,6 +74,39 @@ dirdb_prepare(struct dirdb *db, const char *sql)
 	return NULL;
 }
 
+struct dirdb_stmt *
+dirdb_prepare_cached(struct dirdb *db, const char *sql)
+{
+	int i;
+
+	for (i = 0; i < DIRDB_CACHED && db->cached[i].sql; i++)
+		if (db->cached[i].sql == sql)
+			return db->cached[i].st;
+	if (i == DIRDB_CACHED)		/* full: not kept */
+		return dirdb_prepare(db, sql);
+	if ((db->cached[i].st = dirdb_prepare(db, sql)) != NULL)
+		db->cached[i].sql = sql;
+	return db->cached[i].st;
+}
+
+void
+dirdb_release(struct dirdb_stmt *st)
+{
+	struct dirdb *db;
+
+	if (st == NULL)
+		return;
+	db = st->db;
+	for (int i = 0; i < DIRDB_CACHED; i++)
+		if (db->cached[i].st == st) {
+			if (st->ran)
+				db->drv->reset(st);
+			st->ran = 0;
+			return;
+		}
+	dirdb_finalize(st);
+}
+
 static void
 vals_free(struct dirdb_stmt *st)
 {
@@ -340,6 +373,8 @@ dirdb_close(struct dirdb *db)
 {
 	if (db == NULL)
 		return;
+	for (int i = 0; i < DIRDB_CACHED && db->cached[i].sql; i++)
+		dirdb_finalize(db->cached[i].st);
 	if (db->h)
 		db->drv->close(db);
 	buf_free(&db->err);

@@ -70,6 +70,13 @@ int	 dirdb_vbind(struct dirdb_stmt *, const char *types, va_list);
 /* Runs it (first call) and fetches: DIRDB_ROW, DIRDB_DONE, or -1. */
 int	 dirdb_step(struct dirdb_stmt *);
 void	 dirdb_finalize(struct dirdb_stmt *);
+/*
+ * The daemon's repeated lookups: a statement of sql (a string that lives
+ * as long as the program: it is the key) prepared once per connection;
+ * dirdb_release gives it back instead of dirdb_finalize.
+ */
+struct dirdb_stmt *dirdb_prepare_cached(struct dirdb *, const char *sql);
+void	 dirdb_release(struct dirdb_stmt *);
 /* The current row's columns; text is "" for NULL, valid until a step. */
 int	 dirdb_ncols(struct dirdb_stmt *);
 const char *dirdb_colname(struct dirdb_stmt *, int col);

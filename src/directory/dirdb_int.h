@@ -16,8 +16,14 @@ struct dirdb_value {
 	long long	 i;
 };
 
+#define DIRDB_CACHED	8
+
 struct dirdb {
 	const struct dirdb_driver *drv;
+	struct {
+		const char		*sql;
+		struct dirdb_stmt	*st;
+	} cached[DIRDB_CACHED];		/* dirdb_prepare_cached */
 	void		*h;		/* the driver's connection */
 	struct buf	 err;		/* the last failure */
 	enum dirdb_err	 errkind;

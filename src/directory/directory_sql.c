@@ -122,7 +122,7 @@ static int
 sq_run(struct sq_op *op, struct dirdb *db)
 {
 	static const char *const sql[] = { sql_user, sql_alias };
-	struct dirdb_stmt *st = dirdb_prepare(db, sql[op->kind]);
+	struct dirdb_stmt *st = dirdb_prepare_cached(db, sql[op->kind]);
 	char *at = strrchr(op->key, '@');
 	int rc;
 
@@ -139,7 +139,7 @@ sq_run(struct sq_op *op, struct dirdb *db)
 			sq_add_target(&op->r, dirdb_text(st, 0));
 		else
 			sq_fill_user(op, st);
-	dirdb_finalize(st);
+	dirdb_release(st);
 	return rc == DIRDB_DONE ? 0 : -1;
 }
 
