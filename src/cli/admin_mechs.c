@@ -75,14 +75,6 @@ make_secret(struct admin *a, const char *domain, int i, const char *pw,
 	return 0;
 }
 
-static void
-wipe(struct buf *b)
-{
-	if (b->data)
-		explicit_bzero(b->data, b->cap);
-	buf_free(b);
-}
-
 int
 admin_store_mech_secrets(struct admin *a, const char *local,
     const char *domain, const char *pw)
@@ -96,7 +88,7 @@ admin_store_mech_secrets(struct admin *a, const char *local,
 		    "scram = ?4 WHERE local = ?1 AND domain = ?2", "ssss",
 		    local, domain, cram.len ? buf_cstr(&cram) : NULL,
 		    scram.len ? buf_cstr(&scram) : NULL));
-	wipe(&cram);
-	wipe(&scram);
+	buf_wipe(&cram);
+	buf_wipe(&scram);
 	return rc;
 }

@@ -116,6 +116,14 @@ buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
+void
+buf_wipe(struct buf *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->cap);
+	buf_free(b);
+}
+
 const char *
 buf_cstr(struct buf *b)
 {

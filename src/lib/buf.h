@@ -31,6 +31,7 @@ void	buf_set(struct buf *, const void *, size_t);
 void	buf_consume(struct buf *, size_t n);	/* drop n bytes from the front */
 void	buf_clear(struct buf *);		/* len = 0, keeps memory */
 void	buf_free(struct buf *);			/* releases memory */
+void	buf_wipe(struct buf *);			/* zeroes it, then buf_free */
 const char *buf_cstr(struct buf *);		/* "" for an empty buffer */
 /*
  * Appends v with control bytes, DEL, '%' and every byte of `also` written

@@ -85,14 +85,6 @@ smtp_auth_delay(struct smtp_session *s)
 	return (uint64_t)AUTH_DELAY_MS << (n - 1);
 }
 
-static void
-wipe(struct buf *b)
-{
-	if (b->data)
-		explicit_bzero(b->data, b->cap);
-	buf_free(b);
-}
-
 /* A user name we may look up and log: printable, no NUL, not too long. */
 int
 smtp_auth_plausible(const char *u, size_t n)
@@ -273,7 +265,7 @@ auth_step(struct smtp_session *s, const char *resp, size_t n)
 	} else
 		auth_check(s, s->auth_try, strlen(s->auth_try), buf_cstr(&m),
 		    m.len);
-	wipe(&m);
+	buf_wipe(&m);
 }
 
 /* ST_AUTH: one line (CRLF removed) answering our 334. */
