@@ -25,7 +25,8 @@ local function start(limit)
   local d = D.start_for_test{
     workers = 2,
     directory = ("backend = 'sqlite', path = %q"):format(dir .. "/directory.sqlite"),
-    listen_opts = { smtp = "auth = true, auth_plaintext = true" },
+    listen_opts = { smtp = "auth = true, auth_plaintext = true, "
+      .. "auth_mechs = { 'plain', 'login', 'cram-md5', 'scram-sha-256' }" },
     auth_fail_limit = limit or ("per_ip = 4, per_user = 3, window = %d, delay = 0.2, delay_max = 0.8"):format(WINDOW),
     limits = "errors = 100",
   }
@@ -117,6 +118,20 @@ describe("auth_fail_limit", function()
     -- joe from another address: neither he nor it is locked
     assert.equal(235, (auth(d, "127.0.0.5", "joe@example.test", PASSWORD)))
     assert.not_matches(PASSWORD, d:log(), 1, true)
+  end)
+
+  it("refuses CRAM-MD5 and SCRAM-SHA-256 for a locked user as soon as the name is known", function()
+    local d = start()
+    assert.same({ 535, 535, 535 }, fail_at_once(d, "127.0.0.8",
+      { "joe@example.test", "joe@example.test", "joe@example.test" }))
+    local c = session(d, "127.0.0.9")
+    local code, text = c:cmd("AUTH SCRAM-SHA-256 " .. mime.b64("n,,n=joe@example.test,r=abcdefghijklmnop"))
+    assert.equal(454, code, text)
+    assert.matches(LOCKED, text)
+    assert.equal(334, (c:cmd("AUTH CRAM-MD5")))
+    assert.equal(454, (c:cmd((mime.b64("joe@example.test " .. string.rep("0", 32))))))
+    c:close()
+    assert.truthy(d:wait_log("event=auth_locked [^\n]*user=joe@example%.test ip=127%.0%.0%.9 ", 5))
   end)
 
   it("a success does not reset the client's count", function()
