@@ -55,7 +55,7 @@ $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)
 .PHONY: all deps test-deps run-deps run test fuzz fuzz-deps lint clean setup bench
 
 all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail $(BIN)/mailq \
-     $(BIN)/newaliases build/indimail_test.so
+     $(BIN)/newaliases build/indimail_test.so build/indimail_counter.so
 
 # Installs the Debian packages that are missing (sudo only when not root).
 deps:
@@ -100,6 +100,14 @@ build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -lcrypto
+
+# The shared counters (src/lib/counter.c) for tests/unit/counter_spec.lua,
+# whose children fork and count on one table.
+COUNTER_SRCS := src/lib/counter.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
+build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
+	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -pthread
 
 setup: run-deps all
 	@./tools/setup-runtime

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "qmgrd.h"
+#include "../lib/counter.h"
 #include "../net/connlimit.h"
 #include "../net/tls.h"
 #include "../queue/queue.h"
@@ -49,10 +50,14 @@ static int nworkers;
 static struct listener *lst;	/* bound once, inherited by every child */
 static size_t nlst;
 static struct connlimit *conns;
+static struct counter_table *counters;	/* outlive every child and reload */
 static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
 static pid_t master_pid;
+
+/* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
+#define COUNTER_SLOTS	8192
 
 /* How long a new master waits for a port its predecessor's orphans hold. */
 #define PORT_WAIT_MS	10000
@@ -249,7 +254,7 @@ static void
 run_worker(int i)
 {
 	close(notify_fds[0]);
-	worker_main(i, rt, lst, nlst, conns, notify_fds[1]);
+	worker_main(i, rt, lst, nlst, conns, counters, notify_fds[1]);
 }
 
 static void
@@ -530,6 +535,7 @@ master_run(const char *path, const char *user)
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	nworkers = rt->cfg.workers > 0 ? rt->cfg.workers : (int)(ncpu > 0 ? ncpu : 1);
 	conns = connlimit_create(nworkers);
+	counters = counter_create(COUNTER_SLOTS);
 	children = xcalloc((size_t)nworkers, sizeof(*children));
 	install_signals(&old);
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, notify_fds) < 0)

@@ -162,7 +162,8 @@ start_signals(struct worker *w)
 
 void
 worker_main(int index, struct runtime *rt, const struct listener *ls,
-    size_t nls, struct connlimit *conns, int notify_fd)
+    size_t nls, struct connlimit *conns, struct counter_table *counters,
+    int notify_fd)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
@@ -174,6 +175,7 @@ worker_main(int index, struct runtime *rt, const struct listener *ls,
 	w->srv.index = index;
 	w->srv.rt = rt;
 	w->srv.conns = conns;
+	w->srv.counters = counters;
 	w->srv.queued = on_queued;
 	w->srv.drained = on_drained;
 	w->srv.arg = w;

@@ -35,7 +35,8 @@ struct worker {
  * privileges).
  */
 void	worker_main(int index, struct runtime *, const struct listener *,
-	    size_t nlisteners, struct connlimit *, int notify_fd)
+	    size_t nlisteners, struct connlimit *, struct counter_table *,
+	    int notify_fd)
 	    __attribute__((noreturn));
 
 #endif

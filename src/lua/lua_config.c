@@ -89,6 +89,10 @@ parse_sections(lua_State *L, int t, struct config *c)
 		cfg_timeouts(L, lua_gettop(L), c);
 		lua_pop(L, 1);
 	}
+	if (cfg_sub_table(L, t, "auth_fail_limit")) {
+		cfg_auth_fail(L, lua_gettop(L), &c->auth_fail);
+		lua_pop(L, 1);
+	}
 }
 
 /*
@@ -223,7 +227,7 @@ lua_config_parse(lua_State *L, struct config *c)
 	    "tls", "queue", "log", "dns", "local_domains", "relay_from",
 	    "limits", "timeouts", "lua_dir", "delivery", "mailboxes", "routes",
 	    "submission_socket", "directory", "local_sender_requires_auth",
-	    NULL };
+	    "auth_fail_limit", NULL };
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cfg_check_keys(L, 1, "config", keys);

@@ -39,6 +39,7 @@ void	cfg_string_list(lua_State *, int t, const char *where, char ***out,
 void	cfg_listen(lua_State *, int t, struct config *);
 void	cfg_limits(lua_State *, int t, struct config *);
 void	cfg_timeouts(lua_State *, int t, struct config *);
+void	cfg_auth_fail(lua_State *, int t, struct auth_fail_conf *);
 int	cfg_client_tls(lua_State *, const char *s, const char *where);
 void	cfg_delivery(lua_State *, int t, struct delivery_conf *);
 void	cfg_routes(lua_State *, int t, struct delivery_conf *);

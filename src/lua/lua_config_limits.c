@@ -1,7 +1,8 @@
 /*
- * lua_config_limits: the limits = {...} and timeouts = {...} sections of
- * the server: each key with its range, timeouts given in seconds and kept
- * in milliseconds.
+ * lua_config_limits: the limits = {...}, timeouts = {...} and
+ * auth_fail_limit = {...} sections of the server: each key with its range,
+ * times given in seconds and kept in milliseconds (the AUTH window in
+ * seconds, as the shared counters count it).
  */
 #include "lua_config_int.h"
 
@@ -63,4 +64,25 @@ cfg_timeouts(lua_State *L, int t, struct config *c)
 	    &c->timeout_hook, 0);
 	cfg_set_number(L, t, "drain", "timeouts.drain", 0, 86400, 1000,
 	    &c->timeout_drain, 0);
+}
+
+void
+cfg_auth_fail(lua_State *L, int t, struct auth_fail_conf *a)
+{
+	static const char *keys[] = { "per_ip", "per_user", "window", "delay",
+	    "delay_max", NULL };
+
+	cfg_check_keys(L, t, "auth_fail_limit", keys);
+	cfg_set_number(L, t, "per_ip", "auth_fail_limit.per_ip", 0, 1000000,
+	    1, &a->per_ip, 0);
+	cfg_set_number(L, t, "per_user", "auth_fail_limit.per_user", 0,
+	    1000000, 1, &a->per_user, 0);
+	cfg_set_number(L, t, "window", "auth_fail_limit.window", 1, 86400, 1,
+	    &a->window_s, 0);
+	cfg_set_number(L, t, "delay", "auth_fail_limit.delay", 0, 30, 1000,
+	    &a->delay_ms, 0);
+	cfg_set_number(L, t, "delay_max", "auth_fail_limit.delay_max", 0, 30,
+	    1000, &a->delay_max_ms, 0);
+	if (a->delay_max_ms < a->delay_ms)
+		cfg_bad(L, "auth_fail_limit.delay_max", "is less than delay");
 }

@@ -5,6 +5,7 @@
  * call; absent fields leave the default in place.
  */
 #include <lauxlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/xalloc.h"
@@ -45,6 +46,16 @@ cfg_set_string(lua_State *L, int t, const char *key, const char *where,
 	}
 }
 
+/* lua_pushfstring knows no %g: the numbers are formatted here. */
+static void
+out_of_range(lua_State *L, const char *where, double v, double lo, double hi)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "%g is out of range [%g, %g]", v, lo, hi);
+	cfg_bad(L, where, why);
+}
+
 /* Number field in [lo, hi]; scale converts (e.g. seconds → ms). */
 void
 cfg_set_number(lua_State *L, int t, const char *key, const char *where,
@@ -62,8 +73,7 @@ cfg_set_number(lua_State *L, int t, const char *key, const char *where,
 	v = lua_tonumber(L, -1);
 	lua_pop(L, 1);
 	if (v < lo || v > hi)
-		luaL_error(L, "bad config: %s: %g is out of range [%g, %g]",
-		    where, v, lo, hi);
+		out_of_range(L, where, v, lo, hi);
 	if (is_size == 1)
 		*(size_t *)dst = (size_t)(v * scale);
 	else if (is_size == 2)

@@ -58,6 +58,11 @@ config_defaults(struct config *c)
 	c->directory.pool = 4;
 	c->directory.negative_ttl_ms = 10 * 1000;
 	strcpy(c->directory.extension_delimiter, "+");
+	c->auth_fail.per_ip = 10;
+	c->auth_fail.per_user = 5;
+	c->auth_fail.window_s = 900;
+	c->auth_fail.delay_ms = 1000;
+	c->auth_fail.delay_max_ms = 16 * 1000;
 }
 
 static void

@@ -126,6 +126,19 @@ struct directory_conf {
 	int		 over_quota_reject;	/* RCPT 552 5.2.2, not 452 4.2.2 */
 };
 
+/*
+ * auth_fail_limit = { per_ip=, per_user=, window=, delay=, delay_max= }:
+ * failed SMTP AUTH counted per client IP and per user across every worker
+ * (docs/smtp.md); 0 in per_ip or per_user: that limit is off.
+ */
+struct auth_fail_conf {
+	int		 per_ip;	/* failures from one IP, 10 */
+	int		 per_user;	/* failures for one user, 5 */
+	int		 window_s;	/* counted over 900 s */
+	int		 delay_ms;	/* a failure's reply waits this long, 1 s, */
+	int		 delay_max_ms;	/* doubling with the IP's count, to 16 s */
+};
+
 struct config {
 	char		*hostname;
 	char		*user;		/* drop to this user when root */
@@ -171,6 +184,7 @@ struct config {
 	int		 timeout_drain;
 	struct delivery_conf delivery;
 	struct directory_conf directory;
+	struct auth_fail_conf auth_fail;
 };
 
 void	config_defaults(struct config *);

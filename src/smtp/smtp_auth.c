@@ -5,7 +5,9 @@
  * client's base64 answer, up to 12288 octets, "*" cancels), the directory
  * check of the password (state LOOKUP, off the loop), the auth hook, and
  * what a failure costs: 535, a log line without the password, an error
- * counted, and a reply held back longer after each failure (smtp_tarpit).
+ * counted, and a reply held back longer after each failure (smtp_tarpit),
+ * here and, through the counts all workers share, on the next connection
+ * too (smtp_auth_limit.c, which also refuses AUTH past the limits).
  * A password lives only in a buffer wiped before it is freed.
  */
 #include <stdlib.h>
@@ -73,16 +75,23 @@ smtp_auth_abort(struct smtp_session *s)
 		s->state = ST_COMMAND;
 }
 
-/* How long the reply to the last failure waits (smtp_tarpit); 0: none. */
+/*
+ * How long the reply to the last failure waits (smtp_tarpit); 0: none.
+ * The longer of this session's delay and the one its client has earned
+ * in every session (smtp_auth_shared_delay).
+ */
 uint64_t
 smtp_auth_delay(struct smtp_session *s)
 {
 	int n = s->auth_failures < 6 ? s->auth_failures : 6;
+	uint64_t ms, shared;
 
 	if (!s->auth_hold)
 		return 0;
 	s->auth_hold = 0;
-	return (uint64_t)AUTH_DELAY_MS << (n - 1);
+	ms = (uint64_t)AUTH_DELAY_MS << (n - 1);
+	shared = smtp_auth_shared_delay(s);
+	return shared > ms ? shared : ms;
 }
 
 /* A user name we may look up and log: printable, no NUL, not too long. */
@@ -113,11 +122,13 @@ log_auth(struct smtp_session *s, enum log_level lvl, const char *event,
 	log_end(&l);
 }
 
-/* 535, logged, counted, and held back longer each time: every failure. */
+/* 535, logged, counted (here and shared), and held back longer each time:
+ * every failure. */
 void
 smtp_auth_failed(struct smtp_session *s, const char *why)
 {
 	log_auth(s, LOG_WARN, "auth_failed", s->auth_try, why);
+	smtp_auth_count_failure(s, s->auth_try);
 	smtp_auth_abort(s);
 	s->auth_failures++;
 	s->errors++;
@@ -192,17 +203,32 @@ on_auth_checked(void *arg)
 	smtp_process_input(s);
 }
 
-/* Asks the directory (user is NUL-ended; password is wiped by the caller). */
-static void
-auth_check(struct smtp_session *s, const char *user, size_t ulen,
-    const char *password, size_t plen)
+/*
+ * The exchange is over: the user being tried (NULL: not a usable name);
+ * 0, or 1 when the limits refused it (answered 454, nothing checked).
+ */
+static int
+auth_try_user(struct smtp_session *s, const char *user, size_t ulen)
 {
 	char *u = smtp_auth_plausible(user, ulen) ? xstrndup(user, ulen) : NULL;
 
 	s->state = ST_COMMAND;
 	free(s->auth_try);	/* user may be it: copied first */
 	s->auth_try = u;
-	if (u == NULL || plen == 0 || plen > AUTH_PASS_MAX ||
+	if (!smtp_auth_locked(s, u))
+		return 0;
+	smtp_auth_abort(s);
+	return 1;
+}
+
+/* Asks the directory (user is NUL-ended; password is wiped by the caller). */
+static void
+auth_check(struct smtp_session *s, const char *user, size_t ulen,
+    const char *password, size_t plen)
+{
+	if (auth_try_user(s, user, ulen))
+		return;
+	if (s->auth_try == NULL || plen == 0 || plen > AUTH_PASS_MAX ||
 	    memchr(password, '\0', plen)) {
 		smtp_auth_failed(s, "malformed credentials");
 		return;
@@ -230,11 +256,8 @@ auth_plain(struct smtp_session *s, const struct buf *m)
 	}
 	if (pl.authzlen > 0 && (pl.authzlen != pl.userlen ||
 	    memcmp(pl.authz, pl.user, pl.userlen) != 0)) {
-		s->state = ST_COMMAND;
-		free(s->auth_try);
-		s->auth_try = smtp_auth_plausible(pl.user, pl.userlen) ?
-		    xstrndup(pl.user, pl.userlen) : NULL;
-		smtp_auth_failed(s, "authorization identity differs");
+		if (!auth_try_user(s, pl.user, pl.userlen))
+			smtp_auth_failed(s, "authorization identity differs");
 		return;
 	}
 	auth_check(s, pl.user, pl.userlen, pl.pass, pl.passlen);

@@ -95,15 +95,25 @@ malformed_scram(struct smtp_session *s, const char *why)
 	buf_free(&b);
 }
 
-/* The user of the exchange (logged even if it fails). */
+/*
+ * The user of the exchange (logged even if it fails); -1 when the exchange
+ * ended: a malformed name (535) or failed logins past auth_fail_limit (454,
+ * before any secret is looked up; smtp_auth_limit.c).
+ */
 static int
 set_user(struct smtp_session *s, const char *u, size_t n)
 {
 	free(s->auth_try);
 	s->auth_try = smtp_auth_plausible(u, n) ? xstrndup(u, n) : NULL;
-	if (s->auth_try == NULL)
+	if (s->auth_try == NULL) {
 		smtp_auth_failed(s, "malformed user name");
-	return s->auth_try ? 0 : -1;
+		return -1;
+	}
+	if (smtp_auth_locked(s, s->auth_try)) {
+		smtp_auth_abort(s);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- CRAM-MD5 ------------------------------------------------------------- */

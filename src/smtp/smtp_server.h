@@ -21,6 +21,7 @@
 
 struct dns;
 struct connlimit;
+struct counter_table;
 struct smtp_session;
 struct smtp_server;
 
@@ -46,6 +47,9 @@ struct smtp_server {
 	struct queue_set *queue;
 	struct dns	*dns;
 	struct connlimit *conns;
+	/* Counts every worker shares (failed AUTH, smtp_auth.c); NULL: AUTH
+	 * goes without the shared limit (no master, as in some specs). */
+	struct counter_table *counters;
 	struct smtp_listener *listeners;
 	size_t		 nlisteners;
 	/* A message was queued: tell the queue manager (best effort). */

@@ -3,7 +3,8 @@
  * src/smtp share about it (private to src/smtp). smtp_session.c owns the
  * state (its head comment draws the diagram); smtp_io.c the socket, TLS
  * glue, timers and tarpit; smtp_commands.c the command table; smtp_auth.c
- * AUTH; smtp_sender.c who may use which sender and who may relay;
+ * AUTH and smtp_auth_limit.c its limits across workers; smtp_sender.c
+ * who may use which sender and who may relay;
  * smtp_tx.c the transaction up to the queue; smtp_message.c the DATA phase;
  * smtp_log.c the log lines; smtp_server.c the server's session list.
  */
@@ -105,6 +106,7 @@ struct smtp_session {
 	int		 auth_failures;	/* 535s in this session */
 	int		 auth_hold;	/* the 535 just queued waits (tarpit) */
 	struct smtp_sasl *sasl;		/* CRAM-MD5 / SCRAM exchange (smtp_sasl.c) */
+	long		 auth_ip_fails;	/* the client's shared count after it */
 	/* the message (DATA) */
 	struct smtp_data data;
 	struct buf	 msg;
@@ -190,6 +192,11 @@ int	smtp_sender_must_own(const struct smtp_session *);
 int	smtp_sender_refused(struct smtp_session *);
 int	smtp_may_relay(const struct smtp_session *);
 int	smtp_relay_denied(struct smtp_session *);
+
+/* smtp_auth_limit.c: failed AUTH counted across workers (auth_fail_limit) */
+int	smtp_auth_locked(struct smtp_session *, const char *user);
+void	smtp_auth_count_failure(struct smtp_session *, const char *user);
+uint64_t smtp_auth_shared_delay(struct smtp_session *);
 
 /* smtp_tx.c: the transaction, its envelope and the commit */
 void	smtp_tx_reset(struct smtp_session *);

@@ -191,6 +191,7 @@ local function make_config(dir, o)
     "  mailboxes = { root = " .. lua_string(dir .. "/maildirs") .. ", " .. (o.mailboxes or "") .. " },",
     o.routes and ("  routes = { " .. o.routes .. " },") or "",
     o.directory and ("  directory = { " .. o.directory .. " },") or "",
+    o.auth_fail_limit and ("  auth_fail_limit = { " .. o.auth_fail_limit .. " },") or "",
     "  relay_from = { " .. (o.relay_from or "") .. " },",
     -- Most specs send as a local domain from 127.0.0.1 without AUTH: off
     -- unless a spec asks for it (the server's default is true).
@@ -388,7 +389,8 @@ end
 -- 127.0.0.1), smtp_port (a fixed port for the smtp listener, default any),
 -- netns_setup (shell commands that set up a new network namespace, such as
 -- "ip link set lo up"; indimaild then runs in it: d:in_netns(cmd) runs a
--- command there too), env (variables for indimaild), directory (the
+-- command there too), env (variables for indimaild), auth_fail_limit (the
+-- auth_fail_limit = { } table's text), directory (the
 -- directory = { } table's text), local_sender_requires_auth (default
 -- false here, unlike the server's default).
 function D.start(o)
