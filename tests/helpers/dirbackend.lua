@@ -7,6 +7,8 @@
 --       local db = fx.fresh()       -- a new, empty database
 --       db.cli_args                 -- what bin/indimail needs to find it
 --       db.directory                -- the daemon's directory = { } text
+--       db.path (SQLite); db.socket, db.database, db.user,
+--       db.password_file (MariaDB)  -- for other programs (Dovecot)
 --       db.sql("SELECT ...")        -- a query's output, trimmed: columns
 --                                   -- by tabs, NULL as on the engine
 --       fx.fresh(undo)              -- its files removed by undo(fn), not by
@@ -77,6 +79,7 @@ function mariadb.fresh(undo)
   local defer = undo or cleanup.defer
   defer(function() D.rmtemp((cfg:gsub("/cli%.lua$", ""))) end)
   return {
+    socket = s.socket, database = s.db, user = s.user, password_file = s.password_file,
     cli_args = { "-c", cfg },
     directory = directory,
     sql = function(text) return trim(s.sql("USE `" .. s.db .. "`; " .. SQL_MODE .. text .. ";")) end,
