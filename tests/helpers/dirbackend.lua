@@ -7,12 +7,19 @@
 --       local db = fx.fresh()       -- a new, empty database
 --       db.cli_args                 -- what bin/indimail needs to find it
 --       db.directory                -- the daemon's directory = { } text
---       db.sql("SELECT ...")        -- a query's output, trimmed
+--       db.path (SQLite); db.socket, db.database, db.user,
+--       db.password_file (MariaDB)  -- for other programs (Dovecot)
+--       db.sql("SELECT ...")        -- a query's output, trimmed: columns
+--                                   -- by tabs, NULL as on the engine
+--       fx.fresh(undo)              -- its files removed by undo(fn), not by
+--                                   -- cleanup.defer (a database of setup)
 --       fx.down(db)  fx.up(db)      -- the database unreachable, and back
 --
 -- SQLite: a file in a folder of its own (the account may write there).
 -- MariaDB: a real mariadbd of the suite's own (tests/helpers/mariadb.lua),
--- one database dropped and made again for each fresh().
+-- one database dropped and made again for each fresh(). db.sql runs with
+-- the daemon's sql_mode (ANSI_QUOTES, PIPES_AS_CONCAT), so the same SQL
+-- text works on both.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
@@ -28,16 +35,17 @@ local sqlite = { name = "sqlite" }
 function sqlite.setup() end
 function sqlite.teardown() end
 
-function sqlite.fresh()
+function sqlite.fresh(undo)
   local dir = D.mktemp("dirdb")
   if root() then D.sh("chown indimail: " .. dir) end
-  cleanup.defer(function() D.rmtemp(dir) end)
+  local defer = undo or cleanup.defer
+  defer(function() D.rmtemp(dir) end)
   local path = dir .. "/directory.sqlite"
   return {
     path = path,
     cli_args = { "--db", path },
     directory = ("backend = 'sqlite', path = %q"):format(path),
-    sql = function(text) return trim(D.sh("sqlite3 " .. q(path) .. " " .. q(text))) end,
+    sql = function(text) return trim(D.sh("sqlite3 -tabs " .. q(path) .. " " .. q(text))) end,
   }
 end
 
@@ -59,18 +67,22 @@ function mariadb.teardown()
   mariadb.server = nil
 end
 
-function mariadb.fresh()
+local SQL_MODE = "SET SESSION sql_mode = 'ANSI_QUOTES,PIPES_AS_CONCAT,STRICT_ALL_TABLES';"
+
+function mariadb.fresh(undo)
   local s = mariadb.server
   s.sql(("DROP DATABASE IF EXISTS `%s`; CREATE DATABASE `%s` CHARACTER SET utf8mb4;"):format(s.db, s.db))
   local directory = ("backend = 'mariadb', socket = %q, database = %q, user = %q, password_file = %q"):format(
     s.socket, s.db, s.user, s.password_file)
   local cfg = D.mktemp("dircfg") .. "/cli.lua"
   D.writefile(cfg, ("indimail.config{ hostname = 'mx.test', listen = { { name = 'smtp', address = '127.0.0.1', port = 0 } }, directory = { %s } }\n"):format(directory))
-  cleanup.defer(function() D.rmtemp((cfg:gsub("/cli%.lua$", ""))) end)
+  local defer = undo or cleanup.defer
+  defer(function() D.rmtemp((cfg:gsub("/cli%.lua$", ""))) end)
   return {
+    socket = s.socket, database = s.db, user = s.user, password_file = s.password_file,
     cli_args = { "-c", cfg },
     directory = directory,
-    sql = function(text) return trim(s.sql("USE `" .. s.db .. "`; " .. text .. ";")) end,
+    sql = function(text) return trim(s.sql("USE `" .. s.db .. "`; " .. SQL_MODE .. text .. ";")) end,
   }
 end
 

@@ -1,5 +1,6 @@
 -- SMTP AUTH CRAM-MD5 (RFC 2195) and SCRAM-SHA-256 (RFC 5802, RFC 7677)
--- against the SQLite directory (docs/directory.md, docs/smtp.md): a domain
+-- against the directory on SQLite and on MariaDB (tests/helpers/dirbackend.lua;
+-- docs/directory.md, docs/smtp.md): a domain
 -- that enables both (sasl.test) and one that does not (local.test). Real
 -- clients: swaks --auth CRAM-MD5 over STARTTLS and SMTPS, and a Python
 -- smtplib SCRAM client (tests/clients/scram_login.py) that checks the
@@ -7,6 +8,7 @@
 -- and a domain without the mechanism all end in 535 5.7.8.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
+local backends = require("dirbackend")
 
 local BIN = D.bin .. "/indimail"
 local MECHS = "auth_mechs = { 'plain', 'login', 'cram-md5', 'scram-sha-256' }"
@@ -27,21 +29,21 @@ local function scram(d, mode, user, pw, ...)
   return code, out
 end
 
-describe("SMTP AUTH CRAM-MD5 and SCRAM-SHA-256", function()
-  local d
+for _, fx in ipairs(backends.all()) do
+describe("SMTP AUTH CRAM-MD5 and SCRAM-SHA-256 on " .. fx.name, function()
+  local d, db
+  local undo = {}
   setup(function()
-    local dir = D.mktemp("mechdb")
-    if D.sh("id -u"):match("^0") then D.sh("chown indimail: " .. dir) end
-    local db = dir .. "/directory.sqlite"
+    fx.setup()
+    db = fx.fresh(function(fn) undo[#undo + 1] = fn end)
     d = D.start{
-      directory = ("backend = 'sqlite', path = %q, cache_ttl = 1, negative_ttl = 1"):format(db),
+      directory = db.directory .. ", cache_ttl = 1, negative_ttl = 1",
       listen_opts = { submission = MECHS, smtps = MECHS,
                       smtp = "auth = true, auth_plaintext = true, auth_mechs = { 'plain', 'scram-sha-256' }" },
       -- a dozen failures from 127.0.0.1 on purpose: the limits across
       -- sessions (auth_limit_spec checks them) stay out of the way
       auth_fail_limit = "per_ip = 0, per_user = 0, delay = 0, delay_max = 0",
     }
-    d.dbdir = dir
     local function cli(args, stdin)
       local cmd = BIN .. " -c " .. q(d.config) .. " " .. args
       if stdin then cmd = "printf '%s\\n' " .. q(stdin) .. " | " .. cmd end
@@ -52,22 +54,23 @@ describe("SMTP AUTH CRAM-MD5 and SCRAM-SHA-256", function()
     cli("user add joe@sasl.test --password-stdin", "pencil")
     cli("user add ann@local.test --password-stdin", "pencil")
     cli("user add off@sasl.test --password-stdin --no-smtp", "pencil")
-    d.db = db
   end)
   teardown(function()
-    d:cleanup()
-    D.rmtemp(d.dbdir)
+    if d then d:cleanup() end
+    for i = #undo, 1, -1 do pcall(undo[i]) end
+    undo = {}
+    fx.teardown()
   end)
 
   it("stores both secrets only for the domain that enables them", function()
-    local rows = D.sh("sqlite3 " .. d.db .. " \"SELECT local || '@' || domain, scram IS NOT NULL,"
-      .. " cram IS NOT NULL FROM users ORDER BY 1\"")
-    assert.matches("ann@local%.test|0|0", rows)
-    assert.matches("joe@sasl%.test|1|1", rows)
-    local s = D.sh("sqlite3 " .. d.db .. " \"SELECT scram FROM users WHERE local = 'joe'\"")
-    assert.matches("^SCRAM%-SHA%-256%$4096:[%w+/=]+%$[%w+/=]+:[%w+/=]+\n$", s)
-    s = D.sh("sqlite3 " .. d.db .. " \"SELECT cram FROM users WHERE local = 'joe'\"")
-    assert.matches("^{CRAM%-MD5}%x+\n$", s)
+    local rows = db.sql("SELECT local || '@' || domain, scram IS NOT NULL,"
+      .. " cram IS NOT NULL FROM users ORDER BY 1")
+    assert.matches("ann@local%.test\t0\t0", rows)
+    assert.matches("joe@sasl%.test\t1\t1", rows)
+    local s = db.sql("SELECT scram FROM users WHERE local = 'joe'")
+    assert.matches("^SCRAM%-SHA%-256%$4096:[%w+/=]+%$[%w+/=]+:[%w+/=]+$", s)
+    s = db.sql("SELECT cram FROM users WHERE local = 'joe'")
+    assert.matches("^{CRAM%-MD5}%x+$", s)
   end)
 
   it("advertises the listener's mechanisms", function()
@@ -169,3 +172,4 @@ describe("SMTP AUTH CRAM-MD5 and SCRAM-SHA-256", function()
     assert.not_equal(s1, o3:match("s=([%w+/=]+),i=4096"))
   end)
 end)
+end

@@ -3,10 +3,14 @@
 -- (swaks over STARTTLS, Python smtplib over implicit TLS) log in and relay
 -- to a remote domain; the protocol edges (plaintext refused, a wrong
 -- password, AUTH twice, "*", bad base64, require_auth) are checked with a
--- raw socket on a listener that allows AUTH in clear.
+-- raw socket on a listener that allows AUTH in clear. The same suite on
+-- the config backend (mailboxes.users) and on the directory's SQLite and
+-- MariaDB databases (tests/helpers/dirbackend.lua), whose users get the
+-- same hashes.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local mime = require("mime")
+local backends = require("dirbackend")
 
 local PASSWORD = "s3cret-Pa55"
 
@@ -20,13 +24,18 @@ local function perl_crypt(pw, setting)
   return (D.sh(("perl -e 'print crypt(q(%s), q(%s))'"):format(pw, setting)):gsub("%s+$", ""))
 end
 
+-- The users and their hashes (nopw: none).
+local HASHES = {
+  joe = sha512(PASSWORD),
+  ann = perl_crypt(PASSWORD, "$y$j9T$F5Jx5fExrKuPp53xLKQ..1"),
+  slow = perl_crypt(PASSWORD, "$6$rounds=400000$abcdefgh"),
+}
+
 local USERS = ([[users = {
     { address = 'joe@example.test', password = %q },
     { address = 'ann@example.test', password = %q },
     { address = 'slow@example.test', password = %q },
-    'nopw@example.test' }]]):format(sha512(PASSWORD),
-  perl_crypt(PASSWORD, "$y$j9T$F5Jx5fExrKuPp53xLKQ..1"),
-  perl_crypt(PASSWORD, "$6$rounds=400000$abcdefgh"))
+    'nopw@example.test' }]]):format(HASHES.joe, HASHES.ann, HASHES.slow)
 
 local HOOK = [[
 indimail.hook("auth", function(session, user)
@@ -82,18 +91,19 @@ end
 
 local function plain(user, pw) return b64("\0" .. user .. "\0" .. pw) end
 
-describe("SMTP AUTH", function()
+-- The suite, on a daemon whose users users(o) puts into its options o.
+local function auth_suite(title, users)
+describe(title, function()
   local d
   setup(function()
-    d = D.start{
-      mailboxes = USERS,
+    d = D.start(users{
       listen_opts = { smtp = "auth = true, auth_plaintext = true" },
       policies = HOOK,
       -- the failures below all come from 127.0.0.1: keep the delay the
       -- client's count adds (auth_limit_spec checks it) under the socket
       -- timeout, so this spec sees the session's own delays
       auth_fail_limit = "delay = 0.25, delay_max = 1",
-    }
+    })
   end)
   teardown(function() d:cleanup() end)
 
@@ -152,7 +162,7 @@ describe("SMTP AUTH", function()
     end)
 
     it("is answered 502 on a listener without AUTH, and not advertised", function()
-      local d2 = D.start{ mailboxes = USERS }
+      local d2 = D.start(users{})
       local c = D.connect(d2.ports.smtp)
       assert.equal(220, (c:reply()))
       local _, ehlo = c:cmd("EHLO client.example.test")
@@ -293,6 +303,53 @@ describe("SMTP AUTH", function()
     end)
   end)
 end)
+end
+
+auth_suite("SMTP AUTH on the config backend", function(o)
+  o.mailboxes = USERS
+  return o
+end)
+
+-- Runs bin/indimail on db with args; raises on failure.
+local function cli(db, args, stdin)
+  local cmd = D.bin .. "/indimail"
+  for _, a in ipairs(db.cli_args) do cmd = cmd .. " '" .. a .. "'" end
+  cmd = cmd .. " " .. args
+  if stdin then cmd = "printf '%s\\n' '" .. stdin .. "' | " .. cmd end
+  local out, code = D.sh(cmd)
+  assert(code == 0, cmd .. ": " .. out)
+end
+
+-- The users of USERS in db, with the same hashes (nopw: an empty one).
+local function populate(db)
+  cli(db, "domain add example.test")
+  for _, u in ipairs({ "joe", "ann", "slow", "nopw" }) do
+    cli(db, "user add " .. u .. "@example.test --password-stdin", "x")
+    db.sql(("UPDATE users SET password = '%s' WHERE local = '%s'"):format(HASHES[u] or "", u))
+  end
+end
+
+for _, fx in ipairs(backends.all()) do
+describe(fx.name, function()
+  local db
+  local undo = {}
+  setup(function()
+    fx.setup()
+    db = fx.fresh(function(fn) undo[#undo + 1] = fn end)
+    populate(db)
+  end)
+  teardown(function()
+    for i = #undo, 1, -1 do pcall(undo[i]) end
+    undo = {}
+    fx.teardown()
+  end)
+
+  auth_suite("SMTP AUTH on " .. fx.name, function(o)
+    o.directory = db.directory
+    return o
+  end)
+end)
+end
 
 describe("SMTP AUTH with a directory that answers later", function()
   it("logs in and refuses through the asynchronous path", function()

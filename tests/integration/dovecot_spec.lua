@@ -1,22 +1,23 @@
--- Dovecot reads the users of the SQLite directory (docs/directory.md,
--- "Dovecot"): a real Dovecot 2.3 (dovecot-imapd, dovecot-pop3d,
--- dovecot-sqlite) with passdb and userdb `driver = sql` over the database
--- bin/indimail manages, next to an indimaild that delivers into the same
--- Maildirs. Python's imaplib and poplib log in with the users' passwords and
--- read what indimail delivered; wrong passwords, a disabled user and a
--- no-imap user are refused where they must be. Needs root (Dovecot changes
--- uid to the indimail account for the mail processes): fails, never skips.
+-- Dovecot reads the users of the directory (docs/directory.md, "Dovecot"),
+-- on SQLite and on MariaDB (tests/helpers/dirbackend.lua): a real Dovecot
+-- 2.3 (dovecot-imapd, dovecot-pop3d, dovecot-sqlite, dovecot-mysql) with
+-- passdb and userdb `driver = sql` over the database bin/indimail manages,
+-- next to an indimaild that delivers into the same Maildirs. Python's
+-- imaplib and poplib log in with the users' passwords and read what
+-- indimail delivered; wrong passwords, a disabled user and a no-imap user
+-- are refused where they must be. Needs root (Dovecot changes uid to the
+-- indimail account for the mail processes): fails, never skips.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local maildir = require("maildir")
+local backends = require("dirbackend")
 
 local PY = "/usr/bin/python3"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- The SQL of docs/directory.md, with the database and mailboxes.root.
-local function sql_conf(db, root)
-  return ([[
+-- The SQL of docs/directory.md for SQLite: `||` concatenates.
+local SQLITE_CONF = [[
 driver = sqlite
 connect = DB
 default_pass_scheme = CRYPT
@@ -33,7 +34,47 @@ user_query = \
   FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) \
   WHERE d.name = '%d' AND u.local = '%n' AND (u.flags & 1) = 0
 iterate_query = SELECT lower(local) || '@' || lower(domain) AS user FROM users WHERE (flags & 1) = 0
-]]):gsub("DB", db):gsub("ROOT", root)
+]]
+
+-- The same for MariaDB (driver mysql): Dovecot's session has the server's
+-- sql_mode, where `||` is OR, so concat().
+local MARIADB_CONF = [[
+driver = mysql
+connect = DB
+default_pass_scheme = CRYPT
+password_query = \
+  SELECT concat(lower(u.local), '@', lower(u.domain)) AS user, u.password AS password \
+  FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) \
+  WHERE d.name = '%d' AND u.local = '%n' AND (u.flags & 1) = 0 \
+    AND NOT ('%s' = 'imap' AND (u.flags & 4) <> 0) \
+    AND NOT ('%s' = 'pop3' AND (u.flags & 8) <> 0)
+user_query = \
+  SELECT concat('ROOT/', lower(u.domain), '/', lower(u.local)) AS home, \
+    concat('maildir:ROOT/', lower(u.domain), '/', lower(u.local), '/Maildir') AS mail, \
+    'indimail' AS uid, 'indimail' AS gid \
+  FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) \
+  WHERE d.name = '%d' AND u.local = '%n' AND (u.flags & 1) = 0
+iterate_query = SELECT concat(lower(local), '@', lower(domain)) AS user FROM users WHERE (flags & 1) = 0
+]]
+
+-- On MariaDB, Dovecot's own account that may only read (docs/directory.md):
+-- the connect string.
+local function mariadb_reader(db)
+  local pw = ("%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  db.sql(("CREATE USER IF NOT EXISTS 'dovecot'@'localhost' IDENTIFIED BY '%s';"
+    .. " GRANT SELECT ON %s.domains TO 'dovecot'@'localhost';"
+    .. " GRANT SELECT ON %s.users TO 'dovecot'@'localhost'"):format(pw, db.database, db.database))
+  return ("host=%s dbname=%s user=dovecot password=%s"):format(db.socket, db.database, pw)
+end
+
+-- dovecot-sql.conf.ext for engine name over db (dirbackend), mailboxes at
+-- root; the tables must exist.
+local function sql_conf(name, db, root)
+  local text, connect = SQLITE_CONF, db.path
+  if name == "mariadb" then
+    text, connect = MARIADB_CONF, mariadb_reader(db)
+  end
+  return (text:gsub("DB", function() return connect end):gsub("ROOT", function() return root end))
 end
 
 -- A dovecot.conf that keeps everything in dir; Dovecot runs as root, its
@@ -80,11 +121,13 @@ local function dovecot_require()
   assert(D.t.getuid() == 0, "dovecot_spec must run as root: Dovecot starts as root and "
     .. "switches its mail processes to the indimail account")
   local _, rc = D.sh("command -v dovecot && command -v doveadm && test -e "
-    .. "/usr/lib/dovecot/modules/auth/libdriver_sqlite.so")
-  assert(rc == 0, "Dovecot not installed: ./tools/need-packages dovecot-imapd dovecot-pop3d dovecot-sqlite")
+    .. "/usr/lib/dovecot/modules/auth/libdriver_sqlite.so && test -e "
+    .. "/usr/lib/dovecot/modules/auth/libdriver_mysql.so")
+  assert(rc == 0, "Dovecot not installed: ./tools/need-packages dovecot-imapd dovecot-pop3d "
+    .. "dovecot-sqlite dovecot-mysql")
 end
 
-local function dovecot_start(db, root)
+local function dovecot_start(sql)
   local dv = { dir = D.mktemp("dovecot"), ports = { imap = D.free_tcp_port() } }
   repeat dv.ports.pop3 = D.free_tcp_port() until dv.ports.pop3 ~= dv.ports.imap
   dv.conf = dv.dir .. "/dovecot.conf"
@@ -94,7 +137,8 @@ local function dovecot_start(db, root)
     D.rmtemp(dv.dir)
   end
   local uid = D.sh("id -u indimail"):gsub("%s+$", "")
-  D.writefile(dv.dir .. "/dovecot-sql.conf.ext", sql_conf(db, root))
+  D.writefile(dv.dir .. "/dovecot-sql.conf.ext", sql)
+  D.sh("chmod 600 " .. dv.dir .. "/dovecot-sql.conf.ext")
   D.writefile(dv.conf, dovecot_conf(dv.dir, dv.ports, uid))
   -- its output to a file: the daemon keeps the descriptors it was given
   local _, code = D.sh("timeout 20 dovecot -c " .. dv.conf .. " >" .. dv.dir .. "/start.log 2>&1")
@@ -147,7 +191,8 @@ local function message(subject)
   return "From: someone@remote.test\r\nSubject: " .. subject .. "\r\n\r\nbody of " .. subject .. "\r\n"
 end
 
-describe("Dovecot on the SQLite directory", function()
+for _, fx in ipairs(backends.all()) do
+describe("Dovecot on the directory on " .. fx.name, function()
   local d, dv, script
   local undo = {}
 
@@ -160,11 +205,10 @@ describe("Dovecot on the SQLite directory", function()
   setup(function()
     dovecot_require()
     local ok, err = pcall(function()
-      local dbdir = D.mktemp("dirdb")
-      undo[#undo + 1] = function() D.rmtemp(dbdir) end
-      D.sh("chown indimail: " .. dbdir)
-      local db = dbdir .. "/directory.sqlite"
-      d = D.start{ deliver = true, directory = ("backend = 'sqlite', path = %q"):format(db) }
+      fx.setup()
+      undo[#undo + 1] = fx.teardown
+      local db = fx.fresh(function(fn) undo[#undo + 1] = fn end)
+      d = D.start{ deliver = true, directory = db.directory }
       undo[#undo + 1] = function() d:cleanup() end
       local function cli(args, stdin)
         local cmd = D.bin .. "/indimail -c " .. q(d.config)
@@ -178,7 +222,7 @@ describe("Dovecot on the SQLite directory", function()
       cli({ "user", "add", "joe@example.test", "--password-stdin" }, "Joe's pw \"1\"")
       cli({ "user", "add", "ann@example.test", "--password-stdin", "--no-imap" }, "ann-pw")
       cli({ "user", "add", "off@example.test", "--password-stdin", "--disable" }, "off-pw")
-      dv = dovecot_start(db, d.dir .. "/maildirs")
+      dv = dovecot_start(sql_conf(fx.name, db, d.dir .. "/maildirs"))
       undo[#undo + 1] = function() dv.stop() end
       script = os.tmpname()
       D.writefile(script, CLIENT)
@@ -239,3 +283,4 @@ describe("Dovecot on the SQLite directory", function()
     assert.matches("Subject: for ann via indimail", out, 1, true)
   end)
 end)
+end

@@ -7,11 +7,13 @@
 -- refused with 550 5.2.1, a user over quota (maildirsize usage plus MAIL
 -- SIZE=) with 452 4.2.2, or 552 5.2.2 with over_quota = "reject"; a
 -- maildirsize that cannot be read is 451 4.3.0 and a log line. Bad values
--- of the two keys are refused at load. Both backends: config and SQLite.
+-- of the two keys are refused at load. The config backend once, the SQL
+-- checks on SQLite and on MariaDB (tests/helpers/dirbackend.lua).
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
 local maildir = require("maildir")
+local backends = require("dirbackend")
 
 local BIN = D.bin .. "/indimail"
 
@@ -29,14 +31,10 @@ local function cli(d, args, stdin)
   return code
 end
 
--- A daemon on a new SQLite directory (in a folder the account may write)
+-- A daemon on a new database of engine fx (tests/helpers/dirbackend.lua)
 -- with example.test and joe; nothing cached, so CLI changes count at once.
-local function start_sqlite(o, more)
-  local dir = D.mktemp("rcptdb")
-  if D.sh("id -u"):match("^0") then D.sh("chown indimail: " .. dir) end
-  cleanup.defer(function() D.rmtemp(dir) end)
-  o.directory = ("backend = 'sqlite', path = %q, cache_ttl = 0, negative_ttl = 0, %s")
-    :format(dir .. "/directory.sqlite", more or "")
+local function start_db(fx, o, more)
+  o.directory = ("%s, cache_ttl = 0, negative_ttl = 0, %s"):format(fx.fresh().directory, more or "")
   local d = D.start_for_test(o)
   assert.equal(0, cli(d, { "domain", "add", "example.test" }))
   assert.equal(0, cli(d, { "user", "add", "joe@example.test", "--password-stdin" }, "pw"))
@@ -140,79 +138,12 @@ describe("address extensions", function()
     assert.matches("reply=\"554 5%.4%.6 ", line)
     assert.equal(0, #maildir.new_files(d, "joe"))
   end)
-
-  it("sqlite backend: joe+tag@ and (with \"-\") joe-tag@ are joe's; an existing user joe-tag wins", function()
-    local d = start_sqlite({ deliver = true })
-    d:send("someone@remote.test", { "joe+tag@example.test" }, message("plus"))
-    assert.matches("\nDelivered%-To: joe%+tag@example%.test\n", delivered(d, "joe"))
-    assert.equal(0, cli(d, { "alias", "add", "list@example.test", "joe@example.test" }))
-    assert.equal(250, (rcpt(d, "list+x@example.test")))
-    d:stop()
-    d = start_sqlite({ deliver = true }, "extension_delimiter = '+-'")
-    assert.equal(0, cli(d, { "user", "add", "joe-tag@example.test", "--password-stdin" }, "pw"))
-    d:send("someone@remote.test", { "joe-other@example.test" }, message("dash"))
-    assert.matches("\nDelivered%-To: joe%-other@example%.test\n", delivered(d, "joe"))
-    d:send("someone@remote.test", { "joe-tag@example.test" }, message("exact"))
-    assert.matches("\nDelivered%-To: joe%-tag@example%.test\n", delivered(d, "joe-tag"))
-    assert.equal(1, #maildir.new_files(d, "joe"))
-  end)
 end)
 
 -- ---- RCPT checks -------------------------------------------------------
 
-describe("RCPT checks of local users", function()
+describe("RCPT checks with the config backend", function()
   after_each(cleanup.run)
-
-  it("refuses a disabled user (also through an extension) with 550 5.2.1, an unknown one with 550 5.1.1", function()
-    local d = start_sqlite({})
-    assert.equal(0, cli(d, { "user", "add", "off@example.test", "--password-stdin", "--disable" }, "pw"))
-    for _, a in ipairs({ "off@example.test", "off+tag@example.test" }) do
-      local code, reply = rcpt(d, a)
-      assert.equal(550, code, reply)
-      assert.matches("^550 5%.2%.1 .*disabled", reply)
-    end
-    local code, reply = rcpt(d, "ghost@example.test")
-    assert.matches("^550 5%.1%.1 ", reply, 1, false)
-    assert.equal(550, code)
-  end)
-
-  it("answers 452 4.2.2 for a full mailbox: maildirsize usage plus SIZE= against the quota", function()
-    local d = start_sqlite({ deliver = true })
-    assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
-    local code, reply = rcpt(d, "small@example.test", 3000)   -- empty, but it would not fit
-    assert.equal(452, code, reply)
-    assert.matches("^452 4%.2%.2 Mailbox full", reply)
-    d:send("someone@remote.test", { "small+x@example.test" }, message("filler", 1200))
-    delivered(d, "small")
-    local md = maildir.path(d, "small")
-    assert.is_truthy(D.eventually(function()
-      return (D.readfile(md .. "/maildirsize") or ""):match("\n%d+ 1\n")
-    end, 5), tail(d))
-    assert.equal(250, (rcpt(d, "small@example.test")))              -- ~1.3 KB used
-    assert.equal(250, (rcpt(d, "small@example.test", 500)))
-    code, reply = rcpt(d, "small@example.test", 1000)                -- SIZE= makes the difference
-    assert.equal(452, code, reply)
-    code, reply = rcpt(d, "small+x@example.test", 1000)              -- joe+tag@ is joe's quota
-    assert.equal(452, code, reply)
-    assert.equal(0, cli(d, { "user", "quota", "small@example.test", "1000" }))
-    code, reply = rcpt(d, "small@example.test")                      -- now over without SIZE=
-    assert.equal(452, code, reply)
-    assert.equal(250, (rcpt(d, "joe@example.test", 100000)))         -- no quota
-  end)
-
-  it("answers 552 5.2.2 with over_quota = \"reject\"", function()
-    local d = start_sqlite({ deliver = true }, "over_quota = 'reject'")
-    assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
-    d:send("someone@remote.test", { "small@example.test" }, message("filler", 1200))
-    delivered(d, "small")
-    assert.is_truthy(D.eventually(function()
-      return (D.readfile(maildir.path(d, "small") .. "/maildirsize") or ""):match("\n%d+ 1\n")
-    end, 5), tail(d))
-    local code, reply = rcpt(d, "small@example.test", 1000)
-    assert.equal(552, code, reply)
-    assert.matches("^552 5%.2%.2 Mailbox full", reply)
-    assert.equal(250, (rcpt(d, "small@example.test", 10)))
-  end)
 
   it("config backend: mailboxes.users quota counts too", function()
     local d = start_config({}, "{ address = 'joe@example.test', quota = 1000 }")
@@ -220,19 +151,103 @@ describe("RCPT checks of local users", function()
     local code, reply = rcpt(d, "joe+tag@example.test", 1001)
     assert.equal(452, code, reply)
   end)
+end)
 
-  it("answers 451 4.3.0 and logs when maildirsize cannot be read", function()
-    local d = start_sqlite({})
-    assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
-    local md = maildir.path(d, "small")
-    D.sh("mkdir -p " .. md .. "/maildirsize")    -- a folder: reading it fails (EISDIR)
-    if D.sh("id -u"):match("^0") then D.sh("chown -R indimail: " .. d.dir .. "/maildirs") end
-    local code, reply = rcpt(d, "small@example.test")
-    assert.equal(451, code, reply)
-    assert.matches("^451 4%.3%.0 ", reply)
-    assert.is_truthy(d:wait_log("event=quota_error maildir=[^\n]*small/Maildir", 5), tail(d))
+-- ---- the directory on SQLite and on MariaDB ----------------------------
+
+for _, fx in ipairs(backends.all()) do
+describe(fx.name, function()
+  setup(fx.setup)
+  teardown(fx.teardown)
+
+  describe("address extensions", function()
+    after_each(cleanup.run)
+
+    it("joe+tag@ and (with \"-\") joe-tag@ are joe's; an existing user joe-tag wins", function()
+      local d = start_db(fx, { deliver = true })
+      d:send("someone@remote.test", { "joe+tag@example.test" }, message("plus"))
+      assert.matches("\nDelivered%-To: joe%+tag@example%.test\n", delivered(d, "joe"))
+      assert.equal(0, cli(d, { "alias", "add", "list@example.test", "joe@example.test" }))
+      assert.equal(250, (rcpt(d, "list+x@example.test")))
+      d:stop()
+      d = start_db(fx, { deliver = true }, "extension_delimiter = '+-'")
+      assert.equal(0, cli(d, { "user", "add", "joe-tag@example.test", "--password-stdin" }, "pw"))
+      d:send("someone@remote.test", { "joe-other@example.test" }, message("dash"))
+      assert.matches("\nDelivered%-To: joe%-other@example%.test\n", delivered(d, "joe"))
+      d:send("someone@remote.test", { "joe-tag@example.test" }, message("exact"))
+      assert.matches("\nDelivered%-To: joe%-tag@example%.test\n", delivered(d, "joe-tag"))
+      assert.equal(1, #maildir.new_files(d, "joe"))
+    end)
+  end)
+
+  describe("RCPT checks of local users", function()
+    after_each(cleanup.run)
+
+    it("refuses a disabled user (also through an extension) with 550 5.2.1, an unknown one with 550 5.1.1", function()
+      local d = start_db(fx, {})
+      assert.equal(0, cli(d, { "user", "add", "off@example.test", "--password-stdin", "--disable" }, "pw"))
+      for _, a in ipairs({ "off@example.test", "off+tag@example.test" }) do
+        local code, reply = rcpt(d, a)
+        assert.equal(550, code, reply)
+        assert.matches("^550 5%.2%.1 .*disabled", reply)
+      end
+      local code, reply = rcpt(d, "ghost@example.test")
+      assert.matches("^550 5%.1%.1 ", reply, 1, false)
+      assert.equal(550, code)
+    end)
+
+    it("answers 452 4.2.2 for a full mailbox: maildirsize usage plus SIZE= against the quota", function()
+      local d = start_db(fx, { deliver = true })
+      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
+      local code, reply = rcpt(d, "small@example.test", 3000)   -- empty, but it would not fit
+      assert.equal(452, code, reply)
+      assert.matches("^452 4%.2%.2 Mailbox full", reply)
+      d:send("someone@remote.test", { "small+x@example.test" }, message("filler", 1200))
+      delivered(d, "small")
+      local md = maildir.path(d, "small")
+      assert.is_truthy(D.eventually(function()
+        return (D.readfile(md .. "/maildirsize") or ""):match("\n%d+ 1\n")
+      end, 5), tail(d))
+      assert.equal(250, (rcpt(d, "small@example.test")))              -- ~1.3 KB used
+      assert.equal(250, (rcpt(d, "small@example.test", 500)))
+      code, reply = rcpt(d, "small@example.test", 1000)                -- SIZE= makes the difference
+      assert.equal(452, code, reply)
+      code, reply = rcpt(d, "small+x@example.test", 1000)              -- joe+tag@ is joe's quota
+      assert.equal(452, code, reply)
+      assert.equal(0, cli(d, { "user", "quota", "small@example.test", "1000" }))
+      code, reply = rcpt(d, "small@example.test")                      -- now over without SIZE=
+      assert.equal(452, code, reply)
+      assert.equal(250, (rcpt(d, "joe@example.test", 100000)))         -- no quota
+    end)
+
+    it("answers 552 5.2.2 with over_quota = \"reject\"", function()
+      local d = start_db(fx, { deliver = true }, "over_quota = 'reject'")
+      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
+      d:send("someone@remote.test", { "small@example.test" }, message("filler", 1200))
+      delivered(d, "small")
+      assert.is_truthy(D.eventually(function()
+        return (D.readfile(maildir.path(d, "small") .. "/maildirsize") or ""):match("\n%d+ 1\n")
+      end, 5), tail(d))
+      local code, reply = rcpt(d, "small@example.test", 1000)
+      assert.equal(552, code, reply)
+      assert.matches("^552 5%.2%.2 Mailbox full", reply)
+      assert.equal(250, (rcpt(d, "small@example.test", 10)))
+    end)
+
+    it("answers 451 4.3.0 and logs when maildirsize cannot be read", function()
+      local d = start_db(fx, {})
+      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
+      local md = maildir.path(d, "small")
+      D.sh("mkdir -p " .. md .. "/maildirsize")    -- a folder: reading it fails (EISDIR)
+      if D.sh("id -u"):match("^0") then D.sh("chown -R indimail: " .. d.dir .. "/maildirs") end
+      local code, reply = rcpt(d, "small@example.test")
+      assert.equal(451, code, reply)
+      assert.matches("^451 4%.3%.0 ", reply)
+      assert.is_truthy(d:wait_log("event=quota_error maildir=[^\n]*small/Maildir", 5), tail(d))
+    end)
   end)
 end)
+end
 
 -- ---- configuration -----------------------------------------------------
 

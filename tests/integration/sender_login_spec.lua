@@ -3,12 +3,14 @@
 -- (553 5.7.1 otherwise, unless the listener has sender_login_match =
 -- false); a client neither logged in nor in relay_from may not use a local
 -- domain (550 5.7.1); a no-relay user logs in but may not relay (554
--- 5.7.1). On a SQLite directory made with bin/indimail; AUTH in clear on
--- the smtp listener (auth_plaintext) and swaks over STARTTLS.
+-- 5.7.1). On a directory made with bin/indimail, on SQLite and on MariaDB
+-- (tests/helpers/dirbackend.lua); the config backend once. AUTH in clear
+-- on the smtp listener (auth_plaintext) and swaks over STARTTLS.
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local mime = require("mime")
 local cleanup = require("cleanup")
+local backends = require("dirbackend")
 
 local BIN = D.bin .. "/indimail"
 local PW = "s3cret-Pa55"
@@ -62,14 +64,15 @@ end
 
 local function mail(c, from) return c:cmd("MAIL FROM:<" .. from .. ">") end
 
-describe("envelope senders and relaying", function()
-  local d, dbdir
+for _, fx in ipairs(backends.all()) do
+describe("envelope senders and relaying on " .. fx.name, function()
+  local d, db
+  local undo = {}
   setup(function()
-    dbdir = D.mktemp("senderdb")
-    if D.sh("id -u"):match("^0") then D.sh("chown indimail: " .. dbdir) end
+    fx.setup()
+    db = fx.fresh(function(fn) undo[#undo + 1] = fn end)
     d = D.start{
-      directory = ("backend = 'sqlite', path = %q, cache_ttl = 1, negative_ttl = 1")
-        :format(dbdir .. "/directory.sqlite"),
+      directory = db.directory .. ", cache_ttl = 1, negative_ttl = 1",
       listen_opts = {
         smtp = "auth = true, auth_plaintext = true",
         submission = "auth_plaintext = true, sender_login_match = false",
@@ -80,8 +83,10 @@ describe("envelope senders and relaying", function()
     populate(d)
   end)
   teardown(function()
-    d:cleanup()
-    D.rmtemp(dbdir)
+    if d then d:cleanup() end
+    for i = #undo, 1, -1 do pcall(undo[i]) end
+    undo = {}
+    fx.teardown()
   end)
   after_each(cleanup.run)
 
@@ -188,18 +193,18 @@ describe("envelope senders and relaying", function()
 
   it("answers 451 4.3.0 when the directory fails during the sender check", function()
     local c = login(d.ports.smtp, "joe@example.test")
-    local db = dbdir .. "/directory.sqlite"
-    assert(os.rename(db, db .. ".away"))
-    cleanup.defer(function() os.rename(db .. ".away", db) end)
+    fx.down(db)
+    cleanup.defer(function() fx.up(db) end)
     D.t.sleep(1.3)       -- cache_ttl = 1: the cached answers expire
     local code, text = mail(c, "ann@example.test")
     assert.equal(451, code, text)
     assert.equal("451 4.3.0 Sender lookup failed, try again later", text)
     assert.truthy(d:wait_log("event=sender_lookup_failed [^\n]*user=joe@example%.test", 5))
-    os.rename(db .. ".away", db)
+    fx.up(db)
     assert.equal(250, (mail(c, "joe@example.test")))   -- the same address: no lookup
   end)
 end)
+end
 
 describe("with the config backend", function()
   after_each(cleanup.run)
