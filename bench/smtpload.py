@@ -9,6 +9,21 @@
       Prints one JSON line: samples, p50_ms, p90_ms, p99_ms, max_ms,
       errors, rate (msg/s over the measured part).
 
+      With --rcpt-users U, each message goes to a recipient drawn at
+      random among --rcpt-fmt % i for i in 0..U-1 (scenario 11).
+
+  smtpload.py rcpt --port P --sessions S --first F --count N [--set K]
+      S sessions send MAIL once per transaction and then RCPTs, pipelined
+      in batches of --batch (then RSET), to --fmt % i: each of F..F+N-1
+      once (uncached lookups), or with --set K the K addresses F..F+K-1
+      over and over, N RCPTs in all (cached lookups). Every RCPT must get
+      250. Prints one JSON line: rcpts, errors, seconds, rate (RCPT/s).
+
+  smtpload.py auth --port P --sessions S --count N --users U --password PW
+      S connections at a time, each EHLO, AUTH PLAIN as --fmt % i (i
+      cycling over 0..U-1), QUIT; N logins in all, each must get 235.
+      Prints one JSON line: auths, errors, seconds, rate (AUTH/s).
+
   smtpload.py idle --port P --connections N
       Opens N connections (at most --inflight greetings outstanding), reads
       each 220 greeting and then holds the connections open without a
@@ -20,8 +35,10 @@ or 100 busy sessions cost the machine little next to the server. Every
 wait is bounded (--timeout).
 """
 import argparse
+import base64
 import json
 import os
+import random
 import selectors
 import socket
 import sys
@@ -120,6 +137,7 @@ def latency(a):
     t_meas0 = t_meas1 = None
     deadline = time.monotonic() + a.timeout
     active = len(conns)
+    rng = random.Random(a.seed)
 
     def finish(c, err=None):
         nonlocal active, errors, first_err
@@ -173,7 +191,9 @@ def latency(a):
                             send(sel, c, b"MAIL FROM:<bench@bench.test>\r\n")
                     elif st == "mail":
                         c.state = "rcpt"
-                        send(sel, c, b"RCPT TO:<%s>\r\n" % a.rcpt.encode())
+                        rcpt = (a.rcpt_fmt % rng.randrange(a.rcpt_users)) if a.rcpt_users \
+                            else a.rcpt
+                        send(sel, c, b"RCPT TO:<%s>\r\n" % rcpt.encode())
                     elif st == "rcpt":
                         c.state = "data"
                         send(sel, c, b"DATA\r\n")
@@ -249,6 +269,112 @@ def idle(a):
     return 0
 
 
+# ---- scripted sessions (rcpt, auth): each is a generator that yields
+# (bytes to send, the reply codes expected, in order); the loop sends, waits
+# for that many replies, checks them and asks for the next step.
+
+def scripted(a, scripts):
+    """Runs sessions from the iterator `scripts` (generators), at most
+    a.sessions at a time. Returns (steps done, errors, first error, seconds,
+    timed out)."""
+    sel = selectors.EpollSelector()
+    deadline = time.monotonic() + a.timeout
+    live, done, errors, first_err = {}, 0, 0, None
+    t0 = time.monotonic()
+
+    def start():
+        gen = next(scripts, None)
+        if gen is None:
+            return False
+        c = connect(a.port, sel, 0)
+        c.state, c.done = gen, [220]     # state: the script; done: codes awaited
+        live[c.sock] = c
+        return True
+
+    def finish(c):
+        del live[c.sock]
+        sel.unregister(c.sock)
+        c.sock.close()
+
+    while len(live) < a.sessions and start():
+        pass
+    while live and time.monotonic() < deadline:
+        for key, ev in sel.select(timeout=1.0):
+            c = key.data
+            if c.sock not in live:       # finished earlier in this round
+                continue
+            try:
+                if ev & selectors.EVENT_WRITE:
+                    flush(sel, c)
+                if not ev & selectors.EVENT_READ:
+                    continue
+                for code, text in read_replies(c):
+                    want = c.done.pop(0)
+                    if code != want:
+                        raise ConnectionError("%d expected, got %r" % (want, text[:200]))
+                    if c.done:
+                        continue
+                    step = next(c.state, None)
+                    if step is None:
+                        finish(c)
+                        start()
+                        break
+                    data, c.done = step
+                    done += 1
+                    send(sel, c, data)
+            except (ConnectionError, OSError, ValueError) as e:
+                errors += 1
+                first_err = first_err or str(e)
+                if c.sock in live:
+                    finish(c)
+                start()
+    timed_out = bool(live)
+    for c in list(live.values()):
+        finish(c)
+    return done, errors, first_err, time.monotonic() - t0, timed_out
+
+
+def rcpt_script(addrs, batch):
+    yield b"EHLO client.bench.test\r\n", [250]
+    for i in range(0, len(addrs), batch):
+        part = addrs[i:i + batch]
+        cmds = b"RSET\r\nMAIL FROM:<bench@bench.test>\r\n" + b"".join(
+            b"RCPT TO:<%s>\r\n" % x for x in part)
+        yield cmds, [250, 250] + [250] * len(part)
+    yield b"QUIT\r\n", [221]
+
+
+def rcpt(a):
+    n = a.count
+    idx = [a.first + (i % a.set if a.set else i) for i in range(n)]
+    addrs = [(a.fmt % i).encode() for i in idx]
+    per = (n + a.sessions - 1) // a.sessions
+    scripts = iter([rcpt_script(addrs[k:k + per], a.batch) for k in range(0, n, per)])
+    _, errors, first, secs, timed_out = scripted(a, scripts)
+    out = {"rcpts": n if not errors and not timed_out else None, "errors": errors,
+           "first_error": first, "timed_out": timed_out, "seconds": secs,
+           "rate": n / secs if not errors and not timed_out else None}
+    print(json.dumps(out), flush=True)
+    return 0 if not errors and not timed_out else 1
+
+
+def auth_script(user, password):
+    cred = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+    yield b"EHLO client.bench.test\r\n", [250]
+    yield b"AUTH PLAIN " + cred + b"\r\n", [235]
+    yield b"QUIT\r\n", [221]
+
+
+def auth(a):
+    scripts = (auth_script(a.fmt % (i % a.users), a.password) for i in range(a.count))
+    _, errors, first, secs, timed_out = scripted(a, scripts)
+    ok = not errors and not timed_out
+    out = {"auths": a.count if ok else None, "errors": errors, "first_error": first,
+           "timed_out": timed_out, "seconds": secs, "rate": a.count / secs if ok else None}
+    print(json.dumps(out), flush=True)
+    return 0 if ok else 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -260,6 +386,26 @@ def main():
     lat.add_argument("--size", type=int, default=5120)
     lat.add_argument("--rcpt", default="user@remote.bench")
     lat.add_argument("--timeout", type=float, default=120)
+    lat.add_argument("--rcpt-users", type=int, default=0)
+    lat.add_argument("--rcpt-fmt", default="u%d@bench.test")
+    lat.add_argument("--seed", type=int, default=1)
+    rc = sub.add_parser("rcpt")
+    rc.add_argument("--port", type=int, required=True)
+    rc.add_argument("--sessions", type=int, default=10)
+    rc.add_argument("--first", type=int, default=0)
+    rc.add_argument("--count", type=int, required=True)
+    rc.add_argument("--set", type=int, default=0)
+    rc.add_argument("--batch", type=int, default=50)
+    rc.add_argument("--fmt", default="u%d@bench.test")
+    rc.add_argument("--timeout", type=float, default=120)
+    au = sub.add_parser("auth")
+    au.add_argument("--port", type=int, required=True)
+    au.add_argument("--sessions", type=int, default=50)
+    au.add_argument("--count", type=int, required=True)
+    au.add_argument("--users", type=int, default=1000)
+    au.add_argument("--password", required=True)
+    au.add_argument("--fmt", default="u%d@bench.test")
+    au.add_argument("--timeout", type=float, default=120)
     idl = sub.add_parser("idle")
     idl.add_argument("--port", type=int, required=True)
     idl.add_argument("--connections", type=int, default=1000)
@@ -267,7 +413,7 @@ def main():
     idl.add_argument("--timeout", type=float, default=120)
     idl.add_argument("--hold", type=float, default=120)
     a = p.parse_args()
-    return latency(a) if a.cmd == "latency" else idle(a)
+    return {"latency": latency, "idle": idle, "rcpt": rcpt, "auth": auth}[a.cmd](a)
 
 
 if __name__ == "__main__":
