@@ -120,6 +120,16 @@ on_bounce_queued(void *arg, int ok, const char *error, double secs, int queue)
 	qmgr_maybe_done(q, m);
 }
 
+/* The directory failed: the bounce is tried again later, like a failed write. */
+static void
+bounce_unexpanded(struct bounce_job *j)
+{
+	expansion_free(&j->x);
+	runtime_unref(j->rt);
+	j->rt = NULL;
+	on_bounce_queued(j, 0, "directory lookup failed", 0, -1);
+}
+
 /*
  * Queues the DSN built on the pool, once its recipient is expanded (j->x):
  * from the null sender, to the sender (through its aliases) or the
@@ -134,6 +144,10 @@ bounce_queue(struct bounce_job *j)
 	snprintf(val, sizeof(val), "%d", j->level);
 	memset(&e, 0, sizeof(e));
 	queue_new_id(j->id);
+	if (j->x.status == DIR_TEMPFAIL) {	/* local or not: unknown yet */
+		bounce_unexpanded(j);
+		return;
+	}
 	snprintf(e.id, sizeof(e.id), "%s", j->id);
 	e.received = time(NULL);
 	e.ip = "127.0.0.1";
@@ -144,6 +158,7 @@ bounce_queue(struct bounce_job *j)
 	if (j->x.status == DIR_OK) {
 		e.rcpts = j->x.rcpt;
 		e.orcpts = j->x.orcpt;
+		e.local = j->x.local;	/* routed as the directory said */
 		e.nrcpts = j->x.n;
 	} else {
 		e.rcpts = &j->rcpt;	/* a loop (refused at config load) */

@@ -3,6 +3,9 @@
  * per recipient, before its first delivery: the default (local domains
  * locally, the routes table, else MX), local, MX, a relay of its own, or
  * discard / reject / tempfail. A relay's strings belong to the message.
+ * Local domains are those the directory found local when the message was
+ * queued (the envelope's "route local", database domains included), and
+ * local_domains (for older queue files); the directory is not asked here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -170,5 +173,7 @@ qmgr_route_is_local(const struct qmgr *q, const struct qmsg *m, size_t i)
 
 	if (m->route[i].kind != ROUTE_DEFAULT)
 		return m->route[i].kind == ROUTE_LOCAL;
+	if (envelope_rcpt_local(&m->item.env, i))	/* the directory said */
+		return 1;
 	return dom == NULL || config_is_local_domain(q->cfg, dom);
 }

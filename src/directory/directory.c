@@ -516,6 +516,30 @@ directory_lookup(struct directory *d, const char *address, size_t size,
 	return dir_query_start(q, qp);
 }
 
+/* ---- domains ------------------------------------------------------------- */
+
+static int
+domain_step(struct dir_query *q)
+{
+	enum dir_status *out = q->out;
+
+	if (q->state++ == 0)
+		return dir_query_lookup(q, DK_DOMAIN, q->addrs[0]);
+	*out = q->res.status == DIR_OK || q->res.status == DIR_TEMPFAIL ?
+	    q->res.status : DIR_NOTFOUND;
+	return Q_END;
+}
+
+int
+directory_domain(struct directory *d, const char *domain,
+    enum dir_status *out, dir_done_cb cb, void *arg, struct dir_query **qp)
+{
+	struct dir_query *q = dir_query_new(d, domain_step, out, cb, arg);
+
+	dir_query_addrs(q, &domain, 1);
+	return dir_query_start(q, qp);
+}
+
 /* ---- mailboxes ----------------------------------------------------------- */
 
 enum { M_START, M_EXACT, M_BASE };

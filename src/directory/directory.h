@@ -45,6 +45,7 @@ enum dir_lookup {
 struct expansion {
 	char	       **rcpt;		/* final recipients */
 	char	       **orcpt;		/* the address the client gave for each */
+	unsigned char	*local;		/* 1: a local domain's (or no domain) */
 	size_t		 n;
 	enum dir_status	 status;	/* DIR_OK, DIR_LOOP or DIR_TEMPFAIL */
 };
@@ -98,8 +99,16 @@ void	directory_flush_loop(uv_loop_t *);
 int	directory_lookup(struct directory *, const char *address, size_t size,
 	    enum dir_lookup *out, dir_done_cb, void *arg, struct dir_query **qp);
 /*
+ * Is domain local (local_domains, or the database's domains table)? *out
+ * DIR_OK, DIR_NOTFOUND or DIR_TEMPFAIL. Through the cache.
+ */
+int	directory_domain(struct directory *, const char *domain,
+	    enum dir_status *out, dir_done_cb, void *arg, struct dir_query **qp);
+/*
  * Expands aliases, catch-alls and postmaster into final recipients, at most
  * 10 levels deep, each final address once; out->status DIR_LOOP on a loop.
+ * out->local[i] says whether the directory found final address i's domain
+ * local, so the queue manager can route without asking it again.
  */
 int	directory_expand(struct directory *, char **rcpts, size_t n,
 	    struct expansion *out, dir_done_cb, void *arg, struct dir_query **qp);

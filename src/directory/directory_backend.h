@@ -74,7 +74,9 @@ extern const struct directory_backend directory_backend_config;
 
 /*
  * The database of config->directory (dirdb.h), SQLite or MariaDB
- * (directory_sql.c): every lookup on the thread pool, always DIR_PENDING;
+ * (directory_sql.c): every lookup on the thread pool, DIR_PENDING (but a
+ * domain of local_domains, DIR_DONE); local domains are those and the
+ * domains table's rows;
  * a disabled user is found with DIR_USER_DISABLED; errors are
  * DIR_TEMPFAIL. Without a loop: DIR_TEMPFAIL.
  */

@@ -19,15 +19,17 @@ enum { X_START, X_DOMAIN, X_USER, X_ALIAS, X_BASE_USER, X_BASE_ALIAS,
     X_CATCHALL, X_TARGETS, X_DONE };
 
 static void
-add(struct expansion *e, const char *rcpt, const char *orcpt)
+add(struct expansion *e, const char *rcpt, const char *orcpt, int local)
 {
 	for (size_t i = 0; i < e->n; i++)
 		if (strcasecmp(e->rcpt[i], rcpt) == 0)
 			return;
 	e->rcpt = xrealloc(e->rcpt, (e->n + 1) * sizeof(char *));
 	e->orcpt = xrealloc(e->orcpt, (e->n + 1) * sizeof(char *));
+	e->local = xrealloc(e->local, e->n + 1);
 	e->rcpt[e->n] = xstrdup(rcpt);
 	e->orcpt[e->n] = xstrdup(orcpt);
+	e->local[e->n] = local != 0;
 	e->n++;
 }
 
@@ -40,6 +42,7 @@ expansion_free(struct expansion *e)
 	}
 	free(e->rcpt);
 	free(e->orcpt);
+	free(e->local);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -75,12 +78,19 @@ pop(struct dir_query *q)
 
 /* The frame on top becomes final: add it, and it is done. */
 static int
-final(struct dir_query *q, const char *rcpt)
+final_as(struct dir_query *q, const char *rcpt, int local)
 {
 	struct xframe *f = &q->st[q->nst - 1];
 
-	add(q->out, rcpt, q->addrs[f->orcpt]);
+	add(q->out, rcpt, q->addrs[f->orcpt], local);
 	return pop(q);
+}
+
+/* Past X_DOMAIN every final address is in a local domain (or has none). */
+static int
+final(struct dir_query *q, const char *rcpt)
+{
+	return final_as(q, rcpt, 1);
 }
 
 static int
@@ -178,7 +188,7 @@ frame_step(struct dir_query *q, struct xframe *f)
 		return dom ? dir_query_lookup(q, DK_DOMAIN, dom) : Q_AGAIN;
 	case X_DOMAIN:
 		if (dom && q->res.status != DIR_OK)
-			return final(q, f->addr);	/* a forward */
+			return final_as(q, f->addr, 0);	/* a forward */
 		f->state = X_USER;
 		return dir_query_lookup(q, DK_USER, f->addr);
 	case X_USER:
@@ -263,7 +273,10 @@ is_user(const struct directory *d, const char *f)
 	return rc;
 }
 
-/* Why final address f cannot receive mail, or NULL. */
+/*
+ * Why final address f cannot receive mail, or NULL. The check runs on the
+ * configuration alone, so a domain only in a database counts as remote.
+ */
 static const char *
 final_problem(const struct directory *d, const char *f)
 {

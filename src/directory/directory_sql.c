@@ -1,13 +1,14 @@
 /*
  * directory_sql: the directory database (dirdb.h: SQLite or MariaDB) as a
- * directory backend. Every lookup runs on libuv's thread pool
- * (uv_queue_work) with a connection taken from the backend's pool (at most
- * one per pool thread, directory.pool kept idle), and answers DIR_PENDING;
- * the answer is handed over on the loop. A cancelled operation's callback
- * never runs (its work may still finish). A failure is DIR_TEMPFAIL and a
- * log line, and the connection is dropped, so the next lookup connects
- * again (recovery); a pooled connection that fails for a passing reason
- * (the server restarted) is retried once on a new one.
+ * directory backend. Every lookup (but that of a domain in local_domains)
+ * runs on libuv's thread pool (uv_queue_work) with a connection taken from
+ * the backend's pool (at most one per pool thread, directory.pool kept
+ * idle), and answers DIR_PENDING; the answer is handed over on the loop.
+ * A cancelled operation's callback never runs (its work may still finish).
+ * A failure is DIR_TEMPFAIL and a log line, and the connection is dropped,
+ * so the next lookup connects again (recovery); a pooled connection that
+ * fails for a passing reason (the server restarted) is retried once on a
+ * new one.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ struct sq_dir {
 	int		 closing;
 };
 
-enum sq_kind { SQ_USER, SQ_ALIAS };
+enum sq_kind { SQ_USER, SQ_ALIAS, SQ_DOMAIN };
 
 struct sq_op {
 	uv_work_t	 req;
@@ -85,6 +86,9 @@ static const char sql_user[] =
     "WHERE d.name = ?2 AND u.local = ?1";
 static const char sql_alias[] =
     "SELECT target FROM aliases WHERE address = ?1 ORDER BY target";
+/* A domain of its own or an alias domain: a row either way. */
+static const char sql_domain[] =
+    "SELECT 1 FROM domains WHERE name = ?1";
 
 static void
 sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
@@ -117,11 +121,23 @@ sq_add_target(struct dir_result *r, const char *t)
 	r->status = DIR_OK;
 }
 
+/* One row of op's query. */
+static void
+sq_row(struct sq_op *op, struct dirdb_stmt *st)
+{
+	if (op->kind == SQ_ALIAS)
+		sq_add_target(&op->r, dirdb_text(st, 0));
+	else if (op->kind == SQ_USER)
+		sq_fill_user(op, st);
+	else
+		op->r.status = DIR_OK;
+}
+
 /* Binds the key (user: local part ?1, domain ?2), steps every row. */
 static int
 sq_run(struct sq_op *op, struct dirdb *db)
 {
-	static const char *const sql[] = { sql_user, sql_alias };
+	static const char *const sql[] = { sql_user, sql_alias, sql_domain };
 	struct dirdb_stmt *st = dirdb_prepare_cached(db, sql[op->kind]);
 	char *at = strrchr(op->key, '@');
 	int rc;
@@ -135,10 +151,7 @@ sq_run(struct sq_op *op, struct dirdb *db)
 	} else
 		dirdb_bind(st, "ss", op->key, "");
 	while ((rc = dirdb_step(st)) == DIRDB_ROW)
-		if (op->kind == SQ_ALIAS)
-			sq_add_target(&op->r, dirdb_text(st, 0));
-		else
-			sq_fill_user(op, st);
+		sq_row(op, st);
 	dirdb_release(st);
 	return rc == DIRDB_DONE ? 0 : -1;
 }
@@ -274,9 +287,11 @@ sq_cancel(void *opp)
 }
 
 /*
- * Local domains are local_domains, as for the queue manager, which routes
- * by them (qmgr_route.c): a domain only in the database would be accepted
- * here and then sent away. So it is not local until it is listed there.
+ * Local domains are local_domains (answered at once) and the rows of the
+ * domains table, alias domains included (asked on the pool; the front
+ * caches the answer). The queue manager needs no database for it: the
+ * SMTP side marks each recipient of a local domain in the queue envelope
+ * (directory_expand's local[], queue_envelope.c's "route local").
  */
 static int
 sq_domain(void *hp, const char *key, struct dir_result *r, dir_backend_cb cb,
@@ -284,10 +299,10 @@ sq_domain(void *hp, const char *key, struct dir_result *r, dir_backend_cb cb,
 {
 	struct sq_dir *h = hp;
 
-	(void)cb, (void)arg, (void)opp;
+	if (!config_is_local_domain(h->cfg, key))
+		return sq_start(h, SQ_DOMAIN, key, r, cb, arg, opp);
 	dir_result_init(r);
-	r->status = config_is_local_domain(h->cfg, key) ? DIR_OK :
-	    DIR_NOTFOUND;
+	r->status = DIR_OK;
 	return DIR_DONE;
 }
 

@@ -49,16 +49,28 @@ grow(char **a, size_t n)
 void
 envelope_add_rcpt(struct envelope *e, const char *rcpt, const char *orcpt)
 {
-	e->rcpts = grow(e->rcpts, e->nrcpts);
-	e->orcpts = grow(e->orcpts, e->nrcpts);
-	e->rcpts[e->nrcpts] = xstrdup(rcpt);
-	e->orcpts[e->nrcpts++] = orcpt ? xstrdup(orcpt) : NULL;
+	size_t n = e->nrcpts;
+
+	if ((n & (n - 1)) == 0)		/* as grow() */
+		e->local = xrealloc(e->local, n ? 2 * n : 1);
+	e->rcpts = grow(e->rcpts, n);
+	e->orcpts = grow(e->orcpts, n);
+	e->rcpts[n] = xstrdup(rcpt);
+	e->orcpts[n] = orcpt ? xstrdup(orcpt) : NULL;
+	e->local[n] = 0;
+	e->nrcpts++;
 }
 
 const char *
 envelope_orcpt(const struct envelope *e, size_t i)
 {
 	return e->orcpts && e->orcpts[i] ? e->orcpts[i] : e->rcpts[i];
+}
+
+int
+envelope_rcpt_local(const struct envelope *e, size_t i)
+{
+	return e->local != NULL && e->local[i];
 }
 
 const char *
@@ -92,6 +104,7 @@ envelope_free(struct envelope *e)
 	}
 	free(e->rcpts);
 	free(e->orcpts);
+	free(e->local);
 	envvars_free(&e->vars);
 	memset(e, 0, sizeof(*e));
 }

@@ -4,7 +4,8 @@
  *
  * envelope: what travels with a message from the SMTP session through the
  * queue to delivery and bounces: its id, where and when it came from, the
- * sender, the recipients (each with the address the client gave, ORCPT),
+ * sender, the recipients (each with the address the client gave, ORCPT,
+ * and whether the directory found its domain local),
  * the transaction's variables set by hooks (tx.env), the body type and the
  * bounce level. Its file form belongs to src/queue/queue_envelope.c, where
  * it lies in the queue to struct queue_item: neither is in here.
@@ -38,6 +39,12 @@ struct envelope {
 	char		*sender;		/* "" for the null sender */
 	char	       **rcpts;
 	char	       **orcpts;	/* NULL, or a NULL entry: same as rcpt */
+	/*
+	 * NULL, or per recipient 1: the directory found its domain local when
+	 * the message was queued (delivered here unless a route hook says
+	 * otherwise), 0: not known, local_domains decides.
+	 */
+	unsigned char	*local;
 	size_t		 nrcpts;
 	struct envvars	 vars;
 	enum envelope_body body;
@@ -47,11 +54,13 @@ struct envelope {
 void	envvars_set(struct envvars *, const char *k, const char *v);
 void	envvars_free(struct envvars *);
 
-/* Appends a recipient (copies both; orcpt may be NULL). */
+/* Appends a recipient, not marked local (copies both; orcpt may be NULL). */
 void	envelope_add_rcpt(struct envelope *, const char *rcpt,
 	    const char *orcpt);
 /* The address the client gave for recipient i. */
 const char *envelope_orcpt(const struct envelope *, size_t i);
+/* Was recipient i's domain found local when it was queued? */
+int	envelope_rcpt_local(const struct envelope *, size_t i);
 /* "7BIT", "8BITMIME" or NULL; and back (NONE for anything else). */
 const char *envelope_body_name(enum envelope_body);
 enum envelope_body envelope_body_parse(const char *);

@@ -114,7 +114,8 @@ int	queue_clean_done(const struct queue_set *);
 void	queue_envelope_format(const struct envelope *, struct buf *);
 /* Bytes queue_envelope_format would write, and those of one recipient. */
 size_t	queue_envelope_size(const struct envelope *);
-size_t	queue_envelope_rcpt_size(const char *rcpt, const char *orcpt);
+size_t	queue_envelope_rcpt_size(const char *rcpt, const char *orcpt,
+	    int local);
 /* Fills e (to envelope_free) and *body_offset; 0 or -1. */
 int	queue_envelope_parse(const char *, size_t, struct envelope *,
 	    size_t *body_offset);

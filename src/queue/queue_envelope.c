@@ -3,7 +3,8 @@
  * front of every queued message (docs/queue.md: "IMQ1", then `key SP value`
  * lines with %XX escapes, then an empty line). Sizes come from the same
  * serialiser, so what the SMTP side checks is what the writer writes.
- * Unknown keys are ignored, so old files always read back.
+ * Unknown keys are ignored, so old files always read back (a file without
+ * "route local" lines leaves the routing to local_domains).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -33,13 +34,16 @@ put_field(struct buf *b, const char *key, const char *v)
 	return n;
 }
 
+/* rcpt, its orcpt if another, "route local" if its domain is local. */
 static size_t
-put_rcpt(struct buf *b, const char *rcpt, const char *orcpt)
+put_rcpt(struct buf *b, const char *rcpt, const char *orcpt, int local)
 {
 	size_t n = put_field(b, "rcpt", rcpt);
 
 	if (orcpt && strcmp(orcpt, rcpt))
 		n += put_field(b, "orcpt", orcpt);
+	if (local)
+		n += put_field(b, "route", "local");
 	return n;
 }
 
@@ -75,7 +79,8 @@ put_envelope(const struct envelope *e, struct buf *b)
 	n += put_field(b, "body", envelope_body_name(e->body));
 	n += put_field(b, "sender", e->sender);
 	for (size_t i = 0; i < e->nrcpts; i++)
-		n += put_rcpt(b, e->rcpts[i], e->orcpts ? e->orcpts[i] : NULL);
+		n += put_rcpt(b, e->rcpts[i], e->orcpts ? e->orcpts[i] : NULL,
+		    envelope_rcpt_local(e, i));
 	for (size_t i = 0; i < e->vars.n; i++)
 		n += put_env(b, e->vars.key[i], e->vars.val[i]);
 	if (b)
@@ -96,9 +101,9 @@ queue_envelope_size(const struct envelope *e)
 }
 
 size_t
-queue_envelope_rcpt_size(const char *rcpt, const char *orcpt)
+queue_envelope_rcpt_size(const char *rcpt, const char *orcpt, int local)
 {
-	return put_rcpt(NULL, rcpt, orcpt);
+	return put_rcpt(NULL, rcpt, orcpt, local);
 }
 
 /* ---- parsing ----------------------------------------------------------- */
@@ -155,7 +160,10 @@ take_field(struct envelope *e, const char *key, char *v)
 		free(e->orcpts[e->nrcpts - 1]);
 		e->orcpts[e->nrcpts - 1] = v;
 		return;
-	} else if (strcmp(key, "env") == 0)
+	} else if (strcmp(key, "route") == 0 && e->nrcpts &&
+	    strcmp(v, "local") == 0)	/* another route: a newer writer's */
+		e->local[e->nrcpts - 1] = 1;
+	else if (strcmp(key, "env") == 0)
 		take_env(e, v);
 	free(v);
 }

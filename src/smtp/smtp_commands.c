@@ -167,7 +167,7 @@ after_mail(struct smtp_session *s, struct hook_verdict *v)
 	smtp_reply(s, "250 2.1.0 Sender <%s> OK", buf_cstr(&s->sender));
 }
 
-/* ST_LOOKUP: the directory said whether the sender is the user's. */
+/* ST_LOOKUP: the directory answered about the sender (smtp_sender.c). */
 static void
 on_sender_looked_up(void *arg)
 {
@@ -194,13 +194,7 @@ proceed_mail(struct smtp_session *s, const struct smtp_command *c)
 	s->tx = TX_MAIL;	/* check_mail made sure no transaction was open */
 	buf_set(&s->sender, s->mail.path.data ? s->mail.path.data : "",
 	    s->mail.path.len);
-	if (smtp_sender_local_refused(s))
-		return 0;
-	if (!smtp_sender_must_own(s))
-		return 1;
-	if (directory_owns(s->dir, s->auth_user, buf_cstr(&s->sender),
-	    &s->sender_owned, on_sender_looked_up, s, &s->dirq) ==
-	    DIR_PENDING) {
+	if (smtp_sender_lookup(s, on_sender_looked_up) == DIR_PENDING) {
 		s->resume = s->state;
 		s->state = ST_LOOKUP;
 		smtp_flush(s);

@@ -4,9 +4,11 @@
  * the same user in an alias domain, or an alias with the user among its
  * targets) unless the listener has sender_login_match = false; a client
  * neither logged in, nor in relay_from, nor on the local socket may not
- * use a local domain (local_sender_requires_auth); a no-relay user may log
- * in, but not send to a domain that is not local. Each refusal is a reply
- * and a log line of its own; the mail and rcpt hooks run only after these.
+ * use a local domain (local_sender_requires_auth; local as the directory
+ * says: local_domains or the database's domains, asked like RCPT); a
+ * no-relay user may log in, but not send to a domain that is not local.
+ * Each refusal is a reply and a log line of its own; the mail and rcpt
+ * hooks run only after these.
  */
 #include "../mail/address.h"
 #include "smtp_session_int.h"
@@ -33,53 +35,71 @@ refuse(struct smtp_session *s, const char *cmd, struct buf *why)
 	buf_free(why);
 }
 
-/*
- * MAIL FROM a local domain without AUTH, relay_from or the local socket:
- * 550 and 1 (the transaction is reset); else 0. The null sender is fine.
- */
-int
-smtp_sender_local_refused(struct smtp_session *s)
+/* Must MAIL FROM a domain be local-checked: no AUTH, relay_from, socket? */
+static int
+sender_needs_auth(struct smtp_session *s)
 {
-	const char *sender = buf_cstr(&s->sender);
-	const char *dom = address_domain(sender);
-	struct buf why = BUF_INIT;
-
-	if (!smtp_cfg(s)->local_sender_requires_auth || s->relay ||
-	    s->auth_user != NULL || dom == NULL ||
-	    !config_is_local_domain(smtp_cfg(s), dom))
-		return 0;
-	log_refusal(s, "sender_auth_required", "sender", sender);
-	buf_printf(&why, "550 5.7.1 Authentication required to send as %s",
-	    dom);
-	refuse(s, "MAIL", &why);
-	smtp_tx_reset(s);
-	return 1;
+	return smtp_cfg(s)->local_sender_requires_auth && !s->relay &&
+	    s->auth_user == NULL && address_domain(buf_cstr(&s->sender));
 }
 
 /* A logged-in user's sender must be asked of the directory. */
-int
-smtp_sender_must_own(const struct smtp_session *s)
+static int
+sender_must_own(const struct smtp_session *s)
 {
 	return s->auth_user != NULL && s->sender.len > 0 && s->lconf &&
 	    s->lconf->sender_login_match;
 }
 
-/* After directory_owns (s->sender_owned): 553 or 451 and 1, else 0. */
+/*
+ * Asks whether the sender's domain is local (local_domains or the
+ * database: a client without a login may not use it), or whether the
+ * logged-in user owns the sender; nothing to ask: DIR_DONE.
+ */
+int
+smtp_sender_lookup(struct smtp_session *s, dir_done_cb cb)
+{
+	const char *sender = buf_cstr(&s->sender);
+
+	s->sender_owned = DIR_OK;
+	s->sender_local = DIR_NOTFOUND;
+	if (sender_must_own(s))
+		return directory_owns(s->dir, s->auth_user, sender,
+		    &s->sender_owned, cb, s, &s->dirq);
+	if (sender_needs_auth(s))
+		return directory_domain(s->dir, address_domain(sender),
+		    &s->sender_local, cb, s, &s->dirq);
+	return DIR_DONE;
+}
+
+/* The sender's domain is local and the client not logged in: 550. */
+static void
+sender_local_refusal(struct smtp_session *s, struct buf *why)
+{
+	const char *sender = buf_cstr(&s->sender);
+
+	log_refusal(s, "sender_auth_required", "sender", sender);
+	buf_printf(why, "550 5.7.1 Authentication required to send as %s",
+	    address_domain(sender));
+}
+
+/* After smtp_sender_lookup: 550, 553 or 451 and 1, else 0. */
 int
 smtp_sender_refused(struct smtp_session *s)
 {
 	struct buf why = BUF_INIT;
 
-	switch (s->sender_owned) {
-	case DIR_OK:
-		return 0;
-	case DIR_TEMPFAIL:
+	if (s->sender_local == DIR_OK)
+		sender_local_refusal(s, &why);
+	else if (s->sender_owned == DIR_TEMPFAIL ||
+	    s->sender_local == DIR_TEMPFAIL) {
 		log_refusal(s, "sender_lookup_failed", "sender",
 		    buf_cstr(&s->sender));
 		buf_printf(&why, "451 4.3.0 Sender lookup failed, try again "
 		    "later");
-		break;
-	default:
+	} else if (s->sender_owned == DIR_OK)
+		return 0;
+	else {
 		log_refusal(s, "sender_not_owned", "sender",
 		    buf_cstr(&s->sender));
 		buf_printf(&why, "553 5.7.1 Sender address not owned by "

@@ -103,6 +103,7 @@ struct smtp_session {
 	struct dir_auth	 auth_result;	/* the directory's answer */
 	int		 auth_no_relay;	/* the user may not relay */
 	enum dir_status	 sender_owned;	/* directory_owns' answer (MAIL) */
+	enum dir_status	 sender_local;	/* directory_domain's, for the sender */
 	int		 auth_failures;	/* 535s in this session */
 	int		 auth_hold;	/* the 535 just queued waits (tarpit) */
 	struct smtp_sasl *sasl;		/* CRAM-MD5 / SCRAM exchange (smtp_sasl.c) */
@@ -186,9 +187,13 @@ int	smtp_sasl_start(struct smtp_session *, enum dir_mech, int has_ir);
 void	smtp_sasl_response(struct smtp_session *, const char *m, size_t n);
 void	smtp_sasl_free(struct smtp_session *);
 
-/* smtp_sender.c: MAIL FROM ownership, local senders, no-relay users */
-int	smtp_sender_local_refused(struct smtp_session *);
-int	smtp_sender_must_own(const struct smtp_session *);
+/*
+ * smtp_sender.c: MAIL FROM ownership, local senders, no-relay users. MAIL
+ * asks the directory (smtp_sender_lookup: DIR_DONE, or DIR_PENDING and
+ * cb(s) later), then smtp_sender_refused replies to a refusal, resets the
+ * transaction and returns 1.
+ */
+int	smtp_sender_lookup(struct smtp_session *, dir_done_cb);
 int	smtp_sender_refused(struct smtp_session *);
 int	smtp_may_relay(const struct smtp_session *);
 int	smtp_relay_denied(struct smtp_session *);

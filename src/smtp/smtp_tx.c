@@ -2,7 +2,9 @@
  * smtp_tx: the mail transaction, from MAIL to the reply after the dot.
  * Owns the envelope as the client builds it (sender, recipients, the
  * size they will take in the queue), the Received header, alias
- * expansion, and the commit to the queue (ST_QUEUE) with its answer.
+ * expansion (which also marks the recipients of local domains, database
+ * domains included, for the queue manager), and the commit to the queue
+ * (ST_QUEUE) with its answer.
  * The envelope never grows past what the queue accepts: a recipient that
  * would not fit is refused at RCPT, an expansion that does not is 451.
  */
@@ -63,7 +65,9 @@ smtp_tx_add_rcpt(struct smtp_session *s)
 			return;		/* a duplicate is delivered once */
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(char *));
 	s->rcpts[s->nrcpts++] = xstrdup(r);
-	s->rcpt_bytes += queue_envelope_rcpt_size(r, NULL);
+	/* a local one's "route local" line (after expansion: directory's) */
+	s->rcpt_bytes += queue_envelope_rcpt_size(r, NULL,
+	    s->rcpt.postmaster || s->rcpt_dir != DIR_NOT_LOCAL);
 	s->tx = TX_RCPT;
 }
 
@@ -108,7 +112,7 @@ smtp_tx_envelope_full(struct smtp_session *s, const char *rcpt)
 
 	fill_envelope(s, &e, tlsdesc);
 	size = queue_envelope_size(&e) + QUEUE_ID_LEN;	/* the id comes at DATA */
-	size += s->rcpt_bytes + queue_envelope_rcpt_size(rcpt, NULL);
+	size += s->rcpt_bytes + queue_envelope_rcpt_size(rcpt, NULL, 1);
 	return size > QUEUE_ENVELOPE_MAX;
 }
 
@@ -244,6 +248,7 @@ commit_expanded(struct smtp_session *s)
 	fill_envelope(s, &e, tlsdesc);
 	e.rcpts = s->expanded.rcpt;
 	e.orcpts = s->expanded.orcpt;
+	e.local = s->expanded.local;	/* the queue manager routes by it */
 	e.nrcpts = s->expanded.n;
 	if (!envelope_fits(s, &e))
 		return;

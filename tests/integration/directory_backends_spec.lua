@@ -3,7 +3,9 @@
 -- admin CLI (bin/indimail domain|user|alias|host, the vpopmail names,
 -- --json, exit codes, hostile input stored exactly or refused), then a
 -- daemon on the database: RCPT decisions, SMTP AUTH, delivery to users,
--- aliases and a catch-all, users added while it runs, a database it cannot
+-- aliases and a catch-all, domains of the database only (local without
+-- local_domains: RCPT, delivery, bounces, senders, `domain del`), users
+-- added while it runs, a database it cannot
 -- reach (451, never 5xx, nothing lost) and its recovery, and 10,000 users
 -- imported in one go.
 package.path = "tests/helpers/?.lua;" .. package.path
@@ -207,6 +209,10 @@ local function start(fx, o)
   assert.equal(0, (d.cli({ "user", "add", "off@example.test", "--password-stdin", "--disable" }, "pw")))
   assert.equal(0, (d.cli{ "alias", "add", "info@example.test", "joe@example.test" }))
   assert.equal(0, (d.cli{ "alias", "add", "@local.test", "ann@local.test" }))
+  -- dbonly.test and its alias domain are in the database only, not in
+  -- local_domains: local all the same
+  assert.equal(0, (d.cli{ "domain", "add", "dbalias.test", "--alias-of", "dbonly.test" }))
+  assert.equal(0, (d.cli({ "user", "add", "dan@dbonly.test", "--password-stdin" }, "pw")))
   return d
 end
 
@@ -225,7 +231,10 @@ describe("a daemon on the directory database", function()
       { "joe@example.test", 250 }, { "JOE@Example.Test", 250 },
       { "info@example.test", 250 },
       { "whoever@local.test", 250 },             -- the catch-all
-      { "x@dbonly.test", 554, "^554 5%.7%.1 " },   -- not in local_domains (yet)
+      { "dan@dbonly.test", 250 },                -- a domain of the database only
+      { "Dan@DBAlias.test", 250 },               -- and its alias domain
+      { "x@dbonly.test", 550, "^550 5%.1%.1 " },   -- local: no such user there
+      { "x@dbalias.test", 550, "^550 5%.1%.1 " },
       { "off@example.test", 550, "^550 5%.2%.1 " },  -- disabled
       { "x@remote.test", 554, "^554 5%.7%.1 " },
     }
@@ -264,6 +273,71 @@ describe("a daemon on the directory database", function()
     assert.is_truthy(D.eventually(function()
       return #maildir.new_files(d, "ann", "local.test") >= 1
     end, 10), tail(d))
+  end)
+
+  it("delivers to a domain only in the database and its alias domain, and through an alias to it", function()
+    local d = start(fx, { deliver = true })
+    assert.equal(0, (d.cli{ "alias", "add", "team@example.test", "dan@dbonly.test" }))
+    d:send("someone@remote.test", { "dan@dbonly.test" }, message("direct"))
+    d:send("someone@remote.test", { "dan@dbalias.test" }, message("alias domain"))
+    d:send("someone@remote.test", { "team@example.test" }, message("alias"))
+    assert.is_truthy(D.eventually(function()
+      return #maildir.new_files(d, "dan", "dbonly.test") >= 3
+    end, 10), tail(d))
+    assert.equal(0, d:count_log("event=deferred"), tail(d))   -- never sent to an MX
+  end)
+
+  it("bounces to a sender of a domain only in the database, into its Maildir", function()
+    local d = start(fx, { deliver = true })
+    -- an alias to a user that does not exist: accepted, fails at delivery
+    assert.equal(0, (d.cli{ "alias", "add", "list@dbonly.test", "ghost@dbonly.test" }))
+    local qid = d:send("dan@dbonly.test", { "list@dbonly.test" }, message("to nobody"))
+    assert.is_truthy(d:wait_log("event=bounce_queued qid=" .. qid, 10), tail(d))
+    assert.is_truthy(D.eventually(function()
+      return #maildir.new_files(d, "dan", "dbonly.test") >= 1
+    end, 10), tail(d))
+    local bounce = D.readfile(maildir.new_files(d, "dan", "dbonly.test")[1])
+    assert.matches("ghost@dbonly.test", bounce, 1, true)
+  end)
+
+  it("refuses a database domain's sender without AUTH, and relays elsewhere only for relay_from", function()
+    local d = start(fx, { local_sender_requires_auth = true })
+    local c = d:session()
+    local code, text = c:cmd("MAIL FROM:<dan@dbonly.test>")
+    assert.equal(550, code, text)
+    assert.matches("^550 5%.7%.1 .*dbonly%.test", text)
+    code, text = c:cmd("MAIL FROM:<x@dbalias.test>")
+    assert.equal(550, code, text)
+    assert.equal(250, (c:cmd("MAIL FROM:<someone@remote.test>")))
+    assert.equal(554, (c:cmd("RCPT TO:<x@remote.test>")))
+    assert.equal(250, (c:cmd("RCPT TO:<dan@dbonly.test>")))
+    local r = start(fx, { relay_from = "'127.0.0.1'", local_sender_requires_auth = true })
+    c = r:session()
+    assert.equal(250, (c:cmd("MAIL FROM:<dan@dbonly.test>")))
+    assert.equal(250, (c:cmd("RCPT TO:<x@remote.test>")))
+  end)
+
+  it("stops taking mail for a domain removed with `domain del`, at once", function()
+    local d = start(fx, { ttl = 600, workers = 2 })
+    assert.equal(0, (d.cli{ "domain", "add", "gone.test" }))
+    assert.equal(0, (d.cli({ "user", "add", "gus@gone.test", "--password-stdin" }, "pw")))
+    assert.is_truthy(D.eventually(function()
+      return rcpt(d, "gus@gone.test") == 250
+    end, 5, 0.2), tail(d))
+    local notices = d:count_log("event=directory_changed")
+    assert.equal(0, (d.cli{ "domain", "del", "gone.test" }))
+    assert.is_truthy(D.eventually(function()
+      return d:count_log("event=directory_changed") > notices
+    end, 5, 0.1), tail(d))
+    local code, text
+    assert.is_truthy(D.eventually(function()
+      for _ = 1, 6 do
+        code, text = rcpt(d, "gus@gone.test")
+        if code ~= 554 then return false end
+      end
+      return true
+    end, 5, 0.2), tostring(text))
+    assert.matches("^554 5%.7%.1 ", text)
   end)
 
   it("accepts a user the CLI adds while it runs, after the negative lifetime", function()
@@ -321,7 +395,7 @@ describe("a daemon on the directory database", function()
     os.remove(f)
     assert.equal(0, code, err)
     assert.equal("10000 users imported\n", out)
-    assert.equal("10003", d.db.sql("SELECT count(*) FROM users"))
+    assert.equal("10004", d.db.sql("SELECT count(*) FROM users"))
     local c = d:session()
     assert.equal(250, (c:cmd("MAIL FROM:<someone@remote.test>")))
     for _, i in ipairs({ 1, 777, 5000, 9999, 10000 }) do
@@ -336,7 +410,7 @@ describe("a daemon on the directory database", function()
     os.remove(f)
     assert.equal(65, code)
     assert.matches("line 2", err, 1, true)
-    assert.equal("10003", d.db.sql("SELECT count(*) FROM users"))
+    assert.equal("10004", d.db.sql("SELECT count(*) FROM users"))
   end)
 end)
 
