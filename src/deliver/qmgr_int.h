@@ -26,8 +26,9 @@
 
 enum rstate { RS_PENDING, RS_BUSY, RS_DONE };
 
-/* Where one recipient goes. ROUTE_DEFAULT: local domains locally, routes
- * table, else MX — decided at scheduling time from the current config. */
+/* Where one recipient goes. ROUTE_DEFAULT: local domains locally (marked
+ * so in the envelope, or in the current local_domains), routes table, else
+ * MX — decided at scheduling time (qmgr_route_is_local). */
 struct qroute {
 	int		 decided;	/* route hook ran (or there is none) */
 	int		 running;	/* route hook in flight */

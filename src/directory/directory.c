@@ -2,11 +2,11 @@
  * directory: the front of the directory. Owns the registry of directories
  * (one per loop and configuration, shared by reference), the query engine
  * that runs a lookup state machine over the backend (through the cache for
- * backends not in memory), the RCPT decision and the mailbox checks. The
- * rules live here: postmaster@any local domain and the bare "Postmaster"
- * (RFC 5321 4.5.1) are accepted and go to mailboxes.postmaster, a mailbox
- * of its own; "@domain" aliases catch what nothing else takes. The
- * password check is directory_auth.c.
+ * backends not in memory), the RCPT decision, whether a domain is local
+ * and the mailbox checks. The rules live here: postmaster@any local domain
+ * and the bare "Postmaster" (RFC 5321 4.5.1) are accepted and go to
+ * mailboxes.postmaster, a mailbox of its own; "@domain" aliases catch what
+ * nothing else takes. The password check is directory_auth.c.
  */
 #include <ctype.h>
 #include <stdlib.h>

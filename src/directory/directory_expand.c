@@ -2,8 +2,10 @@
  * directory_expand: aliases, catch-alls and the postmaster into final
  * recipients, a depth-first walk kept on an explicit stack so that any
  * lookup may wait for the backend. Order of the results: the order of the
- * walk; each final address once (without case); more than 10 levels is a
- * loop. The configuration check at load runs the same walk, synchronously.
+ * walk; each final address once (without case), marked local when the
+ * backend found its domain local (so the queue manager needs not ask);
+ * more than 10 levels is a loop. The configuration check at load runs the
+ * same walk, synchronously.
  */
 #include <stdlib.h>
 #include <string.h>
