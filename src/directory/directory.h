@@ -45,7 +45,7 @@ enum dir_lookup {
 struct expansion {
 	char	       **rcpt;		/* final recipients */
 	char	       **orcpt;		/* the address the client gave for each */
-	unsigned char	*local;		/* 1: a local domain's (or no domain) */
+	unsigned char	*local;		/* 1: local by the database only */
 	size_t		 n;
 	enum dir_status	 status;	/* DIR_OK, DIR_LOOP or DIR_TEMPFAIL */
 };

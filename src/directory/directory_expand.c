@@ -88,11 +88,18 @@ final_as(struct dir_query *q, const char *rcpt, int local)
 	return pop(q);
 }
 
-/* Past X_DOMAIN every final address is in a local domain (or has none). */
+/*
+ * Past X_DOMAIN every final address is in a local domain (or has none);
+ * it is marked only when local_domains, which the queue manager routes
+ * by, does not list the domain (a domain of the database).
+ */
 static int
 final(struct dir_query *q, const char *rcpt)
 {
-	return final_as(q, rcpt, 1);
+	const char *dom = strrchr(rcpt, '@');
+
+	return final_as(q, rcpt, dom &&
+	    !config_is_local_domain(q->d->cfg, dom + 1));
 }
 
 static int

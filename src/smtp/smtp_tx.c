@@ -2,8 +2,8 @@
  * smtp_tx: the mail transaction, from MAIL to the reply after the dot.
  * Owns the envelope as the client builds it (sender, recipients, the
  * size they will take in the queue), the Received header, alias
- * expansion (which also marks the recipients of local domains, database
- * domains included, for the queue manager), and the commit to the queue
+ * expansion (which also marks the recipients of domains local by the
+ * database only, for the queue manager), and the commit to the queue
  * (ST_QUEUE) with its answer.
  * The envelope never grows past what the queue accepts: a recipient that
  * would not fit is refused at RCPT, an expansion that does not is 451.

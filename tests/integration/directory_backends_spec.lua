@@ -317,12 +317,13 @@ describe("a daemon on the directory database", function()
     assert.equal(250, (c:cmd("RCPT TO:<x@remote.test>")))
   end)
 
-  it("marks local recipients in the queue envelope; an older file without the marks still loads", function()
+  it("marks recipients local by the database in the queue envelope; an older file without the marks still loads", function()
     local d = start(fx, { relay_from = "'127.0.0.1'" })
     local qid = d:send("someone@remote.test", { "joe@example.test", "dan@dbalias.test", "x@remote.test" },
       message("marks"))
     local env, _, path = d:queued(qid)
-    assert.matches("\nrcpt joe@example.test\nroute local\n", env, 1, true)
+    assert.matches("\nrcpt joe@example.test\n", env, 1, true)    -- local_domains: no mark
+    assert.not_matches("\nrcpt joe@example.test\nroute", env, 1, true)
     assert.matches("\nrcpt dan@dbonly.test\norcpt dan@dbalias.test\nroute local\n", env, 1, true)
     assert.matches("\nrcpt x@remote.test\n", env, 1, true)
     assert.not_matches("\nrcpt x@remote.test\nroute", env, 1, true)
