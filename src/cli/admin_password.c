@@ -7,7 +7,6 @@
  * is never printed; the buffers that held it are cleared by the callers.
  */
 #include <crypt.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -56,14 +55,16 @@ admin_read_password(const struct password_policy *p, const char *given,
 	return 0;
 }
 
-/* The classes of s: bit 0 lower, 1 upper, 2 digit, 3 anything else. */
+/* The classes of s: bit 0 lower, 1 upper, 2 digit (ASCII, whatever the
+ * locale), 3 anything else. */
 static int
 char_classes(const unsigned char *s)
 {
 	int bits = 0, n = 0;
 
 	for (; *s; s++)
-		bits |= islower(*s) ? 1 : isupper(*s) ? 2 : isdigit(*s) ? 4 : 8;
+		bits |= *s >= 'a' && *s <= 'z' ? 1 : *s >= 'A' && *s <= 'Z' ?
+		    2 : *s >= '0' && *s <= '9' ? 4 : 8;
 	for (; bits; bits >>= 1)
 		n += bits & 1;
 	return n;
