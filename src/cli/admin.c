@@ -204,7 +204,8 @@ static int
 run_group(struct admin *a, const char *config, const char *db,
     const struct group *g, const char *verb)
 {
-	struct directory_conf file = { .backend = DIRECTORY_SQLITE };
+	struct directory_conf file = { .backend = DIRECTORY_SQLITE,
+	    .password_policy = PASSWORD_POLICY_DEFAULT };
 	const struct directory_conf *dc = &file;
 	struct runtime *rt = NULL;
 	struct buf err = BUF_INIT;
@@ -221,6 +222,7 @@ run_group(struct admin *a, const char *config, const char *db,
 		dc = &rt->cfg.directory;
 		a->maildir_root = rt->cfg.delivery.maildir_root;
 	}
+	a->policy = dc->password_policy;
 	if (dc->backend == DIRECTORY_CONFIG)
 		rc = admin_fail(EX_CONFIG, "%s has no directory = { backend = "
 		    "\"sqlite\" or \"mariadb\", ... }: give --db PATH", config);

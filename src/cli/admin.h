@@ -33,6 +33,7 @@ struct admin {
 	struct dirdb	*db;
 	int		 json;
 	const char	*maildir_root;	/* mailboxes.root: users' homes */
+	struct password_policy policy;	/* directory.password_policy */
 	struct admin_opts o;
 };
 
@@ -63,12 +64,18 @@ int	admin_check_alias(char *address);	/* "@domain" or an address */
 int	admin_check_target(const char *address);
 int	admin_check_text(const char *what, const char *s);
 int	admin_parse_quota(const char *s, long long *out);
-/* The password: the line read from stdin, or given: 0 or exit code. */
-int	admin_read_password(const char *given, int from_stdin, char *pw,
-	    size_t n);
-/* A yescrypt hash of the line read from stdin (or pw): 0 or exit code. */
-int	admin_hash_password(const char *pw, int from_stdin, char *out,
-	    size_t outsz);
+
+/* admin_password.c: each 0 or prints why (never the password) and returns
+ * an exit code. A buffer of ADMIN_PASSWORD_SIZE holds any allowed one. */
+#define ADMIN_PASSWORD_SIZE	(4 * PASSWORD_MAX_CHARS + 3)
+/* The password: the line read from stdin, or given. */
+int	admin_read_password(const struct password_policy *, const char *given,
+	    int from_stdin, char *pw, size_t n);
+/* directory.password_policy, and not the user's name or address. */
+int	admin_check_password(const struct password_policy *, const char *pw,
+	    const char *local, const char *domain);
+/* pw's yescrypt hash into out. */
+int	admin_hash_password(const char *pw, char *out, size_t outsz);
 
 /* admin_out.c: JSON and text output. */
 void	admin_json_str(struct buf *, const char *);

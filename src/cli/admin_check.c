@@ -3,9 +3,8 @@
  * in its xn-- form), users' local parts follow the mailbox name rule
  * (directory_mailbox_name: they become folders), aliases and targets are
  * addresses of printable ASCII without spaces or quotes. Passwords are
- * hashed with yescrypt (crypt_gensalt_rn "$y$") and never printed.
+ * admin_password.c's.
  */
-#include <crypt.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +13,6 @@
 #include "../directory/directory.h"
 #include "../mail/address.h"
 #include "admin.h"
-
-static int	read_password(char *, size_t);
 
 int
 admin_check_domain(char *d)
@@ -123,58 +120,4 @@ admin_parse_quota(const char *s, long long *out)
 	    1048576 : *end ? 1073741824.0 : 1;
 	*out = (long long)v;
 	return 0;
-}
-
-int
-admin_read_password(const char *given, int from_stdin, char *pw, size_t n)
-{
-	snprintf(pw, n, "%s", given ? given : "");
-	if (from_stdin && read_password(pw, n) != 0)
-		return EX_DATAERR;
-	if (pw[0] == '\0')
-		return admin_fail(EX_DATAERR, "empty password (give it with "
-		    "--password-stdin)");
-	return 0;
-}
-
-static int
-read_password(char *pw, size_t n)
-{
-	size_t len;
-
-	if (fgets(pw, (int)n, stdin) == NULL)
-		pw[0] = '\0';
-	len = strlen(pw);
-	if (len && pw[len - 1] == '\n')
-		pw[--len] = '\0';
-	if (len && pw[len - 1] == '\r')
-		pw[--len] = '\0';
-	return len + 1 < n ? 0 : admin_fail(EX_DATAERR, "password too long");
-}
-
-int
-admin_hash_password(const char *given, int from_stdin, char *out,
-    size_t outsz)
-{
-	char pw[1024], salt[CRYPT_GENSALT_OUTPUT_SIZE];
-	struct crypt_data cd;
-	int rc = 0;
-
-	memset(&cd, 0, sizeof(cd));
-	snprintf(pw, sizeof(pw), "%s", given ? given : "");
-	if (from_stdin)
-		rc = read_password(pw, sizeof(pw));
-	if (rc == 0 && pw[0] == '\0')
-		rc = admin_fail(EX_DATAERR, "empty password (give it with "
-		    "--password-stdin)");
-	if (rc == 0 && (crypt_gensalt_rn("$y$", 0, NULL, 0, salt,
-	    sizeof(salt)) == NULL || crypt_r(pw, salt, &cd) == NULL ||
-	    cd.output[0] == '*' || strlen(cd.output) >= outsz))
-		rc = admin_fail(EX_SOFTWARE, "cannot hash the password "
-		    "(libcrypt without yescrypt?)");
-	if (rc == 0)
-		memcpy(out, cd.output, strlen(cd.output) + 1);
-	explicit_bzero(pw, sizeof(pw));
-	explicit_bzero(&cd, sizeof(cd));
-	return rc;
 }

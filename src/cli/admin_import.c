@@ -1,8 +1,8 @@
 /*
  * admin_import: `indimail user import FILE` ("-" is stdin): one user a
  * line, "address password", where a password starting with '$' is taken
- * as a crypt(3) hash and anything else is hashed (yescrypt: slow, so bulk
- * imports should bring hashes). Blank lines and '#' lines are skipped.
+ * as a crypt(3) hash and anything else must pass directory.password_policy
+ * and is hashed (yescrypt: slow, so bulk imports should bring hashes). Blank lines and '#' lines are skipped.
  * All lines or none: one transaction; the first bad line is named.
  */
 #include <errno.h>
@@ -35,7 +35,8 @@ import_line(struct admin *a, struct dirdb_stmt *st, char *line)
 		return rc;
 	if (*pw == '$')
 		snprintf(hash, sizeof(hash), "%s", pw);
-	else if ((rc = admin_hash_password(pw, 0, hash, sizeof(hash))))
+	else if ((rc = admin_check_password(&a->policy, pw, local, domain)) ||
+	    (rc = admin_hash_password(pw, hash, sizeof(hash))))
 		return rc;
 	snprintf(home, sizeof(home), "%s/%s/%s", a->maildir_root, domain,
 	    local);

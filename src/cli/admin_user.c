@@ -42,15 +42,17 @@ user_arg(struct admin *a, int lo, int hi, const char *usage, int want,
 	return 0;
 }
 
-/* The password read, and its yescrypt hash: 0 or an exit code. */
+/* The password read and checked, and its yescrypt hash: 0 or a code. */
 static int
-user_password(struct admin *a, char *pw, size_t pwsz, char *hash,
-    size_t hashsz)
+user_password(struct admin *a, const char *local, const char *domain,
+    char *pw, char *hash, size_t hashsz)
 {
-	int rc = admin_read_password(a->o.pos[1], a->o.password_stdin, pw,
-	    pwsz);
+	int rc = admin_read_password(&a->policy, a->o.pos[1],
+	    a->o.password_stdin, pw, ADMIN_PASSWORD_SIZE);
 
-	return rc ? rc : admin_hash_password(pw, 0, hash, hashsz);
+	if (rc == 0)
+		rc = admin_check_password(&a->policy, pw, local, domain);
+	return rc ? rc : admin_hash_password(pw, hash, hashsz);
 }
 
 /* In the transaction: rc of the hash's write; then the secrets, commit. */
@@ -66,7 +68,7 @@ user_store(struct admin *a, int rc, const char *local, const char *domain,
 static int
 user_add(struct admin *a)
 {
-	char *local, *domain, hash[256], home[4096], pw[1024];
+	char *local, *domain, hash[256], home[4096], pw[ADMIN_PASSWORD_SIZE];
 	long long quota = 0;
 	int rc;
 
@@ -77,7 +79,7 @@ user_add(struct admin *a)
 	if ((size_t)snprintf(home, sizeof(home), "%s/%s/%s", a->maildir_root,
 	    domain, local) >= sizeof(home))
 		return admin_fail(EX_DATAERR, "home folder name too long");
-	if ((rc = user_password(a, pw, sizeof(pw), hash, sizeof(hash))) == 0 &&
+	if ((rc = user_password(a, local, domain, pw, hash, sizeof(hash))) == 0 &&
 	    (rc = admin_begin(a)) == 0)
 		rc = user_store(a, admin_run(a, admin_stmt(a, "INSERT INTO users "
 		    "(local, domain, password, home, quota, flags, created) "
@@ -104,13 +106,13 @@ user_del(struct admin *a)
 static int
 user_passwd(struct admin *a)
 {
-	char *local, *domain, hash[256], pw[1024];
+	char *local, *domain, hash[256], pw[ADMIN_PASSWORD_SIZE];
 	int rc;
 
 	if ((rc = user_arg(a, 1, 2, "passwd ADDRESS --password-stdin", 1,
 	    &local, &domain)))
 		return rc;
-	if ((rc = user_password(a, pw, sizeof(pw), hash, sizeof(hash))) == 0 &&
+	if ((rc = user_password(a, local, domain, pw, hash, sizeof(hash))) == 0 &&
 	    (rc = admin_begin(a)) == 0)
 		rc = user_store(a, admin_run(a, admin_stmt(a, "UPDATE users SET "
 		    "password = ?3 WHERE local = ?1 AND domain = ?2", "sss",

@@ -5,8 +5,9 @@
  * add`; or "mariadb", a MariaDB/MySQL database reached by socket or host
  * and port, its password read from password_file, which must not be
  * readable by others), how long the front caches a backend's answers
- * (seconds), how address extensions are split (extension_delimiter) and
- * how RCPT answers a full mailbox (over_quota; docs/directory.md).
+ * (seconds), how address extensions are split (extension_delimiter),
+ * how RCPT answers a full mailbox (over_quota) and which passwords the
+ * admin CLI accepts (password_policy; docs/directory.md).
  */
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -120,13 +121,42 @@ cfg_over_quota(lua_State *L, int t, struct directory_conf *d)
 	lua_pop(L, 1);
 }
 
+/* password_policy = { min_length=, min_classes=, max_length= }. */
+static void
+cfg_password_policy(lua_State *L, int t, struct password_policy *p)
+{
+	static const char where[] = "directory.password_policy";
+	static const char *keys[] = { "min_length", "min_classes",
+	    "max_length", NULL };
+
+	lua_getfield(L, t, "password_policy");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1))
+		cfg_bad(L, where, "must be a table");
+	t = lua_gettop(L);
+	cfg_check_keys(L, t, where, keys);
+	cfg_set_number(L, t, "min_length", "directory.password_policy."
+	    "min_length", 1, PASSWORD_MAX_CHARS, 1, &p->min_length, 0);
+	cfg_set_number(L, t, "min_classes", "directory.password_policy."
+	    "min_classes", 1, 4, 1, &p->min_classes, 0);
+	cfg_set_number(L, t, "max_length", "directory.password_policy."
+	    "max_length", 1, PASSWORD_MAX_CHARS, 1, &p->max_length, 0);
+	if (p->max_length < p->min_length)
+		cfg_bad(L, "directory.password_policy.max_length", "is less "
+		    "than min_length");
+	lua_pop(L, 1);
+}
+
 void
 cfg_directory(lua_State *L, int t, struct directory_conf *d)
 {
 	static const char *keys[] = { "backend", "path", "cache_ttl",
 	    "negative_ttl", "host", "port", "socket", "database", "user",
 	    "password_file", "timeout", "pool", "extension_delimiter",
-	    "over_quota", NULL };
+	    "over_quota", "password_policy", NULL };
 	static const struct choice backends[] = {
 	    { "config", DIRECTORY_CONFIG }, { "sqlite", DIRECTORY_SQLITE },
 	    { "mariadb", DIRECTORY_MARIADB }, { NULL, 0 } };
@@ -149,6 +179,7 @@ cfg_directory(lua_State *L, int t, struct directory_conf *d)
 	cfg_directory_mariadb(L, t, d);
 	cfg_extension_delimiter(L, t, d);
 	cfg_over_quota(L, t, d);
+	cfg_password_policy(L, t, &d->password_policy);
 	if (d->backend == DIRECTORY_SQLITE && d->path == NULL)
 		cfg_bad(L, "directory.path", "is required for backend "
 		    "\"sqlite\"");

@@ -58,6 +58,8 @@ config_defaults(struct config *c)
 	c->directory.pool = 4;
 	c->directory.negative_ttl_ms = 10 * 1000;
 	strcpy(c->directory.extension_delimiter, "+");
+	c->directory.password_policy =
+	    (struct password_policy)PASSWORD_POLICY_DEFAULT;
 	c->auth_fail.per_ip = 10;
 	c->auth_fail.per_user = 5;
 	c->auth_fail.window_s = 900;

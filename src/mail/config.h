@@ -103,10 +103,24 @@ struct delivery_conf {
 
 /*
  * directory = { backend=, path=, host=, ..., cache_ttl=, negative_ttl=,
- * extension_delimiter=, over_quota= }: where users live and how the RCPT
- * check answers. The order of the backends is directory.c's table.
+ * extension_delimiter=, over_quota=, password_policy= }: where users live,
+ * how the RCPT check answers and which passwords bin/indimail accepts.
+ * The order of the backends is directory.c's table.
  */
 enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE, DIRECTORY_MARIADB };
+
+/*
+ * password_policy = { min_length=, min_classes=, max_length= }: lengths in
+ * characters (UTF-8 code points), classes of lower, upper, digit, other.
+ */
+struct password_policy {
+	int		 min_length;	/* 8, in 1..PASSWORD_MAX_CHARS */
+	int		 min_classes;	/* 1, in 1..4 */
+	int		 max_length;	/* 1024, in min_length..PASSWORD_MAX_CHARS */
+};
+
+#define PASSWORD_MAX_CHARS	1024
+#define PASSWORD_POLICY_DEFAULT	{ 8, 1, PASSWORD_MAX_CHARS }
 
 /* The characters extension_delimiter may hold (each once). */
 #define DIRECTORY_DELIMITERS	"+-=_."
@@ -124,6 +138,7 @@ struct directory_conf {
 	/* joe+tag@ is joe@ (Postfix's recipient_delimiter); "" none; "+" */
 	char		 extension_delimiter[sizeof(DIRECTORY_DELIMITERS)];
 	int		 over_quota_reject;	/* RCPT 552 5.2.2, not 452 4.2.2 */
+	struct password_policy password_policy;	/* bin/indimail's rules */
 };
 
 /*

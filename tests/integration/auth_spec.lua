@@ -324,7 +324,7 @@ end
 local function populate(db)
   cli(db, "domain add example.test")
   for _, u in ipairs({ "joe", "ann", "slow", "nopw" }) do
-    cli(db, "user add " .. u .. "@example.test --password-stdin", "x")
+    cli(db, "user add " .. u .. "@example.test --password-stdin", "replaced-1")
     db.sql(("UPDATE users SET password = '%s' WHERE local = '%s'"):format(HASHES[u] or "", u))
   end
 end

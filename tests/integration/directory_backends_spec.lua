@@ -15,6 +15,8 @@ local maildir = require("maildir")
 local backends = require("dirbackend")
 
 local BIN = D.bin .. "/indimail"
+-- a password the default policy accepts (8 characters or more)
+local PW = "Passw0rd-1"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -42,6 +44,16 @@ local function db_cli(db)
   end
 end
 
+-- A configuration of db's directory with password_policy = { policy }.
+local function policy_cli(db, policy)
+  local dir = D.scratch_dir("pwpolicy")
+  local cfg = dir .. "/cli.lua"
+  D.writefile(cfg, ("indimail.config{ hostname = 'mx.test', listen = { { name = 'smtp', "
+    .. "address = '127.0.0.1', port = 0 } }, directory = { %s, password_policy = { %s } } }\n"):format(
+    db.directory, policy))
+  return cfg
+end
+
 -- Valid JSON (python3 parses it).
 local function json_ok(s)
   local f = os.tmpname()
@@ -62,7 +74,7 @@ describe("indimail domain|user|alias|host", function()
   it("creates, lists, shows and deletes with --json", function()
     local run = db_cli(fx.fresh())
     assert.equal(0, (run{ "domain", "add", "Example.TEST" }))
-    assert.equal(0, (run({ "user", "add", "joe@example.test", "--password-stdin", "--quota", "2M" }, "s3cret")))
+    assert.equal(0, (run({ "user", "add", "joe@example.test", "--password-stdin", "--quota", "2M" }, "s3cret-Pa55")))
     assert.equal(0, (run{ "alias", "add", "info@example.test", "joe@example.test", "x@remote.test" }))
     local code, out = run{ "--json", "domain", "list" }
     assert.equal(0, code)
@@ -103,18 +115,22 @@ describe("indimail domain|user|alias|host", function()
     assert.matches("^%$y%$", hash)
     local again = D.sh("perl -e 'print crypt($ARGV[0], $ARGV[1])' " .. q("pässwörd \"; --") .. " " .. q(hash))
     assert.equal(hash, again)
-    assert.equal(0, (run({ "user", "passwd", "joe@example.test", "--password-stdin" }, "other")))
+    assert.equal(0, (run({ "user", "passwd", "joe@example.test", "--password-stdin" }, "0ther-Passw0rd")))
     assert.not_equal(hash, db.sql("SELECT password FROM users"))
   end)
 
   it("answers every bad input with one line and a documented exit code", function()
-    local run = db_cli(fx.fresh())
+    local db = fx.fresh()
+    local run = db_cli(db)
     run{ "domain", "add", "example.test" }
-    run({ "user", "add", "joe@example.test", "--password-stdin" }, "pw")
+    run({ "user", "add", "joe@example.test", "--password-stdin" }, PW)
+    local strict = policy_cli(db, "min_length = 10, min_classes = 3, max_length = 20")
+    local MIN, MAX, CLASSES = "(directory.password_policy.min_length)",
+      "(directory.password_policy.max_length)", "(directory.password_policy.min_classes)"
     local cases = {
-      { { "user", "add", "not-an-address", "--password-stdin" }, "pw", 65, "not a user@domain" },
-      { { "user", "add", "joe@example.test", "--password-stdin" }, "pw", 73, "exists" },
-      { { "user", "add", "ann@unknown.test", "--password-stdin" }, "pw", 68, "unknown domain" },
+      { { "user", "add", "not-an-address", "--password-stdin" }, PW, 65, "not a user@domain" },
+      { { "user", "add", "joe@example.test", "--password-stdin" }, PW, 73, "exists" },
+      { { "user", "add", "ann@unknown.test", "--password-stdin" }, PW, 68, "unknown domain" },
       { { "user", "add", "ann@example.test", "--password-stdin" }, "", 65, "empty password" },
       { { "user", "del", "ghost@example.test" }, nil, 67, "no user" },
       { { "domain", "add", "example.test" }, nil, 73, "exists" },
@@ -122,13 +138,60 @@ describe("indimail domain|user|alias|host", function()
       { { "user", "add", "x@example.test", "--bogus" }, nil, 64, "unknown option" },
       { { "user", "quota", "joe@example.test", "lots" }, nil, 65, "not a quota" },
       { { "user", "move", "joe@example.test", "nohost" }, nil, 68, "unknown host" },
+      -- the password policy: the defaults (8 to 1024 characters, 1 class)
+      { { "user", "add", "ann@example.test", "--password-stdin" }, "pw", 65,
+        "indimail: password too short: at least 8 characters " .. MIN },
+      { { "user", "add", "ann@example.test", "--password-stdin" }, "ééééééé", 65,
+        "password too short: at least 8 characters" },            -- 7 characters, 14 bytes
+      { { "user", "add", "ann@example.test", "--password-stdin" }, ("a"):rep(1025), 65,
+        "password too long: at most 1024 characters " .. MAX },
+      { { "user", "add", "annabelle@example.test", "--password-stdin" }, "AnnaBelle", 65,
+        "password equals the user's name or address" },
+      { { "user", "passwd", "joe@example.test", "--password-stdin" }, "JOE@Example.test", 65,
+        "password equals the user's name or address" },
+      { { "user", "add", "ann@example.test", "--password-stdin" }, "Pass\tw0rd-1", 65,
+        "password has a control character" },
+      { { "vadduser", "ann@example.test", "pw" }, nil, 65, "password too short" },
+      { { "vpasswd", "joe@example.test", "--password-stdin" }, "short", 65, "password too short" },
+      -- a policy from the configuration
+      { { "-c", strict, "user", "add", "ann@example.test", "--password-stdin" }, "Passw0rd-", 65,
+        "password too short: at least 10 characters " .. MIN },
+      { { "-c", strict, "user", "add", "ann@example.test", "--password-stdin" }, "password-password", 65,
+        "password too simple: characters of at least 3 classes" },
+      { { "-c", strict, "user", "add", "ann@example.test", "--password-stdin" }, "Passw0rd-Passw0rd-123", 65,
+        "password too long: at most 20 characters " .. MAX },
+      { { "-c", strict, "user", "passwd", "joe@example.test", "--password-stdin" }, "password12", 65,
+        CLASSES },
+      -- a bad policy is refused at load
+      { { "-c", policy_cli(db, "min_classes = 5"), "user", "list" }, nil, 78,
+        "bad config: directory.password_policy.min_classes: 5 is out of range [1, 4]" },
+      { { "-c", policy_cli(db, "min_length = 12, max_length = 10"), "user", "list" }, nil, 78,
+        "bad config: directory.password_policy.max_length: is less than min_length" },
     }
     for _, c in ipairs(cases) do
-      local code, _, err = run(c[1], c[2])
+      local args = c[1]
+      if args[1] ~= "-c" then args = nil end
+      local code, _, err = (args and cli or run)(c[1], c[2])
       assert.equal(c[3], code, table.concat(c[1], " ") .. ": " .. err)
       assert.matches(c[4], err, 1, true)
       assert.equal(1, select(2, err:gsub("\n", "")), err)    -- one line
+      assert.not_matches("Passw0rd", err, 1, true)            -- never the password
     end
+    -- a strict policy still lets its passwords through
+    assert.equal(0, (cli({ "-c", strict, "user", "add", "ann@example.test", "--password-stdin" }, "Passw0rd-12")))
+    assert.equal("1", db.sql("SELECT count(*) FROM users WHERE local = 'ann'"))
+    -- `user import`: a plaintext password is checked, a crypt hash is not
+    local f = os.tmpname()
+    D.writefile(f, "bob@example.test $y$j9T$notchecked$hash\ncyd@example.test pw\n")
+    local code, _, err = run{ "user", "import", f }
+    os.remove(f)
+    assert.equal(65, code, err)
+    assert.matches("password too short: at least 8 characters", err, 1, true)
+    assert.matches("line 2: nothing imported", err, 1, true)
+    assert.equal("0", db.sql("SELECT count(*) FROM users WHERE local IN ('bob', 'cyd')"))
+    -- indimaild -t refuses the same
+    local out = D.sh(D.bin .. "/indimaild -t -c " .. policy_cli(db, "min_length = 0") .. " 2>&1")
+    assert.matches("bad config: directory.password_policy.min_length: 0 is out of range", out, 1, true)
   end)
 
   it("refuses or stores exactly SQL metacharacters and Unicode in every field", function()
@@ -137,17 +200,17 @@ describe("indimail domain|user|alias|host", function()
     run{ "domain", "add", "example.test" }
     -- domains and user names are refused (mailbox folder rules, LDH domains)
     for _, a in ipairs({ "o'hara@example.test", evil .. "@example.test", "用户@example.test" }) do
-      assert.equal(65, (run({ "user", "add", a, "--password-stdin" }, "pw")), a)
+      assert.equal(65, (run({ "user", "add", a, "--password-stdin" }, PW)), a)
     end
     assert.equal(65, (run{ "domain", "add", "例子.test" }))
     assert.equal(65, (run{ "domain", "add", evil }))
-    assert.equal(65, (run({ "user", "add", "用户@例子.test", "--password-stdin" }, "pw")))
+    assert.equal(65, (run({ "user", "add", "用户@例子.test", "--password-stdin" }, PW)))
     -- an alias may have a quote in its local part: stored exactly
     assert.equal(0, (run{ "alias", "add", "o'hara@example.test", "o'brien@example.test" }))
     assert.equal(65, (run{ "alias", "add", evil .. "@example.test", "a@example.test" }))
     -- free text (hosts) is stored exactly, Unicode included
     assert.equal(0, (run{ "host", "add", evil, "用户.例子" }))
-    -- passwords: anything but empty
+    -- passwords: anything the policy accepts
     assert.equal(0, (run({ "user", "add", "pat@example.test", "--password-stdin" }, evil .. " 用户")))
     local code, out = run{ "--json", "host", "list" }
     assert.equal(0, code)
@@ -163,7 +226,7 @@ describe("indimail domain|user|alias|host", function()
   it("answers to the vpopmail names", function()
     local run = db_cli(fx.fresh())
     assert.equal(0, (run{ "vadddomain", "example.test" }))
-    assert.equal(0, (run{ "vadduser", "joe@example.test", "pw" }))
+    assert.equal(0, (run{ "vadduser", "joe@example.test", PW }))
     assert.equal(0, (run{ "vsetuserquota", "joe@example.test", "10M" }))
     assert.equal(0, (run{ "vmoduser", "joe@example.test", "--no-imap" }))
     assert.equal(0, (run{ "valias", "-i", "joe@example.test", "info@example.test" }))
@@ -173,7 +236,7 @@ describe("indimail domain|user|alias|host", function()
     assert.matches("no_imap: 1", out, 1, true)
     code, out = run{ "valias", "info@example.test" }
     assert.equal("info@example.test\tjoe@example.test\n", out)
-    assert.equal(0, (run({ "vpasswd", "joe@example.test", "--password-stdin" }, "new")))
+    assert.equal(0, (run({ "vpasswd", "joe@example.test", "--password-stdin" }, "N3w-passw0rd")))
     assert.equal(0, (run{ "vdeluser", "joe@example.test" }))
     assert.equal(0, (run{ "vdeldomain", "example.test" }))
   end)
@@ -204,15 +267,15 @@ local function start(fx, o)
   assert.equal(0, (d.cli{ "domain", "add", "example.test" }))
   assert.equal(0, (d.cli{ "domain", "add", "local.test" }))
   assert.equal(0, (d.cli{ "domain", "add", "dbonly.test" }))
-  assert.equal(0, (d.cli({ "user", "add", "joe@example.test", "--password-stdin" }, "pw")))
-  assert.equal(0, (d.cli({ "user", "add", "ann@local.test", "--password-stdin" }, "pw")))
-  assert.equal(0, (d.cli({ "user", "add", "off@example.test", "--password-stdin", "--disable" }, "pw")))
+  assert.equal(0, (d.cli({ "user", "add", "joe@example.test", "--password-stdin" }, PW)))
+  assert.equal(0, (d.cli({ "user", "add", "ann@local.test", "--password-stdin" }, PW)))
+  assert.equal(0, (d.cli({ "user", "add", "off@example.test", "--password-stdin", "--disable" }, PW)))
   assert.equal(0, (d.cli{ "alias", "add", "info@example.test", "joe@example.test" }))
   assert.equal(0, (d.cli{ "alias", "add", "@local.test", "ann@local.test" }))
   -- dbonly.test and its alias domain are in the database only, not in
   -- local_domains: local all the same
   assert.equal(0, (d.cli{ "domain", "add", "dbalias.test", "--alias-of", "dbonly.test" }))
-  assert.equal(0, (d.cli({ "user", "add", "dan@dbonly.test", "--password-stdin" }, "pw")))
+  assert.equal(0, (d.cli({ "user", "add", "dan@dbonly.test", "--password-stdin" }, PW)))
   return d
 end
 
@@ -253,12 +316,12 @@ describe("a daemon on the directory database", function()
         .. " --tls --auth PLAIN --auth-user %s --auth-password %s --from %s --to x@remote.test"
         .. " --quit-after RCPT 2>&1"):format(d.ports.submission, q(user), q(pw), q(user)))
     end
-    local out = auth("joe@example.test", "pw")
+    local out = auth("joe@example.test", PW)
     assert.matches("<[-~*]+ +235 2%.7%.0", out)
     assert.matches("<[-~*]+ +250 2%.1%.5 Recipient <x@remote%.test>", out)   -- relays once logged in
     out = auth("joe@example.test", "Wr0ngPassw0rd")
     assert.matches("<[-~*]+ +535 5%.7%.8", out)
-    out = auth("ann@local.test", "pw")                   -- right password, AUTH not allowed
+    out = auth("ann@local.test", PW)                   -- right password, AUTH not allowed
     assert.not_matches("<[-~*]+ +235", out)
     assert.matches("<[-~*]+ +5%d%d 5%.7%.%d", out)
     assert.not_matches("Wr0ngPassw0rd", d:log(), 1, true)  -- never a password in the log
@@ -339,7 +402,7 @@ describe("a daemon on the directory database", function()
   it("stops taking mail for a domain removed with `domain del`, at once", function()
     local d = start(fx, { ttl = 600, workers = 2 })
     assert.equal(0, (d.cli{ "domain", "add", "gone.test" }))
-    assert.equal(0, (d.cli({ "user", "add", "gus@gone.test", "--password-stdin" }, "pw")))
+    assert.equal(0, (d.cli({ "user", "add", "gus@gone.test", "--password-stdin" }, PW)))
     assert.is_truthy(D.eventually(function()
       return rcpt(d, "gus@gone.test") == 250
     end, 5, 0.2), tail(d))
@@ -362,7 +425,7 @@ describe("a daemon on the directory database", function()
   it("accepts a user the CLI adds while it runs, after the negative lifetime", function()
     local d = start(fx, {})
     assert.equal(550, (rcpt(d, "late@example.test")))
-    assert.equal(0, (d.cli({ "user", "add", "late@example.test", "--password-stdin" }, "pw")))
+    assert.equal(0, (d.cli({ "user", "add", "late@example.test", "--password-stdin" }, PW)))
     assert.is_truthy(D.eventually(function()
       return rcpt(d, "late@example.test") == 250
     end, 5, 0.3), tail(d))
@@ -372,7 +435,7 @@ describe("a daemon on the directory database", function()
     local d = start(fx, { ttl = 600, workers = 2 })
     assert.equal(550, (rcpt(d, "now@example.test")))   -- cached: not found
     assert.equal(250, (rcpt(d, "joe@example.test")))   -- cached: found
-    assert.equal(0, (d.cli({ "user", "add", "now@example.test", "--password-stdin" }, "pw")))
+    assert.equal(0, (d.cli({ "user", "add", "now@example.test", "--password-stdin" }, PW)))
     assert.equal(0, (d.cli{ "user", "mod", "joe@example.test", "--disable" }))
     assert.is_truthy(d:wait_log("event=directory_changed", 5), tail(d))
     -- every worker forgot: several sessions, whichever worker takes them

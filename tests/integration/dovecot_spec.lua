@@ -220,8 +220,8 @@ describe("Dovecot on the directory on " .. fx.name, function()
       cli{ "domain", "add", "example.test" }
       cli{ "domain", "add", "alias.test", "--alias-of", "example.test" }
       cli({ "user", "add", "joe@example.test", "--password-stdin" }, "Joe's pw \"1\"")
-      cli({ "user", "add", "ann@example.test", "--password-stdin", "--no-imap" }, "ann-pw")
-      cli({ "user", "add", "off@example.test", "--password-stdin", "--disable" }, "off-pw")
+      cli({ "user", "add", "ann@example.test", "--password-stdin", "--no-imap" }, "ann-passw0rd")
+      cli({ "user", "add", "off@example.test", "--password-stdin", "--disable" }, "off-passw0rd")
       dv = dovecot_start(sql_conf(fx.name, db, d.dir .. "/maildirs"))
       undo[#undo + 1] = function() dv.stop() end
       script = os.tmpname()
@@ -272,13 +272,13 @@ describe("Dovecot on the directory on " .. fx.name, function()
   end)
 
   it("refuses a disabled user on both", function()
-    assert.matches("^NO ", login("imap", "off@example.test", "off-pw"))
-    assert.matches("^NO ", login("pop3", "off@example.test", "off-pw"))
+    assert.matches("^NO ", login("imap", "off@example.test", "off-passw0rd"))
+    assert.matches("^NO ", login("pop3", "off@example.test", "off-passw0rd"))
   end)
 
   it("refuses a no-imap user over IMAP and lets her read over POP3", function()
-    assert.matches("^NO ", login("imap", "ann@example.test", "ann-pw"))
-    local out = login("pop3", "ann@example.test", "ann-pw")
+    assert.matches("^NO ", login("imap", "ann@example.test", "ann-passw0rd"))
+    local out = login("pop3", "ann@example.test", "ann-passw0rd")
     assert.matches("^OK\n", out, nil, dv.log())
     assert.matches("Subject: for ann via indimail", out, 1, true)
   end)

@@ -16,6 +16,8 @@ local maildir = require("maildir")
 local backends = require("dirbackend")
 
 local BIN = D.bin .. "/indimail"
+-- a password the default password_policy accepts
+local PW = "Passw0rd-1"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -37,7 +39,7 @@ local function start_db(fx, o, more)
   o.directory = ("%s, cache_ttl = 0, negative_ttl = 0, %s"):format(fx.fresh().directory, more or "")
   local d = D.start_for_test(o)
   assert.equal(0, cli(d, { "domain", "add", "example.test" }))
-  assert.equal(0, cli(d, { "user", "add", "joe@example.test", "--password-stdin" }, "pw"))
+  assert.equal(0, cli(d, { "user", "add", "joe@example.test", "--password-stdin" }, PW))
   return d
 end
 
@@ -171,7 +173,7 @@ describe(fx.name, function()
       assert.equal(250, (rcpt(d, "list+x@example.test")))
       d:stop()
       d = start_db(fx, { deliver = true }, "extension_delimiter = '+-'")
-      assert.equal(0, cli(d, { "user", "add", "joe-tag@example.test", "--password-stdin" }, "pw"))
+      assert.equal(0, cli(d, { "user", "add", "joe-tag@example.test", "--password-stdin" }, PW))
       d:send("someone@remote.test", { "joe-other@example.test" }, message("dash"))
       assert.matches("\nDelivered%-To: joe%-other@example%.test\n", delivered(d, "joe"))
       d:send("someone@remote.test", { "joe-tag@example.test" }, message("exact"))
@@ -185,7 +187,7 @@ describe(fx.name, function()
 
     it("refuses a disabled user (also through an extension) with 550 5.2.1, an unknown one with 550 5.1.1", function()
       local d = start_db(fx, {})
-      assert.equal(0, cli(d, { "user", "add", "off@example.test", "--password-stdin", "--disable" }, "pw"))
+      assert.equal(0, cli(d, { "user", "add", "off@example.test", "--password-stdin", "--disable" }, PW))
       for _, a in ipairs({ "off@example.test", "off+tag@example.test" }) do
         local code, reply = rcpt(d, a)
         assert.equal(550, code, reply)
@@ -198,7 +200,7 @@ describe(fx.name, function()
 
     it("answers 452 4.2.2 for a full mailbox: maildirsize usage plus SIZE= against the quota", function()
       local d = start_db(fx, { deliver = true })
-      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
+      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, PW))
       local code, reply = rcpt(d, "small@example.test", 3000)   -- empty, but it would not fit
       assert.equal(452, code, reply)
       assert.matches("^452 4%.2%.2 Mailbox full", reply)
@@ -222,7 +224,7 @@ describe(fx.name, function()
 
     it("answers 552 5.2.2 with over_quota = \"reject\"", function()
       local d = start_db(fx, { deliver = true }, "over_quota = 'reject'")
-      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
+      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, PW))
       d:send("someone@remote.test", { "small@example.test" }, message("filler", 1200))
       delivered(d, "small")
       assert.is_truthy(D.eventually(function()
@@ -236,7 +238,7 @@ describe(fx.name, function()
 
     it("answers 451 4.3.0 and logs when maildirsize cannot be read", function()
       local d = start_db(fx, {})
-      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, "pw"))
+      assert.equal(0, cli(d, { "user", "add", "small@example.test", "--password-stdin", "--quota", "2000" }, PW))
       local md = maildir.path(d, "small")
       D.sh("mkdir -p " .. md .. "/maildirsize")    -- a folder: reading it fails (EISDIR)
       if D.sh("id -u"):match("^0") then D.sh("chown -R indimail: " .. d.dir .. "/maildirs") end
