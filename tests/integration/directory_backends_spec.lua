@@ -447,6 +447,25 @@ describe("a daemon on the directory database", function()
     end, 5, 0.2), tail(d))
   end)
 
+  it("loses nothing when the database goes away between accept and delivery", function()
+    -- the worker's cache answers RCPT while the database is down; the
+    -- queue manager's is cold, so delivery must wait, never bounce
+    local d = start(fx, { ttl = 600, deliver = true })
+    assert.equal(250, (rcpt(d, "joe@example.test")))     -- warm the worker
+    fx.down(d.db)
+    local qid = d:send("someone@remote.test", { "joe@example.test" }, message("while down"))
+    assert.is_truthy(qid)
+    assert.is_truthy(d:wait_log("event=deferred", 10), tail(d))
+    assert.matches("event=deferred[^\n]*to=joe@example.test[^\n]*4%.3%.0", d:log())
+    assert.equal(0, #maildir.new_files(d, "joe"))
+    assert.not_matches("event=bounced", d:log())
+    fx.up(d.db)
+    assert.equal(0, (d.cli{ "queue", "flush" }))
+    assert.is_truthy(maildir.wait(d, "joe", 1, 10), tail(d))
+    assert.equal(1, #maildir.new_files(d, "joe"))         -- once, not twice
+    assert.not_matches("event=bounced", d:log())
+  end)
+
   it("answers 451 4.3.0 when it cannot reach the database, then recovers", function()
     local d = start(fx, {})
     assert.equal(250, (rcpt(d, "joe@example.test")))
