@@ -316,6 +316,7 @@ reap(void)
 				continue;
 			children[i].pid = 0;
 			connlimit_reset(conns, i);
+			counter_forget_owner(counters, (long)pid);
 			queue_clean_tmp(&queue, (long)pid);
 			if (got_term)
 				break;

@@ -3,11 +3,13 @@
  * mutex, the hash seed, and the slots. Owns nothing outside it; every
  * function takes the lock, probes at most COUNTER_PROBE slots, and lets go.
  * Invariant: a slot with end_ms == 0 is empty; a key is in at most one of
- * the slots its hash probes (a lookup always scans all of them).
+ * the slots its hash probes (a lookup always scans all of them). A hold's
+ * slots end at HOLD_END (never) and are emptied when their count is zero.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,6 +26,7 @@ struct slot {
 	int64_t		 start_ms;	/* the window began (CLOCK_MONOTONIC) */
 	int64_t		 end_ms;	/* and ends; 0: the slot is empty */
 	long		 count;
+	long		 owner;		/* a hold's share: its pid; else 0 */
 	char		 key[COUNTER_KEY_MAX + 1];
 };
 
@@ -159,6 +162,7 @@ slot_find(struct shared *sh, const char *key, uint64_t h, int64_t now,
 		return NULL;
 	victim->hash = h;
 	victim->end_ms = 0;
+	victim->owner = 0;
 	strncpy(victim->key, key, COUNTER_KEY_MAX);
 	victim->key[COUNTER_KEY_MAX] = '\0';
 	return victim;
@@ -199,4 +203,91 @@ counter_get(struct counter_table *t, const char *key)
 		n = s->count;
 	table_unlock(t->sh);
 	return n;
+}
+
+#define HOLD_END	INT64_MAX
+
+/* A hold key's slot; a new one (create) starts at zero, else NULL. */
+static struct slot *
+hold_slot(struct shared *sh, const char *key, long owner, int64_t now,
+    int create)
+{
+	struct slot *s = slot_find(sh, key, hash_key(sh, key), now, create);
+
+	if (s && s->end_ms <= now) {
+		if (!create)
+			return NULL;
+		s->count = 0;
+		s->start_ms = now;
+		s->end_ms = HOLD_END;
+		s->owner = owner;
+	}
+	return s;
+}
+
+/* Adds delta, never below zero; a count back at zero frees its slot. */
+static long
+hold_move(struct slot *s, long delta)
+{
+	if (s == NULL)
+		return 0;
+	s->count += delta;
+	if (s->count <= 0) {
+		s->count = 0;
+		s->end_ms = 0;
+	}
+	return s->count;
+}
+
+long
+counter_hold(struct counter_table *t, const char *key, long owner,
+    long delta)
+{
+	char share[COUNTER_KEY_MAX + 1];
+	int64_t now = now_ms();
+	long n;
+
+	if (owner <= 0 || strlen(key) > COUNTER_HOLD_KEY_MAX)
+		return -1;
+	snprintf(share, sizeof(share), "%s\x1f%ld", key, owner);
+	table_lock(t->sh);
+	hold_move(hold_slot(t->sh, share, owner, now, delta > 0), delta);
+	n = hold_move(hold_slot(t->sh, key, 0, now, delta > 0), delta);
+	table_unlock(t->sh);
+	return n;
+}
+
+/* Empties one share of owner, and takes what it held off its key. */
+static void
+forget_share(struct shared *sh, struct slot *s, int64_t now)
+{
+	char key[COUNTER_KEY_MAX + 1];
+	char *cut;
+	long n = s->count;
+
+	memcpy(key, s->key, sizeof(key));
+	s->count = 0;
+	s->end_ms = 0;
+	s->owner = 0;
+	if ((cut = strrchr(key, '\x1f')) != NULL) {
+		*cut = '\0';
+		hold_move(hold_slot(sh, key, 0, now, 0), -n);
+	}
+}
+
+void
+counter_forget_owner(struct counter_table *t, long owner)
+{
+	int64_t now = now_ms();
+
+	if (t == NULL || owner <= 0)
+		return;
+	table_lock(t->sh);
+	for (size_t i = 0; i <= t->sh->mask; i++) {
+		struct slot *s = &t->sh->slots[i];
+
+		if (s->end_ms != 0 && s->owner == owner)
+			forget_share(t->sh, s, now);
+	}
+	table_unlock(t->sh);
 }

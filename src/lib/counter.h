@@ -21,6 +21,11 @@
  *   for a probe of COUNTER_PROBE slots, never across anything slow;
  * - the clock is CLOCK_MONOTONIC in milliseconds: counts survive a reload,
  *   not a restart of the master (the memory goes with it).
+ *
+ * Holds (concurrency): counter_hold keeps a count without a window, and
+ * beside it the share of one owner (a worker's pid) under "key\x1fpid".
+ * When the master reaps a dead worker, counter_forget_owner subtracts
+ * what that worker still held, so a crash never leaks a count.
  */
 #ifndef INDIMAIL_COUNTER_H
 #define INDIMAIL_COUNTER_H
@@ -44,5 +49,16 @@ long	counter_add(struct counter_table *, const char *key, unsigned window_s,
 	    long delta);
 /* key's count in its current window; 0 when absent or the window passed. */
 long	counter_get(struct counter_table *, const char *key);
+/* Hold keys: at most this long (room for the owner's suffix). */
+#define COUNTER_HOLD_KEY_MAX	(COUNTER_KEY_MAX - 24)
+/*
+ * Adds delta (+1 take, -1 give back) to key's held count and to owner's
+ * share of it; neither goes below zero. Returns the count after it, or -1
+ * when key is longer than COUNTER_HOLD_KEY_MAX or owner is not positive.
+ */
+long	counter_hold(struct counter_table *, const char *key, long owner,
+	    long delta);
+/* Gives back every share owner still holds (the master, for a dead child). */
+void	counter_forget_owner(struct counter_table *, long owner);
 
 #endif

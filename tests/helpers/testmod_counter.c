@@ -185,7 +185,27 @@ l_kill_adders(lua_State *L)
 	return 1;
 }
 
+/* t:hold(key, owner, delta) -> count [-4, +1] */
+static int
+l_hold(lua_State *L)
+{
+	struct counter_table *t = check_table(L);
+
+	lua_pushinteger(L, counter_hold(t, luaL_checkstring(L, 2),
+	    (long)luaL_checkinteger(L, 3), (long)luaL_checkinteger(L, 4)));
+	return 1;
+}
+
+/* t:forget_owner(owner) [-2, +0] */
+static int
+l_forget_owner(lua_State *L)
+{
+	counter_forget_owner(check_table(L), (long)luaL_checkinteger(L, 2));
+	return 0;
+}
+
 static const luaL_Reg methods[] = {
+	{ "hold", l_hold }, { "forget_owner", l_forget_owner },
 	{ "add", l_add }, { "get", l_get }, { "hammer", l_hammer },
 	{ "kill_adders", l_kill_adders }, { NULL, NULL },
 };
