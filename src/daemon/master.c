@@ -26,6 +26,7 @@
 
 #include "qmgrd.h"
 #include "../lib/counter.h"
+#include "../lua/lua_counter.h"
 #include "../net/connlimit.h"
 #include "../net/tls.h"
 #include "../queue/queue.h"
@@ -247,6 +248,7 @@ run_qmgr(int unused)
 	for (size_t i = 0; i < nlst; i++)
 		close(lst[i].fd);
 	close(notify_fds[1]);
+	hook_set_counters(counters);	/* indimail.counter in route hooks */
 	qmgrd_main(rt, notify_fds[0]);
 }
 

@@ -16,6 +16,7 @@
 #include "../lib/log.h"
 #include "../lib/watchdog.h"
 #include "../lib/xalloc.h"
+#include "../lua/lua_counter.h"
 #include "../lua/lua_hook.h"
 #include "../net/dns.h"
 #include "listen.h"
@@ -176,6 +177,7 @@ worker_main(int index, struct runtime *rt, const struct listener *ls,
 	w->srv.rt = rt;
 	w->srv.conns = conns;
 	w->srv.counters = counters;
+	hook_set_counters(counters);	/* indimail.counter */
 	w->srv.queued = on_queued;
 	w->srv.drained = on_drained;
 	w->srv.arg = w;

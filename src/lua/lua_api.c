@@ -10,6 +10,7 @@
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
 #include "lua_api.h"
+#include "lua_counter.h"
 #include "lua_runtime.h"
 #include "lua_sandbox.h"
 
@@ -290,6 +291,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	luaL_newlib(L, fns);
 	lua_setglobal(L, "indimail");
 	lua_hook_api_open(L);
+	lua_counter_open(L);
 }
 
 int

@@ -16,6 +16,7 @@
 #include "lua_runtime.h"
 
 struct dns;
+struct hook_holds;
 
 enum verdict_action { VERDICT_ACCEPT, VERDICT_REJECT, VERDICT_TEMPFAIL,
 	VERDICT_DISCARD, VERDICT_ROUTE };
@@ -56,6 +57,7 @@ struct hook_ctx {
 	struct envvars	*env;		/* in/out: tx.env */
 	const struct buf *message;	/* data/message stages */
 	size_t		 header_len;	/* bytes of the header section */
+	struct hook_holds *holds;	/* the session's (lua_counter.h); NULL: none */
 };
 
 enum { HOOK_DONE, HOOK_PENDING };

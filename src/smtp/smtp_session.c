@@ -73,6 +73,7 @@ fill_ctx(struct smtp_session *s)
 	c->rcpts = s->rcpts;
 	c->nrcpts = s->nrcpts;
 	c->size_hint = s->tx != TX_NONE && s->mail.has_size ? s->mail.size : 0;
+	c->holds = &s->holds;
 	c->env = &s->env;
 	c->message = &s->msg;
 	c->header_len = s->header_len;
@@ -357,6 +358,7 @@ smtp_session_close(struct smtp_session *s, const char *why)
 	log_end(&l);
 	hook_cancel(s->hook);
 	s->hook = NULL;
+	hook_holds_release(&s->holds);	/* indimail.counter.hold */
 	directory_cancel(s->dirq);
 	s->dirq = NULL;
 	if (s->counted)

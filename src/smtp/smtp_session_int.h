@@ -15,6 +15,7 @@
 
 #include "../directory/directory.h"
 #include "../lib/log.h"
+#include "../lua/lua_counter.h"
 #include "../lua/lua_hook.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
@@ -73,6 +74,7 @@ struct smtp_session {
 	int		 peer_eof;	/* the client half-closed its side */
 	struct hook_call *hook;
 	struct hook_ctx	 ctx;
+	struct hook_holds holds;	/* counts held until close (lua_counter.h) */
 	enum hook_stage	 hook_stage;
 	after_hook_fn	 after;
 	/* session */
