@@ -173,3 +173,39 @@ describe("ratelimit policy across workers", function()
     assert.are.equal(421, (greeted(d)))
   end)
 end)
+
+describe("indimail.counter", function()
+  after_each(cleanup.run)
+
+  it("counts in hooks, apart from the AUTH limit's keys, and checks its arguments", function()
+    local d = D.start_for_test{ workers = 2, policies = [[
+      indimail.hook("rcpt", function(session, tx, rcpt)
+        if rcpt:match("^bad@") then return indimail.counter.add("k", 0) end
+        if rcpt:match("^held@") then
+          return indimail.reject(("held=%d"):format(indimail.counter.hold("h")), 550, "5.7.1")
+        end
+        local n = indimail.counter.add("k", 60)
+        local auth = indimail.counter.get("authfail-ip:127.0.0.1", 900)
+        return indimail.reject(("n=%d auth=%d"):format(n, auth), 550, "5.7.1")
+      end)
+    ]] }
+    local c = d:session()
+    assert.are.equal(250, (c:cmd("MAIL FROM:<a@example.test>")))
+    assert.matches("n=1 auth=0", select(2, c:cmd("RCPT TO:<x@example.test>")))
+    assert.matches("n=2 auth=0", select(2, c:cmd("RCPT TO:<x@example.test>")))
+    assert.matches("held=1", select(2, c:cmd("RCPT TO:<held@example.test>")))
+    assert.matches("held=1", select(2, c:cmd("RCPT TO:<held@example.test>")))  -- once per session
+    local c2 = d:session()
+    assert.are.equal(250, (c2:cmd("MAIL FROM:<a@example.test>")))
+    assert.matches("held=2", select(2, c2:cmd("RCPT TO:<held@example.test>")))
+    local code, text = c:cmd("RCPT TO:<bad@example.test>")
+    assert.are.equal(451, code, text)
+    assert.truthy(d:wait_log("a window of 1 second to 366 days", 2))
+  end)
+
+  it("raises a clear error outside a hook", function()
+    local ok, err = pcall(D.start, { policies = [[ indimail.counter.add("k", 60) ]] })
+    assert.is_false(ok)
+    assert.matches("indimail.counter.add can only be called from a hook", err)
+  end)
+end)
