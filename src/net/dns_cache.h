@@ -11,7 +11,7 @@
  *
  * Memory bounds, by design: size slots (rounded up to a power of two) of
  * sizeof(struct dns_cache_slot) ≈ 1.3 KB each, allocated once: 4096
- * slots ≈ 5.4 MB. A name is at most DNS_CACHE_NAME_MAX bytes and the
+ * slots ≈ 5.3 MB. A name is at most DNS_CACHE_NAME_MAX bytes and the
  * records at most DNS_CACHE_DATA_MAX bytes (2 + the text + 1 each): a
  * larger answer is answered but not kept. A key lives in one of
  * DNS_CACHE_PROBE slots after its hash; when they are all live, the one
