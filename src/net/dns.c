@@ -389,7 +389,8 @@ dns_query(struct dns *d, const char *name, enum dns_type t, dns_cb cb,
 	    ns_t_ptr };
 	struct dns_req *q;
 
-	if (d->cache && cache_answer(d, name, t, cb, arg))
+	/* closing: to c-ares, whose destroy cancels it (cb runs once) */
+	if (d->cache && !d->closing && cache_answer(d, name, t, cb, arg))
 		return;
 	q = xcalloc(1, sizeof(*q));
 	q->dns = d;
