@@ -2,7 +2,7 @@
 -- DNS server (dnsmasq, tests/helpers/dnsmasq.lua) and a scripted one: an
 -- answer is kept for its TTL (a second lookup sends no query, and still
 -- answers once the server is gone), by every worker; it expires with its
--- TTL; NXDOMAIN is kept for the negative TTL; SERVFAIL and timeouts are
+-- TTL; it survives a reload; NXDOMAIN is kept for the negative TTL; SERVFAIL and timeouts are
 -- never kept. A mail hook looks up the sender's domain with the sender's
 -- local part as the type and answers "dns <status> <values>".
 package.path = "tests/helpers/?.lua;" .. package.path
@@ -144,6 +144,17 @@ describe("the DNS cache", function()
       if n == 2 then return end
     end
     error("the sessions never reached both workers: " .. d:log():sub(-2000))
+  end)
+
+  it("survives a SIGHUP reload", function()
+    local dm = start_dnsmasq(300)
+    local d = start_daemon(dm.port)
+    assert.matches("dns ok 127%.0%.0%.9", select(2, lookup(d, "a@cached.test")))
+    dm.stop()
+    local from = #d:log() + 1
+    assert.is_true(d:signal("HUP"))
+    assert.is_truthy(d:wait_log("smtp%[%d+%][^\n]*event=reloaded", 5, from), d:log():sub(-1500))
+    assert.matches("dns ok 127%.0%.0%.9", select(2, lookup(d, "a@cached.test")))
   end)
 
   it("forgets an answer when its TTL (2 s) has passed", function()
