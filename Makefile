@@ -103,7 +103,7 @@ build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS)
 
 # The shared counters (src/lib/counter.c) for tests/unit/counter_spec.lua,
 # whose children fork and count on one table.
-COUNTER_SRCS := src/lib/counter.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
+COUNTER_SRCS := src/lib/counter.c src/lib/shm.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
 build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \

@@ -28,6 +28,8 @@
 #include "../lib/counter.h"
 #include "../lua/lua_counter.h"
 #include "../net/connlimit.h"
+#include "../net/dns.h"
+#include "../net/dns_cache.h"
 #include "../net/tls.h"
 #include "../queue/queue.h"
 #include "bootstrap.h"
@@ -52,6 +54,8 @@ static struct listener *lst;	/* bound once, inherited by every child */
 static size_t nlst;
 static struct connlimit *conns;
 static struct counter_table *counters;	/* outlive every child and reload */
+static struct dns_cache *dns_cache;	/* the same; NULL: dns_cache.size 0 */
+static size_t dns_cache_asked;		/* the dns_cache.size it was made for */
 static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
@@ -358,6 +362,36 @@ tell_children(int sig)
 		kill(qmgr.pid, sig);
 }
 
+/*
+ * The DNS cache every child shares: made once, before the first fork; a
+ * reload changes its TTL caps, its size needs a restart.
+ */
+static void
+dns_cache_start(const struct config *c)
+{
+	dns_cache_asked = c->dns_cache_size;
+	if (c->dns_cache_size == 0)
+		return;
+	dns_cache = dns_cache_create(c->dns_cache_size);
+	dns_cache_set_ttls(dns_cache, (uint32_t)c->dns_cache_max_ttl,
+	    (uint32_t)c->dns_cache_negative_ttl);
+	dns_share_cache(dns_cache);
+	log_event(LOG_INFO, "dns_cache", "slots=%zu max_ttl=%d negative_ttl=%d",
+	    dns_cache_size(dns_cache), c->dns_cache_max_ttl,
+	    c->dns_cache_negative_ttl);
+}
+
+static void
+dns_cache_reload(const struct config *c)
+{
+	if (c->dns_cache_size != dns_cache_asked)
+		log_event(LOG_WARN, "reload_dns_cache_kept", "reason=\"dns_cache."
+		    "size changes need a restart; the running cache stays\"");
+	if (dns_cache)
+		dns_cache_set_ttls(dns_cache, (uint32_t)c->dns_cache_max_ttl,
+		    (uint32_t)c->dns_cache_negative_ttl);
+}
+
 static void
 reload(void)
 {
@@ -376,6 +410,7 @@ reload(void)
 	if (!listen_same(lst, nlst, &n->cfg))
 		log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
 		    "changes need a restart; the running listeners stay\"");
+	dns_cache_reload(&n->cfg);
 	runtime_unref(rt);
 	rt = n;
 	log_event(LOG_INFO, "reload", "workers=%d", nworkers);
@@ -539,6 +574,7 @@ master_run(const char *path, const char *user)
 	nworkers = rt->cfg.workers > 0 ? rt->cfg.workers : (int)(ncpu > 0 ? ncpu : 1);
 	conns = connlimit_create(nworkers);
 	counters = counter_create(COUNTER_SLOTS);
+	dns_cache_start(&rt->cfg);
 	children = xcalloc((size_t)nworkers, sizeof(*children));
 	install_signals(&old);
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, notify_fds) < 0)

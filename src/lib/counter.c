@@ -1,24 +1,18 @@
 /*
- * counter: see counter.h. The table is one mapping: a robust process-shared
- * mutex, the hash seed, and the slots. Owns nothing outside it; every
+ * counter: see counter.h. The table is one mapping (shm.h): a robust
+ * process-shared mutex, the hash seed, and the slots. Owns nothing outside it; every
  * function takes the lock, probes at most COUNTER_PROBE slots, and lets go.
  * Invariant: a slot with end_ms == 0 is empty; a key is in at most one of
  * the slots its hash probes (a lookup always scans all of them). A hold's
  * slots end at HOLD_END (never) and are emptied when their count is zero.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "counter.h"
-#include "diag.h"
+#include "shm.h"
 #include "xalloc.h"
 
 struct slot {
@@ -31,8 +25,7 @@ struct slot {
 };
 
 struct shared {
-	pthread_mutex_t	 mu;
-	uint64_t	 seed;
+	struct shm_head	 head;		/* lock and seed (shm.h) */
 	size_t		 mask;		/* slots - 1, a power of two */
 	struct slot	 slots[];
 };
@@ -41,49 +34,6 @@ struct counter_table {
 	struct shared	*sh;
 	size_t		 size;		/* of the mapping */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* FNV-1a over the key, from a per-table random seed. */
-static uint64_t
-hash_key(const struct shared *sh, const char *key)
-{
-	uint64_t h = 14695981039346656037ull ^ sh->seed;
-
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h ^ (h >> 29);
-}
-
-static uint64_t
-random_seed(void)
-{
-	uint64_t seed;
-
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
-		seed = (uint64_t)now_ms() * 2654435761u ^ (uint64_t)getpid();
-	return seed;
-}
-
-static void
-init_mutex(pthread_mutex_t *mu)
-{
-	pthread_mutexattr_t a;
-
-	if (pthread_mutexattr_init(&a) != 0 ||
-	    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
-	    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) != 0 ||
-	    pthread_mutex_init(mu, &a) != 0)
-		panic("counter: cannot make a process-shared robust mutex");
-	pthread_mutexattr_destroy(&a);
-}
 
 struct counter_table *
 counter_create(size_t nslots)
@@ -94,12 +44,7 @@ counter_create(size_t nslots)
 	while (n < nslots)
 		n <<= 1;
 	t->size = sizeof(struct shared) + n * sizeof(struct slot);
-	t->sh = mmap(NULL, t->size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (t->sh == MAP_FAILED)
-		panic("mmap of %zu bytes for shared counters failed", t->size);
-	init_mutex(&t->sh->mu);
-	t->sh->seed = random_seed();
+	t->sh = shm_map(t->size, "shared counters");
 	t->sh->mask = n - 1;
 	return t;
 }
@@ -109,26 +54,8 @@ counter_destroy(struct counter_table *t)
 {
 	if (t == NULL)
 		return;
-	munmap(t->sh, t->size);
+	shm_unmap(t->sh, t->size);
 	free(t);
-}
-
-/* A holder that died mid-update left at most one slot half written. */
-static void
-table_lock(struct shared *sh)
-{
-	int e = pthread_mutex_lock(&sh->mu);
-
-	if (e == EOWNERDEAD)
-		pthread_mutex_consistent(&sh->mu);
-	else if (e != 0)
-		panic("counter: lock failed: %s", strerror(e));
-}
-
-static void
-table_unlock(struct shared *sh)
-{
-	pthread_mutex_unlock(&sh->mu);
 }
 
 /* Which slot to give up first: empty, then expired, then the oldest. */
@@ -172,12 +99,12 @@ long
 counter_add(struct counter_table *t, const char *key, unsigned window_s,
     long delta)
 {
-	uint64_t h = hash_key(t->sh, key);
-	int64_t now = now_ms();
+	uint64_t h = shm_hash(&t->sh->head, key);
+	int64_t now = shm_now_ms();
 	struct slot *s;
 	long n;
 
-	table_lock(t->sh);
+	shm_lock(&t->sh->head);
 	s = slot_find(t->sh, key, h, now, 1);
 	if (s->end_ms <= now) {		/* new, or its window passed */
 		s->count = 0;
@@ -185,23 +112,23 @@ counter_add(struct counter_table *t, const char *key, unsigned window_s,
 		s->end_ms = now + (int64_t)(window_s ? window_s : 1) * 1000;
 	}
 	n = s->count += delta;
-	table_unlock(t->sh);
+	shm_unlock(&t->sh->head);
 	return n;
 }
 
 long
 counter_get(struct counter_table *t, const char *key)
 {
-	uint64_t h = hash_key(t->sh, key);
-	int64_t now = now_ms();
+	uint64_t h = shm_hash(&t->sh->head, key);
+	int64_t now = shm_now_ms();
 	struct slot *s;
 	long n = 0;
 
-	table_lock(t->sh);
+	shm_lock(&t->sh->head);
 	s = slot_find(t->sh, key, h, now, 0);
 	if (s && s->end_ms > now)
 		n = s->count;
-	table_unlock(t->sh);
+	shm_unlock(&t->sh->head);
 	return n;
 }
 
@@ -212,7 +139,7 @@ static struct slot *
 hold_slot(struct shared *sh, const char *key, long owner, int64_t now,
     int create)
 {
-	struct slot *s = slot_find(sh, key, hash_key(sh, key), now, create);
+	struct slot *s = slot_find(sh, key, shm_hash(&sh->head, key), now, create);
 
 	if (s && s->end_ms <= now) {
 		if (!create)
@@ -244,16 +171,16 @@ counter_hold(struct counter_table *t, const char *key, long owner,
     long delta)
 {
 	char share[COUNTER_KEY_MAX + 1];
-	int64_t now = now_ms();
+	int64_t now = shm_now_ms();
 	long n;
 
 	if (owner <= 0 || strlen(key) > COUNTER_HOLD_KEY_MAX)
 		return -1;
 	snprintf(share, sizeof(share), "%s\x1f%ld", key, owner);
-	table_lock(t->sh);
+	shm_lock(&t->sh->head);
 	hold_move(hold_slot(t->sh, share, owner, now, delta > 0), delta);
 	n = hold_move(hold_slot(t->sh, key, 0, now, delta > 0), delta);
-	table_unlock(t->sh);
+	shm_unlock(&t->sh->head);
 	return n;
 }
 
@@ -278,16 +205,16 @@ forget_share(struct shared *sh, struct slot *s, int64_t now)
 void
 counter_forget_owner(struct counter_table *t, long owner)
 {
-	int64_t now = now_ms();
+	int64_t now = shm_now_ms();
 
 	if (t == NULL || owner <= 0)
 		return;
-	table_lock(t->sh);
+	shm_lock(&t->sh->head);
 	for (size_t i = 0; i <= t->sh->mask; i++) {
 		struct slot *s = &t->sh->slots[i];
 
 		if (s->end_ms != 0 && s->owner == owner)
 			forget_share(t->sh, s, now);
 	}
-	table_unlock(t->sh);
+	shm_unlock(&t->sh->head);
 }

@@ -35,6 +35,33 @@ parse_relay(lua_State *L, int t, struct config *c)
 	}
 }
 
+/* dns = { servers=, timeout= }, dns_cache = { size=, max_ttl=, ... } */
+static void
+parse_dns(lua_State *L, int t, struct config *c)
+{
+	static const char *k[] = { "servers", "timeout", NULL };
+	static const char *kc[] = { "size", "max_ttl", "negative_ttl", NULL };
+
+	if (cfg_sub_table(L, t, "dns")) {
+		cfg_check_keys(L, lua_gettop(L), "dns", k);
+		cfg_set_string(L, -1, "servers", "dns.servers",
+		    &c->dns_servers);
+		cfg_set_number(L, -1, "timeout", "dns.timeout", 0.05, 600, 1000,
+		    &c->dns_timeout_ms, 0);
+		lua_pop(L, 1);
+	}
+	if (cfg_sub_table(L, t, "dns_cache")) {
+		cfg_check_keys(L, lua_gettop(L), "dns_cache", kc);
+		cfg_set_number(L, -1, "size", "dns_cache.size", 0, 1048576, 1,
+		    &c->dns_cache_size, 1);
+		cfg_set_number(L, -1, "max_ttl", "dns_cache.max_ttl", 0, 604800,
+		    1, &c->dns_cache_max_ttl, 0);
+		cfg_set_number(L, -1, "negative_ttl", "dns_cache.negative_ttl",
+		    0, 86400, 1, &c->dns_cache_negative_ttl, 0);
+		lua_pop(L, 1);
+	}
+}
+
 static void
 parse_sections(lua_State *L, int t, struct config *c)
 {
@@ -72,15 +99,7 @@ parse_sections(lua_State *L, int t, struct config *c)
 		}
 		lua_pop(L, 1);
 	}
-	if (cfg_sub_table(L, t, "dns")) {
-		static const char *k[] = { "servers", "timeout", NULL };
-		cfg_check_keys(L, lua_gettop(L), "dns", k);
-		cfg_set_string(L, -1, "servers", "dns.servers",
-		    &c->dns_servers);
-		cfg_set_number(L, -1, "timeout", "dns.timeout", 0.05, 600, 1000,
-		    &c->dns_timeout_ms, 0);
-		lua_pop(L, 1);
-	}
+	parse_dns(L, t, c);
 	if (cfg_sub_table(L, t, "limits")) {
 		cfg_limits(L, lua_gettop(L), c);
 		lua_pop(L, 1);
@@ -224,9 +243,9 @@ int
 lua_config_parse(lua_State *L, struct config *c)
 {
 	static const char *keys[] = { "hostname", "user", "workers", "listen",
-	    "tls", "queue", "log", "dns", "local_domains", "relay_from",
-	    "limits", "timeouts", "lua_dir", "delivery", "mailboxes", "routes",
-	    "submission_socket", "directory", "local_sender_requires_auth",
+	    "tls", "queue", "log", "dns", "dns_cache", "local_domains",
+	    "relay_from", "limits", "timeouts", "lua_dir", "delivery",
+	    "mailboxes", "routes", "submission_socket", "directory", "local_sender_requires_auth",
 	    "auth_fail_limit", NULL };
 
 	luaL_checktype(L, 1, LUA_TTABLE);

@@ -19,6 +19,9 @@ config_defaults(struct config *c)
 	c->queue_split = 16;
 	c->log_level = 1;	/* info */
 	c->dns_timeout_ms = 5000;
+	c->dns_cache_size = 4096;
+	c->dns_cache_max_ttl = 3600;
+	c->dns_cache_negative_ttl = 300;
 	c->max_command_line = 512;
 	c->max_text_line = 1000;
 	c->max_message_size = 25 * 1024 * 1024;

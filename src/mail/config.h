@@ -169,6 +169,10 @@ struct config {
 	int		 log_level;
 	char		*dns_servers;	/* "ip:port,..." or NULL for resolv.conf */
 	int		 dns_timeout_ms;
+	/* dns_cache = { size=, max_ttl=, negative_ttl= } (src/net/dns_cache.h) */
+	size_t		 dns_cache_size;	/* slots; 0: no cache */
+	int		 dns_cache_max_ttl;	/* seconds */
+	int		 dns_cache_negative_ttl;	/* without an SOA */
 	char		*lua_dir;
 	char	       **local_domains;
 	size_t		 nlocal_domains;

@@ -2,7 +2,10 @@
  * dns: c-ares on libuv. c-ares tells us which sockets to watch through
  * its socket-state callback; we keep one uv_poll_t per socket and one timer
  * that fires at c-ares' next timeout. Replies are parsed into a flat
- * dns_result that the callback may read but not keep.
+ * dns_result that the callback may read but not keep. With the shared
+ * cache (dns_cache.h) a reply is stored for its TTL, and a query the cache
+ * answers is delivered from an idle handle on the next loop turn, never
+ * from inside dns_query, so callers see one behaviour either way.
  */
 #include <ares.h>
 #include <arpa/inet.h>
@@ -13,6 +16,8 @@
 
 #include "../lib/xalloc.h"
 #include "dns.h"
+#include "dns_cache.h"
+#include "dns_wire.h"
 
 struct dns_sock {
 	uv_poll_t	 poll;
@@ -21,22 +26,41 @@ struct dns_sock {
 	struct dns_sock	*next;
 };
 
+/* An answer from the cache, waiting for the next loop turn. */
+struct dns_hit {
+	struct dns_result r;
+	dns_cb		 cb;
+	void		*arg;
+	struct dns_hit	*next;
+};
+
 struct dns {
 	uv_loop_t	*loop;
 	ares_channel	 channel;
 	uv_timer_t	 timer;
+	uv_idle_t	 idle;		/* runs while hits are waiting */
 	struct dns_sock	*socks;
+	struct dns_cache *cache;	/* NULL: none */
+	struct dns_hit	*hits, **hits_tail;
+	int		 handles;	/* open: d is freed when the last closes */
 	int		 closing;
 };
 
 struct dns_req {
 	struct dns	*dns;
 	enum dns_type	 type;
+	char		*name;
 	dns_cb		 cb;
 	void		*arg;
 };
 
 static int ares_ready;
+/*
+ * The table the master maps before it forks (dns_share_cache): inherited
+ * by every child, it is the one thing all the resolvers of all the
+ * processes share; each resolver takes it when it is made.
+ */
+static struct dns_cache *shared_cache;
 
 static void arm_timer(struct dns *);
 
@@ -155,12 +179,22 @@ dns_new(uv_loop_t *loop, const char *servers, int timeout_ms, struct buf *err)
 		return NULL;
 	}
 	uv_timer_init(loop, &d->timer);
-	d->timer.data = d;
+	uv_idle_init(loop, &d->idle);
+	d->timer.data = d->idle.data = d;
+	d->handles = 2;
+	d->cache = shared_cache;
+	d->hits_tail = &d->hits;
 	return d;
 }
 
-static void
-result_free(struct dns_result *r)
+void
+dns_share_cache(struct dns_cache *c)
+{
+	shared_cache = c;
+}
+
+void
+dns_result_free(struct dns_result *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		free(r->answers[i].value);
@@ -240,6 +274,37 @@ parse_other(struct dns_result *r, enum dns_type t, unsigned char *ab, int alen)
 	return rc;
 }
 
+/*
+ * How long r may be kept: the smallest TTL of the answer, or for a
+ * negative answer the SOA's (RFC 2308), capped by max_ttl; without an SOA
+ * the configured negative TTL. 0 (not kept) for an unreadable reply.
+ */
+static uint32_t
+answer_ttl(struct dns *d, const struct dns_result *r, unsigned char *ab,
+    int alen)
+{
+	struct dns_wire_ttl w;
+	uint32_t max, neg, ttl;
+
+	if (ab == NULL || alen <= 0 || dns_wire_ttls(ab, (size_t)alen, &w) < 0)
+		return 0;
+	dns_cache_ttls(d->cache, &max, &neg);
+	if (r->status == DNS_OK)
+		ttl = w.has_answer ? w.answer_ttl : 0;
+	else
+		ttl = w.has_soa ? w.soa_ttl : neg;
+	return ttl < max ? ttl : max;
+}
+
+static void
+cache_store(struct dns_req *q, const struct dns_result *r, unsigned char *ab,
+    int alen)
+{
+	if (r->status != DNS_TEMPFAIL)
+		dns_cache_put(q->dns->cache, q->name, q->type, r,
+		    answer_ttl(q->dns, r, ab, alen));
+}
+
 static void
 on_answer(void *arg, int status, int timeouts, unsigned char *ab, int alen)
 {
@@ -264,9 +329,56 @@ on_answer(void *arg, int status, int timeouts, unsigned char *ab, int alen)
 	else
 		r.status = DNS_TEMPFAIL;
 	r.error = rc == ARES_SUCCESS ? NULL : ares_strerror(rc);
+	if (q->dns->cache && !q->dns->closing)
+		cache_store(q, &r, ab, alen);
 	q->cb(q->arg, &r);
-	result_free(&r);
+	dns_result_free(&r);
+	free(q->name);
 	free(q);
+}
+
+/* Delivers the waiting hits; those their callbacks add wait a turn more. */
+static void
+deliver_hits(struct dns *d)
+{
+	struct dns_hit *h = d->hits, *next;
+
+	d->hits = NULL;
+	d->hits_tail = &d->hits;
+	for (; h; h = next) {
+		next = h->next;
+		h->cb(h->arg, &h->r);
+		dns_result_free(&h->r);
+		free(h);
+	}
+}
+
+static void
+on_idle(uv_idle_t *i)
+{
+	struct dns *d = i->data;
+
+	uv_idle_stop(i);
+	deliver_hits(d);
+}
+
+/* 1 when the cache answers name/type: cb runs on the next loop turn. */
+static int
+cache_answer(struct dns *d, const char *name, enum dns_type t, dns_cb cb,
+    void *arg)
+{
+	struct dns_hit *h = xcalloc(1, sizeof(*h));
+
+	if (!dns_cache_get(d->cache, name, t, &h->r)) {
+		free(h);
+		return 0;
+	}
+	h->cb = cb;
+	h->arg = arg;
+	*d->hits_tail = h;
+	d->hits_tail = &h->next;
+	uv_idle_start(&d->idle, on_idle);
+	return 1;
 }
 
 void
@@ -275,10 +387,15 @@ dns_query(struct dns *d, const char *name, enum dns_type t, dns_cb cb,
 {
 	static const int qtypes[] = { ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_txt,
 	    ns_t_ptr };
-	struct dns_req *q = xcalloc(1, sizeof(*q));
+	struct dns_req *q;
 
+	/* closing: to c-ares, whose destroy cancels it (cb runs once) */
+	if (d->cache && !d->closing && cache_answer(d, name, t, cb, arg))
+		return;
+	q = xcalloc(1, sizeof(*q));
 	q->dns = d;
 	q->type = t;
+	q->name = xstrdup(name);
 	q->cb = cb;
 	q->arg = arg;
 	ares_query(d->channel, name, ns_c_in, qtypes[t], on_answer, q);
@@ -286,18 +403,24 @@ dns_query(struct dns *d, const char *name, enum dns_type t, dns_cb cb,
 }
 
 static void
-on_timer_closed(uv_handle_t *h)
+on_handle_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct dns *d = h->data;
+
+	if (--d->handles == 0)
+		free(d);
 }
 
 void
 dns_free(struct dns *d)
 {
 	d->closing = 1;
+	deliver_hits(d);		/* the cache's answers stand */
 	ares_destroy(d->channel);	/* pending callbacks run with ECANCELLED */
 	uv_timer_stop(&d->timer);
-	uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+	uv_idle_stop(&d->idle);
+	uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&d->idle, on_handle_closed);
 }
 
 int

@@ -34,6 +34,7 @@ struct dns_result {
 };
 
 struct dns;
+struct dns_cache;
 typedef void (*dns_cb)(void *arg, const struct dns_result *);
 
 struct dns *dns_new(uv_loop_t *, const char *servers, int timeout_ms,
@@ -42,6 +43,12 @@ struct dns *dns_new(uv_loop_t *, const char *servers, int timeout_ms,
 void	dns_query(struct dns *, const char *name, enum dns_type, dns_cb,
 	    void *arg);
 void	dns_free(struct dns *);
+/*
+ * Every resolver made after this call (in this process and the children
+ * it forks) keeps its answers in c and answers from it; NULL: no cache.
+ */
+void	dns_share_cache(struct dns_cache *c);
+void	dns_result_free(struct dns_result *);
 int	dns_type_parse(const char *, enum dns_type *);
 
 #endif

@@ -186,6 +186,7 @@ local function make_config(dir, o)
     "  log = { file = " .. lua_string(dir .. "/indimail.log") .. ", level = 'debug' },",
     "  lua_dir = 'lua',",
     o.dns and ("  dns = { servers = " .. lua_string(o.dns) .. ", timeout = 2 },") or "",
+    o.dns_cache and ("  dns_cache = { " .. o.dns_cache .. " },") or "",
     "  local_domains = { 'example.test', 'local.test' },",
     "  delivery = { paused = " .. tostring(not o.deliver) .. ", " .. (o.delivery or "") .. " },",
     "  mailboxes = { root = " .. lua_string(dir .. "/maildirs") .. ", " .. (o.mailboxes or "") .. " },",
@@ -391,7 +392,8 @@ end
 -- "ip link set lo up"; indimaild then runs in it: d:in_netns(cmd) runs a
 -- command there too), env (variables for indimaild), auth_fail_limit (the
 -- auth_fail_limit = { } table's text), directory (the
--- directory = { } table's text), local_sender_requires_auth (default
+-- directory = { } table's text), dns_cache (the dns_cache = { } table's
+-- text), local_sender_requires_auth (default
 -- false here, unlike the server's default).
 function D.start(o)
   o = o or {}
