@@ -290,6 +290,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	luaL_newlib(L, fns);
 	lua_setglobal(L, "indimail");
 	lua_hook_api_open(L);
+	lua_regex_open(L);
 }
 
 int

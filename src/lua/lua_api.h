@@ -18,5 +18,6 @@ void	lua_api_open(lua_State *, struct runtime *);
 int	lua_api_finish(lua_State *, struct runtime *, struct buf *err);
 int	lua_config_parse(lua_State *, struct config *);
 void	lua_hook_api_open(lua_State *);	/* adds indimail.dns.* */
+void	lua_regex_open(lua_State *);	/* adds indimail.regex.* */
 
 #endif
