@@ -24,21 +24,21 @@ end
 -- The domain of an address ("a@b.example" -> "b.example"), lower case,
 -- without a trailing dot; a bare domain is returned the same way.
 function M.domain_of(s)
-  s = s:match("@([^@]*)$") or s
-  return (s:lower():gsub("%.$", ""))
+  if s:find("@", 1, true) then s = s:match("@([^@]*)$") end
+  s = s:lower()
+  if s:byte(-1) == 46 then s = s:sub(1, -2) end   -- '.'
+  return s
 end
 
--- ---- IP addresses: 32 hex digits, IPv4 as ::ffff:a.b.c.d ---------------
+-- ---- IP addresses: IPv4 as a 32-bit integer, IPv6 as 32 hex digits ------
 
-local function parse4(s)
-  local o = { s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
-  if #o ~= 4 then return nil end
-  for i = 1, 4 do
-    if #o[i] > 3 or (#o[i] > 1 and o[i]:sub(1, 1) == "0") then return nil end
-    o[i] = tonumber(o[i])
-    if o[i] > 255 then return nil end
-  end
-  return ("%02x%02x%02x%02x"):format(o[1], o[2], o[3], o[4])
+-- "a.b.c.d" -> integer, or nil (no leading zeros, as inet_pton).
+local function v4int(s)
+  local a, b, c, d = s:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  if not a then return nil end
+  a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  if a > 255 or b > 255 or c > 255 or d > 255 or s:find("%f[%d]0%d") then return nil end
+  return (a << 24) | (b << 16) | (c << 8) | d
 end
 
 local function groups(s, out)
@@ -52,7 +52,7 @@ end
 
 local function parse6(s)
   local head, v4 = s:match("^(.*:)(%d+%.%d+%.%d+%.%d+)$")
-  local tail = v4 and parse4(v4)
+  local tail = v4 and v4int(v4)
   if v4 and not tail then return nil end
   if v4 then s = head .. "0:0" end
   local l, r = s:match("^(.-)::(.*)$")
@@ -69,39 +69,59 @@ local function parse6(s)
     if not g or #g ~= 8 then return nil end
   end
   local hex = table.concat(g)
-  return tail and hex:sub(1, 24) .. tail or hex
+  return tail and hex:sub(1, 24) .. ("%08x"):format(tail) or hex
 end
 
--- "192.0.2.1" or "2001:db8::1" (or "[...]" as in an address literal) ->
--- 32 lower-case hex digits (IPv4 mapped into ::ffff:0:0/96), or nil.
+local MAPPED = "00000000000000000000ffff"
+
+-- An address (bare, or "[...]" / "[IPv6:...]" as in an address literal) ->
+-- 4, integer or 6, 32 hex digits; an IPv4-mapped IPv6 address is IPv4.
+local function addr(s)
+  if s:byte(1) == 91 then   -- '['
+    s = s:match("^%[(.*)%]$") or s
+    s = s:match("^[Ii][Pp][Vv]6:(.*)$") or s
+  end
+  local v = v4int(s)
+  if v then return 4, v end
+  local hex = s:find(":", 1, true) and parse6(s:lower())
+  if not hex then return nil end
+  if hex:sub(1, 24) == MAPPED then return 4, tonumber(hex:sub(25), 16) end
+  return 6, hex
+end
+
+-- An address -> 32 lower-case hex digits (IPv4 as ::ffff:a.b.c.d), or nil.
 function M.ip(s)
-  s = s:match("^%[(.*)%]$") or s
-  s = s:match("^[Ii][Pp][Vv]6:(.*)$") or s
-  local v4 = parse4(s)
-  if v4 then return "00000000000000000000ffff" .. v4 end
-  return s:find(":", 1, true) and parse6(s:lower()) or nil
+  local fam, v = addr(s)
+  if fam == 4 then return MAPPED .. ("%08x"):format(v) end
+  return v
 end
 
--- The first `bits` bits of a hex address, host bits cleared, as a key.
-local function prefix_key(hex, bits)
+-- The first `bits` bits of an address as a key, host bits cleared.
+local function prefix_key(fam, v, bits)
+  if fam == 4 then return bits == 0 and 0 or v >> (32 - bits) end
   local n, rest = bits // 4, bits % 4
-  if rest == 0 then return hex:sub(1, n) end
-  local nib = tonumber(hex:sub(n + 1, n + 1), 16) & (0xf << (4 - rest)) & 0xf
-  return hex:sub(1, n) .. ("%x"):format(nib)
+  if rest == 0 then return v:sub(1, n) end
+  local nib = tonumber(v:sub(n + 1, n + 1), 16) & (0xf << (4 - rest)) & 0xf
+  return v:sub(1, n) .. ("%x"):format(nib)
 end
 
--- "addr[/bits]" -> hex, bits (0..128 in the mapped space), or nil, why.
+-- "addr[/bits]" -> family, address, bits; or nil, why. An IPv6 prefix
+-- inside ::ffff:0:0/96 is the IPv4 prefix it maps.
 function M.parse_cidr(s)
-  local addr, bits = s:match("^([^/]+)/(%d+)$")
-  addr = addr or s
-  local hex = M.ip(addr)
-  if not hex or s:find("[", 1, true) then return nil, "not an IP address" end
-  local v4 = parse4(addr) ~= nil
-  local max = v4 and 32 or 128
-  if s:find("/", 1, true) and not bits then return nil, "bad prefix length" end
+  local a, bits = s:match("^([^/]+)/(%d+)$")
+  a = a or s
+  if a:byte(1) == 91 then return nil, "not an IP address" end
+  local fam, v = addr(a)
+  if not fam then return nil, "not an IP address" end
+  local max = (fam == 4 and not a:find(":", 1, true)) and 32 or 128
+  if not bits and s:find("/", 1, true) then return nil, "bad prefix length" end
   bits = bits and tonumber(bits) or max
   if bits > max then return nil, "prefix length over " .. max end
-  return hex, v4 and bits + 96 or bits
+  if fam == 4 and max == 128 then
+    if bits < 96 then return nil, "prefix over ::ffff:0:0/96 (IPv4-mapped)" end
+    bits = bits - 96
+  end
+  return fam, v, bits
 end
 
 -- ---- wildmat -----------------------------------------------------------
@@ -195,7 +215,7 @@ kinds.exact = {
 kinds.domain = {
   add = function(self, key, value, where)
     local d = M.domain_of(key)
-    if d == "" or d == "." or d:find("..", 1, true) then
+    if d == "" or d == "." or d:find("..", 1, true) or d:byte(-1) == 46 then
       bad("domain", key, where, "empty label")
     end
     if d:sub(1, 1) == "." then self.sub[d:sub(2)] = value
@@ -214,23 +234,26 @@ kinds.domain = {
   end,
 }
 
+-- Per family, one hash per prefix length: longest first, O(lengths).
 kinds.cidr = {
   add = function(self, key, value, where)
-    local hex, bits = M.parse_cidr(key)
-    if not hex then bad("cidr", key, where, bits) end
-    if not self.bits[bits] then
-      self.bits[bits] = {}
-      self.lengths[#self.lengths + 1] = bits
-      table.sort(self.lengths, function(a, b) return a > b end)
+    local fam, v, bits = M.parse_cidr(key)
+    if not fam then bad("cidr", key, where, v) end
+    local byb, lengths = self.bits[fam], self.lengths[fam]
+    if not byb[bits] then
+      byb[bits] = {}
+      lengths[#lengths + 1] = bits
+      table.sort(lengths, function(a, b) return a > b end)
     end
-    self.bits[bits][prefix_key(hex, bits)] = value
+    byb[bits][prefix_key(fam, v, bits)] = value
   end,
   lookup = function(self, s)
-    local hex = M.ip(s)
-    if not hex then return nil end
-    for _, bits in ipairs(self.lengths) do
-      local v = self.bits[bits][prefix_key(hex, bits)]
-      if v ~= nil then return v end
+    local fam, v = addr(s)
+    if not fam then return nil end
+    local byb = self.bits[fam]
+    for _, bits in ipairs(self.lengths[fam]) do
+      local hit = byb[bits][prefix_key(fam, v, bits)]
+      if hit ~= nil then return hit end
     end
   end,
 }
@@ -346,7 +369,8 @@ function M.new(kind, opts)
   local impl = kinds[kind]
   if not impl then error("match: unknown kind '" .. tostring(kind) .. "'", 2) end
   local self = setmetatable({ kind = kind, impl = impl, n = 0, case = opts.case,
-    map = {}, sub = {}, bits = {}, lengths = {}, list = {}, flags = opts.flags }, Matcher)
+    map = {}, sub = {}, bits = { [4] = {}, [6] = {} },
+    lengths = { [4] = {}, [6] = {} }, list = {}, flags = opts.flags }, Matcher)
   if kind == "regex" then self.compile = opts.compile or default_compile() end
   return self
 end
