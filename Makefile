@@ -28,7 +28,7 @@ DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libgmime-3.0-dev libcrypt-dev lua-rex-pcre2
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
-DEB_TEST  := lua5.4 lua-busted lua-socket swaks libnet-ssleay-perl python3 \
+DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \
              dnsmasq-base procps postfix openssl iproute2 time \
              dovecot-imapd dovecot-pop3d dovecot-sqlite dovecot-mysql sqlite3 \
              mariadb-server mariadb-client

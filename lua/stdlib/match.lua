@@ -323,7 +323,11 @@ kinds.pattern = {
 kinds.regex = {
   add = function(self, key, value, where)
     local ok, re = pcall(self.compile, key, self.flags)
-    if not ok or not re then bad("regex", key, where, tostring(re)) end
+    if not ok or not re then
+      local why, prefix = tostring(re), "bad regex '" .. key .. "': "
+      if why:sub(1, #prefix) == prefix then why = why:sub(#prefix + 1) end
+      bad("regex", key, where, why)
+    end
     self.list[#self.list + 1] = { re = re, value = value }
   end,
   lookup = function(self, s)
@@ -375,9 +379,7 @@ function M.new(kind, opts)
   return self
 end
 
--- A matcher from a list of keys ({ "a", "b" }: value true) and/or a map
--- ({ ["a"] = value }). Lists keep their order (wildmat, pattern, regex).
-function M.from(kind, entries, opts)
+local function fill(kind, entries, opts)
   local m = M.new(kind, opts)
   for i, key in ipairs(entries) do m:add(key, true, "entry " .. i) end
   for key, value in pairs(entries) do
@@ -388,8 +390,21 @@ function M.from(kind, entries, opts)
   return m
 end
 
+-- A matcher from a list of keys ({ "a", "b" }: value true) and/or a map
+-- ({ ["a"] = value }). Lists keep their order (wildmat, pattern, regex).
+-- A bad entry's error also names the caller's FILE:LINE.
+function M.from(kind, entries, opts)
+  local ok, m = pcall(fill, kind, entries, opts)
+  if not ok then error(m, 2) end
+  return m
+end
+
 for kind in pairs(kinds) do
-  M[kind] = function(entries, opts) return M.from(kind, entries, opts) end
+  M[kind] = function(entries, opts)
+    local ok, m = pcall(fill, kind, entries, opts)
+    if not ok then error(m, 2) end
+    return m
+  end
 end
 
 return M

@@ -27,12 +27,12 @@ end
 -- starting with "#" skipped, surrounding blanks and CR removed. With
 -- opts.values, a line is "key:value" (IndiMail's smtproutes, accesslist;
 -- opts.separator to split elsewhere, " " for blanks); the value is the rest.
-function T.control(path, opts)
+local function load_control(path, opts)
   opts = opts or {}
   local m = match.new(opts.match or "exact", opts)
   local sep = opts.separator or ":"
   local f, err = io.open(path, "r")
-  if not f then error("tables.control: " .. err, 2) end
+  if not f then error("tables.control: " .. err, 0) end
   local n = 0
   for line in f:lines() do
     n = n + 1
@@ -49,13 +49,13 @@ end
 
 -- A Lua file returning a table: { "key", ... } and/or { ["key"] = value }.
 -- It runs with an empty environment: data only, no calls into anything.
-function T.lua(path, opts)
+local function load_lua(path, opts)
   opts = opts or {}
   local chunk, err = loadfile(path, "t", {})
-  if not chunk then error("tables.lua: " .. err, 2) end
+  if not chunk then error("tables.lua: " .. err, 0) end
   local ok, t = pcall(chunk)
-  if not ok then error("tables.lua: " .. tostring(t), 2) end
-  if type(t) ~= "table" then error("tables.lua: " .. path .. " returns no table", 2) end
+  if not ok then error("tables.lua: " .. tostring(t), 0) end
+  if type(t) ~= "table" then error("tables.lua: " .. path .. " returns no table", 0) end
   local m = match.new(opts.match or "exact", opts)
   for i, key in ipairs(t) do m:add(key, true, path .. ": entry " .. i) end
   for key, value in pairs(t) do
@@ -68,13 +68,13 @@ end
 
 -- A CDB file (tinycdb's cdb -c, qmail's cdbmake): read whole and indexed in
 -- a Lua hash (the first value of a key wins, as in cdb's own lookup).
-function T.cdb(path, opts)
+local function load_cdb(path, opts)
   opts = opts or {}
   local f, err = io.open(path, "rb")
-  if not f then error("tables.cdb: " .. err, 2) end
+  if not f then error("tables.cdb: " .. err, 0) end
   local data = f:read("a")
   f:close()
-  local function corrupt(why) error(("tables.cdb: %s: corrupt (%s)"):format(path, why), 3) end
+  local function corrupt(why) error(("tables.cdb: %s: corrupt (%s)"):format(path, why), 0) end
   if #data < 2048 then corrupt("shorter than its header") end
   local stop = #data
   for i = 0, 255 do
@@ -96,6 +96,16 @@ function T.cdb(path, opts)
     pos = pos + 8 + klen + dlen
   end
   return m
+end
+
+-- The loaders; an error also names the caller's FILE:LINE.
+for name, load in pairs({ control = load_control, lua = load_lua, cdb = load_cdb }) do
+  T[name] = function(path, opts)
+    if type(path) ~= "string" then error("tables." .. name .. ": a file name is needed", 2) end
+    local ok, m = pcall(load, path, opts)
+    if not ok then error(m, 2) end
+    return m
+  end
 end
 
 return T
