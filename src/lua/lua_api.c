@@ -292,6 +292,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	lua_setglobal(L, "indimail");
 	lua_hook_api_open(L);
 	lua_counter_open(L);
+	lua_regex_open(L);
 }
 
 int

@@ -1,8 +1,8 @@
 /*
  * lua_api: the `indimail` table seen by etc/indimail.lua and policies:
  * config{}, policy(name, settings), hook(stage, fn [, name]), the verdict
- * makers accept/reject/tempfail/discard, log(event, fields) and dns.lookup
- * (which yields; see lua_hook.c).
+ * makers accept/reject/tempfail/discard, log(event, fields), dns.lookup
+ * (which yields; see lua_hook.c) and regex.compile (lua_regex.c).
  */
 #ifndef INDIMAIL_LUA_API_H
 #define INDIMAIL_LUA_API_H
@@ -18,5 +18,6 @@ void	lua_api_open(lua_State *, struct runtime *);
 int	lua_api_finish(lua_State *, struct runtime *, struct buf *err);
 int	lua_config_parse(lua_State *, struct config *);
 void	lua_hook_api_open(lua_State *);	/* adds indimail.dns.* */
+void	lua_regex_open(lua_State *);	/* adds indimail.regex.* */
 
 #endif
