@@ -83,7 +83,7 @@ l_config(lua_State *L)
 	if (lua_toboolean(L, -1))
 		return luaL_error(L, "indimail.config{} may be called only once");
 	lua_pop(L, 1);
-	lua_config_parse(L, &rt->cfg);
+	lua_config_read(L, &rt->cfg);
 	lua_pushboolean(L, 1);
 	lua_setfield(L, LUA_REGISTRYINDEX, "indimail.configured");
 	/* policies may require() helpers from lua/stdlib */
@@ -165,6 +165,7 @@ l_policy(lua_State *L)
 	lua_pushfstring(L, "%s/policies/%s.lua", lua_dir(rt), name);
 	if (luaL_loadfilex(L, lua_tostring(L, -1), "t") != LUA_OK)
 		return luaL_error(L, "policy '%s': %s", name, lua_tostring(L, -1));
+	lua_check_note_source(L, lua_tostring(L, -2));
 	lua_call(L, 0, 1);			/* P */
 	if (!lua_istable(L, -1))
 		return luaL_error(L, "policy '%s' must return a table", name);
