@@ -191,7 +191,8 @@ plan_line(char *line, struct boot_plan *p, struct buf *err)
 /* ---- the child ---------------------------------------------------------- */
 
 static void
-child(const char *path, const struct passwd *pw, int seconds, int fd)
+child(const char *path, const struct passwd *pw, int seconds, int check,
+    int fd)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	struct runtime *rt = NULL;
@@ -200,6 +201,10 @@ child(const char *path, const struct passwd *pw, int seconds, int fd)
 	alarm((unsigned)seconds);	/* a configuration that never ends */
 	if (pw == NULL || drop_to(pw, &err) == 0)
 		rt = runtime_load(path, &err);
+	if (rt && check && runtime_check(rt, &err) < 0) {
+		runtime_unref(rt);
+		rt = NULL;
+	}
 	if (rt == NULL) {
 		buf_appends(&out, "error");
 		put(&out, buf_cstr(&err));
@@ -215,7 +220,7 @@ child(const char *path, const struct passwd *pw, int seconds, int fd)
 
 int
 boot_plan_unprivileged(const char *path, const struct passwd *pw,
-    int seconds, struct boot_plan *p, struct buf *err)
+    int seconds, int check, struct boot_plan *p, struct buf *err)
 {
 	struct buf in = BUF_INIT;
 	char tmp[4096], *line, *save = NULL;
@@ -231,7 +236,7 @@ boot_plan_unprivileged(const char *path, const struct passwd *pw,
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child(path, pw, seconds, fds[1]);
+		child(path, pw, seconds, check, fds[1]);
 	}
 	close(fds[1]);
 	while ((n = read(fds[0], tmp, sizeof(tmp))) > 0 ||

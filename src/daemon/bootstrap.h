@@ -39,10 +39,10 @@ void	boot_plan_from_config(const struct config *, struct boot_plan *);
 /*
  * Forks a child that drops to pw (unless NULL), loads path within seconds
  * and writes its plan back. Returns 0, or -1 with the configuration's own
- * error (or the timeout) in err.
+ * error (or the timeout) in err. check: also runtime_check (indimaild -t).
  */
 int	boot_plan_unprivileged(const char *path, const struct passwd *pw,
-	    int seconds, struct boot_plan *, struct buf *err);
+	    int seconds, int check, struct boot_plan *, struct buf *err);
 /* 1 when a and b ask for the same listeners, files and log. */
 int	boot_plan_equal(const struct boot_plan *a, const struct boot_plan *b);
 void	boot_plan_free(struct boot_plan *);

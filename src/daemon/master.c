@@ -170,7 +170,7 @@ make_plan(const char *path, const struct passwd *pw, struct boot_plan *p)
 		boot_plan_from_config(&rt->cfg, p);
 		return;
 	}
-	if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, p, &err) < 0)
+	if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, 0, p, &err) < 0)
 		fatal("%s", buf_cstr(&err));
 	if (p->user && strcmp(p->user, pw->pw_name) != 0)
 		fatal("user: the configuration names %s, but indimaild runs as "
@@ -344,7 +344,7 @@ try_load(const char *path, struct buf *err)
 	struct boot_plan p;
 
 	if (boot_plan_unprivileged(path, NULL, (rt->cfg.timeout_watchdog + 999) /
-	    1000, &p, err) < 0)
+	    1000, 0, &p, err) < 0)
 		return NULL;
 	boot_plan_free(&p);
 	return runtime_load(path, err);
@@ -475,13 +475,14 @@ master_check(const char *path, const char *user)
 			fprintf(stderr, "indimaild: user %s does not exist\n", user);
 			return 1;
 		}
-		if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, &p,
+		if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, 1, &p,
 		    &err) < 0) {
 			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
 			return 1;
 		}
 	} else {
-		if ((rt = runtime_load(path, &err)) == NULL) {
+		if ((rt = runtime_load(path, &err)) == NULL ||
+		    runtime_check(rt, &err) < 0) {
 			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
 			return 1;
 		}

@@ -5,12 +5,14 @@
  */
 #include <ctype.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
 #include "lua_api.h"
 #include "lua_counter.h"
+#include "lua_hook_int.h"
 #include "lua_runtime.h"
 #include "lua_sandbox.h"
 
@@ -44,6 +46,19 @@ stage_index(const char *s)
 	return -1;
 }
 
+/* "connect, helo, ..., route": every stage, for error messages. */
+static const char *
+stage_list(void)
+{
+	static char list[128];
+
+	if (list[0] == '\0')
+		for (int i = 0; i < HOOK_NSTAGES; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+			    "%s%s", i ? ", " : "", hook_stage_name(i));
+	return list;
+}
+
 /* Appends {name=, fn=} to the stage list. Stack effect: (fn) -> () */
 static void
 add_hook(lua_State *L, int stage, const char *name)
@@ -69,7 +84,7 @@ l_config(lua_State *L)
 	if (lua_toboolean(L, -1))
 		return luaL_error(L, "indimail.config{} may be called only once");
 	lua_pop(L, 1);
-	lua_config_parse(L, &rt->cfg);
+	lua_config_read(L, &rt->cfg);
 	lua_pushboolean(L, 1);
 	lua_setfield(L, LUA_REGISTRYINDEX, "indimail.configured");
 	/* policies may require() helpers from lua/stdlib */
@@ -93,11 +108,41 @@ l_hook(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	sandbox_check_loading(L, "indimail.hook");
 	if (s < 0)
-		return luaL_error(L, "unknown hook stage '%s' (connect, helo, "
-		    "mail, rcpt, data, message, route)", stage);
+		return luaL_error(L, "unknown hook stage '%s' (stages are %s)",
+		    stage, stage_list());
 	lua_pushvalue(L, 2);
 	add_hook(L, s, name);
 	return 0;
+}
+
+/*
+ * Every function of a policy's hook table t is a stage or setup, and every
+ * stage is a function: a misspelt "rctp" would otherwise never run. The
+ * error names the function's own file and line. Stack effect: none.
+ */
+static void
+policy_check_stages(lua_State *L, int t, const char *policy)
+{
+	lua_Debug ar;
+
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+		    lua_tostring(L, -2) : NULL;
+		int s = k ? stage_index(k) : -1;
+		if (k && s >= 0 && !lua_isfunction(L, -1))
+			luaL_error(L, "policy '%s': hook '%s' must be a "
+			    "function, not a %s", policy, k, luaL_typename(L, -1));
+		if (k && s < 0 && strcmp(k, "setup") != 0 &&
+		    lua_isfunction(L, -1)) {
+			lua_pushvalue(L, -1);
+			lua_getinfo(L, ">S", &ar);
+			luaL_error(L, "policy '%s': unknown hook stage '%s' "
+			    "(function at %s:%d; stages are %s)", policy, k,
+			    ar.short_src, ar.linedefined, stage_list());
+		}
+		lua_pop(L, 1);
+	}
 }
 
 /* indimail.policy(name [, settings]) -> () */
@@ -121,6 +166,7 @@ l_policy(lua_State *L)
 	lua_pushfstring(L, "%s/policies/%s.lua", lua_dir(rt), name);
 	if (luaL_loadfilex(L, lua_tostring(L, -1), "t") != LUA_OK)
 		return luaL_error(L, "policy '%s': %s", name, lua_tostring(L, -1));
+	lua_check_note_source(L, lua_tostring(L, -2));
 	lua_call(L, 0, 1);			/* P */
 	if (!lua_istable(L, -1))
 		return luaL_error(L, "policy '%s' must return a table", name);
@@ -134,6 +180,7 @@ l_policy(lua_State *L)
 			lua_pop(L, 1);
 	} else
 		lua_pop(L, 1);
+	policy_check_stages(L, lua_gettop(L), name);
 	for (int s = 0; s < HOOK_NSTAGES; s++) {
 		lua_getfield(L, -1, hook_stage_name(s));
 		if (lua_isfunction(L, -1)) {
@@ -155,7 +202,12 @@ verdict(lua_State *L, const char *action, int defcode, const char *defstatus,
 	const char *text = luaL_optstring(L, 1, deftext);
 	lua_Integer code = luaL_optinteger(L, 2, defcode);
 	const char *status = luaL_optstring(L, 3, defstatus);
+	const char *why;
 
+	if (defcode >= 400 && (why = hook_verdict_check(defcode / 100, code,
+	    status, text)) != NULL)
+		return luaL_error(L, "indimail.%s('%s', %d, '%s'): %s", action,
+		    text, (int)code, status, why);
 	lua_createtable(L, 0, 4);
 	lua_pushstring(L, action);
 	lua_setfield(L, -2, "action");
@@ -244,14 +296,24 @@ l_route_relay(lua_State *L)
 	return 1;
 }
 
-/* indimail.log(event [, fields]) -> () ; fields: table of key=value */
+/*
+ * indimail.log(event [, fields]) -> () ; fields: table of key=value. From
+ * a hook the line starts with the session id and, once known, the qid.
+ */
 static int
 l_log(lua_State *L)
 {
 	const char *event = luaL_checkstring(L, 1);
+	const struct hook_ctx *ctx;
 	struct logline l;
 
 	log_begin(&l, LOG_INFO, event);
+	if ((ctx = hook_current_ctx()) != NULL) {	/* grep one story */
+		if (ctx->session_id)
+			log_kv(&l, "session", ctx->session_id);
+		if (ctx->queue_id)
+			log_kv(&l, "qid", ctx->queue_id);
+	}
 	if (lua_istable(L, 2)) {
 		lua_pushnil(L);
 		while (lua_next(L, 2)) {

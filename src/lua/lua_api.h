@@ -19,5 +19,10 @@ int	lua_api_finish(lua_State *, struct runtime *, struct buf *err);
 int	lua_config_parse(lua_State *, struct config *);
 void	lua_hook_api_open(lua_State *);	/* adds indimail.dns.* */
 void	lua_regex_open(lua_State *);	/* adds indimail.regex.* */
+/* lua_check.c: lua_config_parse of the table at index 1, protected, whose
+ * "bad config" error is raised as FILE:LINE of the offending key. */
+void	lua_config_read(lua_State *, struct config *);
+/* lua_check.c: a policy file runtime_check reads too. */
+void	lua_check_note_source(lua_State *, const char *path);
 
 #endif

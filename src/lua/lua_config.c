@@ -1,8 +1,8 @@
 /*
  * lua_config: indimail.config{...} → struct config. Every key is checked
  * (unknown keys are errors, so a typo never silently keeps a default) and
- * errors are raised with luaL_error, which names the file and line of the
- * indimail.config call in etc/indimail.lua. This file reads the top level
+ * errors are raised with luaL_error; lua_check.c puts the file and the line
+ * of the offending key in front. This file reads the top level
  * and the small sections; the others have a file each (lua_config_int.h).
  */
 #include <lauxlib.h>

@@ -137,6 +137,31 @@ parse_listen_auth(lua_State *L, int e, struct listen_conf *l)
 	l->auth_mechs = parse_auth_mechs(L, e);
 }
 
+/*
+ * Listener i against those before it: an explicit name (named[i]: listener i
+ * has one) is used once, an address and port other than 0 once: the
+ * second bind would fail, or the logs and the hooks mix two up.
+ */
+static void
+check_duplicate(lua_State *L, const struct config *c, size_t i,
+    const unsigned char *named)
+{
+	const struct listen_conf *l = &c->listen[i];
+
+	for (size_t j = 0; j < i; j++) {
+		const struct listen_conf *o = &c->listen[j];
+		if (named[i] && strcmp(o->name, l->name) == 0)
+			luaL_error(L, "bad config: listen[%d]: name '%s' is "
+			    "already used by listen[%d]", (int)i + 1, l->name,
+			    (int)j + 1);
+		if (l->port != 0 && o->port == l->port &&
+		    strcmp(o->address, l->address) == 0)
+			luaL_error(L, "bad config: listen[%d]: %s port %d is "
+			    "already used by listen[%d] ('%s')", (int)i + 1,
+			    l->address, l->port, (int)j + 1, o->name);
+	}
+}
+
 void
 cfg_listen(lua_State *L, int t, struct config *c)
 {
@@ -145,10 +170,15 @@ cfg_listen(lua_State *L, int t, struct config *c)
 	    "auth_plaintext", "require_auth", "auth_mechs",
 	    "sender_login_match", NULL };
 	size_t n = luaL_len(L, t);
+	unsigned char *named;
 
 	if (n == 0)
 		cfg_bad(L, "listen", "needs at least one listener");
 	c->listen = xcalloc(n, sizeof(*c->listen));
+	/* a full userdata: freed by Lua when an error unwinds us */
+	named = lua_newuserdatauv(L, n, 0);
+	memset(named, 0, n);
+	t = lua_absindex(L, t);
 	for (size_t i = 0; i < n; i++) {
 		struct listen_conf *l = &c->listen[i];
 		char *tls;
@@ -162,6 +192,7 @@ cfg_listen(lua_State *L, int t, struct config *c)
 		c->nlisten++;
 		cfg_check_keys(L, e, "listen[]", keys);
 		l->name = cfg_opt_string(L, e, "name", "listen[].name");
+		named[i] = l->name != NULL;
 		l->address = cfg_opt_string(L, e, "address",
 		    "listen[].address");
 		if (l->name == NULL)
@@ -183,6 +214,8 @@ cfg_listen(lua_State *L, int t, struct config *c)
 		}
 		parse_listen_tls(L, e, l);
 		parse_listen_auth(L, e, l);
+		check_duplicate(L, c, i, named);
 		lua_pop(L, 1);
 	}
+	lua_pop(L, 1);		/* named */
 }

@@ -1,8 +1,8 @@
 /*
  * lua_config_read: typed readers of the fields of a config table. Each
  * checks the Lua type and range and raises "bad config: <where>: <why>"
- * with luaL_error, which names the file and line of the indimail.config
- * call; absent fields leave the default in place.
+ * with luaL_error (lua_check.c then puts the file and the key's line in
+ * front); absent fields leave the default in place.
  */
 #include <lauxlib.h>
 #include <stdio.h>

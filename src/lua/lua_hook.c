@@ -17,6 +17,7 @@
 #include "lua_hook_int.h"
 
 static uv_loop_t *hook_loop;
+static struct hook_call *hook_current;	/* inside its lua_resume */
 
 static int step(struct hook_call *, int nargs);
 
@@ -173,6 +174,7 @@ static int
 step(struct hook_call *c, int nargs)
 {
 	for (;;) {
+		struct hook_call *prev;
 		int nres = 0, status;
 
 		if (c->co == NULL) {
@@ -183,7 +185,10 @@ step(struct hook_call *c, int nargs)
 		c->running = 1;
 		budget_enter(&c->budget);	/* co has the count hook of L */
 		watchdog_enter();	/* stuck in C (string.find): recycled */
+		prev = hook_current;
+		hook_current = c;
 		status = lua_resume(c->co, c->rt->L, nargs, &nres);
+		hook_current = prev;
 		watchdog_leave();
 		budget_leave();
 		c->running = 0;
@@ -216,6 +221,12 @@ step(struct hook_call *c, int nargs)
 		hook_verdict_free(&c->v);
 		hook_verdict_init(&c->v);
 	}
+}
+
+const struct hook_ctx *
+hook_current_ctx(void)
+{
+	return hook_current ? hook_current->ctx : NULL;
 }
 
 int

@@ -58,6 +58,8 @@ hook_rawfield(lua_State *L, int t, const char *k)
 
 /* lua_hook.c: continues a call after an async completion. */
 void	hook_resume(struct hook_call *);
+/* The session of the hook running now (in lua_resume), or NULL. */
+const struct hook_ctx *hook_current_ctx(void);
 
 /* lua_verdict.c */
 /* Makes c's verdict a 451 4.3.0 (our fault) and logs what and detail. */
@@ -65,6 +67,9 @@ void	hook_internal_error(struct hook_call *, const char *what,
 	    const char *detail);
 /* Reads the value a hook returned (top of co). Returns NULL or an error. */
 const char *hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *);
+/* A reject (cls 5) or tempfail (cls 4): NULL if valid, else why not. */
+const char *hook_verdict_check(int cls, lua_Integer code, const char *status,
+	    const char *text);
 
 /* lua_objects.c: each make_ leaves nothing on L and returns a registry ref */
 int	hook_make_session(lua_State *, const struct hook_ctx *);

@@ -41,6 +41,13 @@ void	runtime_ref(struct runtime *);
 void	runtime_unref(struct runtime *);
 const char *hook_stage_name(enum hook_stage);
 
+/*
+ * `indimaild -t`'s checks beyond loading (lua_check.c): the user= account
+ * exists, verdicts written with constant arguments are valid. 0, or -1
+ * with "file:line: why" in err.
+ */
+int	runtime_check(struct runtime *, struct buf *err);
+
 /* Pushes hook i of a stage: its function, and returns its name. */
 const char *runtime_push_hook(struct runtime *, enum hook_stage, int i);
 

@@ -124,10 +124,26 @@ parse_route(lua_State *co, struct hook_verdict *v)
 	return NULL;
 }
 
+/* The one check of a reject (cls 5) or tempfail (4): NULL or why not. */
+const char *
+hook_verdict_check(int cls, lua_Integer code, const char *status,
+    const char *text)
+{
+	if (code / 100 != cls)
+		return cls == 5 ? "a reject needs a 5xx code (550)" :
+		    "a tempfail needs a 4xx code (451)";
+	if (status == NULL || !valid_status(status, cls))
+		return cls == 5 ? "a reject's status must look like 5.7.1" :
+		    "a tempfail's status must look like 4.7.1";
+	if (text == NULL || text[strcspn(text, "\r\n")] || strlen(text) > 400)
+		return "verdict text must be one line of at most 400 characters";
+	return NULL;
+}
+
 const char *
 hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 {
-	const char *action, *text, *status;
+	const char *action, *text, *status, *err;
 	lua_Integer code;
 	int cls;
 
@@ -160,12 +176,8 @@ hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 		v->action = VERDICT_TEMPFAIL, cls = 4;
 	else
 		return "verdict action must be accept, reject, tempfail or discard";
-	if (code / 100 != cls)
-		return "verdict code does not match its action (5xx reject, 4xx tempfail)";
-	if (status == NULL || !valid_status(status, cls))
-		return "verdict status must look like 5.7.1 (reject) or 4.7.1 (tempfail)";
-	if (text == NULL || text[strcspn(text, "\r\n")] || strlen(text) > 400)
-		return "verdict text must be one line of at most 400 characters";
+	if ((err = hook_verdict_check(cls, code, status, text)) != NULL)
+		return err;
 	v->code = (int)code;
 	snprintf(v->status, sizeof(v->status), "%s", status);
 	buf_set(&v->text, text, strlen(text));

@@ -64,7 +64,7 @@ describe("a route with its own timeouts and retry tolerance", function()
     assert.is_true(wait > 20 and wait <= 30, list)
   end)
 
-  it("refuses an unknown key in a route with the file and line", function()
+  it("refuses an unknown key in a route with the file and the line of the key", function()
     local dir = D.mktemp("route-config")
     local path = dir .. "/bad.lua"
     D.writefile(path, "indimail.config {\n  listen = { { port = 0 } },\n"
@@ -72,6 +72,6 @@ describe("a route with its own timeouts and retry tolerance", function()
     local out, code = D.sh(D.bin .. "/indimaild -t -c " .. path)
     D.rmtemp(dir)
     assert.equal(1, code, out)
-    assert.matches("bad%.lua:1:.*unknown key 'tolerance'", out)
+    assert.matches("bad%.lua:3:.*unknown key 'tolerance'", out)
   end)
 end)

@@ -61,8 +61,8 @@ local x = = 1
     end)
 
     it("exits 1 and names FILE:LINE and the reason for a bad setting", function()
-      -- The line is that of the indimail.config call (Lua keeps no line per
-      -- table key); the reason names the setting.
+      -- The line is that of the key (here the call's own line; a key on
+      -- its own line: config_check_spec.lua); the reason names the setting.
       local out, code, file = check([[
 -- line 1
 -- line 2

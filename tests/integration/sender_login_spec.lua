@@ -261,7 +261,7 @@ describe("the options", function()
     local listen = "  listen = { { port = 0 } },\n"
     local out, code = check(listen .. "  local_sender_requires_auth = 'no',")
     assert.equal(1, code, out)
-    assert.matches("bad%.lua:1:.*local_sender_requires_auth: must be true or false", out)
+    assert.matches("bad%.lua:3:.*local_sender_requires_auth: must be true or false", out)
     out, code = check("  listen = { { port = 0, sender_login_match = 1 } },")
     assert.equal(1, code, out)
     assert.matches("listen%[%]%.sender_login_match: must be true or false", out)
