@@ -57,7 +57,8 @@ function P.setup(s)
     end
   end
   for name in pairs(GROUPS) do settings[name] = check_group(name, s[name] or {}, interval) end
-  return P
+  -- the hook table: the stages only (P also holds helpers such as subnet)
+  return { connect = P.connect, mail = P.mail, rcpt = P.rcpt, message = P.message }
 end
 
 -- The client's subnet: a.b.c.0/24, or the first 64 bits of an IPv6 address.

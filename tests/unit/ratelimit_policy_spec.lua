@@ -24,7 +24,8 @@ end
 
 describe("ratelimit policy", function()
   it("computes /24 and /64 subnets", function()
-    local P = load({})
+    _G.indimail = fake_indimail()
+    local P = dofile("lua/policies/ratelimit.lua")
     assert.are.equal("192.0.2.0/24", P.subnet("192.0.2.77"))
     assert.are.equal("192.0.2.0/24", P.subnet("::ffff:192.0.2.77"))
     assert.are.equal("2001:db8:0:1::/64", P.subnet("2001:db8::1:0:0:0:5"))
