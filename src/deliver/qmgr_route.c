@@ -78,6 +78,8 @@ apply_route(struct rctx *r, struct hook_verdict *v)
 	memset(&res, 0, sizeof(res));
 	switch (v->action) {
 	case VERDICT_ACCEPT:
+	case VERDICT_HOLD:		/* refused in the route hook: lua_verdict.c */
+	case VERDICT_QUARANTINE:
 		m->route[r->i].decided = 1;
 		m->route[r->i].kind = ROUTE_DEFAULT;
 		break;
