@@ -276,7 +276,7 @@ quarantine_headers(struct smtp_session *s)
 	    buf_cstr(&s->quarantine_why));
 	buf_appends(&s->received, "X-Quarantine-Recipients:");
 	for (size_t i = 0; i < s->nrcpts; i++)
-		buf_printf(&s->received, "%s <%s>%s", i ? "\n\t" : "",
+		buf_printf(&s->received, "%s<%s>%s", i ? "\n\t" : " ",
 		    s->rcpts[i], i + 1 < s->nrcpts ? "," : "");
 	buf_appendc(&s->received, '\n');
 	smtp_log_session(s, &l, LOG_INFO, "quarantined");
