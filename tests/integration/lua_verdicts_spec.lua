@@ -207,6 +207,25 @@ describe("hook verdicts", function()
   end)
 end)
 
+describe("tx.env in the route hook", function()
+  after_each(cleanup.run)
+
+  it("reads what the SMTP hooks wrote, and its own writes reach the next recipients' route hooks", function()
+    local d = start([[
+      indimail.hook("message", function(s, tx) tx.env.FROM_SMTP = "yes" end)
+      indimail.hook("route", function(s, tx, rcpt)
+        assert(tx.env.FROM_SMTP == "yes", "tx.env lost on the way to the route hook")
+        if rcpt:match("^alice@") then tx.env.SEEN = "alice" end
+        if rcpt:match("^bob@") and tx.env.SEEN == "alice" then return indimail.discard() end
+      end, "router")]])
+    local qid = d:send("bob@example.test", { "alice@example.test", "bob@example.test" }, msg("routed"))
+    assert.is_truthy(maildir.wait(d, "alice"), d:log())
+    assert.is_truthy(d:wait_log("event=discarded qid=" .. qid .. ".-to=bob@example%.test", 5), d:log())
+    assert.equal(0, #maildir.new_files(d, "bob"))
+    assert.equal(0, d:count_log("event=hook_error"), d:log())
+  end)
+end)
+
 describe("session.notes and tx.notes", function()
   after_each(cleanup.run)
 
