@@ -43,6 +43,7 @@ qmsg_new(struct qmgr *q, struct queue_item *qi)
 	m->mta = xcalloc(n, sizeof(char *));
 	m->route = xcalloc(n, sizeof(struct qroute));
 	memset(&jr, 0, sizeof(jr));
+	jr.hold = m->item.env.hold != NULL;	/* until `queue release` says r */
 	jr.final = xcalloc(n, 1);
 	q->qs.backend->journal_read(&m->item, &jr);
 	for (size_t i = 0; i < m->item.env.nrcpts; i++)

@@ -6,6 +6,8 @@
  * Local domains are those the directory found local when the message was
  * queued (the envelope's "route local", database domains included), and
  * local_domains (for older queue files); the directory is not asked here.
+ * What the hook writes to tx.env stays with the message in memory for the
+ * next recipients' hooks (the queue file is never rewritten).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +77,15 @@ apply_route(struct rctx *r, struct hook_verdict *v)
 
 	m->route[r->i].running = 0;
 	m->busy--;
+	/* tx.env as the hook left it: the next recipients' hooks see it */
+	envvars_free(&m->item.env.vars);
+	m->item.env.vars = r->env;
+	memset(&r->env, 0, sizeof(r->env));
 	memset(&res, 0, sizeof(res));
 	switch (v->action) {
 	case VERDICT_ACCEPT:
+	case VERDICT_HOLD:		/* refused in the route hook: lua_verdict.c */
+	case VERDICT_QUARANTINE:
 		m->route[r->i].decided = 1;
 		m->route[r->i].kind = ROUTE_DEFAULT;
 		break;

@@ -1,7 +1,7 @@
 /*
  * lua_api: registration side of the Lua API. Hooks are kept in
  * registry["indimail.hooks"][stage] as an ordered list of {name=, fn=};
- * they run in that order and the first verdict other than accept wins.
+ * they run in that order and the first verdict other than "go on" wins.
  */
 #include <ctype.h>
 #include <lauxlib.h>
@@ -249,6 +249,51 @@ l_discard(lua_State *L)
 	return verdict(L, "discard", 250, "2.0.0", "Ok");
 }
 
+/* Builds {action=, text=reason}. */
+static void
+held_verdict(lua_State *L, const char *action, const char *why)
+{
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, action);
+	lua_setfield(L, -2, "action");
+	lua_pushstring(L, why);
+	lua_setfield(L, -2, "text");
+}
+
+/* indimail.hold([reason]) -> {action="hold", text=reason} */
+static int
+l_hold(lua_State *L)
+{
+	held_verdict(L, "hold", luaL_optstring(L, 1, "by policy"));
+	return 1;
+}
+
+/* indimail.quarantine(address [, reason]) -> verdict */
+static int
+l_quarantine(lua_State *L)
+{
+	const char *addr = luaL_checkstring(L, 1);
+
+	held_verdict(L, "quarantine", luaL_optstring(L, 2, "by policy"));
+	lua_pushstring(L, addr);
+	lua_setfield(L, -2, "address");
+	return 1;
+}
+
+/* indimail.tarpit(seconds) -> {action="tarpit", delay=seconds} */
+static int
+l_tarpit(lua_State *L)
+{
+	lua_Number d = luaL_checknumber(L, 1);
+
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, "tarpit");
+	lua_setfield(L, -2, "action");
+	lua_pushnumber(L, d);
+	lua_setfield(L, -2, "delay");
+	return 1;
+}
+
 /* Builds {action="route", route=kind, ...}. */
 static int
 route_verdict(lua_State *L, const char *kind)
@@ -339,7 +384,9 @@ lua_api_open(lua_State *L, struct runtime *rt)
 		{ "tempfail", l_tempfail }, { "accept", l_accept },
 		{ "discard", l_discard }, { "log", l_log },
 		{ "route_local", l_route_local }, { "route_mx", l_route_mx },
-		{ "route_relay", l_route_relay }, { NULL, NULL },
+		{ "route_relay", l_route_relay }, { "hold", l_hold },
+		{ "quarantine", l_quarantine }, { "tarpit", l_tarpit },
+		{ NULL, NULL },
 	};
 
 	lua_pushlightuserdata(L, rt);

@@ -12,7 +12,7 @@ cfg_limits(lua_State *L, int t, struct config *c)
 	static const char *keys[] = { "command_line", "text_line",
 	    "message_size", "recipients", "connections", "connections_per_ip",
 	    "errors", "hook_instructions", "lua_memory", "junk_commands",
-	    "tarpit_after", "tarpit_delay", "data_memory", NULL };
+	    "tarpit_after", "tarpit_delay", "data_memory", "tarpit_max", NULL };
 
 	cfg_check_keys(L, t, "limits", keys);
 	cfg_set_number(L, t, "command_line", "limits.command_line", 512, 65536,
@@ -39,6 +39,8 @@ cfg_limits(lua_State *L, int t, struct config *c)
 	    1, &c->tarpit_after, 0);
 	cfg_set_number(L, t, "tarpit_delay", "limits.tarpit_delay", 0, 60, 1000,
 	    &c->tarpit_delay, 0);
+	cfg_set_number(L, t, "tarpit_max", "limits.tarpit_max", 0, 3600, 1000,
+	    &c->tarpit_max, 0);
 	cfg_set_number(L, t, "data_memory", "limits.data_memory", 1 << 20,
 	    1e13, 1, &c->data_memory, 1);
 }

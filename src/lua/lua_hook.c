@@ -72,6 +72,7 @@ static void
 finish(struct hook_call *c)
 {
 	c->finished = 1;
+	c->v.delay_ms = c->delay_ms;
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->async && c->cb)
@@ -135,15 +136,17 @@ start_hook(struct hook_call *c)
 	return nargs;
 }
 
-/* A hook ended normally: read its verdict and tx.env. 1 = stage over. */
+/*
+ * A hook ended normally: read its verdict and tx.env. 1 = stage over: any
+ * verdict but "go on" (nil, true, tarpit), indimail.accept() included.
+ */
 static int
 hook_returned(struct hook_call *c, int nres)
 {
 	const char *err = hook_parse_verdict(c->co, nres, &c->v);
 
-	if (err == NULL && (c->v.action == VERDICT_ROUTE) != 0 &&
-	    c->stage != HOOK_ROUTE)
-		err = "a route verdict is only valid in the route hook";
+	if (err == NULL)
+		err = hook_verdict_stage_error(c->stage, &c->v);
 	if (err == NULL)
 		err = hook_read_env(c->co, c);
 	if (err) {
@@ -151,7 +154,8 @@ hook_returned(struct hook_call *c, int nres)
 		return 1;
 	}
 	snprintf(c->v.policy, sizeof(c->v.policy), "%s", c->name);
-	return c->v.action != VERDICT_ACCEPT;
+	c->delay_ms += c->v.delay_ms;	/* tarpits add up over the stage */
+	return c->v.action != VERDICT_ACCEPT || c->v.stop;
 }
 
 static void
@@ -255,6 +259,7 @@ hook_run(struct runtime *rt, enum hook_stage stage, struct hook_ctx *ctx,
 		c->msg_ref = hook_make_msg(rt->L, c);
 	if (step(c, 0) == HOOK_DONE) {
 		c->finished = 1;
+		c->v.delay_ms = c->delay_ms;
 		hook_verdict_move(v, &c->v);
 		maybe_free(c);
 		return HOOK_DONE;

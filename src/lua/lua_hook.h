@@ -1,8 +1,9 @@
 /*
  * lua_hook: runs every hook of one stage, in order, each inside its own
  * coroutine. A hook that calls a waiting API (indimail.dns.lookup) yields;
- * the loop resumes it when the answer arrives. The first verdict other than
- * accept ends the stage. Errors, budget overruns and malformed verdicts
+ * the loop resumes it when the answer arrives. The first verdict that is
+ * not "go on" (nil, true, a tarpit) ends the stage, indimail.accept()
+ * included; tarpit delays add up over the stage. Errors, budget overruns and malformed verdicts
  * become a 451 4.3.0 tempfail with the traceback in the log.
  */
 #ifndef INDIMAIL_LUA_HOOK_H
@@ -19,7 +20,10 @@ struct dns;
 struct hook_holds;
 
 enum verdict_action { VERDICT_ACCEPT, VERDICT_REJECT, VERDICT_TEMPFAIL,
-	VERDICT_DISCARD, VERDICT_ROUTE };
+	VERDICT_DISCARD, VERDICT_ROUTE,
+	VERDICT_HOLD,		/* queued, not delivered until released */
+	VERDICT_QUARANTINE	/* queued for the quarantine address only */
+};
 
 enum route_kind { ROUTE_DEFAULT, ROUTE_LOCAL, ROUTE_MX, ROUTE_RELAY };
 
@@ -30,6 +34,9 @@ struct hook_verdict {
 	struct buf	 text;
 	char		 policy[64];	/* name of the hook that decided */
 	int		 internal;	/* 1: our fault (error, budget, bad verdict) */
+	int		 stop;		/* indimail.accept(): later hooks skipped */
+	uint64_t	 delay_ms;	/* tarpit: the reply waits (whole stage) */
+	struct buf	 address;	/* quarantine: where the message goes */
 	/* route stage only (VERDICT_ROUTE) */
 	enum route_kind	 route;
 	struct buf	 route_host;
@@ -58,9 +65,16 @@ struct hook_ctx {
 	const struct buf *message;	/* data/message stages */
 	size_t		 header_len;	/* bytes of the header section */
 	struct hook_holds *holds;	/* the session's (lua_counter.h); NULL: none */
+	/*
+	 * session.notes and tx.notes: registry refs of Lua tables kept by the
+	 * caller across stages (LUA_NOREF = none yet: made on first use).
+	 * NULL: the stage has none. Released with hook_notes_release.
+	 */
+	int		*session_notes, *tx_notes;
 };
 
 enum { HOOK_DONE, HOOK_PENDING };
+#define HOOK_NO_NOTES	(-2)	/* LUA_NOREF: no notes table yet */
 
 typedef void (*hook_done_cb)(void *arg, struct hook_verdict *);
 struct hook_call;
@@ -77,6 +91,8 @@ int	hook_run(struct runtime *, enum hook_stage, struct hook_ctx *,
 	    struct hook_verdict *v, hook_done_cb cb, void *arg,
 	    struct hook_call **callp);
 void	hook_cancel(struct hook_call *);
+/* Frees a notes table (*ref, in rt's state) and resets *ref. */
+void	hook_notes_release(struct runtime *, int *ref);
 void	hook_verdict_init(struct hook_verdict *);
 void	hook_verdict_free(struct hook_verdict *);
 /* dst takes src's buffers; src is left empty (accept). */

@@ -32,6 +32,7 @@ struct hook_call {
 	lua_State	*co;
 	int		 co_ref, session_ref, tx_ref, msg_ref;
 	struct budget	 budget;	/* instructions of the running hook */
+	uint64_t	 delay_ms;	/* tarpits of the stage's hooks so far */
 	int		 pending_ops;	/* async operations in flight */
 	int		 running;	/* inside lua_resume */
 	int		 finished;	/* verdict given or cancelled */
@@ -56,6 +57,10 @@ hook_rawfield(lua_State *L, int t, const char *k)
 	lua_rawget(L, t);
 }
 
+/* The longest delay a verdict may ask for, in seconds (limits.tarpit_max
+ * bounds what the SMTP side waits). */
+#define HOOK_DELAY_MAX	3600
+
 /* lua_hook.c: continues a call after an async completion. */
 void	hook_resume(struct hook_call *);
 /* The session of the hook running now (in lua_resume), or NULL. */
@@ -70,6 +75,7 @@ const char *hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *);
 /* A reject (cls 5) or tempfail (cls 4): NULL if valid, else why not. */
 const char *hook_verdict_check(int cls, lua_Integer code, const char *status,
 	    const char *text);
+const char *hook_verdict_stage_error(enum hook_stage, const struct hook_verdict *);
 
 /* lua_objects.c: each make_ leaves nothing on L and returns a registry ref */
 int	hook_make_session(lua_State *, const struct hook_ctx *);

@@ -1,9 +1,12 @@
 /*
- * lua_objects: the objects a hook is given. session and tx are plain
- * tables built afresh for each stage (tx.env is read back after the hook,
- * raw, and must stay names to single-line strings); msg is a userdata whose
- * methods read the message through src/mail/header.c and refuse to work
- * once the stage is over (hook_msg_detach).
+ * lua_objects: the objects a hook is given. session, tx and tx.rcpts are
+ * read-only userdata over a table built afresh for each stage: reading
+ * works as on a table (pairs, ipairs, #), writing any field raises an
+ * error naming it. Their writable parts are tables inside: tx.env (read
+ * back after the hook, raw, and must stay names to single-line strings)
+ * and session.notes / tx.notes (the caller's registry refs, kept across
+ * stages). msg is a userdata whose methods read the message through
+ * src/mail/header.c and refuse to work once the stage is over.
  */
 #include <string.h>
 #include <strings.h>
@@ -38,6 +41,138 @@ setbool(lua_State *L, const char *k, int v)
 	lua_setfield(L, -2, k);
 }
 
+/* ---- read-only objects ------------------------------------------------ */
+
+struct ro_obj {
+	const char	*kind;		/* "session", "tx", "tx.rcpts" */
+	const char *const *fields;	/* what it may hold, for the errors */
+};
+
+static const char *const session_fields[] = { "id", "ip", "port", "local_ip",
+	"local_port", "listener", "helo", "esmtp", "tls", "tls_version",
+	"tls_cipher", "auth_user", "relay", "notes", NULL };
+static const char *const tx_fields[] = { "id", "sender", "rcpts",
+	"size_hint", "env", "notes", NULL };
+
+/* Pushes the table behind object 1. [-0, +1] */
+static void
+ro_table(lua_State *L)
+{
+	luaL_checkudata(L, 1, "indimail.object");
+	lua_getiuservalue(L, 1, 1);
+}
+
+static int
+ro_index(lua_State *L)
+{
+	ro_table(L);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+static int
+ro_newindex(lua_State *L)
+{
+	struct ro_obj *o = luaL_checkudata(L, 1, "indimail.object");
+	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) :
+	    NULL;
+
+	for (size_t i = 0; k && o->fields && o->fields[i]; i++)
+		if (strcmp(k, o->fields[i]) == 0)
+			return luaL_error(L, "field '%s' of %s is read-only%s",
+			    k, o->kind, strcmp(k, "notes") == 0 ? " (set "
+			    "values inside it)" : "");
+	if (o->fields == NULL)
+		return luaL_error(L, "%s is read-only", o->kind);
+	return luaL_error(L, "%s has no field '%s' (a hook's own values go "
+	    "in %s.notes)", o->kind, k ? k : luaL_typename(L, 2), o->kind);
+}
+
+static int
+ro_len(lua_State *L)
+{
+	ro_table(L);
+	lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+	return 1;
+}
+
+/* The iterator of pairs(obj): next() over its table. */
+static int
+ro_next(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 2);
+	if (lua_next(L, 1))
+		return 2;
+	lua_pushnil(L);
+	return 1;
+}
+
+/* pairs(obj) -> ro_next, its table, nil */
+static int
+ro_pairs(lua_State *L)
+{
+	lua_pushcfunction(L, ro_next);
+	ro_table(L);
+	lua_pushnil(L);
+	return 3;
+}
+
+static int
+ro_tostring(lua_State *L)
+{
+	struct ro_obj *o = luaL_checkudata(L, 1, "indimail.object");
+
+	lua_pushstring(L, o->kind);
+	return 1;
+}
+
+/* Wraps the table on top of L in a read-only object. [-1, +1] */
+static void
+ro_wrap(lua_State *L, const char *kind, const char *const *fields)
+{
+	static const luaL_Reg mt[] = {
+		{ "__index", ro_index }, { "__newindex", ro_newindex },
+		{ "__len", ro_len }, { "__pairs", ro_pairs },
+		{ "__tostring", ro_tostring }, { NULL, NULL },
+	};
+	struct ro_obj *o = lua_newuserdatauv(L, sizeof(*o), 1);
+
+	o->kind = kind;
+	o->fields = fields;
+	if (luaL_newmetatable(L, "indimail.object")) {
+		luaL_setfuncs(L, mt, 0);
+		lua_pushboolean(L, 0);		/* getmetatable gives false */
+		lua_setfield(L, -2, "__metatable");
+	}
+	lua_setmetatable(L, -2);
+	lua_rotate(L, -2, 1);			/* table on top */
+	lua_setiuservalue(L, -2, 1);
+}
+
+/* t.notes = the table of *ref, made on first use. [-0, +0] */
+static void
+set_notes(lua_State *L, int *ref)
+{
+	if (ref == NULL)
+		return;
+	if (*ref == HOOK_NO_NOTES) {
+		lua_newtable(L);
+		*ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
+	lua_setfield(L, -2, "notes");
+}
+
+void
+hook_notes_release(struct runtime *rt, int *ref)
+{
+	if (*ref != HOOK_NO_NOTES)
+		luaL_unref(rt->L, LUA_REGISTRYINDEX, *ref);
+	*ref = HOOK_NO_NOTES;
+}
+
 int
 hook_make_session(lua_State *L, const struct hook_ctx *c)
 {
@@ -55,13 +190,15 @@ hook_make_session(lua_State *L, const struct hook_ctx *c)
 	setstr(L, "tls_cipher", c->tls_cipher);
 	setstr(L, "auth_user", c->auth_user);
 	setbool(L, "relay", c->relay);
+	set_notes(L, c->session_notes);
+	ro_wrap(L, "session", session_fields);
 	return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 int
 hook_make_tx(lua_State *L, const struct hook_ctx *c)
 {
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 7);
 	setstr(L, "id", c->queue_id);
 	setstr(L, "sender", c->sender);
 	if (c->size_hint)
@@ -71,11 +208,14 @@ hook_make_tx(lua_State *L, const struct hook_ctx *c)
 		lua_pushstring(L, c->rcpts[i]);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
+	ro_wrap(L, "tx.rcpts", NULL);
 	lua_setfield(L, -2, "rcpts");
 	lua_createtable(L, 0, c->env ? (int)c->env->n : 0);
 	for (size_t i = 0; c->env && i < c->env->n; i++)
 		setstr(L, c->env->key[i], c->env->val[i]);
 	lua_setfield(L, -2, "env");
+	set_notes(L, c->tx_notes);
+	ro_wrap(L, "tx", tx_fields);
 	return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -88,6 +228,8 @@ hook_read_env(lua_State *L, struct hook_call *c)
 	if (c->ctx->env == NULL || c->tx_ref == LUA_NOREF)
 		return NULL;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
+	lua_getiuservalue(L, -1, 1);	/* the table behind tx */
+	lua_remove(L, -2);
 	hook_rawfield(L, -1, "env");
 	if (!lua_istable(L, -1)) {
 		lua_pop(L, 2);

@@ -1,9 +1,10 @@
 /*
  * lua_verdict: turns what a hook returned into a struct hook_verdict
- * (nil/true or {action="accept"}, reject/tempfail with code, status and
- * text, discard, and the route verdict of the route stage), and our own
- * failures into a 451 4.3.0. Every field is read raw, so no policy code
- * runs while a verdict is read. Owns hook_verdict_init/move/free.
+ * (nil/true: go on; accept: the stage is over; reject/tempfail with code,
+ * status and text; discard; hold and quarantine with their reason; tarpit
+ * and any verdict's delay; the route verdict of the route stage), and our
+ * own failures into a 451 4.3.0. Every field is read raw, so no policy
+ * code runs while a verdict is read. Owns hook_verdict_init/move/free.
  */
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,7 @@ hook_verdict_free(struct hook_verdict *v)
 	buf_free(&v->route_host);
 	buf_free(&v->route_user);
 	buf_free(&v->route_password);
+	buf_free(&v->address);
 }
 
 void
@@ -124,6 +126,14 @@ parse_route(lua_State *co, struct hook_verdict *v)
 	return NULL;
 }
 
+/* A reason or a reply text: one line of at most 400 characters. */
+static int
+valid_text(const char *text)
+{
+	return text != NULL && text[strcspn(text, "\r\n")] == '\0' &&
+	    strlen(text) <= 400;
+}
+
 /* The one check of a reject (cls 5) or tempfail (4): NULL or why not. */
 const char *
 hook_verdict_check(int cls, lua_Integer code, const char *status,
@@ -135,8 +145,96 @@ hook_verdict_check(int cls, lua_Integer code, const char *status,
 	if (status == NULL || !valid_status(status, cls))
 		return cls == 5 ? "a reject's status must look like 5.7.1" :
 		    "a tempfail's status must look like 4.7.1";
-	if (text == NULL || text[strcspn(text, "\r\n")] || strlen(text) > 400)
+	if (!valid_text(text))
 		return "verdict text must be one line of at most 400 characters";
+	return NULL;
+}
+
+/* {delay=seconds} on any verdict (indimail.tarpit); t is the table. */
+static const char *
+parse_delay(lua_State *co, int t, struct hook_verdict *v)
+{
+	lua_Number d;
+
+	hook_rawfield(co, t, "delay");
+	if (lua_isnil(co, -1)) {
+		lua_pop(co, 1);
+		return NULL;
+	}
+	d = lua_tonumber(co, -1);
+	lua_pop(co, 1);
+	if (!(d >= 0 && d <= HOOK_DELAY_MAX))	/* NaN too */
+		return "verdict delay must be a number of seconds from 0 to 3600";
+	v->delay_ms = (uint64_t)(d * 1000 + 0.5);
+	return NULL;
+}
+
+/* {action="quarantine", address=, text=reason} */
+static const char *
+parse_quarantine(lua_State *co, int t, const char *text,
+    struct hook_verdict *v)
+{
+	const char *a;
+	size_t n;
+
+	hook_rawfield(co, t, "address");
+	a = lua_type(co, -1) == LUA_TSTRING ? lua_tolstring(co, -1, &n) : NULL;
+	if (a == NULL || n > 254 || strlen(a) != n || a[strcspn(a,
+	    " \t\r\n<>,")] || strchr(a, '@') == NULL || a[0] == '@' ||
+	    a[n - 1] == '@')
+		return "quarantine needs an address like quarantine@example.org";
+	v->action = VERDICT_QUARANTINE;
+	buf_set(&v->address, a, n);
+	buf_set(&v->text, text, strlen(text));
+	lua_pop(co, 1);
+	return NULL;
+}
+
+/* The actions without a code: accept, tarpit, discard, hold, quarantine. */
+static const char *
+parse_plain(lua_State *co, int t, const char *action, const char *text,
+    struct hook_verdict *v)
+{
+	if (strcmp(action, "accept") == 0)
+		v->stop = 1;
+	else if (strcmp(action, "tarpit") == 0)
+		return NULL;
+	else if (strcmp(action, "discard") == 0)
+		v->action = VERDICT_DISCARD;
+	else if (strcmp(action, "hold") == 0 || strcmp(action, "quarantine")
+	    == 0) {
+		if (text == NULL)
+			text = "by policy";
+		if (!valid_text(text))
+			return "a hold or quarantine reason must be one line "
+			    "of at most 400 characters";
+		if (action[0] == 'q')
+			return parse_quarantine(co, t, text, v);
+		v->action = VERDICT_HOLD;
+		buf_set(&v->text, text, strlen(text));
+	} else
+		return "verdict action must be accept, reject, tempfail, "
+		    "discard, hold, quarantine or tarpit";
+	return NULL;
+}
+
+/* reject/tempfail: code, status and text must agree with the action. */
+static const char *
+parse_refusal(const char *action, lua_Integer code, const char *status,
+    const char *text, struct hook_verdict *v)
+{
+	const char *err;
+	int cls;
+
+	if (strcmp(action, "reject") == 0)
+		v->action = VERDICT_REJECT, cls = 5;
+	else
+		v->action = VERDICT_TEMPFAIL, cls = 4;
+	if ((err = hook_verdict_check(cls, code, status, text)) != NULL)
+		return err;
+	v->code = (int)code;
+	snprintf(v->status, sizeof(v->status), "%s", status);
+	buf_set(&v->text, text, strlen(text));
 	return NULL;
 }
 
@@ -145,41 +243,50 @@ hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *v)
 {
 	const char *action, *text, *status, *err;
 	lua_Integer code;
-	int cls;
+	int t = lua_gettop(co);
 
 	if (nres == 0 || lua_isnil(co, -1) ||
 	    (lua_isboolean(co, -1) && lua_toboolean(co, -1)))
-		return NULL;		/* accept */
+		return NULL;		/* go on */
 	if (!lua_istable(co, -1))
 		return "hook returned neither nil nor a verdict table";
-	hook_rawfield(co, -1, "action");
-	hook_rawfield(co, -2, "code");
-	hook_rawfield(co, -3, "status");
-	hook_rawfield(co, -4, "text");
+	if ((err = parse_delay(co, t, v)) != NULL)
+		return err;
+	hook_rawfield(co, t, "action");
+	hook_rawfield(co, t, "code");
+	hook_rawfield(co, t, "status");
+	hook_rawfield(co, t, "text");
 	action = lua_tostring(co, -4);
 	code = lua_tointeger(co, -3);
 	status = lua_tostring(co, -2);
 	text = lua_tostring(co, -1);
 	if (action == NULL)
 		return "verdict has no action";
-	if (strcmp(action, "accept") == 0)
-		return NULL;
-	if (strcmp(action, "discard") == 0) {
-		v->action = VERDICT_DISCARD;
-		return NULL;
-	}
 	if (strcmp(action, "route") == 0)
 		return parse_route(co, v);
-	if (strcmp(action, "reject") == 0)
-		v->action = VERDICT_REJECT, cls = 5;
-	else if (strcmp(action, "tempfail") == 0)
-		v->action = VERDICT_TEMPFAIL, cls = 4;
-	else
-		return "verdict action must be accept, reject, tempfail or discard";
-	if ((err = hook_verdict_check(cls, code, status, text)) != NULL)
-		return err;
-	v->code = (int)code;
-	snprintf(v->status, sizeof(v->status), "%s", status);
-	buf_set(&v->text, text, strlen(text));
+	if (strcmp(action, "reject") == 0 || strcmp(action, "tempfail") == 0)
+		return parse_refusal(action, code, status, text, v);
+	return parse_plain(co, t, action, text, v);
+}
+
+/* Is the verdict one this stage can apply? NULL, or why not. */
+const char *
+hook_verdict_stage_error(enum hook_stage st, const struct hook_verdict *v)
+{
+	switch (v->action) {
+	case VERDICT_ROUTE:
+		return st == HOOK_ROUTE ? NULL :
+		    "a route verdict is only valid in the route hook";
+	case VERDICT_HOLD:
+		return st >= HOOK_MAIL && st <= HOOK_MESSAGE ? NULL :
+		    "hold is only valid in the mail, rcpt, data and message hooks";
+	case VERDICT_QUARANTINE:
+		return st >= HOOK_RCPT && st <= HOOK_MESSAGE ? NULL :
+		    "quarantine is only valid in the rcpt, data and message hooks";
+	default:
+		break;
+	}
+	if (v->delay_ms && st == HOOK_ROUTE)
+		return "tarpit is not valid in the route hook (no client waits)";
 	return NULL;
 }

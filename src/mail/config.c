@@ -33,6 +33,7 @@ config_defaults(struct config *c)
 	c->max_junk = 100;		/* Postfix's smtpd_junk_command_limit */
 	c->tarpit_after = 5;
 	c->tarpit_delay = 1000;
+	c->tarpit_max = 30 * 1000;
 	c->data_memory = 256 * 1024 * 1024;
 	c->hook_instructions = 10 * 1000 * 1000;
 	c->lua_memory = 256 * 1024 * 1024;

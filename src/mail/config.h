@@ -190,6 +190,7 @@ struct config {
 	int		 max_junk;		/* NOOP/HELP/VRFY/RSET before they count as errors */
 	int		 tarpit_after;		/* bad recipients before replies slow down */
 	int		 tarpit_delay;		/* ms, grows with each further bad recipient */
+	int		 tarpit_max;		/* ms: longest a hook's tarpit holds a reply */
 	size_t		 data_memory;		/* message bytes a worker may hold */
 	long		 hook_instructions;
 	size_t		 lua_memory;		/* bytes per lua_State */

@@ -97,6 +97,7 @@ envelope_free(struct envelope *e)
 	free(e->tls);
 	free(e->auth_user);
 	free(e->sender);
+	free(e->hold);
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		free(e->rcpts[i]);
 		if (e->orcpts)

@@ -49,6 +49,7 @@ struct envelope {
 	struct envvars	 vars;
 	enum envelope_body body;
 	int		 bounce_level;	/* env INDIMAIL_BOUNCE: 1 bounce, 2 double */
+	char		*hold;		/* held by a hook (why); NULL: not */
 };
 
 void	envvars_set(struct envvars *, const char *k, const char *v);

@@ -78,6 +78,7 @@ put_envelope(const struct envelope *e, struct buf *b)
 	n += put_field(b, "auth", e->auth_user);
 	n += put_field(b, "body", envelope_body_name(e->body));
 	n += put_field(b, "sender", e->sender);
+	n += put_field(b, "hold", e->hold);
 	for (size_t i = 0; i < e->nrcpts; i++)
 		n += put_rcpt(b, e->rcpts[i], e->orcpts ? e->orcpts[i] : NULL,
 		    envelope_rcpt_local(e, i));
@@ -119,6 +120,7 @@ static const struct {
 	{ "listener",	offsetof(struct envelope, listener) },
 	{ "tls",	offsetof(struct envelope, tls) },
 	{ "auth",	offsetof(struct envelope, auth_user) },
+	{ "hold",	offsetof(struct envelope, hold) },
 };
 
 static void

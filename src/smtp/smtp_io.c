@@ -99,7 +99,8 @@ on_tarpit_done(uv_timer_t *t)
  * Past limits.tarpit_after refused recipients, each reply waits a little
  * longer than the last (limits.tarpit_delay more each time, at most
  * TARPIT_MAX_MS) before it is sent and the next command is read; so does
- * the reply to a failed AUTH (smtp_auth_delay). The timer waits; nobody
+ * the reply to a failed AUTH (smtp_auth_delay), and the reply after a hook
+ * said indimail.tarpit (s->hook_delay). The timer waits; nobody
  * else does. Returns 1 if the session now waits.
  */
 int
@@ -116,12 +117,16 @@ smtp_tarpit(struct smtp_session *s)
 		    c->tarpit_after);
 	if ((auth = smtp_auth_delay(s)) > ms)
 		ms = auth;
+	if (ms > TARPIT_MAX_MS)
+		ms = TARPIT_MAX_MS;
+	if (s->hook_delay > ms)		/* bounded by limits.tarpit_max */
+		ms = s->hook_delay;
+	s->hook_delay = 0;
 	if (ms == 0)
 		return 0;
 	s->resume = s->state;
 	s->state = ST_TARPIT;
-	uv_timer_start(&s->tarpit, on_tarpit_done, ms < TARPIT_MAX_MS ? ms :
-	    TARPIT_MAX_MS, 0);
+	uv_timer_start(&s->tarpit, on_tarpit_done, ms, 0);
 	return 1;
 }
 

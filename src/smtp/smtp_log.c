@@ -22,7 +22,8 @@ smtp_log_session(struct smtp_session *s, struct logline *l,
 void
 smtp_log_verdict(struct smtp_session *s, const struct hook_verdict *v)
 {
-	static const char *names[] = { "accept", "reject", "tempfail", "discard" };
+	static const char *names[] = { "accept", "reject", "tempfail", "discard",
+	    "route", "hold", "quarantine" };
 	struct logline l;
 
 	smtp_log_session(s, &l, LOG_INFO, "verdict");
@@ -34,6 +35,10 @@ smtp_log_verdict(struct smtp_session *s, const struct hook_verdict *v)
 		log_kv(&l, "status", v->status);
 		log_kv(&l, "text", buf_cstr((struct buf *)&v->text));
 	}
+	if (v->action == VERDICT_QUARANTINE)
+		log_kv(&l, "address", buf_cstr((struct buf *)&v->address));
+	if (v->action == VERDICT_HOLD || v->action == VERDICT_QUARANTINE)
+		log_kv(&l, "reason", buf_cstr((struct buf *)&v->text));
 	log_end(&l);
 }
 

@@ -75,28 +75,55 @@ fill_ctx(struct smtp_session *s)
 	c->size_hint = s->tx != TX_NONE && s->mail.has_size ? s->mail.size : 0;
 	c->holds = &s->holds;
 	c->env = &s->env;
+	c->session_notes = &s->session_notes;
+	c->tx_notes = s->tx != TX_NONE ? &s->tx_notes : NULL;
 	c->message = &s->msg;
 	c->header_len = s->header_len;
 }
 
+/* A tarpit verdict: the next reply waits (limits.tarpit_max at most). */
+static void
+take_delay(struct smtp_session *s, const struct hook_verdict *v)
+{
+	uint64_t ms = v->delay_ms, max = (uint64_t)smtp_cfg(s)->tarpit_max;
+
+	if (ms > max)
+		ms = max;
+	if (ms > s->hook_delay)
+		s->hook_delay = ms;
+}
+
 /*
  * Replies with the verdict when it refuses; returns 1 if the step may go on.
- * A discard is remembered: the transaction is accepted and dropped.
+ * A discard is remembered: the transaction (from connect, helo or auth the
+ * session) is accepted and dropped; so are hold and quarantine, for the
+ * commit. A tarpit delays the reply, whatever it is (smtp_tarpit).
  */
 int
 smtp_verdict_allows(struct smtp_session *s, struct hook_verdict *v)
 {
-	if (v->action == VERDICT_ACCEPT)
+	take_delay(s, v);
+	switch (v->action) {
+	case VERDICT_ACCEPT:
+	case VERDICT_ROUTE:	/* the route hook's: never here */
 		return 1;
-	smtp_log_verdict(s, v);
-	if (v->action == VERDICT_DISCARD) {
+	case VERDICT_DISCARD:
+		smtp_log_verdict(s, v);
 		s->discard = 1;
-		if (s->hook_stage <= HOOK_HELO)
+		if (s->hook_stage <= HOOK_AUTH)
 			s->discard_session = 1;
 		return 1;
+	case VERDICT_HOLD:
+	case VERDICT_QUARANTINE:
+		smtp_log_verdict(s, v);
+		smtp_tx_hold(s, v);
+		return 1;
+	default:
+		smtp_log_verdict(s, v);
+		smtp_reply(s, "%d %s %s", v->code, v->status,
+		    buf_cstr(&v->text));
+		return 0;
 	}
-	smtp_reply(s, "%d %s %s", v->code, v->status, buf_cstr(&v->text));
-	return 0;
 }
 
 /* ST_HOOK: the verdict is in; back to where the hook started, then on. */
@@ -312,6 +339,7 @@ on_handle_closed(uv_handle_t *h)
 	buf_free(&s->rcpt.path);
 	smtp_tx_reset(s);
 	hook_verdict_free(&s->data_verdict);
+	hook_notes_release(s->rt, &s->session_notes);
 	free(s->helo);
 	free(s->auth_user);
 	free(s->auth_try);
@@ -422,6 +450,8 @@ start_session(struct smtp_session *s)
 	} else
 		smtp_command_turn(s);
 	smtp_run_hooks(s, HOOK_CONNECT, after_connect);
+	if (s->state == ST_COMMAND)
+		smtp_tarpit(s);		/* a tarpit verdict holds the greeting */
 	smtp_flush(s);
 }
 
@@ -488,6 +518,7 @@ smtp_session_accept(struct smtp_listener *l)
 	struct smtp_server *srv = l->server;
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 
+	s->session_notes = s->tx_notes = HOOK_NO_NOTES;
 	s->srv = srv;
 	s->rt = srv->rt;
 	runtime_ref(s->rt);

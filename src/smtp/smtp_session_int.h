@@ -82,6 +82,8 @@ struct smtp_session {
 	int		 esmtp;
 	int		 relay;
 	int		 discard_session;
+	int		 session_notes;	/* session.notes (lua_hook.h ref) */
+	uint64_t	 hook_delay;	/* ms the next reply waits (indimail.tarpit) */
 	/* transaction */
 	enum smtp_tx	 tx;
 	struct buf	 sender;
@@ -92,6 +94,10 @@ struct smtp_session {
 	struct smtp_rcpt_arg rcpt;
 	struct envvars	 env;
 	int		 discard;
+	int		 tx_notes;	/* tx.notes (lua_hook.h ref) */
+	struct buf	 hold;		/* why a hook held it; empty: not held */
+	struct buf	 quarantine;	/* the quarantine address; empty: none */
+	struct buf	 quarantine_why;
 	char		 qid[QUEUE_ID_LEN + 1];
 	struct expansion expanded;	/* recipients after aliases */
 	struct directory *dir;		/* of the session's configuration */
@@ -211,6 +217,8 @@ void	smtp_tx_end(struct smtp_session *);
 void	smtp_tx_add_rcpt(struct smtp_session *);
 int	smtp_tx_envelope_full(struct smtp_session *, const char *rcpt);
 void	smtp_tx_commit(struct smtp_session *);
+/* hold / quarantine verdicts: remembered for the commit. */
+void	smtp_tx_hold(struct smtp_session *, const struct hook_verdict *);
 
 /* smtp_message.c: the DATA phase */
 void	smtp_message_start(struct smtp_session *);

@@ -31,6 +31,10 @@ smtp_tx_reset(struct smtp_session *s)
 	s->nrcpts = 0;
 	s->rcpt_bytes = 0;
 	envvars_free(&s->env);
+	hook_notes_release(s->rt, &s->tx_notes);
+	buf_free(&s->hold);
+	buf_free(&s->quarantine);
+	buf_free(&s->quarantine_why);
 	s->discard = s->discard_session;
 	s->qid[0] = '\0';
 	buf_free(&s->msg);
@@ -44,6 +48,20 @@ smtp_tx_reset(struct smtp_session *s)
 	hook_verdict_free(&s->data_verdict);
 	hook_verdict_init(&s->data_verdict);
 	/* s->mail (SIZE=, BODY=) is refilled by the next MAIL's parse */
+}
+
+/* A hold or quarantine verdict: the last one of each kind counts. */
+void
+smtp_tx_hold(struct smtp_session *s, const struct hook_verdict *v)
+{
+	const struct buf *why = &v->text;
+
+	if (v->action == VERDICT_HOLD) {
+		buf_set(&s->hold, why->data, why->len);
+		return;
+	}
+	buf_set(&s->quarantine, v->address.data, v->address.len);
+	buf_set(&s->quarantine_why, why->data, why->len);
 }
 
 /* The reply to the dot is out (or the transaction failed): next command. */
@@ -97,6 +115,7 @@ fill_envelope(struct smtp_session *s, struct envelope *e,
 	}
 	e->sender = (char *)buf_cstr(&s->sender);
 	e->vars = s->env;
+	e->hold = s->hold.len ? (char *)buf_cstr(&s->hold) : NULL;
 	e->body = s->mail.body == SMTP_BODY_8BITMIME ? ENVELOPE_BODY_8BITMIME :
 	    s->mail.body == SMTP_BODY_7BIT ? ENVELOPE_BODY_7BIT :
 	    ENVELOPE_BODY_NONE;
@@ -144,6 +163,17 @@ build_received(struct smtp_session *s)
 	buf_printf(&s->received, "; %s\n", date);
 }
 
+static void
+log_held(struct smtp_session *s)
+{
+	struct logline l;
+
+	smtp_log_session(s, &l, LOG_INFO, "held");
+	log_kv(&l, "reason", buf_cstr(&s->hold));
+	log_kv(&l, "release", "indimail queue release ID");
+	log_end(&l);
+}
+
 /*
  * The answer to the dot once the queue has the message (or failed). A
  * discarded one went to the null backend, which keeps nothing: no notice
@@ -160,6 +190,8 @@ queued(struct smtp_session *s, int ok, const char *error, double secs,
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else if (ok) {
 		smtp_log_queued(s, "queued", secs);
+		if (s->hold.len)
+			log_held(s);
 		if (s->srv->queued != NULL)
 			s->srv->queued(s->srv, queue, s->qid);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
@@ -230,6 +262,30 @@ envelope_fits(struct smtp_session *s, const struct envelope *e)
 	return 0;
 }
 
+/*
+ * A quarantined message says why and for whom it came, under its
+ * Received line (reason and addresses are single-line: lua_verdict.c and
+ * the RCPT parser made sure).
+ */
+static void
+quarantine_headers(struct smtp_session *s)
+{
+	struct logline l;
+
+	buf_printf(&s->received, "X-Quarantine-Reason: %s\n",
+	    buf_cstr(&s->quarantine_why));
+	buf_appends(&s->received, "X-Quarantine-Recipients:");
+	for (size_t i = 0; i < s->nrcpts; i++)
+		buf_printf(&s->received, "%s<%s>%s", i ? "\n\t" : " ",
+		    s->rcpts[i], i + 1 < s->nrcpts ? "," : "");
+	buf_appendc(&s->received, '\n');
+	smtp_log_session(s, &l, LOG_INFO, "quarantined");
+	log_kv(&l, "address", buf_cstr(&s->quarantine));
+	log_kv(&l, "reason", buf_cstr(&s->quarantine_why));
+	log_kvi(&l, "nrcpt", (long long)s->nrcpts);
+	log_end(&l);
+}
+
 /* The recipients are expanded (s->expanded): into the queue. */
 static void
 commit_expanded(struct smtp_session *s)
@@ -253,6 +309,8 @@ commit_expanded(struct smtp_session *s)
 	if (!envelope_fits(s, &e))
 		return;
 	build_received(s);
+	if (s->quarantine.len)
+		quarantine_headers(s);
 	write_to(s, s->srv->queue->backend, &e);
 }
 
@@ -268,10 +326,15 @@ on_expanded(void *arg)
 	smtp_process_input(s);
 }
 
-/* Every hook accepted the message: into the queue (or dropped, discard). */
+/*
+ * Every hook accepted the message: into the queue (or dropped, discard;
+ * for the quarantine address only, quarantine).
+ */
 void
 smtp_tx_commit(struct smtp_session *s)
 {
+	char *q = (char *)buf_cstr(&s->quarantine);
+
 	if (s->discard) {	/* as the client sent it: nothing is kept */
 		struct envelope e;
 		char tlsdesc[TLS_DESC_MAX];
@@ -283,7 +346,8 @@ smtp_tx_commit(struct smtp_session *s)
 		return;
 	}
 	expansion_free(&s->expanded);
-	if (directory_expand(s->dir, s->rcpts, s->nrcpts, &s->expanded,
+	if (directory_expand(s->dir, s->quarantine.len ? &q : s->rcpts,
+	    s->quarantine.len ? 1 : s->nrcpts, &s->expanded,
 	    on_expanded, s, &s->dirq) == DIR_PENDING) {
 		s->resume = s->state;
 		s->state = ST_LOOKUP;
