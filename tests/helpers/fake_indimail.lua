@@ -1,0 +1,74 @@
+-- A stand-in for the indimail API of a hook, for unit specs of policies
+-- under plain lua5.4 (no daemon): counters with windows on a clock the
+-- spec moves (F.now), holds, logs collected in F.logs, and the verdict
+-- constructors returning plain tables. F.install() sets _G.indimail.
+local F = {}
+
+function F.new()
+  local I = { logs = {}, now = 1000, slots = {} }
+  local function live(k)
+    local s = I.slots[k]
+    if s and s.ends <= I.now then I.slots[k] = nil; s = nil end
+    return s
+  end
+  I.counter = {
+    add = function(k, w, d)
+      local s = live(k)
+      if not s then s = { n = 0, ends = I.now + w }; I.slots[k] = s end
+      s.n = s.n + (d or 1)
+      return s.n
+    end,
+    get = function(k) local s = live(k); return s and s.n or 0 end,
+  }
+  I.log = function(event, f)
+    local t = { event = event }
+    for k, v in pairs(f) do t[k] = v end
+    I.logs[#I.logs + 1] = t
+  end
+  local function verdict(action)
+    return function(text, code, status)
+      return { action = action, text = text, code = code, status = status }
+    end
+  end
+  I.reject, I.tempfail = verdict("reject"), verdict("tempfail")
+  I.discard = function() return { action = "discard" } end
+  I.accept = function() return { action = "accept" } end
+  I.quarantine = function(a, r) return { action = "quarantine", address = a, reason = r } end
+  I.route_relay = function(h, p) return { action = "route", host = h, port = p } end
+  return I
+end
+
+-- A fresh fake as _G.indimail, lua/stdlib on package.path; returns it.
+function F.install()
+  if not package.path:find("lua/stdlib/", 1, true) then
+    package.path = "lua/stdlib/?.lua;" .. package.path
+  end
+  _G.indimail = F.new()
+  return _G.indimail
+end
+
+-- The policy file's module with setup(settings) run: hooks, fake, module.
+function F.policy(name, settings)
+  local I = F.install()
+  local P = dofile("lua/policies/" .. name .. ".lua")
+  return P.setup(settings), I, P
+end
+
+-- A message object: headers as { {name, value}, ... }, size in bytes.
+function F.msg(headers, size)
+  local m = {}
+  function m.header(_, name)
+    for _, h in ipairs(headers) do
+      if h[1]:lower() == name:lower() then return h[2] end
+    end
+  end
+  function m.headers()
+    local out = {}
+    for _, h in ipairs(headers) do out[#out + 1] = { name = h[1], value = h[2] } end
+    return out
+  end
+  function m.size() return size or 100 end
+  return m
+end
+
+return F
