@@ -7,6 +7,7 @@
 --     skip_relay_clients = true,   -- trust relay_from clients (default true)
 --     skip_domains = { "example.test" },
 --   })
+-- tx.env.NODNSCHECK (set by the envrules policy for a sender) skips the check.
 local address = require("address")
 
 local P = {}
@@ -47,6 +48,7 @@ function P.mail(session, tx)
   if not domain or address.is_literal(domain) then return end
   if settings.skip_relay_clients and session.relay then return end
   if settings.skip[domain] then return end
+  if tx.env and tx.env.NODNSCHECK then return end   -- envrules (docs/policies/envrules.md)
   local mx, status = indimail.dns.lookup(domain, "MX")
   if not mx then return tempfail(domain, status) end
   if status == "nxdomain" then return reject(domain, "does not exist") end
