@@ -25,7 +25,7 @@ function P.setup(s)
   addrlist.check_keys("chkrcptdomains", s, { domains = true, recipients = true })
   for _, k in ipairs({ "domains", "recipients" }) do
     if type(s[k]) ~= "table" then error(("chkrcptdomains: %s must be a table"):format(k), 2) end
-    addrlist.check_keys("chkrcptdomains: " .. k, s[k], LIST_KEYS)
+    if s[k][1] == nil then addrlist.check_keys("chkrcptdomains: " .. k, s[k], LIST_KEYS) end
   end
   domains = addrlist.load(s.domains, { host = true })
   recipients = addrlist.load(s.recipients)

@@ -247,6 +247,12 @@ describe("chkrcptdomains", function()
     assert.is_nil(P.rcpt(S, tx("a@b.test"), "anyone@other.example"))
     assert.is_nil(P.rcpt(S, tx("a@b.test"), "anyone@unchecked.example"))
   end)
+
+  it("takes plain lists too", function()
+    local P = load("chkrcptdomains", { domains = { "p.example" }, recipients = { "j@p.example" } })
+    assert.is_nil(P.rcpt(S, tx(""), "j@p.example"))
+    assert.equal(550, P.rcpt(S, tx(""), "k@p.example").code)
+  end)
 end)
 
 describe("relay", function()
