@@ -23,28 +23,47 @@ local function split(line, sep)
   return line:sub(1, i - 1), line:sub(j + 1)
 end
 
--- qmail-style control file: one entry a line, blank lines and lines
--- starting with "#" skipped, surrounding blanks and CR removed. With
--- opts.values, a line is "key:value" (IndiMail's smtproutes, accesslist;
--- opts.separator to split elsewhere, " " for blanks); the value is the rest.
-local function load_control(path, opts)
-  opts = opts or {}
-  local m = match.new(opts.match or "exact", opts)
-  local sep = opts.separator or ":"
+-- Calls fn(line, where) for each entry line of a qmail-style control file:
+-- blank lines and lines starting with "#" skipped, surrounding blanks and
+-- CR removed; where is "FILE:LINE".
+local function each_line(path, fn)
   local f, err = io.open(path, "r")
   if not f then error("tables.control: " .. err, 0) end
   local n = 0
   for line in f:lines() do
     n = n + 1
     if line:find("^%s") or line:find("%s$") then line = line:match("^%s*(.-)%s*$") end
-    if line ~= "" and line:byte(1) ~= 35 then   -- '#'
-      local key, value = line, true
-      if opts.values then key, value = split(line, sep) end
-      m:add(key, value, path .. ":" .. n)
-    end
+    if line ~= "" and line:byte(1) ~= 35 then fn(line, path .. ":" .. n) end   -- '#'
   end
   f:close()
+end
+
+-- qmail-style control file: one entry a line (each_line). With
+-- opts.values, a line is "key:value" (IndiMail's smtproutes, accesslist;
+-- opts.separator to split elsewhere, " " for blanks); the value is the rest.
+local function load_control(path, opts)
+  opts = opts or {}
+  local m = match.new(opts.match or "exact", opts)
+  local sep = opts.separator or ":"
+  each_line(path, function(line, where)
+    local key, value = line, true
+    if opts.values then key, value = split(line, sep) end
+    m:add(key, value, where)
+  end)
   return m
+end
+
+-- The lines of a control file as a list of { key=, value=, where= } (value
+-- true without a separator), in file order, repeated keys kept: for
+-- policies whose lines are rules, not a map (accesslist, hostaccess).
+local function load_rows(path, opts)
+  opts = opts or {}
+  local rows, sep = {}, opts.separator or ":"
+  each_line(path, function(line, where)
+    local key, value = split(line, sep)
+    rows[#rows + 1] = { key = key, value = value, where = where }
+  end)
+  return rows
 end
 
 -- A Lua file returning a table: { "key", ... } and/or { ["key"] = value }.
@@ -99,7 +118,7 @@ local function load_cdb(path, opts)
 end
 
 -- The loaders; an error also names the caller's FILE:LINE.
-for name, load in pairs({ control = load_control, lua = load_lua, cdb = load_cdb }) do
+for name, load in pairs({ control = load_control, rows = load_rows, lua = load_lua, cdb = load_cdb }) do
   T[name] = function(path, opts)
     if type(path) ~= "string" then error("tables." .. name .. ": a file name is needed", 2) end
     local ok, m = pcall(load, path, opts)
