@@ -225,9 +225,12 @@ hook_failed(struct hook_call *c, int status)
 	lua_State *L = c->rt->L;
 	const char *msg = lua_tostring(c->co, -1);
 
+	if (status == LUA_ERRMEM) {	/* the state is full: no traceback */
+		hook_internal_error(c, "out of memory", NULL);
+		return;
+	}
 	luaL_traceback(L, c->co, msg ? msg : "error object is not a string", 0);
-	hook_internal_error(c, status == LUA_ERRMEM ? "out of memory" :
-	    "hook raised an error", lua_tostring(L, -1));
+	hook_internal_error(c, "hook raised an error", lua_tostring(L, -1));
 	lua_pop(L, 1);
 }
 
