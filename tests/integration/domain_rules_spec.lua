@@ -138,6 +138,32 @@ indimail.config { hostname = "mx.test.example", listen = { { port = 0 } },
     assert.equal(550, (rcpt(c2, "spam-2@alpha.test")), "alpha's running rules stay")
     assert.equal(250, (rcpt(c2, "ok@alpha.test")))
   end)
+
+  it("runs the docs' hosting example: a retired address refused, the message hook tags the mail", function()
+    local dir = D.scratch_dir("domains")
+    write_rules(dir, { ["shop.example"] = [[
+local match = require("match")
+local retired = match.from("wildmat", { "sales-*@shop.example" })
+return {
+  rcpt = function(session, tx, rcpt)
+    if rcpt:match("@shop%.example$") and retired:match(rcpt) then
+      return indimail.reject("This address was retired", 550, "5.1.1")
+    end
+  end,
+  message = function(session, tx, msg) tx.env.SHOP = "1" end,
+}
+]] })
+    local d = start(dir)
+    local c = d:session()
+    c:cmd("MAIL FROM:<a@sender.test>")
+    assert.equal(550, (rcpt(c, "sales-eu@shop.example")))
+    assert.equal(250, (rcpt(c, "info@shop.example")))
+    assert.equal(354, (c:cmd("DATA")))
+    c:send(MSG .. ".\r\n")
+    local code, text = c:reply()
+    assert.equal(250, code, text)
+    assert.matches("\nenv SHOP=1\n", d:queued(text:match("queued as (%w+)")), 1, true)
+  end)
 end)
 
 describe("policy_path and broken policies at reload", function()
