@@ -27,6 +27,7 @@
 #include "qmgrd.h"
 #include "../lib/counter.h"
 #include "../lua/lua_counter.h"
+#include "../lua/lua_domain.h"
 #include "../net/connlimit.h"
 #include "../net/dns.h"
 #include "../net/dns_cache.h"
@@ -411,6 +412,7 @@ reload(void)
 		log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
 		    "changes need a restart; the running listeners stay\"");
 	dns_cache_reload(&n->cfg);
+	domain_rules_inherit(n, rt);	/* for workers forked from now on */
 	runtime_unref(rt);
 	rt = n;
 	log_event(LOG_INFO, "reload", "workers=%d", nworkers);

@@ -2,7 +2,8 @@
  * smtpd: the SMTP worker process. Opens its loop, DNS resolver and queue,
  * hands the inherited sockets to an SMTP server (src/smtp serves them),
  * and does the process's part: SIGHUP (reload the configuration into a
- * new runtime; on failure keep the old one and log why), SIGUSR2 (forget
+ * new runtime; on failure keep the old one and log why; a domain file
+ * that no longer loads keeps its running version), SIGUSR2 (forget
  * cached directory answers: an admin changed users), SIGTERM (drain,
  * then exit, or exit at the drain timeout), the watchdog, and telling the
  * queue manager of each queued message.
@@ -17,6 +18,7 @@
 #include "../lib/watchdog.h"
 #include "../lib/xalloc.h"
 #include "../lua/lua_counter.h"
+#include "../lua/lua_domain.h"
 #include "../lua/lua_hook.h"
 #include "../net/dns.h"
 #include "listen.h"
@@ -42,6 +44,7 @@ on_reload(uv_signal_t *sig, int signum)
 		buf_free(&err);
 		return;
 	}
+	domain_rules_inherit(rt, w->srv.rt);	/* a broken domain file */
 	directory_put(w->dir);
 	w->dir = directory_get(w->srv.loop, &rt->cfg);
 	runtime_unref(w->srv.rt);

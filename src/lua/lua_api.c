@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
@@ -80,6 +81,9 @@ l_config(lua_State *L)
 {
 	struct runtime *rt = get_runtime(L);
 
+	if (rt->domain)
+		return luaL_error(L, "indimail.config{} is not available in "
+		    "the rules of a domain");
 	lua_getfield(L, LUA_REGISTRYINDEX, "indimail.configured");
 	if (lua_toboolean(L, -1))
 		return luaL_error(L, "indimail.config{} may be called only once");
@@ -145,13 +149,36 @@ policy_check_stages(lua_State *L, int t, const char *policy)
 	}
 }
 
+/*
+ * Pushes the file of policy name: the first policy_path folder holding
+ * NAME.lua, else lua_dir/policies/NAME.lua. Logs which. [-0, +1]
+ */
+static const char *
+policy_file(lua_State *L, struct runtime *rt, const char *name)
+{
+	const char *file = NULL;
+
+	for (size_t i = 0; i < rt->cfg.npolicy_path && file == NULL; i++) {
+		file = lua_pushfstring(L, "%s/%s.lua", rt->cfg.policy_path[i],
+		    name);
+		if (access(file, R_OK) != 0) {
+			lua_pop(L, 1);
+			file = NULL;
+		}
+	}
+	if (file == NULL)
+		file = lua_pushfstring(L, "%s/policies/%s.lua", lua_dir(rt),
+		    name);
+	log_event(LOG_INFO, "policy_file", "policy=%s file=%s", name, file);
+	return file;
+}
+
 /* indimail.policy(name [, settings]) -> () */
 static int
 l_policy(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
 	struct runtime *rt = get_runtime(L);
-	int found = 0;
 
 	for (const char *p = name; *p; p++)
 		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
@@ -163,7 +190,7 @@ l_policy(lua_State *L)
 		lua_newtable(L);
 	}
 	luaL_checktype(L, 2, LUA_TTABLE);
-	lua_pushfstring(L, "%s/policies/%s.lua", lua_dir(rt), name);
+	policy_file(L, rt, name);
 	if (luaL_loadfilex(L, lua_tostring(L, -1), "t") != LUA_OK)
 		return luaL_error(L, "policy '%s': %s", name, lua_tostring(L, -1));
 	lua_check_note_source(L, lua_tostring(L, -2));
@@ -180,18 +207,27 @@ l_policy(lua_State *L)
 			lua_pop(L, 1);
 	} else
 		lua_pop(L, 1);
-	policy_check_stages(L, lua_gettop(L), name);
+	if (lua_api_add_stages(L, lua_gettop(L), name) == 0)
+		return luaL_error(L, "policy '%s' defines no hook", name);
+	return 0;
+}
+
+int
+lua_api_add_stages(lua_State *L, int t, const char *name)
+{
+	int found = 0;
+
+	t = lua_absindex(L, t);
+	policy_check_stages(L, t, name);
 	for (int s = 0; s < HOOK_NSTAGES; s++) {
-		lua_getfield(L, -1, hook_stage_name(s));
+		lua_getfield(L, t, hook_stage_name(s));
 		if (lua_isfunction(L, -1)) {
 			add_hook(L, s, name);
-			found = 1;
+			found++;
 		} else
 			lua_pop(L, 1);
 	}
-	if (!found)
-		return luaL_error(L, "policy '%s' defines no hook", name);
-	return 0;
+	return found;
 }
 
 /* Builds {action=, code=, status=, text=}. */

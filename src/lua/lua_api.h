@@ -16,6 +16,11 @@ struct runtime;
 
 void	lua_api_open(lua_State *, struct runtime *);
 int	lua_api_finish(lua_State *, struct runtime *, struct buf *err);
+/*
+ * Registers the stage functions of the hook table at t under name (a
+ * policy's, a domain file's); raises on a misspelt stage. Returns how many.
+ */
+int	lua_api_add_stages(lua_State *, int t, const char *name);
 int	lua_config_parse(lua_State *, struct config *);
 void	lua_hook_api_open(lua_State *);	/* adds indimail.dns.* */
 void	lua_regex_open(lua_State *);	/* adds indimail.regex.* */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lua_api.h"
+#include "lua_domain.h"
 #include "lua_hook_int.h"
 #include "lua_runtime.h"
 #include "lua_source.h"
@@ -225,5 +226,7 @@ runtime_check(struct runtime *rt, struct buf *err)
 		lua_pop(L, 1);
 	}
 	lua_settop(L, top);
+	if (rc == 0)
+		rc = domain_rules_check(rt, err);	/* a broken domain file */
 	return rc;
 }

@@ -246,7 +246,8 @@ lua_config_parse(lua_State *L, struct config *c)
 	    "tls", "queue", "log", "dns", "dns_cache", "local_domains",
 	    "relay_from", "limits", "timeouts", "lua_dir", "delivery",
 	    "mailboxes", "routes", "submission_socket", "directory", "local_sender_requires_auth",
-	    "auth_fail_limit", NULL };
+	    "auth_fail_limit", "domain_rules", "domain_rules_limits",
+	    "policy_path", NULL };
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cfg_check_keys(L, 1, "config", keys);
@@ -256,6 +257,7 @@ lua_config_parse(lua_State *L, struct config *c)
 	cfg_set_number(L, 1, "workers", "workers", 0, 256, 1, &c->workers, 0);
 	parse_local_sender(L, c);
 	parse_tables(L, c);
+	cfg_domain_rules(L, 1, c);
 	set_defaults(L, c);
 	check_mailboxes(L, c);
 	check_tls(L, c);

@@ -45,5 +45,7 @@ void	cfg_delivery(lua_State *, int t, struct delivery_conf *);
 void	cfg_routes(lua_State *, int t, struct delivery_conf *);
 void	cfg_mailboxes(lua_State *, int t, struct delivery_conf *);
 void	cfg_directory(lua_State *, int t, struct directory_conf *);
+/* lua_config_domains.c: domain_rules, domain_rules_limits, policy_path */
+void	cfg_domain_rules(lua_State *, int t, struct config *);
 
 #endif

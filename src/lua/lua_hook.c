@@ -6,7 +6,9 @@
  * function can start async work, count it in pending_ops and lua_yield; the
  * completion stores its result in the call and resumes. The call is freed
  * only when it is finished (or cancelled) AND no async work is in flight,
- * so late completions never touch freed memory. Verdicts: lua_verdict.c;
+ * so late completions never touch freed memory. When the configuration's
+ * hooks went on, the selected domains' runtimes (lua_domain.c) run theirs
+ * in the same call, each in its own state. Verdicts: lua_verdict.c;
  * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c.
  */
 #include <lauxlib.h>
@@ -14,6 +16,7 @@
 
 #include "../lib/watchdog.h"
 #include "../lib/xalloc.h"
+#include "lua_domain.h"
 #include "lua_hook_int.h"
 
 static uv_loop_t *hook_loop;
@@ -45,20 +48,78 @@ on_timer_closed(uv_handle_t *h)
 	free(h->data);
 }
 
-/* Frees the call if nothing can reach it any more. */
+/* session, tx and msg of the current runtime go. */
 static void
-maybe_free(struct hook_call *c)
+release_objects(struct hook_call *c)
 {
 	lua_State *L = c->rt->L;
 
-	if (!c->finished || c->pending_ops > 0 || c->running)
-		return;
-	release_co(c);
 	hook_msg_detach(L, c->msg_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->msg_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->tx_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->session_ref);
+	c->msg_ref = c->tx_ref = c->session_ref = LUA_NOREF;
+}
+
+/*
+ * session, tx and msg in the current runtime's state. The notes tables
+ * live in the configuration's state: a domain's runtime sees none.
+ */
+static void
+make_objects(struct hook_call *c)
+{
+	struct hook_ctx own = *c->ctx;
+	lua_State *L = c->rt->L;
+
+	if (c->rt != c->main)
+		own.session_notes = own.tx_notes = NULL;
+	c->session_ref = hook_make_session(L, &own);
+	if (c->stage >= HOOK_MAIL)
+		c->tx_ref = hook_make_tx(L, &own);
+	if (c->stage == HOOK_DATA || c->stage == HOOK_MESSAGE)
+		c->msg_ref = hook_make_msg(L, c);
+}
+
+/*
+ * The current runtime's hooks are done and went on: moves to the next
+ * domain with hooks of this stage. -1: none left, or a domain whose file
+ * did not load (c's verdict is then its 451 4.3.0).
+ */
+static int
+next_domain(struct hook_call *c)
+{
+	while (c->ichain < c->nchain) {
+		const struct domain_rule *r = c->chain[c->ichain++];
+		if (r->rt == NULL) {
+			c->name = r->label;
+			hook_internal_error(c, "domain rules did not load",
+			    r->error);
+			return -1;
+		}
+		if (r->rt->nhooks[c->stage] == 0)
+			continue;
+		release_objects(c);
+		runtime_unref(c->rt);
+		c->rt = r->rt;
+		runtime_ref(c->rt);
+		make_objects(c);
+		c->index = 0;
+		return 0;
+	}
+	return -1;
+}
+
+/* Frees the call if nothing can reach it any more. */
+static void
+maybe_free(struct hook_call *c)
+{
+	if (!c->finished || c->pending_ops > 0 || c->running)
+		return;
+	release_co(c);
+	release_objects(c);
 	runtime_unref(c->rt);
+	runtime_unref(c->main);
+	free(c->chain);
 	hook_dns_clear(&c->dns);
 	hook_verdict_free(&c->v);
 	if (c->timer_init)
@@ -164,9 +225,12 @@ hook_failed(struct hook_call *c, int status)
 	lua_State *L = c->rt->L;
 	const char *msg = lua_tostring(c->co, -1);
 
+	if (status == LUA_ERRMEM) {	/* the state is full: no traceback */
+		hook_internal_error(c, "out of memory", NULL);
+		return;
+	}
 	luaL_traceback(L, c->co, msg ? msg : "error object is not a string", 0);
-	hook_internal_error(c, status == LUA_ERRMEM ? "out of memory" :
-	    "hook raised an error", lua_tostring(L, -1));
+	hook_internal_error(c, "hook raised an error", lua_tostring(L, -1));
 	lua_pop(L, 1);
 }
 
@@ -182,7 +246,8 @@ step(struct hook_call *c, int nargs)
 		int nres = 0, status;
 
 		if (c->co == NULL) {
-			if (c->index >= c->rt->nhooks[c->stage])
+			if (c->index >= c->rt->nhooks[c->stage] &&
+			    next_domain(c) < 0)
 				return HOOK_DONE;
 			nargs = start_hook(c);
 		}
@@ -239,24 +304,26 @@ hook_run(struct runtime *rt, enum hook_stage stage, struct hook_ctx *ctx,
 {
 	struct hook_call *c;
 
+	const struct domain_rule **chain;
+	size_t nchain = domain_rules_select(rt, stage, ctx, &chain);
+
 	hook_verdict_init(v);
 	*callp = NULL;
-	if (rt->nhooks[stage] == 0)
+	if (rt->nhooks[stage] == 0 && nchain == 0)
 		return HOOK_DONE;
 	c = xcalloc(1, sizeof(*c));
-	c->rt = rt;
+	c->rt = c->main = rt;
 	runtime_ref(rt);
+	runtime_ref(rt);
+	c->chain = chain;
+	c->nchain = nchain;
 	c->stage = stage;
 	c->ctx = ctx;
 	c->cb = cb;
 	c->arg = arg;
-	c->co_ref = c->tx_ref = c->msg_ref = LUA_NOREF;
+	c->co_ref = c->session_ref = c->tx_ref = c->msg_ref = LUA_NOREF;
 	hook_verdict_init(&c->v);
-	c->session_ref = hook_make_session(rt->L, ctx);
-	if (stage >= HOOK_MAIL)
-		c->tx_ref = hook_make_tx(rt->L, ctx);
-	if (stage == HOOK_DATA || stage == HOOK_MESSAGE)
-		c->msg_ref = hook_make_msg(rt->L, c);
+	make_objects(c);
 	if (step(c, 0) == HOOK_DONE) {
 		c->finished = 1;
 		c->v.delay_ms = c->delay_ms;

@@ -23,8 +23,13 @@ struct dns_pending {
 	size_t		 n;
 };
 
+struct domain_rule;
+
 struct hook_call {
-	struct runtime	*rt;
+	struct runtime	*rt;		/* whose hooks run now */
+	struct runtime	*main;		/* the configuration's */
+	const struct domain_rule **chain;	/* domains to run after it */
+	size_t		 nchain, ichain;
 	enum hook_stage	 stage;
 	int		 index;		/* hook being run */
 	const char	*name;

@@ -11,6 +11,7 @@
 #include "../lib/xalloc.h"
 #include "lua_api.h"
 #include "lua_budget.h"
+#include "lua_domain.h"
 #include "lua_runtime.h"
 #include "lua_sandbox.h"
 
@@ -60,13 +61,14 @@ count_hooks(struct runtime *rt)
 	return 0;
 }
 
-struct runtime *
-runtime_load(const char *path, struct buf *err)
+/* A runtime with a fresh sandboxed state and the API, nothing run yet. */
+static struct runtime *
+runtime_new(const char *path)
 {
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
 	lua_State *L;
 
-	rt->mem_limit = 0;	/* set from the config once it is known */
+	rt->mem_limit = 0;	/* set once the libraries are open */
 	rt->refs = 1;
 	rt->path = xstrdup(path);
 	config_defaults(&rt->cfg);
@@ -77,20 +79,83 @@ runtime_load(const char *path, struct buf *err)
 	sandbox_open(L);
 	budget_open(L);
 	lua_api_open(L, rt);
+	return rt;
+}
+
+/* Leaves rt's error (top of its stack) in err and frees rt. */
+static struct runtime *
+runtime_failed(struct runtime *rt, struct buf *err)
+{
+	const char *msg = lua_tostring(rt->L, -1);
+
+	buf_printf(err, "%s", msg ? msg : "unknown error");
+	runtime_unref(rt);
+	return NULL;
+}
+
+struct runtime *
+runtime_load(const char *path, struct buf *err)
+{
+	struct runtime *rt = runtime_new(path);
+	lua_State *L = rt->L;
+
 	if (luaL_loadfilex(L, path, "t") != LUA_OK ||
-	    lua_pcall(L, 0, 0, 0) != LUA_OK) {
-		buf_printf(err, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
-		    : "unknown error");
-		runtime_unref(rt);
-		return NULL;
-	}
+	    lua_pcall(L, 0, 0, 0) != LUA_OK)
+		return runtime_failed(rt, err);
 	sandbox_seal(L);
-	if (lua_api_finish(L, rt, err) < 0) {
+	if (lua_api_finish(L, rt, err) < 0 ||
+	    domain_rules_load(rt, err) < 0) {
 		runtime_unref(rt);
 		return NULL;
 	}
 	count_hooks(rt);
 	rt->mem_limit = rt->cfg.lua_memory;
+	return rt;
+}
+
+/* Runs a domain file (upvalue-free; arg 1: path, 2: name). [-2, +0] */
+static int
+domain_chunk(lua_State *L)
+{
+	const char *path = lua_tostring(L, 1), *name = lua_tostring(L, 2);
+
+	if (luaL_loadfilex(L, path, "t") != LUA_OK)
+		return lua_error(L);
+	lua_call(L, 0, 1);
+	if (lua_istable(L, -1))
+		lua_api_add_stages(L, -1, name);
+	else if (!lua_isnil(L, -1))
+		return luaL_error(L, "%s: must return a table of stage "
+		    "functions, not a %s", path, luaL_typename(L, -1));
+	return 0;
+}
+
+struct runtime *
+runtime_load_domain(const char *path, const char *domain,
+    const struct config *parent, struct buf *err)
+{
+	struct runtime *rt = runtime_new(path);
+	lua_State *L = rt->L;
+	struct budget b;
+	int rc;
+
+	rt->domain = xstrdup(domain);
+	rt->cfg.hook_instructions = parent->domain_instructions;
+	if (parent->lua_dir)
+		rt->cfg.lua_dir = xstrdup(parent->lua_dir);
+	domain_rules_prepare(L, rt);	/* package.path: lua/stdlib */
+	lua_pushcfunction(L, domain_chunk);
+	lua_pushstring(L, path);
+	lua_pushfstring(L, "domain:%s", domain);
+	rt->mem_limit = rt->mem_used + parent->domain_memory;
+	budget_start(&b, parent->domain_instructions);
+	budget_enter(&b);	/* a loop at load time ends too */
+	rc = lua_pcall(L, 2, 0, 0);
+	budget_leave();
+	if (rc != LUA_OK)
+		return runtime_failed(rt, err);
+	sandbox_seal(L);
+	count_hooks(rt);
 	return rt;
 }
 
@@ -106,6 +171,8 @@ runtime_unref(struct runtime *rt)
 	if (--rt->refs > 0)
 		return;
 	lua_close(rt->L);
+	domain_rules_free(rt->domains);
+	free(rt->domain);
 	config_free(&rt->cfg);
 	free(rt->path);
 	free(rt);

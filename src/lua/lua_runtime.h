@@ -26,6 +26,8 @@ enum hook_stage {
 	HOOK_NSTAGES
 };
 
+struct domain_rules;
+
 struct runtime {
 	lua_State	*L;
 	struct config	 cfg;
@@ -33,10 +35,18 @@ struct runtime {
 	int		 refs;
 	int		 nhooks[HOOK_NSTAGES];
 	size_t		 mem_used, mem_limit;
+	char		*domain;	/* a domain file's runtime: its domain */
+	struct domain_rules *domains;	/* the configuration's (lua_domain.h) */
 };
 
 /* Loads and runs the file; NULL with "file:line: why" in err on failure. */
 struct runtime *runtime_load(const char *path, struct buf *err);
+/*
+ * A domain file (lua_domain.c): its own state with parent's domain budgets;
+ * the file returns a table of stage functions. NULL with "file:line: why".
+ */
+struct runtime *runtime_load_domain(const char *path, const char *domain,
+	    const struct config *parent, struct buf *err);
 void	runtime_ref(struct runtime *);
 void	runtime_unref(struct runtime *);
 const char *hook_stage_name(enum hook_stage);

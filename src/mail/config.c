@@ -37,6 +37,8 @@ config_defaults(struct config *c)
 	c->data_memory = 256 * 1024 * 1024;
 	c->hook_instructions = 10 * 1000 * 1000;
 	c->lua_memory = 256 * 1024 * 1024;
+	c->domain_instructions = 1000 * 1000;
+	c->domain_memory = 16 * 1024 * 1024;
 	c->timeout_command = 300 * 1000;
 	c->timeout_data = 600 * 1000;
 	c->timeout_data_total = 1800 * 1000;
@@ -170,6 +172,10 @@ config_free(struct config *c)
 	free(c->log_file);
 	free(c->dns_servers);
 	free(c->lua_dir);
+	free(c->domain_rules);
+	for (size_t i = 0; i < c->npolicy_path; i++)
+		free(c->policy_path[i]);
+	free(c->policy_path);
 	delivery_free(&c->delivery);
 	free(c->directory.path);
 	free(c->directory.host);

@@ -174,6 +174,12 @@ struct config {
 	int		 dns_cache_max_ttl;	/* seconds */
 	int		 dns_cache_negative_ttl;	/* without an SOA */
 	char		*lua_dir;
+	/* issue 11: per-domain rules and the site policy search path */
+	char		*domain_rules;		/* folder of DOMAIN.lua, or NULL */
+	long		 domain_instructions;	/* per hook of a domain file */
+	size_t		 domain_memory;		/* per domain file's lua_State */
+	char	       **policy_path;		/* searched before lua_dir/policies */
+	size_t		 npolicy_path;
 	char	       **local_domains;
 	size_t		 nlocal_domains;
 	struct cidr	*relay_from;

@@ -199,6 +199,7 @@ local function make_config(dir, o)
     "  local_sender_requires_auth = " .. tostring(o.local_sender_requires_auth == true) .. ",",
     "  limits = { " .. limits .. " },",
     "  timeouts = { " .. timeouts .. " },",
+    o.config_extra and ("  " .. o.config_extra) or "",
     "}",
     o.policies or "",
   }, "\n") .. "\n"
@@ -394,7 +395,8 @@ end
 -- auth_fail_limit = { } table's text), directory (the
 -- directory = { } table's text), dns_cache (the dns_cache = { } table's
 -- text), local_sender_requires_auth (default
--- false here, unlike the server's default).
+-- false here, unlike the server's default), config_extra (more keys of
+-- indimail.config{}, as text ending in a comma).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
