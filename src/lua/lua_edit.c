@@ -257,9 +257,10 @@ t_remove_rcpt(lua_State *L)
 	const char *a = luaL_checkstring(L, 2);
 	const struct hook_ctx *x = c->ctx;
 	size_t count = 0;
+	const char *err = x->tx_edit->remove_rcpt(x->tx_edit_arg, a, &count);
 
-	tx_done(L, c, "tx:remove_rcpt()", x->tx_edit->remove_rcpt(
-	    x->tx_edit_arg, a, &count), "rcpt_remove", a, (long long)count);
+	tx_done(L, c, "tx:remove_rcpt()", err, "rcpt_remove", a,
+	    (long long)count);
 	lua_pushinteger(L, (lua_Integer)count);
 	return 1;
 }

@@ -113,21 +113,50 @@ remove_rcpt(void *arg, const char *a, size_t *count)
 	return NULL;
 }
 
-/* The distinct addresses of v[0..n), checked, as an owned array. */
-static const char *
-distinct(const char *const *v, size_t n, char ***out, size_t *nout)
+/* Orders pointers to addresses case-insensitively, then by position. */
+static int
+by_address(const void *a, const void *b)
 {
-	const char *err = NULL;
+	const char *const *x = *(const char *const *const *)a;
+	const char *const *y = *(const char *const *const *)b;
+	int c = strcasecmp(*x, *y);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+/*
+ * The distinct addresses of v[0..n), checked, in their order, as an owned
+ * array; refused once their envelope lines would pass the ceiling (so a
+ * huge list costs no more than what fits). Duplicates: one sort.
+ */
+static const char *
+distinct(struct smtp_session *s, const char *const *v, size_t n,
+    char ***out, size_t *nout)
+{
+	const char *const **p = xcalloc(n, sizeof(*p));
 	char **r = xcalloc(n, sizeof(char *));
-	size_t k = 0, j;
+	size_t k = 0, bytes = 0;
+	const char *err = NULL;
 
 	for (size_t i = 0; err == NULL && i < n; i++) {
-		err = check_address(v[i], 0);
-		for (j = 0; err == NULL && j < k && strcasecmp(r[j], v[i]); j++)
-			;
-		if (err == NULL && j == k)
-			r[k++] = xstrdup(v[i]);
+		p[i] = &v[i];
+		bytes += queue_envelope_rcpt_size(v[i], NULL, 1);
+		if ((err = check_address(v[i], 0)) == NULL &&
+		    !smtp_tx_envelope_fits(s, bytes))
+			err = TOO_BIG;
 	}
+	if (err == NULL) {
+		unsigned char *dup = xcalloc(n, 1);
+		qsort(p, n, sizeof(*p), by_address);
+		for (size_t i = 1; i < n; i++)	/* the later of equal ones */
+			if (strcasecmp(*p[i], *p[i - 1]) == 0)
+				dup[p[i] - v] = 1;
+		for (size_t i = 0; i < n; i++)
+			if (!dup[i])
+				r[k++] = xstrdup(v[i]);
+		free(dup);
+	}
+	free(p);
 	*out = r;
 	*nout = k;
 	return err;
@@ -146,12 +175,9 @@ set_rcpts(void *arg, const char *const *v, size_t n)
 {
 	struct smtp_session *s = arg;
 	char **r;
-	size_t k, bytes;
-	const char *err = distinct(v, n, &r, &k);
+	size_t k;
+	const char *err = distinct(s, v, n, &r, &k);
 
-	bytes = rcpt_bytes(r, k);
-	if (err == NULL && !smtp_tx_envelope_fits(s, bytes))
-		err = TOO_BIG;
 	if (err) {
 		free_list(r, k);
 		return err;
@@ -159,7 +185,7 @@ set_rcpts(void *arg, const char *const *v, size_t n)
 	free_list(s->rcpts, s->nrcpts);
 	s->rcpts = r;
 	s->nrcpts = k;
-	s->rcpt_bytes = bytes;
+	s->rcpt_bytes = rcpt_bytes(r, k);
 	refresh(s);
 	return NULL;
 }
