@@ -28,7 +28,7 @@ struct bounce_job {
 	size_t		 n;
 	int		 level;		/* of the bounce we create */
 	char		 id[QUEUE_ID_LEN + 1];
-	struct buf	 dsn, empty;
+	struct buf	 dsn;
 	char		*rcpt;
 	struct runtime	*rt;		/* keeps the expansion's config */
 	struct expansion x;		/* rcpt through the aliases */
@@ -168,8 +168,8 @@ bounce_queue(struct bounce_job *j)
 	e.vars.val = (char *[]){ val };
 	e.vars.n = 1;
 	e.bounce_level = j->level;
-	queue_write(j->q->loop, &j->q->qs, &e, &j->empty, &j->dsn,
-	    on_bounce_queued, j);
+	queue_write(j->q->loop, &j->q->qs, &e, &(struct msg_piece){ j->dsn.data,
+	    j->dsn.len }, 1, on_bounce_queued, j);
 	expansion_free(&j->x);	/* queue_write keeps the envelope it formatted */
 	runtime_unref(j->rt);
 	j->rt = NULL;

@@ -298,6 +298,12 @@ hook_current_ctx(void)
 	return hook_current ? hook_current->ctx : NULL;
 }
 
+struct hook_call *
+hook_current_call(void)
+{
+	return hook_current;
+}
+
 int
 hook_run(struct runtime *rt, enum hook_stage stage, struct hook_ctx *ctx,
     struct hook_verdict *v, hook_done_cb cb, void *arg, struct hook_call **callp)

@@ -18,6 +18,19 @@
 
 struct dns;
 struct hook_holds;
+struct msg_edit;
+
+/*
+ * Envelope edits (tx:add_rcpt() ...), done by the SMTP session on its own
+ * transaction: each returns NULL, or why it refused (nothing changed), and
+ * on success updates the ctx's sender, rcpts and nrcpts.
+ */
+struct hook_tx_edit {
+	const char *(*add_rcpt)(void *arg, const char *addr);
+	const char *(*remove_rcpt)(void *arg, const char *addr, size_t *count);
+	const char *(*set_rcpts)(void *arg, const char *const *addrs, size_t n);
+	const char *(*set_sender)(void *arg, const char *addr);
+};
 
 enum verdict_action { VERDICT_ACCEPT, VERDICT_REJECT, VERDICT_TEMPFAIL,
 	VERDICT_DISCARD, VERDICT_ROUTE,
@@ -65,6 +78,10 @@ struct hook_ctx {
 	const struct buf *message;	/* data/message stages */
 	size_t		 header_len;	/* bytes of the header section */
 	struct hook_holds *holds;	/* the session's (lua_counter.h); NULL: none */
+	/* data/message stages (NULL elsewhere): msg and tx edits (lua_edit.c) */
+	struct msg_edit	*edit;
+	const struct hook_tx_edit *tx_edit;
+	void		*tx_edit_arg;
 	/*
 	 * session.notes and tx.notes: registry refs of Lua tables kept by the
 	 * caller across stages (LUA_NOREF = none yet: made on first use).

@@ -70,6 +70,7 @@ hook_rawfield(lua_State *L, int t, const char *k)
 void	hook_resume(struct hook_call *);
 /* The session of the hook running now (in lua_resume), or NULL. */
 const struct hook_ctx *hook_current_ctx(void);
+struct hook_call *hook_current_call(void);
 
 /* lua_verdict.c */
 /* Makes c's verdict a 451 4.3.0 (our fault) and logs what and detail. */
@@ -90,6 +91,14 @@ int	hook_make_msg(lua_State *, struct hook_call *);
 void	hook_msg_detach(lua_State *, int ref);
 /* Copies tx.env back into ctx->env. Returns NULL or an error text. */
 const char *hook_read_env(lua_State *, struct hook_call *);
+/* The call behind msg object 1 (raises once its hook finished). */
+struct hook_call *hook_msg_call(lua_State *);
+/* tx.sender and tx.rcpts read again from the ctx (after an edit). */
+void	hook_tx_refresh(lua_State *, struct hook_call *);
+
+/* lua_edit.c: the editing methods, set into the table on top of L */
+void	hook_edit_msg_methods(lua_State *);
+void	hook_edit_tx_methods(lua_State *);
 
 /* lua_dns.c */
 void	hook_dns_set(struct dns *);

@@ -52,7 +52,8 @@ static const char *const session_fields[] = { "id", "ip", "port", "local_ip",
 	"local_port", "listener", "helo", "esmtp", "tls", "tls_version",
 	"tls_cipher", "auth_user", "relay", "notes", NULL };
 static const char *const tx_fields[] = { "id", "sender", "rcpts",
-	"size_hint", "env", "notes", NULL };
+	"size_hint", "env", "notes", "add_rcpt", "remove_rcpt", "set_rcpts",
+	"set_sender", NULL };
 
 /* Pushes the table behind object 1. [-0, +1] */
 static void
@@ -195,14 +196,10 @@ hook_make_session(lua_State *L, const struct hook_ctx *c)
 	return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-int
-hook_make_tx(lua_State *L, const struct hook_ctx *c)
+/* t.rcpts = the ctx's recipients, read-only. [-0, +0] */
+static void
+set_rcpts(lua_State *L, const struct hook_ctx *c)
 {
-	lua_createtable(L, 0, 7);
-	setstr(L, "id", c->queue_id);
-	setstr(L, "sender", c->sender);
-	if (c->size_hint)
-		setint(L, "size_hint", (lua_Integer)c->size_hint);
 	lua_createtable(L, (int)c->nrcpts, 0);
 	for (size_t i = 0; i < c->nrcpts; i++) {
 		lua_pushstring(L, c->rcpts[i]);
@@ -210,6 +207,29 @@ hook_make_tx(lua_State *L, const struct hook_ctx *c)
 	}
 	ro_wrap(L, "tx.rcpts", NULL);
 	lua_setfield(L, -2, "rcpts");
+}
+
+void
+hook_tx_refresh(lua_State *L, struct hook_call *c)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
+	lua_getiuservalue(L, -1, 1);	/* the table behind tx */
+	lua_pushstring(L, c->ctx->sender ? c->ctx->sender : "");
+	lua_setfield(L, -2, "sender");
+	set_rcpts(L, c->ctx);
+	lua_pop(L, 2);
+}
+
+int
+hook_make_tx(lua_State *L, const struct hook_ctx *c)
+{
+	lua_createtable(L, 0, 11);
+	setstr(L, "id", c->queue_id);
+	setstr(L, "sender", c->sender);
+	if (c->size_hint)
+		setint(L, "size_hint", (lua_Integer)c->size_hint);
+	set_rcpts(L, c);
+	hook_edit_tx_methods(L);	/* they raise outside data and message */
 	lua_createtable(L, 0, c->env ? (int)c->env->n : 0);
 	for (size_t i = 0; c->env && i < c->env->n; i++)
 		setstr(L, c->env->key[i], c->env->val[i]);
@@ -262,8 +282,8 @@ hook_read_env(lua_State *L, struct hook_call *c)
 
 /* ---- message object: header(name), headers(), text(), body(), size() --- */
 
-static struct hook_call *
-check_msg(lua_State *L)
+struct hook_call *
+hook_msg_call(lua_State *L)
 {
 	struct msg_ud *m = luaL_checkudata(L, 1, "indimail.message");
 
@@ -289,7 +309,7 @@ push_value(lua_State *L, const struct header_field *f)
 static int
 m_header(lua_State *L)
 {
-	struct hook_call *c = check_msg(L);
+	struct hook_call *c = hook_msg_call(L);
 	size_t want, pos = 0;
 	const char *w = luaL_checklstring(L, 2, &want);
 	struct header_field f;
@@ -307,7 +327,7 @@ m_header(lua_State *L)
 static int
 m_headers(lua_State *L)
 {
-	struct hook_call *c = check_msg(L);
+	struct hook_call *c = hook_msg_call(L);
 	const char *m = c->ctx->message->data;
 	size_t pos = 0;
 	struct header_field f;
@@ -329,7 +349,7 @@ m_headers(lua_State *L)
 static int
 m_text(lua_State *L)
 {
-	struct hook_call *c = check_msg(L);
+	struct hook_call *c = hook_msg_call(L);
 
 	if (c->stage != HOOK_MESSAGE)
 		return luaL_error(L, "msg:text() is only available in the message hook");
@@ -341,7 +361,7 @@ m_text(lua_State *L)
 static int
 m_body(lua_State *L)
 {
-	struct hook_call *c = check_msg(L);
+	struct hook_call *c = hook_msg_call(L);
 	size_t h = c->ctx->header_len;
 	const struct buf *m = c->ctx->message;
 
@@ -357,7 +377,7 @@ m_body(lua_State *L)
 static int
 m_size(lua_State *L)
 {
-	struct hook_call *c = check_msg(L);
+	struct hook_call *c = hook_msg_call(L);
 
 	lua_pushinteger(L, (lua_Integer)c->ctx->message->len);
 	return 1;
@@ -376,6 +396,7 @@ hook_make_msg(lua_State *L, struct hook_call *c)
 	m->call = c;
 	if (luaL_newmetatable(L, "indimail.message")) {
 		luaL_newlib(L, methods);
+		hook_edit_msg_methods(L);
 		lua_setfield(L, -2, "__index");
 	}
 	lua_setmetatable(L, -2);

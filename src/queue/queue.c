@@ -231,10 +231,10 @@ queue_format_entry(struct buf *b, const char *id, long long age, size_t size,
 
 int
 queue_write(uv_loop_t *loop, struct queue_set *q, const struct envelope *e,
-    const struct buf *hdr, const struct buf *msg, queue_write_cb cb,
+    const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
     void *arg)
 {
-	return q->backend->write(loop, q, e, hdr, msg, cb, arg);
+	return q->backend->write(loop, q, e, pieces, npieces, cb, arg);
 }
 
 int

@@ -18,6 +18,7 @@
 #include "../lib/batch.h"
 #include "../lib/buf.h"
 #include "../mail/envelope.h"
+#include "../mail/msg_edit.h"
 
 #define QUEUE_ID_LEN	ENVELOPE_ID_LEN
 #define QUEUE_MAX	64
@@ -29,6 +30,8 @@
  * reader reads no further: whatever was accepted can be read back.
  */
 #define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)
+/* The pieces of a message a write takes (Received, edited header, body). */
+#define QUEUE_PIECES_MAX	(MSG_EDIT_PIECES_MAX + 2)
 
 struct queue_backend;
 
@@ -68,15 +71,16 @@ enum { QUEUE_WRITE_DONE, QUEUE_WRITE_PENDING };
 /*
  * A storage backend. Every function but write may block: callers run them
  * on the thread pool (or in a tool). write returns QUEUE_WRITE_PENDING and
- * calls cb on the loop once envelope + hdr + msg are durable (hdr and msg
- * stay untouched until then), or QUEUE_WRITE_DONE without calling cb when
+ * calls cb on the loop once the envelope and the message, given as pieces
+ * written in order (at most QUEUE_PIECES_MAX; the array is copied, the
+ * bytes must stay untouched until then), are durable, or QUEUE_WRITE_DONE without calling cb when
  * it had nothing to wait for. read and scan fill items to queue_item_free.
  */
 struct queue_backend {
 	const char	*name;
 	int	(*write)(uv_loop_t *, struct queue_set *,
-		    const struct envelope *, const struct buf *hdr,
-		    const struct buf *msg, queue_write_cb, void *arg);
+		    const struct envelope *, const struct msg_piece *,
+		    size_t npieces, queue_write_cb, void *arg);
 	int	(*read)(const struct queue_set *, int queue, const char *id,
 		    struct queue_item *);
 	int	(*scan)(const struct queue_set *,
@@ -149,7 +153,7 @@ void	queue_format_entry(struct buf *, const char *id, long long age,
 
 /* The set's backend at work. */
 int	queue_write(uv_loop_t *, struct queue_set *, const struct envelope *,
-	    const struct buf *hdr, const struct buf *msg, queue_write_cb,
+	    const struct msg_piece *, size_t npieces, queue_write_cb,
 	    void *arg);
 int	queue_scan(const struct queue_set *,
 	    int (*fn)(void *, struct queue_item *), void *arg);

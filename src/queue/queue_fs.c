@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../lib/batch.h"
+#include "../lib/diag.h"
 #include "../lib/fsutil.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
@@ -39,7 +40,8 @@ struct write_job {
 	int		 qn;
 	char		 id[QUEUE_ID_LEN + 1];
 	struct buf	 envelope;
-	const struct buf *hdr, *msg;
+	struct msg_piece pieces[QUEUE_PIECES_MAX];
+	size_t		 npieces;
 	queue_write_cb	 cb;
 	void		*arg;
 	int		 ok;
@@ -61,7 +63,7 @@ fail(struct write_job *j, const char *step, const char *path)
 static void
 write_tmp(struct write_job *j)
 {
-	struct iovec iov[3];
+	struct iovec iov[1 + QUEUE_PIECES_MAX];
 
 	buf_printf(&j->tmp, "%s/%d/tmp/%ld.%s", j->qs->path, j->qn,
 	    (long)getpid(), j->id);
@@ -81,12 +83,12 @@ write_tmp(struct write_job *j)
 	}
 	iov[0].iov_base = j->envelope.data;
 	iov[0].iov_len = j->envelope.len;
-	iov[1].iov_base = j->hdr->data;
-	iov[1].iov_len = j->hdr->len;
-	iov[2].iov_base = j->msg->data;
-	iov[2].iov_len = j->msg->len;
+	for (size_t i = 0; i < j->npieces; i++) {
+		iov[1 + i].iov_base = (void *)j->pieces[i].data;
+		iov[1 + i].iov_len = j->pieces[i].len;
+	}
 	j->ok = 1;
-	if (write_iov(j->fd, iov, 3) < 0)
+	if (write_iov(j->fd, iov, 1 + (int)j->npieces) < 0)
 		fail(j, "write", buf_cstr(&j->tmp));
 }
 
@@ -163,10 +165,13 @@ batch_written(struct batch_item *items, size_t n, void *ctx, int status)
 
 static int
 fs_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
-    const struct buf *hdr, const struct buf *msg, queue_write_cb cb,
+    const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
     void *arg)
 {
 	struct write_job *j = xcalloc(1, sizeof(*j));
+
+	if (npieces > QUEUE_PIECES_MAX)
+		panic("queue write of %zu pieces", npieces);
 
 	j->qs = qs;
 	j->qn = queue_pick(qs);
@@ -174,8 +179,8 @@ fs_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
 	qs->inflight[j->qn]++;
 	snprintf(j->id, sizeof(j->id), "%s", e->id);
 	queue_envelope_format(e, &j->envelope);
-	j->hdr = hdr;
-	j->msg = msg;
+	memcpy(j->pieces, pieces, npieces * sizeof(*pieces));
+	j->npieces = npieces;
 	j->cb = cb;
 	j->arg = arg;
 	j->started = uv_hrtime();

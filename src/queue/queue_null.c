@@ -10,10 +10,11 @@
 
 static int
 null_write(uv_loop_t *loop, struct queue_set *q, const struct envelope *e,
-    const struct buf *hdr, const struct buf *msg, queue_write_cb cb,
+    const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
     void *arg)
 {
-	(void)loop, (void)q, (void)e, (void)hdr, (void)msg, (void)cb, (void)arg;
+	(void)loop, (void)q, (void)e, (void)pieces, (void)npieces, (void)cb;
+	(void)arg;
 	return QUEUE_WRITE_DONE;	/* nothing to wait for: cb is not called */
 }
 

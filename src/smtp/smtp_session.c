@@ -79,6 +79,11 @@ fill_ctx(struct smtp_session *s)
 	c->tx_notes = s->tx != TX_NONE ? &s->tx_notes : NULL;
 	c->message = &s->msg;
 	c->header_len = s->header_len;
+	if (s->hook_stage == HOOK_DATA || s->hook_stage == HOOK_MESSAGE) {
+		c->edit = &s->edit;
+		c->tx_edit = &smtp_tx_edit;
+		c->tx_edit_arg = s;
+	}
 }
 
 /* A tarpit verdict: the next reply waits (limits.tarpit_max at most). */

@@ -17,6 +17,7 @@
 #include "../lib/log.h"
 #include "../lua/lua_counter.h"
 #include "../lua/lua_hook.h"
+#include "../mail/msg_edit.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_server.h"
@@ -125,6 +126,7 @@ struct smtp_session {
 	int		 over_budget;	/* DATA dropped: the server's memory budget */
 	size_t		 scanned;	/* header-end search done up to here */
 	struct hook_verdict data_verdict;	/* from the data hook */
+	struct msg_edit	 edit;		/* the hooks' edits, applied at commit */
 };
 
 /* Input kept while a hook or the queue is busy before reading pauses. */
@@ -216,9 +218,14 @@ void	smtp_tx_reset(struct smtp_session *);
 void	smtp_tx_end(struct smtp_session *);
 void	smtp_tx_add_rcpt(struct smtp_session *);
 int	smtp_tx_envelope_full(struct smtp_session *, const char *rcpt);
+/* Would the envelope with recipients of rcpt_bytes fit the queue? */
+int	smtp_tx_envelope_fits(struct smtp_session *, size_t rcpt_bytes);
 void	smtp_tx_commit(struct smtp_session *);
 /* hold / quarantine verdicts: remembered for the commit. */
 void	smtp_tx_hold(struct smtp_session *, const struct hook_verdict *);
+
+/* smtp_edit.c: the envelope edits of the data and message hooks */
+extern const struct hook_tx_edit smtp_tx_edit;
 
 /* smtp_message.c: the DATA phase */
 void	smtp_message_start(struct smtp_session *);

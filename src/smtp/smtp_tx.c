@@ -47,6 +47,7 @@ smtp_tx_reset(struct smtp_session *s)
 	smtp_charge(s);
 	hook_verdict_free(&s->data_verdict);
 	hook_verdict_init(&s->data_verdict);
+	msg_edit_free(&s->edit);
 	/* s->mail (SIZE=, BODY=) is refilled by the next MAIL's parse */
 }
 
@@ -121,9 +122,8 @@ fill_envelope(struct smtp_session *s, struct envelope *e,
 	    ENVELOPE_BODY_NONE;
 }
 
-/* Would one more recipient make the envelope too big for the queue? */
 int
-smtp_tx_envelope_full(struct smtp_session *s, const char *rcpt)
+smtp_tx_envelope_fits(struct smtp_session *s, size_t rcpt_bytes)
 {
 	struct envelope e;
 	char tlsdesc[TLS_DESC_MAX];
@@ -131,8 +131,15 @@ smtp_tx_envelope_full(struct smtp_session *s, const char *rcpt)
 
 	fill_envelope(s, &e, tlsdesc);
 	size = queue_envelope_size(&e) + QUEUE_ID_LEN;	/* the id comes at DATA */
-	size += s->rcpt_bytes + queue_envelope_rcpt_size(rcpt, NULL, 1);
-	return size > QUEUE_ENVELOPE_MAX;
+	return size + rcpt_bytes <= QUEUE_ENVELOPE_MAX;
+}
+
+/* Would one more recipient make the envelope too big for the queue? */
+int
+smtp_tx_envelope_full(struct smtp_session *s, const char *rcpt)
+{
+	return !smtp_tx_envelope_fits(s, s->rcpt_bytes +
+	    queue_envelope_rcpt_size(rcpt, NULL, 1));
 }
 
 static void
@@ -220,12 +227,26 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 	smtp_process_input(s);
 }
 
-/* Hands the envelope and the message to a queue backend. */
+/*
+ * Hands the envelope and the message to a queue backend: the Received
+ * line (and the edited header section, if a hook changed it), then the
+ * message as pieces with the hooks' body insertions (msg_edit.h). No
+ * second copy of the message is made.
+ */
 static void
 write_to(struct smtp_session *s, const struct queue_backend *qb,
     const struct envelope *e)
 {
-	if (qb->write(s->srv->loop, s->srv->queue, e, &s->received, &s->msg,
+	struct msg_piece p[QUEUE_PIECES_MAX];
+	size_t n = 0, from = 0;
+
+	if (s->edit.header_changed) {
+		msg_edit_header(&s->edit, s->msg.data, &s->received);
+		from = s->header_len;
+	}
+	p[n++] = (struct msg_piece){ s->received.data, s->received.len };
+	n += msg_edit_pieces(&s->edit, s->msg.data, s->msg.len, from, p + n);
+	if (qb->write(s->srv->loop, s->srv->queue, e, p, n,
 	    on_queued, s) == QUEUE_WRITE_PENDING) {
 		s->state = ST_QUEUE;
 		s->queue_holds = 1;
