@@ -30,7 +30,7 @@ describe("duplicates policy over SMTP", function()
     -- to alice and bob: only bob's copy is new
     send(d, "alice@example.test,bob@example.test", "<dup-1@sender.test>")
     assert.truthy(maildir.wait(d, "bob", 1))
-    assert.truthy(d:wait_log("event=duplicate [^\n]*action=dropped", 3))
+    assert.truthy(d:wait_log("event=duplicate [^\n]*action=removed", 3))   -- tx:remove_rcpt
     -- another Message-ID goes through
     send(d, "alice@example.test", "<dup-2@sender.test>")
     assert.truthy(maildir.wait(d, "alice", 2))
