@@ -7,7 +7,8 @@
  * completion stores its result in the call and resumes. The call is freed
  * only when it is finished (or cancelled) AND no async work is in flight,
  * so late completions never touch freed memory. Verdicts: lua_verdict.c;
- * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c.
+ * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c;
+ * indimail.directory: lua_directory.c.
  */
 #include <lauxlib.h>
 #include <string.h>
@@ -26,6 +27,22 @@ hook_set_env(uv_loop_t *loop, struct dns *dns)
 {
 	hook_loop = loop;
 	hook_dns_set(dns);
+}
+
+uv_loop_t *
+hook_get_loop(void)
+{
+	return hook_loop;
+}
+
+/* Pushes the answer a yielding API waited for; returns its count. */
+static int
+push_answer(struct hook_call *c)
+{
+	int (*push)(struct hook_call *) = c->push;
+
+	c->push = NULL;
+	return push(c);
 }
 
 static void
@@ -58,6 +75,7 @@ maybe_free(struct hook_call *c)
 	luaL_unref(L, LUA_REGISTRYINDEX, c->msg_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->tx_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->session_ref);
+	hook_dir_release(c);	/* before its configuration may go */
 	runtime_unref(c->rt);
 	hook_dns_clear(&c->dns);
 	hook_verdict_free(&c->v);
@@ -73,6 +91,7 @@ finish(struct hook_call *c)
 {
 	c->finished = 1;
 	c->v.delay_ms = c->delay_ms;
+	hook_dir_cancel(c);
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->async && c->cb)
@@ -202,15 +221,15 @@ step(struct hook_call *c, int nargs)
 			return HOOK_DONE;
 		}
 		if (status == LUA_YIELD) {
-			if (c->pending_ops == 0 && !c->dns.ready) {
+			if (c->pending_ops == 0 && c->push == NULL) {
 				hook_internal_error(c, "hook yielded outside "
 				    "an indimail API call", NULL);
 				return HOOK_DONE;
 			}
 			lua_pop(c->co, nres);
-			if (!c->dns.ready)
+			if (c->push == NULL)
 				return HOOK_PENDING;
-			nargs = hook_dns_result(c);
+			nargs = push_answer(c);
 			continue;
 		}
 		if (status != LUA_OK) {
@@ -297,7 +316,7 @@ hook_resume(struct hook_call *c)
 	}
 	if (c->running)
 		return;		/* completed synchronously; step() picks it up */
-	nargs = hook_dns_result(c);
+	nargs = push_answer(c);
 	if (step(c, nargs) == HOOK_DONE) {
 		finish(c);
 		maybe_free(c);
