@@ -164,10 +164,18 @@ l_dir_domain(lua_State *L)
 	return dir_lookup(L, DIR_ENTRY_DOMAIN, luaL_checkstring(L, 1));
 }
 
-/* indimail.directory.host(address | user table) -> {host=, address=, port=} | nil */
+/*
+ * indimail.directory.host(address | user table | nil) -> {host=, address=,
+ * port=} | nil  (yields); nil in, nil out: host(user(x)) needs no check.
+ */
 static int
 l_dir_host(lua_State *L)
 {
+	dir_call(L, DIR_ENTRY_HOST);
+	if (lua_isnoneornil(L, 1)) {
+		lua_pushnil(L);
+		return 1;
+	}
 	if (lua_istable(L, 1)) {
 		lua_getfield(L, 1, "address");
 		lua_replace(L, 1);

@@ -102,6 +102,26 @@ local function probe(d, group)
   return code, (text:gsub("^550 5%.7%.1 ", ""))
 end
 
+describe("indimail.directory on the configuration backend", function()
+  after_each(cleanup.run)
+
+  it("answers from mailboxes and local_domains, and knows no hosts", function()
+    local d = D.start_for_test{ policies = PROBES, mailboxes = "users = { "
+      .. "{ address = 'joe@example.test', quota = 1000, no_relay = true, "
+      .. "password = '$y$j9T$abcdefghijklmnop$0123456789' }, 'ann@example.test' }, "
+      .. "aliases = { ['info@example.test'] = { 'joe@example.test', 'x@remote.test' } }" }
+    local _, text = probe(d, "user")
+    assert.equal("{address=joe@example.test,disabled=false,no_relay=true,no_smtp=false,quota=1000} "
+      .. "nil nil nil", text)
+    _, text = probe(d, "alias")
+    assert.equal("{1=joe@example.test,2=x@remote.test} nil", text)
+    _, text = probe(d, "domain")
+    assert.equal("true false false", text)
+    _, text = probe(d, "host")
+    assert.equal("nil nil nil nil", text)
+  end)
+end)
+
 for _, fx in ipairs(backends.all()) do
 describe(fx.name, function()
   setup(fx.setup)
@@ -170,7 +190,7 @@ describe("the routing policy's directory_routes", function()
     assert.matches("\nRCPT ann@example%.test\n", sink.message(1))
     assert.not_matches("joe@example%.test", sink.message(1))
     assert.equal(0, #maildir.new_files(d, "ann"))
-    assert.matches("event=delivered[^\n]*to=ann@example%.test", d:log())
+    assert.matches("event=delivered[^\n]*to=ann@example%.test relay=127%.0%.0%.1", d:log())
   end)
 end)
 end)
