@@ -122,6 +122,39 @@ describe("indimail.directory on the configuration backend", function()
   end)
 end)
 
+describe("a hook that stops while it waits on the directory", function()
+  after_each(cleanup.run)
+
+  it("cancels the lookup at the hook's timeout; the worker serves on and drains", function()
+    -- every lookup answers on the next loop turn, and no name is asked
+    -- twice (no cache hit): the hook always waits
+    local d = D.start_for_test{ env = { INDIMAIL_DIRECTORY_DEFER = "1" },
+      limits = "hook_instructions = 100000000",
+      timeouts = "command = 30, data = 30, tls = 10, hook = 1, drain = 1",
+      policies = [[
+indimail.hook("mail", function(session, tx)
+  for n = 1, 1e7 do
+    assert(indimail.directory.domain("d" .. n .. ".test") == false)
+  end
+end)
+]] }
+    local c = d:session()
+    local code, text = c:cmd("MAIL FROM:<spin@remote.test>")
+    assert.equal(451, code, text)
+    assert.matches("event=hook_error [^\n]*time budget", d:log())
+    -- the worker keeps serving
+    c = d:session()
+    assert.equal(250, (c:cmd("RSET")))
+    -- the daemon stops while a hook waits: the drain ends it (timeout)
+    c:send("MAIL FROM:<spin@remote.test>\r\n")
+    D.t.sleep(0.3)
+    assert.equal("exited", (d:stop()))
+    assert.equal(1, d:count_log("event=worker_started"), d:log():sub(-2000))
+    assert.equal(2, d:count_log("event=hook_error [^\n]*time budget"), d:log():sub(-2000))
+    assert.matches("event=worker_exit reason=drained", d:log())
+  end)
+end)
+
 for _, fx in ipairs(backends.all()) do
 describe(fx.name, function()
   setup(fx.setup)
