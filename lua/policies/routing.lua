@@ -2,8 +2,13 @@
 -- Per-user routes send each user of a split domain to the host that holds
 -- the mailbox (IndiMail's hostcntrl: one domain, users on many hosts, or a
 -- foreign server such as Exchange during a migration). Per-domain routes
--- are qmail's smtproutes. Anything not listed takes the default: local
+-- are qmail's smtproutes. With directory_routes, the directory says which
+-- host holds a user (IndiMail's SMTPROUTE: `indimail user move ADDRESS
+-- HOST`, `indimail host add HOST ADDRESS --port N`): mail for a user on
+-- another host goes to that host's address and SMTP port; users of this
+-- host (hostname) stay local. Anything else takes the default: local
 -- domains to local Maildirs, the routes table of the config, else MX.
+-- Order: users, then the directory, then domains.
 --
 -- Example:
 --   indimail.policy("routing", {
@@ -13,11 +18,13 @@
 --                                         auth_user = "u", auth_password = "p" },
 --                 ["example.org"]     = "mx",                       -- MX even if a route exists
 --                 ["intranet.test"]   = "local" },
+--     directory_routes = true,    -- or { tls = "none" }: options of the relay
 --   })
 local address = require("address")
 
 local P = {}
 local users, domains = {}, {}
+local directory_routes     -- nil, or the options of a directory route
 
 local function lower_keys(t)
   local out = {}
@@ -28,6 +35,11 @@ end
 function P.setup(settings)
   users = lower_keys(settings.users)
   domains = lower_keys(settings.domains)
+  local dr = settings.directory_routes
+  if dr ~= nil and dr ~= false and dr ~= true and type(dr) ~= "table" then
+    error("routing: directory_routes must be true, false or a table of relay options", 2)
+  end
+  directory_routes = dr and (type(dr) == "table" and dr or {}) or nil
 end
 
 -- "local" | "mx" | "host:port" | { host=, port=, ... } -> a route verdict
@@ -41,8 +53,26 @@ local function route(target)
   return indimail.route_relay(host or target, tonumber(port) or 25)
 end
 
+-- The host the directory puts rcpt on, if not this one; a directory
+-- that cannot answer defers the recipient (never a wrong delivery).
+local function directory_route(rcpt)
+  local host, err = indimail.directory.host(rcpt)
+  if host then
+    return indimail.route_relay(host.address, host.port, directory_routes)
+  end
+  if err then
+    return indimail.tempfail("directory unavailable, try again later", 451, "4.3.0")
+  end
+end
+
 function P.route(session, tx, rcpt)
-  local target = users[rcpt:lower()] or domains[address.domain(rcpt) or ""]
+  local target = users[rcpt:lower()]
+  if target then return route(target) end
+  if directory_routes then
+    local v = directory_route(rcpt)
+    if v then return v end
+  end
+  target = domains[address.domain(rcpt) or ""]
   if target then return route(target) end
 end
 

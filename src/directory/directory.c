@@ -42,6 +42,7 @@ dir_result_free(struct dir_result *r)
 	free(r->secret);
 	free(r->scram);
 	free(r->cram);
+	free(r->host);
 	for (size_t i = 0; i < r->ntargets; i++)
 		free(r->targets[i]);
 	free(r->targets);
@@ -56,6 +57,7 @@ dir_result_copy(struct dir_result *dst, const struct dir_result *src)
 	dst->secret = src->secret ? xstrdup(src->secret) : NULL;
 	dst->scram = src->scram ? xstrdup(src->scram) : NULL;
 	dst->cram = src->cram ? xstrdup(src->cram) : NULL;
+	dst->host = src->host ? xstrdup(src->host) : NULL;
 	dst->targets = src->ntargets ? xcalloc(src->ntargets,
 	    sizeof(char *)) : NULL;
 	for (size_t i = 0; i < src->ntargets; i++)
@@ -249,9 +251,12 @@ dir_query_lookup(struct dir_query *q, enum dir_kind kind, const char *key)
 {
 	struct directory *d = q->d;
 	dir_backend_lookup fn = kind == DK_DOMAIN ? d->be->domain :
-	    kind == DK_USER ? d->be->user : d->be->alias;
+	    kind == DK_USER ? d->be->user : kind == DK_HOST ? d->be->host :
+	    d->be->alias;
 
 	dir_result_free(&q->res);
+	if (fn == NULL)		/* a backend without hosts */
+		return Q_AGAIN;
 	if (d->cache && dir_cache_get(d->cache, uv_now(d->loop), kind, key,
 	    &q->res))
 		return Q_AGAIN;

@@ -165,6 +165,38 @@ int	directory_secret(struct directory *, const char *user, enum dir_mech,
 	    struct dir_secret *out, dir_done_cb, void *arg,
 	    struct dir_query **qp);
 void	dir_secret_free(struct dir_secret *);
+/*
+ * One fact for a policy (Lua's indimail.directory, directory_entry.c),
+ * through the cache, never a secret: a listed user (its address as
+ * stored, DIR_ENTRY_* flags, quota, the host holding it or NULL); an
+ * alias's targets; whether a domain is local (as directory_domain); the
+ * host holding a user when that is not this host (config hostname): its
+ * name (host), address and SMTP port. out->status DIR_OK, DIR_NOTFOUND or
+ * DIR_TEMPFAIL. Release out with dir_entry_free.
+ */
+enum dir_entry_kind { DIR_ENTRY_USER, DIR_ENTRY_ALIAS, DIR_ENTRY_DOMAIN,
+	DIR_ENTRY_HOST };
+
+#define DIR_ENTRY_DISABLED	0x1
+#define DIR_ENTRY_NO_SMTP	0x2
+#define DIR_ENTRY_NO_RELAY	0x4
+
+struct dir_entry {
+	enum dir_status	 status;
+	char		*address;	/* user: as stored; host: its address */
+	char		*host;		/* user: hostcntrl's or NULL; host: name */
+	int		 port;		/* host */
+	unsigned	 flags;		/* user: DIR_ENTRY_* */
+	size_t		 quota;		/* user: bytes, 0 = none */
+	char	       **targets;	/* alias */
+	size_t		 ntargets;
+};
+
+int	directory_entry(struct directory *, enum dir_entry_kind,
+	    const char *key, struct dir_entry *out, dir_done_cb, void *arg,
+	    struct dir_query **qp);
+void	dir_entry_free(struct dir_entry *);
+
 /* Stops a pending query: its cb will not run. NULL is fine. */
 void	directory_cancel(struct dir_query *);
 

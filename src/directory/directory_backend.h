@@ -1,6 +1,6 @@
 /*
  * directory_backend: the table a directory backend fills (OpenSMTPD's
- * table_backend style): a name, open/close, and three lookups. A backend
+ * table_backend style): a name, open/close, and four lookups. A backend
  * answers facts, the front (directory.c) applies the rules: postmaster,
  * catch-all, expansion, the RCPT decision, the cache, and the password
  * check (directory_auth.c: the user's stored hash, verified off the loop). A
@@ -23,6 +23,10 @@ struct dir_result {
 	char		*secret;	/* user: the stored password hash (crypt(3)), or NULL */
 	char		*scram;		/* user: SCRAM-SHA-256 secret (lib/sasl.h), or NULL */
 	char		*cram;		/* user: CRAM-MD5 secret, or NULL */
+	/* user: the host holding it (hostcntrl) or NULL; host: its name */
+	char		*host;
+	/* host: the host's address (host_table) is in address; its port: */
+	int		 port;		/* smtp_port, 25 when none */
 	/* alias */
 	char	       **targets;
 	size_t		 ntargets;
@@ -59,6 +63,9 @@ struct directory_backend {
 	dir_backend_lookup domain;	/* DIR_OK: a local domain */
 	dir_backend_lookup user;	/* key: user@domain */
 	dir_backend_lookup alias;	/* key: address or "@domain" */
+	/* key: user@domain; DIR_OK: the user's hostcntrl row, its host's
+	 * address and SMTP port (NULL: no hosts, always DIR_NOTFOUND) */
+	dir_backend_lookup host;
 	void		 (*cancel)(void *op);
 };
 

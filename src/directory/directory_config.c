@@ -182,6 +182,16 @@ cfg_alias(void *hp, const char *address, struct dir_result *r,
 	return answer(h, r, cb, arg, opp);
 }
 
+/* The configuration knows no hosts: every user lives here. */
+static int
+cfg_host(void *hp, const char *address, struct dir_result *r,
+    dir_backend_cb cb, void *arg, void **opp)
+{
+	(void)address;
+	dir_result_init(r);
+	return answer(hp, r, cb, arg, opp);
+}
+
 const struct directory_backend directory_backend_config = {
 	.name = "config",
 	.open = cfg_open,
@@ -189,5 +199,6 @@ const struct directory_backend directory_backend_config = {
 	.domain = cfg_domain,
 	.user = cfg_user,
 	.alias = cfg_alias,
+	.host = cfg_host,
 	.cancel = cfg_cancel,
 };

@@ -17,7 +17,7 @@
 
 #include "directory_backend.h"
 
-enum dir_kind { DK_DOMAIN, DK_USER, DK_ALIAS };
+enum dir_kind { DK_DOMAIN, DK_USER, DK_ALIAS, DK_HOST };
 
 struct dir_cache;
 struct dir_auth_work;

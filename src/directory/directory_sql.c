@@ -32,7 +32,7 @@ struct sq_dir {
 	int		 closing;
 };
 
-enum sq_kind { SQ_USER, SQ_ALIAS, SQ_DOMAIN };
+enum sq_kind { SQ_USER, SQ_ALIAS, SQ_DOMAIN, SQ_HOST };
 
 struct sq_op {
 	uv_work_t	 req;
@@ -81,9 +81,17 @@ sq_conn_give(struct sq_dir *h, struct dirdb *db)
 /* joe@alias.dom finds joe of the real domain; spelled as stored. */
 static const char sql_user[] =
     "SELECT u.local || '@' || u.domain, u.password, u.quota, u.flags, "
-    "u.scram, u.cram "
+    "u.scram, u.cram, h.host "
     "FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) "
+    "LEFT JOIN hostcntrl h ON h.local = u.local AND h.domain = u.domain "
     "WHERE d.name = ?2 AND u.local = ?1";
+/* The host holding a user (user move), its address and SMTP port. */
+static const char sql_host[] =
+    "SELECT h.host, t.address, coalesce(p.port, 25) "
+    "FROM domains d JOIN hostcntrl h ON h.domain = coalesce(d.alias_of, d.name) "
+    "JOIN host_table t ON t.host = h.host "
+    "LEFT JOIN smtp_port p ON p.host = h.host "
+    "WHERE d.name = ?2 AND h.local = ?1";
 static const char sql_alias[] =
     "SELECT target FROM aliases WHERE address = ?1 ORDER BY target";
 /* A domain of its own or an alias domain: a row either way. */
@@ -103,6 +111,8 @@ sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
 		op->r.scram = xstrdup(dirdb_text(st, 4));
 	if (!dirdb_isnull(st, 5))
 		op->r.cram = xstrdup(dirdb_text(st, 5));
+	if (!dirdb_isnull(st, 6))
+		op->r.host = xstrdup(dirdb_text(st, 6));
 	op->r.flags = DIR_USER_LISTED;
 	if (flags & DIRDB_NO_SMTP)	/* AUTH refused, mail still comes */
 		op->r.flags |= DIR_USER_NO_SMTP;
@@ -129,7 +139,12 @@ sq_row(struct sq_op *op, struct dirdb_stmt *st)
 		sq_add_target(&op->r, dirdb_text(st, 0));
 	else if (op->kind == SQ_USER)
 		sq_fill_user(op, st);
-	else
+	else if (op->kind == SQ_HOST) {
+		op->r.status = DIR_OK;
+		op->r.host = xstrdup(dirdb_text(st, 0));
+		op->r.address = xstrdup(dirdb_text(st, 1));
+		op->r.port = (int)dirdb_int(st, 2);
+	} else
 		op->r.status = DIR_OK;
 }
 
@@ -137,14 +152,15 @@ sq_row(struct sq_op *op, struct dirdb_stmt *st)
 static int
 sq_run(struct sq_op *op, struct dirdb *db)
 {
-	static const char *const sql[] = { sql_user, sql_alias, sql_domain };
+	static const char *const sql[] = { sql_user, sql_alias, sql_domain,
+	    sql_host };
 	struct dirdb_stmt *st = dirdb_prepare_cached(db, sql[op->kind]);
 	char *at = strrchr(op->key, '@');
 	int rc;
 
 	if (st == NULL)
 		return -1;
-	if (op->kind == SQ_USER && at) {
+	if ((op->kind == SQ_USER || op->kind == SQ_HOST) && at) {
 		*at = '\0';
 		dirdb_bind(st, "ss", op->key, at + 1);
 		*at = '@';
@@ -314,6 +330,13 @@ sq_user(void *hp, const char *key, struct dir_result *r, dir_backend_cb cb,
 }
 
 static int
+sq_host(void *hp, const char *key, struct dir_result *r, dir_backend_cb cb,
+    void *arg, void **opp)
+{
+	return sq_start(hp, SQ_HOST, key, r, cb, arg, opp);
+}
+
+static int
 sq_alias(void *hp, const char *key, struct dir_result *r, dir_backend_cb cb,
     void *arg, void **opp)
 {
@@ -327,6 +350,7 @@ const struct directory_backend directory_backend_sqlite = {
 	.domain = sq_domain,
 	.user = sq_user,
 	.alias = sq_alias,
+	.host = sq_host,
 	.cancel = sq_cancel,
 };
 
@@ -337,5 +361,6 @@ const struct directory_backend directory_backend_mariadb = {
 	.domain = sq_domain,
 	.user = sq_user,
 	.alias = sq_alias,
+	.host = sq_host,
 	.cancel = sq_cancel,
 };

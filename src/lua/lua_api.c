@@ -438,6 +438,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	lua_hook_api_open(L);
 	lua_counter_open(L);
 	lua_regex_open(L);
+	lua_directory_open(L);
 }
 
 int

@@ -35,7 +35,7 @@ on_dns(void *arg, const struct dns_result *r)
 	struct hook_call *c = arg;
 
 	c->pending_ops--;
-	c->dns.ready = 1;
+	c->push = hook_dns_result;
 	c->dns.status = r->status;
 	c->dns.error = r->error ? xstrdup(r->error) : NULL;
 	c->dns.n = r->n;
@@ -62,7 +62,6 @@ hook_dns_result(struct hook_call *c)
 	lua_State *co = c->co;
 	struct dns_pending *d = &c->dns;
 
-	d->ready = 0;
 	if (d->status == DNS_TEMPFAIL) {
 		lua_pushnil(co);
 		lua_pushfstring(co, "tempfail: %s", d->error ? d->error : "?");

@@ -9,7 +9,8 @@
  * so late completions never touch freed memory. When the configuration's
  * hooks went on, the selected domains' runtimes (lua_domain.c) run theirs
  * in the same call, each in its own state. Verdicts: lua_verdict.c;
- * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c.
+ * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c;
+ * indimail.directory: lua_directory.c.
  */
 #include <lauxlib.h>
 #include <string.h>
@@ -29,6 +30,22 @@ hook_set_env(uv_loop_t *loop, struct dns *dns)
 {
 	hook_loop = loop;
 	hook_dns_set(dns);
+}
+
+uv_loop_t *
+hook_get_loop(void)
+{
+	return hook_loop;
+}
+
+/* Pushes the answer a yielding API waited for; returns its count. */
+static int
+push_answer(struct hook_call *c)
+{
+	int (*push)(struct hook_call *) = c->push;
+
+	c->push = NULL;
+	return push(c);
 }
 
 static void
@@ -117,6 +134,7 @@ maybe_free(struct hook_call *c)
 		return;
 	release_co(c);
 	release_objects(c);
+	hook_dir_release(c);	/* before its configuration may go */
 	runtime_unref(c->rt);
 	runtime_unref(c->main);
 	free(c->chain);
@@ -134,6 +152,7 @@ finish(struct hook_call *c)
 {
 	c->finished = 1;
 	c->v.delay_ms = c->delay_ms;
+	hook_dir_cancel(c);
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->async && c->cb)
@@ -267,15 +286,15 @@ step(struct hook_call *c, int nargs)
 			return HOOK_DONE;
 		}
 		if (status == LUA_YIELD) {
-			if (c->pending_ops == 0 && !c->dns.ready) {
+			if (c->pending_ops == 0 && c->push == NULL) {
 				hook_internal_error(c, "hook yielded outside "
 				    "an indimail API call", NULL);
 				return HOOK_DONE;
 			}
 			lua_pop(c->co, nres);
-			if (!c->dns.ready)
+			if (c->push == NULL)
 				return HOOK_PENDING;
-			nargs = hook_dns_result(c);
+			nargs = push_answer(c);
 			continue;
 		}
 		if (status != LUA_OK) {
@@ -370,7 +389,7 @@ hook_resume(struct hook_call *c)
 	}
 	if (c->running)
 		return;		/* completed synchronously; step() picks it up */
-	nargs = hook_dns_result(c);
+	nargs = push_answer(c);
 	if (step(c, nargs) == HOOK_DONE) {
 		finish(c);
 		maybe_free(c);

@@ -1,7 +1,8 @@
 /*
  * lua_hook_int: what the files of the hook runner share (lua_hook.c runs
  * the stage, lua_verdict.c reads verdicts, lua_objects.c builds session,
- * tx and msg, lua_dns.c is the yielding indimail.dns binding). Private to
+ * tx and msg, lua_dns.c and lua_directory.c are the yielding indimail.dns
+ * and indimail.directory bindings). Private to
  * src/lua: everything else uses lua_hook.h.
  */
 #ifndef INDIMAIL_LUA_HOOK_INT_H
@@ -9,13 +10,13 @@
 
 #include <lauxlib.h>
 
+#include "../directory/directory.h"
 #include "../net/dns.h"
 #include "lua_budget.h"
 #include "lua_hook.h"
 
 /* The answer of the DNS query a hook is waiting for. */
 struct dns_pending {
-	int		 ready;
 	enum dns_type	 type;
 	enum dns_status	 status;
 	char		*error;
@@ -45,6 +46,14 @@ struct hook_call {
 	int		 timer_init;
 	uv_timer_t	 timer;
 	struct dns_pending dns;
+	/* the answer a yielding API waited for is in: push it, return the
+	 * number of results (NULL: nothing to push yet) */
+	int		(*push)(struct hook_call *);
+	/* indimail.directory (lua_directory.c) */
+	struct directory *dir;		/* taken on first use */
+	struct dir_query *dirq;		/* the lookup in flight */
+	int		 dir_kind;	/* enum dir_entry_kind */
+	struct dir_entry dent;		/* its answer */
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -66,8 +75,10 @@ hook_rawfield(lua_State *L, int t, const char *k)
  * bounds what the SMTP side waits). */
 #define HOOK_DELAY_MAX	3600
 
-/* lua_hook.c: continues a call after an async completion. */
+/* lua_hook.c: continues a call after an async completion (c->push set). */
 void	hook_resume(struct hook_call *);
+/* The loop of the process's hooks (hook_set_env), or NULL. */
+uv_loop_t *hook_get_loop(void);
 /* The session of the hook running now (in lua_resume), or NULL. */
 const struct hook_ctx *hook_current_ctx(void);
 struct hook_call *hook_current_call(void);
@@ -106,5 +117,9 @@ void	hook_dns_set(struct dns *);
 int	hook_dns_result(struct hook_call *);
 /* Frees what a DNS answer holds (a call's dns, once it is freed). */
 void	hook_dns_clear(struct dns_pending *);
+
+/* lua_directory.c: a finished call stops its lookup; a freed one lets go. */
+void	hook_dir_cancel(struct hook_call *);
+void	hook_dir_release(struct hook_call *);
 
 #endif

@@ -75,6 +75,9 @@ runtime_new(const char *path)
 	L = lua_newstate(capped_alloc, rt);
 	if (L == NULL)
 		panic("cannot create a Lua state");
+	/* no hook call: Lua leaves the main thread's extra space (which every
+	 * new coroutine copies) uninitialized; the yielding APIs read it */
+	memset(lua_getextraspace(L), 0, LUA_EXTRASPACE);
 	rt->L = L;
 	sandbox_open(L);
 	budget_open(L);
