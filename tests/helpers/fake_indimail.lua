@@ -68,6 +68,17 @@ function F.msg(headers, size)
     return out
   end
   function m.size() return size or 100 end
+  -- msg:remove_header(name): every field of that name (any case) out of
+  -- headers; the count; m.removed lists the calls.
+  m.removed = {}
+  function m.remove_header(_, name)
+    local n = 0
+    for i = #headers, 1, -1 do
+      if headers[i][1]:lower() == name:lower() then table.remove(headers, i); n = n + 1 end
+    end
+    m.removed[#m.removed + 1] = { name = name, count = n }
+    return n
+  end
   return m
 end
 
