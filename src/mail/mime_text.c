@@ -132,12 +132,26 @@ add_point(struct mime_text *out, size_t off, enum mime_part kind,
 		out->pt[out->n++] = (struct mime_point){ off, kind, where, qp };
 }
 
-/* The last "</body" in m[b..e), or e. */
+/* Does the line holding m[i] (lines of m[b..)) start with "--"? */
+static int
+dash_line(const char *m, size_t b, size_t i)
+{
+	while (i > b && m[i - 1] != '\n')
+		i--;
+	return m[i] == '-' && m[i + 1] == '-';
+}
+
+/*
+ * The last "</body" in m[b..e), or e. Not one on a line starting with
+ * "--": a text starting with blanks put before it would make that line
+ * a boundary delimiter.
+ */
 static size_t
 body_tag(const char *m, size_t b, size_t e)
 {
 	for (size_t i = e; i-- > b;)
-		if (e - i >= 6 && strncasecmp(m + i, "</body", 6) == 0)
+		if (e - i >= 6 && strncasecmp(m + i, "</body", 6) == 0 &&
+		    !dash_line(m, b, i))
 			return i;
 	return e;
 }
