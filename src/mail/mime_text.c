@@ -20,6 +20,7 @@ struct entity {
 	char		 type[64];	/* "text/plain", lowercase */
 	char		 boundary[BOUNDARY_MAX + 1];
 	int		 qp, opaque;	/* quoted-printable; base64 or unknown */
+	int		 sealed;	/* a Content-Type says signed/encrypted */
 };
 
 /* One walk: the message and what it found. */
@@ -87,6 +88,9 @@ read_type(struct entity *en, const char *v)
 	for (size_t i = 0; i < n; i++)
 		en->type[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
 	en->type[n] = '\0';
+	/* Any of several Content-Type fields: a reader may take that one. */
+	en->sealed |= strcmp(en->type, "multipart/signed") == 0 ||
+	    strcmp(en->type, "multipart/encrypted") == 0;
 	param(v, "boundary", en->boundary, BOUNDARY_MAX);
 }
 
@@ -128,12 +132,26 @@ add_point(struct mime_text *out, size_t off, enum mime_part kind,
 		out->pt[out->n++] = (struct mime_point){ off, kind, where, qp };
 }
 
-/* The last "</body" in m[b..e), or e. */
+/* Does the line holding m[i] (lines of m[b..)) start with "--"? */
+static int
+dash_line(const char *m, size_t b, size_t i)
+{
+	while (i > b && m[i - 1] != '\n')
+		i--;
+	return m[i] == '-' && m[i + 1] == '-';
+}
+
+/*
+ * The last "</body" in m[b..e), or e. Not one on a line starting with
+ * "--": a text starting with blanks put before it would make that line
+ * a boundary delimiter.
+ */
 static size_t
 body_tag(const char *m, size_t b, size_t e)
 {
 	for (size_t i = e; i-- > b;)
-		if (e - i >= 6 && strncasecmp(m + i, "</body", 6) == 0)
+		if (e - i >= 6 && strncasecmp(m + i, "</body", 6) == 0 &&
+		    !dash_line(m, b, i))
 			return i;
 	return e;
 }
@@ -213,8 +231,7 @@ scan(const struct walk *w, size_t b, size_t e, int depth)
 
 	read_entity(w->m + b, hend, &en);
 	hend = b + hend + (found ? 1 : 0);	/* the body's start */
-	if (strcmp(en.type, "multipart/signed") == 0 ||
-	    strcmp(en.type, "multipart/encrypted") == 0)
+	if (en.sealed)
 		w->out->is_signed = 1;
 	else if (strncmp(en.type, "multipart/", 10) == 0 && en.boundary[0] &&
 	    depth < DEPTH_MAX)
@@ -232,6 +249,8 @@ mime_text_find(const char *m, size_t len, size_t hlen, struct mime_text *out)
 
 	(void)hlen;	/* scan finds it again, as for every part */
 	memset(out, 0, sizeof(*out));
+	if (len == 0)	/* an empty message: no part, and m may be NULL */
+		return;
 	scan(&w, 0, len, 0);
 	if (out->is_signed)
 		out->n = 0;

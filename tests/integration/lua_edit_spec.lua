@@ -197,6 +197,47 @@ print("ok")
       assert.is_truthy(d:wait_log("event=appended .*n=0", 1))
       assert.is_truthy(d:wait_log("kind=append_text result=signed count=0", 1))
     end)
+
+    it("leaves a message alone when any of its Content-Type fields says signed (found by fuzz_mime_text)", function()
+      local d = start([[
+        indimail.hook("message", function(s, tx, m)
+          local n, why = m:append_text("Disclaimer")
+          indimail.log("appended", { n = n, why = why })
+        end, "disc")]])
+      local body = table.concat({
+        "From: bob@example.test", "To: alice@example.test", "Subject: two types",
+        "Content-Type: multipart/encrypted; boundary=e",
+        "Content-Type: text/plain", "", "not to be touched", "" }, "\r\n")
+      local qid = d:send("bob@example.test", { "alice@example.test" }, body)
+      local got = delivered(d, "alice", qid)
+      assert.is_truthy(got, d:log())
+      local want = body:gsub("\r\n", "\n")
+      assert.equal(want, got:sub(-#want))
+      assert.is_truthy(d:wait_log("event=appended .*why=signed", 1))
+    end)
+
+    it("puts no HTML text before a </body> on a line starting with -- (found by fuzz_mime_text)", function()
+      local d = start([[
+        indimail.hook("message", function(s, tx, m)
+          indimail.log("appended", { n = m:append_text("x", " <i>note</i>") })
+        end, "disc")]])
+      local body = table.concat({
+        "From: bob@example.test", "To: alice@example.test", "Subject: dash",
+        "MIME-Version: 1.0", 'Content-Type: multipart/alternative; boundary="ab"', "",
+        "--ab", "Content-Type: text/html", "", "<html><body>hi", "--ab</body></html>",
+        "--ab--", "" }, "\r\n")
+      local qid = d:send("bob@example.test", { "alice@example.test" }, body)
+      local got = delivered(d, "alice", qid)
+      assert.is_truthy(got, d:log())
+      -- the only delimiter lines are the two that were sent
+      local n = 0
+      for line in got:gmatch("[^\n]*") do
+        if line:match("^%-%-ab%s*$") or line:match("^%-%-ab%-%-") then n = n + 1 end
+      end
+      assert.equal(2, n, got)
+      assert.is_truthy(got:find("--ab</body></html>\n", 1, true), got)
+      assert.is_truthy(d:wait_log("event=appended .*n=1", 1))
+    end)
   end)
 
   describe("refused edits", function()
