@@ -245,12 +245,13 @@ scan(const struct walk *w, size_t b, size_t e, int depth)
 void
 mime_text_find(const char *m, size_t len, size_t hlen, struct mime_text *out)
 {
-	struct walk w = { m, len, out };
+	struct walk w;
 
 	(void)hlen;	/* scan finds it again, as for every part */
 	memset(out, 0, sizeof(*out));
 	if (len == 0)	/* an empty message: no part, and m may be NULL */
 		return;
+	w = (struct walk){ m, len, out };
 	scan(&w, 0, len, 0);
 	if (out->is_signed)
 		out->n = 0;
