@@ -151,7 +151,8 @@ policy_check_stages(lua_State *L, int t, const char *policy)
 
 /*
  * Pushes the file of policy name: the first policy_path folder holding
- * NAME.lua, else lua_dir/policies/NAME.lua. Logs which. [-0, +1]
+ * NAME.lua (logged: a site's file replaces the shipped one), else
+ * lua_dir/policies/NAME.lua. [-0, +1]
  */
 static const char *
 policy_file(lua_State *L, struct runtime *rt, const char *name)
@@ -166,10 +167,12 @@ policy_file(lua_State *L, struct runtime *rt, const char *name)
 			file = NULL;
 		}
 	}
-	if (file == NULL)
+	if (file != NULL)
+		log_event(LOG_INFO, "policy_file", "policy=%s file=%s", name,
+		    file);
+	else
 		file = lua_pushfstring(L, "%s/policies/%s.lua", lua_dir(rt),
 		    name);
-	log_event(LOG_INFO, "policy_file", "policy=%s file=%s", name, file);
 	return file;
 }
 
