@@ -62,13 +62,13 @@ describe("header policies over SMTP", function()
   it("passes `indimaild -t` with all three policies", function()
     local dir = D.scratch_dir("hdrt")
     local file = dir .. "/indimail.lua"
-    D.writefile(file, 'indimail.config { hostname = "mx.test.example", listen = { { port = 0 } } }\n'
+    D.writefile(file, 'indimail.config { hostname = "mx.test.example", lua_dir = "lua", listen = { { port = 0 } } }\n'
       .. policies(control({ "X-Originating-IP" })))
     D.sh("chmod 644 " .. file)
     local out, code = D.sh(D.bin .. "/indimaild -t -c " .. file .. " 2>&1")
     assert.are.equal(0, code, out)
     assert.matches("configuration OK", out)
-    D.writefile(file, 'indimail.config { hostname = "mx.test.example", listen = { { port = 0 } } }\n'
+    D.writefile(file, 'indimail.config { hostname = "mx.test.example", lua_dir = "lua", listen = { { port = 0 } } }\n'
       .. 'indimail.policy("envheaders", { headers = { "Route" } })\n')
     out, code = D.sh(D.bin .. "/indimaild -t -c " .. file .. " 2>&1")
     assert.are.equal(1, code, out)
