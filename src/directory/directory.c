@@ -227,23 +227,29 @@ cache_put(struct dir_query *q)
 		    &q->res);
 }
 
+void
+dir_query_done(struct dir_query *q)
+{
+	dir_done_cb cb = q->cb;
+	void *arg = q->arg;
+
+	dir_query_free(q);
+	cb(arg);
+}
+
 /* The backend answered later: go on from where the query stopped. */
 static void
 on_backend(void *arg, struct dir_result *r)
 {
 	struct dir_query *q = arg;
-	dir_done_cb cb = q->cb;
-	void *cbarg = q->arg;
 
 	q->op = NULL;
 	dir_result_free(&q->res);
 	q->res = *r;
 	dir_result_init(r);		/* the backend frees an empty shell */
 	cache_put(q);
-	if (run(q) != Q_END)
-		return;
-	dir_query_free(q);
-	cb(cbarg);
+	if (run(q) == Q_END)
+		dir_query_done(q);
 }
 
 int

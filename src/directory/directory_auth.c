@@ -113,8 +113,6 @@ on_work_done(uv_work_t *req, int status)
 {
 	struct dir_auth_work *w = req->data;
 	struct dir_query *q = w->q;
-	dir_done_cb cb;
-	void *arg;
 
 	if (q == NULL) {
 		work_free(w);
@@ -123,10 +121,7 @@ on_work_done(uv_work_t *req, int status)
 	auth_end(q, outcome(w, status == 0 && w->match));
 	q->work = NULL;
 	work_free(w);
-	cb = q->cb;
-	arg = q->arg;
-	dir_query_free(q);
-	cb(arg);
+	dir_query_done(q);
 }
 
 void

@@ -83,6 +83,8 @@ int	dir_query_start(struct dir_query *, struct dir_query **qp);
 /* Q_AGAIN with q->res filled, or Q_WAIT (on_backend resumes the query). */
 int	dir_query_lookup(struct dir_query *, enum dir_kind, const char *key);
 void	dir_query_free(struct dir_query *);
+/* A pending query is over: frees it, then tells its caller (cb). */
+void	dir_query_done(struct dir_query *);
 /* dir_query_lookup of the catch-all alias "@dom". */
 #define DIR_DOMAIN_KEY	264
 int	dir_query_catchall(struct dir_query *, const char *dom);

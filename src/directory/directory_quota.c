@@ -65,8 +65,6 @@ on_work_done(uv_work_t *req, int status)
 {
 	struct dir_quota_work *w = req->data;
 	struct dir_query *q = w->q;
-	dir_done_cb cb;
-	void *arg;
 
 	if (q == NULL) {
 		work_free(w);
@@ -75,10 +73,7 @@ on_work_done(uv_work_t *req, int status)
 	q->quota = NULL;
 	*(enum dir_lookup *)q->out = verdict(w, status);
 	work_free(w);
-	cb = q->cb;
-	arg = q->arg;
-	dir_query_free(q);
-	cb(arg);
+	dir_query_done(q);
 }
 
 void
