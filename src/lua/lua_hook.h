@@ -88,6 +88,14 @@ struct hook_ctx {
 	 * NULL: the stage has none. Released with hook_notes_release.
 	 */
 	int		*session_notes, *tx_notes;
+	/*
+	 * A policy's write of session.relay (tx = 0) or tx.relay (tx = 1)
+	 * in a stage that allows it (lua_objects.c checks which): the SMTP
+	 * session records and logs the grant and returns the effective
+	 * answer, which becomes `relay`. NULL: no grants here (queue manager).
+	 */
+	int		(*relay_grant)(void *arg, int tx, int on, const char *policy);
+	void		*relay_arg;
 };
 
 enum { HOOK_DONE, HOOK_PENDING };
