@@ -57,6 +57,7 @@ struct hook_verdict {
 	struct buf	 route_user, route_password;
 	int		 route_tls;	/* enum client_tls; -1 = default */
 	int		 route_auth_plaintext;	/* AUTH allowed without TLS */
+	struct client_timeouts route_timeouts;	/* ms; 0: delivery.timeouts */
 };
 
 /* Everything a hook can see; filled by the SMTP session. */
