@@ -4,9 +4,13 @@
 -- the first matching line of a file applies). The variables go into
 -- tx.env (the queued envelope, the route hook, delivery) and
 -- tx.notes.envrules for later stages. This policy honours DATABYTES
--- (552 5.3.4 over it), ROUTE (host[:port]: its route hook relays there);
--- lua/policies/sender_domain.lua honours NODNSCHECK. RELAYCLIENT, QUEUEDIR
--- and the rest are only carried (docs/policies/envrules.md).
+-- (552 5.3.4 over it), ROUTE (host[:port]: its route hook relays there,
+-- with the setting route_timeouts = { connect=, greeting=, command=, data= });
+-- lua/policies/sender_domain.lua honours NODNSCHECK. RELAYCLIENT on a
+-- sender rule grants relaying for the transaction (tx.relay = true; on a
+-- recipient rule it is refused at load: the core answers relaying before
+-- the rcpt hook). QUEUEDIR and the rest are only carried
+-- (docs/policies/envrules.md).
 --
 -- Example:
 --   indimail.policy("envrules", { from = "etc/from.envrules", rcpt = "etc/rcpt.envrules" })
@@ -16,6 +20,7 @@ local match = require("match")
 
 local P = {}
 local rules
+local route_opts     -- the relay options of ROUTE= (route_timeouts)
 
 local function bad(where, why) error(("envrules: %s: %s"):format(where, why), 0) end
 
@@ -54,12 +59,42 @@ local function load(src, name)
   return list
 end
 
+-- RELAYCLIENT works in sender rules only: the core answers a recipient's
+-- relaying before the rcpt hook runs.
+local function check_relayclient(list)
+  for _, r in ipairs(list) do
+    for _, v in ipairs(r.vars) do
+      if v[1] == "RELAYCLIENT" then
+        bad("rcpt rule " .. r.pattern, "RELAYCLIENT works in sender (from) rules only")
+      end
+    end
+  end
+end
+
+-- route_timeouts: the timeouts of every ROUTE= relay, checked now by
+-- indimail.route_relay itself.
+local function check_route_timeouts(t)
+  if t == nil then return nil end
+  local ok, err = pcall(indimail.route_relay, "check.invalid", 25, { timeouts = t })
+  if not ok then
+    error("envrules: route_timeouts: " .. tostring(err):gsub("^indimail%.route_relay: timeouts%.?", ""), 0)
+  end
+  return { timeouts = t }
+end
+
+local SETTINGS = { from = true, rcpt = true, route_timeouts = true }
+
 function P.setup(s)
   s = s or {}
   for k in pairs(s) do
-    if k ~= "from" and k ~= "rcpt" then error(("envrules: unknown setting %s"):format(tostring(k)), 2) end
+    if not SETTINGS[k] then error(("envrules: unknown setting %s"):format(tostring(k)), 2) end
   end
-  local ok, err = pcall(function() rules = { from = load(s.from, "from"), rcpt = load(s.rcpt, "rcpt") } end)
+  local okt, errt = pcall(function() route_opts = check_route_timeouts(s.route_timeouts) end)
+  if not okt then error(errt, 2) end
+  local ok, err = pcall(function()
+    rules = { from = load(s.from, "from"), rcpt = load(s.rcpt, "rcpt") }
+    check_relayclient(rules.rcpt)
+  end)
   if not ok then error(err, 2) end
   return { mail = P.mail, rcpt = P.rcpt, message = P.message, route = P.route }
 end
@@ -89,8 +124,15 @@ local function databytes(tx)
   return n and n > 0 and n or nil
 end
 
+local function grants_relay(rule)
+  for _, v in ipairs(rule and rule.vars or {}) do
+    if v[1] == "RELAYCLIENT" then return true end
+  end
+end
+
 function P.mail(session, tx)
-  apply(session, tx, rules.from, tx.sender:lower(), "from")
+  local rule = apply(session, tx, rules.from, tx.sender:lower(), "from")
+  if grants_relay(rule) and not session.auth_user then tx.relay = true end
   local limit = databytes(tx)
   if limit and tx.size_hint and tx.size_hint > limit then return too_big(tx.size_hint, limit) end
 end
@@ -109,7 +151,7 @@ function P.route(session, tx, rcpt)
   local route = tx.env and tx.env.ROUTE
   if not route then return end
   local host, port = route:match("^%[?([^%]]-)%]?:(%d+)$")
-  return indimail.route_relay(host or route, tonumber(port) or 25)
+  return indimail.route_relay(host or route, tonumber(port) or 25, route_opts)
 end
 
 return P

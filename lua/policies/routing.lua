@@ -20,6 +20,9 @@
 --                 ["intranet.test"]   = "local" },
 --     directory_routes = true,    -- or { tls = "none" }: options of the relay
 --   })
+-- A table route (users, domains, directory_routes) may have its own
+-- timeouts = { connect=, greeting=, command=, data= } (seconds), as the
+-- config's routes; a bad one stops the configuration from loading.
 local address = require("address")
 
 local P = {}
@@ -32,6 +35,19 @@ local function lower_keys(t)
   return out
 end
 
+-- A table route's timeouts, checked now by indimail.route_relay itself.
+local function check_timeouts(where, target)
+  if type(target) ~= "table" or target.timeouts == nil then return end
+  local ok, err = pcall(indimail.route_relay, "check.invalid", 25, { timeouts = target.timeouts })
+  if not ok then
+    error(("routing: %s: %s"):format(where, tostring(err):gsub("^indimail%.route_relay: ", "")), 0)
+  end
+end
+
+local function check_all(kind, t)
+  for k, v in pairs(t) do check_timeouts(("%s[%q]"):format(kind, k), v) end
+end
+
 function P.setup(settings)
   users = lower_keys(settings.users)
   domains = lower_keys(settings.domains)
@@ -40,6 +56,12 @@ function P.setup(settings)
     error("routing: directory_routes must be true, false or a table of relay options", 2)
   end
   directory_routes = dr and (type(dr) == "table" and dr or {}) or nil
+  local ok, err = pcall(function()
+    check_all("users", users)
+    check_all("domains", domains)
+    check_timeouts("directory_routes", directory_routes)
+  end)
+  if not ok then error(err, 2) end
 end
 
 -- "local" | "mx" | "host:port" | { host=, port=, ... } -> a route verdict

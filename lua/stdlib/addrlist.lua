@@ -120,24 +120,34 @@ local function prefix_cidr(p)
   return p .. ("0."):rep(4 - n):sub(1, -2) .. "/" .. (8 * n)
 end
 
+-- One relayclients line ("192.168.0.1:", "192.168.1.", "2001:db8::/32:")
+-- as a CIDR entry; where names it in errors.
+local function relayclient(line, where)
+  if line:byte(-1) == 58 then line = line:sub(1, -2)   -- ':'
+  elseif line:find("^[%d.]+:") then
+    error(("%s: '%s': a RELAYCLIENT suffix is not supported"):format(where, line), 0)
+  end
+  local entry = prefix_cidr(line)
+  if not match.parse_cidr(entry) then
+    error(("%s: bad relayclients entry '%s'"):format(where, line), 0)
+  end
+  return entry
+end
+
 -- IndiMail's relayclients ("192.168.0.1:", "192.168.1.:", "2001:db8::/32:"
 -- one a line) as a list for relay_from or a cidr matcher. A line's
 -- RELAYCLIENT suffix after the colon must be empty (recipients are never
--- rewritten here).
-function A.relayclients(path)
+-- rewritten here). lines: the same entries as a list, not a file.
+function A.relayclients(path, lines)
   local out = {}
-  for _, row in ipairs(tables.rows(path, { separator = "\n" })) do
-    local line = row.key
-    if line:byte(-1) == 58 then line = line:sub(1, -2)   -- ':'
-    elseif line:find("^[%d.]+:") then
-      error(("%s: '%s': a RELAYCLIENT suffix is not supported"):format(row.where, row.key), 2)
+  local ok, err = pcall(function()
+    local rows = lines or tables.rows(path, { separator = "\n" })
+    for i, row in ipairs(rows) do
+      if type(row) == "string" then row = { key = row, where = "entries[" .. i .. "]" } end
+      out[#out + 1] = relayclient(row.key, row.where)
     end
-    local entry = prefix_cidr(line)
-    if not match.parse_cidr(entry) then
-      error(("%s: bad relayclients entry '%s'"):format(row.where, row.key), 2)
-    end
-    out[#out + 1] = entry
-  end
+  end)
+  if not ok then error(err, 2) end
   return out
 end
 

@@ -1,8 +1,8 @@
 /*
  * qmgr_route: where a recipient goes. The route hook (lua) decides once
  * per recipient, before its first delivery: the default (local domains
- * locally, the routes table, else MX), local, MX, a relay of its own, or
- * discard / reject / tempfail. A relay's strings belong to the message.
+ * locally, the routes table, else MX), local, MX, a relay of its own
+ * (login, TLS, timeouts), or discard / reject / tempfail. A relay's strings belong to the message.
  * Local domains are those the directory found local when the message was
  * queued (the envelope's "route local", database domains included), and
  * local_domains (for older queue files); the directory is not asked here.
@@ -52,6 +52,7 @@ route_set(struct qroute *q, struct hook_verdict *v)
 	    q->relay.auth_user ? CLIENT_TLS_VERIFY :
 	    CLIENT_TLS_OPPORTUNISTIC;
 	q->relay.auth_plaintext = v->route_auth_plaintext;
+	q->relay.timeouts = v->route_timeouts;	/* 0: delivery.timeouts */
 }
 
 static void

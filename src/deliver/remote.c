@@ -473,7 +473,8 @@ key_secret(struct remote_ctx *r, struct buf *k, const char *pw)
 
 /*
  * Idle connections are shared only by attempts that would open the same
- * session: destination, login, TLS policy, source address and HELO name.
+ * session: destination, login, TLS policy, source address, HELO name and
+ * timeouts (a route's own keep to its connections).
  */
 static char *
 session_key(struct attempt *a)
@@ -489,6 +490,8 @@ session_key(struct attempt *a)
 	key_secret(a->ctx, &k, o->auth_user ? o->auth_password : NULL);
 	key_field(&k, o->bind_address);
 	key_field(&k, o->helo);
+	buf_printf(&k, "%d,%d,%d,%d,", o->timeouts.connect, o->timeouts.greeting,
+	    o->timeouts.command, o->timeouts.data);
 	return k.data;		/* the buffer's memory moves */
 }
 

@@ -358,15 +358,35 @@ l_route_mx(lua_State *L)
 	return route_verdict(L, "mx");
 }
 
-/* indimail.route_relay(host, port [, {auth_user=, auth_password=, tls=}]) */
+/* A bad opts.timeouts raises, naming the field. [-0, +0] */
+static void
+check_route_timeouts(lua_State *L, int opts)
+{
+	struct client_timeouts to;
+	const char *err, *key;
+
+	if (!lua_istable(L, opts))
+		return;
+	lua_getfield(L, opts, "timeouts");
+	if ((err = hook_route_timeouts(L, -1, &to, &key)) != NULL)
+		luaL_error(L, "indimail.route_relay: timeouts%s%s %s",
+		    key ? "." : "", key ? key : "", err);
+	lua_pop(L, 1);
+}
+
+/*
+ * indimail.route_relay(host, port [, {auth_user=, auth_password=, tls=,
+ * auth_plaintext=, timeouts=}])
+ */
 static int
 l_route_relay(lua_State *L)
 {
 	const char *host = luaL_checkstring(L, 1);
 	lua_Integer port = luaL_optinteger(L, 2, 25);
 	static const char *opts[] = { "auth_user", "auth_password", "tls",
-	    "auth_plaintext" };
+	    "auth_plaintext", "timeouts" };
 
+	check_route_timeouts(L, 3);
 	route_verdict(L, "relay");
 	lua_pushstring(L, host);
 	lua_setfield(L, -2, "host");

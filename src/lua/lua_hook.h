@@ -57,6 +57,7 @@ struct hook_verdict {
 	struct buf	 route_user, route_password;
 	int		 route_tls;	/* enum client_tls; -1 = default */
 	int		 route_auth_plaintext;	/* AUTH allowed without TLS */
+	struct client_timeouts route_timeouts;	/* ms; 0: delivery.timeouts */
 };
 
 /* Everything a hook can see; filled by the SMTP session. */
@@ -88,6 +89,14 @@ struct hook_ctx {
 	 * NULL: the stage has none. Released with hook_notes_release.
 	 */
 	int		*session_notes, *tx_notes;
+	/*
+	 * A policy's write of session.relay (tx = 0) or tx.relay (tx = 1)
+	 * in a stage that allows it (lua_objects.c checks which): the SMTP
+	 * session records and logs the grant and returns the effective
+	 * answer, which becomes `relay`. NULL: no grants here (queue manager).
+	 */
+	int		(*relay_grant)(void *arg, int tx, int on, const char *policy);
+	void		*relay_arg;
 };
 
 enum { HOOK_DONE, HOOK_PENDING };

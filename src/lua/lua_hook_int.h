@@ -93,6 +93,14 @@ const char *hook_parse_verdict(lua_State *co, int nres, struct hook_verdict *);
 const char *hook_verdict_check(int cls, lua_Integer code, const char *status,
 	    const char *text);
 const char *hook_verdict_stage_error(enum hook_stage, const struct hook_verdict *);
+/*
+ * A relay route's timeouts = { connect=, greeting=, command=, data= }
+ * (seconds, as the config's routes) at index i into *to (ms); nil leaves
+ * *to as it is. NULL, or why not (*key: the field at fault, or NULL).
+ * Reads raw: no policy code runs.
+ */
+const char *hook_route_timeouts(lua_State *, int i, struct client_timeouts *to,
+	    const char **key);
 
 /* lua_objects.c: each make_ leaves nothing on L and returns a registry ref */
 int	hook_make_session(lua_State *, const struct hook_ctx *);

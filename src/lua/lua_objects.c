@@ -2,7 +2,9 @@
  * lua_objects: the objects a hook is given. session, tx and tx.rcpts are
  * read-only userdata over a table built afresh for each stage: reading
  * works as on a table (pairs, ipairs, #), writing any field raises an
- * error naming it. Their writable parts are tables inside: tx.env (read
+ * error naming it, but for session.relay and tx.relay (a policy's relay
+ * grant, in the stages that allow it). Their other writable parts are
+ * tables inside: tx.env (read
  * back after the hook, raw, and must stay names to single-line strings)
  * and session.notes / tx.notes (the caller's registry refs, kept across
  * stages). msg is a userdata whose methods read the message through
@@ -52,8 +54,8 @@ static const char *const session_fields[] = { "id", "ip", "port", "local_ip",
 	"local_port", "listener", "helo", "esmtp", "tls", "tls_version",
 	"tls_cipher", "auth_user", "relay", "notes", NULL };
 static const char *const tx_fields[] = { "id", "sender", "rcpts",
-	"size_hint", "env", "notes", "add_rcpt", "remove_rcpt", "set_rcpts",
-	"set_sender", NULL };
+	"size_hint", "env", "notes", "relay", "add_rcpt", "remove_rcpt",
+	"set_rcpts", "set_sender", NULL };
 
 /* Pushes the table behind object 1. [-0, +1] */
 static void
@@ -72,6 +74,54 @@ ro_index(lua_State *L)
 	return 1;
 }
 
+/* May this stage write session.relay (tx 0) or tx.relay (tx 1)? */
+static int
+relay_writable(enum hook_stage stage, int tx)
+{
+	if (tx)
+		return stage == HOOK_MAIL;
+	return stage <= HOOK_MAIL;	/* connect, helo, auth, mail */
+}
+
+/* Sets the relay field of the object behind registry ref. [-0, +0] */
+static void
+set_relay_field(lua_State *L, int ref, int on)
+{
+	if (ref == LUA_NOREF)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_getiuservalue(L, -1, 1);
+	lua_pushboolean(L, on);
+	lua_setfield(L, -2, "relay");
+	lua_pop(L, 2);
+}
+
+/*
+ * session.relay = b / tx.relay = b: a policy grants (or takes back its own
+ * grant of) relaying; both objects then read the effective answer.
+ */
+static int
+relay_write(lua_State *L, const struct ro_obj *o)
+{
+	struct hook_call *c = hook_current_call();
+	int tx = strcmp(o->kind, "tx") == 0, on;
+
+	if (lua_type(L, 3) != LUA_TBOOLEAN)
+		return luaL_error(L, "field 'relay' of %s must be true or "
+		    "false, not %s", o->kind, luaL_typename(L, 3));
+	if (c == NULL || c->ctx->relay_grant == NULL ||
+	    !relay_writable(c->stage, tx))
+		return luaL_error(L, "field 'relay' of %s can be set only in "
+		    "the %s", o->kind, tx ? "mail stage" :
+		    "connect, helo, auth and mail stages");
+	on = c->ctx->relay_grant(c->ctx->relay_arg, tx, lua_toboolean(L, 3),
+	    c->name);
+	c->ctx->relay = on;
+	set_relay_field(L, c->session_ref, on);
+	set_relay_field(L, c->tx_ref, on);
+	return 0;
+}
+
 static int
 ro_newindex(lua_State *L)
 {
@@ -79,6 +129,8 @@ ro_newindex(lua_State *L)
 	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) :
 	    NULL;
 
+	if (k && strcmp(k, "relay") == 0 && o->fields != NULL)
+		return relay_write(L, o);
 	for (size_t i = 0; k && o->fields && o->fields[i]; i++)
 		if (strcmp(k, o->fields[i]) == 0)
 			return luaL_error(L, "field '%s' of %s is read-only%s",
@@ -223,9 +275,10 @@ hook_tx_refresh(lua_State *L, struct hook_call *c)
 int
 hook_make_tx(lua_State *L, const struct hook_ctx *c)
 {
-	lua_createtable(L, 0, 11);
+	lua_createtable(L, 0, 12);
 	setstr(L, "id", c->queue_id);
 	setstr(L, "sender", c->sender);
+	setbool(L, "relay", c->relay);
 	if (c->size_hint)
 		setint(L, "size_hint", (lua_Integer)c->size_hint);
 	set_rcpts(L, c);

@@ -72,6 +72,83 @@ valid_status(const char *s, int cls)
 	return s[0] == '0' + cls && s[1] == '.';
 }
 
+/* The bounds of a route's timeouts, as lua_config_delivery.c's. */
+#define ROUTE_TIMEOUT_MIN	0.05
+#define ROUTE_TIMEOUT_MAX	3600.0
+#define MS_PER_SECOND		1000
+
+/* Where timeouts.<name> goes in *to, or NULL for an unknown name. */
+static int *
+timeout_slot(struct client_timeouts *to, const char *name)
+{
+	if (strcmp(name, "connect") == 0)
+		return &to->connect;
+	if (strcmp(name, "greeting") == 0)
+		return &to->greeting;
+	if (strcmp(name, "command") == 0)
+		return &to->command;
+	if (strcmp(name, "data") == 0)
+		return &to->data;
+	return NULL;
+}
+
+/* One timeouts entry: key at -2, value at -1. NULL, or why not. */
+static const char *
+timeout_entry(lua_State *L, struct client_timeouts *to, const char **key)
+{
+	int *slot;
+	lua_Number secs;
+
+	*key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+	if (*key == NULL || (slot = timeout_slot(to, *key)) == NULL)
+		return "is not one of connect, greeting, command, data";
+	secs = lua_tonumber(L, -1);
+	if (!lua_isnumber(L, -1) || !(secs >= ROUTE_TIMEOUT_MIN &&
+	    secs <= ROUTE_TIMEOUT_MAX))
+		return "must be a number of seconds from 0.05 to 3600";
+	*slot = (int)(secs * MS_PER_SECOND + 0.5);
+	return NULL;
+}
+
+const char *
+hook_route_timeouts(lua_State *L, int i, struct client_timeouts *to,
+    const char **key)
+{
+	struct client_timeouts got = { 0, 0, 0, 0 };
+	const char *err = NULL;
+
+	*key = NULL;
+	i = lua_absindex(L, i);
+	if (lua_isnil(L, i))
+		return NULL;
+	if (!lua_istable(L, i))
+		return "must be a table { connect=, greeting=, command=, data= }";
+	lua_pushnil(L);
+	while (err == NULL && lua_next(L, i)) {
+		err = timeout_entry(L, &got, key);
+		lua_pop(L, 1);
+	}
+	if (err) {
+		lua_pop(L, 1);		/* the key of the interrupted lua_next */
+		return err;
+	}
+	*to = got;
+	return NULL;
+}
+
+/* A relay route's timeouts field (verdict table t). NULL, or why not. */
+static const char *
+parse_route_timeouts(lua_State *co, int t, struct hook_verdict *v)
+{
+	const char *err, *key;
+
+	hook_rawfield(co, t, "timeouts");
+	err = hook_route_timeouts(co, -1, &v->route_timeouts, &key);
+	lua_pop(co, 1);
+	return err ? "a relay route's timeouts are { connect=, greeting=, "
+	    "command=, data= } seconds from 0.05 to 3600" : NULL;
+}
+
 /* {action="route", route="local"|"mx"|"relay", host=, port=, ...} */
 static const char *
 parse_route(lua_State *co, struct hook_verdict *v)
@@ -121,6 +198,7 @@ parse_route(lua_State *co, struct hook_verdict *v)
 			return "a relay route's auth_plaintext must be true "
 			    "or false";
 		v->route_auth_plaintext = lua_toboolean(co, -1);
+		return parse_route_timeouts(co, t, v);
 	} else
 		return "route must be \"local\", \"mx\" or \"relay\"";
 	return NULL;

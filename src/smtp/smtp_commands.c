@@ -378,6 +378,7 @@ proceed_starttls(struct smtp_session *s, const struct smtp_command *c)
 	s->esmtp = 0;
 	smtp_tx_reset(s);
 	smtp_auth_reset(s);
+	smtp_relay_forget(s);
 	smtp_deadline(s, smtp_cfg(s)->timeout_tls, smtp_cfg(s)->timeout_tls);
 	return 0;
 }

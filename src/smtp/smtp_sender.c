@@ -7,7 +7,9 @@
  * use a local domain (local_sender_requires_auth; local as the directory
  * says: local_domains or the database's domains, asked like RCPT); a
  * no-relay user may log in, but not send to a domain that is not local.
- * Each refusal is a reply and a log line of its own; the mail and rcpt
+ * A policy may grant relaying (session.relay, tx.relay: smtp_relay_grant),
+ * never to a no-relay user; a session grant also counts as relay_from
+ * for local senders. Each refusal is a reply and a log line of its own; the mail and rcpt
  * hooks run only after these.
  */
 #include "../mail/address.h"
@@ -40,7 +42,8 @@ static int
 sender_needs_auth(struct smtp_session *s)
 {
 	return smtp_cfg(s)->local_sender_requires_auth && !s->relay &&
-	    s->auth_user == NULL && address_domain(buf_cstr(&s->sender));
+	    !s->relay_grant && s->auth_user == NULL &&
+	    address_domain(buf_cstr(&s->sender));
 }
 
 /* A logged-in user's sender must be asked of the directory. */
@@ -110,13 +113,53 @@ smtp_sender_refused(struct smtp_session *s)
 	return 1;
 }
 
-/* Relaying is allowed: a user (unless no-relay), or relay_from / local. */
+/*
+ * Relaying is allowed: a user (unless no-relay: the directory's word on a
+ * user is final), relay_from / local, or a policy's grant for the session
+ * or the transaction.
+ */
 int
 smtp_may_relay(const struct smtp_session *s)
 {
 	if (s->auth_user != NULL)
 		return !s->auth_no_relay;
-	return s->relay;
+	return s->relay || s->relay_grant ||
+	    (s->tx != TX_NONE && s->tx_relay_grant);
+}
+
+int
+smtp_relay_grant(void *arg, int tx, int on, const char *policy)
+{
+	struct smtp_session *s = arg;
+	struct logline l;
+
+	if (tx)
+		s->tx_relay_grant = on;
+	else {
+		s->relay_grant = on;
+		s->relay_grant_stage = s->hook_stage;
+	}
+	smtp_log_session(s, &l, LOG_INFO, on ? "relay_grant" : "relay_revoke");
+	log_kv(&l, "scope", tx ? "tx" : "session");
+	log_kv(&l, "stage", hook_stage_name(s->hook_stage));
+	log_kv(&l, "policy", policy);
+	if (tx)
+		log_kv(&l, "sender", buf_cstr(&s->sender));
+	log_kv(&l, "ip", s->ip);
+	log_end(&l);
+	return smtp_may_relay(s);
+}
+
+/*
+ * RFC 3207 4.2: what the client said before STARTTLS is forgotten, and
+ * with it a grant made on it; one from the connect hook judged only the
+ * connection, which TLS does not change.
+ */
+void
+smtp_relay_forget(struct smtp_session *s)
+{
+	if (s->relay_grant && s->relay_grant_stage != HOOK_CONNECT)
+		s->relay_grant = 0;
 }
 
 /* RCPT to a domain not local by a no-relay user: 554 sent, returns 554. */

@@ -67,6 +67,8 @@ fill_ctx(struct smtp_session *s)
 	c->tls_version = s->tls_on ? tls_version(&s->tls) : NULL;
 	c->tls_cipher = s->tls_on ? tls_cipher(&s->tls) : NULL;
 	c->relay = smtp_may_relay(s);
+	c->relay_grant = smtp_relay_grant;
+	c->relay_arg = s;
 	c->auth_user = s->auth_user;
 	c->queue_id = s->qid[0] ? s->qid : NULL;
 	c->sender = s->tx != TX_NONE ? buf_cstr(&s->sender) : NULL;

@@ -81,7 +81,9 @@ struct smtp_session {
 	/* session */
 	char		*helo;
 	int		 esmtp;
-	int		 relay;
+	int		 relay;		/* relay_from or the local socket */
+	int		 relay_grant;	/* session.relay = true by a policy */
+	enum hook_stage	 relay_grant_stage;	/* ... in this stage */
 	int		 discard_session;
 	int		 session_notes;	/* session.notes (lua_hook.h ref) */
 	uint64_t	 hook_delay;	/* ms the next reply waits (indimail.tarpit) */
@@ -96,6 +98,7 @@ struct smtp_session {
 	struct envvars	 env;
 	int		 discard;
 	int		 tx_notes;	/* tx.notes (lua_hook.h ref) */
+	int		 tx_relay_grant;	/* tx.relay = true by a policy */
 	struct buf	 hold;		/* why a hook held it; empty: not held */
 	struct buf	 quarantine;	/* the quarantine address; empty: none */
 	struct buf	 quarantine_why;
@@ -198,7 +201,8 @@ void	smtp_sasl_response(struct smtp_session *, const char *m, size_t n);
 void	smtp_sasl_free(struct smtp_session *);
 
 /*
- * smtp_sender.c: MAIL FROM ownership, local senders, no-relay users. MAIL
+ * smtp_sender.c: MAIL FROM ownership, local senders, no-relay users, the
+ * policies' relay grants. MAIL
  * asks the directory (smtp_sender_lookup: DIR_DONE, or DIR_PENDING and
  * cb(s) later), then smtp_sender_refused replies to a refusal, resets the
  * transaction and returns 1.
@@ -207,6 +211,10 @@ int	smtp_sender_lookup(struct smtp_session *, dir_done_cb);
 int	smtp_sender_refused(struct smtp_session *);
 int	smtp_may_relay(const struct smtp_session *);
 int	smtp_relay_denied(struct smtp_session *);
+/* session.relay / tx.relay writes (hook_ctx.relay_grant; arg: session). */
+int	smtp_relay_grant(void *arg, int tx, int on, const char *policy);
+/* STARTTLS: a grant given after the connect hook is forgotten. */
+void	smtp_relay_forget(struct smtp_session *);
 
 /* smtp_auth_limit.c: failed AUTH counted across workers (auth_fail_limit) */
 int	smtp_auth_locked(struct smtp_session *, const char *user);

@@ -23,6 +23,7 @@ void
 smtp_tx_reset(struct smtp_session *s)
 {
 	s->tx = TX_NONE;
+	s->tx_relay_grant = 0;
 	buf_clear(&s->sender);
 	for (size_t i = 0; i < s->nrcpts; i++)
 		free(s->rcpts[i]);

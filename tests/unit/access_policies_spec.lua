@@ -298,6 +298,55 @@ describe("relay", function()
     assert.is_nil(P.mail({ ip = "192.0.2.9" }, tx("joe@else.example")))
   end)
 
+  it("grants a relayclients client relaying for the session at connect", function()
+    local f = control("127.0.0.1:\n192.168.1.\n")
+    local P, I = load("relay", { relayclients = { file = f, entries = { "2001:db8::/32:" } } })
+    local s = { ip = "192.168.1.40" }
+    assert.is_nil(P.connect(s))
+    assert.is_true(s.relay)
+    assert.same({ event = "relay", rule = "relayclients", entry = "192.168.1.0/24",
+      ip = "192.168.1.40" }, I.logs[1])
+    local v6 = { ip = "2001:db8::7" }
+    P.connect(v6)
+    assert.is_true(v6.relay)
+    local other = { ip = "192.0.2.9" }
+    P.connect(other)
+    assert.is_nil(other.relay)
+    assert.is_nil(load("relay", {}).connect)   -- no relayclients: no connect hook
+  end)
+
+  it("names a bad relayclients line", function()
+    assert.error_matches(function() load("relay", { relayclients = { "192.0.2.1:+ext" } }) end,
+      "entries%[1%]: '192.0.2.1:%+ext': a RELAYCLIENT suffix is not supported$")
+    assert.error_matches(function() load("relay", { relayclients = { "nonsense" } }) end,
+      "entries%[1%]: bad relayclients entry 'nonsense'$")
+  end)
+
+  it("grants relaymailfrom senders relaying for the transaction, not users", function()
+    local P, I = load("relay", { relaymailfrom = { entries = { "lists@example.test", "@alerts.example" } } })
+    local t = tx("Lists@example.test")
+    assert.is_nil(P.mail({ ip = "192.0.2.9" }, t))
+    assert.is_true(t.relay)
+    assert.same({ event = "relay", rule = "relaymailfrom", entry = "lists@example.test",
+      where = "entries[1]", sender = "Lists@example.test", ip = "192.0.2.9" }, I.logs[1])
+    local d = tx("x@alerts.example")
+    P.mail({ ip = "192.0.2.9" }, d)
+    assert.is_true(d.relay)
+    local o = tx("x@else.example")
+    P.mail({ ip = "192.0.2.9" }, o)
+    assert.is_nil(o.relay)
+    local u = tx("lists@example.test")
+    P.mail({ ip = "192.0.2.9", auth_user = "lists@example.test" }, u)
+    assert.is_nil(u.relay)
+  end)
+
+  it("asks authdomains before relaymailfrom grants", function()
+    local P = load("relay", { relaymailfrom = { "@corp.example" }, authdomains = { "@corp.example" } })
+    local t = tx("boss@corp.example")
+    assert.equal(550, P.mail({ ip = "192.0.2.9" }, t).code)
+    assert.is_nil(t.relay)
+  end)
+
   it("needs rcpthosts for the relay checks and knows its settings", function()
     assert.has_error(function() load("relay", { relay_to = { entries = {} } }) end,
       "relay: relay_to and relay_senders need rcpthosts (the domains that are ours)")
