@@ -35,17 +35,27 @@ local function lower_keys(t)
   return out
 end
 
--- A table route's timeouts, checked now by indimail.route_relay itself.
-local function check_timeouts(where, target)
-  if type(target) ~= "table" or target.timeouts == nil then return end
-  local ok, err = pcall(indimail.route_relay, "check.invalid", 25, { timeouts = target.timeouts })
+-- A table route's relay options: all but where it goes.
+local function relay_opts(target)
+  local o = {}
+  for k, v in pairs(target) do
+    if k ~= "host" and k ~= "port" then o[k] = v end
+  end
+  return o
+end
+
+-- A table route's options (timeouts, TLS, AUTH), checked now by
+-- indimail.route_relay itself: an unknown or bad one stops the load.
+local function check_opts(where, target)
+  if type(target) ~= "table" then return end
+  local ok, err = pcall(indimail.route_relay, "check.invalid", 25, relay_opts(target))
   if not ok then
     error(("routing: %s: %s"):format(where, tostring(err):gsub("^indimail%.route_relay: ", "")), 0)
   end
 end
 
 local function check_all(kind, t)
-  for k, v in pairs(t) do check_timeouts(("%s[%q]"):format(kind, k), v) end
+  for k, v in pairs(t) do check_opts(("%s[%q]"):format(kind, k), v) end
 end
 
 function P.setup(settings)
@@ -59,7 +69,7 @@ function P.setup(settings)
   local ok, err = pcall(function()
     check_all("users", users)
     check_all("domains", domains)
-    check_timeouts("directory_routes", directory_routes)
+    check_opts("directory_routes", directory_routes)
   end)
   if not ok then error(err, 2) end
 end
@@ -69,7 +79,7 @@ local function route(target)
   if target == "local" then return indimail.route_local() end
   if target == "mx" then return indimail.route_mx() end
   if type(target) == "table" then
-    return indimail.route_relay(target.host, target.port or 25, target)
+    return indimail.route_relay(target.host, target.port or 25, relay_opts(target))
   end
   local host, port = tostring(target):match("^%[?([^%]]+)%]?:(%d+)$")
   return indimail.route_relay(host or target, tonumber(port) or 25)

@@ -378,14 +378,38 @@ check_route_timeouts(lua_State *L, int opts)
  * indimail.route_relay(host, port [, {auth_user=, auth_password=, tls=,
  * auth_plaintext=, timeouts=}])
  */
+static const char *const route_relay_opts[] = { "auth_user",
+	"auth_password", "tls", "auth_plaintext", "timeouts", NULL };
+
+/* An option route_relay does not know raises: none is silently ignored. */
+static void
+check_route_opts(lua_State *L, int opts)
+{
+	if (!lua_istable(L, opts))
+		return;
+	lua_pushnil(L);
+	while (lua_next(L, opts) != 0) {
+		size_t i = 0;
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+		    lua_tostring(L, -2) : NULL;
+
+		while (k && route_relay_opts[i] &&
+		    strcmp(k, route_relay_opts[i]) != 0)
+			i++;
+		if (k == NULL || route_relay_opts[i] == NULL)
+			luaL_error(L, "indimail.route_relay: unknown option %s",
+			    k ? k : luaL_typename(L, -2));
+		lua_pop(L, 1);
+	}
+}
+
 static int
 l_route_relay(lua_State *L)
 {
 	const char *host = luaL_checkstring(L, 1);
 	lua_Integer port = luaL_optinteger(L, 2, 25);
-	static const char *opts[] = { "auth_user", "auth_password", "tls",
-	    "auth_plaintext", "timeouts" };
 
+	check_route_opts(L, 3);
 	check_route_timeouts(L, 3);
 	route_verdict(L, "relay");
 	lua_pushstring(L, host);
@@ -393,9 +417,9 @@ l_route_relay(lua_State *L)
 	lua_pushinteger(L, port);
 	lua_setfield(L, -2, "port");
 	if (lua_istable(L, 3))
-		for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-			lua_getfield(L, 3, opts[i]);
-			lua_setfield(L, -2, opts[i]);
+		for (size_t i = 0; route_relay_opts[i]; i++) {
+			lua_getfield(L, 3, route_relay_opts[i]);
+			lua_setfield(L, -2, route_relay_opts[i]);
 		}
 	return 1;
 }
