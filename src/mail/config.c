@@ -37,8 +37,10 @@ config_defaults(struct config *c)
 	c->data_memory = 256 * 1024 * 1024;
 	c->hook_instructions = 10 * 1000 * 1000;
 	c->lua_memory = 256 * 1024 * 1024;
-	c->domain_instructions = 1000 * 1000;
-	c->domain_memory = 16 * 1024 * 1024;
+	c->domain_default.instructions = DOMAIN_DEFAULT_INSTRUCTIONS;
+	c->domain_default.memory = DOMAIN_DEFAULT_MEMORY;
+	c->domain_max.instructions = DOMAIN_MAX_INSTRUCTIONS;
+	c->domain_max.memory = DOMAIN_MAX_MEMORY;
 	c->timeout_command = 300 * 1000;
 	c->timeout_data = 600 * 1000;
 	c->timeout_data_total = 1800 * 1000;
@@ -173,6 +175,9 @@ config_free(struct config *c)
 	free(c->dns_servers);
 	free(c->lua_dir);
 	free(c->domain_rules);
+	for (size_t i = 0; i < c->ndomain_limits; i++)
+		free(c->domain_limits[i].domain);
+	free(c->domain_limits);
 	for (size_t i = 0; i < c->npolicy_path; i++)
 		free(c->policy_path[i]);
 	free(c->policy_path);
