@@ -96,12 +96,16 @@ runtime_failed(struct runtime *rt, struct buf *err)
 	return NULL;
 }
 
-struct runtime *
-runtime_load(const char *path, struct buf *err)
+/* Loads path; with r (`indimaild -t`), problems that leave the rest
+ * checkable go in r and the load goes on (lua_check_report.c). */
+static struct runtime *
+load_main(const char *path, struct check_report *r, struct buf *err)
 {
 	struct runtime *rt = runtime_new(path);
 	lua_State *L = rt->L;
 
+	if (r)
+		lua_check_collect(L, r);
 	if (luaL_loadfilex(L, path, "t") != LUA_OK ||
 	    lua_pcall(L, 0, 0, 0) != LUA_OK)
 		return runtime_failed(rt, err);
@@ -113,6 +117,27 @@ runtime_load(const char *path, struct buf *err)
 	}
 	count_hooks(rt);
 	rt->mem_limit = rt->cfg.lua_memory;
+	return rt;
+}
+
+struct runtime *
+runtime_load(const char *path, struct buf *err)
+{
+	return load_main(path, NULL, err);
+}
+
+struct runtime *
+runtime_load_checking(const char *path, struct check_report *r)
+{
+	struct buf err = BUF_INIT;
+	struct runtime *rt = load_main(path, r, &err);
+
+	if (rt == NULL) {
+		check_report_add(r, buf_cstr(&err));
+		buf_printf(&r->text, "%s: the check stopped at the problem "
+		    "above: what comes after it was not checked\n", path);
+	}
+	buf_free(&err);
 	return rt;
 }
 
