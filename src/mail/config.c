@@ -37,10 +37,8 @@ config_defaults(struct config *c)
 	c->data_memory = 256 * 1024 * 1024;
 	c->hook_instructions = 10 * 1000 * 1000;
 	c->lua_memory = 256 * 1024 * 1024;
-	c->domain_default.instructions = DOMAIN_DEFAULT_INSTRUCTIONS;
-	c->domain_default.memory = DOMAIN_DEFAULT_MEMORY;
-	c->domain_max.instructions = DOMAIN_MAX_INSTRUCTIONS;
-	c->domain_max.memory = DOMAIN_MAX_MEMORY;
+	c->domain_default = (struct domain_limit)DOMAIN_LIMIT_DEFAULT;
+	c->domain_max = (struct domain_limit)DOMAIN_LIMIT_MAX;
 	c->timeout_command = 300 * 1000;
 	c->timeout_data = 600 * 1000;
 	c->timeout_data_total = 1800 * 1000;

@@ -163,6 +163,9 @@ struct auth_fail_conf {
 #define DOMAIN_DEFAULT_MEMORY		((size_t)16 << 20)
 #define DOMAIN_MAX_INSTRUCTIONS		(100L * 1000 * 1000)
 #define DOMAIN_MAX_MEMORY		((size_t)256 << 20)
+#define DOMAIN_LIMIT_DEFAULT	{ NULL, DOMAIN_DEFAULT_INSTRUCTIONS, \
+				  DOMAIN_DEFAULT_MEMORY }
+#define DOMAIN_LIMIT_MAX	{ NULL, DOMAIN_MAX_INSTRUCTIONS, DOMAIN_MAX_MEMORY }
 
 struct domain_limit {
 	char		*domain;	/* NULL: the default or the maximum */
