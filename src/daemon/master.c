@@ -483,8 +483,7 @@ master_check(const char *path, const char *user)
 			return 1;
 		}
 	} else {
-		if ((rt = runtime_load(path, &err)) == NULL ||
-		    runtime_check(rt, &err) < 0) {
+		if ((rt = boot_check(path, &err)) == NULL) {
 			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
 			return 1;
 		}

@@ -28,6 +28,9 @@ void	lua_directory_open(lua_State *);	/* adds indimail.directory.* */
 /* lua_check.c: lua_config_parse of the table at index 1, protected, whose
  * "bad config" error is raised as FILE:LINE of the offending key. */
 void	lua_config_read(lua_State *, struct config *);
+/* lua_check_report.c: this load notes its problems in r and goes on. */
+struct check_report;
+void	lua_check_collect(lua_State *, struct check_report *r);
 /* lua_check.c: a policy file runtime_check reads too. */
 void	lua_check_note_source(lua_State *, const char *path);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lua_api.h"
+#include "lua_config_int.h"
 #include "lua_domain.h"
 #include "lua_hook_int.h"
 #include "lua_runtime.h"
@@ -63,19 +64,19 @@ locate_element(const char *msg, const struct config *c, struct buf *out)
 	buf_appends(out, msg);
 }
 
-/* Raises the reader's error (on top) as FILE:LINE of its key. */
-static int
-config_error(lua_State *L, const struct config *c)
+/* Pushes msg as FILE:LINE of its key (the chunk calling indimail.config). */
+static void
+config_locate(lua_State *L, const struct config *c, const char *msg)
 {
-	const char *msg = lua_tostring(L, -1);
 	struct buf where = BUF_INIT;
 	struct lua_source src;
 	lua_Debug ar;
 	int line;
 
-	if (msg == NULL || !lua_getstack(L, 1, &ar) ||
-	    !lua_getinfo(L, "Sl", &ar))
-		return lua_error(L);
+	if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "Sl", &ar)) {
+		lua_pushstring(L, msg);
+		return;
+	}
 	line = ar.currentline;
 	if (strncmp(msg, "bad config: ", 12) == 0 &&
 	    source_of(&ar, &src) == 0) {
@@ -90,6 +91,38 @@ config_error(lua_State *L, const struct config *c)
 		lua_pushfstring(L, "%s:%d: %s", ar.short_src, line, msg);
 	else
 		lua_pushstring(L, msg);
+}
+
+/* The problems cfg_problem noted, placed, into `indimaild -t`'s report. */
+static void
+config_deferred(lua_State *L, const struct config *c)
+{
+	struct check_report *r;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, CHECK_REPORT);
+	r = lua_touserdata(L, -1);
+	lua_getfield(L, LUA_REGISTRYINDEX, CFG_DEFERRED);
+	if (r == NULL || !lua_istable(L, -1)) {
+		lua_pop(L, 2);
+		return;
+	}
+	for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+		config_locate(L, c, lua_tostring(L, -1));
+		check_report_add(r, lua_tostring(L, -1));
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 3);
+}
+
+/* Raises the reader's error (on top) as FILE:LINE of its key. */
+static int
+config_error(lua_State *L, const struct config *c)
+{
+	const char *msg = lua_tostring(L, -1);
+
+	if (msg == NULL)
+		return lua_error(L);
+	config_locate(L, c, msg);
 	return lua_error(L);
 }
 
@@ -97,10 +130,14 @@ config_error(lua_State *L, const struct config *c)
 void
 lua_config_read(lua_State *L, struct config *c)
 {
+	int status;
+
 	lua_pushlightuserdata(L, c);
 	lua_pushcclosure(L, config_parse_k, 1);
 	lua_pushvalue(L, 1);
-	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+	status = lua_pcall(L, 1, 0, 0);
+	config_deferred(L, c);
+	if (status != LUA_OK)
 		config_error(L, c);
 }
 
@@ -136,7 +173,7 @@ literal(const struct lua_source *s, size_t i, enum lua_tok_kind k)
  */
 static int
 check_call(const struct lua_source *s, size_t i, const char *file,
-    struct buf *err)
+    struct check_report *r)
 {
 	int cls = strcmp(s->tok[i + 2].text, "reject") == 0 ? 5 : 4;
 	const char *text = "x", *num = NULL, *status = cls == 5 ? "5.7.1" :
@@ -164,69 +201,69 @@ check_call(const struct lua_source *s, size_t i, const char *file,
 	}
 	if ((why = hook_verdict_check(cls, code, status, text)) == NULL)
 		return 0;
-	buf_printf(err, "%s:%d: indimail.%s(..., %lld, \"%s\"): %s", file,
-	    s->tok[i].line, s->tok[i + 2].text, (long long)code, status, why);
+	check_report_addf(r, "%s:%d: indimail.%s(..., %lld, \"%s\"): %s",
+	    file, s->tok[i].line, s->tok[i + 2].text, (long long)code, status,
+	    why);
 	return -1;
 }
 
-static int
-check_verdicts(const char *file, struct buf *err)
+/* Every constant verdict call of file, each bad one reported. */
+static void
+check_verdicts(const char *file, struct check_report *r)
 {
 	struct lua_source s;
-	int rc = 0;
 
 	if (lua_source_read(&s, file) < 0)
-		return 0;	/* it loaded: read by someone else's rules */
-	for (size_t i = 0; rc == 0 && i + 4 < s.ntok; i++)
+		return;		/* it loaded: read by someone else's rules */
+	for (size_t i = 0; i + 4 < s.ntok; i++)
 		if (is(&s, i, LTOK_NAME, "indimail") && is(&s, i + 1, LTOK_OP,
 		    ".") && (is(&s, i + 2, LTOK_NAME, "reject") ||
 		    is(&s, i + 2, LTOK_NAME, "tempfail")) &&
 		    is(&s, i + 3, LTOK_OP, "("))
-			rc = check_call(&s, i, file, err);
+			(void)check_call(&s, i, file, r);
 	lua_source_free(&s);
-	return rc;
 }
 
 /* user = "name": an account that exists. */
-static int
-check_user(struct runtime *rt, struct buf *err)
+static void
+check_user(struct runtime *rt, struct check_report *r)
 {
+	struct buf err = BUF_INIT;
 	struct lua_source s;
 	int line = 0;
 
 	if (rt->cfg.user == NULL || getpwnam(rt->cfg.user) != NULL)
-		return 0;
+		return;
 	if (lua_source_read(&s, rt->path) == 0) {
 		if (lua_source_config_fields(&s, 0) == 0)
 			line = lua_source_key_line(&s, "user", NULL);
 		lua_source_free(&s);
 	}
 	if (line > 0)
-		buf_printf(err, "%s:%d: ", rt->path, line);
+		buf_printf(&err, "%s:%d: ", rt->path, line);
 	else
-		buf_printf(err, "%s: ", rt->path);
-	buf_printf(err, "bad config: user: there is no account '%s'",
+		buf_printf(&err, "%s: ", rt->path);
+	buf_printf(&err, "bad config: user: there is no account '%s'",
 	    rt->cfg.user);
-	return -1;
+	check_report_add(r, buf_cstr(&err));
+	buf_free(&err);
 }
 
 int
-runtime_check(struct runtime *rt, struct buf *err)
+runtime_check(struct runtime *rt, struct check_report *r)
 {
 	lua_State *L = rt->L;
-	int rc, top = lua_gettop(L);
+	int top = lua_gettop(L);
 
-	if (check_user(rt, err) < 0 || check_verdicts(rt->path, err) < 0)
-		return -1;
+	check_user(rt, r);
+	check_verdicts(rt->path, r);
 	lua_getfield(L, LUA_REGISTRYINDEX, SOURCES);
-	rc = 0;
-	for (lua_Integer i = 1; rc == 0 && lua_istable(L, -1) &&
+	for (lua_Integer i = 1; lua_istable(L, -1) &&
 	    lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
-		rc = check_verdicts(lua_tostring(L, -1), err);
+		check_verdicts(lua_tostring(L, -1), r);
 		lua_pop(L, 1);
 	}
 	lua_settop(L, top);
-	if (rc == 0)
-		rc = domain_rules_check(rt, err);	/* a broken domain file */
-	return rc;
+	domain_rules_check(rt, r);	/* each broken domain file */
+	return r->n;
 }

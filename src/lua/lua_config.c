@@ -161,7 +161,8 @@ check_mailboxes(lua_State *L, const struct config *c)
 		return;
 	lua_pushstring(L, buf_cstr(&err));	/* anchored: err can go */
 	buf_free(&err);
-	luaL_error(L, "bad config: %s", lua_tostring(L, -1));
+	cfg_problem(L, "bad config: %s", lua_tostring(L, -1));
+	lua_pop(L, 1);
 }
 
 /* The tables of the config at index 1, each by its parser. */

@@ -20,6 +20,13 @@ struct choice {
 
 /* lua_config_read.c: t is a stack index; where names the key in errors. */
 int	cfg_bad(lua_State *, const char *where, const char *why);
+/*
+ * A problem that leaves the rest readable (a duplicate listener, a dangling
+ * alias): raised, or, while `indimaild -t` collects (a table at
+ * registry[CFG_DEFERRED]), noted there and the reading goes on.
+ */
+#define CFG_DEFERRED	"indimail.config_problems"
+void	cfg_problem(lua_State *, const char *fmt, ...);
 char	*cfg_opt_string(lua_State *, int t, const char *key, const char *where);
 void	cfg_set_string(lua_State *, int t, const char *key, const char *where,
 	    char **dst);

@@ -151,12 +151,12 @@ check_duplicate(lua_State *L, const struct config *c, size_t i,
 	for (size_t j = 0; j < i; j++) {
 		const struct listen_conf *o = &c->listen[j];
 		if (named[i] && strcmp(o->name, l->name) == 0)
-			luaL_error(L, "bad config: listen[%d]: name '%s' is "
+			cfg_problem(L, "bad config: listen[%d]: name '%s' is "
 			    "already used by listen[%d]", (int)i + 1, l->name,
 			    (int)j + 1);
 		if (l->port != 0 && o->port == l->port &&
 		    strcmp(o->address, l->address) == 0)
-			luaL_error(L, "bad config: listen[%d]: %s port %d is "
+			cfg_problem(L, "bad config: listen[%d]: %s port %d is "
 			    "already used by listen[%d] ('%s')", (int)i + 1,
 			    l->address, l->port, (int)j + 1, o->name);
 	}

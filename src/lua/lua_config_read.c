@@ -5,6 +5,7 @@
  * front); absent fields leave the default in place.
  */
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,23 @@ int
 cfg_bad(lua_State *L, const char *where, const char *why)
 {
 	return luaL_error(L, "bad config: %s: %s", where, why);
+}
+
+void
+cfg_problem(lua_State *L, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	lua_pushvfstring(L, fmt, ap);
+	va_end(ap);
+	if (lua_getfield(L, LUA_REGISTRYINDEX, CFG_DEFERRED) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_error(L);
+	}
+	lua_rotate(L, -2, 1);
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+	lua_pop(L, 1);
 }
 
 char *

@@ -177,16 +177,17 @@ domain_rules_inherit(struct runtime *fresh, const struct runtime *old)
 	}
 }
 
-int
-domain_rules_check(const struct runtime *rt, struct buf *err)
+void
+domain_rules_check(const struct runtime *rt, struct check_report *r)
 {
-	for (size_t i = 0; rt->domains && i < rt->domains->n; i++)
-		if (rt->domains->v[i].rt == NULL) {
-			buf_printf(err, "domain rules of %s: %s",
-			    rt->domains->v[i].domain, rt->domains->v[i].error);
-			return -1;
-		}
-	return 0;
+	for (size_t i = 0; rt->domains && i < rt->domains->n; i++) {
+		const struct domain_rule *d = &rt->domains->v[i];
+		if (d->rt == NULL && strncmp(d->error, d->file,
+		    strlen(d->file)) == 0)
+			check_report_add(r, d->error);	/* FILE:LINE: why */
+		else if (d->rt == NULL)
+			check_report_addf(r, "%s: %s", d->file, d->error);
+	}
 }
 
 /* The domain of an address (after its last '@'), or NULL. */

@@ -34,8 +34,8 @@ int	domain_rules_load(struct runtime *main, struct buf *err);
 void	domain_rules_free(struct domain_rules *);
 /* A reload: a file now broken keeps old's loaded version (logged). */
 void	domain_rules_inherit(struct runtime *fresh, const struct runtime *old);
-/* `indimaild -t`: 0, or -1 with the first broken file's error in err. */
-int	domain_rules_check(const struct runtime *, struct buf *err);
+/* `indimaild -t`: each file that did not load goes in the report. */
+void	domain_rules_check(const struct runtime *, struct check_report *);
 /*
  * The domains whose hooks run at a stage, in order (see docs/lua.md
  * "Per-domain rules"): *out is malloc'ed (free it), the count returned.

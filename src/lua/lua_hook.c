@@ -38,14 +38,59 @@ hook_get_loop(void)
 	return hook_loop;
 }
 
-/* Pushes the answer a yielding API waited for; returns its count. */
+/*
+ * Runs fn(L) with ud as its only argument under lua_pcall: a C step into a
+ * state (building objects, starting a hook, reading its verdict) that hits
+ * the state's memory cap raises there, and an error raised outside any
+ * pcall would abort the process. Pushing a light C function and a light
+ * userdata allocates nothing. Returns the status; the error is popped.
+ */
 static int
-push_answer(struct hook_call *c)
+guarded(lua_State *L, lua_CFunction fn, void *ud)
 {
+	int status;
+
+	lua_pushcfunction(L, fn);
+	lua_pushlightuserdata(L, ud);
+	status = lua_pcall(L, 1, 0, 0);
+	if (status != LUA_OK)
+		lua_pop(L, 1);
+	return status;
+}
+
+/* A guarded step failed: the stage's verdict is a 451 naming the step. */
+static int
+guard_failed(struct hook_call *c, int status, const char *step)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "%s while %s", status == LUA_ERRMEM ?
+	    "out of memory" : "internal error", step);
+	hook_internal_error(c, what, NULL);
+	return -1;
+}
+
+/* (call) -> (): the answer a yielding API waited for goes onto c->co (an
+ * error raised on the suspended co is thrown again here, in L). */
+static int
+p_push_answer(lua_State *L)
+{
+	struct hook_call *c = lua_touserdata(L, 1);
 	int (*push)(struct hook_call *) = c->push;
 
 	c->push = NULL;
-	return push(c);
+	c->nargs = push(c);
+	return 0;
+}
+
+/* Pushes the answer a yielding API waited for: its count, or -1 (451). */
+static int
+push_answer(struct hook_call *c)
+{
+	int status = guarded(c->rt->L, p_push_answer, c);
+
+	return status == LUA_OK ? c->nargs :
+	    guard_failed(c, status, "passing an answer to the hook");
 }
 
 static void
@@ -79,14 +124,15 @@ release_objects(struct hook_call *c)
 }
 
 /*
- * session, tx and msg in the current runtime's state. The notes tables
- * live in the configuration's state: a domain's runtime sees none.
+ * (call) -> (): session, tx and msg in the current runtime's state. The
+ * notes tables live in the configuration's state: a domain's runtime sees
+ * none.
  */
-static void
-make_objects(struct hook_call *c)
+static int
+p_make_objects(lua_State *L)
 {
+	struct hook_call *c = lua_touserdata(L, 1);
 	struct hook_ctx own = *c->ctx;
-	lua_State *L = c->rt->L;
 
 	if (c->rt != c->main)
 		own.session_notes = own.tx_notes = NULL;
@@ -95,20 +141,32 @@ make_objects(struct hook_call *c)
 		c->tx_ref = hook_make_tx(L, &own);
 	if (c->stage == HOOK_DATA || c->stage == HOOK_MESSAGE)
 		c->msg_ref = hook_make_msg(L, c);
+	return 0;
+}
+
+/* 0, or -1 with c's verdict a 451 (the state is full). */
+static int
+make_objects(struct hook_call *c)
+{
+	int status = guarded(c->rt->L, p_make_objects, c);
+
+	return status == LUA_OK ? 0 :
+	    guard_failed(c, status, "building session, tx and msg");
 }
 
 /*
  * The current runtime's hooks are done and went on: moves to the next
  * domain with hooks of this stage. -1: none left, or a domain whose file
- * did not load (c's verdict is then its 451 4.3.0).
+ * did not load or whose objects did not fit (c's verdict is then 451).
  */
 static int
 next_domain(struct hook_call *c)
 {
 	while (c->ichain < c->nchain) {
 		const struct domain_rule *r = c->chain[c->ichain++];
+		c->file = r->file;
+		c->name = r->label;
 		if (r->rt == NULL) {
-			c->name = r->label;
 			hook_internal_error(c, "domain rules did not load",
 			    r->error);
 			return -1;
@@ -119,9 +177,8 @@ next_domain(struct hook_call *c)
 		runtime_unref(c->rt);
 		c->rt = r->rt;
 		runtime_ref(c->rt);
-		make_objects(c);
 		c->index = 0;
-		return 0;
+		return make_objects(c);
 	}
 	return -1;
 }
@@ -171,66 +228,107 @@ on_hook_timeout(uv_timer_t *t)
 	maybe_free(c);
 }
 
-/* Starts hook c->index in a new coroutine and pushes its arguments. */
-static int
-start_hook(struct hook_call *c)
+/* Pushes the arguments of c's stage after the session (c->nargs). */
+static void
+push_args(lua_State *L, struct hook_call *c)
 {
-	lua_State *L = c->rt->L, *co;
-	int nargs = 1;
-
-	co = lua_newthread(L);
-	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	c->co = co;
-	*(struct hook_call **)lua_getextraspace(co) = c;
-	budget_start(&c->budget, c->rt->cfg.hook_instructions);
-	c->name = runtime_push_hook(c->rt, c->stage, c->index);
-	lua_xmove(L, co, 1);
-	lua_rawgeti(co, LUA_REGISTRYINDEX, c->session_ref);
 	switch (c->stage) {
 	case HOOK_CONNECT:
-		break;
+		return;
 	case HOOK_HELO:
-		lua_pushstring(co, c->ctx->helo);
-		nargs = 2;
-		break;
 	case HOOK_AUTH:
-		lua_pushstring(co, c->ctx->auth_user);
-		nargs = 2;
+		lua_pushstring(L, c->stage == HOOK_HELO ? c->ctx->helo :
+		    c->ctx->auth_user);
 		break;
 	case HOOK_RCPT:
 	case HOOK_ROUTE:
-		lua_rawgeti(co, LUA_REGISTRYINDEX, c->tx_ref);
-		lua_pushstring(co, c->ctx->rcpt);
-		nargs = 3;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
+		lua_pushstring(L, c->ctx->rcpt);
 		break;
 	case HOOK_DATA:
 	case HOOK_MESSAGE:
-		lua_rawgeti(co, LUA_REGISTRYINDEX, c->tx_ref);
-		lua_rawgeti(co, LUA_REGISTRYINDEX, c->msg_ref);
-		nargs = 3;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->msg_ref);
 		break;
 	default:
-		lua_rawgeti(co, LUA_REGISTRYINDEX, c->tx_ref);
-		nargs = 2;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->tx_ref);
 	}
-	return nargs;
+	c->nargs = lua_gettop(L) - 3;
 }
 
 /*
- * A hook ended normally: read its verdict and tx.env. 1 = stage over: any
- * verdict but "go on" (nil, true, tarpit), indimail.accept() included.
+ * (call) -> (): hook c->index in a new coroutine, its function and
+ * arguments built on L and moved over (a fresh thread has room for them).
+ */
+static int
+p_start_hook(lua_State *L)
+{
+	struct hook_call *c = lua_touserdata(L, 1);
+	lua_State *co = lua_newthread(L);
+
+	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	c->co = co;
+	*(struct hook_call **)lua_getextraspace(co) = c;
+	c->name = runtime_push_hook(c->rt, c->stage, c->index);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->session_ref);
+	push_args(L, c);
+	lua_xmove(L, co, c->nargs + 2);
+	c->nargs++;			/* the session */
+	return 0;
+}
+
+/* Starts hook c->index: the number of its arguments, or -1 (451). */
+static int
+start_hook(struct hook_call *c)
+{
+	int status;
+
+	budget_start(&c->budget, c->rt->cfg.hook_instructions);
+	status = guarded(c->rt->L, p_start_hook, c);
+	return status == LUA_OK ? c->nargs :
+	    guard_failed(c, status, "starting the hook");
+}
+
+/* (call, value) -> (): the verdict a hook returned and tx.env, read
+ * raw in the runtime's main thread; the error text goes in c->verdict_err. */
+static int
+p_read_verdict(lua_State *L)
+{
+	struct hook_call *c = lua_touserdata(L, 1);
+	const char *err;
+
+	lua_remove(L, 1);
+	err = hook_parse_verdict(L, lua_gettop(L), &c->v);
+	if (err == NULL)
+		err = hook_verdict_stage_error(c->stage, &c->v);
+	if (err == NULL)
+		err = hook_read_env(L, c);
+	c->verdict_err = err;
+	return 0;
+}
+
+/*
+ * A hook ended normally: read its verdict (its last result) and tx.env.
+ * 1 = stage over: any verdict but "go on" (nil, true, tarpit),
+ * indimail.accept() included, or a verdict that could not be read.
  */
 static int
 hook_returned(struct hook_call *c, int nres)
 {
-	const char *err = hook_parse_verdict(c->co, nres, &c->v);
+	lua_State *L = c->rt->L;
+	int status;
 
-	if (err == NULL)
-		err = hook_verdict_stage_error(c->stage, &c->v);
-	if (err == NULL)
-		err = hook_read_env(c->co, c);
-	if (err) {
-		hook_internal_error(c, err, NULL);
+	lua_pushcfunction(L, p_read_verdict);
+	lua_pushlightuserdata(L, c);
+	lua_xmove(c->co, L, nres > 0);	/* L is at rest: it has room */
+	status = lua_pcall(L, 1 + (nres > 0), 0, 0);
+	if (status != LUA_OK) {
+		lua_pop(L, 1);
+		guard_failed(c, status, "reading the verdict");
+		return 1;
+	}
+	if (c->verdict_err) {
+		hook_internal_error(c, c->verdict_err, NULL);
 		return 1;
 	}
 	snprintf(c->v.policy, sizeof(c->v.policy), "%s", c->name);
@@ -238,17 +336,35 @@ hook_returned(struct hook_call *c, int nres)
 	return c->v.action != VERDICT_ACCEPT || c->v.stop;
 }
 
+/* (call) -> (traceback): the failed coroutine's, in its main thread. */
+static int
+p_traceback(lua_State *L)
+{
+	struct hook_call *c = lua_touserdata(L, 1);
+	const char *msg = lua_tostring(c->co, -1);
+
+	luaL_traceback(L, c->co, msg ? msg : "error object is not a string", 0);
+	return 1;
+}
+
 static void
 hook_failed(struct hook_call *c, int status)
 {
 	lua_State *L = c->rt->L;
-	const char *msg = lua_tostring(c->co, -1);
 
 	if (status == LUA_ERRMEM) {	/* the state is full: no traceback */
 		hook_internal_error(c, "out of memory", NULL);
 		return;
 	}
-	luaL_traceback(L, c->co, msg ? msg : "error object is not a string", 0);
+	lua_pushcfunction(L, p_traceback);
+	lua_pushlightuserdata(L, c);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {	/* no room for it */
+		lua_pop(L, 1);
+		hook_internal_error(c, "hook raised an error",
+		    lua_type(c->co, -1) == LUA_TSTRING ?
+		    lua_tostring(c->co, -1) : NULL);
+		return;
+	}
 	hook_internal_error(c, "hook raised an error", lua_tostring(L, -1));
 	lua_pop(L, 1);
 }
@@ -268,7 +384,8 @@ step(struct hook_call *c, int nargs)
 			if (c->index >= c->rt->nhooks[c->stage] &&
 			    next_domain(c) < 0)
 				return HOOK_DONE;
-			nargs = start_hook(c);
+			if ((nargs = start_hook(c)) < 0)
+				return HOOK_DONE;
 		}
 		c->running = 1;
 		budget_enter(&c->budget);	/* co has the count hook of L */
@@ -294,7 +411,8 @@ step(struct hook_call *c, int nargs)
 			lua_pop(c->co, nres);
 			if (c->push == NULL)
 				return HOOK_PENDING;
-			nargs = push_answer(c);
+			if ((nargs = push_answer(c)) < 0)
+				return HOOK_DONE;
 			continue;
 		}
 		if (status != LUA_OK) {
@@ -348,8 +466,7 @@ hook_run(struct runtime *rt, enum hook_stage stage, struct hook_ctx *ctx,
 	c->arg = arg;
 	c->co_ref = c->session_ref = c->tx_ref = c->msg_ref = LUA_NOREF;
 	hook_verdict_init(&c->v);
-	make_objects(c);
-	if (step(c, 0) == HOOK_DONE) {
+	if (make_objects(c) < 0 || step(c, 0) == HOOK_DONE) {
 		c->finished = 1;
 		c->v.delay_ms = c->delay_ms;
 		hook_verdict_move(v, &c->v);
@@ -390,7 +507,7 @@ hook_resume(struct hook_call *c)
 	if (c->running)
 		return;		/* completed synchronously; step() picks it up */
 	nargs = push_answer(c);
-	if (step(c, nargs) == HOOK_DONE) {
+	if (nargs < 0 || step(c, nargs) == HOOK_DONE) {
 		finish(c);
 		maybe_free(c);
 	}

@@ -34,9 +34,12 @@ struct hook_call {
 	enum hook_stage	 stage;
 	int		 index;		/* hook being run */
 	const char	*name;
+	const char	*file;		/* the domain file running, for logs */
 	struct hook_ctx	*ctx;
 	lua_State	*co;
 	int		 co_ref, session_ref, tx_ref, msg_ref;
+	int		 nargs;		/* what a guarded step pushed on co */
+	const char	*verdict_err;	/* why the hook's verdict is unusable */
 	struct budget	 budget;	/* instructions of the running hook */
 	uint64_t	 delay_ms;	/* tarpits of the stage's hooks so far */
 	int		 pending_ops;	/* async operations in flight */

@@ -96,12 +96,16 @@ runtime_failed(struct runtime *rt, struct buf *err)
 	return NULL;
 }
 
-struct runtime *
-runtime_load(const char *path, struct buf *err)
+/* Loads path; with r (`indimaild -t`), problems that leave the rest
+ * checkable go in r and the load goes on (lua_check_report.c). */
+static struct runtime *
+load_main(const char *path, struct check_report *r, struct buf *err)
 {
 	struct runtime *rt = runtime_new(path);
 	lua_State *L = rt->L;
 
+	if (r)
+		lua_check_collect(L, r);
 	if (luaL_loadfilex(L, path, "t") != LUA_OK ||
 	    lua_pcall(L, 0, 0, 0) != LUA_OK)
 		return runtime_failed(rt, err);
@@ -116,11 +120,37 @@ runtime_load(const char *path, struct buf *err)
 	return rt;
 }
 
-/* Runs a domain file (upvalue-free; arg 1: path, 2: name). [-2, +0] */
+struct runtime *
+runtime_load(const char *path, struct buf *err)
+{
+	return load_main(path, NULL, err);
+}
+
+struct runtime *
+runtime_load_checking(const char *path, struct check_report *r)
+{
+	struct buf err = BUF_INIT;
+	struct runtime *rt = load_main(path, r, &err);
+
+	if (rt == NULL) {
+		check_report_add(r, buf_cstr(&err));
+		buf_printf(&r->text, "%s: the check stopped at the problem "
+		    "above: what comes after it was not checked\n", path);
+	}
+	buf_free(&err);
+	return rt;
+}
+
+/*
+ * Runs a domain file, then seals its state and counts its hooks, all under
+ * the caller's lua_pcall (the state has its cap by now). Arguments: path,
+ * label, the runtime. [-3, +0]
+ */
 static int
 domain_chunk(lua_State *L)
 {
 	const char *path = lua_tostring(L, 1), *name = lua_tostring(L, 2);
+	struct runtime *rt = lua_touserdata(L, 3);
 
 	if (luaL_loadfilex(L, path, "t") != LUA_OK)
 		return lua_error(L);
@@ -130,7 +160,32 @@ domain_chunk(lua_State *L)
 	else if (!lua_isnil(L, -1))
 		return luaL_error(L, "%s: must return a table of stage "
 		    "functions, not a %s", path, luaL_typename(L, -1));
+	sandbox_seal(L);
+	count_hooks(rt);
 	return 0;
+}
+
+/* The budgets of domain: its own in domain_rules_limits, or the default. */
+static struct domain_limit
+domain_limit(const struct config *c, const char *domain)
+{
+	for (size_t i = 0; i < c->ndomain_limits; i++)
+		if (strcmp(c->domain_limits[i].domain, domain) == 0)
+			return c->domain_limits[i];
+	return c->domain_default;
+}
+
+/* What a domain file's state takes from the configuration's. */
+static void
+inherit_config(struct config *own, const struct config *parent)
+{
+	if (parent->lua_dir)
+		own->lua_dir = xstrdup(parent->lua_dir);
+	own->npolicy_path = parent->npolicy_path;
+	own->policy_path = parent->npolicy_path ?
+	    xcalloc(parent->npolicy_path, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < parent->npolicy_path; i++)
+		own->policy_path[i] = xstrdup(parent->policy_path[i]);
 }
 
 struct runtime *
@@ -138,27 +193,26 @@ runtime_load_domain(const char *path, const char *domain,
     const struct config *parent, struct buf *err)
 {
 	struct runtime *rt = runtime_new(path);
+	struct domain_limit lim = domain_limit(parent, domain);
 	lua_State *L = rt->L;
 	struct budget b;
 	int rc;
 
 	rt->domain = xstrdup(domain);
-	rt->cfg.hook_instructions = parent->domain_instructions;
-	if (parent->lua_dir)
-		rt->cfg.lua_dir = xstrdup(parent->lua_dir);
+	rt->cfg.hook_instructions = lim.instructions;
+	inherit_config(&rt->cfg, parent);
 	domain_rules_prepare(L, rt);	/* package.path: lua/stdlib */
 	lua_pushcfunction(L, domain_chunk);
 	lua_pushstring(L, path);
 	lua_pushfstring(L, "domain:%s", domain);
-	rt->mem_limit = rt->mem_used + parent->domain_memory;
-	budget_start(&b, parent->domain_instructions);
+	lua_pushlightuserdata(L, rt);
+	rt->mem_limit = rt->mem_used + lim.memory;
+	budget_start(&b, lim.instructions);
 	budget_enter(&b);	/* a loop at load time ends too */
-	rc = lua_pcall(L, 2, 0, 0);
+	rc = lua_pcall(L, 3, 0, 0);
 	budget_leave();
 	if (rc != LUA_OK)
 		return runtime_failed(rt, err);
-	sandbox_seal(L);
-	count_hooks(rt);
 	return rt;
 }
 

@@ -52,11 +52,35 @@ void	runtime_unref(struct runtime *);
 const char *hook_stage_name(enum hook_stage);
 
 /*
- * `indimaild -t`'s checks beyond loading (lua_check.c): the user= account
- * exists, verdicts written with constant arguments are valid. 0, or -1
- * with "file:line: why" in err.
+ * `indimaild -t`'s report (lua_check_report.c): one "file:line: what" line
+ * per problem, in the order found. While a load collects, a pointer to it
+ * is at registry[CHECK_REPORT].
  */
-int	runtime_check(struct runtime *, struct buf *err);
+struct check_report {
+	struct buf	 text;
+	int		 n;
+};
+#define CHECK_REPORT	"indimail.check_report"
+void	check_report_add(struct check_report *, const char *line);
+void	check_report_addf(struct check_report *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* "N problems" after the lines (the text a failed `-t` prints). */
+void	check_report_close(struct check_report *);
+void	check_report_free(struct check_report *);
+
+/*
+ * `indimaild -t`: runtime_load that goes on past a problem which leaves the
+ * rest checkable (a policy or hook that fails to register, a duplicate
+ * listener, a dangling alias), noting each in r. NULL if the file could
+ * not be run to its end (r says where it stopped).
+ */
+struct runtime *runtime_load_checking(const char *path, struct check_report *r);
+/*
+ * `indimaild -t`'s checks beyond loading (lua_check.c), each problem into
+ * r: the user= account exists, verdicts written with constant arguments
+ * are valid, every domain file loaded. Returns r->n.
+ */
+int	runtime_check(struct runtime *, struct check_report *r);
 
 /* Pushes hook i of a stage: its function, and returns its name. */
 const char *runtime_push_hook(struct runtime *, enum hook_stage, int i);

@@ -50,6 +50,8 @@ hook_internal_error(struct hook_call *c, const char *what, const char *detail)
 		log_kv(&l, "qid", c->ctx->queue_id);
 	log_kv(&l, "stage", hook_stage_name(c->stage));
 	log_kv(&l, "policy", c->name);
+	if (c->file)
+		log_kv(&l, "file", c->file);
 	log_kv(&l, "error", what);
 	if (detail)
 		log_kv(&l, "traceback", detail);

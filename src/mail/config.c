@@ -37,8 +37,8 @@ config_defaults(struct config *c)
 	c->data_memory = 256 * 1024 * 1024;
 	c->hook_instructions = 10 * 1000 * 1000;
 	c->lua_memory = 256 * 1024 * 1024;
-	c->domain_instructions = 1000 * 1000;
-	c->domain_memory = 16 * 1024 * 1024;
+	c->domain_default = (struct domain_limit)DOMAIN_LIMIT_DEFAULT;
+	c->domain_max = (struct domain_limit)DOMAIN_LIMIT_MAX;
 	c->timeout_command = 300 * 1000;
 	c->timeout_data = 600 * 1000;
 	c->timeout_data_total = 1800 * 1000;
@@ -173,6 +173,9 @@ config_free(struct config *c)
 	free(c->dns_servers);
 	free(c->lua_dir);
 	free(c->domain_rules);
+	for (size_t i = 0; i < c->ndomain_limits; i++)
+		free(c->domain_limits[i].domain);
+	free(c->domain_limits);
 	for (size_t i = 0; i < c->npolicy_path; i++)
 		free(c->policy_path[i]);
 	free(c->policy_path);

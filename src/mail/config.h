@@ -154,6 +154,25 @@ struct auth_fail_conf {
 	int		 delay_max_ms;	/* doubling with the IP's count, to 16 s */
 };
 
+/*
+ * A domain file's budgets (domain_rules_limits, lua_config_domains.c): the
+ * default each file gets, and the site maximum (max = {...}) that neither
+ * the default nor a domain's own value may pass.
+ */
+#define DOMAIN_DEFAULT_INSTRUCTIONS	(1000L * 1000)
+#define DOMAIN_DEFAULT_MEMORY		((size_t)16 << 20)
+#define DOMAIN_MAX_INSTRUCTIONS		(100L * 1000 * 1000)
+#define DOMAIN_MAX_MEMORY		((size_t)256 << 20)
+#define DOMAIN_LIMIT_DEFAULT	{ NULL, DOMAIN_DEFAULT_INSTRUCTIONS, \
+				  DOMAIN_DEFAULT_MEMORY }
+#define DOMAIN_LIMIT_MAX	{ NULL, DOMAIN_MAX_INSTRUCTIONS, DOMAIN_MAX_MEMORY }
+
+struct domain_limit {
+	char		*domain;	/* NULL: the default or the maximum */
+	long		 instructions;	/* per hook, and to run the file */
+	size_t		 memory;	/* its lua_State, beyond the libraries */
+};
+
 struct config {
 	char		*hostname;
 	char		*user;		/* drop to this user when root */
@@ -176,8 +195,11 @@ struct config {
 	char		*lua_dir;
 	/* issue 11: per-domain rules and the site policy search path */
 	char		*domain_rules;		/* folder of DOMAIN.lua, or NULL */
-	long		 domain_instructions;	/* per hook of a domain file */
-	size_t		 domain_memory;		/* per domain file's lua_State */
+	/* domain_rules_limits: every file's default, the site maximum no
+	 * value may pass, and the domains given their own */
+	struct domain_limit domain_default, domain_max;
+	struct domain_limit *domain_limits;
+	size_t		 ndomain_limits;
 	char	       **policy_path;		/* searched before lua_dir/policies */
 	size_t		 npolicy_path;
 	char	       **local_domains;

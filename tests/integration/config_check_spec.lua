@@ -250,6 +250,53 @@ indimail.config {
   end)
 end)
 
+describe("indimaild -t reports every problem", function()
+  it("lists a misspelt stage in a policy, a broken domain file and a duplicate listener, then their count", function()
+    local dom = D.scratch_dir("ccdom")
+    D.writefile(dom .. "/broken.test.lua", "return {\n  rcpt = function(s, tx, r)\n    if then\n  end,\n}\n")
+    D.writefile(dom .. "/fine.test.lua", "return { rcpt = function() end }\n")
+    local out, code, file = check(([[
+indimail.config {
+  hostname = "mx.test.example",
+  lua_dir = "LUA_DIR",
+  domain_rules = %q,
+  listen = {
+    { name = "smtp", address = "127.0.0.1", port = 2525 },
+    { name = "smtp", address = "127.0.0.2", port = 0 },
+  },
+}
+indimail.policy("typo")
+indimail.hook("rcpt", function(s, tx, r) return indimail.reject("no", 450) end)
+]]):format(dom), { typo = "local P = {}\n\nfunction P.rctp(session, tx, rcpt)\nend\n\nreturn P\n" })
+    assert.equal(1, code, out)
+    assert.matches(file .. ":7: bad config: listen[2]: name 'smtp' is already used by listen[1]", out, 1, true)
+    assert.matches(file .. ":10: policy 'typo': unknown hook stage 'rctp' (function at ", out, 1, true)
+    assert.matches(file .. ":11: indimail.reject(..., 450, \"5.7.1\"): ", out, 1, true)
+    assert.matches("\n" .. dom .. "/broken.test.lua:3: unexpected symbol", out, 1, true)
+    assert.matches("\n4 problems\n", out, 1, true)
+    local report = {}	-- the log lines (2>&1) aside
+    for line in out:gmatch("[^\n]+") do
+      if not line:find(" event=", 1, true) then report[#report + 1] = line end
+    end
+    assert.equal(5, #report, out)
+  end)
+
+  it("says where it stopped when a key error leaves the configuration unreadable", function()
+    local out, code, file = check([[
+indimail.config {
+  hostname = "mx.test.example",
+  listen = { { port = 0 } },
+  wokers = 2,
+}
+indimail.hook("rctp", function() end)
+]])
+    assert.equal(1, code, out)
+    assert.matches(file .. ":4: bad config: config: unknown key 'wokers'", out, 1, true)
+    assert.matches(file .. ": the check stopped at the problem above: what comes after it was not checked", out, 1, true)
+    assert.matches("\n1 problem\n", out, 1, true)
+  end)
+end)
+
 describe("indimail.log from a hook", function()
   after_each(cleanup.run)
 
