@@ -26,6 +26,7 @@ body_reader_init(struct body_reader *r, const char *m, size_t b, size_t e,
 	r->b = r->pos = b;
 	r->e = e;
 	r->cte = cte;
+	buf_reserve(&r->dec, 4);	/* data is never NULL, even empty */
 }
 
 void
