@@ -1,16 +1,18 @@
 /*
  * lua_edit: the methods that edit a message before it is queued, for the
  * hooks of the data and message stages. msg:add_header, remove_header,
- * replace_header and append_text record into the session's msg_edit
- * (src/mail/msg_edit.c, mime_text.c); tx:add_rcpt, remove_rcpt,
+ * replace_header, append_text and filter_body record into the session's
+ * msg_edit (src/mail/msg_edit.c, mime_text.c, body_filter.c); tx:add_rcpt, remove_rcpt,
  * set_rcpts and set_sender ask the session (struct hook_tx_edit), which
  * keeps the envelope ceiling. Nothing is applied here: the queue write
  * applies it all, so the edited message is what becomes durable. A bad
  * argument or a refused edit raises an error (the hook's 451).
  */
 #include <string.h>
+#include <strings.h>
 
 #include "../lib/log.h"
+#include "../mail/body_filter.h"
 #include "../mail/mime_text.h"
 #include "../mail/msg_edit.h"
 #include "lua_hook_int.h"
@@ -191,6 +193,168 @@ m_append_text(lua_State *L)
 	return 2;
 }
 
+/* ---- msg:filter_body ---------------------------------------------------- */
+
+/* One chunk for the policy's function (pcall'd by on_chunk). */
+struct chunk_arg {
+	const struct body_part *p;
+	const char	*data;
+	size_t		 n;
+	int		 last;
+};
+
+/* A read-only table: an empty proxy whose metatable reads data at -1. */
+static void
+push_readonly(lua_State *L)
+{
+	lua_newtable(L);			/* data, proxy */
+	lua_insert(L, -2);
+	lua_newtable(L);			/* proxy, data, mt */
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "__index");
+	lua_pushliteral(L, "read-only");
+	lua_setfield(L, -2, "__metatable");
+	luaL_loadstring(L, "error('the part table of msg:filter_body() is "
+	    "read-only', 2)");
+	lua_setfield(L, -2, "__newindex");
+	lua_setmetatable(L, -2);
+}
+
+/* [fn, arg] -> [fn(chunk, part)] : run under lua_pcall */
+static int
+call_filter(lua_State *L)
+{
+	const struct chunk_arg *a = lua_touserdata(L, 2);
+
+	lua_settop(L, 1);
+	lua_pushlstring(L, a->data, a->n);
+	lua_createtable(L, 0, 4);
+	lua_pushstring(L, a->p->type);
+	lua_setfield(L, -2, "type");
+	lua_pushstring(L, a->p->charset);
+	lua_setfield(L, -2, "charset");
+	lua_pushinteger(L, a->p->index);
+	lua_setfield(L, -2, "index");
+	lua_pushboolean(L, a->last);
+	lua_setfield(L, -2, "last");
+	push_readonly(L);
+	lua_call(L, 2, 1);
+	return 1;
+}
+
+/*
+ * body_filter_fn: calls the function (stack index 2 of L, the method's
+ * argument). An error stays on top of L for m_filter_body to raise once
+ * the walk freed what it holds (nothing of C is unwound by Lua).
+ */
+static int
+on_chunk(void *arg, const struct body_part *p, const char *chunk, size_t n,
+    int last, struct buf *out)
+{
+	lua_State *L = arg;
+	struct chunk_arg a = { p, chunk, n, last };
+	const char *r;
+	size_t rn;
+
+	lua_pushcfunction(L, call_filter);
+	lua_pushvalue(L, 2);
+	lua_pushlightuserdata(L, &a);
+	if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+		return -1;
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (lua_type(L, -1) != LUA_TSTRING) {
+		lua_pushfstring(L, "msg:filter_body(): the function returned a "
+		    "%s (a string or nil replaces or keeps a chunk)",
+		    luaL_typename(L, -1));
+		return -1;
+	}
+	r = lua_tolstring(L, -1, &rn);
+	buf_set(out, r, rn);
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* opts (arg 3): { types = { "text/plain", ... } }; anything else raises. */
+static void
+read_opts(lua_State *L, struct body_filter *f)
+{
+	if (lua_isnoneornil(L, 3))
+		return;
+	luaL_checktype(L, 3, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, 3)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING ||
+		    strcmp(lua_tostring(L, -1), "types") != 0)
+			luaL_error(L, "msg:filter_body(): unknown option (only "
+			    "'types')");
+	}
+	if (lua_getfield(L, 3, "types") != LUA_TTABLE)
+		luaL_error(L, "msg:filter_body(): opts.types must be a list");
+	for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+		const char *t = lua_tostring(L, -1);
+		if (lua_type(L, -1) != LUA_TSTRING || strncasecmp(t, "text/", 5))
+			luaL_error(L, "msg:filter_body(): opts.types[%d] is not a "
+			    "text/* type", (int)i);
+		if (f->ntypes == BODY_FILTER_TYPES_MAX)
+			luaL_error(L, "msg:filter_body(): at most 16 types");
+		f->types[f->ntypes++] = t;	/* held by opts */
+		lua_pop(L, 1);
+	}
+}
+
+/* Moves the walk's ranges into the edit; NULL or why not. */
+static const char *
+filter_commit(struct hook_call *c, struct body_filter *f, int rc)
+{
+	if (rc < 0)
+		return buf_cstr(&f->err);
+	return msg_edit_replace_body(c->ctx->edit, &f->rep, f->max);
+}
+
+/*
+ * msg:filter_body(fn [, opts]) -> parts changed, parts filtered. fn(chunk,
+ * part) returns a replacement or nil (body_filter.h); an error in fn, or a
+ * refused replacement, raises and leaves the message as it was.
+ */
+static int
+m_filter_body(lua_State *L)
+{
+	struct hook_call *c = hook_msg_call(L);
+	const struct buf *m = c->ctx->message;
+	struct body_filter f;
+	const char *err;
+	int rc;
+
+	check_stage(L, c, "msg:filter_body()", 1);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	body_filter_init(&f);
+	read_opts(L, &f);
+	lua_settop(L, 3);
+	f.max = c->main->cfg.max_message_size;
+	f.fn = on_chunk;
+	f.arg = L;
+	rc = body_filter_run(&f, m->data, m->len);
+	if (rc < 0 && f.err.len == 0) {		/* fn's error, on top */
+		body_filter_free(&f);
+		return lua_error(L);
+	}
+	if ((err = filter_commit(c, &f, rc)) != NULL) {
+		lua_pushfstring(L, "msg:filter_body(): %s", err);
+		body_filter_free(&f);
+		return lua_error(L);
+	}
+	log_edit(c, "filter_body", "result", f.changed ? "changed" :
+	    f.sealed ? "signed" : "unchanged", (long long)f.changed);
+	lua_pushinteger(L, (lua_Integer)f.changed);
+	lua_pushinteger(L, (lua_Integer)f.parts);
+	body_filter_free(&f);
+	return 2;
+}
+
 void
 hook_edit_msg_methods(lua_State *L)
 {
@@ -198,7 +362,8 @@ hook_edit_msg_methods(lua_State *L)
 		{ "add_header", m_add_header },
 		{ "remove_header", m_remove_header },
 		{ "replace_header", m_replace_header },
-		{ "append_text", m_append_text }, { NULL, NULL },
+		{ "append_text", m_append_text },
+		{ "filter_body", m_filter_body }, { NULL, NULL },
 	};
 
 	luaL_setfuncs(L, fns, 0);

@@ -13,15 +13,7 @@
 #include "header.h"
 #include "mime_text.h"
 
-#define DEPTH_MAX	5
-#define BOUNDARY_MAX	200
-
-struct entity {
-	char		 type[64];	/* "text/plain", lowercase */
-	char		 boundary[BOUNDARY_MAX + 1];
-	int		 qp, opaque;	/* quoted-printable; base64 or unknown */
-	int		 sealed;	/* a Content-Type says signed/encrypted */
-};
+#define DEPTH_MAX	MIME_DEPTH_MAX
 
 /* One walk: the message and what it found. */
 struct walk {
@@ -79,7 +71,7 @@ param(const char *v, const char *name, char *out, size_t max)
 }
 
 static void
-read_type(struct entity *en, const char *v)
+read_type(struct mime_entity *en, const char *v)
 {
 	size_t n = strcspn(v, "; \t");
 
@@ -91,20 +83,26 @@ read_type(struct entity *en, const char *v)
 	/* Any of several Content-Type fields: a reader may take that one. */
 	en->sealed |= strcmp(en->type, "multipart/signed") == 0 ||
 	    strcmp(en->type, "multipart/encrypted") == 0;
-	param(v, "boundary", en->boundary, BOUNDARY_MAX);
+	param(v, "boundary", en->boundary, MIME_BOUNDARY_MAX);
+	param(v, "charset", en->charset, sizeof(en->charset) - 1);
 }
 
 static void
-read_cte(struct entity *en, const char *v)
+read_cte(struct mime_entity *en, const char *v)
 {
-	en->qp = strcasecmp(v, "quoted-printable") == 0;
-	en->opaque = !en->qp && strcasecmp(v, "7bit") && strcasecmp(v, "8bit") &&
-	    strcasecmp(v, "binary") && *v;
+	static const char *const names[] = { "7bit", "8bit", "binary",
+	    "quoted-printable", "base64" };
+
+	en->cte = *v ? MIME_CTE_UNKNOWN : MIME_CTE_7BIT;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(v, names[i]) == 0)
+			en->cte = (enum mime_cte)i;
+	en->qp = en->cte == MIME_CTE_QP;
+	en->opaque = en->cte == MIME_CTE_BASE64 || en->cte == MIME_CTE_UNKNOWN;
 }
 
-/* Content-Type and Content-Transfer-Encoding of the header h[0..n). */
-static void
-read_entity(const char *h, size_t n, struct entity *en)
+void
+mime_entity_read(const char *h, size_t n, struct mime_entity *en)
 {
 	struct header_field f;
 	struct buf v = BUF_INIT;
@@ -158,7 +156,8 @@ body_tag(const char *m, size_t b, size_t e)
 
 /* A text part m[b..e) (its body): its point. */
 static void
-text_part(const struct walk *w, size_t b, size_t e, const struct entity *en)
+text_part(const struct walk *w, size_t b, size_t e,
+    const struct mime_entity *en)
 {
 	int html = strcmp(en->type, "text/html") == 0;
 	size_t at = html ? body_tag(w->m, b, e) : e;
@@ -172,9 +171,8 @@ text_part(const struct walk *w, size_t b, size_t e, const struct entity *en)
 	    MIME_BEFORE_DELIMITER, en->qp);
 }
 
-/* Is the line at m[i..e) a delimiter of boundary bd? 2: the closing one. */
-static int
-delimiter(const char *m, size_t i, size_t e, const char *bd, size_t bl)
+int
+mime_delimiter(const char *m, size_t i, size_t e, const char *bd, size_t bl)
 {
 	size_t j = i + 2 + bl;
 
@@ -188,9 +186,8 @@ delimiter(const char *m, size_t i, size_t e, const char *bd, size_t bl)
 	return j == e || m[j] == '\n' ? 1 : 0;
 }
 
-/* The start of the line after the one at i, or e. */
-static size_t
-next_line(const char *m, size_t i, size_t e)
+size_t
+mime_next_line(const char *m, size_t i, size_t e)
 {
 	const char *lf = memchr(m + i, '\n', e - i);
 
@@ -199,22 +196,22 @@ next_line(const char *m, size_t i, size_t e)
 
 /* The parts of a multipart body m[b..e): all (alternative) or the first. */
 static void
-multipart(const struct walk *w, size_t b, size_t e, const struct entity *en,
-    int depth, int all)
+multipart(const struct walk *w, size_t b, size_t e,
+    const struct mime_entity *en, int depth, int all)
 {
 	const char *m = w->m;
 	size_t bl = strlen(en->boundary), part = 0, nparts = 0;
 	int d;
 
-	for (size_t i = b; i < e; i = next_line(m, i, e)) {
-		if ((d = delimiter(m, i, e, en->boundary, bl)) == 0)
+	for (size_t i = b; i < e; i = mime_next_line(m, i, e)) {
+		if ((d = mime_delimiter(m, i, e, en->boundary, bl)) == 0)
 			continue;
 		if (nparts && (all || nparts == 1))
 			scan(w, part, i > part && m[i - 1] == '\n' ? i - 1 : i,
 			    depth + 1);
 		if (d == 2 || (!all && nparts == 1))
 			return;
-		part = next_line(m, i, e);
+		part = mime_next_line(m, i, e);
 		nparts++;
 	}
 	if (nparts && (all || nparts == 1))
@@ -225,11 +222,11 @@ multipart(const struct walk *w, size_t b, size_t e, const struct entity *en,
 static void
 scan(const struct walk *w, size_t b, size_t e, int depth)
 {
-	struct entity en;
+	struct mime_entity en;
 	size_t hend;
 	int found = header_end(w->m + b, e - b, 0, &hend);
 
-	read_entity(w->m + b, hend, &en);
+	mime_entity_read(w->m + b, hend, &en);
 	hend = b + hend + (found ? 1 : 0);	/* the body's start */
 	if (en.sealed)
 		w->out->is_signed = 1;

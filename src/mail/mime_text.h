@@ -38,6 +38,31 @@ struct mime_text {
 	size_t		 skipped;	/* text parts it cannot touch (base64...) */
 };
 
+#define MIME_DEPTH_MAX		5	/* nesting followed */
+#define MIME_BOUNDARY_MAX	200
+
+/* Content-Transfer-Encoding; the first three are the identity. */
+enum mime_cte { MIME_CTE_7BIT, MIME_CTE_8BIT, MIME_CTE_BINARY, MIME_CTE_QP,
+	MIME_CTE_BASE64, MIME_CTE_UNKNOWN };
+
+/* What the header of an entity says about its body. */
+struct mime_entity {
+	char		 type[64];	/* "text/plain", lowercase */
+	char		 charset[64];	/* as given, or "" */
+	char		 boundary[MIME_BOUNDARY_MAX + 1];
+	enum mime_cte	 cte;
+	int		 qp, opaque;	/* quoted-printable; base64 or unknown */
+	int		 sealed;	/* a Content-Type says signed/encrypted */
+};
+
+/* Content-Type and Content-Transfer-Encoding of the header h[0..n). */
+void	mime_entity_read(const char *h, size_t n, struct mime_entity *);
+/* Is the line at m[i..e) a delimiter of boundary bd? 2: the closing one. */
+int	mime_delimiter(const char *m, size_t i, size_t e, const char *bd,
+	    size_t bl);
+/* The start of the line after the one at i, or e. */
+size_t	mime_next_line(const char *m, size_t i, size_t e);
+
 /* NULL if t[0..n) may be appended (printable ASCII, HT, LF), else why. */
 const char *mime_text_check(const char *t, size_t n);
 /* The points of the message m[0..len) whose header section is [0..hlen). */

@@ -6,6 +6,8 @@
  * only added fields own bytes, bounded by MSG_EDIT_ADDED_MAX. Every value
  * is checked before it is kept, so an edited section is as well formed as
  * the checks: no bare CR, no LF but a fold, no empty continuation line.
+ * Replaced body ranges are kept sorted and disjoint, so the pieces are
+ * one merge of insertions and replacements in message order.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ msg_edit_free(struct msg_edit *e)
 	free(e->f);
 	for (size_t i = 0; i < e->nins; i++)
 		buf_free(&e->ins[i].text);
+	msg_replaces_free(&e->rep);
 	msg_edit_init(e);
 }
 
@@ -249,23 +252,128 @@ msg_edit_header(const struct msg_edit *e, const char *msg, struct buf *out)
 		buf_append(out, field_text(&e->f[i], msg), e->f[i].len);
 }
 
+#define TOO_MANY_RANGES	"the body filter would replace more than 256 ranges " \
+	"(MSG_EDIT_REPLACES_MAX)"
+#define TOO_MANY_BYTES	"the body filter's replacements would pass the " \
+	"message size limit (limits.message_size)"
+
+void
+msg_replaces_free(struct msg_replaces *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		buf_free(&r->r[i].text);
+	free(r->r);
+	memset(r, 0, sizeof(*r));
+}
+
+static void
+replaces_grow(struct msg_replaces *r, size_t need)
+{
+	if (need <= r->cap)
+		return;
+	r->cap = r->cap ? r->cap * 2 : 8;
+	if (r->cap < need)
+		r->cap = need;
+	r->r = xrealloc(r->r, r->cap * sizeof(*r->r));
+}
+
+const char *
+msg_replaces_add(struct msg_replaces *r, size_t off, size_t len,
+    const char *t, size_t n, size_t max)
+{
+	struct msg_replace *last = r->n ? &r->r[r->n - 1] : NULL;
+
+	if (r->bytes + n > max)
+		return TOO_MANY_BYTES;
+	r->bytes += n;
+	if (last && last->off + last->len == off) {
+		last->len += len;
+		buf_append(&last->text, t, n);
+		return NULL;
+	}
+	if (r->n == MSG_EDIT_REPLACES_MAX)
+		return TOO_MANY_RANGES;
+	replaces_grow(r, r->n + 1);
+	r->r[r->n] = (struct msg_replace){ off, len, BUF_INIT };
+	buf_append(&r->r[r->n++].text, t, n);
+	return NULL;
+}
+
+/* Where x goes among k's ranges (*at); 0: it overlaps one of them. */
+static int
+replace_slot(const struct msg_replaces *k, const struct msg_replace *x,
+    size_t *at)
+{
+	size_t i = 0;
+
+	while (i < k->n && k->r[i].off + k->r[i].len <= x->off)
+		i++;
+	*at = i;
+	return i == k->n || x->off + x->len <= k->r[i].off;
+}
+
+const char *
+msg_edit_replace_body(struct msg_edit *e, struct msg_replaces *r, size_t max)
+{
+	struct msg_replaces *k = &e->rep;
+	size_t at;
+
+	if (k->n + r->n > MSG_EDIT_REPLACES_MAX)
+		return TOO_MANY_RANGES;
+	if (k->bytes + r->bytes > max)
+		return TOO_MANY_BYTES;
+	for (size_t i = 0; i < r->n; i++)
+		if (!replace_slot(k, &r->r[i], &at))
+			return "a part of the body was filtered already (one "
+			    "msg:filter_body() per part)";
+	replaces_grow(k, k->n + r->n);
+	for (size_t i = 0; i < r->n; i++) {
+		replace_slot(k, &r->r[i], &at);
+		memmove(k->r + at + 1, k->r + at, (k->n - at) * sizeof(*k->r));
+		k->r[at] = r->r[i];
+		k->n++;
+	}
+	k->bytes += r->bytes;
+	r->n = 0;
+	msg_replaces_free(r);
+	return NULL;
+}
+
+/* One piece of the message, unless empty. */
+static void
+span(struct msg_piece *out, size_t *n, const char *p, size_t len)
+{
+	if (len > 0)
+		out[(*n)++] = (struct msg_piece){ p, len };
+}
+
 size_t
 msg_edit_pieces(const struct msg_edit *e, const char *msg, size_t len,
     size_t from, struct msg_piece *out)
 {
-	size_t n = 0, at = from;
+	const struct msg_replaces *k = &e->rep;
+	size_t n = 0, at = from, i = 0, j = 0;
 
-	for (size_t i = 0; i < e->nins; i++) {
-		size_t off = e->ins[i].off < at ? at : e->ins[i].off;
+	while (i < e->nins || j < k->n) {
+		int ins = i < e->nins && (j == k->n || e->ins[i].off <= k->r[j].off);
+		size_t off = ins ? e->ins[i].off : k->r[j].off;
 		if (off > len)
 			off = len;
-		if (off > at)
-			out[n++] = (struct msg_piece){ msg + at, off - at };
-		out[n++] = (struct msg_piece){ e->ins[i].text.data,
-		    e->ins[i].text.len };
-		at = off;
+		if (off > at) {
+			span(out, &n, msg + at, off - at);
+			at = off;
+		}
+		if (ins) {
+			out[n++] = (struct msg_piece){ e->ins[i].text.data,
+			    e->ins[i].text.len };
+			i++;
+			continue;
+		}
+		span(out, &n, k->r[j].text.data, k->r[j].text.len);
+		if (k->r[j].off + k->r[j].len > at)
+			at = k->r[j].off + k->r[j].len;
+		j++;
 	}
-	if (len > at)
-		out[n++] = (struct msg_piece){ msg + at, len - at };
+	span(out, &n, msg + at, len > at ? len - at : 0);
 	return n;
 }

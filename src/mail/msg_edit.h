@@ -8,7 +8,9 @@
  * added), and texts to insert into the body at given offsets (mime_text.c
  * finds them). At the queue write the edited header section is built (it
  * is small and bounded) and the body goes out as pieces: spans of the
- * message and the inserted texts, in order (msg_edit_pieces).
+ * message and the inserted texts, in order (msg_edit_pieces). A body
+ * filter (body_filter.c) adds replaced ranges: [off, off+len) of the
+ * message written as a text instead; they never overlap.
  */
 #ifndef INDIMAIL_MSG_EDIT_H
 #define INDIMAIL_MSG_EDIT_H
@@ -23,7 +25,9 @@
 #define MSG_EDIT_ADDED_MAX	(64 * 1024)	/* all added fields, bytes */
 #define MSG_EDIT_FIELDS_MAX	2048	/* fields of the edited section */
 #define MSG_EDIT_INSERTS_MAX	16	/* body insertions */
-#define MSG_EDIT_PIECES_MAX	(2 * MSG_EDIT_INSERTS_MAX + 1)
+#define MSG_EDIT_REPLACES_MAX	256	/* replaced ranges of the body */
+#define MSG_EDIT_PIECES_MAX	\
+	(2 * (MSG_EDIT_INSERTS_MAX + MSG_EDIT_REPLACES_MAX) + 1)
 
 /* A span of the message, or of an inserted text. */
 struct msg_piece {
@@ -42,6 +46,18 @@ struct msg_insert {
 	struct buf	 text;
 };
 
+struct msg_replace {
+	size_t		 off, len;	/* what of the message */
+	struct buf	 text;		/* is written as this */
+};
+
+/* Replaced ranges in message order, and their text bytes. */
+struct msg_replaces {
+	struct msg_replace *r;
+	size_t		 n, cap;
+	size_t		 bytes;
+};
+
 struct msg_edit {
 	int		 started;	/* f[] holds the header section */
 	int		 header_changed;
@@ -50,6 +66,7 @@ struct msg_edit {
 	size_t		 added;		/* bytes of added fields */
 	struct msg_insert ins[MSG_EDIT_INSERTS_MAX];
 	size_t		 nins;
+	struct msg_replaces rep;
 };
 
 void	msg_edit_init(struct msg_edit *);
@@ -79,12 +96,30 @@ const char *msg_edit_replace(struct msg_edit *, const char *msg, size_t hlen,
 const char *msg_edit_insert(struct msg_edit *, size_t off, const char *t,
 	    size_t n);
 
+/*
+ * Adds [off, off+len) -> t[0..n) to a list built in message order (the
+ * range starts at or after the last one's end; one that starts right there
+ * joins it). NULL, or why not: more than MSG_EDIT_REPLACES_MAX ranges or
+ * more than max text bytes in all.
+ */
+const char *msg_replaces_add(struct msg_replaces *, size_t off, size_t len,
+	    const char *t, size_t n, size_t max);
+void	msg_replaces_free(struct msg_replaces *);
+/*
+ * Moves the ranges of r into the edit (r is left empty). NULL, or why not
+ * (nothing moved then): a range overlaps one kept already, or the ranges
+ * would pass MSG_EDIT_REPLACES_MAX or max text bytes in all.
+ */
+const char *msg_edit_replace_body(struct msg_edit *, struct msg_replaces *r,
+	    size_t max);
+
 /* Appends the edited header section (no empty line) to out. */
 void	msg_edit_header(const struct msg_edit *, const char *msg,
 	    struct buf *out);
 /*
- * The message from offset from on as pieces (spans of msg and inserted
- * texts), into out[MSG_EDIT_PIECES_MAX]; returns how many.
+ * The message from offset from on as pieces (spans of msg, inserted texts
+ * and replacing ones), into out[MSG_EDIT_PIECES_MAX]; returns how many.
+ * An insertion inside a replaced range comes right after its text.
  */
 size_t	msg_edit_pieces(const struct msg_edit *, const char *msg, size_t len,
 	    size_t from, struct msg_piece *out);
