@@ -22,6 +22,10 @@ config_defaults(struct config *c)
 	c->dns_cache_size = 4096;
 	c->dns_cache_max_ttl = 3600;
 	c->dns_cache_negative_ttl = 300;
+	c->spf_timeout_ms = 20 * 1000;	/* RFC 7208 4.6.4: at least 20 s */
+	c->spf_jobs = 2;		/* of libuv's 4 pool threads */
+	c->spf_cache_size = 1024;
+	c->spf_cache_ttl = 300;
 	c->max_command_line = 512;
 	c->max_text_line = 1000;
 	c->max_message_size = 25 * 1024 * 1024;

@@ -17,6 +17,9 @@
 #include "spf.h"
 
 #define EXPLANATION_MAX	256
+/* A fail's explanation when the record has no exp= (RFC 7208 6.2): none;
+ * the libspf2 default sends people to openspf.org, which is gone. */
+#define DEFAULT_EXPLANATION	""
 
 static _Thread_local SPF_server_t *tl_server;
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
@@ -86,10 +89,15 @@ static SPF_server_t *
 thread_server(const char *receiver)
 {
 	pthread_once(&quiet_once, silence_libspf2);
-	if (tl_server == NULL)
-		tl_server = SPF_server_new_dns(spf_dns_layer(), 0);
-	if (tl_server == NULL)
-		return NULL;
+	if (tl_server == NULL) {
+		SPF_response_t *resp = NULL;
+		if ((tl_server = SPF_server_new_dns(spf_dns_layer(), 0)) == NULL)
+			return NULL;
+		SPF_server_set_explanation(tl_server, DEFAULT_EXPLANATION,
+		    &resp);
+		if (resp)
+			SPF_response_free(resp);
+	}
 	SPF_server_set_rec_dom(tl_server, receiver ? receiver : "localhost");
 	return tl_server;
 }
@@ -265,7 +273,8 @@ read_response(SPF_response_t *resp, const struct spf_dns_ctx *ctx,
 		a->result = SPF_R_PERMERROR;
 		why = "too many lookups that found nothing";
 	}
-	if (resp && resp->explanation && a->result == SPF_R_FAIL)
+	if (resp && resp->explanation && resp->explanation[0] &&
+	    a->result == SPF_R_FAIL)
 		a->explanation = printable(resp->explanation, EXPLANATION_MAX);
 	return why;
 }
