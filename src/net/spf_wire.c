@@ -127,7 +127,9 @@ add_record(const ns_msg *h, const ns_rr *rr, int qtype, spf_wire_add_fn add,
 	case ns_t_aaaa:
 		if (rdlen != (qtype == ns_t_a ? 4u : 16u))
 			return -1;
-		return add(arg, rd, rdlen);
+		memcpy(name, rd, rdlen);	/* NUL-terminated like the rest */
+		name[rdlen] = '\0';
+		return add(arg, name, rdlen);
 	case ns_t_txt:
 		return add_txt(rd, rdlen, add, arg);
 	case ns_t_mx:
