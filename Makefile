@@ -12,7 +12,7 @@ CFLAGS  += -DINDIMAIL_LUA_DIR=\"$(CURDIR)/lua\" -DINDIMAIL_CONFIG=\"$(CURDIR)/et
            -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lm -pthread \
-           -l:liblua5.4-rex-pcre2.so.0
+           -l:liblua5.4-rex-pcre2.so.0 -lspf2 -lresolv
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
@@ -29,6 +29,7 @@ DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \
+             python3-spf python3-dnslib python3-yaml \
              dnsmasq-base procps postfix openssl iproute2 time \
              dovecot-imapd dovecot-pop3d dovecot-sqlite dovecot-mysql sqlite3 \
              mariadb-server mariadb-client
@@ -56,7 +57,8 @@ $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)
 .PHONY: all deps test-deps run-deps run test fuzz fuzz-deps lint clean setup bench
 
 all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail $(BIN)/mailq \
-     $(BIN)/newaliases build/indimail_test.so build/indimail_counter.so
+     $(BIN)/newaliases build/indimail_test.so build/indimail_counter.so \
+     build/indimail_spf.so
 
 # Installs the Debian packages that are missing (sudo only when not root).
 deps:
@@ -109,6 +111,15 @@ build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -pthread
+
+# spf_check (src/net/spf.c) for tests/integration/spf_conformance_spec.lua,
+# which runs the RFC 7208 suite through it with any client address.
+SPF_SRCS := src/net/spf.c src/net/spf_dns.c src/net/spf_wire.c src/lib/buf.c \
+            src/lib/xalloc.c src/lib/diag.c src/lib/log.c
+build/indimail_spf.so: tests/helpers/testmod_spf.c $(SPF_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
+	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -lspf2 -lresolv -pthread
 
 setup: run-deps all
 	@./tools/setup-runtime

@@ -62,6 +62,26 @@ parse_dns(lua_State *L, int t, struct config *c)
 	}
 }
 
+/* spf = { timeout=, jobs=, cache_size=, cache_ttl= } */
+static void
+parse_spf(lua_State *L, int t, struct config *c)
+{
+	static const char *k[] = { "timeout", "jobs", "cache_size",
+	    "cache_ttl", NULL };
+
+	if (!cfg_sub_table(L, t, "spf"))
+		return;
+	cfg_check_keys(L, lua_gettop(L), "spf", k);
+	cfg_set_number(L, -1, "timeout", "spf.timeout", 0.1, 600, 1000,
+	    &c->spf_timeout_ms, 0);
+	cfg_set_number(L, -1, "jobs", "spf.jobs", 1, 64, 1, &c->spf_jobs, 0);
+	cfg_set_number(L, -1, "cache_size", "spf.cache_size", 0, 1048576, 1,
+	    &c->spf_cache_size, 1);
+	cfg_set_number(L, -1, "cache_ttl", "spf.cache_ttl", 0, 86400, 1,
+	    &c->spf_cache_ttl, 0);
+	lua_pop(L, 1);
+}
+
 static void
 parse_sections(lua_State *L, int t, struct config *c)
 {
@@ -100,6 +120,7 @@ parse_sections(lua_State *L, int t, struct config *c)
 		lua_pop(L, 1);
 	}
 	parse_dns(L, t, c);
+	parse_spf(L, t, c);
 	if (cfg_sub_table(L, t, "limits")) {
 		cfg_limits(L, lua_gettop(L), c);
 		lua_pop(L, 1);
@@ -244,7 +265,7 @@ int
 lua_config_parse(lua_State *L, struct config *c)
 {
 	static const char *keys[] = { "hostname", "user", "workers", "listen",
-	    "tls", "queue", "log", "dns", "dns_cache", "local_domains",
+	    "tls", "queue", "log", "dns", "dns_cache", "spf", "local_domains",
 	    "relay_from", "limits", "timeouts", "lua_dir", "delivery",
 	    "mailboxes", "routes", "submission_socket", "directory", "local_sender_requires_auth",
 	    "auth_fail_limit", "domain_rules", "domain_rules_limits",

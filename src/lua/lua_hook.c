@@ -10,7 +10,7 @@
  * hooks went on, the selected domains' runtimes (lua_domain.c) run theirs
  * in the same call, each in its own state. Verdicts: lua_verdict.c;
  * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c;
- * indimail.directory: lua_directory.c.
+ * indimail.directory: lua_directory.c; indimail.spf: lua_spf.c.
  */
 #include <lauxlib.h>
 #include <string.h>
@@ -192,6 +192,7 @@ maybe_free(struct hook_call *c)
 	release_co(c);
 	release_objects(c);
 	hook_dir_release(c);	/* before its configuration may go */
+	hook_spf_release(c);
 	runtime_unref(c->rt);
 	runtime_unref(c->main);
 	free(c->chain);
@@ -210,6 +211,7 @@ finish(struct hook_call *c)
 	c->finished = 1;
 	c->v.delay_ms = c->delay_ms;
 	hook_dir_cancel(c);
+	hook_spf_cancel(c);
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->async && c->cb)

@@ -1,8 +1,8 @@
 /*
  * lua_hook_int: what the files of the hook runner share (lua_hook.c runs
  * the stage, lua_verdict.c reads verdicts, lua_objects.c builds session,
- * tx and msg, lua_dns.c and lua_directory.c are the yielding indimail.dns
- * and indimail.directory bindings). Private to
+ * tx and msg, lua_dns.c, lua_directory.c and lua_spf.c are the yielding
+ * indimail.dns, indimail.directory and indimail.spf bindings). Private to
  * src/lua: everything else uses lua_hook.h.
  */
 #ifndef INDIMAIL_LUA_HOOK_INT_H
@@ -12,6 +12,7 @@
 
 #include "../directory/directory.h"
 #include "../net/dns.h"
+#include "../net/spf_job.h"
 #include "lua_budget.h"
 #include "lua_hook.h"
 
@@ -57,6 +58,9 @@ struct hook_call {
 	struct dir_query *dirq;		/* the lookup in flight */
 	int		 dir_kind;	/* enum dir_entry_kind */
 	struct dir_entry dent;		/* its answer */
+	/* indimail.spf (lua_spf.c) */
+	struct spf_job	*spfq;		/* the check in flight */
+	struct spf_answer spfa;		/* its answer */
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -132,5 +136,9 @@ void	hook_dns_clear(struct dns_pending *);
 /* lua_directory.c: a finished call stops its lookup; a freed one lets go. */
 void	hook_dir_cancel(struct hook_call *);
 void	hook_dir_release(struct hook_call *);
+
+/* lua_spf.c: the same for an SPF check. */
+void	hook_spf_cancel(struct hook_call *);
+void	hook_spf_release(struct hook_call *);
 
 #endif

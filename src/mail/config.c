@@ -11,6 +11,20 @@
 #include "config.h"
 #include "../lib/xalloc.h"
 
+/* dns, dns_cache and spf */
+static void
+dns_defaults(struct config *c)
+{
+	c->dns_timeout_ms = 5000;
+	c->dns_cache_size = 4096;
+	c->dns_cache_max_ttl = 3600;
+	c->dns_cache_negative_ttl = 300;
+	c->spf_timeout_ms = 20 * 1000;	/* RFC 7208 4.6.4: at least 20 s */
+	c->spf_jobs = 2;		/* of libuv's 4 pool threads */
+	c->spf_cache_size = 1024;
+	c->spf_cache_ttl = 300;
+}
+
 void
 config_defaults(struct config *c)
 {
@@ -18,10 +32,7 @@ config_defaults(struct config *c)
 	c->queue_count = 1;
 	c->queue_split = 16;
 	c->log_level = 1;	/* info */
-	c->dns_timeout_ms = 5000;
-	c->dns_cache_size = 4096;
-	c->dns_cache_max_ttl = 3600;
-	c->dns_cache_negative_ttl = 300;
+	dns_defaults(c);
 	c->max_command_line = 512;
 	c->max_text_line = 1000;
 	c->max_message_size = 25 * 1024 * 1024;

@@ -192,6 +192,11 @@ struct config {
 	size_t		 dns_cache_size;	/* slots; 0: no cache */
 	int		 dns_cache_max_ttl;	/* seconds */
 	int		 dns_cache_negative_ttl;	/* without an SOA */
+	/* spf = { timeout=, jobs=, cache_size=, cache_ttl= } (src/net/spf_job.h) */
+	int		 spf_timeout_ms;	/* a whole check */
+	int		 spf_jobs;		/* checks on the thread pool at once */
+	size_t		 spf_cache_size;	/* answers kept per worker; 0: none */
+	int		 spf_cache_ttl;		/* seconds */
 	char		*lua_dir;
 	/* issue 11: per-domain rules and the site policy search path */
 	char		*domain_rules;		/* folder of DOMAIN.lua, or NULL */
