@@ -2,7 +2,7 @@
  * lua_hook_int: what the files of the hook runner share (lua_hook.c runs
  * the stage, lua_verdict.c reads verdicts, lua_objects.c builds session,
  * tx and msg, lua_dns.c and lua_directory.c are the yielding indimail.dns
- * and indimail.directory bindings). Private to
+ * and indimail.directory bindings, lua_clamd.c indimail.clamd). Private to
  * src/lua: everything else uses lua_hook.h.
  */
 #ifndef INDIMAIL_LUA_HOOK_INT_H
@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 
 #include "../directory/directory.h"
+#include "../net/clamd.h"
 #include "../net/dns.h"
 #include "lua_budget.h"
 #include "lua_hook.h"
@@ -54,6 +55,11 @@ struct hook_call {
 	struct dir_query *dirq;		/* the lookup in flight */
 	int		 dir_kind;	/* enum dir_entry_kind */
 	struct dir_entry dent;		/* its answer */
+	/* indimail.clamd (lua_clamd.c) */
+	struct clamd_scan *clamq;	/* the scan in flight */
+	int		 clam_verdict;	/* enum clamd_verdict */
+	struct buf	 clam_text;	/* its virus name or error */
+	uint64_t	 clam_ms;
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -129,5 +135,8 @@ void	hook_dns_clear(struct dns_pending *);
 /* lua_directory.c: a finished call stops its lookup; a freed one lets go. */
 void	hook_dir_cancel(struct hook_call *);
 void	hook_dir_release(struct hook_call *);
+
+/* lua_clamd.c: a finished call stops its scan. */
+void	hook_clamd_cancel(struct hook_call *);
 
 #endif
