@@ -156,10 +156,10 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 	(void)b;
 	if (s->state == CLAMD_DONE || nread == 0)
 		return;
-	if (nread < 0) {
+	if (nread < 0) {	/* a failed write says more than the EOF after it */
+		int why = s->write_error ? s->write_error : (int)nread;
 		fail(s, nread == UV_EOF ? "connection closed before the reply" :
-		    "read", s->write_error ? s->write_error :
-		    nread == UV_EOF ? 0 : (int)nread);
+		    "read", why == UV_EOF ? 0 : why);
 		return;
 	}
 	s->reply.len += (size_t)nread;
