@@ -3,7 +3,7 @@
 -- started once for the file: a clean message is queued, EICAR in the body
 -- or in a base64 attachment is refused with 554 5.7.0 and event=virus,
 -- action quarantine queues it for the quarantine mailbox only, a scanner
--- that is down gives 451 4.7.0 (or passes with on_error = "pass"), a
+-- that is down or refuses the stream's size gives 451 4.7.0 (or passes with on_error = "pass"), a
 -- scanner that never answers gives 451 after the policy's timeout while
 -- the worker keeps serving other sessions.
 local D = require("daemon")
@@ -118,6 +118,15 @@ describe("virus policy (clamd INSTREAM)", function()
   end)
 
   describe("when the scanner is unavailable", function()
+    it("answers 451 when clamd refuses a stream over its StreamMaxLength (1M here)", function()
+      local d = start(("clamd = { socket = %q }, max_size = 4 * 1024 * 1024"):format(av.socket))
+      local body = (("y"):rep(76) .. "\r\n"):rep(20000)   -- 1.5 MB
+      local code, text = send(d, message("large", body))
+      assert.are.equal(451, code, text)
+      assert.truthy(virus_line(d, "result=error", "size limit exceeded"), d:log())
+    end)
+
+
     it("answers 451 4.7.0 when clamd's socket is gone (on_error default)", function()
       local d = start(("clamd = { socket = %q }"):format(scratch .. "/nobody.sock"))
       local code, text = send(d, message("hello", "text"))
