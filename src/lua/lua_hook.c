@@ -10,7 +10,8 @@
  * hooks went on, the selected domains' runtimes (lua_domain.c) run theirs
  * in the same call, each in its own state. Verdicts: lua_verdict.c;
  * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c;
- * indimail.directory: lua_directory.c; indimail.spf: lua_spf.c.
+ * indimail.directory: lua_directory.c; indimail.spf: lua_spf.c;
+ * indimail.clamd: lua_clamd.c.
  */
 #include <lauxlib.h>
 #include <string.h>
@@ -197,6 +198,7 @@ maybe_free(struct hook_call *c)
 	runtime_unref(c->main);
 	free(c->chain);
 	hook_dns_clear(&c->dns);
+	buf_free(&c->clam_text);
 	hook_verdict_free(&c->v);
 	if (c->timer_init)
 		uv_close((uv_handle_t *)&c->timer, on_timer_closed);
@@ -212,6 +214,7 @@ finish(struct hook_call *c)
 	c->v.delay_ms = c->delay_ms;
 	hook_dir_cancel(c);
 	hook_spf_cancel(c);
+	hook_clamd_cancel(c);
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->async && c->cb)

@@ -1,8 +1,9 @@
 /*
  * lua_hook_int: what the files of the hook runner share (lua_hook.c runs
  * the stage, lua_verdict.c reads verdicts, lua_objects.c builds session,
- * tx and msg, lua_dns.c, lua_directory.c and lua_spf.c are the yielding
- * indimail.dns, indimail.directory and indimail.spf bindings). Private to
+ * tx and msg, lua_dns.c, lua_directory.c, lua_spf.c and lua_clamd.c are
+ * the yielding indimail.dns, indimail.directory, indimail.spf and
+ * indimail.clamd bindings). Private to
  * src/lua: everything else uses lua_hook.h.
  */
 #ifndef INDIMAIL_LUA_HOOK_INT_H
@@ -11,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "../directory/directory.h"
+#include "../net/clamd.h"
 #include "../net/dns.h"
 #include "../net/spf_job.h"
 #include "lua_budget.h"
@@ -61,6 +63,11 @@ struct hook_call {
 	/* indimail.spf (lua_spf.c) */
 	struct spf_job	*spfq;		/* the check in flight */
 	struct spf_answer spfa;		/* its answer */
+	/* indimail.clamd (lua_clamd.c) */
+	struct clamd_scan *clamq;	/* the scan in flight */
+	int		 clam_verdict;	/* enum clamd_verdict */
+	struct buf	 clam_text;	/* its virus name or error */
+	uint64_t	 clam_ms;
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -140,5 +147,7 @@ void	hook_dir_release(struct hook_call *);
 /* lua_spf.c: the same for an SPF check. */
 void	hook_spf_cancel(struct hook_call *);
 void	hook_spf_release(struct hook_call *);
+/* lua_clamd.c: a finished call stops its scan. */
+void	hook_clamd_cancel(struct hook_call *);
 
 #endif
