@@ -95,7 +95,7 @@ end
 function P.data(session, tx, msg)
   local spf = tx.notes.spf
   if spf and spf.mark and spf.header then
-    msg:add_header("Received-SPF", spf.header, "prepend")
+    msg:add_header("Received-SPF", spf.header, "trace")
   end
 end
 

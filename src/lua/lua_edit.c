@@ -72,24 +72,27 @@ check_value(lua_State *L, const char *what, size_t *n)
 	return v;
 }
 
-/* msg:add_header(name, value [, "prepend"|"append"]) -> () */
+/* msg:add_header(name, value [, "prepend"|"append"|"trace"]) -> () */
 static int
 m_add_header(lua_State *L)
 {
-	static const char *const where[] = { "prepend", "append", NULL };
+	static const char *const where[] = { "prepend", "append", "trace",
+	    NULL };
+	static const char *const event[] = { "header_prepend",
+	    "header_append", "header_trace" };
 	size_t n, vn;
 	const char *name, *v, *err;
 	struct hook_call *c = msg_edit_call(L, "msg:add_header()", &name, &n);
-	int append;
+	int pos;
 
 	v = check_value(L, "msg:add_header()", &vn);
-	append = luaL_checkoption(L, 4, "prepend", where);
-	err = msg_edit_add(c->ctx->edit, c->ctx->message->data,
-	    c->ctx->header_len, name, n, v, vn, append);
+	pos = luaL_checkoption(L, 4, "prepend", where);
+	err = pos == 2 ? msg_edit_add_trace(c->ctx->edit, name, n, v, vn) :
+	    msg_edit_add(c->ctx->edit, c->ctx->message->data,
+	    c->ctx->header_len, name, n, v, vn, pos == 1);
 	if (err)
 		return luaL_error(L, "msg:add_header(): %s", err);
-	log_edit(c, append ? "header_append" : "header_prepend", "name", name,
-	    -1);
+	log_edit(c, event[pos], "name", name, -1);
 	return 0;
 }
 

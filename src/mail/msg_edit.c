@@ -32,6 +32,7 @@ msg_edit_free(struct msg_edit *e)
 	for (size_t i = 0; i < e->nins; i++)
 		buf_free(&e->ins[i].text);
 	msg_replaces_free(&e->rep);
+	buf_free(&e->trace);
 	msg_edit_init(e);
 }
 
@@ -171,6 +172,23 @@ msg_edit_add(struct msg_edit *e, const char *msg, size_t hlen,
 	start(e, msg, hlen);
 	return insert_field(e, append ? e->n : 0,
 	    make_field(e, name, nlen, v, vlen), nlen);
+}
+
+const char *
+msg_edit_add_trace(struct msg_edit *e, const char *name, size_t nlen,
+    const char *v, size_t vlen)
+{
+	char *own = make_field(e, name, nlen, v, vlen);
+	struct buf above = BUF_INIT;
+
+	if (own == NULL)
+		return "the added headers would pass 64 KiB";
+	buf_appends(&above, own);
+	buf_append(&above, e->trace.data, e->trace.len);
+	buf_free(&e->trace);
+	e->trace = above;
+	free(own);
+	return NULL;
 }
 
 static void

@@ -67,6 +67,7 @@ struct msg_edit {
 	struct msg_insert ins[MSG_EDIT_INSERTS_MAX];
 	size_t		 nins;
 	struct msg_replaces rep;
+	struct buf	 trace;		/* fields above our Received (RFC 7208 9.1) */
 };
 
 void	msg_edit_init(struct msg_edit *);
@@ -84,6 +85,14 @@ const char *msg_edit_check_value(const char *v, size_t n);
 const char *msg_edit_add(struct msg_edit *, const char *msg, size_t hlen,
 	    const char *name, size_t nlen, const char *v, size_t vlen,
 	    int append);
+/*
+ * Adds "Name: value" above the Received field this server writes, where
+ * RFC 7208 9.1 (Received-SPF) and RFC 8601 (Authentication-Results) want
+ * a receiver's trace fields; each new one goes on top. They are this
+ * server's own: the header edits above never see them.
+ */
+const char *msg_edit_add_trace(struct msg_edit *, const char *name,
+	    size_t nlen, const char *v, size_t vlen);
 /* Removes every field named name; *count: how many. */
 const char *msg_edit_remove(struct msg_edit *, const char *msg, size_t hlen,
 	    const char *name, size_t nlen, size_t *count);

@@ -30,7 +30,8 @@
  * reader reads no further: whatever was accepted can be read back.
  */
 #define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)
-/* The pieces of a message a write takes (Received, edited header, body). */
+/* The pieces of a message a write takes (trace fields above our Received,
+ * Received and the edited header, the body's pieces). */
 #define QUEUE_PIECES_MAX	(MSG_EDIT_PIECES_MAX + 2)
 
 struct queue_backend;

@@ -245,6 +245,9 @@ write_to(struct smtp_session *s, const struct queue_backend *qb,
 		msg_edit_header(&s->edit, s->msg.data, &s->received);
 		from = s->header_len;
 	}
+	if (s->edit.trace.len > 0)
+		p[n++] = (struct msg_piece){ s->edit.trace.data,
+		    s->edit.trace.len };
 	p[n++] = (struct msg_piece){ s->received.data, s->received.len };
 	n += msg_edit_pieces(&s->edit, s->msg.data, s->msg.len, from, p + n);
 	if (qb->write(s->srv->loop, s->srv->queue, e, p, n,

@@ -57,8 +57,10 @@ describe("spf policy", function()
     it("accepts a sender whose domain designates the client and marks the message pass", function()
       local qid = d:send("a@pass.test", { "alice@example.test" }, MSG)
       local _, msg = d:queued(qid)
-      assert.matches("\nReceived%-SPF: pass %(.-%) client%-ip=127%.0%.0%.1; " ..
+      assert.matches("^Received%-SPF: pass %(.-%) client%-ip=127%.0%.0%.1; " ..
         "envelope%-from=\"a@pass%.test\"; helo=client%.example%.test; receiver=[^;]+; identity=mailfrom\r?\n", msg)
+      -- RFC 7208 9.1: above the Received field this server adds
+      assert.truthy(msg:find("Received-SPF:", 1, true) < msg:find("\nReceived: from", 1, true))
       assert.truthy(d:wait_log("event=spf .*result=pass", 2))
     end)
 

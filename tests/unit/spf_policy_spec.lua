@@ -65,7 +65,7 @@ describe("spf policy", function()
     assert.are.equal("mark", I.logs[1].action)
     local added = {}
     H.data(session(), t, { add_header = function(_, n, v, w) added = { n, v, w } end })
-    assert.are.same({ "Received-SPF", "x (y) identity=mailfrom", "prepend" }, added)
+    assert.are.same({ "Received-SPF", "x (y) identity=mailfrom", "trace" }, added)
   end)
 
   it("never checks a logged-in user or a relay_from client", function()
