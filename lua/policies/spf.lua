@@ -7,6 +7,9 @@
 -- policies (DMARC). The check runs off the event loop
 -- (indimail.spf.check, docs/lua.md). Logged: event=spf result= action=
 -- Never checked: logged-in users, relay_from clients, the local socket.
+-- With helo = true (or a table of actions over the defaults) the HELO
+-- identity is also checked at HELO/EHLO (RFC 7208 2.3): a reject or
+-- tempfail answers the HELO; the result goes into session.notes.spf_helo.
 --
 -- Example (docs/policies/spf.md):
 --   indimail.policy("spf", {
@@ -22,7 +25,7 @@ local RESULTS = { "pass", "fail", "softfail", "neutral", "none", "temperror", "p
 local DEFAULTS = { pass = "mark", fail = "reject", softfail = "mark", neutral = "mark",
   none = "mark", temperror = "tempfail", permerror = "mark" }
 local ACTIONS = { reject = true, tempfail = true, mark = true, accept = true }
-local KNOWN = { domains = true }
+local KNOWN = { domains = true, helo = true }
 for _, r in ipairs(RESULTS) do KNOWN[r] = true end
 local TEXT_MAX = 300
 
@@ -51,7 +54,13 @@ function P.setup(s)
     end
     settings.domains[d:lower()] = actions(o, "domains." .. d .. ".", settings.actions)
   end
-  return { mail = P.mail, data = P.data }
+  local h = s.helo
+  if h ~= nil and h ~= false and h ~= true and type(h) ~= "table" then
+    error("spf: helo must be true, false or a table of actions", 3)
+  end
+  if not h then return { mail = P.mail, data = P.data } end
+  settings.helo = actions(h == true and {} or h, "helo.", settings.actions)
+  return { helo = P.helo, mail = P.mail, data = P.data }
 end
 
 local function skipped(session)
@@ -89,6 +98,17 @@ function P.mail(session, tx)
     header = info.header, mark = action == "mark" }
   indimail.log("spf", { result = result, domain = info.domain, identity = info.identity,
     action = action, ip = session.ip })
+  return verdict(action, result, info)
+end
+
+-- HELO/EHLO: the HELO identity alone (helo = ... in the settings).
+function P.helo(session, helo)
+  if skipped(session) or helo == nil or helo == "" then return end
+  local result, info = indimail.spf.check{ ip = session.ip, helo = helo }
+  local action = settings.helo[result]
+  session.notes.spf_helo = { result = result, domain = info.domain }
+  indimail.log("spf", { result = result, domain = info.domain, identity = "helo",
+    stage = "helo", action = action, ip = session.ip })
   return verdict(action, result, info)
 end
 

@@ -118,4 +118,18 @@ describe("spf policy", function()
     local c = d:session()
     assert.equal(250, (c:cmd("MAIL FROM:<a@fail.test>")))
   end)
+  it("checks the HELO identity at EHLO with helo set (RFC 7208 2.3)", function()
+    local dm = dnsmasq.start{ dir = D.scratch_dir("dns"), records = ZONE }
+    defer(dm.stop)
+    local d = D.start_for_test{ dns = "127.0.0.1:" .. dm.port,
+      policies = 'indimail.policy("spf", { helo = { fail = "reject" } })' }
+    local c = d:connect()
+    assert.equal(220, (c:reply()))
+    local code, text = c:cmd("EHLO bad.helo.test")
+    assert.equal(550, code)
+    assert.matches("^550 5%.7%.23 SPF fail", text)
+    assert.truthy(d:wait_log("event=spf [^\n]*stage=helo", 2))
+    assert.equal(250, (c:cmd("EHLO mx.helo.test")))
+    assert.equal(250, (c:cmd("MAIL FROM:<>")))
+  end)
 end)

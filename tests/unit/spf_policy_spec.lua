@@ -85,4 +85,18 @@ describe("spf policy", function()
     assert.has_error(function() F.policy("spf", { fial = "reject" }) end,
       "spf: unknown setting 'fial'")
   end)
+  it("checks the HELO identity at HELO when helo is set, with its own actions", function()
+    local H, I = policy({ helo = { fail = "tempfail" } }, "fail",
+      { domain = "mail.example.org", identity = "helo", comment = "c", header = "h" })
+    local s = session()
+    s.notes = {}
+    local v = H.helo(s, "mail.example.org")
+    assert.are.same({ ip = "192.0.2.7", helo = "mail.example.org" }, I.asked[1])
+    assert.are.equal(451, v.code)
+    assert.are.equal("fail", s.notes.spf_helo.result)
+    assert.are.equal("helo", I.logs[1].identity)
+    local H2 = policy(nil, "fail")
+    assert.is_nil(H2.helo)
+    assert.has_error(function() F.policy("spf", { helo = "yes" }) end)
+  end)
 end)
