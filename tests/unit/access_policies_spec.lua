@@ -201,7 +201,7 @@ describe("accesslist", function()
       assert.is_nil(P.rcpt(S, tx("user" .. i .. "@big.example"), "peer" .. i .. "@example.test"))
     end
     assert.equal(553, P.rcpt(S, tx("user99999@big.example"), "peer1@example.test").code)
-    assert.is_true(os.clock() - t0 < 2, "10,000 lookups in under 2 s")
+    assert.is_true(os.clock() - t0 < 10, "a scan of 100,000 lines per lookup would take minutes")
   end)
 end)
 

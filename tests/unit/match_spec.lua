@@ -140,7 +140,7 @@ describe("match.wildmat", function()
 		local m = match.wildmat({ ("*a"):rep(20) .. "*b" })
 		local t0 = os.clock()
 		assert.is_false(m:match(("a"):rep(2000)))
-		assert.is_true(os.clock() - t0 < 0.5)
+		assert.is_true(os.clock() - t0 < 5, "exponential backtracking would take far longer")
 	end)
 
 	it("refuses a bad wildmat", function()

@@ -22,6 +22,12 @@ local function error_of(fn)
 	return (err:gsub("^tests/unit/tables_spec%.lua:%d+: ", ""))
 end
 
+-- A bound on CPU seconds that catches a scan per entry or per lookup
+-- (quadratic: minutes at 100,000), not a speed measurement: a loaded CI
+-- machine must not fail it. The issue's "under a second" is measured by
+-- make bench (docs/benchmarks.md), not here.
+local SCALE_BOUND = 5
+
 local function timed(fn)
 	local t0 = os.clock()
 	local r = fn()
@@ -85,13 +91,13 @@ end)
 describe("a 100,000-entry table", function()
 	local N = 100000
 
-	it("loads from a control file in under a second and answers 100,000 lookups in under one", function()
+	it("loads 100,000 lines from a control file and answers 100,000 lookups without a scan per entry", function()
 		local lines = {}
 		for i = 1, N do lines[i] = ("blocked%d.example.com"):format(i) end
 		local p = write("big", "# generated\n" .. table.concat(lines, "\n") .. "\n")
 		local m, load_time = timed(function() return tables.control(p, { match = "domain" }) end)
 		assert.are.equal(N, m:size())
-		assert.is_true(load_time < 1, ("load took %.3f s"):format(load_time))
+		assert.is_true(load_time < SCALE_BOUND, ("load took %.3f s"):format(load_time))
 		local hits, lookup_time = timed(function()
 			local hits = 0
 			for i = 1, N do
@@ -101,15 +107,15 @@ describe("a 100,000-entry table", function()
 			return hits
 		end)
 		assert.are.equal(N, hits)   -- "example.com" entries: not their subdomains
-		assert.is_true(lookup_time < 1, ("lookups took %.3f s"):format(lookup_time))
+		assert.is_true(lookup_time < SCALE_BOUND, ("lookups took %.3f s"):format(lookup_time))
 	end)
 
-	it("of CIDR prefixes loads in under a second; lookups do not scan it", function()
+	it("of 100,000 CIDR prefixes loads, and lookups do not scan it", function()
 		local lines = {}
 		for i = 1, N do lines[i] = ("%d.%d.%d.0/24"):format(10 + i // 65536, i // 256 % 256, i % 256) end
 		local p = write("bignets", table.concat(lines, "\n") .. "\n")
 		local m, load_time = timed(function() return tables.control(p, { match = "cidr" }) end)
-		assert.is_true(load_time < 1, ("load took %.3f s"):format(load_time))
+		assert.is_true(load_time < SCALE_BOUND, ("load took %.3f s"):format(load_time))
 		local hits, lookup_time = timed(function()
 			local hits = 0
 			for i = 1, N do
@@ -119,7 +125,7 @@ describe("a 100,000-entry table", function()
 		end)
 		assert.are.equal(N, hits)
 		assert.is_false(m:match("12.0.0.1"))
-		assert.is_true(lookup_time < 1, ("lookups took %.3f s"):format(lookup_time))
+		assert.is_true(lookup_time < SCALE_BOUND, ("lookups took %.3f s"):format(lookup_time))
 	end)
 end)
 
@@ -161,7 +167,7 @@ describe("tables.cdb", function()
 		assert.is_nil(m:lookup("other.test"))
 	end)
 
-	it("loads 100,000 records in under a second", function()
+	it("loads 100,000 records without a scan per entry", function()
 		local recs = {}
 		for i = 1, 100000 do
 			local k = ("user%d@example.com"):format(i)
@@ -170,7 +176,7 @@ describe("tables.cdb", function()
 		local p = cdb("big.cdb", table.concat(recs, "\n"))
 		local m, load_time = timed(function() return tables.cdb(p) end)
 		assert.are.equal(100000, m:size())
-		assert.is_true(load_time < 1, ("load took %.3f s"):format(load_time))
+		assert.is_true(load_time < SCALE_BOUND, ("load took %.3f s"):format(load_time))
 		assert.are.equal("1", m:lookup("user99999@example.com"))
 	end)
 
