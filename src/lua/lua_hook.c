@@ -171,17 +171,32 @@ on_hook_timeout(uv_timer_t *t)
 	maybe_free(c);
 }
 
-/* Starts hook c->index in a new coroutine and pushes its arguments. */
+/*
+ * The call's coroutine: the one the previous hook of this runtime returned
+ * from normally (a finished coroutine runs a new function like a fresh
+ * one: a stage's hooks share it instead of each making its own thread),
+ * else a new one.
+ */
+static lua_State *
+hook_coroutine(struct hook_call *c)
+{
+	lua_State *L = c->rt->L;
+
+	if (c->co != NULL)
+		return c->co;
+	c->co = lua_newthread(L);
+	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	*(struct hook_call **)lua_getextraspace(c->co) = c;
+	return c->co;
+}
+
+/* Starts hook c->index in the call's coroutine and pushes its arguments. */
 static int
 start_hook(struct hook_call *c)
 {
-	lua_State *L = c->rt->L, *co;
+	lua_State *L = c->rt->L, *co = hook_coroutine(c);
 	int nargs = 1;
 
-	co = lua_newthread(L);
-	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	c->co = co;
-	*(struct hook_call **)lua_getextraspace(co) = c;
 	budget_start(&c->budget, c->rt->cfg.hook_instructions);
 	c->name = runtime_push_hook(c->rt, c->stage, c->index);
 	lua_xmove(L, co, 1);
@@ -264,10 +279,12 @@ step(struct hook_call *c, int nargs)
 		struct hook_call *prev;
 		int nres = 0, status;
 
-		if (c->co == NULL) {
-			if (c->index >= c->rt->nhooks[c->stage] &&
-			    next_domain(c) < 0)
-				return HOOK_DONE;
+		if (c->co == NULL || lua_status(c->co) == LUA_OK) {
+			if (c->index >= c->rt->nhooks[c->stage]) {
+				release_co(c);	/* of this runtime's state */
+				if (next_domain(c) < 0)
+					return HOOK_DONE;
+			}
 			nargs = start_hook(c);
 		}
 		c->running = 1;
@@ -303,8 +320,7 @@ step(struct hook_call *c, int nargs)
 		}
 		if (hook_returned(c, nres))
 			return HOOK_DONE;
-		lua_settop(c->co, 0);
-		release_co(c);
+		lua_settop(c->co, 0);	/* finished: the next hook reuses it */
 		c->index++;
 		hook_verdict_free(&c->v);
 		hook_verdict_init(&c->v);
