@@ -180,16 +180,22 @@ end
 -- A compiled wildmat: { whole = "^...$" } without a star, else the
 -- anchored head (nil when the wildmat starts with a star), the non-empty
 -- middle segments and the anchored tail (nil when it ends with a star),
--- so that a match builds no string and "*x*" is one search.
+-- so that a match builds no string and "*x*" is one search. A middle
+-- segment without ? or [...] is searched as plain text (no pattern engine).
 local function wild_compile(p, key, where)
   local segs = wild_segments(p, key, where)
   local n = #segs
   if n == 1 then return { whole = "^" .. segs[1] .. "$" } end
-  local mids = {}
+  local mids, plain = {}, {}
   for k = 2, n - 1 do
-    if segs[k] ~= "" then mids[#mids + 1] = segs[k] end
+    local seg = segs[k]
+    if seg ~= "" then
+      local literal = not seg:gsub("%%%p", ""):find("%W")   -- only lit() output
+      mids[#mids + 1] = literal and seg:gsub("%%(%p)", "%1") or seg
+      plain[#mids] = literal
+    end
   end
-  return { head = segs[1] ~= "" and "^" .. segs[1] or nil, mids = mids,
+  return { head = segs[1] ~= "" and "^" .. segs[1] or nil, mids = mids, plain = plain,
     tail = segs[n] ~= "" and segs[n] .. "$" or nil }
 end
 
@@ -202,8 +208,9 @@ local function wild_match(w, s)
     if not e then return false end
     pos = e + 1
   end
-  for _, seg in ipairs(w.mids) do
-    local _, e = s:find(seg, pos)
+  local mids, plain = w.mids, w.plain
+  for k = 1, #mids do
+    local _, e = s:find(mids[k], pos, plain[k])
     if not e then return false end
     pos = e + 1
   end
