@@ -148,37 +148,19 @@ local function subjects(session, tx)
   return list
 end
 
--- The limited subjects of a group: { {setting, counter key, what}, ... }.
-local function limited(session, tx, group)
-  local g, out = settings[group], {}
-  for _, s in ipairs(subjects(session, tx)) do
-    if g[s[1]] then out[#out + 1] = { s[1], ("ratelimit:%s-%s"):format(group, s[2]), s[3] } end
-  end
-  return out
-end
-
--- The same, made once per transaction and kept in tx.notes (its sender,
--- user and client do not change), so RCPT and the message build nothing.
-local function limited_in_tx(session, tx, group)
-  local notes = tx.notes
-  if not notes then return limited(session, tx, group) end
-  local cache = notes.ratelimit
-  if not cache then cache = {}; notes.ratelimit = cache end
-  local list = cache[group]
-  if not list then list = limited(session, tx, group); cache[group] = list end
-  return list
-end
-
 -- Checks (add = false) or counts (add = true) one unit for every subject.
 local function over(session, tx, group, noun, add)
   local g = settings[group]
-  for _, s in ipairs(limited_in_tx(session, tx, group)) do
-    local limit, key = g[s[1]], s[2]
-    local n = add and indimail.counter.add(key, g.interval) or indimail.counter.get(key, g.interval)
-    if (add and n > limit) or (not add and n >= limit) then
-      return refuse(session, group .. "." .. s[1], key, n, limit,
-        ("Too many %s from %s in %d s (limit %d), try again later")
-          :format(noun, s[3], g.interval, limit), 451, "4.7.1")
+  for _, s in ipairs(subjects(session, tx)) do
+    local limit = g[s[1]]
+    if limit then
+      local key = ("ratelimit:%s-%s"):format(group, s[2])
+      local n = add and indimail.counter.add(key, g.interval) or indimail.counter.get(key, g.interval)
+      if (add and n > limit) or (not add and n >= limit) then
+        return refuse(session, group .. "." .. s[1], key, n, limit,
+          ("Too many %s from %s in %d s (limit %d), try again later")
+            :format(noun, s[3], g.interval, limit), 451, "4.7.1")
+      end
     end
   end
 end
