@@ -18,6 +18,14 @@ scenario 1) and take the same smtp-source load in alternating rounds:
              (relay.test): a retired-address check at RCPT, header checks
              and a verdict at DATA.
 
+Postfix runs the nearest equivalent of each row after them (accept job,
+hold queue; one instance at a time), with restriction maps of the same sizes: no restrictions;
+HELO, sender and recipient maps with the default set's entries and anvil's
+rate limits counting (set far above the load), but no sender-domain DNS
+check (its resolver is the system's, docs/benchmarks.md "Not run");
+check_sender_access and check_recipient_access hash maps of 50,000
+entries each; header_checks with the domain file's header rules.
+
 Before the rounds a probe proves every policy of an instance is on (each
 must refuse its own test case with its own reply). After them, each queue
 must hold exactly what was sent to it: a policy that refused the bench's
@@ -236,6 +244,76 @@ def sets(R):
             domain]
 
 
+# ---------------------------------------------------------------- Postfix
+
+def write_lines(d, name, lines):
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write("".join(x + "\n" for x in lines))
+    return path
+
+
+def pf_default(d):
+    helo = write_lines(d, "helo", ["localhost.localdomain REJECT", "invalid REJECT"])
+    helo_re = write_lines(d, "helo_re", [r"/\.localdomain$/ REJECT"])
+    senders = write_lines(d, "senders", ["spam.example REJECT", ".bulk.example REJECT"])
+    sender_re = write_lines(d, "sender_re", ["/@.*@/ REJECT", "/%/ REJECT"])
+    rcpts = write_lines(d, "rcpts", ["retired.example REJECT", "all@example.test DUNNO"])
+    rcpt_re = write_lines(d, "rcpt_re", ["/%/ REJECT", "/!/ REJECT", "/@.*@/ REJECT"])
+    n = NEVER
+    return ("""smtpd_helo_required = yes
+smtpd_helo_restrictions = check_helo_access hash:%s, check_helo_access regexp:%s
+smtpd_sender_restrictions = check_sender_access hash:%s, check_sender_access regexp:%s
+smtpd_recipient_restrictions = check_recipient_access regexp:%s, check_recipient_access hash:%s
+smtpd_client_connection_count_limit = %d
+smtpd_client_connection_rate_limit = %d
+smtpd_client_message_rate_limit = %d
+smtpd_client_recipient_rate_limit = %d
+""" % (helo, helo_re, senders, sender_re, rcpt_re, rcpts, n, n, n, n),
+            [helo, senders, rcpts])
+
+
+def pf_access(d):
+    half = ACCESS_RULES // 2 - 1
+    senders = write_lines(d, "senders", ["s%d@senders.example DUNNO" % i for i in range(half)]
+                          + ["bench@bench.test DUNNO", "blocked@bench.test REJECT"])
+    rcpts = write_lines(d, "rcpts", ["r%d@rcpts.example DUNNO" % i for i in range(half)]
+                        + ["user@relay.test DUNNO"])
+    return ("smtpd_sender_restrictions = check_sender_access hash:%s\n"
+            "smtpd_recipient_restrictions = check_recipient_access hash:%s\n"
+            % (senders, rcpts), [senders, rcpts])
+
+
+def pf_domain(d):
+    checks = write_lines(d, "header_checks", [
+        "/^X-Spam-Flag:[[:space:]]*YES/ REJECT Message refused as spam",
+        "/^Subject:.*[Ll][Oo][Tt][Tt][Ee][Rr][Yy]/ REJECT Subject refused"])
+    return "header_checks = regexp:%s\n" % checks, []
+
+
+PF_SETS = {"off": None, "default": pf_default, "access100k": pf_access, "domain": pf_domain}
+
+
+def pf_probe(key, port):
+    """Postfix refuses what the restrictions of the row list."""
+    if key == "off":
+        return
+    c = smtplib.SMTP("127.0.0.1", port, local_hostname="client.bench.test", timeout=10)
+    try:
+        c.ehlo("client.bench.test")
+        if key == "domain":
+            c.mail("bench@bench.test")
+            c.rcpt("user@relay.test")
+            code = c.data(b"From: <a@bench.test>\r\nX-Spam-Flag: YES\r\n\r\nspam\r\n")[0]
+        else:
+            c.mail("x@spam.example" if key == "default" else "blocked@bench.test")
+            code = c.rcpt("user@relay.test")[0]
+    finally:
+        c.close()
+    if code < 500:
+        raise RuntimeError("Postfix probe %s: got %d, a 5xx expected" % (key, code))
+
+
 # ---------------------------------------------------------------- scenario
 
 def s6_policies(R, b):
@@ -246,22 +324,55 @@ def s6_policies(R, b):
     for ps, srv in insts:
         ps.probe(srv.port)
     m = warm_up(R, insts)
+    measure(R, b, insts, m, "pol_")
+    check_counts(R, b, insts, 1000 + ROUNDS * m)
+    postfix_rows(R, b)
+
+
+def postfix_rows(R, b):
+    """Postfix, one instance after the other (two private instances at once
+    hung here: the second one's postlogd blocked), each warmed up and then
+    timed ROUNDS times with the message count sized on the first."""
+    m = None
+    for ps in sets(R):
+        pf = R.Postfix(b, "pol-" + ps.key, "accept", restrictions=PF_SETS[ps.key]).start()
+        try:
+            pf_probe(ps.key, pf.port)
+            t = R.timed(R.source(pf.port, SESSIONS, 1000), 300)
+            m = m or R.calibrate_m(1000 / t, SESSIONS)
+            measure(R, b, [(ps, pf)], m, "pf_pol_")
+        finally:
+            check_held(R, b, [(ps, pf)], 1000 + ROUNDS * m if m else None)
+
+
+def measure(R, b, insts, m, prefix):
+    """ROUNDS rounds of m messages to each instance, the order rotating so
+    that drift hits all alike; medians and CPU per message into b.r."""
     times = {ps.key: [] for ps, _ in insts}
     cpu = {ps.key: 0.0 for ps, _ in insts}
     for r in range(ROUNDS):
-        order = insts[r % len(insts):] + insts[:r % len(insts)]   # rotate: drift hits all alike
-        for ps, srv in order:
+        for ps, srv in insts[r % len(insts):] + insts[:r % len(insts)]:
             c0 = R.cpu_of(srv)
-            times[ps.key].append(R.timed(R.source(srv.port, SESSIONS, m), 120))
+            times[ps.key].append(R.timed(R.source(srv.port, SESSIONS, m), 300))
             cpu[ps.key] += R.cpu_of(srv) - c0
     for ps, srv in insts:
         rate = m / statistics.median(times[ps.key])
-        b.r["pol_" + ps.key] = rate
-        b.r["pol_%s_cpu" % ps.key] = cpu[ps.key] / (ROUNDS * m)
-        b.detail("policies %s: m=%d; runs %s s -> %.0f msg/s, %.0f µs CPU/msg"
-                 % (ps.key, m, ", ".join("%.2f" % x for x in times[ps.key]), rate,
-                    1e6 * cpu[ps.key] / (ROUNDS * m)))
-    check_counts(R, b, insts, 1000 + ROUNDS * m)
+        b.r[prefix + ps.key] = rate
+        b.r["%s%s_cpu" % (prefix, ps.key)] = cpu[ps.key] / (ROUNDS * m)
+        b.detail("policies %s %s: m=%d; runs %s s -> %.0f msg/s, %.0f µs CPU/msg"
+                 % (srv.label(), ps.key, m, ", ".join("%.2f" % x for x in times[ps.key]),
+                    rate, 1e6 * cpu[ps.key] / (ROUNDS * m)))
+
+
+def check_held(R, b, pfs, want):
+    for ps, pf in pfs:
+        got = pf.held()
+        pf.stop()
+        if want is None:
+            continue
+        b.detail("policies %s: Postfix hold queue holds %d of %d sent" % (ps.key, got, want))
+        if got != want:
+            R.odd("policies %s: Postfix holds %d messages, %d were sent" % (ps.key, got, want))
 
 
 def warm_up(R, insts):
@@ -269,7 +380,7 @@ def warm_up(R, insts):
     folders); the message count of a run from the no-policy one's rate."""
     t = None
     for ps, srv in insts:
-        dt = R.timed(R.source(srv.port, SESSIONS, 1000), 120)
+        dt = R.timed(R.source(srv.port, SESSIONS, 1000), 300)
         t = t or dt
     return R.calibrate_m(1000 / t, SESSIONS)
 
@@ -300,19 +411,29 @@ def queue_stats(R, b, srv, want):
 
 # ---------------------------------------------------------------- table
 
+PF_LABELS = {"default": "HELO/sender/recipient maps, anvil limits; no DNS check",
+             "access100k": "sender and recipient hash maps, 50,000 entries each",
+             "domain": "header_checks, 2 regexps"}
+
+
 def table(R, b):
     g = b.r.get
-    off, coff = g("pol_off"), g("pol_off_cpu")
     cell = lambda r, c: R.Cell(text="%s (CPU %s)" % (R.Cell(r, unit="msg/s"),
                                                       R.Cell(c * 1e6, unit="µs/msg"))) \
         if r and c else R.Cell(r, unit="msg/s")
-    b.row("6. accept, %d sessions, no policies" % SESSIONS, cell(off, coff),
-          R.Cell(text="n/a"), "—", "")
-    for ps in sets(R)[1:]:
+    for ps in sets(R):
         on, con = g("pol_" + ps.key), g("pol_%s_cpu" % ps.key)
-        b.row("6. same, %s" % ps.label, cell(on, con),
-              R.Cell(text="n/a (indimaild's policies)"), "—", cost(off, on, coff, con,
-                                                                ps.key == "default"))
+        pon, pcon = g("pf_pol_" + ps.key), g("pf_pol_%s_cpu" % ps.key)
+        pf = cell(pon, pcon)
+        if ps.key == "off":
+            b.row("6. accept, %d sessions, no policies" % SESSIONS, cell(on, con), pf,
+                  R.fmt_ratio(on, pon), "")
+            continue
+        if pon:
+            pf = R.Cell(text="%s [%s; %s]" % (pf, PF_LABELS[ps.key], cost(
+                g("pf_pol_off"), pon, g("pf_pol_off_cpu"), pcon, False)))
+        b.row("6. same, %s" % ps.label, cell(on, con), pf, R.fmt_ratio(on, pon),
+              cost(g("pol_off"), on, g("pol_off_cpu"), con, ps.key == "default"))
 
 
 def cost(off, on, coff, con, target):
