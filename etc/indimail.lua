@@ -62,5 +62,8 @@ indimail.config {
   timeouts = { command = 300, data = 600, tls = 30, hook = 30, drain = 30 },
 }
 
--- Reject senders whose domain has no MX/A/AAAA (not for relay clients).
-indimail.policy("sender_domain", { skip_relay_clients = true })
+-- The default policy set (etc/policies.lua, docs/policies/default.md):
+-- badhelo, badmailfrom, envrules, sender_domain (senders whose domain has
+-- no MX/A/AAAA; not for relay clients), relay, ratelimit, badrcptto and
+-- accesslist, with the lists in etc/control/. Greylisting is not in it.
+dofile("etc/policies.lua")({ domains = { "example.test", "localhost" } })

@@ -24,7 +24,7 @@ local route_opts     -- the relay options of ROUTE= (route_timeouts)
 
 local function bad(where, why) error(("envrules: %s: %s"):format(where, why), 0) end
 
--- One line into { pattern=, vars = { {name, value or false}, ... } }.
+-- One line into { pattern=, matches = compiled pattern, vars = { {name, value or false}, ... } }.
 function P.parse_line(line, where)
   local pat, rest = line:match("^([^:]*):(.*)$")
   if not pat or pat == "" then bad(where, "a line is pattern:VAR=value,...") end
@@ -34,7 +34,9 @@ function P.parse_line(line, where)
     if not name then bad(where, ("bad variable '%s' (VAR=value)"):format(item)) end
     vars[#vars + 1] = { name, value ~= "" and value }
   end
-  return { pattern = pat, vars = vars }
+  local ok, matches = pcall(match.wildmat_compile, pat, where)
+  if not ok then error("envrules: " .. matches, 0) end
+  return { pattern = pat, matches = matches, vars = vars }
 end
 
 local function add(list, line, where)
@@ -102,7 +104,7 @@ end
 -- Applies the first rule of list matching subject; returns it.
 local function apply(session, tx, list, subject, kind)
   for _, r in ipairs(list) do
-    if match.wildmat_match(r.pattern, subject) then
+    if r.matches(subject) then
       tx.notes.envrules = tx.notes.envrules or {}
       for _, v in ipairs(r.vars) do
         tx.env[v[1]] = v[2] or nil

@@ -155,7 +155,7 @@ local function wild_set(p, i, key, where)
 end
 
 -- Splits a wildmat at its stars into fixed-length Lua patterns.
-local function wild_compile(p, key, where)
+local function wild_segments(p, key, where)
   local segs, cur, i = {}, {}, 1
   while i <= #p do
     local c = p:sub(i, i)
@@ -177,26 +177,57 @@ local function wild_compile(p, key, where)
   return segs
 end
 
--- Glob matching with fixed-length segments: greedy leftmost, O(n * m).
-local function wild_match(segs, s)
+-- A compiled wildmat: { whole = "^...$" } without a star, else the
+-- anchored head (nil when the wildmat starts with a star), the non-empty
+-- middle segments and the anchored tail (nil when it ends with a star),
+-- so that a match builds no string and "*x*" is one search. A middle
+-- segment without ? or [...] is searched as plain text (no pattern engine).
+local function wild_compile(p, key, where)
+  local segs = wild_segments(p, key, where)
   local n = #segs
-  if n == 1 then return s:find("^" .. segs[1] .. "$") ~= nil end
-  local _, e = s:find("^" .. segs[1])
-  if not e then return false end
-  local pos = e + 1
+  if n == 1 then return { whole = "^" .. segs[1] .. "$" } end
+  local mids, plain = {}, {}
   for k = 2, n - 1 do
-    if segs[k] ~= "" then
-      _, e = s:find(segs[k], pos)
-      if not e then return false end
-      pos = e + 1
+    local seg = segs[k]
+    if seg ~= "" then
+      local literal = not seg:gsub("%%%p", ""):find("%W")   -- only lit() output
+      mids[#mids + 1] = literal and seg:gsub("%%(%p)", "%1") or seg
+      plain[#mids] = literal
     end
   end
-  return s:find(segs[n] .. "$", pos) ~= nil
+  return { head = segs[1] ~= "" and "^" .. segs[1] or nil, mids = mids, plain = plain,
+    tail = segs[n] ~= "" and segs[n] .. "$" or nil }
+end
+
+-- Glob matching with fixed-length segments: greedy leftmost, O(n * m).
+local function wild_match(w, s)
+  if w.whole then return s:find(w.whole) ~= nil end
+  local pos = 1
+  if w.head then
+    local _, e = s:find(w.head)
+    if not e then return false end
+    pos = e + 1
+  end
+  local mids, plain = w.mids, w.plain
+  for k = 1, #mids do
+    local _, e = s:find(mids[k], pos, plain[k])
+    if not e then return false end
+    pos = e + 1
+  end
+  return w.tail == nil or s:find(w.tail, pos) ~= nil
 end
 
 -- Does s match the wildmat p (case-sensitive)? Errors on a bad pattern.
+-- Compiles p on every call: for a pattern used again, M.wildmat_compile.
 function M.wildmat_match(p, s)
   return wild_match(wild_compile(p, p), s)
+end
+
+-- p compiled once (errors name `where`): a function(s) -> boolean,
+-- case-sensitive, for a rule checked on every message.
+function M.wildmat_compile(p, where)
+  local w = wild_compile(p, p, where)
+  return function(s) return wild_match(w, s) end
 end
 
 -- ---- the kinds ---------------------------------------------------------
@@ -218,13 +249,13 @@ kinds.domain = {
     if d == "" or d == "." or d:find("..", 1, true) or d:byte(-1) == 46 then
       bad("domain", key, where, "empty label")
     end
-    if d:sub(1, 1) == "." then self.sub[d:sub(2)] = value
+    if d:sub(1, 1) == "." then self.sub[d:sub(2)], self.has_sub = value, true
     else self.map[d] = value end
   end,
   lookup = function(self, s)
     local d = M.domain_of(s)
     local v = self.map[d]
-    if v ~= nil then return v end
+    if v ~= nil or not self.has_sub then return v end   -- no ".domain" entry: no walk
     for i = 1, 127 do   -- a.b.example.com -> b.example.com -> example.com
       d = d:match("^[^.]*%.(.+)$")
       if not d then return nil end
@@ -262,13 +293,13 @@ kinds.wildmat = {
   add = function(self, key, value, where)
     local neg = key:sub(1, 1) == "!"
     local p = fold(self, neg and key:sub(2) or key)
-    self.list[#self.list + 1] = { segs = wild_compile(p, key, where), neg = neg, value = value }
+    self.list[#self.list + 1] = { w = wild_compile(p, key, where), neg = neg, value = value }
   end,
   lookup = function(self, s)
     s = fold(self, s)
     for i = #self.list, 1, -1 do
       local e = self.list[i]
-      if wild_match(e.segs, s) then
+      if wild_match(e.w, s) then
         if e.neg then return nil end
         return e.value
       end
@@ -351,7 +382,7 @@ function Matcher:add(key, value, where)
 end
 
 function Matcher:lookup(s)
-  if type(s) ~= "string" then return nil end
+  if self.n == 0 or type(s) ~= "string" then return nil end   -- empty: no work per message
   return self.impl.lookup(self, s)
 end
 

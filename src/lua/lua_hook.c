@@ -262,22 +262,28 @@ push_args(lua_State *L, struct hook_call *c)
 }
 
 /*
- * (call) -> (): hook c->index in a new coroutine, its function and
- * arguments built on L and moved over (a fresh thread has room for them).
+ * (call) -> (): hook c->index in the call's coroutine, its function and
+ * arguments built on L and moved over. The coroutine is the one the
+ * previous hook of this runtime returned from normally (a finished
+ * coroutine runs a new function like a fresh one: a stage's hooks share
+ * it instead of each making its own thread), else a new one.
  */
 static int
 p_start_hook(lua_State *L)
 {
 	struct hook_call *c = lua_touserdata(L, 1);
-	lua_State *co = lua_newthread(L);
 
-	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	c->co = co;
-	*(struct hook_call **)lua_getextraspace(co) = c;
+	if (c->co == NULL) {
+		c->co = lua_newthread(L);
+		c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		*(struct hook_call **)lua_getextraspace(c->co) = c;
+	}
 	c->name = runtime_push_hook(c->rt, c->stage, c->index);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->session_ref);
 	push_args(L, c);
-	lua_xmove(L, co, c->nargs + 2);
+	if (!lua_checkstack(c->co, c->nargs + 2))	/* never raises in co */
+		luaL_error(L, "no room to start the hook");
+	lua_xmove(L, c->co, c->nargs + 2);
 	c->nargs++;			/* the session */
 	return 0;
 }
@@ -385,10 +391,12 @@ step(struct hook_call *c, int nargs)
 		struct hook_call *prev;
 		int nres = 0, status;
 
-		if (c->co == NULL) {
-			if (c->index >= c->rt->nhooks[c->stage] &&
-			    next_domain(c) < 0)
-				return HOOK_DONE;
+		if (c->co == NULL || lua_status(c->co) == LUA_OK) {
+			if (c->index >= c->rt->nhooks[c->stage]) {
+				release_co(c);	/* of this runtime's state */
+				if (next_domain(c) < 0)
+					return HOOK_DONE;
+			}
 			if ((nargs = start_hook(c)) < 0)
 				return HOOK_DONE;
 		}
@@ -426,8 +434,7 @@ step(struct hook_call *c, int nargs)
 		}
 		if (hook_returned(c, nres))
 			return HOOK_DONE;
-		lua_settop(c->co, 0);
-		release_co(c);
+		lua_settop(c->co, 0);	/* finished: the next hook reuses it */
 		c->index++;
 		hook_verdict_free(&c->v);
 		hook_verdict_init(&c->v);

@@ -65,10 +65,17 @@ ro_table(lua_State *L)
 	lua_getiuservalue(L, 1, 1);
 }
 
+/*
+ * __index, run for every field a hook reads. It is reached only by
+ * indexing an object of ro_wrap (the metatable cannot be read: __metatable
+ * is false and there is no debug library), so it skips luaL_checkudata's
+ * registry lookup by name.
+ */
 static int
 ro_index(lua_State *L)
 {
-	ro_table(L);
+	luaL_checktype(L, 1, LUA_TUSERDATA);
+	lua_getiuservalue(L, 1, 1);
 	lua_pushvalue(L, 2);
 	lua_rawget(L, -2);
 	return 1;
