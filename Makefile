@@ -2,7 +2,7 @@
 # `make run` and `make test` are the only two commands a new machine needs.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb
+PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb jansson
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
@@ -25,7 +25,7 @@ export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl \
-             libgmime-3.0-dev libcrypt-dev lua-rex-pcre2
+             libgmime-3.0-dev libcrypt-dev lua-rex-pcre2 libjansson-dev
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \

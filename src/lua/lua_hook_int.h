@@ -2,8 +2,9 @@
  * lua_hook_int: what the files of the hook runner share (lua_hook.c runs
  * the stage, lua_verdict.c reads verdicts, lua_objects.c builds session,
  * tx and msg, lua_dns.c, lua_directory.c, lua_spf.c, lua_clamd.c and
- * lua_bogofilter.c are the yielding indimail.dns, indimail.directory,
- * indimail.spf, indimail.clamd and indimail.bogofilter bindings). Private to
+ * lua_bogofilter.c, lua_rspamd.c are the yielding indimail.dns,
+ * indimail.directory, indimail.spf, indimail.clamd, indimail.bogofilter
+ * and indimail.rspamd bindings). Private to
  * src/lua: everything else uses lua_hook.h.
  */
 #ifndef INDIMAIL_LUA_HOOK_INT_H
@@ -15,6 +16,7 @@
 #include "../net/bogofilter.h"
 #include "../net/clamd.h"
 #include "../net/dns.h"
+#include "../net/rspamd.h"
 #include "../net/spf_job.h"
 #include "lua_budget.h"
 #include "lua_hook.h"
@@ -75,6 +77,11 @@ struct hook_call {
 	double		 bogo_score;
 	struct buf	 bogo_text;	/* its X-Bogosity value or error */
 	uint64_t	 bogo_ms;
+	/* indimail.rspamd (lua_rspamd.c) */
+	struct rspamd_check *rspq;	/* the check in flight */
+	int		 rsp_table;	/* its answer (registry ref) or LUA_NOREF */
+	struct buf	 rsp_error;
+	uint64_t	 rsp_ms;
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -158,5 +165,7 @@ void	hook_spf_release(struct hook_call *);
 void	hook_clamd_cancel(struct hook_call *);
 /* lua_bogofilter.c: a finished call kills its bogofilter child. */
 void	hook_bogofilter_cancel(struct hook_call *);
+/* lua_rspamd.c: a finished call stops its check. */
+void	hook_rspamd_cancel(struct hook_call *);
 
 #endif
