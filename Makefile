@@ -2,7 +2,7 @@
 # `make run` and `make test` are the only two commands a new machine needs.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb
+PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb jansson
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
@@ -25,14 +25,14 @@ export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl \
-             libgmime-3.0-dev libcrypt-dev lua-rex-pcre2
+             libgmime-3.0-dev libcrypt-dev lua-rex-pcre2 libjansson-dev
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \
              python3-spf python3-dnslib python3-yaml \
              dnsmasq-base procps postfix openssl iproute2 time \
              dovecot-imapd dovecot-pop3d dovecot-sqlite dovecot-mysql sqlite3 \
-             mariadb-server mariadb-client clamav-daemon
+             mariadb-server mariadb-client clamav-daemon bogofilter rspamd
 DEB_FUZZ  := clang libclang-rt-14-dev
 # What the README's first-message commands need (swaks -tls: Net::SSLeay).
 DEB_RUN   := swaks libnet-ssleay-perl
@@ -84,7 +84,7 @@ $(BIN)/indimaild: $(BUILD)/src/daemon/main.o $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-ADMIN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/admin*.c) src/cli/control.c)
+ADMIN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/admin*.c) src/cli/control.c src/cli/spam.c)
 $(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(ADMIN_OBJS) $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

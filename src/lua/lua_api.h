@@ -27,6 +27,8 @@ void	lua_regex_open(lua_State *);	/* adds indimail.regex.* */
 void	lua_directory_open(lua_State *);	/* adds indimail.directory.* */
 void	lua_spf_open(lua_State *);	/* adds indimail.spf.* */
 void	lua_clamd_open(lua_State *);	/* adds indimail.clamd.scan */
+void	lua_bogofilter_open(lua_State *);	/* indimail.bogofilter.classify */
+void	lua_rspamd_open(lua_State *);	/* adds indimail.rspamd.check */
 /* lua_check.c: lua_config_parse of the table at index 1, protected, whose
  * "bad config" error is raised as FILE:LINE of the offending key. */
 void	lua_config_read(lua_State *, struct config *);

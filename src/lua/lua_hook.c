@@ -11,7 +11,8 @@
  * in the same call, each in its own state. Verdicts: lua_verdict.c;
  * session, tx and msg: lua_objects.c; indimail.dns: lua_dns.c;
  * indimail.directory: lua_directory.c; indimail.spf: lua_spf.c;
- * indimail.clamd: lua_clamd.c.
+ * indimail.clamd: lua_clamd.c; indimail.bogofilter: lua_bogofilter.c;
+ * indimail.rspamd: lua_rspamd.c.
  */
 #include <lauxlib.h>
 #include <string.h>
@@ -199,6 +200,8 @@ maybe_free(struct hook_call *c)
 	free(c->chain);
 	hook_dns_clear(&c->dns);
 	buf_free(&c->clam_text);
+	buf_free(&c->bogo_text);	/* indimail.bogofilter */
+	buf_free(&c->rsp_error);	/* indimail.rspamd */
 	hook_verdict_free(&c->v);
 	if (c->timer_init)
 		uv_close((uv_handle_t *)&c->timer, on_timer_closed);
@@ -215,6 +218,8 @@ finish(struct hook_call *c)
 	hook_dir_cancel(c);
 	hook_spf_cancel(c);
 	hook_clamd_cancel(c);
+	hook_bogofilter_cancel(c);
+	hook_rspamd_cancel(c);
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->async && c->cb)

@@ -1,9 +1,10 @@
 /*
  * lua_hook_int: what the files of the hook runner share (lua_hook.c runs
  * the stage, lua_verdict.c reads verdicts, lua_objects.c builds session,
- * tx and msg, lua_dns.c, lua_directory.c, lua_spf.c and lua_clamd.c are
- * the yielding indimail.dns, indimail.directory, indimail.spf and
- * indimail.clamd bindings). Private to
+ * tx and msg, lua_dns.c, lua_directory.c, lua_spf.c, lua_clamd.c and
+ * lua_bogofilter.c, lua_rspamd.c are the yielding indimail.dns,
+ * indimail.directory, indimail.spf, indimail.clamd, indimail.bogofilter
+ * and indimail.rspamd bindings). Private to
  * src/lua: everything else uses lua_hook.h.
  */
 #ifndef INDIMAIL_LUA_HOOK_INT_H
@@ -12,8 +13,10 @@
 #include <lauxlib.h>
 
 #include "../directory/directory.h"
+#include "../net/bogofilter.h"
 #include "../net/clamd.h"
 #include "../net/dns.h"
+#include "../net/rspamd.h"
 #include "../net/spf_job.h"
 #include "lua_budget.h"
 #include "lua_hook.h"
@@ -68,6 +71,17 @@ struct hook_call {
 	int		 clam_verdict;	/* enum clamd_verdict */
 	struct buf	 clam_text;	/* its virus name or error */
 	uint64_t	 clam_ms;
+	/* indimail.bogofilter (lua_bogofilter.c) */
+	struct bogofilter_run *bogoq;	/* the child in flight */
+	int		 bogo_class;	/* enum bogofilter_class */
+	double		 bogo_score;
+	struct buf	 bogo_text;	/* its X-Bogosity value or error */
+	uint64_t	 bogo_ms;
+	/* indimail.rspamd (lua_rspamd.c) */
+	struct rspamd_check *rspq;	/* the check in flight */
+	int		 rsp_table;	/* its answer (registry ref) or LUA_NOREF */
+	struct buf	 rsp_error;
+	uint64_t	 rsp_ms;
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -149,5 +163,9 @@ void	hook_spf_cancel(struct hook_call *);
 void	hook_spf_release(struct hook_call *);
 /* lua_clamd.c: a finished call stops its scan. */
 void	hook_clamd_cancel(struct hook_call *);
+/* lua_bogofilter.c: a finished call kills its bogofilter child. */
+void	hook_bogofilter_cancel(struct hook_call *);
+/* lua_rspamd.c: a finished call stops its check. */
+void	hook_rspamd_cancel(struct hook_call *);
 
 #endif
