@@ -73,8 +73,8 @@ local function compile(r, where)
   end
   if r.flags then fail("%s: flags go with match = \"regex\"", where) end
   local m = match.new(kind)                -- a wildmat ignores case, as everywhere
-  local ok, err = pcall(m.add, m, r.pattern)
-  if not ok then fail("%s: %s", where, tostring(err)) end
+  local ok, err = pcall(m.add, m, r.pattern, true, where)
+  if not ok then fail("%s", tostring(err)) end
   if kind == "wildmat" then
     if r.where ~= "header" and r.where ~= "filename" then
       fail("%s: a wildmat matches a whole string: use it for header or filename rules", where)
