@@ -9,6 +9,9 @@
  * with "--" is added (a filter cannot make a boundary delimiter); the
  * edited message walks again to the same number of filtered parts. Bit 2
  * off: the filter keeps every chunk, and the output is the input.
+ * msg:parts()' leaf walk runs on every input too: each leaf's body fits
+ * the message, its file name is a string of at most MIME_FILENAME_MAX,
+ * and it lists at least the parts the filter walk filtered.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -81,6 +84,32 @@ walk(const char *m, size_t len)
 	return parts;
 }
 
+static void
+on_leaf(void *arg, const struct mime_entity *en, size_t body_len, int sealed)
+{
+	size_t *n = arg;
+
+	(void)sealed;
+	check(body_len <= n[1]);
+	check(strlen(en->filename) <= MIME_FILENAME_MAX);
+	n[0]++;
+}
+
+/* The leaf walk of msg:parts(): how many leaves. */
+static size_t
+leaves(const char *m, size_t len)
+{
+	struct body_filter f;
+	size_t n[2] = { 0, len };
+
+	body_filter_init(&f);
+	f.leaf = on_leaf;
+	f.arg = n;
+	check(body_filter_run(&f, m, len) == 0);
+	body_filter_free(&f);
+	return n[0];
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -113,6 +142,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memcmp(out.data, m, hlen) == 0));
 		check(dash_lines(out.data, out.len) <= dash_lines(m, len));
 		check(walk(out.data, out.len) == f.parts);
+		check(leaves(m, len) >= f.parts);
 	}
 	buf_free(&out);
 	msg_edit_free(&e);

@@ -358,6 +358,58 @@ m_filter_body(lua_State *L)
 	return 2;
 }
 
+/* ---- msg:parts ---------------------------------------------------------- */
+
+static const char *const cte_names[] = { "7bit", "8bit", "binary",
+    "quoted-printable", "base64", "unknown" };
+
+/* body_leaf_fn: appends { type, charset, encoding, filename, size, signed }
+ * to the list at the top of L. */
+static void
+on_leaf(void *arg, const struct mime_entity *en, size_t body_len, int sealed)
+{
+	lua_State *L = arg;
+
+	lua_createtable(L, 0, 6);
+	lua_pushstring(L, en->type);
+	lua_setfield(L, -2, "type");
+	lua_pushstring(L, en->charset);
+	lua_setfield(L, -2, "charset");
+	lua_pushstring(L, cte_names[en->cte]);
+	lua_setfield(L, -2, "encoding");
+	if (en->filename[0]) {
+		lua_pushstring(L, en->filename);
+		lua_setfield(L, -2, "filename");
+	}
+	lua_pushinteger(L, (lua_Integer)body_len);
+	lua_setfield(L, -2, "size");
+	lua_pushboolean(L, sealed);
+	lua_setfield(L, -2, "signed");
+	lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+}
+
+/*
+ * msg:parts() -> { { type=, charset=, encoding=, filename=, size=,
+ * signed= }, ... }: every leaf part of the message in order (message hook
+ * only), to depth 5, those inside multipart/signed or encrypted too.
+ */
+static int
+m_parts(lua_State *L)
+{
+	struct hook_call *c = hook_msg_call(L);
+	const struct buf *m = c->ctx->message;
+	struct body_filter f;
+
+	check_stage(L, c, "msg:parts()", 1);
+	lua_newtable(L);
+	body_filter_init(&f);
+	f.leaf = on_leaf;
+	f.arg = L;
+	body_filter_run(&f, m->data, m->len);
+	body_filter_free(&f);
+	return 1;
+}
+
 void
 hook_edit_msg_methods(lua_State *L)
 {
@@ -366,7 +418,8 @@ hook_edit_msg_methods(lua_State *L)
 		{ "remove_header", m_remove_header },
 		{ "replace_header", m_replace_header },
 		{ "append_text", m_append_text },
-		{ "filter_body", m_filter_body }, { NULL, NULL },
+		{ "filter_body", m_filter_body }, { "parts", m_parts },
+		{ NULL, NULL },
 	};
 
 	luaL_setfuncs(L, fns, 0);

@@ -275,6 +275,19 @@ parts(struct body_filter *f, size_t b, size_t e, const struct mime_entity *en,
 	return rc;
 }
 
+/* A multipart's parts, counting the signed/encrypted ones around. */
+static int
+sealed_parts(struct body_filter *f, size_t b, size_t e,
+    const struct mime_entity *en, int depth)
+{
+	int rc;
+
+	f->in_sealed += en->sealed;
+	rc = parts(f, b, e, en, depth);
+	f->in_sealed -= en->sealed;
+	return rc;
+}
+
 /* The entity m[b..e): its header, then its body by type. */
 static int
 walk(struct body_filter *f, size_t b, size_t e, int depth)
@@ -287,13 +300,17 @@ walk(struct body_filter *f, size_t b, size_t e, int depth)
 	hend = b + hend + (found ? 1 : 0);
 	if (hend > e)
 		hend = e;
-	if (en.sealed) {
+	if (en.sealed && f->leaf == NULL) {
 		f->sealed++;
 		return 0;
 	}
 	if (strncmp(en.type, "multipart/", 10) == 0 && en.boundary[0] &&
 	    depth < MIME_DEPTH_MAX)
-		return parts(f, hend, e, &en, depth);
+		return sealed_parts(f, hend, e, &en, depth);
+	if (f->leaf) {
+		f->leaf(f->arg, &en, e - hend, f->in_sealed > 0);
+		return 0;
+	}
 	if (found && wanted(f, en.type) && en.cte != MIME_CTE_UNKNOWN)
 		return filter_part(f, &en, hend, e);
 	return 0;

@@ -38,12 +38,21 @@ struct body_part {
 typedef int (*body_filter_fn)(void *arg, const struct body_part *,
 	    const char *chunk, size_t n, int last, struct buf *out);
 
+/*
+ * msg:parts(): set as leaf, the walk lists every leaf entity instead (any
+ * type, inside signed and encrypted multiparts too), with the depth of
+ * signed/encrypted multiparts around it, and filters nothing.
+ */
+typedef void (*body_leaf_fn)(void *arg, const struct mime_entity *,
+	    size_t body_len, int sealed);
+
 struct body_filter {
 	/* in */
 	const char	*types[BODY_FILTER_TYPES_MAX];
 	size_t		 ntypes;	/* 0: text/plain and text/html */
 	size_t		 max;		/* replacement bytes in all */
 	body_filter_fn	 fn;
+	body_leaf_fn	 leaf;		/* instead of fn: list the leaves */
 	void		*arg;
 	/* out */
 	struct msg_replaces rep;
@@ -55,6 +64,7 @@ struct body_filter {
 	size_t		 len;
 	const char	*bounds[MIME_DEPTH_MAX];
 	size_t		 nbounds;
+	int		 in_sealed;	/* leaf walk: inside signed/encrypted */
 	struct buf	 out, enc;
 };
 

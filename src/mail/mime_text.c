@@ -101,6 +101,34 @@ read_cte(struct mime_entity *en, const char *v)
 	en->opaque = en->cte == MIME_CTE_BASE64 || en->cte == MIME_CTE_UNKNOWN;
 }
 
+/*
+ * The file name of an attachment: Content-Disposition's filename (RFC
+ * 2183), else Content-Type's name; an RFC 2231 "filename*=charset''x"
+ * gives x as written (percent escapes kept). Encoded words stay encoded.
+ */
+static void
+read_filename(struct mime_entity *en, const char *v, int disposition)
+{
+	char f[MIME_FILENAME_MAX + 1];
+	const char *q;
+
+	if (!disposition) {
+		if (!en->from_disposition)
+			param(v, "name", en->filename, MIME_FILENAME_MAX);
+		return;
+	}
+	param(v, "filename", f, MIME_FILENAME_MAX);
+	if (f[0] == '\0') {
+		param(v, "filename*", f, MIME_FILENAME_MAX);
+		if ((q = strstr(f, "''")) != NULL)
+			memmove(f, q + 2, strlen(q + 2) + 1);
+	}
+	if (f[0] != '\0') {
+		memcpy(en->filename, f, sizeof(f));
+		en->from_disposition = 1;
+	}
+}
+
 void
 mime_entity_read(const char *h, size_t n, struct mime_entity *en)
 {
@@ -114,6 +142,10 @@ mime_entity_read(const char *h, size_t n, struct mime_entity *en)
 		if (header_name_is(&f, "Content-Type", 12)) {
 			header_value(&v, &f);
 			read_type(en, buf_cstr(&v));
+			read_filename(en, buf_cstr(&v), 0);
+		} else if (header_name_is(&f, "Content-Disposition", 19)) {
+			header_value(&v, &f);
+			read_filename(en, buf_cstr(&v), 1);
 		} else if (header_name_is(&f, "Content-Transfer-Encoding", 25)) {
 			header_value(&v, &f);
 			read_cte(en, buf_cstr(&v));

@@ -40,6 +40,7 @@ struct mime_text {
 
 #define MIME_DEPTH_MAX		5	/* nesting followed */
 #define MIME_BOUNDARY_MAX	200
+#define MIME_FILENAME_MAX	255	/* longer names are cut */
 
 /* Content-Transfer-Encoding; the first three are the identity. */
 enum mime_cte { MIME_CTE_7BIT, MIME_CTE_8BIT, MIME_CTE_BINARY, MIME_CTE_QP,
@@ -50,9 +51,11 @@ struct mime_entity {
 	char		 type[64];	/* "text/plain", lowercase */
 	char		 charset[64];	/* as given, or "" */
 	char		 boundary[MIME_BOUNDARY_MAX + 1];
+	char		 filename[MIME_FILENAME_MAX + 1];	/* or "" */
 	enum mime_cte	 cte;
 	int		 qp, opaque;	/* quoted-printable; base64 or unknown */
 	int		 sealed;	/* a Content-Type says signed/encrypted */
+	int		 from_disposition;	/* filename came from it */
 };
 
 /* Content-Type and Content-Transfer-Encoding of the header h[0..n). */

@@ -194,4 +194,39 @@ assert h.get_content() == '<html><body>html [redacted]</body></html><p>Footer \u
     end
     assert.equal(0, #maildir.new_files(d, "alice"))
   end)
+
+  it("msg:parts() lists every leaf part with its file name, inside signed messages too", function()
+    local d = start([[
+      indimail.hook("message", function(s, tx, m)
+        for i, p in ipairs(m:parts()) do
+          indimail.log("part", { i = i, type = p.type, filename = p.filename or "-",
+            encoding = p.encoding, size = p.size, signed = tostring(p.signed) })
+        end
+      end, "parts")]])
+    local body = table.concat({ "--s", 'Content-Type: multipart/mixed; boundary="m"', "",
+      "--m", "Content-Type: text/plain; charset=utf-8", "", "hi", "--m",
+      'Content-Type: application/octet-stream; name="ignored.bin"',
+      "Content-Disposition: attachment;", " filename*=utf-8''r%C3%A9sum%C3%A9.exe",
+      "Content-Transfer-Encoding: base64", "", "AAAA", "--m",
+      "Content-Type: application/msword; name=b.doc", "", "x", "--m--",
+      "--s", "Content-Type: application/pgp-signature", "", "sig", "--s--", "" }, "\n")
+    d:send("bob@example.test", { "alice@example.test" }, message(hdr("Subject: parts",
+      'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary="s"'), body))
+    local want = {
+      "i=1 type=text/plain filename=- encoding=7bit size=2 signed=true",
+      "i=2 type=application/octet-stream filename=r%C3%A9sum%C3%A9.exe encoding=base64 size=4 signed=true",
+      "i=3 type=application/msword filename=b.doc encoding=7bit size=1 signed=true",
+      "i=4 type=application/pgp-signature filename=- encoding=7bit size=3 signed=true",
+    }
+    for _, w in ipairs(want) do
+      local ok = D.eventually(function()
+        for line in d:log():gmatch("[^\n]*event=part [^\n]*") do
+          local all = true
+          for f in w:gmatch("%S+") do all = all and line:find(" " .. f, 1, true) ~= nil end
+          if all then return true end
+        end
+      end, 3)
+      assert.is_truthy(ok, w .. "\n" .. d:log())
+    end
+  end)
 end)
