@@ -488,6 +488,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	lua_directory_open(L);
 	lua_spf_open(L);
 	lua_clamd_open(L);
+	lua_submit_open(L);
 }
 
 int
