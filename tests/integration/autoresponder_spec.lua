@@ -175,3 +175,53 @@ describe("indimail user vacation", function()
     assert.equal(64, code)
   end)
 end)
+
+describe("indimail.submit", function()
+  after_each(cleanup.run)
+
+  -- The message hook tries each bad call, logs their errors (r1= ...) and
+  -- rejects the message.
+  local PROBE = [[
+local function try(t)
+  local ok, err = pcall(indimail.submit, t)
+  return ok and "ok" or tostring(err):gsub("^.-indimail%.submit", "indimail.submit")
+end
+indimail.hook("mail", function()
+  local ok, err = pcall(indimail.submit, {})
+  if not ok and tostring(err):find("message hook only", 1, true) then return end
+  return indimail.reject("mail stage allowed it", 550, "5.7.1")
+end, "probe")
+indimail.hook("message", function(session, tx, msg)
+  local good = { from = "", to = { "x@remote.test" }, header = { { "From", "a@example.test" } }, body = "hi\n" }
+  local function with(k, v) local t = {} for a, b in pairs(good) do t[a] = b end t[k] = v return t end
+  local errs = {
+    try(with("to", {})), try(with("to", { "not an address" })),
+    try(with("header", { { "Date", "now" } })), try(with("header", { { "Subject", "x" } })),
+    try(with("header", { { "Bad Name", "x" } })), try(with("body", "a\rb")),
+    try(with("body", ("x"):rep(999))), try(with("from", "<>")),
+  }
+  local f = {}
+  for i, e in ipairs(errs) do f["r" .. i] = e end
+  indimail.log("probe", f)
+  return indimail.reject("probed", 550, "5.7.1")
+end, "probe")
+]]
+
+  it("is for message hooks only and refuses bad arguments, naming them", function()
+    local d = D.start_for_test{ policies = PROBE }
+    local c = d:session()
+    local code, text = c:transaction("a@remote.test", { "u@example.test" }, "Subject: x\r\n\r\nbody\r\n")
+    assert.equal(550, code, text .. d:log())
+    local line = assert(d:wait_log("event=probe ([^\n]*)", 5))
+    local function r(i) return line:match(" r" .. i .. "=(\"[^\"]*\")") or "" end
+    assert.matches("to needs 1 to 16 addresses", r(1))
+    assert.matches("not a valid mail address", r(2))
+    assert.matches("Date is set by indimail.submit", r(3), 1, true)
+    assert.matches("header needs a From field", r(4))
+    assert.matches("header%[1%]: a header name", r(5))
+    assert.matches("bare CR", r(6))
+    assert.matches("over 998 bytes", r(7))
+    assert.matches("not a plain mail address", r(8))
+    assert.is_falsy(d:log():find("event=submitted", 1, true))
+  end)
+end)
