@@ -96,7 +96,10 @@ value_option(struct admin_opts *o, const char *s, const char **db)
 	    { "mysql-port", &o->my_port }, { "mysql-socket", &o->my_socket },
 	    { "mysql-user", &o->my_user },
 	    { "mysql-password-file", &o->my_pwfile },
-	    { "mysql-db", &o->my_db }, { "domain", &o->domain } };
+	    { "mysql-db", &o->my_db }, { "domain", &o->domain },
+	    { "subject", &o->vac_subject }, { "message-file", &o->vac_message },
+	    { "from", &o->vac_from }, { "until", &o->vac_until },
+	    { "interval", &o->vac_interval } };
 
 	for (size_t i = 0; i < NITEMS(v); i++)
 		if (strcmp(s, v[i].name) == 0)
@@ -185,11 +188,12 @@ open_db(struct admin *a, const struct directory_conf *dc, const char *user)
  * running needs nothing, one we may not tell sees it within cache_ttl.
  */
 static void
-notify_daemon(struct runtime *rt, const char *verb)
+notify_daemon(struct runtime *rt, const struct admin *a, const char *verb)
 {
 	struct buf reply = BUF_INIT;
 
-	if (strcmp(verb, "list") == 0 || strcmp(verb, "show") == 0)
+	if (strcmp(verb, "list") == 0 || strcmp(verb, "show") == 0 ||
+	    (strcmp(verb, "vacation") == 0 && strcmp(a->o.pos[1], "show") == 0))
 		return;
 	if (control_request(rt->cfg.queue_path, "directory-flush", &reply) ==
 	    -2)
@@ -228,7 +232,7 @@ run_group(struct admin *a, const char *config, const char *db,
 		    "\"sqlite\" or \"mariadb\", ... }: give --db PATH", config);
 	else if ((rc = open_db(a, dc, rt ? rt->cfg.user : NULL)) == 0 &&
 	    (rc = g->run(a, verb)) == 0 && rt)
-		notify_daemon(rt, verb);
+		notify_daemon(rt, a, verb);
 	dirdb_close(a->db);
 	if (rt)
 		runtime_unref(rt);

@@ -27,6 +27,9 @@ struct admin_opts {
 	const char	*my_host, *my_port, *my_socket, *my_user, *my_pwfile;
 	const char	*my_db, *domain;
 	int		 dry_run;
+	/* user vacation ADDRESS on (admin_vacation.c) */
+	const char	*vac_subject, *vac_message, *vac_from, *vac_until;
+	const char	*vac_interval;
 };
 
 struct admin {
@@ -88,6 +91,9 @@ int	admin_user(struct admin *, const char *verb);
 int	admin_alias(struct admin *, const char *verb);
 int	admin_host(struct admin *, const char *verb);
 int	admin_user_import(struct admin *);	/* admin_import.c */
+/* user vacation ADDRESS on|off|show of an existing user (admin_vacation.c) */
+int	admin_user_vacation(struct admin *, const char *local,
+	    const char *domain);
 int	admin_import(struct admin *, const char *verb);	/* admin_vpop.c */
 
 /* admin_mechs.c: SMTP AUTH CRAM-MD5 / SCRAM-SHA-256 of a domain. */

@@ -1,5 +1,5 @@
 /*
- * admin_user: `indimail user add|del|passwd|mod|quota|list|show|move`
+ * admin_user: `indimail user add|del|passwd|mod|quota|list|show|move|vacation`
  * (vadduser, vdeluser, vpasswd, vmoduser, vsetuserquota, vuserinfo).
  * A user lives in a real (not alias) domain of the database; the home is
  * <mailboxes.root>/<domain>/<local>; the password is stored as a yescrypt
@@ -189,6 +189,20 @@ user_move(struct admin *a)
 	    "VALUES (?1, ?2, ?3)", "sss", local, domain, a->o.pos[1]));
 }
 
+/* vacation ADDRESS on|off|show (admin_vacation.c). */
+static int
+user_vacation(struct admin *a)
+{
+	char *local, *domain;
+	int rc;
+
+	if ((rc = user_arg(a, 2, 2, "vacation ADDRESS on|off|show [--subject "
+	    "TEXT] [--message-file FILE] [--from DATE] [--until DATE] "
+	    "[--interval 7d]", 1, &local, &domain)))
+		return rc;
+	return admin_user_vacation(a, local, domain);
+}
+
 int
 admin_user(struct admin *a, const char *verb)
 {
@@ -206,6 +220,8 @@ admin_user(struct admin *a, const char *verb)
 		return user_move(a);
 	if (strcmp(verb, "import") == 0)
 		return admin_user_import(a);
+	if (strcmp(verb, "vacation") == 0)
+		return user_vacation(a);
 	return admin_fail(EX_USAGE, "user: unknown command %s (add, del, "
-	    "passwd, mod, quota, list, show, move, import)", verb);
+	    "passwd, mod, quota, list, show, move, import, vacation)", verb);
 }

@@ -18,7 +18,7 @@
 #include "../lib/buf.h"
 #include "../mail/config.h"
 
-#define DIRDB_SCHEMA_VERSION	2
+#define DIRDB_SCHEMA_VERSION	3
 #define DIRDB_BUSY_MS		5000
 
 /* users.flags, a bitmask */

@@ -72,6 +72,19 @@ static const char *const my_steps[DIRDB_SCHEMA_VERSION] = {
 	"ALTER TABLE users ADD COLUMN IF NOT EXISTS cram VARCHAR(255) NULL;"
 	"ALTER TABLE domains ADD COLUMN IF NOT EXISTS auth_mechs VARCHAR(255) "
 	"NULL",
+	/* 2 → 3: the autoresponder (`indimail user vacation`) */
+	"CREATE TABLE IF NOT EXISTS vacation ("
+	"  local VARCHAR(255) NOT NULL,"
+	"  domain VARCHAR(255) NOT NULL,"
+	"  enabled INT NOT NULL,"
+	"  subject VARCHAR(255) NULL,"
+	"  message TEXT NOT NULL,"
+	"  start_at BIGINT NOT NULL DEFAULT 0,"
+	"  end_at BIGINT NOT NULL DEFAULT 0,"
+	"  interval_s BIGINT NOT NULL,"
+	"  PRIMARY KEY (local, domain),"
+	"  FOREIGN KEY (local, domain) REFERENCES users(local, domain)"
+	"    ON DELETE CASCADE)" MY_TABLE,
 };
 
 #define MY_SQL_MODE \

@@ -107,6 +107,19 @@ static const char *const sq_steps[DIRDB_SCHEMA_VERSION] = {
 	"ALTER TABLE users ADD COLUMN scram TEXT;"
 	"ALTER TABLE users ADD COLUMN cram TEXT;"
 	"ALTER TABLE domains ADD COLUMN auth_mechs TEXT;",
+	/* 3: the autoresponder (`indimail user vacation`) */
+	"CREATE TABLE vacation ("
+	"  local TEXT NOT NULL COLLATE NOCASE,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  enabled INTEGER NOT NULL,"
+	"  subject TEXT,"
+	"  message TEXT NOT NULL,"
+	"  start_at INTEGER NOT NULL DEFAULT 0,"
+	"  end_at INTEGER NOT NULL DEFAULT 0,"
+	"  interval_s INTEGER NOT NULL,"
+	"  PRIMARY KEY (local, domain),"
+	"  FOREIGN KEY (local, domain) REFERENCES users(local, domain)"
+	"    ON DELETE CASCADE);",
 };
 
 static sqlite3 *

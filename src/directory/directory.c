@@ -43,10 +43,32 @@ dir_result_free(struct dir_result *r)
 	free(r->scram);
 	free(r->cram);
 	free(r->host);
+	dir_vacation_free(r->vacation);
 	for (size_t i = 0; i < r->ntargets; i++)
 		free(r->targets[i]);
 	free(r->targets);
 	dir_result_init(r);
+}
+
+struct dir_vacation *
+dir_vacation_copy(const struct dir_vacation *v)
+{
+	struct dir_vacation *c = xcalloc(1, sizeof(*c));
+
+	*c = *v;
+	c->subject = v->subject ? xstrdup(v->subject) : NULL;
+	c->message = xstrdup(v->message);
+	return c;
+}
+
+void
+dir_vacation_free(struct dir_vacation *v)
+{
+	if (v == NULL)
+		return;
+	free(v->subject);
+	free(v->message);
+	free(v);
 }
 
 void
@@ -58,6 +80,7 @@ dir_result_copy(struct dir_result *dst, const struct dir_result *src)
 	dst->scram = src->scram ? xstrdup(src->scram) : NULL;
 	dst->cram = src->cram ? xstrdup(src->cram) : NULL;
 	dst->host = src->host ? xstrdup(src->host) : NULL;
+	dst->vacation = src->vacation ? dir_vacation_copy(src->vacation) : NULL;
 	dst->targets = src->ntargets ? xcalloc(src->ntargets,
 	    sizeof(char *)) : NULL;
 	for (size_t i = 0; i < src->ntargets; i++)

@@ -174,6 +174,20 @@ void	dir_secret_free(struct dir_secret *);
  * name (host), address and SMTP port. out->status DIR_OK, DIR_NOTFOUND or
  * DIR_TEMPFAIL. Release out with dir_entry_free.
  */
+/*
+ * A user's autoresponder (the vacation table, `indimail user vacation`):
+ * present only while it is on; the dates are for the policy to check.
+ */
+struct dir_vacation {
+	char		*subject;	/* NULL: "Auto: " and the original's */
+	char		*message;	/* the reply's text, LF line ends */
+	long long	 from, until;	/* Unix time; 0: no bound */
+	long long	 interval;	/* seconds between replies to one sender */
+};
+
+struct dir_vacation *dir_vacation_copy(const struct dir_vacation *);
+void	dir_vacation_free(struct dir_vacation *);	/* NULL is fine */
+
 enum dir_entry_kind { DIR_ENTRY_USER, DIR_ENTRY_ALIAS, DIR_ENTRY_DOMAIN,
 	DIR_ENTRY_HOST };
 
@@ -188,6 +202,7 @@ struct dir_entry {
 	int		 port;		/* host */
 	unsigned	 flags;		/* user: DIR_ENTRY_* */
 	size_t		 quota;		/* user: bytes, 0 = none */
+	struct dir_vacation *vacation;	/* user: NULL when off */
 	char	       **targets;	/* alias */
 	size_t		 ntargets;
 };

@@ -25,6 +25,7 @@ struct dir_result {
 	char		*cram;		/* user: CRAM-MD5 secret, or NULL */
 	/* user: the host holding it (hostcntrl) or NULL; host: its name */
 	char		*host;
+	struct dir_vacation *vacation;	/* user: its autoresponder, or NULL */
 	/* host: the host's address (host_table) is in address; its port: */
 	int		 port;		/* smtp_port, 25 when none */
 	/* alias */

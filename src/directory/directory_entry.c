@@ -23,6 +23,7 @@ dir_entry_free(struct dir_entry *e)
 {
 	free(e->address);
 	free(e->host);
+	dir_vacation_free(e->vacation);
 	for (size_t i = 0; i < e->ntargets; i++)
 		free(e->targets[i]);
 	free(e->targets);
@@ -43,6 +44,8 @@ entry_user(struct dir_entry *e, struct dir_result *r)
 	e->host = r->host;
 	r->host = NULL;
 	e->quota = r->quota;
+	e->vacation = r->vacation;
+	r->vacation = NULL;
 	e->flags = (r->flags & DIR_USER_DISABLED ? DIR_ENTRY_DISABLED : 0) |
 	    (r->flags & DIR_USER_NO_SMTP ? DIR_ENTRY_NO_SMTP : 0) |
 	    (r->flags & DIR_USER_NO_RELAY ? DIR_ENTRY_NO_RELAY : 0);

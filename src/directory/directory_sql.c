@@ -78,12 +78,16 @@ sq_conn_give(struct sq_dir *h, struct dirdb *db)
 
 /* ---- queries (worker threads) -------------------------------------------- */
 
-/* joe@alias.dom finds joe of the real domain; spelled as stored. */
+/* joe@alias.dom finds joe of the real domain; spelled as stored; its
+ * autoresponder when on (columns 7-11, NULL when off). */
 static const char sql_user[] =
     "SELECT u.local || '@' || u.domain, u.password, u.quota, u.flags, "
-    "u.scram, u.cram, h.host "
+    "u.scram, u.cram, h.host, v.message, v.subject, v.start_at, v.end_at, "
+    "v.interval_s "
     "FROM domains d JOIN users u ON u.domain = coalesce(d.alias_of, d.name) "
     "LEFT JOIN hostcntrl h ON h.local = u.local AND h.domain = u.domain "
+    "LEFT JOIN vacation v ON v.local = u.local AND v.domain = u.domain "
+    "AND v.enabled = 1 "
     "WHERE d.name = ?2 AND u.local = ?1";
 /* The host holding a user (user move), its address and SMTP port. */
 static const char sql_host[] =
@@ -97,6 +101,23 @@ static const char sql_alias[] =
 /* A domain of its own or an alias domain: a row either way. */
 static const char sql_domain[] =
     "SELECT 1 FROM domains WHERE name = ?1";
+
+/* The vacation columns (7-11) of a user's row, NULL when it is off. */
+static struct dir_vacation *
+sq_vacation(struct dirdb_stmt *st)
+{
+	struct dir_vacation *v;
+
+	if (dirdb_isnull(st, 7))
+		return NULL;
+	v = xcalloc(1, sizeof(*v));
+	v->message = xstrdup(dirdb_text(st, 7));
+	v->subject = dirdb_isnull(st, 8) ? NULL : xstrdup(dirdb_text(st, 8));
+	v->from = dirdb_int(st, 9);
+	v->until = dirdb_int(st, 10);
+	v->interval = dirdb_int(st, 11);
+	return v;
+}
 
 static void
 sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
@@ -113,6 +134,7 @@ sq_fill_user(struct sq_op *op, struct dirdb_stmt *st)
 		op->r.cram = xstrdup(dirdb_text(st, 5));
 	if (!dirdb_isnull(st, 6))
 		op->r.host = xstrdup(dirdb_text(st, 6));
+	op->r.vacation = sq_vacation(st);
 	op->r.flags = DIR_USER_LISTED;
 	if (flags & DIRDB_NO_SMTP)	/* AUTH refused, mail still comes */
 		op->r.flags |= DIR_USER_NO_SMTP;

@@ -490,6 +490,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	lua_clamd_open(L);
 	lua_bogofilter_open(L);
 	lua_rspamd_open(L);
+	lua_submit_open(L);
 }
 
 int

@@ -29,6 +29,7 @@ void	lua_spf_open(lua_State *);	/* adds indimail.spf.* */
 void	lua_clamd_open(lua_State *);	/* adds indimail.clamd.scan */
 void	lua_bogofilter_open(lua_State *);	/* indimail.bogofilter.classify */
 void	lua_rspamd_open(lua_State *);	/* adds indimail.rspamd.check */
+void	lua_submit_open(lua_State *);	/* adds indimail.submit */
 /* lua_check.c: lua_config_parse of the table at index 1, protected, whose
  * "bad config" error is raised as FILE:LINE of the offending key. */
 void	lua_config_read(lua_State *, struct config *);

@@ -32,6 +32,24 @@ hook_dir_release(struct hook_call *c)
 	c->dir = NULL;
 }
 
+/* user.vacation = { subject=, message=, from=, until=, interval= }. */
+static void
+push_vacation(lua_State *L, const struct dir_vacation *v)
+{
+	lua_createtable(L, 0, 5);
+	lua_pushstring(L, v->subject);	/* NULL: absent */
+	lua_setfield(L, -2, "subject");
+	lua_pushstring(L, v->message);
+	lua_setfield(L, -2, "message");
+	lua_pushinteger(L, (lua_Integer)v->from);
+	lua_setfield(L, -2, "from");
+	lua_pushinteger(L, (lua_Integer)v->until);
+	lua_setfield(L, -2, "until");
+	lua_pushinteger(L, (lua_Integer)v->interval);
+	lua_setfield(L, -2, "interval");
+	lua_setfield(L, -2, "vacation");
+}
+
 static void
 push_user(lua_State *L, const struct dir_entry *e)
 {
@@ -41,7 +59,7 @@ push_user(lua_State *L, const struct dir_entry *e)
 		{ DIR_ENTRY_NO_RELAY, "no_relay" },
 	};
 
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 7);
 	lua_pushstring(L, e->address);
 	lua_setfield(L, -2, "address");
 	lua_pushinteger(L, (lua_Integer)e->quota);
@@ -52,6 +70,8 @@ push_user(lua_State *L, const struct dir_entry *e)
 	}
 	lua_pushstring(L, e->host);	/* NULL: nil, the field is absent */
 	lua_setfield(L, -2, "host");
+	if (e->vacation)		/* off: the field is absent */
+		push_vacation(L, e->vacation);
 }
 
 static void
@@ -143,7 +163,7 @@ dir_lookup(lua_State *L, int kind, const char *key)
 	return lua_yield(L, 0);
 }
 
-/* indimail.directory.user(address) -> {address=, quota=, ...} | nil  (yields) */
+/* indimail.directory.user(address) -> {address=, quota=, vacation=, ...} | nil  (yields) */
 static int
 l_dir_user(lua_State *L)
 {

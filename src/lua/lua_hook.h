@@ -30,6 +30,15 @@ struct hook_tx_edit {
 	const char *(*remove_rcpt)(void *arg, const char *addr, size_t *count);
 	const char *(*set_rcpts)(void *arg, const char *const *addrs, size_t n);
 	const char *(*set_sender)(void *arg, const char *addr);
+	/*
+	 * indimail.submit (message stage, lua_submit.c): a new message from
+	 * sender ("" is <>) to rcpts, queued after this one is; takes msg's
+	 * bytes (header section, blank line, body; LF line ends); policy
+	 * names who asked, for the logs.
+	 */
+	const char *(*submit)(void *arg, const char *sender,
+	    const char *const *rcpts, size_t n, struct buf *msg,
+	    const char *policy);
 };
 
 enum verdict_action { VERDICT_ACCEPT, VERDICT_REJECT, VERDICT_TEMPFAIL,

@@ -24,8 +24,8 @@ refresh(struct smtp_session *s)
 }
 
 /* NULL if a is an address as RCPT TO (or, sender, MAIL FROM) takes it. */
-static const char *
-check_address(const char *a, int sender)
+const char *
+smtp_edit_check_address(const char *a, int sender)
 {
 	struct buf line = BUF_INIT;
 	struct smtp_mail_arg m = { 0 };
@@ -78,7 +78,7 @@ static const char *
 add_rcpt(void *arg, const char *a)
 {
 	struct smtp_session *s = arg;
-	const char *err = check_address(a, 0);
+	const char *err = smtp_edit_check_address(a, 0);
 
 	if (err || find(s, a) < s->nrcpts)
 		return err;	/* a duplicate is delivered once */
@@ -141,7 +141,7 @@ distinct(struct smtp_session *s, const char *const *v, size_t n,
 	for (size_t i = 0; err == NULL && i < n; i++) {
 		p[i] = &v[i];
 		bytes += queue_envelope_rcpt_size(v[i], NULL, 1);
-		if ((err = check_address(v[i], 0)) == NULL &&
+		if ((err = smtp_edit_check_address(v[i], 0)) == NULL &&
 		    !smtp_tx_envelope_fits(s, bytes))
 			err = TOO_BIG;
 	}
@@ -195,7 +195,7 @@ set_sender(void *arg, const char *a)
 {
 	struct smtp_session *s = arg;
 	struct buf old = BUF_INIT;
-	const char *err = check_address(a, 1);
+	const char *err = smtp_edit_check_address(a, 1);
 
 	if (err)
 		return err;
@@ -215,4 +215,5 @@ const struct hook_tx_edit smtp_tx_edit = {
 	.remove_rcpt = remove_rcpt,
 	.set_rcpts = set_rcpts,
 	.set_sender = set_sender,
+	.submit = smtp_submit_add,
 };

@@ -42,6 +42,8 @@ enum smtp_tx { TX_NONE, TX_MAIL, TX_RCPT, TX_DATA };
 
 typedef void (*after_hook_fn)(struct smtp_session *, struct hook_verdict *);
 
+struct smtp_submission;
+
 struct smtp_session {
 	struct smtp_server *srv;
 	struct smtp_listener *listener;
@@ -130,6 +132,11 @@ struct smtp_session {
 	size_t		 scanned;	/* header-end search done up to here */
 	struct hook_verdict data_verdict;	/* from the data hook */
 	struct msg_edit	 edit;		/* the hooks' edits, applied at commit */
+	/* indimail.submit (smtp_submit.c): queued after the message */
+	struct smtp_submission *subs;
+	size_t		 nsubs, isub;
+	struct expansion sub_exp;	/* the one being queued, expanded */
+	char		 sub_qid[QUEUE_ID_LEN + 1];
 };
 
 /* Input kept while a hook or the queue is busy before reading pauses. */
@@ -234,6 +241,17 @@ void	smtp_tx_hold(struct smtp_session *, const struct hook_verdict *);
 
 /* smtp_edit.c: the envelope edits of the data and message hooks */
 extern const struct hook_tx_edit smtp_tx_edit;
+/* NULL if a is an address RCPT TO (sender: MAIL FROM) takes, else why. */
+const char *smtp_edit_check_address(const char *a, int sender);
+
+/* smtp_submit.c: indimail.submit's messages, queued after the message */
+const char *smtp_submit_add(void *arg, const char *sender,
+	    const char *const *rcpts, size_t n, struct buf *msg,
+	    const char *policy);
+/* The message is queued: 1 if submissions go on (they end the
+ * transaction), 0 if there are none to queue. */
+int	smtp_submit_start(struct smtp_session *);
+void	smtp_submit_free(struct smtp_session *);
 
 /* smtp_message.c: the DATA phase */
 void	smtp_message_start(struct smtp_session *);

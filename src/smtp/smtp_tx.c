@@ -49,6 +49,7 @@ smtp_tx_reset(struct smtp_session *s)
 	hook_verdict_free(&s->data_verdict);
 	hook_verdict_init(&s->data_verdict);
 	msg_edit_free(&s->edit);
+	smtp_submit_free(s);
 	/* s->mail (SIZE=, BODY=) is refilled by the next MAIL's parse */
 }
 
@@ -224,6 +225,8 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 		smtp_session_close(s, NULL);
 		return;
 	}
+	if (ok && smtp_submit_start(s))
+		return;		/* indimail.submit's messages end it */
 	smtp_tx_end(s);
 	smtp_process_input(s);
 }
@@ -257,7 +260,8 @@ write_to(struct smtp_session *s, const struct queue_backend *qb,
 		return;
 	}
 	queued(s, 1, NULL, 0, -1);
-	smtp_tx_end(s);
+	if (!smtp_submit_start(s))
+		smtp_tx_end(s);
 }
 
 /*
