@@ -381,25 +381,19 @@ check_route_timeouts(lua_State *L, int opts)
 static const char *const route_relay_opts[] = { "auth_user",
 	"auth_password", "tls", "auth_plaintext", "timeouts", NULL };
 
-/* An option route_relay does not know raises: none is silently ignored. */
-static void
-check_route_opts(lua_State *L, int opts)
+void
+hook_check_opts(lua_State *L, int t, const char *fn, const char *const *names)
 {
-	if (!lua_istable(L, opts))
-		return;
-	lua_pushnil(L);
-	while (lua_next(L, opts) != 0) {
-		size_t i = 0;
+	for (lua_pushnil(L); lua_next(L, t) != 0; lua_pop(L, 1)) {
 		const char *k = lua_type(L, -2) == LUA_TSTRING ?
 		    lua_tostring(L, -2) : NULL;
+		size_t i = 0;
 
-		while (k && route_relay_opts[i] &&
-		    strcmp(k, route_relay_opts[i]) != 0)
+		while (k && names[i] && strcmp(k, names[i]) != 0)
 			i++;
-		if (k == NULL || route_relay_opts[i] == NULL)
-			luaL_error(L, "indimail.route_relay: unknown option %s",
+		if (k == NULL || names[i] == NULL)
+			luaL_error(L, "%s: unknown option %s", fn,
 			    k ? k : luaL_typename(L, -2));
-		lua_pop(L, 1);
 	}
 }
 
@@ -409,7 +403,8 @@ l_route_relay(lua_State *L)
 	const char *host = luaL_checkstring(L, 1);
 	lua_Integer port = luaL_optinteger(L, 2, 25);
 
-	check_route_opts(L, 3);
+	if (lua_istable(L, 3))
+		hook_check_opts(L, 3, "indimail.route_relay", route_relay_opts);
 	check_route_timeouts(L, 3);
 	route_verdict(L, "relay");
 	lua_pushstring(L, host);

@@ -76,20 +76,6 @@ on_classified(void *arg, const struct bogofilter_result *r)
 	hook_resume(c);
 }
 
-/* Raises unless the key at index k is one of opt_names. */
-static void
-check_opt_name(lua_State *L, int k)
-{
-	const char *name = lua_type(L, k) == LUA_TSTRING ?
-	    lua_tostring(L, k) : NULL;
-
-	for (int j = 0; name && opt_names[j]; j++)
-		if (strcmp(name, opt_names[j]) == 0)
-			return;
-	luaL_error(L, "indimail.bogofilter.classify: unknown option %s",
-	    name ? name : luaL_typename(L, k));
-}
-
 /* opts at index i into o; its strings stay referenced by opts. */
 static void
 read_opts(lua_State *L, int i, struct bogofilter_opts *o)
@@ -100,8 +86,7 @@ read_opts(lua_State *L, int i, struct bogofilter_opts *o)
 	o->dir = NULL;
 	if (!lua_isnoneornil(L, i)) {
 		luaL_checktype(L, i, LUA_TTABLE);
-		for (lua_pushnil(L); lua_next(L, i); lua_pop(L, 1))
-			check_opt_name(L, -2);
+		hook_check_opts(L, i, "indimail.bogofilter.classify", opt_names);
 		if (lua_getfield(L, i, "path") != LUA_TNIL)
 			o->path = luaL_checkstring(L, -1);
 		if (lua_getfield(L, i, "dir") != LUA_TNIL)

@@ -83,20 +83,6 @@ opt_seconds(lua_State *L, int i, const char *name, int def)
 	return (uint64_t)(s * MS_PER_S);
 }
 
-/* Raises unless the key at index k is one of opt_names. */
-static void
-check_opt_name(lua_State *L, int k)
-{
-	const char *name = lua_type(L, k) == LUA_TSTRING ?
-	    lua_tostring(L, k) : NULL;
-
-	for (int j = 0; name && opt_names[j]; j++)
-		if (strcmp(name, opt_names[j]) == 0)
-			return;
-	luaL_error(L, "indimail.clamd.scan: unknown option %s",
-	    name ? name : luaL_typename(L, k));
-}
-
 /* An option table's strings stay on L (index i) while the scan starts. */
 static void
 read_opts(lua_State *L, int i, struct clamd_target *t)
@@ -109,8 +95,7 @@ read_opts(lua_State *L, int i, struct clamd_target *t)
 	if (lua_isnoneornil(L, i))
 		return;
 	luaL_checktype(L, i, LUA_TTABLE);
-	for (lua_pushnil(L); lua_next(L, i); lua_pop(L, 1))
-		check_opt_name(L, -2);
+	hook_check_opts(L, i, "indimail.clamd.scan", opt_names);
 	if (lua_getfield(L, i, "host") != LUA_TNIL) {
 		t->host = luaL_checkstring(L, -1);
 		t->socket = NULL;

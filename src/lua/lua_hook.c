@@ -202,6 +202,7 @@ maybe_free(struct hook_call *c)
 	buf_free(&c->clam_text);
 	buf_free(&c->bogo_text);	/* indimail.bogofilter */
 	buf_free(&c->rsp_error);	/* indimail.rspamd */
+	rspamd_reply_free(&c->rsp_reply);
 	hook_verdict_free(&c->v);
 	if (c->timer_init)
 		uv_close((uv_handle_t *)&c->timer, on_timer_closed);

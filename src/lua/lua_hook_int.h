@@ -79,7 +79,8 @@ struct hook_call {
 	uint64_t	 bogo_ms;
 	/* indimail.rspamd (lua_rspamd.c) */
 	struct rspamd_check *rspq;	/* the check in flight */
-	int		 rsp_table;	/* its answer (registry ref) or LUA_NOREF */
+	struct rspamd_reply rsp_reply;	/* its answer, moved here */
+	int		 rsp_ok;	/* rsp_reply holds one */
 	struct buf	 rsp_error;
 	uint64_t	 rsp_ms;
 	hook_done_cb	 cb;
@@ -127,6 +128,10 @@ const char *hook_verdict_stage_error(enum hook_stage, const struct hook_verdict 
  * *to as it is. NULL, or why not (*key: the field at fault, or NULL).
  * Reads raw: no policy code runs.
  */
+/* Raises "fn: unknown option K" for a key of the table at t (an absolute
+ * index) that is not in names (NULL-terminated): no option is ignored. */
+void	hook_check_opts(lua_State *, int t, const char *fn,
+	    const char *const *names);
 const char *hook_route_timeouts(lua_State *, int i, struct client_timeouts *to,
 	    const char **key);
 

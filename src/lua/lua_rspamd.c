@@ -3,8 +3,9 @@
  * check by rspamd over its HTTP protocol (src/net/rspamd.c), from a hook
  * only. The envelope headers (IP, Helo, From, Rcpt, Queue-Id, User) come
  * from the session. The check is counted in the call's pending_ops and
- * the coroutine yields; on_checked pushes the answer and resumes. A call
- * that ends while the check runs cancels it.
+ * the coroutine yields; on_checked keeps the answer and resumes, and
+ * push_check builds it in the hook's state. A call that ends while the
+ * check runs cancels it.
  */
 #include <string.h>
 
@@ -29,24 +30,6 @@ hook_rspamd_cancel(struct hook_call *c)
 	rspamd_cancel(c->rspq);
 	c->rspq = NULL;
 	c->pending_ops--;
-}
-
-/* Pushes the answer kept in c (a table, or nil and the error) and ms. */
-static int
-push_check(struct hook_call *c)
-{
-	lua_State *L = c->co;
-
-	if (c->rsp_table == LUA_NOREF) {
-		lua_pushnil(L);
-		lua_pushstring(L, buf_cstr(&c->rsp_error));
-		lua_pushinteger(L, (lua_Integer)c->rsp_ms);
-		return 3;
-	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->rsp_table);
-	luaL_unref(L, LUA_REGISTRYINDEX, c->rsp_table);
-	c->rsp_table = LUA_NOREF;
-	return 1;
 }
 
 /* { action=, score=, required_score=, subject=, symbols={NAME=score}, ms= } */
@@ -74,6 +57,28 @@ push_reply(lua_State *L, const struct rspamd_reply *r, uint64_t ms)
 	lua_setfield(L, -2, "ms");
 }
 
+/*
+ * Pushes the answer kept in c: a table, or nil, the error and ms. Run as
+ * the hook resumes (push_answer: protected, so a full state is a 451);
+ * the reply's memory goes with the call if building it fails.
+ */
+static int
+push_check(struct hook_call *c)
+{
+	lua_State *L = c->co;
+
+	if (!c->rsp_ok) {
+		lua_pushnil(L);
+		lua_pushstring(L, buf_cstr(&c->rsp_error));
+		lua_pushinteger(L, (lua_Integer)c->rsp_ms);
+		return 3;
+	}
+	c->rsp_ok = 0;
+	push_reply(L, &c->rsp_reply, c->rsp_ms);
+	rspamd_reply_free(&c->rsp_reply);
+	return 1;
+}
+
 static void
 on_checked(void *arg, const struct rspamd_result *r)
 {
@@ -83,26 +88,13 @@ on_checked(void *arg, const struct rspamd_result *r)
 	c->pending_ops--;
 	c->rsp_ms = r->ms;
 	buf_set(&c->rsp_error, r->error, strlen(r->error));
-	if (r->reply) {
-		push_reply(c->co, r->reply, r->ms);
-		c->rsp_table = luaL_ref(c->co, LUA_REGISTRYINDEX);
+	if (r->reply) {		/* taken: built into a table as the hook resumes */
+		c->rsp_reply = *r->reply;
+		memset(r->reply, 0, sizeof(*r->reply));
+		c->rsp_ok = 1;
 	}
 	c->push = push_check;
 	hook_resume(c);
-}
-
-/* Raises unless the key at index k is one of opt_names. */
-static void
-check_opt_name(lua_State *L, int k)
-{
-	const char *name = lua_type(L, k) == LUA_TSTRING ?
-	    lua_tostring(L, k) : NULL;
-
-	for (int j = 0; name && opt_names[j]; j++)
-		if (strcmp(name, opt_names[j]) == 0)
-			return;
-	luaL_error(L, "indimail.rspamd.check: unknown option %s",
-	    name ? name : luaL_typename(L, k));
 }
 
 /* opts at index i; its strings stay referenced by opts. */
@@ -116,8 +108,7 @@ read_opts(lua_State *L, int i, struct rspamd_target *t, const char **password)
 	*password = NULL;
 	if (!lua_isnoneornil(L, i)) {
 		luaL_checktype(L, i, LUA_TTABLE);
-		for (lua_pushnil(L); lua_next(L, i); lua_pop(L, 1))
-			check_opt_name(L, -2);
+		hook_check_opts(L, i, "indimail.rspamd.check", opt_names);
 		if (lua_getfield(L, i, "host") != LUA_TNIL)
 			t->host = luaL_checkstring(L, -1);
 		if (lua_getfield(L, i, "port") != LUA_TNIL)
@@ -171,7 +162,7 @@ l_check(lua_State *L)
 	envelope_of(c->ctx, &e);
 	read_opts(L, 2, &t, &e.password);
 	buf_clear(&c->rsp_error);
-	c->rsp_table = LUA_NOREF;
+	c->rsp_ok = 0;
 	c->rspq = rspamd_check(hook_get_loop(), &t, &e, m->data, m->len,
 	    on_checked, c, &c->rsp_error);
 	if (c->rspq == NULL) {

@@ -61,7 +61,7 @@ close_all(struct rspamd_check *k)
 
 /* The check is over: the caller hears r (NULL: the error in text). */
 static void
-finish(struct rspamd_check *k, const struct rspamd_reply *r)
+finish(struct rspamd_check *k, struct rspamd_reply *r)
 {
 	struct rspamd_result res = {
 		.reply = r,

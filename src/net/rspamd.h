@@ -25,7 +25,8 @@ struct rspamd_target {
 };
 
 struct rspamd_result {
-	const struct rspamd_reply *reply;	/* NULL: an error */
+	struct rspamd_reply *reply;	/* NULL: an error; the callback may take
+					 * its memory (moving it out, zeroed) */
 	const char	*error;			/* what went wrong */
 	uint64_t	 ms;
 };
