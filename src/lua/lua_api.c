@@ -487,6 +487,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	lua_regex_open(L);
 	lua_directory_open(L);
 	lua_spf_open(L);
+	lua_dkim_open(L);
 	lua_clamd_open(L);
 }
 

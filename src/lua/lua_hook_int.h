@@ -13,6 +13,7 @@
 
 #include "../directory/directory.h"
 #include "../net/clamd.h"
+#include "../net/dkim_job.h"
 #include "../net/dns.h"
 #include "../net/spf_job.h"
 #include "lua_budget.h"
@@ -68,6 +69,9 @@ struct hook_call {
 	int		 clam_verdict;	/* enum clamd_verdict */
 	struct buf	 clam_text;	/* its virus name or error */
 	uint64_t	 clam_ms;
+	/* indimail.dkim (lua_dkim.c) */
+	struct dkim_job	*dkimq;		/* the verification in flight */
+	struct dkim_msg_answer *dkima;	/* its answer */
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -149,5 +153,9 @@ void	hook_spf_cancel(struct hook_call *);
 void	hook_spf_release(struct hook_call *);
 /* lua_clamd.c: a finished call stops its scan. */
 void	hook_clamd_cancel(struct hook_call *);
+/* lua_dkim.c: the same for a DKIM verification; msg:dkim_sign. */
+void	hook_dkim_cancel(struct hook_call *);
+void	hook_dkim_release(struct hook_call *);
+void	hook_dkim_msg_methods(lua_State *);
 
 #endif

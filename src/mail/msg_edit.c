@@ -32,6 +32,7 @@ msg_edit_free(struct msg_edit *e)
 	for (size_t i = 0; i < e->nins; i++)
 		buf_free(&e->ins[i].text);
 	msg_replaces_free(&e->rep);
+	free(e->dkim_domain);
 	msg_edit_init(e);
 }
 

@@ -67,6 +67,9 @@ struct msg_edit {
 	struct msg_insert ins[MSG_EDIT_INSERTS_MAX];
 	size_t		 nins;
 	struct msg_replaces rep;
+	/* a DKIM signature asked for (msg:dkim_sign), made at the queue write */
+	char		*dkim_domain;		/* NULL: none */
+	int		 dkim_fail_pass;	/* unsigned if signing fails */
 };
 
 void	msg_edit_init(struct msg_edit *);
