@@ -171,6 +171,19 @@ l_dkim_has_key(lua_State *L)
 	return 1;
 }
 
+/* indimail.dkim.authserv_id() -> the configuration's hostname (hooks) */
+static int
+l_dkim_authserv_id(lua_State *L)
+{
+	struct hook_call *c = hook_current_call();
+
+	if (c == NULL)
+		return luaL_error(L, "indimail.dkim.authserv_id can only be "
+		    "called from a hook");
+	lua_pushstring(L, c->main->cfg.hostname);
+	return 1;
+}
+
 void
 hook_dkim_msg_methods(lua_State *L)
 {
@@ -183,7 +196,7 @@ lua_dkim_open(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
 		{ "verify", l_dkim_verify }, { "has_key", l_dkim_has_key },
-		{ NULL, NULL },
+		{ "authserv_id", l_dkim_authserv_id }, { NULL, NULL },
 	};
 
 	lua_getglobal(L, "indimail");
