@@ -107,6 +107,29 @@ end, "disclaimer")
     assert.is_nil(msg:find("DKIM%-Signature"))
   end)
 
+  it("`indimail dkim keygen` writes a 0600 key and prints the TXT record that verifies it", function()
+    local dir = scratch .. "/keygen"
+    local out = D.sh(("%s/indimail dkim keygen example.test --selector s1 --algorithm ed25519 --dir %s")
+      :format(D.bin, dir))
+    local key = dir .. "/example.test.s1.key"
+    assert.are.equal("600", (D.sh("stat -c %a " .. key):gsub("%s+$", "")))
+    if t.getuid() == 0 then D.sh("chgrp indimail " .. dir) end
+    assert.matches("^s1%._domainkey%.example%.test%. IN TXT %(", out)
+    local record = table.concat((function()
+      local parts = {}
+      for q in out:match("%((.-)%)"):gmatch('"([^"]*)"') do parts[#parts + 1] = q end
+      return parts
+    end)())
+    assert.matches("^v=DKIM1; k=ed25519; p=", record)
+    local txt = scratch .. "/keygen.txt"
+    D.writefile(txt, record)
+    D.sh("chmod 0640 " .. key .. (t.getuid() == 0 and (" && chgrp indimail " .. key) or ""))
+    local d = start(key, "ed25519-sha256")
+    local id = d:send("joe@example.test", { "alice@example.test" }, message("joe@example.test", "k"))
+    local res, msg = verify(d, id, txt)
+    assert.matches("^pass\nrc=0", res, msg)
+  end)
+
   it("refuses to start with a key file anyone may read", function()
     local key = keypair(scratch, "rsa")
     D.sh("chmod 0644 " .. key)
