@@ -12,7 +12,7 @@ CFLAGS  += -DINDIMAIL_LUA_DIR=\"$(CURDIR)/lua\" -DINDIMAIL_CONFIG=\"$(CURDIR)/et
            -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lm -pthread \
-           -l:liblua5.4-rex-pcre2.so.0 -lspf2 -lresolv
+           -l:liblua5.4-rex-pcre2.so.0 -lspf2 -lopendkim -lresolv
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
@@ -24,12 +24,12 @@ endif
 export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
-             libmariadb-dev libspf2-dev libc-ares-dev libsqlite3-dev openssl \
+             libmariadb-dev libspf2-dev libopendkim-dev libc-ares-dev libsqlite3-dev openssl \
              libgmime-3.0-dev libcrypt-dev lua-rex-pcre2 libjansson-dev
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \
-             python3-spf python3-dnslib python3-yaml \
+             python3-spf python3-dnslib python3-yaml python3-dkim python3-nacl \
              dnsmasq-base procps postfix openssl iproute2 time \
              dovecot-imapd dovecot-pop3d dovecot-sqlite dovecot-mysql sqlite3 \
              mariadb-server mariadb-client clamav-daemon bogofilter rspamd

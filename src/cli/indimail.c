@@ -4,7 +4,7 @@
  * (<queue.path>/qmgr.sock); `queue list` falls back to reading the queue
  * folders when no queue manager is running. The directory commands
  * (domain, user, alias, host, and the vpopmail names, also as argv[0])
- * are admin.c's; `spam train` is spam.c's.
+ * are admin.c's; `spam train` is spam.c's; `dkim keygen` is admin_dkim.c's.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,7 +35,10 @@ usage(void)
 	    "       indimail [-c config.lua] domain|user|alias|host ... "
 	    "(docs/directory.md)\n"
 	    "       indimail spam train ham|spam [--undo] [--dir DIR] "
-	    "[--user NAME] [FILE...]\n");
+	    "[--user NAME] [FILE...]\n"
+	    "       indimail dkim keygen DOMAIN [--selector S] "
+	    "[--algorithm rsa|ed25519] [--bits 2048] [--dir etc/dkim]\n"
+	    "           [--group G]\n");
 }
 
 /*
@@ -207,6 +210,8 @@ main(int argc, char **argv)
 		return admin_main(config, db, json, argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "spam") == 0)
 		return spam_main(argc, argv);
+	if (argc >= 1 && strcmp(argv[0], "dkim") == 0)
+		return admin_dkim_main(argc, argv);
 	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
 		usage();
 		return 2;

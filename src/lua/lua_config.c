@@ -121,6 +121,7 @@ parse_sections(lua_State *L, int t, struct config *c)
 	}
 	parse_dns(L, t, c);
 	parse_spf(L, t, c);
+	cfg_dkim(L, t, c);
 	if (cfg_sub_table(L, t, "limits")) {
 		cfg_limits(L, lua_gettop(L), c);
 		lua_pop(L, 1);
@@ -265,7 +266,7 @@ int
 lua_config_parse(lua_State *L, struct config *c)
 {
 	static const char *keys[] = { "hostname", "user", "workers", "listen",
-	    "tls", "queue", "log", "dns", "dns_cache", "spf", "local_domains",
+	    "tls", "queue", "log", "dns", "dns_cache", "spf", "dkim", "local_domains",
 	    "relay_from", "limits", "timeouts", "lua_dir", "delivery",
 	    "mailboxes", "routes", "submission_socket", "directory", "local_sender_requires_auth",
 	    "auth_fail_limit", "domain_rules", "domain_rules_limits",

@@ -54,5 +54,7 @@ void	cfg_mailboxes(lua_State *, int t, struct delivery_conf *);
 void	cfg_directory(lua_State *, int t, struct directory_conf *);
 /* lua_config_domains.c: domain_rules, domain_rules_limits, policy_path */
 void	cfg_domain_rules(lua_State *, int t, struct config *);
+/* lua_config_dkim.c: dkim = { keys=, jobs=, timeout= } */
+void	cfg_dkim(lua_State *, int t, struct config *);
 
 #endif

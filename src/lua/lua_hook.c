@@ -195,6 +195,7 @@ maybe_free(struct hook_call *c)
 	release_objects(c);
 	hook_dir_release(c);	/* before its configuration may go */
 	hook_spf_release(c);
+	hook_dkim_release(c);
 	runtime_unref(c->rt);
 	runtime_unref(c->main);
 	free(c->chain);
@@ -221,6 +222,7 @@ finish(struct hook_call *c)
 	hook_clamd_cancel(c);
 	hook_bogofilter_cancel(c);
 	hook_rspamd_cancel(c);
+	hook_dkim_cancel(c);
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->async && c->cb)

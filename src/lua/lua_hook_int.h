@@ -15,6 +15,7 @@
 #include "../directory/directory.h"
 #include "../net/bogofilter.h"
 #include "../net/clamd.h"
+#include "../net/dkim_job.h"
 #include "../net/dns.h"
 #include "../net/rspamd.h"
 #include "../net/spf_job.h"
@@ -83,6 +84,9 @@ struct hook_call {
 	int		 rsp_ok;	/* rsp_reply holds one */
 	struct buf	 rsp_error;
 	uint64_t	 rsp_ms;
+	/* indimail.dkim (lua_dkim.c) */
+	struct dkim_job	*dkimq;		/* the verification in flight */
+	struct dkim_msg_answer *dkima;	/* its answer */
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -172,5 +176,9 @@ void	hook_clamd_cancel(struct hook_call *);
 void	hook_bogofilter_cancel(struct hook_call *);
 /* lua_rspamd.c: a finished call stops its check. */
 void	hook_rspamd_cancel(struct hook_call *);
+/* lua_dkim.c: the same for a DKIM verification; msg:dkim_sign. */
+void	hook_dkim_cancel(struct hook_call *);
+void	hook_dkim_release(struct hook_call *);
+void	hook_dkim_msg_methods(lua_State *);
 
 #endif

@@ -457,6 +457,7 @@ hook_make_msg(lua_State *L, struct hook_call *c)
 	if (luaL_newmetatable(L, "indimail.message")) {
 		luaL_newlib(L, methods);
 		hook_edit_msg_methods(L);
+		hook_dkim_msg_methods(L);
 		lua_setfield(L, -2, "__index");
 	}
 	lua_setmetatable(L, -2);

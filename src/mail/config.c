@@ -77,6 +77,8 @@ config_defaults(struct config *c)
 	strcpy(c->directory.extension_delimiter, "+");
 	c->directory.password_policy =
 	    (struct password_policy)PASSWORD_POLICY_DEFAULT;
+	c->dkim_jobs = 2;
+	c->dkim_timeout_ms = 10 * 1000;
 	c->auth_fail.per_ip = 10;
 	c->auth_fail.per_user = 5;
 	c->auth_fail.window_s = 900;
@@ -200,7 +202,25 @@ config_free(struct config *c)
 		explicit_bzero(c->directory.password,
 		    strlen(c->directory.password));
 	free(c->directory.password);
+	for (size_t i = 0; i < c->ndkim_keys; i++) {
+		free(c->dkim_keys[i].domain);
+		free(c->dkim_keys[i].selector);
+		if (c->dkim_keys[i].key)
+			explicit_bzero(c->dkim_keys[i].key,
+			    strlen(c->dkim_keys[i].key));
+		free(c->dkim_keys[i].key);
+	}
+	free(c->dkim_keys);
 	memset(c, 0, sizeof(*c));
+}
+
+const struct dkim_key_conf *
+config_dkim_key(const struct config *c, const char *domain)
+{
+	for (size_t i = 0; i < c->ndkim_keys; i++)
+		if (strcasecmp(c->dkim_keys[i].domain, domain) == 0)
+			return &c->dkim_keys[i];
+	return NULL;
 }
 
 int

@@ -173,6 +173,13 @@ struct domain_limit {
 	size_t		 memory;	/* its lua_State, beyond the libraries */
 };
 
+/* dkim.keys["example.com"] = { selector=, key_file=, algorithm= } */
+struct dkim_key_conf {
+	char		*domain, *selector;
+	int		 ed25519;	/* else rsa-sha256 */
+	char		*key;		/* the key file's PEM, read at load */
+};
+
 struct config {
 	char		*hostname;
 	char		*user;		/* drop to this user when root */
@@ -197,6 +204,11 @@ struct config {
 	int		 spf_jobs;		/* checks on the thread pool at once */
 	size_t		 spf_cache_size;	/* answers kept per worker; 0: none */
 	int		 spf_cache_ttl;		/* seconds */
+	/* dkim = { keys=, jobs=, timeout= } (src/net/dkim_job.h) */
+	struct dkim_key_conf *dkim_keys;
+	size_t		 ndkim_keys;
+	int		 dkim_jobs;		/* jobs on the thread pool at once */
+	int		 dkim_timeout_ms;	/* a whole verification */
 	char		*lua_dir;
 	/* issue 11: per-domain rules and the site policy search path */
 	char		*domain_rules;		/* folder of DOMAIN.lua, or NULL */
@@ -242,6 +254,9 @@ struct config {
 
 void	config_defaults(struct config *);
 void	config_free(struct config *);
+/* The signing key of domain (any case), or NULL. */
+const struct dkim_key_conf *config_dkim_key(const struct config *,
+	    const char *domain);
 int	config_is_local_domain(const struct config *, const char *domain);
 const struct mailbox_user *config_find_user(const struct config *,
 	    const char *address);

@@ -33,6 +33,7 @@ msg_edit_free(struct msg_edit *e)
 		buf_free(&e->ins[i].text);
 	msg_replaces_free(&e->rep);
 	buf_free(&e->trace);
+	free(e->dkim_domain);
 	msg_edit_init(e);
 }
 

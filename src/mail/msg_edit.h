@@ -68,6 +68,9 @@ struct msg_edit {
 	size_t		 nins;
 	struct msg_replaces rep;
 	struct buf	 trace;		/* fields above our Received (RFC 7208 9.1) */
+	/* a DKIM signature asked for (msg:dkim_sign), made at the queue write */
+	char		*dkim_domain;		/* NULL: none */
+	int		 dkim_fail_pass;	/* unsigned if signing fails */
 };
 
 void	msg_edit_init(struct msg_edit *);

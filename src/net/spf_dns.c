@@ -330,6 +330,62 @@ resolve(struct spf_dns_ctx *c, const char *domain, int qtype, SPF_dns_rr_t *rr)
 	return st;
 }
 
+/* spf_wire_answer's sink when only the status matters (dkim's raw query). */
+static int
+skip_rr(void *arg, const void *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
+/* dkim: server i's reply to q into ans; its length, or -1 to ask the next. */
+static int
+raw_from_server(struct spf_dns_ctx *c, size_t i, unsigned char *q,
+    size_t qlen, int qtype, unsigned char *ans, size_t anslen)
+{
+	int budget = wait_budget(c);
+	uint64_t until = spf_dns_now_ms() + (uint64_t)budget;
+	size_t udpmax = anslen < SPF_WIRE_UDP_MAX ? anslen : SPF_WIRE_UDP_MAX;
+	enum spf_wire_status st = SPF_WIRE_TEMPFAIL;
+	ssize_t n;
+
+	if (budget == 0)
+		return -1;
+	n = exchange_udp(c->servers, i, q, qlen, ans, udpmax, until);
+	if (n >= 0)
+		st = spf_wire_answer(q, qlen, ans, (size_t)n, qtype, skip_rr, NULL);
+	if (st == SPF_WIRE_TRUNCATED) {
+		n = exchange_tcp(c->servers, i, q, qlen, ans, anslen, until);
+		st = n < 0 ? SPF_WIRE_TEMPFAIL : spf_wire_answer(q, qlen, ans,
+		    (size_t)n, qtype, skip_rr, NULL);
+	}
+	if (st != SPF_WIRE_OK && st != SPF_WIRE_NODATA && st != SPF_WIRE_NXDOMAIN)
+		return -1;
+	return (int)n;
+}
+
+int
+spf_dns_query_raw(struct spf_dns_ctx *c, const char *name, int qtype,
+    unsigned char *ans, size_t anslen)
+{
+	unsigned char q[SPF_WIRE_QUERY_MAX];
+	uint16_t id;
+	int qlen, n = -1;
+
+	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+		id = (uint16_t)spf_dns_now_ms();
+	if ((qlen = spf_wire_query(name, qtype, id, q)) < 0)
+		return -1;
+	c->lookups++;
+	for (size_t i = 0; i < c->servers->n && n < 0; i++)
+		n = raw_from_server(c, i, q, (size_t)qlen, qtype, ans, anslen);
+	if (n < 0 && spf_dns_now_ms() >= c->deadline_ms)
+		c->timed_out = 1;
+	return n;
+}
+
 /* SPF_dns_lookup_t: never NULL (libspf2 reads NULL as out of memory). */
 static SPF_dns_rr_t *
 layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,

@@ -49,5 +49,12 @@ SPF_dns_server_t *spf_dns_layer(void);
 /* The context the thread's queries obey until spf_dns_end. */
 void	spf_dns_begin(struct spf_dns_ctx *);
 void	spf_dns_end(void);
+/*
+ * dkim: the raw reply to name/qtype (for a library that reads the wire
+ * form itself, libopendkim) from the first server that answers within c's
+ * limits, UDP then TCP when truncated; its length in ans, or -1.
+ */
+int	spf_dns_query_raw(struct spf_dns_ctx *c, const char *name, int qtype,
+	    unsigned char *ans, size_t anslen);
 
 #endif

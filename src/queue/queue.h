@@ -30,9 +30,10 @@
  * reader reads no further: whatever was accepted can be read back.
  */
 #define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)
-/* The pieces of a message a write takes (trace fields above our Received,
- * Received and the edited header, the body's pieces). */
-#define QUEUE_PIECES_MAX	(MSG_EDIT_PIECES_MAX + 2)
+/* The pieces of a message a write takes: the DKIM signature, the trace
+ * fields above our Received, Received with the edited header, the body's
+ * pieces. */
+#define QUEUE_PIECES_MAX	(MSG_EDIT_PIECES_MAX + 3)
 
 struct queue_backend;
 

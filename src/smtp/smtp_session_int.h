@@ -137,7 +137,19 @@ struct smtp_session {
 	size_t		 nsubs, isub;
 	struct expansion sub_exp;	/* the one being queued, expanded */
 	char		 sub_qid[QUEUE_ID_LEN + 1];
+	int		 header_applied;	/* edited header is in received */
+	/* DKIM (smtp_dkim.c): the signature the queue write puts on top */
+	struct buf	 dkim_field;
+	void		(*dkim_next)(struct smtp_session *);
 };
+
+/* smtp_tx.c: the message as the queue stores it, without a signature:
+ * Received (with the edited header section), then body pieces. */
+size_t	smtp_tx_pieces(struct smtp_session *, struct msg_piece *);
+/* smtp_dkim.c: signs the message if a policy asked, then next(s); a
+ * failure to sign is a 451 unless the policy said sign_failure="pass". */
+void	smtp_dkim_sign(struct smtp_session *,
+	    void (*next)(struct smtp_session *));
 
 /* Input kept while a hook or the queue is busy before reading pauses. */
 #define INPUT_BACKLOG	(256 * 1024)

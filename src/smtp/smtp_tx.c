@@ -50,6 +50,8 @@ smtp_tx_reset(struct smtp_session *s)
 	hook_verdict_init(&s->data_verdict);
 	msg_edit_free(&s->edit);
 	smtp_submit_free(s);
+	s->header_applied = 0;
+	buf_free(&s->dkim_field);
 	/* s->mail (SIZE=, BODY=) is refilled by the next MAIL's parse */
 }
 
@@ -231,28 +233,43 @@ on_queued(void *arg, int ok, const char *error, double secs, int queue)
 	smtp_process_input(s);
 }
 
-/*
- * Hands the envelope and the message to a queue backend: the Received
- * line (and the edited header section, if a hook changed it), then the
- * message as pieces with the hooks' body insertions (msg_edit.h). No
- * second copy of the message is made.
- */
-static void
-write_to(struct smtp_session *s, const struct queue_backend *qb,
-    const struct envelope *e)
+size_t
+smtp_tx_pieces(struct smtp_session *s, struct msg_piece *p)
 {
-	struct msg_piece p[QUEUE_PIECES_MAX];
 	size_t n = 0, from = 0;
 
 	if (s->edit.header_changed) {
-		msg_edit_header(&s->edit, s->msg.data, &s->received);
+		if (!s->header_applied)
+			msg_edit_header(&s->edit, s->msg.data, &s->received);
+		s->header_applied = 1;
 		from = s->header_len;
 	}
 	if (s->edit.trace.len > 0)
 		p[n++] = (struct msg_piece){ s->edit.trace.data,
 		    s->edit.trace.len };
 	p[n++] = (struct msg_piece){ s->received.data, s->received.len };
-	n += msg_edit_pieces(&s->edit, s->msg.data, s->msg.len, from, p + n);
+	return n + msg_edit_pieces(&s->edit, s->msg.data, s->msg.len, from,
+	    p + n);
+}
+
+/*
+ * Hands the envelope and the message to a queue backend: the DKIM
+ * signature if one was made, the Received line (and the edited header
+ * section, if a hook changed it), then the message as pieces with the
+ * hooks' body insertions (msg_edit.h). No second copy of the message is
+ * made.
+ */
+static void
+write_to(struct smtp_session *s, const struct queue_backend *qb,
+    const struct envelope *e)
+{
+	struct msg_piece p[QUEUE_PIECES_MAX];
+	size_t n = 0;
+
+	if (s->dkim_field.len)
+		p[n++] = (struct msg_piece){ s->dkim_field.data,
+		    s->dkim_field.len };
+	n += smtp_tx_pieces(s, p + n);
 	if (qb->write(s->srv->loop, s->srv->queue, e, p, n,
 	    on_queued, s) == QUEUE_WRITE_PENDING) {
 		s->state = ST_QUEUE;
@@ -315,7 +332,30 @@ quarantine_headers(struct smtp_session *s)
 	log_end(&l);
 }
 
-/* The recipients are expanded (s->expanded): into the queue. */
+/* The expanded recipients' envelope (a view of the session's strings). */
+static void
+expanded_envelope(struct smtp_session *s, struct envelope *e,
+    char tlsdesc[TLS_DESC_MAX])
+{
+	fill_envelope(s, e, tlsdesc);
+	e->rcpts = s->expanded.rcpt;
+	e->orcpts = s->expanded.orcpt;
+	e->local = s->expanded.local;	/* the queue manager routes by it */
+	e->nrcpts = s->expanded.n;
+}
+
+/* Signed (or not asked to be): into the queue. */
+static void
+write_expanded(struct smtp_session *s)
+{
+	struct envelope e;
+	char tlsdesc[TLS_DESC_MAX];
+
+	expanded_envelope(s, &e, tlsdesc);
+	write_to(s, s->srv->queue->backend, &e);
+}
+
+/* The recipients are expanded (s->expanded): signed, then queued. */
 static void
 commit_expanded(struct smtp_session *s)
 {
@@ -330,17 +370,13 @@ commit_expanded(struct smtp_session *s)
 		smtp_tx_end(s);
 		return;
 	}
-	fill_envelope(s, &e, tlsdesc);
-	e.rcpts = s->expanded.rcpt;
-	e.orcpts = s->expanded.orcpt;
-	e.local = s->expanded.local;	/* the queue manager routes by it */
-	e.nrcpts = s->expanded.n;
+	expanded_envelope(s, &e, tlsdesc);
 	if (!envelope_fits(s, &e))
 		return;
 	build_received(s);
 	if (s->quarantine.len)
 		quarantine_headers(s);
-	write_to(s, s->srv->queue->backend, &e);
+	smtp_dkim_sign(s, write_expanded);
 }
 
 /* ST_LOOKUP: the directory expanded the recipients. */
