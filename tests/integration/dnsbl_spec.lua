@@ -144,6 +144,19 @@ describe("dnsbl policy with a real DNS server", function()
     assert.truthy(dnsbl_line(d, "ip=127.0.0.8", "score=3", "lists=b2.test", "action=tag"))
   end)
 
+  it("gives 451 4.3.0 when the hook's time runs out with lookups in flight, and the worker goes on", function()
+    local d2 = D.start_for_test{ dns = "127.0.0.1:" .. dm.port, policies = POLICY,
+      timeouts = "command = 30, data = 30, tls = 10, hook = 0.5, drain = 5" }
+    local code, text = session(d2, "127.0.0.5"):cmd("MAIL FROM:<a@sender.test>")
+    assert.are.equal(451, code, text)
+    assert.matches("^451 4%.3%.0 ", text)
+    t.sleep(DNS_TIMEOUT + 0.5)   -- the late answers arrive for a finished hook
+    code, text = session(d2, "127.0.0.2"):cmd("MAIL FROM:<a@sender.test>")
+    assert.are.equal(550, code, text)
+    assert.are.equal(0, d2:count_log("event=worker_died"), d2:log())
+    assert.are.equal(1, d2:count_log("event=worker_started"))
+  end)
+
   it("answers 451 4.7.1 when a list with on_error = tempfail is down", function()
     local code, text = session(d, "127.0.0.7"):cmd("MAIL FROM:<a@sender.test>")
     assert.are.equal(451, code, text)
