@@ -22,6 +22,8 @@
 #include "lua_budget.h"
 #include "lua_hook.h"
 
+struct dns_batch;
+
 /* The answer of the DNS query a hook is waiting for. */
 struct dns_pending {
 	enum dns_type	 type;
@@ -29,6 +31,7 @@ struct dns_pending {
 	char		*error;
 	struct dns_answer *answers;
 	size_t		 n;
+	struct dns_batch *batch;	/* indimail.dns.lookup_all's queries */
 };
 
 struct domain_rule;
@@ -160,6 +163,8 @@ void	hook_edit_tx_methods(lua_State *);
 void	hook_dns_set(struct dns *);
 /* Pushes the waited-for answer on c->co and clears it; returns 2. */
 int	hook_dns_result(struct hook_call *);
+/* Pushes lookup_all's answers on c->co and clears them; returns 1. */
+int	hook_dns_batch_result(struct hook_call *);
 /* Frees what a DNS answer holds (a call's dns, once it is freed). */
 void	hook_dns_clear(struct dns_pending *);
 

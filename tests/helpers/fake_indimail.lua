@@ -35,6 +35,27 @@ function F.new()
   I.accept = function() return { action = "accept" } end
   I.quarantine = function(a, r) return { action = "quarantine", address = a, reason = r } end
   I.route_relay = function(h, p) return { action = "route", host = h, port = p } end
+  -- indimail.dns (A records): I.zone[name] = { "127.0.0.2" } or "tempfail";
+  -- a name not there is NXDOMAIN. I.queries: the names asked, in order.
+  I.zone, I.queries = {}, {}
+  local function answer(name)
+    I.queries[#I.queries + 1] = name
+    local z = I.zone[name]
+    if z == "tempfail" then return nil, "tempfail: Timeout while contacting DNS servers" end
+    if z then return z, "ok" end
+    return {}, "nxdomain"
+  end
+  I.dns = {
+    lookup = answer,
+    lookup_all = function(names)
+      local out = {}
+      for i, n in ipairs(names) do
+        local a, st = answer(n)
+        out[i] = { answers = a, status = st }
+      end
+      return out
+    end,
+  }
   return I
 end
 
