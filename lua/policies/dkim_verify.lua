@@ -117,7 +117,7 @@ function P.message(session, tx, msg)
   elseif act == "tempfail" then
     return indimail.tempfail("DKIM key lookup failed, try again later", 451, "4.7.5")
   end
-  msg:add_header(HEADER, P.header(id, results, tx.notes.spf), "prepend")
+  msg:add_header(HEADER, P.header(id, results, tx.notes.spf), "trace")
 end
 
 return P

@@ -42,7 +42,9 @@ end
 local function received_ar(d, msg)
   local id = d:send("joe@ok.test", { "alice@example.test" }, crlf(msg))
   local _, queued = d:queued(id)
-  local ar = queued:match("\nAuthentication%-Results: (" .. ID:gsub("%.", "%%.") .. ";.-)\n%S")
+  -- ours is a trace field: on top, above this server's Received (RFC 8601)
+  local ar = queued:match("^Authentication%-Results: (" .. ID:gsub("%.", "%%.") .. ";.-)\n%S")
+  assert.truthy(ar and queued:find("\nReceived: from", 1, true), "A-R above our Received")
   return ar and ar:gsub("\n\t", " "), queued
 end
 
