@@ -190,7 +190,7 @@ def sets(key_file, words):
                    check_signed, listener="submission")
     sign.config_keys = ('dkim = { keys = { ["%s"] = { selector = "%s", key_file = "%s", '
                         'algorithm = "rsa-sha256" } } },' % (DOMAIN, SELECTOR, key_file))
-    verify = AuthSet("verify", " + ".join(p for p, _ in VERIFY) + " verification",
+    verify = AuthSet("verify", "SPF + DKIM verification (%s)" % ", ".join(p for p, _ in VERIFY),
                      "\n-- scenario 12\n" + "".join('indimail.policy("%s")\n' % p
                                                      for p, _ in VERIFY), check_verified)
     bogo = AuthSet("bogo", "bogofilter, tag only", "\n-- scenario 12\n"
