@@ -145,4 +145,4 @@ clean:
 
 # indimaild vs Postfix on loopback (bench/run; method in docs/benchmarks.md).
 bench: all
-	@./tools/need-packages postfix hyperfine python3 dnsmasq-base mariadb-server && ./bench/run
+	@./tools/need-packages postfix hyperfine python3 dnsmasq-base mariadb-server bogofilter && ./bench/run
