@@ -114,7 +114,8 @@ build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 
 # spf_check (src/net/spf.c) for tests/integration/spf_conformance_spec.lua,
 # which runs the RFC 7208 suite through it with any client address.
-SPF_SRCS := src/net/spf.c src/net/spf_dns.c src/net/spf_wire.c src/lib/buf.c \
+SPF_SRCS := src/net/spf.c src/net/spf_dns.c src/net/spf_wire.c src/net/spf_get.c \
+            src/net/spf_record.c src/net/spf_record_rewrite.c src/lib/buf.c \
             src/lib/xalloc.c src/lib/diag.c src/lib/log.c
 build/indimail_spf.so: tests/helpers/testmod_spf.c $(SPF_SRCS)
 	@mkdir -p $(dir $@)

@@ -15,8 +15,11 @@
 #include "../lib/buf.h"
 #include "../lib/xalloc.h"
 #include "spf.h"
+#include "spf_get.h"
 
 #define EXPLANATION_MAX	256
+/* where an IPv4-mapped IPv6 address (::ffff:a.b.c.d) keeps a.b.c.d */
+#define IPV4_IN_MAPPED	12
 /* A fail's explanation when the record has no exp= (RFC 7208 6.2): none;
  * the libspf2 default sends people to openspf.org, which is gone. */
 #define DEFAULT_EXPLANATION	""
@@ -91,7 +94,9 @@ thread_server(const char *receiver)
 	pthread_once(&quiet_once, silence_libspf2);
 	if (tl_server == NULL) {
 		SPF_response_t *resp = NULL;
-		if ((tl_server = SPF_server_new_dns(spf_dns_layer(), 0)) == NULL)
+		SPF_dns_server_t *layer = spf_dns_layer();
+		layer->get_spf = spf_get_record;	/* the strict reading */
+		if ((tl_server = SPF_server_new_dns(layer, 0)) == NULL)
 			return NULL;
 		SPF_server_set_explanation(tl_server, DEFAULT_EXPLANATION,
 		    &resp);
@@ -100,6 +105,28 @@ thread_server(const char *receiver)
 	}
 	SPF_server_set_rec_dom(tl_server, receiver ? receiver : "localhost");
 	return tl_server;
+}
+
+/*
+ * The client address into req; -1 if ip is none. An IPv4-mapped IPv6
+ * address is the IPv4 address (RFC 7208 5: it "MUST still be considered
+ * an IPv4 address"); libspf2 would match it against ip6: and AAAA.
+ */
+static int
+set_client(SPF_request_t *req, const char *ip)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, ip, &a4) == 1)
+		return SPF_request_set_ipv4(req, a4) == SPF_E_SUCCESS ? 0 : -1;
+	if (inet_pton(AF_INET6, ip, &a6) != 1)
+		return -1;
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memcpy(&a4, &a6.s6_addr[IPV4_IN_MAPPED], sizeof(a4));
+		return SPF_request_set_ipv4(req, a4) == SPF_E_SUCCESS ? 0 : -1;
+	}
+	return SPF_request_set_ipv6(req, a6) == SPF_E_SUCCESS ? 0 : -1;
 }
 
 /* The libspf2 request for q; NULL when ip is no address (why set). */
@@ -113,8 +140,7 @@ make_request(SPF_server_t *srv, const struct spf_query *q, const char **why)
 		*why = "out of memory";
 		return NULL;
 	}
-	if (SPF_request_set_ipv4_str(req, q->ip) != SPF_E_SUCCESS &&
-	    SPF_request_set_ipv6_str(req, q->ip) != SPF_E_SUCCESS)
+	if (set_client(req, q->ip) < 0)
 		*why = "the client address is not an IP address";
 	else if (helo_only && (q->helo == NULL || q->helo[0] == '\0'))
 		*why = "neither a sender nor a HELO name to check";
@@ -272,7 +298,8 @@ read_response(SPF_response_t *resp, const struct spf_dns_ctx *ctx,
 	} else if (ctx->voids > lim->void_max && a->result != SPF_R_NONE) {
 		a->result = SPF_R_PERMERROR;
 		why = "too many lookups that found nothing";
-	}
+	} else if (ctx->refused[0] && a->result == SPF_R_PERMERROR)
+		why = ctx->refused;	/* spf_get found a syntax error */
 	if (resp && resp->explanation && resp->explanation[0] &&
 	    a->result == SPF_R_FAIL)
 		a->explanation = printable(resp->explanation, EXPLANATION_MAX);

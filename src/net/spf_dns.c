@@ -50,6 +50,12 @@ spf_dns_end(void)
 	tl_ctx = NULL;
 }
 
+struct spf_dns_ctx *
+spf_dns_current(void)
+{
+	return tl_ctx;
+}
+
 /* One "host[:port]" of the list into s; -1 if it is no address. */
 static int
 parse_one(const char *tok, struct spf_dns_servers *s)
@@ -257,13 +263,20 @@ add_rr(void *arg, const void *data, size_t len)
 	return 0;
 }
 
+/* rr_sink's reset for a libspf2 record set. */
+static void
+reset_rr(void *arg)
+{
+	((SPF_dns_rr_t *)arg)->num_rr = 0;
+}
+
 /*
- * One server's answer to q into rr: TEMPFAIL when it said nothing usable
+ * One server's answer to q into s: TEMPFAIL when it said nothing usable
  * in time (the next server is then asked).
  */
 static enum spf_wire_status
 ask_server(struct spf_dns_ctx *c, size_t i, unsigned char *q, size_t qlen,
-    int qtype, SPF_dns_rr_t *rr)
+    int qtype, const struct spf_dns_sink *s)
 {
 	static _Thread_local unsigned char ans[UINT16_MAX];
 	int budget = wait_budget(c);
@@ -275,15 +288,15 @@ ask_server(struct spf_dns_ctx *c, size_t i, unsigned char *q, size_t qlen,
 		return SPF_WIRE_TEMPFAIL;
 	n = exchange_udp(c->servers, i, q, qlen, ans, SPF_WIRE_UDP_MAX, until);
 	st = n < 0 ? SPF_WIRE_TEMPFAIL : spf_wire_answer(q, qlen, ans,
-	    (size_t)n, qtype, add_rr, rr);
+	    (size_t)n, qtype, s->add, s->arg);
 	if (st == SPF_WIRE_TRUNCATED) {
-		rr->num_rr = 0;
+		s->reset(s->arg);
 		n = exchange_tcp(c->servers, i, q, qlen, ans, sizeof(ans), until);
 		st = n < 0 ? SPF_WIRE_TEMPFAIL : spf_wire_answer(q, qlen, ans,
-		    (size_t)n, qtype, add_rr, rr);
+		    (size_t)n, qtype, s->add, s->arg);
 	}
 	if (st == SPF_WIRE_BAD || st == SPF_WIRE_TRUNCATED) {
-		rr->num_rr = 0;
+		s->reset(s->arg);
 		st = SPF_WIRE_TEMPFAIL;
 	}
 	if (spf_dns_now_ms() >= c->deadline_ms && st == SPF_WIRE_TEMPFAIL)
@@ -308,7 +321,8 @@ herrno_of(enum spf_wire_status st)
 
 /* Asks the servers in turn until one answers; the status. */
 static enum spf_wire_status
-resolve(struct spf_dns_ctx *c, const char *domain, int qtype, SPF_dns_rr_t *rr)
+resolve(struct spf_dns_ctx *c, const char *domain, int qtype,
+    const struct spf_dns_sink *s)
 {
 	unsigned char q[SPF_WIRE_QUERY_MAX];
 	uint16_t id;
@@ -321,7 +335,7 @@ resolve(struct spf_dns_ctx *c, const char *domain, int qtype, SPF_dns_rr_t *rr)
 		return SPF_WIRE_NXDOMAIN;	/* no such name can exist */
 	c->lookups++;
 	for (size_t i = 0; i < c->servers->n && st == SPF_WIRE_TEMPFAIL; i++)
-		st = ask_server(c, i, q, (size_t)qlen, qtype, rr);
+		st = ask_server(c, i, q, (size_t)qlen, qtype, s);
 	/* TXT is left out: a void include or redirect is a permerror anyway,
 	 * and an exp= that finds nothing must not turn a fail into one */
 	if ((st == SPF_WIRE_NODATA || st == SPF_WIRE_NXDOMAIN) &&
@@ -393,6 +407,7 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 {
 	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(layer, domain, type, 0,
 	    NETDB_SUCCESS);
+	struct spf_dns_sink sink = { add_rr, reset_rr, rr };
 	enum spf_wire_status st;
 
 	(void)should_cache;
@@ -401,13 +416,27 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 	if (type == ns_t_spf || tl_ctx == NULL)
 		st = SPF_WIRE_NODATA;	/* retired type; no check running */
 	else
-		st = resolve(tl_ctx, domain, type, rr);
+		st = resolve(tl_ctx, domain, type, &sink);
 	rr->herrno = herrno_of(st);
 	if (tl_ctx)
 		tl_ctx->last_tempfail = rr->herrno == TRY_AGAIN;
 	if (st != SPF_WIRE_OK)
 		rr->num_rr = 0;
 	return rr;
+}
+
+SPF_dns_stat_t
+spf_dns_txt(const char *domain, const struct spf_dns_sink *s)
+{
+	enum spf_wire_status st = SPF_WIRE_TEMPFAIL;
+
+	if (tl_ctx) {
+		st = resolve(tl_ctx, domain, ns_t_txt, s);
+		tl_ctx->last_tempfail = herrno_of(st) == TRY_AGAIN;
+	}
+	if (st != SPF_WIRE_OK)
+		s->reset(s->arg);
+	return herrno_of(st);
 }
 
 SPF_dns_server_t *

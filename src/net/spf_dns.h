@@ -18,7 +18,11 @@
 #include <netinet/in.h>	/* libspf2 needs it first */
 #include <spf2/spf.h>
 
+#include "spf_wire.h"
+
 #define SPF_DNS_SERVERS_MAX	4
+/* why a record was refused: its domain and spf_record's reason */
+#define SPF_DNS_REFUSED_MAX	448
 
 struct spf_dns_servers {
 	struct sockaddr_storage addr[SPF_DNS_SERVERS_MAX];
@@ -35,6 +39,7 @@ struct spf_dns_ctx {
 	int		 lookups;
 	int		 timed_out;		/* the deadline cut a query */
 	int		 last_tempfail;		/* the latest query got no answer */
+	char		 refused[SPF_DNS_REFUSED_MAX];	/* "": none was */
 };
 
 /*
@@ -49,6 +54,22 @@ SPF_dns_server_t *spf_dns_layer(void);
 /* The context the thread's queries obey until spf_dns_end. */
 void	spf_dns_begin(struct spf_dns_ctx *);
 void	spf_dns_end(void);
+/* That context, NULL outside a check. */
+struct spf_dns_ctx *spf_dns_current(void);
+/* Where a query's records go; reset drops those a reply gave before it
+ * turned out truncated or bad. */
+struct spf_dns_sink {
+	spf_wire_add_fn	 add;
+	void		(*reset)(void *arg);
+	void		*arg;
+};
+/*
+ * The TXT records of domain, each handed to s->add with its length (any
+ * bytes, NUL too), in the check's context; how the query went, as
+ * libspf2 reads it: NETDB_SUCCESS (at least one record), NO_DATA,
+ * HOST_NOT_FOUND or TRY_AGAIN (also outside a check).
+ */
+SPF_dns_stat_t spf_dns_txt(const char *domain, const struct spf_dns_sink *s);
 /*
  * dkim: the raw reply to name/qtype (for a library that reads the wire
  * form itself, libopendkim) from the first server that answers within c's

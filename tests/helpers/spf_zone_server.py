@@ -94,7 +94,8 @@ def lookup(zone, name, qtype):
 
 
 def answer(zone, q):
-    name = str(q.q.qname).rstrip(".").lower()
+    # the labels' own bytes: str() escapes a space as \032
+    name = ".".join(l.decode("latin-1") for l in q.q.qname.label).lower()
     qtype = QTYPE[q.q.qtype]
     reply = q.reply()
     for _ in range(MAX_CNAME):

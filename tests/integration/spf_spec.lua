@@ -18,6 +18,9 @@ local ZONE = {
   "--txt-record=lenient.test,v=spf1 -all",
   "--txt-record=mx.helo.test,v=spf1 ip4:127.0.0.0/8 -all",
   "--txt-record=bad.helo.test,v=spf1 -all",
+  "--txt-record=syntax.test,v=spf1 ip4:127.0.0.1 a:example.com:8080 -all",
+  "--txt-record=redir.test,v=spf1 redirect=fail.test ?all",
+  "--txt-record=zero.test,v=spf1 ip4:192.0.2.1/0 -all",
 }
 
 local POLICY = [[
@@ -81,6 +84,20 @@ describe("spf policy", function()
       local qid = d:send("a@lenient.test", { "alice@example.test" }, MSG)
       local _, msg = d:queued(qid)
       assert.matches("Received%-SPF: fail ", msg)
+    end)
+
+    it("marks a record with a syntax error permerror and says why (RFC 7208 4.6)", function()
+      local qid = d:send("a@syntax.test", { "alice@example.test" }, MSG)
+      local _, msg = d:queued(qid)
+      assert.matches("Received%-SPF: permerror %(.-the SPF record of syntax%.test is invalid: " ..
+        "a domain%-spec whose last label is no valid top label in 'a:example%.com:8080'%)", msg)
+    end)
+
+    it("reads what libspf2 misreads as RFC 7208 means: redirect= beside all, ip4:/0", function()
+      local _, redir = d:queued(d:send("a@redir.test", { "alice@example.test" }, MSG))
+      assert.matches("Received%-SPF: neutral ", redir)	-- not fail.test's fail
+      local _, zero = d:queued(d:send("a@zero.test", { "alice@example.test" }, MSG))
+      assert.matches("Received%-SPF: pass ", zero)
     end)
 
     it("checks the HELO name for the null sender (RFC 7208 2.4)", function()
