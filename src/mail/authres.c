@@ -97,6 +97,16 @@ emit(struct cur *c, struct authres_span *s, int ch)
 	return 0;
 }
 
+/* Appends the byte at the cursor to s and moves past it. */
+static int
+take(struct cur *c, struct authres_span *s)
+{
+	if (emit(c, s, (unsigned char)*c->p) < 0)
+		return -1;
+	c->p++;
+	return 0;
+}
+
 /* CRLF or LF at the cursor: its length, or 0. */
 static size_t
 line_break(const struct cur *c)
@@ -221,10 +231,10 @@ quoted_into(struct cur *c, struct authres_span *s, int raw)
 		if (*c->p == '\\') {
 			if (quoted_pair(c) < 0 || (raw && emit(c, s, '\\') < 0))
 				return -1;
-			c->p--;
+			c->p--;	/* to the quoted character, taken below */
 		} else if (!is_text((unsigned char)*c->p))
 			return fail(c, "a control character in a quoted-string");
-		if (emit(c, s, *c->p++) < 0)
+		if (take(c, s) < 0)
 			return -1;
 	}
 	c->p++;
@@ -267,7 +277,7 @@ read_digits(struct cur *c, struct authres_span *s, const char *missing)
 		if (s->len == AUTHRES_MAX_DIGITS)
 			return fail(c, "a version longer than "
 			    STR(AUTHRES_MAX_DIGITS) " digits");
-		if (emit(c, s, *c->p++) < 0)
+		if (take(c, s) < 0)
 			return -1;
 	}
 	return 0;
@@ -283,7 +293,7 @@ read_value(struct cur *c, struct authres_span *s, const char *missing)
 	if (!is_token(peek(c)))
 		return fail(c, missing);
 	while (is_token(peek(c)))
-		if (emit(c, s, *c->p++) < 0)
+		if (take(c, s) < 0)
 			return -1;
 	return 0;
 }
@@ -294,7 +304,7 @@ pchars_into(struct cur *c, struct authres_span *s, const char *missing)
 	if (!is_pchar(peek(c)))
 		return fail(c, missing);
 	while (is_pchar(peek(c)))
-		if (emit(c, s, *c->p++) < 0)
+		if (take(c, s) < 0)
 			return -1;
 	return 0;
 }
