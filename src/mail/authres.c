@@ -495,9 +495,10 @@ parse_results(struct cur *c)
 int
 authres_parse(const char *v, size_t n, char *scratch, struct authres *ar)
 {
-	struct cur c = { v, v + n, v, scratch, ar };
+	struct cur c;
 
 	memset(ar, 0, sizeof(*ar));
+	c = (struct cur){ v, v + n, v, scratch, ar };
 	if (n > AUTHRES_MAX_FIELD)
 		return fail(&c, "a field longer than " STR(AUTHRES_MAX_FIELD)
 		    " bytes");
