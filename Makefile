@@ -99,7 +99,7 @@ $(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
 
 # Lua module exposing the pure parsers to the unit specs (never sanitized:
 # it is loaded into the stock lua5.4 interpreter).
-build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS)
+build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS) src/mail/authres.c src/lua/lua_authres.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -lcrypto

@@ -39,9 +39,15 @@ function P.setup(s)
   return { message = P.message }
 end
 
--- The authserv-id an Authentication-Results value starts with.
+-- The authserv-id an Authentication-Results value claims, lower case
+-- (indimail.authres.parse, RFC 8601 2.2). A malformed field still claims
+-- the id read before its error: one in our name is removed all the same,
+-- as a lenient reader downstream might believe it. A field whose id cannot
+-- be read claims nobody and is kept (it is not ours to judge).
 local function authserv_of(value)
-  return (value:match("^%s*([^%s;]+)") or ""):lower()
+  local ar, _, id = indimail.authres.parse(value)
+  id = ar and ar.authserv_id or id
+  return id and id:lower()
 end
 
 -- Removes the fields that claim to be ours (RFC 8601 5); the others are

@@ -487,6 +487,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	lua_bogofilter_open(L);
 	lua_rspamd_open(L);
 	lua_submit_open(L);
+	lua_authres_open(L);
 }
 
 int

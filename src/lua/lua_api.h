@@ -31,6 +31,8 @@ void	lua_clamd_open(lua_State *);	/* adds indimail.clamd.scan */
 void	lua_bogofilter_open(lua_State *);	/* indimail.bogofilter.classify */
 void	lua_rspamd_open(lua_State *);	/* adds indimail.rspamd.check */
 void	lua_submit_open(lua_State *);	/* adds indimail.submit */
+void	lua_authres_open(lua_State *);	/* adds indimail.authres.parse */
+int	lua_authres_parse(lua_State *);	/* it (testmod.c loads it too) */
 /* lua_check.c: lua_config_parse of the table at index 1, protected, whose
  * "bad config" error is raised as FILE:LINE of the offending key. */
 void	lua_config_read(lua_State *, struct config *);

@@ -4,6 +4,13 @@
 -- constructors returning plain tables. F.install() sets _G.indimail.
 local F = {}
 
+-- indimail.authres is the daemon's own binding (src/lua/lua_authres.c),
+-- built into build/indimail_test.so as authres_parse: no fake to drift.
+if not package.cpath:find("build/?.so", 1, true) then
+  package.cpath = "build/?.so;" .. package.cpath
+end
+local authres_parse = require("indimail_test").authres_parse
+
 function F.new()
   local I = { logs = {}, now = 1000, slots = {} }
   local function live(k)
@@ -31,6 +38,7 @@ function F.new()
     end
   end
   I.reject, I.tempfail = verdict("reject"), verdict("tempfail")
+  I.authres = { parse = authres_parse }
   I.discard = function() return { action = "discard" } end
   I.accept = function() return { action = "accept" } end
   I.quarantine = function(a, r) return { action = "quarantine", address = a, reason = r } end

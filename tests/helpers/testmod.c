@@ -1,8 +1,10 @@
 /*
  * testmod: the Lua 5.4 module "indimail_test" that the busted specs load.
  * It exposes the pure SMTP parsers (smtp_parse.c, smtp_data.c) and the
- * header walker (mail/header.c) with Lua values in and out, and a few process helpers (spawn, kill, waitpid,
- * sleep, now, getuid) for the integration specs. The comment above each
+ * header walker (mail/header.c) with Lua values in and out, the
+ * Authentication-Results parser as indimail.authres.parse has it
+ * (lua_authres.c), and a few process helpers (spawn, kill, waitpid, sleep,
+ * now, getuid) for the integration specs. The comment above each
  * Lua-callable function gives its stack effect as [-arguments, +results];
  * every argument is checked, so a bad call raises a Lua error, never a crash.
  */
@@ -30,6 +32,7 @@
 #include "../../src/smtp/smtp_sasl_parse.h"
 #include "../../src/lib/sasl.h"
 #include "../../src/deliver/smtp_reply.h"
+#include "../../src/lua/lua_api.h"
 
 #define BUF_META	"indimail_test.buf"
 
@@ -848,6 +851,7 @@ static const luaL_Reg funcs[] = {
 	{ "header_end", l_header_end },
 	{ "header_count", l_header_count },
 	{ "parse_reply", l_parse_reply },
+	{ "authres_parse", lua_authres_parse },	/* indimail.authres.parse */
 	{ "ehlo_caps", l_ehlo_caps },
 	{ "parse_command", l_parse_command },
 	{ "parse_mail", l_parse_mail },

@@ -93,6 +93,24 @@ describe("dkim_verify policy", function()
     assert.matches("^mx%.example%.net;\n\tdkim=temperror", m.added[2][2])
   end)
 
+  -- indimail.authres.parse here is the real parser (fake_indimail.lua).
+  it("finds our id behind comments, quotes and folds, and removes a malformed field in our name", function()
+    local H = policy()
+    local m = with_edits(F.msg({
+      { "Authentication-Results", "(forged) MX.example.net (x); dkim=pass" },
+      { "Authentication-Results", '"mx.example.net"; spf=pass smtp.mailfrom=example.com' },
+      { "Authentication-Results", "\r\n mx.example.net;\r\n\tdkim=pass" },
+      { "Authentication-Results", "mx.example.net; dkim=pass header.d=example.com;" },
+      { "Authentication-Results", "mx.example.net.evil.test; dkim=pass" },
+      { "Authentication-Results", "other.example; dkim=pass action=none" },
+      { "Authentication-Results", '"unterminated; dkim=pass' } }))
+    H.message({ listener = "smtp" }, tx(), m)
+    -- kept ones go back prepended last first, so in their order on top
+    assert.are.same({ '"unterminated; dkim=pass', "other.example; dkim=pass action=none",
+      "mx.example.net.evil.test; dkim=pass" }, { m.added[1][2], m.added[2][2], m.added[3][2] })
+    assert.are.equal(4, #m.added)
+  end)
+
   it("rejects a fail with 550 5.7.20 and tempfails a temperror with 451 4.7.5 when told", function()
     local H = policy({ fail = "reject" }, { { result = "fail", domain = "example.com", error = "x" } })
     local v = H.message({}, tx(), with_edits(F.msg({})))
