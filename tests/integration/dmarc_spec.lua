@@ -10,8 +10,11 @@
 local D = require("daemon")
 local cleanup = require("cleanup")
 local dnsmasq = require("dnsmasq")
+local socket = require("socket")
+local t = D.t
 
 local ID = "mx.test.example"	-- the daemon's hostname (daemon.lua)
+local DNS_TIMEOUT = 2		-- the daemon's dns.timeout (daemon.lua), seconds
 
 local ZONE = {
   "--local=/uk/",	-- co.uk names are answered here, never forwarded
@@ -73,30 +76,35 @@ local function try(d, sender, msg)
 end
 
 describe("dmarc policy", function()
-  local scratch, dns, key
+  local scratch, dns, key, blackhole
 
   setup(function()
     scratch = D.mktemp("dmarc")
+    blackhole = assert(socket.udp())	-- _dmarc.slow.test goes here: never answered
+    assert(blackhole:setsockname("127.0.0.1", 0))
+    local _, port = blackhole:getsockname()
     key = scratch .. "/rsa.key"
     D.sh(("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s 2>/dev/null"):format(key))
     local p = D.sh(("openssl pkey -in %s -pubout -outform DER | base64 -w0"):format(key))
-    local records = { "--txt-record=s1._domainkey.ok.test,v=DKIM1; k=rsa; p=" .. p:gsub("%s+$", "") }
+    local records = { "--txt-record=s1._domainkey.ok.test,v=DKIM1; k=rsa; p=" .. p:gsub("%s+$", ""),
+      "--server=/_dmarc.slow.test/127.0.0.1#" .. port }
     for _, r in ipairs(ZONE) do records[#records + 1] = r end
     dns = dnsmasq.start{ dir = scratch, records = records }
   end)
 
   teardown(function()
     if dns then dns.stop() end
+    if blackhole then blackhole:close() end
     D.rmtemp(scratch)
   end)
 
   after_each(cleanup.run)
 
-  local function start(policies, dnsaddr)
+  local function start(policies, dnsaddr, timeouts)
     return D.start_for_test{ dns = dnsaddr or ("127.0.0.1:" .. dns.port),
       mailboxes = "users = { 'alice@example.test', 'quarantine@example.test' }",
       config_extra = "dkim = { timeout = 3 }, spf = { timeout = 3 },",
-      policies = policies or POLICIES }
+      policies = policies or POLICIES, timeouts = timeouts }
   end
 
   local function signed(from, subject)
@@ -214,5 +222,16 @@ indimail.policy("dmarc", { domains = { ["rej.test"] = "monitor" } })]])
     code, text = try(d, "a@spf.test", message("joe@rej.test", "dnsdown2"))
     assert.are.equal(451, code, text)
     assert.matches("4%.7%.1 DMARC policy of rej%.test could not be retrieved", text)
+  end)
+
+  it("gives 451 4.3.0 when the hook's time runs out with a _dmarc query out, and the worker goes on", function()
+    local d = start([[indimail.policy("dmarc")]], nil, "command = 30, data = 30, tls = 10, hook = 0.5, drain = 5")
+    local code, text = try(d, "a@spf.test", message("joe@slow.test", "slow"))
+    assert.are.equal(451, code, text)
+    assert.matches("4%.3%.0", text)
+    t.sleep(DNS_TIMEOUT + 0.5)   -- the late answer arrives for a finished hook
+    code, text = try(d, "a@spf.test", message("joe@rej.test", "after"))
+    assert.are.equal(550, code, text)
+    assert.are.equal(0, d:count_log("event=worker_died"), d:log())
   end)
 end)
