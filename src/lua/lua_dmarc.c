@@ -230,16 +230,22 @@ auth_of(lua_State *L, struct dmarc_auth *a, char **keep, const char *what)
 static void
 dkim_of(lua_State *L, struct dmarc_check *q)
 {
-	lua_getfield(L, 1, "dkim");
-	if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+	int t = lua_getfield(L, 1, "dkim");
+
+	if (t != LUA_TNIL && t != LUA_TTABLE)
 		luaL_error(L, "indimail.dmarc.check: dkim must be a list of "
 		    "{ result=, domain= } (tx.notes.dkim)");
-	for (int i = 1; lua_istable(L, -1) && q->in.ndkim < DMARC_DKIM_MAX &&
-	    lua_geti(L, -1, i) != LUA_TNIL; i++) {
-		size_t k = q->in.ndkim++;
+	for (lua_Integer i = 1; t == LUA_TTABLE && q->in.ndkim < DMARC_DKIM_MAX;
+	    i++) {
+		size_t k = q->in.ndkim;
+		if (lua_geti(L, -1, i) == LUA_TNIL) {
+			lua_pop(L, 1);
+			break;
+		}
+		q->in.ndkim++;
 		auth_of(L, &q->in.dkim[k], &q->dkim_domain[k], "each dkim entry");
 	}
-	lua_pop(L, 2);		/* the nil that ended the list, the list */
+	lua_pop(L, 1);		/* the list */
 }
 
 /* The from_domain of the table at 1, lower case, into q->from. */

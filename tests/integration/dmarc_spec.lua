@@ -234,4 +234,25 @@ indimail.policy("dmarc", { domains = { ["rej.test"] = "monitor" } })]])
     assert.are.equal(550, code, text)
     assert.are.equal(0, d:count_log("event=worker_died"), d:log())
   end)
+
+  it("indimail.dmarc: record= without DNS, relaxed alignment by the PSL, errors that name the field", function()
+    local d = start([[
+indimail.hook("message", function(session, tx, msg)
+  local r = indimail.dmarc.check{ from_domain = "Mail.Example.CO.UK", record = "v=DMARC1; p=quarantine; pct=50",
+    spf = { result = "pass", domain = "bounce.example.co.uk" }, dkim = { { result = "fail", domain = "x.test" } } }
+  local _, e1 = pcall(indimail.dmarc.check, { from_domain = "x.test", spff = {} })
+  local _, e2 = pcall(indimail.dmarc.check, { from_domain = "not a domain" })
+  indimail.log("probe", { result = r.result, org = r.organizational_domain, aligned = tostring(r.spf_aligned),
+    policy = r.policy, pct = r.pct, e1 = e1, e2 = e2, from = indimail.dmarc.from_domain(msg),
+    od = indimail.dmarc.organizational_domain("a.b.example.com"), ps = tostring(indimail.dmarc.organizational_domain("co.uk")) })
+end, "probe")]])
+    local code, text = try(d, "a@spf.test", message("Joe <JOE@Mail.Example.CO.UK>", "probe"))
+    assert.are.equal(250, code, text)
+    assert.truthy(d:wait_log("event=probe ", 2), d:log())
+    local line = d:log():match("[^\n]*event=probe [^\n]*")
+    for _, want in ipairs({ "result=pass", "org=example.co.uk", "aligned=true", "policy=quarantine", "pct=50",
+      "from=mail.example.co.uk", "od=example.com", "ps=nil", "unknown option spff", "from_domain must be a domain name" }) do
+      assert.truthy(line:find(want, 1, true), want .. " in " .. line)
+    end
+  end)
 end)
