@@ -2,7 +2,8 @@
  * dmarc: see dmarc.h. Who does what: GMime reads the From: address lists
  * (no address parser of ours), libpsl gives Organizational Domains from
  * the Public Suffix List Debian ships (psl_latest: the newer of the
- * publicsuffix package's file and libpsl's built-in copy), libopendmarc
+ * publicsuffix package's public_suffix_list.dafsa and libpsl's built-in
+ * copy), libopendmarc
  * reads the record's tags. Alignment is decided here with libpsl and not
  * by libopendmarc, whose test is a parent/child suffix match on labels:
  * without its own copy of the list (another parser of the same file) it
