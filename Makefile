@@ -2,7 +2,7 @@
 # `make run` and `make test` are the only two commands a new machine needs.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb jansson
+PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb jansson libpsl gmime-3.0
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
@@ -12,7 +12,7 @@ CFLAGS  += -DINDIMAIL_LUA_DIR=\"$(CURDIR)/lua\" -DINDIMAIL_CONFIG=\"$(CURDIR)/et
            -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lm -pthread \
-           -l:liblua5.4-rex-pcre2.so.0 -lspf2 -lopendkim -lresolv
+           -l:liblua5.4-rex-pcre2.so.0 -lspf2 -lopendkim -lopendmarc -lresolv
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
@@ -25,7 +25,8 @@ export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libmariadb-dev libspf2-dev libopendkim-dev libc-ares-dev libsqlite3-dev openssl \
-             libgmime-3.0-dev libcrypt-dev lua-rex-pcre2 libjansson-dev
+             libgmime-3.0-dev libcrypt-dev lua-rex-pcre2 libjansson-dev \
+             libopendmarc-dev libpsl-dev publicsuffix
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \

@@ -483,6 +483,7 @@ lua_api_open(lua_State *L, struct runtime *rt)
 	lua_directory_open(L);
 	lua_spf_open(L);
 	lua_dkim_open(L);
+	lua_dmarc_open(L);
 	lua_clamd_open(L);
 	lua_bogofilter_open(L);
 	lua_rspamd_open(L);

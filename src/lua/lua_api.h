@@ -27,6 +27,7 @@ void	lua_regex_open(lua_State *);	/* adds indimail.regex.* */
 void	lua_directory_open(lua_State *);	/* adds indimail.directory.* */
 void	lua_spf_open(lua_State *);	/* adds indimail.spf.* */
 void	lua_dkim_open(lua_State *);	/* adds indimail.dkim.* */
+void	lua_dmarc_open(lua_State *);	/* adds indimail.dmarc.* */
 void	lua_clamd_open(lua_State *);	/* adds indimail.clamd.scan */
 void	lua_bogofilter_open(lua_State *);	/* indimail.bogofilter.classify */
 void	lua_rspamd_open(lua_State *);	/* adds indimail.rspamd.check */

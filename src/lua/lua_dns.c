@@ -36,6 +36,12 @@ hook_dns_set(struct dns *dns)
 	hook_dns = dns;
 }
 
+struct dns *
+hook_dns_get(void)
+{
+	return hook_dns;
+}
+
 static void
 batch_free(struct dns_batch *b)
 {

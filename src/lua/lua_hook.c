@@ -196,6 +196,7 @@ maybe_free(struct hook_call *c)
 	hook_dir_release(c);	/* before its configuration may go */
 	hook_spf_release(c);
 	hook_dkim_release(c);
+	hook_dmarc_release(c);	/* indimail.dmarc */
 	runtime_unref(c->rt);
 	runtime_unref(c->main);
 	free(c->chain);

@@ -23,6 +23,7 @@
 #include "lua_hook.h"
 
 struct dns_batch;
+struct dmarc_check;
 
 /* The answer of the DNS query a hook is waiting for. */
 struct dns_pending {
@@ -90,6 +91,8 @@ struct hook_call {
 	/* indimail.dkim (lua_dkim.c) */
 	struct dkim_job	*dkimq;		/* the verification in flight */
 	struct dkim_msg_answer *dkima;	/* its answer */
+	/* indimail.dmarc (lua_dmarc.c) */
+	struct dmarc_check *dmarcq;	/* the check in flight or answered */
 	hook_done_cb	 cb;
 	void		*arg;
 	struct hook_verdict v;
@@ -167,6 +170,8 @@ int	hook_dns_result(struct hook_call *);
 int	hook_dns_batch_result(struct hook_call *);
 /* Frees what a DNS answer holds (a call's dns, once it is freed). */
 void	hook_dns_clear(struct dns_pending *);
+/* The process's resolver (hook_dns_set), or NULL. */
+struct dns *hook_dns_get(void);
 
 /* lua_directory.c: a finished call stops its lookup; a freed one lets go. */
 void	hook_dir_cancel(struct hook_call *);
@@ -185,5 +190,8 @@ void	hook_rspamd_cancel(struct hook_call *);
 void	hook_dkim_cancel(struct hook_call *);
 void	hook_dkim_release(struct hook_call *);
 void	hook_dkim_msg_methods(lua_State *);
+/* lua_dmarc.c: a freed call lets its check go (its query cannot be
+ * recalled: the answer finds the call finished). */
+void	hook_dmarc_release(struct hook_call *);
 
 #endif
