@@ -95,9 +95,16 @@ struct hook_ctx {
 	/*
 	 * session.notes and tx.notes: registry refs of Lua tables kept by the
 	 * caller across stages (LUA_NOREF = none yet: made on first use).
-	 * NULL: the stage has none. Released with hook_notes_release.
+	 * NULL: the stage has none. Released with hook_ref_release.
 	 */
 	int		*session_notes, *tx_notes;
+	/*
+	 * The session and tx objects themselves, kept the same way (the
+	 * session's for the session, the transaction's for the transaction)
+	 * and brought up to date at each stage instead of built afresh.
+	 * NULL: built for the stage (queue manager).
+	 */
+	int		*session_obj, *tx_obj;
 	/*
 	 * A policy's write of session.relay (tx = 0) or tx.relay (tx = 1)
 	 * in a stage that allows it (lua_objects.c checks which): the SMTP
@@ -126,8 +133,8 @@ int	hook_run(struct runtime *, enum hook_stage, struct hook_ctx *,
 	    struct hook_verdict *v, hook_done_cb cb, void *arg,
 	    struct hook_call **callp);
 void	hook_cancel(struct hook_call *);
-/* Frees a notes table (*ref, in rt's state) and resets *ref. */
-void	hook_notes_release(struct runtime *, int *ref);
+/* Frees a kept notes table or object (*ref, in rt's state), resets *ref. */
+void	hook_ref_release(struct runtime *, int *ref);
 void	hook_verdict_init(struct hook_verdict *);
 void	hook_verdict_free(struct hook_verdict *);
 /* dst takes src's buffers; src is left empty (accept). */

@@ -70,6 +70,7 @@ runtime_new(const char *path)
 
 	rt->mem_limit = 0;	/* set once the libraries are open */
 	rt->refs = 1;
+	rt->spare_co = LUA_NOREF;
 	rt->path = xstrdup(path);
 	config_defaults(&rt->cfg);
 	L = lua_newstate(capped_alloc, rt);
