@@ -464,6 +464,10 @@ hook_read_env(lua_State *L, struct hook_call *c)
 		lua_pop(L, 2);
 		return "tx.env must stay a table";
 	}
+	if (env_same(L, c->ctx->env)) {	/* the hook left it as it was */
+		lua_pop(L, 2);
+		return NULL;
+	}
 	lua_pushnil(L);
 	while (err == NULL && lua_next(L, -2)) {
 		const char *k = lua_type(L, -2) == LUA_TSTRING ?
