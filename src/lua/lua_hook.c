@@ -160,9 +160,9 @@ release_objects(struct hook_call *c)
 
 /*
  * (call) -> (): session, tx and msg in the current runtime's state. The
- * notes tables and the kept session and tx live in the configuration's
- * state: a domain's runtime sees no notes and builds its objects for the
- * stage.
+ * kept session and tx, with their notes, live in the configuration's
+ * state: a domain's runtime builds its objects for the stage, without
+ * notes.
  */
 static int
 p_make_objects(lua_State *L)
@@ -170,10 +170,8 @@ p_make_objects(lua_State *L)
 	struct hook_call *c = lua_touserdata(L, 1);
 	struct hook_ctx own = *c->ctx;
 
-	if (c->rt != c->main) {
-		own.session_notes = own.tx_notes = NULL;
+	if (c->rt != c->main)
 		own.session_obj = own.tx_obj = NULL;
-	}
 	c->session_kept = own.session_obj != NULL;
 	c->tx_kept = own.tx_obj != NULL;
 	c->session_ref = hook_session_object(L, &own);
@@ -359,6 +357,19 @@ p_read_verdict(lua_State *L)
 	return 0;
 }
 
+/* The deciding hook's name into dst, cut to fit (snprintf costs more than
+ * a whole empty hook's verdict). */
+static void
+copy_name(char *dst, size_t size, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, name, n);
+	dst[n] = '\0';
+}
+
 /*
  * A hook ended normally: read its verdict (its last result) and tx.env.
  * 1 = stage over: any verdict but "go on" (nil, true, tarpit),
@@ -383,7 +394,7 @@ hook_returned(struct hook_call *c, int nres)
 		hook_internal_error(c, c->verdict_err, NULL);
 		return 1;
 	}
-	snprintf(c->v.policy, sizeof(c->v.policy), "%s", c->name);
+	copy_name(c->v.policy, sizeof(c->v.policy), c->name);
 	c->delay_ms += c->v.delay_ms;	/* tarpits add up over the stage */
 	return c->v.action != VERDICT_ACCEPT || c->v.stop;
 }

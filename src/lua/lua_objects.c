@@ -4,15 +4,14 @@
  * session's for the whole session and the transaction's for the whole
  * transaction (the caller's refs, ctx->session_obj and ctx->tx_obj), and
  * brings them up to date at each stage; a domain's state, and the queue
- * manager, build them afresh for each stage. Reading
- * works as on a table (pairs, ipairs, #), writing any field raises an
- * error naming it, but for session.relay and tx.relay (a policy's relay
- * grant, in the stages that allow it). Their other writable parts are
- * tables inside: tx.env (read
- * back after the hook, raw, and must stay names to single-line strings)
- * and session.notes / tx.notes (the caller's registry refs, kept across
- * stages). msg is a userdata whose methods read the message through
- * src/mail/header.c and refuse to work once the stage is over.
+ * manager, build them afresh for each stage. Reading works as on a table
+ * (pairs, ipairs, #), writing any field raises an error naming it, but
+ * for session.relay and tx.relay (a policy's relay grant, in the stages
+ * that allow it). Their other writable parts are tables inside: tx.env
+ * (read back after the hook, raw, and must stay names to single-line
+ * strings) and session.notes / tx.notes (in the kept objects only, so
+ * they last as long). msg is a userdata whose methods read the message
+ * through src/mail/header.c and refuse to work once the stage is over.
  */
 #include <string.h>
 #include <strings.h>
@@ -226,26 +225,22 @@ ro_wrap(lua_State *L, const char *kind, const char *const *fields)
 	lua_setiuservalue(L, -2, 1);
 }
 
-/* t.notes = the table of *ref, made on first use. [-0, +0] */
+/* t.notes = a new table, for a kept object (it lives as long). [-0, +0] */
 static void
-set_notes(lua_State *L, int *ref)
+set_notes(lua_State *L, int kept)
 {
-	if (ref == NULL)
-		return;
-	if (*ref == HOOK_NO_NOTES) {
+	if (kept) {
 		lua_newtable(L);
-		*ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_setfield(L, -2, "notes");
 	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
-	lua_setfield(L, -2, "notes");
 }
 
 void
 hook_ref_release(struct runtime *rt, int *ref)
 {
-	if (*ref != HOOK_NO_NOTES)
+	if (*ref != HOOK_NO_OBJECT)
 		luaL_unref(rt->L, LUA_REGISTRYINDEX, *ref);
-	*ref = HOOK_NO_NOTES;
+	*ref = HOOK_NO_OBJECT;
 }
 
 /* The fields of session that change during a session. [-0, +0] */
@@ -261,9 +256,9 @@ session_update(lua_State *L, const struct hook_ctx *c)
 	setbool(L, "relay", c->relay);
 }
 
-/* A new session object on top of L. [-0, +1] */
+/* A new session object on top of L (kept: with notes). [-0, +1] */
 static void
-session_new(lua_State *L, const struct hook_ctx *c)
+session_new(lua_State *L, const struct hook_ctx *c, int kept)
 {
 	lua_createtable(L, 0, 14);
 	setstr(L, "id", c->session_id);
@@ -273,7 +268,7 @@ session_new(lua_State *L, const struct hook_ctx *c)
 	setint(L, "local_port", c->local_port);
 	setstr(L, "listener", c->listener);
 	session_update(L, c);
-	set_notes(L, c->session_notes);
+	set_notes(L, kept);
 	ro_wrap(L, "session", session_fields);
 }
 
@@ -283,15 +278,15 @@ session_new(lua_State *L, const struct hook_ctx *c)
  */
 static int
 kept_object(lua_State *L, const struct hook_ctx *c, int *kept,
-    void (*make)(lua_State *, const struct hook_ctx *),
+    void (*make)(lua_State *, const struct hook_ctx *, int),
     void (*update)(lua_State *, const struct hook_ctx *))
 {
 	if (kept == NULL) {
-		make(L, c);
+		make(L, c, 0);
 		return luaL_ref(L, LUA_REGISTRYINDEX);
 	}
-	if (*kept == HOOK_NO_NOTES) {
-		make(L, c);
+	if (*kept == HOOK_NO_OBJECT) {
+		make(L, c, 1);
 		*kept = luaL_ref(L, LUA_REGISTRYINDEX);
 		return *kept;
 	}
@@ -425,9 +420,9 @@ hook_tx_refresh(lua_State *L, struct hook_call *c)
 	lua_pop(L, 2);
 }
 
-/* A new tx object on top of L. [-0, +1] */
+/* A new tx object on top of L (kept: with notes). [-0, +1] */
 static void
-tx_new(lua_State *L, const struct hook_ctx *c)
+tx_new(lua_State *L, const struct hook_ctx *c, int kept)
 {
 	lua_createtable(L, 0, 12);
 	setstr(L, "id", c->queue_id);
@@ -438,7 +433,7 @@ tx_new(lua_State *L, const struct hook_ctx *c)
 	set_rcpts(L, c);
 	hook_edit_tx_methods(L);	/* they raise outside data and message */
 	set_env(L, c);
-	set_notes(L, c->tx_notes);
+	set_notes(L, kept);
 	ro_wrap(L, "tx", tx_fields);
 }
 
