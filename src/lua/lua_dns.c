@@ -1,8 +1,10 @@
 /*
- * lua_dns: indimail.dns.lookup(name [, type]), the API that yields. The
- * query is counted in the call's pending_ops and the coroutine yields; the
- * answer is copied into the call (the resolver's memory is gone after the
- * callback) and the call resumed, which pushes it as the lookup's results.
+ * lua_dns: indimail.dns.lookup(name [, type]), the API that yields. An
+ * answer the resolver's cache holds is returned at once (no yield, the
+ * stage may finish without waiting). Else the query is counted in the
+ * call's pending_ops and the coroutine yields; the answer is copied into
+ * the call (the resolver's memory is gone after the callback) and the
+ * call resumed, which pushes it as the lookup's results.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +31,10 @@ hook_dns_clear(struct dns_pending *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* Copies r into the call, where hook_dns_result pushes it from. */
 static void
-on_dns(void *arg, const struct dns_result *r)
+keep_result(struct hook_call *c, const struct dns_result *r)
 {
-	struct hook_call *c = arg;
-
-	c->pending_ops--;
-	c->push = hook_dns_result;
 	c->dns.status = r->status;
 	c->dns.error = r->error ? xstrdup(r->error) : NULL;
 	c->dns.n = r->n;
@@ -44,6 +43,16 @@ on_dns(void *arg, const struct dns_result *r)
 		c->dns.answers[i].value = xstrdup(r->answers[i].value);
 		c->dns.answers[i].preference = r->answers[i].preference;
 	}
+}
+
+static void
+on_dns(void *arg, const struct dns_result *r)
+{
+	struct hook_call *c = arg;
+
+	c->pending_ops--;
+	c->push = hook_dns_result;
+	keep_result(c, r);
 	hook_resume(c);
 }
 
@@ -93,6 +102,7 @@ l_dns_lookup(lua_State *L)
 	const char *name = luaL_checkstring(L, 1);
 	const char *type = luaL_optstring(L, 2, "A");
 	struct hook_call *c = *(struct hook_call **)lua_getextraspace(L);
+	struct dns_result r;
 	enum dns_type t;
 
 	if (dns_type_parse(type, &t) < 0)
@@ -102,8 +112,13 @@ l_dns_lookup(lua_State *L)
 		    "from a hook (not at load time, not in a nested coroutine)");
 	if (hook_dns == NULL)
 		return luaL_error(L, "no DNS resolver in this process");
-	c->pending_ops++;
 	c->dns.type = t;
+	if (dns_cached(hook_dns, name, t, &r)) {	/* kept in the call: */
+		keep_result(c, &r);	/* a memory error while pushing */
+		dns_result_free(&r);	/* leaks nothing */
+		return hook_dns_result(c);
+	}
+	c->pending_ops++;
 	dns_query(hook_dns, name, t, on_dns, c);
 	return lua_yield(L, 0);
 }
