@@ -116,13 +116,15 @@ function P.setup(s)
   return { rcpt = P.rcpt }
 end
 
--- The keys of side whose rules are about address a (hash hits, then the scan).
+-- The keys of side whose rules are about address a (hash hits, then the
+-- scan), or nil: no table is made for an address without rules (most).
 local function keys_of(side, a)
-  local ks = {}
-  ks[#ks + 1] = side.exact:lookup(a)
-  if a:find("@", 1, true) then ks[#ks + 1] = side.domain:lookup(a) end
+  local k, ks = side.exact:lookup(a), nil
+  if k then ks = { k } end
+  k = a:find("@", 1, true) and side.domain:lookup(a)
+  if k then ks = ks or {}; ks[#ks + 1] = k end
   for _, p in ipairs(side.patterns) do
-    if p.m:match(a) then ks[#ks + 1] = p.K end
+    if p.m:match(a) then ks = ks or {}; ks[#ks + 1] = p.K end
   end
   return ks
 end
@@ -138,7 +140,7 @@ end
 -- nil when address a has no rule on side, else the refused key (or false).
 local function refused_by(side, a, peer)
   local ks = keys_of(side, a)
-  if #ks == 0 then return nil end
+  if not ks then return nil end
   for _, K in ipairs(ks) do
     if allows(side, K, peer) then return false end
   end

@@ -127,7 +127,8 @@ local function databytes(tx)
 end
 
 local function grants_relay(rule)
-  for _, v in ipairs(rule and rule.vars or {}) do
+  if not rule then return false end
+  for _, v in ipairs(rule.vars) do
     if v[1] == "RELAYCLIENT" then return true end
   end
 end

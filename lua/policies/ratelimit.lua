@@ -136,32 +136,46 @@ function P.connect(session)
   end
 end
 
--- The keys of one message or recipient: {setting, key suffix, what} each.
-local function subjects(session, tx)
-  local list = {}
-  local sender = tx.sender and tx.sender:lower() or ""
-  if sender ~= "" then list[#list + 1] = { "per_sender", "sender:" .. sender, "sender <" .. sender .. ">" } end
-  if session.auth_user then
-    list[#list + 1] = { "per_user", "user:" .. session.auth_user:lower(), "user " .. session.auth_user }
-  end
-  if has_ip(session) then list[#list + 1] = { "per_ip", "ip:" .. session.ip, "your address" } end
-  return list
+-- Who a refusal is about: the sender, the user, the client.
+local function describe(setting, name)
+  if setting == "per_sender" then return "sender <" .. name .. ">" end
+  if setting == "per_user" then return "user " .. name end
+  return "your address"
 end
 
--- Checks (add = false) or counts (add = true) one unit for every subject.
-local function over(session, tx, group, noun, add)
+-- Checks (add = false) or counts (add = true) one unit for one subject:
+-- setting's limit on key "ratelimit:GROUP-PREFIXVALUE"; name is who it
+-- is about. Runs on every MAIL, RCPT and message: the key is one
+-- concatenation, and nothing else is built unless it refuses.
+local function over_one(session, group, noun, add, setting, prefix, value, name)
   local g = settings[group]
-  for _, s in ipairs(subjects(session, tx)) do
-    local limit = g[s[1]]
-    if limit then
-      local key = ("ratelimit:%s-%s"):format(group, s[2])
-      local n = add and indimail.counter.add(key, g.interval) or indimail.counter.get(key, g.interval)
-      if (add and n > limit) or (not add and n >= limit) then
-        return refuse(session, group .. "." .. s[1], key, n, limit,
-          ("Too many %s from %s in %d s (limit %d), try again later")
-            :format(noun, s[3], g.interval, limit), 451, "4.7.1")
-      end
-    end
+  local limit = g[setting]
+  if not limit then return end
+  local key = "ratelimit:" .. group .. "-" .. prefix .. value
+  local n = add and indimail.counter.add(key, g.interval) or indimail.counter.get(key, g.interval)
+  if (add and n > limit) or (not add and n >= limit) then
+    return refuse(session, group .. "." .. setting, key, n, limit,
+      ("Too many %s from %s in %d s (limit %d), try again later")
+        :format(noun, describe(setting, name), g.interval, limit), 451, "4.7.1")
+  end
+end
+
+-- Every subject of one message or recipient, in order: its sender, its
+-- logged-in user, its client's address.
+local function over(session, tx, group, noun, add)
+  local sender = tx.sender
+  if sender and sender ~= "" then
+    sender = sender:lower()
+    local v = over_one(session, group, noun, add, "per_sender", "sender:", sender, sender)
+    if v then return v end
+  end
+  local user = session.auth_user
+  if user then
+    local v = over_one(session, group, noun, add, "per_user", "user:", user:lower(), user)
+    if v then return v end
+  end
+  if has_ip(session) then
+    return over_one(session, group, noun, add, "per_ip", "ip:", session.ip)
   end
 end
 

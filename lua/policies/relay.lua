@@ -73,7 +73,10 @@ end
 function P.setup(s)
   local ok, err = pcall(build, s or {})
   if not ok then error(err, 2) end
-  return { connect = S.relayclients and P.connect or nil, mail = P.mail, rcpt = P.rcpt }
+  -- only the stages with work to do: each hook call costs even when it returns at once
+  return { connect = S.relayclients and P.connect or nil,
+    mail = (S.authdomains or S.relaymailfrom) and P.mail or nil,
+    rcpt = S.rcpthosts and P.rcpt or nil }
 end
 
 local function refuse(session, tx, what, fields, text, code)

@@ -53,9 +53,10 @@ end
 -- The entry that lists s ({ text=, where= }), or nil.
 function List:lookup(s)
   if type(s) ~= "string" or s == "" then return nil end
-  local v = self.exact:lookup(s)
-  if v == nil and (self.host or s:find("@", 1, true)) then v = self.domain:lookup(s) end
-  if v == nil then v = self.wild:lookup(s) end
+  local l = s:lower()   -- once for the three (case-insensitive) matchers
+  local v = self.exact:lookup_lower(l)
+  if v == nil and (self.host or l:find("@", 1, true)) then v = self.domain:lookup_lower(l) end
+  if v == nil then v = self.wild:lookup_lower(l) end
   if v ~= nil then return v end
   for _, e in ipairs(self.scan) do
     if e.m:match(s) ~= e.neg then return e.v end

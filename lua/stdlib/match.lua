@@ -23,12 +23,20 @@ end
 
 -- The domain of an address ("a@b.example" -> "b.example"), lower case,
 -- without a trailing dot; a bare domain is returned the same way.
-function M.domain_of(s)
-  if s:find("@", 1, true) then s = s:match("@([^@]*)$") end
-  s = s:lower()
+-- The domain of s (low: s is lower case already).
+local function domain_part(s, low)
+  local at = s:find("@", 1, true)   -- the last '@' (plain finds: no pattern per call)
+  while at do
+    local nxt = s:find("@", at + 1, true)
+    if not nxt then s = s:sub(at + 1); break end
+    at = nxt
+  end
+  if not low then s = s:lower() end
   if s:byte(-1) == 46 then s = s:sub(1, -2) end   -- '.'
   return s
 end
+
+function M.domain_of(s) return domain_part(s) end
 
 -- ---- IP addresses: IPv4 as a 32-bit integer, IPv6 as 32 hex digits ------
 
@@ -234,13 +242,15 @@ end
 
 local kinds = {}
 
-local function fold(self, s)
-  return self.case and s or s:lower()
+-- s as the matcher compares it (low: s is lower case already).
+local function fold(self, s, low)
+  return (self.case or low) and s or s:lower()
 end
 
+-- Each kind's lookup(self, s, low): low as fold's.
 kinds.exact = {
   add = function(self, key, value) self.map[fold(self, key)] = value end,
-  lookup = function(self, s) return self.map[fold(self, s)] end,
+  lookup = function(self, s, low) return self.map[fold(self, s, low)] end,
 }
 
 kinds.domain = {
@@ -252,8 +262,8 @@ kinds.domain = {
     if d:sub(1, 1) == "." then self.sub[d:sub(2)], self.has_sub = value, true
     else self.map[d] = value end
   end,
-  lookup = function(self, s)
-    local d = M.domain_of(s)
+  lookup = function(self, s, low)
+    local d = domain_part(s, low)
     local v = self.map[d]
     if v ~= nil or not self.has_sub then return v end   -- no ".domain" entry: no walk
     for i = 1, 127 do   -- a.b.example.com -> b.example.com -> example.com
@@ -295,8 +305,8 @@ kinds.wildmat = {
     local p = fold(self, neg and key:sub(2) or key)
     self.list[#self.list + 1] = { w = wild_compile(p, key, where), neg = neg, value = value }
   end,
-  lookup = function(self, s)
-    s = fold(self, s)
+  lookup = function(self, s, low)
+    s = fold(self, s, low)
     for i = #self.list, 1, -1 do
       local e = self.list[i]
       if wild_match(e.w, s) then
@@ -384,6 +394,14 @@ end
 function Matcher:lookup(s)
   if self.n == 0 or type(s) ~= "string" then return nil end   -- empty: no work per message
   return self.impl.lookup(self, s)
+end
+
+-- lookup(s) for a string s the caller has lower-cased already: a
+-- case-insensitive matcher skips folding it, so several lookups of one
+-- address on every message share one s:lower().
+function Matcher:lookup_lower(s)
+  if self.n == 0 then return nil end
+  return self.impl.lookup(self, s, true)
 end
 
 function Matcher:match(s) return self:lookup(s) ~= nil end

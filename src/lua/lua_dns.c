@@ -1,8 +1,10 @@
 /*
- * lua_dns: indimail.dns.lookup(name [, type]), the API that yields. The
- * query is counted in the call's pending_ops and the coroutine yields; the
- * answer is copied into the call (the resolver's memory is gone after the
- * callback) and the call resumed, which pushes it as the lookup's results.
+ * lua_dns: indimail.dns.lookup(name [, type]), the API that yields. An
+ * answer the resolver's cache holds is returned at once (no yield, the
+ * stage may finish without waiting). Else the query is counted in the
+ * call's pending_ops and the coroutine yields; the answer is copied into
+ * the call (the resolver's memory is gone after the callback) and the
+ * call resumed, which pushes it as the lookup's results.
  * indimail.dns.lookup_all(names [, type]) sends its queries at once: each
  * is counted in pending_ops, and the call resumes when the last is in.
  */
@@ -194,9 +196,15 @@ l_dns_lookup(lua_State *L)
 	const char *name = luaL_checkstring(L, 1);
 	enum dns_type t;
 	struct hook_call *c = check_lookup(L, 2, "lookup", &t);
+	struct dns_result r;
 
-	c->pending_ops++;
 	c->dns.type = t;
+	if (dns_cached(hook_dns, name, t, &r)) {	/* kept in the call: */
+		copy_result(&c->dns, &r);	/* a memory error while pushing */
+		dns_result_free(&r);		/* leaks nothing */
+		return hook_dns_result(c);
+	}
+	c->pending_ops++;
 	dns_query(hook_dns, name, t, on_dns, c);
 	return lua_yield(L, 0);
 }

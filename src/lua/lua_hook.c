@@ -95,15 +95,45 @@ push_answer(struct hook_call *c)
 	    guard_failed(c, status, "passing an answer to the hook");
 }
 
+/*
+ * The call lets go of its coroutine. One that returned normally becomes the
+ * runtime's spare (when it has none): the next stage's hooks run in it, its
+ * stack already grown, instead of in a new thread.
+ */
 static void
 release_co(struct hook_call *c)
 {
-	if (c->co_ref != LUA_NOREF) {
-		*(struct hook_call **)lua_getextraspace(c->co) = NULL;
-		luaL_unref(c->rt->L, LUA_REGISTRYINDEX, c->co_ref);
-		c->co_ref = LUA_NOREF;
-		c->co = NULL;
+	struct runtime *rt = c->rt;
+
+	if (c->co_ref == LUA_NOREF)
+		return;
+	*(struct hook_call **)lua_getextraspace(c->co) = NULL;
+	if (rt->spare_co == LUA_NOREF && lua_status(c->co) == LUA_OK) {
+		lua_settop(c->co, 0);	/* what the last hook left */
+		rt->spare_co = c->co_ref;
+	} else
+		luaL_unref(rt->L, LUA_REGISTRYINDEX, c->co_ref);
+	c->co_ref = LUA_NOREF;
+	c->co = NULL;
+}
+
+/* c->co: the runtime's spare coroutine, else a new one. [-0, +0] */
+static void
+take_co(lua_State *L, struct hook_call *c)
+{
+	struct runtime *rt = c->rt;
+
+	if (rt->spare_co != LUA_NOREF) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, rt->spare_co);
+		c->co = lua_tothread(L, -1);
+		lua_pop(L, 1);
+		c->co_ref = rt->spare_co;
+		rt->spare_co = LUA_NOREF;
+	} else {
+		c->co = lua_newthread(L);
+		c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
+	*(struct hook_call **)lua_getextraspace(c->co) = c;
 }
 
 static void
@@ -120,15 +150,19 @@ release_objects(struct hook_call *c)
 
 	hook_msg_detach(L, c->msg_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->msg_ref);
-	luaL_unref(L, LUA_REGISTRYINDEX, c->tx_ref);
-	luaL_unref(L, LUA_REGISTRYINDEX, c->session_ref);
+	if (!c->tx_kept)
+		luaL_unref(L, LUA_REGISTRYINDEX, c->tx_ref);
+	if (!c->session_kept)
+		luaL_unref(L, LUA_REGISTRYINDEX, c->session_ref);
 	c->msg_ref = c->tx_ref = c->session_ref = LUA_NOREF;
+	c->session_kept = c->tx_kept = 0;
 }
 
 /*
  * (call) -> (): session, tx and msg in the current runtime's state. The
- * notes tables live in the configuration's state: a domain's runtime sees
- * none.
+ * kept session and tx, with their notes, live in the configuration's
+ * state: a domain's runtime builds its objects for the stage, without
+ * notes.
  */
 static int
 p_make_objects(lua_State *L)
@@ -137,10 +171,12 @@ p_make_objects(lua_State *L)
 	struct hook_ctx own = *c->ctx;
 
 	if (c->rt != c->main)
-		own.session_notes = own.tx_notes = NULL;
-	c->session_ref = hook_make_session(L, &own);
+		own.session_obj = own.tx_obj = NULL;
+	c->session_kept = own.session_obj != NULL;
+	c->tx_kept = own.tx_obj != NULL;
+	c->session_ref = hook_session_object(L, &own);
 	if (c->stage >= HOOK_MAIL)
-		c->tx_ref = hook_make_tx(L, &own);
+		c->tx_ref = hook_tx_object(L, &own);
 	if (c->stage == HOOK_DATA || c->stage == HOOK_MESSAGE)
 		c->msg_ref = hook_make_msg(L, c);
 	return 0;
@@ -275,18 +311,16 @@ push_args(lua_State *L, struct hook_call *c)
  * arguments built on L and moved over. The coroutine is the one the
  * previous hook of this runtime returned from normally (a finished
  * coroutine runs a new function like a fresh one: a stage's hooks share
- * it instead of each making its own thread), else a new one.
+ * it instead of each making its own thread), else the runtime's spare,
+ * else a new one.
  */
 static int
 p_start_hook(lua_State *L)
 {
 	struct hook_call *c = lua_touserdata(L, 1);
 
-	if (c->co == NULL) {
-		c->co = lua_newthread(L);
-		c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-		*(struct hook_call **)lua_getextraspace(c->co) = c;
-	}
+	if (c->co == NULL)
+		take_co(L, c);
 	c->name = runtime_push_hook(c->rt, c->stage, c->index);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->session_ref);
 	push_args(L, c);
@@ -327,6 +361,19 @@ p_read_verdict(lua_State *L)
 	return 0;
 }
 
+/* The deciding hook's name into dst, cut to fit (snprintf costs more than
+ * a whole empty hook's verdict). */
+static void
+copy_name(char *dst, size_t size, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, name, n);
+	dst[n] = '\0';
+}
+
 /*
  * A hook ended normally: read its verdict (its last result) and tx.env.
  * 1 = stage over: any verdict but "go on" (nil, true, tarpit),
@@ -351,7 +398,7 @@ hook_returned(struct hook_call *c, int nres)
 		hook_internal_error(c, c->verdict_err, NULL);
 		return 1;
 	}
-	snprintf(c->v.policy, sizeof(c->v.policy), "%s", c->name);
+	copy_name(c->v.policy, sizeof(c->v.policy), c->name);
 	c->delay_ms += c->v.delay_ms;	/* tarpits add up over the stage */
 	return c->v.action != VERDICT_ACCEPT || c->v.stop;
 }

@@ -93,11 +93,13 @@ struct hook_ctx {
 	const struct hook_tx_edit *tx_edit;
 	void		*tx_edit_arg;
 	/*
-	 * session.notes and tx.notes: registry refs of Lua tables kept by the
-	 * caller across stages (LUA_NOREF = none yet: made on first use).
-	 * NULL: the stage has none. Released with hook_notes_release.
+	 * The session and tx objects: registry refs kept by the caller, the
+	 * session's for the session, the transaction's for the transaction
+	 * (HOOK_NO_OBJECT: not made yet), brought up to date at each stage
+	 * and released with hook_ref_release. Their notes tables live in
+	 * them. NULL: built for the stage, without notes (queue manager).
 	 */
-	int		*session_notes, *tx_notes;
+	int		*session_obj, *tx_obj;
 	/*
 	 * A policy's write of session.relay (tx = 0) or tx.relay (tx = 1)
 	 * in a stage that allows it (lua_objects.c checks which): the SMTP
@@ -109,7 +111,7 @@ struct hook_ctx {
 };
 
 enum { HOOK_DONE, HOOK_PENDING };
-#define HOOK_NO_NOTES	(-2)	/* LUA_NOREF: no notes table yet */
+#define HOOK_NO_OBJECT	(-2)	/* LUA_NOREF: no kept object yet */
 
 typedef void (*hook_done_cb)(void *arg, struct hook_verdict *);
 struct hook_call;
@@ -126,8 +128,8 @@ int	hook_run(struct runtime *, enum hook_stage, struct hook_ctx *,
 	    struct hook_verdict *v, hook_done_cb cb, void *arg,
 	    struct hook_call **callp);
 void	hook_cancel(struct hook_call *);
-/* Frees a notes table (*ref, in rt's state) and resets *ref. */
-void	hook_notes_release(struct runtime *, int *ref);
+/* Frees a kept object (*ref, in rt's state) and resets *ref. */
+void	hook_ref_release(struct runtime *, int *ref);
 void	hook_verdict_init(struct hook_verdict *);
 void	hook_verdict_free(struct hook_verdict *);
 /* dst takes src's buffers; src is left empty (accept). */

@@ -49,6 +49,7 @@ struct hook_call {
 	struct hook_ctx	*ctx;
 	lua_State	*co;
 	int		 co_ref, session_ref, tx_ref, msg_ref;
+	int		 session_kept, tx_kept;	/* the ref is the ctx's */
 	int		 nargs;		/* what a guarded step pushed on co */
 	const char	*verdict_err;	/* why the hook's verdict is unusable */
 	struct budget	 budget;	/* instructions of the running hook */
@@ -145,9 +146,13 @@ void	hook_check_opts(lua_State *, int t, const char *fn,
 const char *hook_route_timeouts(lua_State *, int i, struct client_timeouts *to,
 	    const char **key);
 
-/* lua_objects.c: each make_ leaves nothing on L and returns a registry ref */
-int	hook_make_session(lua_State *, const struct hook_ctx *);
-int	hook_make_tx(lua_State *, const struct hook_ctx *);
+/*
+ * lua_objects.c: each leaves nothing on L and returns a registry ref:
+ * session and tx the ctx keeps (ctx->session_obj, ctx->tx_obj; made or
+ * brought up to date), else a new one the caller releases; msg always new.
+ */
+int	hook_session_object(lua_State *, const struct hook_ctx *);
+int	hook_tx_object(lua_State *, const struct hook_ctx *);
 int	hook_make_msg(lua_State *, struct hook_call *);
 /* Makes the msg object (registry ref) unusable once the stage is over. */
 void	hook_msg_detach(lua_State *, int ref);

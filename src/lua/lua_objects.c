@@ -1,14 +1,17 @@
 /*
  * lua_objects: the objects a hook is given. session, tx and tx.rcpts are
- * read-only userdata over a table built afresh for each stage: reading
- * works as on a table (pairs, ipairs, #), writing any field raises an
- * error naming it, but for session.relay and tx.relay (a policy's relay
- * grant, in the stages that allow it). Their other writable parts are
- * tables inside: tx.env (read
- * back after the hook, raw, and must stay names to single-line strings)
- * and session.notes / tx.notes (the caller's registry refs, kept across
- * stages). msg is a userdata whose methods read the message through
- * src/mail/header.c and refuse to work once the stage is over.
+ * read-only userdata over a table: the configuration's state keeps the
+ * session's for the whole session and the transaction's for the whole
+ * transaction (the caller's refs, ctx->session_obj and ctx->tx_obj), and
+ * brings them up to date at each stage; a domain's state, and the queue
+ * manager, build them afresh for each stage. Reading works as on a table
+ * (pairs, ipairs, #), writing any field raises an error naming it, but
+ * for session.relay and tx.relay (a policy's relay grant, in the stages
+ * that allow it). Their other writable parts are tables inside: tx.env
+ * (read back after the hook, raw, and must stay names to single-line
+ * strings) and session.notes / tx.notes (in the kept objects only, so
+ * they last as long). msg is a userdata whose methods read the message
+ * through src/mail/header.c and refuse to work once the stage is over.
  */
 #include <string.h>
 #include <strings.h>
@@ -27,6 +30,17 @@ setstr(lua_State *L, const char *k, const char *v)
 		lua_pushstring(L, v);
 		lua_setfield(L, -2, k);
 	}
+}
+
+/* t.k = v, or nil for NULL (a kept object's field that went). */
+static void
+setstr_or_nil(lua_State *L, const char *k, const char *v)
+{
+	if (v)
+		lua_pushstring(L, v);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, k);
 }
 
 static void
@@ -211,30 +225,40 @@ ro_wrap(lua_State *L, const char *kind, const char *const *fields)
 	lua_setiuservalue(L, -2, 1);
 }
 
-/* t.notes = the table of *ref, made on first use. [-0, +0] */
+/* t.notes = a new table, for a kept object (it lives as long). [-0, +0] */
 static void
-set_notes(lua_State *L, int *ref)
+set_notes(lua_State *L, int kept)
 {
-	if (ref == NULL)
-		return;
-	if (*ref == HOOK_NO_NOTES) {
+	if (kept) {
 		lua_newtable(L);
-		*ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_setfield(L, -2, "notes");
 	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
-	lua_setfield(L, -2, "notes");
 }
 
 void
-hook_notes_release(struct runtime *rt, int *ref)
+hook_ref_release(struct runtime *rt, int *ref)
 {
-	if (*ref != HOOK_NO_NOTES)
+	if (*ref != HOOK_NO_OBJECT)
 		luaL_unref(rt->L, LUA_REGISTRYINDEX, *ref);
-	*ref = HOOK_NO_NOTES;
+	*ref = HOOK_NO_OBJECT;
 }
 
-int
-hook_make_session(lua_State *L, const struct hook_ctx *c)
+/* The fields of session that change during a session. [-0, +0] */
+static void
+session_update(lua_State *L, const struct hook_ctx *c)
+{
+	setstr_or_nil(L, "helo", c->helo);
+	setbool(L, "esmtp", c->esmtp);
+	setbool(L, "tls", c->tls);
+	setstr_or_nil(L, "tls_version", c->tls_version);
+	setstr_or_nil(L, "tls_cipher", c->tls_cipher);
+	setstr_or_nil(L, "auth_user", c->auth_user);
+	setbool(L, "relay", c->relay);
+}
+
+/* A new session object on top of L (kept: with notes). [-0, +1] */
+static void
+session_new(lua_State *L, const struct hook_ctx *c, int kept)
 {
 	lua_createtable(L, 0, 14);
 	setstr(L, "id", c->session_id);
@@ -243,16 +267,40 @@ hook_make_session(lua_State *L, const struct hook_ctx *c)
 	setstr(L, "local_ip", c->local_ip);
 	setint(L, "local_port", c->local_port);
 	setstr(L, "listener", c->listener);
-	setstr(L, "helo", c->helo);
-	setbool(L, "esmtp", c->esmtp);
-	setbool(L, "tls", c->tls);
-	setstr(L, "tls_version", c->tls_version);
-	setstr(L, "tls_cipher", c->tls_cipher);
-	setstr(L, "auth_user", c->auth_user);
-	setbool(L, "relay", c->relay);
-	set_notes(L, c->session_notes);
+	session_update(L, c);
+	set_notes(L, kept);
 	ro_wrap(L, "session", session_fields);
-	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/*
+ * The object built afresh (kept NULL: a new ref for the caller), or the
+ * kept one made or brought up to date: *kept, made on first use.
+ */
+static int
+kept_object(lua_State *L, const struct hook_ctx *c, int *kept,
+    void (*make)(lua_State *, const struct hook_ctx *, int),
+    void (*update)(lua_State *, const struct hook_ctx *))
+{
+	if (kept == NULL) {
+		make(L, c, 0);
+		return luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	if (*kept == HOOK_NO_OBJECT) {
+		make(L, c, 1);
+		*kept = luaL_ref(L, LUA_REGISTRYINDEX);
+		return *kept;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, *kept);
+	lua_getiuservalue(L, -1, 1);	/* the table behind it */
+	update(L, c);
+	lua_pop(L, 2);
+	return *kept;
+}
+
+int
+hook_session_object(lua_State *L, const struct hook_ctx *c)
+{
+	return kept_object(L, c, c->session_obj, session_new, session_update);
 }
 
 /* t.rcpts = the ctx's recipients, read-only. [-0, +0] */
@@ -268,6 +316,99 @@ set_rcpts(lua_State *L, const struct hook_ctx *c)
 	lua_setfield(L, -2, "rcpts");
 }
 
+/*
+ * A kept tx's rcpts (t on top) as the ctx's: the recipients accepted since
+ * are appended; anything else (an edit by a domain's hook) makes a new
+ * list. [-0, +0]
+ */
+static void
+sync_rcpts(lua_State *L, const struct hook_ctx *c)
+{
+	size_t n, i;
+
+	hook_rawfield(L, -1, "rcpts");
+	lua_getiuservalue(L, -1, 1);
+	n = lua_rawlen(L, -1);
+	for (i = 0; i < n && i < c->nrcpts; i++) {
+		int same = lua_rawgeti(L, -1, (lua_Integer)i + 1) ==
+		    LUA_TSTRING && strcmp(lua_tostring(L, -1), c->rcpts[i]) == 0;
+		lua_pop(L, 1);
+		if (!same)
+			break;
+	}
+	for (; i == n && i < c->nrcpts; i++, n++) {
+		lua_pushstring(L, c->rcpts[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_pop(L, 2);
+	if (i != n || n != c->nrcpts)
+		set_rcpts(L, c);
+}
+
+/* t.env = the ctx's variables (a new table). [-0, +0] */
+static void
+set_env(lua_State *L, const struct hook_ctx *c)
+{
+	lua_createtable(L, 0, c->env ? (int)c->env->n : 0);
+	for (size_t i = 0; c->env && i < c->env->n; i++)
+		setstr(L, c->env->key[i], c->env->val[i]);
+	lua_setfield(L, -2, "env");
+}
+
+/* Does the table on top hold exactly the ctx's variables? [-0, +0] */
+static int
+env_same(lua_State *L, const struct envvars *e)
+{
+	size_t n = 0, i;
+	int same = 1;
+
+	lua_pushnil(L);
+	while (same && lua_next(L, -2)) {
+		same = lua_type(L, -2) == LUA_TSTRING &&
+		    lua_type(L, -1) == LUA_TSTRING;
+		for (i = 0; same && i < e->n; i++)
+			if (strcmp(e->key[i], lua_tostring(L, -2)) == 0)
+				break;
+		same = same && i < e->n &&
+		    strcmp(e->val[i], lua_tostring(L, -1)) == 0;
+		n++;
+		lua_pop(L, same ? 1 : 2);
+	}
+	return same && n == e->n;
+}
+
+/* A kept tx's env (t on top): kept while it holds the ctx's. [-0, +0] */
+static void
+sync_env(lua_State *L, const struct hook_ctx *c)
+{
+	static const struct envvars none = { NULL, NULL, 0 };
+	int same;
+
+	hook_rawfield(L, -1, "env");
+	same = lua_type(L, -1) == LUA_TTABLE &&
+	    env_same(L, c->env ? c->env : &none);
+	lua_pop(L, 1);
+	if (!same)
+		set_env(L, c);
+}
+
+/* The fields of tx that change during a transaction. [-0, +0] */
+static void
+tx_update(lua_State *L, const struct hook_ctx *c)
+{
+	setstr_or_nil(L, "id", c->queue_id);
+	setstr_or_nil(L, "sender", c->sender);
+	setbool(L, "relay", c->relay);
+	if (c->size_hint)
+		setint(L, "size_hint", (lua_Integer)c->size_hint);
+	else {
+		lua_pushnil(L);
+		lua_setfield(L, -2, "size_hint");
+	}
+	sync_rcpts(L, c);
+	sync_env(L, c);
+}
+
 void
 hook_tx_refresh(lua_State *L, struct hook_call *c)
 {
@@ -279,8 +420,9 @@ hook_tx_refresh(lua_State *L, struct hook_call *c)
 	lua_pop(L, 2);
 }
 
-int
-hook_make_tx(lua_State *L, const struct hook_ctx *c)
+/* A new tx object on top of L (kept: with notes). [-0, +1] */
+static void
+tx_new(lua_State *L, const struct hook_ctx *c, int kept)
 {
 	lua_createtable(L, 0, 12);
 	setstr(L, "id", c->queue_id);
@@ -290,13 +432,15 @@ hook_make_tx(lua_State *L, const struct hook_ctx *c)
 		setint(L, "size_hint", (lua_Integer)c->size_hint);
 	set_rcpts(L, c);
 	hook_edit_tx_methods(L);	/* they raise outside data and message */
-	lua_createtable(L, 0, c->env ? (int)c->env->n : 0);
-	for (size_t i = 0; c->env && i < c->env->n; i++)
-		setstr(L, c->env->key[i], c->env->val[i]);
-	lua_setfield(L, -2, "env");
-	set_notes(L, c->tx_notes);
+	set_env(L, c);
+	set_notes(L, kept);
 	ro_wrap(L, "tx", tx_fields);
-	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int
+hook_tx_object(lua_State *L, const struct hook_ctx *c)
+{
+	return kept_object(L, c, c->tx_obj, tx_new, tx_update);
 }
 
 const char *
@@ -314,6 +458,10 @@ hook_read_env(lua_State *L, struct hook_call *c)
 	if (!lua_istable(L, -1)) {
 		lua_pop(L, 2);
 		return "tx.env must stay a table";
+	}
+	if (env_same(L, c->ctx->env)) {	/* the hook left it as it was */
+		lua_pop(L, 2);
+		return NULL;
 	}
 	lua_pushnil(L);
 	while (err == NULL && lua_next(L, -2)) {

@@ -46,8 +46,16 @@ capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return ptr;
 }
 
-static int
-count_hooks(struct runtime *rt)
+/*
+ * Counts each stage's hooks and indexes them: registry ref
+ * rt->hook_index[s] = { fn1, name1, fn2, name2, ... }, so that starting a
+ * hook (runtime_push_hook, on every stage of every message) reads two
+ * array slots instead of looking up names. Runs where an allocation error
+ * cannot escape: before the state's cap is set (the configuration) or
+ * under the caller's lua_pcall (a domain file).
+ */
+static void
+index_hooks(struct runtime *rt)
 {
 	lua_State *L = rt->L;
 
@@ -55,10 +63,19 @@ count_hooks(struct runtime *rt)
 	for (int s = 0; s < HOOK_NSTAGES; s++) {
 		lua_getfield(L, -1, stage_names[s]);
 		rt->nhooks[s] = (int)luaL_len(L, -1);
+		lua_createtable(L, 2 * rt->nhooks[s], 0);
+		for (int i = 1; i <= rt->nhooks[s]; i++) {
+			lua_rawgeti(L, -2, i);
+			lua_getfield(L, -1, "fn");
+			lua_rawseti(L, -3, 2 * i - 1);
+			lua_getfield(L, -1, "name");
+			lua_rawseti(L, -3, 2 * i);
+			lua_pop(L, 1);
+		}
+		rt->hook_index[s] = luaL_ref(L, LUA_REGISTRYINDEX);
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
-	return 0;
 }
 
 /* A runtime with a fresh sandboxed state and the API, nothing run yet. */
@@ -70,6 +87,7 @@ runtime_new(const char *path)
 
 	rt->mem_limit = 0;	/* set once the libraries are open */
 	rt->refs = 1;
+	rt->spare_co = LUA_NOREF;
 	rt->path = xstrdup(path);
 	config_defaults(&rt->cfg);
 	L = lua_newstate(capped_alloc, rt);
@@ -115,7 +133,7 @@ load_main(const char *path, struct check_report *r, struct buf *err)
 		runtime_unref(rt);
 		return NULL;
 	}
-	count_hooks(rt);
+	index_hooks(rt);
 	rt->mem_limit = rt->cfg.lua_memory;
 	return rt;
 }
@@ -161,7 +179,7 @@ domain_chunk(lua_State *L)
 		return luaL_error(L, "%s: must return a table of stage "
 		    "functions, not a %s", path, luaL_typename(L, -1));
 	sandbox_seal(L);
-	count_hooks(rt);
+	index_hooks(rt);
 	return 0;
 }
 
@@ -241,13 +259,11 @@ runtime_push_hook(struct runtime *rt, enum hook_stage s, int i)
 	lua_State *L = rt->L;
 	const char *name;
 
-	lua_getfield(L, LUA_REGISTRYINDEX, "indimail.hooks");
-	lua_getfield(L, -1, stage_names[s]);
-	lua_rawgeti(L, -1, i + 1);
-	lua_getfield(L, -1, "name");
-	name = lua_tostring(L, -1);	/* anchored by the hook table */
-	lua_getfield(L, -2, "fn");
-	lua_replace(L, -5);
-	lua_pop(L, 3);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, rt->hook_index[s]);
+	lua_rawgeti(L, -1, 2 * i + 1);		/* fn */
+	lua_rawgeti(L, -2, 2 * i + 2);		/* name */
+	name = lua_tostring(L, -1);	/* anchored by the index */
+	lua_pop(L, 1);
+	lua_remove(L, -2);
 	return name ? name : "?";
 }

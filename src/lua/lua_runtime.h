@@ -34,6 +34,10 @@ struct runtime {
 	char		*path;		/* the configuration file */
 	int		 refs;
 	int		 nhooks[HOOK_NSTAGES];
+	int		 hook_index[HOOK_NSTAGES];	/* registry refs: lua_runtime.c */
+	/* a coroutine whose hooks all returned, for the next stage's hooks
+	 * (registry ref, LUA_NOREF: none): lua_hook.c */
+	int		 spare_co;
 	size_t		 mem_used, mem_limit;
 	char		*domain;	/* a domain file's runtime: its domain */
 	struct domain_rules *domains;	/* the configuration's (lua_domain.h) */

@@ -381,6 +381,13 @@ cache_answer(struct dns *d, const char *name, enum dns_type t, dns_cb cb,
 	return 1;
 }
 
+int
+dns_cached(struct dns *d, const char *name, enum dns_type t,
+    struct dns_result *r)
+{
+	return d->cache && !d->closing && dns_cache_get(d->cache, name, t, r);
+}
+
 void
 dns_query(struct dns *d, const char *name, enum dns_type t, dns_cb cb,
     void *arg)

@@ -42,6 +42,12 @@ struct dns *dns_new(uv_loop_t *, const char *servers, int timeout_ms,
 /* cb is always called exactly once, possibly from dns_free. */
 void	dns_query(struct dns *, const char *name, enum dns_type, dns_cb,
 	    void *arg);
+/*
+ * The cache's answer now, for a caller that can take it without waiting:
+ * 1 and *r filled (dns_result_free), or 0 (not cached: dns_query).
+ */
+int	dns_cached(struct dns *, const char *name, enum dns_type,
+	    struct dns_result *r);
 void	dns_free(struct dns *);
 /*
  * Every resolver made after this call (in this process and the children

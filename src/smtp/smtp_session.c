@@ -77,8 +77,8 @@ fill_ctx(struct smtp_session *s)
 	c->size_hint = s->tx != TX_NONE && s->mail.has_size ? s->mail.size : 0;
 	c->holds = &s->holds;
 	c->env = &s->env;
-	c->session_notes = &s->session_notes;
-	c->tx_notes = s->tx != TX_NONE ? &s->tx_notes : NULL;
+	c->session_obj = &s->session_obj;
+	c->tx_obj = s->tx != TX_NONE ? &s->tx_obj : NULL;
 	c->message = &s->msg;
 	c->header_len = s->header_len;
 	if (s->hook_stage == HOOK_DATA || s->hook_stage == HOOK_MESSAGE) {
@@ -346,7 +346,7 @@ on_handle_closed(uv_handle_t *h)
 	buf_free(&s->rcpt.path);
 	smtp_tx_reset(s);
 	hook_verdict_free(&s->data_verdict);
-	hook_notes_release(s->rt, &s->session_notes);
+	hook_ref_release(s->rt, &s->session_obj);
 	free(s->helo);
 	free(s->auth_user);
 	free(s->auth_try);
@@ -525,7 +525,7 @@ smtp_session_accept(struct smtp_listener *l)
 	struct smtp_server *srv = l->server;
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 
-	s->session_notes = s->tx_notes = HOOK_NO_NOTES;
+	s->session_obj = s->tx_obj = HOOK_NO_OBJECT;
 	s->srv = srv;
 	s->rt = srv->rt;
 	runtime_ref(s->rt);

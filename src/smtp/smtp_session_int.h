@@ -87,7 +87,7 @@ struct smtp_session {
 	int		 relay_grant;	/* session.relay = true by a policy */
 	enum hook_stage	 relay_grant_stage;	/* ... in this stage */
 	int		 discard_session;
-	int		 session_notes;	/* session.notes (lua_hook.h ref) */
+	int		 session_obj;	/* the session object (lua_hook.h ref) */
 	uint64_t	 hook_delay;	/* ms the next reply waits (indimail.tarpit) */
 	/* transaction */
 	enum smtp_tx	 tx;
@@ -99,7 +99,7 @@ struct smtp_session {
 	struct smtp_rcpt_arg rcpt;
 	struct envvars	 env;
 	int		 discard;
-	int		 tx_notes;	/* tx.notes (lua_hook.h ref) */
+	int		 tx_obj;	/* the tx object (lua_hook.h ref) */
 	int		 tx_relay_grant;	/* tx.relay = true by a policy */
 	struct buf	 hold;		/* why a hook held it; empty: not held */
 	struct buf	 quarantine;	/* the quarantine address; empty: none */

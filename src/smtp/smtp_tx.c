@@ -32,7 +32,7 @@ smtp_tx_reset(struct smtp_session *s)
 	s->nrcpts = 0;
 	s->rcpt_bytes = 0;
 	envvars_free(&s->env);
-	hook_notes_release(s->rt, &s->tx_notes);
+	hook_ref_release(s->rt, &s->tx_obj);
 	buf_free(&s->hold);
 	buf_free(&s->quarantine);
 	buf_free(&s->quarantine_why);
