@@ -226,7 +226,17 @@ stats_html(FILE *out, const struct stats *st, size_t top)
 	fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset="
 	    "\"utf-8\"><title>indimail stats</title><style>%s</style></head>"
 	    "<body>\n<h1>indimail stats</h1>\n", style);
-	fprintf(out, "<p>%lld log lines.</p>\n", st->lines);
+	fprintf(out, "<p>%lld log lines", st->lines);
+	if (st->lines) {
+		char from[32], to[32];
+		struct tm tm;
+		strftime(from, sizeof(from), "%Y-%m-%dT%H:%M:%SZ",
+		    gmtime_r(&st->first, &tm));
+		strftime(to, sizeof(to), "%Y-%m-%dT%H:%M:%SZ",
+		    gmtime_r(&st->last, &tm));
+		fprintf(out, ", %s to %s", from, to);
+	}
+	fputs(".</p>\n", out);
 	summary(out, st);
 	fputs("<h2>Traffic per hour</h2>\n", out);
 	hour_chart(out, st);
