@@ -4,7 +4,8 @@
  * (<queue.path>/qmgr.sock); `queue list` falls back to reading the queue
  * folders when no queue manager is running. The directory commands
  * (domain, user, alias, host, and the vpopmail names, also as argv[0])
- * are admin.c's; `spam train` is spam.c's; `dkim keygen` is admin_dkim.c's.
+ * are admin.c's; `spam train` is spam.c's; `dkim keygen` is admin_dkim.c's;
+ * `stats` (log reports) is stats.c's.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include "admin.h"
 #include "control.h"
 #include "spam.h"
+#include "stats.h"
 
 #ifndef INDIMAIL_CONFIG
 #define INDIMAIL_CONFIG "/etc/indimail/indimail.lua"
@@ -38,7 +40,9 @@ usage(void)
 	    "[--user NAME] [FILE...]\n"
 	    "       indimail dkim keygen DOMAIN [--selector S] "
 	    "[--algorithm rsa|ed25519] [--bits 2048] [--dir etc/dkim]\n"
-	    "           [--group G]\n");
+	    "           [--group G]\n"
+	    "       indimail stats [--since 24h|7d|YYYY-MM-DD[THH:MM]] [--top N] "
+	    "[--html FILE] [FILE...]\n");
 }
 
 /*
@@ -210,6 +214,8 @@ main(int argc, char **argv)
 		return admin_main(config, db, json, argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "spam") == 0)
 		return spam_main(argc, argv);
+	if (argc >= 1 && strcmp(argv[0], "stats") == 0)
+		return stats_main(argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "dkim") == 0)
 		return admin_dkim_main(argc, argv);
 	if (argc < 2 || strcmp(argv[0], "queue") != 0) {

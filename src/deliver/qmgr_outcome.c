@@ -222,6 +222,8 @@ log_outcome(const struct qmsg *m, size_t i, enum result_class cls,
 	if (mta)
 		log_kv(&l, "relay", mta);
 	log_kv(&l, "reply", buf_cstr(&r->text));
+	/* Seconds from queue entry to this outcome: `indimail stats` delays. */
+	log_kvi(&l, "delay", (long long)(time(NULL) - m->item.env.received));
 	log_end(&l);
 }
 
