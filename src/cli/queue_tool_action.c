@@ -199,6 +199,14 @@ send_all(struct runtime *rt, const char *verb, const struct idlist *l,
 	return rc;
 }
 
+/* Only flush means every message when nothing is named. */
+static int
+selects_nothing(const char *verb, const struct idlist *l, const struct buf *f)
+{
+	return l->n == 0 && !l->all && f->len == 0 &&
+	    strcmp(verb, "flush") != 0;
+}
+
 int
 queue_tool_action(struct runtime *rt, int argc, char **argv)
 {
@@ -207,11 +215,15 @@ queue_tool_action(struct runtime *rt, int argc, char **argv)
 	size_t done = 0;
 	int rc = 2;
 
-	if (parse(argc, argv, &l, &f) == 0 &&
-	    (rc = send_all(rt, argv[0], &l, &f, &done)) >= 0)
+	if (parse(argc, argv, &l, &f) < 0)
+		rc = 2;
+	else if (selects_nothing(argv[0], &l, &f))
+		fprintf(stderr, "indimail: queue %s: which messages? give "
+		    "ids, ALL, - (ids on stdin) or a filter\n", argv[0]);
+	else if ((rc = send_all(rt, argv[0], &l, &f, &done)) >= 0)
 		printf("%zu message%s %s\n", done, done == 1 ? "" : "s",
 		    done_word(argv[0]));
-	else if (rc < 0) {
+	else {
 		queue_tool_unreachable(rt, rc);
 		rc = 1;
 	}
