@@ -34,8 +34,8 @@ printable(const char *v, size_t n)
 }
 
 static int
-set_value(char **slot, const char *v, size_t n, const char *key,
-    struct buf *err)
+set_value(struct queue_select *s, char **slot, const char *v, size_t n,
+    const char *key, struct buf *err)
 {
 	if (*slot) {
 		buf_printf(err, "%s= given twice", key);
@@ -46,7 +46,9 @@ set_value(char **slot, const char *v, size_t n, const char *key,
 		    "characters, at most %d bytes", key, QUEUE_SELECT_VALUE_MAX);
 		return -1;
 	}
-	*slot = n == 2 && memcmp(v, "<>", 2) == 0 ? xstrdup("") : xstrndup(v, n);
+	/* <> is the null sender; as a recipient it is only a string */
+	*slot = slot == &s->from && n == 2 && memcmp(v, "<>", 2) == 0 ?
+	    xstrdup("") : xstrndup(v, n);
 	return 0;
 }
 
@@ -95,11 +97,11 @@ token(struct queue_select *s, const char *t, size_t n, struct buf *err)
 	if (is_id(t, n))
 		return add_id(s, t, n, err);
 	if (eq && k == 4 && memcmp(t, "from", 4) == 0)
-		return set_value(&s->from, eq + 1, vn, "from", err);
+		return set_value(s, &s->from, eq + 1, vn, "from", err);
 	if (eq && k == 2 && memcmp(t, "to", 2) == 0)
-		return set_value(&s->to, eq + 1, vn, "to", err);
+		return set_value(s, &s->to, eq + 1, vn, "to", err);
 	if (eq && k == 6 && memcmp(t, "domain", 6) == 0)
-		return set_value(&s->domain, eq + 1, vn, "domain", err);
+		return set_value(s, &s->domain, eq + 1, vn, "domain", err);
 	if (eq && k == 5 && memcmp(t, "older", 5) == 0)
 		return set_older(s, eq + 1, vn, err);
 	buf_appends(err, "not a queue id, ALL, from=, to=, domain= or older=: ");
