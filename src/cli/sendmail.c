@@ -353,7 +353,7 @@ run_mode(const struct opts *o, const char *path)
 	g_mime_init();
 	switch (o->mode) {
 	case MODE_LIST:
-		return run_queue_tool("list");
+		return run_queue_tool("mailq");
 	case MODE_FLUSH:
 		return run_queue_tool("flush");
 	case MODE_ALIASES:

@@ -1,11 +1,13 @@
 /*
  * qmgr_control: the queue manager's control socket (<queue.path>/qmgr.sock)
- * for `indimail queue ...`: one request line per connection, answered by
- * qmgr_command() and closed. qmgr_command reads the table (list, show) and
- * changes it only through the queue manager's own paths: the journal for
- * hold / release / remove, the scheduler for flush.
+ * for `indimail queue ...`: one request line per connection (at most
+ * CONTROL_LINE_MAX bytes), answered by qmgr_command() and closed. The
+ * client's uid comes from the socket (SO_PEERCRED) for the log. Here are
+ * the commands that only read the table (list, show, mailq) and
+ * directory-flush; those that change the queue are qmgr_admin.c's.
  */
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +19,8 @@
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
+#define CONTROL_LINE_MAX	4096	/* a request: 64 ids and every filter fit */
+
 struct qmgr_control {
 	uv_pipe_t	 pipe;		/* the listening socket */
 	struct qmgr	*q;
@@ -26,6 +30,7 @@ struct control_conn {
 	uv_pipe_t	 pipe;
 	struct qmgr	*q;
 	struct buf	 in;
+	long		 uid;		/* the client's, -1: unknown */
 };
 
 static void
@@ -83,7 +88,7 @@ on_control_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	if (n > 0)
 		buf_append(&c->in, b->base, (size_t)n);
 	free(b->base);
-	if (n < 0 || c->in.len > 1024) {
+	if (n < 0 || c->in.len > CONTROL_LINE_MAX) {
 		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
 		return;
 	}
@@ -91,8 +96,21 @@ on_control_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	*nl = '\0';
 	uv_read_stop(s);
-	qmgr_command(c->q, c->in.data, &out);
+	qmgr_command(c->q, c->in.data, c->uid, &out);
 	control_reply(c, &out);
+}
+
+static long
+peer_uid(uv_pipe_t *p)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)p, &fd) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return -1;
+	return (long)cred.uid;
 }
 
 static void
@@ -111,6 +129,7 @@ on_control_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
 		return;
 	}
+	c->uid = peer_uid(&c->pipe);
 	uv_read_start((uv_stream_t *)&c->pipe, on_control_alloc, on_control_read);
 }
 
@@ -172,65 +191,46 @@ command_list(struct qmgr *q, struct buf *out)
 	buf_printf(out, "ok %d\n", count);
 }
 
+/* Postfix's mailq: recipients not yet final, each with its last deferral. */
 static void
-command_flush(struct qmgr *q, struct buf *out)
+mailq_one(struct qmsg *m, int first, struct buf *out)
 {
-	int count = 0;
-
-	for (struct qmsg *x = qmgr_table_first(q->table); x; x = x->next)
-		if (!x->hold) {
-			x->next_try = 0;
-			count++;
-		}
-	scheduler_soon(q);
-	buf_printf(out, "ok %d\n", count);
-}
-
-static void
-command_hold(struct qmgr *q, struct qmsg *m, int hold, struct buf *out)
-{
-	struct buf j = BUF_INIT;
-
-	m->hold = hold;
-	m->next_try = 0;
-	queue_journal_hold(&j, m->hold);
-	qmgr_journal_text(q, m, &j, 1);
-	scheduler_soon(q);
-	buf_printf(out, "ok 1\n");
-}
-
-/* Every pending recipient final ('x'), unless a delivery runs. */
-static void
-command_remove(struct qmgr *q, struct qmsg *m, struct buf *out)
-{
-	size_t *idx = xcalloc(m->item.env.nrcpts, sizeof(size_t)), k = 0;
+	const char *last = NULL;
+	char status = m->hold ? '!' : ' ';
 
 	for (size_t i = 0; i < m->item.env.nrcpts; i++)
-		if (m->st[i] == RS_PENDING) {
-			m->st[i] = RS_DONE;
-			idx[k++] = i;
-		}
-	if (k < m->item.env.nrcpts && m->busy) {
-		for (size_t i = 0; i < k; i++)
-			m->st[idx[i]] = RS_PENDING;
-		buf_printf(out, "error %s is being delivered, try again\n",
-		    m->item.env.id);
-	} else {
-		qmgr_journal(q, m, 'x', idx, k);
-		qmgr_maybe_done(q, m);
-		buf_printf(out, "ok 1\n");
+		if (m->st[i] == RS_BUSY)
+			status = m->hold ? '!' : '*';
+	queue_mailq_message(out, first, m->item.env.id, status, m->item.size,
+	    m->item.env.received, m->item.env.sender);
+	for (size_t i = 0; i < m->item.env.nrcpts; i++)
+		if (m->st[i] != RS_DONE)
+			queue_mailq_rcpt(out, m->item.env.rcpts[i],
+			    buf_cstr(&m->why[i]), &last);
+}
+
+static void
+command_mailq(struct qmgr *q, struct buf *out)
+{
+	unsigned long long bytes = 0;
+	size_t count = 0;
+
+	for (struct qmsg *x = qmgr_table_first(q->table); x; x = x->next) {
+		mailq_one(x, count++ == 0, out);
+		bytes += x->item.size;
 	}
-	free(idx);
+	queue_mailq_total(out, bytes, count);
+	buf_printf(out, "ok %zu\n", count);
 }
 
 /* The directory's data changed: every process forgets its answers. */
 static void
-command_directory_flush(struct qmgr *q, struct buf *out)
+command_directory_flush(struct qmgr *q, long uid, struct buf *out)
 {
 	directory_flush_loop(q->loop);
 	if (q->dir_changed)
 		q->dir_changed(q->dir_changed_arg);
-	log_event(LOG_INFO, "directory_flushed", "by=control");
+	log_event(LOG_INFO, "directory_flushed", "by=control uid=%ld", uid);
 	buf_printf(out, "ok 0\n");
 }
 
@@ -241,34 +241,41 @@ qmgr_on_directory_change(struct qmgr *q, void (*fn)(void *), void *arg)
 	q->dir_changed_arg = arg;
 }
 
-/* Answers one control request ("list", "show ID", ...) into out. */
-void
-qmgr_command(struct qmgr *q, const char *line, struct buf *out)
+static void
+command_show(struct qmgr *q, const char *id, struct buf *out)
 {
-	char cmd[16], id[QUEUE_ID_LEN + 2];
-	struct qmsg *m = NULL;
-	int n = sscanf(line, "%15s %25s", cmd, id);
+	struct qmsg *m = qmgr_table_find(q->table, id);
 
-	if (n == 2 && ((m = qmgr_table_find(q->table, id)) == NULL ||
-	    m->removed_at)) {
-		buf_printf(out, "error no message %s in the queue\n", id);
+	if (m == NULL || m->removed_at) {
+		buf_printf(out, "error no message in the queue: %s\n", id);
 		return;
 	}
-	if (n >= 1 && strcmp(cmd, "list") == 0)
+	describe(q, m, out);
+	buf_printf(out, "path %s\nok 1\n", m->item.path);
+}
+
+/* Answers one control request ("list", "show ID", "hold ALL", ...). */
+void
+qmgr_command(struct qmgr *q, const char *line, long uid, struct buf *out)
+{
+	char cmd[16], id[QUEUE_ID_LEN + 2];
+	size_t len = strcspn(line, " ");
+	const char *args = line + len + (line[len] == ' ');
+	int n = sscanf(line, "%15s %25s", cmd, id);
+
+	if (n >= 1 && len < sizeof(cmd) &&
+	    qmgr_admin(q, cmd, args, uid, out))
+		return;
+	if (n == 1 && strcmp(cmd, "list") == 0)
 		command_list(q, out);
-	else if (n == 2 && strcmp(cmd, "show") == 0) {
-		describe(q, m, out);
-		buf_printf(out, "path %s\nok 1\n", m->item.path);
-	} else if (n >= 1 && strcmp(cmd, "flush") == 0)
-		command_flush(q, out);
+	else if (n == 1 && strcmp(cmd, "mailq") == 0)
+		command_mailq(q, out);
+	else if (n == 2 && strcmp(cmd, "show") == 0)
+		command_show(q, id, out);
 	else if (n == 1 && strcmp(cmd, "directory-flush") == 0)
-		command_directory_flush(q, out);
-	else if (n == 2 && (strcmp(cmd, "hold") == 0 ||
-	    strcmp(cmd, "release") == 0))
-		command_hold(q, m, cmd[0] == 'h', out);
-	else if (n == 2 && strcmp(cmd, "remove") == 0)
-		command_remove(q, m, out);
+		command_directory_flush(q, uid, out);
 	else
-		buf_printf(out, "error unknown command (list, show ID, flush, "
-		    "hold ID, release ID, remove ID, directory-flush)\n");
+		buf_printf(out, "error unknown command (list, mailq, show ID, "
+		    "directory-flush, and on ids, ALL or filters: hold, "
+		    "release, remove, flush, requeue)\n");
 }

@@ -109,6 +109,7 @@ void	qmgr_remote_start(struct qmgr *, struct qmsg *,
 
 /* qmgr_route.c: the route hook and where a recipient goes. */
 void	qmgr_route_rcpt(struct qmgr *, struct qmsg *, size_t i);
+void	qmgr_route_forget(struct qmsg *, size_t i);
 int	qmgr_route_is_local(const struct qmgr *, const struct qmsg *, size_t i);
 const char *qmgr_route_dest_key(const struct qmgr *, const struct qmsg *,
 	    size_t i, const struct route_conf **, struct buf *key);
@@ -124,8 +125,15 @@ void	scheduler_local_ended(struct scheduler *);
 void	scheduler_remote_started(struct scheduler *, const char *key);
 void	scheduler_remote_ended(struct scheduler *, const char *key);
 
-/* qmgr_control.c: `indimail queue ...` */
+/* qmgr_control.c: `indimail queue ...`; uid: the client's, -1 unknown. */
 void	qmgr_control_open(struct qmgr *);
-void	qmgr_command(struct qmgr *, const char *line, struct buf *out);
+void	qmgr_command(struct qmgr *, const char *line, long uid,
+	    struct buf *out);
+/*
+ * qmgr_admin.c: cmd (hold, release, remove, flush, requeue) on the
+ * selection args, logged; 0 if cmd is none of them.
+ */
+int	qmgr_admin(struct qmgr *, const char *cmd, const char *args, long uid,
+	    struct buf *out);
 
 #endif

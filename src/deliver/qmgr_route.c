@@ -154,6 +154,18 @@ qmgr_route_rcpt(struct qmgr *q, struct qmsg *m, size_t i)
 	}
 }
 
+/* Recipient i goes where the route hook says next time (queue requeue). */
+void
+qmgr_route_forget(struct qmsg *m, size_t i)
+{
+	struct qroute *r = &m->route[i];
+
+	free(r->relay.host);
+	free(r->relay.auth_user);
+	free(r->relay.auth_password);
+	memset(r, 0, sizeof(*r));
+}
+
 /* Destination key of a remote recipient: its relay, or its domain's MX. */
 const char *
 qmgr_route_dest_key(const struct qmgr *q, const struct qmsg *m, size_t i,

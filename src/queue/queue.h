@@ -153,6 +153,22 @@ void	queue_format_entry(struct buf *, const char *id, long long age,
 #define QUEUE_LIST_HEADER \
 	"ID                       AGE      SIZE  SENDER / RECIPIENTS\n"
 
+/*
+ * queue_mailq.c: Postfix's mailq format. Each message: its line (status
+ * ' ', '*' being delivered or '!' held; the header before the first),
+ * then queue_mailq_rcpt per recipient not yet final (*last_why: NULL at
+ * each message; a reason is printed once for the recipients it repeats
+ * for), then the total ("Mail queue is empty" for none).
+ */
+#define QUEUE_MAILQ_HEADER "-Queue ID-  --Size-- ----Arrival Time---- " \
+	"-Sender/Recipient-------\n"
+void	queue_mailq_message(struct buf *, int first, const char *id,
+	    char status, size_t size, time_t received, const char *sender);
+void	queue_mailq_rcpt(struct buf *, const char *rcpt, const char *why,
+	    const char **last_why);
+void	queue_mailq_total(struct buf *, unsigned long long bytes,
+	    size_t count);
+
 /* The set's backend at work. */
 int	queue_write(uv_loop_t *, struct queue_set *, const struct envelope *,
 	    const struct msg_piece *, size_t npieces, queue_write_cb,

@@ -1,8 +1,10 @@
--- The queue tools: `indimail queue list|show|hold|release|flush|remove`
--- (src/cli/indimail.c) and the queue manager's control socket they talk
+-- The queue tools: `indimail queue list|mailq|show|cat` and
+-- `hold|release|remove|flush|requeue` on ids, ALL, filters or ids on stdin
+-- (src/cli/queue_tool*.c), the queue manager's control socket they talk
 -- to (<queue.path>/qmgr.sock: one request line, answer lines ending with
--- "ok N" or "error ..."); and messages surviving a kill -9 of everything
--- while a delivery is in progress (the state journal: delivered once).
+-- "ok N" or "error ..."), the admin log lines, bin/mailq's Postfix format;
+-- and messages surviving a kill -9 of everything while a delivery is in
+-- progress (the state journal: delivered once).
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
@@ -33,6 +35,7 @@ local function start(o)
     mailboxes = MAILBOXES,
     routes = "['*'] = '" .. (o.relay or ("127.0.0.6:" .. D.free_tcp_port())) .. "'",
     delivery = o.delivery or "retry = { base = 300, max = 600 }, timeouts = { connect = 2 }",
+    policies = o.policies,
   }
   -- event=ready is the master's: the queue manager opens its socket a moment later
   assert.is_truthy(d:wait_log("event=qmgr_start queues", 5), d:log())
@@ -58,6 +61,13 @@ local function control(d, request)
   local out, err, partial = c:receive("*a")
   c:close()
   return out or partial, err
+end
+
+-- Runs `indimail queue ...` with stdin from text.
+local function cli_stdin(d, args, text)
+  local f = D.scratch_dir("qt") .. "/ids"
+  D.writefile(f, text)
+  return D.sh(D.bin .. "/indimail -c " .. d.config .. " queue " .. args .. " < " .. f)
 end
 
 local function deferred(d, qid)
@@ -280,6 +290,224 @@ describe("queue tools", function()
     end)
   end)
 
+  describe("selections: several ids, ALL, filters, ids on stdin", function()
+    -- three deferred messages: two from alice (one to far.test), one from bob
+    local function three(d)
+      local a = deferred_message(d, "one@remote.test", "a")
+      local b = deferred_message(d, "two@far.test", "b")
+      local c = send(d, "bob@example.test", { "three@remote.test" }, "c")
+      assert.is_truthy(d:wait_log("event=deferred qid=" .. c, 10), d:log())
+      return a, b, c
+    end
+    local function held(d, qid) return entry(cli(d, "list"), qid)[1]:match("held") ~= nil end
+
+    it("holds several ids in one command and releases ALL", function()
+      local d = start()
+      local a, b, c = three(d)
+      local out, code = cli(d, "hold " .. a .. " " .. b)
+      assert.equal(0, code, out)
+      assert.matches("^2 messages held", out)
+      assert.is_true(held(d, a)); assert.is_true(held(d, b)); assert.is_false(held(d, c))
+      out, code = cli(d, "release ALL")
+      assert.equal(0, code, out)
+      assert.matches("^3 messages released", out)
+      assert.is_false(held(d, a)); assert.is_false(held(d, b))
+    end)
+
+    it("selects by --from, --to, --domain and --older-than", function()
+      local d = start()
+      local a, b, c = three(d)
+      local out, code = cli(d, "hold --from bob@example.test")
+      assert.equal(0, code, out)
+      assert.matches("^1 message held", out)
+      assert.is_true(held(d, c)); assert.is_false(held(d, a))
+      out = cli(d, "hold --domain far.test")
+      assert.matches("^1 message held", out)
+      assert.is_true(held(d, b)); assert.is_false(held(d, a))
+      out = cli(d, "release --to TWO@far.test")
+      assert.matches("^1 message released", out)
+      assert.is_false(held(d, b))
+      out = cli(d, "hold --older-than 1h")
+      assert.matches("^0 messages held", out)
+      t.sleep(1.1)
+      out = cli(d, "hold --older-than 1s --from alice@example.test")
+      assert.matches("^2 messages held", out)
+      assert.is_true(held(d, a)); assert.is_true(held(d, b))
+      out, code = cli(d, "hold --older-than soon")
+      assert.equal(2, code, out)
+      assert.matches("older%-than", out)
+    end)
+
+    it("reads ids on stdin with -, one a line (mailq's marks dropped)", function()
+      local d = start()
+      local a, b, c = three(d)
+      local out, code = cli_stdin(d, "hold -", a .. "\n\n" .. b .. "!\n")
+      assert.equal(0, code, out)
+      assert.matches("^2 messages held", out)
+      assert.is_true(held(d, a)); assert.is_true(held(d, b)); assert.is_false(held(d, c))
+    end)
+
+    it("says which ids are not queued, acts on the others and exits 1", function()
+      local d = start()
+      local a = deferred_message(d)
+      local out, code = cli(d, "hold 06B06A0000000000DEAD0000 " .. a)
+      assert.equal(1, code, out)
+      assert.matches("no message in the queue: 06B06A0000000000DEAD0000", out)
+      assert.matches("1 message held", out)
+      assert.is_true(held(d, a))
+    end)
+
+    it("flushes only the selected messages", function()
+      local d = start()
+      local a, b = three(d)
+      local out, code = cli(d, "flush " .. a)
+      assert.equal(0, code, out)
+      assert.matches("^1 message scheduled", out)
+      assert.is_truthy(D.eventually(function() return deferred(d, a) == 2 end, 5), d:log())
+      t.sleep(1.2)
+      assert.equal(1, deferred(d, b))
+    end)
+
+    it("removes by filter, and refuses a hold/remove that names no message", function()
+      local d = start()
+      local a, b, c = three(d)
+      local out, code = cli(d, "remove")
+      assert.equal(2, code, out)
+      assert.matches("which messages", out)
+      out, code = cli(d, "remove --domain remote.test")
+      assert.equal(0, code, out)
+      assert.matches("^2 messages removed", out)
+      assert.is_truthy(d:wait_log("event=removed qid=" .. a, 5), d:log())
+      assert.is_truthy(d:wait_log("event=removed qid=" .. c, 5), d:log())
+      assert.is_truthy(entry(cli(d, "list"), b))
+    end)
+
+    it("takes a few hundred ids on stdin, 32 to a request", function()
+      local d = start()
+      local a = deferred_message(d)
+      local ids = {}
+      for i = 1, 300 do ids[i] = ("06B06A00000000%010X"):format(i) end
+      ids[#ids + 1] = a
+      local out, code = cli_stdin(d, "hold -", table.concat(ids, "\n") .. "\n")
+      assert.equal(1, code, out)
+      assert.matches("1 message held", out)
+      assert.equal(10, d:count_log("event=admin action=hold"))
+    end)
+  end)
+
+  describe("every admin action", function()
+    it("logs one line: event=admin action= selection= count= ids= by=uid", function()
+      local d = start()
+      local a = deferred_message(d)
+      cli(d, "hold " .. a)
+      cli(d, "release ALL")
+      cli(d, "flush --from alice@example.test")
+      local uid = tostring(D.t.getuid())
+      assert.is_truthy(d:wait_log("event=admin action=hold selection=\"?ids=1\"? count=1 failed=0 ids=" .. a .. " by=" .. uid, 5), d:log())
+      assert.is_truthy(d:wait_log("event=admin action=release selection=ALL count=1 failed=0 ids=" .. a .. " by=" .. uid, 5), d:log())
+      assert.is_truthy(d:wait_log("event=admin action=flush selection=\"from=alice@example%.test\" count=1 failed=0 ids=" .. a .. " by=" .. uid, 5), d:log())
+    end)
+  end)
+
+  describe("indimail queue cat", function()
+    it("prints the message as queued, and with --envelope its envelope first", function()
+      local d = start()
+      local qid = deferred_message(d, "user@remote.test", "cat me")
+      local out, code = cli(d, "cat " .. qid)
+      assert.equal(0, code, out)
+      assert.matches("^Received: ", out)
+      assert.matches("\nSubject: cat me\n\nbody of cat me\n$", out)
+      out = cli(d, "cat --envelope " .. qid)
+      assert.matches("^IMQ1\nid " .. qid .. "\n", out)
+      assert.matches("\nsender alice@example%.test\n", out)
+      assert.matches("\nrcpt user@remote%.test\n", out)
+      assert.matches("\n\nReceived: ", out)
+    end)
+
+    it("reads the file with no queue manager running, and fails for an unknown id", function()
+      local d = start()
+      local qid = deferred_message(d, "user@remote.test", "offline")
+      d:stop()
+      local out, code = cli(d, "cat " .. qid)
+      assert.equal(0, code, out)
+      assert.matches("body of offline", out)
+      out, code = cli(d, "cat 06B06A0000000000DEAD0000")
+      assert.equal(1, code, out)
+      assert.matches("no message in the queue", out)
+    end)
+  end)
+
+  describe("indimail queue requeue", function()
+    it("runs the route hook again for pending recipients after a config change and reload", function()
+      local port = D.free_tcp_port()
+      local fake = start_fake("127.0.0.7", port)
+      local closed = D.free_tcp_port()
+      local hook = [[
+indimail.hook("route", function(session, tx, rcpt)
+  indimail.log("routed_by", { version = "VERSION" })
+  return indimail.route_relay("127.0.0.HOST", PORT, { tls = "none" })
+end, "requeue_test")
+]]
+      local function policy(v, host, p)
+        return (hook:gsub("VERSION", v):gsub("HOST", host):gsub("PORT", tostring(p)))
+      end
+      local d = start{ policies = policy("one", "6", closed) }
+      local qid = deferred_message(d)
+      assert.equal(1, d:count_log("event=routed_by[^\n]*version=one"), d:log())
+      D.writefile(d.config, (D.readfile(d.config):gsub('version = "one"', 'version = "two"')
+        :gsub('"127%.0%.0%.6", ' .. closed, '"127.0.0.7", ' .. port)))
+      d:signal("HUP")
+      assert.is_truthy(d:wait_log("event=reloaded", 10), d:log())
+      -- a flush keeps the cached route: the closed relay again
+      cli(d, "flush " .. qid)
+      assert.is_truthy(D.eventually(function() return deferred(d, qid) == 2 end, 5), d:log())
+      assert.equal(0, d:count_log("event=routed_by[^\n]*version=two"))
+      local out, code = cli(d, "requeue " .. qid)
+      assert.equal(0, code, out)
+      assert.matches("^1 message requeued", out)
+      assert.is_truthy(d:wait_log("event=delivered qid=" .. qid, 10), d:log())
+      assert.equal(1, d:count_log("event=routed_by[^\n]*version=two"))
+      assert.equal(1, fake.count("\nMESSAGE "))
+    end)
+  end)
+
+  describe("mailq (bin/mailq, sendmail -bp)", function()
+    it("prints Postfix's format: header, message line, reason, indented recipients, total", function()
+      local d = start()
+      local qid = send(d, "alice@example.test", { "user@remote.test", "bob@example.test", "x@remote.test" }, "mq")
+      assert.is_truthy(d:wait_log("event=deferred qid=" .. qid, 10), d:log())
+      assert.is_truthy(d:wait_log("event=delivered qid=" .. qid .. " to=bob@example%.test", 5), d:log())
+      local out, code = D.sh("INDIMAIL_CONFIG_FILE=" .. d.config .. " " .. D.bin .. "/mailq")
+      assert.equal(0, code, out)
+      local lines = {}
+      for l in out:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+      assert.equal("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------", lines[1])
+      assert.matches("^" .. qid .. " %s*%d+ %a%a%a %a%a%a [ %d]%d %d%d:%d%d:%d%d  alice@example%.test$", lines[2])
+      assert.matches("^%s+%(.*127%.0%.0%.6.*%)$", lines[3])
+      assert.equal(78, #lines[3], lines[3])
+      assert.equal((" "):rep(41) .. "user@remote.test", lines[4])
+      assert.equal((" "):rep(41) .. "x@remote.test", lines[5])   -- same reason: not repeated
+      assert.equal("", lines[6])
+      assert.matches("^%-%- %d+ Kbytes in 1 Request%.$", lines[7])
+      assert.equal(7, #lines, out)
+    end)
+
+    it("marks a held message with ! and says when the queue is empty", function()
+      local d = start()
+      local out = D.sh("INDIMAIL_CONFIG_FILE=" .. d.config .. " " .. D.bin .. "/mailq")
+      assert.equal("Mail queue is empty\n", out)
+      local qid = deferred_message(d)
+      cli(d, "hold " .. qid)
+      out = D.sh("INDIMAIL_CONFIG_FILE=" .. d.config .. " " .. D.bin .. "/mailq")
+      assert.matches("\n" .. qid .. "!", out)
+      -- and from the folders when the queue manager is down
+      d:stop()
+      out = D.sh("INDIMAIL_CONFIG_FILE=" .. d.config .. " " .. D.bin .. "/mailq")
+      assert.matches("\n" .. qid .. "!%s+%d+ ", out)
+      assert.matches("\n%s+user@remote%.test\n\n%-%- %d+ Kbytes in 1 Request%.\n", out)
+    end)
+  end)
+
   describe("the control socket", function()
     it("answers list with one block per message and ok N", function()
       local d = start()
@@ -315,7 +543,7 @@ describe("queue tools", function()
       assert.matches("^error no message", (control(d, "hold 06B06A0000000000DEAD0000")))
     end)
 
-    it("drops a request line over 1 KiB and keeps answering", function()
+    it("drops a request line over 4 KiB and keeps answering", function()
       local d = start()
       control(d, ("x"):rep(5000))
       assert.matches("^ok 0\n$", (control(d, "list")))

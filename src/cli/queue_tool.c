@@ -1,0 +1,264 @@
+/*
+ * queue_tool: `indimail queue list|mailq|show|cat` and the dispatch of
+ * the commands that change the queue (queue_tool_action.c). list and
+ * mailq ask the queue manager and read the queue folders when it is not
+ * running; cat always reads the message file (queue_tool.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../queue/queue.h"
+#include "control.h"
+#include "queue_tool.h"
+
+#define CAT_CHUNK	65536	/* bytes copied at a time by cat */
+
+int
+queue_tool_request(struct runtime *rt, const char *request, struct buf *reply)
+{
+	int rc = control_request(rt->cfg.queue_path, request, reply);
+
+	while (rc >= 0 && reply->len && reply->data[reply->len - 1] == '\n')
+		reply->data[--reply->len] = '\0';
+	return rc;
+}
+
+void
+queue_tool_unreachable(struct runtime *rt, int rc)
+{
+	if (rc == -2)
+		fprintf(stderr, "indimail: permission denied on %s/qmgr.sock "
+		    "(run as root or as the account indimaild runs as)\n",
+		    rt->cfg.queue_path);
+	else
+		fprintf(stderr, "indimail: cannot reach the queue manager at "
+		    "%s/qmgr.sock: %s\n", rt->cfg.queue_path, strerror(errno));
+}
+
+/*
+ * Sends one request and copies its answer but the last line ("ok N" or
+ * "error why") to stdout. 0 (ok), 1 (error), <0 (not reachable); *count:
+ * the N of "ok N".
+ */
+static int
+control(struct runtime *rt, const char *request, int *count)
+{
+	struct buf reply = BUF_INIT;
+	const char *last;
+	int rc;
+
+	if ((rc = queue_tool_request(rt, request, &reply)) < 0) {
+		buf_free(&reply);
+		return rc;
+	}
+	last = strrchr(buf_cstr(&reply), '\n');
+	last = last ? last + 1 : buf_cstr(&reply);
+	fwrite(buf_cstr(&reply), 1, (size_t)(last - buf_cstr(&reply)), stdout);
+	rc = strncmp(last, "ok", 2) == 0 ? 0 : 1;
+	if (rc)
+		fprintf(stderr, "indimail: %s\n", last);
+	else
+		*count = atoi(last + 3);
+	buf_free(&reply);
+	return rc;
+}
+
+/* The queue set of the configuration, for reading the folders. */
+static void
+folders(struct runtime *rt, struct queue_set *qs)
+{
+	memset(qs, 0, sizeof(*qs));
+	qs->path = rt->cfg.queue_path;
+	qs->count = rt->cfg.queue_count;
+	qs->split = rt->cfg.queue_split;
+	qs->backend = &queue_fs;
+}
+
+/* An empty listing must mean an empty queue, never "not allowed to look". */
+static int
+readable(const struct queue_set *qs)
+{
+	struct buf p = BUF_INIT;
+	int ok = 1;
+
+	for (int i = 0; ok && i < qs->count; i++) {
+		buf_clear(&p);
+		buf_printf(&p, "%s/%d/mess", qs->path, i);
+		if (access(buf_cstr(&p), R_OK | X_OK) < 0 && errno != ENOENT) {
+			fprintf(stderr, "indimail: cannot read the queue %s: %s "
+			    "(run as root or as the account indimaild runs as)\n",
+			    buf_cstr(&p), strerror(errno));
+			ok = 0;
+		}
+	}
+	buf_free(&p);
+	return ok;
+}
+
+static int
+print_one(void *arg, struct queue_item *qi)
+{
+	struct buf b = BUF_INIT;
+
+	(void)arg;
+	queue_format_entry(&b, qi->env.id, (long long)time(NULL) -
+	    qi->env.received, qi->size, qi->env.sender, 0);
+	for (size_t i = 0; i < qi->env.nrcpts; i++)
+		buf_printf(&b, "    queued   <%s>\n", qi->env.rcpts[i]);
+	fputs(buf_cstr(&b), stdout);
+	buf_free(&b);
+	return 0;
+}
+
+struct mailq_total {
+	unsigned long long	bytes;
+	size_t			count;
+};
+
+/* One message as mailq shows it, its journal saying what is final. */
+static int
+mailq_one(void *arg, struct queue_item *qi)
+{
+	struct mailq_total *t = arg;
+	struct queue_journal j = { 0 };
+	struct buf b = BUF_INIT;
+	const char *last = NULL;
+
+	j.final = calloc(qi->env.nrcpts + 1, 1);
+	queue_fs.journal_read(qi, &j);
+	queue_mailq_message(&b, t->count++ == 0, qi->env.id,
+	    j.hold || qi->env.hold ? '!' : ' ', qi->size, qi->env.received,
+	    qi->env.sender);
+	for (size_t i = 0; i < qi->env.nrcpts; i++)
+		if (j.final == NULL || !j.final[i])
+			queue_mailq_rcpt(&b, qi->env.rcpts[i], NULL, &last);
+	t->bytes += qi->size;
+	fputs(buf_cstr(&b), stdout);
+	buf_free(&b);
+	free(j.final);
+	return 0;
+}
+
+/* list (or mailq) from the folders, when no queue manager runs. */
+static int
+from_folders(struct runtime *rt, int mailq)
+{
+	struct mailq_total t = { 0, 0 };
+	struct queue_set qs;
+	struct buf b = BUF_INIT;
+	int n;
+
+	folders(rt, &qs);
+	if (!readable(&qs))
+		return 1;
+	if (mailq) {
+		queue_scan(&qs, mailq_one, &t);
+		queue_mailq_total(&b, t.bytes, t.count);
+		fputs(buf_cstr(&b), stdout);
+		buf_free(&b);
+		return 0;
+	}
+	fputs(QUEUE_LIST_HEADER, stdout);
+	n = queue_scan(&qs, print_one, NULL);
+	printf("%d message%s in the queue\n", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+listing(struct runtime *rt, const char *verb)
+{
+	int mailq = strcmp(verb, "mailq") == 0, n = 0, rc;
+
+	if (!mailq)
+		fputs(QUEUE_LIST_HEADER, stdout);
+	if ((rc = control(rt, verb, &n)) == 0 && !mailq)
+		printf("%d message%s in the queue\n", n, n == 1 ? "" : "s");
+	if (rc >= 0)
+		return rc;
+	if (rc != -1) {
+		queue_tool_unreachable(rt, rc);
+		return 1;
+	}
+	fprintf(stderr, "indimail: queue manager not running; reading "
+	    "the queue folders\n");
+	return from_folders(rt, mailq);
+}
+
+/* The message file from the envelope (--envelope) or from the message. */
+static int
+cat_file(const struct queue_item *qi, int envelope)
+{
+	char chunk[CAT_CHUNK];
+	FILE *f = fopen(qi->path, "r");
+	size_t n;
+
+	if (f == NULL || fseek(f, envelope ? 0 : (long)qi->body_offset,
+	    SEEK_SET) < 0) {
+		fprintf(stderr, "indimail: %s: %s\n", qi->path, strerror(errno));
+		if (f)
+			fclose(f);
+		return 1;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, stdout);
+	fclose(f);
+	return 0;
+}
+
+static int
+queue_cat(struct runtime *rt, int argc, char **argv)
+{
+	int envelope = argc == 3 && strcmp(argv[1], "--envelope") == 0;
+	const char *id = argv[argc - 1];
+	struct queue_set qs;
+	struct queue_item qi;
+
+	if (argc != 2 + envelope)
+		return 2;
+	folders(rt, &qs);
+	if (!readable(&qs))
+		return 1;
+	for (int i = 0; i < qs.count; i++)
+		if (queue_fs.read(&qs, i, id, &qi) == 0) {
+			int rc = cat_file(&qi, envelope);
+			queue_item_free(&qi);
+			return rc;
+		}
+	fprintf(stderr, "indimail: no message in the queue: %s\n", id);
+	return 1;
+}
+
+static int
+show(struct runtime *rt, const char *id)
+{
+	struct buf req = BUF_INIT;
+	int n, rc;
+
+	buf_printf(&req, "show %s", id);
+	rc = control(rt, buf_cstr(&req), &n);
+	buf_free(&req);
+	if (rc < 0) {
+		queue_tool_unreachable(rt, rc);
+		return 1;
+	}
+	return rc;
+}
+
+int
+queue_tool_main(struct runtime *rt, int argc, char **argv)
+{
+	if ((strcmp(argv[0], "list") == 0 || strcmp(argv[0], "mailq") == 0) &&
+	    argc == 1)
+		return listing(rt, argv[0]);
+	if (strcmp(argv[0], "show") == 0 && argc == 2)
+		return show(rt, argv[1]);
+	if (strcmp(argv[0], "cat") == 0)
+		return queue_cat(rt, argc, argv);
+	if (queue_tool_is_action(argv[0]))
+		return queue_tool_action(rt, argc, argv);
+	return 2;
+}

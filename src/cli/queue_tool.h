@@ -1,0 +1,27 @@
+/*
+ * queue_tool: `indimail queue ...` (docs/queue.md, "Queue tooling"). The
+ * commands ask the running queue manager over <queue.path>/qmgr.sock;
+ * list, mailq and cat read the queue folders themselves when it is not
+ * running (cat always does).
+ */
+#ifndef INDIMAIL_CLI_QUEUE_TOOL_H
+#define INDIMAIL_CLI_QUEUE_TOOL_H
+
+#include "../lua/lua_runtime.h"
+
+/* argv[0] is the subcommand; returns the exit code (2: usage). */
+int	queue_tool_main(struct runtime *, int argc, char **argv);
+
+/*
+ * queue_tool.c: one request and its whole answer, trailing newlines cut
+ * (control_request's 0, -1, -2); what to say when it returned < 0.
+ */
+int	queue_tool_request(struct runtime *, const char *request,
+	    struct buf *reply);
+void	queue_tool_unreachable(struct runtime *, int rc);
+
+/* queue_tool_action.c: hold, release, remove, flush, requeue. */
+int	queue_tool_is_action(const char *);
+int	queue_tool_action(struct runtime *, int argc, char **argv);
+
+#endif

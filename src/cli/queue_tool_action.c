@@ -1,0 +1,235 @@
+/*
+ * queue_tool_action: `indimail queue hold|release|remove|flush|requeue`
+ * on a selection: ids, ALL, `-` (ids on stdin, one a line), and the
+ * filters --from, --to, --domain, --older-than (2h, 3d, ...). ALL and
+ * filters go to the queue manager as one request, which resolves them on
+ * its table; ids go IDS_PER_REQUEST at a time. Prints what was done
+ * ("3 messages held"); exit 1 when anything selected failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/xalloc.h"
+#include "../queue/queue_select.h"
+#include "queue_tool.h"
+
+#define IDS_PER_REQUEST	32	/* the queue manager takes up to 64 */
+#define ID_LINE_MAX	256	/* a line of ids on stdin */
+
+static const struct {
+	const char	*verb, *done;
+} actions[] = {
+	{ "hold", "held" }, { "release", "released" }, { "remove", "removed" },
+	{ "flush", "scheduled for delivery now" }, { "requeue", "requeued" },
+};
+
+struct idlist {
+	char	**v;
+	size_t	  n;
+	int	  all;
+};
+
+int
+queue_tool_is_action(const char *verb)
+{
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (strcmp(verb, actions[i].verb) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *
+done_word(const char *verb)
+{
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (strcmp(verb, actions[i].verb) == 0)
+			return actions[i].done;
+	return "";
+}
+
+/* "90", "90s", "30m", "2h", "3d", "1w" → seconds; -1 if not that. */
+static long long
+parse_age(const char *s)
+{
+	static const char units[] = "smhdw";
+	static const long long mult[] = { 1, 60, 3600, 86400, 7 * 86400 };
+	char *end;
+	long long n = strtoll(s, &end, 10);
+	const char *u;
+
+	if (end == s || n <= 0 || n > QUEUE_SELECT_AGE_MAX)
+		return -1;
+	if (*end == '\0')
+		return n;
+	if (end[1] != '\0' || (u = strchr(units, *end)) == NULL)
+		return -1;
+	return n * mult[u - units];
+}
+
+static void
+add_id(struct idlist *l, const char *id)
+{
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(char *));
+	l->v[l->n++] = xstrdup(id);
+}
+
+/* One id a line; spaces and mailq's status mark ('*', '!') dropped. */
+static void
+read_ids(struct idlist *l, FILE *in)
+{
+	char line[ID_LINE_MAX];
+	size_t n;
+
+	while (fgets(line, sizeof(line), in)) {
+		n = strcspn(line, " \t\r\n*!");
+		line[n] = '\0';
+		if (n)
+			add_id(l, line);
+	}
+}
+
+/* A value goes on the request line: no space or control character. */
+static int
+filter(struct buf *f, const char *key, const char *val)
+{
+	for (const char *p = val; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			fprintf(stderr, "indimail: %s: no spaces or control "
+			    "characters\n", key);
+			return -1;
+		}
+	buf_printf(f, " %s=%s", key, *val ? val : "<>");
+	return 0;
+}
+
+static int
+option(struct buf *f, const char *opt, const char *val)
+{
+	long long age;
+
+	if (strcmp(opt, "--from") == 0)
+		return filter(f, "from", val);
+	if (strcmp(opt, "--to") == 0)
+		return filter(f, "to", val);
+	if (strcmp(opt, "--domain") == 0)
+		return filter(f, "domain", val);
+	if (strcmp(opt, "--older-than") == 0) {
+		if ((age = parse_age(val)) < 0) {
+			fprintf(stderr, "indimail: --older-than %s: give a "
+			    "number with s, m, h, d or w (2h, 3d)\n", val);
+			return -1;
+		}
+		buf_printf(f, " older=%lld", age);
+		return 0;
+	}
+	fprintf(stderr, "indimail: unknown option %s\n", opt);
+	return -1;
+}
+
+/* Fills l and the filters f from argv (after the verb); 0, -1 (usage). */
+static int
+parse(int argc, char **argv, struct idlist *l, struct buf *f)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--", 2) == 0) {
+			if (i + 1 == argc || option(f, argv[i], argv[i + 1]) < 0)
+				return -1;
+			i++;
+		} else if (strcmp(argv[i], "ALL") == 0)
+			l->all = 1;
+		else if (strcmp(argv[i], "-") == 0)
+			read_ids(l, stdin);
+		else
+			add_id(l, argv[i]);
+	}
+	return 0;
+}
+
+/* Runs one request; adds what it did to *done. 0, 1 (failures), <0. */
+static int
+request(struct runtime *rt, const char *req, size_t *done)
+{
+	struct buf reply = BUF_INIT;
+	int rc = queue_tool_request(rt, req, &reply), counted;
+	const char *last;
+	unsigned long n = 0;
+
+	if (rc < 0) {
+		buf_free(&reply);
+		return rc;
+	}
+	last = strrchr(buf_cstr(&reply), '\n');
+	last = last ? last + 1 : buf_cstr(&reply);
+	fwrite(reply.data, 1, (size_t)(last - buf_cstr(&reply)), stderr);
+	counted = sscanf(last, "ok %lu", &n) == 1 ||
+	    sscanf(last, "error %lu done", &n) == 1;
+	*done += counted ? n : 0;
+	rc = strncmp(last, "ok ", 3) == 0 ? 0 : 1;
+	if (rc && !counted)
+		fprintf(stderr, "indimail: %s\n", last);
+	buf_free(&reply);
+	return rc;
+}
+
+/* The ids IDS_PER_REQUEST at a time, or ALL / the filters in one. */
+static int
+send_all(struct runtime *rt, const char *verb, const struct idlist *l,
+    const struct buf *f, size_t *done)
+{
+	struct buf req = BUF_INIT;
+	size_t i = 0;
+	int rc = 0, r;
+
+	do {
+		buf_clear(&req);
+		buf_appends(&req, verb);
+		if (l->all || l->n == 0)
+			buf_appends(&req, l->all ? " ALL" : "");
+		else
+			for (size_t k = 0; k < IDS_PER_REQUEST && i < l->n; k++)
+				buf_printf(&req, " %s", l->v[i++]);
+		buf_append(&req, f->data ? f->data : "", f->len);
+		if ((r = request(rt, buf_cstr(&req), done)) < 0)
+			rc = r;
+		else if (r > rc)
+			rc = r;
+	} while (rc >= 0 && !l->all && i < l->n);
+	buf_free(&req);
+	return rc;
+}
+
+/* Only flush means every message when nothing is named. */
+static int
+selects_nothing(const char *verb, const struct idlist *l, const struct buf *f)
+{
+	return l->n == 0 && !l->all && f->len == 0 &&
+	    strcmp(verb, "flush") != 0;
+}
+
+int
+queue_tool_action(struct runtime *rt, int argc, char **argv)
+{
+	struct idlist l = { NULL, 0, 0 };
+	struct buf f = BUF_INIT;
+	size_t done = 0;
+	int rc = 2;
+
+	if (parse(argc, argv, &l, &f) < 0)
+		rc = 2;
+	else if (selects_nothing(argv[0], &l, &f))
+		fprintf(stderr, "indimail: queue %s: which messages? give "
+		    "ids, ALL, - (ids on stdin) or a filter\n", argv[0]);
+	else if ((rc = send_all(rt, argv[0], &l, &f, &done)) >= 0)
+		printf("%zu message%s %s\n", done, done == 1 ? "" : "s",
+		    done_word(argv[0]));
+	else {
+		queue_tool_unreachable(rt, rc);
+		rc = 1;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+	buf_free(&f);
+	return rc;
+}
