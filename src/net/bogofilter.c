@@ -128,7 +128,8 @@ release(struct bogofilter_run *r)
 		return;
 	}
 	kill_child(r);
-	close_handle((uv_handle_t *)&r->proc);
+	if (!r->spawned || r->exited)	/* else on_exit_cb closes it: a */
+		close_handle((uv_handle_t *)&r->proc);	/* closed handle is never reaped */
 	for (int i = 0; i < PIPES; i++)
 		close_handle((uv_handle_t *)&r->pipe[i]);
 	r->pool->running--;
@@ -214,6 +215,10 @@ on_exit_cb(uv_process_t *proc, int64_t status, int signal)
 	r->exited = 1;
 	r->status = status;
 	r->signal = signal;
+	if (r->state == RUN_DONE) {	/* killed after release: now reaped */
+		close_handle((uv_handle_t *)&r->proc);
+		return;
+	}
 	maybe_conclude(r);
 }
 

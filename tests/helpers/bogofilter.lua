@@ -46,7 +46,8 @@ local FAKES = {
   -- exits 3 with bogofilter's own error text, as with a damaged word list
   broken = "#!/bin/sh\ncat >/dev/null\necho \"Can't open file 'wordlist.db'\" >&2\nexit 3\n",
   -- reads the message, then never answers (bounded: it ends by itself)
-  slow = "#!/bin/sh\ncat >/dev/null\nsleep 30\n",
+  -- reads the message, then becomes a 30 s sleep; its pid in slow.pid beside it
+  slow = "#!/bin/sh\necho $$ >\"$(dirname \"$0\")/slow.pid\"\ncat >/dev/null\nexec sleep 30\n",
   -- lists its open descriptors beside itself, then is bogofilter
   fds = "#!/usr/bin/python3\nimport os, sys\n"
     .. "fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
@@ -60,7 +61,7 @@ function M.fake(dir, kind)
   local path = dir .. "/bogofilter-" .. kind
   D.writefile(path, assert(FAKES[kind], kind))
   D.sh("chmod 755 " .. path)
-  if kind == "fds" then D.sh("chmod 1777 " .. dir) end   -- the account writes fds.out
+  if kind ~= "broken" then D.sh("chmod 1777 " .. dir) end   -- the account writes fds.out, slow.pid
   return path
 end
 
