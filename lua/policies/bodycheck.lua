@@ -24,6 +24,8 @@
 --   })
 local match = require("match")
 
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -147,10 +149,7 @@ local function read_file(path, action, q)
 end
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then fail("unknown setting %s", tostring(k)) end
-  end
+  s = settings_check.check_keys("bodycheck", s, KNOWN)
   if s.quarantine ~= nil and (type(s.quarantine) ~= "string" or not s.quarantine:find("@")) then
     fail("quarantine must be the quarantine mailbox (an address)")
   end

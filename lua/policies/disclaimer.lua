@@ -19,6 +19,8 @@
 --   })
 local match = require("match")
 
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -75,10 +77,7 @@ local function keyed(map, what, norm)
 end
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then fail("unknown setting %s", tostring(k)) end
-  end
+  s = settings_check.check_keys("disclaimer", s, KNOWN)
   local from = s.from or "our_users"
   if from ~= "our_users" and from ~= "all" then fail('from must be "our_users" or "all"') end
   local marker = s.marker == nil and DEFAULT_MARKER or s.marker

@@ -14,6 +14,8 @@
 --   indimail.policy("dkim_sign", { listeners = { "submission" } })
 local address = require("address")
 
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -21,10 +23,7 @@ local KNOWN = { listeners = true, sign_failure = true }
 local FAILURES = { tempfail = true, pass = true }
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then error("dkim_sign: unknown setting '" .. tostring(k) .. "'", 3) end
-  end
+  s = settings_check.check_keys("dkim_sign", s, KNOWN)
   if s.sign_failure ~= nil and not FAILURES[s.sign_failure] then
     error("dkim_sign: sign_failure must be \"tempfail\" or \"pass\"", 3)
   end

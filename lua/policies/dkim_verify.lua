@@ -12,6 +12,8 @@
 --
 -- Example (docs/policies/dkim.md):
 --   indimail.policy("dkim_verify", { fail = "mark", temperror = "mark" })
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -21,10 +23,7 @@ local ALLOWED = { fail = { mark = true, reject = true }, permerror = { mark = tr
 local HEADER = "Authentication-Results"
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then error("dkim_verify: unknown setting '" .. tostring(k) .. "'", 3) end
-  end
+  s = settings_check.check_keys("dkim_verify", s, KNOWN)
   settings = { authserv_id = s.authserv_id }
   for r, ok in pairs(ALLOWED) do
     local a = s[r] or "mark"

@@ -30,6 +30,8 @@
 --   indimail.policy("dkim_verify")
 --   indimail.policy("dmarc", { quarantine = "quarantine@example.org",
 --     domains = { ["lists.example.net"] = "monitor" } })
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -68,10 +70,7 @@ local function check_domains(t)
 end
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then fail("unknown setting '%s'", tostring(k)) end
-  end
+  s = settings_check.check_keys("dmarc", s, KNOWN)
   local q = s.quarantine or "header"
   if type(q) ~= "string" or (q ~= "header" and not q:find("@")) then
     fail("quarantine must be \"header\" or the quarantine mailbox (an address)")

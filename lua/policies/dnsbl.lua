@@ -26,6 +26,8 @@
 local match = require("match")
 local address = require("address")
 
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -88,10 +90,7 @@ local function list_entry(l, i)
 end
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then fail("unknown setting %s", tostring(k)) end
-  end
+  s = settings_check.check_keys("dnsbl", s, KNOWN)
   if type(s.lists) ~= "table" or #s.lists == 0 then fail("lists must name at least one list") end
   settings = { lists = {},
     reject_above = check_number(s.reject_above, "reject_above", 0),

@@ -27,6 +27,8 @@
 --     quarantine_above = 0.9, quarantine = "spam@example.test",
 --     tag = true, skip_authenticated = true, on_error = "pass",
 --   })
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -73,10 +75,7 @@ local function engine_options(s, engine)
 end
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then fail("unknown setting %s", tostring(k)) end
-  end
+  s = settings_check.check_keys("spam", s, KNOWN)
   local engine = check_choice(s.engine or "bogofilter", "engine", "bogofilter", "rspamd")
   settings = {
     engine = engine,

@@ -18,6 +18,8 @@
 --   })
 local address = require("address")
 
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -43,10 +45,7 @@ local function actions(s, where, base)
 end
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then error("spf: unknown setting '" .. tostring(k) .. "'", 3) end
-  end
+  s = settings_check.check_keys("spf", s, KNOWN)
   settings = { actions = actions(s, "", DEFAULTS), domains = {} }
   for d, o in pairs(s.domains or {}) do
     if type(d) ~= "string" or type(o) ~= "table" then

@@ -19,6 +19,8 @@
 --     max_size = 25 * 1024 * 1024,                   -- StreamMaxLength of clamd.conf
 --     skip_authenticated = false,
 --   })
+local settings_check = require("settings")
+
 local P = {}
 local settings
 
@@ -47,10 +49,7 @@ local function check_choice(v, name, a, b)
 end
 
 function P.setup(s)
-  s = s or {}
-  for k in pairs(s) do
-    if not KNOWN[k] then fail("unknown setting %s", tostring(k)) end
-  end
+  s = settings_check.check_keys("virus", s, KNOWN)
   settings = {
     scan = scan_options(s.clamd, s.timeout),
     action = check_choice(s.action or "reject", "action", "reject", "quarantine"),

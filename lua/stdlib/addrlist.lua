@@ -160,11 +160,8 @@ function A.lines(path)
   return out
 end
 
--- Settings a policy does not know are errors naming the policy.
-function A.check_keys(name, s, allowed)
-  for k in pairs(s) do
-    if not allowed[k] then error(("%s: unknown setting %s"):format(name, tostring(k)), 3) end
-  end
-end
+-- Settings a policy does not know are errors naming the policy
+-- (lua/stdlib/settings.lua; kept here for the policies that call it so).
+A.check_keys = require("settings").check_keys
 
 return A

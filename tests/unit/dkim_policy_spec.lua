@@ -24,7 +24,7 @@ describe("dkim_sign policy", function()
 
   it("refuses unknown settings and a bad sign_failure", function()
     assert.has_error(function() F.policy("dkim_sign", { listner = {} }) end,
-      "dkim_sign: unknown setting 'listner'")
+      "dkim_sign: unknown setting listner")
     assert.has_error(function() F.policy("dkim_sign", { sign_failure = "accept" }) end,
       'dkim_sign: sign_failure must be "tempfail" or "pass"')
   end)
@@ -63,7 +63,7 @@ describe("dkim_verify policy", function()
 
   it("refuses unknown settings and actions a result cannot take", function()
     assert.has_error(function() F.policy("dkim_verify", { fial = "mark" }) end,
-      "dkim_verify: unknown setting 'fial'")
+      "dkim_verify: unknown setting fial")
     assert.has_error(function() F.policy("dkim_verify", { temperror = "reject" }) end,
       "dkim_verify: temperror must be mark or tempfail")
   end)
