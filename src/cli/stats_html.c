@@ -109,7 +109,7 @@ hour_chart(FILE *out, const struct stats *st)
 	const size_t ns = sizeof(hour_series) / sizeof(*hour_series);
 	double slot = (double)(SVG_W - 2 * SVG_PAD) / STATS_HOURS;
 	long long v[STATS_HOURS * 3], max;
-	char h[8];
+	char h[12];	/* an int, whatever the compiler proves of i */
 
 	for (int i = 0; i < STATS_HOURS; i++)
 		for (size_t s = 0; s < ns; s++)
