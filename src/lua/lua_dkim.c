@@ -35,13 +35,6 @@ hook_dkim_release(struct hook_call *c)
 	c->dkima = NULL;
 }
 
-static void
-set_field(lua_State *L, const char *k, const char *v)
-{
-	lua_pushstring(L, v);	/* NULL: nil, the field is absent */
-	lua_setfield(L, -2, k);
-}
-
 /* Pushes { { result=, domain=, selector=, algorithm=, b=, error= }, ... } */
 static int
 push_answer(struct hook_call *c)
@@ -53,12 +46,12 @@ push_answer(struct hook_call *c)
 	for (size_t i = 0; i < a->n; i++) {
 		const struct dkim_msg_sig *s = &a->sig[i];
 		lua_createtable(L, 0, 6);
-		set_field(L, "result", dkim_msg_result_name(s->result));
-		set_field(L, "domain", s->domain);
-		set_field(L, "selector", s->selector);
-		set_field(L, "algorithm", s->algorithm);
-		set_field(L, "b", s->b);
-		set_field(L, "error", s->error);
+		hook_set_string(L, "result", dkim_msg_result_name(s->result));
+		hook_set_string(L, "domain", s->domain);
+		hook_set_string(L, "selector", s->selector);
+		hook_set_string(L, "algorithm", s->algorithm);
+		hook_set_string(L, "b", s->b);
+		hook_set_string(L, "error", s->error);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
 	hook_dkim_release(c);

@@ -151,6 +151,8 @@ const char *hook_route_timeouts(lua_State *, int i, struct client_timeouts *to,
  * session and tx the ctx keeps (ctx->session_obj, ctx->tx_obj; made or
  * brought up to date), else a new one the caller releases; msg always new.
  */
+/* t.k = v (the table on top), or nil for NULL: a binding's answer fields. */
+void	hook_set_string(lua_State *, const char *k, const char *v);
 int	hook_session_object(lua_State *, const struct hook_ctx *);
 int	hook_tx_object(lua_State *, const struct hook_ctx *);
 int	hook_make_msg(lua_State *, struct hook_call *);

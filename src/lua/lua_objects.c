@@ -33,8 +33,8 @@ setstr(lua_State *L, const char *k, const char *v)
 }
 
 /* t.k = v, or nil for NULL (a kept object's field that went). */
-static void
-setstr_or_nil(lua_State *L, const char *k, const char *v)
+void
+hook_set_string(lua_State *L, const char *k, const char *v)
 {
 	if (v)
 		lua_pushstring(L, v);
@@ -247,12 +247,12 @@ hook_ref_release(struct runtime *rt, int *ref)
 static void
 session_update(lua_State *L, const struct hook_ctx *c)
 {
-	setstr_or_nil(L, "helo", c->helo);
+	hook_set_string(L, "helo", c->helo);
 	setbool(L, "esmtp", c->esmtp);
 	setbool(L, "tls", c->tls);
-	setstr_or_nil(L, "tls_version", c->tls_version);
-	setstr_or_nil(L, "tls_cipher", c->tls_cipher);
-	setstr_or_nil(L, "auth_user", c->auth_user);
+	hook_set_string(L, "tls_version", c->tls_version);
+	hook_set_string(L, "tls_cipher", c->tls_cipher);
+	hook_set_string(L, "auth_user", c->auth_user);
 	setbool(L, "relay", c->relay);
 }
 
@@ -396,8 +396,8 @@ sync_env(lua_State *L, const struct hook_ctx *c)
 static void
 tx_update(lua_State *L, const struct hook_ctx *c)
 {
-	setstr_or_nil(L, "id", c->queue_id);
-	setstr_or_nil(L, "sender", c->sender);
+	hook_set_string(L, "id", c->queue_id);
+	hook_set_string(L, "sender", c->sender);
 	setbool(L, "relay", c->relay);
 	if (c->size_hint)
 		setint(L, "size_hint", (lua_Integer)c->size_hint);

@@ -30,13 +30,6 @@ hook_spf_release(struct hook_call *c)
 	spf_answer_free(&c->spfa);
 }
 
-static void
-set_field(lua_State *L, const char *k, const char *v)
-{
-	lua_pushstring(L, v);	/* NULL: nil, the field is absent */
-	lua_setfield(L, -2, k);
-}
-
 /* Pushes result, { domain=, identity=, comment=, explanation=, header= }. */
 static int
 push_answer(struct hook_call *c)
@@ -46,11 +39,11 @@ push_answer(struct hook_call *c)
 
 	lua_pushstring(L, spf_result_name(a->result));
 	lua_createtable(L, 0, 5);
-	set_field(L, "domain", a->domain);
-	set_field(L, "identity", a->identity);
-	set_field(L, "comment", a->comment);
-	set_field(L, "explanation", a->explanation);
-	set_field(L, "header", a->header);
+	hook_set_string(L, "domain", a->domain);
+	hook_set_string(L, "identity", a->identity);
+	hook_set_string(L, "comment", a->comment);
+	hook_set_string(L, "explanation", a->explanation);
+	hook_set_string(L, "header", a->header);
 	spf_answer_free(&c->spfa);
 	return 2;
 }
