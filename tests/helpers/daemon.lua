@@ -225,6 +225,19 @@ function Daemon:wait_log(pattern, timeout, init)
   return nil
 end
 
+-- Waits for an event=NAME line holding every one of pats (Lua patterns,
+-- or plain strings with plain = true): the fields of a line that
+-- indimail.log wrote come in any order. Returns the line, or nil after 5 s.
+function Daemon:wait_event(event, pats, plain)
+  return D.eventually(function()
+    for line in self:log():gmatch("[^\n]*event=" .. event .. " [^\n]*") do
+      local all = true
+      for _, p in ipairs(pats) do all = all and line:find(p, 1, plain) ~= nil end
+      if all then return line end
+    end
+  end, 5)
+end
+
 function Daemon:count_log(pattern)
   local n = 0
   for _ in self:log():gmatch(pattern) do n = n + 1 end

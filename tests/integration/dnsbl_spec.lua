@@ -53,17 +53,7 @@ local function session(d, src)
   return c
 end
 
--- An event=dnsbl line holding every pattern (fields come in any order).
-local function dnsbl_line(d, ...)
-  local pats = { ... }
-  return D.eventually(function()
-    for line in d:log():gmatch("[^\n]*event=dnsbl [^\n]*") do
-      local all = true
-      for _, p in ipairs(pats) do all = all and line:find(p, 1, true) ~= nil end
-      if all then return line end
-    end
-  end, 5)
-end
+local function dnsbl_line(d, ...) return d:wait_event("dnsbl", { ... }, true) end
 
 local function message(subject)
   return ("From: a@sender.test\r\nTo: alice@example.test\r\nSubject: %s\r\n\r\nhello\r\n"):format(subject)

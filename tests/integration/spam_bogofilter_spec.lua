@@ -28,17 +28,7 @@ local function send(d, msg)
   return code, text
 end
 
--- An event=spam line holding every pattern (fields come in any order).
-local function spam_line(d, ...)
-  local pats = { ... }
-  return D.eventually(function()
-    for line in d:log():gmatch("[^\n]*event=spam [^\n]*") do
-      local all = true
-      for _, p in ipairs(pats) do all = all and line:find(p) ~= nil end
-      if all then return line end
-    end
-  end, 5)
-end
+local function spam_line(d, ...) return d:wait_event("spam", { ... }) end
 
 local function delivered(d, user)
   local files = maildir.wait(d, user or "alice", 1)

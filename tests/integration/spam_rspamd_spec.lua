@@ -29,16 +29,7 @@ local function send(d, msg)
   return code, text
 end
 
-local function spam_line(d, ...)
-  local pats = { ... }
-  return D.eventually(function()
-    for line in d:log():gmatch("[^\n]*event=spam [^\n]*") do
-      local all = true
-      for _, p in ipairs(pats) do all = all and line:find(p) ~= nil end
-      if all then return line end
-    end
-  end, 5)
-end
+local function spam_line(d, ...) return d:wait_event("spam", { ... }) end
 
 describe("spam policy (rspamd over HTTP)", function()
   local scratch, r

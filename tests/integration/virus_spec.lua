@@ -46,17 +46,7 @@ local function send(d, msg)
   return code, text
 end
 
--- An event=virus line holding every pattern (fields come in any order).
-local function virus_line(d, ...)
-  local pats = { ... }
-  return D.eventually(function()
-    for line in d:log():gmatch("[^\n]*event=virus [^\n]*") do
-      local all = true
-      for _, p in ipairs(pats) do all = all and line:find(p) ~= nil end
-      if all then return line end
-    end
-  end, 5)
-end
+local function virus_line(d, ...) return d:wait_event("virus", { ... }) end
 
 describe("virus policy (clamd INSTREAM)", function()
   local scratch, av
