@@ -58,9 +58,11 @@ parse_opts(int argc, char **argv, struct dump_opts *o)
 	o->keys = argv + i;
 	o->nkeys = argc - i;
 	for (int k = 0; k < o->nkeys; k++)
-		if (!config_key_known(o->keys[k]))
-			return usage_error("unknown key '%s' (`indimail config "
-			    "keys` lists them)", o->keys[k]);
+		if (!config_key_known(o->keys[k])) {
+			fprintf(stderr, "indimail config: unknown key '%s' "
+			    "(`indimail config keys` lists them)\n", o->keys[k]);
+			return EXIT_USAGE;
+		}
 	return 0;
 }
 
@@ -207,7 +209,8 @@ config_tool_main(const char *config, int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "dump") != 0 && strcmp(cmd, "diff") != 0)
-		return usage_error("unknown command '%s'", cmd);
+		return usage_error("'%s' is not check, dump, diff or keys "
+		    "(with nothing after check and keys)", cmd);
 	o.diff = strcmp(cmd, "diff") == 0;
 	if (parse_opts(argc - 2, argv + 2, &o) != 0)
 		return EXIT_USAGE;

@@ -102,7 +102,7 @@ typedef int config_check_eval(const char *path, void *arg,
 	    struct config_check_found *, struct buf *err);
 struct runtime *runtime_load_checked(const char *path, struct buf *err);
 config_check_eval config_check_eval_here;
-int	config_check(const char *path, config_check_eval *, void *arg,
+int	config_check(const char *path, config_check_eval *eval, void *arg,
 	    struct buf *out);
 
 /* Pushes hook i of a stage: its function, and returns its name. */
