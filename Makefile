@@ -87,7 +87,7 @@ $(BIN)/indimaild: $(BUILD)/src/daemon/main.o $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-ADMIN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/admin*.c src/cli/queue_tool*.c) src/cli/control.c src/cli/spam.c $(wildcard src/cli/stats*.c))
+ADMIN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/admin*.c src/cli/queue_tool*.c) src/cli/control.c src/cli/spam.c $(wildcard src/cli/stats*.c) $(wildcard src/cli/config_*.c))
 $(BIN)/indimail: $(BUILD)/src/cli/indimail.o $(ADMIN_OBJS) $(LIB_OBJS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -3,7 +3,8 @@
  * manager's control socket, <queue.path>/qmgr.sock). The directory commands
  * (domain, user, alias, host, and the vpopmail names, also as argv[0])
  * are admin.c's; `spam train` is spam.c's; `dkim keygen` is admin_dkim.c's;
- * `stats` (log reports) is stats.c's.
+ * `stats` (log reports) is stats.c's; `config` (check, dump, diff) is
+ * config_tool.c's.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "../lua/lua_runtime.h"
 #include "admin.h"
+#include "config_tool.h"
 #include "queue_tool.h"
 #include "spam.h"
 #include "stats.h"
@@ -40,7 +42,11 @@ usage(void)
 	    "[--algorithm rsa|ed25519] [--bits 2048] [--dir etc/dkim]\n"
 	    "           [--group G]\n"
 	    "       indimail stats [--since 24h|7d|YYYY-MM-DD[THH:MM]] [--top N] "
-	    "[--html FILE] [FILE...]\n");
+	    "[--html FILE] [FILE...]\n"
+	    /* i13-config */
+	    "       indimail [-c config.lua] config check|keys\n"
+	    "       indimail [-c config.lua] config dump|diff [--defaults] "
+	    "[--json] [KEY...]\n");
 }
 
 int
@@ -83,6 +89,8 @@ main(int argc, char **argv)
 		return stats_main(argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "dkim") == 0)
 		return admin_dkim_main(argc, argv);
+	if (argc >= 1 && strcmp(argv[0], "config") == 0)	/* i13-config */
+		return config_tool_main(config, argc, argv);
 	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
 		usage();
 		return 2;

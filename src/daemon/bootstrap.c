@@ -190,24 +190,6 @@ plan_line(char *line, struct boot_plan *p, struct buf *err)
 
 /* ---- the child ---------------------------------------------------------- */
 
-struct runtime *
-boot_check(const char *path, struct buf *err)
-{
-	struct check_report r = { BUF_INIT, 0 };
-	struct runtime *rt = runtime_load_checking(path, &r);
-
-	if (rt && runtime_check(rt, &r) > 0) {
-		runtime_unref(rt);
-		rt = NULL;
-	}
-	if (rt == NULL) {
-		check_report_close(&r);
-		buf_appends(err, buf_cstr(&r.text));
-	}
-	check_report_free(&r);
-	return rt;
-}
-
 static void
 child(const char *path, const struct passwd *pw, int seconds, int check,
     int fd)
@@ -220,7 +202,7 @@ child(const char *path, const struct passwd *pw, int seconds, int check,
 	if (pw != NULL && drop_to(pw, &err) != 0)
 		rt = NULL;
 	else if (check)
-		rt = boot_check(path, &err);
+		rt = runtime_load_checked(path, &err);
 	else
 		rt = runtime_load(path, &err);
 	if (rt == NULL) {

@@ -39,14 +39,8 @@ void	boot_plan_from_config(const struct config *, struct boot_plan *);
 /*
  * Forks a child that drops to pw (unless NULL), loads path within seconds
  * and writes its plan back. Returns 0, or -1 with the configuration's own
- * error (or the timeout) in err. check: also runtime_check (indimaild -t).
+ * error (or the timeout) in err. check: runtime_load_checked (indimaild -t).
  */
-/*
- * `indimaild -t`: the loaded runtime if nothing is wrong, else NULL with
- * every problem found, a "file:line: what" line each, then "N problems",
- * in err.
- */
-struct runtime *boot_check(const char *path, struct buf *err);
 int	boot_plan_unprivileged(const char *path, const struct passwd *pw,
 	    int seconds, int check, struct boot_plan *, struct buf *err);
 /* 1 when a and b ask for the same listeners, files and log. */

@@ -463,46 +463,40 @@ shutdown_all(void)
 	exit(0);
 }
 
+/* config_check's eval when root: the plan from a child running as the account. */
+static int
+eval_as_account(const char *path, void *arg, struct config_check_found *f,
+    struct buf *err)
+{
+	struct boot_plan p;
+
+	if (boot_plan_unprivileged(path, arg, BOOT_LOAD_SECONDS, 1, &p,
+	    err) < 0)
+		return -1;
+	f->nlisten = p.nlisten;
+	f->tls_cert = p.tls_cert;	/* the plan's strings move */
+	f->tls_key = p.tls_key;
+	p.tls_cert = p.tls_key = NULL;
+	boot_plan_free(&p);
+	return 0;
+}
+
 int
 master_check(const char *path, const char *user)
 {
-	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
-	struct boot_plan p;
-	struct passwd *pw;
-	SSL_CTX *ctx;
+	struct buf out = BUF_INIT;
+	struct passwd *pw = NULL;
+	int rc;
 
-	memset(&p, 0, sizeof(p));
-	if (geteuid() == 0) {
-		if ((pw = getpwnam(user)) == NULL) {
-			fprintf(stderr, "indimaild: user %s does not exist\n", user);
-			return 1;
-		}
-		if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, 1, &p,
-		    &err) < 0) {
-			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
-			return 1;
-		}
-	} else {
-		if ((rt = boot_check(path, &err)) == NULL) {
-			fprintf(stderr, "indimaild: %s\n", buf_cstr(&err));
-			return 1;
-		}
-		boot_plan_from_config(&rt->cfg, &p);
+	if (geteuid() == 0 && (pw = getpwnam(user)) == NULL) {
+		fprintf(stderr, "indimaild: user %s does not exist\n", user);
+		return 1;
 	}
-	if (p.tls_cert) {
-		if (read_small_file(p.tls_cert, 1 << 20, &cert, &err) < 0 ||
-		    read_small_file(p.tls_key, 1 << 20, &key, &err) < 0 ||
-		    (ctx = tls_server_ctx_pem(&cert, &key, p.tls_cert, NULL,
-		    &err)) == NULL) {
-			fprintf(stderr, "indimaild: %s: %s\n", path, buf_cstr(&err));
-			return 1;
-		}
-		SSL_CTX_free(ctx);
-	}
-	printf("indimaild: %s: configuration OK (%zu listeners)\n", path,
-	    p.nlisten);
-	boot_plan_free(&p);
-	return 0;
+	rc = config_check(path, pw ? eval_as_account : config_check_eval_here,
+	    pw, &out);
+	fprintf(rc ? stderr : stdout, "indimaild: %s\n", buf_cstr(&out));
+	buf_free(&out);
+	return rc;
 }
 
 static void

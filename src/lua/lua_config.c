@@ -6,9 +6,7 @@
  * and the small sections; the others have a file each (lua_config_int.h).
  */
 #include <lauxlib.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
@@ -143,15 +141,12 @@ parse_sections(lua_State *L, int t, struct config *c)
 static void
 parse_submit_socket(lua_State *L, struct config *c)
 {
-	struct buf p = BUF_INIT;
-
 	lua_getfield(L, 1, "submission_socket");
 	if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
 		c->submit_socket = xstrdup(lua_tostring(L, -1));
-	else if (lua_isnil(L, -1)) {
-		buf_printf(&p, "%s/public/submit.sock", c->queue_path);
-		c->submit_socket = p.data;	/* the buffer's memory moves */
-	} else if (!(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
+	else if (lua_isnil(L, -1))
+		c->submit_socket = config_default_submit_socket(c);
+	else if (!(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
 		cfg_bad(L, "submission_socket", "must be a path or false");
 	lua_pop(L, 1);
 }
@@ -227,26 +222,15 @@ parse_tables(lua_State *L, struct config *c)
 static void
 set_defaults(lua_State *L, struct config *c)
 {
-	char host[256];
-
 	if (c->delivery.maildir_root == NULL)
-		c->delivery.maildir_root = xstrdup("var/maildirs");
-	if (c->hostname == NULL) {
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "localhost");
-		host[sizeof(host) - 1] = '\0';
-		c->hostname = xstrdup(host);
-	}
+		c->delivery.maildir_root = xstrdup(CONFIG_DEFAULT_MAILDIRS);
+	if (c->hostname == NULL)
+		c->hostname = config_default_hostname();
 	if (c->queue_path == NULL)
-		c->queue_path = xstrdup("queue");
+		c->queue_path = xstrdup(CONFIG_DEFAULT_QUEUE);
 	parse_submit_socket(L, c);
-	if (c->delivery.postmaster == NULL) {
-		const char *dom = c->nlocal_domains ? c->local_domains[0] :
-		    c->hostname;
-		struct buf pm = BUF_INIT;
-		buf_printf(&pm, "postmaster@%s", dom);
-		c->delivery.postmaster = pm.data; /* the buffer's memory moves */
-	}
+	if (c->delivery.postmaster == NULL)
+		c->delivery.postmaster = config_default_postmaster(c);
 }
 
 /* A TLS listener needs the certificate and key, which go together. */

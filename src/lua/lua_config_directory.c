@@ -61,7 +61,8 @@ cfg_directory_mariadb(lua_State *L, int t, struct directory_conf *d)
 	if ((pwfile = cfg_opt_string(L, t, "password_file",
 	    "directory.password_file"))) {
 		lua_pushstring(L, pwfile);	/* anchored: pwfile can go */
-		free(pwfile);
+		free(d->password_file);
+		d->password_file = pwfile;
 		cfg_db_password(L, lua_tostring(L, -1), d);
 		lua_pop(L, 1);
 	}

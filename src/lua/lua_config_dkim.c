@@ -69,8 +69,8 @@ parse_key(lua_State *L, int t, const char *domain, struct dkim_key_conf *k)
 	}
 	if ((file = cfg_opt_string(L, t, "key_file", where)) == NULL)
 		cfg_bad(L, where, "key_file is required");
-	lua_pushstring(L, file);	/* anchored: file can go */
-	free(file);
+	lua_pushstring(L, file);
+	k->key_file = file;		/* config_free frees it */
 	k->key = read_key(L, lua_tostring(L, -1), where);
 	lua_pop(L, 1);
 	if ((why = dkim_msg_key_check(k)) != NULL)

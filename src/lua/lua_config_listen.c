@@ -121,14 +121,12 @@ parse_auth_mechs(lua_State *L, int e)
 static void
 parse_listen_auth(lua_State *L, int e, struct listen_conf *l)
 {
-	int submission = strcmp(l->name, "submission") == 0;
-
-	l->auth = opt_flag(L, e, "auth", "listen[].auth", submission ||
-	    l->tls == TLS_IMPLICIT);
+	l->auth = opt_flag(L, e, "auth", "listen[].auth",
+	    listen_default_auth(l));
 	l->auth_plaintext = opt_flag(L, e, "auth_plaintext",
 	    "listen[].auth_plaintext", 0);
 	l->require_auth = opt_flag(L, e, "require_auth",
-	    "listen[].require_auth", submission && l->auth);
+	    "listen[].require_auth", listen_default_require_auth(l));
 	l->sender_login_match = opt_flag(L, e, "sender_login_match",
 	    "listen[].sender_login_match", 1);
 	if (l->require_auth && !l->auth)

@@ -86,6 +86,25 @@ struct runtime *runtime_load_checking(const char *path, struct check_report *r);
  */
 int	runtime_check(struct runtime *, struct check_report *r);
 
+/*
+ * lua_config_check.c: the one check of `indimaild -t` and `indimail config
+ * check`. runtime_load_checked: the runtime if nothing is wrong, else NULL
+ * with every problem, then "N problems", in err. config_check: eval reads
+ * the file (config_check_eval_here: in this process), then the TLS pair is
+ * loaded; 0 with "PATH: configuration OK (N listeners)" in out, or 1 with
+ * the problems in out.
+ */
+struct config_check_found {
+	char		*tls_cert, *tls_key;	/* malloc'd; NULL: no TLS */
+	size_t		 nlisten;
+};
+typedef int config_check_eval(const char *path, void *arg,
+	    struct config_check_found *, struct buf *err);
+struct runtime *runtime_load_checked(const char *path, struct buf *err);
+config_check_eval config_check_eval_here;
+int	config_check(const char *path, config_check_eval *eval, void *arg,
+	    struct buf *out);
+
 /* Pushes hook i of a stage: its function, and returns its name. */
 const char *runtime_push_hook(struct runtime *, enum hook_stage, int i);
 

@@ -4,12 +4,16 @@
  * worker can consult limits without touching the Lua state.
  */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "../lib/buf.h"
 #include "../lib/xalloc.h"
+
+#define HOSTNAME_MAX	256
 
 /* dns, dns_cache and spf */
 static void
@@ -84,6 +88,51 @@ config_defaults(struct config *c)
 	c->auth_fail.window_s = 900;
 	c->auth_fail.delay_ms = 1000;
 	c->auth_fail.delay_max_ms = 16 * 1000;
+}
+
+char *
+config_default_hostname(void)
+{
+	char host[HOSTNAME_MAX];
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	return xstrdup(host);
+}
+
+char *
+config_default_submit_socket(const struct config *c)
+{
+	struct buf p = BUF_INIT;
+
+	buf_printf(&p, "%s/public/submit.sock", c->queue_path);
+	return p.data;		/* the buffer's memory moves */
+}
+
+/* postmaster@ the first local domain, else the hostname. */
+char *
+config_default_postmaster(const struct config *c)
+{
+	struct buf pm = BUF_INIT;
+
+	buf_printf(&pm, "postmaster@%s", c->nlocal_domains ?
+	    c->local_domains[0] : c->hostname);
+	return pm.data;		/* the buffer's memory moves */
+}
+
+/* Offered on "submission" and on implicit TLS. */
+int
+listen_default_auth(const struct listen_conf *l)
+{
+	return strcmp(l->name, "submission") == 0 || l->tls == TLS_IMPLICIT;
+}
+
+/* Required on "submission" when offered there. */
+int
+listen_default_require_auth(const struct listen_conf *l)
+{
+	return strcmp(l->name, "submission") == 0 && l->auth;
 }
 
 static void
@@ -202,6 +251,7 @@ config_free(struct config *c)
 		explicit_bzero(c->directory.password,
 		    strlen(c->directory.password));
 	free(c->directory.password);
+	free(c->directory.password_file);
 	for (size_t i = 0; i < c->ndkim_keys; i++) {
 		free(c->dkim_keys[i].domain);
 		free(c->dkim_keys[i].selector);
@@ -209,6 +259,7 @@ config_free(struct config *c)
 			explicit_bzero(c->dkim_keys[i].key,
 			    strlen(c->dkim_keys[i].key));
 		free(c->dkim_keys[i].key);
+		free(c->dkim_keys[i].key_file);
 	}
 	free(c->dkim_keys);
 	memset(c, 0, sizeof(*c));

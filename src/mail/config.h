@@ -139,6 +139,8 @@ struct directory_conf {
 	char		 extension_delimiter[sizeof(DIRECTORY_DELIMITERS)];
 	int		 over_quota_reject;	/* RCPT 552 5.2.2, not 452 4.2.2 */
 	struct password_policy password_policy;	/* bin/indimail's rules */
+	/* i13-config: where the password came from, for `indimail config dump` */
+	char		*password_file;
 };
 
 /*
@@ -178,6 +180,7 @@ struct dkim_key_conf {
 	char		*domain, *selector;
 	int		 ed25519;	/* else rsa-sha256 */
 	char		*key;		/* the key file's PEM, read at load */
+	char		*key_file;	/* i13-config: where key came from */
 };
 
 struct config {
@@ -253,6 +256,18 @@ struct config {
 };
 
 void	config_defaults(struct config *);
+/*
+ * i13-config: the defaults that follow other settings, shared by the
+ * reader (lua_config.c) and `indimail config dump`: each malloc'd.
+ */
+#define CONFIG_DEFAULT_QUEUE	"queue"
+#define CONFIG_DEFAULT_MAILDIRS	"var/maildirs"
+char	*config_default_hostname(void);
+char	*config_default_submit_socket(const struct config *);
+char	*config_default_postmaster(const struct config *);
+/* A listener's AUTH defaults follow its name and tls (docs/smtp.md). */
+int	listen_default_auth(const struct listen_conf *);
+int	listen_default_require_auth(const struct listen_conf *);
 void	config_free(struct config *);
 /* The signing key of domain (any case), or NULL. */
 const struct dkim_key_conf *config_dkim_key(const struct config *,
