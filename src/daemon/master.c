@@ -9,6 +9,20 @@
  * dead child is replaced (after a pause if it died young), SIGHUP reloads
  * the configuration (listeners stay as bound), SIGUSR2 makes every child
  * forget its cached directory answers, SIGTERM/SIGINT drain.
+ *
+ * What a SIGHUP re-opens (i13-reload). Once the master has dropped to the
+ * account it can neither read the TLS key nor create a log file in root's
+ * folder, so before dropping it forks the keeper (keeper.c), which stays
+ * root and re-opens exactly the start's paths on request. The master
+ * builds new TLS contexts from the files (the running ones stay if that
+ * fails: event=reload_tls_failed), then hands each child, over the ctl
+ * channel made at its fork (ctl.c), the new log descriptor and the
+ * validated TLS bytes, and only then signals it. We chose this over
+ * forking a new generation of workers: no session is cut at a drain
+ * timeout, connection slots and counters keep their owners, and a worker
+ * forked after a crash simply inherits the master's current contexts.
+ * Reloads are handled one at a time by this loop; a child that missed a
+ * signal applies every waiting message in order, the last files winning.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +48,8 @@
 #include "../net/tls.h"
 #include "../queue/queue.h"
 #include "bootstrap.h"
+#include "ctl.h"
+#include "keeper.h"
 #include "proc.h"
 #include "../lib/fsutil.h"
 #include "listen.h"
@@ -45,6 +61,7 @@
 struct child {
 	pid_t		 pid;
 	time_t		 started;
+	struct ctl	 ctl;		/* reopened files for it (ctl.h) */
 };
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
@@ -61,6 +78,9 @@ static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
 static pid_t master_pid;
+static int keeper_fd = -1;	/* root's helper (keeper.h) */
+/* The paths the keeper re-opens: the start's (NULL: none). */
+static char *started_log, *started_cert, *started_key;
 
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
 #define COUNTER_SLOTS	8192
@@ -186,9 +206,19 @@ read_tls_files(const struct boot_plan *p, struct buf *cert, struct buf *key)
 
 	if (p->tls_cert == NULL)
 		return;
-	if (read_small_file(p->tls_cert, 1 << 20, cert, &err) < 0 ||
-	    read_small_file(p->tls_key, 1 << 20, key, &err) < 0)
+	if (read_small_file(p->tls_cert, KEEPER_TLS_MAX, cert, &err) < 0 ||
+	    read_small_file(p->tls_key, KEEPER_TLS_MAX, key, &err) < 0)
 		fatal("tls: %s", buf_cstr(&err));
+}
+
+/* Root's helper for reloads, with the start's paths (keeper.h). */
+static void
+start_keeper(const struct boot_plan *p)
+{
+	keeper_fd = keeper_start(p);
+	started_log = p->log_file ? xstrdup(p->log_file) : NULL;
+	started_cert = p->tls_cert ? xstrdup(p->tls_cert) : NULL;
+	started_key = p->tls_key ? xstrdup(p->tls_key) : NULL;
 }
 
 /* Drops to the account and loads the configuration as it. */
@@ -214,6 +244,22 @@ become(const char *path, const struct passwd *pw, const struct boot_plan *p)
 }
 
 /*
+ * In a new child: the keeper and the other children's channels are the
+ * master's alone (its own channel's child end stays open).
+ */
+static void
+close_master_ends(void)
+{
+	if (keeper_fd >= 0)
+		close(keeper_fd);
+	for (int i = 0; i < nworkers; i++)
+		if (children[i].ctl.master >= 0)
+			close(children[i].ctl.master);
+	if (qmgr.ctl.master >= 0)
+		close(qmgr.ctl.master);
+}
+
+/*
  * In a new child: drop the master's handlers while the signals are still
  * blocked; the child unblocks them once its own (libuv) handlers are in
  * place, so a SIGHUP or SIGTERM sent right after the fork is delivered to
@@ -228,12 +274,17 @@ become(const char *path, const struct passwd *pw, const struct boot_plan *p)
  * child's own handlers are in place, so it is never lost.
  */
 static pid_t
-spawn(void (*run)(int), int arg)
+spawn(void (*run)(int), int arg, struct ctl *ctl)
 {
-	pid_t pid = fork();
+	struct buf err = BUF_INIT;
+	pid_t pid;
 
-	if (pid < 0) {
-		log_event(LOG_ERROR, "fork_failed", "error=%s", strerror(errno));
+	ctl_close(ctl);		/* a dead child's */
+	if (ctl_open(ctl, &err) < 0 || (pid = fork()) < 0) {
+		log_event(LOG_ERROR, "fork_failed", "error=\"%s%s\"",
+		    buf_cstr(&err), err.len ? "" : strerror(errno));
+		ctl_close(ctl);
+		buf_free(&err);
 		return 0;
 	}
 	if (pid == 0) {
@@ -241,8 +292,10 @@ spawn(void (*run)(int), int arg)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != master_pid)	/* died before prctl */
 			raise(SIGTERM);
+		close_master_ends();
 		run(arg);
 	}
+	ctl_close_child(ctl);
 	return pid;
 }
 
@@ -254,20 +307,21 @@ run_qmgr(int unused)
 		close(lst[i].fd);
 	close(notify_fds[1]);
 	hook_set_counters(counters);	/* indimail.counter in route hooks */
-	qmgrd_main(rt, notify_fds[0]);
+	qmgrd_main(rt, notify_fds[0], qmgr.ctl.child);
 }
 
 static void
 run_worker(int i)
 {
 	close(notify_fds[0]);
-	worker_main(i, rt, lst, nlst, conns, counters, notify_fds[1]);
+	worker_main(i, rt, lst, nlst, conns, counters, notify_fds[1],
+	    children[i].ctl.child);
 }
 
 static void
 start_qmgr(void)
 {
-	if ((qmgr.pid = spawn(run_qmgr, 0)) == 0)
+	if ((qmgr.pid = spawn(run_qmgr, 0, &qmgr.ctl)) == 0)
 		return;
 	qmgr.started = time(NULL);
 	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)qmgr.pid);
@@ -276,7 +330,7 @@ start_qmgr(void)
 static void
 start_worker(int i)
 {
-	if ((children[i].pid = spawn(run_worker, i)) == 0)
+	if ((children[i].pid = spawn(run_worker, i, &children[i].ctl)) == 0)
 		return;
 	children[i].started = time(NULL);
 	log_event(LOG_INFO, "worker_started", "index=%d pid=%ld", i,
@@ -393,6 +447,141 @@ dns_cache_reload(const struct config *c)
 		    (uint32_t)c->dns_cache_negative_ttl);
 }
 
+static int
+same_path(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+static void
+log_kept(const char *event, const char *reason)
+{
+	struct logline l;
+
+	log_begin(&l, LOG_WARN, event);
+	log_kv(&l, "reason", reason);
+	log_end(&l);
+}
+
+/* Every live child gets the new log descriptor (a copy travels). */
+static void
+send_log(int fd)
+{
+	for (int i = 0; i < nworkers; i++)
+		if (children[i].pid > 0 && ctl_send_log(&children[i].ctl, fd) < 0)
+			log_event(LOG_WARN, "reload_log_unsent", "index=%d error=\"%s\"",
+			    i, strerror(errno));
+	if (qmgr.pid > 0 && ctl_send_log(&qmgr.ctl, fd) < 0)
+		log_event(LOG_WARN, "reload_log_unsent", "process=qmgr error=\"%s\"",
+		    strerror(errno));
+}
+
+/*
+ * The log file opened again by the keeper (logrotate moved the old one
+ * away: this creates it), for the master and every child; the level, the
+ * format and syslog apply at once. Only the start's path is re-opened.
+ */
+static void
+reload_log(const struct config *c)
+{
+	struct buf err = BUF_INIT;
+	struct logline l;
+	int fd;
+
+	proc_log_settings(c);
+	if (started_log && (fd = keeper_log(keeper_fd, &err)) >= 0) {
+		send_log(fd);
+		log_use_fd(fd);
+		log_begin(&l, LOG_INFO, "log_reopened");
+		log_kv(&l, "file", started_log);
+		log_end(&l);
+	} else if (started_log) {
+		log_begin(&l, LOG_ERROR, "reload_log_failed");
+		log_kv(&l, "error", buf_cstr(&err));
+		log_end(&l);
+	}
+	if (!same_path(c->log_file, started_log))
+		log_kept("reload_log_kept", "log.file changes need a restart; "
+		    "lines still go where they went");
+	buf_free(&err);
+}
+
+static void
+reload_tls_failed(const struct buf *err)
+{
+	struct logline l;
+
+	log_begin(&l, LOG_ERROR, "reload_tls_failed");
+	log_kv(&l, "error", err->data ? err->data : "");
+	log_kv(&l, "cert", started_cert);
+	log_kv(&l, "key", started_key);
+	log_kv(&l, "action", "keeping the running certificate");
+	log_end(&l);
+}
+
+/* The master's contexts, for workers forked from now on; then the files
+ * to every live worker, which builds its own. */
+static void
+use_tls(SSL_CTX **ctx, const struct config *c, const struct buf *cert,
+    const struct buf *key, int memfd)
+{
+	for (size_t i = 0; i < c->nlisten; i++) {
+		SSL_CTX_free(lst[i].tls_ctx);
+		lst[i].tls_ctx = ctx[i];
+	}
+	free(ctx);
+	for (int i = 0; i < nworkers; i++)
+		if (children[i].pid > 0 && ctl_send_tls(&children[i].ctl, memfd,
+		    cert->len, key->len) < 0)
+			log_event(LOG_WARN, "reload_tls_unsent", "index=%d "
+			    "error=\"%s\"", i, strerror(errno));
+	log_event(LOG_INFO, "reload_tls", "cert=%s listeners=%zu", started_cert,
+	    c->nlisten);
+}
+
+/*
+ * The TLS files read again (the start's paths) and new contexts built
+ * with c's listener profiles; on any failure the running ones stay.
+ */
+static void
+reload_tls(const struct config *c)
+{
+	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
+	SSL_CTX **ctx = NULL;
+	int memfd = -1;
+
+	if (!same_path(c->tls_cert, started_cert) ||
+	    !same_path(c->tls_key, started_key))
+		log_kept("reload_tls_kept", "tls.cert/tls.key path changes need a "
+		    "restart; the files at the running paths are read again");
+	if (started_cert == NULL)
+		return;
+	if (!listen_same(lst, nlst, c)) {
+		log_kept("reload_tls_kept", "the listeners changed: their TLS "
+		    "contexts stay until a restart");
+		return;
+	}
+	if (keeper_tls(keeper_fd, &cert, &key, &err) == 0 &&
+	    (ctx = tls_listener_ctxs(c, &cert, &key, &err)) != NULL &&
+	    (memfd = ctl_tls_memfd(&cert, &key, &err)) >= 0) {
+		use_tls(ctx, c, &cert, &key, memfd);
+		close(memfd);
+	} else {
+		if (ctx)
+			tls_listener_ctxs_free(ctx, c->nlisten);
+		reload_tls_failed(&err);
+	}
+	buf_wipe(&cert);
+	buf_wipe(&key);
+	buf_free(&err);
+}
+
+/*
+ * A new configuration, tried first. The log and the TLS files are opened
+ * again even when it does not load (logrotate must not depend on it),
+ * with the running configuration's settings; and the children are always
+ * signalled, since they must apply what the ctl channel brought.
+ */
 static void
 reload(void)
 {
@@ -406,16 +595,19 @@ reload(void)
 		log_kv(&l, "action", "keeping the running configuration");
 		log_end(&l);
 		buf_free(&err);
-		return;
+	} else {
+		if (!listen_same(lst, nlst, &n->cfg))
+			log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
+			    "changes need a restart; the running listeners stay\"");
+		dns_cache_reload(&n->cfg);
+		domain_rules_inherit(n, rt);	/* for workers forked from now on */
+		runtime_unref(rt);
+		rt = n;
 	}
-	if (!listen_same(lst, nlst, &n->cfg))
-		log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
-		    "changes need a restart; the running listeners stay\"");
-	dns_cache_reload(&n->cfg);
-	domain_rules_inherit(n, rt);	/* for workers forked from now on */
-	runtime_unref(rt);
-	rt = n;
-	log_event(LOG_INFO, "reload", "workers=%d", nworkers);
+	reload_log(&rt->cfg);
+	reload_tls(&rt->cfg);
+	if (n != NULL)
+		log_event(LOG_INFO, "reload", "workers=%d", nworkers);
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGHUP);
@@ -566,7 +758,9 @@ master_run(const char *path, const char *user)
 		fatal("%s", buf_cstr(&err));
 	bind_tcp(&plan);
 	read_tls_files(&plan, &cert, &key);
+	start_keeper(&plan);
 	become(path, pw, &plan);
+	proc_log_settings(&rt->cfg);	/* the format and syslog */
 	open_queue(&rt->cfg);
 	finish_listeners(&rt->cfg, &cert, &key);
 	buf_free(&key);		/* what remains lives in the TLS context */
@@ -578,6 +772,9 @@ master_run(const char *path, const char *user)
 	counters = counter_create(COUNTER_SLOTS);
 	dns_cache_start(&rt->cfg);
 	children = xcalloc((size_t)nworkers, sizeof(*children));
+	for (int i = 0; i < nworkers; i++)
+		children[i].ctl.master = children[i].ctl.child = -1;
+	qmgr.ctl.master = qmgr.ctl.child = -1;
 	install_signals(&old);
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, notify_fds) < 0)
 		fatal("socketpair: %s", strerror(errno));
