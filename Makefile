@@ -52,8 +52,6 @@ PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib
 INDIMAIL_SUBMIT_SOCKET ?= $(CURDIR)/queue/public/submit.sock
 SENDMAIL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/sendmail*.c))
 SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,lib/buf.o lib/xalloc.o lib/diag.o lib/log.o mail/address.o smtp/smtp_parse.o)
-# i13-reload: log.c writes JSON (log_json.c reads lines back with logparse.c) and syslog
-SENDMAIL_LIBS += $(addprefix $(BUILD)/src/lib/,log_json.o log_syslog.o logparse.o)
 $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
                             $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
 

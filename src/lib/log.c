@@ -22,7 +22,10 @@
 
 static int log_fd = 2;
 static enum log_level log_min = LOG_INFO;
-static enum log_format log_format = LOG_FORMAT_KV;
+/* Set by log_json.c and log_syslog.c: a program that never asks for JSON
+ * or syslog does not link them (nor jansson). */
+static log_json_fn json_writer;
+static log_syslog_fn syslog_sender;
 static char log_role[16] = "indimail";
 
 static const char *level_names[] = { "debug", "info", "warn", "error" };
@@ -106,17 +109,18 @@ log_set_level(enum log_level min)
 	log_min = min;
 }
 
-enum log_format
-log_parse_format(const char *s, int *ok)
+void
+log_set_writers(log_json_fn json, log_syslog_fn sys)
 {
-	*ok = strcmp(s, "kv") == 0 || strcmp(s, "json") == 0;
-	return strcmp(s, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_KV;
+	json_writer = json;
+	syslog_sender = sys;
 }
 
 void
-log_set_format(enum log_format f)
+log_writers(log_json_fn *json, log_syslog_fn *sys)
 {
-	log_format = f;
+	*json = json_writer;
+	*sys = syslog_sender;
 }
 
 void
@@ -231,15 +235,14 @@ log_end(struct logline *l)
 	struct buf json = BUF_INIT, *out = &l->b;
 	size_t skip = l->head + 1;	/* syslog has its own time and tag */
 
-	if (!l->skip && log_format == LOG_FORMAT_JSON) {
-		log_json_line(&json, l->b.data, l->b.len, l->head);
+	if (!l->skip && json_writer) {
+		json_writer(&json, l->b.data, l->b.len, l->head);
 		out = &json;
 		skip = 0;
 	}
-	if (!l->skip && log_syslog_active())
-		log_syslog_send(l->level, log_role, out->data + skip,
-		    out->len - skip);
-	if (!l->skip && (log_fd != 2 || !log_syslog_active())) {
+	if (!l->skip && syslog_sender)
+		syslog_sender(l->level, log_role, out->data + skip, out->len - skip);
+	if (!l->skip && (log_fd != 2 || !syslog_sender)) {
 		buf_appendc(out, '\n');
 		write_line(out->data, out->len);
 	}

@@ -44,16 +44,16 @@ int	log_file_open(const char *path, struct buf *err);
 /* Lines go to fd from now on (the previous file is closed; -1: stderr). */
 void	log_use_fd(int fd);
 void	log_set_level(enum log_level);
+/* log_json.c: */
 enum log_format log_parse_format(const char *, int *ok);
 void	log_set_format(enum log_format);
-/* "mail", "local0".."local7" → the syslog facility code, or -1. */
+/* log_syslog.c: "mail", "local0".."local7" → the facility code, or -1. */
 int	log_syslog_facility(const char *name);
 /*
- * Lines also go to syslog (or only there when no log file is open):
- * facility < 0 turns it off; socket NULL: /dev/log.
+ * log_syslog.c: lines also go to syslog (or only there when no log file
+ * is open): facility < 0 turns it off; socket NULL: /dev/log.
  */
 void	log_set_syslog(int facility, const char *socket);
-int	log_syslog_active(void);
 /* The JSON form of one kv line that log.c built (head as in logline). */
 void	log_json_line(struct buf *out, const char *kv, size_t n, size_t head);
 /* A JSON string: RFC 8259 escapes; each byte of invalid UTF-8 as the
@@ -62,6 +62,12 @@ void	log_json_string(struct buf *out, const char *s, size_t n);
 /* Sends one message to syslog (log_syslog.c); text without newline. */
 void	log_syslog_send(enum log_level, const char *role, const char *text,
 	    size_t n);
+/* How log_end writes (NULL: key=value; no syslog), set by the two above. */
+typedef void (*log_json_fn)(struct buf *, const char *, size_t, size_t);
+typedef void (*log_syslog_fn)(enum log_level, const char *, const char *,
+    size_t);
+void	log_set_writers(log_json_fn, log_syslog_fn);
+void	log_writers(log_json_fn *, log_syslog_fn *);
 void	log_begin(struct logline *, enum log_level, const char *event);
 void	log_kv(struct logline *, const char *key, const char *val);
 void	log_kvn(struct logline *, const char *key, const char *val, size_t n);

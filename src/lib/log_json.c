@@ -147,3 +147,20 @@ log_json_line(struct buf *out, const char *kv, size_t n, size_t head)
 	buf_appendc(out, '}');
 	logrec_free(&r);
 }
+
+enum log_format
+log_parse_format(const char *s, int *ok)
+{
+	*ok = strcmp(s, "kv") == 0 || strcmp(s, "json") == 0;
+	return strcmp(s, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_KV;
+}
+
+void
+log_set_format(enum log_format f)
+{
+	log_json_fn json;
+	log_syslog_fn sys;
+
+	log_writers(&json, &sys);
+	log_set_writers(f == LOG_FORMAT_JSON ? log_json_line : NULL, sys);
+}

@@ -44,8 +44,11 @@ void
 log_set_syslog(int facility, const char *socket_path)
 {
 	const char *path = socket_path ? socket_path : SYSLOG_DEFAULT_SOCKET;
+	log_json_fn json;
+	log_syslog_fn sys;
 
-	sys_facility = -1;
+	log_writers(&json, &sys);
+	log_set_writers(json, NULL);
 	if (facility < 0 || strlen(path) >= sizeof(sys_addr.sun_path))
 		return;
 	if (sys_fd < 0 && (sys_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC |
@@ -55,12 +58,7 @@ log_set_syslog(int facility, const char *socket_path)
 	sys_addr.sun_family = AF_UNIX;
 	memcpy(sys_addr.sun_path, path, strlen(path));
 	sys_facility = facility;
-}
-
-int
-log_syslog_active(void)
-{
-	return sys_facility >= 0;
+	log_set_writers(json, log_syslog_send);
 }
 
 void
