@@ -10,19 +10,9 @@
  * the configuration (listeners stay as bound), SIGUSR2 makes every child
  * forget its cached directory answers, SIGTERM/SIGINT drain.
  *
- * What a SIGHUP re-opens (i13-reload). Once the master has dropped to the
- * account it can neither read the TLS key nor create a log file in root's
- * folder, so before dropping it forks the keeper (keeper.c), which stays
- * root and re-opens exactly the start's paths on request. The master
- * builds new TLS contexts from the files (the running ones stay if that
- * fails: event=reload_tls_failed), then hands each child, over the ctl
- * channel made at its fork (ctl.c), the new log descriptor and the
- * validated TLS bytes, and only then signals it. We chose this over
- * forking a new generation of workers: no session is cut at a drain
- * timeout, connection slots and counters keep their owners, and a worker
- * forked after a crash simply inherits the master's current contexts.
- * Reloads are handled one at a time by this loop; a child that missed a
- * signal applies every waiting message in order, the last files winning.
+ * What a SIGHUP re-opens beyond the configuration (the log, the TLS
+ * files) is reload.c's, through root's keeper (keeper.c) and each
+ * child's ctl channel (ctl.c); the design is explained there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +40,7 @@
 #include "bootstrap.h"
 #include "ctl.h"
 #include "keeper.h"
+#include "reload.h"
 #include "proc.h"
 #include "../lib/fsutil.h"
 #include "listen.h"
@@ -78,9 +69,7 @@ static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
 static pid_t master_pid;
-static int keeper_fd = -1;	/* root's helper (keeper.h) */
-/* The paths the keeper re-opens: the start's (NULL: none). */
-static char *started_log, *started_cert, *started_key;
+static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
 #define COUNTER_SLOTS	8192
@@ -215,10 +204,10 @@ read_tls_files(const struct boot_plan *p, struct buf *cert, struct buf *key)
 static void
 start_keeper(const struct boot_plan *p)
 {
-	keeper_fd = keeper_start(p);
-	started_log = p->log_file ? xstrdup(p->log_file) : NULL;
-	started_cert = p->tls_cert ? xstrdup(p->tls_cert) : NULL;
-	started_key = p->tls_key ? xstrdup(p->tls_key) : NULL;
+	files.keeper = keeper_start(p);
+	files.log = p->log_file ? xstrdup(p->log_file) : NULL;
+	files.cert = p->tls_cert ? xstrdup(p->tls_cert) : NULL;
+	files.key = p->tls_key ? xstrdup(p->tls_key) : NULL;
 }
 
 /* Drops to the account and loads the configuration as it. */
@@ -250,8 +239,8 @@ become(const char *path, const struct passwd *pw, const struct boot_plan *p)
 static void
 close_master_ends(void)
 {
-	if (keeper_fd >= 0)
-		close(keeper_fd);
+	if (files.keeper >= 0)
+		close(files.keeper);
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].ctl.master >= 0)
 			close(children[i].ctl.master);
@@ -447,133 +436,21 @@ dns_cache_reload(const struct config *c)
 		    (uint32_t)c->dns_cache_negative_ttl);
 }
 
-static int
-same_path(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
+/* The log for every child, then the TLS files for the workers. */
 static void
-log_kept(const char *event, const char *reason)
+reopen_files(void)
 {
-	struct logline l;
+	const struct ctl **to = xcalloc((size_t)nworkers + 1, sizeof(*to));
+	size_t n = 0;
 
-	log_begin(&l, LOG_WARN, event);
-	log_kv(&l, "reason", reason);
-	log_end(&l);
-}
-
-/* Every live child gets the new log descriptor (a copy travels). */
-static void
-send_log(int fd)
-{
 	for (int i = 0; i < nworkers; i++)
-		if (children[i].pid > 0 && ctl_send_log(&children[i].ctl, fd) < 0)
-			log_event(LOG_WARN, "reload_log_unsent", "index=%d error=\"%s\"",
-			    i, strerror(errno));
-	if (qmgr.pid > 0 && ctl_send_log(&qmgr.ctl, fd) < 0)
-		log_event(LOG_WARN, "reload_log_unsent", "process=qmgr error=\"%s\"",
-		    strerror(errno));
-}
-
-/*
- * The log file opened again by the keeper (logrotate moved the old one
- * away: this creates it), for the master and every child; the level, the
- * format and syslog apply at once. Only the start's path is re-opened.
- */
-static void
-reload_log(const struct config *c)
-{
-	struct buf err = BUF_INIT;
-	struct logline l;
-	int fd;
-
-	proc_log_settings(c);
-	if (started_log && (fd = keeper_log(keeper_fd, &err)) >= 0) {
-		send_log(fd);
-		log_use_fd(fd);
-		log_begin(&l, LOG_INFO, "log_reopened");
-		log_kv(&l, "file", started_log);
-		log_end(&l);
-	} else if (started_log) {
-		log_begin(&l, LOG_ERROR, "reload_log_failed");
-		log_kv(&l, "error", buf_cstr(&err));
-		log_end(&l);
-	}
-	if (!same_path(c->log_file, started_log))
-		log_kept("reload_log_kept", "log.file changes need a restart; "
-		    "lines still go where they went");
-	buf_free(&err);
-}
-
-static void
-reload_tls_failed(const struct buf *err)
-{
-	struct logline l;
-
-	log_begin(&l, LOG_ERROR, "reload_tls_failed");
-	log_kv(&l, "error", err->data ? err->data : "");
-	log_kv(&l, "cert", started_cert);
-	log_kv(&l, "key", started_key);
-	log_kv(&l, "action", "keeping the running certificate");
-	log_end(&l);
-}
-
-/* The master's contexts, for workers forked from now on; then the files
- * to every live worker, which builds its own. */
-static void
-use_tls(SSL_CTX **ctx, const struct config *c, const struct buf *cert,
-    const struct buf *key, int memfd)
-{
-	for (size_t i = 0; i < c->nlisten; i++) {
-		SSL_CTX_free(lst[i].tls_ctx);
-		lst[i].tls_ctx = ctx[i];
-	}
-	free(ctx);
-	for (int i = 0; i < nworkers; i++)
-		if (children[i].pid > 0 && ctl_send_tls(&children[i].ctl, memfd,
-		    cert->len, key->len) < 0)
-			log_event(LOG_WARN, "reload_tls_unsent", "index=%d "
-			    "error=\"%s\"", i, strerror(errno));
-	log_event(LOG_INFO, "reload_tls", "cert=%s listeners=%zu", started_cert,
-	    c->nlisten);
-}
-
-/*
- * The TLS files read again (the start's paths) and new contexts built
- * with c's listener profiles; on any failure the running ones stay.
- */
-static void
-reload_tls(const struct config *c)
-{
-	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
-	SSL_CTX **ctx = NULL;
-	int memfd = -1;
-
-	if (!same_path(c->tls_cert, started_cert) ||
-	    !same_path(c->tls_key, started_key))
-		log_kept("reload_tls_kept", "tls.cert/tls.key path changes need a "
-		    "restart; the files at the running paths are read again");
-	if (started_cert == NULL)
-		return;
-	if (!listen_same(lst, nlst, c)) {
-		log_kept("reload_tls_kept", "the listeners changed: their TLS "
-		    "contexts stay until a restart");
-		return;
-	}
-	if (keeper_tls(keeper_fd, &cert, &key, &err) == 0 &&
-	    (ctx = tls_listener_ctxs(c, &cert, &key, &err)) != NULL &&
-	    (memfd = ctl_tls_memfd(&cert, &key, &err)) >= 0) {
-		use_tls(ctx, c, &cert, &key, memfd);
-		close(memfd);
-	} else {
-		if (ctx)
-			tls_listener_ctxs_free(ctx, c->nlisten);
-		reload_tls_failed(&err);
-	}
-	buf_wipe(&cert);
-	buf_wipe(&key);
-	buf_free(&err);
+		if (children[i].pid > 0)
+			to[n++] = &children[i].ctl;
+	if (qmgr.pid > 0)
+		to[n] = &qmgr.ctl;
+	reload_log(&files, &rt->cfg, to, n + (qmgr.pid > 0));
+	reload_tls(&files, &rt->cfg, lst, nlst, to, n);
+	free(to);
 }
 
 /*
@@ -604,8 +481,7 @@ reload(void)
 		runtime_unref(rt);
 		rt = n;
 	}
-	reload_log(&rt->cfg);
-	reload_tls(&rt->cfg);
+	reopen_files();
 	if (n != NULL)
 		log_event(LOG_INFO, "reload", "workers=%d", nworkers);
 	for (int i = 0; i < nworkers; i++)

@@ -39,7 +39,7 @@ struct worker {
 /*
  * Never returns: runs the worker until drained, on the listeners the
  * master bound (with their TLS contexts, loaded before it dropped
- * privileges).
+ * privileges; a reload brings new ones over ctl_fd, see smtpd.c).
  */
 void	worker_main(int index, struct runtime *, const struct listener *,
 	    size_t nlisteners, struct connlimit *, struct counter_table *,
