@@ -20,6 +20,7 @@ indimail.config {
 
   queue = { path = "queue", count = 2, split = 16 },
   log = { level = "info" },     -- file = "var/log/indimail.log" to log to a file
+  -- (also format = "json", syslog = "mail": docs/operations.md "Logs")
 
   local_domains = { "example.test", "localhost" },
   relay_from = { "127.0.0.0/8", "::1/128" },   -- clients allowed to relay

@@ -9,6 +9,10 @@
  * dead child is replaced (after a pause if it died young), SIGHUP reloads
  * the configuration (listeners stay as bound), SIGUSR2 makes every child
  * forget its cached directory answers, SIGTERM/SIGINT drain.
+ *
+ * What a SIGHUP re-opens beyond the configuration (the log, the TLS
+ * files) is reload.c's, through root's keeper (keeper.c) and each
+ * child's ctl channel (ctl.c); the design is explained there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +38,9 @@
 #include "../net/tls.h"
 #include "../queue/queue.h"
 #include "bootstrap.h"
+#include "ctl.h"
+#include "keeper.h"
+#include "reload.h"
 #include "proc.h"
 #include "../lib/fsutil.h"
 #include "listen.h"
@@ -45,6 +52,7 @@
 struct child {
 	pid_t		 pid;
 	time_t		 started;
+	struct ctl	 ctl;		/* reopened files for it (ctl.h) */
 };
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
@@ -61,6 +69,7 @@ static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
 static pid_t master_pid;
+static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
 #define COUNTER_SLOTS	8192
@@ -186,9 +195,19 @@ read_tls_files(const struct boot_plan *p, struct buf *cert, struct buf *key)
 
 	if (p->tls_cert == NULL)
 		return;
-	if (read_small_file(p->tls_cert, 1 << 20, cert, &err) < 0 ||
-	    read_small_file(p->tls_key, 1 << 20, key, &err) < 0)
+	if (read_small_file(p->tls_cert, KEEPER_TLS_MAX, cert, &err) < 0 ||
+	    read_small_file(p->tls_key, KEEPER_TLS_MAX, key, &err) < 0)
 		fatal("tls: %s", buf_cstr(&err));
+}
+
+/* Root's helper for reloads, with the start's paths (keeper.h). */
+static void
+start_keeper(const struct boot_plan *p)
+{
+	files.keeper = keeper_start(p);
+	files.log = p->log_file ? xstrdup(p->log_file) : NULL;
+	files.cert = p->tls_cert ? xstrdup(p->tls_cert) : NULL;
+	files.key = p->tls_key ? xstrdup(p->tls_key) : NULL;
 }
 
 /* Drops to the account and loads the configuration as it. */
@@ -214,6 +233,22 @@ become(const char *path, const struct passwd *pw, const struct boot_plan *p)
 }
 
 /*
+ * In a new child: the keeper and the other children's channels are the
+ * master's alone (its own channel's child end stays open).
+ */
+static void
+close_master_ends(void)
+{
+	if (files.keeper >= 0)
+		close(files.keeper);
+	for (int i = 0; i < nworkers; i++)
+		if (children[i].ctl.master >= 0)
+			close(children[i].ctl.master);
+	if (qmgr.ctl.master >= 0)
+		close(qmgr.ctl.master);
+}
+
+/*
  * In a new child: drop the master's handlers while the signals are still
  * blocked; the child unblocks them once its own (libuv) handlers are in
  * place, so a SIGHUP or SIGTERM sent right after the fork is delivered to
@@ -228,12 +263,17 @@ become(const char *path, const struct passwd *pw, const struct boot_plan *p)
  * child's own handlers are in place, so it is never lost.
  */
 static pid_t
-spawn(void (*run)(int), int arg)
+spawn(void (*run)(int), int arg, struct ctl *ctl)
 {
-	pid_t pid = fork();
+	struct buf err = BUF_INIT;
+	pid_t pid;
 
-	if (pid < 0) {
-		log_event(LOG_ERROR, "fork_failed", "error=%s", strerror(errno));
+	ctl_close(ctl);		/* a dead child's */
+	if (ctl_open(ctl, &err) < 0 || (pid = fork()) < 0) {
+		log_event(LOG_ERROR, "fork_failed", "error=\"%s%s\"",
+		    buf_cstr(&err), err.len ? "" : strerror(errno));
+		ctl_close(ctl);
+		buf_free(&err);
 		return 0;
 	}
 	if (pid == 0) {
@@ -241,8 +281,10 @@ spawn(void (*run)(int), int arg)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != master_pid)	/* died before prctl */
 			raise(SIGTERM);
+		close_master_ends();
 		run(arg);
 	}
+	ctl_close_child(ctl);
 	return pid;
 }
 
@@ -254,20 +296,21 @@ run_qmgr(int unused)
 		close(lst[i].fd);
 	close(notify_fds[1]);
 	hook_set_counters(counters);	/* indimail.counter in route hooks */
-	qmgrd_main(rt, notify_fds[0]);
+	qmgrd_main(rt, notify_fds[0], qmgr.ctl.child);
 }
 
 static void
 run_worker(int i)
 {
 	close(notify_fds[0]);
-	worker_main(i, rt, lst, nlst, conns, counters, notify_fds[1]);
+	worker_main(i, rt, lst, nlst, conns, counters, notify_fds[1],
+	    children[i].ctl.child);
 }
 
 static void
 start_qmgr(void)
 {
-	if ((qmgr.pid = spawn(run_qmgr, 0)) == 0)
+	if ((qmgr.pid = spawn(run_qmgr, 0, &qmgr.ctl)) == 0)
 		return;
 	qmgr.started = time(NULL);
 	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)qmgr.pid);
@@ -276,7 +319,7 @@ start_qmgr(void)
 static void
 start_worker(int i)
 {
-	if ((children[i].pid = spawn(run_worker, i)) == 0)
+	if ((children[i].pid = spawn(run_worker, i, &children[i].ctl)) == 0)
 		return;
 	children[i].started = time(NULL);
 	log_event(LOG_INFO, "worker_started", "index=%d pid=%ld", i,
@@ -393,6 +436,29 @@ dns_cache_reload(const struct config *c)
 		    (uint32_t)c->dns_cache_negative_ttl);
 }
 
+/* The log for every child, then the TLS files for the workers. */
+static void
+reopen_files(void)
+{
+	const struct ctl **to = xcalloc((size_t)nworkers + 1, sizeof(*to));
+	size_t n = 0;
+
+	for (int i = 0; i < nworkers; i++)
+		if (children[i].pid > 0)
+			to[n++] = &children[i].ctl;
+	if (qmgr.pid > 0)
+		to[n] = &qmgr.ctl;
+	reload_log(&files, &rt->cfg, to, n + (qmgr.pid > 0));
+	reload_tls(&files, &rt->cfg, lst, nlst, to, n);
+	free(to);
+}
+
+/*
+ * A new configuration, tried first. The log and the TLS files are opened
+ * again even when it does not load (logrotate must not depend on it),
+ * with the running configuration's settings; and the children are always
+ * signalled, since they must apply what the ctl channel brought.
+ */
 static void
 reload(void)
 {
@@ -406,16 +472,18 @@ reload(void)
 		log_kv(&l, "action", "keeping the running configuration");
 		log_end(&l);
 		buf_free(&err);
-		return;
+	} else {
+		if (!listen_same(lst, nlst, &n->cfg))
+			log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
+			    "changes need a restart; the running listeners stay\"");
+		dns_cache_reload(&n->cfg);
+		domain_rules_inherit(n, rt);	/* for workers forked from now on */
+		runtime_unref(rt);
+		rt = n;
 	}
-	if (!listen_same(lst, nlst, &n->cfg))
-		log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
-		    "changes need a restart; the running listeners stay\"");
-	dns_cache_reload(&n->cfg);
-	domain_rules_inherit(n, rt);	/* for workers forked from now on */
-	runtime_unref(rt);
-	rt = n;
-	log_event(LOG_INFO, "reload", "workers=%d", nworkers);
+	reopen_files();
+	if (n != NULL)
+		log_event(LOG_INFO, "reload", "workers=%d", nworkers);
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGHUP);
@@ -560,7 +628,9 @@ master_run(const char *path, const char *user)
 		fatal("%s", buf_cstr(&err));
 	bind_tcp(&plan);
 	read_tls_files(&plan, &cert, &key);
+	start_keeper(&plan);
 	become(path, pw, &plan);
+	proc_log_settings(&rt->cfg);	/* the format and syslog */
 	open_queue(&rt->cfg);
 	finish_listeners(&rt->cfg, &cert, &key);
 	buf_free(&key);		/* what remains lives in the TLS context */
@@ -572,6 +642,9 @@ master_run(const char *path, const char *user)
 	counters = counter_create(COUNTER_SLOTS);
 	dns_cache_start(&rt->cfg);
 	children = xcalloc((size_t)nworkers, sizeof(*children));
+	for (int i = 0; i < nworkers; i++)
+		children[i].ctl.master = children[i].ctl.child = -1;
+	qmgr.ctl.master = qmgr.ctl.child = -1;
 	install_signals(&old);
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, notify_fds) < 0)
 		fatal("socketpair: %s", strerror(errno));

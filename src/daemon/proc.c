@@ -3,6 +3,8 @@
  */
 #include <signal.h>
 
+#include "../lib/log.h"
+#include "../mail/config.h"
 #include "proc.h"
 
 void
@@ -22,4 +24,12 @@ unblock_signals(void)
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void
+proc_log_settings(const struct config *c)
+{
+	log_set_level((enum log_level)c->log_level);
+	log_set_format((enum log_format)c->log_format);
+	log_set_syslog(c->log_syslog, c->log_syslog_socket);
 }

@@ -2,7 +2,8 @@
  * proc: what every indimaild process does with signals around fork. The
  * master forks its children with SIGHUP/SIGTERM/SIGINT blocked, so a
  * signal sent before a child has its own handlers waits instead of
- * killing it with the default action.
+ * killing it with the default action. Also what every process applies
+ * of a configuration's log settings.
  */
 #ifndef INDIMAIL_PROC_H
 #define INDIMAIL_PROC_H
@@ -11,5 +12,9 @@
 void	proc_child_signals(void);
 /* In the child, once its own handlers are installed. */
 void	unblock_signals(void);
+
+/* i13-reload: a configuration's log level, format and syslog, at once. */
+struct config;
+void	proc_log_settings(const struct config *);
 
 #endif

@@ -21,6 +21,7 @@
 #include "../lib/log.h"
 #include "../lib/watchdog.h"
 #include "../lib/xalloc.h"
+#include "ctl.h"
 #include "proc.h"
 #include "qmgrd.h"
 
@@ -32,6 +33,7 @@ static struct {
 	uv_timer_t	 tick;
 	uv_poll_t	 notify;
 	int		 notify_fd;
+	int		 ctl_fd;	/* the master's log file on reload (ctl.h) */
 	uv_signal_t	 sighup, sigterm, sigint, sigusr2;
 } D;
 
@@ -43,6 +45,7 @@ on_reload(uv_signal_t *s, int sig)
 
 	(void)s;
 	(void)sig;
+	ctl_apply(D.ctl_fd, NULL, NULL);	/* the log reopened, first */
 	watchdog_enter();
 	rt = runtime_load(qmgr_runtime(D.q)->path, &err);
 	watchdog_leave();
@@ -51,6 +54,7 @@ on_reload(uv_signal_t *s, int sig)
 		buf_free(&err);
 		return;
 	}
+	proc_log_settings(&rt->cfg);
 	watchdog_set_limit(rt->cfg.timeout_watchdog);
 	qmgr_reload(D.q, rt);
 }
@@ -194,13 +198,14 @@ on_directory_change(void *arg)
 }
 
 void
-qmgrd_main(struct runtime *rt, int notify_fd)
+qmgrd_main(struct runtime *rt, int notify_fd, int ctl_fd)
 {
 	log_set_role("qmgr");
 	signal(SIGPIPE, SIG_IGN);
 	D.loop = xcalloc(1, sizeof(uv_loop_t));
 	uv_loop_init(D.loop);
 	D.notify_fd = notify_fd;
+	D.ctl_fd = ctl_fd;
 	D.q = qmgr_new(D.loop, rt);
 	qmgr_on_directory_change(D.q, on_directory_change, NULL);
 	uv_timer_init(D.loop, &D.tick);

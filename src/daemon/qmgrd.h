@@ -9,6 +9,8 @@
 #include "../lua/lua_runtime.h"
 
 /* Never returns. notify_fd: the read end of the workers' datagrams. */
-void	qmgrd_main(struct runtime *, int notify_fd) __attribute__((noreturn));
+/* ctl_fd: the child's end of its ctl channel (ctl.h). */
+void	qmgrd_main(struct runtime *, int notify_fd, int ctl_fd)
+	    __attribute__((noreturn));
 
 #endif

@@ -7,6 +7,15 @@
  * cached directory answers: an admin changed users), SIGTERM (drain,
  * then exit, or exit at the drain timeout), the watchdog, and telling the
  * queue manager of each queued message.
+ *
+ * TLS on reload: the worker cannot read the key (root's), so the master
+ * sends the files' bytes it has validated over the ctl channel before the
+ * SIGHUP (ctl.h); the worker builds its own contexts from them with the
+ * new configuration's profiles and swaps them into its listeners. A new
+ * handshake uses the new context; a session already in TLS keeps its SSL
+ * object, which holds a reference to the old context (SSL_CTX is counted,
+ * freed with the last session). A worker forked later inherits the
+ * master's current contexts and needs no message.
  */
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,9 +30,65 @@
 #include "../lua/lua_domain.h"
 #include "../lua/lua_hook.h"
 #include "../net/dns.h"
+#include "../net/tls.h"
+#include "ctl.h"
 #include "listen.h"
 #include "master.h"
 #include "smtpd.h"
+
+/* The new configuration for new sessions (running ones keep theirs). */
+static void
+use_runtime(struct worker *w, struct runtime *rt)
+{
+	domain_rules_inherit(rt, w->srv.rt);	/* a broken domain file */
+	directory_put(w->dir);
+	w->dir = directory_get(w->srv.loop, &rt->cfg);
+	runtime_unref(w->srv.rt);
+	w->srv.rt = rt;		/* new sessions start under it */
+	watchdog_set_limit(rt->cfg.timeout_watchdog);
+	proc_log_settings(&rt->cfg);
+	log_event(LOG_INFO, "reloaded", "hooks_connect=%d hooks_rcpt=%d",
+	    rt->nhooks[HOOK_CONNECT], rt->nhooks[HOOK_RCPT]);
+}
+
+/* ctl_apply's callback: keeps the files until the configuration is in. */
+static void
+stash_tls(void *arg, const struct buf *cert, const struct buf *key)
+{
+	struct worker *w = arg;
+
+	buf_wipe(&w->tls_cert);
+	buf_wipe(&w->tls_key);
+	buf_set(&w->tls_cert, cert->data, cert->len);
+	buf_set(&w->tls_key, key->data, key->len);
+	w->tls_pending = 1;
+}
+
+/*
+ * New contexts for the listeners from the stashed files (the master kept
+ * the old ones when the listeners changed: so do we).
+ */
+static void
+swap_tls(struct worker *w)
+{
+	const struct config *c = &w->srv.rt->cfg;
+	struct buf err = BUF_INIT;
+	SSL_CTX **ctx = NULL;
+
+	if (listen_same(w->ls, w->nls, c) &&
+	    (ctx = tls_listener_ctxs(c, &w->tls_cert, &w->tls_key, &err)) == NULL)
+		log_event(LOG_ERROR, "reload_tls_failed", "error=\"%s\"",
+		    buf_cstr(&err));
+	for (size_t i = 0; ctx && i < c->nlisten; i++) {
+		SSL_CTX_free(w->srv.listeners[i].tls_ctx);
+		w->srv.listeners[i].tls_ctx = ctx[i];	/* for new handshakes */
+	}
+	free(ctx);
+	buf_wipe(&w->tls_cert);
+	buf_wipe(&w->tls_key);
+	w->tls_pending = 0;
+	buf_free(&err);
+}
 
 static void
 on_reload(uv_signal_t *sig, int signum)
@@ -33,6 +98,7 @@ on_reload(uv_signal_t *sig, int signum)
 	struct runtime *rt;
 
 	(void)signum;
+	ctl_apply(w->ctl_fd, stash_tls, w);	/* the log reopened, first */
 	watchdog_enter();
 	rt = runtime_load(w->srv.rt->path, &err);
 	watchdog_leave();
@@ -42,16 +108,10 @@ on_reload(uv_signal_t *sig, int signum)
 		log_kv(&l, "error", buf_cstr(&err));
 		log_end(&l);
 		buf_free(&err);
-		return;
-	}
-	domain_rules_inherit(rt, w->srv.rt);	/* a broken domain file */
-	directory_put(w->dir);
-	w->dir = directory_get(w->srv.loop, &rt->cfg);
-	runtime_unref(w->srv.rt);
-	w->srv.rt = rt;		/* new sessions start under it */
-	watchdog_set_limit(rt->cfg.timeout_watchdog);
-	log_event(LOG_INFO, "reloaded", "hooks_connect=%d hooks_rcpt=%d",
-	    rt->nhooks[HOOK_CONNECT], rt->nhooks[HOOK_RCPT]);
+	} else
+		use_runtime(w, rt);
+	if (w->tls_pending)
+		swap_tls(w);
 }
 
 /* Tells the queue manager a message is in the queue (best effort). */
@@ -167,7 +227,7 @@ start_signals(struct worker *w)
 void
 worker_main(int index, struct runtime *rt, const struct listener *ls,
     size_t nls, struct connlimit *conns, struct counter_table *counters,
-    int notify_fd)
+    int notify_fd, int ctl_fd)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
@@ -185,6 +245,9 @@ worker_main(int index, struct runtime *rt, const struct listener *ls,
 	w->srv.drained = on_drained;
 	w->srv.arg = w;
 	w->notify_fd = notify_fd;
+	w->ctl_fd = ctl_fd;
+	w->ls = ls;
+	w->nls = nls;
 	open_services(w);
 	open_listeners(w, ls, nls);
 	start_signals(w);

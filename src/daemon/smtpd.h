@@ -25,6 +25,13 @@ struct worker {
 	 */
 	struct directory *dir;
 	int		 notify_fd;
+	/* i13-reload: the master's channel (ctl.h), the bound listeners, and
+	 * the TLS files it sent, kept until the new configuration is in. */
+	int		 ctl_fd;
+	const struct listener *ls;
+	size_t		 nls;
+	struct buf	 tls_cert, tls_key;
+	int		 tls_pending;
 	uv_signal_t	 sighup, sigterm, sigint, sigusr2;
 	uv_timer_t	 drain_timer;
 };
@@ -32,11 +39,11 @@ struct worker {
 /*
  * Never returns: runs the worker until drained, on the listeners the
  * master bound (with their TLS contexts, loaded before it dropped
- * privileges).
+ * privileges; a reload brings new ones over ctl_fd, see smtpd.c).
  */
 void	worker_main(int index, struct runtime *, const struct listener *,
 	    size_t nlisteners, struct connlimit *, struct counter_table *,
-	    int notify_fd)
+	    int notify_fd, int ctl_fd)
 	    __attribute__((noreturn));
 
 #endif

@@ -52,24 +52,34 @@ fsync_dir(const char *path)
 }
 
 int
-read_small_file(const char *path, size_t max, struct buf *out, struct buf *err)
+read_small_fd(int fd, const char *name, size_t max, struct buf *out,
+    struct buf *err)
 {
 	char tmp[8192];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0 && out->len + (size_t)n <= max)
+		buf_append(out, tmp, (size_t)n);
+	if (n < 0)
+		buf_printf(err, "cannot read %s: %s", name, strerror(errno));
+	else if (n > 0)
+		buf_printf(err, "%s is larger than %zu bytes", name, max);
+	explicit_bzero(tmp, sizeof(tmp));	/* it may have held a key */
+	return n == 0 ? 0 : -1;
+}
+
+int
+read_small_file(const char *path, size_t max, struct buf *out, struct buf *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
 
 	if (fd < 0) {
 		buf_printf(err, "cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0 && out->len + (size_t)n <= max)
-		buf_append(out, tmp, (size_t)n);
-	if (n < 0)
-		buf_printf(err, "cannot read %s: %s", path, strerror(errno));
-	else if (n > 0)
-		buf_printf(err, "%s is larger than %zu bytes", path, max);
+	rc = read_small_fd(fd, path, max, out, err);
 	close(fd);
-	return n == 0 ? 0 : -1;
+	return rc;
 }
 
 static void

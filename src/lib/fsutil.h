@@ -19,6 +19,9 @@ int	write_iov(int fd, struct iovec *iov, int n);
 struct buf;
 int	read_small_file(const char *path, size_t max, struct buf *out,
 	    struct buf *err);
+/* The same from an open descriptor (from its offset); name for errors. */
+int	read_small_fd(int fd, const char *name, size_t max, struct buf *out,
+	    struct buf *err);
 /* fsync(2) of a directory by path; 0, or -1 with errno. */
 int	fsync_dir(const char *path);
 

@@ -2,7 +2,10 @@
  * log: key=value event lines to stderr or a file. Each line starts with an
  * ISO timestamp, the process role and pid, the level and event=NAME. Values
  * containing spaces, quotes, '=' or control bytes are double-quoted with C
- * escapes, so a peer can never forge a line or a key.
+ * escapes, so a peer can never forge a line or a key. The line is always
+ * built in that form; log_end writes it as is or as JSON (log_json.c), to
+ * the file and/or syslog (log_syslog.c). The file can be swapped for a
+ * new descriptor at any time (SIGHUP after logrotate: log_use_fd).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,10 @@
 
 static int log_fd = 2;
 static enum log_level log_min = LOG_INFO;
+/* Set by log_json.c and log_syslog.c: a program that never asks for JSON
+ * or syslog does not link them (nor jansson). */
+static log_json_fn json_writer;
+static log_syslog_fn syslog_sender;
 static char log_role[16] = "indimail";
 
 static const char *level_names[] = { "debug", "info", "warn", "error" };
@@ -49,16 +56,11 @@ safe_folder(const char *path, struct buf *err)
 }
 
 int
-log_open(const char *path, enum log_level min, struct buf *err)
+log_file_open(const char *path, struct buf *err)
 {
 	struct stat st;
 	int fd;
 
-	log_min = min;
-	if (path == NULL || *path == '\0') {
-		log_fd = 2;
-		return 0;
-	}
 	if (geteuid() == 0 && !safe_folder(path, err))
 		return -1;
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
@@ -74,10 +76,51 @@ log_open(const char *path, enum log_level min, struct buf *err)
 		close(fd);
 		return -1;
 	}
-	if (log_fd > 2)
+	return fd;
+}
+
+void
+log_use_fd(int fd)
+{
+	if (log_fd > 2 && log_fd != fd)
 		close(log_fd);
-	log_fd = fd;
+	log_fd = fd < 0 ? 2 : fd;
+}
+
+int
+log_open(const char *path, enum log_level min, struct buf *err)
+{
+	int fd;
+
+	log_min = min;
+	if (path == NULL || *path == '\0') {
+		log_use_fd(-1);
+		return 0;
+	}
+	if ((fd = log_file_open(path, err)) < 0)
+		return -1;
+	log_use_fd(fd);
 	return 0;
+}
+
+void
+log_set_level(enum log_level min)
+{
+	log_min = min;
+}
+
+void
+log_set_writers(log_json_fn json, log_syslog_fn sys)
+{
+	json_writer = json;
+	syslog_sender = sys;
+}
+
+void
+log_writers(log_json_fn *json, log_syslog_fn *sys)
+{
+	*json = json_writer;
+	*sys = syslog_sender;
 }
 
 void
@@ -106,15 +149,17 @@ log_begin(struct logline *l, enum log_level level, const char *event)
 	char ts[32];
 
 	memset(l, 0, sizeof(*l));
+	l->level = level;
 	l->skip = level < log_min;
 	if (l->skip)
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	buf_printf(&l->b, "%s.%06ldZ %s[%ld] %s event=%s", ts,
-	    (long)tv.tv_usec, log_role, (long)getpid(), level_names[level],
-	    event);
+	buf_printf(&l->b, "%s.%06ldZ %s[%ld]", ts, (long)tv.tv_usec, log_role,
+	    (long)getpid());
+	l->head = l->b.len;
+	buf_printf(&l->b, " %s event=%s", level_names[level], event);
 }
 
 static int
@@ -172,15 +217,36 @@ log_kvi(struct logline *l, const char *key, long long v)
 		buf_printf(&l->b, " %s=%lld", key, v);
 }
 
+static void
+write_line(const char *p, size_t n)
+{
+	/* One write per line: atomic for O_APPEND files and pipes. */
+	while (write(log_fd, p, n) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * To the file (or stderr, unless syslog alone was asked for) and to
+ * syslog, in the configured format.
+ */
 void
 log_end(struct logline *l)
 {
-	if (!l->skip) {
-		buf_appendc(&l->b, '\n');
-		/* One write per line: atomic for O_APPEND files and pipes. */
-		while (write(log_fd, l->b.data, l->b.len) < 0 && errno == EINTR)
-			;
+	struct buf json = BUF_INIT, *out = &l->b;
+	size_t skip = l->head + 1;	/* syslog has its own time and tag */
+
+	if (!l->skip && json_writer) {
+		json_writer(&json, l->b.data, l->b.len, l->head);
+		out = &json;
+		skip = 0;
 	}
+	if (!l->skip && syslog_sender)
+		syslog_sender(l->level, log_role, out->data + skip, out->len - skip);
+	if (!l->skip && (log_fd != 2 || !syslog_sender)) {
+		buf_appendc(out, '\n');
+		write_line(out->data, out->len);
+	}
+	buf_free(&json);
 	buf_free(&l->b);
 }
 

@@ -34,6 +34,37 @@ parse_relay(lua_State *L, int t, struct config *c)
 }
 
 /* dns = { servers=, timeout= }, dns_cache = { size=, max_ttl=, ... } */
+/*
+ * i13-reload: log.format ("kv" or "json"), log.syslog (a facility name, or
+ * false) and log.syslog_socket (where the datagrams go, default /dev/log).
+ */
+static void
+parse_log_output(lua_State *L, struct config *c)
+{
+	char *v = cfg_opt_string(L, -1, "format", "log.format");
+	int ok;
+
+	if (v != NULL) {
+		c->log_format = (int)log_parse_format(v, &ok);
+		free(v);
+		if (!ok)
+			cfg_bad(L, "log.format", "must be \"kv\" or \"json\"");
+	}
+	lua_getfield(L, -1, "syslog");
+	if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
+		c->log_syslog = -1;
+	else if (lua_type(L, -1) == LUA_TSTRING) {
+		c->log_syslog = log_syslog_facility(lua_tostring(L, -1));
+		if (c->log_syslog < 0)
+			cfg_bad(L, "log.syslog", "must be \"mail\", \"local0\" .. "
+			    "\"local7\" or false");
+	} else if (!lua_isnil(L, -1))
+		cfg_bad(L, "log.syslog", "must be a facility name or false");
+	lua_pop(L, 1);
+	cfg_set_string(L, -1, "syslog_socket", "log.syslog_socket",
+	    &c->log_syslog_socket);
+}
+
 static void
 parse_dns(lua_State *L, int t, struct config *c)
 {
@@ -104,9 +135,11 @@ parse_sections(lua_State *L, int t, struct config *c)
 		lua_pop(L, 1);
 	}
 	if (cfg_sub_table(L, t, "log")) {
-		static const char *k[] = { "file", "level", NULL };
+		static const char *k[] = { "file", "level", "format", "syslog",
+		    "syslog_socket", NULL };
 		cfg_check_keys(L, lua_gettop(L), "log", k);
 		cfg_set_string(L, -1, "file", "log.file", &c->log_file);
+		parse_log_output(L, c);	/* i13-reload */
 		lvl = cfg_opt_string(L, -1, "level", "log.level");
 		if (lvl != NULL) {
 			c->log_level = (int)log_parse_level(lvl, &ok);

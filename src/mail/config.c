@@ -36,6 +36,7 @@ config_defaults(struct config *c)
 	c->queue_count = 1;
 	c->queue_split = 16;
 	c->log_level = 1;	/* info */
+	c->log_syslog = -1;	/* i13-reload: no syslog */
 	dns_defaults(c);
 	c->max_command_line = 512;
 	c->max_text_line = 1000;
@@ -232,6 +233,7 @@ config_free(struct config *c)
 	free(c->queue_path);
 	free(c->submit_socket);
 	free(c->log_file);
+	free(c->log_syslog_socket);
 	free(c->dns_servers);
 	free(c->lua_dir);
 	free(c->domain_rules);

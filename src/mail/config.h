@@ -196,6 +196,10 @@ struct config {
 	int		 queue_split;
 	char		*log_file;	/* NULL: stderr */
 	int		 log_level;
+	/* issue 13 (i13-reload): log = { format=, syslog=, syslog_socket= } */
+	int		 log_format;	/* enum log_format: 0 kv, 1 json */
+	int		 log_syslog;	/* a syslog facility code; -1: none */
+	char		*log_syslog_socket;	/* NULL: /dev/log */
 	char		*dns_servers;	/* "ip:port,..." or NULL for resolv.conf */
 	int		 dns_timeout_ms;
 	/* dns_cache = { size=, max_ttl=, negative_ttl= } (src/net/dns_cache.h) */

@@ -168,6 +168,7 @@ end
 
 local function make_config(dir, o)
   local cert, key = D.test_cert()
+  if o.cert then cert, key = o.cert, o.key end  -- i13-reload: a spec's own files
   local user = t.getuid() == 0 and 'user = "indimail",' or ""
   -- lua_dir relative to indimaild's working folder (the project root): the
   -- unprivileged account may not be able to reach an absolute path such as
@@ -409,7 +410,8 @@ end
 -- directory = { } table's text), dns_cache (the dns_cache = { } table's
 -- text), local_sender_requires_auth (default
 -- false here, unlike the server's default), config_extra (more keys of
--- indimail.config{}, as text ending in a comma).
+-- indimail.config{}, as text ending in a comma), cert and key (paths of
+-- the TLS files instead of D.test_cert()'s).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")

@@ -45,11 +45,11 @@ end
 describe("kill -9 of the master", function()
   after_each(cleanup.run)
 
-  it("takes the workers and the queue manager with it; a new master starts at once on the same ports", function()
+  it("takes the workers, the queue manager and the keeper with it; a new master starts at once on the same ports", function()
     local port = D.free_tcp_port()
     local d = D.start_for_test{ smtp_port = port, workers = 2 }
     local kids = children_of(d.pid)
-    assert.equal(3, #kids)
+    assert.equal(4, #kids)   -- two workers, the queue manager, the keeper (root's reload helper)
     t.kill(d.pid, "KILL")
     t.waitpid(d.pid)
     d.stopped = true

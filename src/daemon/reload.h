@@ -1,0 +1,38 @@
+/*
+ * reload: what a SIGHUP re-opens besides the configuration: the log file
+ * (after logrotate moved it) and the TLS certificate and key, through
+ * root's keeper (keeper.h), handed to the children over their ctl
+ * channels (ctl.h). Called by the master's reload() (master.c).
+ */
+#ifndef INDIMAIL_RELOAD_H
+#define INDIMAIL_RELOAD_H
+
+#include <stddef.h>
+
+#include "../mail/config.h"
+#include "ctl.h"
+#include "listen.h"
+
+/* The keeper's socket and the start's paths it re-opens (NULL: none). */
+struct reload_files {
+	int	 keeper;
+	char	*log, *cert, *key;
+};
+
+/*
+ * Applies c's log level, format and syslog, re-opens the log file for the
+ * master and every child in to[0..n); logs event=reload_log_kept when c
+ * names another file.
+ */
+void	reload_log(const struct reload_files *, const struct config *c,
+	    const struct ctl *const *to, size_t n);
+/*
+ * New TLS contexts for the listeners from the files read again and c's
+ * listener profiles, and the files to every worker in to[0..n); on any
+ * failure the running contexts stay (event=reload_tls_failed).
+ */
+void	reload_tls(const struct reload_files *, const struct config *c,
+	    struct listener *lst, size_t nlst, const struct ctl *const *to,
+	    size_t n);
+
+#endif
