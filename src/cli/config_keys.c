@@ -56,6 +56,8 @@ static const struct ck_word client_tls[] = {
 static const struct ck_word log_levels[] = { { "debug", LOG_DEBUG },
 	{ "info", LOG_INFO }, { "warn", LOG_WARN }, { "error", LOG_ERROR },
 	{ NULL, 0 } };
+static const struct ck_word log_formats[] = { { "kv", LOG_FORMAT_KV },
+	{ "json", LOG_FORMAT_JSON }, { NULL, 0 } };
 static const struct ck_word backends[] = { { "config", DIRECTORY_CONFIG },
 	{ "sqlite", DIRECTORY_SQLITE }, { "mariadb", DIRECTORY_MARIADB },
 	{ NULL, 0 } };
@@ -116,6 +118,20 @@ get_extension_delimiter(const void *base)
 	const struct config *c = base;
 
 	return json_string(c->directory.extension_delimiter);
+}
+
+/* log.syslog: the facility's name, or false for none. */
+static json_t *
+get_log_syslog(const void *base)
+{
+	static const char *const names[] = { "mail", "local0", "local1",
+	    "local2", "local3", "local4", "local5", "local6", "local7" };
+	const struct config *c = base;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (log_syslog_facility(names[i]) == c->log_syslog)
+			return json_string(names[i]);
+	return json_false();
 }
 
 /* ---- the tables ------------------------------------------------------- */
@@ -264,6 +280,9 @@ const struct config_key config_keys[] = {
 	FN("submission_socket", get_submit_socket),
 	STR("log.file", log_file),
 	WORD("log.level", log_level, log_levels),
+	WORD("log.format", log_format, log_formats),
+	FN("log.syslog", get_log_syslog),
+	STR("log.syslog_socket", log_syslog_socket),
 	STR("dns.servers", dns_servers),
 	NUM("dns.timeout", dns_timeout_ms, MS),
 	NUM("dns_cache.size", dns_cache_size, 1),
@@ -354,7 +373,7 @@ const struct config_key config_keys[] = {
 	ARRAY("domain_rules_limits.domains", domain_limits, ndomain_limits,
 	    &domain_limits),
 	LIST("policy_path", policy_path, npolicy_path),
-	/* i13-reload, i13-admin: their keys go here after the merge */
+	/* i13-admin: its keys go here after the merge */
 	{ NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL }
 };
 #undef T
