@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "../mail/envelope.h"
+#include "../queue/queue_select.h"
 #include "admin_route_int.h"
 
 #define QUEUE_ARGS_MAX	16
@@ -27,10 +28,10 @@ age_seconds(const char *s)
 	long long n = strtoll(s, &end, 10);
 	const char *u;
 
-	if (end == s || n < 0 || *end == '\0' || end[1] != '\0' ||
-	    (u = strchr(units, *end)) == NULL)
+	if (end == s || n < 0 || n > QUEUE_SELECT_AGE_MAX || *end == '\0' ||
+	    end[1] != '\0' || (u = strchr(units, *end)) == NULL)
 		return -1;
-	return n * mult[u - units];
+	return n * mult[u - units];	/* at most 100 years of weeks: fits */
 }
 
 /* "ID AGE SIZE  <sender>[  (held)]" into a new message object, or NULL. */

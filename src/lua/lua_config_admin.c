@@ -61,17 +61,17 @@ cfg_admin(lua_State *L, int t, struct config *c)
 	    "tokens", NULL };
 	struct admin_conf *a = &c->admin;
 	char *listen;
+	int bad;
 
 	cfg_check_keys(L, t, "admin", keys);
 	a->enabled = 1;
 	a->port = ADMIN_DEFAULT_PORT;
-	if ((listen = cfg_opt_string(L, t, "listen", "admin.listen")) != NULL &&
-	    split_listen(listen, &a->address, &a->port) < 0) {
-		free(listen);
+	listen = cfg_opt_string(L, t, "listen", "admin.listen");
+	bad = listen && split_listen(listen, &a->address, &a->port) < 0;
+	free(listen);		/* before cfg_bad, which does not return */
+	if (bad)
 		cfg_bad(L, "admin.listen", "must be IP:PORT (\"127.0.0.1:8443\", "
 		    "\"[::1]:8443\")");
-	}
-	free(listen);
 	if (a->address == NULL)
 		a->address = xstrdup(ADMIN_DEFAULT_ADDRESS);
 	lua_getfield(L, t, "tls");
