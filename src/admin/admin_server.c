@@ -60,10 +60,13 @@ load_tokens(struct admin_server *s, const struct stat *st)
 {
 	struct admin_tokens t;
 	struct buf err = BUF_INIT;
+	struct logline l;
 
 	if (admin_tokens_load(s->tokens_path, &t, &err) < 0) {
-		log_event(LOG_ERROR, "admin_tokens_error", "path=%s error=\"%s\"",
-		    s->tokens_path, buf_cstr(&err));	/* keep the old set */
+		log_begin(&l, LOG_ERROR, "admin_tokens_error");	/* keep the old set */
+		log_kv(&l, "path", s->tokens_path);
+		log_kv(&l, "error", buf_cstr(&err));
+		log_end(&l);
 		buf_free(&err);
 		return;
 	}

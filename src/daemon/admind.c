@@ -39,6 +39,20 @@ wait_signals(struct admin_server *s)
 	}
 }
 
+static void
+log_started(const struct admind_conf *ac, const char *tokens)
+{
+	struct logline l;
+
+	log_begin(&l, LOG_INFO, "admin_start");
+	log_kv(&l, "address", ac->address);
+	log_kvi(&l, "port", ac->port);
+	log_kv(&l, "tls", ac->cert ? "yes" : "no");
+	log_kv(&l, "tokens", tokens);
+	log_kvi(&l, "pid", (long long)getpid());
+	log_end(&l);
+}
+
 void
 admind_main(struct runtime *rt, const struct admind_conf *ac)
 {
@@ -60,11 +74,12 @@ admind_main(struct runtime *rt, const struct admind_conf *ac)
 	sc.tokens_path = buf_cstr(&tokens);
 	sc.be = &be;
 	if ((s = admin_server_start(&sc, &err)) == NULL) {
-		log_event(LOG_ERROR, "admin_failed", "error=\"%s\"", buf_cstr(&err));
+		struct logline l;
+		log_begin(&l, LOG_ERROR, "admin_failed");
+		log_kv(&l, "error", buf_cstr(&err));
+		log_end(&l);
 		exit(1);
 	}
-	log_event(LOG_INFO, "admin_start", "address=%s port=%d tls=%s "
-	    "tokens=%s pid=%ld", ac->address, ac->port, ac->cert ? "yes" : "no",
-	    buf_cstr(&tokens), (long)getpid());
+	log_started(ac, buf_cstr(&tokens));
 	wait_signals(s);
 }
