@@ -240,6 +240,18 @@ describe("admin API", function()
     assert.is_truthy(D.eventually(function() return (api(d, ops, "GET", "/metrics")) == 200 end, 10, 0.2))
   end)
 
+  it("serves plain HTTP on loopback with tls = false (curl)", function()
+    local d = D.start_for_test{ config_extra = "admin = { listen = '127.0.0.1:0', tls = false }," }
+    assert.is_truthy(d:wait_log("event=admin_start", 5), d:log())
+    local ops = token(d, "add ops --scopes metrics")
+    local function get()
+      return D.sh(("curl -s -o /dev/null -w '%%{http_code}' -H 'Authorization: Bearer %s' http://127.0.0.1:%d/metrics")
+        :format(ops, d.ports.admin))
+    end
+    assert.is_truthy(D.eventually(function() return get() == "200" end, 5, 0.2), get())
+    assert.matches("tls=no", d:wait_event("admin_start", {}) or "", 1, true)
+  end)
+
   it("answers 413 to an oversized body and 400 to a bad JSON body", function()
     local d = start()
     local ops = token(d, "add ops --scopes " .. ALL_SCOPES)
