@@ -4,7 +4,8 @@
  * (domain, user, alias, host, and the vpopmail names, also as argv[0])
  * are admin.c's; `spam train` is spam.c's; `dkim keygen` is admin_dkim.c's;
  * `stats` (log reports) is stats.c's; `config` (check, dump, diff) is
- * config_tool.c's.
+ * config_tool.c's; `admin token` (the admin API's tokens) is
+ * admin_api_token.c's.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -43,10 +44,11 @@ usage(void)
 	    "           [--group G]\n"
 	    "       indimail stats [--since 24h|7d|YYYY-MM-DD[THH:MM]] [--top N] "
 	    "[--html FILE] [FILE...]\n"
-	    /* i13-config */
 	    "       indimail [-c config.lua] config check|keys\n"
 	    "       indimail [-c config.lua] config dump|diff [--defaults] "
-	    "[--json] [KEY...]\n");
+	    "[--json] [KEY...]\n"
+	    "       indimail [-c config.lua] admin token add NAME --scopes "
+	    "SCOPE,... | list | remove NAME\n");
 }
 
 int
@@ -89,8 +91,10 @@ main(int argc, char **argv)
 		return stats_main(argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "dkim") == 0)
 		return admin_dkim_main(argc, argv);
-	if (argc >= 1 && strcmp(argv[0], "config") == 0)	/* i13-config */
+	if (argc >= 1 && strcmp(argv[0], "config") == 0)
 		return config_tool_main(config, argc, argv);
+	if (argc >= 1 && strcmp(argv[0], "admin") == 0)
+		return admin_api_main(config, json, argc, argv);
 	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
 		usage();
 		return 2;

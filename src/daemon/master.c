@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "qmgrd.h"
+#include "admind.h"
 #include "../lib/counter.h"
 #include "../lua/lua_counter.h"
 #include "../lua/lua_domain.h"
@@ -56,6 +57,7 @@ struct child {
 };
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
+static volatile sig_atomic_t got_io;	/* issue 13 (i13-admin): a reload request */
 static struct runtime *rt;
 static struct child *children;
 static int nworkers;
@@ -68,6 +70,7 @@ static size_t dns_cache_asked;		/* the dns_cache.size it was made for */
 static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
+static struct child admin;	/* issue 13 (i13-admin): the admin API */
 static pid_t master_pid;
 static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 
@@ -86,6 +89,8 @@ on_signal(int sig)
 		got_hup = 1;
 	else if (sig == SIGUSR2)
 		got_usr2 = 1;
+	else if (sig == SIGIO)
+		got_io = 1;
 	else
 		got_term = 1;
 }
@@ -295,6 +300,7 @@ run_qmgr(int unused)
 	for (size_t i = 0; i < nlst; i++)
 		close(lst[i].fd);
 	close(notify_fds[1]);
+	master_admin_close();
 	hook_set_counters(counters);	/* indimail.counter in route hooks */
 	qmgrd_main(rt, notify_fds[0], qmgr.ctl.child);
 }
@@ -303,6 +309,7 @@ static void
 run_worker(int i)
 {
 	close(notify_fds[0]);
+	master_admin_close();
 	worker_main(i, rt, lst, nlst, conns, counters, notify_fds[1],
 	    children[i].ctl.child);
 }
@@ -314,6 +321,32 @@ start_qmgr(void)
 		return;
 	qmgr.started = time(NULL);
 	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)qmgr.pid);
+}
+
+/* issue 13 (i13-admin): the admin API's process, when admin = {...}. */
+static void
+run_admin(int unused)
+{
+	(void)unused;
+	for (size_t i = 0; i < nlst; i++)
+		close(lst[i].fd);
+	close(notify_fds[0]);
+	close(notify_fds[1]);
+	master_admin_child(rt, admin.ctl.child);
+}
+
+static void
+start_admin(void)
+{
+	if (!master_admin_enabled())
+		return;
+	master_admin_pre_fork();
+	admin.pid = spawn(run_admin, 0, &admin.ctl);
+	master_admin_post_fork(admin.pid);
+	if (admin.pid == 0)
+		return;
+	admin.started = time(NULL);
+	log_event(LOG_INFO, "admin_started", "pid=%ld", (long)admin.pid);
 }
 
 static void
@@ -332,7 +365,8 @@ log_death(const char *what, int index, pid_t pid, int status)
 	struct logline l;
 
 	log_begin(&l, WIFSIGNALED(status) ? LOG_ERROR : LOG_WARN, index < 0 ?
-	    "qmgr_died" : WIFSIGNALED(status) ? "worker_died" : "worker_exited");
+	    (strcmp(what, "admin") == 0 ? "admin_died" : "qmgr_died") :
+	    WIFSIGNALED(status) ? "worker_died" : "worker_exited");
 	if (index >= 0)
 		log_kvi(&l, "index", index);
 	log_kvi(&l, "pid", (long long)pid);
@@ -359,6 +393,16 @@ reap(void)
 			if (time(NULL) - qmgr.started < 1)
 				sleep(1);
 			start_qmgr();
+			continue;
+		}
+		if (pid == admin.pid) {	/* issue 13 (i13-admin) */
+			admin.pid = 0;
+			if (got_term)
+				continue;
+			log_death("admin", -1, pid, status);
+			if (time(NULL) - admin.started < 1)
+				sleep(1);
+			start_admin();
 			continue;
 		}
 		for (int i = 0; i < nworkers; i++) {
@@ -440,15 +484,18 @@ dns_cache_reload(const struct config *c)
 static void
 reopen_files(void)
 {
-	const struct ctl **to = xcalloc((size_t)nworkers + 1, sizeof(*to));
-	size_t n = 0;
+	const struct ctl **to = xcalloc((size_t)nworkers + 2, sizeof(*to));
+	size_t n = 0, nlog;
 
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			to[n++] = &children[i].ctl;
+	nlog = n;		/* the workers get TLS files, every child the log */
 	if (qmgr.pid > 0)
-		to[n] = &qmgr.ctl;
-	reload_log(&files, &rt->cfg, to, n + (qmgr.pid > 0));
+		to[nlog++] = &qmgr.ctl;
+	if (admin.pid > 0)
+		to[nlog++] = &admin.ctl;
+	reload_log(&files, &rt->cfg, to, nlog);
 	reload_tls(&files, &rt->cfg, lst, nlst, to, n);
 	free(to);
 }
@@ -458,8 +505,9 @@ reopen_files(void)
  * again even when it does not load (logrotate must not depend on it),
  * with the running configuration's settings; and the children are always
  * signalled, since they must apply what the ctl channel brought.
+ * 0, or -1 when the configuration did not load (the admin API asks).
  */
-static void
+static int
 reload(void)
 {
 	struct buf err = BUF_INIT;
@@ -489,6 +537,9 @@ reload(void)
 			kill(children[i].pid, SIGHUP);
 	if (qmgr.pid > 0)
 		kill(qmgr.pid, SIGHUP);
+	if (admin.pid > 0)
+		kill(admin.pid, SIGHUP);	/* re-reads its tokens */
+	return n != NULL ? 0 : -1;
 }
 
 static void
@@ -506,6 +557,8 @@ shutdown_all(void)
 			kill(children[i].pid, SIGTERM);
 	if (qmgr.pid > 0)
 		kill(qmgr.pid, SIGTERM);
+	if (admin.pid > 0)
+		kill(admin.pid, SIGTERM);
 	do {
 		pid_t pid;
 		alive = 0;
@@ -515,10 +568,13 @@ shutdown_all(void)
 					children[i].pid = 0;
 			if (qmgr.pid == pid)
 				qmgr.pid = 0;
+			if (admin.pid == pid)
+				admin.pid = 0;
 		}
 		for (int i = 0; i < nworkers; i++)
 			alive += children[i].pid > 0;
 		alive += qmgr.pid > 0;
+		alive += admin.pid > 0;
 		if (alive)
 			usleep(50 * 1000);
 	} while (alive && time(NULL) < deadline);
@@ -527,6 +583,8 @@ shutdown_all(void)
 			kill(children[i].pid, SIGKILL);
 	if (qmgr.pid > 0)
 		kill(qmgr.pid, SIGKILL);
+	if (admin.pid > 0)
+		kill(admin.pid, SIGKILL);
 	log_event(LOG_INFO, "stopped", NULL);
 	exit(0);
 }
@@ -549,19 +607,41 @@ eval_as_account(const char *path, void *arg, struct config_check_found *f,
 	return 0;
 }
 
+/* -T: an eval that forgets the TLS files, so they are not read. */
+struct eval_no_tls {
+	config_check_eval *eval;
+	void		*arg;
+};
+
+static int
+eval_without_tls(const char *path, void *arg, struct config_check_found *f,
+    struct buf *err)
+{
+	const struct eval_no_tls *e = arg;
+	int rc = e->eval(path, e->arg, f, err);
+
+	free(f->tls_cert);
+	free(f->tls_key);
+	f->tls_cert = f->tls_key = NULL;
+	return rc;
+}
+
 int
-master_check(const char *path, const char *user)
+master_check(const char *path, const char *user, int tls_files)
 {
 	struct buf out = BUF_INIT;
 	struct passwd *pw = NULL;
+	struct eval_no_tls e;
 	int rc;
 
 	if (geteuid() == 0 && (pw = getpwnam(user)) == NULL) {
 		fprintf(stderr, "indimaild: user %s does not exist\n", user);
 		return 1;
 	}
-	rc = config_check(path, pw ? eval_as_account : config_check_eval_here,
-	    pw, &out);
+	e.eval = pw ? eval_as_account : config_check_eval_here;
+	e.arg = pw;
+	rc = tls_files ? config_check(path, e.eval, e.arg, &out) :
+	    config_check(path, eval_without_tls, &e, &out);
 	fprintf(rc ? stderr : stdout, "indimaild: %s\n", buf_cstr(&out));
 	buf_free(&out);
 	return rc;
@@ -579,6 +659,7 @@ install_signals(sigset_t *old)
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGIO, &sa, NULL);	/* issue 13 (i13-admin) */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -586,6 +667,7 @@ install_signals(sigset_t *old)
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGUSR2);
+	sigaddset(&block, SIGIO);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, old);
@@ -612,6 +694,28 @@ open_queue(const struct config *c)
 	buf_free(&dir);
 }
 
+/* What the signals caught since the last call asked for, but SIGTERM. */
+static void
+on_signals(void)
+{
+	if (got_chld) {
+		got_chld = 0;
+		reap();
+	}
+	if (got_hup) {
+		got_hup = 0;
+		reload();
+	}
+	if (got_usr2) {
+		got_usr2 = 0;
+		tell_children(SIGUSR2);
+	}
+	if (got_io) {		/* issue 13 (i13-admin): a reload request */
+		got_io = 0;
+		master_admin_serve(reload);
+	}
+}
+
 int
 master_run(const char *path, const char *user)
 {
@@ -627,6 +731,7 @@ master_run(const char *path, const char *user)
 	if (log_open(plan.log_file, plan.log_level, &err) < 0)
 		fatal("%s", buf_cstr(&err));
 	bind_tcp(&plan);
+	master_admin_bind(&plan);	/* issue 13 (i13-admin) */
 	read_tls_files(&plan, &cert, &key);
 	start_keeper(&plan);
 	become(path, pw, &plan);
@@ -652,24 +757,15 @@ master_run(const char *path, const char *user)
 	start_qmgr();
 	for (int i = 0; i < nworkers; i++)
 		start_worker(i);
+	start_admin();
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,
 	    (long)getpid());
 	for (;;) {
-		while (!got_chld && !got_hup && !got_term && !got_usr2)
+		while (!got_chld && !got_hup && !got_term && !got_usr2 &&
+		    !got_io)
 			sigsuspend(&old);
 		if (got_term)
 			shutdown_all();
-		if (got_chld) {
-			got_chld = 0;
-			reap();
-		}
-		if (got_hup) {
-			got_hup = 0;
-			reload();
-		}
-		if (got_usr2) {
-			got_usr2 = 0;
-			tell_children(SIGUSR2);
-		}
+		on_signals();
 	}
 }
