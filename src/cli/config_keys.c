@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <openssl/tls1.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +133,20 @@ get_log_syslog(const void *base)
 		if (log_syslog_facility(names[i]) == c->log_syslog)
 			return json_string(names[i]);
 	return json_false();
+}
+
+/* admin.listen: "address:port", or nil without an admin table. */
+static json_t *
+get_admin_listen(const void *base)
+{
+	const struct config *c = base;
+	char s[INET6_ADDRSTRLEN + 16];
+
+	if (!c->admin.enabled)
+		return json_null();
+	snprintf(s, sizeof(s), strchr(c->admin.address, ':') ? "[%s]:%d" :
+	    "%s:%d", c->admin.address, c->admin.port);
+	return json_string(s);
 }
 
 /* ---- the tables ------------------------------------------------------- */
@@ -373,7 +388,11 @@ const struct config_key config_keys[] = {
 	ARRAY("domain_rules_limits.domains", domain_limits, ndomain_limits,
 	    &domain_limits),
 	LIST("policy_path", policy_path, npolicy_path),
-	/* i13-admin: its keys go here after the merge */
+	FN("admin.listen", get_admin_listen),
+	BOOL("admin.tls", admin.tls),
+	STR("admin.cert", admin.cert),
+	STR("admin.key", admin.key),
+	STR("admin.tokens", admin.tokens),
 	{ NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL }
 };
 #undef T
