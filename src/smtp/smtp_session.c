@@ -435,6 +435,7 @@ start_session(struct smtp_session *s)
 	int rc;
 
 	log_connect(s);
+	metric_inc(s->listener->connections);
 	/* Local submissions count toward the total only, not 127.0.0.1's. */
 	rc = connlimit_acquire(s->srv->conns, s->srv->index, peer_key(s),
 	    smtp_cfg(s)->max_connections, smtp_cfg(s)->max_connections_per_ip);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "../lib/xalloc.h"
+#include "../mail/mail_metrics.h"
 #include "smtp_session_int.h"
 
 _Static_assert(sizeof(((struct envelope *)0)->id) ==
@@ -201,6 +202,7 @@ queued(struct smtp_session *s, int ok, const char *error, double secs,
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else if (ok) {
 		smtp_log_queued(s, "queued", secs);
+		metric_inc(s->listener->accepted);
 		if (s->hold.len)
 			log_held(s);
 		if (s->srv->queued != NULL)
@@ -212,6 +214,7 @@ queued(struct smtp_session *s, int ok, const char *error, double secs,
 		log_kv(&l, "error", error);
 		log_end(&l);
 		smtp_reply(s, "451 4.3.0 Queue write failed, try again later");
+		mail_metrics_reject("DATA", "451 4.3.0", "");
 	}
 }
 
