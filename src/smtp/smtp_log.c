@@ -6,7 +6,6 @@
 #include <stdio.h>
 
 #include "../lib/log.h"
-#include "../mail/mail_metrics.h"
 #include "smtp_session_int.h"
 
 /* "550 5.7.1": a verdict's code and status, as a reply starts. */
@@ -64,7 +63,8 @@ smtp_log_reject(struct smtp_session *s, const char *cmd, const char *why)
 {
 	struct logline l;
 
-	mail_metrics_reject(cmd, why, "");
+	if (why[0] >= '0' && why[0] <= '9')	/* a reply; else the caller counts */
+		mail_metrics_reject(cmd, why, "");
 	smtp_log_session(s, &l, LOG_INFO, "reject");
 	log_kv(&l, "command", cmd);
 	log_kv(&l, "reply", why);

@@ -5,7 +5,6 @@
  * gives every one a last 421 when the watchdog is about to recycle us.
  * Tells the process through its two callbacks; knows nothing else of it.
  */
-#include "../mail/mail_metrics.h"
 #include "smtp_session_int.h"
 
 static void

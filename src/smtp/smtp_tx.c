@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include "../lib/xalloc.h"
-#include "../mail/mail_metrics.h"
 #include "smtp_session_int.h"
 
 _Static_assert(sizeof(((struct envelope *)0)->id) ==
@@ -368,6 +367,7 @@ commit_expanded(struct smtp_session *s)
 	if (s->expanded.status != DIR_OK) {
 		smtp_log_reject(s, "DATA", s->expanded.status == DIR_LOOP ?
 		    "alias loop in the configuration" : "directory lookup failed");
+		mail_metrics_reject("DATA", "451 4.3.0", "");
 		smtp_reply(s, "451 4.3.0 Alias expansion failed%s, try again "
 		    "later", s->expanded.status == DIR_LOOP ? " (loop)" : "");
 		smtp_tx_end(s);
