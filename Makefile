@@ -3,6 +3,8 @@
 
 CC      ?= cc
 PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb jansson libpsl gmime-3.0
+# issue 13 (i13-admin): the admin HTTP API's server
+PKGS    += libmicrohttpd
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
@@ -27,6 +29,8 @@ DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libmariadb-dev libspf2-dev libopendkim-dev libc-ares-dev libsqlite3-dev openssl \
              libgmime-3.0-dev libcrypt-dev lua-rex-pcre2 libjansson-dev \
              libopendmarc-dev libpsl-dev publicsuffix
+# issue 13 (i13-admin): the admin HTTP API's server
+DEB_BUILD += libmicrohttpd-dev
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \

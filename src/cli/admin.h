@@ -48,6 +48,8 @@ int	admin_fail(int code, const char *fmt, ...)
 int	admin_main(const char *config, const char *db, int json, int argc,
 	    char **argv);
 int	admin_is_command(const char *name);
+/* admin_api_token.c: `indimail admin token ...` (argv[0] is "admin") */
+int	admin_api_main(const char *config, int json, int argc, char **argv);
 /* admin_dkim.c: `indimail dkim keygen ...` (argv[0] is "dkim") */
 int	admin_dkim_main(int argc, char **argv);
 

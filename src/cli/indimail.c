@@ -3,7 +3,8 @@
  * manager's control socket, <queue.path>/qmgr.sock). The directory commands
  * (domain, user, alias, host, and the vpopmail names, also as argv[0])
  * are admin.c's; `spam train` is spam.c's; `dkim keygen` is admin_dkim.c's;
- * `stats` (log reports) is stats.c's.
+ * `stats` (log reports) is stats.c's; `admin token` (the admin API's
+ * tokens) is admin_api_token.c's.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -40,7 +41,10 @@ usage(void)
 	    "[--algorithm rsa|ed25519] [--bits 2048] [--dir etc/dkim]\n"
 	    "           [--group G]\n"
 	    "       indimail stats [--since 24h|7d|YYYY-MM-DD[THH:MM]] [--top N] "
-	    "[--html FILE] [FILE...]\n");
+	    "[--html FILE] [FILE...]\n"
+	    /* issue 13 (i13-admin) */
+	    "       indimail [-c config.lua] admin token add NAME --scopes "
+	    "SCOPE,... | list | remove NAME\n");
 }
 
 int
@@ -83,6 +87,8 @@ main(int argc, char **argv)
 		return stats_main(argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "dkim") == 0)
 		return admin_dkim_main(argc, argv);
+	if (argc >= 1 && strcmp(argv[0], "admin") == 0)	/* issue 13 */
+		return admin_api_main(config, json, argc, argv);
 	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
 		usage();
 		return 2;

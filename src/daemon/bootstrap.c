@@ -5,6 +5,7 @@
  *
  *   listen NAME ADDRESS PORT TLS    tls CERT KEY        log FILE LEVEL
  *   user NAME                       error TEXT          (the last line)
+ *   admin ADDRESS PORT TLS CERT KEY (issue 13, when admin = {...} is given)
  */
 #include <errno.h>
 #include <signal.h>
@@ -31,6 +32,32 @@ same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
+/* issue 13 (i13-admin): admin.cert/key, else tls.cert/key, with TLS. */
+static void
+boot_plan_admin(const struct config *c, struct boot_plan *p)
+{
+	const struct admin_conf *a = &c->admin;
+
+	if (!(p->admin = a->enabled))
+		return;
+	p->admin_address = xstrdup(a->address);
+	p->admin_port = a->port;
+	p->admin_tls = a->tls;
+	if (a->tls) {
+		p->admin_cert = xstrdup(a->cert ? a->cert : c->tls_cert);
+		p->admin_key = xstrdup(a->key ? a->key : c->tls_key);
+	}
+}
+
+static int
+same_admin(const struct boot_plan *a, const struct boot_plan *b)
+{
+	return a->admin == b->admin && same(a->admin_address,
+	    b->admin_address) && a->admin_port == b->admin_port &&
+	    a->admin_tls == b->admin_tls && same(a->admin_cert, b->admin_cert) &&
+	    same(a->admin_key, b->admin_key);
+}
+
 void
 boot_plan_from_config(const struct config *c, struct boot_plan *p)
 {
@@ -47,6 +74,7 @@ boot_plan_from_config(const struct config *c, struct boot_plan *p)
 	p->log_file = dup_or_null(c->log_file);
 	p->log_level = c->log_level;
 	p->user = dup_or_null(c->user);
+	boot_plan_admin(c, p);
 }
 
 int
@@ -54,7 +82,7 @@ boot_plan_equal(const struct boot_plan *a, const struct boot_plan *b)
 {
 	if (a->nlisten != b->nlisten || !same(a->tls_cert, b->tls_cert) ||
 	    !same(a->tls_key, b->tls_key) || !same(a->log_file, b->log_file) ||
-	    !same(a->user, b->user))
+	    !same(a->user, b->user) || !same_admin(a, b))
 		return 0;
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (strcmp(a->listen[i].name, b->listen[i].name) ||
@@ -77,6 +105,9 @@ boot_plan_free(struct boot_plan *p)
 	free(p->tls_key);
 	free(p->log_file);
 	free(p->user);
+	free(p->admin_address);
+	free(p->admin_cert);
+	free(p->admin_key);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -135,6 +166,16 @@ plan_write(const struct boot_plan *p, struct buf *b)
 	buf_appends(b, "\nuser");
 	put(b, p->user);
 	buf_appendc(b, '\n');
+	if (p->admin) {
+		buf_appends(b, "admin");
+		put(b, p->admin_address);
+		snprintf(num, sizeof(num), "%d", p->admin_port);
+		put(b, num);
+		put(b, p->admin_tls ? "1" : "0");
+		put(b, p->admin_cert);
+		put(b, p->admin_key);
+		buf_appendc(b, '\n');
+	}
 }
 
 /* Splits one line into at most max decoded fields (NULL for "-"). */
@@ -159,8 +200,8 @@ fields(char *line, char **f, size_t max)
 static int
 plan_line(char *line, struct boot_plan *p, struct buf *err)
 {
-	char *f[5] = { NULL, NULL, NULL, NULL, NULL };
-	size_t n = fields(line, f, 5);
+	char *f[6] = { NULL, NULL, NULL, NULL, NULL, NULL };
+	size_t n = fields(line, f, 6);
 
 	if (n == 5 && f[0] && strcmp(f[0], "listen") == 0 && f[1] && f[2] &&
 	    f[3] && f[4]) {
@@ -178,6 +219,15 @@ plan_line(char *line, struct boot_plan *p, struct buf *err)
 		p->log_level = atoi(f[2]);
 	} else if (n == 2 && f[0] && strcmp(f[0], "user") == 0)
 		p->user = dup_or_null(f[1]);
+	else if (n == 6 && f[0] && strcmp(f[0], "admin") == 0 && f[1] && f[2] &&
+	    f[3]) {
+		p->admin = 1;
+		p->admin_address = xstrdup(f[1]);
+		p->admin_port = atoi(f[2]);
+		p->admin_tls = atoi(f[3]);
+		p->admin_cert = dup_or_null(f[4]);
+		p->admin_key = dup_or_null(f[5]);
+	}
 	else if (n >= 1 && f[0] && strcmp(f[0], "error") == 0) {
 		buf_appends(err, f[1] ? f[1] : "the configuration failed to load");
 		return -1;

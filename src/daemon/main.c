@@ -18,9 +18,10 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: indimaild [-t] [-c config.lua] [-u user]\n"
+	fprintf(stderr, "usage: indimaild [-t|-T] [-c config.lua] [-u user]\n"
 	    "  -c FILE  configuration (default %s)\n"
 	    "  -t       check the configuration and exit\n"
+	    "  -T       the same without reading the TLS files (the admin API)\n"
 	    "  -u USER  account to run as when started as root (default %s);\n"
 	    "           the configuration is only ever evaluated as this account\n",
 	    INDIMAIL_CONFIG, INDIMAIL_USER);
@@ -30,15 +31,19 @@ int
 main(int argc, char **argv)
 {
 	const char *config = INDIMAIL_CONFIG, *user = INDIMAIL_USER;
-	int check = 0, ch;
+	int check = 0, ch, tls_files = 1;
 
-	while ((ch = getopt(argc, argv, "c:tu:h")) != -1) {
+	while ((ch = getopt(argc, argv, "c:tTu:h")) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
 			break;
 		case 't':
 			check = 1;
+			break;
+		case 'T':	/* issue 13 (i13-admin) */
+			check = 1;
+			tls_files = 0;
 			break;
 		case 'u':
 			user = optarg;
@@ -53,6 +58,6 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (check)
-		return master_check(config, user);
+		return master_check(config, user, tls_files);
 	master_run(config, user);
 }

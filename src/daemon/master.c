@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "qmgrd.h"
+#include "admind.h"
 #include "../lib/counter.h"
 #include "../mail/mail_metrics.h"
 #include "../lua/lua_counter.h"
@@ -50,6 +51,7 @@ struct child {
 };
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
+static volatile sig_atomic_t got_io;	/* issue 13 (i13-admin): a reload request */
 static struct runtime *rt;
 static struct child *children;
 static int nworkers;
@@ -62,6 +64,7 @@ static size_t dns_cache_asked;		/* the dns_cache.size it was made for */
 static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
+static struct child admin;	/* issue 13 (i13-admin): the admin API */
 static pid_t master_pid;
 
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
@@ -79,6 +82,8 @@ on_signal(int sig)
 		got_hup = 1;
 	else if (sig == SIGUSR2)
 		got_usr2 = 1;
+	else if (sig == SIGIO)
+		got_io = 1;
 	else
 		got_term = 1;
 }
@@ -255,6 +260,7 @@ run_qmgr(int unused)
 	for (size_t i = 0; i < nlst; i++)
 		close(lst[i].fd);
 	close(notify_fds[1]);
+	master_admin_close();
 	hook_set_counters(counters);	/* indimail.counter in route hooks */
 	qmgrd_main(rt, notify_fds[0]);
 }
@@ -263,6 +269,7 @@ static void
 run_worker(int i)
 {
 	close(notify_fds[0]);
+	master_admin_close();
 	worker_main(i, rt, lst, nlst, conns, counters, notify_fds[1]);
 }
 
@@ -273,6 +280,32 @@ start_qmgr(void)
 		return;
 	qmgr.started = time(NULL);
 	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)qmgr.pid);
+}
+
+/* issue 13 (i13-admin): the admin API's process, when admin = {...}. */
+static void
+run_admin(int unused)
+{
+	(void)unused;
+	for (size_t i = 0; i < nlst; i++)
+		close(lst[i].fd);
+	close(notify_fds[0]);
+	close(notify_fds[1]);
+	master_admin_child(rt);
+}
+
+static void
+start_admin(void)
+{
+	if (!master_admin_enabled())
+		return;
+	master_admin_pre_fork();
+	admin.pid = spawn(run_admin, 0);
+	master_admin_post_fork(admin.pid);
+	if (admin.pid == 0)
+		return;
+	admin.started = time(NULL);
+	log_event(LOG_INFO, "admin_started", "pid=%ld", (long)admin.pid);
 }
 
 static void
@@ -291,7 +324,8 @@ log_death(const char *what, int index, pid_t pid, int status)
 	struct logline l;
 
 	log_begin(&l, WIFSIGNALED(status) ? LOG_ERROR : LOG_WARN, index < 0 ?
-	    "qmgr_died" : WIFSIGNALED(status) ? "worker_died" : "worker_exited");
+	    (strcmp(what, "admin") == 0 ? "admin_died" : "qmgr_died") :
+	    WIFSIGNALED(status) ? "worker_died" : "worker_exited");
 	if (index >= 0)
 		log_kvi(&l, "index", index);
 	log_kvi(&l, "pid", (long long)pid);
@@ -318,6 +352,16 @@ reap(void)
 			if (time(NULL) - qmgr.started < 1)
 				sleep(1);
 			start_qmgr();
+			continue;
+		}
+		if (pid == admin.pid) {	/* issue 13 (i13-admin) */
+			admin.pid = 0;
+			if (got_term)
+				continue;
+			log_death("admin", -1, pid, status);
+			if (time(NULL) - admin.started < 1)
+				sleep(1);
+			start_admin();
 			continue;
 		}
 		for (int i = 0; i < nworkers; i++) {
@@ -395,7 +439,8 @@ dns_cache_reload(const struct config *c)
 		    (uint32_t)c->dns_cache_negative_ttl);
 }
 
-static void
+/* 0, or -1 when the configuration did not load (the admin API asks). */
+static int
 reload(void)
 {
 	struct buf err = BUF_INIT;
@@ -408,7 +453,7 @@ reload(void)
 		log_kv(&l, "action", "keeping the running configuration");
 		log_end(&l);
 		buf_free(&err);
-		return;
+		return -1;
 	}
 	if (!listen_same(lst, nlst, &n->cfg))
 		log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
@@ -423,6 +468,9 @@ reload(void)
 			kill(children[i].pid, SIGHUP);
 	if (qmgr.pid > 0)
 		kill(qmgr.pid, SIGHUP);
+	if (admin.pid > 0)
+		kill(admin.pid, SIGHUP);	/* re-reads its tokens */
+	return 0;
 }
 
 static void
@@ -440,6 +488,8 @@ shutdown_all(void)
 			kill(children[i].pid, SIGTERM);
 	if (qmgr.pid > 0)
 		kill(qmgr.pid, SIGTERM);
+	if (admin.pid > 0)
+		kill(admin.pid, SIGTERM);
 	do {
 		pid_t pid;
 		alive = 0;
@@ -449,10 +499,13 @@ shutdown_all(void)
 					children[i].pid = 0;
 			if (qmgr.pid == pid)
 				qmgr.pid = 0;
+			if (admin.pid == pid)
+				admin.pid = 0;
 		}
 		for (int i = 0; i < nworkers; i++)
 			alive += children[i].pid > 0;
 		alive += qmgr.pid > 0;
+		alive += admin.pid > 0;
 		if (alive)
 			usleep(50 * 1000);
 	} while (alive && time(NULL) < deadline);
@@ -461,12 +514,14 @@ shutdown_all(void)
 			kill(children[i].pid, SIGKILL);
 	if (qmgr.pid > 0)
 		kill(qmgr.pid, SIGKILL);
+	if (admin.pid > 0)
+		kill(admin.pid, SIGKILL);
 	log_event(LOG_INFO, "stopped", NULL);
 	exit(0);
 }
 
 int
-master_check(const char *path, const char *user)
+master_check(const char *path, const char *user, int tls_files)
 {
 	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
 	struct boot_plan p;
@@ -491,7 +546,7 @@ master_check(const char *path, const char *user)
 		}
 		boot_plan_from_config(&rt->cfg, &p);
 	}
-	if (p.tls_cert) {
+	if (p.tls_cert && tls_files) {
 		if (read_small_file(p.tls_cert, 1 << 20, &cert, &err) < 0 ||
 		    read_small_file(p.tls_key, 1 << 20, &key, &err) < 0 ||
 		    (ctx = tls_server_ctx_pem(&cert, &key, p.tls_cert, NULL,
@@ -519,6 +574,7 @@ install_signals(sigset_t *old)
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGIO, &sa, NULL);	/* issue 13 (i13-admin) */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -526,6 +582,7 @@ install_signals(sigset_t *old)
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGUSR2);
+	sigaddset(&block, SIGIO);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, old);
@@ -565,6 +622,28 @@ start_metrics(void)
 	free(names);
 }
 
+/* What the signals caught since the last call asked for, but SIGTERM. */
+static void
+on_signals(void)
+{
+	if (got_chld) {
+		got_chld = 0;
+		reap();
+	}
+	if (got_hup) {
+		got_hup = 0;
+		reload();
+	}
+	if (got_usr2) {
+		got_usr2 = 0;
+		tell_children(SIGUSR2);
+	}
+	if (got_io) {		/* issue 13 (i13-admin): a reload request */
+		got_io = 0;
+		master_admin_serve(reload);
+	}
+}
+
 int
 master_run(const char *path, const char *user)
 {
@@ -580,6 +659,7 @@ master_run(const char *path, const char *user)
 	if (log_open(plan.log_file, plan.log_level, &err) < 0)
 		fatal("%s", buf_cstr(&err));
 	bind_tcp(&plan);
+	master_admin_bind(&plan);	/* issue 13 (i13-admin) */
 	read_tls_files(&plan, &cert, &key);
 	become(path, pw, &plan);
 	open_queue(&rt->cfg);
@@ -601,24 +681,15 @@ master_run(const char *path, const char *user)
 	start_qmgr();
 	for (int i = 0; i < nworkers; i++)
 		start_worker(i);
+	start_admin();
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,
 	    (long)getpid());
 	for (;;) {
-		while (!got_chld && !got_hup && !got_term && !got_usr2)
+		while (!got_chld && !got_hup && !got_term && !got_usr2 &&
+		    !got_io)
 			sigsuspend(&old);
 		if (got_term)
 			shutdown_all();
-		if (got_chld) {
-			got_chld = 0;
-			reap();
-		}
-		if (got_hup) {
-			got_hup = 0;
-			reload();
-		}
-		if (got_usr2) {
-			got_usr2 = 0;
-			tell_children(SIGUSR2);
-		}
+		on_signals();
 	}
 }

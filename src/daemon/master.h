@@ -13,7 +13,9 @@
 #include "proc.h"
 
 /* user: the account to run as when started as root. */
-int	master_check(const char *config_path, const char *user);
+/* tls_files 0 (-T, issue 13): without reading the TLS files, which the
+ * account the admin API runs as may not read. */
+int	master_check(const char *config_path, const char *user, int tls_files);
 int	master_run(const char *config_path, const char *user)
 	    __attribute__((noreturn));
 

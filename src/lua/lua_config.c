@@ -221,6 +221,10 @@ parse_tables(lua_State *L, struct config *c)
 		cfg_routes(L, lua_gettop(L), &c->delivery);
 		lua_pop(L, 1);
 	}
+	if (cfg_sub_table(L, 1, "admin")) {	/* issue 13 (i13-admin) */
+		cfg_admin(L, lua_gettop(L), c);
+		lua_pop(L, 1);
+	}
 }
 
 /* Defaults that depend on other settings (hostname, queue path). */
@@ -270,7 +274,9 @@ lua_config_parse(lua_State *L, struct config *c)
 	    "relay_from", "limits", "timeouts", "lua_dir", "delivery",
 	    "mailboxes", "routes", "submission_socket", "directory", "local_sender_requires_auth",
 	    "auth_fail_limit", "domain_rules", "domain_rules_limits",
-	    "policy_path", NULL };
+	    "policy_path",
+	    "admin",	/* issue 13 (i13-admin) */
+	    NULL };
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cfg_check_keys(L, 1, "config", keys);

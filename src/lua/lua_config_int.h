@@ -56,5 +56,7 @@ void	cfg_directory(lua_State *, int t, struct directory_conf *);
 void	cfg_domain_rules(lua_State *, int t, struct config *);
 /* lua_config_dkim.c: dkim = { keys=, jobs=, timeout= } */
 void	cfg_dkim(lua_State *, int t, struct config *);
+/* lua_config_admin.c: admin = { listen=, tls=, cert=, key=, tokens= } */
+void	cfg_admin(lua_State *, int t, struct config *);
 
 #endif

@@ -180,6 +180,10 @@ config_free(struct config *c)
 	free(c->user);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->admin.address);		/* issue 13 (i13-admin) */
+	free(c->admin.cert);
+	free(c->admin.key);
+	free(c->admin.tokens);
 	free(c->queue_path);
 	free(c->submit_socket);
 	free(c->log_file);

@@ -180,6 +180,21 @@ struct dkim_key_conf {
 	char		*key;		/* the key file's PEM, read at load */
 };
 
+/*
+ * issue 13 (i13-admin): admin = { listen=, tls=, cert=, key=, tokens= },
+ * the admin HTTP API (src/admin, docs/admin-api.md); absent: no API.
+ */
+#define ADMIN_DEFAULT_ADDRESS	"127.0.0.1"
+#define ADMIN_DEFAULT_PORT	8443
+struct admin_conf {
+	int		 enabled;	/* the admin table was given */
+	char		*address;	/* an IP literal */
+	int		 port;		/* 0: any free port (logged) */
+	int		 tls;		/* false only on a loopback address */
+	char		*cert, *key;	/* NULL: tls.cert and tls.key */
+	char		*tokens;	/* NULL: "admin-tokens" beside the config */
+};
+
 struct config {
 	char		*hostname;
 	char		*user;		/* drop to this user when root */
@@ -250,6 +265,7 @@ struct config {
 	struct delivery_conf delivery;
 	struct directory_conf directory;
 	struct auth_fail_conf auth_fail;
+	struct admin_conf admin;	/* issue 13 (i13-admin) */
 };
 
 void	config_defaults(struct config *);

@@ -1,0 +1,43 @@
+/*
+ * [src/admin: the admin HTTP API (docs/admin-api.md). See
+ * docs/architecture.md.]
+ *
+ * admin_backend: the real backend of admin_route.h in the admin process:
+ * bin/indimail and bin/indimaild -T (-t without the TLS files, which are
+ * root's) run by admin_spawn, the reload asked
+ * of the master over the socket it gave at the fork, /metrics from
+ * metrics_render. The reload protocol, one datagram each way:
+ *
+ *   admin → master   "reload"
+ *   master → admin   "ok" | "error WHY"
+ */
+#ifndef INDIMAIL_ADMIN_BACKEND_H
+#define INDIMAIL_ADMIN_BACKEND_H
+
+#include <pthread.h>
+
+#include "admin_route.h"
+
+#define ADMIN_CHILD_SECONDS	60	/* a bin/indimail command, at most */
+#define ADMIN_RELOAD_SECONDS	120	/* the master's reload, at most */
+#define ADMIN_CTL_MAX		1024	/* a datagram of the reload socket */
+
+struct admin_runner {
+	char		*indimail;	/* bin/indimail's path */
+	char		*indimaild;	/* bin/indimaild's path */
+	char		*config;	/* the configuration file */
+	int		 ctl_fd;	/* to the master (SOCK_SEQPACKET) */
+	pthread_mutex_t	 ctl_lock;	/* one reload at a time */
+	int		 log_fd;	/* the log, opened by root; -1 none */
+	pthread_mutex_t	 log_lock;	/* one stats run at a time */
+};
+
+/*
+ * Fills be for r: the programs beside the running one (bin/indimaild's
+ * folder), config, the master's socket, and the log for stats (read from
+ * its start each time; -1: the log is stderr).
+ */
+void	admin_backend_init(struct admin_backend *be, struct admin_runner *r,
+	    const char *config, int ctl_fd, int log_fd);
+
+#endif
