@@ -90,7 +90,7 @@ local function start(o)
     deliver = true,
     dns = "127.0.0.1:" .. dns.port,
     relay_from = "'127.0.0.0/8'",
-    mailboxes = o.mailboxes or "users = { 'alice@example.test' }, postmaster = 'alice@example.test'",
+    mailboxes = o.mailboxes or "users = { 'alice@example.test', 'blocked@example.test' }, postmaster = 'alice@example.test'",
     directory = o.directory,
     delivery = "port = " .. P .. ", retry = { base = 60, max = 60 },"
       .. " timeouts = { connect = 2, greeting = 3, command = 2, data = 3 }",
@@ -103,7 +103,8 @@ local function message(to)
   return "From: alice@example.test\r\nTo: " .. to .. "\r\nSubject: metrics\r\n\r\nbody\r\n"
 end
 
--- Refusals: blocked@ by the policy (550 5.7.1), nobody@ by the core (550 5.1.1).
+-- Refusals: blocked@ (a user) by the policy (550 5.7.1), nobody@ by the core
+-- (550 5.1.1, before the rcpt hook).
 local function refused_rcpts(d)
   local c = d:session()
   assert.equal(250, (c:cmd("MAIL FROM:<alice@example.test>")))
@@ -133,6 +134,7 @@ describe("/metrics", function()
   end)
 
   it("serves the text format 0.0.4, every family at 0 first, and moves each by what happened", function()
+    D.sh("mkdir -p " .. q(SCRATCH .. "/fake"))
     local fake = fake_smtp.start(SCRATCH .. "/fake", "127.0.0.4", P,
       { rcpt = { ["soft@remote.test"] = { "451 4.3.0 try later" } } })
     local d = start{}
@@ -167,7 +169,7 @@ describe("/metrics", function()
     assert.equal(4, moved("indimail_connections_total", 'listener="smtp"'))
     assert.equal(3, moved("indimail_messages_accepted_total", 'listener="smtp"'))
     assert.equal(0, moved("indimail_messages_accepted_total", 'listener="submission"'))
-    assert.equal(1, moved("indimail_messages_rejected_total", 'stage="rcpt",reason="5.7.1",policy="spec_block"'))
+    assert.equal(1, moved("indimail_messages_rejected_total", 'stage="rcpt",reason="5.7.1",policy="spec_block"'), after)
     assert.equal(1, moved("indimail_messages_rejected_total", 'stage="rcpt",reason="5.1.1",policy=""'))
     assert.equal(1, moved("indimail_deliveries_total", 'result="delivered",class="local"'))
     assert.equal(1, moved("indimail_deliveries_total", 'result="delivered",class="remote"'))
@@ -201,7 +203,7 @@ describe("/metrics", function()
   end)
 
   it("counts directory cache hits, misses and negative hits (SQLite)", function()
-    local db = backends.sqlite.fresh()
+    local db = backends.all()[1].fresh()   -- SQLite
     local function cli(args, stdin)
       local out, code = D.sh((stdin and ("printf '%s\\n' " .. q(stdin) .. " | ") or "")
         .. D.bin .. "/indimail " .. table.concat(db.cli_args, " ") .. " " .. args)
