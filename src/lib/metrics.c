@@ -78,7 +78,7 @@ join(const struct metric_family *f, const char *const *values, int other,
 
 	key[0] = '\0';
 	for (size_t i = 0; i < METRIC_LABELS_MAX && f->labels[i]; i++) {
-		const char *v = other && (f->dynamic & (1u << i)) ?
+		const char *v = other && (f->dynamic & METRIC_DYNAMIC(i)) ?
 		    METRICS_OTHER : values[i] ? values[i] : "";
 		size_t n = strlen(v);
 

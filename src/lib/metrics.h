@@ -43,6 +43,9 @@
 
 enum metric_kind { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
 
+/* The `dynamic` bit of label i. */
+#define METRIC_DYNAMIC(i)	(1u << (i))
+
 struct metric_family {
 	const char	*name;		/* counters end in _total */
 	const char	*help;

@@ -27,7 +27,8 @@ const struct metric_family mm_accepted = {
 const struct metric_family mm_rejected = {
 	"indimail_messages_rejected_total", "SMTP refusals (4xx and 5xx), by "
 	"stage, reason (enhanced status) and policy (empty: the core's own)",
-	METRIC_COUNTER, { "stage", "reason", "policy" }, 0x6,
+	METRIC_COUNTER, { "stage", "reason", "policy" },
+	METRIC_DYNAMIC(1) | METRIC_DYNAMIC(2),
 	MAIL_METRICS_REJECT_CAP, { 0 }, 0 };
 const struct metric_family mm_queue_messages = {
 	"indimail_queue_messages", "Messages in the queue manager's table, by "

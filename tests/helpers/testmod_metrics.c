@@ -31,7 +31,7 @@ static const struct metric_family t_labeled = {
 	METRIC_COUNTER, { "listener" }, 0, 0, { 0 }, 0 };
 static const struct metric_family t_dynamic = {
 	"test_rejected_total", "Rejections", METRIC_COUNTER,
-	{ "stage", "policy" }, 0x2, 3, { 0 }, 0 };
+	{ "stage", "policy" }, METRIC_DYNAMIC(1), 3, { 0 }, 0 };
 static const struct metric_family t_gauge = {
 	"test_queue_messages", "Queue", METRIC_GAUGE, { "queue", "state" }, 0,
 	0, { 0 }, 0 };
