@@ -121,10 +121,12 @@ build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 # MTA's families (src/mail/mail_metrics.c) for tests/unit/metrics_spec.lua.
 METRICS_SRCS := src/lib/metrics.c src/mail/mail_metrics.c src/lib/batch.c src/lib/fsutil.c \
                 src/lib/shm.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
-build/indimail_metrics.so: tests/helpers/testmod_metrics.c $(METRICS_SRCS)
+build/indimail_metrics.so: tests/helpers/testmod_metrics.c $(METRICS_SRCS) src/lib/metrics.h \
+                           src/mail/mail_metrics.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
-	    $(shell pkg-config --cflags lua5.4 libuv) -o $@ $^ $(shell pkg-config --libs libuv) -pthread
+	    $(shell pkg-config --cflags lua5.4 libuv) -o $@ $(filter %.c,$^) \
+	    $(shell pkg-config --libs libuv) -pthread
 
 # spf_check (src/net/spf.c) for tests/integration/spf_conformance_spec.lua,
 # which runs the RFC 7208 suite through it with any client address.

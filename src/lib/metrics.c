@@ -8,8 +8,9 @@
  * master's memory, which every child inherits at its fork.
  *
  * Cells: one for a counter or a gauge (a gauge's int64 as its bits); for a
- * histogram one per bound (not cumulative: summed when rendered), one past
- * the last bound (+Inf) and the sum. _count is rendered as the sum of the
+ * histogram the sum, then one per bound (not cumulative: summed when
+ * rendered) and one past the last bound (+Inf), so that one walk of the
+ * bounds finds an observation's cell. _count is rendered as the sum of the
  * buckets read, so +Inf always equals _count even while others count.
  */
 #include <stdio.h>
@@ -22,6 +23,8 @@
 #define METRICS_INDEX_SLOTS	(METRICS_SERIES_MAX * 2)	/* a power of two */
 #define METRICS_SEP		'\x1f'
 #define METRICS_OVER_CAP	(-2)
+#define HIST_SUM		0	/* a histogram's cells: the sum, */
+#define HIST_BUCKETS		1	/* then its buckets */
 
 struct series {
 	uint32_t	 family;
@@ -187,15 +190,6 @@ metrics_get(const struct metric_family *f, const char *const *values)
 	return m;
 }
 
-struct metric
-metrics_once(struct metric *m, const struct metric_family *f,
-    const char *const *values)
-{
-	if (m->cell == NULL)
-		*m = metrics_get(f, values);
-	return *m;
-}
-
 void
 metric_set(struct metric m, int64_t v)
 {
@@ -203,18 +197,21 @@ metric_set(struct metric m, int64_t v)
 		atomic_store_explicit(m.cell, (uint64_t)v, memory_order_relaxed);
 }
 
+/* The walk stops at the first bound v fits under, else at the end of the
+ * bounds: the +Inf bucket. */
 void
 metric_observe(struct metric m, uint64_t v)
 {
-	size_t nb, i = 0;
+	const uint64_t *b = m.f->bounds;
+	size_t i = 0;
 
 	if (m.cell == NULL)
 		return;
-	nb = nbounds(m.f);
-	while (i < nb && v > m.f->bounds[i])
+	while (i < METRIC_BUCKETS_MAX && b[i] != 0 && v > b[i])
 		i++;
-	atomic_fetch_add_explicit(&m.cell[i], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&m.cell[nb + 1], v, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m.cell[HIST_BUCKETS + i], 1,
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&m.cell[HIST_SUM], v, memory_order_relaxed);
 }
 
 void
@@ -293,7 +290,8 @@ render_histogram(struct buf *out, const struct metric_family *f,
 	char le[32];
 
 	for (size_t i = 0; i <= nb; i++) {
-		count += atomic_load_explicit(&cell[i], memory_order_relaxed);
+		count += atomic_load_explicit(&cell[HIST_BUCKETS + i],
+		    memory_order_relaxed);
 		if (i < nb)
 			snprintf(le, sizeof(le), "%g", (double)f->bounds[i] *
 			    unit_of(f));
@@ -303,7 +301,7 @@ render_histogram(struct buf *out, const struct metric_family *f,
 	}
 	buf_printf(out, "%s_sum", f->name);
 	append_labels(out, f, s->values, NULL);
-	buf_printf(out, " %.9g\n", (double)atomic_load_explicit(&cell[nb + 1],
+	buf_printf(out, " %.9g\n", (double)atomic_load_explicit(&cell[HIST_SUM],
 	    memory_order_relaxed) * unit_of(f));
 	buf_printf(out, "%s_count", f->name);
 	append_labels(out, f, s->values, NULL);

@@ -82,9 +82,16 @@ void	metrics_stop(void);
  */
 struct metric metrics_get(const struct metric_family *f,
 	    const char *const *values);
+
 /* *m, resolved by metrics_get the first time (m: the caller's static). */
-struct metric metrics_once(struct metric *m, const struct metric_family *f,
-	    const char *const *values);
+static inline struct metric
+metrics_once(struct metric *m, const struct metric_family *f,
+    const char *const *values)
+{
+	if (m->cell == NULL)
+		*m = metrics_get(f, values);
+	return *m;
+}
 
 static inline void
 metric_add(struct metric m, uint64_t n)
