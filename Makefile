@@ -65,7 +65,7 @@ $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)
 
 all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail $(BIN)/mailq \
      $(BIN)/newaliases build/indimail_test.so build/indimail_counter.so \
-     build/indimail_spf.so
+     build/indimail_spf.so build/indimail_metrics.so
 
 # Installs the Debian packages that are missing (sudo only when not root).
 deps:
@@ -118,6 +118,17 @@ build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -pthread
+
+# i13-metrics: the shared metrics registry (src/lib/metrics.c) and the
+# MTA's families (src/mail/mail_metrics.c) for tests/unit/metrics_spec.lua.
+METRICS_SRCS := src/lib/metrics.c src/mail/mail_metrics.c src/lib/batch.c src/lib/fsutil.c \
+                src/lib/shm.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
+build/indimail_metrics.so: tests/helpers/testmod_metrics.c $(METRICS_SRCS) src/lib/metrics.h \
+                           src/mail/mail_metrics.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
+	    $(shell pkg-config --cflags lua5.4 libuv) -o $@ $(filter %.c,$^) \
+	    $(shell pkg-config --libs libuv) -pthread
 
 # spf_check (src/net/spf.c) for tests/integration/spf_conformance_spec.lua,
 # which runs the RFC 7208 suite through it with any client address.

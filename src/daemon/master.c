@@ -31,8 +31,10 @@
 #include "qmgrd.h"
 #include "admind.h"
 #include "../lib/counter.h"
+#include "../mail/mail_metrics.h"
 #include "../lua/lua_counter.h"
 #include "../lua/lua_domain.h"
+#include "../lua/lua_hook.h"
 #include "../net/connlimit.h"
 #include "../net/dns.h"
 #include "../net/dns_cache.h"
@@ -694,6 +696,19 @@ open_queue(const struct config *c)
 	buf_free(&dir);
 }
 
+/* The shared metrics (mail_metrics.h), with a series per listener. */
+static void
+start_metrics(void)
+{
+	const char **names = xcalloc(nlst ? nlst : 1, sizeof(*names));
+
+	for (size_t i = 0; i < nlst; i++)
+		names[i] = lst[i].name;
+	mail_metrics_start(names, nlst, rt->cfg.queue_count);
+	hook_metrics_start();
+	free(names);
+}
+
 /* What the signals caught since the last call asked for, but SIGTERM. */
 static void
 on_signals(void)
@@ -745,6 +760,7 @@ master_run(const char *path, const char *user)
 	nworkers = rt->cfg.workers > 0 ? rt->cfg.workers : (int)(ncpu > 0 ? ncpu : 1);
 	conns = connlimit_create(nworkers);
 	counters = counter_create(COUNTER_SLOTS);
+	start_metrics();
 	dns_cache_start(&rt->cfg);
 	children = xcalloc((size_t)nworkers, sizeof(*children));
 	for (int i = 0; i < nworkers; i++)

@@ -48,6 +48,7 @@ void
 qmgr_tick(struct qmgr *q)
 {
 	scheduler_tick(q);
+	qmgr_table_gauges(q->table, q->qs.count);
 }
 
 void

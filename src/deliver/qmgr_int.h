@@ -19,6 +19,7 @@
 #include "../lib/log.h"
 #include "../lua/lua_hook.h"
 #include "../lua/lua_runtime.h"
+#include "../mail/mail_metrics.h"
 #include "../queue/queue.h"
 #include "local.h"
 #include "qmgr.h"
@@ -77,6 +78,8 @@ struct qmgr_table *qmgr_table_new(void);
 struct qmsg *qmgr_table_find(struct qmgr_table *, const char *id);
 void	qmgr_table_add(struct qmgr_table *, struct qmsg *);
 struct qmsg *qmgr_table_first(struct qmgr_table *);
+/* Sets indimail_queue_messages from the table (queue manager's tick). */
+void	qmgr_table_gauges(const struct qmgr_table *, int nqueues);
 size_t	qmgr_table_count(const struct qmgr_table *);
 void	qmgr_table_tombstone(struct qmgr_table *, struct qmsg *, uint64_t now);
 void	qmgr_table_sweep(struct qmgr_table *, uint64_t now);
@@ -91,7 +94,7 @@ void	qmgr_load_one(struct qmgr *, int queue, const char *id);
 /* qmgr_outcome.c: results, retries, the journal, removal. */
 void	qmgr_outcome(struct qmgr *, struct qmsg *, const size_t *idx,
 	    struct rcpt_result *, size_t n, const char *mta,
-	    const struct route_conf *);
+	    const struct route_conf *, enum mm_class);
 void	qmgr_journal(struct qmgr *, struct qmsg *, char kind,
 	    const size_t *idx, size_t n);
 void	qmgr_journal_text(struct qmgr *, struct qmsg *, struct buf *text,

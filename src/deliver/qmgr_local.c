@@ -44,7 +44,7 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 		j->m->retired = 1;
 	}
 	free(j->done_path);
-	qmgr_outcome(q, j->m, j->idx, res, n, NULL, NULL);
+	qmgr_outcome(q, j->m, j->idx, res, n, NULL, NULL, MM_LOCAL);
 	for (size_t i = 0; i < n; i++)
 		buf_free(&res[i].text);
 	free(res);

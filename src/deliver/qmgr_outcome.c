@@ -16,6 +16,8 @@
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
+static struct metric delivery_delay;	/* resolved on first use */
+
 /* ---- journal writes and removal (thread pool) ------------------------------ */
 
 struct io_job {
@@ -227,6 +229,19 @@ log_outcome(const struct qmsg *m, size_t i, enum result_class cls,
 	log_end(&l);
 }
 
+/* indimail_deliveries_total and, for a delivery, its delay. */
+static void
+count_outcome(const struct qmsg *m, enum result_class cls, enum mm_class k)
+{
+	long long delay = (long long)time(NULL) - m->item.env.received;
+
+	metric_inc(mail_metrics_delivery(cls == RESULT_OK ? MM_DELIVERED :
+	    cls == RESULT_TEMP ? MM_DEFERRED : MM_BOUNCED, k));
+	if (cls == RESULT_OK)
+		metric_observe(metrics_once(&delivery_delay,
+		    &mm_delivery_delay, NULL), delay > 0 ? (uint64_t)delay : 0);
+}
+
 /* The next try after a deferral, journaled (not flushed: losing it only
  * means an early retry). */
 static void
@@ -251,7 +266,7 @@ defer(struct qmgr *q, struct qmsg *m, const struct retry_policy *rp)
 void
 qmgr_outcome(struct qmgr *q, struct qmsg *m, const size_t *idx,
     struct rcpt_result *res, size_t n, const char *mta,
-    const struct route_conf *rc)
+    const struct route_conf *rc, enum mm_class klass)
 {
 	struct retry_policy rp = retry_of(q, rc);
 	enum result_class *cls = xcalloc(n, sizeof(*cls));
@@ -287,8 +302,10 @@ qmgr_outcome(struct qmgr *q, struct qmsg *m, const size_t *idx,
 	qmgr_journal(q, m, 'd', done, nd);
 	if (nd == 0 && recorded && !m->retired)
 		io(q, m, 0);	/* flush what the delivery wrote */
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
 		log_outcome(m, idx[k], cls[k], mta, &res[k]);
+		count_outcome(m, cls[k], klass);
+	}
 	free(cls);
 	free(done);
 	if (nf)

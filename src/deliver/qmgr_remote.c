@@ -28,7 +28,8 @@ on_remote_done(void *arg, struct remote_req *r)
 	scheduler_remote_ended(q->sched, j->key);
 	j->m->busy--;
 	qmgr_outcome(q, j->m, j->idx, r->results, r->n,
-	    r->mta[0] ? r->mta : NULL, r->route);
+	    r->mta[0] ? r->mta : NULL, r->route,
+	    r->route ? MM_RELAY : MM_REMOTE);
 	for (size_t i = 0; i < r->n; i++)
 		buf_free(&r->results[i].text);
 	free(r->results);

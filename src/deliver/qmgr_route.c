@@ -101,7 +101,7 @@ apply_route(struct rctx *r, struct hook_verdict *v)
 		res.cls = v->action == VERDICT_REJECT ? RESULT_PERM : RESULT_TEMP;
 		buf_printf(&res.text, "%d %s %s", v->code, v->status,
 		    buf_cstr(&v->text));
-		qmgr_outcome(q, m, &r->i, &res, 1, NULL, NULL);
+		qmgr_outcome(q, m, &r->i, &res, 1, NULL, NULL, MM_ROUTE);
 		buf_free(&res.text);
 		break;
 	}

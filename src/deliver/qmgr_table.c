@@ -45,6 +45,34 @@ qmgr_table_find(struct qmgr_table *t, const char *id)
 	return NULL;
 }
 
+/* Where a message stands, for indimail_queue_messages. */
+static enum mm_queue_state
+state_of(const struct qmsg *m)
+{
+	if (m->hold)
+		return MM_QUEUE_HELD;
+	if (m->busy > 0)
+		return MM_QUEUE_ACTIVE;
+	return m->attempts > 0 || m->retry_at > 0 ? MM_QUEUE_DEFERRED :
+	    MM_QUEUE_INCOMING;
+}
+
+void
+qmgr_table_gauges(const struct qmgr_table *t, int nqueues)
+{
+	long n[MAIL_METRICS_QUEUES_MAX][MM_QUEUE_NSTATES];
+
+	memset(n, 0, sizeof(n));
+	for (const struct qmsg *m = t->msgs; m; m = m->next)
+		if (!m->retired && m->item.queue >= 0 &&
+		    m->item.queue < MAIL_METRICS_QUEUES_MAX)
+			n[m->item.queue][state_of(m)]++;
+	for (int q = 0; q < nqueues && q < MAIL_METRICS_QUEUES_MAX; q++)
+		for (int st = 0; st < MM_QUEUE_NSTATES; st++)
+			metric_set(mail_metrics_queue(q, (enum mm_queue_state)st),
+			    n[q][st]);
+}
+
 void
 qmgr_table_add(struct qmgr_table *t, struct qmsg *m)
 {

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "../lib/xalloc.h"
+#include "../mail/mail_metrics.h"
 #include "directory_int.h"
 
 #define DIR_CACHE_SLOTS		1024
@@ -77,13 +78,18 @@ dir_cache_get(struct dir_cache *c, uint64_t now, enum dir_kind kind,
 {
 	struct dir_cache_slot *s = slot_of(c, kind, key);
 
-	if (s->key == NULL || s->kind != kind || strcasecmp(s->key, key) != 0)
+	if (s->key == NULL || s->kind != kind || strcasecmp(s->key, key) != 0) {
+		metric_inc(mail_metrics_cache(MM_CACHE_MISS));
 		return 0;
+	}
 	if (now >= s->expires) {
 		slot_clear(s);
+		metric_inc(mail_metrics_cache(MM_CACHE_MISS));
 		return 0;
 	}
 	dir_result_copy(r, &s->r);
+	metric_inc(mail_metrics_cache(s->r.status == DIR_OK ? MM_CACHE_HIT :
+	    MM_CACHE_NEGATIVE_HIT));
 	return 1;
 }
 

@@ -17,6 +17,14 @@ struct run {
 	size_t		 n;
 };
 
+const struct metric_family batch_size_family = {
+	"indimail_group_commit_batch_size", "Items written and flushed "
+	"together by one group commit (queue files, journals)",
+	METRIC_HISTOGRAM, { NULL }, 0, 0,
+	{ 1, 2, 4, 8, 16, 32, 64, 128, 256 }, 0 };
+
+static struct metric batch_size;	/* resolved on first use */
+
 static void start(struct batcher *);
 
 static void
@@ -54,6 +62,8 @@ start(struct batcher *b)
 	b->running = 1;
 	b->batches++;
 	b->items += r->n;
+	metric_observe(metrics_once(&batch_size, &batch_size_family, NULL),
+	    r->n);
 	if (uv_queue_work(b->loop, &r->req, do_run, after_run) != 0)
 		after_run(&r->req, UV_ECANCELED);
 }

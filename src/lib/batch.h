@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "metrics.h"
+
 struct batch_item {
 	struct batch_item *next;
 };
@@ -31,6 +33,8 @@ struct batcher {
 };
 
 void	batcher_add(struct batcher *, struct batch_item *);
+/* Items per batch, every batcher of the process (the caller registers it). */
+extern const struct metric_family batch_size_family;
 
 /*
  * Durability for what a batch wrote. Files: fdatasync for one, else one

@@ -19,11 +19,15 @@
 
 #include "../lib/watchdog.h"
 #include "../lib/xalloc.h"
+#include "../mail/mail_metrics.h"
 #include "lua_domain.h"
 #include "lua_hook_int.h"
 
+#define NS_PER_US	1000
+
 static uv_loop_t *hook_loop;
 static struct hook_call *hook_current;	/* inside its lua_resume */
+static struct metric durations[HOOK_NSTAGES];	/* resolved on first use */
 
 static int step(struct hook_call *, int nargs);
 
@@ -248,11 +252,34 @@ maybe_free(struct hook_call *c)
 		free(c);
 }
 
+static struct metric
+duration_of(enum hook_stage stage)
+{
+	return metrics_once(&durations[stage], &mm_hook_duration,
+	    (const char *[]){ hook_stage_name(stage) });
+}
+
+void
+hook_metrics_start(void)
+{
+	for (int st = 0; st < HOOK_NSTAGES; st++)
+		duration_of((enum hook_stage)st);
+}
+
+/* The stage's hooks are done (or cancelled): how long they took. */
+static void
+observe_duration(const struct hook_call *c)
+{
+	metric_observe(duration_of(c->stage),
+	    (uv_hrtime() - c->started_ns) / NS_PER_US);
+}
+
 /* Delivers the verdict to the session (async case only). */
 static void
 finish(struct hook_call *c)
 {
 	c->finished = 1;
+	observe_duration(c);
 	c->v.delay_ms = c->delay_ms;
 	hook_dir_cancel(c);
 	hook_spf_cancel(c);
@@ -533,9 +560,11 @@ hook_run(struct runtime *rt, enum hook_stage stage, struct hook_ctx *ctx,
 	c->cb = cb;
 	c->arg = arg;
 	c->co_ref = c->session_ref = c->tx_ref = c->msg_ref = LUA_NOREF;
+	c->started_ns = uv_hrtime();
 	hook_verdict_init(&c->v);
 	if (make_objects(c) < 0 || step(c, 0) == HOOK_DONE) {
 		c->finished = 1;
+		observe_duration(c);
 		c->v.delay_ms = c->delay_ms;
 		hook_verdict_move(v, &c->v);
 		maybe_free(c);

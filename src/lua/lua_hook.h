@@ -128,6 +128,8 @@ int	hook_run(struct runtime *, enum hook_stage, struct hook_ctx *,
 	    struct hook_verdict *v, hook_done_cb cb, void *arg,
 	    struct hook_call **callp);
 void	hook_cancel(struct hook_call *);
+/* The master, after mail_metrics_start: every stage's duration series. */
+void	hook_metrics_start(void);
 /* Frees a kept object (*ref, in rt's state) and resets *ref. */
 void	hook_ref_release(struct runtime *, int *ref);
 void	hook_verdict_init(struct hook_verdict *);

@@ -54,6 +54,7 @@ struct hook_call {
 	const char	*verdict_err;	/* why the hook's verdict is unusable */
 	struct budget	 budget;	/* instructions of the running hook */
 	uint64_t	 delay_ms;	/* tarpits of the stage's hooks so far */
+	uint64_t	 started_ns;	/* uv_hrtime() at hook_run */
 	int		 pending_ops;	/* async operations in flight */
 	int		 running;	/* inside lua_resume */
 	int		 finished;	/* verdict given or cancelled */

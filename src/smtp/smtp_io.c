@@ -82,6 +82,7 @@ on_timeout(uv_timer_t *t)
 	smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 	    smtp_cfg(s)->hostname);
 	smtp_log_reject(s, "?", "timeout");
+	mail_metrics_reject("?", "421 4.4.2", "");
 	smtp_flush_and_close(s);
 }
 

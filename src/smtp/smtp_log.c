@@ -3,8 +3,13 @@
  * once DATA gave it one, the queue id; verdicts, rejections and queued
  * (or discarded) messages have one shape each, wherever they happen.
  */
+#include <stdio.h>
+
 #include "../lib/log.h"
 #include "smtp_session_int.h"
+
+/* "550 5.7.1": a verdict's code and status, as a reply starts. */
+#define REPLY_HEAD_MAX	48
 
 /* Recipients named in event=queued; delivery logs every one anyway. */
 #define LOG_RCPTS	10
@@ -19,6 +24,16 @@ smtp_log_session(struct smtp_session *s, struct logline *l,
 		log_kv(l, "qid", s->qid);
 }
 
+/* A policy's refusal: indimail_messages_rejected_total. */
+static void
+count_refusal(struct smtp_session *s, const struct hook_verdict *v)
+{
+	char head[REPLY_HEAD_MAX];
+
+	snprintf(head, sizeof(head), "%d %s", v->code, v->status);
+	mail_metrics_reject(hook_stage_name(s->hook_stage), head, v->policy);
+}
+
 void
 smtp_log_verdict(struct smtp_session *s, const struct hook_verdict *v)
 {
@@ -31,6 +46,7 @@ smtp_log_verdict(struct smtp_session *s, const struct hook_verdict *v)
 	log_kv(&l, "policy", v->policy);
 	log_kv(&l, "action", names[v->action]);
 	if (v->action == VERDICT_REJECT || v->action == VERDICT_TEMPFAIL) {
+		count_refusal(s, v);
 		log_kvi(&l, "code", v->code);
 		log_kv(&l, "status", v->status);
 		log_kv(&l, "text", buf_cstr((struct buf *)&v->text));
@@ -47,6 +63,8 @@ smtp_log_reject(struct smtp_session *s, const char *cmd, const char *why)
 {
 	struct logline l;
 
+	if (why[0] >= '0' && why[0] <= '9')	/* a reply; else the caller counts */
+		mail_metrics_reject(cmd, why, "");
 	smtp_log_session(s, &l, LOG_INFO, "reject");
 	log_kv(&l, "command", cmd);
 	log_kv(&l, "reply", why);

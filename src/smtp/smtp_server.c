@@ -26,6 +26,9 @@ smtp_listener_open(struct smtp_server *srv, struct smtp_listener *l, int fd)
 	int rc;
 
 	l->server = srv;
+	l->connections = metrics_get(&mm_connections,
+	    (const char *[]){ l->name });
+	l->accepted = metrics_get(&mm_accepted, (const char *[]){ l->name });
 	if (l->local) {
 		uv_pipe_init(srv->loop, &l->h.pipe, 0);
 		rc = uv_pipe_open(&l->h.pipe, fd);

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "../lib/metrics.h"
 #include "../lua/lua_runtime.h"
 #include "../net/tls.h"
 #include "../queue/queue.h"
@@ -36,6 +37,7 @@ struct smtp_listener {
 	enum tls_mode	 tls;
 	SSL_CTX		*tls_ctx;	/* NULL: no TLS here */
 	int		 local;		/* UNIX socket: peers are local users */
+	struct metric	 connections, accepted;	/* set by smtp_listener_open */
 };
 
 struct smtp_server {

@@ -268,6 +268,7 @@ input_step(struct smtp_session *s)
 		smtp_reply(s, "421 4.7.0 %s Too many errors, closing",
 		    smtp_cfg(s)->hostname);
 		smtp_log_reject(s, "?", "too many errors");
+		mail_metrics_reject("?", "421 4.7.0", "");
 		smtp_flush_and_close(s);
 		return 0;
 	}
@@ -435,6 +436,7 @@ start_session(struct smtp_session *s)
 	int rc;
 
 	log_connect(s);
+	metric_inc(s->listener->connections);
 	/* Local submissions count toward the total only, not 127.0.0.1's. */
 	rc = connlimit_acquire(s->srv->conns, s->srv->index, peer_key(s),
 	    smtp_cfg(s)->max_connections, smtp_cfg(s)->max_connections_per_ip);
@@ -444,6 +446,7 @@ start_session(struct smtp_session *s)
 		    "address", smtp_cfg(s)->hostname);
 		smtp_log_reject(s, "connect", rc == -1 ? "connection limit" :
 		    "per-IP connection limit");
+		mail_metrics_reject("connect", "421 4.7.0", "");
 		smtp_flush_and_close(s);
 		return;
 	}

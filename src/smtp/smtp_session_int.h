@@ -17,6 +17,7 @@
 #include "../lib/log.h"
 #include "../lua/lua_counter.h"
 #include "../lua/lua_hook.h"
+#include "../mail/mail_metrics.h"
 #include "../mail/msg_edit.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"

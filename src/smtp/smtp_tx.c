@@ -201,6 +201,7 @@ queued(struct smtp_session *s, int ok, const char *error, double secs,
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else if (ok) {
 		smtp_log_queued(s, "queued", secs);
+		metric_inc(s->listener->accepted);
 		if (s->hold.len)
 			log_held(s);
 		if (s->srv->queued != NULL)
@@ -212,6 +213,7 @@ queued(struct smtp_session *s, int ok, const char *error, double secs,
 		log_kv(&l, "error", error);
 		log_end(&l);
 		smtp_reply(s, "451 4.3.0 Queue write failed, try again later");
+		mail_metrics_reject("DATA", "451 4.3.0", "");
 	}
 }
 
@@ -365,6 +367,7 @@ commit_expanded(struct smtp_session *s)
 	if (s->expanded.status != DIR_OK) {
 		smtp_log_reject(s, "DATA", s->expanded.status == DIR_LOOP ?
 		    "alias loop in the configuration" : "directory lookup failed");
+		mail_metrics_reject("DATA", "451 4.3.0", "");
 		smtp_reply(s, "451 4.3.0 Alias expansion failed%s, try again "
 		    "later", s->expanded.status == DIR_LOOP ? " (loop)" : "");
 		smtp_tx_end(s);
