@@ -222,7 +222,7 @@ describe("admin API", function()
     s, body, ctype = api(d, ops, "GET", "/metrics")
     assert.equal(200, s)
     assert.equal("text/plain; version=0.0.4", ctype)
-    assert.matches("# indimail", body, 1, true)
+    assert.matches("\n# TYPE indimail_connections_total counter\n", body, 1, true)
   end)
 
   it("is restarted by the master when it dies", function()
