@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/buildinfo.h"
 #include "../lua/lua_runtime.h"
 #include "admin.h"
 #include "queue_tool.h"
@@ -40,7 +41,8 @@ usage(void)
 	    "[--algorithm rsa|ed25519] [--bits 2048] [--dir etc/dkim]\n"
 	    "           [--group G]\n"
 	    "       indimail stats [--since 24h|7d|YYYY-MM-DD[THH:MM]] [--top N] "
-	    "[--html FILE] [FILE...]\n");
+	    "[--html FILE] [FILE...]\n"
+	    "       indimail -V   (the version; indimaild -V says more)\n");
 }
 
 int
@@ -61,13 +63,17 @@ main(int argc, char **argv)
 		argv[0] = (char *)self;
 		return admin_main(config, NULL, 0, argc, argv);
 	}
-	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
 		if (ch == 'c')
 			config = optarg;
 		else if (ch == 'd')
 			db = optarg;
 		else if (ch == 'j')
 			json = 1;
+		else if (ch == 'V') {	/* i13-pkg */
+			buildinfo_print_version(stdout, "indimail");
+			return 0;
+		}
 		else {
 			usage();
 			return ch == 'h' ? 0 : 2;

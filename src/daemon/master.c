@@ -38,6 +38,7 @@
 #include "../lib/fsutil.h"
 #include "listen.h"
 #include "../lib/log.h"
+#include "../lib/sdnotify.h"
 #include "master.h"
 #include "smtpd.h"
 #include "../lib/xalloc.h"
@@ -397,8 +398,10 @@ static void
 reload(void)
 {
 	struct buf err = BUF_INIT;
-	struct runtime *n = try_load(rt->path, &err);
+	struct runtime *n;
 
+	sdnotify_reloading();	/* i13-pkg: systemd Type=notify */
+	n = try_load(rt->path, &err);
 	if (n == NULL) {
 		struct logline l;
 		log_begin(&l, LOG_ERROR, "reload_failed");
@@ -406,6 +409,7 @@ reload(void)
 		log_kv(&l, "action", "keeping the running configuration");
 		log_end(&l);
 		buf_free(&err);
+		sdnotify_ready("running; the last reload failed (see the log)");
 		return;
 	}
 	if (!listen_same(lst, nlst, &n->cfg))
@@ -421,6 +425,7 @@ reload(void)
 			kill(children[i].pid, SIGHUP);
 	if (qmgr.pid > 0)
 		kill(qmgr.pid, SIGHUP);
+	sdnotify_ready("running; configuration reloaded");
 }
 
 static void
@@ -429,6 +434,7 @@ shutdown_all(void)
 	time_t deadline = time(NULL) + rt->cfg.timeout_drain / 1000 + 5;
 	int alive;
 
+	sdnotify_stopping();
 	log_event(LOG_INFO, "shutdown", "workers=%d", nworkers);
 	/* Our copies would keep the sockets accepting into the backlog. */
 	for (size_t i = 0; i < nlst; i++)
@@ -550,6 +556,17 @@ open_queue(const struct config *c)
 	buf_free(&dir);
 }
 
+/* READY=1 for systemd: listeners bound, queue manager and workers forked. */
+static void
+notify_ready(void)
+{
+	char status[128];
+
+	snprintf(status, sizeof(status), "running: %zu listeners, %d workers",
+	    nlst, nworkers);
+	sdnotify_ready(status);
+}
+
 int
 master_run(const char *path, const char *user)
 {
@@ -587,6 +604,7 @@ master_run(const char *path, const char *user)
 		start_worker(i);
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,
 	    (long)getpid());
+	notify_ready();
 	for (;;) {
 		while (!got_chld && !got_hup && !got_term && !got_usr2)
 			sigsuspend(&old);
