@@ -62,6 +62,8 @@ DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl pytho
              dnsmasq-base procps postfix openssl iproute2 time \
              dovecot-imapd dovecot-pop3d dovecot-sqlite dovecot-mysql sqlite3 \
              mariadb-server mariadb-client clamav-daemon bogofilter rspamd
+# i13-pkg: systemd-analyze (tests/integration/systemd_unit_spec.lua)
+DEB_TEST  += systemd
 DEB_FUZZ  := clang libclang-rt-14-dev
 # What the README's first-message commands need (swaks -tls: Net::SSLeay).
 DEB_RUN   := swaks libnet-ssleay-perl
