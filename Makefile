@@ -214,13 +214,14 @@ install-files: $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail
 	sed 's|/usr/sbin/|$(SBINDIR)/|g' etc/systemd/indimail.service \
 	    >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/indimail.service
 
-# build/deb/indimail_VERSION_ARCH.deb (dpkg-buildpackage, debian/).
+# build/deb/indimail_VERSION_ARCH.deb (dpkg-buildpackage, debian/; every
+# file it writes stays in build/deb, none in the parent folder).
 deb: deps
 	@./tools/need-packages $(DEB_PKG)
-	dpkg-buildpackage -us -uc -b
 	@mkdir -p build/deb
-	mv ../indimail_$(INDIMAIL_VERSION)*.deb ../indimail_$(INDIMAIL_VERSION)*.buildinfo \
-	    ../indimail_$(INDIMAIL_VERSION)*.changes build/deb/
+	dpkg-buildpackage -us -uc -b --buildinfo-option=-ubuild/deb \
+	    --changes-option=-ubuild/deb --buildinfo-file=build/deb/indimail.buildinfo \
+	    --changes-file=build/deb/indimail.changes
 	@ls build/deb/*.deb
 
 # Builds the package, installs it, runs it and delivers a message: in a
