@@ -54,7 +54,7 @@ DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libopendmarc-dev libpsl-dev publicsuffix
 # i13-pkg: sd_notify (Type=notify), and what `make deb` needs (only it).
 DEB_BUILD += libsystemd-dev
-DEB_PKG   := dpkg-dev debhelper fakeroot
+DEB_PKG   := build-essential dpkg-dev debhelper fakeroot
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \
