@@ -84,6 +84,17 @@ describe("make install", function()
     assert.are.equal("indimail " .. version .. "\n", out)
   end)
 
+  it("builds the package from the Makefile's DEB_BUILD (debian/control Build-Depends)", function()
+    local want = D.sh(MAKE .. " --no-print-directory --eval='print-deb-build: ; @echo $(DEB_BUILD)' print-deb-build")
+    local control = D.readfile("debian/control")
+    local field = control:match("\nBuild%-Depends:(.-)\n%S")
+    local have = {}
+    for name in field:gmatch("([%w][%w%.%+%-]*)") do have[name] = true end
+    for name in want:gmatch("%S+") do
+      assert.is_true(have[name] ~= nil, name .. " of DEB_BUILD is not in Build-Depends")
+    end
+  end)
+
   it("has the installed indimaild -t accept the installed production config", function()
     if not is_root() then
       pending("needs root: the check mounts DESTDIR over /usr, /etc and /var in a private namespace")
