@@ -1,10 +1,12 @@
 -- `make install DESTDIR=... PREFIX=/usr` (issue 13, item 1): the FHS
 -- layout, no path of the build tree in an installed binary, `indimaild -V`,
 -- and the installed indimaild accepting the installed production config.
--- That check runs the installed files at their real paths: a private
--- mount namespace lays DESTDIR's /usr, /etc and /var over the system's
--- (read-only overlays), so nothing outside DESTDIR is touched. It needs
--- root (unshare, mount); otherwise it is skipped and says so.
+-- For that check the config's absolute paths (/etc/indimail, /var/...,
+-- and the lua_dir it leaves to the compiled-in default) are moved under
+-- DESTDIR in a copy, as `make install` with those folders would have laid
+-- it out: no mount, no root needed (a mount namespace cannot be made
+-- private inside a chroot such as a fresh CI root), nothing outside
+-- DESTDIR touched.
 local D = require("daemon")
 
 -- The Makefile's own variables must not leak in (make test SAN=1 exports
@@ -14,14 +16,18 @@ local MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2"
 local dest
 local install_out, install_rc
 
-local function run_installed(cmd)
-  return D.sh(("unshare --mount --propagation private sh -c '"
-    .. "for d in usr etc var; do mount -t overlay overlay -o lowerdir=%s/$d:/$d /$d || exit 97; done; %s'")
-    :format(dest, cmd))
-end
-
-local function is_root()
-  return D.sh("id -u"):match("^0") ~= nil
+-- The installed config, its absolute paths moved under dest.
+local function config_under_dest()
+  local text = D.readfile(dest .. "/etc/indimail/indimail.lua")
+  local n
+  text, n = text:gsub('%-%- lua_dir = "/usr/share/indimail/lua"',
+    ('lua_dir = "%s/usr/share/indimail/lua"'):format(dest))
+  assert(n == 1, "the production config no longer names lua_dir in a comment")
+  text = text:gsub('"/etc/indimail"', ('"%s/etc/indimail"'):format(dest))
+  text = text:gsub('"/var/', ('"%s/var/'):format(dest))
+  local path = dest .. "/etc/indimail/indimail.dest.lua"
+  D.writefile(path, text)
+  return path
 end
 
 describe("make install", function()
@@ -96,16 +102,13 @@ describe("make install", function()
   end)
 
   it("has the installed indimaild -t accept the installed production config", function()
-    if not is_root() then
-      pending("needs root: the check mounts DESTDIR over /usr, /etc and /var in a private namespace")
-      return
-    end
     -- what the package's postinst makes: a self-signed pair in /etc/indimail/tls
     local tls = dest .. "/etc/indimail/tls"
     D.sh(("mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
       .. "-subj /CN=mail.example.com -keyout %s/key.pem -out %s/cert.pem"):format(tls, tls, tls))
-    local out, rc = run_installed("/usr/sbin/indimaild -t")
+    local config = config_under_dest()
+    local out, rc = D.sh(("%s/usr/sbin/indimaild -t -c %s"):format(dest, config))
     assert.are.equal(0, rc, out)
-    assert.truthy(out:find("/etc/indimail/indimail.lua: configuration OK (3 listeners)", 1, true), out)
+    assert.truthy(out:find(config .. ": configuration OK (3 listeners)", 1, true), out)
   end)
 end)

@@ -32,18 +32,17 @@ describe("etc/systemd/indimail.service", function()
   end)
 
   it("passes systemd-analyze verify as installed", function()
-    if D.sh("id -u"):match("^0") == nil then
-      pending("needs root: the installed binaries are mounted at /usr/sbin in a private namespace")
-      return
-    end
     local dest = D.scratch_dir("unit")
     local out, rc = D.sh(("%s install DESTDIR=%s PREFIX=/usr"):format(MAKE, dest))
     assert.are.equal(0, rc, out)
-    -- ExecStart= must name an executable: the installed one, at its path.
+    -- ExecStart= must name an executable: the unit `make install
+    -- SBINDIR=$dest/usr/sbin` would write, the installed binaries in it.
     -- --man=no: the man pages of Documentation= are not installed here.
-    out, rc = D.sh(("unshare --mount --propagation private sh -c '"
-      .. "mount -t overlay overlay -o lowerdir=%s/usr:/usr /usr || exit 97; "
-      .. "systemd-analyze verify --man=no %s/lib/systemd/system/indimail.service'"):format(dest, dest))
+    local unit = dest .. "/indimail.service"
+    out, rc = D.sh(("sed 's|/usr/sbin/|%s/usr/sbin/|g' %s/lib/systemd/system/indimail.service >%s")
+      :format(dest, dest, unit))
+    assert.are.equal(0, rc, out)
+    out, rc = D.sh("systemd-analyze verify --man=no " .. unit)
     assert.are.equal(0, rc, out)
     assert.are.equal("", out)
   end)
