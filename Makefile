@@ -196,6 +196,8 @@ bench: all
 install: deps
 	@$(MAKE) --no-print-directory INSTALL_BUILD=1 install-files
 
+# A site's configuration is never overwritten: a file already there stays.
+install_conf = f=$(DESTDIR)$(SYSCONFDIR)/indimail/$(2); [ -e $$f ] || install -m 0644 $(1) $$f
 INSTALL_DIRS := $(SBINDIR) $(BINDIR) $(DATADIR)/lua/policies $(DATADIR)/lua/stdlib \
     $(SYSCONFDIR)/indimail/control $(SYSTEMD_UNIT_DIR) $(PREFIX)/lib \
     $(LOCALSTATEDIR)/spool/indimail $(LOCALSTATEDIR)/lib/indimail $(LOCALSTATEDIR)/log/indimail
@@ -208,11 +210,11 @@ install-files: $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail
 	ln -sf ../sbin/sendmail $(DESTDIR)$(PREFIX)/lib/sendmail
 	install -m 0644 lua/policies/*.lua $(DESTDIR)$(DATADIR)/lua/policies/
 	install -m 0644 lua/stdlib/*.lua $(DESTDIR)$(DATADIR)/lua/stdlib/
-	install -m 0644 etc/indimail.production.lua $(DESTDIR)$(SYSCONFDIR)/indimail/indimail.lua
-	install -m 0644 etc/policies.lua $(DESTDIR)$(SYSCONFDIR)/indimail/
-	install -m 0644 etc/control/* $(DESTDIR)$(SYSCONFDIR)/indimail/control/
-	sed 's|/usr/sbin/|$(SBINDIR)/|g' etc/systemd/indimail.service \
-	    >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/indimail.service
+	$(call install_conf,etc/indimail.production.lua,indimail.lua)
+	$(call install_conf,etc/policies.lua,policies.lua)
+	$(foreach f,$(notdir $(wildcard etc/control/*)),$(call install_conf,etc/control/$(f),control/$(f));)
+	sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/indimail/|$(SYSCONFDIR)/indimail/|g' \
+	    etc/systemd/indimail.service >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/indimail.service
 
 # build/deb/indimail_VERSION_ARCH.deb (dpkg-buildpackage, debian/; every
 # file it writes stays in build/deb, none in the parent folder).
