@@ -8,9 +8,14 @@ PKGS    += libmicrohttpd
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
+# i13-pkg: the paths compiled in. The tree's build (make run, make test)
+# has the tree's; `make install` builds again in build/install with the
+# FHS ones (INSTALL_BUILD=1 below).
+COMPILED_LUA_DIR ?= $(CURDIR)/lua
+COMPILED_CONFIG  ?= $(CURDIR)/etc/indimail.lua
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -DINDIMAIL_LUA_DIR=\"$(CURDIR)/lua\" -DINDIMAIL_CONFIG=\"$(CURDIR)/etc/indimail.lua\" \
+CFLAGS  += -DINDIMAIL_LUA_DIR=\"$(COMPILED_LUA_DIR)\" -DINDIMAIL_CONFIG=\"$(COMPILED_CONFIG)\" \
            -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lm -pthread \
@@ -23,6 +28,26 @@ BIN     := build/san/bin
 export ASAN_OPTIONS := detect_leaks=0:abort_on_error=0
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 endif
+# ---- i13-pkg: install paths (FHS), the version, sd_notify --------------
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+LOCALSTATEDIR ?= /var
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/indimail
+SYSTEMD_UNIT_DIR ?= /lib/systemd/system
+INDIMAIL_VERSION := $(shell cat VERSION)
+PKGS    += libsystemd
+CFLAGS  += -DINDIMAIL_VERSION=\"$(INDIMAIL_VERSION)\"
+ifeq ($(INSTALL_BUILD),1)
+BUILD   := build/install
+BIN     := build/install/bin
+COMPILED_LUA_DIR := $(DATADIR)/lua
+COMPILED_CONFIG  := $(SYSCONFDIR)/indimail/indimail.lua
+INDIMAIL_SUBMIT_SOCKET := $(LOCALSTATEDIR)/spool/indimail/public/submit.sock
+# no path of the tree in an installed binary (debug info, __FILE__)
+CFLAGS  += -ffile-prefix-map=$(CURDIR)=.
+endif
 export INDIMAIL_BIN_DIR := $(CURDIR)/$(BIN)
 
 DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
@@ -31,6 +56,9 @@ DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libopendmarc-dev libpsl-dev publicsuffix
 # issue 13 (i13-admin): the admin HTTP API's server
 DEB_BUILD += libmicrohttpd-dev
+# i13-pkg: sd_notify (Type=notify), and what `make deb` needs (only it).
+DEB_BUILD += libsystemd-dev
+DEB_PKG   := build-essential dpkg-dev debhelper fakeroot
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
 # `lua` alternative anyway: tools/run-tests runs busted under lua5.4).
 DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl python3 \
@@ -40,6 +68,8 @@ DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl pytho
              mariadb-server mariadb-client clamav-daemon bogofilter rspamd
 # i13-man: tests/integration/man_spec.lua renders man/ with man -l and lints it with mandoc
 DEB_TEST  += man-db groff-base mandoc
+# i13-pkg: systemd-analyze (tests/integration/systemd_unit_spec.lua)
+DEB_TEST  += systemd
 DEB_FUZZ  := clang libclang-rt-14-dev
 # What the README's first-message commands need (swaks -tls: Net::SSLeay).
 DEB_RUN   := swaks libnet-ssleay-perl
@@ -60,8 +90,17 @@ SENDMAIL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/sendmail*.c))
 SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,lib/buf.o lib/xalloc.o lib/diag.o lib/log.o mail/address.o smtp/smtp_parse.o)
 $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
                             $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
+# i13-pkg: -V shows the socket; sendmail in sbin runs indimail from bin;
+# the version file and libsystemd's version (it has no call for it).
+$(BUILD)/src/lib/buildinfo.o: CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
+    -DLIBSYSTEMD_VERSION=\"$(shell pkg-config --modversion libsystemd 2>/dev/null)\"
+$(BUILD)/src/lib/buildinfo.o $(BUILD)/src/daemon/main.o $(BUILD)/src/cli/indimail.o: VERSION
+ifeq ($(INSTALL_BUILD),1)
+$(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_CLI=\"$(BINDIR)/indimail\"
+endif
 
 .PHONY: all deps test-deps run-deps run test fuzz fuzz-deps lint clean setup bench
+.PHONY: install install-files deb deb-test
 
 all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail $(BIN)/mailq \
      $(BIN)/newaliases build/indimail_test.so build/indimail_counter.so \
@@ -165,3 +204,46 @@ clean:
 # indimaild vs Postfix on loopback (bench/run; method in docs/benchmarks.md).
 bench: all
 	@./tools/need-packages postfix hyperfine python3 dnsmasq-base mariadb-server bogofilter && ./bench/run
+
+# ---- i13-pkg: make install, make deb, make deb-test ----------------------
+# `make install [PREFIX=/usr] [DESTDIR=...]`: builds in build/install with
+# the FHS paths compiled in, then installs (docs/operations.md, "Installing").
+# Owners and modes of the spool, state and log folders are the package's
+# postinst's (debian/indimail.postinst); by hand, see that file.
+install: deps
+	@$(MAKE) --no-print-directory INSTALL_BUILD=1 install-files
+
+# A site's configuration is never overwritten: a file already there stays.
+install_conf = f=$(DESTDIR)$(SYSCONFDIR)/indimail/$(2); [ -e $$f ] || install -m 0644 $(1) $$f
+INSTALL_DIRS := $(SBINDIR) $(BINDIR) $(DATADIR)/lua/policies $(DATADIR)/lua/stdlib \
+    $(SYSCONFDIR)/indimail/control $(SYSTEMD_UNIT_DIR) $(PREFIX)/lib \
+    $(LOCALSTATEDIR)/spool/indimail $(LOCALSTATEDIR)/lib/indimail $(LOCALSTATEDIR)/log/indimail
+install-files: $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail
+	install -d $(addprefix $(DESTDIR),$(INSTALL_DIRS))
+	install -m 0755 $(BIN)/indimaild $(BIN)/sendmail $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(BIN)/indimail $(DESTDIR)$(BINDIR)/
+	ln -sf ../sbin/sendmail $(DESTDIR)$(BINDIR)/mailq
+	ln -sf ../sbin/sendmail $(DESTDIR)$(BINDIR)/newaliases
+	ln -sf ../sbin/sendmail $(DESTDIR)$(PREFIX)/lib/sendmail
+	install -m 0644 lua/policies/*.lua $(DESTDIR)$(DATADIR)/lua/policies/
+	install -m 0644 lua/stdlib/*.lua $(DESTDIR)$(DATADIR)/lua/stdlib/
+	$(call install_conf,etc/indimail.production.lua,indimail.lua)
+	$(call install_conf,etc/policies.lua,policies.lua)
+	$(foreach f,$(notdir $(wildcard etc/control/*)),$(call install_conf,etc/control/$(f),control/$(f));)
+	sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/indimail/|$(SYSCONFDIR)/indimail/|g' \
+	    etc/systemd/indimail.service >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/indimail.service
+
+# build/deb/indimail_VERSION_ARCH.deb (dpkg-buildpackage, debian/; every
+# file it writes stays in build/deb, none in the parent folder).
+deb: deps
+	@./tools/need-packages $(DEB_PKG)
+	@mkdir -p build/deb
+	dpkg-buildpackage -us -uc -b --buildinfo-option=-ubuild/deb \
+	    --changes-option=-ubuild/deb --buildinfo-file=build/deb/indimail.buildinfo \
+	    --changes-file=build/deb/indimail.changes
+	@ls build/deb/*.deb
+
+# Builds the package, installs it, runs it and delivers a message: in a
+# fresh Debian root with ../shared/tools/fresh-debian-test (as root).
+deb-test:
+	tests/package/deb_install_test

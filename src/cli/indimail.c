@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/buildinfo.h"
 #include "../lua/lua_runtime.h"
 #include "admin.h"
 #include "config_tool.h"
@@ -48,7 +49,8 @@ usage(void)
 	    "       indimail [-c config.lua] config dump|diff [--defaults] "
 	    "[--json] [KEY...]\n"
 	    "       indimail [-c config.lua] admin token add NAME --scopes "
-	    "SCOPE,... | list | remove NAME\n");
+	    "SCOPE,... | list | remove NAME\n"
+	    "       indimail -V   (the version; indimaild -V says more)\n");
 }
 
 int
@@ -69,13 +71,17 @@ main(int argc, char **argv)
 		argv[0] = (char *)self;
 		return admin_main(config, NULL, 0, argc, argv);
 	}
-	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
 		if (ch == 'c')
 			config = optarg;
 		else if (ch == 'd')
 			db = optarg;
 		else if (ch == 'j')
 			json = 1;
+		else if (ch == 'V') {	/* i13-pkg */
+			buildinfo_print_version(stdout, "indimail");
+			return 0;
+		}
 		else {
 			usage();
 			return ch == 'h' ? 0 : 2;

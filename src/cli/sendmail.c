@@ -271,20 +271,39 @@ check_sender(struct opts *o)
 	return rc;
 }
 
-/* Runs `indimail [-c $INDIMAIL_CONFIG_FILE] queue VERB` from our own folder. */
+/*
+ * The admin command: the installed path an installed build has compiled
+ * in (sendmail in /usr/sbin, indimail in /usr/bin), else the one beside
+ * us (bin/ of the tree). Returns 0, or -1 if our own folder is unknown.
+ */
+static int
+queue_tool_path(char *self, size_t size)
+{
+#ifdef INDIMAIL_CLI
+	snprintf(self, size, "%s", INDIMAIL_CLI);
+#else
+	ssize_t n = readlink("/proc/self/exe", self, size - 16);
+	char *slash;
+
+	if (n <= 0 || (slash = memrchr(self, '/', (size_t)n)) == NULL)
+		return -1;
+	/* readlink left 16 bytes free: "indimail" fits after the slash */
+	snprintf(slash + 1, 16, "indimail");
+#endif
+	return 0;
+}
+
+/* Runs `indimail [-c $INDIMAIL_CONFIG_FILE] queue VERB`. */
 static int
 run_queue_tool(const char *verb)
 {
-	char self[PATH_MAX], *slash, *argv[6];
+	char self[PATH_MAX], *argv[6];
 	const char *config = getenv("INDIMAIL_CONFIG_FILE");
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
 	int argc = 0;
 
-	if (n <= 0 || (slash = memrchr(self, '/', (size_t)n)) == NULL)
+	if (queue_tool_path(self, sizeof(self)) < 0)
 		return sendmail_error(EX_OSERR, "cannot find my own folder "
 		    "(/proc/self/exe) to run indimail queue %s", verb);
-	/* readlink left 16 bytes free: "indimail" fits after the slash */
-	snprintf(slash + 1, 16, "indimail");
 	argv[argc++] = self;
 	if (config) {
 		argv[argc++] = "-c";

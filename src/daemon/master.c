@@ -48,6 +48,7 @@
 #include "../lib/fsutil.h"
 #include "listen.h"
 #include "../lib/log.h"
+#include "../lib/sdnotify.h"
 #include "master.h"
 #include "smtpd.h"
 #include "../lib/xalloc.h"
@@ -513,8 +514,10 @@ static int
 reload(void)
 {
 	struct buf err = BUF_INIT;
-	struct runtime *n = try_load(rt->path, &err);
+	struct runtime *n;
 
+	sdnotify_reloading();	/* i13-pkg: systemd Type=notify */
+	n = try_load(rt->path, &err);
 	if (n == NULL) {
 		struct logline l;
 		log_begin(&l, LOG_ERROR, "reload_failed");
@@ -541,6 +544,8 @@ reload(void)
 		kill(qmgr.pid, SIGHUP);
 	if (admin.pid > 0)
 		kill(admin.pid, SIGHUP);	/* re-reads its tokens */
+	sdnotify_ready(n != NULL ? "running; configuration reloaded" :
+	    "running; the last reload failed (see the log)");
 	return n != NULL ? 0 : -1;
 }
 
@@ -550,6 +555,7 @@ shutdown_all(void)
 	time_t deadline = time(NULL) + rt->cfg.timeout_drain / 1000 + 5;
 	int alive;
 
+	sdnotify_stopping();
 	log_event(LOG_INFO, "shutdown", "workers=%d", nworkers);
 	/* Our copies would keep the sockets accepting into the backlog. */
 	for (size_t i = 0; i < nlst; i++)
@@ -731,6 +737,17 @@ on_signals(void)
 	}
 }
 
+/* READY=1 for systemd: listeners bound, queue manager and workers forked. */
+static void
+notify_ready(void)
+{
+	char status[128];
+
+	snprintf(status, sizeof(status), "running: %zu listeners, %d workers",
+	    nlst, nworkers);
+	sdnotify_ready(status);
+}
+
 int
 master_run(const char *path, const char *user)
 {
@@ -776,6 +793,7 @@ master_run(const char *path, const char *user)
 	start_admin();
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,
 	    (long)getpid());
+	notify_ready();
 	for (;;) {
 		while (!got_chld && !got_hup && !got_term && !got_usr2 &&
 		    !got_io)
