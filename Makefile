@@ -1,6 +1,7 @@
 # indimail — build, run, test, fuzz, bench.
 # `make run` and `make test` are the only two commands a new machine needs.
 
+.DEFAULT_GOAL := all
 CC      ?= cc
 PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb jansson libpsl gmime-3.0
 # issue 13 (i13-admin): the admin HTTP API's server
@@ -35,6 +36,7 @@ LOCALSTATEDIR ?= /var
 SBINDIR    ?= $(PREFIX)/sbin
 BINDIR     ?= $(PREFIX)/bin
 DATADIR    ?= $(PREFIX)/share/indimail
+MANDIR     ?= $(PREFIX)/share/man
 SYSTEMD_UNIT_DIR ?= /lib/systemd/system
 INDIMAIL_VERSION := $(shell cat VERSION)
 PKGS    += libsystemd
@@ -217,7 +219,8 @@ install: deps
 install_conf = f=$(DESTDIR)$(SYSCONFDIR)/indimail/$(2); [ -e $$f ] || install -m 0644 $(1) $$f
 INSTALL_DIRS := $(SBINDIR) $(BINDIR) $(DATADIR)/lua/policies $(DATADIR)/lua/stdlib \
     $(SYSCONFDIR)/indimail/control $(SYSTEMD_UNIT_DIR) $(PREFIX)/lib \
-    $(LOCALSTATEDIR)/spool/indimail $(LOCALSTATEDIR)/lib/indimail $(LOCALSTATEDIR)/log/indimail
+    $(LOCALSTATEDIR)/spool/indimail $(LOCALSTATEDIR)/lib/indimail $(LOCALSTATEDIR)/log/indimail \
+    $(addprefix $(MANDIR)/man,1 5 7 8)
 install-files: $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail
 	install -d $(addprefix $(DESTDIR),$(INSTALL_DIRS))
 	install -m 0755 $(BIN)/indimaild $(BIN)/sendmail $(DESTDIR)$(SBINDIR)/
@@ -227,6 +230,7 @@ install-files: $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail
 	ln -sf ../sbin/sendmail $(DESTDIR)$(PREFIX)/lib/sendmail
 	install -m 0644 lua/policies/*.lua $(DESTDIR)$(DATADIR)/lua/policies/
 	install -m 0644 lua/stdlib/*.lua $(DESTDIR)$(DATADIR)/lua/stdlib/
+	$(foreach s,1 5 7 8,install -m 0644 man/*.$(s) $(DESTDIR)$(MANDIR)/man$(s)/;)
 	$(call install_conf,etc/indimail.production.lua,indimail.lua)
 	$(call install_conf,etc/policies.lua,policies.lua)
 	$(foreach f,$(notdir $(wildcard etc/control/*)),$(call install_conf,etc/control/$(f),control/$(f));)

@@ -6,11 +6,15 @@
  */
 #include <ares.h>
 #include <gmime/gmime.h>
+#include <jansson.h>
+#include <libpsl.h>
 #include <lua.h>
 #include <mysql.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
 #include <uv.h>
 /* libspf2 and libopendkim headers need these first */
 #include <netinet/in.h>
@@ -81,6 +85,9 @@ print_libraries(FILE *f)
 	fprintf(f, "gmime: %u.%u.%u\n", gmime_major_version,
 	    gmime_minor_version, gmime_micro_version);
 	fprintf(f, "libsystemd: %s\n", LIBSYSTEMD_VERSION);
+	fprintf(f, "libmicrohttpd: %s\n", MHD_get_version());
+	fprintf(f, "jansson: %s\n", JANSSON_VERSION);
+	fprintf(f, "libpsl: %s\n", psl_get_version());
 }
 
 void

@@ -53,7 +53,9 @@ describe("make install", function()
     for _, f in ipairs({ "usr/share/indimail/lua/policies/relay.lua",
         "usr/share/indimail/lua/stdlib/address.lua", "etc/indimail/indimail.lua",
         "etc/indimail/policies.lua", "etc/indimail/control/badhelo",
-        "lib/systemd/system/indimail.service" }) do
+        "lib/systemd/system/indimail.service", "usr/share/man/man8/indimaild.8",
+        "usr/share/man/man8/indimail.8", "usr/share/man/man5/indimail.lua.5",
+        "usr/share/man/man1/sendmail.1", "usr/share/man/man7/indimail-policies.7" }) do
       assert.is_not_nil(D.readfile(dest .. "/" .. f), f .. " is missing")
     end
     for _, d in ipairs({ "var/spool/indimail", "var/lib/indimail", "var/log/indimail" }) do
