@@ -62,11 +62,11 @@ act_release(struct qmgr *q, struct qmsg *m, struct problems *p)
 static int
 act_flush(struct qmgr *q, struct qmsg *m, struct problems *p)
 {
-	(void)q;
 	(void)p;
 	if (m->hold)
 		return 0;
 	m->next_try = 0;
+	scheduler_probe_now(q, m);	/* a destination down: its probe now */
 	return 1;
 }
 

@@ -41,6 +41,8 @@ struct client_txn {
 	size_t		 size;		/* for SIZE= */
 	int		 body8;		/* BODY=8BITMIME */
 	struct rcpt_result *results;	/* nrcpts entries, filled */
+	int		 closing;	/* set: the server replied 421 */
+	int		 mail_deferred;	/* set: MAIL FROM got a 4xx */
 };
 
 struct smtp_client;
