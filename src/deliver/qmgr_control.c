@@ -161,16 +161,19 @@ qmgr_control_open(struct qmgr *q)
 /* ---- the commands ---------------------------------------------------------- */
 
 /*
- * Why recipient i waits: its destination's reason while that is down
- * (messages held back never tried and have no error of their own), else
- * its last temporary failure.
+ * Why recipient i waits: its last temporary failure, else the reason of
+ * its destination while that is down (a message held back was never
+ * tried and has no error of its own).
  */
 static const char *
 rcpt_why(const struct qmgr *q, struct qmsg *m, size_t i)
 {
-	const char *held = scheduler_held_why(q, m, i);
+	const char *held;
 
-	return held ? held : buf_cstr(&m->why[i]);
+	if (m->why[i].len)
+		return buf_cstr(&m->why[i]);
+	held = scheduler_held_why(q, m, i);
+	return held ? held : "";
 }
 
 static void

@@ -126,7 +126,7 @@ void	scheduler_local_started(struct scheduler *);
 void	scheduler_local_ended(struct scheduler *);
 void	scheduler_remote_started(struct scheduler *, const char *key);
 void	scheduler_remote_ended(struct scheduler *, const char *key,
-	    enum remote_verdict, const char *reason);
+	    const struct route_conf *, enum remote_verdict, const char *reason);
 /* Recipient i's destination is down: its reason (a reply); else NULL. */
 const char *scheduler_held_why(const struct qmgr *, const struct qmsg *,
 	    size_t i);

@@ -36,7 +36,8 @@ on_remote_done(void *arg, struct remote_req *r)
 	struct rjob *j = arg;
 	struct qmgr *q = j->q;
 
-	scheduler_remote_ended(q->sched, j->key, r->verdict, failure_text(r));
+	scheduler_remote_ended(q->sched, j->key, r->route, r->verdict,
+	    failure_text(r));
 	j->m->busy--;
 	qmgr_outcome(q, j->m, j->idx, r->results, r->n,
 	    r->mta[0] ? r->mta : NULL, r->route);

@@ -70,15 +70,32 @@ scheduler_remote_started(struct scheduler *s, const char *key)
 	dest_job_started(dest_get(q->dests, key), uv_now(q->loop));
 }
 
+/* delivery.dead_destination, its zeros the retry policy of route rc. */
+static struct dead_dest_conf
+dead_conf(const struct qmgr *q, const struct route_conf *rc)
+{
+	const struct delivery_conf *dc = &q->cfg->delivery;
+	struct dead_dest_conf c = dc->dead;
+
+	if (c.backoff_ms == 0)
+		c.backoff_ms = rc && rc->retry.base_ms ? rc->retry.base_ms :
+		    dc->retry.base_ms;
+	if (c.max_ms == 0)
+		c.max_ms = rc && rc->retry.max_ms ? rc->retry.max_ms :
+		    dc->retry.max_ms;
+	return c;
+}
+
 void
 scheduler_remote_ended(struct scheduler *s, const char *key,
-    enum remote_verdict v, const char *reason)
+    const struct route_conf *rc, enum remote_verdict v, const char *reason)
 {
 	struct qmgr *q = s->q;
+	struct dead_dest_conf dead = dead_conf(q, rc);
 
 	s->running_remote--;
-	dest_job_ended(q->dests, dest_get(q->dests, key), v, reason,
-	    &q->cfg->delivery.dead, uv_now(q->loop));
+	dest_job_ended(q->dests, dest_get(q->dests, key), v, reason, &dead,
+	    uv_now(q->loop));
 }
 
 void
@@ -161,6 +178,18 @@ expired(const struct qmgr *q, const struct qmsg *m, const struct route_conf *rc)
 	return (long long)time(NULL) - m->item.env.received > lifetime;
 }
 
+/* Debug level only: at info, a destination down is one line, not one a message. */
+static void
+log_held(const struct qmsg *m, size_t i, const struct dest *d)
+{
+	struct logline l;
+
+	qmsg_log(&l, LOG_DEBUG, "held", m);
+	log_kv(&l, "to", m->item.env.rcpts[i]);
+	log_kv(&l, "dest", d->key);
+	log_end(&l);
+}
+
 /*
  * Recipient i waits for destination d, which is down until `until`; past
  * its lifetime it bounces with the destination's reason instead.
@@ -179,6 +208,7 @@ hold(struct qmgr *q, struct qmsg *m, size_t i, const struct route_conf *rc,
 		buf_free(&res.text);
 		return;
 	}
+	log_held(m, i, d);
 	h->n++;
 	if (h->until == 0 || until < h->until)
 		h->until = until;

@@ -79,7 +79,7 @@ parse_dead_destination(lua_State *L, int t, struct dead_dest_conf *dd)
 	cfg_set_number(L, -1, "max", "delivery.dead_destination.max", 0.01,
 	    7 * 86400, 1000, &dd->max_ms, 0);
 	lua_pop(L, 1);
-	if (dd->max_ms < dd->backoff_ms)
+	if (dd->max_ms && dd->max_ms < dd->backoff_ms)
 		luaL_error(L, "bad config: delivery.dead_destination: max must not be "
 		    "less than backoff");
 }

@@ -60,8 +60,6 @@ config_defaults(struct config *c)
 	c->delivery.retry.base_ms = 60 * 1000;
 	c->delivery.retry.max_ms = 2 * 3600 * 1000;
 	c->delivery.retry.lifetime_s = 7 * 86400;
-	c->delivery.dead.backoff_ms = 60 * 1000;
-	c->delivery.dead.max_ms = 30 * 60 * 1000;
 	c->delivery.conc_local = 10;
 	c->delivery.conc_remote = 50;
 	c->delivery.conc_domain = 10;

@@ -61,7 +61,8 @@ struct retry_policy {
 
 /*
  * delivery.dead_destination = { backoff=, max= }: how long a destination
- * that is down waits before a probe; doubled by each failed probe.
+ * that is down waits before a probe; doubled by each failed probe. 0: the
+ * retry base and max of its route, else of delivery.
  */
 struct dead_dest_conf {
 	int		 backoff_ms, max_ms;
