@@ -107,4 +107,21 @@ describe("a destination that is down", function()
       assert.matches("destination relay:127%.0%.0%.1:" .. port .. " is down", line)
     end
   end)
+
+  it("refuses a dead_destination whose max is below its backoff, or an unknown key, at load", function()
+    local dir = D.scratch_dir("dest-config")
+    local function check(delivery)
+      local path = dir .. "/bad.lua"
+      D.writefile(path, D.make_config(dir, { delivery = delivery }))
+      return D.sh(D.bin .. "/indimaild -t -c " .. path)
+    end
+    local out, code = check("dead_destination = { backoff = 60, max = 30 }")
+    assert.equal(1, code, out)
+    assert.matches("delivery.dead_destination: max must not be less than backoff", out, 1, true)
+    out, code = check("dead_destination = { backof = 60 }")
+    assert.equal(1, code, out)
+    assert.matches("backof", out, 1, true)
+    out, code = check("dead_destination = { backoff = 30, max = 600 }")
+    assert.equal(0, code, out)
+  end)
 end)
