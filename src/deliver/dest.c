@@ -222,7 +222,7 @@ log_down(const struct dest *d, uint64_t now)
 	char until[32];
 
 	wall_time(until, sizeof(until), d->until, now);
-	log_begin(&l, LOG_WARN, "destination_down");
+	log_begin(&l, LOG_INFO, "destination_down");
 	log_kv(&l, "dest", d->key);
 	log_kv(&l, "reason", d->why);
 	log_kvi(&l, "failures", d->failures);
@@ -252,18 +252,34 @@ dest_probe_now(struct dest *d, uint64_t now)
 		d->until = now;
 }
 
+/*
+ * Nothing asked for d for idle_ms: no job since, and if it is down, its
+ * probe time is that long past (no message came to probe it). A
+ * destination down with messages waiting is never forgotten: that would
+ * reset its backoff.
+ */
+static int
+forgotten(const struct dest *d, uint64_t now, uint64_t idle_ms)
+{
+	uint64_t last = d->state == DEST_DOWN && d->until > d->used ?
+	    d->until : d->used;
+
+	return !d->running && !d->announce && now > last &&
+	    now - last >= idle_ms;
+}
+
 void
 dest_sweep(struct dest_table *t, uint64_t now, uint64_t idle_ms)
 {
 	for (size_t b = 0; b < DEST_BUCKETS; b++)
 		for (struct dest **pp = &t->bucket[b]; *pp;) {
 			struct dest *d = *pp;
-			if (d->state != DEST_UP || d->running ||
-			    d->announce || now - d->used < idle_ms) {
+			if (!forgotten(d, now, idle_ms)) {
 				pp = &d->hnext;
 				continue;
 			}
 			*pp = d->hnext;
+			free(d->why);
 			free(d->key);
 			free(d);
 		}

@@ -68,7 +68,8 @@ void	dest_job_ended(struct dest_table *, struct dest *,
 void	dest_announce(struct dest_table *, uint64_t now);
 /* `queue flush`: if d is down, its probe may start now. */
 void	dest_probe_now(struct dest *, uint64_t now);
-/* Forgets destinations up and idle for idle_ms (they are created again). */
+/* Forgets destinations nobody asked for in idle_ms (created again when
+ * asked; one down with messages waiting is kept). */
 void	dest_sweep(struct dest_table *, uint64_t now, uint64_t idle_ms);
 
 #endif

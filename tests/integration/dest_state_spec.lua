@@ -4,7 +4,8 @@
 -- without a connection or a log line each (one destination_down line with
 -- the count), a probe tests it after the backoff, and once it answers
 -- (tests/helpers/fake_smtp.lua on the same port) every message is
--- delivered and destination_up is logged once. `indimail queue list` and
+-- delivered and destination_up is logged once; the same for a destination
+-- that throttles (MAIL FROM answered 4xx). `indimail queue list` and
 -- mailq show the held messages with the destination's reason; a message
 -- held past its queue lifetime bounces with that reason.
 package.path = "tests/helpers/?.lua;" .. package.path
@@ -93,6 +94,22 @@ describe("a destination that is down", function()
     -- 3 refused greetings, then the queue on a few reused connections
     assert.is_true(f.count("\nCONNECT ") < 30, f.events())
     assert.is_true(d:count_log("event=deferred ") <= 10 + d:count_log("event=destination_probe "), d:log())
+  end)
+
+  it("throttling: MAIL FROM answered 4xx by 3 jobs in a row marks it down; delivered once MAIL is taken", function()
+    local port = D.free_tcp_port()
+    local slow = "451 4.7.1 too many messages, slow down"
+    -- 3 jobs mark it down, 3 probes find it still throttling, the 4th gets through
+    local f = fake(port, { mail = { slow, slow, slow, slow, slow, slow } })
+    local d = start(port)
+    queue(d, 30)
+    assert.is_truthy(d:wait_event("destination_down", { "failures=1", "451 4%.7%.1 too many messages" }),
+      d:log())
+    assert.is_truthy(delivered(f, 30), ("%d of 30 delivered\n%s"):format(f.count("\nMESSAGE "), d:log()))
+    assert.equal(1, d:count_log("event=destination_up "))
+    assert.equal(6, d:count_log("event=deferred "), d:log())
+    -- once per state change: at most the first and one per failed probe
+    assert.is_true(d:count_log("event=destination_down ") <= 4, d:log())
   end)
 
   it("a message held past its queue lifetime bounces with the destination's reason", function()
