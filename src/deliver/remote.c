@@ -5,10 +5,11 @@
  * failure or a 4xx greeting moves on to the next address; the first
  * completed transaction decides. The request's verdict says whether the
  * destination itself failed (no address gave a session, a 421, MAIL
- * deferred), for the queue manager's destination table (dest.c). Idle connections are kept per
- * destination for reuse by the next message, keyed by everything that
- * shapes a session (relay, login, TLS policy, source address, HELO), so a
- * message never travels on a connection logged in for another route.
+ * deferred), for the queue manager's destination table (dest.c). Idle
+ * connections are kept per destination for reuse by the next message,
+ * keyed by everything that shapes a session (relay, login, TLS policy,
+ * source address, HELO), so a message never travels on a connection
+ * logged in for another route.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>

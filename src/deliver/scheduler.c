@@ -70,7 +70,10 @@ scheduler_remote_started(struct scheduler *s, const char *key)
 	dest_job_started(dest_get(q->dests, key), uv_now(q->loop));
 }
 
-/* delivery.dead_destination, its zeros the retry policy of route rc. */
+/*
+ * delivery.dead_destination; a zero there means the retry base or max of
+ * route rc, else of delivery.
+ */
 static struct dead_dest_conf
 dead_conf(const struct qmgr *q, const struct route_conf *rc)
 {
@@ -178,7 +181,8 @@ expired(const struct qmgr *q, const struct qmsg *m, const struct route_conf *rc)
 	return (long long)time(NULL) - m->item.env.received > lifetime;
 }
 
-/* Debug level only: at info, a destination down is one line, not one a message. */
+/* Debug level only: at info a destination down is one line, not one a
+ * message. */
 static void
 log_held(const struct qmsg *m, size_t i, const struct dest *d)
 {

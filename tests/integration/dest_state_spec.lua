@@ -101,7 +101,8 @@ describe("a destination that is down", function()
     local slow = "451 4.7.1 too many messages, slow down"
     -- 3 jobs mark it down, 3 probes find it still throttling, the 4th gets through
     local f = fake(port, { mail = { slow, slow, slow, slow, slow, slow } })
-    local d = start(port)
+    -- the 2 jobs deferred before the 3rd keep their own retry time: short here
+    local d = start(port, "retry = { base = 1, max = 2 }, ")
     queue(d, 30)
     assert.is_truthy(d:wait_event("destination_down", { "failures=1", "451 4%.7%.1 too many messages" }),
       d:log())
