@@ -64,6 +64,7 @@ struct attempt {
 	int		 dns_family;	/* resolving A then AAAA */
 	struct buf	 last_error;
 	enum result_class last_class;
+	int		 login_failed;	/* an address refused the route's login */
 	struct smtp_client *client;
 	struct client_txn txn;
 	struct client_opts opts;
@@ -216,6 +217,7 @@ on_ready(void *arg, struct smtp_client *c, enum result_class cls,
 	}
 	buf_set(&a->last_error, text, strlen(text));
 	a->last_class = RESULT_TEMP;
+	a->login_failed |= smtp_client_login_failed(c);
 	smtp_client_close(c);
 	try_next(a);
 }
@@ -226,7 +228,9 @@ try_next(struct attempt *a)
 	struct target *t;
 
 	if (a->next >= a->ntargets) {
-		a->req->verdict = REMOTE_UNREACHABLE;
+		/* a refused login says nothing about the destination */
+		a->req->verdict = a->login_failed ? REMOTE_NO_VERDICT :
+		    REMOTE_UNREACHABLE;
 		fail_all(a, a->last_class, a->last_error.len ?
 		    buf_cstr(&a->last_error) : "451 4.4.1 no address to deliver to");
 		return;

@@ -23,7 +23,8 @@ struct remote_ctx;
 enum remote_verdict {
 	REMOTE_NO_VERDICT,	/* nothing against it (delivered, 5xx, ...) */
 	REMOTE_UNREACHABLE,	/* no address gave a session: connect, greeting,
-				 * TLS, AUTH refused, or the MX lookup failed */
+				 * TLS, or the MX lookup failed (a refused
+				 * login is the route's: no verdict) */
 	REMOTE_CLOSING,		/* a 421 reply during the transaction */
 	REMOTE_MAIL_DEFERRED,	/* a 4xx reply to MAIL FROM */
 };

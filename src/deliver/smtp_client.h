@@ -62,6 +62,8 @@ void	smtp_client_send(struct smtp_client *, struct client_txn *,
 int	smtp_client_reusable(const struct smtp_client *);
 /* Sends QUIT (if possible) and frees the connection later. */
 void	smtp_client_close(struct smtp_client *);
+/* The connection failed at AUTH: the route's login, not the server. */
+int	smtp_client_login_failed(const struct smtp_client *);
 const char *smtp_client_peer(const struct smtp_client *);
 int	smtp_client_tls(const struct smtp_client *);
 

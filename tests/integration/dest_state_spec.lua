@@ -113,6 +113,19 @@ describe("a destination that is down", function()
     assert.is_true(d:count_log("event=destination_down ") <= 4, d:log())
   end)
 
+  it("a refused login is the route's, not the destination's: every message is tried, none held", function()
+    local port = D.free_tcp_port()
+    local f = fake(port, { auth = { user = "u", password = "right" } })
+    local d = D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'", delivery = SHORT,
+      routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none", auth_plaintext = true, '
+        .. 'auth_user = "u", auth_password = "wrong" }'):format(port) }
+    queue(d, 3)
+    assert.is_truthy(D.eventually(function() return d:count_log("event=deferred ") == 3 end, 10), d:log())
+    assert.matches("authentication to [^\n]* failed", d:log())
+    assert.equal(3, f.count("\nAUTH_FAILED "), f.events())
+    assert.equal(0, d:count_log("event=destination_down "), d:log())
+  end)
+
   it("a message held past its queue lifetime bounces with the destination's reason", function()
     local port = D.free_tcp_port()
     local d = start(port, "lifetime = 2, retry = { base = 1, max = 1 }, ")
