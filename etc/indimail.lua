@@ -43,6 +43,9 @@ indimail.config {
     lifetime = 7 * 86400,             -- then bounce
     retry = { base = 60, max = 7200 },  -- next try after base * attempts^2, capped
     concurrency = { ["local"] = 10, remote = 50, per_domain = 10 },
+    -- a destination down (refused, 421, throttling) waits this long for
+    -- its probe, doubled by each failed probe (default: retry's base, max)
+    -- dead_destination = { backoff = 60, max = 7200 },
     tls = "opportunistic",            -- STARTTLS to MX hosts when offered
     timeouts = { connect = 30, greeting = 300, command = 300, data = 600 },
   },

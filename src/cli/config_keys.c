@@ -342,6 +342,8 @@ const struct config_key config_keys[] = {
 	NUM("delivery.lifetime", delivery.retry.lifetime_s, 1),
 	NUM("delivery.retry.base", delivery.retry.base_ms, MS),
 	NUM("delivery.retry.max", delivery.retry.max_ms, MS),
+	OPTNUM("delivery.dead_destination.backoff", delivery.dead.backoff_ms, MS),
+	OPTNUM("delivery.dead_destination.max", delivery.dead.max_ms, MS),
 	NUM("delivery.concurrency.local", delivery.conc_local, 1),
 	NUM("delivery.concurrency.remote", delivery.conc_remote, 1),
 	NUM("delivery.concurrency.per_domain", delivery.conc_domain, 1),

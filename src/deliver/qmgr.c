@@ -32,6 +32,7 @@ qmgr_new(uv_loop_t *loop, struct runtime *rt)
 	q->remote = remote_ctx_new(q->loop, q->dns, q->cfg);
 	hook_set_env(q->loop, q->dns);
 	q->table = qmgr_table_new();
+	q->dests = dest_table_new();
 	q->sched = scheduler_new(q);
 	return q;
 }

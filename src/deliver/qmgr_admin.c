@@ -40,6 +40,8 @@ set_hold(struct qmgr *q, struct qmsg *m, int hold)
 		return 1;
 	m->hold = hold;
 	m->next_try = 0;
+	if (!hold)	/* tried at once, as before it was held */
+		scheduler_probe_now(q, m);
 	queue_journal_hold(&j, hold);
 	qmgr_journal_text(q, m, &j, 1);
 	return 1;
@@ -62,11 +64,11 @@ act_release(struct qmgr *q, struct qmsg *m, struct problems *p)
 static int
 act_flush(struct qmgr *q, struct qmsg *m, struct problems *p)
 {
-	(void)q;
 	(void)p;
 	if (m->hold)
 		return 0;
 	m->next_try = 0;
+	scheduler_probe_now(q, m);	/* a destination down: its probe now */
 	return 1;
 }
 

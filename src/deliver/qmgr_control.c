@@ -160,8 +160,24 @@ qmgr_control_open(struct qmgr *q)
 
 /* ---- the commands ---------------------------------------------------------- */
 
+/*
+ * Why recipient i waits: its last temporary failure, else the reason of
+ * its destination while that is down (a message held back was never
+ * tried and has no error of its own).
+ */
+static const char *
+rcpt_why(const struct qmgr *q, struct qmsg *m, size_t i)
+{
+	const char *held;
+
+	if (m->why[i].len)
+		return buf_cstr(&m->why[i]);
+	held = scheduler_held_why(q, m, i);
+	return held ? held : "";
+}
+
 static void
-describe(const struct qmgr *q, const struct qmsg *m, struct buf *out)
+describe(const struct qmgr *q, struct qmsg *m, struct buf *out)
 {
 	static const char *names[] = { "pending", "active", "done" };
 	uint64_t now = uv_now(q->loop);
@@ -170,12 +186,12 @@ describe(const struct qmgr *q, const struct qmsg *m, struct buf *out)
 	    m->item.env.received, m->item.size, m->item.env.sender, m->hold);
 	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
 		buf_printf(out, "    %-8s <%s>", names[m->st[i]], m->item.env.rcpts[i]);
-		if (m->st[i] == RS_PENDING && m->attempts)
+		if (m->st[i] == RS_PENDING && (m->attempts || m->next_try > now))
 			buf_printf(out, " attempts=%d next_retry=%llds",
 			    m->attempts, m->next_try > now ?
 			    (long long)(m->next_try - now + 999) / 1000 : 0LL);
-		if (m->st[i] == RS_PENDING && m->why[i].len)
-			buf_printf(out, " last_error=\"%s\"", buf_cstr(&m->why[i]));
+		if (m->st[i] == RS_PENDING && *rcpt_why(q, m, i))
+			buf_printf(out, " last_error=\"%s\"", rcpt_why(q, m, i));
 		buf_appendc(out, '\n');
 	}
 }
@@ -193,7 +209,7 @@ command_list(struct qmgr *q, struct buf *out)
 
 /* Postfix's mailq: recipients not yet final, each with its last deferral. */
 static void
-mailq_one(struct qmsg *m, int first, struct buf *out)
+mailq_one(const struct qmgr *q, struct qmsg *m, int first, struct buf *out)
 {
 	const char *last = NULL;
 	char status = m->hold ? '!' : ' ';
@@ -206,7 +222,7 @@ mailq_one(struct qmsg *m, int first, struct buf *out)
 	for (size_t i = 0; i < m->item.env.nrcpts; i++)
 		if (m->st[i] != RS_DONE)
 			queue_mailq_rcpt(out, m->item.env.rcpts[i],
-			    buf_cstr(&m->why[i]), &last);
+			    rcpt_why(q, m, i), &last);
 }
 
 static void
@@ -216,7 +232,7 @@ command_mailq(struct qmgr *q, struct buf *out)
 	size_t count = 0;
 
 	for (struct qmsg *x = qmgr_table_first(q->table); x; x = x->next) {
-		mailq_one(x, count++ == 0, out);
+		mailq_one(q, x, count++ == 0, out);
 		bytes += x->item.size;
 	}
 	queue_mailq_total(out, bytes, count);

@@ -21,6 +21,7 @@
 #include "../lua/lua_runtime.h"
 #include "../mail/mail_metrics.h"
 #include "../queue/queue.h"
+#include "dest.h"
 #include "local.h"
 #include "qmgr.h"
 #include "remote.h"
@@ -68,6 +69,7 @@ struct qmgr {
 	int		 io_pending;	/* pool jobs: loads, flushes, removals, bounces */
 	struct qmgr_table *table;
 	struct scheduler *sched;
+	struct dest_table *dests;	/* per destination: jobs and state */
 	struct qmgr_control *control;
 	void		(*dir_changed)(void *);
 	void		*dir_changed_arg;
@@ -126,7 +128,15 @@ void	scheduler_running(const struct scheduler *, int *local, int *remote);
 void	scheduler_local_started(struct scheduler *);
 void	scheduler_local_ended(struct scheduler *);
 void	scheduler_remote_started(struct scheduler *, const char *key);
-void	scheduler_remote_ended(struct scheduler *, const char *key);
+void	scheduler_remote_ended(struct scheduler *, const char *key,
+	    const struct route_conf *, enum remote_verdict, const char *reason);
+/* Recipient i's destination is down: its reason (a reply); else NULL. */
+const char *scheduler_held_why(const struct qmgr *, const struct qmsg *,
+	    size_t i);
+/* After a job of m to key: a destination down sets m's next try. */
+void	scheduler_follow_dest(struct qmgr *, struct qmsg *, const char *key);
+/* `queue flush`: the destinations m waits for are probed now if down. */
+void	scheduler_probe_now(struct qmgr *, struct qmsg *);
 
 /* qmgr_control.c: `indimail queue ...`; uid: the client's, -1 unknown. */
 void	qmgr_control_open(struct qmgr *);

@@ -2,7 +2,8 @@
  * qmgr_remote: remote delivery jobs. One job is one SMTP transaction
  * (remote.c) for recipients of one message that share a destination (a
  * relay, or a domain's MX) and a login; the scheduler counts the jobs per
- * destination and in all.
+ * destination and in all, and learns from each job's verdict whether
+ * the destination is down (dest.c).
  */
 #include <stdlib.h>
 
@@ -19,17 +20,29 @@ struct rjob {
 	char		*key;
 };
 
+/* The first recipient's failure: what the destination answered. */
+static const char *
+failure_text(const struct remote_req *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->results[i].cls != RESULT_OK)
+			return buf_cstr(&r->results[i].text);
+	return "";
+}
+
 static void
 on_remote_done(void *arg, struct remote_req *r)
 {
 	struct rjob *j = arg;
 	struct qmgr *q = j->q;
 
-	scheduler_remote_ended(q->sched, j->key);
+	scheduler_remote_ended(q->sched, j->key, r->route, r->verdict,
+	    failure_text(r));
 	j->m->busy--;
 	qmgr_outcome(q, j->m, j->idx, r->results, r->n,
 	    r->mta[0] ? r->mta : NULL, r->route,
 	    r->route ? MM_RELAY : MM_REMOTE);
+	scheduler_follow_dest(q, j->m, j->key);
 	for (size_t i = 0; i < r->n; i++)
 		buf_free(&r->results[i].text);
 	free(r->results);

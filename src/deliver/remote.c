@@ -3,10 +3,13 @@
  * try (relay host, or MX hosts in preference order, then their A/AAAA),
  * then for each address in turn: connect, greet, transact. A connection
  * failure or a 4xx greeting moves on to the next address; the first
- * completed transaction decides. Idle connections are kept per
- * destination for reuse by the next message, keyed by everything that
- * shapes a session (relay, login, TLS policy, source address, HELO), so a
- * message never travels on a connection logged in for another route.
+ * completed transaction decides. The request's verdict says whether the
+ * destination itself failed (no address gave a session, a 421, MAIL
+ * deferred), for the queue manager's destination table (dest.c). Idle
+ * connections are kept per destination for reuse by the next message,
+ * keyed by everything that shapes a session (relay, login, TLS policy,
+ * source address, HELO), so a message never travels on a connection
+ * logged in for another route.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -61,6 +64,7 @@ struct attempt {
 	int		 dns_family;	/* resolving A then AAAA */
 	struct buf	 last_error;
 	enum result_class last_class;
+	int		 login_failed;	/* an address refused the route's login */
 	struct smtp_client *client;
 	struct client_txn txn;
 	struct client_opts opts;
@@ -179,6 +183,8 @@ on_txn(void *arg, struct smtp_client *c)
 	struct attempt *a = arg;
 
 	snprintf(a->req->mta, sizeof(a->req->mta), "%s", smtp_client_peer(c));
+	a->req->verdict = a->txn.closing ? REMOTE_CLOSING :
+	    a->txn.mail_deferred ? REMOTE_MAIL_DEFERRED : REMOTE_NO_VERDICT;
 	if (smtp_client_reusable(c))
 		park(a->ctx, a->key, c);
 	else
@@ -211,6 +217,7 @@ on_ready(void *arg, struct smtp_client *c, enum result_class cls,
 	}
 	buf_set(&a->last_error, text, strlen(text));
 	a->last_class = RESULT_TEMP;
+	a->login_failed |= smtp_client_login_failed(c);
 	smtp_client_close(c);
 	try_next(a);
 }
@@ -221,6 +228,9 @@ try_next(struct attempt *a)
 	struct target *t;
 
 	if (a->next >= a->ntargets) {
+		/* a refused login says nothing about the destination */
+		a->req->verdict = a->login_failed ? REMOTE_NO_VERDICT :
+		    REMOTE_UNREACHABLE;
 		fail_all(a, a->last_class, a->last_error.len ?
 		    buf_cstr(&a->last_error) : "451 4.4.1 no address to deliver to");
 		return;
@@ -321,6 +331,7 @@ on_mx(void *arg, const struct dns_result *r)
 	case DNS_TEMPFAIL:
 		buf_printf(&why, "451 4.4.3 MX lookup for %s failed: %s",
 		    a->req->domain, r->error);
+		a->req->verdict = REMOTE_UNREACHABLE;
 		fail_all(a, RESULT_TEMP, buf_cstr(&why));
 		buf_free(&why);
 		return;

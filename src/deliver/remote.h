@@ -16,6 +16,19 @@
 struct dns;
 struct remote_ctx;
 
+/*
+ * What one attempt learned about its destination, beyond its recipients'
+ * results (src/deliver/dest.c decides whether the destination is down).
+ */
+enum remote_verdict {
+	REMOTE_NO_VERDICT,	/* nothing against it (delivered, 5xx, ...) */
+	REMOTE_UNREACHABLE,	/* no address gave a session: connect, greeting,
+				 * TLS, or the MX lookup failed (a refused
+				 * login is the route's: no verdict) */
+	REMOTE_CLOSING,		/* a 421 reply during the transaction */
+	REMOTE_MAIL_DEFERRED,	/* a 4xx reply to MAIL FROM */
+};
+
 struct remote_req {
 	const char	*domain;	/* recipient domain (MX lookups) */
 	const struct route_conf *route;	/* relay host, or NULL for MX */
@@ -24,6 +37,7 @@ struct remote_req {
 	size_t		 n;
 	struct rcpt_result *results;	/* n entries, filled */
 	char		 mta[160];	/* the host that answered last */
+	enum remote_verdict verdict;	/* set by remote_deliver */
 };
 
 typedef void (*remote_done_cb)(void *arg, struct remote_req *);

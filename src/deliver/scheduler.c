@@ -3,31 +3,39 @@
  * that are due and not held, groups their ready recipients into local
  * jobs and remote jobs (one per destination and login), and keeps the
  * limits: delivery.conc_local, conc_remote and conc_domain (the count of
- * jobs per destination, which it owns). Runs soon after anything changes
- * and every second (the tick), never while draining or paused.
+ * jobs per destination, kept in the destination table, dest.c). A message
+ * whose every waiting recipient goes to a destination that is down is held
+ * back in memory until the destination's probe, without a journal line or
+ * a log line of its own (a restart only tries it once more); one past its
+ * queue lifetime bounces. Runs soon after anything changes and every
+ * second (the tick), never while draining or paused.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../lib/xalloc.h"
 #include "../mail/address.h"
 #include "qmgr_int.h"
 
-struct dcount {
-	struct dcount	*next;
-	char		*key;
-	int		 n;
-};
+#define DEST_IDLE_MS	(10 * 60 * 1000)	/* an idle destination is forgotten */
 
 struct scheduler {
 	struct qmgr	*q;
 	int		 running_local, running_remote;
-	struct dcount	*dests;
 	int		 draining;
 	int		 scheduled;	/* soon is started */
 	uv_idle_t	 soon;
 	int		 ticks;
+};
+
+/* The recipients of one message held back by destinations that are down. */
+struct held {
+	size_t		 n;		/* recipients held */
+	uint64_t	 until;		/* the earliest probe among them */
+	int		 other;		/* some wait for another reason */
+	struct dest	*last;		/* counted the message already */
 };
 
 struct scheduler *
@@ -39,23 +47,6 @@ scheduler_new(struct qmgr *q)
 	uv_idle_init(q->loop, &s->soon);
 	s->soon.data = s;
 	return s;
-}
-
-static struct dcount *
-dest(struct scheduler *s, const char *key, int create)
-{
-	struct dcount *d;
-
-	for (d = s->dests; d; d = d->next)
-		if (strcmp(d->key, key) == 0)
-			return d;
-	if (!create)
-		return NULL;
-	d = xcalloc(1, sizeof(*d));
-	d->key = xstrdup(key);
-	d->next = s->dests;
-	s->dests = d;
-	return d;
 }
 
 void
@@ -73,15 +64,41 @@ scheduler_local_ended(struct scheduler *s)
 void
 scheduler_remote_started(struct scheduler *s, const char *key)
 {
+	struct qmgr *q = s->q;
+
 	s->running_remote++;
-	dest(s, key, 1)->n++;
+	dest_job_started(dest_get(q->dests, key), uv_now(q->loop));
+}
+
+/*
+ * delivery.dead_destination; a zero there means the retry base or max of
+ * route rc, else of delivery.
+ */
+static struct dead_dest_conf
+dead_conf(const struct qmgr *q, const struct route_conf *rc)
+{
+	const struct delivery_conf *dc = &q->cfg->delivery;
+	struct dead_dest_conf c = dc->dead;
+
+	if (c.backoff_ms == 0)
+		c.backoff_ms = rc && rc->retry.base_ms ? rc->retry.base_ms :
+		    dc->retry.base_ms;
+	if (c.max_ms == 0)
+		c.max_ms = rc && rc->retry.max_ms ? rc->retry.max_ms :
+		    dc->retry.max_ms;
+	return c;
 }
 
 void
-scheduler_remote_ended(struct scheduler *s, const char *key)
+scheduler_remote_ended(struct scheduler *s, const char *key,
+    const struct route_conf *rc, enum remote_verdict v, const char *reason)
 {
+	struct qmgr *q = s->q;
+	struct dead_dest_conf dead = dead_conf(q, rc);
+
 	s->running_remote--;
-	dest(s, key, 1)->n--;
+	dest_job_ended(q->dests, dest_get(q->dests, key), v, reason, &dead,
+	    uv_now(q->loop));
 }
 
 void
@@ -154,29 +171,113 @@ remote_batch(struct qmgr *q, struct qmsg *m, size_t i,
 	return idx;
 }
 
+/* Past its queue lifetime (the route's, else delivery.lifetime). */
+static int
+expired(const struct qmgr *q, const struct qmsg *m, const struct route_conf *rc)
+{
+	long lifetime = rc && rc->retry.lifetime_s ? rc->retry.lifetime_s :
+	    q->cfg->delivery.retry.lifetime_s;
+
+	return (long long)time(NULL) - m->item.env.received > lifetime;
+}
+
+/* Debug level only: at info a destination down is one line, not one a
+ * message. */
 static void
-schedule_remote(struct scheduler *s, struct qmsg *m)
+log_held(const struct qmsg *m, size_t i, const struct dest *d)
+{
+	struct logline l;
+
+	qmsg_log(&l, LOG_DEBUG, "held", m);
+	log_kv(&l, "to", m->item.env.rcpts[i]);
+	log_kv(&l, "dest", d->key);
+	log_end(&l);
+}
+
+/*
+ * Recipient i waits for destination d, which is down until `until`; past
+ * its lifetime it bounces with the destination's reason instead.
+ */
+static void
+hold(struct qmgr *q, struct qmsg *m, size_t i, const struct route_conf *rc,
+    struct dest *d, uint64_t until, struct held *h)
+{
+	struct rcpt_result res;
+
+	if (expired(q, m, rc)) {
+		memset(&res, 0, sizeof(res));
+		res.cls = RESULT_TEMP;	/* made permanent by its age */
+		buf_appends(&res.text, d->why);
+		qmgr_outcome(q, m, &i, &res, 1, NULL, rc,
+		    rc ? MM_RELAY : MM_REMOTE);
+		buf_free(&res.text);
+		return;
+	}
+	log_held(m, i, d);
+	h->n++;
+	if (h->until == 0 || until < h->until)
+		h->until = until;
+	if (h->last != d)
+		d->held++;
+	h->last = d;
+}
+
+static void
+schedule_remote(struct scheduler *s, struct qmsg *m, struct held *h)
 {
 	struct qmgr *q = s->q;
 	struct buf key = BUF_INIT;
+	uint64_t now = uv_now(q->loop), until = 0;
 
 	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
 		const struct route_conf *rc;
-		struct dcount *d;
+		struct dest *d;
 		size_t *idx, n;
 
 		if (!ready(q, m, i) || qmgr_route_is_local(q, m, i))
 			continue;
-		if (s->running_remote >= q->cfg->delivery.conc_remote)
+		if (s->running_remote >= q->cfg->delivery.conc_remote) {
+			h->other = 1;
 			break;
-		qmgr_route_dest_key(q, m, i, &rc, &key);
-		d = dest(s, buf_cstr(&key), 0);
-		if (d && d->n >= q->cfg->delivery.conc_domain)
+		}
+		d = dest_get(q->dests, qmgr_route_dest_key(q, m, i, &rc, &key));
+		switch (dest_admit(d, q->cfg->delivery.conc_domain, now, &until)) {
+		case DEST_FULL:
+			h->other = 1;
 			continue;
+		case DEST_HELD:
+			hold(q, m, i, rc, d, until, h);
+			continue;
+		case DEST_GO:
+			break;
+		}
 		idx = remote_batch(q, m, i, rc, buf_cstr(&key), &n);
 		qmgr_remote_start(q, m, rc, buf_cstr(&key), idx, n);
 	}
 	buf_free(&key);
+}
+
+static size_t
+pending(const struct qmsg *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->item.env.nrcpts; i++)
+		n += m->st[i] == RS_PENDING;
+	return n;
+}
+
+/* Starts what m may start; holds it back if all it waits for is down. */
+static void
+schedule_message(struct scheduler *s, struct qmsg *m)
+{
+	struct held h;
+
+	memset(&h, 0, sizeof(h));
+	schedule_local(s, m);
+	schedule_remote(s, m, &h);
+	if (h.n && !h.other && pending(m) == h.n)
+		m->next_try = h.until;	/* in memory only: see the head comment */
 }
 
 static void
@@ -191,12 +292,12 @@ run_queue(struct scheduler *s)
 		next = m->next;
 		if (m->hold || m->next_try > now)
 			continue;
-		schedule_local(s, m);
-		schedule_remote(s, m);
+		schedule_message(s, m);
 		if (s->running_local >= q->cfg->delivery.conc_local &&
 		    s->running_remote >= q->cfg->delivery.conc_remote)
 			break;
 	}
+	dest_announce(q->dests, now);
 }
 
 static void
@@ -230,6 +331,57 @@ scheduler_tick(struct qmgr *q)
 	run_queue(s);
 	remote_sweep(q->remote, 5000);
 	qmgr_table_sweep(q->table, uv_now(q->loop));
-	if (++s->ticks % 60 == 0)	/* catch anything a lost datagram missed */
+	if (++s->ticks % 60 == 0) {	/* catch anything a lost datagram missed */
 		qmgr_load_all(q);
+		dest_sweep(q->dests, uv_now(q->loop), DEST_IDLE_MS);
+	}
+}
+
+/* The destination recipient i waits for, if the table knows it. */
+static struct dest *
+dest_of(const struct qmgr *q, const struct qmsg *m, size_t i)
+{
+	const struct route_conf *rc;
+	struct buf key = BUF_INIT;
+	struct dest *d = NULL;
+
+	if (m->st[i] == RS_PENDING && !qmgr_route_is_local(q, m, i))
+		d = dest_find(q->dests, qmgr_route_dest_key(q, m, i, &rc, &key));
+	buf_free(&key);
+	return d;
+}
+
+/* The reply of the destination that holds recipient i back, or NULL. */
+const char *
+scheduler_held_why(const struct qmgr *q, const struct qmsg *m, size_t i)
+{
+	struct dest *d = dest_of(q, m, i);
+
+	return d && d->state != DEST_UP ? d->why : NULL;
+}
+
+/*
+ * After the outcome of m's job to key: if that destination is down, m
+ * waits for its probe like the messages held back, not for its own
+ * backoff (the failure was the destination's), so that they all drain
+ * together once it is up.
+ */
+void
+scheduler_follow_dest(struct qmgr *q, struct qmsg *m, const char *key)
+{
+	struct dest *d = dest_find(q->dests, key);
+
+	if (d && d->state == DEST_DOWN && m->next_try > d->until)
+		m->next_try = d->until;
+}
+
+/* `queue flush` of m: the destinations it waits for are probed now. */
+void
+scheduler_probe_now(struct qmgr *q, struct qmsg *m)
+{
+	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
+		struct dest *d = dest_of(q, m, i);
+		if (d)
+			dest_probe_now(d, uv_now(q->loop));
+	}
 }

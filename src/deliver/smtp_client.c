@@ -164,9 +164,11 @@ start_auth(struct smtp_client *c)
 	} else if (c->ext_auth_login) {
 		c->state = C_AUTH_LOGIN_USER;
 		client_send_line(c, "AUTH LOGIN");
-	} else
+	} else {
+		c->login_failed = 1;
 		client_fail_connection(c, RESULT_TEMP, "%s offers no AUTH "
 		    "mechanism we know (PLAIN, LOGIN)", c->peer);
+	}
 	buf_free(&cred);
 	buf_free(&enc);
 }
@@ -191,11 +193,12 @@ after_hello(struct smtp_client *c)
 		return;
 	}
 	if (c->opts.auth_user && !c->authed) {
-		if (!c->tls_on && !c->opts.auth_plaintext)
+		if (!c->tls_on && !c->opts.auth_plaintext) {
+			c->login_failed = 1;
 			client_fail_connection(c, RESULT_TEMP, "refusing to send "
 			    "credentials for %s over an unencrypted connection",
 			    c->opts.route ? c->opts.route : c->peer);
-		else
+		} else
 			start_auth(c);
 		return;
 	}
@@ -247,7 +250,11 @@ auth_reply(struct smtp_client *c, int code, const char *text)
 			return;
 		}
 	}
-	/* A refused login is our configuration's problem: defer, never bounce. */
+	/*
+	 * A refused login is our configuration's problem: defer, never bounce;
+	 * and the route's, not the destination's (a 421 is the server's).
+	 */
+	c->login_failed = code != 421;
 	client_fail_connection(c, RESULT_TEMP, "authentication to %s failed: %s",
 	    c->peer, text);
 }
@@ -506,6 +513,12 @@ smtp_client_close(struct smtp_client *c)
 	c->state = C_DEAD;
 	uv_close((uv_handle_t *)&c->timer, on_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+int
+smtp_client_login_failed(const struct smtp_client *c)
+{
+	return c->login_failed;
 }
 
 const char *

@@ -41,6 +41,8 @@ struct client_txn {
 	size_t		 size;		/* for SIZE= */
 	int		 body8;		/* BODY=8BITMIME */
 	struct rcpt_result *results;	/* nrcpts entries, filled */
+	int		 closing;	/* set: the server replied 421 */
+	int		 mail_deferred;	/* set: MAIL FROM got a 4xx */
 };
 
 struct smtp_client;
@@ -60,6 +62,8 @@ void	smtp_client_send(struct smtp_client *, struct client_txn *,
 int	smtp_client_reusable(const struct smtp_client *);
 /* Sends QUIT (if possible) and frees the connection later. */
 void	smtp_client_close(struct smtp_client *);
+/* The connection failed at AUTH: the route's login, not the server. */
+int	smtp_client_login_failed(const struct smtp_client *);
 const char *smtp_client_peer(const struct smtp_client *);
 int	smtp_client_tls(const struct smtp_client *);
 

@@ -34,6 +34,7 @@ struct smtp_client {
 	int		 ext_pipelining, ext_starttls, ext_8bit, ext_size;
 	int		 ext_auth_plain, ext_auth_login;
 	int		 authed, ehlo_again, broken, closing;
+	int		 login_failed;	/* AUTH refused or not possible */
 	client_ready_cb	 ready_cb;
 	client_txn_cb	 txn_cb;
 	void		*arg;

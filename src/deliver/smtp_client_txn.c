@@ -78,6 +78,8 @@ client_txn_reply(struct smtp_client *c, int code, const char *text)
 {
 	size_t i = c->next_reply++;
 
+	if (code == 421)	/* the server is closing: the destination's fault */
+		c->txn->closing = 1;
 	if (c->state == C_DOT) {
 		all_results(c, client_class_of(code), text, 1);
 		c->clean = 1;	/* the server closed this transaction itself */
@@ -88,6 +90,7 @@ client_txn_reply(struct smtp_client *c, int code, const char *text)
 	case X_MAIL:
 		if (code / 100 != 2) {
 			c->mail_failed = 1;
+			c->txn->mail_deferred = code / 100 == 4;
 			all_results(c, client_class_of(code), text, 0);
 		}
 		break;
@@ -143,6 +146,7 @@ smtp_client_send(struct smtp_client *c, struct client_txn *t, client_txn_cb cb,
 	c->accepted = 0;
 	c->mail_failed = 0;
 	c->clean = 0;
+	t->closing = t->mail_deferred = 0;
 	for (size_t i = 0; i < t->nrcpts; i++) {
 		t->results[i].cls = RESULT_TEMP;
 		buf_clear(&t->results[i].text);

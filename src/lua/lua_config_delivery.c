@@ -65,12 +65,31 @@ parse_client_timeouts(lua_State *L, int t, struct client_timeouts *to)
 	lua_pop(L, 1);
 }
 
+/* dead_destination = { backoff=, max= } (seconds) in table t. */
+static void
+parse_dead_destination(lua_State *L, int t, struct dead_dest_conf *dd)
+{
+	static const char *k[] = { "backoff", "max", NULL };
+
+	if (!cfg_sub_table(L, t, "dead_destination"))
+		return;
+	cfg_check_keys(L, lua_gettop(L), "delivery.dead_destination", k);
+	cfg_set_number(L, -1, "backoff", "delivery.dead_destination.backoff",
+	    0.01, 86400, 1000, &dd->backoff_ms, 0);
+	cfg_set_number(L, -1, "max", "delivery.dead_destination.max", 0.01,
+	    7 * 86400, 1000, &dd->max_ms, 0);
+	lua_pop(L, 1);
+	if (dd->max_ms && dd->max_ms < dd->backoff_ms)
+		luaL_error(L, "bad config: delivery.dead_destination: max must not be "
+		    "less than backoff");
+}
+
 void
 cfg_delivery(lua_State *L, int t, struct delivery_conf *d)
 {
 	static const char *keys[] = { "lifetime", "retry", "concurrency",
 	    "port", "bind_address", "tls", "timeouts", "max_hops",
-	    "paused", NULL };
+	    "paused", "dead_destination", NULL };
 	char *tls;
 
 	cfg_check_keys(L, t, "delivery", keys);
@@ -100,6 +119,7 @@ cfg_delivery(lua_State *L, int t, struct delivery_conf *d)
 		lua_pop(L, 1);
 	}
 	parse_client_timeouts(L, t, &d->timeouts);
+	parse_dead_destination(L, t, &d->dead);
 }
 
 /*

@@ -59,6 +59,15 @@ struct retry_policy {
 	long		 lifetime_s;
 };
 
+/*
+ * delivery.dead_destination = { backoff=, max= }: how long a destination
+ * that is down waits before a probe; doubled by each failed probe. 0: the
+ * retry base and max of its route, else of delivery.
+ */
+struct dead_dest_conf {
+	int		 backoff_ms, max_ms;
+};
+
 /* Per-phase client timeouts (ms); 0 in a route means "the delivery default". */
 struct client_timeouts {
 	int		 connect, greeting, command, data;
@@ -92,6 +101,7 @@ struct delivery_conf {
 	size_t		 nroutes;
 	char		*postmaster;	/* receives double bounces */
 	struct retry_policy retry;
+	struct dead_dest_conf dead;	/* docs/delivery.md: a destination down */
 	int		 conc_local, conc_remote, conc_domain;
 	int		 port;		/* remote SMTP port, 25 */
 	char		*bind_address;

@@ -13,6 +13,7 @@
 --   greeting = { [n] = reply }         the nth connection's greeting (non-2xx: closed)
 --   greeting_delay = { [n] = secs }, greeting_delay_all = secs
 --   rcpt = { [addr] = { reply1, reply2, ... } }  nth RCPT of addr (the last sticks)
+--   mail = { reply1, reply2, ... }     nth MAIL of the server's life (then 250)
 --   hang = { { conn = n, cmd = "RCPT" } }         never answer that command
 --                                                 (cmd may be "CONNECT" or ".")
 --   pipelining = false, data_reply = { reply1, ... } (nth end of data),
@@ -94,7 +95,7 @@ srv:settimeout(0)
 local ev = assert(io.open(conf.dir .. "/events.log", "a"))
 ev:setvbuf("no")
 local function log(...) ev:write(table.concat({ ... }, " "), "\n") end
-local conns, nconn, nmsg, ndata, seen = {}, 0, 0, 0, {}
+local conns, nconn, nmsg, ndata, nmail, seen = {}, 0, 0, 0, 0, {}
 
 -- One line from the client (CR LF or LF); nil at EOF. Yields for more.
 local function readline(c)
@@ -254,8 +255,10 @@ local function command(c, s, line)
     log("NESTED_MAIL", s.n)
     send(c, "503 5.5.1 Error: nested MAIL command")
   elseif verb == "MAIL" then
-    s.mail, s.rcpts = line:match("<(.-)>") or "", {}
-    send(c, "250 2.1.0 Ok")
+    nmail = nmail + 1
+    local r = conf.mail and conf.mail[nmail] or "250 2.1.0 Ok"
+    if r:sub(1, 1) == "2" then s.mail, s.rcpts = line:match("<(.-)>") or "", {} end
+    send(c, r)
   elseif verb == "RCPT" and not s.mail then
     send(c, "503 5.5.1 Error: need MAIL command")
   elseif verb == "RCPT" then

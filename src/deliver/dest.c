@@ -1,0 +1,286 @@
+/*
+ * dest: the destination table and its state machine (dest.h). It owns
+ * every struct dest (a hash table by key) and the list of destination_down
+ * lines that wait for the scheduler's pass to count the messages held.
+ * Invariant: a destination that is down or probing has its reason in why;
+ * one that is up has none.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../lib/buf.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
+#include "dest.h"
+
+#define DEST_BUCKETS		4096
+#define DEST_PROBE_WAIT_MS	1000	/* a held message looks again */
+
+struct dest_table {
+	struct dest	*bucket[DEST_BUCKETS];
+	struct dest	*announce;	/* down lines to log after the pass */
+};
+
+struct dest_table *
+dest_table_new(void)
+{
+	return xcalloc(1, sizeof(struct dest_table));
+}
+
+static unsigned
+bucket_of(const char *key)
+{
+	unsigned h = 2166136261u;
+
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h % DEST_BUCKETS;
+}
+
+struct dest *
+dest_find(struct dest_table *t, const char *key)
+{
+	for (struct dest *d = t->bucket[bucket_of(key)]; d; d = d->hnext)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	return NULL;
+}
+
+struct dest *
+dest_get(struct dest_table *t, const char *key)
+{
+	struct dest *d = dest_find(t, key);
+	unsigned b;
+
+	if (d)
+		return d;
+	b = bucket_of(key);
+	d = xcalloc(1, sizeof(*d));
+	d->key = xstrdup(key);
+	d->hnext = t->bucket[b];
+	t->bucket[b] = d;
+	return d;
+}
+
+static void
+log_probe(const struct dest *d)
+{
+	struct logline l;
+
+	log_begin(&l, LOG_INFO, "destination_probe");
+	log_kv(&l, "dest", d->key);
+	log_kvi(&l, "failures", d->failures);
+	log_kvi(&l, "messages", (long long)d->held);
+	log_end(&l);
+}
+
+/* Down with its backoff over: the next job is the probe. */
+static void
+start_probing(struct dest *d)
+{
+	log_probe(d);
+	d->state = DEST_PROBING;
+	d->waiting = d->held;
+	d->held = 0;
+}
+
+enum dest_admit
+dest_admit(struct dest *d, int concurrency, uint64_t now, uint64_t *until)
+{
+	switch (d->state) {
+	case DEST_UP:
+		return d->running >= concurrency ? DEST_FULL : DEST_GO;
+	case DEST_DOWN:
+		if (now < d->until) {
+			*until = d->until;
+			return DEST_HELD;
+		}
+		start_probing(d);
+		/* FALLTHROUGH */
+	case DEST_PROBING:
+		if (d->running == 0)
+			return DEST_GO;
+		*until = now + DEST_PROBE_WAIT_MS;	/* the probe's answer */
+		return DEST_HELD;
+	}
+	return DEST_GO;
+}
+
+void
+dest_job_started(struct dest *d, uint64_t now)
+{
+	d->running++;
+	d->used = now;
+}
+
+static void
+log_up(const struct dest *d, uint64_t now)
+{
+	struct logline l;
+
+	log_begin(&l, LOG_INFO, "destination_up");
+	log_kv(&l, "dest", d->key);
+	log_kvi(&l, "after", (long long)((now - d->since) / 1000));
+	log_kvi(&l, "failures", d->failures);
+	log_end(&l);
+}
+
+static void
+go_up(struct dest *d, uint64_t now)
+{
+	log_up(d, now);
+	d->state = DEST_UP;
+	d->failures = 0;
+	d->held = 0;
+	free(d->why);
+	d->why = NULL;
+}
+
+/* The next down period: the first one's backoff, then twice the last. */
+static uint64_t
+next_backoff(const struct dest *d, const struct dead_dest_conf *dc)
+{
+	uint64_t b = d->failures ? d->backoff * 2 : (uint64_t)dc->backoff_ms;
+
+	return b > (uint64_t)dc->max_ms ? (uint64_t)dc->max_ms : b;
+}
+
+static void
+go_down(struct dest_table *t, struct dest *d, const char *reason,
+    const struct dead_dest_conf *dc, uint64_t now)
+{
+	struct buf why = BUF_INIT;
+
+	if (d->state == DEST_UP) {
+		d->failures = 0;
+		d->since = now;
+	}
+	/* the probe's message, and those the probe kept waiting */
+	d->held = d->state == DEST_PROBING ? d->waiting + 1 : 1;
+	d->backoff = next_backoff(d, dc);
+	d->failures++;
+	d->state = DEST_DOWN;
+	d->until = now + d->backoff;
+	buf_printf(&why, "451 4.4.1 destination %s is down: %s", d->key,
+	    reason && *reason ? reason : "no reason given");
+	free(d->why);
+	d->why = why.data;	/* the buffer's memory moves */
+	if (!d->announce) {
+		d->announce = 1;
+		d->anext = t->announce;
+		t->announce = d;
+	}
+}
+
+/* A job's verdict against its destination: see the head comment of dest.h. */
+static int
+is_failure(struct dest *d, enum remote_verdict v)
+{
+	switch (v) {
+	case REMOTE_UNREACHABLE:
+	case REMOTE_CLOSING:
+		return 1;
+	case REMOTE_MAIL_DEFERRED:	/* throttling: once is enough when down */
+		return ++d->mail_deferred >= DEST_THROTTLE_JOBS ||
+		    d->state != DEST_UP;
+	case REMOTE_NO_VERDICT:
+		break;
+	}
+	d->mail_deferred = 0;
+	return 0;
+}
+
+void
+dest_job_ended(struct dest_table *t, struct dest *d, enum remote_verdict v,
+    const char *reason, const struct dead_dest_conf *dc, uint64_t now)
+{
+	d->running--;
+	d->used = now;
+	if (is_failure(d, v)) {
+		if (d->state != DEST_DOWN)	/* else an older job: counted */
+			go_down(t, d, reason, dc, now);
+	} else if (d->state != DEST_UP)
+		go_up(d, now);
+}
+
+/* "2026-01-31T12:00:00Z" for a uv_now() time, now being uv_now() too. */
+static void
+wall_time(char *out, size_t len, uint64_t at, uint64_t now)
+{
+	time_t t = time(NULL) + (time_t)((at - now + 999) / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void
+log_down(const struct dest *d, uint64_t now)
+{
+	struct logline l;
+	char until[32];
+
+	wall_time(until, sizeof(until), d->until, now);
+	log_begin(&l, LOG_INFO, "destination_down");
+	log_kv(&l, "dest", d->key);
+	log_kv(&l, "reason", d->why);
+	log_kvi(&l, "failures", d->failures);
+	log_kvi(&l, "messages", (long long)d->held);
+	log_kvi(&l, "backoff", (long long)(d->backoff / 1000));
+	log_kv(&l, "until", until);
+	log_end(&l);
+}
+
+void
+dest_announce(struct dest_table *t, uint64_t now)
+{
+	while (t->announce) {
+		struct dest *d = t->announce;
+		t->announce = d->anext;
+		d->announce = 0;
+		if (d->state == DEST_DOWN)
+			log_down(d, now);
+		d->held = 0;
+	}
+}
+
+void
+dest_probe_now(struct dest *d, uint64_t now)
+{
+	if (d->state == DEST_DOWN && d->until > now)
+		d->until = now;
+}
+
+/*
+ * Nothing asked for d for idle_ms: no job since, and if it is down, its
+ * probe time is that long past (no message came to probe it). A
+ * destination down with messages waiting is never forgotten: that would
+ * reset its backoff.
+ */
+static int
+forgotten(const struct dest *d, uint64_t now, uint64_t idle_ms)
+{
+	uint64_t last = d->state == DEST_DOWN && d->until > d->used ?
+	    d->until : d->used;
+
+	return !d->running && !d->announce && now > last &&
+	    now - last >= idle_ms;
+}
+
+void
+dest_sweep(struct dest_table *t, uint64_t now, uint64_t idle_ms)
+{
+	for (size_t b = 0; b < DEST_BUCKETS; b++)
+		for (struct dest **pp = &t->bucket[b]; *pp;) {
+			struct dest *d = *pp;
+			if (!forgotten(d, now, idle_ms)) {
+				pp = &d->hnext;
+				continue;
+			}
+			*pp = d->hnext;
+			free(d->why);
+			free(d->key);
+			free(d);
+		}
+}

@@ -1,0 +1,75 @@
+/*
+ * dest: the queue manager's destinations, keyed as the scheduler groups
+ * its jobs ("relay:HOST:PORT" for a route, "mx:DOMAIN" for a domain's MX
+ * set). Each counts the jobs it runs and has a state:
+ *   up       jobs start, up to delivery.concurrency.per_domain;
+ *   down     a job failed for a reason that is the destination's, not a
+ *            message's (remote.h: no address gave a session, a 421, or
+ *            MAIL FROM refused with 4xx by DEST_THROTTLE_JOBS jobs in a
+ *            row): nothing starts until `until`, messages are held back;
+ *   probing  the backoff is over: one job tests it. Success: up. Failure:
+ *            down again, with the backoff doubled up to the maximum.
+ * One log line per state change (destination_down, _probe, _up), none per
+ * message held. Everything runs on the loop thread.
+ */
+#ifndef INDIMAIL_DEST_H
+#define INDIMAIL_DEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../mail/config.h"
+#include "remote.h"
+
+/* MAIL FROM answered 4xx by this many jobs in a row: it throttles us. */
+#define DEST_THROTTLE_JOBS	3
+
+enum dest_state { DEST_UP, DEST_DOWN, DEST_PROBING };
+
+struct dest {
+	struct dest	*hnext;		/* hash chain */
+	struct dest	*anext;		/* announcements pending */
+	char		*key;
+	int		 running;	/* jobs in flight */
+	enum dest_state	 state;
+	uint64_t	 since;		/* uv_now() ms it went down (first time) */
+	uint64_t	 until;		/* DEST_DOWN: when the probe may start */
+	uint64_t	 backoff;	/* ms of the last down period */
+	uint64_t	 used;		/* last job start or end: for the sweep */
+	int		 failures;	/* down periods in a row */
+	int		 mail_deferred;	/* jobs in a row whose MAIL got a 4xx */
+	int		 announce;	/* the down line waits for its count */
+	size_t		 held;		/* messages held back since the last line */
+	size_t		 waiting;	/* held when the probe started */
+	char		*why;		/* down or probing: the reason, as a reply */
+};
+
+/* What the scheduler may do with a recipient for destination d now. */
+enum dest_admit {
+	DEST_GO,	/* start its job */
+	DEST_FULL,	/* its concurrency is reached: wait for a job to end */
+	DEST_HELD,	/* down (or probed): hold the message back until *until */
+};
+
+struct dest_table;
+
+struct dest_table *dest_table_new(void);
+/* The destination of key, created up if unknown. */
+struct dest *dest_get(struct dest_table *, const char *key);
+struct dest *dest_find(struct dest_table *, const char *key);
+enum dest_admit dest_admit(struct dest *, int concurrency, uint64_t now,
+	    uint64_t *until);
+void	dest_job_started(struct dest *, uint64_t now);
+/* A job ended with verdict; reason: a recipient's reply if it failed. */
+void	dest_job_ended(struct dest_table *, struct dest *,
+	    enum remote_verdict, const char *reason,
+	    const struct dead_dest_conf *, uint64_t now);
+/* Logs the destination_down lines waiting for their message count. */
+void	dest_announce(struct dest_table *, uint64_t now);
+/* `queue flush`: if d is down, its probe may start now. */
+void	dest_probe_now(struct dest *, uint64_t now);
+/* Forgets destinations nobody asked for in idle_ms (created again when
+ * asked; one down with messages waiting is kept). */
+void	dest_sweep(struct dest_table *, uint64_t now, uint64_t idle_ms);
+
+#endif

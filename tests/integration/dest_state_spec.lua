@@ -1,0 +1,158 @@
+-- Per-destination state (docs/delivery.md, "When a destination is down"):
+-- a destination whose connections are refused, or that greets with 421,
+-- is marked down after one failed job; its other messages are held back
+-- without a connection or a log line each (one destination_down line with
+-- the count), a probe tests it after the backoff, and once it answers
+-- (tests/helpers/fake_smtp.lua on the same port) every message is
+-- delivered and destination_up is logged once; the same for a destination
+-- that throttles (MAIL FROM answered 4xx). `indimail queue list` and
+-- mailq show the held messages with the destination's reason; a message
+-- held past its queue lifetime bounces with that reason.
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local cleanup = require("cleanup")
+local fake_smtp = require("fake_smtp")
+
+local SHORT = "dead_destination = { backoff = 1, max = 2 }, "
+
+local function start(port, delivery)
+  return D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
+    routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(port),
+    delivery = SHORT .. (delivery or "") }
+end
+
+-- n messages, one recipient each, in one SMTP session.
+local function queue(d, n)
+  local c = d:session()
+  for i = 1, n do
+    local code, text = c:transaction("sender@example.test", { ("rcpt%d@down.test"):format(i) },
+      ("Subject: held %d\r\n\r\nbody\r\n"):format(i))
+    assert.equal(250, code, text)
+  end
+  c:cmd("QUIT")
+end
+
+local function cli(d, args)
+  return D.sh(D.bin .. "/indimail -c " .. d.config .. " queue " .. args)
+end
+
+local function fake(port, opts)
+  return fake_smtp.start(D.scratch_dir("dest-fake"), "127.0.0.1", port, opts)
+end
+
+-- Waits until n messages reached the fake server (bounded).
+local function delivered(f, n, secs)
+  return D.eventually(function() return f.count("\nMESSAGE ") >= n end, secs or 30, 0.1)
+end
+
+describe("a destination that is down", function()
+  after_each(cleanup.run)
+
+  it("costs one decision: no connection per message, one destination_down line, all delivered after the probe", function()
+    local port = D.free_tcp_port()          -- nothing listens: connections refused
+    local d = start(port)
+    queue(d, 300)
+    local down = d:wait_event("destination_down", { "dest=relay:127%.0%.0%.1:" .. port, "failures=1",
+      "reason=\"451 4%.4%.1 destination relay:127%.0%.0%.1:%d+ is down: cannot connect" })
+    assert.is_truthy(down, d:log())
+    assert.matches("messages=%d+", down)
+    assert.matches("until=%d+%-%d+%-%d+T", down)
+    -- one job per probe, not one per message: a few deferred lines at most
+    assert.is_truthy(d:wait_log("event=destination_probe", 5), d:log())
+    local log = d:log()
+    local deferred, probes = d:count_log("event=deferred "), d:count_log("event=destination_probe ")
+    assert.is_true(deferred <= 10 + probes, ("%d deferred lines, %d probes"):format(deferred, probes))
+    assert.equal(1, select(2, log:gsub("event=destination_down [^\n]*failures=1 ", "")), log)
+    -- the held messages are listed as deferred with the destination's reason
+    local out, code = cli(d, "list")
+    assert.equal(0, code, out)
+    assert.equal(300, select(2, out:gsub("\n    pending ", "")), out)
+    assert.matches('last_error="451 4%.4%.1 destination relay:127%.0%.0%.1:' .. port .. " is down", out)
+    out = cli(d, "mailq")
+    assert.matches("%(451 4%.4%.1 destination relay:127%.0%.0%.1:" .. port .. " is down", out)
+    -- the destination comes back: the next probe finds it, the queue drains
+    local f = fake(port)
+    assert.is_truthy(d:wait_event("destination_up", { "dest=relay:127%.0%.0%.1:" .. port, "after=%d+" }),
+      d:log())
+    assert.is_truthy(delivered(f, 300), ("%d of 300 delivered\n%s"):format(f.count("\nMESSAGE "), d:log()))
+    assert.equal(1, d:count_log("event=destination_up "))
+    assert.is_true(f.count("\nCONNECT ") < 60, f.events())
+    out = cli(d, "list")
+    assert.not_matches("pending", out)
+  end)
+
+  it("greeting with 421: marked down with that reply, probed, delivered once it greets with 220", function()
+    local port = D.free_tcp_port()
+    local busy = "421 4.3.2 too busy, come back later"
+    local f = fake(port, { greeting = { busy, busy, busy } })   -- the first 3 connections
+    local d = start(port)
+    queue(d, 60)
+    local down = d:wait_event("destination_down", { "failures=1", "421 4%.3%.2 too busy" })
+    assert.is_truthy(down, d:log())
+    assert.is_truthy(delivered(f, 60), ("%d of 60 delivered\n%s"):format(f.count("\nMESSAGE "), d:log()))
+    assert.equal(1, d:count_log("event=destination_up "))
+    -- 3 refused greetings, then the queue on a few reused connections
+    assert.is_true(f.count("\nCONNECT ") < 30, f.events())
+    assert.is_true(d:count_log("event=deferred ") <= 10 + d:count_log("event=destination_probe "), d:log())
+  end)
+
+  it("throttling: MAIL FROM answered 4xx by 3 jobs in a row marks it down; delivered once MAIL is taken", function()
+    local port = D.free_tcp_port()
+    local slow = "451 4.7.1 too many messages, slow down"
+    -- 3 jobs mark it down, 3 probes find it still throttling, the 4th gets through
+    local f = fake(port, { mail = { slow, slow, slow, slow, slow, slow } })
+    -- the 2 jobs deferred before the 3rd keep their own retry time: short here
+    local d = start(port, "retry = { base = 1, max = 2 }, ")
+    queue(d, 30)
+    assert.is_truthy(d:wait_event("destination_down", { "failures=1", "451 4%.7%.1 too many messages" }),
+      d:log())
+    assert.is_truthy(delivered(f, 30), ("%d of 30 delivered\n%s"):format(f.count("\nMESSAGE "), d:log()))
+    assert.equal(1, d:count_log("event=destination_up "))
+    assert.equal(6, d:count_log("event=deferred "), d:log())
+    -- once per state change: at most the first and one per failed probe
+    assert.is_true(d:count_log("event=destination_down ") <= 4, d:log())
+  end)
+
+  it("a refused login is the route's, not the destination's: every message is tried, none held", function()
+    local port = D.free_tcp_port()
+    local f = fake(port, { auth = { user = "u", password = "right" } })
+    local d = D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'", delivery = SHORT,
+      routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none", auth_plaintext = true, '
+        .. 'auth_user = "u", auth_password = "wrong" }'):format(port) }
+    queue(d, 3)
+    assert.is_truthy(D.eventually(function() return d:count_log("event=deferred ") == 3 end, 10), d:log())
+    assert.matches("authentication to [^\n]* failed", d:log())
+    assert.equal(3, f.count("\nAUTH_FAILED "), f.events())
+    assert.equal(0, d:count_log("event=destination_down "), d:log())
+  end)
+
+  it("a message held past its queue lifetime bounces with the destination's reason", function()
+    local port = D.free_tcp_port()
+    local d = start(port, "lifetime = 2, retry = { base = 1, max = 1 }, ")
+    queue(d, 5)
+    assert.is_truthy(d:wait_event("destination_down", { "failures=1" }), d:log())
+    local all = D.eventually(function() return d:count_log("event=failed ") >= 5 end, 15, 0.1)
+    assert.is_truthy(all, d:log())
+    for line in d:log():gmatch("event=failed [^\n]*") do
+      assert.matches("delivery time expired", line)
+      assert.matches("destination relay:127%.0%.0%.1:" .. port .. " is down", line)
+    end
+  end)
+
+  it("refuses a dead_destination whose max is below its backoff, or an unknown key, at load", function()
+    local dir = D.scratch_dir("dest-config")
+    local function check(delivery)
+      local path = dir .. "/bad.lua"
+      D.writefile(path, D.make_config(dir, { delivery = delivery }))
+      return D.sh(D.bin .. "/indimaild -t -c " .. path)
+    end
+    local out, code = check("dead_destination = { backoff = 60, max = 30 }")
+    assert.equal(1, code, out)
+    assert.matches("delivery.dead_destination: max must not be less than backoff", out, 1, true)
+    out, code = check("dead_destination = { backof = 60 }")
+    assert.equal(1, code, out)
+    assert.matches("backof", out, 1, true)
+    out, code = check("dead_destination = { backoff = 30, max = 600 }")
+    assert.equal(0, code, out)
+  end)
+end)
