@@ -45,15 +45,25 @@ run_stats(void *arg, const char *since, struct buf *out, struct buf *err)
 	    NULL };
 	int rc;
 
+	pthread_mutex_lock(&r->log_lock);
 	if (r->log_fd < 0) {
 		buf_appends(err, "no log file to read: log.file is not set");
-		return -1;
-	}
-	pthread_mutex_lock(&r->log_lock);
-	rc = lseek(r->log_fd, 0, SEEK_SET) < 0 ? -1 : admin_spawn(argv,
-	    r->log_fd, NULL, ADMIN_CHILD_SECONDS, out, err);
+		rc = -1;
+	} else
+		rc = lseek(r->log_fd, 0, SEEK_SET) < 0 ? -1 : admin_spawn(argv,
+		    r->log_fd, NULL, ADMIN_CHILD_SECONDS, out, err);
 	pthread_mutex_unlock(&r->log_lock);
 	return rc;
+}
+
+void
+admin_backend_log(struct admin_runner *r, int fd)
+{
+	pthread_mutex_lock(&r->log_lock);
+	if (r->log_fd >= 0)
+		close(r->log_fd);
+	r->log_fd = fd;
+	pthread_mutex_unlock(&r->log_lock);
 }
 
 static int

@@ -39,5 +39,7 @@ struct admin_runner {
  */
 void	admin_backend_init(struct admin_backend *be, struct admin_runner *r,
 	    const char *config, int ctl_fd, int log_fd);
+/* The log opened again after a rotation (the old descriptor is closed). */
+void	admin_backend_log(struct admin_runner *r, int fd);
 
 #endif

@@ -16,6 +16,16 @@
 #include "admind.h"
 #include "ctl.h"
 
+static struct admin_runner *runner_of_stats;
+
+/* The log reopened after a rotation, for the stats route (ctl.h). */
+static void
+on_log_reader(int fd)
+{
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	admin_backend_log(runner_of_stats, fd);
+}
+
 static void
 wait_signals(struct admin_server *s, int files_fd)
 {
@@ -74,6 +84,8 @@ admind_main(struct runtime *rt, const struct admind_conf *ac)
 		fcntl(ac->log_fd, F_SETFD, FD_CLOEXEC);
 	admin_tokens_path(rt->cfg.admin.tokens, rt->path, &tokens);
 	admin_backend_init(&be, &runner, rt->path, ac->ctl_fd, ac->log_fd);
+	runner_of_stats = &runner;
+	ctl_on_log_reader(on_log_reader);
 	sc.tokens_path = buf_cstr(&tokens);
 	sc.be = &be;
 	if ((s = admin_server_start(&sc, &err)) == NULL) {

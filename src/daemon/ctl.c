@@ -1,7 +1,8 @@
 /*
- * ctl: messages from the master to a child (see ctl.h). Two kinds, each
+ * ctl: messages from the master to a child (see ctl.h). Three kinds, each
  * with one descriptor:
  *   "log"               the log file, opened again by the keeper;
+ *   "logread"           the same file for reading (to the admin process);
  *   "tls CERTLEN KEYLEN" a memfd holding the certificate then the key.
  * The master validated the TLS bytes (it built its own contexts from
  * them) before sending, so a child only fails here on a resource error.
@@ -60,6 +61,20 @@ int
 ctl_send_log(const struct ctl *c, int log_fd)
 {
 	return fdpass_send(c->master, "log", 3, &log_fd, 1);
+}
+
+int
+ctl_send_log_reader(const struct ctl *c, int read_fd)
+{
+	return fdpass_send(c->master, "logread", 7, &read_fd, 1);
+}
+
+static ctl_fd_fn log_reader;
+
+void
+ctl_on_log_reader(ctl_fd_fn fn)
+{
+	log_reader = fn;
 }
 
 int
@@ -124,6 +139,10 @@ ctl_apply(int fd, ctl_tls_fn on_tls, void *arg)
 		if (nfds == 1 && strcmp(msg, "log") == 0) {
 			log_use_fd(fds[0]);
 			continue;	/* the log owns it now */
+		}
+		if (nfds == 1 && log_reader && strcmp(msg, "logread") == 0) {
+			log_reader(fds[0]);
+			continue;	/* the reader owns it now */
 		}
 		if (nfds == 1 && on_tls && strncmp(msg, "tls ", 4) == 0)
 			apply_tls(fds[0], msg, on_tls, arg);

@@ -21,6 +21,11 @@ void	ctl_close_child(struct ctl *);
 void	ctl_close(struct ctl *);
 /* The master's sends: 0, or -1 with errno (the child is then logged). */
 int	ctl_send_log(const struct ctl *, int log_fd);
+/* The log for reading, to a child that reads it (the admin process). */
+int	ctl_send_log_reader(const struct ctl *, int read_fd);
+/* In that child: who takes such a descriptor (else it is closed). */
+typedef void (*ctl_fd_fn)(int fd);
+void	ctl_on_log_reader(ctl_fd_fn);
 /* memfd: from ctl_tls_memfd, made once per reload for every child. */
 int	ctl_send_tls(const struct ctl *, int memfd, size_t cert_len,
 	    size_t key_len);

@@ -5,7 +5,8 @@
  * closes it:
  *   "tls" → "ok" with the certificate and key files open for reading,
  *   "log" → "ok" with the log file open for appending (log.c's checks:
- *           a root-owned folder, no symlink, a single link),
+ *           a root-owned folder, no symlink, a single link), and the same
+ *           file open for reading (the admin API's stats read it),
  *   or "error TEXT".
  * It only ever opens the paths the start evaluated: a path from a later
  * configuration is the account's choice, and root must not read for it.
@@ -79,11 +80,14 @@ static void
 answer_log(const struct keeper *k, int sock)
 {
 	struct buf err = BUF_INIT;
-	int fd = k->log ? log_file_open(k->log, &err) : -1;
+	int fd[2] = { k->log ? log_file_open(k->log, &err) : -1, -1 };
 
-	if (fd >= 0) {
-		(void)fdpass_send(sock, "ok", 2, &fd, 1);
-		close(fd);
+	if (fd[0] >= 0) {
+		fd[1] = open(k->log, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+		(void)fdpass_send(sock, "ok", 2, fd, fd[1] >= 0 ? 2 : 1);
+		close(fd[0]);
+		if (fd[1] >= 0)
+			close(fd[1]);
 	} else
 		reply_error(sock, &err);	/* empty: no log file */
 	buf_free(&err);
@@ -194,14 +198,15 @@ keeper_tls(int sock, struct buf *cert, struct buf *key, struct buf *err)
 }
 
 int
-keeper_log(int sock, struct buf *err)
+keeper_log(int sock, int *read_fd, struct buf *err)
 {
 	int fds[FDPASS_MAX], nfds;
 
+	*read_fd = -1;
 	if (ask(sock, "log", fds, &nfds, err) < 0)
 		return -1;
-	while (nfds > 1)
-		close(fds[--nfds]);
+	if (nfds == 2)		/* FDPASS_MAX: never more */
+		*read_fd = fds[--nfds];
 	if (nfds == 0)
 		buf_appends(err, "the keeper sent no log file");
 	return nfds == 1 ? fds[0] : -1;

@@ -25,8 +25,9 @@ int	keeper_tls(int sock, struct buf *cert, struct buf *key,
 	    struct buf *err);
 /*
  * The log file opened again (a new file if logrotate moved it away): its
- * descriptor, or -1 and the reason in err (empty: there is no log file).
+ * descriptor, or -1 and the reason in err (empty: there is no log file);
+ * *read_fd: the same file open for reading, or -1.
  */
-int	keeper_log(int sock, struct buf *err);
+int	keeper_log(int sock, int *read_fd, struct buf *err);
 
 #endif

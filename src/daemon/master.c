@@ -498,7 +498,7 @@ reopen_files(void)
 		to[nlog++] = &qmgr.ctl;
 	if (admin.pid > 0)
 		to[nlog++] = &admin.ctl;
-	reload_log(&files, &rt->cfg, to, nlog);
+	reload_log(&files, &rt->cfg, to, nlog, admin.pid > 0 ? &admin.ctl : NULL);
 	reload_tls(&files, &rt->cfg, lst, nlst, to, n);
 	free(to);
 }

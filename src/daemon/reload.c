@@ -74,18 +74,23 @@ log_tls(const char *event, const struct reload_files *f,
 
 void
 reload_log(const struct reload_files *f, const struct config *c,
-    const struct ctl *const *to, size_t n)
+    const struct ctl *const *to, size_t n, const struct ctl *reader)
 {
 	struct buf err = BUF_INIT;
 	struct logline l;
-	int fd;
+	int fd, rfd;
 
 	proc_log_settings(c);
-	if (f->log && (fd = keeper_log(f->keeper, &err)) >= 0) {
+	if (f->log && (fd = keeper_log(f->keeper, &rfd, &err)) >= 0) {
 		for (size_t i = 0; i < n; i++)
 			if (ctl_send_log(to[i], fd) < 0)
 				log_event(LOG_WARN, "reload_log_unsent", "error=\"%s\"",
 				    strerror(errno));
+		if (reader && rfd >= 0 && ctl_send_log_reader(reader, rfd) < 0)
+			log_event(LOG_WARN, "reload_log_unsent", "error=\"%s\"",
+			    strerror(errno));
+		if (rfd >= 0)
+			close(rfd);
 		log_use_fd(fd);
 		log_begin(&l, LOG_INFO, "log_reopened");
 		log_kv(&l, "file", f->log);

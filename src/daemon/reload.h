@@ -21,11 +21,12 @@ struct reload_files {
 
 /*
  * Applies c's log level, format and syslog, re-opens the log file for the
- * master and every child in to[0..n); logs event=reload_log_kept when c
- * names another file.
+ * master and every child in to[0..n), and for reading to `reader` (the
+ * admin process, or NULL); logs event=reload_log_kept when c names
+ * another file.
  */
 void	reload_log(const struct reload_files *, const struct config *c,
-	    const struct ctl *const *to, size_t n);
+	    const struct ctl *const *to, size_t n, const struct ctl *reader);
 /*
  * New TLS contexts for the listeners from the files read again and c's
  * listener profiles, and the files to every worker in to[0..n); on any

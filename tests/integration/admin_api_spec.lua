@@ -225,6 +225,29 @@ describe("admin API", function()
     assert.matches("\n# TYPE indimail_connections_total counter\n", body, 1, true)
   end)
 
+  it("reads the new log for stats after logrotate's rename and SIGHUP", function()
+    local d = start()
+    local ops = token(d, "add ops --scopes " .. ALL_SCOPES)
+    assert.is_truthy(usable(d, ops))
+    assert.equal(201, (api(d, ops, "POST", "/v1/domains", '{"domain":"example.test"}')))
+    assert.equal(201, (api(d, ops, "POST", "/v1/domains/example.test/users",
+      ('{"local":"bob","password":"%s"}'):format(PW))))
+    local msg = "Subject: t\r\n\r\nhello\r\n"
+    local qid = d:send("ann@remote.test", { "bob@example.test" }, msg)
+    assert.is_truthy(d:wait_log("event=queued[^\n]*" .. qid, 5))
+    local log = d.dir .. "/indimail.log"
+    D.sh(("mv %s %s.1"):format(log, log))
+    assert.is_truthy(d:signal("HUP"))
+    assert.is_truthy(d:wait_log("event=log_reopened", 5))
+    for _ = 1, 2 do
+      qid = d:send("ann@remote.test", { "bob@example.test" }, msg)
+      assert.is_truthy(d:wait_log("event=queued[^\n]*" .. qid, 5))
+    end
+    local s, body = api(d, ops, "GET", "/v1/stats?since=1h")
+    assert.equal(200, s, body)
+    assert.matches("received%s+2%s", body)   -- the new file's two, not the old one's
+  end)
+
   it("is restarted by the master when it dies", function()
     local d = start()
     local ops = token(d, "add ops --scopes metrics")
