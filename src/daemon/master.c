@@ -529,6 +529,7 @@ reload(void)
 		if (!listen_same(lst, nlst, &n->cfg))
 			log_event(LOG_WARN, "reload_listeners_kept", "reason=\"listener "
 			    "changes need a restart; the running listeners stay\"");
+		reload_admin_check(&n->cfg.admin);
 		dns_cache_reload(&n->cfg);
 		domain_rules_inherit(n, rt);	/* for workers forked from now on */
 		runtime_unref(rt);
@@ -768,6 +769,7 @@ master_run(const char *path, const char *user)
 	start_keeper(&plan);
 	become(path, pw, &plan);
 	proc_log_settings(&rt->cfg);	/* the format and syslog */
+	reload_admin_remember(&rt->cfg.admin);
 	open_queue(&rt->cfg);
 	finish_listeners(&rt->cfg, &cert, &key);
 	buf_free(&key);		/* what remains lives in the TLS context */
@@ -783,6 +785,7 @@ master_run(const char *path, const char *user)
 	for (int i = 0; i < nworkers; i++)
 		children[i].ctl.master = children[i].ctl.child = -1;
 	qmgr.ctl.master = qmgr.ctl.child = -1;
+	admin.ctl.master = admin.ctl.child = -1;	/* not fd 0: spawn closes it */
 	install_signals(&old);
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, notify_fds) < 0)
 		fatal("socketpair: %s", strerror(errno));

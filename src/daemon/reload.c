@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "../net/tls.h"
 #include "keeper.h"
 #include "proc.h"
@@ -164,4 +165,30 @@ reload_tls(const struct reload_files *f, const struct config *c,
 	buf_wipe(&cert);
 	buf_wipe(&key);
 	buf_free(&err);
+}
+
+/* The admin table the start evaluated (the admin process keeps it). */
+static struct admin_conf started_admin;
+
+void
+reload_admin_remember(const struct admin_conf *c)
+{
+	started_admin = *c;
+	started_admin.address = c->address ? xstrdup(c->address) : NULL;
+	started_admin.cert = c->cert ? xstrdup(c->cert) : NULL;
+	started_admin.key = c->key ? xstrdup(c->key) : NULL;
+	started_admin.tokens = c->tokens ? xstrdup(c->tokens) : NULL;
+}
+
+void
+reload_admin_check(const struct admin_conf *c)
+{
+	const struct admin_conf *running = &started_admin;
+
+	if (running->enabled != c->enabled || running->port != c->port ||
+	    running->tls != c->tls || !same_path(running->address, c->address) ||
+	    !same_path(running->cert, c->cert) || !same_path(running->key, c->key) ||
+	    !same_path(running->tokens, c->tokens))
+		log_kept("reload_admin_kept", "admin changes need a restart; the "
+		    "admin API keeps its address, certificate and tokens file");
 }

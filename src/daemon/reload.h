@@ -36,4 +36,12 @@ void	reload_tls(const struct reload_files *, const struct config *c,
 	    struct listener *lst, size_t nlst, const struct ctl *const *to,
 	    size_t n);
 
+/*
+ * The admin table of the start, then on each reload: logs
+ * event=reload_admin_kept when c's differs from it (the admin process
+ * keeps its address, certificate and tokens file until a restart).
+ */
+void	reload_admin_remember(const struct admin_conf *);
+void	reload_admin_check(const struct admin_conf *c);
+
 #endif

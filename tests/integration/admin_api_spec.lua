@@ -225,7 +225,7 @@ describe("admin API", function()
     assert.matches("\n# TYPE indimail_connections_total counter\n", body, 1, true)
   end)
 
-  it("reads the new log for stats after logrotate's rename and SIGHUP", function()
+  it("reads the new log for stats after logrotate's rename and SIGHUP; keeps a changed admin table until a restart", function()
     local d = start()
     local ops = token(d, "add ops --scopes " .. ALL_SCOPES)
     assert.is_truthy(usable(d, ops))
@@ -246,6 +246,14 @@ describe("admin API", function()
     local s, body = api(d, ops, "GET", "/v1/stats?since=1h")
     assert.equal(200, s, body)
     assert.matches("received%s+2%s", body)   -- the new file's two, not the old one's
+    -- a changed admin table is kept until a restart, and the log says so
+    local text = D.readfile(d.config)
+    local changed, n = text:gsub("admin = { listen = '127%.0%.0%.1:0' }", "admin = { listen = '127.0.0.1:0', tls = false }")
+    assert.equal(1, n)
+    D.writefile(d.config, changed)
+    assert.is_truthy(d:signal("HUP"))
+    assert.is_truthy(d:wait_log("event=reload_admin_kept", 5), d:log():sub(-1500))
+    assert.equal(200, (api(d, ops, "GET", "/v1/stats?since=1h")))   -- still HTTPS
   end)
 
   it("is restarted by the master when it dies", function()
