@@ -241,7 +241,10 @@ stats_html(FILE *out, const struct stats *st, size_t top)
 	fputs("<h2>Traffic per hour</h2>\n", out);
 	hour_chart(out, st);
 	fputs("<h2>Delivery delay (queue entry to delivery)</h2>\n", out);
-	delay_chart(out, st);
+	if (st->delays)
+		delay_chart(out, st);
+	else		/* as the text report says it */
+		fputs("<p>no deliveries with a delay</p>\n", out);
 	for (int i = SL_LISTS - 1; i >= 0; i--)
 		table(out, st, (enum stats_list)i, top);
 	fputs("</body></html>\n", out);

@@ -146,6 +146,17 @@ describe("indimail stats", function()
     assert.truthy(out:find("cannot read " .. DIR .. "/absent.log", 1, true), out)
   end)
 
+  it("says there is no delay to chart when no delivered line has a delay", function()
+    local log, page = DIR .. "/nodelay.log", DIR .. "/nodelay.html"
+    D.writefile(log, '2026-12-02T00:50:38.687633Z qmgr[1] info event=delivered qid=06B0F6B5E98C4F0030A70001'
+      .. ' to=a@b.test reply="250 ok"\n')
+    local out, rc = stats("--html " .. page .. " " .. log)
+    assert.equal(0, rc, out)
+    local html = assert(D.readfile(page))
+    assert.truthy(html:find("<p>no deliveries with a delay</p>", 1, true), html)
+    assert.falsy(html:find('aria-label="delivery delay distribution"', 1, true))
+  end)
+
   it("writes one self-contained HTML page with SVG charts, escaping the log's values", function()
     local page = DIR .. "/report.html"
     local out, rc = stats("--html " .. page .. " " .. LOG)
