@@ -50,6 +50,7 @@
 #include "../lib/log.h"
 #include "../lib/sdnotify.h"
 #include "master.h"
+#include "master_int.h"
 #include "smtpd.h"
 #include "../lib/xalloc.h"
 
@@ -80,9 +81,6 @@ static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
 #define COUNTER_SLOTS	8192
 
-/* How long a new master waits for a port its predecessor's orphans hold. */
-#define PORT_WAIT_MS	10000
-
 static void
 on_signal(int sig)
 {
@@ -98,116 +96,6 @@ on_signal(int sig)
 		got_term = 1;
 }
 
-static const char *
-tls_name(enum tls_mode t)
-{
-	return t == TLS_NONE ? "none" : t == TLS_STARTTLS ? "starttls" :
-	    "implicit";
-}
-
-/* Binds the TCP listeners of the plan (as root when started as root). */
-static void
-bind_tcp(const struct boot_plan *p)
-{
-	struct buf err = BUF_INIT;
-
-	lst = xcalloc(p->nlisten + 1, sizeof(*lst));	/* + local submission */
-	for (size_t i = 0; i < p->nlisten; i++) {
-		struct listener *l = &lst[nlst++];
-		int port;
-
-		l->name = xstrdup(p->listen[i].name);
-		l->address = xstrdup(p->listen[i].address);
-		l->port = p->listen[i].port;
-		l->tls = p->listen[i].tls;
-		l->fd = listen_tcp(l->address, l->port, PORT_WAIT_MS, &port, &err);
-		if (l->fd < 0)
-			fatal("listener %s: %s", l->name, buf_cstr(&err));
-		log_event(LOG_INFO, "listening", "name=%s address=%s port=%d tls=%s",
-		    l->name, l->address, port, tls_name(l->tls));
-	}
-}
-
-/*
- * After the configuration is loaded as the account: the TLS mode of each
- * listener, its TLS context (from the PEM files root read), and the local
- * submission socket (bound unprivileged: its folder is the account's).
- */
-static void
-finish_listeners(const struct config *c, const struct buf *cert,
-    const struct buf *key)
-{
-	struct buf err = BUF_INIT;
-	SSL_CTX **ctxs = tls_listener_ctxs(c, cert, key, &err);
-
-	if (ctxs == NULL)
-		fatal("%s", buf_cstr(&err));
-	for (size_t i = 0; i < nlst; i++)
-		lst[i].tls_ctx = ctxs[i];	/* kept for the process's life */
-	free(ctxs);
-	if (c->submit_socket) {
-		struct listener *l = &lst[nlst];
-		l->name = xstrdup("local");
-		l->path = xstrdup(c->submit_socket);
-		l->tls = TLS_NONE;
-		if ((l->fd = listen_unix(l->path, &err)) < 0)
-			fatal("local submission: %s", buf_cstr(&err));
-		nlst++;
-		log_event(LOG_INFO, "listening", "name=local path=%s", l->path);
-	}
-	buf_free(&err);
-}
-
-static struct passwd *
-service_account(const char *name)
-{
-	struct passwd *pw = getpwnam(name);
-
-	if (pw == NULL)
-		fatal("user %s does not exist (indimaild -u USER names the "
-		    "account to run as; tools/ensure-account creates indimail)",
-		    name);
-	if (pw->pw_uid == 0)
-		fatal("user %s is root: indimaild needs an unprivileged account",
-		    name);
-	return pw;
-}
-
-/*
- * The plan: evaluated by an unprivileged child when we are root (root
- * never runs the configuration), else from the configuration itself.
- */
-static void
-make_plan(const char *path, const struct passwd *pw, struct boot_plan *p)
-{
-	struct buf err = BUF_INIT;
-
-	if (pw == NULL) {
-		if ((rt = runtime_load(path, &err)) == NULL)
-			fatal("%s", buf_cstr(&err));
-		boot_plan_from_config(&rt->cfg, p);
-		return;
-	}
-	if (boot_plan_unprivileged(path, pw, BOOT_LOAD_SECONDS, 0, p, &err) < 0)
-		fatal("%s", buf_cstr(&err));
-	if (p->user && strcmp(p->user, pw->pw_name) != 0)
-		fatal("user: the configuration names %s, but indimaild runs as "
-		    "%s (-u)", p->user, pw->pw_name);
-}
-
-/* Reads the TLS files as root: the workers never can. */
-static void
-read_tls_files(const struct boot_plan *p, struct buf *cert, struct buf *key)
-{
-	struct buf err = BUF_INIT;
-
-	if (p->tls_cert == NULL)
-		return;
-	if (read_small_file(p->tls_cert, KEEPER_TLS_MAX, cert, &err) < 0 ||
-	    read_small_file(p->tls_key, KEEPER_TLS_MAX, key, &err) < 0)
-		fatal("tls: %s", buf_cstr(&err));
-}
-
 /* Root's helper for reloads, with the start's paths (keeper.h). */
 static void
 start_keeper(const struct boot_plan *p)
@@ -216,28 +104,6 @@ start_keeper(const struct boot_plan *p)
 	files.log = p->log_file ? xstrdup(p->log_file) : NULL;
 	files.cert = p->tls_cert ? xstrdup(p->tls_cert) : NULL;
 	files.key = p->tls_key ? xstrdup(p->tls_key) : NULL;
-}
-
-/* Drops to the account and loads the configuration as it. */
-static void
-become(const char *path, const struct passwd *pw, const struct boot_plan *p)
-{
-	struct buf err = BUF_INIT;
-	struct boot_plan now;
-
-	if (pw == NULL)
-		return;
-	if (drop_to(pw, &err) < 0)
-		fatal("%s", buf_cstr(&err));
-	log_event(LOG_INFO, "privileges_dropped", "user=%s uid=%ld", pw->pw_name,
-	    (long)pw->pw_uid);
-	if ((rt = runtime_load(path, &err)) == NULL)
-		fatal("%s", buf_cstr(&err));
-	boot_plan_from_config(&rt->cfg, &now);
-	if (!boot_plan_equal(&now, p))
-		fatal("%s changed while indimaild started (listeners, TLS files "
-		    "or log differ between two loads)", path);
-	boot_plan_free(&now);
 }
 
 /*
@@ -598,64 +464,6 @@ shutdown_all(void)
 	exit(0);
 }
 
-/* config_check's eval when root: the plan from a child running as the account. */
-static int
-eval_as_account(const char *path, void *arg, struct config_check_found *f,
-    struct buf *err)
-{
-	struct boot_plan p;
-
-	if (boot_plan_unprivileged(path, arg, BOOT_LOAD_SECONDS, 1, &p,
-	    err) < 0)
-		return -1;
-	f->nlisten = p.nlisten;
-	f->tls_cert = p.tls_cert;	/* the plan's strings move */
-	f->tls_key = p.tls_key;
-	p.tls_cert = p.tls_key = NULL;
-	boot_plan_free(&p);
-	return 0;
-}
-
-/* -T: an eval that forgets the TLS files, so they are not read. */
-struct eval_no_tls {
-	config_check_eval *eval;
-	void		*arg;
-};
-
-static int
-eval_without_tls(const char *path, void *arg, struct config_check_found *f,
-    struct buf *err)
-{
-	const struct eval_no_tls *e = arg;
-	int rc = e->eval(path, e->arg, f, err);
-
-	free(f->tls_cert);
-	free(f->tls_key);
-	f->tls_cert = f->tls_key = NULL;
-	return rc;
-}
-
-int
-master_check(const char *path, const char *user, int tls_files)
-{
-	struct buf out = BUF_INIT;
-	struct passwd *pw = NULL;
-	struct eval_no_tls e;
-	int rc;
-
-	if (geteuid() == 0 && (pw = getpwnam(user)) == NULL) {
-		fprintf(stderr, "indimaild: user %s does not exist\n", user);
-		return 1;
-	}
-	e.eval = pw ? eval_as_account : config_check_eval_here;
-	e.arg = pw;
-	rc = tls_files ? config_check(path, e.eval, e.arg, &out) :
-	    config_check(path, eval_without_tls, &e, &out);
-	fprintf(rc ? stderr : stdout, "indimaild: %s\n", buf_cstr(&out));
-	buf_free(&out);
-	return rc;
-}
-
 static void
 install_signals(sigset_t *old)
 {
@@ -753,25 +561,27 @@ int
 master_run(const char *path, const char *user)
 {
 	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
-	struct passwd *pw = geteuid() == 0 ? service_account(user) : NULL;
+	struct passwd *pw = geteuid() == 0 ? master_service_account(user) :
+	    NULL;
 	struct boot_plan plan;
 	sigset_t old;
 	long ncpu;
 
 	log_set_role("master");
 	master_pid = getpid();
-	make_plan(path, pw, &plan);
+	rt = master_make_plan(path, pw, &plan);
 	if (log_open(plan.log_file, plan.log_level, &err) < 0)
 		fatal("%s", buf_cstr(&err));
-	bind_tcp(&plan);
+	lst = master_bind_tcp(&plan, &nlst);
 	master_admin_bind(&plan);	/* issue 13 (i13-admin) */
-	read_tls_files(&plan, &cert, &key);
+	master_read_tls_files(&plan, &cert, &key);
 	start_keeper(&plan);
-	become(path, pw, &plan);
+	if (pw)
+		rt = master_become(path, pw, &plan);
 	proc_log_settings(&rt->cfg);	/* the format and syslog */
 	reload_admin_remember(&rt->cfg.admin);
 	open_queue(&rt->cfg);
-	finish_listeners(&rt->cfg, &cert, &key);
+	master_finish_listeners(&rt->cfg, &cert, &key, lst, &nlst);
 	buf_free(&key);		/* what remains lives in the TLS context */
 	buf_free(&cert);
 	boot_plan_free(&plan);
