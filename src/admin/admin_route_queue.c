@@ -18,22 +18,6 @@
 #define QUEUE_ARGS_MAX	16
 #define RCPT_INDENT	"    "
 
-/* "5s", "3m", "2h", "4d", "1w" → seconds; -1 if not that. */
-static long long
-age_seconds(const char *s)
-{
-	static const char units[] = "smhdw";
-	static const long long mult[] = { 1, 60, 3600, 86400, 7 * 86400 };
-	char *end;
-	long long n = strtoll(s, &end, 10);
-	const char *u;
-
-	if (end == s || n < 0 || n > QUEUE_SELECT_AGE_MAX || *end == '\0' ||
-	    end[1] != '\0' || (u = strchr(units, *end)) == NULL)
-		return -1;
-	return n * mult[u - units];	/* at most 100 years of weeks: fits */
-}
-
 /* "ID AGE SIZE  <sender>[  (held)]" into a new message object, or NULL. */
 static json_t *
 parse_entry(const char *line)
@@ -46,7 +30,7 @@ parse_entry(const char *line)
 	    sscanf(line, "%25s %15s %llu", id, age, &size) != 3)
 		return NULL;
 	return json_pack("{s:s,s:s,s:I,s:I,s:s%,s:b,s:[]}", "id", id, "age",
-	    age, "age_seconds", (json_int_t)age_seconds(age), "size",
+	    age, "age_seconds", (json_int_t)queue_age_parse(age), "size",
 	    (json_int_t)size, "sender", lt + 1, (size_t)(gt - lt - 1), "held",
 	    strstr(gt, "(held)") != NULL, "recipients");
 }
@@ -147,7 +131,7 @@ read_filter(struct admin_ctx *c, struct filter *f)
 	f->domain = c->req->query(c->req->query_arg, "domain");
 	f->state = c->req->query(c->req->query_arg, "state");
 	f->older = 0;
-	if (older && (f->older = age_seconds(older)) <= 0) {
+	if (older && (f->older = queue_age_parse(older)) <= 0) {
 		admin_route_error(c->res, 400, "older_than: give 90s, 30m, 2h, "
 		    "3d or 1w");
 		return -1;

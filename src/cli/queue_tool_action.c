@@ -48,25 +48,6 @@ done_word(const char *verb)
 	return "";
 }
 
-/* "90", "90s", "30m", "2h", "3d", "1w" → seconds; -1 if not that. */
-static long long
-parse_age(const char *s)
-{
-	static const char units[] = "smhdw";
-	static const long long mult[] = { 1, 60, 3600, 86400, 7 * 86400 };
-	char *end;
-	long long n = strtoll(s, &end, 10);
-	const char *u;
-
-	if (end == s || n <= 0 || n > QUEUE_SELECT_AGE_MAX)
-		return -1;
-	if (*end == '\0')
-		return n;
-	if (end[1] != '\0' || (u = strchr(units, *end)) == NULL)
-		return -1;
-	return n * mult[u - units];
-}
-
 static void
 add_id(struct idlist *l, const char *id)
 {
@@ -115,7 +96,7 @@ option(struct buf *f, const char *opt, const char *val)
 	if (strcmp(opt, "--domain") == 0)
 		return filter(f, "domain", val);
 	if (strcmp(opt, "--older-than") == 0) {
-		if ((age = parse_age(val)) < 0) {
+		if ((age = queue_age_parse(val)) <= 0) {
 			fprintf(stderr, "indimail: --older-than %s: give a "
 			    "number with s, m, h, d or w (2h, 3d)\n", val);
 			return -1;

@@ -185,3 +185,21 @@ queue_select_filters(const struct queue_select *s, struct buf *b)
 	if (s->older)
 		buf_printf(b, " older=%lld", s->older);
 }
+
+long long
+queue_age_parse(const char *s)
+{
+	static const char units[] = "smhdw";
+	static const long long mult[] = { 1, 60, 3600, 86400, 7 * 86400 };
+	char *end;
+	long long n = strtoll(s, &end, 10);
+	const char *u;
+
+	if (end == s || n < 0 || n > QUEUE_SELECT_AGE_MAX)
+		return -1;
+	if (*end == '\0')
+		return n;
+	if (end[1] != '\0' || (u = strchr(units, *end)) == NULL)
+		return -1;
+	return n * mult[u - units];	/* at most 100 years of weeks: fits */
+}

@@ -30,6 +30,12 @@ struct queue_select {
 };
 
 /* Fills s (to queue_select_free) from args; 0, or -1 with err set. */
+/*
+ * An age: "90" or "90s", "30m", "2h", "3d", "1w" → seconds (0 allowed), at
+ * most QUEUE_SELECT_AGE_MAX; -1 if not that. `--older-than`, the admin
+ * API's older_than, and the ages `queue list` prints.
+ */
+long long queue_age_parse(const char *s);
 int	queue_select_parse(const char *args, struct queue_select *s,
 	    struct buf *err);
 void	queue_select_free(struct queue_select *);
