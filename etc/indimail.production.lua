@@ -46,9 +46,18 @@ indimail.config {
   -- count: queues (one writer each); split: hashed subfolders per queue.
   queue = { path = "/var/spool/indimail", count = 2, split = 16 },
 
-  -- One key=value line per event. The folder is root's (root opens the
-  -- file); logrotate's copytruncate, or a restart, after rotating it.
+  -- One key=value line per event (format = "json": one JSON object per
+  -- line; syslog = "mail": also to syslog, ident indimail/<role>). The
+  -- folder is root's (root opens the file): rotate with logrotate's rename
+  -- and `systemctl reload indimail`, never copytruncate (docs/operations.md).
   log = { file = "/var/log/indimail/indimail.log", level = "info" },
+  -- log = { file = "/var/log/indimail/indimail.log", level = "info",
+  --         format = "json", syslog = "mail" },
+
+  -- The admin HTTP API and Prometheus /metrics (docs/admin-api.md), HTTPS
+  -- with tls.cert/tls.key on loopback; tokens with `indimail admin token add`
+  -- (kept hashed in /etc/indimail/admin-tokens). Off unless given:
+  -- admin = { listen = "127.0.0.1:8443" },
 
   -- Mail for these domains is ours (the directory database adds its own).
   local_domains = DOMAINS,
@@ -73,6 +82,10 @@ indimail.config {
     concurrency = { ["local"] = 10, remote = 50, per_domain = 10 },
     tls = "opportunistic",              -- STARTTLS to MX hosts that offer it
     timeouts = { connect = 30, greeting = 300, command = 300, data = 600 },
+    -- a destination refusing every connection, answering 421 or throttling
+    -- is marked down: its mail waits for one probe after backoff seconds,
+    -- doubled up to max (default: the retry base and max above)
+    -- dead_destination = { backoff = 60, max = 3600 },
   },
 
   limits = {
