@@ -278,7 +278,7 @@ indimail.hook("nosuchstage", function() end)
       c:send("Subject: draining\r\n\r\nfirst half\r\n")
 
       assert.is_truthy(d:signal("TERM"))
-      assert.is_truthy(d:wait_log("event=draining", 5))
+      assert.is_truthy(d:wait_event("draining", { "sessions=" }, true))  -- the worker's, not the queue manager's
       assert.is_true(c:silent_for(0.3), "nothing is said in the middle of DATA")
 
       c:send("second half\r\n.\r\n")
@@ -318,7 +318,7 @@ indimail.hook("nosuchstage", function() end)
       assert.equal(250, (c:cmd("RCPT TO:<b@example.test>")))
       assert.equal(354, (c:cmd("DATA")))   -- keeps the worker draining
       d:signal("TERM")
-      assert.is_truthy(d:wait_log("event=draining", 5))
+      assert.is_truthy(d:wait_event("draining", { "sessions=" }, true))  -- the worker's, not the queue manager's
       -- refused outright, or greeted with 421 (RFC 5321 3.8): both are fine
       local ok, late = pcall(D.connect, d.ports.smtp)
       if ok then
