@@ -2,7 +2,9 @@
  * qmgr_admin: the control socket's commands that change the queue — hold,
  * release, remove, flush, requeue — on a selection (src/queue/
  * queue_select.h: ids, ALL, filters) resolved here against the table, so
- * ALL on a large queue is one request. Each acts through the queue
+ * ALL on a large queue is one request, and against the messages outside
+ * the active set by reading them in batches (qmgr_disk.c): one selected
+ * joins the active set to be acted on. Each acts through the queue
  * manager's own paths (the journal, the scheduler, the route table) and
  * logs one line: event=admin action= selection= count= failed= ids= by=uid.
  */
@@ -137,22 +139,45 @@ listed(struct qmsg **v, size_t n, const struct qmsg *m)
 	return 0;
 }
 
-/* The messages s names, in an array (the table may change under a walk). */
+/* One admin request while it reads messages from disk. */
+struct admin_run {
+	const struct action *a;
+	struct queue_select s;		/* owned */
+	struct problems	 p;
+	struct buf	 ids;		/* those done, for the log */
+	size_t		 done;
+	long		 uid;
+	qmgr_reply_fn	 reply;
+	void		*arg;
+	char		(*disk)[QUEUE_ID_LEN + 1];	/* ids outside the table */
+	size_t		 ndisk;
+};
+
+/*
+ * The messages of the table s names, in an array (the table may change
+ * under a walk); ids known only outside it go to r->disk.
+ */
 static struct qmsg **
-resolve(struct qmgr *q, const struct queue_select *s, size_t *n,
-    struct problems *p)
+resolve(struct qmgr *q, struct admin_run *r, size_t *n)
 {
+	const struct queue_select *s = &r->s;
 	struct qmsg **v, *m;
 
 	*n = 0;
 	if (s->nids && !s->all) {
 		v = xcalloc(s->nids, sizeof(*v));
+		r->disk = xcalloc(s->nids, sizeof(*r->disk));
 		for (size_t i = 0; i < s->nids; i++) {
 			m = qmgr_table_find(q->table, s->ids[i]);
-			if (m == NULL || m->removed_at)
-				problem(p, s->ids[i], "no message in the queue:");
-			else if (selected(s, m) && !listed(v, *n, m))
-				v[(*n)++] = m;
+			if (m && m->removed_at == 0) {
+				if (selected(s, m) && !listed(v, *n, m))
+					v[(*n)++] = m;
+			} else if (qmgr_wait_find(q->wait, s->ids[i]))
+				memcpy(r->disk[r->ndisk++], s->ids[i],
+				    QUEUE_ID_LEN + 1);
+			else
+				problem(&r->p, s->ids[i],
+				    "no message in the queue:");
 		}
 		return v;
 	}
@@ -200,53 +225,96 @@ answer(struct buf *out, size_t done, struct problems *p)
 }
 
 static void
-run(struct qmgr *q, const struct action *a, const struct queue_select *s,
-    long uid, struct buf *out)
+act(struct qmgr *q, struct admin_run *r, struct qmsg *m)
 {
-	struct problems p = { BUF_INIT, 0 };
-	struct buf ids = BUF_INIT;
-	size_t n, done = 0;
-	struct qmsg **v = resolve(q, s, &n, &p);
+	if (r->a->fn(q, m, &r->p) <= 0)
+		return;
+	if (r->done++ < LOG_IDS_MAX)
+		buf_printf(&r->ids, "%s%s", r->ids.len ? "," : "",
+		    m->item.env.id);
+}
 
-	for (size_t i = 0; i < n; i++) {
-		if (a->fn(q, v[i], &p) <= 0)
-			continue;
-		if (done++ < LOG_IDS_MAX)
-			buf_printf(&ids, "%s%s", ids.len ? "," : "",
-			    v[i]->item.env.id);
+/* A message read from disk: acted on in the active set if selected. */
+static void
+act_disk(struct qmgr *q, struct qmsg *m, struct qwait *e, void *arg)
+{
+	struct admin_run *r = arg;
+
+	if (!selected(&r->s, m)) {
+		qmsg_free(m);
+		return;
 	}
+	qmgr_disk_adopt(q, m, e);
+	act(q, r, m);
+}
+
+static void
+run_end(struct qmgr *q, void *arg)
+{
+	struct admin_run *r = arg;
+	struct buf out = BUF_INIT;
+
 	scheduler_soon(q);
-	log_admin(a->name, s, &ids, done, p.n, uid);
-	answer(out, done, &p);
+	log_admin(r->a->name, &r->s, &r->ids, r->done, r->p.n, r->uid);
+	answer(&out, r->done, &r->p);
+	r->reply(r->arg, &out);
+	queue_select_free(&r->s);
+	buf_free(&r->ids);
+	buf_free(&r->p.text);
+	free(r->disk);
+	free(r);
+}
+
+/* The table's messages now, then those outside it as they are read. */
+static void
+run(struct qmgr *q, struct admin_run *r)
+{
+	size_t n;
+	struct qmsg **v = resolve(q, r, &n);
+
+	for (size_t i = 0; i < n; i++)
+		act(q, r, v[i]);
 	free(v);
-	buf_free(&ids);
-	buf_free(&p.text);
+	if (r->s.nids && !r->s.all)
+		qmgr_disk_walk(q, (const char (*)[QUEUE_ID_LEN + 1])r->disk,
+		    r->ndisk, act_disk, run_end, r);
+	else
+		qmgr_disk_walk(q, NULL, 0, act_disk, run_end, r);
 }
 
 int
 qmgr_admin(struct qmgr *q, const char *cmd, const char *args, long uid,
-    struct buf *out)
+    qmgr_reply_fn reply, void *arg)
 {
 	const struct action *a = NULL;
-	struct queue_select s;
-	struct buf err = BUF_INIT;
+	struct admin_run *r;
+	struct buf err = BUF_INIT, out = BUF_INIT;
 
 	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
 		if (strcmp(cmd, actions[i].name) == 0)
 			a = &actions[i];
 	if (a == NULL)
 		return 0;
-	if (queue_select_parse(args, &s, &err) < 0)
-		buf_printf(out, "error %s\n", buf_cstr(&err));
-	else if (queue_select_none(&s) && !a->all_by_default)
-		buf_printf(out, "error %s which messages? queue ids, ALL, or "
+	r = xcalloc(1, sizeof(*r));
+	if (queue_select_parse(args, &r->s, &err) < 0)
+		buf_printf(&out, "error %s\n", buf_cstr(&err));
+	else if (queue_select_none(&r->s) && !a->all_by_default)
+		buf_printf(&out, "error %s which messages? queue ids, ALL, or "
 		    "from=, to=, domain=, older=\n", cmd);
 	else {
-		if (queue_select_none(&s))
-			s.all = 1;
-		run(q, a, &s, uid, out);
+		if (queue_select_none(&r->s))
+			r->s.all = 1;
+		r->a = a;
+		r->uid = uid;
+		r->reply = reply;
+		r->arg = arg;
+		run(q, r);
+		buf_free(&err);
+		return 1;
 	}
-	queue_select_free(&s);
+	reply(arg, &out);
+	queue_select_free(&r->s);
+	free(r);
 	buf_free(&err);
 	return 1;
 }
