@@ -25,6 +25,8 @@ struct problems {
 
 /* 1: done, 0: nothing to do for it, -1: a problem was noted. */
 typedef int (*action_fn)(struct qmgr *, struct qmsg *, struct problems *);
+/* The same on m read from disk, outside the active set (entry e). */
+typedef int (*entry_fn)(struct qmgr *, struct qmsg *, struct qwait *);
 
 static void
 problem(struct problems *p, const char *id, const char *why)
@@ -111,16 +113,63 @@ act_requeue(struct qmgr *q, struct qmsg *m, struct problems *p)
 	return 1;
 }
 
+/* ---- on messages outside the active set: their entry changes ------------ */
+
+/* Held or released by its journal (appended; no flush: see docs/queue.md). */
+static int
+entry_set_hold(struct qmgr *q, struct qmsg *m, struct qwait *e, int hold)
+{
+	struct buf j = BUF_INIT;
+	unsigned flags = hold ? e->flags | QW_HELD : e->flags & ~QW_HELD;
+
+	if (m->hold != hold) {
+		queue_journal_hold(&j, hold);
+		if (q->qs.backend->journal_append(&m->item, &j) < 0)
+			log_event(LOG_ERROR, "journal_failed", "qid=%s path=%s",
+			    e->id, m->item.journal);
+		buf_free(&j);
+	}
+	if (!hold && e->parked)	/* tried at once, as before it was held */
+		dest_probe_now(e->parked, uv_now(q->loop));
+	qmgr_wait_set(q->wait, e, hold ? e->due : uv_now(q->loop), flags);
+	return 1;
+}
+
+static int
+entry_hold(struct qmgr *q, struct qmsg *m, struct qwait *e)
+{
+	return entry_set_hold(q, m, e, 1);
+}
+
+static int
+entry_release(struct qmgr *q, struct qmsg *m, struct qwait *e)
+{
+	return entry_set_hold(q, m, e, 0);
+}
+
+/* flush and requeue: due now (the route hook runs when it is loaded). */
+static int
+entry_due_now(struct qmgr *q, struct qmsg *m, struct qwait *e)
+{
+	if (m->hold)
+		return 0;
+	if (e->parked)
+		dest_probe_now(e->parked, uv_now(q->loop));
+	qmgr_wait_set(q->wait, e, uv_now(q->loop), e->flags);
+	return 1;
+}
+
 static const struct action {
 	const char	*name;
 	action_fn	 fn;
+	entry_fn	 entry;		/* NULL: the message joins the table */
 	int		 all_by_default;	/* no selection: every message */
 } actions[] = {
-	{ "hold", act_hold, 0 },
-	{ "release", act_release, 0 },
-	{ "remove", act_remove, 0 },
-	{ "flush", act_flush, 1 },
-	{ "requeue", act_requeue, 0 },
+	{ "hold", act_hold, entry_hold, 0 },
+	{ "release", act_release, entry_release, 0 },
+	{ "remove", act_remove, NULL, 0 },
+	{ "flush", act_flush, entry_due_now, 1 },
+	{ "requeue", act_requeue, entry_due_now, 0 },
 };
 
 static int
@@ -225,27 +274,38 @@ answer(struct buf *out, size_t done, struct problems *p)
 }
 
 static void
-act(struct qmgr *q, struct admin_run *r, struct qmsg *m)
+count_done(struct admin_run *r, int rc, const char *id)
 {
-	if (r->a->fn(q, m, &r->p) <= 0)
+	if (rc <= 0)
 		return;
 	if (r->done++ < LOG_IDS_MAX)
-		buf_printf(&r->ids, "%s%s", r->ids.len ? "," : "",
-		    m->item.env.id);
+		buf_printf(&r->ids, "%s%s", r->ids.len ? "," : "", id);
 }
 
-/* A message read from disk: acted on in the active set if selected. */
+static void
+act(struct qmgr *q, struct admin_run *r, struct qmsg *m)
+{
+	count_done(r, r->a->fn(q, m, &r->p), m->item.env.id);
+}
+
+/*
+ * A message read from disk, if selected: its entry changes, or (remove)
+ * it joins the active set to go through the usual removal.
+ */
 static void
 act_disk(struct qmgr *q, struct qmsg *m, struct qwait *e, void *arg)
 {
 	struct admin_run *r = arg;
 
-	if (!selected(&r->s, m)) {
+	if (!selected(&r->s, m))
 		qmsg_free(m);
-		return;
+	else if (r->a->entry) {
+		count_done(r, r->a->entry(q, m, e), m->item.env.id);
+		qmsg_free(m);
+	} else {
+		qmgr_disk_adopt(q, m, e);
+		act(q, r, m);
 	}
-	qmgr_disk_adopt(q, m, e);
-	act(q, r, m);
 }
 
 static void
