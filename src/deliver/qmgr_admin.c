@@ -120,7 +120,8 @@ static int
 entry_set_hold(struct qmgr *q, struct qmsg *m, struct qwait *e, int hold)
 {
 	struct buf j = BUF_INIT;
-	unsigned flags = hold ? e->flags | QW_HELD : e->flags & ~QW_HELD;
+	unsigned flags = (hold ? e->flags | QW_HELD : e->flags & ~QW_HELD) &
+	    ~QW_JOURNAL;	/* its due time is ours now */
 
 	if (m->hold != hold) {
 		queue_journal_hold(&j, hold);
@@ -155,7 +156,7 @@ entry_due_now(struct qmgr *q, struct qmsg *m, struct qwait *e)
 		return 0;
 	if (e->parked)
 		dest_probe_now(e->parked, uv_now(q->loop));
-	qmgr_wait_set(q->wait, e, uv_now(q->loop), e->flags);
+	qmgr_wait_set(q->wait, e, uv_now(q->loop), e->flags & ~QW_JOURNAL);
 	return 1;
 }
 
@@ -297,7 +298,10 @@ act_disk(struct qmgr *q, struct qmsg *m, struct qwait *e, void *arg)
 {
 	struct admin_run *r = arg;
 
-	if (!selected(&r->s, m))
+	if (e == NULL) {	/* the table's, loaded meanwhile */
+		if (selected(&r->s, m))
+			act(q, r, m);
+	} else if (!selected(&r->s, m))
 		qmsg_free(m);
 	else if (r->a->entry) {
 		count_done(r, r->a->entry(q, m, e), m->item.env.id);

@@ -244,6 +244,10 @@ list_one(struct qmgr *q, struct qmsg *m, struct listing *l)
 static void
 list_disk(struct qmgr *q, struct qmsg *m, struct qwait *e, void *arg)
 {
+	if (e == NULL) {	/* the table's */
+		list_one(q, m, arg);
+		return;
+	}
 	m->next_try = e->due;
 	list_one(q, m, arg);
 	qmsg_free(m);

@@ -4,8 +4,9 @@
  * DISK_BATCH on the pool (envelope and journal, as a load does), and each
  * message read is handed to the command on the loop, batch after batch,
  * so `queue list` or `hold ALL domain=...` on a million messages neither
- * blocks the loop nor holds them all in memory at once. A message gone
- * meanwhile (delivered, removed) is skipped.
+ * blocks the loop nor holds them all in memory at once. A message loaded
+ * into the active set meanwhile is handed over from there (entry NULL); one
+ * gone (delivered, removed) is skipped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,6 @@ snapshot_one(struct qwait *e, void *arg)
 {
 	struct disk_walk *dw = arg;
 
-	if (e->flags & QW_LOADING)	/* in the active set soon: skipped */
-		return;
 	if (dw->n == dw->cap) {
 		dw->cap = dw->cap ? dw->cap * 2 : DISK_BATCH;
 		dw->ids = xrealloc(dw->ids, dw->cap * sizeof(*dw->ids));
@@ -60,25 +59,33 @@ do_batch(uv_work_t *w)
 
 static void next_batch(struct disk_walk *);
 
-/* Hands over what is still outside the active set; frees the rest. */
+/* One message read: from the table if it is there now, else from disk. */
+static void
+hand_over(struct disk_walk *dw, struct disk_id *d)
+{
+	struct qmgr *q = dw->q;
+	struct qmsg *tm = qmgr_table_find(q->table, d->id);
+	struct qwait *e = qmgr_wait_find(q->wait, d->id);
+
+	if (tm && tm->removed_at == 0) {
+		if (d->m)
+			qmsg_free(d->m);
+		dw->fn(q, tm, NULL, dw->arg);
+	} else if (d->m && e && !(e->flags & QW_LOADING))
+		dw->fn(q, d->m, e, dw->arg);
+	else if (d->m)		/* gone, or still loading: skipped */
+		qmsg_free(d->m);
+}
+
 static void
 after_batch(uv_work_t *w, int status)
 {
 	struct disk_walk *dw = w->data;
-	struct qmgr *q = dw->q;
 
 	(void)status;
-	q->io_pending--;
-	for (size_t i = dw->pos; i < dw->end; i++) {
-		struct qmsg *m = dw->ids[i].m;
-		struct qwait *e = qmgr_wait_find(q->wait, dw->ids[i].id);
-		if (m == NULL)
-			continue;
-		if (e && !(e->flags & QW_LOADING))
-			dw->fn(q, m, e, dw->arg);
-		else
-			qmsg_free(m);
-	}
+	dw->q->io_pending--;
+	for (size_t i = dw->pos; i < dw->end; i++)
+		hand_over(dw, &dw->ids[i]);
 	dw->pos = dw->end;
 	next_batch(dw);
 }
@@ -99,8 +106,9 @@ next_batch(struct disk_walk *dw)
 
 /*
  * fn(q, m, e, arg) for every message outside the active set (m read from
- * disk, fn's to free or keep; e its entry), or only for the nids ids if
- * ids is not NULL; then end_fn(q, arg).
+ * disk, fn's to free or keep; e its entry; or e NULL and m the table's,
+ * loaded meanwhile), or only for the nids ids if ids is not NULL; then
+ * end_fn(q, arg).
  */
 void
 qmgr_disk_walk(struct qmgr *q, const char (*ids)[QUEUE_ID_LEN + 1],

@@ -55,7 +55,10 @@ struct qmsg {
 };
 
 /* A message outside the active set (qmgr_wait.c): about 80 bytes. */
-enum { QW_HELD = 1, QW_DEFERRED = 2, QW_LOADING = 4 };
+enum {
+	QW_HELD = 1, QW_DEFERRED = 2, QW_LOADING = 4,
+	QW_JOURNAL = 8,		/* due: unknown until its journal is read */
+};
 struct qwait {
 	struct qwait	*hnext;		/* id hash chain */
 	struct qwait	*pnext, *pprev;	/* parked: its destination's list */

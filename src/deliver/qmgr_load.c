@@ -23,6 +23,8 @@
 struct load_item {
 	int		 queue;
 	char		 id[QUEUE_ID_LEN + 1];
+	uint64_t	 due;		/* its entry's: flush, release, the index */
+	int		 journal;	/* QW_JOURNAL: the journal's schedule */
 	struct qmsg	*m;		/* result */
 };
 
@@ -90,17 +92,25 @@ do_load(uv_work_t *w)
 		    j->items[i].id);
 }
 
-/* Into the table, unless it is there (or a tombstone) already. */
+/*
+ * Into the table, unless it is there (or a tombstone) already. Due when
+ * its entry was: that knows more than the journal's `t` line (a flush, a
+ * release, a probe), and no less (the index or the journal set it);
+ * unless the entry did not know (QW_JOURNAL: missing from the index).
+ */
 static void
-load_add(struct qmgr *q, struct qmsg *m)
+load_add(struct qmgr *q, struct qmsg *m, const struct load_item *it)
 {
+	long long wall = (long long)time(NULL);
+
 	if (qmgr_table_find(q->table, m->item.env.id)) {
 		qmsg_free(m);
 		return;
 	}
-	m->next_try = uv_now(q->loop);
-	if (m->retry_at > (long long)time(NULL))	/* keep the schedule */
-		m->next_try += (uint64_t)(m->retry_at - time(NULL)) * 1000;
+	m->next_try = it->due;
+	if (it->journal && m->retry_at > wall)	/* keep the schedule */
+		m->next_try = uv_now(q->loop) +
+		    (uint64_t)(m->retry_at - wall) * 1000;
 	qmgr_table_add(q->table, m);
 	qmgr_maybe_done(q, m);	/* every outcome journaled, removal lost */
 }
@@ -132,7 +142,7 @@ after_load(uv_work_t *w, int status)
 		if (e)
 			qmgr_wait_del(q->wait, e);
 		if (it->m)
-			load_add(q, it->m);
+			load_add(q, it->m, it);
 		else
 			log_unreadable(q, it);
 	}
@@ -164,6 +174,8 @@ qmgr_fill(struct qmgr *q)
 		j->items = xcalloc(max, sizeof(*j->items));
 		while (n < max && (e = qmgr_wait_due(q->wait, now)) != NULL) {
 			j->items[n].queue = e->queue;
+			j->items[n].due = e->due;
+			j->items[n].journal = e->flags & QW_JOURNAL;
 			snprintf(j->items[n].id, sizeof(j->items[n].id), "%s",
 			    e->id);
 			qmgr_wait_set(q->wait, e, e->due, e->flags | QW_LOADING);
@@ -264,7 +276,7 @@ after_list(uv_work_t *w, int status)
 		    now;
 		if (qmgr_table_find(q->table, j->items[i].id) == NULL)
 			qmgr_wait_add(q->wait, j->items[i].queue,
-			    j->items[i].id, due, at ? QW_DEFERRED : 0);
+			    j->items[i].id, due, at ? QW_DEFERRED : QW_JOURNAL);
 	}
 	log_event(LOG_INFO, "queue_scanned", "messages=%zu due_later=%zu "
 	    "active_limit=%d", j->n, qmgr_index_count(j->index),
