@@ -41,6 +41,7 @@ struct list_job {
 	struct load_item *items;	/* queue and id only */
 	size_t		 n, cap;
 	struct qmgr_index *index;	/* read on the pool too */
+	int		 first;		/* the start's, not a worker's death */
 };
 
 /* A message read from the queue, with its journal applied (on the pool). */
@@ -287,14 +288,19 @@ after_list(uv_work_t *w, int status)
 	qmgr_fill(q);
 }
 
-/* At start only: every queue, with the removals a crash left in done/. */
+/*
+ * Every queue's ids: at start (first with the removals a crash left in
+ * done/), and when the master says a worker died (qmgr_notify).
+ */
 void
 qmgr_load_all(struct qmgr *q)
 {
+	static int started;
 	struct list_job *j = xcalloc(1, sizeof(*j));
 
 	j->w.data = j;
 	j->q = q;
+	j->first = !started++;
 	q->io_pending++;
 	uv_queue_work(q->loop, &j->w, do_list, after_list);
 }
