@@ -34,6 +34,7 @@ qmgr_new(uv_loop_t *loop, struct runtime *rt)
 	q->table = qmgr_table_new();
 	q->wait = qmgr_wait_new();
 	q->index_fd = -1;
+	q->index_compacting = 1;	/* until the start has rewritten it */
 	q->dests = dest_table_new();
 	q->sched = scheduler_new(q);
 	return q;

@@ -8,7 +8,8 @@
  * its schedule; a line is written after its journal record, so the index
  * can lag, never run ahead. Read and rewritten (only the lines of
  * messages still queued and not yet due) on the pool at start; appended
- * on the loop thread by each deferral.
+ * on the loop thread by each deferral; rewritten from what the queue
+ * manager knows once it holds INDEX_COMPACT_RATIO lines per message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,8 @@
 #include "qmgr_int.h"
 
 #define INDEX_NAME	"retry.idx"
+#define INDEX_COMPACT_MIN	1000	/* lines before a rewrite is considered */
+#define INDEX_COMPACT_RATIO	4	/* lines per known message that trigger it */
 
 struct index_line {
 	char		 id[QUEUE_ID_LEN + 1];
@@ -67,6 +70,12 @@ keep_last(struct qmgr_index *x)
 		x->v[k++] = x->v[i];
 	}
 	x->n = k;
+}
+
+struct qmgr_index *
+qmgr_index_empty(void)
+{
+	return xcalloc(1, sizeof(struct qmgr_index));
 }
 
 /* On the pool: the index as it is on disk (empty if there is none). */
@@ -175,6 +184,95 @@ qmgr_index_mark(const struct qmgr_index *x, const char *id,
 		listed[l - x->v] = 1;
 }
 
+/* ---- the rewrite while running --------------------------------------------- */
+
+struct compact_job {
+	uv_work_t	 w;
+	struct qmgr	*q;
+	struct buf	 text;		/* the new index */
+	size_t		 lines;
+	uint64_t	 now;
+	long long	 wall;
+};
+
+static void
+snapshot_entry(struct qwait *e, void *arg)
+{
+	struct compact_job *j = arg;
+
+	if (e->due > j->now && !(e->flags & QW_JOURNAL)) {
+		buf_printf(&j->text, "%s %lld\n", e->id,
+		    j->wall + (long long)((e->due - j->now) / 1000));
+		j->lines++;
+	}
+}
+
+static void
+do_compact(uv_work_t *w)
+{
+	struct compact_job *j = w->data;
+	struct buf tmp = BUF_INIT, p = BUF_INIT;
+	int fd;
+
+	index_path(&j->q->qs, ".new", &tmp);
+	index_path(&j->q->qs, "", &p);
+	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640);
+	if (fd >= 0 && write(fd, j->text.data ? j->text.data : "",
+	    j->text.len) == (ssize_t)j->text.len && close(fd) == 0)
+		rename(buf_cstr(&tmp), buf_cstr(&p));
+	else if (fd >= 0)
+		close(fd);
+	buf_free(&tmp);
+	buf_free(&p);
+}
+
+static void
+after_compact(uv_work_t *w, int status)
+{
+	struct compact_job *j = w->data;
+	struct qmgr *q = j->q;
+
+	(void)status;
+	q->io_pending--;
+	q->index_compacting = 0;
+	q->index_lines = j->lines;	/* lines appended meanwhile: lost (a hint) */
+	qmgr_index_reopen(q);
+	log_event(LOG_INFO, "retry_index_compacted", "lines=%zu", j->lines);
+	buf_free(&j->text);
+	free(j);
+}
+
+/* The index from the messages known now that are due later, on the pool. */
+static void
+compact(struct qmgr *q)
+{
+	struct compact_job *j = xcalloc(1, sizeof(*j));
+
+	j->w.data = j;
+	j->q = q;
+	j->now = uv_now(q->loop);
+	j->wall = (long long)time(NULL);
+	qmgr_wait_each(q->wait, snapshot_entry, j);
+	for (struct qmsg *m = qmgr_table_first(q->table); m; m = m->next)
+		if (m->retry_at > j->wall) {
+			buf_printf(&j->text, "%s %lld\n", m->item.env.id,
+			    m->retry_at);
+			j->lines++;
+		}
+	q->index_compacting = 1;
+	q->io_pending++;
+	uv_queue_work(q->loop, &j->w, do_compact, after_compact);
+}
+
+/* The start's rewrite is done (x: the lines it kept): rewrites may follow. */
+void
+qmgr_index_started(struct qmgr *q, const struct qmgr_index *x)
+{
+	q->index_lines = x->n;
+	q->index_compacting = 0;
+}
+
 /* On the loop: one deferral's line (a lost one only means an early try). */
 void
 qmgr_index_append(struct qmgr *q, const char *id, long long at)
@@ -191,6 +289,10 @@ qmgr_index_append(struct qmgr *q, const char *id, long long at)
 	}
 	if (q->index_fd < 0 || write(q->index_fd, line, (size_t)n) != n)
 		log_event(LOG_DEBUG, "retry_index_failed", "qid=%s", id);
+	if (++q->index_lines > INDEX_COMPACT_MIN && !q->index_compacting &&
+	    q->index_lines > INDEX_COMPACT_RATIO * (qmgr_table_count(q->table) +
+	    qmgr_wait_count(q->wait)))
+		compact(q);
 }
 
 /* The file was replaced: the next append opens the new one. */

@@ -89,6 +89,8 @@ struct qmgr {
 	struct qmgr_wait *wait;		/* the other messages, compact */
 	int		 loading;	/* entries being loaded into the table */
 	int		 index_fd;	/* the retry index, -1 until appended */
+	size_t		 index_lines;	/* in it, about */
+	int		 index_compacting;	/* its rewrite is on the pool */
 	struct scheduler *sched;
 	struct dest_table *dests;	/* per destination: jobs and state */
 	struct qmgr_control *control;
@@ -137,6 +139,7 @@ void	qmgr_wait_counts(const struct qmgr_wait *,
 /* qmgr_index.c: the retry index (see its head). */
 struct qmgr_index;
 struct qmgr_index *qmgr_index_read(const struct queue_set *);
+struct qmgr_index *qmgr_index_empty(void);
 long long qmgr_index_find(const struct qmgr_index *, const char *id);
 size_t	qmgr_index_count(const struct qmgr_index *);
 void	qmgr_index_mark(const struct qmgr_index *, const char *id,
@@ -146,6 +149,7 @@ void	qmgr_index_compact(const struct queue_set *, struct qmgr_index *,
 void	qmgr_index_free(struct qmgr_index *);
 void	qmgr_index_append(struct qmgr *, const char *id, long long at);
 void	qmgr_index_reopen(struct qmgr *);
+void	qmgr_index_started(struct qmgr *, const struct qmgr_index *);
 
 /* qmgr_load.c: messages from the queue into the table (on the pool). */
 /* The message id of queue, read with its journal applied (blocks). */

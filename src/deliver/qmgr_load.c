@@ -243,16 +243,24 @@ list_one(void *arg, int queue, const char *id)
 	return 0;
 }
 
-/* Retired before a crash: finish the removal; then every id. */
+/*
+ * At start: the removals a crash left in done/, every id, the retry index
+ * read and rewritten. On a worker's death: the ids only (what it did not
+ * announce is due now).
+ */
 static void
 do_list(uv_work_t *w)
 {
 	struct list_job *j = w->data;
-
 	unsigned char *listed;
 
-	queue_clean_done(&j->q->qs);
+	if (j->first)
+		queue_clean_done(&j->q->qs);
 	queue_list(&j->q->qs, list_one, j);
+	if (!j->first) {
+		j->index = qmgr_index_empty();
+		return;
+	}
 	j->index = qmgr_index_read(&j->q->qs);
 	listed = xcalloc(qmgr_index_count(j->index) + 1, 1);
 	for (size_t i = 0; i < j->n; i++)
@@ -268,9 +276,13 @@ after_list(uv_work_t *w, int status)
 	struct qmgr *q = j->q;
 	uint64_t now = uv_now(q->loop);
 	long long wall = (long long)time(NULL);
+
 	(void)status;
 	q->io_pending--;
-	qmgr_index_reopen(q);	/* compacted: a new file */
+	if (j->first) {
+		qmgr_index_reopen(q);	/* compacted: a new file */
+		qmgr_index_started(q, j->index);
+	}
 	for (size_t i = 0; i < j->n; i++) {
 		long long at = qmgr_index_find(j->index, j->items[i].id);
 		uint64_t due = at > wall ? now + (uint64_t)(at - wall) * 1000 :

@@ -128,6 +128,19 @@ describe("the active set", function()
     assert.equal(0, f.count("\nMESSAGE "))
   end)
 
+  it("rewrites the retry index while it runs once it holds many lines per message", function()
+    local port = D.free_tcp_port()
+    local f = fake_smtp.start(D.scratch_dir("active-fake"), "127.0.0.1", port,
+      { data_reply = { "451 4.3.0 not now" } })
+    local d = start(D.free_tcp_port(), port, "retry = { base = 0.05, max = 0.1 }, ")
+    queue(d, 80, "sink.test")   -- tried about once a second each (the tick)
+    assert.is_truthy(d:wait_log("event=retry_index_compacted lines=%d+", 40), d:log())
+    assert.is_true(f.count("\nDATA_REFUSED ") > 1000, f.events())
+    local index = D.readfile(d.dir .. "/queue/retry.idx") or ""
+    local lines = select(2, index:gsub("\n", ""))
+    assert.is_true(lines < 1100, lines .. " lines in the index")
+  end)
+
   it("loses no announcement while the queue manager is stopped: all delivered without a rescan", function()
     local sinkport = D.free_tcp_port()
     local sink = fake(sinkport)
