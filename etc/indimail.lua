@@ -46,6 +46,8 @@ indimail.config {
     -- a destination down (refused, 421, throttling) waits this long for
     -- its probe, doubled by each failed probe (default: retry's base, max)
     -- dead_destination = { backoff = 60, max = 7200 },
+    -- messages the queue manager holds whole; the others wait on disk
+    -- active_limit = 20000,
     tls = "opportunistic",            -- STARTTLS to MX hosts when offered
     timeouts = { connect = 30, greeting = 300, command = 300, data = 600 },
   },

@@ -356,6 +356,7 @@ const struct config_key config_keys[] = {
 	NUM("delivery.timeouts.data", delivery.timeouts.data, MS),
 	NUM("delivery.max_hops", delivery.max_hops, 1),
 	BOOL("delivery.paused", delivery.paused),
+	NUM("delivery.active_limit", delivery.active_limit, 1),
 	STR("mailboxes.root", delivery.maildir_root),
 	STR("mailboxes.postmaster", delivery.postmaster),
 	ARRAY("mailboxes.users", delivery.users, delivery.nusers, &users),

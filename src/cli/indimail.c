@@ -27,7 +27,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: indimail [-c config.lua] queue list|mailq\n"
+	fprintf(stderr, "usage: indimail [-c config.lua] queue list|mailq|active\n"
 	    "       indimail [-c config.lua] queue show ID\n"
 	    "       indimail [-c config.lua] queue cat [--envelope] ID\n"
 	    "       indimail [-c config.lua] queue "

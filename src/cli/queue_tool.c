@@ -232,13 +232,17 @@ queue_cat(struct runtime *rt, int argc, char **argv)
 	return 1;
 }
 
+/* show ID, or (id NULL) active: the queue manager's active set. */
 static int
 show(struct runtime *rt, const char *id)
 {
 	struct buf req = BUF_INIT;
 	int n, rc;
 
-	buf_printf(&req, "show %s", id);
+	if (id)
+		buf_printf(&req, "show %s", id);
+	else
+		buf_appends(&req, "active");
 	rc = control(rt, buf_cstr(&req), &n);
 	buf_free(&req);
 	if (rc < 0) {
@@ -256,6 +260,8 @@ queue_tool_main(struct runtime *rt, int argc, char **argv)
 		return listing(rt, argv[0]);
 	if (strcmp(argv[0], "show") == 0 && argc == 2)
 		return show(rt, argv[1]);
+	if (strcmp(argv[0], "active") == 0 && argc == 1)
+		return show(rt, NULL);
 	if (strcmp(argv[0], "cat") == 0)
 		return queue_cat(rt, argc, argv);
 	if (queue_tool_is_action(argv[0]))

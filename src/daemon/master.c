@@ -43,6 +43,7 @@
 #include "bootstrap.h"
 #include "ctl.h"
 #include "keeper.h"
+#include "notify.h"
 #include "reload.h"
 #include "proc.h"
 #include "../lib/fsutil.h"
@@ -281,6 +282,7 @@ reap(void)
 			connlimit_reset(conns, i);
 			counter_forget_owner(counters, (long)pid);
 			queue_clean_tmp(&queue, (long)pid);
+			notify_rescan(notify_fds[1]);	/* its unsent lines */
 			if (got_term)
 				break;
 			log_death("smtp", i, pid, status);

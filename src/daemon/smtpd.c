@@ -34,6 +34,7 @@
 #include "ctl.h"
 #include "listen.h"
 #include "master.h"
+#include "notify.h"
 #include "smtpd.h"
 
 /* The new configuration for new sessions (running ones keep theirs). */
@@ -114,17 +115,13 @@ on_reload(uv_signal_t *sig, int signum)
 		swap_tls(w);
 }
 
-/* Tells the queue manager a message is in the queue (best effort). */
+/* Tells the queue manager a message is in the queue (notify.c). */
 static void
 on_queued(struct smtp_server *srv, int queue, const char *id)
 {
 	struct worker *w = srv->arg;
-	char msg[64];
-	int n = snprintf(msg, sizeof(msg), "%d %s", queue, id);
 
-	/* Lost datagrams (queue manager restarting) are found by its rescan. */
-	if (send(w->notify_fd, msg, (size_t)n, MSG_DONTWAIT) < 0)
-		log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
+	notify_send(w->notify, queue, id);
 }
 
 static void
@@ -245,6 +242,7 @@ worker_main(int index, struct runtime *rt, const struct listener *ls,
 	w->srv.drained = on_drained;
 	w->srv.arg = w;
 	w->notify_fd = notify_fd;
+	w->notify = notify_sender_new(w->srv.loop, notify_fd);
 	w->ctl_fd = ctl_fd;
 	w->ls = ls;
 	w->nls = nls;

@@ -25,6 +25,7 @@ struct worker {
 	 */
 	struct directory *dir;
 	int		 notify_fd;
+	struct notify_sender *notify;	/* on notify_fd (notify.h) */
 	/* i13-reload: the master's channel (ctl.h), the bound listeners, and
 	 * the TLS files it sent, kept until the new configuration is in. */
 	int		 ctl_fd;

@@ -264,7 +264,7 @@ forgotten(const struct dest *d, uint64_t now, uint64_t idle_ms)
 	uint64_t last = d->state == DEST_DOWN && d->until > d->used ?
 	    d->until : d->used;
 
-	return !d->running && !d->announce && now > last &&
+	return !d->running && !d->announce && !d->nparked && now > last &&
 	    now - last >= idle_ms;
 }
 
@@ -283,4 +283,12 @@ dest_sweep(struct dest_table *t, uint64_t now, uint64_t idle_ms)
 			free(d->key);
 			free(d);
 		}
+}
+
+void
+dest_each(struct dest_table *t, void (*fn)(struct dest *, void *), void *arg)
+{
+	for (size_t b = 0; b < DEST_BUCKETS; b++)
+		for (struct dest *d = t->bucket[b]; d; d = d->hnext)
+			fn(d, arg);
 }

@@ -42,6 +42,9 @@ struct dest {
 	size_t		 held;		/* messages held back since the last line */
 	size_t		 waiting;	/* held when the probe started */
 	char		*why;		/* down or probing: the reason, as a reply */
+	struct qwait	*parked;	/* messages outside the active set waiting */
+	size_t		 nparked;	/* for it (qmgr_wait.c) */
+	uint64_t	 woken;		/* `until` of the last probe a parked woke */
 };
 
 /* What the scheduler may do with a recipient for destination d now. */
@@ -52,6 +55,7 @@ enum dest_admit {
 };
 
 struct dest_table;
+struct qwait;
 
 struct dest_table *dest_table_new(void);
 /* The destination of key, created up if unknown. */
@@ -71,5 +75,8 @@ void	dest_probe_now(struct dest *, uint64_t now);
 /* Forgets destinations nobody asked for in idle_ms (created again when
  * asked; one down with messages waiting is kept). */
 void	dest_sweep(struct dest_table *, uint64_t now, uint64_t idle_ms);
+/* Calls fn for every destination. */
+void	dest_each(struct dest_table *, void (*fn)(struct dest *, void *),
+	    void *arg);
 
 #endif

@@ -32,6 +32,9 @@ qmgr_new(uv_loop_t *loop, struct runtime *rt)
 	q->remote = remote_ctx_new(q->loop, q->dns, q->cfg);
 	hook_set_env(q->loop, q->dns);
 	q->table = qmgr_table_new();
+	q->wait = qmgr_wait_new();
+	q->index_fd = -1;
+	q->index_compacting = 1;	/* until the start has rewritten it */
 	q->dests = dest_table_new();
 	q->sched = scheduler_new(q);
 	return q;
@@ -49,7 +52,7 @@ void
 qmgr_tick(struct qmgr *q)
 {
 	scheduler_tick(q);
-	qmgr_table_gauges(q->table, q->qs.count);
+	qmgr_table_gauges(q->table, q->wait, q->qs.count);
 }
 
 void

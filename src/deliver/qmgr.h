@@ -22,7 +22,14 @@ struct qmgr *qmgr_new(uv_loop_t *, struct runtime *rt);
 void	qmgr_start(struct qmgr *);
 /* Every second while working: see scheduler_tick. */
 void	qmgr_tick(struct qmgr *);
-/* The SMTP workers' datagrams waiting on fd: load those messages. */
+/*
+ * The notify socket (src/daemon/notify.c): datagrams of at most
+ * QMGR_NOTIFY_MAX bytes, lines "QUEUE ID" (a message queued) or
+ * QMGR_NOTIFY_SCAN (the master: list the queue's ids again).
+ */
+#define QMGR_NOTIFY_MAX		4096
+#define QMGR_NOTIFY_SCAN	"scan"
+/* The datagrams waiting on fd. */
 void	qmgr_notify(struct qmgr *, int fd);
 /* Swaps in a new runtime (taken); jobs in flight keep theirs. */
 void	qmgr_reload(struct qmgr *, struct runtime *rt);

@@ -2,7 +2,9 @@
  * qmgr_admin: the control socket's commands that change the queue — hold,
  * release, remove, flush, requeue — on a selection (src/queue/
  * queue_select.h: ids, ALL, filters) resolved here against the table, so
- * ALL on a large queue is one request. Each acts through the queue
+ * ALL on a large queue is one request, and against the messages outside
+ * the active set by reading them in batches (qmgr_disk.c): one selected
+ * joins the active set to be acted on. Each acts through the queue
  * manager's own paths (the journal, the scheduler, the route table) and
  * logs one line: event=admin action= selection= count= failed= ids= by=uid.
  */
@@ -23,6 +25,8 @@ struct problems {
 
 /* 1: done, 0: nothing to do for it, -1: a problem was noted. */
 typedef int (*action_fn)(struct qmgr *, struct qmsg *, struct problems *);
+/* The same on m read from disk, outside the active set (entry e). */
+typedef int (*entry_fn)(struct qmgr *, struct qmsg *, struct qwait *);
 
 static void
 problem(struct problems *p, const char *id, const char *why)
@@ -109,16 +113,64 @@ act_requeue(struct qmgr *q, struct qmsg *m, struct problems *p)
 	return 1;
 }
 
+/* ---- on messages outside the active set: their entry changes ------------ */
+
+/* Held or released by its journal (appended; no flush: see docs/queue.md). */
+static int
+entry_set_hold(struct qmgr *q, struct qmsg *m, struct qwait *e, int hold)
+{
+	struct buf j = BUF_INIT;
+	unsigned flags = (hold ? e->flags | QW_HELD : e->flags & ~QW_HELD) &
+	    ~QW_JOURNAL;	/* its due time is ours now */
+
+	if (m->hold != hold) {
+		queue_journal_hold(&j, hold);
+		if (q->qs.backend->journal_append(&m->item, &j) < 0)
+			log_event(LOG_ERROR, "journal_failed", "qid=%s path=%s",
+			    e->id, m->item.journal);
+		buf_free(&j);
+	}
+	if (!hold && e->parked)	/* tried at once, as before it was held */
+		dest_probe_now(e->parked, uv_now(q->loop));
+	qmgr_wait_set(q->wait, e, hold ? e->due : uv_now(q->loop), flags);
+	return 1;
+}
+
+static int
+entry_hold(struct qmgr *q, struct qmsg *m, struct qwait *e)
+{
+	return entry_set_hold(q, m, e, 1);
+}
+
+static int
+entry_release(struct qmgr *q, struct qmsg *m, struct qwait *e)
+{
+	return entry_set_hold(q, m, e, 0);
+}
+
+/* flush and requeue: due now (the route hook runs when it is loaded). */
+static int
+entry_due_now(struct qmgr *q, struct qmsg *m, struct qwait *e)
+{
+	if (m->hold)
+		return 0;
+	if (e->parked)
+		dest_probe_now(e->parked, uv_now(q->loop));
+	qmgr_wait_set(q->wait, e, uv_now(q->loop), e->flags & ~QW_JOURNAL);
+	return 1;
+}
+
 static const struct action {
 	const char	*name;
 	action_fn	 fn;
+	entry_fn	 entry;		/* NULL: the message joins the table */
 	int		 all_by_default;	/* no selection: every message */
 } actions[] = {
-	{ "hold", act_hold, 0 },
-	{ "release", act_release, 0 },
-	{ "remove", act_remove, 0 },
-	{ "flush", act_flush, 1 },
-	{ "requeue", act_requeue, 0 },
+	{ "hold", act_hold, entry_hold, 0 },
+	{ "release", act_release, entry_release, 0 },
+	{ "remove", act_remove, NULL, 0 },
+	{ "flush", act_flush, entry_due_now, 1 },
+	{ "requeue", act_requeue, entry_due_now, 0 },
 };
 
 static int
@@ -137,22 +189,45 @@ listed(struct qmsg **v, size_t n, const struct qmsg *m)
 	return 0;
 }
 
-/* The messages s names, in an array (the table may change under a walk). */
+/* One admin request while it reads messages from disk. */
+struct admin_run {
+	const struct action *a;
+	struct queue_select s;		/* owned */
+	struct problems	 p;
+	struct buf	 ids;		/* those done, for the log */
+	size_t		 done;
+	long		 uid;
+	qmgr_reply_fn	 reply;
+	void		*arg;
+	char		(*disk)[QUEUE_ID_LEN + 1];	/* ids outside the table */
+	size_t		 ndisk;
+};
+
+/*
+ * The messages of the table s names, in an array (the table may change
+ * under a walk); ids known only outside it go to r->disk.
+ */
 static struct qmsg **
-resolve(struct qmgr *q, const struct queue_select *s, size_t *n,
-    struct problems *p)
+resolve(struct qmgr *q, struct admin_run *r, size_t *n)
 {
+	const struct queue_select *s = &r->s;
 	struct qmsg **v, *m;
 
 	*n = 0;
 	if (s->nids && !s->all) {
 		v = xcalloc(s->nids, sizeof(*v));
+		r->disk = xcalloc(s->nids, sizeof(*r->disk));
 		for (size_t i = 0; i < s->nids; i++) {
 			m = qmgr_table_find(q->table, s->ids[i]);
-			if (m == NULL || m->removed_at)
-				problem(p, s->ids[i], "no message in the queue:");
-			else if (selected(s, m) && !listed(v, *n, m))
-				v[(*n)++] = m;
+			if (m && m->removed_at == 0) {
+				if (selected(s, m) && !listed(v, *n, m))
+					v[(*n)++] = m;
+			} else if (qmgr_wait_find(q->wait, s->ids[i]))
+				memcpy(r->disk[r->ndisk++], s->ids[i],
+				    QUEUE_ID_LEN + 1);
+			else
+				problem(&r->p, s->ids[i],
+				    "no message in the queue:");
 		}
 		return v;
 	}
@@ -200,53 +275,110 @@ answer(struct buf *out, size_t done, struct problems *p)
 }
 
 static void
-run(struct qmgr *q, const struct action *a, const struct queue_select *s,
-    long uid, struct buf *out)
+count_done(struct admin_run *r, int rc, const char *id)
 {
-	struct problems p = { BUF_INIT, 0 };
-	struct buf ids = BUF_INIT;
-	size_t n, done = 0;
-	struct qmsg **v = resolve(q, s, &n, &p);
+	if (rc <= 0)
+		return;
+	if (r->done++ < LOG_IDS_MAX)
+		buf_printf(&r->ids, "%s%s", r->ids.len ? "," : "", id);
+}
 
-	for (size_t i = 0; i < n; i++) {
-		if (a->fn(q, v[i], &p) <= 0)
-			continue;
-		if (done++ < LOG_IDS_MAX)
-			buf_printf(&ids, "%s%s", ids.len ? "," : "",
-			    v[i]->item.env.id);
+static void
+act(struct qmgr *q, struct admin_run *r, struct qmsg *m)
+{
+	count_done(r, r->a->fn(q, m, &r->p), m->item.env.id);
+}
+
+/*
+ * A message read from disk, if selected: its entry changes, or (remove)
+ * it joins the active set to go through the usual removal.
+ */
+static void
+act_disk(struct qmgr *q, struct qmsg *m, struct qwait *e, void *arg)
+{
+	struct admin_run *r = arg;
+
+	if (e == NULL) {	/* the table's, loaded meanwhile */
+		if (selected(&r->s, m))
+			act(q, r, m);
+	} else if (!selected(&r->s, m))
+		qmsg_free(m);
+	else if (r->a->entry) {
+		count_done(r, r->a->entry(q, m, e), m->item.env.id);
+		qmsg_free(m);
+	} else {
+		qmgr_disk_adopt(q, m, e);
+		act(q, r, m);
 	}
+}
+
+static void
+run_end(struct qmgr *q, void *arg)
+{
+	struct admin_run *r = arg;
+	struct buf out = BUF_INIT;
+
 	scheduler_soon(q);
-	log_admin(a->name, s, &ids, done, p.n, uid);
-	answer(out, done, &p);
+	log_admin(r->a->name, &r->s, &r->ids, r->done, r->p.n, r->uid);
+	answer(&out, r->done, &r->p);
+	r->reply(r->arg, &out);
+	queue_select_free(&r->s);
+	buf_free(&r->ids);
+	buf_free(&r->p.text);
+	free(r->disk);
+	free(r);
+}
+
+/* The table's messages now, then those outside it as they are read. */
+static void
+run(struct qmgr *q, struct admin_run *r)
+{
+	size_t n;
+	struct qmsg **v = resolve(q, r, &n);
+
+	for (size_t i = 0; i < n; i++)
+		act(q, r, v[i]);
 	free(v);
-	buf_free(&ids);
-	buf_free(&p.text);
+	if (r->s.nids && !r->s.all)
+		qmgr_disk_walk(q, (const char (*)[QUEUE_ID_LEN + 1])r->disk,
+		    r->ndisk, act_disk, run_end, r);
+	else
+		qmgr_disk_walk(q, NULL, 0, act_disk, run_end, r);
 }
 
 int
 qmgr_admin(struct qmgr *q, const char *cmd, const char *args, long uid,
-    struct buf *out)
+    qmgr_reply_fn reply, void *arg)
 {
 	const struct action *a = NULL;
-	struct queue_select s;
-	struct buf err = BUF_INIT;
+	struct admin_run *r;
+	struct buf err = BUF_INIT, out = BUF_INIT;
 
 	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
 		if (strcmp(cmd, actions[i].name) == 0)
 			a = &actions[i];
 	if (a == NULL)
 		return 0;
-	if (queue_select_parse(args, &s, &err) < 0)
-		buf_printf(out, "error %s\n", buf_cstr(&err));
-	else if (queue_select_none(&s) && !a->all_by_default)
-		buf_printf(out, "error %s which messages? queue ids, ALL, or "
+	r = xcalloc(1, sizeof(*r));
+	if (queue_select_parse(args, &r->s, &err) < 0)
+		buf_printf(&out, "error %s\n", buf_cstr(&err));
+	else if (queue_select_none(&r->s) && !a->all_by_default)
+		buf_printf(&out, "error %s which messages? queue ids, ALL, or "
 		    "from=, to=, domain=, older=\n", cmd);
 	else {
-		if (queue_select_none(&s))
-			s.all = 1;
-		run(q, a, &s, uid, out);
+		if (queue_select_none(&r->s))
+			r->s.all = 1;
+		r->a = a;
+		r->uid = uid;
+		r->reply = reply;
+		r->arg = arg;
+		run(q, r);
+		buf_free(&err);
+		return 1;
 	}
-	queue_select_free(&s);
+	reply(arg, &out);
+	queue_select_free(&r->s);
+	free(r);
 	buf_free(&err);
 	return 1;
 }

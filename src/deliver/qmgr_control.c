@@ -3,8 +3,10 @@
  * for `indimail queue ...`: one request line per connection (at most
  * CONTROL_LINE_MAX bytes), answered by qmgr_command() and closed. The
  * client's uid comes from the socket (SO_PEERCRED) for the log. Here are
- * the commands that only read the table (list, show, mailq) and
- * directory-flush; those that change the queue are qmgr_admin.c's.
+ * the commands that only read (list, show, mailq: the active set, then
+ * the messages outside it as qmgr_disk.c reads them, so the answer may
+ * come later) and directory-flush; those that change the queue are
+ * qmgr_admin.c's. `active` says how large the active set is.
  */
 #include <stdio.h>
 #include <sys/socket.h>
@@ -53,9 +55,11 @@ on_control_written(uv_write_t *req, int status)
 	uv_close((uv_handle_t *)&c->pipe, on_control_closed);
 }
 
+/* A command's answer (qmgr_reply_fn): written, then the socket closed. */
 static void
-control_reply(struct control_conn *c, struct buf *out)
+control_reply(void *arg, struct buf *out)
 {
+	struct control_conn *c = arg;
 	uv_write_t *req = xcalloc(1, sizeof(*req) + sizeof(struct buf));
 	struct buf *keep = (struct buf *)((char *)req + sizeof(*req));
 	uv_buf_t b;
@@ -82,7 +86,6 @@ static void
 on_control_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct control_conn *c = s->data;
-	struct buf out = BUF_INIT;
 	char *nl;
 
 	if (n > 0)
@@ -96,8 +99,7 @@ on_control_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	*nl = '\0';
 	uv_read_stop(s);
-	qmgr_command(c->q, c->in.data, c->uid, &out);
-	control_reply(c, &out);
+	qmgr_command(c->q, c->in.data, c->uid, control_reply, c);
 }
 
 static long
@@ -196,17 +198,6 @@ describe(const struct qmgr *q, struct qmsg *m, struct buf *out)
 	}
 }
 
-static void
-command_list(struct qmgr *q, struct buf *out)
-{
-	int count = 0;
-
-	for (struct qmsg *x = qmgr_table_first(q->table); x; x = x->next,
-	    count++)
-		describe(q, x, out);
-	buf_printf(out, "ok %d\n", count);
-}
-
 /* Postfix's mailq: recipients not yet final, each with its last deferral. */
 static void
 mailq_one(const struct qmgr *q, struct qmsg *m, int first, struct buf *out)
@@ -225,18 +216,95 @@ mailq_one(const struct qmgr *q, struct qmsg *m, int first, struct buf *out)
 			    rcpt_why(q, m, i), &last);
 }
 
-static void
-command_mailq(struct qmgr *q, struct buf *out)
-{
-	unsigned long long bytes = 0;
-	size_t count = 0;
+/* A list, mailq or show while messages are read from disk. */
+struct listing {
+	struct buf	 out;
+	size_t		 count;
+	unsigned long long bytes;
+	int		 mailq;
+	const char	*show;		/* show: show_id, else NULL */
+	char		 show_id[QUEUE_ID_LEN + 1];
+	qmgr_reply_fn	 reply;
+	void		*arg;
+};
 
-	for (struct qmsg *x = qmgr_table_first(q->table); x; x = x->next) {
-		mailq_one(q, x, count++ == 0, out);
-		bytes += x->item.size;
+static void
+list_one(struct qmgr *q, struct qmsg *m, struct listing *l)
+{
+	if (l->mailq)
+		mailq_one(q, m, l->count == 0, &l->out);
+	else
+		describe(q, m, &l->out);
+	if (l->show)
+		buf_printf(&l->out, "path %s\n", m->item.path);
+	l->bytes += m->item.size;
+	l->count++;
+}
+
+static void
+list_disk(struct qmgr *q, struct qmsg *m, struct qwait *e, void *arg)
+{
+	if (e == NULL) {	/* the table's */
+		list_one(q, m, arg);
+		return;
 	}
-	queue_mailq_total(out, bytes, count);
-	buf_printf(out, "ok %zu\n", count);
+	m->next_try = e->due;
+	list_one(q, m, arg);
+	qmsg_free(m);
+}
+
+static void
+list_end(struct qmgr *q, void *arg)
+{
+	struct listing *l = arg;
+
+	(void)q;
+	if (l->show && l->count == 0)
+		buf_printf(&l->out, "error no message in the queue: %s\n",
+		    l->show);
+	else {
+		if (l->mailq)
+			queue_mailq_total(&l->out, l->bytes, l->count);
+		buf_printf(&l->out, "ok %zu\n", l->count);
+	}
+	l->reply(l->arg, &l->out);
+	free(l);
+}
+
+/* list and mailq: every message; show: the one of id. */
+static void
+command_list(struct qmgr *q, int mailq, const char *id, qmgr_reply_fn reply,
+    void *arg)
+{
+	struct listing *l = xcalloc(1, sizeof(*l));
+	struct qmsg *m;
+
+	l->mailq = mailq;
+	if (id) {
+		snprintf(l->show_id, sizeof(l->show_id), "%s", id);
+		l->show = id = l->show_id;
+	}
+	l->reply = reply;
+	l->arg = arg;
+	if (id && (m = qmgr_table_find(q->table, id)) != NULL &&
+	    m->removed_at == 0)
+		list_one(q, m, l);
+	for (m = id ? NULL : qmgr_table_first(q->table); m; m = m->next)
+		list_one(q, m, l);
+	if (id && l->count)
+		list_end(q, l);
+	else
+		qmgr_disk_walk(q, id ? (const char (*)[QUEUE_ID_LEN + 1])id :
+		    NULL, id ? 1 : 0, list_disk, list_end, l);
+}
+
+/* The active set's size and limit, and the messages outside it. */
+static void
+command_active(struct qmgr *q, struct buf *out)
+{
+	buf_printf(out, "active %zu limit %d loading %d waiting %zu\nok 0\n",
+	    qmgr_table_count(q->table), q->cfg->delivery.active_limit,
+	    q->loading, qmgr_wait_count(q->wait));
 }
 
 /* The directory's data changed: every process forgets its answers. */
@@ -257,41 +325,36 @@ qmgr_on_directory_change(struct qmgr *q, void (*fn)(void *), void *arg)
 	q->dir_changed_arg = arg;
 }
 
-static void
-command_show(struct qmgr *q, const char *id, struct buf *out)
-{
-	struct qmsg *m = qmgr_table_find(q->table, id);
-
-	if (m == NULL || m->removed_at) {
-		buf_printf(out, "error no message in the queue: %s\n", id);
-		return;
-	}
-	describe(q, m, out);
-	buf_printf(out, "path %s\nok 1\n", m->item.path);
-}
-
 /* Answers one control request ("list", "show ID", "hold ALL", ...). */
 void
-qmgr_command(struct qmgr *q, const char *line, long uid, struct buf *out)
+qmgr_command(struct qmgr *q, const char *line, long uid, qmgr_reply_fn reply,
+    void *arg)
 {
-	char cmd[16], id[QUEUE_ID_LEN + 2];
+	char cmd[16];
+	char id[QUEUE_ID_LEN + 2];
 	size_t len = strcspn(line, " ");
 	const char *args = line + len + (line[len] == ' ');
 	int n = sscanf(line, "%15s %25s", cmd, id);
+	struct buf out = BUF_INIT;
 
 	if (n >= 1 && len < sizeof(cmd) &&
-	    qmgr_admin(q, cmd, args, uid, out))
+	    qmgr_admin(q, cmd, args, uid, reply, arg))
 		return;
-	if (n == 1 && strcmp(cmd, "list") == 0)
-		command_list(q, out);
-	else if (n == 1 && strcmp(cmd, "mailq") == 0)
-		command_mailq(q, out);
-	else if (n == 2 && strcmp(cmd, "show") == 0)
-		command_show(q, id, out);
-	else if (n == 1 && strcmp(cmd, "directory-flush") == 0)
-		command_directory_flush(q, uid, out);
+	if (n == 1 && (strcmp(cmd, "list") == 0 || strcmp(cmd, "mailq") == 0)) {
+		command_list(q, cmd[0] == 'm', NULL, reply, arg);
+		return;
+	}
+	if (n == 2 && strcmp(cmd, "show") == 0 && strlen(id) <= QUEUE_ID_LEN) {
+		command_list(q, 0, id, reply, arg);
+		return;
+	}
+	if (n == 1 && strcmp(cmd, "directory-flush") == 0)
+		command_directory_flush(q, uid, &out);
+	else if (n == 1 && strcmp(cmd, "active") == 0)
+		command_active(q, &out);
 	else
-		buf_printf(out, "error unknown command (list, mailq, show ID, "
-		    "directory-flush, and on ids, ALL or filters: hold, "
+		buf_printf(&out, "error unknown command (list, mailq, show ID, "
+		    "active, directory-flush, and on ids, ALL or filters: hold, "
 		    "release, remove, flush, requeue)\n");
+	reply(arg, &out);
 }

@@ -54,7 +54,25 @@ struct qmsg {
 	long long	 retry_at;	/* from the journal: Unix time of next try */
 };
 
+/* A message outside the active set (qmgr_wait.c): about 80 bytes. */
+enum {
+	QW_HELD = 1, QW_DEFERRED = 2, QW_LOADING = 4,
+	QW_JOURNAL = 8,		/* due: unknown until its journal is read */
+};
+struct qwait {
+	struct qwait	*hnext;		/* id hash chain */
+	struct qwait	*pnext, *pprev;	/* parked: its destination's list */
+	struct dest	*parked;	/* that destination, or NULL */
+	uint64_t	 due;		/* uv_now() milliseconds */
+	long long	 received;	/* Unix time, 0: not read yet */
+	uint32_t	 heap;		/* slot in the due heap */
+	uint8_t		 queue;
+	uint8_t		 flags;		/* QW_* */
+	char		 id[QUEUE_ID_LEN + 1];
+};
+
 struct qmgr_table;
+struct qmgr_wait;
 struct scheduler;
 struct qmgr_control;
 
@@ -67,7 +85,12 @@ struct qmgr {
 	struct dns	*dns;
 	struct remote_ctx *remote;
 	int		 io_pending;	/* pool jobs: loads, flushes, removals, bounces */
-	struct qmgr_table *table;
+	struct qmgr_table *table;	/* the active set */
+	struct qmgr_wait *wait;		/* the other messages, compact */
+	int		 loading;	/* entries being loaded into the table */
+	int		 index_fd;	/* the retry index, -1 until appended */
+	size_t		 index_lines;	/* in it, about */
+	int		 index_compacting;	/* its rewrite is on the pool */
 	struct scheduler *sched;
 	struct dest_table *dests;	/* per destination: jobs and state */
 	struct qmgr_control *control;
@@ -81,17 +104,68 @@ struct qmsg *qmgr_table_find(struct qmgr_table *, const char *id);
 void	qmgr_table_add(struct qmgr_table *, struct qmsg *);
 struct qmsg *qmgr_table_first(struct qmgr_table *);
 /* Sets indimail_queue_messages from the table (queue manager's tick). */
-void	qmgr_table_gauges(const struct qmgr_table *, int nqueues);
+void	qmgr_table_gauges(const struct qmgr_table *,
+	    const struct qmgr_wait *, int nqueues);
 size_t	qmgr_table_count(const struct qmgr_table *);
+/* Out of the table, to be freed by the caller (evicted, not removed). */
+void	qmgr_table_remove(struct qmgr_table *, struct qmsg *);
 void	qmgr_table_tombstone(struct qmgr_table *, struct qmsg *, uint64_t now);
 void	qmgr_table_sweep(struct qmgr_table *, uint64_t now);
 void	qmsg_free(struct qmsg *);
 void	qmsg_log(struct logline *, enum log_level, const char *event,
 	    const struct qmsg *);
 
+/* qmgr_wait.c: the messages outside the active set (see its head). */
+struct qmgr_wait *qmgr_wait_new(void);
+struct qwait *qmgr_wait_find(const struct qmgr_wait *, const char *id);
+size_t	qmgr_wait_count(const struct qmgr_wait *);
+struct qwait *qmgr_wait_add(struct qmgr_wait *, int queue, const char *id,
+	    uint64_t due, unsigned flags);
+void	qmgr_wait_set(struct qmgr_wait *, struct qwait *, uint64_t due,
+	    unsigned flags);
+void	qmgr_wait_park(struct qmgr_wait *, struct qwait *, struct dest *);
+void	qmgr_wait_wake_all(struct qmgr_wait *, struct dest *, uint64_t now);
+void	qmgr_wait_wake_one(struct qmgr_wait *, struct dest *, uint64_t now);
+/* Wakes d's parked messages received before `before` (Unix time). */
+void	qmgr_wait_wake_old(struct qmgr_wait *, struct dest *, long long before,
+	    uint64_t now);
+struct qwait *qmgr_wait_due(const struct qmgr_wait *, uint64_t now);
+void	qmgr_wait_del(struct qmgr_wait *, struct qwait *);
+void	qmgr_wait_each(struct qmgr_wait *, void (*)(struct qwait *, void *),
+	    void *);
+void	qmgr_wait_counts(const struct qmgr_wait *,
+	    long n[MAIL_METRICS_QUEUES_MAX][MM_QUEUE_NSTATES], int nqueues);
+
+/* qmgr_index.c: the retry index (see its head). */
+struct qmgr_index;
+struct qmgr_index *qmgr_index_read(const struct queue_set *);
+struct qmgr_index *qmgr_index_empty(void);
+long long qmgr_index_find(const struct qmgr_index *, const char *id);
+size_t	qmgr_index_count(const struct qmgr_index *);
+void	qmgr_index_mark(const struct qmgr_index *, const char *id,
+	    unsigned char *listed);
+void	qmgr_index_compact(const struct queue_set *, struct qmgr_index *,
+	    const unsigned char *listed);
+void	qmgr_index_free(struct qmgr_index *);
+void	qmgr_index_append(struct qmgr *, const char *id, long long at);
+void	qmgr_index_reopen(struct qmgr *);
+void	qmgr_index_started(struct qmgr *, const struct qmgr_index *);
+
 /* qmgr_load.c: messages from the queue into the table (on the pool). */
-void	qmgr_load_all(struct qmgr *);
+/* The message id of queue, read with its journal applied (blocks). */
+struct qmsg *qmgr_read(struct qmgr *, int queue, const char *id);
+/* A worker's notification "QUEUE ID": a new message, due now. */
+void	qmgr_announced(struct qmgr *, const char *line);
+/* A message queued here (a bounce): due now. */
 void	qmgr_load_one(struct qmgr *, int queue, const char *id);
+void	qmgr_load_all(struct qmgr *);
+/* Loads due entries while the active set has room. */
+void	qmgr_fill(struct qmgr *);
+/* Is the active set short of room for messages that are due? */
+int	qmgr_pressure(struct qmgr *);
+/* m (idle) leaves the active set for a compact entry; parked on d if set. */
+void	qmgr_evict(struct qmgr *, struct qmsg *, struct dest *d);
+int	qmgr_evictable(const struct qmsg *);
 
 /* qmgr_outcome.c: results, retries, the journal, removal. */
 void	qmgr_outcome(struct qmgr *, struct qmsg *, const size_t *idx,
@@ -138,15 +212,27 @@ void	scheduler_follow_dest(struct qmgr *, struct qmsg *, const char *key);
 /* `queue flush`: the destinations m waits for are probed now if down. */
 void	scheduler_probe_now(struct qmgr *, struct qmsg *);
 
-/* qmgr_control.c: `indimail queue ...`; uid: the client's, -1 unknown. */
+/* qmgr_disk.c: commands on messages outside the active set (its head). */
+typedef void (*qmgr_disk_fn)(struct qmgr *, struct qmsg *, struct qwait *,
+	    void *);
+typedef void (*qmgr_disk_end_fn)(struct qmgr *, void *);
+void	qmgr_disk_walk(struct qmgr *, const char (*ids)[QUEUE_ID_LEN + 1],
+	    size_t nids, qmgr_disk_fn, qmgr_disk_end_fn, void *arg);
+void	qmgr_disk_adopt(struct qmgr *, struct qmsg *, struct qwait *);
+
+/*
+ * qmgr_control.c: `indimail queue ...`; uid: the client's, -1 unknown.
+ * The answer goes to reply(arg, out), now or once disk was read.
+ */
+typedef void (*qmgr_reply_fn)(void *arg, struct buf *out);
 void	qmgr_control_open(struct qmgr *);
 void	qmgr_command(struct qmgr *, const char *line, long uid,
-	    struct buf *out);
+	    qmgr_reply_fn reply, void *arg);
 /*
  * qmgr_admin.c: cmd (hold, release, remove, flush, requeue) on the
- * selection args, logged; 0 if cmd is none of them.
+ * selection args, logged and answered; 0 if cmd is none of them.
  */
 int	qmgr_admin(struct qmgr *, const char *cmd, const char *args, long uid,
-	    struct buf *out);
+	    qmgr_reply_fn reply, void *arg);
 
 #endif

@@ -1,9 +1,13 @@
 /*
- * qmgr_load: messages from the queue into the table. A scan of every
- * queue at start (and every minute, for anything a lost datagram missed),
- * or the messages the SMTP workers announce by datagram. Files are read
- * and their journals applied on the pool; the loop adds what is not in
- * the table already (a tombstone counts: it must not come back).
+ * qmgr_load: messages from the queue into the active set (the table),
+ * at most delivery.active_limit of them (docs/queue.md "The active set").
+ * At start the queue is listed, not read: every id becomes a compact
+ * entry (qmgr_wait.c), due now unless the retry index (qmgr_index.c) says
+ * later. A message the SMTP workers announce becomes one too. Due entries
+ * are loaded (envelope read, journal applied, on the pool) in batches
+ * while the table has room; when it has none and entries are due, idle
+ * messages that are not due leave it again (qmgr_evict). There is no
+ * periodic rescan: the notifications cannot be lost (docs/delivery.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +18,30 @@
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
+#define LOAD_BATCH	512	/* envelopes read by one pool job */
+
 struct load_item {
 	int		 queue;
 	char		 id[QUEUE_ID_LEN + 1];
+	uint64_t	 due;		/* its entry's: flush, release, the index */
+	int		 journal;	/* QW_JOURNAL: the journal's schedule */
 	struct qmsg	*m;		/* result */
 };
 
 struct load_job {
 	uv_work_t	 w;
 	struct qmgr	*q;
-	int		 scan_all;
 	struct load_item *items;
 	size_t		 n;
+};
+
+struct list_job {
+	uv_work_t	 w;
+	struct qmgr	*q;
+	struct load_item *items;	/* queue and id only */
+	size_t		 n, cap;
+	struct qmgr_index *index;	/* read on the pool too */
+	int		 first;		/* the start's, not a worker's death */
 };
 
 /* A message read from the queue, with its journal applied (on the pool). */
@@ -55,8 +71,8 @@ qmsg_new(struct qmgr *q, struct queue_item *qi)
 	return m;
 }
 
-static struct qmsg *
-load_one(struct qmgr *q, int queue, const char *id)
+struct qmsg *
+qmgr_read(struct qmgr *q, int queue, const char *id)
 {
 	struct queue_item qi;
 
@@ -65,52 +81,51 @@ load_one(struct qmgr *q, int queue, const char *id)
 	return qmsg_new(q, &qi);
 }
 
-static int
-scan_one(void *arg, struct queue_item *qi)
-{
-	struct load_job *j = arg;
-
-	j->items = xrealloc(j->items, (j->n + 1) * sizeof(*j->items));
-	memset(&j->items[j->n], 0, sizeof(*j->items));
-	j->items[j->n].queue = qi->queue;
-	snprintf(j->items[j->n].id, sizeof(j->items[j->n].id), "%s",
-	    qi->env.id);
-	j->items[j->n].m = qmsg_new(j->q, qi);
-	j->n++;
-	return 0;
-}
+/* ---- loading due entries --------------------------------------------------- */
 
 static void
 do_load(uv_work_t *w)
 {
 	struct load_job *j = w->data;
 
-	if (j->scan_all) {
-		static int started;
-		if (!started++)	/* retired before a crash: finish the removal */
-			queue_clean_done(&j->q->qs);
-		queue_scan(&j->q->qs, scan_one, j);
-		return;
-	}
 	for (size_t i = 0; i < j->n; i++)
-		j->items[i].m = load_one(j->q, j->items[i].queue,
+		j->items[i].m = qmgr_read(j->q, j->items[i].queue,
 		    j->items[i].id);
 }
 
-/* Into the table, unless it is there (or a tombstone) already. */
-static int
-load_add(struct qmgr *q, struct qmsg *m)
+/*
+ * Into the table, unless it is there (or a tombstone) already. Due when
+ * its entry was: that knows more than the journal's `t` line (a flush, a
+ * release, a probe), and no less (the index or the journal set it);
+ * unless the entry did not know (QW_JOURNAL: missing from the index).
+ */
+static void
+load_add(struct qmgr *q, struct qmsg *m, const struct load_item *it)
 {
+	long long wall = (long long)time(NULL);
+
 	if (qmgr_table_find(q->table, m->item.env.id)) {
 		qmsg_free(m);
-		return 0;
+		return;
 	}
-	m->next_try = uv_now(q->loop);
-	if (m->retry_at > (long long)time(NULL))	/* keep the schedule */
-		m->next_try += (uint64_t)(m->retry_at - time(NULL)) * 1000;
+	m->next_try = it->due;
+	if (it->journal && m->retry_at > wall)	/* keep the schedule */
+		m->next_try = uv_now(q->loop) +
+		    (uint64_t)(m->retry_at - wall) * 1000;
 	qmgr_table_add(q->table, m);
 	qmgr_maybe_done(q, m);	/* every outcome journaled, removal lost */
-	return 1;
+}
+
+/* Never skipped silently; it stays in the queue for an admin to see. */
+static void
+log_unreadable(struct qmgr *q, const struct load_item *it)
+{
+	struct buf p = BUF_INIT;
+
+	queue_mess_path(&q->qs, it->queue, it->id, &p);
+	log_event(LOG_WARN, "queue_file_unreadable", "path=%s qid=%s",
+	    buf_cstr(&p), it->id);
+	buf_free(&p);
 }
 
 static void
@@ -118,82 +133,244 @@ after_load(uv_work_t *w, int status)
 {
 	struct load_job *j = w->data;
 	struct qmgr *q = j->q;
-	int added = 0;
 
 	(void)status;
 	q->io_pending--;
+	q->loading -= (int)j->n;
 	for (size_t i = 0; i < j->n; i++) {
-		if (j->items[i].m == NULL) {
-			if (!j->scan_all)	/* a scan logs its own failures */
-				log_event(LOG_WARN, "queue_file_unreadable",
-				    "queue=%d qid=%s", j->items[i].queue,
-				    j->items[i].id);
-			continue;
-		}
-		added += load_add(q, j->items[i].m);
+		struct load_item *it = &j->items[i];
+		struct qwait *e = qmgr_wait_find(q->wait, it->id);
+		if (e)
+			qmgr_wait_del(q->wait, e);
+		if (it->m)
+			load_add(q, it->m, it);
+		else
+			log_unreadable(q, it);
 	}
-	if (j->scan_all)
-		log_event(LOG_INFO, "queue_scanned", "messages=%zu",
-		    qmgr_table_count(q->table));
 	free(j->items);
 	free(j);
-	if (added)
-		scheduler_soon(q);
+	scheduler_soon(q);
+}
+
+/* Room in the active set: the limit less the table and the loads. */
+static size_t
+room(struct qmgr *q)
+{
+	long n = (long)q->cfg->delivery.active_limit -
+	    (long)qmgr_table_count(q->table) - q->loading;
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+void
+qmgr_fill(struct qmgr *q)
+{
+	uint64_t now = uv_now(q->loop);
+	struct qwait *e;
+
+	while (room(q) > 0 && qmgr_wait_due(q->wait, now)) {
+		size_t n = 0, max = room(q) < LOAD_BATCH ? room(q) : LOAD_BATCH;
+		struct load_job *j = xcalloc(1, sizeof(*j));
+
+		j->items = xcalloc(max, sizeof(*j->items));
+		while (n < max && (e = qmgr_wait_due(q->wait, now)) != NULL) {
+			j->items[n].queue = e->queue;
+			j->items[n].due = e->due;
+			j->items[n].journal = e->flags & QW_JOURNAL;
+			snprintf(j->items[n].id, sizeof(j->items[n].id), "%s",
+			    e->id);
+			qmgr_wait_set(q->wait, e, e->due, e->flags | QW_LOADING);
+			n++;
+		}
+		j->w.data = j;
+		j->q = q;
+		j->n = n;
+		q->loading += (int)n;
+		q->io_pending++;
+		uv_queue_work(q->loop, &j->w, do_load, after_load);
+	}
+}
+
+int
+qmgr_pressure(struct qmgr *q)
+{
+	return qmgr_table_count(q->table) + (size_t)q->loading >
+	    (size_t)q->cfg->delivery.active_limit ||
+	    (room(q) == 0 && qmgr_wait_due(q->wait, uv_now(q->loop)));
+}
+
+/* ---- leaving the active set ------------------------------------------------ */
+
+/* Nothing runs for m and it is still in the queue. */
+int
+qmgr_evictable(const struct qmsg *m)
+{
+	return m->busy == 0 && !m->retired && m->removed_at == 0;
+}
+
+void
+qmgr_evict(struct qmgr *q, struct qmsg *m, struct dest *d)
+{
+	unsigned flags = (m->hold ? QW_HELD : 0) |
+	    (m->attempts > 0 || m->retry_at > 0 ? QW_DEFERRED : 0);
+	struct qwait *e;
+
+	qmgr_table_remove(q->table, m);
+	e = qmgr_wait_add(q->wait, m->item.queue, m->item.env.id, m->next_try,
+	    flags);
+	if (e) {
+		e->received = m->item.env.received;
+		if (d && d->state != DEST_UP && !m->hold)
+			qmgr_wait_park(q->wait, e, d);
+	}
+	qmsg_free(m);
+}
+
+/* ---- the start: a listing ---------------------------------------------------- */
+
+static int
+list_one(void *arg, int queue, const char *id)
+{
+	struct list_job *j = arg;
+
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : LOAD_BATCH;
+		j->items = xrealloc(j->items, j->cap * sizeof(*j->items));
+	}
+	j->items[j->n].queue = queue;
+	snprintf(j->items[j->n].id, sizeof(j->items[j->n].id), "%s", id);
+	j->n++;
+	return 0;
+}
+
+/*
+ * At start: the removals a crash left in done/, every id, the retry index
+ * read and rewritten. On a worker's death: the ids only (what it did not
+ * announce is due now).
+ */
+static void
+do_list(uv_work_t *w)
+{
+	struct list_job *j = w->data;
+	unsigned char *listed;
+
+	if (j->first)
+		queue_clean_done(&j->q->qs);
+	queue_list(&j->q->qs, list_one, j);
+	if (!j->first) {
+		j->index = qmgr_index_empty();
+		return;
+	}
+	j->index = qmgr_index_read(&j->q->qs);
+	listed = xcalloc(qmgr_index_count(j->index) + 1, 1);
+	for (size_t i = 0; i < j->n; i++)
+		qmgr_index_mark(j->index, j->items[i].id, listed);
+	qmgr_index_compact(&j->q->qs, j->index, listed);
+	free(listed);
 }
 
 static void
-load(struct qmgr *q, int scan_all, struct load_item *items, size_t n)
+after_list(uv_work_t *w, int status)
 {
-	struct load_job *j = xcalloc(1, sizeof(*j));
+	struct list_job *j = w->data;
+	struct qmgr *q = j->q;
+	uint64_t now = uv_now(q->loop);
+	long long wall = (long long)time(NULL);
 
-	j->w.data = j;
-	j->q = q;
-	j->scan_all = scan_all;
-	j->items = items;
-	j->n = n;
-	q->io_pending++;
-	uv_queue_work(q->loop, &j->w, do_load, after_load);
+	(void)status;
+	q->io_pending--;
+	if (j->first) {
+		qmgr_index_reopen(q);	/* compacted: a new file */
+		qmgr_index_started(q, j->index);
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		long long at = qmgr_index_find(j->index, j->items[i].id);
+		uint64_t due = at > wall ? now + (uint64_t)(at - wall) * 1000 :
+		    now;
+		if (qmgr_table_find(q->table, j->items[i].id) == NULL)
+			qmgr_wait_add(q->wait, j->items[i].queue,
+			    j->items[i].id, due, at ? QW_DEFERRED : QW_JOURNAL);
+	}
+	log_event(LOG_INFO, "queue_scanned", "messages=%zu due_later=%zu "
+	    "active_limit=%d", j->n, qmgr_index_count(j->index),
+	    q->cfg->delivery.active_limit);
+	qmgr_index_free(j->index);
+	free(j->items);
+	free(j);
+	qmgr_fill(q);
 }
 
-/* Every queue, with the removals a crash left in done/ first (once). */
+/*
+ * Every queue's ids: at start (first with the removals a crash left in
+ * done/), and when the master says a worker died (qmgr_notify).
+ */
 void
 qmgr_load_all(struct qmgr *q)
 {
-	load(q, 1, NULL, 0);
+	static int started;
+	struct list_job *j = xcalloc(1, sizeof(*j));
+
+	j->w.data = j;
+	j->q = q;
+	j->first = !started++;
+	q->io_pending++;
+	uv_queue_work(q->loop, &j->w, do_list, after_list);
 }
 
+/* ---- notifications ----------------------------------------------------------- */
+
+/* A message a worker announced ("QUEUE ID"): due now. */
 void
-qmgr_load_one(struct qmgr *q, int queue, const char *id)
+qmgr_announced(struct qmgr *q, const char *line)
 {
-	struct load_item *item = xcalloc(1, sizeof(*item));
+	int queue;
+	char id[QUEUE_ID_LEN + 1];
 
-	item->queue = queue;
-	snprintf(item->id, sizeof(item->id), "%s", id);
-	load(q, 0, item, 1);
+	if (sscanf(line, "%d %24s", &queue, id) != 2 || queue < 0 ||
+	    queue >= q->qs.count)
+		return;
+	if (qmgr_table_find(q->table, id) == NULL)
+		qmgr_wait_add(q->wait, queue, id, uv_now(q->loop), 0);
 }
 
-/* The datagrams waiting on fd ("QUEUE ID" each), loaded as one job. */
+/* One line of a datagram. */
+static void
+notify_line(struct qmgr *q, const char *line, int *scan)
+{
+	if (strcmp(line, QMGR_NOTIFY_SCAN) == 0)
+		*scan = 1;
+	else
+		qmgr_announced(q, line);
+}
+
 void
 qmgr_notify(struct qmgr *q, int fd)
 {
-	struct load_item *items = NULL;
-	size_t n = 0;
-	char dgram[128];
+	char dgram[QMGR_NOTIFY_MAX + 1];
 	ssize_t len;
+	int scan = 0;
 
-	while ((len = recv(fd, dgram, sizeof(dgram) - 1, MSG_DONTWAIT)) > 0) {
-		int queue;
-		char id[QUEUE_ID_LEN + 1];
+	while ((len = recv(fd, dgram, QMGR_NOTIFY_MAX, MSG_DONTWAIT)) > 0) {
+		char *line = dgram, *nl;
 		dgram[len] = '\0';
-		if (sscanf(dgram, "%d %24s", &queue, id) != 2 || queue < 0 ||
-		    queue >= q->qs.count)
-			continue;
-		items = xrealloc(items, (n + 1) * sizeof(*items));
-		memset(&items[n], 0, sizeof(*items));
-		items[n].queue = queue;
-		snprintf(items[n].id, sizeof(items[n].id), "%s", id);
-		n++;
+		while ((nl = strchr(line, '\n')) != NULL) {
+			*nl = '\0';
+			notify_line(q, line, &scan);
+			line = nl + 1;
+		}
+		if (*line)	/* one line without its newline */
+			notify_line(q, line, &scan);
 	}
-	if (n)
-		load(q, 0, items, n);
+	if (scan)
+		qmgr_load_all(q);
+	qmgr_fill(q);
+}
+
+/* A message queued by the queue manager itself (a bounce). */
+void
+qmgr_load_one(struct qmgr *q, int queue, const char *id)
+{
+	if (qmgr_table_find(q->table, id) == NULL)
+		qmgr_wait_add(q->wait, queue, id, uv_now(q->loop), 0);
+	qmgr_fill(q);
 }

@@ -243,18 +243,19 @@ count_outcome(const struct qmsg *m, enum result_class cls, enum mm_class k)
 }
 
 /* The next try after a deferral, journaled (not flushed: losing it only
- * means an early retry). */
+ * means an early retry), then in the retry index (qmgr_index.c). */
 static void
 defer(struct qmgr *q, struct qmsg *m, const struct retry_policy *rp)
 {
 	uint64_t wait = backoff_ms(rp, m->attempts + 1);
+	long long at = (long long)time(NULL) + (long long)(wait / 1000);
 	struct buf t = BUF_INIT;
 
 	m->attempts++;
 	m->next_try = uv_now(q->loop) + wait;
-	queue_journal_retry(&t, m->attempts,
-	    (long long)time(NULL) + (long long)(wait / 1000));
+	queue_journal_retry(&t, m->attempts, at);
 	qmgr_journal_text(q, m, &t, 0);
+	qmgr_index_append(q, m->item.env.id, at);	/* after the journal */
 }
 
 /*

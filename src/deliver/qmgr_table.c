@@ -1,9 +1,10 @@
 /*
- * qmgr_table: the queue manager's messages, by id (a hash table) and as
- * the list the scheduler walks. A removed message becomes a tombstone: off
- * the list, still found by id for two minutes, so that neither a rescan
- * that read it just before its removal nor a late datagram can bring it
- * back and deliver it again.
+ * qmgr_table: the active set, the messages the queue manager holds whole
+ * (at most delivery.active_limit; the others are qmgr_wait.c's), by id (a
+ * hash table) and as the list the scheduler walks. A removed message
+ * becomes a tombstone: off the list, still found by id for two minutes,
+ * so that neither a scan that listed it just before its removal nor a
+ * late notification can bring it back and deliver it again.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,12 +58,18 @@ state_of(const struct qmsg *m)
 	    MM_QUEUE_INCOMING;
 }
 
+/*
+ * The active set is walked (it is bounded by delivery.active_limit); the
+ * messages outside it are counted as they change (qmgr_wait.c).
+ */
 void
-qmgr_table_gauges(const struct qmgr_table *t, int nqueues)
+qmgr_table_gauges(const struct qmgr_table *t, const struct qmgr_wait *w,
+    int nqueues)
 {
 	long n[MAIL_METRICS_QUEUES_MAX][MM_QUEUE_NSTATES];
 
 	memset(n, 0, sizeof(n));
+	qmgr_wait_counts(w, n, nqueues);
 	for (const struct qmsg *m = t->msgs; m; m = m->next)
 		if (!m->retired && m->item.queue >= 0 &&
 		    m->item.queue < MAIL_METRICS_QUEUES_MAX)
@@ -112,7 +119,7 @@ unhash(struct qmgr_table *t, struct qmsg *m)
 
 /* Off the list of live messages; still found by id (see tombstone). */
 static void
-table_remove(struct qmgr_table *t, struct qmsg *m)
+unlist(struct qmgr_table *t, struct qmsg *m)
 {
 	if (m->prev)
 		m->prev->next = m->next;
@@ -141,11 +148,18 @@ qmsg_free(struct qmsg *m)
 	free(m);
 }
 
+void
+qmgr_table_remove(struct qmgr_table *t, struct qmsg *m)
+{
+	unlist(t, m);
+	unhash(t, m);
+}
+
 /* The message was removed: see the head comment. */
 void
 qmgr_table_tombstone(struct qmgr_table *t, struct qmsg *m, uint64_t now)
 {
-	table_remove(t, m);
+	unlist(t, m);
 	m->removed_at = now;
 	m->next = t->tombstones;
 	t->tombstones = m;

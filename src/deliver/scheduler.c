@@ -9,6 +9,12 @@
  * a log line of its own (a restart only tries it once more); one past its
  * queue lifetime bounces. Runs soon after anything changes and every
  * second (the tick), never while draining or paused.
+ *
+ * The active set (docs/queue.md): when entries outside it are due and it
+ * has no room, the walk moves the idle messages that are not due out of
+ * it (qmgr_evict): one held back by a single destination that is down is
+ * parked on that destination, and the tick wakes one of them for the
+ * probe, all of them when it is up. Then due entries are loaded.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +42,7 @@ struct held {
 	uint64_t	 until;		/* the earliest probe among them */
 	int		 other;		/* some wait for another reason */
 	struct dest	*last;		/* counted the message already */
+	int		 ndests;	/* destinations that hold it back */
 };
 
 struct scheduler *
@@ -217,8 +224,10 @@ hold(struct qmgr *q, struct qmsg *m, size_t i, const struct route_conf *rc,
 	h->n++;
 	if (h->until == 0 || until < h->until)
 		h->until = until;
-	if (h->last != d)
+	if (h->last != d) {
 		d->held++;
+		h->ndests++;
+	}
 	h->last = d;
 }
 
@@ -267,8 +276,11 @@ pending(const struct qmsg *m)
 	return n;
 }
 
-/* Starts what m may start; holds it back if all it waits for is down. */
-static void
+/*
+ * Starts what m may start; holds it back if all it waits for is down.
+ * Returns the destination that alone holds it back, else NULL.
+ */
+static struct dest *
 schedule_message(struct scheduler *s, struct qmsg *m)
 {
 	struct held h;
@@ -276,8 +288,10 @@ schedule_message(struct scheduler *s, struct qmsg *m)
 	memset(&h, 0, sizeof(h));
 	schedule_local(s, m);
 	schedule_remote(s, m, &h);
-	if (h.n && !h.other && pending(m) == h.n)
-		m->next_try = h.until;	/* in memory only: see the head comment */
+	if (!h.n || h.other || pending(m) != h.n)
+		return NULL;
+	m->next_try = h.until;	/* in memory only: see the head comment */
+	return h.ndests == 1 ? h.last : NULL;
 }
 
 static void
@@ -285,18 +299,25 @@ run_queue(struct scheduler *s)
 {
 	struct qmgr *q = s->q;
 	uint64_t now = uv_now(q->loop);
+	int pressure = qmgr_pressure(q);
 
 	if (s->draining || q->cfg->delivery.paused)
 		return;
 	for (struct qmsg *m = qmgr_table_first(q->table), *next; m; m = next) {
+		struct dest *d = NULL;
+
 		next = m->next;
-		if (m->hold || m->next_try > now)
-			continue;
-		schedule_message(s, m);
-		if (s->running_local >= q->cfg->delivery.conc_local &&
+		if (!m->hold && m->next_try <= now)
+			d = schedule_message(s, m);
+		if (pressure && (m->hold || m->next_try > now) &&
+		    qmgr_evictable(m))
+			qmgr_evict(q, m, d);
+		else if (!pressure &&
+		    s->running_local >= q->cfg->delivery.conc_local &&
 		    s->running_remote >= q->cfg->delivery.conc_remote)
 			break;
 	}
+	qmgr_fill(q);
 	dest_announce(q->dests, now);
 }
 
@@ -322,19 +343,58 @@ scheduler_soon(struct qmgr *q)
 	}
 }
 
-/* Every second: due retries, idle connections, old tombstones. */
+/* The shortest queue lifetime: delivery's or a route's. */
+static long
+shortest_lifetime(const struct qmgr *q)
+{
+	const struct delivery_conf *dc = &q->cfg->delivery;
+	long l = dc->retry.lifetime_s;
+
+	for (size_t i = 0; i < dc->nroutes; i++)
+		if (dc->routes[i].retry.lifetime_s &&
+		    dc->routes[i].retry.lifetime_s < l)
+			l = dc->routes[i].retry.lifetime_s;
+	return l;
+}
+
+/*
+ * The messages parked on d: all due once it is up; one (and those past
+ * the shortest lifetime, to bounce) each time its probe may start.
+ */
+static void
+wake_parked(struct dest *d, void *arg)
+{
+	struct qmgr *q = arg;
+	uint64_t now = uv_now(q->loop);
+
+	if (d->nparked == 0)
+		return;
+	if (d->state == DEST_UP)
+		qmgr_wait_wake_all(q->wait, d, now);
+	else if (d->state == DEST_DOWN && now >= d->until &&
+	    d->woken != d->until) {
+		d->woken = d->until;
+		qmgr_wait_wake_one(q->wait, d, now);
+		qmgr_wait_wake_old(q->wait, d, (long long)time(NULL) -
+		    shortest_lifetime(q), now);
+	}
+}
+
+/*
+ * Every second: due retries, parked messages, idle connections, old
+ * tombstones. No rescan of the queue: notifications are not lost.
+ */
 void
 scheduler_tick(struct qmgr *q)
 {
 	struct scheduler *s = q->sched;
 
+	dest_each(q->dests, wake_parked, q);
 	run_queue(s);
 	remote_sweep(q->remote, 5000);
 	qmgr_table_sweep(q->table, uv_now(q->loop));
-	if (++s->ticks % 60 == 0) {	/* catch anything a lost datagram missed */
-		qmgr_load_all(q);
+	if (++s->ticks % 60 == 0)
 		dest_sweep(q->dests, uv_now(q->loop), DEST_IDLE_MS);
-	}
 }
 
 /* The destination recipient i waits for, if the table knows it. */

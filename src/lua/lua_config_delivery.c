@@ -89,7 +89,7 @@ cfg_delivery(lua_State *L, int t, struct delivery_conf *d)
 {
 	static const char *keys[] = { "lifetime", "retry", "concurrency",
 	    "port", "bind_address", "tls", "timeouts", "max_hops",
-	    "paused", "dead_destination", NULL };
+	    "paused", "dead_destination", "active_limit", NULL };
 	char *tls;
 
 	cfg_check_keys(L, t, "delivery", keys);
@@ -99,6 +99,8 @@ cfg_delivery(lua_State *L, int t, struct delivery_conf *d)
 	    &d->max_hops, 0);
 	cfg_set_string(L, t, "bind_address", "delivery.bind_address",
 	    &d->bind_address);
+	cfg_set_number(L, t, "active_limit", "delivery.active_limit", 1,
+	    100000000, 1, &d->active_limit, 0);
 	lua_getfield(L, t, "paused");
 	d->paused = lua_toboolean(L, -1);
 	lua_pop(L, 1);

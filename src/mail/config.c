@@ -62,9 +62,9 @@ config_defaults(struct config *c)
 	c->timeout_tls = 30 * 1000;
 	c->timeout_hook = 30 * 1000;
 	c->timeout_drain = 30 * 1000;
-	c->delivery.retry.base_ms = 60 * 1000;
-	c->delivery.retry.max_ms = 2 * 3600 * 1000;
-	c->delivery.retry.lifetime_s = 7 * 86400;
+	c->delivery.retry = (struct retry_policy){ .base_ms = 60 * 1000,
+	    .max_ms = 2 * 3600 * 1000, .lifetime_s = 7 * 86400 };
+	c->delivery.active_limit = 20000;
 	c->delivery.conc_local = 10;
 	c->delivery.conc_remote = 50;
 	c->delivery.conc_domain = 10;

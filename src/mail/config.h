@@ -109,6 +109,7 @@ struct delivery_conf {
 	struct client_timeouts timeouts;
 	int		 max_hops;
 	int		 paused;	/* deliver nothing: mail stays queued */
+	int		 active_limit;	/* messages the queue manager holds whole */
 };
 
 /*

@@ -243,3 +243,27 @@ queue_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
 {
 	return q->backend->scan(q, fn, arg);
 }
+
+struct list_by_scan {
+	int	(*fn)(void *, int, const char *);
+	void	*arg;
+};
+
+static int
+list_one(void *arg, struct queue_item *qi)
+{
+	struct list_by_scan *l = arg;
+
+	return l->fn(l->arg, qi->queue, qi->env.id);
+}
+
+int
+queue_list(const struct queue_set *q,
+    int (*fn)(void *, int queue, const char *id), void *arg)
+{
+	struct list_by_scan l = { fn, arg };
+
+	if (q->backend->list)
+		return q->backend->list(q, fn, arg);
+	return q->backend->scan(q, list_one, &l);
+}

@@ -96,6 +96,12 @@ struct queue_backend {
 		    char **newpath);
 	/* The message, then its journal; 0 if the message is gone. */
 	int	(*remove)(const struct queue_item *);
+
+	/* issue 14 item 2 (bounded active set) */
+	/* Calls fn with the queue and id of every message, reading no file;
+	 * NULL: scan gives them. How many, or -1 when fn asked to stop. */
+	int	(*list)(const struct queue_set *,
+		    int (*fn)(void *, int queue, const char *id), void *arg);
 };
 
 extern const struct queue_backend queue_fs;
@@ -175,5 +181,8 @@ int	queue_write(uv_loop_t *, struct queue_set *, const struct envelope *,
 	    void *arg);
 int	queue_scan(const struct queue_set *,
 	    int (*fn)(void *, struct queue_item *), void *arg);
+/* The backend's list, else its scan: queue and id of every message. */
+int	queue_list(const struct queue_set *,
+	    int (*fn)(void *, int queue, const char *id), void *arg);
 
 #endif

@@ -316,6 +316,54 @@ fs_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
 	return n;
 }
 
+/*
+ * The ids of folder mess/<h> of queue qn. A name that is no id, or not
+ * one of this folder, is logged (never skipped silently) and left there.
+ */
+static int
+list_folder(const struct queue_set *q, const char *dir, int qn, int h,
+    int (*fn)(void *, int, const char *), void *arg)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int n = 0, rc = 0;
+
+	while (d && rc == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (strlen(e->d_name) > QUEUE_ID_LEN ||
+		    queue_hash(e->d_name, q->split) != h) {
+			log_event(LOG_WARN, "queue_file_unreadable",
+			    "path=%s/%s reason=\"not a queue id of this "
+			    "folder\"", dir, e->d_name);
+			continue;
+		}
+		n++;
+		rc = fn(arg, qn, e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return rc ? -1 : n;
+}
+
+static int
+fs_list(const struct queue_set *q, int (*fn)(void *, int, const char *),
+    void *arg)
+{
+	struct buf dir = BUF_INIT;
+	int n = 0, k = 0;
+
+	for (int i = 0; k >= 0 && i < q->count; i++)
+		for (int h = 0; k >= 0 && h < q->split; h++) {
+			buf_clear(&dir);
+			buf_printf(&dir, "%s/%d/mess/%d", q->path, i, h);
+			k = list_folder(q, buf_cstr(&dir), i, h, fn, arg);
+			n += k >= 0 ? k : 0;
+		}
+	buf_free(&dir);
+	return k < 0 ? -1 : n;
+}
+
 /* mess/ → done/: one rename, so nothing can deliver the message again. */
 static int
 fs_retire(const struct queue_set *q, const struct queue_item *qi,
@@ -355,4 +403,5 @@ const struct queue_backend queue_fs = {
 	.journal_read = queue_journal_read,
 	.retire = fs_retire,
 	.remove = fs_remove,
+	.list = fs_list,
 };

@@ -1,0 +1,184 @@
+-- The queue manager's bounded active set (docs/queue.md "The active set"):
+-- at most delivery.active_limit messages are held whole, the others wait
+-- as compact entries (parked on a destination that is down, or by due
+-- time) and are read from disk when there is room; `queue list` and the
+-- admin commands still see them; there is no periodic rescan of the queue
+-- (one queue_scanned line, at start), because a worker's announcement is
+-- never dropped: it waits in the worker while the queue manager cannot
+-- take it (stopped here with SIGSTOP), and a queue manager killed and
+-- restarted finds everything.
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local cleanup = require("cleanup")
+local fake_smtp = require("fake_smtp")
+local unix = require("socket.unix")
+local t = D.t
+
+local LIMIT = 50
+
+local function start(down, sink, delivery)
+  return D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
+    routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }, '
+      .. '["sink.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(down, sink),
+    delivery = ("active_limit = %d, dead_destination = { backoff = 1, max = 2 }, %s")
+      :format(LIMIT, delivery or "") }
+end
+
+local function fake(port)
+  return fake_smtp.start(D.scratch_dir("active-fake"), "127.0.0.1", port)
+end
+
+local function control(d, request)
+  local c = assert(unix.stream())
+  c:settimeout(10)
+  assert(c:connect(d.dir .. "/queue/qmgr.sock"))
+  assert(c:send(request .. "\n"))
+  local out, _, partial = c:receive("*a")
+  c:close()
+  return out or partial
+end
+
+-- The active set's size now (the `active` control command), and the largest seen.
+local seen = 0
+local function active(d)
+  local out = control(d, "active")
+  local n, limit = out:match("^active (%d+) limit (%d+)")
+  assert.equal(LIMIT, tonumber(limit), out)
+  n = tonumber(n)
+  if n > seen then seen = n end
+  return n, tonumber(out:match("waiting (%d+)"))
+end
+
+-- n messages to domain in one session, sampling the active set as it goes.
+local function queue(d, n, domain)
+  local c = d:session()
+  for i = 1, n do
+    local code, text = c:transaction("sender@example.test", { ("rcpt%d@%s"):format(i, domain) },
+      ("Subject: %s %d\r\n\r\nbody\r\n"):format(domain, i))
+    assert.equal(250, code, text)
+    if i % 50 == 0 then active(d) end
+  end
+  c:cmd("QUIT")
+end
+
+local function delivered(f, n, d, secs)
+  return D.eventually(function() active(d) return f.count("\nMESSAGE ") >= n end, secs or 60, 0.2)
+end
+
+describe("the active set", function()
+  after_each(cleanup.run)
+  before_each(function() seen = 0 end)
+
+  it("holds at most active_limit messages while 500 wait for a down destination and 500 are delivered", function()
+    local down, sinkport = D.free_tcp_port(), D.free_tcp_port()
+    local sink = fake(sinkport)
+    local d = start(down, sinkport)
+    queue(d, 500, "down.test")
+    queue(d, 500, "sink.test")
+    assert.is_truthy(delivered(sink, 500, d), ("%d of 500 delivered\n%s"):format(sink.count("\nMESSAGE "), d:log()))
+    -- the held ones are outside the active set, parked, and still listed
+    assert.is_truthy(D.eventually(function() local _, w = active(d) return w >= 500 - LIMIT end, 10), d:log())
+    local out = control(d, "list")
+    assert.matches("ok 500\n$", out)
+    assert.equal(500, select(2, out:gsub("\n    pending%s+<rcpt%d+@down%.test>", "")), out)
+    -- the destination comes back: all 500 reach it, in batches of the limit
+    local back = fake(down)
+    assert.is_truthy(delivered(back, 500, d, 90), ("%d of 500 delivered\n%s"):format(back.count("\nMESSAGE "), d:log()))
+    assert.is_truthy(D.eventually(function() return #d:queue_files() == 0 end, 10), d:log())
+    assert.is_true(seen <= LIMIT, ("the active set reached %d"):format(seen))
+    assert.is_true(seen > 0)
+    assert.equal(1, d:count_log("event=queue_scanned "), d:log())
+    assert.equal(0, d:count_log("event=queue_file_unreadable "), d:log())
+  end)
+
+  it("admin commands reach messages outside the active set: hold ALL, list, release ALL", function()
+    local down, sinkport = D.free_tcp_port(), D.free_tcp_port()
+    local d = start(down, sinkport)
+    queue(d, 200, "down.test")
+    assert.is_truthy(D.eventually(function() local _, w = active(d) return w >= 200 - LIMIT end, 15), d:log())
+    assert.equal("ok 200\n", control(d, "hold ALL domain=down.test"))
+    local out = control(d, "mailq")
+    assert.equal(200, select(2, out:gsub("\n%x+!", "")), out)
+    assert.matches("ok 200\n$", out)
+    local sink = fake(down)
+    assert.equal("ok 200\n", control(d, "release ALL"))
+    assert.is_truthy(delivered(sink, 200, d, 60), ("%d of 200 delivered\n%s"):format(sink.count("\nMESSAGE "), d:log()))
+    assert.is_true(seen <= LIMIT, ("the active set reached %d"):format(seen))
+    assert.equal(1, d:count_log("event=queue_scanned "), d:log())
+  end)
+
+  it("a restart takes each deferred message's next try from the retry index, without trying it at once", function()
+    local port = D.free_tcp_port()
+    local f = fake_smtp.start(D.scratch_dir("active-fake"), "127.0.0.1", port,
+      { data_reply = { "451 4.3.0 not now" } })
+    local d = start(D.free_tcp_port(), port, "retry = { base = 30, max = 60 }, ")
+    queue(d, 20, "sink.test")
+    assert.is_truthy(D.eventually(function() return d:count_log("event=deferred ") >= 20 end, 20), d:log())
+    local index = D.readfile(d.dir .. "/queue/retry.idx") or ""
+    assert.equal(20, select(2, index:gsub("\n", "")), index)
+    t.sleep(0.2)
+    d:kill9()
+    local from = d:restart()
+    assert.is_truthy(d:wait_log("event=queue_scanned messages=20 due_later=20 ", 10, from), d:log():sub(from))
+    t.sleep(2)
+    assert.equal(0, select(2, d:log():sub(from):gsub("event=deferred ", "")), d:log():sub(from))
+    local out = control(d, "list")
+    assert.matches("ok 20\n$", out)
+    assert.equal(20, select(2, out:gsub("attempts=1 next_retry=%d+s", "")), out)
+    assert.equal(0, f.count("\nMESSAGE "))
+  end)
+
+  it("rewrites the retry index while it runs once it holds many lines per message", function()
+    local port = D.free_tcp_port()
+    local f = fake_smtp.start(D.scratch_dir("active-fake"), "127.0.0.1", port,
+      { data_reply = { "451 4.3.0 not now" } })
+    local d = start(D.free_tcp_port(), port, "retry = { base = 0.05, max = 0.1 }, ")
+    queue(d, 80, "sink.test")   -- tried about once a second each (the tick)
+    assert.is_truthy(d:wait_log("event=retry_index_compacted lines=%d+", 40), d:log())
+    assert.is_true(f.count("\nDATA_REFUSED ") > 1000, f.events())
+    local index = D.readfile(d.dir .. "/queue/retry.idx") or ""
+    local lines = select(2, index:gsub("\n", ""))
+    assert.is_true(lines < 1100, lines .. " lines in the index")
+  end)
+
+  it("loses no announcement while the queue manager is stopped: all delivered without a rescan", function()
+    local sinkport = D.free_tcp_port()
+    local sink = fake(sinkport)
+    local d = start(D.free_tcp_port(), sinkport)
+    local qpid = tonumber(d:wait_log("event=qmgr_started pid=(%d+)"))
+    assert.truthy(d:wait_log("event=queue_scanned", 5))
+    t.kill(qpid, "STOP")                     -- the socket holds a few datagrams, the worker the rest
+    local c = d:session()
+    for i = 1, 300 do
+      local code, text = c:transaction("sender@example.test", { ("rcpt%d@sink.test"):format(i) },
+        ("Subject: stopped %d\r\n\r\nbody\r\n"):format(i))
+      assert.equal(250, code, text)
+    end
+    c:cmd("QUIT")
+    t.kill(qpid, "CONT")
+    assert.is_truthy(delivered(sink, 300, d), ("%d of 300 delivered\n%s"):format(sink.count("\nMESSAGE "), d:log()))
+    assert.equal(1, d:count_log("event=queue_scanned "), d:log())
+    assert.is_true(seen <= LIMIT, ("the active set reached %d"):format(seen))
+  end)
+
+  it("a queue manager killed while messages arrive: its successor finds every one", function()
+    local sinkport = D.free_tcp_port()
+    local sink = fake(sinkport)
+    local d = start(D.free_tcp_port(), sinkport)
+    local qpid = tonumber(d:wait_log("event=qmgr_started pid=(%d+)"))
+    local c = d:session()
+    for i = 1, 300 do
+      if i == 100 then t.kill(qpid, "KILL") end
+      local code, text = c:transaction("sender@example.test", { ("rcpt%d@sink.test"):format(i) },
+        ("Subject: killed %d\r\n\r\nbody\r\n"):format(i))
+      assert.equal(250, code, text)
+    end
+    c:cmd("QUIT")
+    assert.truthy(d:wait_log("event=qmgr_died", 5))
+    -- at least once: what was in flight at the kill may come twice
+    assert.is_truthy(D.eventually(function() return #d:queue_files() == 0 end, 60), d:log())
+    local got = {}
+    for i in sink.events():gmatch("MESSAGE [^\n]*rcpt(%d+)@sink%.test") do got[tonumber(i)] = true end
+    for i = 1, 300 do assert.is_true(got[i], "rcpt" .. i .. " never reached the sink") end
+  end)
+end)
