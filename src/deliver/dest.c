@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib/hash.h"
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
@@ -31,11 +32,7 @@ dest_table_new(void)
 static unsigned
 bucket_of(const char *key)
 {
-	unsigned h = 2166136261u;
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % DEST_BUCKETS;
+	return hash_fnv1a(key) % DEST_BUCKETS;
 }
 
 struct dest *

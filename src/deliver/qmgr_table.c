@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/hash.h"
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
@@ -30,11 +31,7 @@ qmgr_table_new(void)
 static unsigned
 bucket_of(const char *id)
 {
-	unsigned h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h % NBUCKETS;
+	return hash_fnv1a(id) % NBUCKETS;
 }
 
 struct qmsg *

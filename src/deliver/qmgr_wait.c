@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/hash.h"
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
@@ -42,11 +43,7 @@ qmgr_wait_new(void)
 static size_t
 hash_of(const char *id, size_t nbuckets)
 {
-	unsigned h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h & (nbuckets - 1);
+	return hash_fnv1a(id) & (nbuckets - 1);
 }
 
 /* Twice the buckets once there are more entries than buckets. */

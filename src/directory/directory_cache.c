@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "../lib/hash.h"
 #include "../lib/xalloc.h"
 #include "../mail/mail_metrics.h"
 #include "directory_int.h"
@@ -65,10 +66,10 @@ dir_cache_free(struct dir_cache *c)
 static struct dir_cache_slot *
 slot_of(struct dir_cache *c, enum dir_kind kind, const char *key)
 {
-	unsigned h = 2166136261u ^ (unsigned)kind;
+	unsigned h = HASH_FNV_BASIS ^ (unsigned)kind;
 
 	for (; *key; key++)
-		h = (h ^ (unsigned)tolower((unsigned char)*key)) * 16777619u;
+		h = hash_fnv1a_step(h, (unsigned char)tolower((unsigned char)*key));
 	return &c->slot[h % DIR_CACHE_SLOTS];
 }
 

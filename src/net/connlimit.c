@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "../lib/hash.h"
 #include "../lib/xalloc.h"
 #include "connlimit.h"
 
@@ -42,7 +43,7 @@ slot_of(const struct sockaddr *sa)
 {
 	const unsigned char *a;
 	size_t n;
-	unsigned h = 2166136261u;
+	unsigned h = HASH_FNV_BASIS;
 
 	if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *i6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
@@ -55,7 +56,7 @@ slot_of(const struct sockaddr *sa)
 		n = 4;
 	}
 	for (size_t i = 0; i < n; i++)
-		h = (h ^ a[i]) * 16777619u;
+		h = hash_fnv1a_step(h, a[i]);
 	return h % SLOTS;
 }
 
