@@ -381,6 +381,18 @@ log_death(const char *what, int index, pid_t pid, int status)
 	log_end(&l);
 }
 
+/* A message recovery moved into mess/, told to the running queue manager. */
+static void
+announce_recovered(void *unused, int qn, const char *id)
+{
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "%d %s", qn, id);
+
+	(void)unused;
+	if (send(notify_fds[1], msg, (size_t)n, MSG_DONTWAIT) < 0)
+		log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
+}
+
 static void
 reap(void)
 {
@@ -414,6 +426,9 @@ reap(void)
 			children[i].pid = 0;
 			connlimit_reset(conns, i);
 			counter_forget_owner(counters, (long)pid);
+			/* its write-ahead segments first: they may use tmp/ */
+			queue_wal_recover(&queue, (long)pid, announce_recovered,
+			    NULL);
 			queue_clean_tmp(&queue, (long)pid);
 			if (got_term)
 				break;
@@ -687,6 +702,7 @@ open_queue(const struct config *c)
 {
 	struct buf err = BUF_INIT, dir = BUF_INIT;
 	const char *slash;
+	int recovered;
 
 	if (queue_set_init(&queue, c->queue_path, c->queue_count,
 	    c->queue_split, &err) < 0)
@@ -697,8 +713,10 @@ open_queue(const struct config *c)
 			fatal("local submission: cannot create %s: %s",
 			    buf_cstr(&dir), strerror(errno));
 	}
-	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d",
-	    c->queue_path, c->queue_count, queue_clean_tmp(&queue, 0));
+	recovered = queue_wal_recover(&queue, 0, NULL, NULL);
+	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d "
+	    "wal_recovered=%d", c->queue_path, c->queue_count,
+	    queue_clean_tmp(&queue, 0), recovered);
 	buf_free(&dir);
 }
 

@@ -50,6 +50,9 @@ queue_set_init(struct queue_set *q, const char *path, int count, int split,
 		buf_clear(&p);
 		buf_printf(&p, "%s/%d/done", path, i);
 		rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
+		buf_clear(&p);
+		buf_printf(&p, "%s/%d/wal", path, i);
+		rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
 		for (int h = 0; rc == 0 && h < split; h++) {
 			static const char *sub[] = { "mess", "state" };
 			for (int k = 0; k < 2 && rc == 0; k++) {
@@ -114,8 +117,8 @@ queue_pick(struct queue_set *q)
  * A tmp file "<pid>.<id>" whose writer still runs (a worker of a killed
  * master, draining): it is about to become a message, or be removed.
  */
-static int
-writer_alive(const char *name)
+int
+queue_writer_alive(const char *name)
 {
 	long pid = atol(name);
 
@@ -163,7 +166,7 @@ tmp_doomed(const char *name, long pid)
 	char prefix[32];
 
 	if (pid == 0)
-		return !writer_alive(name);
+		return !queue_writer_alive(name);
 	snprintf(prefix, sizeof(prefix), "%ld.", pid);
 	return strncmp(name, prefix, strlen(prefix)) == 0;
 }

@@ -154,6 +154,13 @@ end
 local function lua_string(s) return string.format("%q", s) end
 
 -- The three listeners, each with o.listen_opts[name] appended.
+-- queue.backend: o.queue_backend, else $INDIMAIL_TEST_QUEUE_BACKEND (so any
+-- spec can run on the wal backend), else the server's default.
+local function queue_backend(o)
+  local b = o.queue_backend or os.getenv("INDIMAIL_TEST_QUEUE_BACKEND")
+  return (b and b ~= "") and b or nil
+end
+
 local function listeners(o)
   local extra = o.listen_opts or {}
   local out = {}
@@ -183,7 +190,8 @@ local function make_config(dir, o)
     listeners(o),
     "  },",
     "  tls = { cert = " .. lua_string(cert) .. ", key = " .. lua_string(key) .. " },",
-    "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4 },",
+    "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4"
+      .. (queue_backend(o) and (", backend = '" .. queue_backend(o) .. "'") or "") .. " },",
     "  log = { file = " .. lua_string(dir .. "/indimail.log") .. ", level = 'debug' },",
     "  lua_dir = 'lua',",
     o.dns and ("  dns = { servers = " .. lua_string(o.dns) .. ", timeout = 2 },") or "",
@@ -411,7 +419,8 @@ end
 -- text), local_sender_requires_auth (default
 -- false here, unlike the server's default), config_extra (more keys of
 -- indimail.config{}, as text ending in a comma), cert and key (paths of
--- the TLS files instead of D.test_cert()'s).
+-- the TLS files instead of D.test_cert()'s), queue_backend ("fs" or
+-- "wal"; default $INDIMAIL_TEST_QUEUE_BACKEND, else the server's).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")

@@ -1,0 +1,649 @@
+/*
+ * queue_wal: the write-ahead segment backend (docs/queue.md "The wal
+ * backend"). A worker appends each group of accepted messages to its
+ * segment of the queue, <queue>/N/wal/<pid>.<seq>, as records (queue_wal.h)
+ * with one writev and one fdatasync, and the 250s go out. Behind them, on
+ * the thread pool, the checkpoint writes each record out as the message
+ * file the queue manager reads (tmp/<pid>.<id>), flushes the group, moves
+ * the segment's mark past it (fdatasync), renames the files into mess/ and
+ * only then tells the queue manager: whatever it may deliver can never be
+ * replayed by recovery (queue_wal_recover.c), which writes out what lies
+ * past the mark when a worker dies. A segment is removed once it takes no
+ * more records and all of them are out.
+ *
+ * Threads: one write batch and one checkpoint batch run at a time (each a
+ * batcher). current[] is touched by the write batch only; pending, retired
+ * and removing by the loop thread only; failed by the checkpoint, read by
+ * the write batch (atomic).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../lib/batch.h"
+#include "../lib/diag.h"
+#include "../lib/fsutil.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
+#include "queue.h"
+#include "queue_wal.h"
+
+/* Segment names tried when <pid>.<seq> is taken (a reused pid's leftover). */
+#define WAL_NAME_TRIES	100
+/* Bytes per read when the kernel cannot copy a range between files. */
+#define WAL_COPY_CHUNK	65536
+
+struct wal_segment {
+	int		 fd, mark_fd;
+	int		 qn;
+	char		*path, *mark_path;
+	uint64_t	 size;		/* appended and flushed (write batch) */
+	int		 sealed;	/* takes no more records (write batch) */
+	int		 pending;	/* records not checkpointed yet (loop) */
+	int		 retired;	/* no longer current (loop) */
+	atomic_int	 failed;	/* a checkpoint failed: left to recovery */
+	struct wal_segment *next_sealed;
+};
+
+struct queue_wal {
+	struct wal_segment *current[QUEUE_MAX];
+	struct wal_segment *sealed;	/* sealed by the last write batch */
+	unsigned	 seq;
+	struct batcher	 checkpoint;
+	int		 removals;	/* segment removals running */
+};
+
+struct wal_job {
+	struct batch_item item;		/* first: the batcher's link */
+	struct queue_set *qs;
+	int		 qn;
+	char		 id[QUEUE_ID_LEN + 1];
+	struct buf	 envelope;
+	struct msg_piece pieces[QUEUE_PIECES_MAX];
+	size_t		 npieces;
+	unsigned char	 header[WAL_HEADER];
+	queue_write_cb	 cb;
+	void		*arg;
+	int		 ok;
+	struct buf	 error;
+	uint64_t	 started;
+	struct wal_segment *seg;
+	uint64_t	 offset, len;	/* the payload in seg */
+};
+
+struct wal_ckpt {
+	struct batch_item item;
+	struct queue_set *qs;
+	struct wal_segment *seg;
+	int		 qn;
+	char		 id[QUEUE_ID_LEN + 1];
+	uint64_t	 offset, len;
+	int		 ok, fd;
+	struct buf	 tmp, dst;
+};
+
+struct wal_removal {
+	uv_work_t	 req;
+	struct queue_set *qs;
+	struct wal_segment *seg;
+};
+
+static void
+segment_free(struct wal_segment *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->mark_fd >= 0)
+		close(s->mark_fd);
+	free(s->path);
+	free(s->mark_path);
+	free(s);
+}
+
+/* Creates the segment and its mark (0), then makes both names durable. */
+static int
+segment_create(struct wal_segment *s, const char *dir)
+{
+	unsigned char m[WAL_MARK_SIZE];
+
+	s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
+	    0640);
+	if (s->fd < 0)
+		return -1;
+	s->mark_fd = open(s->mark_path, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0640);
+	wal_mark_encode(m, 0);
+	if (s->mark_fd < 0 || pwrite(s->mark_fd, m, sizeof(m), 0) !=
+	    (ssize_t)sizeof(m) || fsync_dir(dir) < 0) {
+		unlink(s->path);
+		unlink(s->mark_path);
+		return -2;
+	}
+	return 0;
+}
+
+/* A new segment of queue qn, durable before its first record; or NULL. */
+static struct wal_segment *
+segment_open(struct queue_set *qs, int qn, struct buf *err)
+{
+	struct wal_segment *s = NULL;
+	struct buf dir = BUF_INIT, p = BUF_INIT;
+	int rc = -1;
+
+	buf_printf(&dir, "%s/%d/wal", qs->path, qn);
+	for (int k = 0; k < WAL_NAME_TRIES && rc == -1; k++) {
+		if (s)
+			segment_free(s);
+		s = xcalloc(1, sizeof(*s));
+		s->fd = s->mark_fd = -1;
+		s->qn = qn;
+		buf_clear(&p);
+		buf_printf(&p, "%s/%ld.%u", buf_cstr(&dir), (long)getpid(),
+		    qs->wal->seq++);
+		s->path = xstrdup(buf_cstr(&p));
+		buf_appends(&p, WAL_MARK_SUFFIX);
+		s->mark_path = xstrdup(buf_cstr(&p));
+		if ((rc = segment_create(s, buf_cstr(&dir))) == -1 &&
+		    errno != EEXIST)
+			rc = -2;
+	}
+	if (rc != 0) {
+		buf_printf(err, "create segment %s: %s", s->path,
+		    strerror(errno));
+		segment_free(s);
+		s = NULL;
+	}
+	buf_free(&dir);
+	buf_free(&p);
+	return s;
+}
+
+/* The segment this batch appends to in queue qn: a full one is sealed. */
+static struct wal_segment *
+segment_current(struct queue_set *qs, int qn, struct buf *err)
+{
+	struct queue_wal *w = qs->wal;
+	struct wal_segment *s = w->current[qn];
+
+	if (s && (s->sealed || atomic_load(&s->failed) ||
+	    s->size >= WAL_SEGMENT_MAX)) {
+		s->sealed = 1;
+		s->next_sealed = w->sealed;
+		w->sealed = s;
+		w->current[qn] = s = NULL;
+	}
+	if (s == NULL)
+		s = w->current[qn] = segment_open(qs, qn, err);
+	return s;
+}
+
+/* The record's header and iovecs: header, envelope, the pieces. */
+static size_t
+record_iov(struct wal_job *j, uint64_t at, struct iovec *iov)
+{
+	uint32_t crc = wal_crc(0, j->envelope.data, j->envelope.len);
+	size_t n = 0;
+
+	j->len = j->envelope.len;
+	for (size_t i = 0; i < j->npieces; i++) {
+		crc = wal_crc(crc, j->pieces[i].data, j->pieces[i].len);
+		j->len += j->pieces[i].len;
+	}
+	wal_header(j->header, j->id, j->len, crc);
+	j->offset = at + WAL_HEADER;
+	iov[n++] = (struct iovec){ j->header, WAL_HEADER };
+	iov[n++] = (struct iovec){ j->envelope.data, j->envelope.len };
+	for (size_t i = 0; i < j->npieces; i++)
+		iov[n++] = (struct iovec){ (void *)j->pieces[i].data,
+		    j->pieces[i].len };
+	return n;
+}
+
+/* Appends every iovec, IOV_MAX at a time (one writev for most batches). */
+static int
+append_all(int fd, struct iovec *iov, size_t n)
+{
+	for (size_t k = 0; k < n; k += IOV_MAX)
+		if (write_iov(fd, iov + k, (int)(n - k < IOV_MAX ? n - k :
+		    IOV_MAX)) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+job_takes(const struct wal_job *j, int qn)
+{
+	return j->qn == qn && j->envelope.len <= QUEUE_ENVELOPE_MAX;
+}
+
+/* The records of queue qn's jobs, appended and flushed together. */
+static void
+write_queue(struct queue_set *qs, int qn, struct batch_item *items, size_t n)
+{
+	struct iovec *iov = xcalloc(n * (2 + QUEUE_PIECES_MAX), sizeof(*iov));
+	struct buf err = BUF_INIT;
+	struct wal_segment *s = segment_current(qs, qn, &err);
+	uint64_t at = s ? s->size : 0;
+	size_t niov = 0;
+	int ok;
+
+	for (struct batch_item *it = items; s && it; it = it->next) {
+		struct wal_job *j = (struct wal_job *)it;
+		if (!job_takes(j, qn))
+			continue;
+		niov += record_iov(j, at, iov + niov);
+		at = j->offset + j->len;
+	}
+	ok = s && append_all(s->fd, iov, niov) == 0 && fdatasync(s->fd) == 0;
+	if (s && !ok) {		/* nothing of the batch may stay */
+		buf_printf(&err, "append to %s: %s", s->path, strerror(errno));
+		if (ftruncate(s->fd, (off_t)s->size) < 0)
+			log_event(LOG_WARN, "wal_truncate_failed", "path=%s",
+			    s->path);
+		s->sealed = 1;
+	}
+	for (struct batch_item *it = items; it; it = it->next) {
+		struct wal_job *j = (struct wal_job *)it;
+		if (!job_takes(j, qn))
+			continue;
+		j->ok = ok;
+		j->seg = s;
+		if (!ok)
+			buf_set(&j->error, err.data, err.len);
+	}
+	if (ok)
+		s->size = at;
+	free(iov);
+	buf_free(&err);
+}
+
+static int
+queue_has_jobs(struct batch_item *items, int qn)
+{
+	for (struct batch_item *it = items; it; it = it->next)
+		if (job_takes((struct wal_job *)it, qn))
+			return 1;
+	return 0;
+}
+
+/* Runs on a pool thread: one append and one flush per queue touched. */
+static void
+write_batch(struct batch_item *items, size_t n, void *ctx)
+{
+	struct queue_set *qs = ctx;
+
+	for (struct batch_item *it = items; it; it = it->next) {
+		struct wal_job *j = (struct wal_job *)it;
+		if (j->envelope.len > QUEUE_ENVELOPE_MAX)
+			buf_printf(&j->error, "envelope of %zu bytes is over "
+			    "the %d-byte limit", j->envelope.len,
+			    QUEUE_ENVELOPE_MAX);
+	}
+	for (int qn = 0; qn < qs->count; qn++)
+		if (queue_has_jobs(items, qn))
+			write_queue(qs, qn, items, n);
+}
+
+static void checkpoint_add(struct wal_job *);
+static void retire_sealed(struct queue_set *);
+
+/* Runs on the loop thread: the records are durable, the 250s can go. */
+static void
+batch_written(struct batch_item *items, size_t n, void *ctx, int status)
+{
+	struct batch_item *it, *next;
+
+	(void)n;
+	for (it = items; it; it = next) {
+		struct wal_job *j = (struct wal_job *)it;
+		double secs = (double)(uv_hrtime() - j->started) / 1e9;
+		next = it->next;
+		if (status != 0 && j->ok) {
+			j->ok = 0;
+			buf_appends(&j->error, "write cancelled");
+		}
+		if (j->ok)
+			checkpoint_add(j);
+		j->qs->inflight[j->qn]--;
+		j->cb(j->arg, j->ok, j->ok ? NULL : buf_cstr(&j->error), secs,
+		    j->qn);
+		buf_free(&j->envelope);
+		buf_free(&j->error);
+		free(j);
+	}
+	retire_sealed(ctx);
+}
+
+/*
+ * The copy of a record's payload into its message file: by the kernel
+ * where it can, else read and written.
+ */
+static int
+copy_range(int in, off_t off, int out, uint64_t len)
+{
+	char b[WAL_COPY_CHUNK];
+
+	while (len > 0) {
+		ssize_t k = copy_file_range(in, &off, out, NULL, len, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno != EXDEV && errno != ENOSYS &&
+		    errno != EINVAL && errno != EOPNOTSUPP)
+			return -1;
+		if (k <= 0) {	/* no kernel copy here: read and write */
+			k = pread(in, b, len < sizeof(b) ? len : sizeof(b), off);
+			if (k <= 0 || write(out, b, (size_t)k) != k)
+				return -1;
+			off += k;
+		}
+		len -= (uint64_t)k;
+	}
+	return 0;
+}
+
+/* Step 1 of the checkpoint for one record: its tmp file, not flushed. */
+static int
+copy_out(struct wal_ckpt *c)
+{
+	buf_printf(&c->tmp, "%s/%d/tmp/%ld.%s", c->qs->path, c->qn,
+	    (long)getpid(), c->id);
+	queue_mess_path(c->qs, c->qn, c->id, &c->dst);
+	c->fd = open(buf_cstr(&c->tmp), O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0640);
+	if (c->fd < 0)
+		return -1;
+	return copy_range(c->seg->fd, (off_t)c->offset, c->fd, c->len);
+}
+
+/* Whether a later record of the batch is in the same segment. */
+static int
+later_in_batch(struct wal_ckpt **cs, size_t n, size_t i)
+{
+	for (size_t k = i + 1; k < n; k++)
+		if (cs[k]->seg == cs[i]->seg)
+			return 1;
+	return 0;
+}
+
+/* Marks every segment of the batch checkpointed up to its last record. */
+static void
+mark_segments(struct wal_ckpt **cs, size_t n, int flushed)
+{
+	unsigned char m[WAL_MARK_SIZE];
+	int *fds = xcalloc(n ? n : 1, sizeof(int));
+	size_t nf = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct wal_segment *s = cs[i]->seg;
+		if (!flushed || !cs[i]->ok)
+			atomic_store(&s->failed, 1);
+		if (later_in_batch(cs, n, i))
+			continue;	/* the mark goes at its last record */
+		wal_mark_encode(m, cs[i]->offset + cs[i]->len);
+		if (atomic_load(&s->failed) || pwrite(s->mark_fd, m, sizeof(m),
+		    0) != (ssize_t)sizeof(m))
+			atomic_store(&s->failed, 1);
+		else
+			fds[nf++] = s->mark_fd;
+	}
+	if (sync_files(fds, nf) < 0)
+		for (size_t i = 0; i < n; i++)
+			atomic_store(&cs[i]->seg->failed, 1);
+	free(fds);
+}
+
+/* Step 4: into mess/ (the mark covers them: recovery would do it too). */
+static void
+move_in(struct wal_ckpt **cs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct wal_ckpt *c = cs[i];
+		if (atomic_load(&c->seg->failed))
+			c->ok = 0;
+		else if (rename(buf_cstr(&c->tmp), buf_cstr(&c->dst)) < 0) {
+			log_event(LOG_ERROR, "wal_rename_failed", "qid=%s "
+			    "error=\"%s\"", c->id, strerror(errno));
+			atomic_store(&c->seg->failed, 1);
+			c->ok = 0;
+		}
+		if (!c->ok && !atomic_load(&c->seg->failed))
+			unlink(buf_cstr(&c->tmp));
+	}
+}
+
+/*
+ * Runs on a pool thread: the message files of the batch's records,
+ * flushed together, then the marks, then the renames. A segment any step
+ * failed for keeps its records for recovery: its mark never moves again.
+ */
+static void
+checkpoint_batch(struct batch_item *items, size_t n, void *ctx)
+{
+	struct wal_ckpt **cs = xcalloc(n ? n : 1, sizeof(*cs));
+	int *fds = xcalloc(n ? n : 1, sizeof(int));
+	size_t nc = 0, nf = 0;
+	int flushed;
+
+	(void)ctx;
+	for (struct batch_item *it = items; it; it = it->next) {
+		struct wal_ckpt *c = (struct wal_ckpt *)it;
+		c->ok = !atomic_load(&c->seg->failed) && copy_out(c) == 0;
+		if (c->fd >= 0)
+			fds[nf++] = c->fd;
+		cs[nc++] = c;
+	}
+	flushed = sync_files(fds, nf) == 0;
+	for (size_t i = 0; i < nf; i++)
+		if (close(fds[i]) < 0)
+			flushed = 0;
+	mark_segments(cs, nc, flushed);
+	move_in(cs, nc);
+	free(cs);
+	free(fds);
+}
+
+static void maybe_remove(struct queue_set *, struct wal_segment *);
+
+/* Runs on the loop thread: the queue manager may now see the messages. */
+static void
+checkpointed(struct batch_item *items, size_t n, void *ctx, int status)
+{
+	struct queue_set *qs = ctx;
+	struct batch_item *it, *next;
+
+	(void)n;
+	for (it = items; it; it = next) {
+		struct wal_ckpt *c = (struct wal_ckpt *)it;
+		next = it->next;
+		if (status != 0)	/* never ran: its mark must not move */
+			atomic_store(&c->seg->failed, 1);
+		else if (c->ok && qs->announce)
+			qs->announce(qs->announce_arg, c->qn, c->id);
+		c->seg->pending--;
+		maybe_remove(qs, c->seg);
+		buf_free(&c->tmp);
+		buf_free(&c->dst);
+		free(c);
+	}
+}
+
+static void
+checkpoint_add(struct wal_job *j)
+{
+	struct wal_ckpt *c = xcalloc(1, sizeof(*c));
+
+	c->qs = j->qs;
+	c->seg = j->seg;
+	c->qn = j->qn;
+	c->fd = -1;
+	memcpy(c->id, j->id, sizeof(c->id));
+	c->offset = j->offset;
+	c->len = j->len;
+	j->seg->pending++;
+	batcher_add(&j->qs->wal->checkpoint, &c->item);
+}
+
+/* Pool thread: the renames durable first, then the segment goes. */
+static void
+removal_run(uv_work_t *req)
+{
+	struct wal_removal *r = req->data;
+	struct wal_segment *s = r->seg;
+
+	if (syncfs(s->fd) < 0) {
+		log_event(LOG_WARN, "wal_segment_kept", "path=%s error=\"%s\"",
+		    s->path, strerror(errno));
+		return;
+	}
+	unlink(s->path);
+	unlink(s->mark_path);	/* a mark without its segment means nothing */
+}
+
+static void
+removal_done(uv_work_t *req, int status)
+{
+	struct wal_removal *r = req->data;
+
+	(void)status;		/* not run: recovery removes the segment */
+	r->qs->wal->removals--;
+	segment_free(r->seg);
+	free(r);
+}
+
+/* A segment that takes no more records and has all of them out goes. */
+static void
+maybe_remove(struct queue_set *qs, struct wal_segment *s)
+{
+	struct wal_removal *r;
+
+	if (!s->retired || s->pending > 0)
+		return;
+	if (atomic_load(&s->failed)) {	/* recovery writes it out */
+		log_event(LOG_WARN, "wal_segment_kept", "path=%s "
+		    "reason=checkpoint_failed", s->path);
+		segment_free(s);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->req.data = r;
+	r->qs = qs;
+	r->seg = s;
+	qs->wal->removals++;
+	if (uv_queue_work(qs->writer.loop, &r->req, removal_run,
+	    removal_done) != 0)
+		removal_done(&r->req, UV_ECANCELED);
+}
+
+/* Loop thread, after a write batch: the segments it sealed retire. */
+static void
+retire_sealed(struct queue_set *qs)
+{
+	struct wal_segment *s = qs->wal->sealed, *next;
+
+	qs->wal->sealed = NULL;
+	for (; s; s = next) {
+		next = s->next_sealed;
+		s->retired = 1;
+		maybe_remove(qs, s);
+	}
+}
+
+static void
+wal_start(uv_loop_t *loop, struct queue_set *qs)
+{
+	qs->wal = xcalloc(1, sizeof(*qs->wal));
+	qs->writer.loop = qs->wal->checkpoint.loop = loop;
+	qs->writer.work = write_batch;
+	qs->writer.done = batch_written;
+	qs->writer.ctx = qs;
+	qs->wal->checkpoint.work = checkpoint_batch;
+	qs->wal->checkpoint.done = checkpointed;
+	qs->wal->checkpoint.ctx = qs;
+}
+
+static int
+wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
+    const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
+    void *arg)
+{
+	struct wal_job *j = xcalloc(1, sizeof(*j));
+
+	if (npieces > QUEUE_PIECES_MAX)
+		panic("queue write of %zu pieces", npieces);
+	if (qs->wal == NULL)
+		wal_start(loop, qs);
+	j->qs = qs;
+	j->qn = queue_pick(qs);
+	qs->inflight[j->qn]++;
+	snprintf(j->id, sizeof(j->id), "%s", e->id);
+	queue_envelope_format(e, &j->envelope);
+	memcpy(j->pieces, pieces, npieces * sizeof(*pieces));
+	j->npieces = npieces;
+	j->cb = cb;
+	j->arg = arg;
+	j->started = uv_hrtime();
+	batcher_add(&qs->writer, &j->item);
+	return QUEUE_WRITE_PENDING;
+}
+
+/* Writes, checkpoints or removals still running. */
+static int
+wal_busy(const struct queue_set *qs)
+{
+	const struct queue_wal *w = qs->wal;
+
+	if (w == NULL)
+		return 0;
+	for (int i = 0; i < qs->count; i++)
+		if (qs->inflight[i] > 0)
+			return 1;
+	return w->checkpoint.running || w->checkpoint.waiting != NULL ||
+	    w->removals > 0;
+}
+
+/* Once checkpointed, a message is a queue_fs file: read and retired so. */
+static int
+wal_read(const struct queue_set *q, int qn, const char *id,
+    struct queue_item *qi)
+{
+	return queue_fs.read(q, qn, id, qi);
+}
+
+static int
+wal_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
+    void *arg)
+{
+	return queue_fs.scan(q, fn, arg);
+}
+
+static int
+wal_retire(const struct queue_set *q, const struct queue_item *qi,
+    char **newpath)
+{
+	return queue_fs.retire(q, qi, newpath);
+}
+
+static int
+wal_remove(const struct queue_item *qi)
+{
+	return queue_fs.remove(qi);
+}
+
+const struct queue_backend queue_wal = {
+	.name = "wal",
+	.write = wal_write,
+	.read = wal_read,
+	.scan = wal_scan,
+	.journal_append = queue_journal_append,
+	.journal_flush = queue_journal_flush,
+	.journal_read = queue_journal_read,
+	.retire = wal_retire,
+	.remove = wal_remove,
+	.announces = 1,
+	.busy = wal_busy,
+};
