@@ -61,6 +61,7 @@ struct child {
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
 static volatile sig_atomic_t got_io;	/* issue 13 (i13-admin): a reload request */
+static volatile sig_atomic_t got_alrm;	/* i14-wal: time to sweep */
 static struct runtime *rt;
 static struct child *children;
 static int nworkers;
@@ -80,6 +81,12 @@ static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
 #define COUNTER_SLOTS	8192
 
+/*
+ * i14-wal: how often the master recovers the segments of writers that were
+ * still running when it looked (a predecessor's orphans, draining or dying).
+ */
+#define WAL_SWEEP_SECONDS	2
+
 /* How long a new master waits for a port its predecessor's orphans hold. */
 #define PORT_WAIT_MS	10000
 
@@ -94,6 +101,8 @@ on_signal(int sig)
 		got_usr2 = 1;
 	else if (sig == SIGIO)
 		got_io = 1;
+	else if (sig == SIGALRM)
+		got_alrm = 1;
 	else
 		got_term = 1;
 }
@@ -683,6 +692,7 @@ install_signals(sigset_t *old)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGIO, &sa, NULL);	/* issue 13 (i13-admin) */
+	sigaction(SIGALRM, &sa, NULL);	/* i14-wal */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -691,6 +701,7 @@ install_signals(sigset_t *old)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGUSR2);
 	sigaddset(&block, SIGIO);
+	sigaddset(&block, SIGALRM);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, old);
@@ -753,6 +764,12 @@ on_signals(void)
 		got_io = 0;
 		master_admin_serve(reload);
 	}
+	if (got_alrm) {		/* i14-wal: segments of writers gone since */
+		got_alrm = 0;
+		if (queue_wal_recover(&queue, 0, announce_recovered, NULL) > 0)
+			queue_clean_tmp(&queue, 0);
+		alarm(WAL_SWEEP_SECONDS);
+	}
 }
 
 /* READY=1 for systemd: listeners bound, queue manager and workers forked. */
@@ -812,9 +829,10 @@ master_run(const char *path, const char *user)
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,
 	    (long)getpid());
 	notify_ready();
+	alarm(WAL_SWEEP_SECONDS);
 	for (;;) {
 		while (!got_chld && !got_hup && !got_term && !got_usr2 &&
-		    !got_io)
+		    !got_io && !got_alrm)
 			sigsuspend(&old);
 		if (got_term)
 			shutdown_all();
