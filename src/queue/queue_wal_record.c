@@ -26,16 +26,46 @@ crc_init(void)
 	}
 }
 
+static uint32_t
+crc_table_run(uint32_t crc, const unsigned char *p, size_t n)
+{
+	pthread_once(&crc_once, crc_init);
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The same CRC-32C by the SSE 4.2 instruction: 8 bytes a step. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc_sse42(uint32_t crc, const unsigned char *p, size_t n)
+{
+	uint64_t c = crc, w;
+
+	for (; n >= sizeof(w); n -= sizeof(w), p += sizeof(w)) {
+		memcpy(&w, p, sizeof(w));
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	crc = (uint32_t)c;
+	while (n--)
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	return crc;
+}
+
+static uint32_t
+crc_run(uint32_t crc, const unsigned char *p, size_t n)
+{
+	return __builtin_cpu_supports("sse4.2") ? crc_sse42(crc, p, n) :
+	    crc_table_run(crc, p, n);
+}
+#else
+#define crc_run crc_table_run
+#endif
+
 uint32_t
 wal_crc(uint32_t crc, const void *data, size_t n)
 {
-	const unsigned char *p = data;
-
-	pthread_once(&crc_once, crc_init);
-	crc = ~crc;
-	while (n--)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return ~crc_run(~crc, data, n);
 }
 
 static void

@@ -322,15 +322,19 @@ function Daemon:tmp_files()
   return files
 end
 
--- The stored file of one queue id: envelope, message.
+-- The stored file of one queue id: envelope, message. With the wal queue
+-- backend the file appears just after the 250 (its checkpoint): waits up
+-- to 5 s for it.
 function Daemon:queued(id)
-  for _, f in ipairs(self:queue_files()) do
-    if f:sub(-#id) == id then
-      local data = readfile(f)
-      local env, msg = data:match("^(.-\n)\n(.*)$")
-      return env, msg, f
+  local found = D.eventually(function()
+    for _, f in ipairs(self:queue_files()) do
+      if f:sub(-#id) == id then return { f } end
     end
-  end
+  end, 5, 0.02)
+  if not found then return nil end
+  local data = readfile(found[1]) or ""
+  local env, msg = data:match("^(.-\n)\n(.*)$")
+  return env, msg, found[1]
 end
 
 function Daemon:queue_list()
