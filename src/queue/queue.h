@@ -3,7 +3,8 @@
  * is final: the folders and ids (queue.c), the envelope's file form
  * (queue_envelope.c, docs/queue.md), each message's state journal and its
  * format (queue_journal.c, docs/delivery.md), and the backends that store
- * them, tables of functions: queue_fs (files, queue_fs.c) and queue_null
+ * them, tables of functions: queue_fs (files, queue_fs.c), queue_wal
+ * (write-ahead segments, then the same files, queue_wal*.c) and queue_null
  * (accepts and keeps nothing, queue_null.c). It knows no protocol: what an
  * envelope is comes from src/mail/envelope.h, what to do with it from qmgr.
  */
