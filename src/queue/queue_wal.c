@@ -221,27 +221,56 @@ job_takes(const struct wal_job *j, int qn)
 	return j->qn == qn && j->envelope.len <= QUEUE_ENVELOPE_MAX;
 }
 
-/* The records of queue qn's jobs, appended and flushed together. */
+/* One queue's part of a write batch. */
+struct wal_append {
+	struct wal_segment *seg;
+	uint64_t	 end;		/* where the batch's records end */
+	int		 ok;
+	struct buf	 err;
+};
+
+/*
+ * Appends the records of queue qn's jobs and starts their writeback, so
+ * that the flushes of several queues overlap (flush_queue waits).
+ */
 static void
-write_queue(struct queue_set *qs, int qn, struct batch_item *items, size_t n)
+append_queue(struct queue_set *qs, int qn, struct batch_item *items,
+    size_t n, struct wal_append *a)
 {
 	struct iovec *iov = xcalloc(n * (2 + QUEUE_PIECES_MAX), sizeof(*iov));
-	struct buf err = BUF_INIT;
-	struct wal_segment *s = segment_current(qs, qn, &err);
-	uint64_t at = s ? s->size : 0;
+	struct wal_segment *s = segment_current(qs, qn, &a->err);
 	size_t niov = 0;
-	int ok;
 
+	a->seg = s;
+	a->end = s ? s->size : 0;
 	for (struct batch_item *it = items; s && it; it = it->next) {
 		struct wal_job *j = (struct wal_job *)it;
 		if (!job_takes(j, qn))
 			continue;
-		niov += record_iov(j, at, iov + niov);
-		at = j->offset + j->len;
+		niov += record_iov(j, a->end, iov + niov);
+		a->end = j->offset + j->len;
 	}
-	ok = s && append_all(s->fd, iov, niov) == 0 && fdatasync(s->fd) == 0;
-	if (s && !ok) {		/* nothing of the batch may stay */
-		buf_printf(&err, "append to %s: %s", s->path, strerror(errno));
+	a->ok = s && append_all(s->fd, iov, niov) == 0;
+	if (a->ok)
+		sync_file_range(s->fd, (off_t)s->size, (off_t)(a->end - s->size),
+		    SYNC_FILE_RANGE_WRITE);
+	else if (s)
+		buf_printf(&a->err, "append to %s: %s", s->path,
+		    strerror(errno));
+	free(iov);
+}
+
+/* Waits for queue qn's records to be durable; tells each job. */
+static void
+flush_queue(struct wal_append *a, struct batch_item *items, int qn)
+{
+	struct wal_segment *s = a->seg;
+
+	if (a->ok && fdatasync(s->fd) < 0) {
+		buf_printf(&a->err, "flush %s: %s", s->path, strerror(errno));
+		a->ok = 0;
+	}
+	if (s && !a->ok) {	/* nothing of the batch may stay */
 		if (ftruncate(s->fd, (off_t)s->size) < 0)
 			log_event(LOG_WARN, "wal_truncate_failed", "path=%s",
 			    s->path);
@@ -251,15 +280,14 @@ write_queue(struct queue_set *qs, int qn, struct batch_item *items, size_t n)
 		struct wal_job *j = (struct wal_job *)it;
 		if (!job_takes(j, qn))
 			continue;
-		j->ok = ok;
+		j->ok = a->ok;
 		j->seg = s;
-		if (!ok)
-			buf_set(&j->error, err.data, err.len);
+		if (!a->ok)
+			buf_set(&j->error, a->err.data, a->err.len);
 	}
-	if (ok)
-		s->size = at;
-	free(iov);
-	buf_free(&err);
+	if (a->ok)
+		s->size = a->end;
+	buf_free(&a->err);
 }
 
 static int
@@ -271,11 +299,16 @@ queue_has_jobs(struct batch_item *items, int qn)
 	return 0;
 }
 
-/* Runs on a pool thread: one append and one flush per queue touched. */
+/*
+ * Runs on a pool thread: per queue touched, one append and one flush; the
+ * appends of every queue first, so their writeback runs together.
+ */
 static void
 write_batch(struct batch_item *items, size_t n, void *ctx)
 {
 	struct queue_set *qs = ctx;
+	struct wal_append a[QUEUE_MAX];
+	int touched[QUEUE_MAX];
 
 	for (struct batch_item *it = items; it; it = it->next) {
 		struct wal_job *j = (struct wal_job *)it;
@@ -284,9 +317,13 @@ write_batch(struct batch_item *items, size_t n, void *ctx)
 			    "the %d-byte limit", j->envelope.len,
 			    QUEUE_ENVELOPE_MAX);
 	}
+	memset(a, 0, sizeof(a));
 	for (int qn = 0; qn < qs->count; qn++)
-		if (queue_has_jobs(items, qn))
-			write_queue(qs, qn, items, n);
+		if ((touched[qn] = queue_has_jobs(items, qn)))
+			append_queue(qs, qn, items, n, &a[qn]);
+	for (int qn = 0; qn < qs->count; qn++)
+		if (touched[qn])
+			flush_queue(&a[qn], items, qn);
 }
 
 static void checkpoint_add(struct wal_job *);
