@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -390,16 +391,32 @@ log_death(const char *what, int index, pid_t pid, int status)
 	log_end(&l);
 }
 
-/* A message recovery moved into mess/, told to the running queue manager. */
+/*
+ * A message recovery moved into mess/, told to the running queue manager;
+ * its queue (10 datagrams) may be full: room is awaited NOTIFY_TRIES times
+ * NOTIFY_WAIT_MS at most, else its next scan finds the message (and for
+ * NOTIFY_QUIET seconds no wait: a queue manager that does not read).
+ */
+#define NOTIFY_TRIES	20
+#define NOTIFY_WAIT_MS	50
+#define NOTIFY_QUIET	2
 static void
 announce_recovered(void *unused, int qn, const char *id)
 {
+	static time_t quiet_until;
+	struct pollfd p = { .fd = notify_fds[1], .events = POLLOUT };
 	char msg[64];
-	int n = snprintf(msg, sizeof(msg), "%d %s", qn, id);
+	int n = snprintf(msg, sizeof(msg), "%d %s", qn, id), k = 0;
 
 	(void)unused;
-	if (send(notify_fds[1], msg, (size_t)n, MSG_DONTWAIT) < 0)
-		log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
+	while (send(notify_fds[1], msg, (size_t)n, MSG_DONTWAIT) < 0)
+		if (errno != EAGAIN || time(NULL) < quiet_until ||
+		    ++k > NOTIFY_TRIES || poll(&p, 1, NOTIFY_WAIT_MS) < 0) {
+			if (k > NOTIFY_TRIES)
+				quiet_until = time(NULL) + NOTIFY_QUIET;
+			log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
+			return;
+		}
 }
 
 static void

@@ -18,6 +18,7 @@
  * freed with the last session). A worker forked later inherits the
  * master's current contexts and needs no message.
  */
+#include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -116,22 +117,29 @@ on_reload(uv_signal_t *sig, int signum)
 }
 
 /* Tells the queue manager a message is in the queue (best effort). */
-static void
+static int
 announce(void *arg, int queue, const char *id)
 {
 	struct worker *w = arg;
 	char msg[64];
 	int n = snprintf(msg, sizeof(msg), "%d %s", queue, id);
 
+	if (send(w->notify_fd, msg, (size_t)n, MSG_DONTWAIT) == n)
+		return 0;
+	/* i14-wal: the queue manager's queue is full (10 datagrams by
+	 * default): the wal backend tries again; the fs path drops it */
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+		return -1;
 	/* Lost datagrams (queue manager restarting) are found by its rescan. */
-	if (send(w->notify_fd, msg, (size_t)n, MSG_DONTWAIT) < 0)
-		log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
+	log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
+	return 0;
 }
 
 static void
 on_queued(struct smtp_server *srv, int queue, const char *id)
 {
-	announce(srv->arg, queue, id);
+	if (announce(srv->arg, queue, id) < 0)
+		log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
 }
 
 /* Checkpoints still running while draining: looked at again this often. */

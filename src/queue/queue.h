@@ -48,9 +48,10 @@ struct queue_set {
 	struct batcher	 writer;	/* group commit (queue_fs.c) */
 	const struct queue_backend *backend;
 	/* issue 14 item 3 (i14-wal): the wal backend's state, and whom it
-	 * tells of a message once the queue manager may see it. */
+	 * tells of a message once the queue manager may see it: 0 told (or
+	 * not to be told), -1 would block (the backend tries again later). */
 	struct queue_wal *wal;
-	void		(*announce)(void *arg, int queue, const char *id);
+	int		(*announce)(void *arg, int queue, const char *id);
 	void		*announce_arg;
 };
 

@@ -35,6 +35,8 @@
 
 /* Segment names tried when <pid>.<seq> is taken (a reused pid's leftover). */
 #define WAL_NAME_TRIES	100
+/* How soon a full notification queue is tried again. */
+#define WAL_ANNOUNCE_RETRY_MS	2
 /* Bytes per read when the kernel cannot copy a range between files. */
 #define WAL_COPY_CHUNK	65536
 
@@ -50,12 +52,21 @@ struct wal_segment {
 	struct wal_segment *next_sealed;
 };
 
+/* A message checkpointed, the queue manager not yet told (loop thread). */
+struct wal_news {
+	struct wal_news *next;
+	int		 qn;
+	char		 id[QUEUE_ID_LEN + 1];
+};
+
 struct queue_wal {
 	struct wal_segment *current[QUEUE_MAX];
 	struct wal_segment *sealed;	/* sealed by the last write batch */
 	unsigned	 seq;
 	struct batcher	 checkpoint;
 	int		 removals;	/* segment removals running */
+	struct wal_news	*news, *news_tail;
+	uv_timer_t	 retry;		/* the queue manager's queue was full */
 };
 
 struct wal_job {
@@ -485,6 +496,50 @@ checkpoint_batch(struct batch_item *items, size_t n, void *ctx)
 }
 
 static void maybe_remove(struct queue_set *, struct wal_segment *);
+static void on_retry(uv_timer_t *);
+
+/*
+ * Tells the queue manager, in order, until its queue is full: then again
+ * a moment later (a burst of a large checkpoint must not be dropped).
+ */
+static void
+tell_news(struct queue_set *qs)
+{
+	struct queue_wal *w = qs->wal;
+	struct wal_news *n;
+
+	while ((n = w->news) != NULL) {
+		if (qs->announce(qs->announce_arg, n->qn, n->id) < 0) {
+			uv_timer_start(&w->retry, on_retry,
+			    WAL_ANNOUNCE_RETRY_MS, 0);
+			return;
+		}
+		w->news = n->next;
+		free(n);
+	}
+	w->news_tail = NULL;
+}
+
+static void
+on_retry(uv_timer_t *t)
+{
+	tell_news(t->data);
+}
+
+static void
+add_news(struct queue_set *qs, const struct wal_ckpt *c)
+{
+	struct queue_wal *w = qs->wal;
+	struct wal_news *n = xcalloc(1, sizeof(*n));
+
+	n->qn = c->qn;
+	memcpy(n->id, c->id, sizeof(n->id));
+	if (w->news_tail)
+		w->news_tail->next = n;
+	else
+		w->news = n;
+	w->news_tail = n;
+}
 
 /* Runs on the loop thread: the queue manager may now see the messages. */
 static void
@@ -500,13 +555,15 @@ checkpointed(struct batch_item *items, size_t n, void *ctx, int status)
 		if (status != 0)	/* never ran: its mark must not move */
 			atomic_store(&c->seg->failed, 1);
 		else if (c->ok && qs->announce)
-			qs->announce(qs->announce_arg, c->qn, c->id);
+			add_news(qs, c);
 		c->seg->pending--;
 		maybe_remove(qs, c->seg);
 		buf_free(&c->tmp);
 		buf_free(&c->dst);
 		free(c);
 	}
+	if (!uv_is_active((uv_handle_t *)&qs->wal->retry))
+		tell_news(qs);
 }
 
 static void
@@ -601,6 +658,9 @@ wal_start(uv_loop_t *loop, struct queue_set *qs)
 	qs->wal->checkpoint.work = checkpoint_batch;
 	qs->wal->checkpoint.done = checkpointed;
 	qs->wal->checkpoint.ctx = qs;
+	uv_timer_init(loop, &qs->wal->retry);
+	qs->wal->retry.data = qs;
+	uv_unref((uv_handle_t *)&qs->wal->retry);
 }
 
 static int
@@ -640,7 +700,7 @@ wal_busy(const struct queue_set *qs)
 		if (qs->inflight[i] > 0)
 			return 1;
 	return w->checkpoint.running || w->checkpoint.waiting != NULL ||
-	    w->removals > 0;
+	    w->removals > 0 || w->news != NULL;
 }
 
 /* Once checkpointed, a message is a queue_fs file: read and retired so. */
