@@ -59,6 +59,8 @@ static const struct ck_word log_levels[] = { { "debug", LOG_DEBUG },
 	{ NULL, 0 } };
 static const struct ck_word log_formats[] = { { "kv", LOG_FORMAT_KV },
 	{ "json", LOG_FORMAT_JSON }, { NULL, 0 } };
+static const struct ck_word queue_backends[] = { { "fs", QUEUE_BACKEND_FS },
+	{ "wal", QUEUE_BACKEND_WAL }, { NULL, 0 } };
 static const struct ck_word backends[] = { { "config", DIRECTORY_CONFIG },
 	{ "sqlite", DIRECTORY_SQLITE }, { "mariadb", DIRECTORY_MARIADB },
 	{ NULL, 0 } };
@@ -292,6 +294,7 @@ const struct config_key config_keys[] = {
 	STR("queue.path", queue_path),
 	NUM("queue.count", queue_count, 1),
 	NUM("queue.split", queue_split, 1),
+	WORD("queue.backend", queue_backend, queue_backends),
 	FN("submission_socket", get_submit_socket),
 	STR("log.file", log_file),
 	WORD("log.level", log_level, log_levels),

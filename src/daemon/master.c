@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -63,6 +64,7 @@ struct child {
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
 static volatile sig_atomic_t got_io;	/* issue 13 (i13-admin): a reload request */
+static volatile sig_atomic_t got_alrm;	/* i14-wal: time to sweep */
 static struct runtime *rt;
 static struct child *children;
 static int nworkers;
@@ -82,6 +84,12 @@ static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
 #define COUNTER_SLOTS	8192
 
+/*
+ * i14-wal: how often the master recovers the segments of writers that were
+ * still running when it looked (a predecessor's orphans, draining or dying).
+ */
+#define WAL_SWEEP_SECONDS	2
+
 static void
 on_signal(int sig)
 {
@@ -93,6 +101,8 @@ on_signal(int sig)
 		got_usr2 = 1;
 	else if (sig == SIGIO)
 		got_io = 1;
+	else if (sig == SIGALRM)
+		got_alrm = 1;
 	else
 		got_term = 1;
 }
@@ -248,6 +258,34 @@ log_death(const char *what, int index, pid_t pid, int status)
 	log_end(&l);
 }
 
+/*
+ * A message recovery moved into mess/, told to the running queue manager;
+ * its queue (10 datagrams) may be full: room is awaited NOTIFY_TRIES times
+ * NOTIFY_WAIT_MS at most, else its next scan finds the message (and for
+ * NOTIFY_QUIET seconds no wait: a queue manager that does not read).
+ */
+#define NOTIFY_TRIES	20
+#define NOTIFY_WAIT_MS	50
+#define NOTIFY_QUIET	2
+static void
+announce_recovered(void *unused, int qn, const char *id)
+{
+	static time_t quiet_until;
+	struct pollfd p = { .fd = notify_fds[1], .events = POLLOUT };
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "%d %s", qn, id), k = 0;
+
+	(void)unused;
+	while (send(notify_fds[1], msg, (size_t)n, MSG_DONTWAIT) < 0)
+		if (errno != EAGAIN || time(NULL) < quiet_until ||
+		    ++k > NOTIFY_TRIES || poll(&p, 1, NOTIFY_WAIT_MS) < 0) {
+			if (k > NOTIFY_TRIES)
+				quiet_until = time(NULL) + NOTIFY_QUIET;
+			log_event(LOG_DEBUG, "notify_failed", "qid=%s", id);
+			return;
+		}
+}
+
 static void
 reap(void)
 {
@@ -281,6 +319,9 @@ reap(void)
 			children[i].pid = 0;
 			connlimit_reset(conns, i);
 			counter_forget_owner(counters, (long)pid);
+			/* its write-ahead segments first: they may use tmp/ */
+			queue_wal_recover(&queue, (long)pid, announce_recovered,
+			    NULL);
 			queue_clean_tmp(&queue, (long)pid);
 			notify_rescan(notify_fds[1]);	/* its unsent lines */
 			if (got_term)
@@ -479,6 +520,7 @@ install_signals(sigset_t *old)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGIO, &sa, NULL);	/* issue 13 (i13-admin) */
+	sigaction(SIGALRM, &sa, NULL);	/* i14-wal */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -487,6 +529,7 @@ install_signals(sigset_t *old)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGUSR2);
 	sigaddset(&block, SIGIO);
+	sigaddset(&block, SIGALRM);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, old);
@@ -498,6 +541,7 @@ open_queue(const struct config *c)
 {
 	struct buf err = BUF_INIT, dir = BUF_INIT;
 	const char *slash;
+	int recovered;
 
 	if (queue_set_init(&queue, c->queue_path, c->queue_count,
 	    c->queue_split, &err) < 0)
@@ -508,8 +552,10 @@ open_queue(const struct config *c)
 			fatal("local submission: cannot create %s: %s",
 			    buf_cstr(&dir), strerror(errno));
 	}
-	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d",
-	    c->queue_path, c->queue_count, queue_clean_tmp(&queue, 0));
+	recovered = queue_wal_recover(&queue, 0, NULL, NULL);
+	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d "
+	    "wal_recovered=%d", c->queue_path, c->queue_count,
+	    queue_clean_tmp(&queue, 0), recovered);
 	buf_free(&dir);
 }
 
@@ -545,6 +591,12 @@ on_signals(void)
 	if (got_io) {		/* issue 13 (i13-admin): a reload request */
 		got_io = 0;
 		master_admin_serve(reload);
+	}
+	if (got_alrm) {		/* i14-wal: segments of writers gone since */
+		got_alrm = 0;
+		if (queue_wal_recover(&queue, 0, announce_recovered, NULL) > 0)
+			queue_clean_tmp(&queue, 0);
+		alarm(WAL_SWEEP_SECONDS);
 	}
 }
 
@@ -609,9 +661,10 @@ master_run(const char *path, const char *user)
 	log_event(LOG_INFO, "ready", "workers=%d pid=%ld", nworkers,
 	    (long)getpid());
 	notify_ready();
+	alarm(WAL_SWEEP_SECONDS);
 	for (;;) {
 		while (!got_chld && !got_hup && !got_term && !got_usr2 &&
-		    !got_io)
+		    !got_io && !got_alrm)
 			sigsuspend(&old);
 		if (got_term)
 			shutdown_all();

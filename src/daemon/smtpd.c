@@ -5,8 +5,9 @@
  * new runtime; on failure keep the old one and log why; a domain file
  * that no longer loads keeps its running version), SIGUSR2 (forget
  * cached directory answers: an admin changed users), SIGTERM (drain,
- * then exit, or exit at the drain timeout), the watchdog, and telling the
- * queue manager of each queued message.
+ * then exit once the queue backend has nothing running, or exit at the
+ * drain timeout), the watchdog, and telling the queue manager of each
+ * queued message (the wal backend tells it after its checkpoint).
  *
  * TLS on reload: the worker cannot read the key (root's), so the master
  * sends the files' bytes it has validated over the ctl channel before the
@@ -17,6 +18,7 @@
  * freed with the last session). A worker forked later inherits the
  * master's current contexts and needs no message.
  */
+#include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -115,24 +117,57 @@ on_reload(uv_signal_t *sig, int signum)
 		swap_tls(w);
 }
 
-/* Tells the queue manager a message is in the queue (notify.c). */
+/*
+ * Tells the queue manager a message is in the queue (notify.c: a line
+ * that cannot go now is kept and sent once the socket has room, so this
+ * never fails). The wal backend calls it after its checkpoint.
+ */
+static int
+announce(void *arg, int queue, const char *id)
+{
+	struct worker *w = arg;
+
+	notify_send(w->notify, queue, id);
+	return 0;
+}
+
 static void
 on_queued(struct smtp_server *srv, int queue, const char *id)
 {
-	struct worker *w = srv->arg;
-
-	notify_send(w->notify, queue, id);
+	(void)announce(srv->arg, queue, id);
 }
 
+/* Checkpoints still running while draining: looked at again this often. */
+#define EXIT_POLL_MS	10
+
+static void
+exit_drained(struct worker *w)
+{
+	log_event(LOG_INFO, "queue_stats", "flushes=%lu messages=%lu",
+	    w->queue.writer.batches, w->queue.writer.items);
+	log_event(LOG_INFO, "worker_exit", "reason=drained");
+	exit(0);
+}
+
+static void
+on_exit_poll(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+	const struct queue_backend *qb = w->queue.backend;
+
+	if (qb->busy == NULL || !qb->busy(&w->queue))
+		exit_drained(w);
+}
+
+/* No session left; the queue backend may still be writing files out. */
 static void
 on_drained(struct smtp_server *srv)
 {
 	struct worker *w = srv->arg;
 
-	log_event(LOG_INFO, "queue_stats", "flushes=%lu messages=%lu",
-	    w->queue.writer.batches, w->queue.writer.items);
-	log_event(LOG_INFO, "worker_exit", "reason=drained");
-	exit(0);
+	uv_timer_init(w->srv.loop, &w->exit_timer);
+	w->exit_timer.data = w;
+	uv_timer_start(&w->exit_timer, on_exit_poll, 0, EXIT_POLL_MS);
 }
 
 static void
@@ -189,6 +224,10 @@ open_services(struct worker *w)
 	if (queue_set_init(&w->queue, c->queue_path, c->queue_count,
 	    c->queue_split, &err) < 0)
 		fatal("queue: %s", buf_cstr(&err));
+	if (c->queue_backend == QUEUE_BACKEND_WAL)
+		w->queue.backend = &queue_wal;
+	w->queue.announce = announce;
+	w->queue.announce_arg = w;
 	w->srv.queue = &w->queue;
 	w->srv.dns = dns_new(w->srv.loop, c->dns_servers, c->dns_timeout_ms,
 	    &err);

@@ -35,6 +35,7 @@ struct worker {
 	int		 tls_pending;
 	uv_signal_t	 sighup, sigterm, sigint, sigusr2;
 	uv_timer_t	 drain_timer;
+	uv_timer_t	 exit_timer;	/* i14-wal: the queue's work to finish */
 };
 
 /*

@@ -33,6 +33,24 @@ parse_relay(lua_State *L, int t, struct config *c)
 	}
 }
 
+/* i14-wal: queue.backend, "fs" (the default) or "wal" (docs/queue.md). */
+static void
+parse_queue_backend(lua_State *L, struct config *c)
+{
+	char *v = cfg_opt_string(L, -1, "backend", "queue.backend");
+	int known;
+
+	if (v == NULL)
+		return;
+	known = strcmp(v, "fs") == 0 || strcmp(v, "wal") == 0;
+	if (known)
+		c->queue_backend = strcmp(v, "wal") == 0 ? QUEUE_BACKEND_WAL :
+		    QUEUE_BACKEND_FS;
+	free(v);
+	if (!known)
+		cfg_bad(L, "queue.backend", "must be \"fs\" or \"wal\"");
+}
+
 /* dns = { servers=, timeout= }, dns_cache = { size=, max_ttl=, ... } */
 /*
  * i13-reload: log.format ("kv" or "json"), log.syslog (a facility name, or
@@ -125,13 +143,15 @@ parse_sections(lua_State *L, int t, struct config *c)
 		lua_pop(L, 1);
 	}
 	if (cfg_sub_table(L, t, "queue")) {
-		static const char *k[] = { "path", "count", "split", NULL };
+		static const char *k[] = { "path", "count", "split", "backend",
+		    NULL };
 		cfg_check_keys(L, lua_gettop(L), "queue", k);
 		cfg_set_string(L, -1, "path", "queue.path", &c->queue_path);
 		cfg_set_number(L, -1, "count", "queue.count", 1, 64, 1,
 		    &c->queue_count, 0);
 		cfg_set_number(L, -1, "split", "queue.split", 1, 256, 1,
 		    &c->queue_split, 0);
+		parse_queue_backend(L, c);
 		lua_pop(L, 1);
 	}
 	if (cfg_sub_table(L, t, "log")) {

@@ -118,6 +118,9 @@ struct delivery_conf {
  * how the RCPT check answers and which passwords bin/indimail accepts.
  * The order of the backends is directory.c's table.
  */
+/* queue.backend (i14-wal): plain files, or the write-ahead segments */
+enum queue_backend_kind { QUEUE_BACKEND_FS, QUEUE_BACKEND_WAL };
+
 enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE, DIRECTORY_MARIADB };
 
 /*
@@ -220,6 +223,7 @@ struct config {
 	char		*submit_socket;	/* local submission (sendmail); NULL: none */
 	int		 queue_count;
 	int		 queue_split;
+	int		 queue_backend;	/* enum queue_backend_kind (i14-wal) */
 	char		*log_file;	/* NULL: stderr */
 	int		 log_level;
 	/* issue 13 (i13-reload): log = { format=, syslog=, syslog_socket= } */

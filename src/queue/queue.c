@@ -50,6 +50,9 @@ queue_set_init(struct queue_set *q, const char *path, int count, int split,
 		buf_clear(&p);
 		buf_printf(&p, "%s/%d/done", path, i);
 		rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
+		buf_clear(&p);
+		buf_printf(&p, "%s/%d/wal", path, i);
+		rc |= rc ? 0 : mkdir_p(buf_cstr(&p), err);
 		for (int h = 0; rc == 0 && h < split; h++) {
 			static const char *sub[] = { "mess", "state" };
 			for (int k = 0; k < 2 && rc == 0; k++) {
@@ -111,16 +114,41 @@ queue_pick(struct queue_set *q)
 }
 
 /*
- * A tmp file "<pid>.<id>" whose writer still runs (a worker of a killed
- * master, draining): it is about to become a message, or be removed.
+ * A zombie: killed, not yet reaped (its parent, a killed master, is gone
+ * and whoever inherits it may be slow to reap, or never). It writes
+ * nothing any more: /proc/<pid>/stat says state Z (or X).
  */
 static int
-writer_alive(const char *name)
+zombie(long pid)
+{
+	char path[64], stat[256], *close_paren;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, the state follows the last ')' */
+	close_paren = strrchr(stat, ')');
+	return close_paren && close_paren[1] == ' ' &&
+	    (close_paren[2] == 'Z' || close_paren[2] == 'X');
+}
+
+/*
+ * A tmp file "<pid>.<id>" (or a segment "<pid>.<seq>") whose writer still
+ * runs (a worker of a killed master, draining): it is about to become a
+ * message, or be removed.
+ */
+int
+queue_writer_alive(const char *name)
 {
 	long pid = atol(name);
 
 	return pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
-	    errno == EPERM);
+	    errno == EPERM) && !zombie(pid);
 }
 
 /*
@@ -163,7 +191,7 @@ tmp_doomed(const char *name, long pid)
 	char prefix[32];
 
 	if (pid == 0)
-		return !writer_alive(name);
+		return !queue_writer_alive(name);
 	snprintf(prefix, sizeof(prefix), "%ld.", pid);
 	return strncmp(name, prefix, strlen(prefix)) == 0;
 }

@@ -3,7 +3,8 @@
  * is final: the folders and ids (queue.c), the envelope's file form
  * (queue_envelope.c, docs/queue.md), each message's state journal and its
  * format (queue_journal.c, docs/delivery.md), and the backends that store
- * them, tables of functions: queue_fs (files, queue_fs.c) and queue_null
+ * them, tables of functions: queue_fs (files, queue_fs.c), queue_wal
+ * (write-ahead segments, then the same files, queue_wal*.c) and queue_null
  * (accepts and keeps nothing, queue_null.c). It knows no protocol: what an
  * envelope is comes from src/mail/envelope.h, what to do with it from qmgr.
  */
@@ -46,6 +47,12 @@ struct queue_set {
 	int		 next;			/* round-robin tie breaker */
 	struct batcher	 writer;	/* group commit (queue_fs.c) */
 	const struct queue_backend *backend;
+	/* issue 14 item 3 (i14-wal): the wal backend's state, and whom it
+	 * tells of a message once the queue manager may see it: 0 told (or
+	 * not to be told), -1 would block (the backend tries again later). */
+	struct queue_wal *wal;
+	int		(*announce)(void *arg, int queue, const char *id);
+	void		*announce_arg;
 };
 
 /* A message in the queue: its envelope and where it lies. */
@@ -102,10 +109,33 @@ struct queue_backend {
 	 * NULL: scan gives them. How many, or -1 when fn asked to stop. */
 	int	(*list)(const struct queue_set *,
 		    int (*fn)(void *, int queue, const char *id), void *arg);
+	/*
+	 * issue 14 item 3 (i14-wal). announces: the backend calls the set's
+	 * announce itself, later than the write's cb (the caller must not
+	 * tell the queue manager at cb). busy: work still running after the
+	 * last cb (a worker waits for it before it exits); NULL: none.
+	 */
+	int	 announces;
+	int	(*busy)(const struct queue_set *);
 };
 
 extern const struct queue_backend queue_fs;
 extern const struct queue_backend queue_null;
+/* queue_wal.c: write-ahead segments, message files checkpointed behind. */
+extern const struct queue_backend queue_wal;
+
+/*
+ * queue_wal_recover.c: writes the message files of every record of the
+ * segments of one dead writer (pid), or (pid 0) of every writer no longer
+ * running, that were not checkpointed yet, then removes the segments.
+ * found (may be NULL) is told of every message it moved into mess/.
+ * Blocks; returns how many messages it moved. Run it before
+ * queue_clean_tmp: a checkpointed message may still wait in tmp/.
+ */
+int	queue_wal_recover(const struct queue_set *, long pid,
+	    void (*found)(void *, int queue, const char *id), void *arg);
+/* Whether tmp/<pid>.* or wal/<pid>.* belongs to a process still running. */
+int	queue_writer_alive(const char *name);
 
 /* Creates the folders; the backend is queue_fs. */
 int	queue_set_init(struct queue_set *, const char *path, int count,

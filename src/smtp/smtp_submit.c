@@ -101,7 +101,8 @@ static void
 sub_done(struct smtp_session *s, int ok, const char *error, int queue)
 {
 	log_submitted(s, &s->subs[s->isub], ok, error);
-	if (ok && s->srv->queued != NULL)
+	if (ok && s->srv->queued != NULL &&
+	    !s->srv->queue->backend->announces)	/* it tells the qmgr later */
 		s->srv->queued(s->srv, queue, s->sub_qid);
 	s->isub++;
 }

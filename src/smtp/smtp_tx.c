@@ -204,7 +204,8 @@ queued(struct smtp_session *s, int ok, const char *error, double secs,
 		metric_inc(s->listener->accepted);
 		if (s->hold.len)
 			log_held(s);
-		if (s->srv->queued != NULL)
+		if (s->srv->queued != NULL &&
+		    !s->srv->queue->backend->announces)
 			s->srv->queued(s->srv, queue, s->qid);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 		s->junk = 0;

@@ -154,6 +154,13 @@ end
 local function lua_string(s) return string.format("%q", s) end
 
 -- The three listeners, each with o.listen_opts[name] appended.
+-- queue.backend: o.queue_backend, else $INDIMAIL_TEST_QUEUE_BACKEND (so any
+-- spec can run on the wal backend), else the server's default.
+local function queue_backend(o)
+  local b = o.queue_backend or os.getenv("INDIMAIL_TEST_QUEUE_BACKEND")
+  return (b and b ~= "") and b or nil
+end
+
 local function listeners(o)
   local extra = o.listen_opts or {}
   local out = {}
@@ -183,7 +190,8 @@ local function make_config(dir, o)
     listeners(o),
     "  },",
     "  tls = { cert = " .. lua_string(cert) .. ", key = " .. lua_string(key) .. " },",
-    "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4 },",
+    "  queue = { path = " .. lua_string(dir .. "/queue") .. ", count = " .. (o.queues or 2) .. ", split = 4"
+      .. (queue_backend(o) and (", backend = '" .. queue_backend(o) .. "'") or "") .. " },",
     "  log = { file = " .. lua_string(dir .. "/indimail.log") .. ", level = 'debug' },",
     "  lua_dir = 'lua',",
     o.dns and ("  dns = { servers = " .. lua_string(o.dns) .. ", timeout = 2 },") or "",
@@ -314,15 +322,19 @@ function Daemon:tmp_files()
   return files
 end
 
--- The stored file of one queue id: envelope, message.
+-- The stored file of one queue id: envelope, message. With the wal queue
+-- backend the file appears just after the 250 (its checkpoint): waits up
+-- to 5 s for it.
 function Daemon:queued(id)
-  for _, f in ipairs(self:queue_files()) do
-    if f:sub(-#id) == id then
-      local data = readfile(f)
-      local env, msg = data:match("^(.-\n)\n(.*)$")
-      return env, msg, f
+  local found = D.eventually(function()
+    for _, f in ipairs(self:queue_files()) do
+      if f:sub(-#id) == id then return { f } end
     end
-  end
+  end, 5, 0.02)
+  if not found then return nil end
+  local data = readfile(found[1]) or ""
+  local env, msg = data:match("^(.-\n)\n(.*)$")
+  return env, msg, found[1]
 end
 
 function Daemon:queue_list()
@@ -411,7 +423,8 @@ end
 -- text), local_sender_requires_auth (default
 -- false here, unlike the server's default), config_extra (more keys of
 -- indimail.config{}, as text ending in a comma), cert and key (paths of
--- the TLS files instead of D.test_cert()'s).
+-- the TLS files instead of D.test_cert()'s), queue_backend ("fs" or
+-- "wal"; default $INDIMAIL_TEST_QUEUE_BACKEND, else the server's).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")

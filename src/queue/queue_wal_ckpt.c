@@ -1,0 +1,336 @@
+/*
+ * queue_wal_ckpt: the checkpoint of the wal backend (docs/queue.md "The wal
+ * backend", steps 4 to 9), behind the 250s on the thread pool: each durable
+ * record written out as tmp/<pid>.<id>, the group flushed, the segment's
+ * mark moved past it (fdatasync), the files renamed into mess/, and only
+ * then the queue manager told, in order and without dropping a notice when
+ * its queue is full. A segment that takes no more records goes once all
+ * of them are out; one whose checkpoint failed is left to recovery.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/batch.h"
+#include "../lib/fsutil.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
+#include "queue.h"
+#include "queue_wal.h"
+#include "queue_wal_int.h"
+
+/* How soon a full notification queue is tried again. */
+#define WAL_ANNOUNCE_RETRY_MS	2
+/* Bytes per read when the kernel cannot copy a range between files. */
+#define WAL_COPY_CHUNK	65536
+
+struct wal_ckpt {
+	struct batch_item item;
+	struct queue_set *qs;
+	struct wal_segment *seg;
+	int		 qn;
+	char		 id[QUEUE_ID_LEN + 1];
+	uint64_t	 offset, len;
+	int		 ok, fd;
+	struct buf	 tmp, dst;
+};
+
+struct wal_removal {
+	uv_work_t	 req;
+	struct queue_set *qs;
+	struct wal_segment *seg;
+};
+
+/*
+ * The copy of a record's payload into its message file: by the kernel
+ * where it can, else read and written.
+ */
+static int
+copy_range(int in, off_t off, int out, uint64_t len)
+{
+	char b[WAL_COPY_CHUNK];
+
+	while (len > 0) {
+		ssize_t k = copy_file_range(in, &off, out, NULL, len, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno != EXDEV && errno != ENOSYS &&
+		    errno != EINVAL && errno != EOPNOTSUPP)
+			return -1;
+		if (k <= 0) {	/* no kernel copy here: read and write */
+			k = pread(in, b, len < sizeof(b) ? len : sizeof(b), off);
+			if (k <= 0 || write(out, b, (size_t)k) != k)
+				return -1;
+			off += k;
+		}
+		len -= (uint64_t)k;
+	}
+	return 0;
+}
+
+/* Step 1 of the checkpoint for one record: its tmp file, not flushed. */
+static int
+copy_out(struct wal_ckpt *c)
+{
+	buf_printf(&c->tmp, "%s/%d/tmp/%ld.%s", c->qs->path, c->qn,
+	    (long)getpid(), c->id);
+	queue_mess_path(c->qs, c->qn, c->id, &c->dst);
+	c->fd = open(buf_cstr(&c->tmp), O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0640);
+	if (c->fd < 0)
+		return -1;
+	return copy_range(c->seg->fd, (off_t)c->offset, c->fd, c->len);
+}
+
+/* Whether a later record of the batch is in the same segment. */
+static int
+later_in_batch(struct wal_ckpt **cs, size_t n, size_t i)
+{
+	for (size_t k = i + 1; k < n; k++)
+		if (cs[k]->seg == cs[i]->seg)
+			return 1;
+	return 0;
+}
+
+/* Marks every segment of the batch checkpointed up to its last record. */
+static void
+mark_segments(struct wal_ckpt **cs, size_t n, int flushed)
+{
+	unsigned char m[WAL_MARK_SIZE];
+	int *fds = xcalloc(n ? n : 1, sizeof(int));
+	size_t nf = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct wal_segment *s = cs[i]->seg;
+		if (!flushed || !cs[i]->ok)
+			atomic_store(&s->failed, 1);
+		if (later_in_batch(cs, n, i))
+			continue;	/* the mark goes at its last record */
+		wal_mark_encode(m, cs[i]->offset + cs[i]->len);
+		if (atomic_load(&s->failed) || pwrite(s->mark_fd, m, sizeof(m),
+		    0) != (ssize_t)sizeof(m))
+			atomic_store(&s->failed, 1);
+		else
+			fds[nf++] = s->mark_fd;
+	}
+	if (sync_files(fds, nf) < 0)
+		for (size_t i = 0; i < n; i++)
+			atomic_store(&cs[i]->seg->failed, 1);
+	free(fds);
+}
+
+/* Step 4: into mess/ (the mark covers them: recovery would do it too). */
+static void
+move_in(struct wal_ckpt **cs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct wal_ckpt *c = cs[i];
+		if (atomic_load(&c->seg->failed))
+			c->ok = 0;
+		else if (rename(buf_cstr(&c->tmp), buf_cstr(&c->dst)) < 0) {
+			log_event(LOG_ERROR, "wal_rename_failed", "qid=%s "
+			    "error=\"%s\"", c->id, strerror(errno));
+			atomic_store(&c->seg->failed, 1);
+			c->ok = 0;
+		}
+		if (!c->ok && !atomic_load(&c->seg->failed))
+			unlink(buf_cstr(&c->tmp));
+	}
+}
+
+/*
+ * Runs on a pool thread: the message files of the batch's records,
+ * flushed together, then the marks, then the renames. A segment any step
+ * failed for keeps its records for recovery: its mark never moves again.
+ */
+static void
+checkpoint_batch(struct batch_item *items, size_t n, void *ctx)
+{
+	struct wal_ckpt **cs = xcalloc(n ? n : 1, sizeof(*cs));
+	int *fds = xcalloc(n ? n : 1, sizeof(int));
+	size_t nc = 0, nf = 0;
+	int flushed;
+
+	(void)ctx;
+	for (struct batch_item *it = items; it; it = it->next) {
+		struct wal_ckpt *c = (struct wal_ckpt *)it;
+		c->ok = !atomic_load(&c->seg->failed) && copy_out(c) == 0;
+		if (c->fd >= 0)
+			fds[nf++] = c->fd;
+		cs[nc++] = c;
+	}
+	flushed = sync_files(fds, nf) == 0;
+	for (size_t i = 0; i < nf; i++)
+		if (close(fds[i]) < 0)
+			flushed = 0;
+	mark_segments(cs, nc, flushed);
+	move_in(cs, nc);
+	free(cs);
+	free(fds);
+}
+
+static void maybe_remove(struct queue_set *, struct wal_segment *);
+static void on_retry(uv_timer_t *);
+
+/*
+ * Tells the queue manager, in order, until its queue is full: then again
+ * a moment later (a burst of a large checkpoint must not be dropped).
+ */
+static void
+tell_news(struct queue_set *qs)
+{
+	struct queue_wal *w = qs->wal;
+	struct wal_news *n;
+
+	while ((n = w->news) != NULL) {
+		if (qs->announce(qs->announce_arg, n->qn, n->id) < 0) {
+			uv_timer_start(&w->retry, on_retry,
+			    WAL_ANNOUNCE_RETRY_MS, 0);
+			return;
+		}
+		w->news = n->next;
+		free(n);
+	}
+	w->news_tail = NULL;
+}
+
+static void
+on_retry(uv_timer_t *t)
+{
+	tell_news(t->data);
+}
+
+static void
+add_news(struct queue_set *qs, const struct wal_ckpt *c)
+{
+	struct queue_wal *w = qs->wal;
+	struct wal_news *n = xcalloc(1, sizeof(*n));
+
+	n->qn = c->qn;
+	memcpy(n->id, c->id, sizeof(n->id));
+	if (w->news_tail)
+		w->news_tail->next = n;
+	else
+		w->news = n;
+	w->news_tail = n;
+}
+
+/* Runs on the loop thread: the queue manager may now see the messages. */
+static void
+checkpointed(struct batch_item *items, size_t n, void *ctx, int status)
+{
+	struct queue_set *qs = ctx;
+	struct batch_item *it, *next;
+
+	(void)n;
+	for (it = items; it; it = next) {
+		struct wal_ckpt *c = (struct wal_ckpt *)it;
+		next = it->next;
+		if (status != 0)	/* never ran: its mark must not move */
+			atomic_store(&c->seg->failed, 1);
+		else if (c->ok && qs->announce)
+			add_news(qs, c);
+		c->seg->pending--;
+		maybe_remove(qs, c->seg);
+		buf_free(&c->tmp);
+		buf_free(&c->dst);
+		free(c);
+	}
+	if (!uv_is_active((uv_handle_t *)&qs->wal->retry))
+		tell_news(qs);
+}
+
+void
+wal_checkpoint_add(struct queue_set *qs, struct wal_segment *seg, int qn,
+    const char *id, uint64_t offset, uint64_t len)
+{
+	struct wal_ckpt *c = xcalloc(1, sizeof(*c));
+
+	c->qs = qs;
+	c->seg = seg;
+	c->qn = qn;
+	c->fd = -1;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->offset = offset;
+	c->len = len;
+	seg->pending++;
+	batcher_add(&qs->wal->checkpoint, &c->item);
+}
+
+/* Pool thread: the renames durable first, then the segment goes. */
+static void
+removal_run(uv_work_t *req)
+{
+	struct wal_removal *r = req->data;
+	struct wal_segment *s = r->seg;
+
+	if (syncfs(s->fd) < 0) {
+		log_event(LOG_WARN, "wal_segment_kept", "path=%s error=\"%s\"",
+		    s->path, strerror(errno));
+		return;
+	}
+	unlink(s->path);
+	unlink(s->mark_path);	/* a mark without its segment means nothing */
+}
+
+static void
+removal_done(uv_work_t *req, int status)
+{
+	struct wal_removal *r = req->data;
+
+	(void)status;		/* not run: recovery removes the segment */
+	r->qs->wal->removals--;
+	wal_segment_free(r->seg);
+	free(r);
+}
+
+/* A segment that takes no more records and has all of them out goes. */
+static void
+maybe_remove(struct queue_set *qs, struct wal_segment *s)
+{
+	struct wal_removal *r;
+
+	if (!s->retired || s->pending > 0)
+		return;
+	if (atomic_load(&s->failed)) {	/* recovery writes it out */
+		log_event(LOG_WARN, "wal_segment_kept", "path=%s "
+		    "reason=checkpoint_failed", s->path);
+		wal_segment_free(s);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->req.data = r;
+	r->qs = qs;
+	r->seg = s;
+	qs->wal->removals++;
+	if (uv_queue_work(qs->writer.loop, &r->req, removal_run,
+	    removal_done) != 0)
+		removal_done(&r->req, UV_ECANCELED);
+}
+
+void
+wal_retire_sealed(struct queue_set *qs)
+{
+	struct wal_segment *s = qs->wal->sealed, *next;
+
+	qs->wal->sealed = NULL;
+	for (; s; s = next) {
+		next = s->next_sealed;
+		s->retired = 1;
+		maybe_remove(qs, s);
+	}
+}
+
+void
+wal_checkpoint_init(uv_loop_t *loop, struct queue_set *qs)
+{
+	qs->wal->checkpoint.loop = loop;
+	qs->wal->checkpoint.work = checkpoint_batch;
+	qs->wal->checkpoint.done = checkpointed;
+	qs->wal->checkpoint.ctx = qs;
+	uv_timer_init(loop, &qs->wal->retry);
+	qs->wal->retry.data = qs;
+	uv_unref((uv_handle_t *)&qs->wal->retry);
+}

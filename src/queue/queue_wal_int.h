@@ -1,0 +1,55 @@
+/*
+ * queue_wal_int: what the two halves of the wal backend share: the write
+ * path (queue_wal.c: segments, appends, the 250s) and the checkpoint
+ * (queue_wal_ckpt.c: message files, marks, telling the queue manager,
+ * removing finished segments). Not for use outside src/queue.
+ */
+#ifndef INDIMAIL_QUEUE_WAL_INT_H
+#define INDIMAIL_QUEUE_WAL_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../lib/batch.h"
+#include "queue.h"
+
+struct wal_segment {
+	int		 fd, mark_fd;
+	int		 qn;
+	char		*path, *mark_path;
+	uint64_t	 size;		/* appended and flushed (write batch) */
+	int		 sealed;	/* takes no more records (write batch) */
+	int		 pending;	/* records not checkpointed yet (loop) */
+	int		 retired;	/* no longer current (loop) */
+	atomic_int	 failed;	/* a checkpoint failed: left to recovery */
+	struct wal_segment *next_sealed;
+};
+
+/* A message checkpointed, the queue manager not yet told (loop thread). */
+struct wal_news {
+	struct wal_news *next;
+	int		 qn;
+	char		 id[QUEUE_ID_LEN + 1];
+};
+
+struct queue_wal {
+	struct wal_segment *current[QUEUE_MAX];
+	struct wal_segment *sealed;	/* sealed by the last write batch */
+	unsigned	 seq;
+	struct batcher	 checkpoint;
+	int		 removals;	/* segment removals running */
+	struct wal_news	*news, *news_tail;
+	uv_timer_t	 retry;		/* the queue manager's queue was full */
+};
+
+void	wal_segment_free(struct wal_segment *);
+/* queue_wal_ckpt.c: the checkpoint's batcher and timer, on the loop. */
+void	wal_checkpoint_init(uv_loop_t *, struct queue_set *);
+/* Loop thread: a record durable in seg, to be written out. */
+void	wal_checkpoint_add(struct queue_set *, struct wal_segment *, int qn,
+	    const char *id, uint64_t offset, uint64_t len);
+/* Loop thread, after a write batch: the segments it sealed retire. */
+void	wal_retire_sealed(struct queue_set *);
+
+#endif

@@ -1,0 +1,144 @@
+-- The wal queue backend (docs/queue.md "The wal backend"): a worker
+-- appends accepted messages to its write-ahead segment and answers 250
+-- after one flush; the checkpoint writes them out as the message files the
+-- queue manager reads. Recovery at start (and when a worker dies) writes
+-- out what a segment holds past its checkpoint mark, skips a torn tail,
+-- and never revives a message the mark says was already out.
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local cleanup = require("cleanup")
+local maildir = require("maildir")
+local t = D.t
+
+local USERS = "users = { 'alice@example.test' }, postmaster = 'alice@example.test'"
+
+local function start()
+  return D.start_for_test{ deliver = true, queue_backend = "wal", mailboxes = USERS }
+end
+
+-- ---- segments written by the spec (the format of src/queue/queue_wal.h) --
+
+local CRC = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do c = (c & 1 == 1) and ((c >> 1) ~ 0x82F63B78) or (c >> 1) end
+  CRC[i] = c
+end
+
+local function crc32c(s)
+  local c = 0xffffffff
+  for i = 1, #s do c = CRC[(c ~ s:byte(i)) & 0xff] ~ (c >> 8) end
+  return ~c & 0xffffffff
+end
+
+local function record(id, payload)
+  local len = string.pack("<I8", #payload)
+  local crc = crc32c(len .. id .. string.pack("<I4", crc32c(payload)))
+  return "IMW1" .. len .. id .. string.pack("<I4", crc) .. payload
+end
+
+local function mark(offset)
+  local o = string.pack("<I8", offset)
+  return "IMC1" .. o .. string.pack("<I4", crc32c(o))
+end
+
+local function qid(n)
+  return ("%09X%05X%06X%04X"):format(os.time(), 0, 0xABCDE, n)
+end
+
+-- A queue file for alice, Subject: the given one.
+local function payload(id, subject)
+  return table.concat({ "IMQ1", "id " .. id, "received " .. os.time(), "ip 127.0.0.1",
+    "helo client.example.test", "listener smtp", "sender bob@example.test",
+    "rcpt alice@example.test", "route local", "",
+    "Subject: " .. subject, "", "body of " .. subject, "" }, "\n")
+end
+
+-- The pid of a process that ran and is gone: a dead writer.
+local function dead_pid()
+  local pid = t.spawn({ "/bin/true" }, "/dev/null")
+  t.waitpid(pid)
+  return pid
+end
+
+-- The files the spec wrote belong to the queue's account, as a worker's would.
+local function own(d)
+  if t.getuid() == 0 then D.sh("chown -R indimail: " .. d.dir .. "/queue") end
+end
+
+local function subjects(d)
+  local got = {}
+  for _, f in ipairs(maildir.new_files(d, "alice")) do
+    local s = (D.readfile(f) or ""):match("\nSubject: ([^\n]+)")
+    if s then got[#got + 1] = s end
+  end
+  table.sort(got)
+  return table.concat(got, ",")
+end
+
+describe("the wal queue backend", function()
+  after_each(cleanup.run)
+
+  it("answers 250 after the segment's flush, and the checkpoint hands the message to the queue manager", function()
+    local d = start()
+    local id = d:send("bob@example.test", { "alice@example.test" },
+      "Subject: through the wal\r\n\r\nhello\r\n")
+    assert.is_truthy(maildir.wait(d, "alice"), d:log())
+    assert.is_truthy(d:wait_log("event=delivered qid=" .. id, 5))
+    assert.equal("through the wal", subjects(d))
+    local segs = D.sh("ls " .. d.dir .. "/queue/*/wal/")
+    assert.matches("%d+%.%d+%.ck", segs)        -- the worker's segment and its mark
+    assert.equal(0, #d:tmp_files())
+  end)
+
+  it("kill -9 of a worker: the master recovers its segment, nothing is delivered twice", function()
+    local d = start()
+    local ids = {}
+    for i = 1, 5 do
+      ids[i] = d:send("bob@example.test", { "alice@example.test" },
+        "Subject: before kill " .. i .. "\r\n\r\nx\r\n")
+    end
+    local pid = d:worker_pids()[1]
+    t.kill(pid, "KILL")
+    assert.is_truthy(d:wait_log("event=wal_recovered path=[^ ]*/" .. pid .. "%.%d+ writer=" .. pid, 5), d:log())
+    assert.is_truthy(D.eventually(function() return #maildir.new_files(d, "alice") >= 5 end, 10))
+    t.sleep(1)
+    assert.equal("before kill 1,before kill 2,before kill 3,before kill 4,before kill 5", subjects(d))
+    assert.equal("", (D.sh("ls " .. d.dir .. "/queue/*/wal/ | grep '^" .. pid .. "%.'"):gsub("%s", "")))
+  end)
+
+  it("recovers the complete records of a segment cut in the middle of a record; the torn one was never acknowledged", function()
+    local d = start()
+    d:stop()
+    local pid, a, b, c = dead_pid(), qid(1), qid(2), qid(3)
+    local seg = record(a, payload(a, "first")) .. record(b, payload(b, "second"))
+    local torn = record(c, payload(c, "torn"))
+    D.writefile(d.dir .. "/queue/0/wal/" .. pid .. ".0", seg .. torn:sub(1, #torn - 7))
+    own(d)
+    d:restart()
+    assert.is_truthy(d:wait_log("event=wal_torn_tail path=[^ ]*/" .. pid .. "%.0 offset=" .. #seg, 5), d:log())
+    assert.is_truthy(d:wait_log("event=wal_recovered path=[^ ]*/" .. pid .. "%.0 writer=" .. pid .. " moved=2 replayed=2", 5))
+    assert.is_truthy(D.eventually(function() return #maildir.new_files(d, "alice") >= 2 end, 10))
+    t.sleep(1)
+    assert.equal("first,second", subjects(d))
+    assert.is_nil(D.readfile(d.dir .. "/queue/0/wal/" .. pid .. ".0"))
+  end)
+
+  it("never writes again a record its mark covers: one still in tmp/ is moved in, one already gone stays gone", function()
+    local d = start()
+    d:stop()
+    local pid, a, b, c = dead_pid(), qid(4), qid(5), qid(6)
+    local ra, rb = record(a, payload(a, "delivered")), record(b, payload(b, "checkpointed"))
+    local seg = ra .. rb .. record(c, payload(c, "past the mark"))
+    D.writefile(d.dir .. "/queue/0/wal/" .. pid .. ".7", seg)
+    D.writefile(d.dir .. "/queue/0/wal/" .. pid .. ".7.ck", mark(#ra + #rb))
+    D.writefile(d.dir .. "/queue/0/tmp/" .. pid .. "." .. b, payload(b, "checkpointed"))
+    own(d)
+    d:restart()
+    assert.is_truthy(d:wait_log("event=wal_recovered path=[^ ]*/" .. pid .. "%.7 writer=" .. pid .. " moved=2 replayed=1", 5), d:log())
+    assert.is_truthy(D.eventually(function() return #maildir.new_files(d, "alice") >= 2 end, 10))
+    t.sleep(1)
+    assert.equal("checkpointed,past the mark", subjects(d))
+    assert.equal(0, #d:tmp_files())
+  end)
+end)
