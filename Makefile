@@ -4,12 +4,12 @@
 .DEFAULT_GOAL := all
 CC      ?= cc
 PKGS    := lua5.4 libuv libcares openssl sqlite3 libxcrypt libmariadb jansson libpsl gmime-3.0
-# issue 13 (i13-admin): the admin HTTP API's server
+# the admin HTTP API's server
 PKGS    += libmicrohttpd
 BUILD   := build
 BIN     := bin
 SAN     ?= 0
-# i13-pkg: the paths compiled in. The tree's build (make run, make test)
+# the paths compiled in. The tree's build (make run, make test)
 # has the tree's; `make install` builds again in build/install with the
 # FHS ones (INSTALL_BUILD=1 below).
 COMPILED_LUA_DIR ?= $(CURDIR)/lua
@@ -29,7 +29,7 @@ BIN     := build/san/bin
 export ASAN_OPTIONS := detect_leaks=0:abort_on_error=0
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 endif
-# ---- i13-pkg: install paths (FHS), the version, sd_notify --------------
+# ---- install paths (FHS), the version, sd_notify --------------
 PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 LOCALSTATEDIR ?= /var
@@ -56,9 +56,9 @@ DEB_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev \
              libmariadb-dev libspf2-dev libopendkim-dev libc-ares-dev libsqlite3-dev openssl \
              libgmime-3.0-dev libcrypt-dev lua-rex-pcre2 libjansson-dev \
              libopendmarc-dev libpsl-dev publicsuffix
-# issue 13 (i13-admin): the admin HTTP API's server
+# the admin HTTP API's server
 DEB_BUILD += libmicrohttpd-dev
-# i13-pkg: sd_notify (Type=notify), and what `make deb` needs (only it).
+# sd_notify (Type=notify), and what `make deb` needs (only it).
 DEB_BUILD += libsystemd-dev
 DEB_PKG   := build-essential dpkg-dev debhelper fakeroot
 # lua5.4 first: lua-busted alone pulls in lua5.2 (the specs never use the
@@ -68,9 +68,9 @@ DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl pytho
              dnsmasq-base procps postfix openssl iproute2 time \
              dovecot-imapd dovecot-pop3d dovecot-sqlite dovecot-mysql sqlite3 \
              mariadb-server mariadb-client clamav-daemon bogofilter rspamd
-# i13-man: tests/integration/man_spec.lua renders man/ with man -l and lints it with mandoc
+# tests/integration/man_spec.lua renders man/ with man -l and lints it with mandoc
 DEB_TEST  += man-db groff-base mandoc
-# i13-pkg: systemd-analyze (tests/integration/systemd_unit_spec.lua)
+# systemd-analyze (tests/integration/systemd_unit_spec.lua)
 DEB_TEST  += systemd
 DEB_FUZZ  := clang libclang-rt-14-dev
 # What the README's first-message commands need (swaks -tls: Net::SSLeay).
@@ -92,7 +92,7 @@ SENDMAIL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/sendmail*.c))
 SENDMAIL_LIBS := $(addprefix $(BUILD)/src/,lib/buf.o lib/xalloc.o lib/diag.o lib/log.o mail/address.o smtp/smtp_parse.o)
 $(SENDMAIL_OBJS): CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
                             $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
-# i13-pkg: -V shows the socket; sendmail in sbin runs indimail from bin;
+# -V shows the socket; sendmail in sbin runs indimail from bin;
 # the version file and libsystemd's version (it has no call for it).
 $(BUILD)/src/lib/buildinfo.o: CFLAGS += -DINDIMAIL_SUBMIT_SOCKET=\"$(INDIMAIL_SUBMIT_SOCKET)\" \
     -DLIBSYSTEMD_VERSION=\"$(shell pkg-config --modversion libsystemd 2>/dev/null)\"
@@ -160,7 +160,7 @@ build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -pthread
 
-# i13-metrics: the shared metrics registry (src/lib/metrics.c) and the
+# the shared metrics registry (src/lib/metrics.c) and the
 # MTA's families (src/mail/mail_metrics.c) for tests/unit/metrics_spec.lua.
 METRICS_SRCS := src/lib/metrics.c src/mail/mail_metrics.c src/lib/batch.c src/lib/fsutil.c \
                 src/lib/shm.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
@@ -207,7 +207,7 @@ clean:
 bench: all
 	@./tools/need-packages postfix hyperfine python3 dnsmasq-base mariadb-server bogofilter && ./bench/run
 
-# ---- i13-pkg: make install, make deb, make deb-test ----------------------
+# ---- make install, make deb, make deb-test ----------------------
 # `make install [PREFIX=/usr] [DESTDIR=...]`: builds in build/install with
 # the FHS paths compiled in, then installs (docs/operations.md, "Installing").
 # Owners and modes of the spool, state and log folders are the package's

@@ -78,7 +78,7 @@ main(int argc, char **argv)
 			db = optarg;
 		else if (ch == 'j')
 			json = 1;
-		else if (ch == 'V') {	/* i13-pkg */
+		else if (ch == 'V') {
 			buildinfo_print_version(stdout, "indimail");
 			return 0;
 		}

@@ -32,7 +32,7 @@ same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
-/* issue 13 (i13-admin): admin.cert/key, else tls.cert/key, with TLS. */
+/* admin.cert/key, else tls.cert/key, with TLS. */
 static void
 boot_plan_admin(const struct config *c, struct boot_plan *p)
 {

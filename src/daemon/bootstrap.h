@@ -29,7 +29,7 @@ struct boot_plan {
 	char		*log_file;		/* root opens it; NULL: stderr */
 	int		 log_level;
 	char		*user;			/* config's `user`, or NULL */
-	/* issue 13 (i13-admin): the admin API's socket and TLS files */
+	/* the admin API's socket and TLS files */
 	int		 admin;			/* admin = {...} was given */
 	char		*admin_address;
 	int		 admin_port, admin_tls;

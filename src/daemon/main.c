@@ -45,7 +45,7 @@ main(int argc, char **argv)
 		case 't':
 			check = 1;
 			break;
-		case 'T':	/* issue 13 (i13-admin) */
+		case 'T':
 			check = 1;
 			tls_files = 0;
 			break;

@@ -63,8 +63,8 @@ struct child {
 };
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_usr2;
-static volatile sig_atomic_t got_io;	/* issue 13 (i13-admin): a reload request */
-static volatile sig_atomic_t got_alrm;	/* i14-wal: time to sweep */
+static volatile sig_atomic_t got_io;	/* a reload request */
+static volatile sig_atomic_t got_alrm;	/* time to sweep */
 static struct runtime *rt;
 static struct child *children;
 static int nworkers;
@@ -77,7 +77,7 @@ static size_t dns_cache_asked;		/* the dns_cache.size it was made for */
 static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
-static struct child admin;	/* issue 13 (i13-admin): the admin API */
+static struct child admin;	/* the admin API */
 static pid_t master_pid;
 static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 
@@ -85,7 +85,7 @@ static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
 #define COUNTER_SLOTS	8192
 
 /*
- * i14-wal: how often the master recovers the segments of writers that were
+ * how often the master recovers the segments of writers that were
  * still running when it looked (a predecessor's orphans, draining or dying).
  */
 #define WAL_SWEEP_SECONDS	2
@@ -203,7 +203,7 @@ start_qmgr(void)
 	log_event(LOG_INFO, "qmgr_started", "pid=%ld", (long)qmgr.pid);
 }
 
-/* issue 13 (i13-admin): the admin API's process, when admin = {...}. */
+/* the admin API's process, when admin = {...}. */
 static void
 run_admin(int unused)
 {
@@ -303,7 +303,7 @@ reap(void)
 			start_qmgr();
 			continue;
 		}
-		if (pid == admin.pid) {	/* issue 13 (i13-admin) */
+		if (pid == admin.pid) {
 			admin.pid = 0;
 			if (got_term)
 				continue;
@@ -425,7 +425,7 @@ reload(void)
 	struct buf err = BUF_INIT;
 	struct runtime *n;
 
-	sdnotify_reloading();	/* i13-pkg: systemd Type=notify */
+	sdnotify_reloading();	/* systemd Type=notify */
 	n = try_load(rt->path, &err);
 	if (n == NULL) {
 		struct logline l;
@@ -519,8 +519,8 @@ install_signals(sigset_t *old)
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
-	sigaction(SIGIO, &sa, NULL);	/* issue 13 (i13-admin) */
-	sigaction(SIGALRM, &sa, NULL);	/* i14-wal */
+	sigaction(SIGIO, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -588,11 +588,11 @@ on_signals(void)
 		got_usr2 = 0;
 		tell_children(SIGUSR2);
 	}
-	if (got_io) {		/* issue 13 (i13-admin): a reload request */
+	if (got_io) {		/* a reload request */
 		got_io = 0;
 		master_admin_serve(reload);
 	}
-	if (got_alrm) {		/* i14-wal: segments of writers gone since */
+	if (got_alrm) {		/* segments of writers gone since */
 		got_alrm = 0;
 		if (queue_wal_recover(&queue, 0, announce_recovered, NULL) > 0)
 			queue_clean_tmp(&queue, 0);
@@ -627,7 +627,7 @@ master_run(const char *path, const char *user)
 	if (log_open(plan.log_file, plan.log_level, &err) < 0)
 		fatal("%s", buf_cstr(&err));
 	lst = master_bind_tcp(&plan, &nlst);
-	master_admin_bind(&plan);	/* issue 13 (i13-admin) */
+	master_admin_bind(&plan);
 	master_read_tls_files(&plan, &cert, &key);
 	start_keeper(&plan);
 	if (pw)

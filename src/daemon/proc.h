@@ -13,7 +13,7 @@ void	proc_child_signals(void);
 /* In the child, once its own handlers are installed. */
 void	unblock_signals(void);
 
-/* i13-reload: a configuration's log level, format and syslog, at once. */
+/* a configuration's log level, format and syslog, at once. */
 struct config;
 void	proc_log_settings(const struct config *);
 

@@ -26,7 +26,7 @@ struct worker {
 	struct directory *dir;
 	int		 notify_fd;
 	struct notify_sender *notify;	/* on notify_fd (notify.h) */
-	/* i13-reload: the master's channel (ctl.h), the bound listeners, and
+	/* the master's channel (ctl.h), the bound listeners, and
 	 * the TLS files it sent, kept until the new configuration is in. */
 	int		 ctl_fd;
 	const struct listener *ls;
@@ -35,7 +35,7 @@ struct worker {
 	int		 tls_pending;
 	uv_signal_t	 sighup, sigterm, sigint, sigusr2;
 	uv_timer_t	 drain_timer;
-	uv_timer_t	 exit_timer;	/* i14-wal: the queue's work to finish */
+	uv_timer_t	 exit_timer;	/* the queue's work to finish */
 };
 
 /*

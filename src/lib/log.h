@@ -38,7 +38,7 @@ struct logline {
 int	log_open(const char *path, enum log_level min, struct buf *err);
 void	log_set_role(const char *role);			/* "master", "smtp" ... */
 enum log_level log_parse_level(const char *, int *ok);
-/* i13-reload: reopening (SIGHUP), the level, the format and syslog. */
+/* reopening (SIGHUP), the level, the format and syslog. */
 /* Opens path as log_open would (safety checks): the fd, or -1 and err. */
 int	log_file_open(const char *path, struct buf *err);
 /* Lines go to fd from now on (the previous file is closed; -1: stderr). */

@@ -33,7 +33,7 @@ parse_relay(lua_State *L, int t, struct config *c)
 	}
 }
 
-/* i14-wal: queue.backend, "fs" (the default) or "wal" (docs/queue.md). */
+/* queue.backend, "fs" (the default) or "wal" (docs/queue.md). */
 static void
 parse_queue_backend(lua_State *L, struct config *c)
 {
@@ -53,7 +53,7 @@ parse_queue_backend(lua_State *L, struct config *c)
 
 /* dns = { servers=, timeout= }, dns_cache = { size=, max_ttl=, ... } */
 /*
- * i13-reload: log.format ("kv" or "json"), log.syslog (a facility name, or
+ * log.format ("kv" or "json"), log.syslog (a facility name, or
  * false) and log.syslog_socket (where the datagrams go, default /dev/log).
  */
 static void
@@ -159,7 +159,7 @@ parse_sections(lua_State *L, int t, struct config *c)
 		    "syslog_socket", NULL };
 		cfg_check_keys(L, lua_gettop(L), "log", k);
 		cfg_set_string(L, -1, "file", "log.file", &c->log_file);
-		parse_log_output(L, c);	/* i13-reload */
+		parse_log_output(L, c);
 		lvl = cfg_opt_string(L, -1, "level", "log.level");
 		if (lvl != NULL) {
 			c->log_level = (int)log_parse_level(lvl, &ok);
@@ -269,7 +269,7 @@ parse_tables(lua_State *L, struct config *c)
 		cfg_routes(L, lua_gettop(L), &c->delivery);
 		lua_pop(L, 1);
 	}
-	if (cfg_sub_table(L, 1, "admin")) {	/* issue 13 (i13-admin) */
+	if (cfg_sub_table(L, 1, "admin")) {
 		cfg_admin(L, lua_gettop(L), c);
 		lua_pop(L, 1);
 	}
@@ -312,7 +312,7 @@ lua_config_parse(lua_State *L, struct config *c)
 	    "mailboxes", "routes", "submission_socket", "directory", "local_sender_requires_auth",
 	    "auth_fail_limit", "domain_rules", "domain_rules_limits",
 	    "policy_path",
-	    "admin",	/* issue 13 (i13-admin) */
+	    "admin",
 	    NULL };
 
 	luaL_checktype(L, 1, LUA_TTABLE);

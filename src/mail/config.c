@@ -36,7 +36,7 @@ config_defaults(struct config *c)
 	c->queue_count = 1;
 	c->queue_split = 16;
 	c->log_level = 1;	/* info */
-	c->log_syslog = -1;	/* i13-reload: no syslog */
+	c->log_syslog = -1;	/* no syslog */
 	dns_defaults(c);
 	c->max_command_line = 512;
 	c->max_text_line = 1000;
@@ -230,7 +230,7 @@ config_free(struct config *c)
 	free(c->user);
 	free(c->tls_cert);
 	free(c->tls_key);
-	free(c->admin.address);		/* issue 13 (i13-admin) */
+	free(c->admin.address);
 	free(c->admin.cert);
 	free(c->admin.key);
 	free(c->admin.tokens);

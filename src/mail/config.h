@@ -118,7 +118,7 @@ struct delivery_conf {
  * how the RCPT check answers and which passwords bin/indimail accepts.
  * The order of the backends is directory.c's table.
  */
-/* queue.backend (i14-wal): plain files, or the write-ahead segments */
+/* queue.backend: plain files, or the write-ahead segments */
 enum queue_backend_kind { QUEUE_BACKEND_FS, QUEUE_BACKEND_WAL };
 
 enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE, DIRECTORY_MARIADB };
@@ -153,7 +153,7 @@ struct directory_conf {
 	char		 extension_delimiter[sizeof(DIRECTORY_DELIMITERS)];
 	int		 over_quota_reject;	/* RCPT 552 5.2.2, not 452 4.2.2 */
 	struct password_policy password_policy;	/* bin/indimail's rules */
-	/* i13-config: where the password came from, for `indimail config dump` */
+	/* where the password came from, for `indimail config dump` */
 	char		*password_file;
 };
 
@@ -194,11 +194,11 @@ struct dkim_key_conf {
 	char		*domain, *selector;
 	int		 ed25519;	/* else rsa-sha256 */
 	char		*key;		/* the key file's PEM, read at load */
-	char		*key_file;	/* i13-config: where key came from */
+	char		*key_file;	/* where key came from */
 };
 
 /*
- * issue 13 (i13-admin): admin = { listen=, tls=, cert=, key=, tokens= },
+ * admin = { listen=, tls=, cert=, key=, tokens= },
  * the admin HTTP API (src/admin, docs/admin-api.md); absent: no API.
  */
 #define ADMIN_DEFAULT_ADDRESS	"127.0.0.1"
@@ -223,10 +223,10 @@ struct config {
 	char		*submit_socket;	/* local submission (sendmail); NULL: none */
 	int		 queue_count;
 	int		 queue_split;
-	int		 queue_backend;	/* enum queue_backend_kind (i14-wal) */
+	int		 queue_backend;	/* enum queue_backend_kind */
 	char		*log_file;	/* NULL: stderr */
 	int		 log_level;
-	/* issue 13 (i13-reload): log = { format=, syslog=, syslog_socket= } */
+	/* log = { format=, syslog=, syslog_socket= } */
 	int		 log_format;	/* enum log_format: 0 kv, 1 json */
 	int		 log_syslog;	/* a syslog facility code; -1: none */
 	char		*log_syslog_socket;	/* NULL: /dev/log */
@@ -287,12 +287,12 @@ struct config {
 	struct delivery_conf delivery;
 	struct directory_conf directory;
 	struct auth_fail_conf auth_fail;
-	struct admin_conf admin;	/* issue 13 (i13-admin) */
+	struct admin_conf admin;
 };
 
 void	config_defaults(struct config *);
 /*
- * i13-config: the defaults that follow other settings, shared by the
+ * the defaults that follow other settings, shared by the
  * reader (lua_config.c) and `indimail config dump`: each malloc'd.
  */
 #define CONFIG_DEFAULT_QUEUE	"queue"

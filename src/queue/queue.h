@@ -47,7 +47,7 @@ struct queue_set {
 	int		 next;			/* round-robin tie breaker */
 	struct batcher	 writer;	/* group commit (queue_fs.c) */
 	const struct queue_backend *backend;
-	/* issue 14 item 3 (i14-wal): the wal backend's state, and whom it
+	/* the wal backend's state, and whom it
 	 * tells of a message once the queue manager may see it: 0 told (or
 	 * not to be told), -1 would block (the backend tries again later). */
 	struct queue_wal *wal;
@@ -110,7 +110,7 @@ struct queue_backend {
 	int	(*list)(const struct queue_set *,
 		    int (*fn)(void *, int queue, const char *id), void *arg);
 	/*
-	 * issue 14 item 3 (i14-wal). announces: the backend calls the set's
+	 * announces: the backend calls the set's
 	 * announce itself, later than the write's cb (the caller must not
 	 * tell the queue manager at cb). busy: work still running after the
 	 * last cb (a worker waits for it before it exits); NULL: none.
