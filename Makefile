@@ -70,6 +70,8 @@ DEB_TEST  := lua5.4 lua-busted lua-socket tinycdb swaks libnet-ssleay-perl pytho
              mariadb-server mariadb-client clamav-daemon bogofilter rspamd
 # tests/integration/man_spec.lua renders man/ with man -l and lints it with mandoc
 DEB_TEST  += man-db groff-base mandoc
+# curl: admin_api_spec talks plain HTTP with it (beside Python urllib)
+DEB_TEST  += curl
 # systemd-analyze (tests/integration/systemd_unit_spec.lua)
 DEB_TEST  += systemd
 DEB_FUZZ  := clang libclang-rt-14-dev

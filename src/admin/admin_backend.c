@@ -4,6 +4,7 @@
  * it runs with the daemon's configuration and the admin process's
  * identity (the account), like an admin's `sudo -u indimail indimail`.
  */
+#include <fcntl.h>
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -143,12 +144,34 @@ beside_self(const char *name)
 	return p.data;	/* the buffer's memory moves */
 }
 
+int
+admin_program_open(const char *name)
+{
+	char *path = beside_self(name);
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	free(path);
+	return fd;
+}
+
+/* The program by its descriptor when there is one (see the header). */
+static char *
+program(int fd, const char *name)
+{
+	struct buf p = BUF_INIT;
+
+	if (fd < 0)
+		return beside_self(name);
+	buf_printf(&p, "/proc/self/fd/%d", fd);
+	return p.data;	/* the buffer's memory moves */
+}
+
 void
 admin_backend_init(struct admin_backend *be, struct admin_runner *r,
-    const char *config, int ctl_fd, int log_fd)
+    const char *config, int ctl_fd, int log_fd, const int prog_fd[2])
 {
-	r->indimail = beside_self("indimail");
-	r->indimaild = beside_self("indimaild");
+	r->indimail = program(prog_fd[0], "indimail");
+	r->indimaild = program(prog_fd[1], "indimaild");
 	r->config = xstrdup(config);
 	r->ctl_fd = ctl_fd;
 	pthread_mutex_init(&r->ctl_lock, NULL);

@@ -38,7 +38,15 @@ struct admin_runner {
  * its start each time; -1: the log is stderr).
  */
 void	admin_backend_init(struct admin_backend *be, struct admin_runner *r,
-	    const char *config, int ctl_fd, int log_fd);
+	    const char *config, int ctl_fd, int log_fd, const int prog_fd[2]);
+/*
+ * bin/indimail (or bin/indimaild) beside the running program, opened
+ * O_PATH by the master as root before it drops privileges: the account
+ * may not search the folders above it (a tree under a private home), and
+ * runs it as /proc/self/fd/N, whose permission check is the file's own.
+ * -1 when it cannot be opened (the runner then uses the path).
+ */
+int	admin_program_open(const char *name);
 /* The log opened again after a rotation (the old descriptor is closed). */
 void	admin_backend_log(struct admin_runner *r, int fd);
 

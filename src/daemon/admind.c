@@ -83,7 +83,8 @@ admind_main(struct runtime *rt, const struct admind_conf *ac)
 	if (ac->log_fd >= 0)
 		fcntl(ac->log_fd, F_SETFD, FD_CLOEXEC);
 	admin_tokens_path(rt->cfg.admin.tokens, rt->path, &tokens);
-	admin_backend_init(&be, &runner, rt->path, ac->ctl_fd, ac->log_fd);
+	admin_backend_init(&be, &runner, rt->path, ac->ctl_fd, ac->log_fd,
+	    ac->prog_fd);
 	runner_of_stats = &runner;
 	ctl_on_log_reader(on_log_reader);
 	sc.tokens_path = buf_cstr(&tokens);

@@ -15,6 +15,7 @@ struct admind_conf {
 	int		 ctl_fd;	/* to the master: reload requests */
 	int		 files_fd;	/* from the master: the log reopened (ctl.h) */
 	int		 log_fd;	/* the log, for reading; -1: none */
+	int		 prog_fd[2];	/* bin/indimail, bin/indimaild (O_PATH) */
 	const char	*cert, *key;	/* PEM text; NULL: plain HTTP */
 	const char	*address;	/* for the log */
 	int		 port;

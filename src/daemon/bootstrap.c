@@ -247,8 +247,15 @@ child(const char *path, const struct passwd *pw, int seconds, int check,
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	struct runtime *rt = NULL;
 	struct boot_plan p;
+	sigset_t alrm;
 
-	alarm((unsigned)seconds);	/* a configuration that never ends */
+	/* a configuration that never ends: SIGALRM kills it, whatever the
+	 * master's handler and mask (its wal sweep catches SIGALRM) */
+	signal(SIGALRM, SIG_DFL);
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+	alarm((unsigned)seconds);
 	if (pw != NULL && drop_to(pw, &err) != 0)
 		rt = NULL;
 	else if (check)

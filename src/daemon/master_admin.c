@@ -35,10 +35,11 @@ static struct {
 	int		 fd;		/* the listening socket */
 	int		 ctl[2];	/* [0] the master's end, [1] the child's */
 	int		 log_fd;	/* the log for reading (stats); -1 */
+	int		 prog[2];	/* bin/indimail, bin/indimaild, O_PATH */
 	struct buf	 cert, key;	/* PEM; empty: plain HTTP */
 	char		 address[64];
 	int		 port;		/* as bound */
-} A = { 0, -1, { -1, -1 }, -1, BUF_INIT, BUF_INIT, "", 0 };
+} A = { 0, -1, { -1, -1 }, -1, { -1, -1 }, BUF_INIT, BUF_INIT, "", 0 };
 
 void
 master_admin_bind(const struct boot_plan *p)
@@ -57,6 +58,8 @@ master_admin_bind(const struct boot_plan *p)
 		fatal("admin: %s", buf_cstr(&err));
 	if (p->log_file)	/* log_open made it; root's */
 		A.log_fd = open(p->log_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	A.prog[0] = admin_program_open("indimail");	/* as root */
+	A.prog[1] = admin_program_open("indimaild");
 	snprintf(A.address, sizeof(A.address), "%s", p->admin_address);
 	A.enabled = 1;
 	log_event(LOG_INFO, "listening", "name=admin address=%s port=%d tls=%s",
@@ -104,13 +107,15 @@ master_admin_close(void)
 	close_end(&A.log_fd);
 	close_end(&A.ctl[0]);
 	close_end(&A.ctl[1]);
+	close_end(&A.prog[0]);
+	close_end(&A.prog[1]);
 }
 
 void
 master_admin_child(struct runtime *rt, int files_fd)
 {
-	struct admind_conf c = { A.fd, A.ctl[1], files_fd, A.log_fd, NULL,
-	    NULL, A.address, A.port };
+	struct admind_conf c = { A.fd, A.ctl[1], files_fd, A.log_fd,
+	    { A.prog[0], A.prog[1] }, NULL, NULL, A.address, A.port };
 
 	close_end(&A.ctl[0]);
 	if (A.cert.len) {

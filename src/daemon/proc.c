@@ -15,6 +15,8 @@ proc_child_signals(void)
 	signal(SIGUSR2, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	signal(SIGALRM, SIG_DFL);	/* the master's wal sweep */
+	signal(SIGIO, SIG_DFL);		/* the master's admin requests */
 }
 
 void
