@@ -265,58 +265,6 @@ fs_read(const struct queue_set *q, int qn, const char *id,
 }
 
 /*
- * Calls fn for every message of one mess/<h> folder; -1 when fn asked to
- * stop, else how many. An unreadable file is never skipped silently.
- */
-static int
-scan_folder(const struct queue_set *q, int qn, const char *dir,
-    int (*fn)(void *, struct queue_item *), void *arg)
-{
-	struct buf f = BUF_INIT;
-	struct queue_item qi;
-	struct dirent *e;
-	DIR *d = opendir(dir);
-	int n = 0, rc = 0;
-
-	while (d && rc == 0 && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		buf_clear(&f);
-		buf_printf(&f, "%s/%s", dir, e->d_name);
-		if (read_path(q, buf_cstr(&f), qn, &qi) < 0) {
-			log_event(LOG_WARN, "queue_file_unreadable", "path=%s",
-			    buf_cstr(&f));
-			continue;
-		}
-		n++;
-		rc = fn(arg, &qi);
-		queue_item_free(&qi);
-	}
-	if (d)
-		closedir(d);
-	buf_free(&f);
-	return rc ? -n - 1 : n;
-}
-
-static int
-fs_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
-    void *arg)
-{
-	struct buf dir = BUF_INIT;
-	int n = 0, k = 0;
-
-	for (int i = 0; k >= 0 && i < q->count; i++)
-		for (int h = 0; k >= 0 && h < q->split; h++) {
-			buf_clear(&dir);
-			buf_printf(&dir, "%s/%d/mess/%d", q->path, i, h);
-			k = scan_folder(q, i, buf_cstr(&dir), fn, arg);
-			n += k >= 0 ? k : -k - 1;
-		}
-	buf_free(&dir);
-	return n;
-}
-
-/*
  * The ids of folder mess/<h> of queue qn. A name that is no id, or not
  * one of this folder, is logged (never skipped silently) and left there.
  */
@@ -362,6 +310,46 @@ fs_list(const struct queue_set *q, int (*fn)(void *, int, const char *),
 		}
 	buf_free(&dir);
 	return k < 0 ? -1 : n;
+}
+
+/* fs_scan over fs_list: each listed id read whole, for fn. */
+struct scan_ctx {
+	const struct queue_set *q;
+	int		(*fn)(void *, struct queue_item *);
+	void		*arg;
+	int		 n;
+	struct buf	 path;
+};
+
+static int
+scan_one(void *arg, int qn, const char *id)
+{
+	struct scan_ctx *c = arg;
+	struct queue_item qi;
+	int rc;
+
+	buf_clear(&c->path);
+	queue_mess_path(c->q, qn, id, &c->path);
+	if (read_path(c->q, buf_cstr(&c->path), qn, &qi) < 0) {
+		log_event(LOG_WARN, "queue_file_unreadable", "path=%s",
+		    buf_cstr(&c->path));	/* never skipped silently */
+		return 0;
+	}
+	c->n++;
+	rc = c->fn(c->arg, &qi);
+	queue_item_free(&qi);
+	return rc;
+}
+
+static int
+fs_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
+    void *arg)
+{
+	struct scan_ctx c = { q, fn, arg, 0, BUF_INIT };
+
+	(void)fs_list(q, scan_one, &c);
+	buf_free(&c.path);
+	return c.n;
 }
 
 /* mess/ → done/: one rename, so nothing can deliver the message again. */
