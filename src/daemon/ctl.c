@@ -1,9 +1,10 @@
 /*
- * ctl: messages from the master to a child (see ctl.h). Three kinds, each
- * with one descriptor:
+ * ctl: messages from the master to a child (see ctl.h). Three kinds with
+ * one descriptor, and one without:
  *   "log"               the log file, opened again by the keeper;
  *   "logread"           the same file for reading (to the admin process);
- *   "tls CERTLEN KEYLEN" a memfd holding the certificate then the key.
+ *   "tls CERTLEN KEYLEN" a memfd holding the certificate then the key;
+ *   "config"            the master loaded the new configuration.
  * The master validated the TLS bytes (it built its own contexts from
  * them) before sending, so a child only fails here on a resource error.
  */
@@ -78,6 +79,12 @@ ctl_on_log_reader(ctl_fd_fn fn)
 }
 
 int
+ctl_send_config(const struct ctl *c)
+{
+	return fdpass_send(c->master, "config", 6, NULL, 0);
+}
+
+int
 ctl_send_tls(const struct ctl *c, int memfd, size_t cert_len, size_t key_len)
 {
 	char msg[CTL_MSG_MAX];
@@ -127,15 +134,17 @@ apply_tls(int fd, const char *msg, ctl_tls_fn on_tls, void *arg)
 	buf_wipe(&key);
 }
 
-void
+int
 ctl_apply(int fd, ctl_tls_fn on_tls, void *arg)
 {
 	char msg[CTL_MSG_MAX];
-	int fds[FDPASS_MAX], nfds;
+	int fds[FDPASS_MAX], nfds, config = 0;
 	ssize_t n;
 
 	while ((n = fdpass_recv(fd, msg, sizeof(msg) - 1, fds, &nfds)) > 0) {
 		msg[n] = '\0';
+		if (strcmp(msg, "config") == 0)
+			config = 1;
 		if (nfds == 1 && strcmp(msg, "log") == 0) {
 			log_use_fd(fds[0]);
 			continue;	/* the log owns it now */
@@ -149,4 +158,5 @@ ctl_apply(int fd, ctl_tls_fn on_tls, void *arg)
 		while (nfds > 0)
 			close(fds[--nfds]);
 	}
+	return config;
 }

@@ -3,7 +3,8 @@
  * before the fork. On SIGHUP the master sends, before the signal, what
  * the child cannot open itself: the log file opened again (logrotate) and
  * the new TLS files' bytes (in a sealed memfd, so a chain of any size is
- * one small datagram); the child applies what waits in on_reload.
+ * one small datagram), and whether the new configuration loaded; the
+ * child applies what waits in on_reload.
  */
 #ifndef INDIMAIL_CTL_H
 #define INDIMAIL_CTL_H
@@ -26,6 +27,8 @@ int	ctl_send_log_reader(const struct ctl *, int read_fd);
 /* In that child: who takes such a descriptor (else it is closed). */
 typedef void (*ctl_fd_fn)(int fd);
 void	ctl_on_log_reader(ctl_fd_fn);
+/* The master's new configuration loaded: the child may load it too. */
+int	ctl_send_config(const struct ctl *);
 /* memfd: from ctl_tls_memfd, made once per reload for every child. */
 int	ctl_send_tls(const struct ctl *, int memfd, size_t cert_len,
 	    size_t key_len);
@@ -40,7 +43,10 @@ typedef void (*ctl_tls_fn)(void *arg, const struct buf *cert,
  * In the child: applies every message waiting on its end, oldest first
  * (a second reload's files replace the first's): a log descriptor is
  * used at once; TLS files go to on_tls (NULL: the child has no TLS).
+ * 1 when a "config" message was among them (the child then loads the
+ * configuration; never one the master refused, which could loop or hang
+ * in every child at once), else 0.
  */
-void	ctl_apply(int fd, ctl_tls_fn on_tls, void *arg);
+int	ctl_apply(int fd, ctl_tls_fn on_tls, void *arg);
 
 #endif

@@ -412,11 +412,26 @@ reopen_files(void)
 	free(to);
 }
 
+/* Tells the workers and the queue manager to load the new configuration. */
+static void
+send_config(void)
+{
+	for (int i = 0; i <= nworkers; i++) {
+		const struct child *c = i < nworkers ? &children[i] : &qmgr;
+
+		if (c->pid > 0 && ctl_send_config(&c->ctl) < 0)
+			log_event(LOG_WARN, "reload_config_unsent", "pid=%d "
+			    "error=\"%s\"", (int)c->pid, strerror(errno));
+	}
+}
+
 /*
  * A new configuration, tried first. The log and the TLS files are opened
  * again even when it does not load (logrotate must not depend on it),
  * with the running configuration's settings; and the children are always
- * signalled, since they must apply what the ctl channel brought.
+ * signalled, since they must apply what the ctl channel brought. Only
+ * when it loaded are they told to load it too: one that loops or hangs
+ * stops in the master's configuration child, never in every worker.
  * 0, or -1 when the configuration did not load (the admin API asks).
  */
 static int
@@ -445,8 +460,10 @@ reload(void)
 		rt = n;
 	}
 	reopen_files();
-	if (n != NULL)
+	if (n != NULL) {
+		send_config();
 		log_event(LOG_INFO, "reload", "workers=%d", nworkers);
+	}
 	for (int i = 0; i < nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGHUP);

@@ -45,7 +45,9 @@ on_reload(uv_signal_t *s, int sig)
 
 	(void)s;
 	(void)sig;
-	ctl_apply(D.ctl_fd, NULL, NULL);	/* the log reopened, first */
+	/* the log reopened, first; a configuration only if the master's loaded */
+	if (!ctl_apply(D.ctl_fd, NULL, NULL))
+		return;
 	watchdog_enter();
 	rt = runtime_load(qmgr_runtime(D.q)->path, &err);
 	watchdog_leave();

@@ -93,15 +93,13 @@ swap_tls(struct worker *w)
 	buf_free(&err);
 }
 
+/* The configuration the master loaded, for new sessions. */
 static void
-on_reload(uv_signal_t *sig, int signum)
+load_runtime(struct worker *w)
 {
-	struct worker *w = sig->data;
 	struct buf err = BUF_INIT;
 	struct runtime *rt;
 
-	(void)signum;
-	ctl_apply(w->ctl_fd, stash_tls, w);	/* the log reopened, first */
 	watchdog_enter();
 	rt = runtime_load(w->srv.rt->path, &err);
 	watchdog_leave();
@@ -113,6 +111,17 @@ on_reload(uv_signal_t *sig, int signum)
 		buf_free(&err);
 	} else
 		use_runtime(w, rt);
+}
+
+static void
+on_reload(uv_signal_t *sig, int signum)
+{
+	struct worker *w = sig->data;
+
+	(void)signum;
+	/* the log reopened, first; a configuration only if the master's loaded */
+	if (ctl_apply(w->ctl_fd, stash_tls, w))
+		load_runtime(w);
 	if (w->tls_pending)
 		swap_tls(w);
 }

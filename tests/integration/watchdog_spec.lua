@@ -55,7 +55,13 @@ describe("a reload whose configuration never finishes loading (timeouts.watchdog
     d:signal("HUP")
     assert.is_truthy(d:wait_log("master%[%d+%] error event=reload_failed [^\n]*still running after 1 s", 5), d:log())
     assert.is_true(t.now() - t0 < 4)
-    d:send("a@example.test", { "b@example.test" }, "Subject: still here\r\n\r\nx\r\n")
-    assert.equal(0, d:count_log("smtp%[%d+%] info event=reloaded"))
+    -- the workers and the queue manager never load what the master refused
+    -- (they would each loop until their own watchdog recycled them)
+    for _ = 1, 5 do d:send("a@example.test", { "b@example.test" }, "Subject: still here\r\n\r\nx\r\n") end
+    t.sleep(1.5)
+    d:send("a@example.test", { "b@example.test" }, "Subject: after a watchdog's time\r\n\r\nx\r\n")
+    assert.equal(0, d:count_log("event=reloaded"), d:log())
+    assert.equal(0, d:count_log("event=watchdog"), d:log())
+    assert.equal(1, d:count_log("event=reload_failed"), d:log())
   end)
 end)
