@@ -104,7 +104,8 @@ start_probing(struct dest *d)
 	d->held = 0;
 }
 
-int
+/* The jobs d may run at once now (up): at most c->max. */
+static int
 dest_window(const struct dest *d, const struct dest_conf *c)
 {
 	int w = d->window ? d->window : c->initial;

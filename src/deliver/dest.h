@@ -88,8 +88,6 @@ void	dest_job_started(struct dest *, uint64_t now);
 void	dest_job_ended(struct dest_table *, struct dest *,
 	    enum remote_verdict, const char *reason,
 	    const struct dest_conf *, uint64_t now);
-/* The window d runs at now: at most c->max. */
-int	dest_window(const struct dest *d, const struct dest_conf *c);
 /* Logs the destination_down lines waiting for their message count. */
 void	dest_announce(struct dest_table *, uint64_t now);
 /* `queue flush`: if d is down, its probe may start now. */
