@@ -81,6 +81,7 @@ DEB_RUN   := swaks libnet-ssleay-perl
 LIB_SRCS  := $(filter-out src/daemon/main.c src/cli/%.c, $(wildcard src/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 PURE_SRCS := src/lib/buf.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/base64.c \
+             src/lib/siphash.c \
              src/mail/address.c \
              src/mail/header.c \
              src/smtp/smtp_parse.c src/smtp/smtp_data.c src/deliver/smtp_reply.c \

@@ -350,6 +350,7 @@ const struct config_key config_keys[] = {
 	NUM("delivery.concurrency.local", delivery.conc_local, 1),
 	NUM("delivery.concurrency.remote", delivery.conc_remote, 1),
 	NUM("delivery.concurrency.per_domain", delivery.conc_domain, 1),
+	NUM("delivery.concurrency.initial", delivery.conc_initial, 1),
 	NUM("delivery.port", delivery.port, 1),
 	STR("delivery.bind_address", delivery.bind_address),
 	WORD("delivery.tls", delivery.tls, client_tls),

@@ -3,13 +3,15 @@
  * every struct dest (a hash table by key) and the list of destination_down
  * lines that wait for the scheduler's pass to count the messages held.
  * Invariant: a destination that is down or probing has its reason in why;
- * one that is up has none.
+ * one that is up has none. Keys are partly the peers' (a recipient's
+ * domain): the table hashes them with SipHash under a key of its own.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "../lib/hash.h"
+#include "../lib/siphash.h"
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
@@ -21,24 +23,44 @@
 struct dest_table {
 	struct dest	*bucket[DEST_BUCKETS];
 	struct dest	*announce;	/* down lines to log after the pass */
+	struct siphash_key hkey;	/* the bucket hash's: nobody else's */
 };
+
+/* getrandom() failed (no kernel support): a key nobody can read from
+ * outside, if less random. */
+static struct siphash_key
+fallback_key(const struct dest_table *t)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (struct siphash_key){ (uint64_t)ts.tv_nsec ^
+	    ((uint64_t)ts.tv_sec << 32), (uint64_t)(uintptr_t)t ^
+	    (uint64_t)getpid() };
+}
 
 struct dest_table *
 dest_table_new(void)
 {
-	return xcalloc(1, sizeof(struct dest_table));
+	struct dest_table *t = xcalloc(1, sizeof(struct dest_table));
+
+	if (siphash_key_random(&t->hkey) < 0) {
+		log_event(LOG_WARN, "dest_hash_key", "getrandom=failed");
+		t->hkey = fallback_key(t);
+	}
+	return t;
 }
 
 static unsigned
-bucket_of(const char *key)
+bucket_of(const struct dest_table *t, const char *key)
 {
-	return hash_fnv1a(key) % DEST_BUCKETS;
+	return (unsigned)(siphash24(&t->hkey, key, strlen(key)) % DEST_BUCKETS);
 }
 
 struct dest *
 dest_find(struct dest_table *t, const char *key)
 {
-	for (struct dest *d = t->bucket[bucket_of(key)]; d; d = d->hnext)
+	for (struct dest *d = t->bucket[bucket_of(t, key)]; d; d = d->hnext)
 		if (strcmp(d->key, key) == 0)
 			return d;
 	return NULL;
@@ -52,7 +74,7 @@ dest_get(struct dest_table *t, const char *key)
 
 	if (d)
 		return d;
-	b = bucket_of(key);
+	b = bucket_of(t, key);
 	d = xcalloc(1, sizeof(*d));
 	d->key = xstrdup(key);
 	d->hnext = t->bucket[b];
@@ -82,12 +104,22 @@ start_probing(struct dest *d)
 	d->held = 0;
 }
 
+/* The jobs d may run at once now (up): at most c->max. */
+static int
+dest_window(const struct dest *d, const struct dest_conf *c)
+{
+	int w = d->window ? d->window : c->initial;
+
+	return w < c->max ? w : c->max;
+}
+
 enum dest_admit
-dest_admit(struct dest *d, int concurrency, uint64_t now, uint64_t *until)
+dest_admit(struct dest *d, const struct dest_conf *c, uint64_t now,
+    uint64_t *until)
 {
 	switch (d->state) {
 	case DEST_UP:
-		return d->running >= concurrency ? DEST_FULL : DEST_GO;
+		return d->running >= dest_window(d, c) ? DEST_FULL : DEST_GO;
 	case DEST_DOWN:
 		if (now < d->until) {
 			*until = d->until;
@@ -96,7 +128,7 @@ dest_admit(struct dest *d, int concurrency, uint64_t now, uint64_t *until)
 		start_probing(d);
 		/* FALLTHROUGH */
 	case DEST_PROBING:
-		if (d->running == 0)
+		if (d->running == 0)	/* older jobs ended: the probe */
 			return DEST_GO;
 		*until = now + DEST_PROBE_WAIT_MS;	/* the probe's answer */
 		return DEST_HELD;
@@ -109,10 +141,12 @@ dest_job_started(struct dest *d, uint64_t now)
 {
 	d->running++;
 	d->used = now;
+	if (d->state == DEST_PROBING)
+		d->probe = 1;
 }
 
 static void
-log_up(const struct dest *d, uint64_t now)
+log_up(const struct dest *d, const struct dest_conf *c, uint64_t now)
 {
 	struct logline l;
 
@@ -120,14 +154,18 @@ log_up(const struct dest *d, uint64_t now)
 	log_kv(&l, "dest", d->key);
 	log_kvi(&l, "after", (long long)((now - d->since) / 1000));
 	log_kvi(&l, "failures", d->failures);
+	log_kvi(&l, "window", dest_window(d, c));
 	log_end(&l);
 }
 
+/* The probe got through: up again, at the initial window. */
 static void
-go_up(struct dest *d, uint64_t now)
+go_up(struct dest *d, const struct dest_conf *c, uint64_t now)
 {
-	log_up(d, now);
 	d->state = DEST_UP;
+	d->window = 0;
+	d->mail_deferred = 0;
+	log_up(d, c, now);
 	d->failures = 0;
 	d->held = 0;
 	free(d->why);
@@ -158,9 +196,10 @@ go_down(struct dest_table *t, struct dest *d, const char *reason,
 	d->backoff = next_backoff(d, dc);
 	d->failures++;
 	d->state = DEST_DOWN;
+	d->window = 1;
 	d->until = now + d->backoff;
 	buf_printf(&why, "451 4.4.1 destination %s is down: %s", d->key,
-	    reason && *reason ? reason : "no reason given");
+	    reason);
 	free(d->why);
 	d->why = why.data;	/* the buffer's memory moves */
 	if (!d->announce) {
@@ -170,35 +209,82 @@ go_down(struct dest_table *t, struct dest *d, const char *reason,
 	}
 }
 
-/* A job's verdict against its destination: see the head comment of dest.h. */
-static int
-is_failure(struct dest *d, enum remote_verdict v)
+static void
+log_suspect(const struct dest *d, const char *reason, int was)
 {
+	struct logline l;
+
+	log_begin(&l, LOG_INFO, "destination_suspect");
+	log_kv(&l, "dest", d->key);
+	log_kv(&l, "reason", reason);
+	log_kvi(&l, "window", d->window);
+	log_kvi(&l, "was", was);
+	log_kvi(&l, "running", d->running);
+	log_end(&l);
+}
+
+/* A failure that leaves it up: one job at a time from now on. */
+static void
+narrow(struct dest *d, const struct dest_conf *c, const char *reason)
+{
+	int was = dest_window(d, c);
+
+	d->window = 1;
+	if (was > 1)
+		log_suspect(d, reason, was);
+}
+
+/* A job of a destination that is up ended with verdict v. */
+static void
+up_job_ended(struct dest_table *t, struct dest *d, enum remote_verdict v,
+    const char *reason, const struct dest_conf *c, uint64_t now)
+{
+	int w = dest_window(d, c);
+
 	switch (v) {
+	case REMOTE_NO_VERDICT:
+		d->mail_deferred = 0;
+		d->window = w < c->max ? w + 1 : c->max;
+		return;
+	case REMOTE_MAIL_DEFERRED:	/* throttling: in a row, or suspect */
+		if (++d->mail_deferred < DEST_THROTTLE_JOBS) {
+			narrow(d, c, reason);
+			return;
+		}
+		break;
 	case REMOTE_UNREACHABLE:
 	case REMOTE_CLOSING:
-		return 1;
-	case REMOTE_MAIL_DEFERRED:	/* throttling: once is enough when down */
-		return ++d->mail_deferred >= DEST_THROTTLE_JOBS ||
-		    d->state != DEST_UP;
-	case REMOTE_NO_VERDICT:
 		break;
 	}
-	d->mail_deferred = 0;
-	return 0;
+	go_down(t, d, reason, &c->dead, now);
 }
 
 void
 dest_job_ended(struct dest_table *t, struct dest *d, enum remote_verdict v,
-    const char *reason, const struct dead_dest_conf *dc, uint64_t now)
+    const char *reason, const struct dest_conf *c, uint64_t now)
 {
+	int probe = d->probe;
+
 	d->running--;
 	d->used = now;
-	if (is_failure(d, v)) {
-		if (d->state != DEST_DOWN)	/* else an older job: counted */
-			go_down(t, d, reason, dc, now);
-	} else if (d->state != DEST_UP)
-		go_up(d, now);
+	if (!reason || !*reason)
+		reason = "no reason given";
+	switch (d->state) {
+	case DEST_UP:
+		up_job_ended(t, d, v, reason, c, now);
+		return;
+	case DEST_PROBING:
+		if (!probe)	/* older than the down: the probe decides */
+			return;
+		d->probe = 0;
+		if (v == REMOTE_NO_VERDICT)
+			go_up(d, c, now);
+		else		/* a MAIL deferred once is enough here */
+			go_down(t, d, reason, &c->dead, now);
+		return;
+	case DEST_DOWN:		/* older than the down: counted already */
+		return;
+	}
 }
 
 /* "2026-01-31T12:00:00Z" for a uv_now() time, now being uv_now() too. */

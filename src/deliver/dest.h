@@ -2,15 +2,25 @@
  * dest: the queue manager's destinations, keyed as the scheduler groups
  * its jobs ("relay:HOST:PORT" for a route, "mx:DOMAIN" for a domain's MX
  * set). Each counts the jobs it runs and has a state:
- *   up       jobs start, up to delivery.concurrency.per_domain;
+ *   up       jobs start, up to its window (below);
  *   down     a job failed for a reason that is the destination's, not a
  *            message's (remote.h: no address gave a session, a 421, or
  *            MAIL FROM refused with 4xx by DEST_THROTTLE_JOBS jobs in a
  *            row): nothing starts until `until`, messages are held back;
  *   probing  the backoff is over: one job tests it. Success: up. Failure:
  *            down again, with the backoff doubled up to the maximum.
- * One log line per state change (destination_down, _probe, _up), none per
- * message held. Everything runs on the loop thread.
+ * The window (slow start, as Postfix's destination concurrency): a
+ * destination never tried, or back up after a probe, runs at most
+ * delivery.concurrency.initial jobs at once; each job that ends with no
+ * verdict against it widens the window by one up to per_domain; a failure
+ * above narrows it to 1 (suspect), so the next jobs run one at a time and
+ * "in a row" is counted on answers in sequence. Jobs in flight when it
+ * narrows finish and count in the order they end; jobs in flight when it
+ * goes down change nothing (the probe decides, and starts only once they
+ * have all ended).
+ * One log line per state change (destination_down, _probe, _up, and
+ * _suspect when the window narrows), none per message held. Everything
+ * runs on the loop thread.
  */
 #ifndef INDIMAIL_DEST_H
 #define INDIMAIL_DEST_H
@@ -26,11 +36,20 @@
 
 enum dest_state { DEST_UP, DEST_DOWN, DEST_PROBING };
 
+/* What the queue manager's configuration says about a destination. */
+struct dest_conf {
+	int		 initial;	/* delivery.concurrency.initial */
+	int		 max;		/* delivery.concurrency.per_domain */
+	struct dead_dest_conf dead;	/* the backoff, the route's if unset */
+};
+
 struct dest {
 	struct dest	*hnext;		/* hash chain */
 	struct dest	*anext;		/* announcements pending */
 	char		*key;
 	int		 running;	/* jobs in flight */
+	int		 window;	/* jobs that may run at once; 0: initial */
+	int		 probe;		/* DEST_PROBING: the probe is running */
 	enum dest_state	 state;
 	uint64_t	 since;		/* uv_now() ms it went down (first time) */
 	uint64_t	 until;		/* DEST_DOWN: when the probe may start */
@@ -50,7 +69,7 @@ struct dest {
 /* What the scheduler may do with a recipient for destination d now. */
 enum dest_admit {
 	DEST_GO,	/* start its job */
-	DEST_FULL,	/* its concurrency is reached: wait for a job to end */
+	DEST_FULL,	/* its window is full: wait for a job to end */
 	DEST_HELD,	/* down (or probed): hold the message back until *until */
 };
 
@@ -58,16 +77,17 @@ struct dest_table;
 struct qwait;
 
 struct dest_table *dest_table_new(void);
-/* The destination of key, created up if unknown. */
+/* The destination of key, created up (untried: the initial window) if
+ * unknown. */
 struct dest *dest_get(struct dest_table *, const char *key);
 struct dest *dest_find(struct dest_table *, const char *key);
-enum dest_admit dest_admit(struct dest *, int concurrency, uint64_t now,
-	    uint64_t *until);
+enum dest_admit dest_admit(struct dest *, const struct dest_conf *,
+	    uint64_t now, uint64_t *until);
 void	dest_job_started(struct dest *, uint64_t now);
 /* A job ended with verdict; reason: a recipient's reply if it failed. */
 void	dest_job_ended(struct dest_table *, struct dest *,
 	    enum remote_verdict, const char *reason,
-	    const struct dead_dest_conf *, uint64_t now);
+	    const struct dest_conf *, uint64_t now);
 /* Logs the destination_down lines waiting for their message count. */
 void	dest_announce(struct dest_table *, uint64_t now);
 /* `queue flush`: if d is down, its probe may start now. */

@@ -2,8 +2,9 @@
  * scheduler: which recipients start now. Walks the table for messages
  * that are due and not held, groups their ready recipients into local
  * jobs and remote jobs (one per destination and login), and keeps the
- * limits: delivery.conc_local, conc_remote and conc_domain (the count of
- * jobs per destination, kept in the destination table, dest.c). A message
+ * limits: delivery.conc_local, conc_remote and each destination's window
+ * (slow start from concurrency.initial up to per_domain, kept in the
+ * destination table, dest.c). A message
  * whose every waiting recipient goes to a destination that is down is held
  * back in memory until the destination's probe, without a journal line or
  * a log line of its own (a restart only tries it once more); one past its
@@ -78,20 +79,21 @@ scheduler_remote_started(struct scheduler *s, const char *key)
 }
 
 /*
+ * delivery.concurrency's window for a destination of route rc, and
  * delivery.dead_destination; a zero there means the retry base or max of
  * route rc, else of delivery.
  */
-static struct dead_dest_conf
-dead_conf(const struct qmgr *q, const struct route_conf *rc)
+static struct dest_conf
+dest_conf(const struct qmgr *q, const struct route_conf *rc)
 {
 	const struct delivery_conf *dc = &q->cfg->delivery;
-	struct dead_dest_conf c = dc->dead;
+	struct dest_conf c = { dc->conc_initial, dc->conc_domain, dc->dead };
 
-	if (c.backoff_ms == 0)
-		c.backoff_ms = rc && rc->retry.base_ms ? rc->retry.base_ms :
-		    dc->retry.base_ms;
-	if (c.max_ms == 0)
-		c.max_ms = rc && rc->retry.max_ms ? rc->retry.max_ms :
+	if (c.dead.backoff_ms == 0)
+		c.dead.backoff_ms = rc && rc->retry.base_ms ?
+		    rc->retry.base_ms : dc->retry.base_ms;
+	if (c.dead.max_ms == 0)
+		c.dead.max_ms = rc && rc->retry.max_ms ? rc->retry.max_ms :
 		    dc->retry.max_ms;
 	return c;
 }
@@ -101,10 +103,10 @@ scheduler_remote_ended(struct scheduler *s, const char *key,
     const struct route_conf *rc, enum remote_verdict v, const char *reason)
 {
 	struct qmgr *q = s->q;
-	struct dead_dest_conf dead = dead_conf(q, rc);
+	struct dest_conf c = dest_conf(q, rc);
 
 	s->running_remote--;
-	dest_job_ended(q->dests, dest_get(q->dests, key), v, reason, &dead,
+	dest_job_ended(q->dests, dest_get(q->dests, key), v, reason, &c,
 	    uv_now(q->loop));
 }
 
@@ -240,6 +242,7 @@ schedule_remote(struct scheduler *s, struct qmsg *m, struct held *h)
 
 	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
 		const struct route_conf *rc;
+		struct dest_conf c;
 		struct dest *d;
 		size_t *idx, n;
 
@@ -250,7 +253,8 @@ schedule_remote(struct scheduler *s, struct qmsg *m, struct held *h)
 			break;
 		}
 		d = dest_get(q->dests, qmgr_route_dest_key(q, m, i, &rc, &key));
-		switch (dest_admit(d, q->cfg->delivery.conc_domain, now, &until)) {
+		c = dest_conf(q, rc);
+		switch (dest_admit(d, &c, now, &until)) {
 		case DEST_FULL:
 			h->other = 1;
 			continue;

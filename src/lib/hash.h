@@ -3,9 +3,10 @@
  * src/lib. See docs/architecture.md.]
  *
  * hash: FNV-1a, the string hash of the in-memory tables (the queue
- * manager's messages, entries and destinations, the connection limits,
- * the directory cache). Not keyed: a table whose keys a peer chooses
- * bounds its chains or its slots by other means.
+ * manager's messages and entries, the connection limits, the directory
+ * cache). Not keyed: a table whose keys a peer chooses bounds its chains
+ * or its slots by other means, or hashes with siphash.h (the queue
+ * manager's destinations).
  */
 #ifndef INDIMAIL_HASH_H
 #define INDIMAIL_HASH_H

@@ -84,6 +84,24 @@ parse_dead_destination(lua_State *L, int t, struct dead_dest_conf *dd)
 		    "less than backoff");
 }
 
+/*
+ * concurrency.initial of the table on top: 1 to per_domain. Unset, the
+ * default stays, capped by per_domain where the window is used (dest.c).
+ */
+static void
+parse_initial(lua_State *L, struct delivery_conf *d)
+{
+	int initial = 0;
+
+	cfg_set_number(L, -1, "initial", "delivery.concurrency.initial", 1,
+	    10000, 1, &initial, 0);
+	if (initial > d->conc_domain)
+		luaL_error(L, "bad config: delivery.concurrency.initial must not "
+		    "be more than per_domain");
+	if (initial)
+		d->conc_initial = initial;
+}
+
 void
 cfg_delivery(lua_State *L, int t, struct delivery_conf *d)
 {
@@ -109,7 +127,8 @@ cfg_delivery(lua_State *L, int t, struct delivery_conf *d)
 		free(tls);
 	}
 	if (cfg_sub_table(L, t, "concurrency")) {
-		static const char *k[] = { "local", "remote", "per_domain", NULL };
+		static const char *k[] = { "local", "remote", "per_domain",
+		    "initial", NULL };
 		cfg_check_keys(L, lua_gettop(L), "delivery.concurrency", k);
 		cfg_set_number(L, -1, "local", "delivery.concurrency.local", 1,
 		    10000, 1, &d->conc_local, 0);
@@ -118,6 +137,7 @@ cfg_delivery(lua_State *L, int t, struct delivery_conf *d)
 		cfg_set_number(L, -1, "per_domain",
 		    "delivery.concurrency.per_domain", 1, 10000, 1,
 		    &d->conc_domain, 0);
+		parse_initial(L, d);
 		lua_pop(L, 1);
 	}
 	parse_client_timeouts(L, t, &d->timeouts);

@@ -29,6 +29,16 @@ dns_defaults(struct config *c)
 	c->spf_cache_ttl = 300;
 }
 
+/* delivery.concurrency: jobs at once, and a destination's slow start. */
+static void
+concurrency_defaults(struct delivery_conf *d)
+{
+	d->conc_local = 10;
+	d->conc_remote = 50;
+	d->conc_domain = 10;
+	d->conc_initial = 5;	/* Postfix's, capped by conc_domain */
+}
+
 void
 config_defaults(struct config *c)
 {
@@ -65,9 +75,7 @@ config_defaults(struct config *c)
 	c->delivery.retry = (struct retry_policy){ .base_ms = 60 * 1000,
 	    .max_ms = 2 * 3600 * 1000, .lifetime_s = 7 * 86400 };
 	c->delivery.active_limit = 20000;
-	c->delivery.conc_local = 10;
-	c->delivery.conc_remote = 50;
-	c->delivery.conc_domain = 10;
+	concurrency_defaults(&c->delivery);
 	c->delivery.port = 25;
 	c->delivery.tls = CLIENT_TLS_OPPORTUNISTIC;
 	c->delivery.timeouts.connect = 30 * 1000;

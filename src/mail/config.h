@@ -103,6 +103,7 @@ struct delivery_conf {
 	struct retry_policy retry;
 	struct dead_dest_conf dead;	/* docs/delivery.md: a destination down */
 	int		 conc_local, conc_remote, conc_domain;
+	int		 conc_initial;	/* an untried destination's window */
 	int		 port;		/* remote SMTP port, 25 */
 	char		*bind_address;
 	int		 tls;		/* enum client_tls for MX delivery */

@@ -8,6 +8,9 @@
 --   local fake = fake_smtp.start(dir, "127.0.0.4", port,
 --     { rcpt = { ["soft@fake.test"] = { "451 4.3.0 later", "250 2.1.5 Ok" } } })
 --   fake.count("\nMESSAGE "); fake.message(1); fake.events()
+--   fake.peak()            the most sessions open at once (from the events:
+--   fake.peak("MESSAGE")   CONNECT opens, CLOSE/EOF ends); with an event
+--                          name, only before the first line of that event
 --
 -- Options:
 --   greeting = { [n] = reply }         the nth connection's greeting (non-2xx: closed)
@@ -68,6 +71,15 @@ function M.start(dir, address, port, o)
     return n
   end
   function fake.message(k) return D.readfile(("%s/msg.%d"):format(dir, k)) end
+  function fake.peak(before)
+    local open, max = 0, 0
+    for what in fake.events():gmatch("(%u+)[^\n]*\n") do
+      if what == before then break end
+      if what == "CONNECT" then open = open + 1 elseif what == "EOF" or what == "CLOSE" then open = open - 1 end
+      if open > max then max = open end
+    end
+    return max
+  end
   local up = D.eventually(function()
     if fake.events():match("READY") then return "ready" end
     if D.t.waitpid(pid, true) ~= "running" then

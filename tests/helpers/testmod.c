@@ -26,6 +26,7 @@
 #include "../../src/lib/buf.h"
 #include "../../src/smtp/smtp_data.h"
 #include "../../src/lib/base64.h"
+#include "../../src/lib/siphash.h"
 #include "../../src/mail/address.h"
 #include "../../src/mail/header.h"
 #include "../../src/smtp/smtp_parse.h"
@@ -684,6 +685,27 @@ l_base64_encode(lua_State *L)
 	return 1;
 }
 
+/* siphash24(key16, s) -> the 8 bytes of the hash, least significant
+ * first (the reference's output order) */
+static int
+l_siphash24(lua_State *L)
+{
+	size_t klen, n;
+	const char *key = luaL_checklstring(L, 1, &klen);
+	const char *s = luaL_checklstring(L, 2, &n);
+	struct siphash_key k;
+	uint64_t h;
+	char out[8];
+
+	luaL_argcheck(L, klen == SIPHASH_KEY_LEN, 1, "16 bytes");
+	k = siphash_key_from((const unsigned char *)key);
+	h = siphash24(&k, s, n);
+	for (int i = 0; i < 8; i++)
+		out[i] = (char)(h >> (8 * i));
+	lua_pushlstring(L, out, sizeof(out));
+	return 1;
+}
+
 /* parse_plain(s) -> authzid, authcid, password; or nil */
 static int
 l_parse_plain(lua_State *L)
@@ -845,6 +867,7 @@ static const luaL_Reg funcs[] = {
 	{ "cram_make", l_cram_make }, { "cram_check", l_cram_check },
 	{ "base64_decode", l_base64_decode },
 	{ "base64_encode", l_base64_encode },
+	{ "siphash24", l_siphash24 },
 	{ "parse_plain", l_parse_plain },
 	{ "header_fields", l_header_fields },
 	{ "header_unfold", l_header_unfold },

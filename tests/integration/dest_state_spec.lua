@@ -7,7 +7,10 @@
 -- delivered and destination_up is logged once; the same for a destination
 -- that throttles (MAIL FROM answered 4xx). `indimail queue list` and
 -- mailq show the held messages with the destination's reason; a message
--- held past its queue lifetime bounces with that reason.
+-- held past its queue lifetime bounces with that reason. Slow start: a
+-- destination never tried runs at most concurrency.initial jobs at once,
+-- one more after each success up to per_domain, one at a time after a
+-- failure (so "3 jobs in a row" is counted on answers in sequence).
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
@@ -15,10 +18,17 @@ local fake_smtp = require("fake_smtp")
 
 local SHORT = "dead_destination = { backoff = 1, max = 2 }, "
 
-local function start(port, delivery)
+-- Every message is held at acceptance: `release ALL` (released) hands
+-- them to the scheduler in one pass, so what starts at once is the
+-- window's decision alone, not the timing of their arrival.
+local GATE = [[
+indimail.hook("message", function(s, tx, m) return indimail.hold("gate") end, "gate")
+]]
+
+local function start(port, delivery, policies)
   return D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
     routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(port),
-    delivery = SHORT .. (delivery or "") }
+    delivery = SHORT .. (delivery or ""), policies = policies }
 end
 
 -- n messages, one recipient each, in one SMTP session.
@@ -38,6 +48,16 @@ end
 
 local function fake(port, opts)
   return fake_smtp.start(D.scratch_dir("dest-fake"), "127.0.0.1", port, opts)
+end
+
+-- Releases the n messages GATE held, once the queue manager holds them all.
+local function released(d, n)
+  local loaded = D.eventually(function()
+    return (cli(d, "active")):match("^active (%d+) ") == tostring(n)
+  end, 15, 0.1)
+  assert.is_truthy(loaded, cli(d, "active") .. d:log())
+  local out, code = cli(d, "release ALL")
+  assert.equal(0, code, out)
 end
 
 -- Waits until n messages reached the fake server (bounded).
@@ -99,18 +119,30 @@ describe("a destination that is down", function()
   it("throttling: MAIL FROM answered 4xx by 3 jobs in a row marks it down; delivered once MAIL is taken", function()
     local port = D.free_tcp_port()
     local slow = "451 4.7.1 too many messages, slow down"
-    -- 3 jobs mark it down, 3 probes find it still throttling, the 4th gets through
+    -- The first 6 MAIL commands are refused. Released at once, 30 messages
+    -- start the initial window's 5 jobs: the 1st answer makes it suspect
+    -- (one job at a time), the 3rd marks it down, the 4th and 5th change
+    -- nothing (they started before); the 1st probe takes the 6th refusal,
+    -- the 2nd gets through: up, and the queue drains.
     local f = fake(port, { mail = { slow, slow, slow, slow, slow, slow } })
-    -- the 2 jobs deferred before the 3rd keep their own retry time: short here
-    local d = start(port, "retry = { base = 1, max = 2 }, ")
+    -- the jobs deferred before the down keep their own retry time: short here
+    local d = start(port, "retry = { base = 1, max = 2 }, ", GATE)
     queue(d, 30)
+    released(d, 30)
     assert.is_truthy(d:wait_event("destination_down", { "failures=1", "451 4%.7%.1 too many messages" }),
       d:log())
     assert.is_truthy(delivered(f, 30), ("%d of 30 delivered\n%s"):format(f.count("\nMESSAGE "), d:log()))
-    assert.equal(1, d:count_log("event=destination_up "))
+    assert.is_truthy(d:wait_event("destination_up", { "failures=2", "window=5" }), d:log())
     assert.equal(6, d:count_log("event=deferred "), d:log())
-    -- once per state change: at most the first and one per failed probe
-    assert.is_true(d:count_log("event=destination_down ") <= 4, d:log())
+    assert.equal(1, d:count_log("event=destination_suspect "), d:log())
+    assert.is_truthy(d:wait_event("destination_suspect", { "window=1", "was=5", "running=4", "451 4%.7%.1" }),
+      d:log())
+    assert.equal(2, d:count_log("event=destination_down "), d:log())
+    assert.is_truthy(d:wait_event("destination_down", { "failures=2", "backoff=2" }), d:log())
+    assert.equal(2, d:count_log("event=destination_probe "), d:log())
+    assert.equal(1, d:count_log("event=destination_up "), d:log())
+    assert.equal(36, f.count("\nCMD %d+ MAIL "), f.events())
+    assert.equal(5, f.peak("MESSAGE"), f.events())
   end)
 
   it("a refused login is the route's, not the destination's: every message is tried, none held", function()
@@ -154,5 +186,56 @@ describe("a destination that is down", function()
     assert.matches("backof", out, 1, true)
     out, code = check("dead_destination = { backoff = 30, max = 600 }")
     assert.equal(0, code, out)
+  end)
+end)
+
+describe("slow start", function()
+  after_each(cleanup.run)
+
+  -- Each CONNECT of the fake's events with the count of messages stored
+  -- before it.
+  local function connects(f)
+    local out, stored = {}, 0
+    for what in f.events():gmatch("(%u+)[^\n]*\n") do
+      if what == "MESSAGE" then stored = stored + 1 end
+      if what == "CONNECT" then out[#out + 1] = stored end
+    end
+    return out
+  end
+
+  it("a destination never tried runs at most concurrency.initial jobs at once, one more after each success up to per_domain", function()
+    local port = D.free_tcp_port()
+    local f = fake(port, { dot_delay = 0.5 })
+    local d = start(port, "concurrency = { initial = 3, per_domain = 8, remote = 20 }, ", GATE)
+    queue(d, 40)
+    released(d, 40)
+    assert.is_truthy(delivered(f, 40, 60), ("%d of 40 delivered\n%s"):format(f.count("\nMESSAGE "), d:log()))
+    -- 3 at once until the first success: 40 messages were due
+    assert.equal(3, f.peak("MESSAGE"), f.events())
+    -- the n-th connection (an idle one is reused first) needs a window of
+    -- n: n - 3 successes before it
+    for n, stored in ipairs(connects(f)) do
+      assert.is_true(stored >= n - 3, ("connection %d after %d messages\n%s"):format(n, stored, f.events()))
+    end
+    -- then per_domain at once, never more
+    assert.equal(8, f.peak(), f.events())
+    -- nothing in the log about it: no state changed
+    assert.equal(0, d:count_log("event=destination_"), d:log())
+  end)
+
+  it("refuses a concurrency.initial above per_domain at load; unset, it is capped by per_domain", function()
+    local dir = D.scratch_dir("dest-initial")
+    local function check(delivery)
+      local path = dir .. "/initial.lua"
+      D.writefile(path, D.make_config(dir, { delivery = delivery }))
+      return D.sh(D.bin .. "/indimaild -t -c " .. path)
+    end
+    local out, code = check("concurrency = { per_domain = 4, initial = 5 }")
+    assert.equal(1, code, out)
+    assert.matches("delivery.concurrency.initial must not be more than per_domain", out, 1, true)
+    out, code = check("concurrency = { per_domain = 2 }")
+    assert.equal(0, code, out)
+    out, code = check("concurrency = { initial = 0 }")
+    assert.equal(1, code, out)
   end)
 end)
