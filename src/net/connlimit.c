@@ -1,14 +1,17 @@
 /*
  * connlimit: see connlimit.h. Rows are read with relaxed atomic loads; a
  * count racing with another worker's accept may be off by one for an
- * instant, which is the precision a connection limit needs.
+ * instant, which is the precision a connection limit needs. Addresses
+ * share a slot by a keyed hash (made in the master, so every worker has
+ * the same key): a client cannot pick addresses that land in another's
+ * slot and use up its per-IP limit.
  */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../lib/hash.h"
+#include "../lib/siphash.h"
 #include "../lib/xalloc.h"
 #include "connlimit.h"
 
@@ -22,6 +25,7 @@ struct row {
 struct connlimit {
 	int		 nworkers;
 	struct row	*rows;
+	struct siphash_key key;
 };
 
 struct connlimit *
@@ -31,6 +35,7 @@ connlimit_create(int nworkers)
 	size_t size = sizeof(struct row) * (size_t)nworkers;
 
 	c->nworkers = nworkers;
+	siphash_key_random(&c->key);
 	c->rows = mmap(NULL, size, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (c->rows == MAP_FAILED)
@@ -39,11 +44,10 @@ connlimit_create(int nworkers)
 }
 
 static unsigned
-slot_of(const struct sockaddr *sa)
+slot_of(const struct connlimit *c, const struct sockaddr *sa)
 {
 	const unsigned char *a;
 	size_t n;
-	unsigned h = HASH_FNV_BASIS;
 
 	if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *i6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
@@ -55,16 +59,14 @@ slot_of(const struct sockaddr *sa)
 		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
 		n = 4;
 	}
-	for (size_t i = 0; i < n; i++)
-		h = hash_fnv1a_step(h, a[i]);
-	return h % SLOTS;
+	return (unsigned)(siphash24(&c->key, a, n) % SLOTS);
 }
 
 int
 connlimit_acquire(struct connlimit *c, int w, const struct sockaddr *sa,
     int max_total, int max_per_ip)
 {
-	unsigned s = sa ? slot_of(sa) : 0;
+	unsigned s = sa ? slot_of(c, sa) : 0;
 	long total = 0, ip = 0;
 
 	for (int i = 0; i < c->nworkers; i++) {
@@ -86,7 +88,7 @@ connlimit_acquire(struct connlimit *c, int w, const struct sockaddr *sa,
 void
 connlimit_release(struct connlimit *c, int w, const struct sockaddr *sa)
 {
-	unsigned s = sa ? slot_of(sa) : 0;
+	unsigned s = sa ? slot_of(c, sa) : 0;
 
 	if (c->rows[w].total > 0)
 		__atomic_sub_fetch(&c->rows[w].total, 1, __ATOMIC_RELAXED);
