@@ -157,7 +157,7 @@ build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS) src/mail/authres.c 
 
 # The shared counters (src/lib/counter.c) for tests/unit/counter_spec.lua,
 # whose children fork and count on one table.
-COUNTER_SRCS := src/lib/counter.c src/lib/shm.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
+COUNTER_SRCS := src/lib/counter.c src/lib/shm.c src/lib/siphash.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
 build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
@@ -166,7 +166,7 @@ build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 # the shared metrics registry (src/lib/metrics.c) and the
 # MTA's families (src/mail/mail_metrics.c) for tests/unit/metrics_spec.lua.
 METRICS_SRCS := src/lib/metrics.c src/mail/mail_metrics.c src/lib/batch.c src/lib/fsutil.c \
-                src/lib/shm.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
+                src/lib/shm.c src/lib/siphash.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
 build/indimail_metrics.so: tests/helpers/testmod_metrics.c $(METRICS_SRCS) src/lib/metrics.h \
                            src/mail/mail_metrics.h
 	@mkdir -p $(dir $@)

@@ -7,12 +7,12 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "diag.h"
 #include "shm.h"
+#include "siphash.h"
 
 int64_t
 shm_now_ms(void)
@@ -26,21 +26,18 @@ shm_now_ms(void)
 uint64_t
 shm_hash(const struct shm_head *sh, const char *key)
 {
-	uint64_t h = 14695981039346656037ull ^ sh->seed;
-
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h ^ (h >> 29);
+	return siphash24(&sh->key, key, strlen(key));
 }
 
-static uint64_t
-random_seed(void)
+/* From getrandom(); else a guess only the local machine can make. */
+static struct siphash_key
+random_key(void)
 {
-	uint64_t seed;
+	struct siphash_key k = { (uint64_t)shm_now_ms() * 2654435761u,
+	    (uint64_t)getpid() };
 
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
-		seed = (uint64_t)shm_now_ms() * 2654435761u ^ (uint64_t)getpid();
-	return seed;
+	siphash_key_random(&k);
+	return k;
 }
 
 static void
@@ -66,7 +63,7 @@ shm_map(size_t size, const char *what)
 	if (sh == MAP_FAILED)
 		panic("mmap of %zu bytes for %s failed", size, what);
 	init_mutex(&sh->mu, what);
-	sh->seed = random_seed();
+	sh->key = random_key();
 	return sh;
 }
 

@@ -5,7 +5,8 @@
  * shm: what the tables shared by the master's children have in common
  * (counter.c, src/net/dns_cache.c): one anonymous shared mapping, made by
  * the master before it forks, that starts with a process-shared robust
- * mutex and a random hash seed; a seeded hash of keys; a monotonic clock.
+ * mutex and a random hash key; a keyed hash of keys (SipHash: peers pick
+ * many of them, DNS names for one); a monotonic clock.
  */
 #ifndef INDIMAIL_SHM_H
 #define INDIMAIL_SHM_H
@@ -14,10 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "siphash.h"
+
 /* The head of every shared table; the table's own fields follow it. */
 struct shm_head {
 	pthread_mutex_t	 mu;
-	uint64_t	 seed;
+	struct siphash_key key;
 };
 
 /*
@@ -29,7 +32,7 @@ void	 shm_unmap(void *, size_t size);
 /* Holds the lock; a holder that died leaves it usable (EOWNERDEAD). */
 void	 shm_lock(struct shm_head *);
 void	 shm_unlock(struct shm_head *);
-/* FNV-1a of a string from the table's seed. */
+/* SipHash-2-4 of a string with the table's key. */
 uint64_t shm_hash(const struct shm_head *, const char *key);
 /* CLOCK_MONOTONIC in milliseconds (kept across fork, not across boots). */
 int64_t	 shm_now_ms(void);
