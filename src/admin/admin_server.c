@@ -10,6 +10,16 @@
  * MHD_OPTION_CONNECTION_TIMEOUT closes idle connections; the memory limit
  * bounds what one connection's headers may take. The tokens (re-read when
  * the file's mtime, size or inode change) are shared under a mutex.
+ *
+ * A new certificate (SIGHUP, admind.c): libmicrohttpd 0.9 cannot change
+ * the one of a running daemon (its only hook, a GnuTLS certificate
+ * callback, would leave us the lifetime of certificates that handshakes
+ * may still point to). So a second daemon starts on the same listening
+ * socket with the new files, the running one is quiesced (it stops
+ * accepting; the socket stays open, so the port is never dropped) and
+ * serves its open connections until they end, at most
+ * ADMIN_DRAIN_SECONDS, then stops (admin_server_tick). A certificate
+ * libmicrohttpd refuses leaves the running daemon as it was.
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -19,9 +29,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
+#include "admin_backend.h"
 #include "admin_server.h"
 #include "admin_token.h"
 
@@ -31,10 +43,18 @@
 #define ADMIN_TLS_PRIORITIES	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 #define BEARER			"Bearer "
 #define HTTP_TOO_LARGE		413
-#define TLS_OPTIONS		5	/* where they begin in admin_server_start */
+#define TLS_OPTIONS		5	/* where they begin in start_mhd */
+/* A daemon replaced by a new certificate serves its connections this long
+ * at most: the longest request, then an idle keep-alive. */
+#define ADMIN_DRAIN_SECONDS	(ADMIN_CHILD_SECONDS + ADMIN_IDLE_SECONDS)
 
 struct admin_server {
 	struct MHD_Daemon *mhd;
+	int		 fd;		/* listening: every daemon's */
+	char		*cert, *key;	/* mhd's PEM; NULL: plain HTTP */
+	struct MHD_Daemon *old;		/* replaced, serving what it has */
+	char		*old_cert, *old_key;
+	time_t		 old_until;	/* stopped then at the latest */
 	const struct admin_backend *be;
 	char		*tokens_path;
 	pthread_mutex_t	 lock;		/* tokens and seen */
@@ -262,34 +282,62 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	buf_free(&b);
 }
 
-struct admin_server *
-admin_server_start(const struct admin_server_conf *conf, struct buf *err)
+/* A daemon on s->fd with cert and key (NULL: plain HTTP), or NULL. */
+static struct MHD_Daemon *
+start_mhd(struct admin_server *s, const char *cert, const char *key)
 {
-	struct admin_server *s = xcalloc(1, sizeof(*s));
 	struct MHD_OptionItem o[] = {
-	    { MHD_OPTION_LISTEN_SOCKET, conf->fd, NULL },
+	    { MHD_OPTION_LISTEN_SOCKET, s->fd, NULL },
 	    { MHD_OPTION_CONNECTION_LIMIT, ADMIN_CONNECTIONS, NULL },
 	    { MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_IDLE_SECONDS, NULL },
 	    { MHD_OPTION_CONNECTION_MEMORY_LIMIT, ADMIN_CONN_MEMORY, NULL },
 	    { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
-	    { MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)conf->cert },
-	    { MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)conf->key },
+	    { MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert },
+	    { MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key },
 	    { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)ADMIN_TLS_PRIORITIES },
 	    { MHD_OPTION_END, 0, NULL } };
+	/* MHD_USE_ITC: what MHD_quiesce_daemon needs */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+	    MHD_USE_ITC;
 
-	s->be = conf->be;
-	s->tokens_path = xstrdup(conf->tokens_path);
-	pthread_mutex_init(&s->lock, NULL);
-	refresh_tokens(s, 1);
-	if (conf->cert)
+	if (cert)
 		flags |= MHD_USE_TLS;
 	else
 		o[TLS_OPTIONS].option = MHD_OPTION_END;	/* cut there */
-	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,	/* first, as MHD asks */
 	    MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+}
+
+static char *
+dup_pem(const char *pem)
+{
+	return pem ? xstrdup(pem) : NULL;
+}
+
+static void
+free_pem(char **pem)
+{
+	if (*pem)
+		explicit_bzero(*pem, strlen(*pem));
+	free(*pem);
+	*pem = NULL;
+}
+
+struct admin_server *
+admin_server_start(const struct admin_server_conf *conf, struct buf *err)
+{
+	struct admin_server *s = xcalloc(1, sizeof(*s));
+
+	s->be = conf->be;
+	s->fd = conf->fd;
+	s->cert = dup_pem(conf->cert);
+	s->key = dup_pem(conf->key);
+	s->tokens_path = xstrdup(conf->tokens_path);
+	pthread_mutex_init(&s->lock, NULL);
+	refresh_tokens(s, 1);
+	s->mhd = start_mhd(s, s->cert, s->key);
 	if (s->mhd == NULL) {
 		buf_printf(err, "libmicrohttpd did not start (the certificate "
 		    "or key may be unreadable by GnuTLS)");
@@ -299,11 +347,81 @@ admin_server_start(const struct admin_server_conf *conf, struct buf *err)
 	return s;
 }
 
+static unsigned
+connections(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *i = MHD_get_daemon_info(d,
+	    MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return i ? i->num_connections : 0;
+}
+
+/* Stops the replaced daemon; what it still serves is closed. */
+static void
+retire_old(struct admin_server *s)
+{
+	unsigned open;
+
+	if (s->old == NULL)
+		return;
+	if ((open = connections(s->old)) > 0)
+		log_event(LOG_WARN, "admin_tls_drain_cut", "connections=%u",
+		    open);
+	else
+		log_event(LOG_INFO, "admin_tls_drained", "certificate=old");
+	MHD_stop_daemon(s->old);	/* quiesced: the socket stays open */
+	s->old = NULL;
+	free_pem(&s->old_cert);
+	free_pem(&s->old_key);
+}
+
+int
+admin_server_swap_tls(struct admin_server *s, const char *cert,
+    const char *key, struct buf *err)
+{
+	struct MHD_Daemon *d;
+
+	if (s->cert == NULL || (strcmp(cert, s->cert) == 0 &&
+	    strcmp(key, s->key) == 0))
+		return 1;
+	retire_old(s);		/* a second reload while one drains */
+	if ((d = start_mhd(s, cert, key)) == NULL) {
+		buf_appends(err, "libmicrohttpd refused the new certificate "
+		    "or key");
+		return -1;
+	}
+	if (MHD_quiesce_daemon(s->mhd) == MHD_INVALID_SOCKET) {
+		(void)MHD_quiesce_daemon(d);	/* so stopping it keeps the socket */
+		MHD_stop_daemon(d);
+		buf_appends(err, "libmicrohttpd could not hand over the socket");
+		return -1;
+	}
+	s->old = s->mhd;
+	s->old_cert = s->cert;
+	s->old_key = s->key;
+	s->old_until = time(NULL) + ADMIN_DRAIN_SECONDS;
+	s->mhd = d;
+	s->cert = xstrdup(cert);
+	s->key = xstrdup(key);
+	return 0;
+}
+
+int
+admin_server_tick(struct admin_server *s)
+{
+	if (s->old && (connections(s->old) == 0 || time(NULL) >= s->old_until))
+		retire_old(s);
+	return s->old != NULL;
+}
+
 void
 admin_server_stop(struct admin_server *s)
 {
+	retire_old(s);
 	if (s->mhd)
 		MHD_stop_daemon(s->mhd);
+	free_pem(&s->cert);
+	free_pem(&s->key);
 	admin_tokens_free(&s->tokens);
 	pthread_mutex_destroy(&s->lock);
 	free(s->tokens_path);

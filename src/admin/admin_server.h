@@ -27,6 +27,18 @@ struct admin_server *admin_server_start(const struct admin_server_conf *,
 	    struct buf *err);
 /* Reads the tokens file again now (SIGHUP). */
 void	admin_server_reload_tokens(struct admin_server *);
+/*
+ * New connections get this certificate and key (PEM text) from now on,
+ * those open keep theirs: 0, 1 when they are the running ones (or the
+ * server has no TLS), or -1 with why in err and the running ones kept.
+ */
+int	admin_server_swap_tls(struct admin_server *, const char *cert,
+	    const char *key, struct buf *err);
+/*
+ * Stops the daemon a swap replaced once its connections ended (or it
+ * had long enough); 1 while one is left: call again soon.
+ */
+int	admin_server_tick(struct admin_server *);
 void	admin_server_stop(struct admin_server *);
 
 #endif

@@ -2,7 +2,8 @@
  * queue_tool: `indimail queue list|mailq|show|cat` and the dispatch of
  * the commands that change the queue (queue_tool_action.c). list and
  * mailq ask the queue manager and read the queue folders when it is not
- * running; cat always reads the message file (queue_tool.h).
+ * running (with what the queue backend holds outside them: the wal
+ * backend's segments); cat always reads the message file (queue_tool.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -143,6 +144,44 @@ mailq_one(void *arg, struct queue_item *qi)
 	return 0;
 }
 
+/* The backend's unsettled messages but those in mess/ (the scan's). */
+struct outside {
+	const struct queue_set *qs;
+	int		(*fn)(void *, struct queue_item *);
+	void		*arg;
+	int		 n;
+};
+
+static int
+outside_mess(void *arg, struct queue_item *qi)
+{
+	struct outside *o = arg;
+	struct buf p = BUF_INIT;
+	int in;
+
+	queue_mess_path(o->qs, qi->queue, qi->env.id, &p);
+	in = strcmp(qi->path, buf_cstr(&p)) == 0;
+	buf_free(&p);
+	if (in)
+		return 0;
+	o->n++;
+	return o->fn(o->arg, qi);
+}
+
+/* Every message: mess/, then what the backend still holds elsewhere. */
+static int
+scan_all(struct runtime *rt, const struct queue_set *qs,
+    int (*fn)(void *, struct queue_item *), void *arg)
+{
+	const struct queue_backend *b = queue_backend_of(rt->cfg.queue_backend);
+	struct outside o = { qs, fn, arg, 0 };
+	int n = queue_scan(qs, fn, arg);
+
+	if (b->unsettled)
+		(void)b->unsettled(qs, outside_mess, &o);
+	return n + o.n;
+}
+
 /* list (or mailq) from the folders, when no queue manager runs. */
 static int
 from_folders(struct runtime *rt, int mailq)
@@ -156,14 +195,14 @@ from_folders(struct runtime *rt, int mailq)
 	if (!readable(&qs))
 		return 1;
 	if (mailq) {
-		queue_scan(&qs, mailq_one, &t);
+		scan_all(rt, &qs, mailq_one, &t);
 		queue_mailq_total(&b, t.bytes, t.count);
 		fputs(buf_cstr(&b), stdout);
 		buf_free(&b);
 		return 0;
 	}
 	fputs(QUEUE_LIST_HEADER, stdout);
-	n = queue_scan(&qs, print_one, NULL);
+	n = scan_all(rt, &qs, print_one, NULL);
 	printf("%d message%s in the queue\n", n, n == 1 ? "" : "s");
 	return 0;
 }

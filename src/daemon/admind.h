@@ -21,7 +21,10 @@ struct admind_conf {
 	int		 port;
 };
 
-/* Never returns: serves until SIGTERM. SIGHUP re-reads the tokens. */
+/*
+ * Never returns: serves until SIGTERM. SIGHUP re-reads the tokens and
+ * applies what the master sent: the log reopened, a new certificate.
+ */
 void	admind_main(struct runtime *, const struct admind_conf *);
 
 /* master_admin.c: the master's side. */
@@ -37,6 +40,8 @@ void	master_admin_post_fork(pid_t pid);
 void	master_admin_child(struct runtime *, int files_fd);
 /* In any other child: closes the admin socket and the master's end. */
 void	master_admin_close(void);
+/* A reload's admin certificate and key, for admin processes forked later. */
+void	master_admin_use_tls(const struct buf *cert, const struct buf *key);
 /* On SIGIO: answers every pending request with reload()'s result. */
 void	master_admin_serve(int (*reload)(void));
 

@@ -4,6 +4,7 @@
  * two requests on a seqpacket socket, one at a time, until the master
  * closes it:
  *   "tls" → "ok" with the certificate and key files open for reading,
+ *   "admintls" → the same for the admin API's (admin.cert, admin.key),
  *   "log" → "ok" with the log file open for appending (log.c's checks:
  *           a root-owned folder, no symlink, a single link), and the same
  *           file open for reading (the admin API's stats read it),
@@ -32,6 +33,7 @@
 
 struct keeper {
 	char	*cert, *key, *log;	/* NULL: none at start */
+	char	*admin_cert, *admin_key;	/* NULL: no admin TLS at start */
 };
 
 static void
@@ -56,16 +58,17 @@ open_read(const char *path, struct buf *err)
 	return fd;
 }
 
+/* A certificate and its key (what: the setting, for the error). */
 static void
-answer_tls(const struct keeper *k, int sock)
+answer_tls(int sock, const char *cert, const char *key, const char *what)
 {
 	struct buf err = BUF_INIT;
 	int fd[2] = { -1, -1 };
 
-	if (k->cert == NULL)
-		buf_appends(&err, "no tls.cert at start");
-	else if ((fd[0] = open_read(k->cert, &err)) >= 0)
-		fd[1] = open_read(k->key, &err);
+	if (cert == NULL)
+		buf_printf(&err, "no %s at start", what);
+	else if ((fd[0] = open_read(cert, &err)) >= 0)
+		fd[1] = open_read(key, &err);
 	if (fd[1] >= 0)
 		(void)fdpass_send(sock, "ok", 2, fd, 2);
 	else
@@ -110,7 +113,10 @@ keeper_main(const struct keeper *k, int sock)
 		if (n == 0 || (n < 0 && errno != EAGAIN))
 			_exit(0);	/* the master is gone */
 		if (n == 3 && memcmp(msg, "tls", 3) == 0)
-			answer_tls(k, sock);
+			answer_tls(sock, k->cert, k->key, "tls.cert");
+		else if (n == 8 && memcmp(msg, "admintls", 8) == 0)
+			answer_tls(sock, k->admin_cert, k->admin_key,
+			    "admin.cert");
 		else if (n == 3 && memcmp(msg, "log", 3) == 0)
 			answer_log(k, sock);
 	}
@@ -126,10 +132,14 @@ int
 keeper_start(const struct boot_plan *p)
 {
 	struct keeper k = { dup_or_null(p->tls_cert), dup_or_null(p->tls_key),
-	    dup_or_null(p->log_file) };
+	    dup_or_null(p->log_file), NULL, NULL };
 	int sv[2];
 	pid_t pid;
 
+	if (p->admin && p->admin_tls) {
+		k.admin_cert = dup_or_null(p->admin_cert);
+		k.admin_key = dup_or_null(p->admin_key);
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    (pid = fork()) < 0) {
 		log_event(LOG_ERROR, "keeper_failed", "error=\"%s\"",
@@ -179,12 +189,14 @@ ask(int sock, const char *req, int *fds, int *nfds, struct buf *err)
 	return -1;
 }
 
-int
-keeper_tls(int sock, struct buf *cert, struct buf *key, struct buf *err)
+/* The answer to "tls" or "admintls" read into cert and key. */
+static int
+ask_tls(int sock, const char *req, struct buf *cert, struct buf *key,
+    struct buf *err)
 {
 	int fds[FDPASS_MAX], nfds, rc = -1;
 
-	if (ask(sock, "tls", fds, &nfds, err) < 0)
+	if (ask(sock, req, fds, &nfds, err) < 0)
 		return -1;
 	if (nfds == 2 && read_small_fd(fds[0], "tls.cert", KEEPER_TLS_MAX, cert,
 	    err) == 0 && read_small_fd(fds[1], "tls.key", KEEPER_TLS_MAX, key,
@@ -195,6 +207,19 @@ keeper_tls(int sock, struct buf *cert, struct buf *key, struct buf *err)
 	while (nfds > 0)
 		close(fds[--nfds]);
 	return rc;
+}
+
+int
+keeper_tls(int sock, struct buf *cert, struct buf *key, struct buf *err)
+{
+	return ask_tls(sock, "tls", cert, key, err);
+}
+
+int
+keeper_admin_tls(int sock, struct buf *cert, struct buf *key,
+    struct buf *err)
+{
+	return ask_tls(sock, "admintls", cert, key, err);
 }
 
 int

@@ -1,7 +1,7 @@
 /*
  * keeper: the one process of indimaild that stays root (when started as
- * root). It holds the paths of the TLS files and of the log as the start
- * evaluated them, and on the master's request opens them again and hands
+ * root). It holds the paths of the TLS files (the listeners' and the admin
+ * API's) and of the log as the start evaluated them, and on the master's request opens them again and hands
  * over the descriptors: the master and its children run as the account
  * and can neither read the key nor create a file in root's log folder.
  */
@@ -22,6 +22,9 @@
 int	keeper_start(const struct boot_plan *);
 /* The TLS files read again: 0, or -1 and the reason in err. */
 int	keeper_tls(int sock, struct buf *cert, struct buf *key,
+	    struct buf *err);
+/* The admin API's certificate and key read again (admin.cert, admin.key). */
+int	keeper_admin_tls(int sock, struct buf *cert, struct buf *key,
 	    struct buf *err);
 /*
  * The log file opened again (a new file if logrotate moved it away): its

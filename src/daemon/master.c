@@ -79,7 +79,7 @@ static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
 static struct child qmgr;
 static struct child admin;	/* the admin API */
 static pid_t master_pid;
-static struct reload_files files = { -1, NULL, NULL, NULL };	/* reload.h */
+static struct reload_files files = { -1, NULL, NULL, NULL, NULL, NULL };	/* reload.h */
 
 /* Shared counts (failed AUTH per IP and per user): 8192 keys, 2.6 MB. */
 #define COUNTER_SLOTS	8192
@@ -115,6 +115,10 @@ start_keeper(const struct boot_plan *p)
 	files.log = p->log_file ? xstrdup(p->log_file) : NULL;
 	files.cert = p->tls_cert ? xstrdup(p->tls_cert) : NULL;
 	files.key = p->tls_key ? xstrdup(p->tls_key) : NULL;
+	if (p->admin && p->admin_tls && p->admin_cert && p->admin_key) {
+		files.admin_cert = xstrdup(p->admin_cert);
+		files.admin_key = xstrdup(p->admin_key);
+	}
 }
 
 /*
@@ -409,6 +413,7 @@ reopen_files(void)
 		to[nlog++] = &admin.ctl;
 	reload_log(&files, &rt->cfg, to, nlog, admin.pid > 0 ? &admin.ctl : NULL);
 	reload_tls(&files, &rt->cfg, lst, nlst, to, n);
+	reload_admin_tls(&files, admin.pid > 0 ? &admin.ctl : NULL);
 	free(to);
 }
 

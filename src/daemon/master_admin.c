@@ -2,7 +2,8 @@
  * master_admin: the master's side of the admin API's process (admind.h).
  * As root it binds the admin socket and reads the certificate and key
  * (root's files); the child it forks inherits both, already dropped to
- * the account.
+ * the account. A reload's new certificate and key (reload.c) replace
+ * them for a child forked later.
  *
  * Reload requests: the admin child runs as the account and must not be
  * able to do more to the master than ask for a reload, and the master's
@@ -123,6 +124,15 @@ master_admin_child(struct runtime *rt, int files_fd)
 		c.key = buf_cstr(&A.key);
 	}
 	admind_main(rt, &c);
+}
+
+void
+master_admin_use_tls(const struct buf *cert, const struct buf *key)
+{
+	buf_wipe(&A.cert);
+	buf_wipe(&A.key);
+	buf_set(&A.cert, cert->data, cert->len);
+	buf_set(&A.key, key->data, key->len);
 }
 
 void

@@ -8,7 +8,8 @@
  * files (the running ones stay if that fails), then hands each child,
  * over the ctl channel made at its fork (ctl.c), the new log descriptor
  * and the validated TLS bytes, and only then signals it; the worker
- * builds its own contexts from those bytes (smtpd.c). We chose this over
+ * builds its own contexts from those bytes (smtpd.c), the admin process
+ * a new HTTPS daemon from its own certificate's (admind.c). We chose this over
  * forking a new generation of workers: no session is cut at a drain
  * timeout, connection slots and counters keep their owners, and a worker
  * forked after a crash simply inherits the master's current contexts.
@@ -24,6 +25,7 @@
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
 #include "../net/tls.h"
+#include "admind.h"
 #include "keeper.h"
 #include "proc.h"
 #include "reload.h"
@@ -190,5 +192,50 @@ reload_admin_check(const struct admin_conf *c)
 	    !same_path(running->cert, c->cert) || !same_path(running->key, c->key) ||
 	    !same_path(running->tokens, c->tokens))
 		log_kept("reload_admin_kept", "admin changes need a restart; the "
-		    "admin API keeps its address, certificate and tokens file");
+		    "admin API keeps its address, TLS mode, certificate paths "
+		    "and tokens file (the files at the running paths are read "
+		    "again)");
+}
+
+static void
+log_admin_tls(const char *event, const struct reload_files *f,
+    const struct buf *err)
+{
+	struct logline l;
+
+	log_begin(&l, err ? LOG_ERROR : LOG_INFO, event);
+	log_kv(&l, "name", "admin");
+	if (err)
+		log_kv(&l, "error", err->len ? err->data : "");
+	log_kv(&l, "cert", f->admin_cert);
+	log_kv(&l, "key", f->admin_key);
+	if (err)
+		log_kv(&l, "action", "keeping the running certificate");
+	log_end(&l);
+}
+
+void
+reload_admin_tls(const struct reload_files *f, const struct ctl *to)
+{
+	struct buf err = BUF_INIT, cert = BUF_INIT, key = BUF_INIT;
+	SSL_CTX *ctx = NULL;
+	int memfd = -1;
+
+	if (f->admin_cert == NULL)
+		return;
+	if (keeper_admin_tls(f->keeper, &cert, &key, &err) == 0 &&
+	    (ctx = tls_server_ctx_pem(&cert, &key, "admin", NULL, &err)) &&
+	    (memfd = ctl_tls_memfd(&cert, &key, &err)) >= 0) {
+		master_admin_use_tls(&cert, &key);	/* for a later fork */
+		if (to && ctl_send_tls(to, memfd, cert.len, key.len) < 0)
+			log_event(LOG_WARN, "reload_tls_unsent", "name=admin "
+			    "error=\"%s\"", strerror(errno));
+		close(memfd);
+		log_admin_tls("reload_admin_tls", f, NULL);
+	} else
+		log_admin_tls("reload_tls_failed", f, &err);
+	SSL_CTX_free(ctx);
+	buf_wipe(&cert);
+	buf_wipe(&key);
+	buf_free(&err);
 }

@@ -17,6 +17,7 @@
 struct reload_files {
 	int	 keeper;
 	char	*log, *cert, *key;
+	char	*admin_cert, *admin_key;	/* NULL: no admin TLS at start */
 };
 
 /*
@@ -43,5 +44,14 @@ void	reload_tls(const struct reload_files *, const struct config *c,
  */
 void	reload_admin_remember(const struct admin_conf *);
 void	reload_admin_check(const struct admin_conf *c);
+/*
+ * The admin API's certificate and key read again at the start's paths
+ * (whatever the new configuration names: see reload_admin_check), checked
+ * by building a context from them, kept for an admin process forked later
+ * and sent to the running one over its ctl channel `to` (NULL: none
+ * runs), which serves them to new connections (admind.c). On a failure
+ * the running ones stay (event=reload_tls_failed name=admin).
+ */
+void	reload_admin_tls(const struct reload_files *, const struct ctl *to);
 
 #endif

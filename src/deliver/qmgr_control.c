@@ -4,8 +4,9 @@
  * CONTROL_LINE_MAX bytes), answered by qmgr_command() and closed. The
  * client's uid comes from the socket (SO_PEERCRED) for the log. Here are
  * the commands that only read (list, show, mailq: the active set, then
- * the messages outside it as qmgr_disk.c reads them, so the answer may
- * come later) and directory-flush; those that change the queue are
+ * the messages outside it as qmgr_disk.c reads them, then those a worker
+ * acknowledged that it was not told of yet, qmgr_unsettled.c, so the
+ * answer may come later) and directory-flush; those that change the queue are
  * qmgr_admin.c's. `active` says how large the active set is.
  */
 #include <stdio.h>
@@ -226,11 +227,13 @@ struct listing {
 	char		 show_id[QUEUE_ID_LEN + 1];
 	qmgr_reply_fn	 reply;
 	void		*arg;
+	struct qmgr_unsettled *unsettled;	/* the backend's, not told yet */
 };
 
 static void
 list_one(struct qmgr *q, struct qmsg *m, struct listing *l)
 {
+	qmgr_unsettled_shown(l->unsettled, m->item.env.id);
 	if (l->mailq)
 		mailq_one(q, m, l->count == 0, &l->out);
 	else
@@ -253,12 +256,19 @@ list_disk(struct qmgr *q, struct qmsg *m, struct qwait *e, void *arg)
 	qmsg_free(m);
 }
 
+/* An unsettled message the table and the disk walk did not show. */
+static void
+list_unsettled(struct qmgr *q, struct qmsg *m, void *arg)
+{
+	list_one(q, m, arg);
+}
+
 static void
 list_end(struct qmgr *q, void *arg)
 {
 	struct listing *l = arg;
 
-	(void)q;
+	qmgr_unsettled_rest(q, l->unsettled, list_unsettled, l);
 	if (l->show && l->count == 0)
 		buf_printf(&l->out, "error no message in the queue: %s\n",
 		    l->show);
@@ -271,21 +281,15 @@ list_end(struct qmgr *q, void *arg)
 	free(l);
 }
 
-/* list and mailq: every message; show: the one of id. */
+/* The table, then the disk; the unsettled messages were read first. */
 static void
-command_list(struct qmgr *q, int mailq, const char *id, qmgr_reply_fn reply,
-    void *arg)
+list_start(struct qmgr *q, struct qmgr_unsettled *u, void *arg)
 {
-	struct listing *l = xcalloc(1, sizeof(*l));
+	struct listing *l = arg;
+	const char *id = l->show;
 	struct qmsg *m;
 
-	l->mailq = mailq;
-	if (id) {
-		snprintf(l->show_id, sizeof(l->show_id), "%s", id);
-		l->show = id = l->show_id;
-	}
-	l->reply = reply;
-	l->arg = arg;
+	l->unsettled = u;
 	if (id && (m = qmgr_table_find(q->table, id)) != NULL &&
 	    m->removed_at == 0)
 		list_one(q, m, l);
@@ -296,6 +300,26 @@ command_list(struct qmgr *q, int mailq, const char *id, qmgr_reply_fn reply,
 	else
 		qmgr_disk_walk(q, id ? (const char (*)[QUEUE_ID_LEN + 1])id :
 		    NULL, id ? 1 : 0, list_disk, list_end, l);
+}
+
+/*
+ * list and mailq: every message; show: the one of id. A message a worker
+ * acknowledged is shown before the queue manager hears of it.
+ */
+static void
+command_list(struct qmgr *q, int mailq, const char *id, qmgr_reply_fn reply,
+    void *arg)
+{
+	struct listing *l = xcalloc(1, sizeof(*l));
+
+	l->mailq = mailq;
+	if (id) {
+		snprintf(l->show_id, sizeof(l->show_id), "%s", id);
+		l->show = l->show_id;
+	}
+	l->reply = reply;
+	l->arg = arg;
+	qmgr_unsettled_read(q, l->show, list_start, l);
 }
 
 /* The active set's size and limit, and the messages outside it. */

@@ -154,6 +154,8 @@ void	qmgr_index_started(struct qmgr *, const struct qmgr_index *);
 /* qmgr_load.c: messages from the queue into the table (on the pool). */
 /* The message id of queue, read with its journal applied (blocks). */
 struct qmsg *qmgr_read(struct qmgr *, int queue, const char *id);
+/* The message of qi (which it takes), its journal applied (blocks). */
+struct qmsg *qmsg_new(struct qmgr *, struct queue_item *qi);
 /* A worker's notification "QUEUE ID": a new message, due now. */
 void	qmgr_announced(struct qmgr *, const char *line);
 /* A message queued here (a bounce): due now. */
@@ -219,6 +221,16 @@ typedef void (*qmgr_disk_end_fn)(struct qmgr *, void *);
 void	qmgr_disk_walk(struct qmgr *, const char (*ids)[QUEUE_ID_LEN + 1],
 	    size_t nids, qmgr_disk_fn, qmgr_disk_end_fn, void *arg);
 void	qmgr_disk_adopt(struct qmgr *, struct qmsg *, struct qwait *);
+
+/* qmgr_unsettled.c: what a listing adds from the backend (its head). */
+struct qmgr_unsettled;
+typedef void (*qmgr_unsettled_fn)(struct qmgr *, struct qmgr_unsettled *,
+	    void *);
+void	qmgr_unsettled_read(struct qmgr *, const char *only,
+	    qmgr_unsettled_fn done, void *arg);
+void	qmgr_unsettled_shown(struct qmgr_unsettled *, const char *id);
+void	qmgr_unsettled_rest(struct qmgr *, struct qmgr_unsettled *,
+	    void (*fn)(struct qmgr *, struct qmsg *, void *), void *arg);
 
 /*
  * qmgr_control.c: `indimail queue ...`; uid: the client's, -1 unknown.

@@ -45,7 +45,7 @@ struct list_job {
 };
 
 /* A message read from the queue, with its journal applied (on the pool). */
-static struct qmsg *
+struct qmsg *
 qmsg_new(struct qmgr *q, struct queue_item *qi)
 {
 	struct qmsg *m = xcalloc(1, sizeof(*m));

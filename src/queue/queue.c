@@ -17,6 +17,7 @@
 
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
+#include "../mail/config.h"
 #include "queue.h"
 
 static int
@@ -255,6 +256,12 @@ queue_format_entry(struct buf *b, const char *id, long long age, size_t size,
 		snprintf(a, sizeof(a), "%lldd", age / 86400);
 	buf_printf(b, "%-24s %4s %9zu  <%s>%s\n", id, a, size, sender,
 	    held ? "  (held)" : "");
+}
+
+const struct queue_backend *
+queue_backend_of(int kind)
+{
+	return kind == QUEUE_BACKEND_WAL ? &queue_wal : &queue_fs;
 }
 
 int

@@ -117,6 +117,16 @@ struct queue_backend {
 	 */
 	int	 announces;
 	int	(*busy)(const struct queue_set *);
+
+	/*
+	 * Calls fn with every message acknowledged (its 250 went out) that
+	 * the queue manager may not have been told of yet, read from where it
+	 * lies (the item's path: the file it is in; fn may take the item, the
+	 * backend frees what is left). NULL: none (queue_fs tells it before
+	 * the 250). How many, or -1 when fn asked to stop. Blocks; reads only.
+	 */
+	int	(*unsettled)(const struct queue_set *,
+		    int (*fn)(void *, struct queue_item *), void *arg);
 };
 
 extern const struct queue_backend queue_fs;
@@ -137,6 +147,11 @@ int	queue_wal_recover(const struct queue_set *, long pid,
 /* Whether tmp/<pid>.* or wal/<pid>.* belongs to a process still running. */
 int	queue_writer_alive(const char *name);
 
+/*
+ * The backend a configuration's queue.backend names (enum
+ * queue_backend_kind of src/mail/config.h): what the workers write with.
+ */
+const struct queue_backend *queue_backend_of(int kind);
 /* Creates the folders; the backend is queue_fs. */
 int	queue_set_init(struct queue_set *, const char *path, int count,
 	    int split, struct buf *err);

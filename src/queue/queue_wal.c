@@ -407,4 +407,5 @@ const struct queue_backend queue_wal = {
 	.remove = wal_remove,
 	.announces = 1,
 	.busy = wal_busy,
+	.unsettled = wal_unsettled,
 };

@@ -91,6 +91,38 @@ describe("the wal queue backend", function()
     assert.equal(0, #d:tmp_files())
   end)
 
+  it("shows a message from its 250 on: mailq, queue list and queue show read it from the segment until its checkpoint", function()
+    local d = start()
+    -- tmp/ closed to the worker: every checkpoint fails, the records stay
+    -- in the segment past its mark until the worker dies (recovery)
+    local mode = D.sh("stat -c %a " .. d.dir .. "/queue/0/tmp"):match("%d+")
+    D.sh("chmod 0500 " .. d.dir .. "/queue/*/tmp")
+    D.writefile(d.dir .. "/input.txt", "Subject: unsettled\n\nbody\n")
+    local out = D.sh(("INDIMAIL_SUBMIT_SOCKET=%s/queue/public/submit.sock %s/sendmail -v "
+      .. "alice@example.test < %s/input.txt 2>&1"):format(d.dir, D.bin, d.dir))
+    local id = out:match("queued as (%x+)")
+    assert.is_truthy(id, out)
+    t.sleep(0.5)  -- its checkpoint has failed by now: no file in mess/
+    assert.equal(0, #d:queue_files())
+    local mailq = D.sh("INDIMAIL_CONFIG_FILE=" .. d.config .. " " .. D.bin .. "/mailq")
+    assert.matches("\n" .. id .. " ", mailq)
+    assert.matches("alice@example.test", mailq, 1, true)
+    assert.matches("in 1 Request", mailq, 1, true)
+    local list = d:queue_list()
+    assert.matches(id, list, 1, true)
+    assert.matches("1 message in the queue", list, 1, true)
+    local show = D.sh(D.bin .. "/indimail -c " .. d.config .. " queue show " .. id)
+    assert.matches("pending%s+<alice@example.test>", show)
+    assert.matches("path [^\n]*/wal/%d+%.%d+\n", show)
+    -- the worker dies: recovery writes it out, it is delivered once
+    D.sh("chmod " .. mode .. " " .. d.dir .. "/queue/*/tmp")
+    t.kill(d:worker_pids()[1], "KILL")
+    assert.is_truthy(maildir.wait(d, "alice"), d:log())
+    assert.is_truthy(d:wait_log("event=delivered qid=" .. id, 5))
+    t.sleep(0.5)
+    assert.equal("unsettled", subjects(d))
+  end)
+
   it("kill -9 of a worker: the master recovers its segment, nothing is delivered twice", function()
     local d = start()
     local ids = {}
