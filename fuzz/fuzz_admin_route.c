@@ -28,7 +28,7 @@ static const char *value_options[] = { "--quota", "--postmaster",
     NULL };
 static const char *flag_options[] = { "--password-stdin", "--disable",
     "--enable", "--no-smtp", "--smtp", "--no-imap", "--imap", "--no-pop",
-    "--pop", "--no-relay", "--relay", NULL };
+    "--pop", "--no-relay", "--relay", "--json", "--down", NULL };
 
 static int
 listed(const char *s, const char **list)

@@ -54,6 +54,8 @@ static const struct route {
 	{ "DELETE", "/v1/aliases/{alias}", SCOPE_ALIASES_WRITE, route_alias_del },
 	{ "GET", "/v1/queue", SCOPE_QUEUE_READ, route_queue_list },
 	{ "POST", "/v1/queue/actions", SCOPE_QUEUE_WRITE, route_queue_bulk },
+	{ "GET", "/v1/queue/destinations", SCOPE_QUEUE_READ,
+	    route_queue_destinations },
 	{ "GET", "/v1/queue/{id}", SCOPE_QUEUE_READ, route_queue_show },
 	{ "DELETE", "/v1/queue/{id}", SCOPE_QUEUE_WRITE, route_queue_remove },
 	{ "POST", "/v1/queue/{id}/{action}", SCOPE_QUEUE_WRITE, route_queue_act },

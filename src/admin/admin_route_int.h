@@ -61,6 +61,7 @@ void	route_queue_show(struct admin_ctx *);
 void	route_queue_remove(struct admin_ctx *);
 void	route_queue_act(struct admin_ctx *);
 void	route_queue_bulk(struct admin_ctx *);
+void	route_queue_destinations(struct admin_ctx *);
 /* `indimail queue list|show` text into a JSON array of messages. */
 json_t	*route_queue_parse(const char *text);
 

@@ -3,7 +3,8 @@
  * (the queue manager's control socket, docs/queue.md). A listing is read
  * back from the command's text (one line per message, then one indented
  * line per recipient) into JSON and filtered here by from, to, domain,
- * older_than and state; the actions on ids or on filters are the CLI's.
+ * older_than and state; the actions on ids or on filters are the CLI's;
+ * the destinations are the CLI's JSON as it is.
  * Queue ids are checked (letters and digits) before they reach argv.
  */
 #include <ctype.h>
@@ -167,6 +168,29 @@ route_queue_list(struct admin_ctx *c)
 			json_array_append(kept, m);
 	json_decref(all);
 	route_json(c, 200, kept);
+	buf_free(&out);
+}
+
+/*
+ * The destinations the queue manager knows (`queue destinations --json`);
+ * ?state=down: only those not up (down or probing).
+ */
+void
+route_queue_destinations(struct admin_ctx *c)
+{
+	const char *state = c->req->query(c->req->query_arg, "state");
+	const char *args[] = { "queue", "destinations", "--json", NULL, NULL };
+	struct buf out = BUF_INIT;
+	json_t *list;
+
+	if (state && strcmp(state, "down") != 0) {
+		admin_route_error(c->res, 400, "state: only down");
+		return;
+	}
+	if (state)
+		args[3] = "--down";
+	if (route_cli(c, args, NULL, &out, &list) == 0)
+		route_json(c, 200, list);
 	buf_free(&out);
 }
 

@@ -30,6 +30,8 @@ usage(void)
 	fprintf(stderr, "usage: indimail [-c config.lua] queue list|mailq|active\n"
 	    "       indimail [-c config.lua] queue show ID\n"
 	    "       indimail [-c config.lua] queue cat [--envelope] ID\n"
+	    "       indimail [-c config.lua] queue destinations [--down] "
+	    "[--json]\n"
 	    "       indimail [-c config.lua] queue "
 	    "hold|release|remove|flush|requeue\n"
 	    "           [--from ADDR] [--to ADDR] [--domain DOMAIN] "

@@ -303,6 +303,8 @@ queue_tool_main(struct runtime *rt, int argc, char **argv)
 		return show(rt, NULL);
 	if (strcmp(argv[0], "cat") == 0)
 		return queue_cat(rt, argc, argv);
+	if (strcmp(argv[0], "destinations") == 0)
+		return queue_tool_destinations(rt, argc, argv);
 	if (queue_tool_is_action(argv[0]))
 		return queue_tool_action(rt, argc, argv);
 	return 2;

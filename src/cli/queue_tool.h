@@ -20,6 +20,9 @@ int	queue_tool_request(struct runtime *, const char *request,
 	    struct buf *reply);
 void	queue_tool_unreachable(struct runtime *, int rc);
 
+/* queue_tool_dests.c: destinations [--down] [--json]. */
+int	queue_tool_destinations(struct runtime *, int argc, char **argv);
+
 /* queue_tool_action.c: hold, release, remove, flush, requeue. */
 int	queue_tool_is_action(const char *);
 int	queue_tool_action(struct runtime *, int argc, char **argv);

@@ -105,7 +105,7 @@ start_probing(struct dest *d)
 }
 
 /* The jobs d may run at once now (up): at most c->max. */
-static int
+int
 dest_window(const struct dest *d, const struct dest_conf *c)
 {
 	int w = d->window ? d->window : c->initial;
@@ -366,6 +366,21 @@ dest_sweep(struct dest_table *t, uint64_t now, uint64_t idle_ms)
 			free(d->key);
 			free(d);
 		}
+}
+
+/* Suspect: up, its last MAIL FROM answered 4xx (narrow() above). */
+const char *
+dest_state_name(const struct dest *d)
+{
+	switch (d->state) {
+	case DEST_UP:
+		return d->mail_deferred ? "suspect" : "up";
+	case DEST_DOWN:
+		return "down";
+	case DEST_PROBING:
+		return "probing";
+	}
+	return "up";
 }
 
 void

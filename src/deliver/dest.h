@@ -64,6 +64,8 @@ struct dest {
 	struct qwait	*parked;	/* messages outside the active set waiting */
 	size_t		 nparked;	/* for it (qmgr_wait.c) */
 	uint64_t	 woken;		/* `until` of the last probe a parked woke */
+	size_t		 listed;	/* qmgr_dests.c: active messages for it */
+	const void	*listed_by;	/* the message counted last */
 };
 
 /* What the scheduler may do with a recipient for destination d now. */
@@ -95,6 +97,10 @@ void	dest_probe_now(struct dest *, uint64_t now);
 /* Forgets destinations nobody asked for in idle_ms (created again when
  * asked; one down with messages waiting is kept). */
 void	dest_sweep(struct dest_table *, uint64_t now, uint64_t idle_ms);
+/* The jobs d may run at once now, if it is up. */
+int	dest_window(const struct dest *, const struct dest_conf *);
+/* "up", "suspect" (up, narrowed by a MAIL 4xx), "down" or "probing". */
+const char *dest_state_name(const struct dest *);
 /* Calls fn for every destination. */
 void	dest_each(struct dest_table *, void (*fn)(struct dest *, void *),
 	    void *arg);

@@ -53,6 +53,7 @@ qmgr_tick(struct qmgr *q)
 {
 	scheduler_tick(q);
 	qmgr_table_gauges(q->table, q->wait, q->qs.count);
+	qmgr_dests_gauges(q);
 }
 
 void

@@ -7,7 +7,8 @@
  * the messages outside it as qmgr_disk.c reads them, then those a worker
  * acknowledged that it was not told of yet, qmgr_unsettled.c, so the
  * answer may come later) and directory-flush; those that change the queue are
- * qmgr_admin.c's. `active` says how large the active set is.
+ * qmgr_admin.c's. `active` says how large the active set is;
+ * `destinations` shows the destination table (qmgr_dests.c).
  */
 #include <stdio.h>
 #include <sys/socket.h>
@@ -376,9 +377,12 @@ qmgr_command(struct qmgr *q, const char *line, long uid, qmgr_reply_fn reply,
 		command_directory_flush(q, uid, &out);
 	else if (n == 1 && strcmp(cmd, "active") == 0)
 		command_active(q, &out);
+	else if (strcmp(cmd, "destinations") == 0 && (n == 1 ||
+	    strcmp(id, "down") == 0))
+		qmgr_dests_command(q, n == 2, &out);
 	else
 		buf_printf(&out, "error unknown command (list, mailq, show ID, "
-		    "active, directory-flush, and on ids, ALL or filters: hold, "
+		    "active, destinations [down], directory-flush, and on ids, ALL or filters: hold, "
 		    "release, remove, flush, requeue)\n");
 	reply(arg, &out);
 }

@@ -232,6 +232,10 @@ void	qmgr_unsettled_shown(struct qmgr_unsettled *, const char *id);
 void	qmgr_unsettled_rest(struct qmgr *, struct qmgr_unsettled *,
 	    void (*fn)(struct qmgr *, struct qmsg *, void *), void *arg);
 
+/* qmgr_dests.c: the destination table shown (its head), and its gauge. */
+void	qmgr_dests_command(struct qmgr *, int down_only, struct buf *out);
+void	qmgr_dests_gauges(struct qmgr *);
+
 /*
  * qmgr_control.c: `indimail queue ...`; uid: the client's, -1 unknown.
  * The answer goes to reply(arg, out), now or once disk was read.

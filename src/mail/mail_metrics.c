@@ -49,6 +49,9 @@ const struct metric_family mm_hook_duration = {
 const struct metric_family mm_dircache = {
 	"indimail_directory_cache_lookups_total", "Directory cache lookups, by "
 	"result", METRIC_COUNTER, { "result" }, 0, 0, { 0 }, 0 };
+const struct metric_family mm_destinations = {
+	"indimail_destinations", "Destinations the queue manager knows, by "
+	"state", METRIC_GAUGE, { "state" }, 0, 0, { 0 }, 0 };
 static const struct metric_family mm_build_info = {
 	"indimail_build_info", "The running version (always 1)", METRIC_GAUGE,
 	{ "version" }, 0, 0, { 0 }, 0 };
@@ -60,6 +63,7 @@ static const struct metric_family *const all[] = {
 	&mm_connections, &mm_accepted, &mm_rejected, &mm_queue_messages,
 	&mm_deliveries, &mm_delivery_delay, &mm_hook_duration,
 	&batch_size_family, &mm_dircache, &mm_build_info, &mm_start_time,
+	&mm_destinations,
 };
 
 static const char *const state_names[MM_QUEUE_NSTATES] = {
@@ -70,10 +74,13 @@ static const char *const class_names[MM_NCLASSES] = {
 	"local", "remote", "relay", "route" };
 static const char *const cache_names[MM_CACHE_NRESULTS] = {
 	"hit", "miss", "negative_hit" };
+static const char *const dest_names[MM_DEST_NSTATES] = {
+	"up", "suspect", "down", "probing" };
 
 static struct metric queues[MAIL_METRICS_QUEUES_MAX][MM_QUEUE_NSTATES];
 static struct metric deliveries[MM_NRESULTS][MM_NCLASSES];
 static struct metric cache[MM_CACHE_NRESULTS];
+static struct metric dests[MM_DEST_NSTATES];
 
 struct metric
 mail_metrics_queue(int queue, enum mm_queue_state st)
@@ -103,6 +110,13 @@ mail_metrics_cache(enum mm_cache r)
 	    (const char *[]){ cache_names[r] });
 }
 
+struct metric
+mail_metrics_destinations(enum mm_dest_state st)
+{
+	return metrics_once(&dests[st], &mm_destinations,
+	    (const char *[]){ dest_names[st] });
+}
+
 static void
 start_bounded(const char *const *listeners, size_t n, int nqueues)
 {
@@ -118,6 +132,8 @@ start_bounded(const char *const *listeners, size_t n, int nqueues)
 			mail_metrics_delivery((enum mm_result)r, (enum mm_class)c);
 	for (int r = 0; r < MM_CACHE_NRESULTS; r++)
 		mail_metrics_cache((enum mm_cache)r);
+	for (int st = 0; st < MM_DEST_NSTATES; st++)
+		mail_metrics_destinations((enum mm_dest_state)st);
 }
 
 void

@@ -28,12 +28,16 @@ extern const struct metric_family mm_deliveries;	/* {result,class} */
 extern const struct metric_family mm_delivery_delay;	/* seconds */
 extern const struct metric_family mm_hook_duration;	/* {stage}, µs */
 extern const struct metric_family mm_dircache;		/* {result} */
+extern const struct metric_family mm_destinations;	/* {state} */
 
 /* A message's state in the queue manager's table (mm_queue_messages). */
 enum mm_queue_state {
 	MM_QUEUE_INCOMING, MM_QUEUE_ACTIVE, MM_QUEUE_DEFERRED, MM_QUEUE_HELD,
 	MM_QUEUE_NSTATES
 };
+/* A destination's state in the queue manager (mm_destinations). */
+enum mm_dest_state { MM_DEST_UP, MM_DEST_SUSPECT, MM_DEST_DOWN,
+	MM_DEST_PROBING, MM_DEST_NSTATES };
 enum mm_result { MM_DELIVERED, MM_DEFERRED, MM_BOUNCED, MM_NRESULTS };
 enum mm_class { MM_LOCAL, MM_REMOTE, MM_RELAY, MM_ROUTE, MM_NCLASSES };
 enum mm_cache { MM_CACHE_HIT, MM_CACHE_MISS, MM_CACHE_NEGATIVE_HIT,
@@ -49,6 +53,7 @@ void	mail_metrics_start(const char *const *listeners, size_t n, int nqueues);
 struct metric mail_metrics_queue(int queue, enum mm_queue_state);
 struct metric mail_metrics_delivery(enum mm_result, enum mm_class);
 struct metric mail_metrics_cache(enum mm_cache);
+struct metric mail_metrics_destinations(enum mm_dest_state);
 /*
  * One refusal at stage (a hook stage or an SMTP verb, any case): reply is
  * the reply sent ("550 5.7.1 ...", its enhanced status or else its class

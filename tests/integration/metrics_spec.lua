@@ -146,6 +146,7 @@ describe("/metrics", function()
     assert.equal(0, sample(before, "indimail_messages_accepted_total", 'listener="smtp"'))
     assert.truthy(before:find('indimail_deliveries_total{result="delivered",class="local"} 0', 1, true))
     assert.truthy(before:find('indimail_queue_messages{queue="0",state="deferred"} 0', 1, true))
+    assert.truthy(before:find('indimail_destinations{state="down"} 0', 1, true))
     assert.equal(1, sample(before, "indimail_build_info", 'version="' .. (before:match('version="([^"]+)"') or "") .. '"'))
     assert.is_true(check_histograms(before) >= 3)
 
