@@ -5,7 +5,11 @@
  * mark moved past it (fdatasync), the files renamed into mess/, and only
  * then the queue manager told, in order and without dropping a notice when
  * its queue is full. A segment that takes no more records goes once all
- * of them are out; one whose checkpoint failed is left to recovery.
+ * of them are out. A record whose checkpoint failed is logged once
+ * (event=wal_checkpoint_failed) and tried again with its segment's later
+ * records, in order, after a delay that doubles up to a minute; after
+ * WAL_CKPT_TRIES the segment is left to recovery (at the next start, or
+ * when its worker dies), as its mark cannot pass a record not written out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,13 @@
 #define WAL_ANNOUNCE_RETRY_MS	2
 /* Bytes per read when the kernel cannot copy a range between files. */
 #define WAL_COPY_CHUNK	65536
+/* A failed checkpoint's retry: after 1 s, doubled each time up to 60 s. */
+#define WAL_CKPT_RETRY_MS	1000
+#define WAL_CKPT_RETRY_MAX_MS	60000
+/* Tries of one record before its segment is left to recovery (~6 min). */
+#define WAL_CKPT_TRIES		12
+/* A retry waits this long for its segment's records still in a batch. */
+#define WAL_CKPT_SETTLE_MS	100
 
 struct wal_ckpt {
 	struct batch_item item;
@@ -35,6 +46,9 @@ struct wal_ckpt {
 	uint64_t	 offset, len;
 	int		 ok, fd;
 	struct buf	 tmp, dst;
+	int		 tries;		/* checkpoints of it that failed */
+	const char	*step;		/* what failed (NULL: another record) */
+	int		 err;		/* and its errno */
 };
 
 struct wal_removal {
@@ -70,18 +84,31 @@ copy_range(int in, off_t off, int out, uint64_t len)
 	return 0;
 }
 
+/* Notes what failed for c's log line; returns -1. */
+static int
+ckpt_fail(struct wal_ckpt *c, const char *step)
+{
+	c->step = step;
+	c->err = errno;
+	return -1;
+}
+
 /* Step 1 of the checkpoint for one record: its tmp file, not flushed. */
 static int
 copy_out(struct wal_ckpt *c)
 {
+	buf_clear(&c->tmp);
+	buf_clear(&c->dst);
 	buf_printf(&c->tmp, "%s/%d/tmp/%ld.%s", c->qs->path, c->qn,
 	    (long)getpid(), c->id);
 	queue_mess_path(c->qs, c->qn, c->id, &c->dst);
 	c->fd = open(buf_cstr(&c->tmp), O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, 0640);
 	if (c->fd < 0)
-		return -1;
-	return copy_range(c->seg->fd, (off_t)c->offset, c->fd, c->len);
+		return ckpt_fail(c, "open");
+	if (copy_range(c->seg->fd, (off_t)c->offset, c->fd, c->len) < 0)
+		return ckpt_fail(c, "copy");
+	return 0;
 }
 
 /* Whether a later record of the batch is in the same segment. */
@@ -109,10 +136,12 @@ mark_segments(struct wal_ckpt **cs, size_t n, int flushed)
 		if (later_in_batch(cs, n, i))
 			continue;	/* the mark goes at its last record */
 		wal_mark_encode(m, cs[i]->offset + cs[i]->len);
-		if (atomic_load(&s->failed) || pwrite(s->mark_fd, m, sizeof(m),
-		    0) != (ssize_t)sizeof(m))
+		if (atomic_load(&s->failed))
+			continue;
+		if (pwrite(s->mark_fd, m, sizeof(m), 0) != (ssize_t)sizeof(m)) {
+			ckpt_fail(cs[i], "mark");
 			atomic_store(&s->failed, 1);
-		else
+		} else
 			fds[nf++] = s->mark_fd;
 	}
 	if (sync_files(fds, nf) < 0)
@@ -130,8 +159,7 @@ move_in(struct wal_ckpt **cs, size_t n)
 		if (atomic_load(&c->seg->failed))
 			c->ok = 0;
 		else if (rename(buf_cstr(&c->tmp), buf_cstr(&c->dst)) < 0) {
-			log_event(LOG_ERROR, "wal_rename_failed", "qid=%s "
-			    "error=\"%s\"", c->id, strerror(errno));
+			ckpt_fail(c, "rename");
 			atomic_store(&c->seg->failed, 1);
 			c->ok = 0;
 		}
@@ -156,6 +184,8 @@ checkpoint_batch(struct batch_item *items, size_t n, void *ctx)
 	(void)ctx;
 	for (struct batch_item *it = items; it; it = it->next) {
 		struct wal_ckpt *c = (struct wal_ckpt *)it;
+		c->step = NULL;
+		c->fd = -1;
 		c->ok = !atomic_load(&c->seg->failed) && copy_out(c) == 0;
 		if (c->fd >= 0)
 			fds[nf++] = c->fd;
@@ -165,6 +195,9 @@ checkpoint_batch(struct batch_item *items, size_t n, void *ctx)
 	for (size_t i = 0; i < nf; i++)
 		if (close(fds[i]) < 0)
 			flushed = 0;
+	for (size_t i = 0; !flushed && i < nc; i++)
+		if (cs[i]->ok)
+			ckpt_fail(cs[i], "flush");
 	mark_segments(cs, nc, flushed);
 	move_in(cs, nc);
 	free(cs);
@@ -173,6 +206,7 @@ checkpoint_batch(struct batch_item *items, size_t n, void *ctx)
 
 static void maybe_remove(struct queue_set *, struct wal_segment *);
 static void on_retry(uv_timer_t *);
+static void again_add(struct queue_set *, struct wal_ckpt *);
 
 /*
  * Tells the queue manager, in order, until its queue is full: then again
@@ -217,6 +251,64 @@ add_news(struct queue_set *qs, const struct wal_ckpt *c)
 	w->news_tail = n;
 }
 
+/* c is done with, written out or left to recovery. */
+static void
+ckpt_free(struct queue_set *qs, struct wal_ckpt *c)
+{
+	c->seg->pending--;
+	maybe_remove(qs, c->seg);
+	buf_free(&c->tmp);
+	buf_free(&c->dst);
+	free(c);
+}
+
+/* Once per message, at its first failure. */
+static void
+log_failed(struct wal_ckpt *c)
+{
+	struct logline l;
+	struct buf why = BUF_INIT;
+
+	if (c->step == NULL)
+		buf_appends(&why, "another record of its segment failed");
+	else if (c->err)
+		buf_printf(&why, "%s %s: %s", c->step, buf_cstr(&c->tmp),
+		    strerror(c->err));
+	else
+		buf_appends(&why, c->step);
+	log_begin(&l, LOG_ERROR, "wal_checkpoint_failed");
+	log_kv(&l, "qid", c->id);
+	log_kv(&l, "error", buf_cstr(&why));
+	log_kv(&l, "segment", c->seg->path);
+	log_end(&l);
+	buf_free(&why);
+}
+
+/* No retry left for s: recovery writes its records out. */
+static void
+abandon(struct wal_segment *s)
+{
+	if (s->abandoned)
+		return;
+	s->abandoned = 1;
+	log_event(LOG_ERROR, "wal_checkpoint_abandoned", "segment=%s "
+	    "tries=%d", s->path, WAL_CKPT_TRIES);
+}
+
+/* c was not written out: logged once, tried again, or given up. */
+static void
+ckpt_failed(struct queue_set *qs, struct wal_ckpt *c)
+{
+	if (c->tries++ == 0)
+		log_failed(c);
+	if (c->tries >= WAL_CKPT_TRIES)
+		abandon(c->seg);
+	if (c->seg->abandoned)
+		ckpt_free(qs, c);
+	else
+		again_add(qs, c);
+}
+
 /* Runs on the loop thread: the queue manager may now see the messages. */
 static void
 checkpointed(struct batch_item *items, size_t n, void *ctx, int status)
@@ -228,15 +320,19 @@ checkpointed(struct batch_item *items, size_t n, void *ctx, int status)
 	for (it = items; it; it = next) {
 		struct wal_ckpt *c = (struct wal_ckpt *)it;
 		next = it->next;
-		if (status != 0)	/* never ran: its mark must not move */
+		if (status != 0) {	/* never ran: its mark must not move */
 			atomic_store(&c->seg->failed, 1);
-		else if (c->ok && qs->announce)
+			c->ok = 0;
+			c->step = "queue_work";
+			c->err = 0;
+		}
+		if (!c->ok) {
+			ckpt_failed(qs, c);
+			continue;
+		}
+		if (qs->announce)
 			add_news(qs, c);
-		c->seg->pending--;
-		maybe_remove(qs, c->seg);
-		buf_free(&c->tmp);
-		buf_free(&c->dst);
-		free(c);
+		ckpt_free(qs, c);
 	}
 	if (!uv_is_active((uv_handle_t *)&qs->wal->retry))
 		tell_news(qs);
@@ -256,7 +352,78 @@ wal_checkpoint_add(struct queue_set *qs, struct wal_segment *seg, int qn,
 	c->offset = offset;
 	c->len = len;
 	seg->pending++;
-	batcher_add(&qs->wal->checkpoint, &c->item);
+	if (seg->again > 0 && !seg->abandoned)	/* after those, in order */
+		again_add(qs, c);
+	else
+		batcher_add(&qs->wal->checkpoint, &c->item);
+}
+
+/* ---- the retry of failed checkpoints ------------------------------------- */
+
+static void on_again(uv_timer_t *);
+
+static uint64_t
+again_delay(int tries)
+{
+	uint64_t ms = WAL_CKPT_RETRY_MS << (tries > 1 ? (tries < 8 ?
+	    tries - 1 : 7) : 0);
+
+	return ms < WAL_CKPT_RETRY_MAX_MS ? ms : WAL_CKPT_RETRY_MAX_MS;
+}
+
+/* c waits for its retry, after its segment's records that wait already. */
+static void
+again_add(struct queue_set *qs, struct wal_ckpt *c)
+{
+	struct queue_wal *w = qs->wal;
+
+	c->item.next = NULL;
+	if (w->again_tail)
+		w->again_tail->next = &c->item;
+	else
+		w->again = &c->item;
+	w->again_tail = &c->item;
+	c->seg->again++;
+	if (!uv_is_active((uv_handle_t *)&w->again_timer))
+		uv_timer_start(&w->again_timer, on_again,
+		    again_delay(c->tries), 0);
+}
+
+/* No record of s is in a batch: all of them wait here (or it is given up). */
+static int
+settled(const struct wal_segment *s)
+{
+	return s->abandoned || s->pending == s->again;
+}
+
+/*
+ * The records waiting go back to the checkpoint, in order, once none of
+ * their segments has another in a batch (they would pass the mark).
+ */
+static void
+on_again(uv_timer_t *t)
+{
+	struct queue_set *qs = t->data;
+	struct queue_wal *w = qs->wal;
+	struct batch_item *it, *next, *list = w->again;
+
+	for (it = list; it; it = it->next)
+		if (!settled(((struct wal_ckpt *)it)->seg)) {
+			uv_timer_start(t, on_again, WAL_CKPT_SETTLE_MS, 0);
+			return;
+		}
+	w->again = w->again_tail = NULL;
+	for (it = list; it; it = next) {
+		struct wal_ckpt *c = (struct wal_ckpt *)it;
+		next = it->next;
+		c->seg->again--;
+		if (c->seg->abandoned) {
+			ckpt_free(qs, c);
+			continue;
+		}
+		atomic_store(&c->seg->failed, 0);
+		batcher_add(&w->checkpoint, it);
+	}
 }
 
 /* Pool thread: the renames durable first, then the segment goes. */
@@ -333,4 +500,7 @@ wal_checkpoint_init(uv_loop_t *loop, struct queue_set *qs)
 	uv_timer_init(loop, &qs->wal->retry);
 	qs->wal->retry.data = qs;
 	uv_unref((uv_handle_t *)&qs->wal->retry);
+	uv_timer_init(loop, &qs->wal->again_timer);
+	qs->wal->again_timer.data = qs;
+	uv_unref((uv_handle_t *)&qs->wal->again_timer);
 }

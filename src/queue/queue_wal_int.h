@@ -23,6 +23,8 @@ struct wal_segment {
 	int		 pending;	/* records not checkpointed yet (loop) */
 	int		 retired;	/* no longer current (loop) */
 	atomic_int	 failed;	/* a checkpoint failed: left to recovery */
+	int		 again;		/* records waiting for its retry (loop) */
+	int		 abandoned;	/* no retry left: recovery's (loop) */
 	struct wal_segment *next_sealed;
 };
 
@@ -41,6 +43,8 @@ struct queue_wal {
 	int		 removals;	/* segment removals running */
 	struct wal_news	*news, *news_tail;
 	uv_timer_t	 retry;		/* the queue manager's queue was full */
+	struct batch_item *again, *again_tail;	/* checkpoints to retry */
+	uv_timer_t	 again_timer;
 };
 
 void	wal_segment_free(struct wal_segment *);

@@ -123,6 +123,27 @@ describe("the wal queue backend", function()
     assert.equal("unsettled", subjects(d))
   end)
 
+  it("logs a checkpoint that fails at once, once per message, and retries it until tmp/ is writable again", function()
+    local d = start()
+    local mode = D.sh("stat -c %a " .. d.dir .. "/queue/0/tmp"):match("%d+")
+    D.sh("chmod 0500 " .. d.dir .. "/queue/*/tmp")
+    local id = d:send("bob@example.test", { "alice@example.test" }, "Subject: retried\r\n\r\nbody\r\n")
+    local line = d:wait_event("wal_checkpoint_failed", { "qid=" .. id, "error=\"open [^\"]*/tmp/[^\"]*: Permission denied\"",
+      "segment=[^ ]*/wal/%d+%.%d+" })
+    assert.is_truthy(line, d:log())
+    t.sleep(3.5)  -- the retries after 1 s and 2 s more have failed too: no new line
+    assert.equal(1, d:count_log("event=wal_checkpoint_failed "), d:log())
+    assert.equal(0, #d:queue_files())
+    D.sh("chmod " .. mode .. " " .. d.dir .. "/queue/*/tmp")
+    -- the next retry (4 s after the last) writes it out: delivered, no restart
+    assert.is_truthy(maildir.wait(d, "alice", 1, 15), d:log())
+    assert.is_truthy(d:wait_log("event=delivered qid=" .. id, 5))
+    assert.equal("retried", subjects(d))
+    assert.equal(1, d:count_log("event=wal_checkpoint_failed "), d:log())
+    assert.equal(0, d:count_log("event=wal_checkpoint_abandoned "), d:log())
+    assert.equal(0, #d:tmp_files())
+  end)
+
   it("kill -9 of a worker: the master recovers its segment, nothing is delivered twice", function()
     local d = start()
     local ids = {}
