@@ -3,7 +3,9 @@
  * the commands that change the queue (queue_tool_action.c). list and
  * mailq ask the queue manager and read the queue folders when it is not
  * running (with what the queue backend holds outside them: the wal
- * backend's segments); cat always reads the message file (queue_tool.h).
+ * backend's segments); cat reads the message where the queue backend has
+ * it: its file, else (wal, acknowledged but not yet checkpointed) its
+ * record in a segment (queue_tool.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -227,34 +229,75 @@ listing(struct runtime *rt, const char *verb)
 	return from_folders(rt, mailq);
 }
 
-/* The message file from the envelope (--envelope) or from the message. */
+/*
+ * Where the envelope of qi starts: 0 in its message file; in a segment
+ * (the wal backend's record), just before the message, as it was written.
+ */
+static size_t
+envelope_start(const struct queue_set *qs, const struct queue_item *qi)
+{
+	struct buf p = BUF_INIT;
+	size_t n = queue_envelope_size(&qi->env), at = 0;
+
+	queue_mess_path(qs, qi->queue, qi->env.id, &p);
+	if (strcmp(qi->path, buf_cstr(&p)) != 0 && qi->body_offset >= n)
+		at = qi->body_offset - n;
+	buf_free(&p);
+	return at;
+}
+
+/* The message from the envelope (--envelope) or from the message. */
 static int
-cat_file(const struct queue_item *qi, int envelope)
+cat_item(const struct queue_set *qs, const struct queue_item *qi,
+    int envelope)
 {
 	char chunk[CAT_CHUNK];
 	FILE *f = fopen(qi->path, "r");
-	size_t n;
+	size_t from = envelope ? envelope_start(qs, qi) : qi->body_offset;
+	size_t left = qi->body_offset + qi->size - from, n;
 
-	if (f == NULL || fseek(f, envelope ? 0 : (long)qi->body_offset,
-	    SEEK_SET) < 0) {
+	if (f == NULL || fseek(f, (long)from, SEEK_SET) < 0) {
 		fprintf(stderr, "indimail: %s: %s\n", qi->path, strerror(errno));
 		if (f)
 			fclose(f);
 		return 1;
 	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+	while (left > 0 && (n = fread(chunk, 1, left < sizeof(chunk) ? left :
+	    sizeof(chunk), f)) > 0) {
 		fwrite(chunk, 1, n, stdout);
+		left -= n;
+	}
 	fclose(f);
 	return 0;
+}
+
+/* A message the backend holds outside mess/, looked for by id. */
+struct cat_find {
+	const struct queue_set *qs;
+	const char	*id;
+	int		 envelope, found, rc;
+};
+
+static int
+cat_unsettled(void *arg, struct queue_item *qi)
+{
+	struct cat_find *c = arg;
+
+	if (strcmp(qi->env.id, c->id) != 0)
+		return 0;
+	c->found = 1;
+	c->rc = cat_item(c->qs, qi, c->envelope);
+	return 1;	/* stop */
 }
 
 static int
 queue_cat(struct runtime *rt, int argc, char **argv)
 {
+	const struct queue_backend *b = queue_backend_of(rt->cfg.queue_backend);
 	int envelope = argc == 3 && strcmp(argv[1], "--envelope") == 0;
-	const char *id = argv[argc - 1];
 	struct queue_set qs;
 	struct queue_item qi;
+	struct cat_find c = { &qs, argv[argc - 1], envelope, 0, 0 };
 
 	if (argc != 2 + envelope)
 		return 2;
@@ -262,12 +305,16 @@ queue_cat(struct runtime *rt, int argc, char **argv)
 	if (!readable(&qs))
 		return 1;
 	for (int i = 0; i < qs.count; i++)
-		if (queue_fs.read(&qs, i, id, &qi) == 0) {
-			int rc = cat_file(&qi, envelope);
+		if (b->read(&qs, i, c.id, &qi) == 0) {
+			int rc = cat_item(&qs, &qi, envelope);
 			queue_item_free(&qi);
 			return rc;
 		}
-	fprintf(stderr, "indimail: no message in the queue: %s\n", id);
+	if (b->unsettled)
+		(void)b->unsettled(&qs, cat_unsettled, &c);
+	if (c.found)
+		return c.rc;
+	fprintf(stderr, "indimail: no message in the queue: %s\n", c.id);
 	return 1;
 }
 

@@ -2,7 +2,7 @@
  * queue_tool: `indimail queue ...` (docs/queue.md, "Queue tooling"). The
  * commands ask the running queue manager over <queue.path>/qmgr.sock;
  * list, mailq and cat read the queue folders themselves when it is not
- * running (cat always does).
+ * running (cat always does, and the wal backend's segments).
  */
 #ifndef INDIMAIL_CLI_QUEUE_TOOL_H
 #define INDIMAIL_CLI_QUEUE_TOOL_H

@@ -123,23 +123,45 @@ describe("the wal queue backend", function()
     assert.equal("unsettled", subjects(d))
   end)
 
-  it("logs a checkpoint that fails at once, once per message, and retries it until tmp/ is writable again", function()
+  it("logs a checkpoint that fails at once, once per message, retries it until tmp/ is writable again; queue cat reads it from the segment meanwhile", function()
     local d = start()
     local mode = D.sh("stat -c %a " .. d.dir .. "/queue/0/tmp"):match("%d+")
     D.sh("chmod 0500 " .. d.dir .. "/queue/*/tmp")
-    local id = d:send("bob@example.test", { "alice@example.test" }, "Subject: retried\r\n\r\nbody\r\n")
-    local line = d:wait_event("wal_checkpoint_failed", { "qid=" .. id, "error=\"open [^\"]*/tmp/[^\"]*: Permission denied\"",
-      "segment=[^ ]*/wal/%d+%.%d+" })
-    assert.is_truthy(line, d:log())
+    local c = d:session()
+    local ids = {}
+    for _, name in ipairs({ "first", "second" }) do
+      local code, text = c:transaction("bob@example.test", { "alice@example.test" },
+        ("Subject: %s\r\n\r\n%s body\r\n"):format(name, name))
+      assert.equal(250, code, text)
+      ids[#ids + 1] = text:match("queued as (%x+)")
+    end
+    c:cmd("QUIT")
+    for _, id in ipairs(ids) do
+      assert.is_truthy(d:wait_event("wal_checkpoint_failed", { "qid=" .. id,
+        "error=\"open [^\"]*/tmp/[^\"]*: Permission denied\"", "segment=[^ ]*/wal/%d+%.%d+" }), d:log())
+    end
     t.sleep(3.5)  -- the retries after 1 s and 2 s more have failed too: no new line
-    assert.equal(1, d:count_log("event=wal_checkpoint_failed "), d:log())
+    assert.equal(2, d:count_log("event=wal_checkpoint_failed "), d:log())
     assert.equal(0, #d:queue_files())
+    -- queue cat: the message from its record in the segment, and only it
+    local cat = function(args) return D.sh(D.bin .. "/indimail -c " .. d.config .. " queue cat " .. args) end
+    local out, code = cat(ids[1])
+    assert.equal(0, code, out)
+    assert.matches("\nSubject: first\n", out, 1, true)
+    assert.equal("first body\n", out:sub(-11))
+    assert.not_matches("second", out, 1, true)
+    assert.not_matches("IMQ1", out, 1, true)
+    out, code = cat("--envelope " .. ids[2])
+    assert.equal(0, code, out)
+    assert.equal("IMQ1\n", out:sub(1, 5))
+    assert.matches("\nid " .. ids[2] .. "\n", out, 1, true)
+    assert.equal("second body\n", out:sub(-12))
+    assert.not_matches("first", out, 1, true)
     D.sh("chmod " .. mode .. " " .. d.dir .. "/queue/*/tmp")
-    -- the next retry (4 s after the last) writes it out: delivered, no restart
-    assert.is_truthy(maildir.wait(d, "alice", 1, 15), d:log())
-    assert.is_truthy(d:wait_log("event=delivered qid=" .. id, 5))
-    assert.equal("retried", subjects(d))
-    assert.equal(1, d:count_log("event=wal_checkpoint_failed "), d:log())
+    -- the next retry (4 s after the last) writes them out: delivered, no restart
+    assert.is_truthy(maildir.wait(d, "alice", 2, 15), d:log())
+    assert.equal("first,second", subjects(d))
+    assert.equal(2, d:count_log("event=wal_checkpoint_failed "), d:log())
     assert.equal(0, d:count_log("event=wal_checkpoint_abandoned "), d:log())
     assert.equal(0, #d:tmp_files())
   end)
