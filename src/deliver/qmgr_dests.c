@@ -9,7 +9,8 @@
  * PARKED: those outside it parked on it (qmgr_wait.c). SINCE and UNTIL
  * are Unix times, 0 when it is up (UNTIL 0 also while its probe runs);
  * REASON, the reply that marked it down, ends the line. Keys and reasons
- * come from peers: bytes that would break a line or a field are '?'.
+ * come from peers: any byte outside printable ASCII (and a space in a
+ * key) is '?', so a line splits cleanly and its JSON is plain ASCII.
  * And the indimail_destinations gauge, by state, set every second.
  */
 #include <stdlib.h>
