@@ -82,6 +82,17 @@ batcher_add(struct batcher *b, struct batch_item *it)
 		start(b);
 }
 
+/* Whether dev is among the first n of seen; if not, it is added. */
+static int
+dev_seen(dev_t *seen, size_t *n, dev_t dev)
+{
+	for (size_t k = 0; k < *n; k++)
+		if (seen[k] == dev)
+			return 1;
+	seen[(*n)++] = dev;
+	return 0;
+}
+
 /* syncfs() once per distinct file system among the fds. */
 static int
 syncfs_each(const int *fds, size_t n)
@@ -92,16 +103,12 @@ syncfs_each(const int *fds, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
-		size_t k;
 		if (fstat(fds[i], &st) < 0) {
 			rc = -1;
 			continue;
 		}
-		for (k = 0; k < nseen && seen[k] != st.st_dev; k++)
-			;
-		if (k < nseen)
+		if (dev_seen(seen, &nseen, st.st_dev))
 			continue;
-		seen[nseen++] = st.st_dev;
 		if (syncfs(fds[i]) < 0)
 			rc = -1;
 	}
@@ -117,28 +124,38 @@ sync_files(const int *fds, size_t n)
 	return n == 1 ? fdatasync(fds[0]) : syncfs_each(fds, n);
 }
 
+/*
+ * One syncfs() per distinct file system among the folders: a stat() of
+ * each tells its file system, and only the first folder of each is
+ * opened (not every folder once per file of the group).
+ */
 int
 sync_dirs(const char *const *dirs, size_t n)
 {
-	int *fds, rc = 0;
-	size_t k = 0;
+	dev_t *seen;
+	size_t nseen = 0;
+	int rc = 0;
 
 	if (n == 0)
 		return 0;
 	if (n == 1)
 		return fsync_dir(dirs[0]);
-	fds = xcalloc(n, sizeof(int));
+	seen = xcalloc(n, sizeof(dev_t));
 	for (size_t i = 0; i < n; i++) {
-		int fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
+		struct stat st;
+		int fd;
+		if (stat(dirs[i], &st) < 0) {
 			rc = -1;
-		else
-			fds[k++] = fd;
+			continue;
+		}
+		if (dev_seen(seen, &nseen, st.st_dev))
+			continue;
+		if ((fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		    syncfs(fd) < 0)
+			rc = -1;
+		if (fd >= 0)
+			close(fd);
 	}
-	if (syncfs_each(fds, k) < 0)
-		rc = -1;
-	for (size_t i = 0; i < k; i++)
-		close(fds[i]);
-	free(fds);
+	free(seen);
 	return rc;
 }

@@ -40,7 +40,6 @@ struct write_job {
 	int		 qn;
 	char		 id[QUEUE_ID_LEN + 1];
 	struct buf	 envelope;
-	struct msg_piece pieces[QUEUE_PIECES_MAX];
 	size_t		 npieces;
 	queue_write_cb	 cb;
 	void		*arg;
@@ -49,6 +48,7 @@ struct write_job {
 	struct buf	 tmp, dir, dst;
 	struct buf	 error;
 	uint64_t	 started;
+	struct msg_piece pieces[];	/* npieces of them */
 };
 
 static void
@@ -168,10 +168,11 @@ fs_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
     const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
     void *arg)
 {
-	struct write_job *j = xcalloc(1, sizeof(*j));
+	struct write_job *j;
 
 	if (npieces > QUEUE_PIECES_MAX)
 		panic("queue write of %zu pieces", npieces);
+	j = xcalloc(1, sizeof(*j) + npieces * sizeof(*pieces));
 
 	j->qs = qs;
 	j->qn = queue_pick(qs);

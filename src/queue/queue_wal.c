@@ -42,7 +42,6 @@ struct wal_job {
 	int		 qn;
 	char		 id[QUEUE_ID_LEN + 1];
 	struct buf	 envelope;
-	struct msg_piece pieces[QUEUE_PIECES_MAX];
 	size_t		 npieces;
 	unsigned char	 header[WAL_HEADER];
 	queue_write_cb	 cb;
@@ -52,6 +51,7 @@ struct wal_job {
 	uint64_t	 started;
 	struct wal_segment *seg;
 	uint64_t	 offset, len;	/* the payload in seg */
+	struct msg_piece pieces[];	/* npieces of them */
 };
 
 void
@@ -196,11 +196,15 @@ struct wal_append {
  */
 static void
 append_queue(struct queue_set *qs, int qn, struct batch_item *items,
-    size_t n, struct wal_append *a)
+    struct wal_append *a)
 {
-	struct iovec *iov = xcalloc(n * (2 + QUEUE_PIECES_MAX), sizeof(*iov));
+	struct iovec *iov;
 	struct wal_segment *s = segment_current(qs, qn, &a->err);
-	size_t niov = 0;
+	size_t niov = 0, room = 0;
+
+	for (struct batch_item *it = items; it; it = it->next)
+		room += 2 + ((struct wal_job *)it)->npieces;	/* record_iov's */
+	iov = xcalloc(room, sizeof(*iov));
 
 	a->seg = s;
 	a->end = s ? s->size : 0;
@@ -271,6 +275,7 @@ write_batch(struct batch_item *items, size_t n, void *ctx)
 	struct wal_append a[QUEUE_MAX];
 	int touched[QUEUE_MAX];
 
+	(void)n;		/* the jobs' list is enough */
 	for (struct batch_item *it = items; it; it = it->next) {
 		struct wal_job *j = (struct wal_job *)it;
 		if (j->envelope.len > QUEUE_ENVELOPE_MAX)
@@ -281,7 +286,7 @@ write_batch(struct batch_item *items, size_t n, void *ctx)
 	memset(a, 0, sizeof(a));
 	for (int qn = 0; qn < qs->count; qn++)
 		if ((touched[qn] = queue_has_jobs(items, qn)))
-			append_queue(qs, qn, items, n, &a[qn]);
+			append_queue(qs, qn, items, &a[qn]);
 	for (int qn = 0; qn < qs->count; qn++)
 		if (touched[qn])
 			flush_queue(&a[qn], items, qn);
@@ -332,10 +337,11 @@ wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
     const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
     void *arg)
 {
-	struct wal_job *j = xcalloc(1, sizeof(*j));
+	struct wal_job *j;
 
 	if (npieces > QUEUE_PIECES_MAX)
 		panic("queue write of %zu pieces", npieces);
+	j = xcalloc(1, sizeof(*j) + npieces * sizeof(*pieces));
 	if (qs->wal == NULL)
 		wal_start(loop, qs);
 	j->qs = qs;

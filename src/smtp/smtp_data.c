@@ -55,14 +55,27 @@ end_line(struct smtp_data *d, struct buf *out, int clean)
 	d->state = clean ? ST_START_CLEAN : ST_START_DIRTY;
 }
 
+/* Length of the run of bytes before the first CR, LF or NUL of p[0..n). */
+static size_t
+ordinary_run(const char *p, size_t n)
+{
+	const char *stop;
+
+	if ((stop = memchr(p, '\r', n)) != NULL)	/* memchr: word/SIMD */
+		n = (size_t)(stop - p);			/* wide, not bytewise */
+	if ((stop = memchr(p, '\n', n)) != NULL)
+		n = (size_t)(stop - p);
+	if ((stop = memchr(p, '\0', n)) != NULL)
+		n = (size_t)(stop - p);
+	return n;
+}
+
 /* Fast path: copy a run of ordinary bytes inside a line. */
 static size_t
 line_run(struct smtp_data *d, const char *p, size_t n, struct buf *out)
 {
-	size_t k = 0;
+	size_t k = ordinary_run(p, n);
 
-	while (k < n && p[k] != '\r' && p[k] != '\n' && p[k] != '\0')
-		k++;
 	if (k == 0)
 		return 0;
 	d->line_len += k;
