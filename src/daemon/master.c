@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <pwd.h>
 #include <signal.h>
@@ -417,17 +416,34 @@ reopen_files(void)
 	free(to);
 }
 
+/* Child i of all: the workers, then the queue manager, then the admin. */
+static struct child *
+child_at(int i)
+{
+	return i < nworkers ? &children[i] : i == nworkers ? &qmgr : &admin;
+}
+
+/* Sends sig to every child alive; a line for each one killed. */
+static void
+signal_children(int sig)
+{
+	for (int i = 0; i < nworkers + 2; i++)
+		if (child_at(i)->pid > 0) {
+			if (sig == SIGKILL)
+				log_event(LOG_WARN, "shutdown_killed", "pid=%ld "
+				    "index=%d", (long)child_at(i)->pid, i);
+			kill(child_at(i)->pid, sig);
+		}
+}
+
 /* Tells the workers and the queue manager to load the new configuration. */
 static void
 send_config(void)
 {
-	for (int i = 0; i <= nworkers; i++) {
-		const struct child *c = i < nworkers ? &children[i] : &qmgr;
-
-		if (c->pid > 0 && ctl_send_config(&c->ctl) < 0)
-			log_event(LOG_WARN, "reload_config_unsent", "pid=%d "
-			    "error=\"%s\"", (int)c->pid, strerror(errno));
-	}
+	for (int i = 0; i <= nworkers; i++)	/* not the admin process */
+		if (child_at(i)->pid > 0 && ctl_send_config(&child_at(i)->ctl) < 0)
+			log_event(LOG_WARN, "reload_config_unsent", "pid=%ld "
+			    "error=\"%s\"", (long)child_at(i)->pid, strerror(errno));
 }
 
 /*
@@ -469,62 +485,51 @@ reload(void)
 		send_config();
 		log_event(LOG_INFO, "reload", "workers=%d", nworkers);
 	}
-	for (int i = 0; i < nworkers; i++)
-		if (children[i].pid > 0)
-			kill(children[i].pid, SIGHUP);
-	if (qmgr.pid > 0)
-		kill(qmgr.pid, SIGHUP);
-	if (admin.pid > 0)
-		kill(admin.pid, SIGHUP);	/* re-reads its tokens */
+	signal_children(SIGHUP);	/* the admin process re-reads its tokens */
 	sdnotify_ready(n != NULL ? "running; configuration reloaded" :
 	    "running; the last reload failed (see the log)");
 	return n != NULL ? 0 : -1;
 }
 
+/* Reaps every child, until deadline; the number still alive. */
+static int
+wait_children(time_t deadline)
+{
+	pid_t pid;
+	int alive;
+
+	for (;;) {
+		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+			for (int i = 0; i < nworkers + 2; i++)
+				if (child_at(i)->pid == pid)
+					child_at(i)->pid = 0;
+		alive = 0;
+		for (int i = 0; i < nworkers + 2; i++)
+			alive += child_at(i)->pid > 0;
+		if (alive == 0 || time(NULL) >= deadline)
+			return alive;
+		usleep(50 * 1000);
+	}
+}
+
+/*
+ * SIGTERM to every child, then the drain timeout (and 5 s) for them to
+ * finish; who is left gets SIGKILL and is reaped (bounded), so that whoever
+ * waits for the master (systemd, a script) sees the whole tree gone.
+ */
 static void
 shutdown_all(void)
 {
-	time_t deadline = time(NULL) + rt->cfg.timeout_drain / 1000 + 5;
-	int alive;
-
 	sdnotify_stopping();
 	log_event(LOG_INFO, "shutdown", "workers=%d", nworkers);
 	/* Our copies would keep the sockets accepting into the backlog. */
 	for (size_t i = 0; i < nlst; i++)
 		close(lst[i].fd);
-	for (int i = 0; i < nworkers; i++)
-		if (children[i].pid > 0)
-			kill(children[i].pid, SIGTERM);
-	if (qmgr.pid > 0)
-		kill(qmgr.pid, SIGTERM);
-	if (admin.pid > 0)
-		kill(admin.pid, SIGTERM);
-	do {
-		pid_t pid;
-		alive = 0;
-		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
-			for (int i = 0; i < nworkers; i++)
-				if (children[i].pid == pid)
-					children[i].pid = 0;
-			if (qmgr.pid == pid)
-				qmgr.pid = 0;
-			if (admin.pid == pid)
-				admin.pid = 0;
-		}
-		for (int i = 0; i < nworkers; i++)
-			alive += children[i].pid > 0;
-		alive += qmgr.pid > 0;
-		alive += admin.pid > 0;
-		if (alive)
-			usleep(50 * 1000);
-	} while (alive && time(NULL) < deadline);
-	for (int i = 0; i < nworkers; i++)
-		if (children[i].pid > 0)
-			kill(children[i].pid, SIGKILL);
-	if (qmgr.pid > 0)
-		kill(qmgr.pid, SIGKILL);
-	if (admin.pid > 0)
-		kill(admin.pid, SIGKILL);
+	signal_children(SIGTERM);
+	if (wait_children(time(NULL) + rt->cfg.timeout_drain / 1000 + 5) > 0) {
+		signal_children(SIGKILL);
+		wait_children(time(NULL) + 5);
+	}
 	log_event(LOG_INFO, "stopped", NULL);
 	exit(0);
 }

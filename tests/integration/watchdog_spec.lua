@@ -65,3 +65,24 @@ describe("a reload whose configuration never finishes loading (timeouts.watchdog
     assert.equal(1, d:count_log("event=reload_failed"), d:log())
   end)
 end)
+
+describe("a worker that cannot drain at SIGTERM (its hook stuck in C)", function()
+  after_each(cleanup.run)
+
+  it("is killed after timeouts.drain (and 5 s), logged, and reaped before the master exits", function()
+    local d = D.start_for_test{ policies = STUCK,
+      timeouts = "command = 30, data = 30, tls = 10, hook = 30, drain = 1, watchdog = 3600" }
+    local worker = d:worker_pids()[1]
+    local c = d:session()
+    assert.equal(250, (c:cmd("MAIL FROM:<s@example.test>")))
+    c:send("RCPT TO:<stuck@example.test>\r\n")
+    t.sleep(0.3)                              -- the hook is running
+    local t0 = t.now()
+    d:signal("TERM")
+    assert.equal("exited", (d:wait_exit(15)))
+    assert.is_true(t.now() - t0 >= 5.5, "took " .. (t.now() - t0))
+    assert.is_truthy(d:wait_event("shutdown_killed", { "pid=" .. worker, "index=0" }), d:log())
+    -- reaped: no process, not even a zombie, once the master is gone
+    assert.is_nil(io.open("/proc/" .. worker .. "/stat"), "worker " .. worker .. " still there")
+  end)
+end)
