@@ -315,7 +315,8 @@ command_list(struct qmgr *q, int mailq, const char *id, qmgr_reply_fn reply,
 
 	l->mailq = mailq;
 	if (id) {
-		snprintf(l->show_id, sizeof(l->show_id), "%s", id);
+		/* the caller checked strlen(id) <= QUEUE_ID_LEN */
+		memcpy(l->show_id, id, strnlen(id, QUEUE_ID_LEN));
 		l->show = l->show_id;
 	}
 	l->reply = reply;
