@@ -104,7 +104,8 @@ qmgr_index_read(const struct queue_set *qs)
 	}
 	if (f)
 		fclose(f);
-	qsort(x->v, x->n, sizeof(*x->v), by_id_then_seq);
+	if (x->n > 0)	/* qsort of a NULL array, even empty, is undefined */
+		qsort(x->v, x->n, sizeof(*x->v), by_id_then_seq);
 	keep_last(x);
 	return x;
 }
