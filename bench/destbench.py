@@ -35,6 +35,7 @@ says so in Postfix's column.
 import os
 import re
 import shutil
+import socket
 import time
 
 N = int(os.environ.get("BENCH_DOWN_MESSAGES", "100000"))   # BENCH_DOWN_WINDOW: the window
@@ -54,8 +55,14 @@ TIME = re.compile(r"(\d\d):(\d\d):(\d\d(?:\.\d+)?)")
 
 
 def closed_port(R):
-    """A loopback port with no listener (free when asked)."""
-    return R.free_port()
+    """A loopback port that refuses every connection for the whole scenario:
+    a socket bound to it that never listens. A port merely free when asked
+    is not enough at a million: minutes later another program on the
+    machine may listen there, and the queue goes to it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    R.P.on_cleanup("destbench: closed port", s.close)
+    return s.getsockname()[1]
 
 
 def ind_counts(text):
