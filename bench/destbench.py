@@ -150,8 +150,8 @@ def ind_active(R, srv):
 
 def caught_up(R, srv):
     """Seconds until indimaild's queue manager knows every message queued
-    (the workers' notices can lag the 250s by minutes at a million: a
-    queue manager that waits on the disk is idle, not settled)."""
+    (a queue manager that does not know of some messages yet is not
+    settled, however quiet)."""
     t0 = time.monotonic()
     R.wait_for(lambda: ind_active(R, srv)[1] >= N, SETTLE_MAX, step=2,
                what="indimaild's queue manager knows every message")
@@ -175,8 +175,8 @@ def pids_cpu(pids):
 def settle(srv, queue_pids):
     """Seconds until the queue-holding processes use under SETTLE_PCT % of a
     core over SETTLE_QUIET steps of SETTLE_STEP seconds in a row (bounded
-    by SETTLE_MAX): one quiet step can be a queue manager waiting on the
-    disk in the middle of its work."""
+    by SETTLE_MAX): at a million one quiet step came in the middle of the
+    queue manager's parking (docs/benchmarks.md, "A million queued")."""
     t0, quiet = time.monotonic(), 0
     while time.monotonic() - t0 < SETTLE_MAX and quiet < SETTLE_QUIET:
         pids = queue_pids(srv)
