@@ -18,8 +18,9 @@ deferral line. The same counts are given for the injection as well.
 Issue 14 item 2 (the bounded active set): before the window the bench waits
 until the queue manager knows every message and has settled (its CPU under
 SETTLE_PCT % of a core over SETTLE_QUIET steps of SETTLE_STEP seconds in a
-row, at most SETTLE_MAX seconds; how long it took is reported), and the window also gives the CPU of the queue-holding processes
-alone as a percentage of one core. BENCH_DOWN_MESSAGES=1000000 is the
+row, at most SETTLE_MAX seconds; how long it took is reported), and the
+window also gives the CPU of the queue-holding processes alone as a
+percentage of one core. BENCH_DOWN_MESSAGES=1000000 is the
 million-message row of docs/benchmarks.md.
 
 Also measured, from the logs' timestamps after the fact (nothing polls the
