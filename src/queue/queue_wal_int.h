@@ -55,6 +55,9 @@ void	wal_checkpoint_add(struct queue_set *, struct wal_segment *, int qn,
 	    const char *id, uint64_t offset, uint64_t len);
 /* Loop thread, after a write batch: the segments it sealed retire. */
 void	wal_retire_sealed(struct queue_set *);
+/* queue_wal_recover.c: the pid in a segment's name "<pid>.<seq>"; 0 for
+ * any other name (a mark ends in WAL_MARK_SUFFIX). */
+long	wal_segment_writer(const char *name);
 /* queue_wal_pending.c: the backend's unsettled (queue.h). */
 int	wal_unsettled(const struct queue_set *,
 	    int (*fn)(void *, struct queue_item *), void *arg);

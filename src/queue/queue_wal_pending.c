@@ -146,19 +146,6 @@ walk_segment(struct pending *p)
 	return rc;
 }
 
-/* The writer of segment <pid>.<seq>; 0 for any other name (a mark). */
-static long
-segment_writer(const char *name)
-{
-	char *end;
-	long pid = strtol(name, &end, 10);
-
-	if (pid <= 0 || *end != '.')
-		return 0;
-	strtoul(end + 1, &end, 10);
-	return *end == '\0' ? pid : 0;
-}
-
 /* Every segment of queue qn; fn's answer (non-zero: stop). */
 static int
 walk_queue(struct pending *p)
@@ -171,7 +158,7 @@ walk_queue(struct pending *p)
 	buf_printf(&dir, "%s/%d/wal", p->q->path, p->qn);
 	d = opendir(buf_cstr(&dir));
 	while (d && rc == 0 && (e = readdir(d)) != NULL) {
-		if ((p->pid = segment_writer(e->d_name)) == 0)
+		if ((p->pid = wal_segment_writer(e->d_name)) == 0)
 			continue;
 		buf_clear(&path);
 		buf_printf(&path, "%s/%s", buf_cstr(&dir), e->d_name);

@@ -237,9 +237,8 @@ recover_segment(struct recovery *r)
 	return rc;
 }
 
-/* "<pid>.<seq>": a segment (its mark ends in WAL_MARK_SUFFIX); its pid. */
-static long
-segment_writer(const char *name)
+long
+wal_segment_writer(const char *name)
 {
 	char *end;
 	long pid = strtol(name, &end, 10);
@@ -253,7 +252,7 @@ segment_writer(const char *name)
 static int
 wanted(const char *name, long pid)
 {
-	long w = segment_writer(name);
+	long w = wal_segment_writer(name);
 
 	if (w == 0)
 		return 0;
@@ -286,7 +285,7 @@ recover_queue(const struct queue_set *q, int qn, long pid,
 		buf_printf(&m, "%s%s", buf_cstr(&p), WAL_MARK_SUFFIX);
 		r.path = buf_cstr(&p);
 		r.mark_path = buf_cstr(&m);
-		r.pid = segment_writer(e->d_name);
+		r.pid = wal_segment_writer(e->d_name);
 		recover_segment(&r);
 		moved += r.moved;
 	}
