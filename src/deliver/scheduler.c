@@ -298,6 +298,54 @@ schedule_message(struct scheduler *s, struct qmsg *m)
 	return h.ndests == 1 ? h.last : NULL;
 }
 
+/* The destination recipient i waits for, if the table knows it. */
+static struct dest *
+dest_of(const struct qmgr *q, const struct qmsg *m, size_t i)
+{
+	const struct route_conf *rc;
+	struct buf key = BUF_INIT;
+	struct dest *d = NULL;
+
+	if (m->st[i] == RS_PENDING && !qmgr_route_is_local(q, m, i))
+		d = dest_find(q->dests, qmgr_route_dest_key(q, m, i, &rc, &key));
+	buf_free(&key);
+	return d;
+}
+
+/*
+ * The destination that alone holds m back since an earlier pass: every
+ * waiting recipient goes to it, it is down, and m waits for its probe
+ * (next_try set by schedule_message or scheduler_follow_dest); else NULL.
+ */
+static struct dest *
+held_by(const struct qmgr *q, const struct qmsg *m)
+{
+	struct dest *d = NULL;
+
+	for (size_t i = 0; i < m->item.env.nrcpts; i++) {
+		struct dest *di;
+		if (m->st[i] != RS_PENDING)
+			continue;
+		di = dest_of(q, m, i);
+		if (di == NULL || (d && di != d))
+			return NULL;
+		d = di;
+	}
+	return d && d->state == DEST_DOWN && m->next_try == d->until ? d : NULL;
+}
+
+/*
+ * m, not due, leaves the active set: parked on d, the destination that
+ * held it back in this pass or an earlier one, if there is one.
+ */
+static void
+evict(struct qmgr *q, struct qmsg *m, struct dest *d)
+{
+	if (d == NULL && !m->hold)
+		d = held_by(q, m);
+	qmgr_evict(q, m, d);
+}
+
 static void
 run_queue(struct scheduler *s)
 {
@@ -315,7 +363,7 @@ run_queue(struct scheduler *s)
 			d = schedule_message(s, m);
 		if (pressure && (m->hold || m->next_try > now) &&
 		    qmgr_evictable(m))
-			qmgr_evict(q, m, d);
+			evict(q, m, d);
 		else if (!pressure &&
 		    s->running_local >= q->cfg->delivery.conc_local &&
 		    s->running_remote >= q->cfg->delivery.conc_remote)
@@ -399,20 +447,6 @@ scheduler_tick(struct qmgr *q)
 	qmgr_table_sweep(q->table, uv_now(q->loop));
 	if (++s->ticks % 60 == 0)
 		dest_sweep(q->dests, uv_now(q->loop), DEST_IDLE_MS);
-}
-
-/* The destination recipient i waits for, if the table knows it. */
-static struct dest *
-dest_of(const struct qmgr *q, const struct qmsg *m, size_t i)
-{
-	const struct route_conf *rc;
-	struct buf key = BUF_INIT;
-	struct dest *d = NULL;
-
-	if (m->st[i] == RS_PENDING && !qmgr_route_is_local(q, m, i))
-		d = dest_find(q->dests, qmgr_route_dest_key(q, m, i, &rc, &key));
-	buf_free(&key);
-	return d;
 }
 
 /* The reply of the destination that holds recipient i back, or NULL. */
