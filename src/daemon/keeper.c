@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -122,6 +123,8 @@ keeper_main(const struct keeper *k, int sock)
 	}
 }
 
+static pid_t keeper_pid;	/* of this process's keeper; 0: none */
+
 static char *
 dup_or_null(const char *s)
 {
@@ -157,8 +160,24 @@ keeper_start(const struct boot_plan *p)
 		keeper_main(&k, sv[1]);
 	}
 	close(sv[1]);
+	keeper_pid = pid;
 	log_event(LOG_INFO, "keeper_started", "pid=%ld", (long)pid);
 	return sv[0];
+}
+
+/* Root's process cannot be signalled by the account: its socket's end is
+ * the keeper's signal. A second is plenty for it to see the EOF. */
+void
+keeper_stop(int sock)
+{
+	if (sock >= 0)
+		close(sock);
+	for (int i = 0; keeper_pid > 0 && i < 100; i++) {
+		if (waitpid(keeper_pid, NULL, WNOHANG) != 0)
+			keeper_pid = 0;
+		else
+			usleep(10 * 1000);
+	}
 }
 
 /* Sends a request and waits for the answer (bounded). */

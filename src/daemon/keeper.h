@@ -20,6 +20,8 @@
  * reloads then cannot reopen anything, the rest works).
  */
 int	keeper_start(const struct boot_plan *);
+/* At shutdown: closes sock (the keeper then exits) and reaps it, bounded. */
+void	keeper_stop(int sock);
 /* The TLS files read again: 0, or -1 and the reason in err. */
 int	keeper_tls(int sock, struct buf *cert, struct buf *key,
 	    struct buf *err);

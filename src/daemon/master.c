@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <pwd.h>
 #include <signal.h>
 #include <string.h>
@@ -530,6 +529,7 @@ shutdown_all(void)
 		signal_children(SIGKILL);
 		wait_children(time(NULL) + 5);
 	}
+	keeper_stop(files.keeper);
 	log_event(LOG_INFO, "stopped", NULL);
 	exit(0);
 }

@@ -73,6 +73,7 @@ describe("a worker that cannot drain at SIGTERM (its hook stuck in C)", function
     local d = D.start_for_test{ policies = STUCK,
       timeouts = "command = 30, data = 30, tls = 10, hook = 30, drain = 1, watchdog = 3600" }
     local worker = d:worker_pids()[1]
+    local keeper = d:log():match("event=keeper_started pid=(%d+)")
     local c = d:session()
     assert.equal(250, (c:cmd("MAIL FROM:<s@example.test>")))
     c:send("RCPT TO:<stuck@example.test>\r\n")
@@ -84,5 +85,8 @@ describe("a worker that cannot drain at SIGTERM (its hook stuck in C)", function
     assert.is_truthy(d:wait_event("shutdown_killed", { "pid=" .. worker, "index=0" }), d:log())
     -- reaped: no process, not even a zombie, once the master is gone
     assert.is_nil(io.open("/proc/" .. worker .. "/stat"), "worker " .. worker .. " still there")
+    if keeper then   -- root's keeper (started as root): reaped as well
+      assert.is_nil(io.open("/proc/" .. keeper .. "/stat"), "keeper " .. keeper .. " still there")
+    end
   end)
 end)
