@@ -144,6 +144,8 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	buf_appends(&s->out, "\r\n");
 }
 
+#define OUT_KEEP	1024	/* bytes of reply buffer a session keeps */
+
 struct write_req {
 	uv_write_t	 req;
 	struct smtp_session *s;
@@ -164,15 +166,32 @@ on_write_done(uv_write_t *req, int status)
 		smtp_process_input(s);	/* the client reads again: go on */
 }
 
-/* Writes data (taking it over) to the socket as it is. */
+/*
+ * Writes data (taking it over) to the socket as it is: first straight
+ * away (uv_try_write: no request, no epoll_ctl when the kernel takes it
+ * all, the usual case), what is left through a queued uv_write. A buffer
+ * written whole is kept for the next replies unless it grew large.
+ */
 static void
 send_raw(struct smtp_session *s, struct buf *data)
 {
 	struct write_req *wr;
 	uv_buf_t b;
+	int n;
 
 	if (data->len == 0 || s->state == ST_CLOSED)
 		return;
+	b = uv_buf_init(data->data, (unsigned)data->len);
+	n = uv_try_write(stream(s), &b, 1);
+	if (n == (int)data->len || (n < 0 && n != UV_EAGAIN)) {
+		if (data->cap > OUT_KEEP)	/* a failed write shows up as a */
+			buf_free(data);		/* read error/EOF, as below */
+		else
+			buf_clear(data);
+		return;
+	}
+	if (n > 0)
+		buf_consume(data, (size_t)n);
 	wr = xcalloc(1, sizeof(*wr));
 	wr->s = s;
 	wr->data = *data;		/* take ownership */

@@ -294,8 +294,9 @@ takes_input(const struct smtp_session *s)
 	return reading_commands(s) || s->state == ST_DATA;
 }
 
-void
-smtp_process_input(struct smtp_session *s)
+/* Runs the input until a step can do nothing more; the replies stay in out. */
+static void
+run_input(struct smtp_session *s)
 {
 	size_t answered = s->out.len;
 
@@ -307,10 +308,30 @@ smtp_process_input(struct smtp_session *s)
 			smtp_command_turn(s);	/* replied: the client's turn */
 		answered = s->out.len;
 	}
-	if (s->state == ST_CLOSED)
-		return;
-	if (s->state != ST_QUIT)
-		smtp_flush(s);
+}
+
+/*
+ * Runs the input and sends the replies. A run stopped by OUTPUT_HIGH of
+ * replies goes on once the kernel took them at once (the write callback,
+ * which also runs the input, comes only for a write that had to wait): a
+ * client that sent all its pipelined commands sends nothing more to wake
+ * us.
+ */
+void
+smtp_process_input(struct smtp_session *s)
+{
+	int full;
+
+	do {
+		run_input(s);
+		if (s->state == ST_CLOSED)
+			return;
+		full = takes_input(s) && s->in.len > 0 &&
+		    smtp_output_pending(s) >= OUTPUT_HIGH;
+		if (s->state != ST_QUIT)
+			smtp_flush(s);
+	} while (full && smtp_output_pending(s) < OUTPUT_HIGH / 2 &&
+	    !smtp_busy(s));
 	smtp_charge(s);
 	if (s->peer_eof && !smtp_busy(s) && s->state != ST_QUIT) {
 		s->state = ST_QUIT;
