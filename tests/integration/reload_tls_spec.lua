@@ -9,7 +9,7 @@ local D = require("daemon")
 local cleanup = require("cleanup")
 local t = D.t
 
-local PROBE = D.root .. "/tests/clients/starttls_probe.py"
+local PROBE = D.root .. "/tests/clients/tls_probe.py"
 
 -- A self-signed certificate for cn in dir/NAME.{crt,key}.
 local function make_cert(dir, name, cn)
@@ -27,7 +27,7 @@ end
 
 -- The fingerprint a new STARTTLS handshake sees.
 local function served(d)
-  local out = D.sh(("python3 %s %d"):format(PROBE, d.ports.smtp))
+  local out = D.sh(("python3 %s smtp %d"):format(PROBE, d.ports.smtp))
   return (out:match("fp (%x+)"))
 end
 
@@ -48,7 +48,7 @@ describe("SIGHUP reloads the TLS certificate", function()
     assert.equal(old, served(d))
     -- a session in TLS before the reload, held open until waitfile exists
     local waitfile, out = dir .. "/go", dir .. "/probe.out"
-    local pid = assert(t.spawn({ "python3", PROBE, tostring(d.ports.smtp), waitfile }, out))
+    local pid = assert(t.spawn({ "python3", PROBE, "smtp", tostring(d.ports.smtp), waitfile }, out))
     cleanup.defer(function() D.stop_pid(pid) end)
     assert.is_truthy(D.eventually(function() return (D.readfile(out) or ""):match("fp %x+") end, 10),
       "the first session did not start TLS")
@@ -102,10 +102,9 @@ end)
 -- The admin API (admin = { cert, key }, docs/admin-api.md): SIGHUP reloads
 -- its certificate too; new connections get the new one on the same port,
 -- a connection opened before keeps the old one until it ends.
-local HTTPS_PROBE = D.root .. "/tests/clients/https_probe.py"
 
 local function admin_served(d)
-  local out = D.sh(("python3 %s %d"):format(HTTPS_PROBE, d.ports.admin))
+  local out = D.sh(("python3 %s https %d"):format(PROBE, d.ports.admin))
   return (out:match("fp (%x+)"))
 end
 
@@ -133,7 +132,7 @@ describe("SIGHUP reloads the admin API's certificate", function()
     local port = d.ports.admin
     assert.equal(old, admin_served(d))
     local waitfile, out = dir .. "/go", dir .. "/probe.out"
-    local pid = assert(t.spawn({ "python3", HTTPS_PROBE, tostring(port), waitfile }, out))
+    local pid = assert(t.spawn({ "python3", PROBE, "https", tostring(port), waitfile }, out))
     cleanup.defer(function() D.stop_pid(pid) end)
     assert.is_truthy(D.eventually(function() return (D.readfile(out) or ""):match("fp %x+") end, 10),
       "the first connection did not start TLS")
