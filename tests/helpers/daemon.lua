@@ -247,6 +247,19 @@ function Daemon:wait_event(event, pats, plain)
   end, 5)
 end
 
+-- One request line to the queue manager's control socket
+-- (<queue>/qmgr.sock); the whole answer (lines ending "ok N" or "error
+-- ..."), and the receive error if it did not end cleanly.
+function Daemon:qmgr_control(request)
+  local c = assert(require("socket.unix").stream())
+  c:settimeout(10)
+  assert(c:connect(self.dir .. "/queue/qmgr.sock"))
+  assert(c:send(request .. "\n"))
+  local out, err, partial = c:receive("*a")
+  c:close()
+  return out or partial, err
+end
+
 function Daemon:count_log(pattern)
   local n = 0
   for _ in self:log():gmatch(pattern) do n = n + 1 end

@@ -11,7 +11,6 @@ package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
 local fake_smtp = require("fake_smtp")
-local unix = require("socket.unix")
 local t = D.t
 
 local LIMIT = 50
@@ -28,20 +27,10 @@ local function fake(port)
   return fake_smtp.start(D.scratch_dir("active-fake"), "127.0.0.1", port)
 end
 
-local function control(d, request)
-  local c = assert(unix.stream())
-  c:settimeout(10)
-  assert(c:connect(d.dir .. "/queue/qmgr.sock"))
-  assert(c:send(request .. "\n"))
-  local out, _, partial = c:receive("*a")
-  c:close()
-  return out or partial
-end
-
 -- The active set's size now (the `active` control command), and the largest seen.
 local seen = 0
 local function active(d)
-  local out = control(d, "active")
+  local out = d:qmgr_control("active")
   local n, limit = out:match("^active (%d+) limit (%d+)")
   assert.equal(LIMIT, tonumber(limit), out)
   n = tonumber(n)
@@ -78,7 +67,7 @@ describe("the active set", function()
     assert.is_truthy(delivered(sink, 500, d), ("%d of 500 delivered\n%s"):format(sink.count("\nMESSAGE "), d:log()))
     -- the held ones are outside the active set, parked, and still listed
     assert.is_truthy(D.eventually(function() local _, w = active(d) return w >= 500 - LIMIT end, 10), d:log())
-    local out = control(d, "list")
+    local out = d:qmgr_control("list")
     assert.matches("ok 500\n$", out)
     assert.equal(500, select(2, out:gsub("\n    pending%s+<rcpt%d+@down%.test>", "")), out)
     -- the destination comes back: all 500 reach it, in batches of the limit
@@ -96,12 +85,12 @@ describe("the active set", function()
     local d = start(down, sinkport)
     queue(d, 200, "down.test")
     assert.is_truthy(D.eventually(function() local _, w = active(d) return w >= 200 - LIMIT end, 15), d:log())
-    assert.equal("ok 200\n", control(d, "hold ALL domain=down.test"))
-    local out = control(d, "mailq")
+    assert.equal("ok 200\n", d:qmgr_control("hold ALL domain=down.test"))
+    local out = d:qmgr_control("mailq")
     assert.equal(200, select(2, out:gsub("\n%x+!", "")), out)
     assert.matches("ok 200\n$", out)
     local sink = fake(down)
-    assert.equal("ok 200\n", control(d, "release ALL"))
+    assert.equal("ok 200\n", d:qmgr_control("release ALL"))
     assert.is_truthy(delivered(sink, 200, d, 60), ("%d of 200 delivered\n%s"):format(sink.count("\nMESSAGE "), d:log()))
     assert.is_true(seen <= LIMIT, ("the active set reached %d"):format(seen))
     assert.equal(1, d:count_log("event=queue_scanned "), d:log())
@@ -122,7 +111,7 @@ describe("the active set", function()
     assert.is_truthy(d:wait_log("event=queue_scanned messages=20 due_later=20 ", 10, from), d:log():sub(from))
     t.sleep(2)
     assert.equal(0, select(2, d:log():sub(from):gsub("event=deferred ", "")), d:log():sub(from))
-    local out = control(d, "list")
+    local out = d:qmgr_control("list")
     assert.matches("ok 20\n$", out)
     assert.equal(20, select(2, out:gsub("attempts=1 next_retry=%d+s", "")), out)
     assert.equal(0, f.count("\nMESSAGE "))

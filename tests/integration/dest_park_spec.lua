@@ -9,7 +9,6 @@
 package.path = "tests/helpers/?.lua;" .. package.path
 local D = require("daemon")
 local cleanup = require("cleanup")
-local unix = require("socket.unix")
 local json = require("dkjson")
 local t = D.t
 
@@ -21,19 +20,9 @@ local REST = 3
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function control(d, request)
-  local c = assert(unix.stream())
-  c:settimeout(10)
-  assert(c:connect(d.dir .. "/queue/qmgr.sock"))
-  assert(c:send(request .. "\n"))
-  local out, _, partial = c:receive("*a")
-  c:close()
-  return out or partial
-end
-
 -- `queue active`: in the active set, outside it.
 local function active(d)
-  local out = control(d, "active")
+  local out = d:qmgr_control("active")
   local n, w = out:match("^active (%d+) limit %d+ loading %d+ waiting (%d+)")
   assert.is_truthy(n, out)
   return tonumber(n), tonumber(w)
