@@ -2,6 +2,10 @@
  * buf: growable byte buffer. Owns its memory; buf_free releases it.
  * Invariant: data[len] == '\0' whenever data != NULL, so a buffer holding
  * text can be handed to C string functions (it may still contain NULs).
+ * Consuming from the front only moves data forward (skip grows); the live
+ * bytes move back to the start when the room at the end runs out, and
+ * only when that costs no more than what was consumed, so taking a burst
+ * of lines off an input buffer one by one is linear, not quadratic.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,21 +13,52 @@
 #include "buf.h"
 #include "xalloc.h"
 
+/* Moves the live bytes and their NUL to the start of the allocation. */
+static void
+compact(struct buf *b)
+{
+	char *base = b->data - b->skip;
+
+	memmove(base, b->data, b->len + 1);
+	b->data = base;
+	b->cap += b->skip;
+	b->skip = 0;
+}
+
+/*
+ * A larger allocation: at least need bytes and twice the live bytes, so the
+ * room left at the end pays for the next move. From 64 bytes, doubling.
+ */
+static void
+grow(struct buf *b, size_t need)
+{
+	size_t cap = b->skip + b->cap;
+
+	if (b->skip)
+		compact(b);	/* realloc then copies live bytes only */
+	if (cap == 0)
+		cap = 64;
+	while (cap < need || cap / 2 < b->len)
+		cap *= 2;
+	if (cap == b->cap)
+		return;
+	b->data = xrealloc(b->data, cap);
+	b->cap = cap;
+}
+
 void
 buf_reserve(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
-	size_t cap;
 
 	if (need < b->len)
 		panic("buf_reserve: size overflow");
 	if (need <= b->cap)
 		return;
-	cap = b->cap ? b->cap : 64;
-	while (cap < need)
-		cap *= 2;
-	b->data = xrealloc(b->data, cap);
-	b->cap = cap;
+	if (b->skip >= b->len && need <= b->skip + b->cap)
+		compact(b);	/* moves no more than was consumed */
+	else
+		grow(b, need);
 }
 
 void
@@ -95,32 +130,39 @@ buf_consume(struct buf *b, size_t n)
 		buf_clear(b);
 		return;
 	}
-	memmove(b->data, b->data + n, b->len - n);
+	b->data += n;		/* data[len] stays the NUL */
 	b->len -= n;
-	b->data[b->len] = '\0';
+	b->cap -= n;
+	b->skip += n;
 }
 
+/* Empty, with all of the allocation as room again (nothing to move). */
 void
 buf_clear(struct buf *b)
 {
 	b->len = 0;
-	if (b->data)
-		b->data[0] = '\0';
+	if (b->data == NULL)
+		return;
+	b->data -= b->skip;
+	b->cap += b->skip;
+	b->skip = 0;
+	b->data[0] = '\0';
 }
 
 void
 buf_free(struct buf *b)
 {
-	free(b->data);
+	if (b->data)
+		free(b->data - b->skip);
 	b->data = NULL;
-	b->len = b->cap = 0;
+	b->len = b->cap = b->skip = 0;
 }
 
 void
 buf_wipe(struct buf *b)
 {
 	if (b->data)
-		explicit_bzero(b->data, b->cap);
+		explicit_bzero(b->data - b->skip, b->skip + b->cap);
 	buf_free(b);
 }
 

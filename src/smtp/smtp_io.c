@@ -35,7 +35,8 @@ smtp_output_pending(struct smtp_session *s)
 void
 smtp_charge(struct smtp_session *s)
 {
-	size_t now = s->state == ST_CLOSED ? 0 : s->msg.cap + s->in.cap;
+	size_t now = s->state == ST_CLOSED ? 0 : s->msg.cap + s->in.skip +
+	    s->in.cap;
 
 	s->srv->held_bytes += now - s->charged;	/* modular: may shrink */
 	s->charged = now;

@@ -269,6 +269,55 @@ l_unescape(lua_State *L)
 	return 1;
 }
 
+/* One step of buf_run on b: { "append", s } | { "consume", n } | { "clear" }. */
+static void
+buf_step(lua_State *L, struct buf *b)
+{
+	const char *op;
+	size_t n;
+
+	lua_rawgeti(L, -1, 1);
+	op = luaL_checkstring(L, -1);
+	lua_rawgeti(L, -2, 2);
+	if (strcmp(op, "append") == 0) {
+		const char *s = luaL_checklstring(L, -1, &n);
+		buf_append(b, s, n);
+	} else if (strcmp(op, "consume") == 0)
+		buf_consume(b, (size_t)luaL_checkinteger(L, -1));
+	else if (strcmp(op, "clear") == 0)
+		buf_clear(b);
+	else
+		luaL_error(L, "buf_run: unknown op %s", op);
+	lua_pop(L, 2);
+	if (b->data && b->data[b->len] != '\0')
+		luaL_error(L, "buf_run: no NUL after the live bytes");
+}
+
+/*
+ * buf_run(ops) -> content, skip, size: runs the ops on one buffer; skip is
+ * the consumed bytes still before data, size the allocation.
+ * [-1, +3]
+ */
+static int
+l_buf_run(lua_State *L)
+{
+	struct buf b = BUF_INIT;
+	lua_Integer n;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = luaL_len(L, 1);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i);
+		buf_step(L, &b);
+		lua_pop(L, 1);
+	}
+	lua_pushlstring(L, buf_cstr(&b), b.len);
+	lua_pushinteger(L, (lua_Integer)b.skip);
+	lua_pushinteger(L, (lua_Integer)(b.skip + b.cap));
+	buf_free(&b);
+	return 3;
+}
+
 /*
  * addr_domain(s) -> string | nil   (the part after the last '@')
  * [-1, +1]
@@ -883,6 +932,7 @@ static const luaL_Reg funcs[] = {
 	{ "valid_domain", l_valid_domain },
 	{ "addr_domain", l_addr_domain },
 	{ "escape", l_escape }, { "unescape", l_unescape },
+	{ "buf_run", l_buf_run },
 	{ "data", l_data },
 	{ "spawn", l_spawn },
 	{ "kill", l_kill },
