@@ -67,7 +67,7 @@ main(int argc, char **argv)
 	struct runtime *rt;
 	const char *self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 :
 	    argv[0];
-	int ch, rc;
+	int ch;
 
 	if (admin_is_command(self)) {	/* vadduser ... as a link */
 		argv[0] = (char *)self;
@@ -103,7 +103,11 @@ main(int argc, char **argv)
 		return config_tool_main(config, argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "admin") == 0)
 		return admin_api_main(config, json, argc, argv);
-	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
+	if (argc >= 2 && strcmp(argv[0], "queue") == 0 &&
+	    !queue_tool_knows(argv[1]))
+		fprintf(stderr, "indimail queue: unknown command %s\n", argv[1]);
+	if (argc < 2 || strcmp(argv[0], "queue") != 0 ||
+	    !queue_tool_knows(argv[1])) {
 		usage();
 		return 2;
 	}
@@ -111,7 +115,5 @@ main(int argc, char **argv)
 		fprintf(stderr, "indimail: %s\n", buf_cstr(&err));
 		return 1;
 	}
-	if ((rc = queue_tool_main(rt, argc - 1, argv + 1)) == 2)
-		usage();
-	return rc;
+	return queue_tool_main(rt, argc - 1, argv + 1);
 }

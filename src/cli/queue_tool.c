@@ -294,13 +294,15 @@ static int
 queue_cat(struct runtime *rt, int argc, char **argv)
 {
 	const struct queue_backend *b = queue_backend_of(rt->cfg.queue_backend);
-	int envelope = argc == 3 && strcmp(argv[1], "--envelope") == 0;
+	static const char *const flags[] = { "--envelope", NULL };
+	int envelope = 0;
 	struct queue_set qs;
 	struct queue_item qi;
-	struct cat_find c = { &qs, argv[argc - 1], envelope, 0, 0 };
+	struct cat_find c = { &qs, NULL, 0, 0, 0 };
 
-	if (argc != 2 + envelope)
+	if (queue_tool_args(argc, argv, flags, &envelope, 1, &c.id) != 0)
 		return 2;
+	c.envelope = envelope;
 	folders(rt, &qs);
 	if (!readable(&qs))
 		return 1;
@@ -338,21 +340,28 @@ show(struct runtime *rt, const char *id)
 	return rc;
 }
 
+/* list, mailq, active, show ID: no flags. */
+static int
+query(struct runtime *rt, int argc, char **argv)
+{
+	int show_id = strcmp(argv[0], "show") == 0;
+	const char *id = NULL;
+
+	if (queue_tool_args(argc, argv, NULL, NULL, show_id, &id) != 0)
+		return 2;
+	if (show_id || strcmp(argv[0], "active") == 0)
+		return show(rt, id);
+	return listing(rt, argv[0]);
+}
+
 int
 queue_tool_main(struct runtime *rt, int argc, char **argv)
 {
-	if ((strcmp(argv[0], "list") == 0 || strcmp(argv[0], "mailq") == 0) &&
-	    argc == 1)
-		return listing(rt, argv[0]);
-	if (strcmp(argv[0], "show") == 0 && argc == 2)
-		return show(rt, argv[1]);
-	if (strcmp(argv[0], "active") == 0 && argc == 1)
-		return show(rt, NULL);
 	if (strcmp(argv[0], "cat") == 0)
 		return queue_cat(rt, argc, argv);
 	if (strcmp(argv[0], "destinations") == 0)
 		return queue_tool_destinations(rt, argc, argv);
 	if (queue_tool_is_action(argv[0]))
 		return queue_tool_action(rt, argc, argv);
-	return 2;
+	return query(rt, argc, argv);
 }

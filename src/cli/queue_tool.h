@@ -9,7 +9,7 @@
 
 #include "../lua/lua_runtime.h"
 
-/* argv[0] is the subcommand; returns the exit code (2: usage). */
+/* argv[0] is a verb queue_tool_knows; returns the exit code (2: usage). */
 int	queue_tool_main(struct runtime *, int argc, char **argv);
 
 /*
@@ -19,6 +19,24 @@ int	queue_tool_main(struct runtime *, int argc, char **argv);
 int	queue_tool_request(struct runtime *, const char *request,
 	    struct buf *reply);
 void	queue_tool_unreachable(struct runtime *, int rc);
+
+/* A verb of `indimail queue` (list, show, hold, ...). */
+int	queue_tool_knows(const char *verb);
+
+/*
+ * A bad command line for verb: "indimail queue VERB: " and what is wrong
+ * on stderr, then the verb's usage line; returns 2.
+ */
+int	queue_tool_usage(const char *verb, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/*
+ * argv after argv[0] (the verb): the flags named in flags (NULL ends it)
+ * set their seen[i]; exactly want (0 or 1) other arguments, that one in
+ * *arg. 0, or queue_tool_usage's 2 once it said what was wrong.
+ */
+int	queue_tool_args(int argc, char **argv, const char *const flags[],
+	    int seen[], int want, const char **arg);
 
 /* queue_tool_dests.c: destinations [--down] [--json]. */
 int	queue_tool_destinations(struct runtime *, int argc, char **argv);

@@ -70,52 +70,64 @@ read_ids(struct idlist *l, FILE *in)
 	}
 }
 
-/* A value goes on the request line: no space or control character. */
-static int
-filter(struct buf *f, const char *key, const char *val)
+/* The filter options and the request key each becomes. */
+static const struct {
+	const char	*opt, *key;
+} options[] = {
+	{ "--from", "from" }, { "--to", "to" }, { "--domain", "domain" },
+	{ "--older-than", "older" },
+};
+
+/* The request key of option opt; NULL for none of ours. */
+static const char *
+key_of(const char *opt)
 {
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+		if (strcmp(opt, options[i].opt) == 0)
+			return options[i].key;
+	return NULL;
+}
+
+/*
+ * Adds " key=val" for option opt to the filters f (an age in seconds for
+ * --older-than; a value goes on the request line: no space or control
+ * character). 0, or 2 once it said what was wrong.
+ */
+static int
+option(struct buf *f, const char *verb, const char *opt, const char *val)
+{
+	const char *key = key_of(opt);
+	long long age;
+
+	if (strcmp(key, "older") == 0) {
+		if ((age = queue_age_parse(val)) <= 0)
+			return queue_tool_usage(verb, "%s %s: give a number "
+			    "with s, m, h, d or w (2h, 3d)", opt, val);
+		buf_printf(f, " older=%lld", age);
+		return 0;
+	}
 	for (const char *p = val; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			fprintf(stderr, "indimail: %s: no spaces or control "
-			    "characters\n", key);
-			return -1;
-		}
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return queue_tool_usage(verb, "%s: no spaces or "
+			    "control characters", opt);
 	buf_printf(f, " %s=%s", key, *val ? val : "<>");
 	return 0;
 }
 
-static int
-option(struct buf *f, const char *opt, const char *val)
-{
-	long long age;
-
-	if (strcmp(opt, "--from") == 0)
-		return filter(f, "from", val);
-	if (strcmp(opt, "--to") == 0)
-		return filter(f, "to", val);
-	if (strcmp(opt, "--domain") == 0)
-		return filter(f, "domain", val);
-	if (strcmp(opt, "--older-than") == 0) {
-		if ((age = queue_age_parse(val)) <= 0) {
-			fprintf(stderr, "indimail: --older-than %s: give a "
-			    "number with s, m, h, d or w (2h, 3d)\n", val);
-			return -1;
-		}
-		buf_printf(f, " older=%lld", age);
-		return 0;
-	}
-	fprintf(stderr, "indimail: unknown option %s\n", opt);
-	return -1;
-}
-
-/* Fills l and the filters f from argv (after the verb); 0, -1 (usage). */
+/* Fills l and the filters f from argv (after the verb); 0, or 2 (usage). */
 static int
 parse(int argc, char **argv, struct idlist *l, struct buf *f)
 {
 	for (int i = 1; i < argc; i++) {
-		if (strncmp(argv[i], "--", 2) == 0) {
-			if (i + 1 == argc || option(f, argv[i], argv[i + 1]) < 0)
-				return -1;
+		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			if (key_of(argv[i]) == NULL)
+				return queue_tool_usage(argv[0], "unknown "
+				    "option %s", argv[i]);
+			if (i + 1 == argc)
+				return queue_tool_usage(argv[0], "%s needs a "
+				    "value", argv[i]);
+			if (option(f, argv[0], argv[i], argv[i + 1]) != 0)
+				return 2;
 			i++;
 		} else if (strcmp(argv[i], "ALL") == 0)
 			l->all = 1;
@@ -196,11 +208,11 @@ queue_tool_action(struct runtime *rt, int argc, char **argv)
 	size_t done = 0;
 	int rc = 2;
 
-	if (parse(argc, argv, &l, &f) < 0)
+	if (parse(argc, argv, &l, &f) != 0)
 		rc = 2;
 	else if (selects_nothing(argv[0], &l, &f))
-		fprintf(stderr, "indimail: queue %s: which messages? give "
-		    "ids, ALL, - (ids on stdin) or a filter\n", argv[0]);
+		queue_tool_usage(argv[0], "which messages? give ids, ALL, - "
+		    "(ids on stdin) or a filter");
 	else if ((rc = send_all(rt, argv[0], &l, &f, &done)) >= 0)
 		printf("%zu message%s %s\n", done, done == 1 ? "" : "s",
 		    done_word(argv[0]));

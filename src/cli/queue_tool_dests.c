@@ -132,17 +132,15 @@ print_rows(struct buf *reply, int json)
 int
 queue_tool_destinations(struct runtime *rt, int argc, char **argv)
 {
+	static const char *const flags[] = { "--json", "--down", NULL };
 	struct buf reply = BUF_INIT;
 	const char *last;
-	int json = 0, down = 0, rc;
+	int seen[2] = { 0, 0 }, json, down, rc;
 
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--down") == 0)
-			down = 1;
-		else
-			return 2;
+	if (queue_tool_args(argc, argv, flags, seen, 0, NULL) != 0)
+		return 2;
+	json = seen[0];
+	down = seen[1];
 	rc = queue_tool_request(rt, down ? "destinations down" :
 	    "destinations", &reply);
 	if (rc == -1)

@@ -407,6 +407,64 @@ describe("queue tools", function()
     end)
   end)
 
+  describe("a bad command line", function()
+    -- Each verb and its usage line's arguments (src/cli/queue_tool_args.c).
+    local SELECTION = "[--from ADDR] [--to ADDR] [--domain DOMAIN] [--older-than 2h|3d] [ID...|ALL|-]"
+    local VERBS = {
+      { "list", "" }, { "mailq", "" }, { "active", "" }, { "show", " ID" },
+      { "cat", " [--envelope] ID" }, { "destinations", " [--down] [--json]" },
+      { "hold", " " .. SELECTION }, { "release", " " .. SELECTION }, { "remove", " " .. SELECTION },
+      { "flush", " " .. SELECTION }, { "requeue", " " .. SELECTION },
+    }
+
+    -- The whole output: the line saying what is wrong, then the usage line.
+    local function refused(out, verb, args, why)
+      return "indimail queue " .. verb .. ": " .. why .. "\nusage: indimail [-c config.lua] queue "
+        .. verb .. args .. "\n" == out
+    end
+
+    for _, v in ipairs(VERBS) do
+      local verb, args = v[1], v[2]
+      it("queue " .. verb .. " --bogus names the option and shows one usage line, exit 2", function()
+        local d = start()
+        local out, code = cli(d, verb .. " --bogus")
+        assert.equal(2, code, out)
+        assert.is_true(refused(out, verb, args, "unknown option --bogus"), out)
+        out, code = cli(d, verb .. " -x 06B06A0000000000DEAD0000")
+        assert.equal(2, code, out)
+        assert.is_true(refused(out, verb, args, "unknown option -x"), out)
+      end)
+    end
+
+    it("says which argument is missing or too many, and which option lacks its value", function()
+      local d = start()
+      local cases = {
+        { "show", "missing ID" }, { "cat --envelope", "missing ID" },
+        { "show A B", "unexpected argument B" }, { "list now", "unexpected argument now" },
+        { "destinations down", "unexpected argument down" },
+        { "hold --from", "--from needs a value" }, { "remove ALL --older-than", "--older-than needs a value" },
+        { "release --older-than 5x", "--older-than 5x: give a number with s, m, h, d or w (2h, 3d)" },
+        { "remove", "which messages? give ids, ALL, - (ids on stdin) or a filter" },
+      }
+      for _, c in ipairs(cases) do
+        local verb = c[1]:match("^%S+")
+        local out, code = cli(d, c[1])
+        assert.equal(2, code, c[1] .. ": " .. out)
+        local args
+        for _, v in ipairs(VERBS) do if v[1] == verb then args = v[2] end end
+        assert.is_true(refused(out, verb, args, c[2]), c[1] .. ": " .. out)
+      end
+    end)
+
+    it("an unknown verb gets the whole usage text, exit 2", function()
+      local d = start()
+      local out, code = cli(d, "bogus")
+      assert.equal(2, code, out)
+      assert.matches("^indimail queue: unknown command bogus\nusage: indimail ", out)
+      assert.matches("queue destinations %[%-%-down%] %[%-%-json%]", out)
+    end)
+  end)
+
   describe("indimail queue cat", function()
     it("prints the message as queued, and with --envelope its envelope first", function()
       local d = start()
