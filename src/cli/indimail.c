@@ -55,6 +55,25 @@ usage(void)
 	    "       indimail -V   (the version; indimaild -V says more)\n");
 }
 
+/* `queue VERB ...` (argv from VERB): the verb checked before the config. */
+static int
+queue_main(const char *config, int argc, char **argv)
+{
+	struct buf err = BUF_INIT;
+	struct runtime *rt;
+
+	if (!queue_tool_knows(argv[0])) {
+		fprintf(stderr, "indimail queue: unknown command %s\n", argv[0]);
+		usage();
+		return 2;
+	}
+	if ((rt = runtime_load(config, &err)) == NULL) {
+		fprintf(stderr, "indimail: %s\n", buf_cstr(&err));
+		return 1;
+	}
+	return queue_tool_main(rt, argc, argv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -63,8 +82,6 @@ main(int argc, char **argv)
 	    { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
 	const char *config = INDIMAIL_CONFIG, *db = NULL;
 	int json = 0;
-	struct buf err = BUF_INIT;
-	struct runtime *rt;
 	const char *self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 :
 	    argv[0];
 	int ch;
@@ -103,17 +120,9 @@ main(int argc, char **argv)
 		return config_tool_main(config, argc, argv);
 	if (argc >= 1 && strcmp(argv[0], "admin") == 0)
 		return admin_api_main(config, json, argc, argv);
-	if (argc >= 2 && strcmp(argv[0], "queue") == 0 &&
-	    !queue_tool_knows(argv[1]))
-		fprintf(stderr, "indimail queue: unknown command %s\n", argv[1]);
-	if (argc < 2 || strcmp(argv[0], "queue") != 0 ||
-	    !queue_tool_knows(argv[1])) {
+	if (argc < 2 || strcmp(argv[0], "queue") != 0) {
 		usage();
 		return 2;
 	}
-	if ((rt = runtime_load(config, &err)) == NULL) {
-		fprintf(stderr, "indimail: %s\n", buf_cstr(&err));
-		return 1;
-	}
-	return queue_tool_main(rt, argc - 1, argv + 1);
+	return queue_main(config, argc - 1, argv + 1);
 }
