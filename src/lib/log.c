@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,34 @@ log_writers(log_json_fn *json, log_syslog_fn *sys)
 	*sys = syslog_sender;
 }
 
+static pid_t cached_pid;	/* 0: not read in this process yet */
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void
+forget_pid(void)
+{
+	__atomic_store_n(&cached_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void
+watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, forget_pid);
+}
+
+pid_t
+log_pid(void)
+{
+	pid_t pid = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+
+	if (pid == 0) {
+		pthread_once(&pid_once, watch_forks);
+		pid = getpid();
+		__atomic_store_n(&cached_pid, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
+}
+
 void
 log_set_role(const char *role)
 {
@@ -157,7 +186,7 @@ log_begin(struct logline *l, enum log_level level, const char *event)
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	buf_printf(&l->b, "%s.%06ldZ %s[%ld]", ts, (long)tv.tv_usec, log_role,
-	    (long)getpid());
+	    (long)log_pid());
 	l->head = l->b.len;
 	buf_printf(&l->b, " %s event=%s", level_names[level], event);
 }

@@ -20,6 +20,7 @@
 #define INDIMAIL_LOG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "diag.h"
@@ -37,6 +38,12 @@ struct logline {
 /* NULL = stderr; a file is opened without following links (see log.c). */
 int	log_open(const char *path, enum log_level min, struct buf *err);
 void	log_set_role(const char *role);			/* "master", "smtp" ... */
+/*
+ * This process's pid without a system call each time (glibc does not cache
+ * it): read once, and again after a fork (pthread_atfork). For log lines
+ * and for unique file names.
+ */
+pid_t	log_pid(void);
 enum log_level log_parse_level(const char *, int *ok);
 /* reopening (SIGHUP), the level, the format and syslog. */
 /* Opens path as log_open would (safety checks): the fd, or -1 and err. */

@@ -73,7 +73,7 @@ log_syslog_send(enum log_level level, const char *role, const char *text,
 	localtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%b %e %H:%M:%S", &tm);
 	buf_printf(&b, "<%d>%s indimail/%s[%ld]: ", sys_facility * 8 +
-	    severity[level], ts, role, (long)getpid());
+	    severity[level], ts, role, (long)log_pid());
 	buf_append(&b, text, n);
 	while (sendto(sys_fd, b.data, b.len, MSG_DONTWAIT | MSG_NOSIGNAL,
 	    (struct sockaddr *)&sys_addr, sizeof(sys_addr)) < 0 &&

@@ -85,7 +85,7 @@ queue_new_id(char out[QUEUE_ID_LEN + 1])
 	gettimeofday(&tv, NULL);
 	snprintf(out, QUEUE_ID_LEN + 1, "%09llX%05lX%06lX%04X",
 	    (unsigned long long)tv.tv_sec & 0xfffffffffULL,
-	    (unsigned long)tv.tv_usec, (unsigned long)getpid() & 0xffffff,
+	    (unsigned long)tv.tv_usec, (unsigned long)log_pid() & 0xffffff,
 	    counter++ & 0xffff);
 }
 

@@ -66,7 +66,7 @@ write_tmp(struct write_job *j)
 	struct iovec iov[1 + QUEUE_PIECES_MAX];
 
 	buf_printf(&j->tmp, "%s/%d/tmp/%ld.%s", j->qs->path, j->qn,
-	    (long)getpid(), j->id);
+	    (long)log_pid(), j->id);
 	buf_printf(&j->dir, "%s/%d/mess/%d", j->qs->path, j->qn,
 	    queue_hash(j->id, j->qs->split));
 	buf_printf(&j->dst, "%s/%s", buf_cstr(&j->dir), j->id);
