@@ -20,6 +20,7 @@
 
 #include "../lib/batch.h"
 #include "../lib/fsutil.h"
+#include "../lib/log.h"
 #include "../lib/xalloc.h"
 #include "../directory/directory.h"
 #include "../mail/header.h"
@@ -125,10 +126,13 @@ write_tmp(struct mailfile *f, const char *host, const struct buf *hdr,
 	const char *base;
 
 	f->size = hdr->len + len;
+	buf_clear(&f->tmp);
+	buf_clear(&f->newdir);
+	buf_clear(&f->dst);
 	gettimeofday(&tv, NULL);
 	buf_printf(&f->tmp, "%s/tmp/%ld.M%ldP%ldQ%u.%s,S=%zu",
 	    buf_cstr(&f->maildir), (long)tv.tv_sec, (long)tv.tv_usec,
-	    (long)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
+	    (long)log_pid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
 	    host, f->size);
 	base = strrchr(buf_cstr(&f->tmp), '/') + 1;
 	buf_printf(&f->newdir, "%s/new", buf_cstr(&f->maildir));
@@ -188,25 +192,24 @@ refused(const struct local_job *j, struct local_rcpt *r, const char *msg,
 	return 1;
 }
 
-/* Creates tmp/, new/ and cur/ unless new/ is there; 0, or -1 (result set). */
+/*
+ * Creates new/, cur/ and tmp/, tmp/ last: a Maildir of ours that has tmp/
+ * has them all. 0, or -1 (result set).
+ */
 static int
 maildir_create(struct local_rcpt *r, const char *md)
 {
-	static const char *subs[] = { "tmp", "new", "cur" };
+	static const char *subs[] = { "new", "cur", "tmp" };
 	struct buf sub = BUF_INIT;
-	int rc = 0, i = 0;
+	int rc = 0;
 
-	buf_printf(&sub, "%s/new", md);
-	if (access(buf_cstr(&sub), F_OK) == 0)
-		i = 3;		/* an existing Maildir: nothing to create */
-	for (; i < 3; i++) {
+	for (int i = 0; i < 3 && rc == 0; i++) {
 		buf_clear(&sub);
 		buf_printf(&sub, "%s/%s", md, subs[i]);
 		if (mkdirs(buf_cstr(&sub)) < 0) {
 			result(r, RESULT_TEMP, "451 4.2.0 cannot create %s: %s",
 			    buf_cstr(&sub), strerror(errno));
 			rc = -1;
-			break;
 		}
 	}
 	buf_free(&sub);
@@ -214,37 +217,63 @@ maildir_create(struct local_rcpt *r, const char *md)
 }
 
 /*
+ * The quota check, which needs the Maildir (maildirsize is created with
+ * its quota line on first use): created unless tmp/ is there. 0, or -1
+ * (result set).
+ */
+static int
+quota_refused(struct local_rcpt *r, const char *md, size_t size)
+{
+	struct buf tmp = BUF_INIT;
+	long long used = 0;
+	int exists;
+
+	buf_printf(&tmp, "%s/tmp", md);
+	exists = access(buf_cstr(&tmp), F_OK) == 0;
+	buf_free(&tmp);
+	if (!exists && maildir_create(r, md) < 0)
+		return -1;
+	if (quota_usage(md, r->quota, &used) < 0) {
+		result(r, RESULT_TEMP, "451 4.3.0 <%s>: cannot read %s/"
+		    "maildirsize: %s", r->address, md, strerror(errno));
+		return -1;
+	}
+	if (used + (long long)size > (long long)r->quota) {
+		result(r, RESULT_TEMP, "452 4.2.2 <%s>: mailbox is full (quota "
+		    "%zu bytes)", r->address, r->quota);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Checks one recipient and writes its tmp file. On success the result is
  * left for the batch to decide (after the flushes); on refusal it is set.
+ * The Maildir is made when its tmp/ is missing (the mailbox's first
+ * message), not probed for every message.
  */
 static void
 prepare_one(struct local_job *j, struct local_rcpt *r, struct mailfile *f,
     const char *msg, size_t len)
 {
 	struct buf md = BUF_INIT, hdr = BUF_INIT;
-	long long used = 0;
+	int rc;
 
 	if (refused(j, r, msg, len))
 		return;
 	maildir_path(&md, j->p.root, local_owner(r));
 	buf_printf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
 	    j->p.msg->env.sender, r->address);
-	if (maildir_create(r, buf_cstr(&md)) < 0)
+	if (r->quota && quota_refused(r, buf_cstr(&md), hdr.len + len) < 0)
 		goto out;
-	if (r->quota && quota_usage(buf_cstr(&md), r->quota, &used) < 0) {
-		result(r, RESULT_TEMP, "451 4.3.0 <%s>: cannot read %s/"
-		    "maildirsize: %s", r->address, buf_cstr(&md),
-		    strerror(errno));
-		goto out;
-	}
-	if (r->quota && used + (long long)(hdr.len + len) >
-	    (long long)r->quota) {
-		result(r, RESULT_TEMP, "452 4.2.2 <%s>: mailbox is full (quota "
-		    "%zu bytes)", r->address, r->quota);
-		goto out;
-	}
 	buf_set(&f->maildir, md.data, md.len);
-	if (write_tmp(f, j->p.hostname, &hdr, msg, len) < 0) {
+	rc = write_tmp(f, j->p.hostname, &hdr, msg, len);
+	if (rc < 0 && errno == ENOENT) {
+		if (maildir_create(r, buf_cstr(&md)) < 0)
+			goto out;
+		rc = write_tmp(f, j->p.hostname, &hdr, msg, len);
+	}
+	if (rc < 0) {
 		result(r, RESULT_TEMP, "451 4.3.0 <%s>: cannot write the "
 		    "mailbox: %s", r->address, strerror(errno));
 		goto out;
@@ -255,26 +284,25 @@ out:
 	buf_free(&hdr);
 }
 
-/* Reads the message part of the queue file; NULL if it cannot. */
+/*
+ * Reads the message part of the queue file; NULL if it cannot. Its size
+ * is the one the queue read found (a queued file never changes): one
+ * byte more is asked for, so a file of another size is refused.
+ */
 static char *
 read_message(const struct local_params *p, size_t *len)
 {
-	struct stat st;
-	char *msg = NULL;
-	size_t off = p->msg->body_offset;
+	char *msg = xmalloc(p->msg->size + 1);
 	int fd = open(p->msg->path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= off) {
-		*len = (size_t)st.st_size - off;
-		msg = xmalloc(*len + 1);
-		if (pread(fd, msg, *len, (off_t)off) != (ssize_t)*len) {
-			free(msg);
-			msg = NULL;
-		}
+	*len = p->msg->size;
+	if (fd < 0 || pread(fd, msg, *len + 1, (off_t)p->msg->body_offset) !=
+	    (ssize_t)*len) {
+		free(msg);
+		msg = NULL;
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return msg;
 }
 

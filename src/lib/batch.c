@@ -93,9 +93,9 @@ dev_seen(dev_t *seen, size_t *n, dev_t dev)
 	return 0;
 }
 
-/* syncfs() once per distinct file system among the fds. */
+/* syncfs() once per distinct file system among the fds; each one's in devs. */
 static int
-syncfs_each(const int *fds, size_t n)
+syncfs_each(const int *fds, size_t n, dev_t *devs)
 {
 	dev_t *seen = xcalloc(n, sizeof(dev_t));
 	size_t nseen = 0;
@@ -107,6 +107,7 @@ syncfs_each(const int *fds, size_t n)
 			rc = -1;
 			continue;
 		}
+		devs[i] = st.st_dev;
 		if (dev_seen(seen, &nseen, st.st_dev))
 			continue;
 		if (syncfs(fds[i]) < 0)
@@ -117,20 +118,29 @@ syncfs_each(const int *fds, size_t n)
 }
 
 int
-sync_files(const int *fds, size_t n)
+sync_files_dev(const int *fds, size_t n, dev_t *devs)
 {
 	if (n == 0)
 		return 0;
-	return n == 1 ? fdatasync(fds[0]) : syncfs_each(fds, n);
+	return n == 1 ? fdatasync(fds[0]) : syncfs_each(fds, n, devs);
+}
+
+int
+sync_files(const int *fds, size_t n)
+{
+	dev_t *devs = xcalloc(n ? n : 1, sizeof(dev_t));
+	int rc = sync_files_dev(fds, n, devs);
+
+	free(devs);
+	return rc;
 }
 
 /*
- * One syncfs() per distinct file system among the folders: a stat() of
- * each tells its file system, and only the first folder of each is
- * opened (not every folder once per file of the group).
+ * One syncfs() per distinct file system among the folders: only the first
+ * folder of each is opened (not every folder once per file of the group).
  */
 int
-sync_dirs(const char *const *dirs, size_t n)
+sync_dirs(const char *const *dirs, const dev_t *devs, size_t n)
 {
 	dev_t *seen;
 	size_t nseen = 0;
@@ -142,13 +152,8 @@ sync_dirs(const char *const *dirs, size_t n)
 		return fsync_dir(dirs[0]);
 	seen = xcalloc(n, sizeof(dev_t));
 	for (size_t i = 0; i < n; i++) {
-		struct stat st;
 		int fd;
-		if (stat(dirs[i], &st) < 0) {
-			rc = -1;
-			continue;
-		}
-		if (dev_seen(seen, &nseen, st.st_dev))
+		if (dev_seen(seen, &nseen, devs[i]))
 			continue;
 		if ((fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 		    syncfs(fd) < 0)

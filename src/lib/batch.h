@@ -12,6 +12,7 @@
 #define INDIMAIL_BATCH_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "metrics.h"
@@ -38,11 +39,14 @@ extern const struct metric_family batch_size_family;
 
 /*
  * Durability for what a batch wrote. Files: fdatasync for one, else one
- * syncfs() per file system the files are on. Renames: fsync of the one
- * directory, else one syncfs() per file system of the directories.
- * Returns 0, or -1 if any flush failed.
+ * syncfs() per file system the files are on (sync_files_dev also gives
+ * each one's file system in devs). Renames: fsync of the one directory,
+ * else one syncfs() per file system of the directories, dirs[i] being on
+ * devs[i] (that of a file renamed into it: no stat of each). Returns 0,
+ * or -1 if any flush failed.
  */
 int	sync_files(const int *fds, size_t n);
-int	sync_dirs(const char *const *dirs, size_t n);
+int	sync_files_dev(const int *fds, size_t n, dev_t *devs);
+int	sync_dirs(const char *const *dirs, const dev_t *devs, size_t n);
 
 #endif

@@ -91,9 +91,14 @@ commit_failed(struct fs_commit *c, const char *step, const char *path)
 	c->error = errno;
 }
 
-/* Closes and renames each file once the group's data are flushed. */
+/*
+ * Closes and renames each file once the group's data are flushed; the
+ * folders renamed into, and their file systems (a file's: a rename does
+ * not cross file systems), into dirs and ddevs.
+ */
 static size_t
-commit_renames(struct fs_commit *c, size_t n, int synced, const char **dirs)
+commit_renames(struct fs_commit *c, size_t n, int synced, const dev_t *devs,
+    const char **dirs, dev_t *ddevs)
 {
 	size_t nd = 0;
 
@@ -106,9 +111,10 @@ commit_renames(struct fs_commit *c, size_t n, int synced, const char **dirs)
 		else if (rename(c[i].tmp, c[i].dst) < 0)
 			commit_failed(&c[i], "rename", c[i].dst);
 		c[i].fd = -1;
-		if (c[i].ok)
+		if (c[i].ok) {
+			ddevs[nd] = devs[i];
 			dirs[nd++] = c[i].dir;
-		else
+		} else
 			unlink(c[i].tmp);
 	}
 	return nd;
@@ -117,15 +123,17 @@ commit_renames(struct fs_commit *c, size_t n, int synced, const char **dirs)
 void
 fs_commit(struct fs_commit *c, size_t n)
 {
-	int *fds = xcalloc(n ? n : 1, sizeof(int)), synced;
-	const char **dirs = xcalloc(n ? n : 1, sizeof(char *));
-	size_t nd;
+	size_t sz = n ? n : 1, nd;
+	int *fds = xcalloc(sz, sizeof(int)), synced;
+	const char **dirs = xcalloc(sz, sizeof(char *));
+	dev_t *devs = xcalloc(sz, sizeof(dev_t)), *ddevs = xcalloc(sz,
+	    sizeof(dev_t));
 
 	for (size_t i = 0; i < n; i++)
 		fds[i] = c[i].fd;
-	synced = sync_files(fds, n) == 0;
-	nd = commit_renames(c, n, synced, dirs);
-	if (sync_dirs(dirs, nd) < 0)	/* the renames may not be durable */
+	synced = sync_files_dev(fds, n, devs) == 0;
+	nd = commit_renames(c, n, synced, devs, dirs, ddevs);
+	if (sync_dirs(dirs, ddevs, nd) < 0)	/* the renames may not be durable */
 		for (size_t i = 0; i < n; i++)
 			if (c[i].ok) {
 				commit_failed(&c[i], "fsync", c[i].dir);
@@ -133,4 +141,6 @@ fs_commit(struct fs_commit *c, size_t n)
 			}
 	free(fds);
 	free(dirs);
+	free(devs);
+	free(ddevs);
 }

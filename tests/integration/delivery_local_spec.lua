@@ -89,6 +89,19 @@ describe("local delivery", function()
       assert.same({}, d:queue_files(), d:log())
       -- (not d:tmp_files(): its '*/tmp/*' also matches the /tmp/ test dir)
       assert.equal("", D.sh("find " .. d.dir .. "/queue/*/tmp -type f"))
+      assert.equal("", D.sh("find " .. d.dir .. "/queue/*/state " .. d.dir .. "/queue/*/done -type f"))
+    end)
+
+    it("makes the Maildir with its first message, and again when its tmp/ was removed", function()
+      local md = d.dir .. "/maildirs/example.test/alice/Maildir"
+      for _, sub in ipairs({ "new", "cur", "tmp" }) do
+        assert.equal("directory", (D.sh("stat -c %F " .. md .. "/" .. sub):gsub("\n$", "")))
+      end
+      D.sh("rmdir " .. md .. "/tmp")
+      local q2 = d:send("bob@example.test", { "alice@example.test" }, message("after rmdir"))
+      assert.is_truthy(maildir.wait(d, "alice", 2), d:log())
+      assert.is_truthy(d:wait_log("event=delivered qid=" .. q2 .. " to=alice@example%.test", 5), d:log())
+      assert.equal("directory", (D.sh("stat -c %F " .. md .. "/tmp"):gsub("\n$", "")))
     end)
   end)
 
