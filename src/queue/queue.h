@@ -60,6 +60,9 @@ struct queue_item {
 	struct envelope	 env;
 	char		*path;		/* the message file */
 	char		*journal;	/* its state journal */
+	int		 no_journal;	/* 1: found missing by journal_read and
+					 * not appended to since, so remove
+					 * need not unlink it (atomic) */
 	int		 queue;
 	size_t		 body_offset;	/* where the message starts in the file */
 	size_t		 size;		/* message bytes */
@@ -95,9 +98,9 @@ struct queue_backend {
 	int	(*scan)(const struct queue_set *,
 		    int (*fn)(void *, struct queue_item *), void *arg);
 	/* Appends journal records (queue_journal_*) with one write. */
-	int	(*journal_append)(const struct queue_item *, const struct buf *);
+	int	(*journal_append)(struct queue_item *, const struct buf *);
 	int	(*journal_flush)(const struct queue_item *);
-	int	(*journal_read)(const struct queue_item *, struct queue_journal *);
+	int	(*journal_read)(struct queue_item *, struct queue_journal *);
 	/* Out of the live queue in one step; *newpath: where it is now. */
 	int	(*retire)(const struct queue_set *, const struct queue_item *,
 		    char **newpath);
@@ -194,9 +197,9 @@ void	queue_done_path(const struct queue_set *, int queue, const char *id,
 void	queue_journal_final(struct buf *, char kind, size_t rcpt);
 void	queue_journal_hold(struct buf *, int hold);
 void	queue_journal_retry(struct buf *, int attempts, long long at);
-int	queue_journal_append(const struct queue_item *, const struct buf *);
+int	queue_journal_append(struct queue_item *, const struct buf *);
 int	queue_journal_flush(const struct queue_item *);
-int	queue_journal_read(const struct queue_item *, struct queue_journal *);
+int	queue_journal_read(struct queue_item *, struct queue_journal *);
 
 /* The `queue list` line of one message (recipient lines follow). */
 void	queue_format_entry(struct buf *, const char *id, long long age,

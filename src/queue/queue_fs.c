@@ -372,13 +372,17 @@ fs_retire(const struct queue_set *q, const struct queue_item *qi,
 	return 0;
 }
 
-/* The message first, so a crash leaves at most a stray journal. */
+/*
+ * The message first, so a crash leaves at most a stray journal; then the
+ * journal, unless the journal read found none and none was written since.
+ */
 static int
 fs_remove(const struct queue_item *qi)
 {
 	int ok = unlink(qi->path) == 0 || errno == ENOENT;
 
-	unlink(qi->journal);
+	if (!__atomic_load_n(&qi->no_journal, __ATOMIC_RELAXED))
+		unlink(qi->journal);
 	return ok ? 0 : -1;
 }
 

@@ -9,6 +9,7 @@
  * Its format and its file I/O live here; what to record and when is the
  * queue manager's decision (src/deliver/qmgr.c).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,12 +40,13 @@ queue_journal_retry(struct buf *b, int attempts, long long at)
  * kill -9 of the caller (not yet power loss: see queue_journal_flush).
  */
 int
-queue_journal_append(const struct queue_item *qi, const struct buf *text)
+queue_journal_append(struct queue_item *qi, const struct buf *text)
 {
 	int fd = open(qi->journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 	    0640);
 	ssize_t n;
 
+	__atomic_store_n(&qi->no_journal, 0, __ATOMIC_RELAXED);
 	if (fd < 0)
 		return -1;
 	n = write(fd, text->data, text->len);
@@ -81,15 +83,21 @@ read_record(const char *line, const struct queue_item *qi,
 		sscanf(line + 1, "%d %lld", &j->attempts, &j->retry_at);
 }
 
-/* j->final: env.nrcpts bytes from the caller, or NULL. No journal: 0. */
+/*
+ * j->final: env.nrcpts bytes from the caller, or NULL. No journal: 0, and
+ * qi->no_journal says so (until an append).
+ */
 int
-queue_journal_read(const struct queue_item *qi, struct queue_journal *j)
+queue_journal_read(struct queue_item *qi, struct queue_journal *j)
 {
 	char line[64];
 	FILE *f = fopen(qi->journal, "r");
 
-	if (f == NULL)
+	if (f == NULL) {
+		__atomic_store_n(&qi->no_journal, errno == ENOENT,
+		    __ATOMIC_RELAXED);
 		return 0;
+	}
 	while (fgets(line, sizeof(line), f))
 		read_record(line, qi, j);
 	fclose(f);

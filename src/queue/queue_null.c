@@ -36,7 +36,7 @@ null_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
 }
 
 static int
-null_journal(const struct queue_item *qi, const struct buf *text)
+null_journal(struct queue_item *qi, const struct buf *text)
 {
 	(void)qi, (void)text;
 	return 0;
@@ -50,7 +50,7 @@ null_item(const struct queue_item *qi)
 }
 
 static int
-null_journal_read(const struct queue_item *qi, struct queue_journal *j)
+null_journal_read(struct queue_item *qi, struct queue_journal *j)
 {
 	(void)qi, (void)j;
 	return 0;
