@@ -5,6 +5,11 @@
  * becomes a tombstone: off the list, still found by id for two minutes,
  * so that neither a scan that listed it just before its removal nor a
  * late notification can bring it back and deliver it again.
+ *
+ * Beside the live list, two ready lists (local, remote) hold the messages
+ * the scheduler found due with a recipient ready for that kind of job, in
+ * the order they were put on, so that a pass after a job ends looks at
+ * those only (scheduler.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,7 @@ struct qmgr_table {
 	struct qmsg	*tombstones;	/* removed, still in the id table */
 	struct qmsg	*bucket[NBUCKETS];
 	size_t		 nmsgs;
+	struct qmsg	*ready_head[QREADY_KINDS], *ready_tail[QREADY_KINDS];
 };
 
 struct qmgr_table *
@@ -114,10 +120,46 @@ unhash(struct qmgr_table *t, struct qmsg *m)
 		*pp = m->hnext;
 }
 
-/* Off the list of live messages; still found by id (see tombstone). */
+void
+qmgr_table_ready(struct qmgr_table *t, struct qmsg *m, int kind, int on)
+{
+	if (m->listed[kind] == on)
+		return;
+	m->listed[kind] = (unsigned char)on;
+	if (on) {
+		m->rnext[kind] = NULL;
+		m->rprev[kind] = t->ready_tail[kind];
+		if (t->ready_tail[kind])
+			t->ready_tail[kind]->rnext[kind] = m;
+		else
+			t->ready_head[kind] = m;
+		t->ready_tail[kind] = m;
+		return;
+	}
+	if (m->rprev[kind])
+		m->rprev[kind]->rnext[kind] = m->rnext[kind];
+	else
+		t->ready_head[kind] = m->rnext[kind];
+	if (m->rnext[kind])
+		m->rnext[kind]->rprev[kind] = m->rprev[kind];
+	else
+		t->ready_tail[kind] = m->rprev[kind];
+	m->rnext[kind] = m->rprev[kind] = NULL;
+}
+
+struct qmsg *
+qmgr_table_ready_first(struct qmgr_table *t, int kind)
+{
+	return t->ready_head[kind];
+}
+
+/* Off the list of live messages and the ready lists; still found by id
+ * (see tombstone). */
 static void
 unlist(struct qmgr_table *t, struct qmsg *m)
 {
+	for (int k = 0; k < QREADY_KINDS; k++)
+		qmgr_table_ready(t, m, k, 0);
 	if (m->prev)
 		m->prev->next = m->next;
 	else
