@@ -150,7 +150,11 @@ after_load(uv_work_t *w, int status)
 	}
 	free(j->items);
 	free(j);
-	scheduler_changed(q, NULL);	/* room again: the pass fills it */
+	/* under pressure a full pass moves out what is not due (its head) */
+	if (qmgr_pressure(q))
+		scheduler_soon(q);
+	else
+		scheduler_changed(q, NULL);
 }
 
 /* Room in the active set: the limit less the table and the loads. */

@@ -1,10 +1,10 @@
 /*
  * qmgr_table: the active set, the messages the queue manager holds whole
  * (at most delivery.active_limit; the others are qmgr_wait.c's), by id (a
- * hash table) and as the list the scheduler walks. A removed message
- * becomes a tombstone: off the list, still found by id for two minutes,
- * so that neither a scan that listed it just before its removal nor a
- * late notification can bring it back and deliver it again.
+ * hash table) and as the list the scheduler walks, oldest first. A
+ * removed message becomes a tombstone: off the list, still found by id for
+ * two minutes, so that neither a scan that listed it just before its
+ * removal nor a late notification can bring it back and deliver it again.
  *
  * Beside the live list, two ready lists (local, remote) hold the messages
  * the scheduler found due with a recipient ready for that kind of job, in
@@ -21,7 +21,7 @@
 #define NBUCKETS 65536
 
 struct qmgr_table {
-	struct qmsg	*msgs;
+	struct qmsg	*msgs, *last;	/* oldest first */
 	struct qmsg	*tombstones;	/* removed, still in the id table */
 	struct qmsg	*bucket[NBUCKETS];
 	size_t		 nmsgs;
@@ -90,10 +90,13 @@ qmgr_table_add(struct qmgr_table *t, struct qmsg *m)
 
 	m->hnext = t->bucket[b];
 	t->bucket[b] = m;
-	m->next = t->msgs;
-	if (t->msgs)
-		t->msgs->prev = m;
-	t->msgs = m;
+	m->next = NULL;
+	m->prev = t->last;
+	if (t->last)
+		t->last->next = m;
+	else
+		t->msgs = m;
+	t->last = m;
 	t->nmsgs++;
 }
 
@@ -166,6 +169,8 @@ unlist(struct qmgr_table *t, struct qmsg *m)
 		t->msgs = m->next;
 	if (m->next)
 		m->next->prev = m->prev;
+	else
+		t->last = m->prev;
 	t->nmsgs--;
 }
 

@@ -11,7 +11,8 @@
  * queue lifetime bounces. Never runs while draining or paused.
  *
  * Two kinds of pass. The full pass walks the whole active set: every
- * second (the tick), and soon after a command or a reload. It also puts
+ * second (the tick), and soon after a command, a reload, or a load while
+ * the active set is under pressure (moving out needs it). It also puts
  * each message on the table's ready lists (local, remote) when it is due
  * and has a recipient ready for that kind of job. The short pass, soon
  * after a job ends or messages are loaded (scheduler_changed), walks only
