@@ -362,8 +362,8 @@ evict(struct qmgr *q, struct qmsg *m, struct dest *d)
 
 /*
  * m on the ready lists it belongs on: due, not held, not removed, with a
- * recipient ready for a local (remote) job. Deciding readiness may run the
- * route hook, which may finish m at once.
+ * waiting recipient for a local (remote) job. One whose route hook has not
+ * run yet goes on both: the hook runs when a pass gets to it, not here.
  */
 static void
 classify(struct qmgr *q, struct qmsg *m, uint64_t now)
@@ -372,13 +372,15 @@ classify(struct qmgr *q, struct qmsg *m, uint64_t now)
 
 	if (!m->hold && m->next_try <= now && m->removed_at == 0 &&
 	    !m->retired)
-		for (size_t i = 0; i < m->item.env.nrcpts; i++)
-			if (ready(q, m, i))
+		for (size_t i = 0; i < m->item.env.nrcpts; i++) {
+			if (m->st[i] != RS_PENDING || m->route[i].running)
+				continue;
+			if (!m->route[i].decided)
+				want[QREADY_LOCAL] = want[QREADY_REMOTE] = 1;
+			else
 				want[qmgr_route_is_local(q, m, i) ?
 				    QREADY_LOCAL : QREADY_REMOTE] = 1;
-	/* the route hook may have finished m meanwhile */
-	if (m->removed_at || m->retired)
-		want[QREADY_LOCAL] = want[QREADY_REMOTE] = 0;
+		}
 	for (int k = 0; k < QREADY_KINDS; k++)
 		qmgr_table_ready(q->table, m, k, want[k]);
 }
