@@ -38,8 +38,14 @@ struct qroute {
 	struct route_conf relay;	/* kind == ROUTE_RELAY: owned strings */
 };
 
+/* The scheduler's ready lists (qmgr_table_ready): a recipient ready for a
+ * local job, or for a remote one. */
+enum { QREADY_LOCAL, QREADY_REMOTE, QREADY_KINDS };
+
 struct qmsg {
 	struct qmsg	*next, *prev, *hnext;
+	struct qmsg	*rnext[QREADY_KINDS], *rprev[QREADY_KINDS];
+	unsigned char	 listed[QREADY_KINDS];	/* on that ready list */
 	struct queue_item item;		/* envelope and where it lies */
 	unsigned char	*st;		/* enum rstate per recipient */
 	struct buf	*why;		/* last temporary failure per recipient */
@@ -110,6 +116,9 @@ size_t	qmgr_table_count(const struct qmgr_table *);
 /* Out of the table, to be freed by the caller (evicted, not removed). */
 void	qmgr_table_remove(struct qmgr_table *, struct qmsg *);
 void	qmgr_table_tombstone(struct qmgr_table *, struct qmsg *, uint64_t now);
+/* On (on 1) or off ready list `kind` (QREADY_*), in the order put on. */
+void	qmgr_table_ready(struct qmgr_table *, struct qmsg *, int kind, int on);
+struct qmsg *qmgr_table_ready_first(struct qmgr_table *, int kind);
 void	qmgr_table_sweep(struct qmgr_table *, uint64_t now);
 void	qmsg_free(struct qmsg *);
 void	qmsg_log(struct logline *, enum log_level, const char *event,
@@ -198,6 +207,10 @@ const char *qmgr_route_dest_key(const struct qmgr *, const struct qmsg *,
 /* scheduler.c: which recipients start now, and how many run. */
 struct scheduler *scheduler_new(struct qmgr *);
 void	scheduler_soon(struct qmgr *);
+/* m's recipients or due time changed (a job ended, a route was decided, it
+ * was loaded): its place on the ready lists, then a short pass soon (only
+ * the pass when m is NULL). */
+void	scheduler_changed(struct qmgr *, struct qmsg *);
 void	scheduler_tick(struct qmgr *);
 void	scheduler_drain(struct scheduler *);
 void	scheduler_running(const struct scheduler *, int *local, int *remote);

@@ -114,6 +114,7 @@ load_add(struct qmgr *q, struct qmsg *m, const struct load_item *it)
 		    (uint64_t)(m->retry_at - wall) * 1000;
 	qmgr_table_add(q->table, m);
 	qmgr_maybe_done(q, m);	/* every outcome journaled, removal lost */
+	scheduler_changed(q, m);
 }
 
 /* Never skipped silently; it stays in the queue for an admin to see. */
@@ -149,7 +150,11 @@ after_load(uv_work_t *w, int status)
 	}
 	free(j->items);
 	free(j);
-	scheduler_soon(q);
+	/* under pressure a full pass moves out what is not due (its head) */
+	if (qmgr_pressure(q))
+		scheduler_soon(q);
+	else
+		scheduler_changed(q, NULL);
 }
 
 /* Room in the active set: the limit less the table and the loads. */

@@ -31,6 +31,7 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 {
 	struct ljob *j = arg;
 	struct qmgr *q = j->q;
+	struct qmsg *m = j->m;
 	struct rcpt_result *res = xcalloc(n, sizeof(*res));
 
 	for (size_t i = 0; i < n; i++)
@@ -55,7 +56,7 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 	free(j->addrs);
 	runtime_unref(j->rt);
 	free(j);
-	scheduler_soon(q);
+	scheduler_changed(q, m);
 }
 
 /*

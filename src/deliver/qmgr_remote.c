@@ -35,6 +35,7 @@ on_remote_done(void *arg, struct remote_req *r)
 {
 	struct rjob *j = arg;
 	struct qmgr *q = j->q;
+	struct qmsg *m = j->m;
 
 	scheduler_remote_ended(q->sched, j->key, r->route, r->verdict,
 	    failure_text(r));
@@ -51,7 +52,7 @@ on_remote_done(void *arg, struct remote_req *r)
 	free(j->key);
 	runtime_unref(j->rt);
 	free(j);
-	scheduler_soon(q);
+	scheduler_changed(q, m);
 }
 
 /* Sends recipients idx[] (taken) of m to destination key by route rc. */

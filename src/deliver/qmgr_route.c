@@ -113,9 +113,10 @@ static void
 on_route_done(void *arg, struct hook_verdict *v)
 {
 	struct qmgr *q = ((struct rctx *)arg)->q;
+	struct qmsg *m = ((struct rctx *)arg)->m;
 
 	apply_route(arg, v);
-	scheduler_soon(q);
+	scheduler_changed(q, m);
 }
 
 /* Runs the route hook for recipient i (the result may come later). */

@@ -1,10 +1,15 @@
 /*
  * qmgr_table: the active set, the messages the queue manager holds whole
  * (at most delivery.active_limit; the others are qmgr_wait.c's), by id (a
- * hash table) and as the list the scheduler walks. A removed message
- * becomes a tombstone: off the list, still found by id for two minutes,
- * so that neither a scan that listed it just before its removal nor a
- * late notification can bring it back and deliver it again.
+ * hash table) and as the list the scheduler walks, oldest first. A
+ * removed message becomes a tombstone: off the list, still found by id for
+ * two minutes, so that neither a scan that listed it just before its
+ * removal nor a late notification can bring it back and deliver it again.
+ *
+ * Beside the live list, two ready lists (local, remote) hold the messages
+ * the scheduler found due with a recipient ready for that kind of job, in
+ * the order they were put on, so that a pass after a job ends looks at
+ * those only (scheduler.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +21,11 @@
 #define NBUCKETS 65536
 
 struct qmgr_table {
-	struct qmsg	*msgs;
+	struct qmsg	*msgs, *last;	/* oldest first */
 	struct qmsg	*tombstones;	/* removed, still in the id table */
 	struct qmsg	*bucket[NBUCKETS];
 	size_t		 nmsgs;
+	struct qmsg	*ready_head[QREADY_KINDS], *ready_tail[QREADY_KINDS];
 };
 
 struct qmgr_table *
@@ -84,10 +90,13 @@ qmgr_table_add(struct qmgr_table *t, struct qmsg *m)
 
 	m->hnext = t->bucket[b];
 	t->bucket[b] = m;
-	m->next = t->msgs;
-	if (t->msgs)
-		t->msgs->prev = m;
-	t->msgs = m;
+	m->next = NULL;
+	m->prev = t->last;
+	if (t->last)
+		t->last->next = m;
+	else
+		t->msgs = m;
+	t->last = m;
 	t->nmsgs++;
 }
 
@@ -114,16 +123,54 @@ unhash(struct qmgr_table *t, struct qmsg *m)
 		*pp = m->hnext;
 }
 
-/* Off the list of live messages; still found by id (see tombstone). */
+void
+qmgr_table_ready(struct qmgr_table *t, struct qmsg *m, int kind, int on)
+{
+	if (m->listed[kind] == on)
+		return;
+	m->listed[kind] = (unsigned char)on;
+	if (on) {
+		m->rnext[kind] = NULL;
+		m->rprev[kind] = t->ready_tail[kind];
+		if (t->ready_tail[kind])
+			t->ready_tail[kind]->rnext[kind] = m;
+		else
+			t->ready_head[kind] = m;
+		t->ready_tail[kind] = m;
+		return;
+	}
+	if (m->rprev[kind])
+		m->rprev[kind]->rnext[kind] = m->rnext[kind];
+	else
+		t->ready_head[kind] = m->rnext[kind];
+	if (m->rnext[kind])
+		m->rnext[kind]->rprev[kind] = m->rprev[kind];
+	else
+		t->ready_tail[kind] = m->rprev[kind];
+	m->rnext[kind] = m->rprev[kind] = NULL;
+}
+
+struct qmsg *
+qmgr_table_ready_first(struct qmgr_table *t, int kind)
+{
+	return t->ready_head[kind];
+}
+
+/* Off the list of live messages and the ready lists; still found by id
+ * (see tombstone). */
 static void
 unlist(struct qmgr_table *t, struct qmsg *m)
 {
+	for (int k = 0; k < QREADY_KINDS; k++)
+		qmgr_table_ready(t, m, k, 0);
 	if (m->prev)
 		m->prev->next = m->next;
 	else
 		t->msgs = m->next;
 	if (m->next)
 		m->next->prev = m->prev;
+	else
+		t->last = m->prev;
 	t->nmsgs--;
 }
 

@@ -8,8 +8,18 @@
  * whose every waiting recipient goes to a destination that is down is held
  * back in memory until the destination's probe, without a journal line or
  * a log line of its own (a restart only tries it once more); one past its
- * queue lifetime bounces. Runs soon after anything changes and every
- * second (the tick), never while draining or paused.
+ * queue lifetime bounces. Never runs while draining or paused.
+ *
+ * Two kinds of pass. The full pass walks the whole active set: every
+ * second (the tick), and soon after a command, a reload, or a load while
+ * the active set is under pressure (moving out needs it). It also puts
+ * each message on the table's ready lists (local, remote) when it is due
+ * and has a recipient ready for that kind of job. The short pass, soon
+ * after a job ends or messages are loaded (scheduler_changed), walks only
+ * the ready lists, oldest first, and only while that kind of job has room:
+ * a message that has nothing to start costs nothing, so a large active set
+ * waiting for a busy kind of job is not walked after each job. A message
+ * that becomes due by time alone waits for the tick, as before.
  *
  * The active set (docs/queue.md): when entries outside it are due and it
  * has no room, the walk moves the idle messages that are not due out of
@@ -27,12 +37,16 @@
 #include "qmgr_int.h"
 
 #define DEST_IDLE_MS	(10 * 60 * 1000)	/* an idle destination is forgotten */
+/* A short pass stops after this many listed messages in a row that start
+ * nothing (their destinations full): the tick's full pass sees the rest. */
+#define SHORT_PASS_IDLE_MAX	256
 
 struct scheduler {
 	struct qmgr	*q;
 	int		 running_local, running_remote;
 	int		 draining;
 	int		 scheduled;	/* soon is started */
+	int		 full;		/* the pass soon is a full one */
 	uv_idle_t	 soon;
 	int		 ticks;
 };
@@ -346,53 +360,134 @@ evict(struct qmgr *q, struct qmsg *m, struct dest *d)
 	qmgr_evict(q, m, d);
 }
 
+/*
+ * m on the ready lists it belongs on: due, not held, not removed, with a
+ * waiting recipient for a local (remote) job. One whose route hook has not
+ * run yet goes on both: the hook runs when a pass gets to it, not here.
+ */
 static void
-run_queue(struct scheduler *s)
+classify(struct qmgr *q, struct qmsg *m, uint64_t now)
+{
+	int want[QREADY_KINDS] = { 0, 0 };
+
+	if (!m->hold && m->next_try <= now && m->removed_at == 0 &&
+	    !m->retired)
+		for (size_t i = 0; i < m->item.env.nrcpts; i++) {
+			if (m->st[i] != RS_PENDING || m->route[i].running)
+				continue;
+			if (!m->route[i].decided)
+				want[QREADY_LOCAL] = want[QREADY_REMOTE] = 1;
+			else
+				want[qmgr_route_is_local(q, m, i) ?
+				    QREADY_LOCAL : QREADY_REMOTE] = 1;
+		}
+	for (int k = 0; k < QREADY_KINDS; k++)
+		qmgr_table_ready(q->table, m, k, want[k]);
+}
+
+static int
+room_for(const struct scheduler *s, int kind)
+{
+	const struct delivery_conf *dc = &s->q->cfg->delivery;
+
+	return kind == QREADY_LOCAL ? s->running_local < dc->conc_local :
+	    s->running_remote < dc->conc_remote;
+}
+
+/* The whole active set: see the head comment. */
+static void
+full_pass(struct scheduler *s)
 {
 	struct qmgr *q = s->q;
 	uint64_t now = uv_now(q->loop);
 	int pressure = qmgr_pressure(q);
 
-	if (s->draining || q->cfg->delivery.paused)
-		return;
 	for (struct qmsg *m = qmgr_table_first(q->table), *next; m; m = next) {
 		struct dest *d = NULL;
 
 		next = m->next;
-		if (!m->hold && m->next_try <= now)
+		if (!m->hold && m->next_try <= now &&
+		    (room_for(s, QREADY_LOCAL) || room_for(s, QREADY_REMOTE)))
 			d = schedule_message(s, m);
+		classify(q, m, now);
 		if (pressure && (m->hold || m->next_try > now) &&
 		    qmgr_evictable(m))
 			evict(q, m, d);
-		else if (!pressure &&
-		    s->running_local >= q->cfg->delivery.conc_local &&
-		    s->running_remote >= q->cfg->delivery.conc_remote)
-			break;
 	}
+}
+
+/* The ready lists only, while their kind of job has room. */
+static void
+short_pass(struct scheduler *s)
+{
+	struct qmgr *q = s->q;
+	uint64_t now = uv_now(q->loop);
+
+	for (int k = 0; k < QREADY_KINDS; k++) {
+		int idle = 0;
+		for (struct qmsg *m = qmgr_table_ready_first(q->table, k), *next;
+		    m && room_for(s, k) && idle < SHORT_PASS_IDLE_MAX; m = next) {
+			int before = s->running_local + s->running_remote;
+			next = m->rnext[k];
+			if (!m->hold && m->next_try <= now)
+				schedule_message(s, m);
+			idle = s->running_local + s->running_remote == before ?
+			    idle + 1 : 0;
+			classify(q, m, now);
+		}
+	}
+}
+
+static void
+run_queue(struct scheduler *s, int full)
+{
+	struct qmgr *q = s->q;
+
+	if (s->draining || q->cfg->delivery.paused)
+		return;
+	if (full)
+		full_pass(s);
+	else
+		short_pass(s);
 	qmgr_fill(q);
-	dest_announce(q->dests, now);
+	dest_announce(q->dests, uv_now(q->loop));
 }
 
 static void
 on_soon(uv_idle_t *h)
 {
 	struct scheduler *s = h->data;
+	int full = s->full;
 
 	uv_idle_stop(h);
 	s->scheduled = 0;
-	run_queue(s);
+	s->full = 0;
+	run_queue(s, full);
 }
 
-/* Runs the scheduler once the loop has nothing else to do. */
-void
-scheduler_soon(struct qmgr *q)
+static void
+soon(struct scheduler *s, int full)
 {
-	struct scheduler *s = q->sched;
-
+	s->full |= full;
 	if (!s->scheduled) {
 		s->scheduled = 1;
 		uv_idle_start(&s->soon, on_soon);
 	}
+}
+
+/* A full pass once the loop has nothing else to do. */
+void
+scheduler_soon(struct qmgr *q)
+{
+	soon(q->sched, 1);
+}
+
+void
+scheduler_changed(struct qmgr *q, struct qmsg *m)
+{
+	if (m)
+		classify(q, m, uv_now(q->loop));
+	soon(q->sched, 0);
 }
 
 /* The shortest queue lifetime: delivery's or a route's. */
@@ -442,7 +537,7 @@ scheduler_tick(struct qmgr *q)
 	struct scheduler *s = q->sched;
 
 	dest_each(q->dests, wake_parked, q);
-	run_queue(s);
+	run_queue(s, 1);
 	remote_sweep(q->remote, 5000);
 	qmgr_table_sweep(q->table, uv_now(q->loop));
 	if (++s->ticks % 60 == 0)
