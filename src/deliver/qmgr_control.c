@@ -52,7 +52,7 @@ on_control_written(uv_write_t *req, int status)
 	struct control_conn *c = req->data;
 
 	(void)status;
-	free(((struct buf *)((char *)req + sizeof(*req)))->data);
+	buf_free((struct buf *)((char *)req + sizeof(*req)));
 	free(req);
 	uv_close((uv_handle_t *)&c->pipe, on_control_closed);
 }
@@ -70,7 +70,7 @@ control_reply(void *arg, struct buf *out)
 	req->data = c;
 	b = uv_buf_init(keep->data, (unsigned)keep->len);
 	if (uv_write(req, (uv_stream_t *)&c->pipe, &b, 1, on_control_written) < 0) {
-		free(keep->data);
+		buf_free(keep);
 		free(req);
 		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
 	}
