@@ -82,6 +82,38 @@ dest_get(struct dest_table *t, const char *key)
 	return d;
 }
 
+/* Its destination_down line waits for the pass's count (dest_announce). */
+static void
+announce(struct dest_table *t, struct dest *d)
+{
+	if (!d->announce) {
+		d->announce = 1;
+		d->anext = t->announce;
+		t->announce = d;
+	}
+}
+
+struct dest *
+dest_restore(struct dest_table *t, const char *key, uint64_t until,
+    uint64_t now)
+{
+	struct dest *d = dest_find(t, key);
+	struct buf why = BUF_INIT;
+
+	if (d)
+		return d;
+	d = dest_get(t, key);
+	d->state = DEST_DOWN;
+	d->window = 1;
+	d->since = now;
+	d->until = until;	/* failures 0: the next backoff is the first */
+	buf_printf(&why, "451 4.4.1 destination %s is down: it was when the "
+	    "queue manager last stopped", d->key);
+	d->why = why.data;	/* the buffer's memory moves */
+	announce(t, d);
+	return d;
+}
+
 static void
 log_probe(const struct dest *d)
 {
@@ -202,11 +234,7 @@ go_down(struct dest_table *t, struct dest *d, const char *reason,
 	    reason);
 	free(d->why);
 	d->why = why.data;	/* the buffer's memory moves */
-	if (!d->announce) {
-		d->announce = 1;
-		d->anext = t->announce;
-		t->announce = d;
-	}
+	announce(t, d);
 }
 
 static void

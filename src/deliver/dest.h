@@ -64,6 +64,7 @@ struct dest {
 	struct qwait	*parked;	/* messages outside the active set waiting */
 	size_t		 nparked;	/* for it (qmgr_wait.c) */
 	uint64_t	 woken;		/* `until` of the last probe a parked woke */
+	uint64_t	 indexed;	/* `until` of its last retry index line */
 	size_t		 listed;	/* qmgr_dests.c: active messages for it */
 	const void	*listed_by;	/* the message counted last */
 };
@@ -83,6 +84,10 @@ struct dest_table *dest_table_new(void);
  * unknown. */
 struct dest *dest_get(struct dest_table *, const char *key);
 struct dest *dest_find(struct dest_table *, const char *key);
+/* At start: key, unknown so far, was down until `until` at the last stop
+ * (the retry index): down again until then. Returns it, as it is. */
+struct dest *dest_restore(struct dest_table *, const char *key,
+	    uint64_t until, uint64_t now);
 enum dest_admit dest_admit(struct dest *, const struct dest_conf *,
 	    uint64_t now, uint64_t *until);
 void	dest_job_started(struct dest *, uint64_t now);

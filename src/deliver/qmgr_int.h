@@ -149,14 +149,19 @@ void	qmgr_wait_counts(const struct qmgr_wait *,
 struct qmgr_index;
 struct qmgr_index *qmgr_index_read(const struct queue_set *);
 struct qmgr_index *qmgr_index_empty(void);
-long long qmgr_index_find(const struct qmgr_index *, const char *id);
-size_t	qmgr_index_count(const struct qmgr_index *);
+long long qmgr_index_find(const struct qmgr_index *, const char *id,
+	    const char **key, long long *received);
+size_t	qmgr_index_count(const struct qmgr_index *, size_t *parked);
 void	qmgr_index_mark(const struct qmgr_index *, const char *id,
 	    unsigned char *listed);
 void	qmgr_index_compact(const struct queue_set *, struct qmgr_index *,
 	    const unsigned char *listed);
 void	qmgr_index_free(struct qmgr_index *);
 void	qmgr_index_append(struct qmgr *, const char *id, long long at);
+void	qmgr_index_dest(struct qmgr *, struct dest *);
+void	qmgr_index_park(struct qmgr *, const struct qwait *, struct dest *);
+void	qmgr_index_restore(struct qmgr *, struct qwait *, const char *key,
+	    long long at, long long received);
 void	qmgr_index_reopen(struct qmgr *);
 void	qmgr_index_started(struct qmgr *, const struct qmgr_index *);
 

@@ -3,9 +3,10 @@
  * at most delivery.active_limit of them (docs/queue.md "The active set").
  * At start the queue is listed, not read: every id becomes a compact
  * entry (qmgr_wait.c), due now unless the retry index (qmgr_index.c) says
- * later. A message the SMTP workers announce becomes one too. Due entries
- * are loaded (envelope read, journal applied, on the pool) in batches
- * while the table has room; when it has none and entries are due, idle
+ * later, or parks it again on a destination that was down. A message
+ * the SMTP workers announce becomes one too. Due entries are loaded
+ * (envelope read, journal applied, on the pool) in batches while the
+ * table has room; when it has none and entries are due, idle
  * messages that are not due leave it again (qmgr_evict). There is no
  * periodic rescan: the notifications cannot be lost (docs/delivery.md).
  */
@@ -225,8 +226,10 @@ qmgr_evict(struct qmgr *q, struct qmsg *m, struct dest *d)
 	    flags);
 	if (e) {
 		e->received = m->item.env.received;
-		if (d && d->state != DEST_UP && !m->hold)
+		if (d && d->state != DEST_UP && !m->hold) {
 			qmgr_wait_park(q->wait, e, d);
+			qmgr_index_park(q, e, d);
+		}
 	}
 	qmsg_free(m);
 }
@@ -267,11 +270,32 @@ do_list(uv_work_t *w)
 		return;
 	}
 	j->index = qmgr_index_read(&j->q->qs);
-	listed = xcalloc(qmgr_index_count(j->index) + 1, 1);
+	listed = xcalloc(qmgr_index_count(j->index, NULL) + 1, 1);
 	for (size_t i = 0; i < j->n; i++)
 		qmgr_index_mark(j->index, j->items[i].id, listed);
 	qmgr_index_compact(&j->q->qs, j->index, listed);
 	free(listed);
+}
+
+/*
+ * A listed message: an entry due when the index says (now if it does not
+ * know), parked again if a destination down held it (qmgr_index_restore).
+ */
+static void
+listed_entry(struct qmgr *q, const struct qmgr_index *x,
+    const struct load_item *it, uint64_t now, long long wall)
+{
+	const char *key;
+	long long received, at = qmgr_index_find(x, it->id, &key, &received);
+	uint64_t due = at > wall ? now + (uint64_t)(at - wall) * 1000 : now;
+	struct qwait *e;
+
+	if (qmgr_table_find(q->table, it->id))
+		return;
+	e = qmgr_wait_add(q->wait, it->queue, it->id, due,
+	    at ? QW_DEFERRED : QW_JOURNAL);
+	if (e && key)
+		qmgr_index_restore(q, e, key, at, received);
 }
 
 static void
@@ -281,6 +305,7 @@ after_list(uv_work_t *w, int status)
 	struct qmgr *q = j->q;
 	uint64_t now = uv_now(q->loop);
 	long long wall = (long long)time(NULL);
+	size_t later, parked;
 
 	(void)status;
 	q->io_pending--;
@@ -288,16 +313,11 @@ after_list(uv_work_t *w, int status)
 		qmgr_index_reopen(q);	/* compacted: a new file */
 		qmgr_index_started(q, j->index);
 	}
-	for (size_t i = 0; i < j->n; i++) {
-		long long at = qmgr_index_find(j->index, j->items[i].id);
-		uint64_t due = at > wall ? now + (uint64_t)(at - wall) * 1000 :
-		    now;
-		if (qmgr_table_find(q->table, j->items[i].id) == NULL)
-			qmgr_wait_add(q->wait, j->items[i].queue,
-			    j->items[i].id, due, at ? QW_DEFERRED : QW_JOURNAL);
-	}
+	for (size_t i = 0; i < j->n; i++)
+		listed_entry(q, j->index, &j->items[i], now, wall);
+	later = qmgr_index_count(j->index, &parked);
 	log_event(LOG_INFO, "queue_scanned", "messages=%zu due_later=%zu "
-	    "active_limit=%d", j->n, qmgr_index_count(j->index),
+	    "parked=%zu active_limit=%d", j->n, later - parked, parked,
 	    q->cfg->delivery.active_limit);
 	qmgr_index_free(j->index);
 	free(j->items);

@@ -37,6 +37,7 @@
 #include "qmgr_int.h"
 
 #define DEST_IDLE_MS	(10 * 60 * 1000)	/* an idle destination is forgotten */
+#define PROBE_LOST_MS	(60 * 1000)	/* a woken probe that never started */
 /* A short pass stops after this many listed messages in a row that start
  * nothing (their destinations full): the tick's full pass sees the rest. */
 #define SHORT_PASS_IDLE_MAX	256
@@ -506,7 +507,9 @@ shortest_lifetime(const struct qmgr *q)
 
 /*
  * The messages parked on d: all due once it is up; one (and those past
- * the shortest lifetime, to bounce) each time its probe may start.
+ * the shortest lifetime, to bounce) each time its probe may start; all if
+ * that one never probed it (bounced, removed, or routed elsewhere now, as
+ * after a restart with other routes: docs/queue.md "The retry index").
  */
 static void
 wake_parked(struct dest *d, void *arg)
@@ -516,6 +519,7 @@ wake_parked(struct dest *d, void *arg)
 
 	if (d->nparked == 0)
 		return;
+	qmgr_index_dest(q, d);	/* a new probe time for those parked */
 	if (d->state == DEST_UP)
 		qmgr_wait_wake_all(q->wait, d, now);
 	else if (d->state == DEST_DOWN && now >= d->until &&
@@ -524,7 +528,9 @@ wake_parked(struct dest *d, void *arg)
 		qmgr_wait_wake_one(q->wait, d, now);
 		qmgr_wait_wake_old(q->wait, d, (long long)time(NULL) -
 		    shortest_lifetime(q), now);
-	}
+	} else if (d->state == DEST_DOWN && d->woken == d->until &&
+	    now >= d->until + PROBE_LOST_MS)	/* the message woken went */
+		qmgr_wait_wake_all(q->wait, d, now);	/* elsewhere, or away */
 }
 
 /*
