@@ -68,15 +68,22 @@ local function cpu(pid)
   return (tonumber(fields[12]) + tonumber(fields[13])) / 100   -- utime, stime in ticks
 end
 
+-- A daemon routing down.test to port, with active_limit LIMIT and a
+-- destination backoff of `backoff` seconds (twice that at most).
+local function start_down(port, backoff)
+  return D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
+    routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(port),
+    delivery = ("active_limit = %d, dead_destination = { backoff = %d, max = %d }, ")
+      :format(LIMIT, backoff, 2 * backoff) }
+end
+
 describe("a destination down", function()
   after_each(cleanup.run)
 
   it("gets every message that waits for it parked within seconds, not at its probe", function()
     local port = D.free_tcp_port()          -- nothing listens: connections refused
     local key = "relay:127.0.0.1:" .. port
-    local d = D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
-      routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(port),
-      delivery = ("active_limit = %d, dead_destination = { backoff = 60, max = 120 }, "):format(LIMIT) }
+    local d = start_down(port, 60)
     local qpid = tonumber(d:wait_log("event=qmgr_started pid=(%d+)"))
     queue(d, N)
     local r, n, w
@@ -101,10 +108,7 @@ describe("a destination down", function()
   it("reads no envelope of the messages parked at a restart until the probe, then delivers them all", function()
     local port = D.free_tcp_port()
     local key = "relay:127.0.0.1:" .. port
-    local d = D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
-      routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(port),
-      delivery = ("active_limit = %d, dead_destination = { backoff = %d, max = %d }, ")
-        :format(LIMIT, BACKOFF, 2 * BACKOFF) }
+    local d = start_down(port, BACKOFF)
     queue(d, N)
     local r
     assert.is_truthy(D.eventually(function()
@@ -147,10 +151,7 @@ describe("a destination down", function()
   it("delivers the messages parked at a restart whose route changed meanwhile, a minute after the old probe", function()
     local down, up = D.free_tcp_port(), D.free_tcp_port()
     local n = 300
-    local d = D.start_for_test{ deliver = true, relay_from = "'127.0.0.0/8'",
-      routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(down),
-      delivery = ("active_limit = %d, dead_destination = { backoff = %d, max = %d }, ")
-        :format(LIMIT, BACKOFF, 2 * BACKOFF) }
+    local d = start_down(down, BACKOFF)
     queue(d, n)
     local r
     assert.is_truthy(D.eventually(function()
