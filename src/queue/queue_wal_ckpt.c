@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/batch.h"
@@ -426,6 +427,29 @@ on_again(uv_timer_t *t)
 	}
 }
 
+/*
+ * A segment's blocks are freed a few MiB at a time before its unlink: a
+ * 64 MiB file freed in one go (with online discard, one long run of trims)
+ * held the accept path's flushes behind it for tens of milliseconds. Cut
+ * short by a crash, the segment is shorter than its mark, which recovery
+ * takes for a removal under way (every record was out).
+ */
+#define WAL_SHRINK_STEP ((off_t)4 << 20)
+
+static void
+shrink(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return;
+	for (off_t size = st.st_size; size > 0;) {
+		size = size > WAL_SHRINK_STEP ? size - WAL_SHRINK_STEP : 0;
+		if (ftruncate(fd, size) < 0)
+			return;
+	}
+}
+
 /* Pool thread: the renames durable first, then the segment goes. */
 static void
 removal_run(uv_work_t *req)
@@ -438,6 +462,7 @@ removal_run(uv_work_t *req)
 		    s->path, strerror(errno));
 		return;
 	}
+	shrink(s->fd);
 	unlink(s->path);
 	unlink(s->mark_path);	/* a mark without its segment means nothing */
 }

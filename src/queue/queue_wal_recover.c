@@ -12,6 +12,9 @@
  *   a torn or corrupt tail (the walk stops there): never acknowledged
  *   the renames flushed, then the segment and its mark removed.
  *
+ * A segment shorter than its mark is one whose removal (every record out,
+ * its blocks being freed) was cut: only removed.
+ *
  * Every step can be cut by a crash and run again: nothing reaches mess/
  * that the mark does not cover, so a replay never revives a delivered
  * message.
@@ -210,6 +213,7 @@ flush_fs(const char *path)
 static int
 recover_segment(struct recovery *r)
 {
+	uint64_t off;
 	int rc;
 
 	if (load(r) < 0) {
@@ -217,7 +221,9 @@ recover_segment(struct recovery *r)
 		    r->path, strerror(errno));
 		return -1;
 	}
-	rc = replay(r, finish_marked(r));
+	off = finish_marked(r);
+	/* shorter than its mark: a removal cut short (every record was out) */
+	rc = r->seg.len < r->mark ? 0 : replay(r, off);
 	/* the renames durable before the segment that could redo them goes */
 	if (rc == 0 && (r->moved == 0 || flush_fs(r->path) == 0)) {
 		unlink(r->path);
