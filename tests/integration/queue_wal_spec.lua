@@ -233,4 +233,16 @@ describe("the wal queue backend", function()
     t.sleep(1)
     assert.equal("", subjects(d))
   end)
+  it("removes a full segment once its records are out (its blocks freed 4 MiB at a time), the worker going on in a new one", function()
+    local d = D.start_for_test{ queue_backend = "wal", queues = 1 }
+    local msg = "Subject: big\r\n\r\n" .. (("x"):rep(998) .. "\r\n"):rep(1000)   -- 1 MB
+    for _ = 1, 72 do d:send("bob@example.test", { "alice@example.test" }, msg) end
+    local names
+    assert.is_truthy(D.eventually(function()
+      names = D.sh("ls " .. d.dir .. "/queue/0/wal/")
+      return names:match("%d+%.[1-9]%d*\n") and not names:match("%d+%.0\n")
+    end, 20), names)
+    assert.equal("72", D.sh("find " .. d.dir .. "/queue/0/mess -type f | wc -l"):match("%d+"))
+    assert.is_nil(d:log():find("event=wal_segment_kept"), d:log())
+  end)
 end)
