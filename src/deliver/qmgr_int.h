@@ -56,6 +56,7 @@ struct qmsg {
 	int		 busy;		/* jobs and journal writes in flight */
 	int		 hold;
 	int		 retired;	/* moved to done/: only its removal is left */
+	int		 gone;		/* removed already (local delivery's pool) */
 	uint64_t	 removed_at;	/* tombstone: removed at this uv_now() */
 	long long	 retry_at;	/* from the journal: Unix time of next try */
 };

@@ -22,6 +22,7 @@ struct ljob {
 	int		 completes;	/* the job's recipients are all that is left */
 	char		*done_path;	/* where the pool retired the message */
 	int		 retired;	/* the pool did */
+	int		 removed;	/* the pool removed it (all delivered) */
 	const char	**addrs;	/* of r[], for the directory */
 	struct dir_mailbox *mb;		/* its answers */
 };
@@ -38,7 +39,9 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 		res[i] = r[i].result;
 	scheduler_local_ended(q->sched);
 	j->m->busy--;
-	if (j->retired) {	/* renamed by the pool: the loop's copy follows */
+	if (j->removed)		/* removed by the pool: only its log line left */
+		j->m->retired = j->m->gone = 1;
+	else if (j->retired) {	/* renamed by the pool: the loop's copy follows */
 		free(j->m->item.path);
 		j->m->item.path = j->done_path;
 		j->done_path = NULL;
@@ -62,9 +65,11 @@ on_local_done(void *arg, struct local_rcpt *r, size_t n)
 /*
  * Local delivery's durable hook, on a pool thread, the moment the job's
  * Maildir files are durable (ok[] of its recipients): a job that completes
- * its message retires it (as qmgr_journal does; the loop takes the new
- * path in on_local_done); otherwise "d i" records go into the journal. The
- * item and the index array do not change while the job runs.
+ * its message, every recipient delivered, removes it (no bounce can need
+ * it: one unlink, not a rename to done/ and an unlink); if that fails, it
+ * retires it (as qmgr_journal does; the loop takes the new path in
+ * on_local_done); otherwise "d i" records go into the journal. The item
+ * and the index array do not change while the job runs.
  */
 static int
 local_durable(void *arg, const size_t *ok, size_t nok)
@@ -74,6 +79,10 @@ local_durable(void *arg, const size_t *ok, size_t nok)
 	struct buf b = BUF_INIT;
 	int rc;
 
+	if (nok == j->n && j->completes && qb->remove(&j->m->item) == 0) {
+		j->removed = 1;
+		return 0;
+	}
 	if (nok == j->n && j->completes && qb->retire(&j->q->qs,
 	    &j->m->item, &j->done_path) == 0) {
 		j->retired = 1;

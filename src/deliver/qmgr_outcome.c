@@ -49,6 +49,16 @@ do_io(uv_work_t *w)
 }
 
 static void
+removed(struct qmgr *q, struct qmsg *m)
+{
+	struct logline l;
+
+	qmsg_log(&l, LOG_INFO, "removed", m);
+	log_end(&l);
+	qmgr_table_tombstone(q->table, m, uv_now(q->loop));
+}
+
+static void
 after_io(uv_work_t *w, int status)
 {
 	struct io_job *j = w->data;
@@ -68,10 +78,7 @@ after_io(uv_work_t *w, int status)
 	m->busy--;
 	q->io_pending--;
 	if (removing) {
-		struct logline l;
-		qmsg_log(&l, LOG_INFO, "removed", m);
-		log_end(&l);
-		qmgr_table_tombstone(q->table, m, uv_now(q->loop));
+		removed(q, m);
 		return;
 	}
 	qmgr_maybe_done(q, m);
@@ -105,8 +112,13 @@ all_done(const struct qmsg *m)
 void
 qmgr_maybe_done(struct qmgr *q, struct qmsg *m)
 {
-	if (m->busy == 0 && all_done(m))
-		io(q, m, 1);
+	if (m->busy == 0 && all_done(m)) {
+		if (m->gone) {
+			if (m->removed_at == 0)
+				removed(q, m);
+		} else
+			io(q, m, 1);
+	}
 }
 
 /* Writes text to the journal now; flushed later unless `flush` is 0. */
