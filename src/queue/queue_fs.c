@@ -375,15 +375,17 @@ fs_retire(const struct queue_set *q, const struct queue_item *qi,
 /*
  * The message first, so a crash leaves at most a stray journal; then the
  * journal, unless the journal read found none and none was written since.
+ * A message that stays keeps its journal: what it says was delivered is
+ * not delivered again (and local delivery retires it instead).
  */
 static int
 fs_remove(const struct queue_item *qi)
 {
-	int ok = unlink(qi->path) == 0 || errno == ENOENT;
-
+	if (unlink(qi->path) < 0 && errno != ENOENT)
+		return -1;
 	if (!__atomic_load_n(&qi->no_journal, __ATOMIC_RELAXED))
 		unlink(qi->journal);
-	return ok ? 0 : -1;
+	return 0;
 }
 
 const struct queue_backend queue_fs = {
