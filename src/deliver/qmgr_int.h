@@ -55,8 +55,8 @@ struct qmsg {
 	uint64_t	 next_try;	/* uv_now() milliseconds */
 	int		 busy;		/* jobs and journal writes in flight */
 	int		 hold;
-	int		 retired;	/* moved to done/: only its removal is left */
-	int		 gone;		/* removed already (local delivery's pool) */
+	int		 retired;	/* only its removal is left (in done/, or settled) */
+	int		 settled;	/* retired in mess/: delivered by a local job */
 	uint64_t	 removed_at;	/* tombstone: removed at this uv_now() */
 	long long	 retry_at;	/* from the journal: Unix time of next try */
 };

@@ -26,6 +26,8 @@ struct io_job {
 	struct qmsg	*m;
 	int		 remove;	/* 1: remove the message; 0: flush the journal */
 	int		 ok;
+	int		 error;		/* errno when not ok */
+	char		*done_path;	/* a settled message kept: moved there */
 };
 
 /*
@@ -36,6 +38,27 @@ struct io_job {
  * microseconds between learning of it and the append. The flush for power
  * loss follows on the pool.
  */
+/*
+ * A settled message (delivered by a local job, still in mess/) whose
+ * removal failed: moved to done/, or failing that its recipients
+ * journaled as delivered, so that nothing delivers it again.
+ */
+static void
+keep_settled(struct io_job *j)
+{
+	const struct queue_backend *qb = j->q->qs.backend;
+	struct queue_item *qi = &j->m->item;
+	struct buf b = BUF_INIT;
+
+	if (qb->retire(&j->q->qs, qi, &j->done_path) == 0)
+		return;
+	for (size_t i = 0; i < qi->env.nrcpts; i++)
+		queue_journal_final(&b, 'd', i);
+	if (qb->journal_append(qi, &b) == 0)
+		qb->journal_flush(qi);
+	buf_free(&b);
+}
+
 static void
 do_io(uv_work_t *w)
 {
@@ -46,6 +69,9 @@ do_io(uv_work_t *w)
 		j->ok = qb->remove(&j->m->item) == 0;
 	else
 		j->ok = qb->journal_flush(&j->m->item) == 0;
+	j->error = j->ok ? 0 : errno;
+	if (!j->ok && j->remove && j->m->settled)
+		keep_settled(j);
 }
 
 static void
@@ -72,7 +98,12 @@ after_io(uv_work_t *w, int status)
 		qmsg_log(&l, LOG_ERROR, removing ? "remove_failed" :
 		    "journal_failed", m);
 		log_kv(&l, "path", removing ? m->item.path : m->item.journal);
+		log_kv(&l, "error", strerror(j->error));
 		log_end(&l);
+	}
+	if (j->done_path) {
+		free(m->item.path);
+		m->item.path = j->done_path;
 	}
 	free(j);
 	m->busy--;
@@ -112,13 +143,8 @@ all_done(const struct qmsg *m)
 void
 qmgr_maybe_done(struct qmgr *q, struct qmsg *m)
 {
-	if (m->busy == 0 && all_done(m)) {
-		if (m->gone) {
-			if (m->removed_at == 0)
-				removed(q, m);
-		} else
-			io(q, m, 1);
-	}
+	if (m->busy == 0 && all_done(m))
+		io(q, m, 1);
 }
 
 /* Writes text to the journal now; flushed later unless `flush` is 0. */

@@ -105,6 +105,41 @@ describe("local delivery", function()
     end)
   end)
 
+  describe("a delivered message whose queue file cannot be removed", function()
+    -- Held at acceptance, so its folder can be made read-only before the
+    -- delivery: the queue manager (the unprivileged account when the specs
+    -- run as root) can then neither remove the file nor move it to done/.
+    local GATE = [[
+indimail.hook("message", function(s, tx, m) return indimail.hold("gate") end, "gate")
+]]
+
+    it("is logged, journaled as delivered, and not delivered again after a restart", function()
+      local d = start{ policies = GATE }
+      local qid = d:send("bob@example.test", { "alice@example.test" }, message("cannot remove"))
+      local files = d:queue_files()
+      assert.equal(1, #files, d:log())
+      local folder = files[1]:match("^(.*)/[^/]+$")
+      D.sh("chmod 555 " .. folder)
+      cleanup.defer(function() D.sh("chmod 755 " .. folder) end)
+      assert.equal("ok 1\n", d:qmgr_control("release ALL"))
+      assert.is_truthy(maildir.wait(d, "alice", 1, 5), d:log())
+      local line = d:wait_log("(event=remove_failed qid=" .. qid .. "[^\n]*)", 5)
+      assert.is_truthy(line, d:log())
+      assert.matches('error="Permission denied"', line)
+      assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 5), d:log())
+      local journal = D.sh("cat " .. d.dir .. "/queue/*/state/*/" .. qid)
+      assert.equal("d 0\n", journal:match("d 0\n"), "the journal: " .. journal .. d:log())
+      d:stop()
+      D.sh("chmod 755 " .. folder)
+      local from = d:restart()
+      assert.is_truthy(d:wait_log("event=removed qid=" .. qid, 5, from), d:log())
+      assert.truthy(D.eventually(function() return #d:queue_files() == 0 end, 5), d:log())
+      t.sleep(1)
+      assert.equal(1, #maildir.new_files(d, "alice"))
+      assert.equal(1, d:count_log("event=delivered qid=" .. qid))
+    end)
+  end)
+
   describe("aliases", function()
     it("an alias of two users delivers one copy to each", function()
       local d = start()
