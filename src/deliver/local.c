@@ -36,6 +36,7 @@ struct mailfile {
 
 struct local_job {
 	struct batch_item item;		/* first: the batcher's link */
+	uv_work_t	 prep;		/* writing its tmp files */
 	struct local_params p;
 	struct local_rcpt *rcpts;
 	struct mailfile	*files;		/* one per recipient */
@@ -376,9 +377,9 @@ report_durable(struct local_job *j, struct pending *p, size_t np)
 }
 
 /*
- * On a pool thread, for every recipient of every job of the batch: write
- * tmp files, then commit them together (flush, rename into new/, flush the
- * renames: fs_commit), then account the quota.
+ * On a pool thread, for every recipient of every job of the batch (whose
+ * tmp files are written): commit them together (flush, rename into new/,
+ * flush the renames: fs_commit), then account the quota.
  */
 static void
 deliver_batch(struct batch_item *items, size_t n, void *ctx)
@@ -389,8 +390,6 @@ deliver_batch(struct batch_item *items, size_t n, void *ctx)
 
 	(void)n;
 	(void)ctx;
-	for (struct batch_item *it = items; it; it = it->next)
-		prepare_job((struct local_job *)it);
 	p = written(items, &np);
 	c = xcalloc(np ? np : 1, sizeof(*c));
 	for (size_t i = 0; i < np; i++) {
@@ -442,6 +441,28 @@ batch_delivered(struct batch_item *items, size_t n, void *ctx, int status)
 	}
 }
 
+/* A job's tmp files, on a pool thread of their own (not flushed yet). */
+static void
+do_prepare(uv_work_t *w)
+{
+	prepare_job(w->data);
+}
+
+/* Written (or refused): the job joins the next group commit. */
+static void
+after_prepare(uv_work_t *w, int status)
+{
+	struct local_job *j = w->data;
+
+	(void)status;	/* never cancelled: uv_cancel is not used */
+	batcher_add(&local_batcher, &j->item);
+}
+
+/*
+ * A job's tmp files are written on a pool thread of its own, so that the
+ * next batch's files are written while a batch is being flushed; the
+ * batch only commits them (docs/delivery.md).
+ */
 void
 local_deliver(uv_loop_t *loop, const struct local_params *p,
     struct local_rcpt *rcpts, size_t n, local_done_cb cb, void *arg)
@@ -451,6 +472,8 @@ local_deliver(uv_loop_t *loop, const struct local_params *p,
 	j->p = *p;
 	j->rcpts = rcpts;
 	j->files = xcalloc(n ? n : 1, sizeof(*j->files));
+	for (size_t i = 0; i < n; i++)
+		j->files[i].fd = -1;
 	j->n = n;
 	j->cb = cb;
 	j->arg = arg;
@@ -459,5 +482,9 @@ local_deliver(uv_loop_t *loop, const struct local_params *p,
 		local_batcher.work = deliver_batch;
 		local_batcher.done = batch_delivered;
 	}
-	batcher_add(&local_batcher, &j->item);
+	j->prep.data = j;
+	if (uv_queue_work(loop, &j->prep, do_prepare, after_prepare) != 0) {
+		prepare_job(j);		/* cannot happen (work_cb is set) */
+		batcher_add(&local_batcher, &j->item);
+	}
 }
