@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../lib/batch.h"
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../lua/lua_hook.h"
@@ -92,6 +93,7 @@ struct qmgr {
 	struct dns	*dns;
 	struct remote_ctx *remote;
 	int		 io_pending;	/* pool jobs: loads, flushes, removals, bounces */
+	struct batcher	 removals;	/* messages removed (qmgr_outcome.c) */
 	struct qmgr_table *table;	/* the active set */
 	struct qmgr_wait *wait;		/* the other messages, compact */
 	int		 loading;	/* entries being loaded into the table */

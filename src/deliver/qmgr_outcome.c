@@ -21,6 +21,7 @@ static struct metric delivery_delay;	/* resolved on first use */
 /* ---- journal writes and removal (thread pool) ------------------------------ */
 
 struct io_job {
+	struct batch_item item;		/* first: the removal batcher's link */
 	uv_work_t	 w;
 	struct qmgr	*q;
 	struct qmsg	*m;
@@ -60,9 +61,8 @@ keep_settled(struct io_job *j)
 }
 
 static void
-do_io(uv_work_t *w)
+run_io(struct io_job *j)
 {
-	struct io_job *j = w->data;
 	const struct queue_backend *qb = j->q->qs.backend;
 
 	if (j->remove)
@@ -72,6 +72,12 @@ do_io(uv_work_t *w)
 	j->error = j->ok ? 0 : errno;
 	if (!j->ok && j->remove && j->m->settled)
 		keep_settled(j);
+}
+
+static void
+do_io(uv_work_t *w)
+{
+	run_io(w->data);
 }
 
 static void
@@ -85,14 +91,12 @@ removed(struct qmgr *q, struct qmsg *m)
 }
 
 static void
-after_io(uv_work_t *w, int status)
+finish_io(struct io_job *j)
 {
-	struct io_job *j = w->data;
 	struct qmgr *q = j->q;
 	struct qmsg *m = j->m;
 	int removing = j->remove;
 
-	(void)status;
 	if (!j->ok) {
 		struct logline l;
 		qmsg_log(&l, LOG_ERROR, removing ? "remove_failed" :
@@ -115,6 +119,46 @@ after_io(uv_work_t *w, int status)
 	qmgr_maybe_done(q, m);
 }
 
+static void
+after_io(uv_work_t *w, int status)
+{
+	(void)status;
+	finish_io(w->data);
+}
+
+/*
+ * Removals go one batch at a time onto one pool thread: each unlink frees
+ * the file's blocks (with `discard`, a trim each), and as single pool jobs
+ * they took every pool thread at once, the Maildir writes and flushes
+ * queued behind them (docs/delivery.md).
+ */
+static void
+remove_batch(struct batch_item *items, size_t n, void *ctx)
+{
+	(void)n;
+	(void)ctx;
+	for (struct batch_item *it = items; it; it = it->next)
+		run_io((struct io_job *)it);
+}
+
+static void
+removals_done(struct batch_item *items, size_t n, void *ctx, int status)
+{
+	struct batch_item *it, *next;
+
+	(void)n;
+	(void)ctx;
+	for (it = items; it; it = next) {
+		struct io_job *j = (struct io_job *)it;
+		next = it->next;
+		if (status != 0) {
+			j->ok = 0;
+			j->error = ECANCELED;
+		}
+		finish_io(j);
+	}
+}
+
 /* Flushes the journal (remove = 0) or removes the message, on the pool. */
 static void
 io(struct qmgr *q, struct qmsg *m, int remove)
@@ -127,7 +171,17 @@ io(struct qmgr *q, struct qmsg *m, int remove)
 	j->remove = remove;
 	m->busy++;
 	q->io_pending++;
-	uv_queue_work(q->loop, &j->w, do_io, after_io);
+	if (!remove) {
+		uv_queue_work(q->loop, &j->w, do_io, after_io);
+		return;
+	}
+	if (q->removals.work == NULL) {
+		q->removals.loop = q->loop;
+		q->removals.work = remove_batch;
+		q->removals.done = removals_done;
+		q->removals.uncounted = 1;
+	}
+	batcher_add(&q->removals, &j->item);
 }
 
 static int

@@ -62,8 +62,9 @@ start(struct batcher *b)
 	b->running = 1;
 	b->batches++;
 	b->items += r->n;
-	metric_observe(metrics_once(&batch_size, &batch_size_family, NULL),
-	    r->n);
+	if (!b->uncounted)
+		metric_observe(metrics_once(&batch_size, &batch_size_family,
+		    NULL), r->n);
 	if (uv_queue_work(b->loop, &r->req, do_run, after_run) != 0)
 		after_run(&r->req, UV_ECANCELED);
 }

@@ -30,6 +30,7 @@ struct batcher {
 	struct batch_item *waiting, *tail;
 	size_t		 nwaiting;
 	int		 running;
+	int		 uncounted;	/* no group commit: not in batch_size */
 	unsigned long	 batches, items;	/* statistics */
 };
 
