@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/buildinfo.h"
@@ -66,5 +67,8 @@ main(int argc, char **argv)
 	}
 	if (check)
 		return master_check(config, user, tls_files);
+	/* a queue file's mark "being written" is its owner's execute bit
+	 * (docs/queue.md): no umask may strip it */
+	umask(umask(0) & 077);
 	master_run(config, user);
 }

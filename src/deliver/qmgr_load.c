@@ -10,6 +10,7 @@
  * messages that are not due leave it again (qmgr_evict). There is no
  * periodic rescan: the notifications cannot be lost (docs/delivery.md).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #include "qmgr_int.h"
 
 #define LOAD_BATCH	512	/* envelopes read by one pool job */
+/* A file still being written by its running writer is read again then. */
+#define WRITING_RETRY_MS	1000
 
 struct load_item {
 	int		 queue;
@@ -27,6 +30,8 @@ struct load_item {
 	uint64_t	 due;		/* its entry's: flush, release, the index */
 	int		 journal;	/* QW_JOURNAL: the journal's schedule */
 	struct qmsg	*m;		/* result */
+	int		 writing;	/* no result: its file is being written */
+	int		 dropped;	/* and its writer died: removed */
 };
 
 struct load_job {
@@ -89,9 +94,18 @@ do_load(uv_work_t *w)
 {
 	struct load_job *j = w->data;
 
-	for (size_t i = 0; i < j->n; i++)
-		j->items[i].m = qmgr_read(j->q, j->items[i].queue,
-		    j->items[i].id);
+	for (size_t i = 0; i < j->n; i++) {
+		struct load_item *it = &j->items[i];
+		it->m = qmgr_read(j->q, it->queue, it->id);
+		it->writing = it->m == NULL && errno == EINPROGRESS;
+		if (it->writing && !queue_id_writer_alive(it->id)) {
+			struct buf p = BUF_INIT;
+			queue_mess_path(&j->q->qs, it->queue, it->id, &p);
+			it->dropped = unlink(buf_cstr(&p)) == 0;
+			it->writing = it->dropped;	/* else: unreadable */
+			buf_free(&p);
+		}
+	}
 }
 
 /*
@@ -142,11 +156,20 @@ after_load(uv_work_t *w, int status)
 	for (size_t i = 0; i < j->n; i++) {
 		struct load_item *it = &j->items[i];
 		struct qwait *e = qmgr_wait_find(q->wait, it->id);
+		if (e && it->writing && !it->dropped) {	/* its writer's */
+			qmgr_wait_set(q->wait, e, uv_now(q->loop) +
+			    WRITING_RETRY_MS, e->flags & ~QW_LOADING);
+			continue;
+		}
 		if (e)
 			qmgr_wait_del(q->wait, e);
 		if (it->m)
 			load_add(q, it->m, it);
-		else
+		else if (it->dropped)
+			log_event(LOG_INFO, "queue_incomplete_removed",
+			    "qid=%s reason=\"its writer died before it was "
+			    "complete\"", it->id);
+		else if (!it->writing)
 			log_unreadable(q, it);
 	}
 	free(j->items);

@@ -144,3 +144,58 @@ fs_commit(struct fs_commit *c, size_t n)
 	free(devs);
 	free(ddevs);
 }
+
+/*
+ * The second flush of files made ready in place: their modes and names
+ * (one file: fsync of it and of its folder, whose devs are not needed).
+ */
+static int
+flush_ready(const int *fds, const char **dirs, const dev_t *devs, size_t n)
+{
+	if (n == 1 && fsync(fds[0]) < 0)
+		return -1;
+	return sync_dirs(dirs, devs, n);
+}
+
+void
+fs_commit_in_place(struct fs_commit *c, size_t n, mode_t ready)
+{
+	size_t sz = n ? n : 1, nr = 0;
+	int *fds = xcalloc(sz, sizeof(int)), *rfds = xcalloc(sz, sizeof(int));
+	int synced;
+	const char **dirs = xcalloc(sz, sizeof(char *));
+	dev_t *devs = xcalloc(sz, sizeof(dev_t)), *rdevs = xcalloc(sz,
+	    sizeof(dev_t));
+
+	for (size_t i = 0; i < n; i++)
+		fds[i] = c[i].fd;
+	synced = sync_files_dev(fds, n, devs) == 0;
+	for (size_t i = 0; i < n; i++) {	/* the data are durable: ready */
+		c[i].ok = 1;
+		if (!synced)
+			commit_failed(&c[i], "flush", c[i].dst);
+		else if (fchmod(c[i].fd, ready) < 0)
+			commit_failed(&c[i], "chmod", c[i].dst);
+		if (c[i].ok) {
+			rfds[nr] = c[i].fd;
+			rdevs[nr] = devs[i];
+			dirs[nr++] = c[i].dir;
+		}
+	}
+	if (flush_ready(rfds, dirs, rdevs, nr) < 0)
+		for (size_t i = 0; i < n; i++)
+			if (c[i].ok)
+				commit_failed(&c[i], "fsync", c[i].dir);
+	for (size_t i = 0; i < n; i++) {
+		if (close(c[i].fd) < 0 && c[i].ok)
+			commit_failed(&c[i], "close", c[i].dst);
+		c[i].fd = -1;
+		if (!c[i].ok)
+			unlink(c[i].dst);
+	}
+	free(fds);
+	free(rfds);
+	free(dirs);
+	free(devs);
+	free(rdevs);
+}

@@ -11,6 +11,7 @@
 #define INDIMAIL_FSUTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 /* Writes every byte of iov[0..n); 0, or -1 with errno. Modifies iov. */
@@ -28,8 +29,9 @@ int	fsync_dir(const char *path);
 /*
  * A file written under tmp, to become durable as dst (in the folder dir,
  * on the same file system). fs_commit fills ok; on failure step names what
- * failed ("close", "flush", "rename" or "fsync"), path its file (tmp, dst
- * or dir) and error its errno, and the file is gone from tmp and dst.
+ * failed ("close", "flush", "rename", "chmod" or "fsync"), path its file
+ * (tmp, dst or dir) and error its errno, and the file is gone from tmp and
+ * dst.
  */
 struct fs_commit {
 	int		 fd;		/* open and written; fs_commit closes it */
@@ -43,5 +45,12 @@ struct fs_commit {
  * flushes for the group (sync_files, sync_dirs), however many files.
  */
 void	fs_commit(struct fs_commit *, size_t n);
+/*
+ * For files created in place as dst (tmp unused) with a mode that marks
+ * them incomplete: flush -> fchmod(ready) -> flush. Two flushes for the
+ * group, no rename; a file that failed is unlinked. The second flush is
+ * syncfs() per file system, or fsync(file) and fsync(dir) for one file.
+ */
+void	fs_commit_in_place(struct fs_commit *, size_t n, mode_t ready);
 
 #endif

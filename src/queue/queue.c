@@ -152,6 +152,23 @@ queue_writer_alive(const char *name)
 	    errno == EPERM) && !zombie(pid);
 }
 
+int
+queue_id_writer_alive(const char *id)
+{
+	char hex[7], dec[16];
+	long pid;
+
+	if (strlen(id) != QUEUE_ID_LEN)
+		return 0;
+	memcpy(hex, id + 14, 6);	/* after 9 + 5 digits of the time */
+	hex[6] = '\0';
+	pid = strtol(hex, NULL, 16);
+	if (pid == (long)(log_pid() & 0xffffff))
+		return 1;
+	snprintf(dec, sizeof(dec), "%ld", pid);
+	return queue_writer_alive(dec);
+}
+
 /*
  * Removes the files of <queue>/N/<sub> of every queue for which doomed()
  * says so; returns how many went.

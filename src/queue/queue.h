@@ -31,6 +31,17 @@
  * reader reads no further: whatever was accepted can be read back.
  */
 #define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)
+/*
+ * A queue file's mode: QUEUE_FILE_MODE once complete. The fs backend
+ * writes a group's files in place in mess/ with the owner's execute bit
+ * set too (QUEUE_FILE_WRITING) and clears it once their data are durable
+ * (docs/queue.md): a file with that bit is being written, or its writer
+ * died; no reader takes it for a message.
+ */
+#define QUEUE_FILE_MODE		0640
+#define QUEUE_FILE_WRITING	(QUEUE_FILE_MODE | 0100)
+#define QUEUE_FILE_INCOMPLETE(mode)	(((mode) & 0100) != 0)
+
 /* The pieces of a message a write takes: the DKIM signature, the trace
  * fields above our Received, Received with the edited header, the body's
  * pieces. */
@@ -149,6 +160,8 @@ int	queue_wal_recover(const struct queue_set *, long pid,
 	    void (*found)(void *, int queue, const char *id), void *arg);
 /* Whether tmp/<pid>.* or wal/<pid>.* belongs to a process still running. */
 int	queue_writer_alive(const char *name);
+/* Whether the process that made queue id `id` still runs (or is us). */
+int	queue_id_writer_alive(const char *id);
 
 /*
  * The backend a configuration's queue.backend names (enum

@@ -3,20 +3,32 @@
  * write with group commit, reading and scanning envelopes, retiring a
  * message to done/ and removing it; its journal is queue_journal.c.
  *
- * The write path, with group commit. Messages that finish while a batch is being written form the next
- * batch, and a batch costs two flushes however many messages it holds:
+ * The write path, with group commit. Messages that finish while a batch is
+ * being written form the next batch, and a batch costs two flushes however
+ * many messages it holds. A batch of one:
  *
  *   1. open  Q/tmp/<pid>.<id> (O_EXCL), write envelope, Received, message
- *   2. flush the files        batch of 1: fdatasync; more: syncfs() per fs
- *   3. rename each to Q/mess/<h>/<id>          atomic: all or nothing
- *   4. flush the renames      batch of 1: fsync(dir); more: syncfs() per fs
+ *   2. fdatasync the file
+ *   3. rename it to Q/mess/<h>/<id>            atomic: all or nothing
+ *   4. fsync(Q/mess/<h>)
+ *
+ * A larger batch writes in place, without the renames (their folder
+ * updates were a tenth of the server's time at 100 sessions):
+ *
+ *   1. open  Q/mess/<h>/<id> (O_EXCL, mode QUEUE_FILE_WRITING), write
+ *   2. syncfs() per file system                 the data are durable
+ *   3. fchmod each to QUEUE_FILE_MODE            now a complete message
+ *   4. syncfs() per file system                 the modes and names too
  *
  * Only after step 4 does the loop thread send "250 ... queued as <id>" for
  * each message of the batch. A crash before 3 leaves tmp files that
- * indimaild removes (by pid when a worker dies, all of them at start); a
- * message in mess/ is always complete because its data were flushed before
- * its rename. Everything here runs on the libuv thread pool, one batch at a
- * time per process, so the event loop never waits for the disk.
+ * indimaild removes (by pid when a worker dies, all of them at start), or
+ * files in mess/ still marked as being written, which no reader takes for
+ * a message and the queue manager removes once their writer is gone. A
+ * complete message is always whole: its data were flushed before its
+ * rename or its mode change. Everything here runs on the libuv thread
+ * pool, one batch at a time per process, so the event loop never waits for
+ * the disk.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,6 +58,7 @@ struct write_job {
 	int		 ok;
 	int		 fd;
 	struct buf	 tmp, dir, dst;
+	const char	*made;		/* the file created: tmp or dst */
 	struct buf	 error;
 	uint64_t	 started;
 	struct msg_piece pieces[];	/* npieces of them */
@@ -59,11 +72,15 @@ fail(struct write_job *j, const char *step, const char *path)
 	j->ok = 0;
 }
 
-/* Step 1 for one job: the tmp file, written but not yet flushed. */
+/*
+ * Step 1 for one job: its file written but not yet flushed, under tmp/
+ * (a batch of one) or in place in mess/, marked as being written.
+ */
 static void
-write_tmp(struct write_job *j)
+write_tmp(struct write_job *j, int in_place)
 {
 	struct iovec iov[1 + QUEUE_PIECES_MAX];
+	const char *path;
 
 	buf_printf(&j->tmp, "%s/%d/tmp/%ld.%s", j->qs->path, j->qn,
 	    (long)log_pid(), j->id);
@@ -75,12 +92,14 @@ write_tmp(struct write_job *j)
 		    "%d-byte limit", j->envelope.len, QUEUE_ENVELOPE_MAX);
 		return;
 	}
-	j->fd = open(buf_cstr(&j->tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0640);
+	path = in_place ? buf_cstr(&j->dst) : buf_cstr(&j->tmp);
+	j->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    in_place ? QUEUE_FILE_WRITING : QUEUE_FILE_MODE);
 	if (j->fd < 0) {
-		fail(j, "create", buf_cstr(&j->tmp));
+		fail(j, "create", path);
 		return;
 	}
+	j->made = path;
 	iov[0].iov_base = j->envelope.data;
 	iov[0].iov_len = j->envelope.len;
 	for (size_t i = 0; i < j->npieces; i++) {
@@ -89,17 +108,18 @@ write_tmp(struct write_job *j)
 	}
 	j->ok = 1;
 	if (write_iov(j->fd, iov, 1 + (int)j->npieces) < 0)
-		fail(j, "write", buf_cstr(&j->tmp));
+		fail(j, "write", path);
 }
 
-/* A job whose tmp file could not be written: nothing of it stays. */
+/* A job whose file could not be written: nothing of it stays. */
 static void
 drop_tmp(struct write_job *j)
 {
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
-	unlink(buf_cstr(&j->tmp));
+	if (j->made)
+		unlink(j->made);
 }
 
 /* Runs on a pool thread: steps 1 to 4 for every job of the batch. */
@@ -109,11 +129,12 @@ write_batch(struct batch_item *items, size_t n, void *ctx)
 	struct fs_commit *c = xcalloc(n, sizeof(*c));
 	struct write_job **jobs = xcalloc(n, sizeof(*jobs));
 	size_t nc = 0;
+	int in_place = n > 1;
 
 	(void)ctx;
 	for (struct batch_item *it = items; it; it = it->next) {
 		struct write_job *j = (struct write_job *)it;
-		write_tmp(j);
+		write_tmp(j, in_place);
 		if (!j->ok) {
 			drop_tmp(j);
 			continue;
@@ -125,7 +146,10 @@ write_batch(struct batch_item *items, size_t n, void *ctx)
 		j->fd = -1;
 		jobs[nc++] = j;
 	}
-	fs_commit(c, nc);
+	if (in_place)
+		fs_commit_in_place(c, nc, QUEUE_FILE_MODE);
+	else
+		fs_commit(c, nc);
 	for (size_t k = 0; k < nc; k++)
 		if (!c[k].ok) {
 			errno = c[k].error;
@@ -237,7 +261,16 @@ read_path(const struct queue_set *q, const char *path, int qn,
 	memset(qi, 0, sizeof(*qi));
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) == 0 && (len = read_envelope(fd, &b)) > 0)
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (QUEUE_FILE_INCOMPLETE(st.st_mode)) {
+		close(fd);
+		errno = EINPROGRESS;	/* not a message (yet) */
+		return -1;
+	}
+	if ((len = read_envelope(fd, &b)) > 0)
 		rc = queue_envelope_parse(b.data, len, &qi->env,
 		    &qi->body_offset);
 	close(fd);
@@ -332,8 +365,9 @@ scan_one(void *arg, int qn, const char *id)
 	buf_clear(&c->path);
 	queue_mess_path(c->q, qn, id, &c->path);
 	if (read_path(c->q, buf_cstr(&c->path), qn, &qi) < 0) {
-		log_event(LOG_WARN, "queue_file_unreadable", "path=%s",
-		    buf_cstr(&c->path));	/* never skipped silently */
+		if (errno != EINPROGRESS)	/* else being written */
+			log_event(LOG_WARN, "queue_file_unreadable", "path=%s",
+			    buf_cstr(&c->path));	/* never skipped silently */
 		return 0;
 	}
 	c->n++;

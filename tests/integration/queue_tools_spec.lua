@@ -620,6 +620,49 @@ end, "requeue_test")
     end)
   end)
 
+  describe("a file in mess/ still marked as being written (its owner's execute bit)", function()
+    -- What the fs backend leaves when its writer dies between creating a
+    -- group's files in place and marking them complete (docs/queue.md):
+    -- a whole envelope here, so only the mark keeps it from being read.
+    local function planted(d, pid, n)
+      local id = ("%09X%05X%06X%04X"):format(os.time(), 1, pid, n)
+      local h = 5381
+      for i = 1, #id do h = (h * 33 + id:byte(i)) % 4294967296 end
+      local path = ("%s/queue/0/mess/%d/%s"):format(d.dir, h % 4, id)
+      D.writefile(path, "IMQ1\nid " .. id .. "\nreceived " .. os.time() ..
+        "\nip 127.0.0.1\nhelo planted.test\nlistener smtp\nsender alice@example.test\n" ..
+        "hold planted by the spec\nrcpt user@remote.test\n\nSubject: planted\n\nbody\n")
+      D.sh("chown indimail " .. path .. " 2>/dev/null; chmod 0740 " .. path)
+      return id, path
+    end
+    local function exists(path)
+      local f = io.open(path)
+      if f then f:close() end
+      return f ~= nil
+    end
+
+    it("is no message: a dead writer's is removed, a running writer's is read once complete", function()
+      local d = start()
+      local dead = assert(tonumber((D.sh("sh -c 'echo $$'"))))
+      local live = assert(tonumber((D.sh("sleep 60 >/dev/null 2>&1 & echo $!"))))
+      cleanup.defer(function() D.sh("kill " .. live .. " 2>/dev/null") end)
+      local gone, gone_path = planted(d, dead, 1)
+      local kept, kept_path = planted(d, live, 2)
+      restart(d)
+      assert.is_truthy(d:wait_log("event=queue_incomplete_removed qid=" .. gone, 5), d:log())
+      assert.is_false(exists(gone_path))
+      t.sleep(1.5)	-- read again each second, never taken for a message while marked
+      assert.is_nil(entry(d:qmgr_control("list"), kept), "not in the active set")
+      assert.is_nil(d:queue_list():find(kept, 1, true), "not listed by the tools")
+      assert.is_true(exists(kept_path))
+      -- its writer marks it complete: the queue manager takes it
+      D.sh("chmod 0640 " .. kept_path)
+      assert.is_truthy(D.eventually(function() return entry(d:qmgr_control("list"), kept) end, 5),
+        d:log())
+      assert.equal(0, d:count_log("event=queue_file_unreadable"), d:log())
+    end)
+  end)
+
   describe("a restart in the middle of a delivery", function()
     it("delivers the message exactly once after kill -9 of everything", function()
       local port = D.free_tcp_port()
