@@ -56,9 +56,18 @@ start(struct batcher *b)
 	r->req.data = r;
 	r->b = b;
 	r->items = b->waiting;
-	r->n = b->nwaiting;
-	b->waiting = b->tail = NULL;
-	b->nwaiting = 0;
+	r->n = b->nwaiting < BATCH_MAX ? b->nwaiting : BATCH_MAX;
+	if (r->n < b->nwaiting) {	/* the rest waits for the next batch */
+		struct batch_item *last = r->items;
+		for (size_t i = 1; i < r->n; i++)
+			last = last->next;
+		b->waiting = last->next;
+		last->next = NULL;
+		b->nwaiting -= r->n;
+	} else {
+		b->waiting = b->tail = NULL;
+		b->nwaiting = 0;
+	}
 	b->running = 1;
 	b->batches++;
 	b->items += r->n;

@@ -7,6 +7,9 @@
  * together share one pass of `work` (and its flushes). One batch runs at a
  * time per struct batcher. `work` runs on a pool thread with the list of
  * items; `done` runs on the loop thread afterwards, once per batch.
+ * A batch takes at most BATCH_MAX items (the rest form the next ones):
+ * its work may hold a file open per item until the flush, and a backlog
+ * (a checkpoint behind 1,000 sessions) must not take every descriptor.
  */
 #ifndef INDIMAIL_BATCH_H
 #define INDIMAIL_BATCH_H
@@ -16,6 +19,8 @@
 #include <uv.h>
 
 #include "metrics.h"
+
+#define BATCH_MAX	256
 
 struct batch_item {
 	struct batch_item *next;
