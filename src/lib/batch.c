@@ -56,7 +56,7 @@ start(struct batcher *b)
 	r->req.data = r;
 	r->b = b;
 	r->items = b->waiting;
-	r->n = b->nwaiting < BATCH_MAX ? b->nwaiting : BATCH_MAX;
+	r->n = b->max && b->nwaiting > b->max ? b->max : b->nwaiting;
 	if (r->n < b->nwaiting) {	/* the rest waits for the next batch */
 		struct batch_item *last = r->items;
 		for (size_t i = 1; i < r->n; i++)

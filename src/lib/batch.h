@@ -7,9 +7,11 @@
  * together share one pass of `work` (and its flushes). One batch runs at a
  * time per struct batcher. `work` runs on a pool thread with the list of
  * items; `done` runs on the loop thread afterwards, once per batch.
- * A batch takes at most BATCH_MAX items (the rest form the next ones):
- * its work may hold a file open per item until the flush, and a backlog
- * (a checkpoint behind 1,000 sessions) must not take every descriptor.
+ * A batcher whose work holds a file open per item until the flush sets
+ * max (BATCH_MAX): a batch then takes at most that many items, the rest
+ * forming the next ones, so that a backlog (a checkpoint behind 1,000
+ * sessions) cannot take every descriptor. 0: no limit (an append to one
+ * file: splitting it would only add flushes).
  */
 #ifndef INDIMAIL_BATCH_H
 #define INDIMAIL_BATCH_H
@@ -36,6 +38,7 @@ struct batcher {
 	size_t		 nwaiting;
 	int		 running;
 	int		 uncounted;	/* no group commit: not in batch_size */
+	size_t		 max;		/* items per batch at most; 0: any */
 	unsigned long	 batches, items;	/* statistics */
 };
 

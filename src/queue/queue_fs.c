@@ -213,6 +213,7 @@ fs_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
 		qs->writer.loop = loop;
 		qs->writer.work = write_batch;
 		qs->writer.done = batch_written;
+		qs->writer.max = BATCH_MAX;	/* a file open per message */
 	}
 	batcher_add(&qs->writer, &j->item);
 	return QUEUE_WRITE_PENDING;

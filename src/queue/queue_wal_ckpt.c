@@ -522,6 +522,7 @@ wal_checkpoint_init(uv_loop_t *loop, struct queue_set *qs)
 	qs->wal->checkpoint.work = checkpoint_batch;
 	qs->wal->checkpoint.done = checkpointed;
 	qs->wal->checkpoint.ctx = qs;
+	qs->wal->checkpoint.max = BATCH_MAX;	/* a file open per record */
 	uv_timer_init(loop, &qs->wal->retry);
 	qs->wal->retry.data = qs;
 	uv_unref((uv_handle_t *)&qs->wal->retry);
