@@ -120,29 +120,51 @@ commit_renames(struct fs_commit *c, size_t n, int synced, const dev_t *devs,
 	return nd;
 }
 
+/* What a group commit of n files works with: their fds, folders, devices. */
+struct group {
+	int		*fds;
+	const char	**dirs;
+	dev_t		*devs, *ddevs;
+};
+
+/* Returns whether the first flush, the files' data, succeeded. */
+static int
+group_flush(struct fs_commit *c, size_t n, struct group *g)
+{
+	size_t sz = n ? n : 1;
+
+	g->fds = xcalloc(sz, sizeof(int));
+	g->dirs = xcalloc(sz, sizeof(char *));
+	g->devs = xcalloc(sz, sizeof(dev_t));
+	g->ddevs = xcalloc(sz, sizeof(dev_t));
+	for (size_t i = 0; i < n; i++)
+		g->fds[i] = c[i].fd;
+	return sync_files_dev(g->fds, n, g->devs) == 0;
+}
+
+static void
+group_free(struct group *g)
+{
+	free(g->fds);
+	free(g->dirs);
+	free(g->devs);
+	free(g->ddevs);
+}
+
 void
 fs_commit(struct fs_commit *c, size_t n)
 {
-	size_t sz = n ? n : 1, nd;
-	int *fds = xcalloc(sz, sizeof(int)), synced;
-	const char **dirs = xcalloc(sz, sizeof(char *));
-	dev_t *devs = xcalloc(sz, sizeof(dev_t)), *ddevs = xcalloc(sz,
-	    sizeof(dev_t));
+	struct group g;
+	int synced = group_flush(c, n, &g);
+	size_t nd = commit_renames(c, n, synced, g.devs, g.dirs, g.ddevs);
 
-	for (size_t i = 0; i < n; i++)
-		fds[i] = c[i].fd;
-	synced = sync_files_dev(fds, n, devs) == 0;
-	nd = commit_renames(c, n, synced, devs, dirs, ddevs);
-	if (sync_dirs(dirs, ddevs, nd) < 0)	/* the renames may not be durable */
+	if (sync_dirs(g.dirs, g.ddevs, nd) < 0)	/* the renames may not be durable */
 		for (size_t i = 0; i < n; i++)
 			if (c[i].ok) {
 				commit_failed(&c[i], "fsync", c[i].dir);
 				unlink(c[i].dst);
 			}
-	free(fds);
-	free(dirs);
-	free(devs);
-	free(ddevs);
+	group_free(&g);
 }
 
 /*
@@ -160,29 +182,23 @@ flush_ready(const int *fds, const char **dirs, const dev_t *devs, size_t n)
 void
 fs_commit_in_place(struct fs_commit *c, size_t n, mode_t ready)
 {
-	size_t sz = n ? n : 1, nr = 0;
-	int *fds = xcalloc(sz, sizeof(int)), *rfds = xcalloc(sz, sizeof(int));
-	int synced;
-	const char **dirs = xcalloc(sz, sizeof(char *));
-	dev_t *devs = xcalloc(sz, sizeof(dev_t)), *rdevs = xcalloc(sz,
-	    sizeof(dev_t));
+	struct group g;
+	int synced = group_flush(c, n, &g);
+	size_t nr = 0;
 
-	for (size_t i = 0; i < n; i++)
-		fds[i] = c[i].fd;
-	synced = sync_files_dev(fds, n, devs) == 0;
 	for (size_t i = 0; i < n; i++) {	/* the data are durable: ready */
 		c[i].ok = 1;
 		if (!synced)
 			commit_failed(&c[i], "flush", c[i].dst);
 		else if (fchmod(c[i].fd, ready) < 0)
 			commit_failed(&c[i], "chmod", c[i].dst);
-		if (c[i].ok) {
-			rfds[nr] = c[i].fd;
-			rdevs[nr] = devs[i];
-			dirs[nr++] = c[i].dir;
+		if (c[i].ok) {		/* nr <= i: g.fds[i] is read no more */
+			g.fds[nr] = c[i].fd;
+			g.ddevs[nr] = g.devs[i];
+			g.dirs[nr++] = c[i].dir;
 		}
 	}
-	if (flush_ready(rfds, dirs, rdevs, nr) < 0)
+	if (flush_ready(g.fds, g.dirs, g.ddevs, nr) < 0)
 		for (size_t i = 0; i < n; i++)
 			if (c[i].ok)
 				commit_failed(&c[i], "fsync", c[i].dir);
@@ -193,9 +209,5 @@ fs_commit_in_place(struct fs_commit *c, size_t n, mode_t ready)
 		if (!c[i].ok)
 			unlink(c[i].dst);
 	}
-	free(fds);
-	free(rfds);
-	free(dirs);
-	free(devs);
-	free(rdevs);
+	group_free(&g);
 }
