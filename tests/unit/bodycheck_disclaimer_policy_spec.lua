@@ -120,7 +120,14 @@ describe("bodycheck policy", function()
       assert.is_nil(H.message(S, tx(), msg({}, chunks)))
       return os.clock() - t0
     end
-    local small, big = cost(2), cost(20)
+    -- the least of a few runs each: a busy machine (another suite on the
+    -- other core) only ever adds time, and once made this fail
+    local function least(n, runs)
+      local best = math.huge
+      for _ = 1, runs do best = math.min(best, cost(n)) end
+      return best
+    end
+    local small, big = least(2, 5), least(20, 3)
     assert.equal(0, compiled)
     assert.is_true(big < small * 10 * 3 + 0.05, ("2 chunks %.3fs, 20 chunks %.3fs"):format(small, big))
   end)
