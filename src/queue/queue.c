@@ -76,6 +76,9 @@ queue_set_free(struct queue_set *q)
 	q->path = NULL;
 }
 
+/* In a queue id, after the 9 + 5 digits of the time: the writer's pid. */
+#define ID_PID_AT	14
+
 void
 queue_new_id(char out[QUEUE_ID_LEN + 1])
 {
@@ -138,6 +141,14 @@ zombie(long pid)
 	    (close_paren[2] == 'Z' || close_paren[2] == 'X');
 }
 
+/* Whether another process pid runs (a zombie does not). */
+static int
+pid_alive(long pid)
+{
+	return pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
+	    errno == EPERM) && !zombie(pid);
+}
+
 /*
  * A tmp file "<pid>.<id>" (or a segment "<pid>.<seq>") whose writer still
  * runs (a worker of a killed master, draining): it is about to become a
@@ -146,27 +157,21 @@ zombie(long pid)
 int
 queue_writer_alive(const char *name)
 {
-	long pid = atol(name);
-
-	return pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
-	    errno == EPERM) && !zombie(pid);
+	return pid_alive(atol(name));
 }
 
 int
 queue_id_writer_alive(const char *id)
 {
-	char hex[7], dec[16];
+	char hex[7];
 	long pid;
 
 	if (strlen(id) != QUEUE_ID_LEN)
 		return 0;
-	memcpy(hex, id + 14, 6);	/* after 9 + 5 digits of the time */
+	memcpy(hex, id + ID_PID_AT, 6);
 	hex[6] = '\0';
 	pid = strtol(hex, NULL, 16);
-	if (pid == (long)(log_pid() & 0xffffff))
-		return 1;
-	snprintf(dec, sizeof(dec), "%ld", pid);
-	return queue_writer_alive(dec);
+	return pid == (long)(log_pid() & 0xffffff) || pid_alive(pid);
 }
 
 /*

@@ -77,7 +77,7 @@ fail(struct write_job *j, const char *step, const char *path)
  * (a batch of one) or in place in mess/, marked as being written.
  */
 static void
-write_tmp(struct write_job *j, int in_place)
+write_file(struct write_job *j, int in_place)
 {
 	struct iovec iov[1 + QUEUE_PIECES_MAX];
 	const char *path;
@@ -113,7 +113,7 @@ write_tmp(struct write_job *j, int in_place)
 
 /* A job whose file could not be written: nothing of it stays. */
 static void
-drop_tmp(struct write_job *j)
+drop_file(struct write_job *j)
 {
 	if (j->fd >= 0)
 		close(j->fd);
@@ -134,9 +134,9 @@ write_batch(struct batch_item *items, size_t n, void *ctx)
 	(void)ctx;
 	for (struct batch_item *it = items; it; it = it->next) {
 		struct write_job *j = (struct write_job *)it;
-		write_tmp(j, in_place);
+		write_file(j, in_place);
 		if (!j->ok) {
-			drop_tmp(j);
+			drop_file(j);
 			continue;
 		}
 		c[nc].fd = j->fd;
