@@ -14,7 +14,8 @@
  * Threads: one write batch and one checkpoint batch run at a time (each a
  * batcher). current[] is touched by the write batch only; pending, retired
  * and removing by the loop thread only; failed by the checkpoint, read by
- * the write batch (atomic).
+ * the write batch (atomic); failing[] counted on the loop thread, read by
+ * the write batch and wal_pick (atomic).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -138,7 +139,11 @@ segment_current(struct queue_set *qs, int qn, struct buf *err)
 		w->sealed = s;
 		w->current[qn] = s = NULL;
 	}
-	if (s == NULL)
+	if (s == NULL && atomic_load(&w->failing[qn]) >= WAL_FAILING_MAX)
+		buf_printf(err, "queue %d: %d segments wait for a failed "
+		    "checkpoint (event=wal_checkpoint_failed), no new one until "
+		    "a retry gets their records out", qn, WAL_FAILING_MAX);
+	else if (s == NULL)
 		s = w->current[qn] = segment_open(qs, qn, err);
 	return s;
 }
@@ -332,6 +337,21 @@ wal_start(uv_loop_t *loop, struct queue_set *qs)
 	wal_checkpoint_init(loop, qs);
 }
 
+/* queue_pick's choice, unless it takes no new segment and another does. */
+static int
+wal_pick(struct queue_set *qs)
+{
+	atomic_int *failing = qs->wal->failing;
+	int qn = queue_pick(qs);
+
+	for (int k = 0; k < qs->count; k++) {
+		int i = (qn + k) % qs->count;
+		if (atomic_load(&failing[i]) < WAL_FAILING_MAX)
+			return i;
+	}
+	return qn;		/* refused there as anywhere */
+}
+
 static int
 wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
     const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
@@ -345,7 +365,7 @@ wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
 	if (qs->wal == NULL)
 		wal_start(loop, qs);
 	j->qs = qs;
-	j->qn = queue_pick(qs);
+	j->qn = wal_pick(qs);
 	qs->inflight[j->qn]++;
 	snprintf(j->id, sizeof(j->id), "%s", e->id);
 	queue_envelope_format(e, &j->envelope);

@@ -300,6 +300,10 @@ abandon(struct wal_segment *s)
 static void
 ckpt_failed(struct queue_set *qs, struct wal_ckpt *c)
 {
+	if (!c->seg->failing) {
+		c->seg->failing = 1;
+		atomic_fetch_add(&qs->wal->failing[c->seg->qn], 1);
+	}
 	if (c->tries++ == 0)
 		log_failed(c);
 	if (c->tries >= WAL_CKPT_TRIES)
@@ -467,6 +471,15 @@ removal_run(uv_work_t *req)
 	unlink(s->mark_path);	/* a mark without its segment means nothing */
 }
 
+/* Loop thread: s is done with here (removed, or kept for recovery). */
+static void
+segment_gone(struct queue_set *qs, struct wal_segment *s)
+{
+	if (s->failing)
+		atomic_fetch_sub(&qs->wal->failing[s->qn], 1);
+	wal_segment_free(s);
+}
+
 static void
 removal_done(uv_work_t *req, int status)
 {
@@ -474,7 +487,7 @@ removal_done(uv_work_t *req, int status)
 
 	(void)status;		/* not run: recovery removes the segment */
 	r->qs->wal->removals--;
-	wal_segment_free(r->seg);
+	segment_gone(r->qs, r->seg);
 	free(r);
 }
 
@@ -489,7 +502,7 @@ maybe_remove(struct queue_set *qs, struct wal_segment *s)
 	if (atomic_load(&s->failed)) {	/* recovery writes it out */
 		log_event(LOG_WARN, "wal_segment_kept", "path=%s "
 		    "reason=checkpoint_failed", s->path);
-		wal_segment_free(s);
+		segment_gone(qs, s);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));

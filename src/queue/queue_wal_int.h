@@ -25,6 +25,7 @@ struct wal_segment {
 	atomic_int	 failed;	/* a checkpoint failed: left to recovery */
 	int		 again;		/* records waiting for its retry (loop) */
 	int		 abandoned;	/* no retry left: recovery's (loop) */
+	int		 failing;	/* counted in queue_wal's failing (loop) */
 	struct wal_segment *next_sealed;
 };
 
@@ -45,7 +46,21 @@ struct queue_wal {
 	uv_timer_t	 retry;		/* the queue manager's queue was full */
 	struct batch_item *again, *again_tail;	/* checkpoints to retry */
 	uv_timer_t	 again_timer;
+	/* Segments of each queue with a failed checkpoint, until they go
+	 * (each holds two descriptors): at WAL_FAILING_MAX, no new segment. */
+	atomic_int	 failing[QUEUE_MAX];
 };
+
+/*
+ * Segments of one queue that may wait for a failed checkpoint at once. A
+ * failure seals its segment (the next batch starts a new one, so that a
+ * bad segment holds back nothing else); a failure that persists (tmp/ not
+ * writable, the disk full) would otherwise start one per batch, each
+ * holding its descriptors until its records are out or given up (~6 min):
+ * a worker out of descriptors. At the limit the queue takes no new
+ * records (451 4.3.0) until a retry gets some out.
+ */
+#define WAL_FAILING_MAX	4
 
 void	wal_segment_free(struct wal_segment *);
 /* queue_wal_ckpt.c: the checkpoint's batcher and timer, on the loop. */

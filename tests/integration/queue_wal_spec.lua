@@ -166,6 +166,53 @@ describe("the wal queue backend", function()
     assert.equal(0, #d:tmp_files())
   end)
 
+  it("keeps at most 4 segments per queue waiting for a failing checkpoint: then 451 4.3.0, and mail again once a retry gets them out", function()
+    local d = start()  -- one worker, two queues
+    local mode = D.sh("stat -c %a " .. d.dir .. "/queue/0/tmp"):match("%d+")
+    D.sh("chmod 0500 " .. d.dir .. "/queue/*/tmp")
+    local c = d:session()
+    local acked, refused = {}, 0
+    for i = 1, 24 do
+      local code, text = c:transaction("bob@example.test", { "alice@example.test" },
+        ("Subject: m%02d\r\n\r\nbody\r\n"):format(i))
+      if code == 250 then
+        acked[#acked + 1] = text:match("queued as (%x+)")
+      else
+        assert.equal(451, code, text)
+        assert.matches("^451 4%.3%.0 ", text)
+        refused = refused + 1
+      end
+      t.sleep(0.05)  -- its checkpoint fails before the next batch: a segment each
+    end
+    local segments = function()
+      local n = 0
+      for f in D.sh("ls " .. d.dir .. "/queue/*/wal/"):gmatch("[^\n]+") do
+        if f:match("^%d+%.%d+$") then n = n + 1 end
+      end
+      return n
+    end
+    assert.equal(8, segments(), D.sh("ls -l " .. d.dir .. "/queue/*/wal/") .. d:log())
+    assert.equal(8, #acked, d:log())
+    assert.equal(16, refused)
+    assert.is_truthy(d:wait_event("queue_error", { "error=\"queue %d: 4 segments wait for a failed checkpoint" }), d:log())
+    D.sh("chmod " .. mode .. " " .. d.dir .. "/queue/*/tmp")
+    -- the next retry writes them out, the segments go: delivered once, no restart
+    assert.is_truthy(maildir.wait(d, "alice", #acked, 20), d:log())
+    assert.is_truthy(D.eventually(function() return segments() == 0 end, 5), d:log())
+    local code, text = c:transaction("bob@example.test", { "alice@example.test" },
+      "Subject: after\r\n\r\nbody\r\n")
+    assert.equal(250, code, text)
+    c:cmd("QUIT")
+    assert.is_truthy(maildir.wait(d, "alice", #acked + 1, 10), d:log())
+    t.sleep(0.5)
+    local want = {}
+    for i = 1, #acked do want[i] = ("m%02d"):format(i) end
+    want[#want + 1] = "after"
+    table.sort(want)
+    assert.equal(table.concat(want, ","), subjects(d))
+    assert.equal(0, d:count_log("event=wal_checkpoint_abandoned "), d:log())
+  end)
+
   it("kill -9 of a worker: the master recovers its segment, nothing is delivered twice", function()
     local d = start()
     local ids = {}
