@@ -109,7 +109,7 @@ endif
 
 all: deps $(BIN)/indimaild $(BIN)/indimail $(BIN)/sendmail $(BIN)/mailq \
      $(BIN)/newaliases build/indimail_test.so build/indimail_counter.so \
-     build/indimail_spf.so build/indimail_metrics.so
+     build/indimail_spf.so build/indimail_metrics.so build/indimail_batch.so
 
 # Installs the Debian packages that are missing (sudo only when not root).
 deps:
@@ -169,6 +169,14 @@ METRICS_SRCS := src/lib/metrics.c src/mail/mail_metrics.c src/lib/batch.c src/li
                 src/lib/shm.c src/lib/siphash.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
 build/indimail_metrics.so: tests/helpers/testmod_metrics.c $(METRICS_SRCS) src/lib/metrics.h \
                            src/mail/mail_metrics.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
+	    $(shell pkg-config --cflags lua5.4 libuv) -o $@ $(filter %.c,$^) \
+	    $(shell pkg-config --libs libuv) -pthread
+
+# the group commit's batcher (src/lib/batch.c, which observes its batch
+# sizes in the metrics registry) for tests/unit/batch_spec.lua.
+build/indimail_batch.so: tests/helpers/testmod_batch.c $(METRICS_SRCS) src/lib/batch.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4 libuv) -o $@ $(filter %.c,$^) \

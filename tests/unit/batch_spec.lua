@@ -1,5 +1,5 @@
 package.cpath = "build/?.so;" .. package.cpath
-local m = require("indimail_metrics")
+local m = require("indimail_batch")
 
 -- src/lib/batch.c: group commit on the libuv thread pool. Items added
 -- while a batch runs form the next batch; a batcher with a max takes at
