@@ -20,7 +20,7 @@
 -- certificate every daemon serves (CN=mx.test.example).
 --
 -- Also small tools: D.eventually (bounded polling), D.wait_pid, D.stop_pid,
--- D.free_tcp_port, D.free_udp_port, D.scratch_dir, D.sh, D.readfile.
+-- D.free_tcp_port, D.closed_tcp_port, D.free_udp_port, D.scratch_dir, D.sh, D.readfile.
 --
 package.cpath = "build/?.so;" .. package.cpath
 local t = require("indimail_test")
@@ -106,19 +106,50 @@ local function tcp_free(host, port)
   return ok
 end
 
+-- Ports D.free_tcp_port and D.closed_tcp_port gave: never given twice in
+-- one process (the kernel offers a port again once its probe is closed).
+local given = {}
+
 -- A TCP port free on every address 127.0.0.1 .. 127.0.0.9, so that fake
--- servers on several of them can share it (one port per spec).
+-- servers on several of them can share it (one port per spec). Free when
+-- asked: for a port where nothing may listen, see D.closed_tcp_port.
 function D.free_tcp_port()
   for _ = 1, 50 do
     local s = assert(socket.tcp())
     assert(s:bind("127.0.0.1", 0))
     local _, port = s:getsockname()
     s:close()
-    local ok = true
+    port = tonumber(port)
+    local ok = not given[port]
     for i = 2, 9 do ok = tcp_free("127.0.0." .. i, port) and ok end
-    if ok then return tonumber(port) end
+    if ok then
+      given[port] = true
+      return port
+    end
   end
   error("no free TCP port")
+end
+
+-- A TCP port on host (127.0.0.1) where nothing listens: connections to it
+-- are refused. It stays bound, without listen(), until release() (or the
+-- process's end), so that no server takes it meanwhile: not a daemon
+-- listening on port 0, whose kernel-chosen port could otherwise be this
+-- one (its "down" relay would then be itself), nor a client's source
+-- port (a TCP self-connect). Call release() before a spec's server
+-- listens on it (a destination that comes back).
+local held = {}
+function D.closed_tcp_port(host)
+  local s = assert(socket.tcp())
+  assert(s:bind(host or "127.0.0.1", 0))
+  assert(t.cloexec(s:getfd()))  -- else a daemon started later holds it too
+  local _, port = s:getsockname()
+  port = tonumber(port)
+  given[port] = true
+  held[port] = s
+  return port, function()
+    if held[port] then held[port]:close() end
+    held[port] = nil
+  end
 end
 
 -- A new folder /tmp/indimail-<name>.XXXXXX, mode 755.

@@ -589,6 +589,22 @@ l_getuid(lua_State *L)
 }
 
 /*
+ * cloexec(fd) -> true | nil, err
+ * [-1, +1 or +2] Marks a descriptor (a LuaSocket's getfd()) close-on-exec,
+ * so that no program a spec starts keeps it open.
+ */
+static int
+l_cloexec(lua_State *L)
+{
+	int fd = (int)luaL_checkinteger(L, 1);
+
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return push_errno(L, errno);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/*
  * parse_reply(bytes) -> used, code, text   [-1, +3]
  * used: bytes of the first complete reply, 0 if incomplete, -1 if too long.
  */
@@ -940,6 +956,7 @@ static const luaL_Reg funcs[] = {
 	{ "sleep", l_sleep },
 	{ "now", l_now },
 	{ "getuid", l_getuid },
+	{ "cloexec", l_cloexec },
 	{ NULL, NULL },
 };
 

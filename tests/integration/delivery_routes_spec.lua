@@ -30,7 +30,7 @@ describe("a route with its own timeouts and retry tolerance", function()
   end)
 
   it("bounces after the route's lifetime, retrying on the route's schedule", function()
-    local closed = D.free_tcp_port()
+    local closed = D.closed_tcp_port()
     d = D.start{ deliver = true, relay_from = "'127.0.0.0/8'",
       mailboxes = "users = { 'sender@example.test' }",
       delivery = "lifetime = 86400, retry = { base = 60, max = 60 }",
@@ -47,7 +47,7 @@ describe("a route with its own timeouts and retry tolerance", function()
   end)
 
   it("keeps a deferred message's retry schedule across a restart", function()
-    local closed = D.free_tcp_port()
+    local closed = D.closed_tcp_port()
     d = D.start{ deliver = true, relay_from = "'127.0.0.0/8'",
       delivery = "retry = { base = 30, max = 60 }",
       routes = "['*'] = '127.0.0.1:" .. closed .. "'" }

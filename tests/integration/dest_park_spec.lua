@@ -81,7 +81,7 @@ describe("a destination down", function()
   after_each(cleanup.run)
 
   it("gets every message that waits for it parked within seconds, not at its probe", function()
-    local port = D.free_tcp_port()          -- nothing listens: connections refused
+    local port = D.closed_tcp_port()        -- nothing listens: connections refused
     local key = "relay:127.0.0.1:" .. port
     local d = start_down(port, 60)
     local qpid = tonumber(d:wait_log("event=qmgr_started pid=(%d+)"))
@@ -106,7 +106,7 @@ describe("a destination down", function()
   end)
 
   it("reads no envelope of the messages parked at a restart until the probe, then delivers them all", function()
-    local port = D.free_tcp_port()
+    local port, release = D.closed_tcp_port()
     local key = "relay:127.0.0.1:" .. port
     local d = start_down(port, BACKOFF)
     queue(d, N)
@@ -139,6 +139,7 @@ describe("a destination down", function()
     local tries = select(2, since:gsub("event=deferred ", ""))
     assert.is_true(tries <= 1, ("%d tries after the restart"):format(tries))
     -- the port listens: the probe after the restart delivers them all
+    release()
     local f = fake_smtp.start(D.scratch_dir("park-fake"), "127.0.0.1", port)
     local all = D.eventually(function() return f.count("\nMESSAGE ") >= N end,
       2 * BACKOFF + 60, 0.5)
@@ -149,7 +150,7 @@ describe("a destination down", function()
   end)
 
   it("delivers the messages parked at a restart whose route changed meanwhile, a minute after the old probe", function()
-    local down, up = D.free_tcp_port(), D.free_tcp_port()
+    local down, up = D.closed_tcp_port(), D.free_tcp_port()
     local n = 300
     local d = start_down(down, BACKOFF)
     queue(d, n)

@@ -69,7 +69,7 @@ describe("a destination that is down", function()
   after_each(cleanup.run)
 
   it("costs one decision: no connection per message, one destination_down line, all delivered after the probe", function()
-    local port = D.free_tcp_port()          -- nothing listens: connections refused
+    local port, release = D.closed_tcp_port() -- nothing listens: connections refused
     local d = start(port)
     queue(d, 300)
     local down = d:wait_event("destination_down", { "dest=relay:127%.0%.0%.1:" .. port, "failures=1",
@@ -91,6 +91,7 @@ describe("a destination that is down", function()
     out = cli(d, "mailq")
     assert.matches("%(451 4%.4%.1 destination relay:127%.0%.0%.1:" .. port .. " is down", out)
     -- the destination comes back: the next probe finds it, the queue drains
+    release()
     local f = fake(port)
     assert.is_truthy(d:wait_event("destination_up", { "dest=relay:127%.0%.0%.1:" .. port, "after=%d+" }),
       d:log())
@@ -159,7 +160,7 @@ describe("a destination that is down", function()
   end)
 
   it("a message held past its queue lifetime bounces with the destination's reason", function()
-    local port = D.free_tcp_port()
+    local port = D.closed_tcp_port()
     local d = start(port, "lifetime = 2, retry = { base = 1, max = 1 }, ")
     queue(d, 5)
     assert.is_truthy(d:wait_event("destination_down", { "failures=1" }), d:log())

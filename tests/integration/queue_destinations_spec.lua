@@ -72,7 +72,7 @@ describe("indimail queue destinations", function()
   after_each(cleanup.run)
 
   it("shows a destination down with its messages and reason, as text, JSON and over the API; up once it answers", function()
-    local port = D.free_tcp_port()          -- nothing listens: connections refused
+    local port, release = D.closed_tcp_port() -- nothing listens: connections refused
     local key = "relay:127.0.0.1:" .. port
     local d = start(port)
     local tok = token(d)
@@ -114,6 +114,7 @@ describe("indimail queue destinations", function()
       return m:find('indimail_destinations{state="down"} 1', 1, true)
     end, 10, 0.5))
     -- it comes back: the probe finds it, the queue drains, it shows up
+    release()
     local f = fake_smtp.start(D.scratch_dir("dest-fake"), "127.0.0.1", port)
     assert.is_truthy(d:wait_event("destination_up", { "dest=relay:127%.0%.0%.1:" .. port }), d:log())
     assert.is_truthy(D.eventually(function()
@@ -127,7 +128,7 @@ describe("indimail queue destinations", function()
   end)
 
   it("says the queue manager is not running, and exits 1, when nothing answers", function()
-    local d = start(D.free_tcp_port())
+    local d = start((D.closed_tcp_port()))
     d:stop()
     local out, code = D.sh(BIN .. " -c " .. q(d.config) .. " queue destinations 2>&1")
     assert.equal(1, code, out)

@@ -32,7 +32,7 @@ local function start(o)
     deliver = o.deliver ~= false,
     relay_from = "'127.0.0.0/8'",
     mailboxes = MAILBOXES,
-    routes = "['*'] = '" .. (o.relay or ("127.0.0.6:" .. D.free_tcp_port())) .. "'",
+    routes = "['*'] = '" .. (o.relay or ("127.0.0.6:" .. D.closed_tcp_port("127.0.0.6"))) .. "'",
     delivery = o.delivery or "retry = { base = 300, max = 600 }, timeouts = { connect = 2 }",
     policies = o.policies,
   }
@@ -497,7 +497,7 @@ describe("queue tools", function()
     it("runs the route hook again for pending recipients after a config change and reload", function()
       local port = D.free_tcp_port()
       local fake = start_fake("127.0.0.7", port)
-      local closed = D.free_tcp_port()
+      local closed = D.closed_tcp_port("127.0.0.6")
       local hook = [[
 indimail.hook("route", function(session, tx, rcpt)
   indimail.log("routed_by", { version = "VERSION" })
