@@ -191,12 +191,20 @@ room(struct qmgr *q)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/*
+ * Due entries into the table while it has room. Not while delivery is
+ * paused: nothing would be delivered, and reading every envelope that
+ * arrives would only cost CPU (the mail waits, listed, in entries); the
+ * scheduler fills the table again when a reload resumes delivery.
+ */
 void
 qmgr_fill(struct qmgr *q)
 {
 	uint64_t now = uv_now(q->loop);
 	struct qwait *e;
 
+	if (q->cfg->delivery.paused)
+		return;
 	while (room(q) > 0 && qmgr_wait_due(q->wait, now)) {
 		size_t n = 0, max = room(q) < LOAD_BATCH ? room(q) : LOAD_BATCH;
 		struct load_job *j = xcalloc(1, sizeof(*j));

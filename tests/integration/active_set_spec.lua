@@ -174,4 +174,25 @@ describe("the active set", function()
     for i in sink.events():gmatch("MESSAGE [^\n]*rcpt(%d+)@sink%.test") do got[tonumber(i)] = true end
     for i = 1, 300 do assert.is_true(got[i], "rcpt" .. i .. " never reached the sink") end
   end)
+
+  it("reads no message while delivery is paused; the reload that resumes it loads and delivers them", function()
+    local sinkport = D.free_tcp_port()
+    local sink = fake(sinkport)
+    local d = D.start_for_test{ deliver = false, relay_from = "'127.0.0.0/8'",
+      routes = ('["sink.test"] = { host = "127.0.0.1", port = %d, tls = "none" }'):format(sinkport),
+      delivery = ("active_limit = %d, "):format(LIMIT) }
+    queue(d, 30, "sink.test")
+    local n, w
+    assert.is_truthy(D.eventually(function()
+      n, w = active(d)
+      return w == 30
+    end, 10, 0.1), ("active %s, waiting %s"):format(n, w))
+    t.sleep(1)
+    n, w = active(d)
+    assert.equal(0, n, "the active set while paused")
+    assert.equal(30, w)
+    D.writefile(d.config, (D.readfile(d.config):gsub("paused = true", "paused = false")))
+    assert.is_true(d:signal("HUP"))
+    assert.is_truthy(delivered(sink, 30, d), ("%d of 30 delivered\n%s"):format(sink.count("\nMESSAGE "), d:log()))
+  end)
 end)
