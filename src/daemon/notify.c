@@ -3,6 +3,8 @@
  * as lines "QUEUE ID\n" packed into datagrams of at most QMGR_NOTIFY_MAX
  * bytes on the socket pair the master made (master.c keeps both ends, so
  * what was sent waits in the socket while a queue manager restarts). The
+ * lines of one loop iteration (a group commit's messages) go together,
+ * just before the loop waits again: one send for the batch. The
  * kernel queues only a few datagrams: when the socket is full a line is
  * not dropped but kept here and sent once the socket is writable again,
  * so the queue manager learns of every message acknowledged while it runs
@@ -19,8 +21,9 @@
 
 struct notify_sender {
 	uv_poll_t	 poll;
+	uv_prepare_t	 prepare;	/* sends the iteration's lines */
 	int		 fd;
-	int		 polling;
+	int		 polling, batching;
 	struct buf	 pending;	/* whole lines not yet sent */
 };
 
@@ -69,6 +72,17 @@ on_writable(uv_poll_t *p, int status, int events)
 	flush(p->data);
 }
 
+/* Before the loop waits: what this iteration announced. */
+static void
+on_prepare(uv_prepare_t *p)
+{
+	struct notify_sender *ns = p->data;
+
+	uv_prepare_stop(p);
+	ns->batching = 0;
+	notify_flush(ns);
+}
+
 struct notify_sender *
 notify_sender_new(uv_loop_t *loop, int fd)
 {
@@ -77,6 +91,8 @@ notify_sender_new(uv_loop_t *loop, int fd)
 	ns->fd = fd;
 	uv_poll_init(loop, &ns->poll, fd);
 	ns->poll.data = ns;
+	uv_prepare_init(loop, &ns->prepare);
+	ns->prepare.data = ns;
 	return ns;
 }
 
@@ -84,7 +100,16 @@ void
 notify_send(struct notify_sender *ns, int queue, const char *id)
 {
 	buf_printf(&ns->pending, "%d %s\n", queue, id);
-	if (!ns->polling)
+	if (!ns->polling && !ns->batching) {
+		uv_prepare_start(&ns->prepare, on_prepare);
+		ns->batching = 1;
+	}
+}
+
+void
+notify_flush(struct notify_sender *ns)
+{
+	if (!ns->polling)	/* else the socket is full: sent when writable */
 		flush(ns);
 }
 

@@ -155,6 +155,7 @@ exit_drained(struct worker *w)
 	log_event(LOG_INFO, "queue_stats", "flushes=%lu messages=%lu",
 	    w->queue.writer.batches, w->queue.writer.items);
 	log_event(LOG_INFO, "worker_exit", "reason=drained");
+	notify_flush(w->notify);
 	exit(0);
 }
 
@@ -186,6 +187,7 @@ on_drain_timeout(uv_timer_t *t)
 
 	log_event(LOG_WARN, "worker_exit", "reason=drain_timeout sessions=%zu",
 	    w->srv.nsessions);
+	notify_flush(w->notify);
 	exit(0);
 }
 
@@ -301,5 +303,6 @@ worker_main(int index, struct runtime *rt, const struct listener *ls,
 	unblock_signals();	/* blocked since the fork, see master.c */
 	log_event(LOG_INFO, "worker_start", "index=%d", index);
 	uv_run(w->srv.loop, UV_RUN_DEFAULT);
+	notify_flush(w->notify);
 	exit(0);
 }
