@@ -101,7 +101,7 @@ copy_out(struct wal_ckpt *c)
 	buf_clear(&c->tmp);
 	buf_clear(&c->dst);
 	buf_printf(&c->tmp, "%s/%d/tmp/%ld.%s", c->qs->path, c->qn,
-	    (long)getpid(), c->id);
+	    (long)log_pid(), c->id);
 	queue_mess_path(c->qs, c->qn, c->id, &c->dst);
 	c->fd = open(buf_cstr(&c->tmp), O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, 0640);
