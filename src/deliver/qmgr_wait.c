@@ -90,12 +90,24 @@ heap_put(struct qmgr_wait *w, size_t i, struct qwait *e)
 	e->heap = (uint32_t)i;
 }
 
+/*
+ * Whether a comes out of the heap before b: due first; at the same due
+ * time (a burst announced in one millisecond, one datagram) the older
+ * message, whose id sorts first (ids start with their time, fixed-width
+ * hex), so a backlog is still loaded, and delivered, oldest first.
+ */
+static int
+earlier(const struct qwait *a, const struct qwait *b)
+{
+	return a->due != b->due ? a->due < b->due : strcmp(a->id, b->id) < 0;
+}
+
 static void
 sift_up(struct qmgr_wait *w, size_t i)
 {
 	struct qwait *e = w->heap[i];
 
-	while (i > 0 && w->heap[(i - 1) / 2]->due > e->due) {
+	while (i > 0 && earlier(e, w->heap[(i - 1) / 2])) {
 		heap_put(w, i, w->heap[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
@@ -111,9 +123,9 @@ sift_down(struct qmgr_wait *w, size_t i)
 		size_t c = 2 * i + 1;
 		if (c >= w->nheap)
 			break;
-		if (c + 1 < w->nheap && w->heap[c + 1]->due < w->heap[c]->due)
+		if (c + 1 < w->nheap && earlier(w->heap[c + 1], w->heap[c]))
 			c++;
-		if (w->heap[c]->due >= e->due)
+		if (!earlier(w->heap[c], e))
 			break;
 		heap_put(w, i, w->heap[c]);
 		i = c;
