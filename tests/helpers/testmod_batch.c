@@ -66,7 +66,8 @@ l_batch_sizes(lua_State *L)
 
 	luaL_argcheck(L, n > 0 && n <= 100000, 1, "1..100000 items");
 	luaL_argcheck(L, max >= 0, 2, "a max of 0 or more");
-	items = calloc((size_t)n, sizeof(*items));
+	if ((items = calloc((size_t)n, sizeof(*items))) == NULL)
+		return luaL_error(L, "out of memory for %d items", (int)n);
 	memset(&r, 0, sizeof(r));
 	uv_loop_init(&loop);
 	r.b.loop = &loop;
