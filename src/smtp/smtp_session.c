@@ -409,10 +409,8 @@ smtp_session_close(struct smtp_session *s, const char *why)
 		return;
 	}
 	s->state = ST_CLOSED;
-	smtp_log_session(s, &l, LOG_INFO, "disconnect");
-	if (why)
-		log_kv(&l, "reason", why);
-	log_end(&l);
+	/* released before the line: once it is logged, the session no
+	 * longer counts against any limit */
 	hook_cancel(s->hook);
 	s->hook = NULL;
 	hook_holds_release(&s->holds);	/* indimail.counter.hold */
@@ -420,6 +418,10 @@ smtp_session_close(struct smtp_session *s, const char *why)
 	s->dirq = NULL;
 	if (s->counted)
 		connlimit_release(s->srv->conns, s->srv->index, peer_key(s));
+	smtp_log_session(s, &l, LOG_INFO, "disconnect");
+	if (why)
+		log_kv(&l, "reason", why);
+	log_end(&l);
 	smtp_server_unlink(s->srv, s);
 	smtp_charge(s);
 	close_handles(s);
