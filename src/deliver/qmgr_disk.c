@@ -6,7 +6,10 @@
  * so `queue list` or `hold ALL domain=...` on a million messages neither
  * blocks the loop nor holds them all in memory at once. A message loaded
  * into the active set meanwhile is handed over from there (entry NULL); one
- * gone (delivered, removed) is skipped.
+ * gone (delivered, removed) is skipped. One whose load into the active set
+ * is under way when its batch comes back waits for that load (rounds of
+ * LOADING_WAIT_MS after the last batch), and is then handed over from the
+ * table, or with its entry if the load left it waiting.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,8 @@
 #include "qmgr_int.h"
 
 #define DISK_BATCH	256
+#define LOADING_WAIT_MS	10
+#define LOADING_ROUNDS	500	/* 5 s for a load, then it is left out */
 
 struct disk_id {
 	int		 queue;
@@ -25,9 +30,13 @@ struct disk_id {
 
 struct disk_walk {
 	uv_work_t	 w;
+	uv_timer_t	 timer;			/* waiting for loads */
 	struct qmgr	*q;
 	struct disk_id	*ids;
 	size_t		 n, cap, pos, end;	/* this batch: ids[pos..end) */
+	struct disk_id	*loading;		/* read while being loaded */
+	size_t		 nloading, caploading;
+	int		 rounds;
 	qmgr_disk_fn	 fn;
 	qmgr_disk_end_fn end_fn;
 	void		*arg;
@@ -59,7 +68,21 @@ do_batch(uv_work_t *w)
 
 static void next_batch(struct disk_walk *);
 
-/* One message read: from the table if it is there now, else from disk. */
+static void
+wait_for_load(struct disk_walk *dw, const struct disk_id *d)
+{
+	if (dw->nloading == dw->caploading) {
+		dw->caploading = dw->caploading ? dw->caploading * 2 : 16;
+		dw->loading = xrealloc(dw->loading,
+		    dw->caploading * sizeof(*dw->loading));
+	}
+	dw->loading[dw->nloading++] = *d;
+}
+
+/*
+ * One message read: from the table if it is there now, else from disk;
+ * one still being loaded waits for its load (its copy kept meanwhile).
+ */
 static void
 hand_over(struct disk_walk *dw, struct disk_id *d)
 {
@@ -71,10 +94,18 @@ hand_over(struct disk_walk *dw, struct disk_id *d)
 		if (d->m)
 			qmsg_free(d->m);
 		dw->fn(q, tm, NULL, dw->arg);
-	} else if (d->m && e && !(e->flags & QW_LOADING))
+	} else if (d->m && e && (e->flags & QW_LOADING) &&
+	    dw->rounds < LOADING_ROUNDS)
+		wait_for_load(dw, d);
+	else if (d->m && e && !(e->flags & QW_LOADING))
 		dw->fn(q, d->m, e, dw->arg);
-	else if (d->m)		/* gone, or still loading: skipped */
+	else if (d->m) {	/* gone, or its load never ended */
+		if (e)
+			log_event(LOG_WARN, "queue_walk_skipped", "qid=%s "
+			    "reason=\"still loading after %d ms\"", d->id,
+			    LOADING_ROUNDS * LOADING_WAIT_MS);
 		qmsg_free(d->m);
+	}
 }
 
 static void
@@ -91,12 +122,42 @@ after_batch(uv_work_t *w, int status)
 }
 
 static void
+free_walk(uv_handle_t *h)
+{
+	struct disk_walk *dw = h->data;
+
+	free(dw->loading);
+	free(dw->ids);
+	free(dw);
+}
+
+/* A round: those whose load was under way, handed over again. */
+static void
+on_loading_wait(uv_timer_t *t)
+{
+	struct disk_walk *dw = t->data;
+	struct disk_id *ids = dw->loading;
+	size_t n = dw->nloading;
+
+	dw->loading = NULL;
+	dw->nloading = dw->caploading = 0;
+	dw->rounds++;
+	for (size_t i = 0; i < n; i++)
+		hand_over(dw, &ids[i]);
+	free(ids);
+	next_batch(dw);
+}
+
+static void
 next_batch(struct disk_walk *dw)
 {
+	if (dw->pos >= dw->n && dw->nloading > 0) {
+		uv_timer_start(&dw->timer, on_loading_wait, LOADING_WAIT_MS, 0);
+		return;
+	}
 	if (dw->pos >= dw->n) {
 		dw->end_fn(dw->q, dw->arg);
-		free(dw->ids);
-		free(dw);
+		uv_close((uv_handle_t *)&dw->timer, free_walk);
 		return;
 	}
 	dw->end = dw->pos + DISK_BATCH < dw->n ? dw->pos + DISK_BATCH : dw->n;
@@ -118,6 +179,8 @@ qmgr_disk_walk(struct qmgr *q, const char (*ids)[QUEUE_ID_LEN + 1],
 	struct qwait *e;
 
 	dw->w.data = dw;
+	uv_timer_init(q->loop, &dw->timer);
+	dw->timer.data = dw;
 	dw->q = q;
 	dw->fn = fn;
 	dw->end_fn = end_fn;

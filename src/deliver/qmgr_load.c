@@ -39,6 +39,7 @@ struct load_job {
 	struct qmgr	*q;
 	struct load_item *items;
 	size_t		 n;
+	unsigned	 delay_ms;	/* the specs' INDIMAIL_TEST_LOAD_DELAY_MS */
 };
 
 struct list_job {
@@ -94,6 +95,11 @@ do_load(uv_work_t *w)
 {
 	struct load_job *j = w->data;
 
+	if (j->delay_ms) {
+		struct timespec ts = { j->delay_ms / 1000,
+		    (long)(j->delay_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	for (size_t i = 0; i < j->n; i++) {
 		struct load_item *it = &j->items[i];
 		it->m = qmgr_read(j->q, it->queue, it->id);
@@ -192,6 +198,26 @@ room(struct qmgr *q)
 }
 
 /*
+ * A test hook: INDIMAIL_TEST_LOAD_DELAY_MS in the environment makes every
+ * load job wait that long on the pool first, so the specs can hold a load
+ * open while a control command walks the queue (qmgr_disk.c).
+ */
+static unsigned
+load_delay_ms(void)
+{
+	static int read;
+	static unsigned ms;
+	const char *e;
+
+	if (!read) {
+		read = 1;
+		if ((e = getenv("INDIMAIL_TEST_LOAD_DELAY_MS")) != NULL)
+			ms = (unsigned)strtoul(e, NULL, 10) % 60000;
+	}
+	return ms;
+}
+
+/*
  * Due entries into the table while it has room. Not while delivery is
  * paused: nothing would be delivered, and reading every envelope that
  * arrives would only cost CPU (the mail waits, listed, in entries); the
@@ -222,6 +248,7 @@ qmgr_fill(struct qmgr *q)
 		j->w.data = j;
 		j->q = q;
 		j->n = n;
+		j->delay_ms = load_delay_ms();
 		q->loading += (int)n;
 		q->io_pending++;
 		uv_queue_work(q->loop, &j->w, do_load, after_load);

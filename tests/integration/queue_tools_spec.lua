@@ -35,6 +35,7 @@ local function start(o)
     routes = "['*'] = '" .. (o.relay or ("127.0.0.6:" .. D.closed_tcp_port("127.0.0.6"))) .. "'",
     delivery = o.delivery or "retry = { base = 300, max = 600 }, timeouts = { connect = 2 }",
     policies = o.policies,
+    env = o.env,
   }
   -- event=ready is the master's: the queue manager opens its socket a moment later
   assert.is_truthy(d:wait_log("event=qmgr_start queues", 5), d:log())
@@ -603,6 +604,46 @@ end, "requeue_test")
       local d = start()
       d:qmgr_control(("x"):rep(5000))
       assert.matches("^ok 0\n$", (d:qmgr_control("list")))
+    end)
+  end)
+
+  describe("a message being loaded into the active set while a command walks the queue", function()
+    -- INDIMAIL_TEST_LOAD_DELAY_MS holds every load on the pool that long
+    -- (src/deliver/qmgr_load.c), so the commands below meet both messages
+    -- read from disk while their load is under way.
+    local function loading()
+      local d = start{ deliver = false, env = { INDIMAIL_TEST_LOAD_DELAY_MS = "1500" } }
+      local a = send(d, "alice@example.test", { "one@remote.test" }, "a")
+      local b = send(d, "alice@example.test", { "two@remote.test" }, "b")
+      assert.is_truthy(D.eventually(function()
+        return d:qmgr_control("active"):match("waiting 2\n")
+      end, 5, 0.05), "both wait while delivery is paused")
+      D.writefile(d.config, (D.readfile(d.config):gsub("paused = true", "paused = false")))
+      assert.is_true(d:signal("HUP"))
+      assert.is_truthy(D.eventually(function()
+        return d:qmgr_control("active"):match("loading 2 ")
+      end, 5, 0.01), "both being loaded")
+      return d, a, b
+    end
+
+    it("is listed once its load has ended, not left out", function()
+      local d, a, b = loading()
+      local out, code = cli(d, "list")
+      assert.equal(0, code, out)
+      assert.is_truthy(entry(out, a)[1], out)
+      assert.is_truthy(entry(out, b)[1], out)
+      assert.matches("loading 0 ", d:qmgr_control("active"), "the list waited for the loads")
+    end)
+
+    it("is held by hold ALL, in the active set", function()
+      local d, a, b = loading()
+      local out, code = cli(d, "hold ALL")
+      assert.equal(0, code, out)
+      assert.matches("^2 messages held", out)
+      out = cli(d, "list")
+      assert.matches("held", entry(out, a)[1])
+      assert.matches("held", entry(out, b)[1])
+      assert.matches("^active 2 ", d:qmgr_control("active"))
     end)
   end)
 
