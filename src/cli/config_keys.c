@@ -60,7 +60,8 @@ static const struct ck_word log_levels[] = { { "debug", LOG_DEBUG },
 static const struct ck_word log_formats[] = { { "kv", LOG_FORMAT_KV },
 	{ "json", LOG_FORMAT_JSON }, { NULL, 0 } };
 static const struct ck_word queue_backends[] = { { "fs", QUEUE_BACKEND_FS },
-	{ "wal", QUEUE_BACKEND_WAL }, { NULL, 0 } };
+	{ "wal", QUEUE_BACKEND_WAL }, { "segment", QUEUE_BACKEND_SEGMENT },
+	{ NULL, 0 } };
 static const struct ck_word backends[] = { { "config", DIRECTORY_CONFIG },
 	{ "sqlite", DIRECTORY_SQLITE }, { "mariadb", DIRECTORY_MARIADB },
 	{ NULL, 0 } };

@@ -78,7 +78,8 @@ folders(struct runtime *rt, struct queue_set *qs)
 	qs->path = rt->cfg.queue_path;
 	qs->count = rt->cfg.queue_count;
 	qs->split = rt->cfg.queue_split;
-	qs->backend = &queue_fs;
+	qs->backend = rt->cfg.queue_backend == QUEUE_BACKEND_SEGMENT ?
+	    &queue_segment : &queue_fs;
 }
 
 /* An empty listing must mean an empty queue, never "not allowed to look". */

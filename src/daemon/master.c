@@ -568,7 +568,6 @@ open_queue(const struct config *c)
 {
 	struct buf err = BUF_INIT, dir = BUF_INIT;
 	const char *slash;
-	int recovered;
 
 	if (queue_set_init(&queue, c->queue_path, c->queue_count,
 	    c->queue_split, &err) < 0)
@@ -579,7 +578,8 @@ open_queue(const struct config *c)
 			fatal("local submission: cannot create %s: %s",
 			    buf_cstr(&dir), strerror(errno));
 	}
-	recovered = queue_wal_recover(&queue, 0, NULL, NULL);
+	queue.backend = queue_backend_of(c->queue_backend);
+	int recovered = queue_wal_recover(&queue, 0, NULL, NULL);
 	log_event(LOG_INFO, "queue_ready", "path=%s count=%d tmp_removed=%d "
 	    "wal_recovered=%d", c->queue_path, c->queue_count,
 	    queue_clean_tmp(&queue, 0), recovered);

@@ -235,8 +235,7 @@ open_services(struct worker *w)
 	if (queue_set_init(&w->queue, c->queue_path, c->queue_count,
 	    c->queue_split, &err) < 0)
 		fatal("queue: %s", buf_cstr(&err));
-	if (c->queue_backend == QUEUE_BACKEND_WAL)
-		w->queue.backend = &queue_wal;
+	w->queue.backend = queue_backend_of(c->queue_backend);
 	w->queue.announce = announce;
 	w->queue.announce_arg = w;
 	w->srv.queue = &w->queue;

@@ -288,7 +288,8 @@ out:
 /*
  * Reads the message part of the queue file; NULL if it cannot. Its size
  * is the one the queue read found (a queued file never changes): one
- * byte more is asked for, so a file of another size is refused.
+ * byte more is asked for, so a file of another size is refused (not in
+ * a segment, where other records follow).
  */
 static char *
 read_message(const struct local_params *p, size_t *len)
@@ -297,8 +298,8 @@ read_message(const struct local_params *p, size_t *len)
 	int fd = open(p->msg->path, O_RDONLY | O_CLOEXEC);
 
 	*len = p->msg->size;
-	if (fd < 0 || pread(fd, msg, *len + 1, (off_t)p->msg->body_offset) !=
-	    (ssize_t)*len) {
+	if (fd < 0 || pread(fd, msg, *len + !p->msg->shared,
+	    (off_t)p->msg->body_offset) != (ssize_t)*len) {
 		free(msg);
 		msg = NULL;
 	}

@@ -26,6 +26,11 @@ qmgr_new(uv_loop_t *loop, struct runtime *rt)
 	if (queue_set_init(&q->qs, q->cfg->queue_path, q->cfg->queue_count,
 	    q->cfg->queue_split, &err) < 0)
 		fatal("queue: %s", buf_cstr(&err));
+	/* the wal backend's messages are files by the time the queue manager
+	 * hears of them (queue_fs reads them); the segment backend's stay
+	 * records in their segments */
+	if (q->cfg->queue_backend == QUEUE_BACKEND_SEGMENT)
+		q->qs.backend = &queue_segment;
 	if ((q->dns = dns_new(q->loop, q->cfg->dns_servers,
 	    q->cfg->dns_timeout_ms, &err)) == NULL)
 		fatal("dns: %s", buf_cstr(&err));
@@ -48,9 +53,53 @@ qmgr_start(struct qmgr *q)
 	qmgr_load_all(q);
 }
 
+/* The segment backend's sweep, every SWEEP_TICKS s on the pool. */
+#define SWEEP_TICKS	10
+
+struct sweep_job {
+	uv_work_t	 w;
+	struct qmgr	*q;
+};
+
+static void
+do_sweep(uv_work_t *w)
+{
+	struct sweep_job *j = w->data;
+
+	queue_segment_sweep(&j->q->qs);
+}
+
+static void
+after_sweep(uv_work_t *w, int status)
+{
+	struct sweep_job *j = w->data;
+
+	(void)status;
+	j->q->io_pending--;
+	j->q->sweeping = 0;
+	free(j);
+}
+
+static void
+sweep(struct qmgr *q)
+{
+	struct sweep_job *j;
+
+	if (q->qs.backend != &queue_segment || q->sweeping ||
+	    ++q->ticks % SWEEP_TICKS != 0)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->w.data = j;
+	j->q = q;
+	q->sweeping = 1;
+	q->io_pending++;
+	uv_queue_work(q->loop, &j->w, do_sweep, after_sweep);
+}
+
 void
 qmgr_tick(struct qmgr *q)
 {
+	sweep(q);
 	scheduler_tick(q);
 	qmgr_table_gauges(q->table, q->wait, q->qs.count);
 	qmgr_dests_gauges(q);

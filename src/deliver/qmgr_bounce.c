@@ -43,7 +43,9 @@ read_headers(const struct qmsg *m, size_t *hlen)
 
 	if (fd >= 0) {
 		char *buf = xmalloc(65537);
-		ssize_t n = pread(fd, buf, 65536, (off_t)m->item.body_offset);
+		size_t max = m->item.shared && m->item.size < 65536 ?
+		    m->item.size : 65536;
+		ssize_t n = pread(fd, buf, max, (off_t)m->item.body_offset);
 		if (n > 0) {
 			buf[n] = '\0';
 			header_end(buf, (size_t)n, 0, hlen);

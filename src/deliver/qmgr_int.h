@@ -100,6 +100,8 @@ struct qmgr {
 	int		 index_fd;	/* the retry index, -1 until appended */
 	size_t		 index_lines;	/* in it, about */
 	int		 index_compacting;	/* its rewrite is on the pool */
+	int		 sweeping;	/* queue_segment_sweep on the pool */
+	unsigned	 ticks;		/* seconds, for the sweep */
 	struct scheduler *sched;
 	struct dest_table *dests;	/* per destination: jobs and state */
 	struct qmgr_control *control;

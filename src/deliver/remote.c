@@ -389,7 +389,8 @@ do_read(uv_work_t *w)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= off) {
-		len = (size_t)st.st_size - off;
+		len = a->req->msg->shared ? a->req->msg->size :
+		    (size_t)st.st_size - off;
 		buf_reserve(&a->msg, len);
 		if (pread(fd, a->msg.data, len, (off_t)off) == (ssize_t)len) {
 			a->msg.len = len;

@@ -33,22 +33,27 @@ parse_relay(lua_State *L, int t, struct config *c)
 	}
 }
 
-/* queue.backend, "fs" (the default) or "wal" (docs/queue.md). */
+/* queue.backend, "fs" (the default), "wal" or "segment" (docs/queue.md). */
 static void
 parse_queue_backend(lua_State *L, struct config *c)
 {
+	static const char *names[] = { "fs", "wal", "segment" };
+	static const int kinds[] = { QUEUE_BACKEND_FS, QUEUE_BACKEND_WAL,
+	    QUEUE_BACKEND_SEGMENT };
 	char *v = cfg_opt_string(L, -1, "backend", "queue.backend");
-	int known;
+	int known = 0;
 
 	if (v == NULL)
 		return;
-	known = strcmp(v, "fs") == 0 || strcmp(v, "wal") == 0;
-	if (known)
-		c->queue_backend = strcmp(v, "wal") == 0 ? QUEUE_BACKEND_WAL :
-		    QUEUE_BACKEND_FS;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			c->queue_backend = kinds[i];
+			known = 1;
+		}
 	free(v);
 	if (!known)
-		cfg_bad(L, "queue.backend", "must be \"fs\" or \"wal\"");
+		cfg_bad(L, "queue.backend",
+		    "must be \"fs\", \"wal\" or \"segment\"");
 }
 
 /* dns = { servers=, timeout= }, dns_cache = { size=, max_ttl=, ... } */

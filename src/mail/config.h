@@ -120,7 +120,8 @@ struct delivery_conf {
  * The order of the backends is directory.c's table.
  */
 /* queue.backend: plain files, or the write-ahead segments */
-enum queue_backend_kind { QUEUE_BACKEND_FS, QUEUE_BACKEND_WAL };
+enum queue_backend_kind { QUEUE_BACKEND_FS, QUEUE_BACKEND_WAL,
+	QUEUE_BACKEND_SEGMENT };
 
 enum directory_kind { DIRECTORY_CONFIG, DIRECTORY_SQLITE, DIRECTORY_MARIADB };
 

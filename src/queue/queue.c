@@ -283,7 +283,8 @@ queue_format_entry(struct buf *b, const char *id, long long age, size_t size,
 const struct queue_backend *
 queue_backend_of(int kind)
 {
-	return kind == QUEUE_BACKEND_WAL ? &queue_wal : &queue_fs;
+	return kind == QUEUE_BACKEND_WAL ? &queue_wal :
+	    kind == QUEUE_BACKEND_SEGMENT ? &queue_segment : &queue_fs;
 }
 
 int

@@ -77,6 +77,9 @@ struct queue_item {
 	int		 queue;
 	size_t		 body_offset;	/* where the message starts in the file */
 	size_t		 size;		/* message bytes */
+	int		 shared;	/* the file holds more after them (a
+					 * segment): read size bytes, not to
+					 * the end */
 };
 
 /* What a message's state journal says (queue_journal.c). */
@@ -148,13 +151,19 @@ extern const struct queue_backend queue_null;
 /* queue_wal.c: write-ahead segments, message files checkpointed behind. */
 extern const struct queue_backend queue_wal;
 
+/* queue_segment.c: messages kept in the wal's segments, never written out. */
+extern const struct queue_backend queue_segment;
+/* Removes sealed segments whose records are all dead. Blocks. */
+void	queue_segment_sweep(const struct queue_set *);
 /*
  * queue_wal_recover.c: writes the message files of every record of the
  * segments of one dead writer (pid), or (pid 0) of every writer no longer
  * running, that were not checkpointed yet, then removes the segments.
  * found (may be NULL) is told of every message it moved into mess/.
  * Blocks; returns how many messages it moved. Run it before
- * queue_clean_tmp: a checkpointed message may still wait in tmp/.
+ * queue_clean_tmp: a checkpointed message may still wait in tmp/. Does
+ * nothing when the set's backend is queue_segment: its segments are where
+ * its messages live. Never writes out an id in a segment's dead list.
  */
 int	queue_wal_recover(const struct queue_set *, long pid,
 	    void (*found)(void *, int queue, const char *id), void *arg);

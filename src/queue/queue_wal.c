@@ -313,7 +313,9 @@ batch_written(struct batch_item *items, size_t n, void *ctx, int status)
 			j->ok = 0;
 			buf_appends(&j->error, "write cancelled");
 		}
-		if (j->ok)
+		if (j->ok && j->qs->backend == &queue_segment)
+			wal_announce(j->qs, j->qn, j->id);
+		else if (j->ok)
 			wal_checkpoint_add(j->qs, j->seg, j->qn, j->id,
 			    j->offset, j->len);
 		j->qs->inflight[j->qn]--;
@@ -352,7 +354,7 @@ wal_pick(struct queue_set *qs)
 	return qn;		/* refused there as anywhere */
 }
 
-static int
+int
 wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
     const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
     void *arg)
@@ -379,7 +381,7 @@ wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
 }
 
 /* Writes, checkpoints or removals still running. */
-static int
+int
 wal_busy(const struct queue_set *qs)
 {
 	const struct queue_wal *w = qs->wal;

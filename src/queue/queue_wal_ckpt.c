@@ -238,18 +238,34 @@ on_retry(uv_timer_t *t)
 }
 
 static void
-add_news(struct queue_set *qs, const struct wal_ckpt *c)
+news_add(struct queue_set *qs, int qn, const char *id)
 {
 	struct queue_wal *w = qs->wal;
 	struct wal_news *n = xcalloc(1, sizeof(*n));
 
-	n->qn = c->qn;
-	memcpy(n->id, c->id, sizeof(n->id));
+	n->qn = qn;
+	snprintf(n->id, sizeof(n->id), "%s", id);
 	if (w->news_tail)
 		w->news_tail->next = n;
 	else
 		w->news = n;
 	w->news_tail = n;
+}
+
+static void
+add_news(struct queue_set *qs, const struct wal_ckpt *c)
+{
+	news_add(qs, c->qn, c->id);
+}
+
+void
+wal_announce(struct queue_set *qs, int qn, const char *id)
+{
+	if (qs->announce == NULL)
+		return;
+	news_add(qs, qn, id);
+	if (!uv_is_active((uv_handle_t *)&qs->wal->retry))
+		tell_news(qs);
 }
 
 /* c is done with, written out or left to recovery. */
@@ -499,6 +515,10 @@ maybe_remove(struct queue_set *qs, struct wal_segment *s)
 
 	if (!s->retired || s->pending > 0)
 		return;
+	if (qs->backend == &queue_segment) {	/* the queue manager's now */
+		segment_gone(qs, s);
+		return;
+	}
 	if (atomic_load(&s->failed)) {	/* recovery writes it out */
 		log_event(LOG_WARN, "wal_segment_kept", "path=%s "
 		    "reason=checkpoint_failed", s->path);

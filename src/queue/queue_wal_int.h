@@ -73,6 +73,12 @@ void	wal_retire_sealed(struct queue_set *);
 /* queue_wal_recover.c: the pid in a segment's name "<pid>.<seq>"; 0 for
  * any other name (a mark ends in WAL_MARK_SUFFIX). */
 long	wal_segment_writer(const char *name);
+/* Loop thread: tells the queue manager of id (queue_segment: at once). */
+void	wal_announce(struct queue_set *, int qn, const char *id);
+/* The write path and its busy, shared with queue_segment.c. */
+int	wal_write(uv_loop_t *, struct queue_set *, const struct envelope *,
+	    const struct msg_piece *, size_t, queue_write_cb, void *);
+int	wal_busy(const struct queue_set *);
 /* queue_wal_pending.c: the backend's unsettled (queue.h). */
 int	wal_unsettled(const struct queue_set *,
 	    int (*fn)(void *, struct queue_item *), void *arg);

@@ -51,6 +51,7 @@ from_segment(const struct pending *p, const struct wal_record *r,
 	qi->size = r->len - qi->body_offset;
 	qi->body_offset += r->offset;
 	qi->path = xstrdup(p->path);
+	qi->shared = 1;
 	qi->queue = p->qn;
 	queue_state_path(p->q, p->qn, qi->env.id, &b);
 	qi->journal = b.data;		/* the buffer's memory moves */

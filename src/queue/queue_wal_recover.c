@@ -13,7 +13,10 @@
  *   the renames flushed, then the segment and its mark removed.
  *
  * A segment shorter than its mark is one whose removal (every record out,
- * its blocks being freed) was cut: only removed.
+ * its blocks being freed) was cut: only removed. A record whose id is in
+ * the segment's dead list (<pid>.<seq>.dead, written by the segment
+ * backend's queue manager, queue_segment.c) was delivered or removed: never
+ * written out, whatever the backend is now.
  *
  * Every step can be cut by a crash and run again: nothing reaches mess/
  * that the mark does not cover, so a replay never revives a delivered
@@ -42,6 +45,7 @@ struct recovery {
 	long		 pid;		/* its writer */
 	const char	*path, *mark_path;
 	struct buf	 seg;		/* the whole segment */
+	struct buf	 dead;		/* its dead list: ids, one per line */
 	uint64_t	 mark;
 	void		(*found)(void *, int, const char *);
 	void		*arg;
@@ -54,6 +58,31 @@ tmp_path(const struct recovery *r, const char *id, struct buf *b)
 {
 	buf_clear(b);
 	buf_printf(b, "%s/%d/tmp/%ld.%s", r->q->path, r->qn, r->pid, id);
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, QUEUE_ID_LEN);
+}
+
+/* The dead list as sorted lines of QUEUE_ID_LEN + 1 bytes (a torn last
+ * line dropped), for dead(). */
+static void
+sort_dead(struct recovery *r)
+{
+	size_t n = r->dead.len / (QUEUE_ID_LEN + 1);
+
+	r->dead.len = n * (QUEUE_ID_LEN + 1);
+	qsort(r->dead.data, n, QUEUE_ID_LEN + 1, cmp_id);
+}
+
+/* Whether id is in the segment's dead list. */
+static int
+dead(const struct recovery *r, const char *id)
+{
+	return r->dead.len > 0 && bsearch(id, r->dead.data,
+	    r->dead.len / (QUEUE_ID_LEN + 1), QUEUE_ID_LEN + 1, cmp_id) != NULL;
 }
 
 /* Reads the whole segment and its mark (none or corrupt: 0). */
@@ -71,6 +100,11 @@ load(struct recovery *r)
 	}
 	rc = read_small_fd(fd, r->path, (size_t)st.st_size, &r->seg, &err);
 	close(fd);
+	buf_printf(&m, "%s.dead", r->path);
+	if (read_small_file(buf_cstr(&m), (size_t)st.st_size, &r->dead, &err) < 0)
+		buf_clear(&r->dead);
+	sort_dead(r);
+	buf_clear(&m);
 	r->mark = 0;
 	if (read_small_file(r->mark_path, WAL_MARK_SIZE, &m, &err) == 0 &&
 	    wal_mark_decode((unsigned char *)m.data, m.len, &r->mark) < 0)
@@ -167,6 +201,10 @@ replay(struct recovery *r, uint64_t from)
 
 	while (rc == 0 && wal_record_parse((unsigned char *)r->seg.data,
 	    r->seg.len, off, &w)) {
+		if (dead(r, w.id)) {	/* delivered or removed */
+			off = w.end;
+			continue;
+		}
 		ws = xrealloc(ws, (n + 1) * sizeof(*ws));
 		fds = xrealloc(fds, (n + 1) * sizeof(*fds));
 		ws[n] = w;
@@ -226,8 +264,12 @@ recover_segment(struct recovery *r)
 	rc = r->seg.len < r->mark ? 0 : replay(r, off);
 	/* the renames durable before the segment that could redo them goes */
 	if (rc == 0 && (r->moved == 0 || flush_fs(r->path) == 0)) {
+		struct buf d = BUF_INIT;
 		unlink(r->path);
 		unlink(r->mark_path);
+		buf_printf(&d, "%s.dead", r->path);
+		unlink(buf_cstr(&d));
+		buf_free(&d);
 	} else
 		rc = -1;
 	if (rc == 0)
@@ -240,6 +282,7 @@ recover_segment(struct recovery *r)
 		    r->pid, r->moved, r->replayed, strerror(r->error ?
 		    r->error : errno));
 	buf_free(&r->seg);
+	buf_free(&r->dead);
 	return rc;
 }
 
@@ -308,6 +351,8 @@ queue_wal_recover(const struct queue_set *q, long pid,
 {
 	int moved = 0;
 
+	if (q->backend == &queue_segment)	/* the messages' home: kept */
+		return 0;
 	for (int i = 0; i < q->count; i++)
 		moved += recover_queue(q, i, pid, found, arg);
 	return moved;

@@ -107,7 +107,7 @@ local function delivered(d, sinkdir, acked)
   return want, lost, dups
 end
 
-for _, backend in ipairs({ "fs", "wal" }) do
+for _, backend in ipairs({ "fs", "wal", "segment" }) do
   describe("kill -9 under load, queue.backend = " .. backend, function()
     after_each(cleanup.run)
 

@@ -1,0 +1,209 @@
+-- The segment queue backend (docs/queue.md "The segment backend"): a
+-- worker appends accepted messages to its segment as the wal backend does,
+-- but nothing is ever written out as a message file: the queue manager
+-- reads and delivers each message from its segment, lists every removed
+-- one in <segment>.dead, and removes a segment once its writer is gone and
+-- all its records are dead.
+package.path = "tests/helpers/?.lua;" .. package.path
+local D = require("daemon")
+local cleanup = require("cleanup")
+local dsn = require("dsn")
+local fake_smtp = require("fake_smtp")
+local maildir = require("maildir")
+
+local USERS = "users = { 'alice@example.test', 'bob@example.test' }, postmaster = 'alice@example.test'"
+
+local function start(o)
+  o = o or {}
+  return D.start_for_test{ deliver = o.deliver ~= false, queue_backend = "segment",
+    mailboxes = USERS, workers = o.workers, queues = o.queues, delivery = o.delivery,
+    relay_from = "'127.0.0.0/8'", routes = o.routes }
+end
+
+local function message(subject, extra)
+  return "From: bob@example.test\r\n" .. (extra or "") .. "Subject: " .. subject .. "\r\n\r\nbody of "
+    .. subject .. "\r\n"
+end
+
+-- The segments (and their .ck and .dead files) of every queue, by name.
+local function wal_files(d)
+  local out = D.sh("find " .. d.dir .. "/queue -path '*/wal/*' -type f -printf '%f\\n' | sort")
+  local files = {}
+  for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
+  return files
+end
+
+local function segments(d)
+  local n = 0
+  for _, f in ipairs(wal_files(d)) do
+    if f:match("^%d+%.%d+$") then n = n + 1 end
+  end
+  return n
+end
+
+local function cli(d, args)
+  return D.sh(D.bin .. "/indimail -c " .. d.config .. " queue " .. args)
+end
+
+local function subjects(d, user)
+  local got = {}
+  for _, f in ipairs(maildir.new_files(d, user)) do
+    got[#got + 1] = (D.readfile(f) or ""):match("\nSubject: ([^\n]+)")
+  end
+  table.sort(got)
+  return table.concat(got, ",")
+end
+
+-- Resumes delivery of a daemon started with deliver = false.
+local function resume(d)
+  D.writefile(d.config, (D.readfile(d.config):gsub("paused = true", "paused = false")))
+  assert.is_true(d:signal("HUP"))
+end
+
+describe("the segment queue backend", function()
+  after_each(cleanup.run)
+
+  it("delivers from the segment, writes no message file, and removes the segment once its writer is gone", function()
+    local d = start{ workers = 2 }
+    for i = 1, 20 do
+      d:send("bob@example.test", { "alice@example.test" }, message("m" .. i))
+    end
+    assert.is_truthy(maildir.wait(d, "alice", 20, 10), d:log())
+    assert.equal(0, #d:queue_files(), "no file in mess/")
+    assert.is_true(segments(d) >= 1)
+    assert.is_truthy(D.eventually(function()
+      return select(2, d:log():gsub("event=removed qid=", "")) == 20
+    end, 5), d:log())
+    -- the workers' segments take records still: kept; once their writers
+    -- are gone (a restart), the queue manager's sweep removes them
+    assert.equal(0, d:count_log("event=segment_removed"))
+    assert.equal("exited", (d:stop(10)))
+    d:restart()
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 20, 0.2),
+      table.concat(wal_files(d), " "))
+    assert.is_true(d:count_log("event=segment_removed") >= 1)
+    assert.equal(20, #maildir.new_files(d, "alice"), "nothing delivered twice")
+  end)
+
+  it("keeps a waiting message across kill -9: listed, shown by cat, delivered once, a removed one never", function()
+    local d = start{ deliver = false }
+    local a = d:send("bob@example.test", { "alice@example.test" }, message("kept a"))
+    local b = d:send("bob@example.test", { "alice@example.test" }, message("kept b"))
+    local out = cli(d, "list")
+    assert.matches(a, out, 1, true)
+    assert.matches(b, out, 1, true)
+    out = cli(d, "cat " .. a)
+    assert.matches("\nSubject: kept a\r?\n", out)
+    assert.not_matches("kept b", out)
+    d:kill9()
+    d:restart()
+    assert.is_truthy(D.eventually(function()
+      local o = cli(d, "list")
+      return o:find(a, 1, true) and o:find(b, 1, true)
+    end, 5), cli(d, "list"))
+    out = cli(d, "remove " .. b)
+    assert.matches("^1 message removed", out)
+    assert.is_truthy(d:wait_log("event=removed qid=" .. b, 5), d:log())
+    resume(d)
+    assert.is_truthy(maildir.wait(d, "alice", 1, 10), d:log())
+    assert.is_truthy(d:wait_log("event=removed qid=" .. a, 5), d:log())
+    assert.equal("kept a", subjects(d, "alice"))
+    -- the killed writers' segments: all their records dead, so they go
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 20, 0.2),
+      table.concat(wal_files(d), " "))
+    assert.equal("exited", (d:stop(10)))
+    d:restart()
+    assert.equal("kept a", subjects(d, "alice"), "not delivered again")
+    assert.equal(0, #wal_files(d))
+  end)
+
+  it("relays exactly the message's bytes from its segment, not the records after it", function()
+    local port = D.free_tcp_port()
+    local fake = fake_smtp.start(D.scratch_dir("seg"), "127.0.0.1", port, {})
+    local d = start{ deliver = false, workers = 1, queues = 1,
+      routes = ("['remote.test'] = { host = '127.0.0.1', port = %d, tls = 'none' }"):format(port) }
+    local first = d:send("bob@example.test", { "carol@remote.test" }, message("first of two"))
+    d:send("bob@example.test", { "dave@remote.test" }, message("second of two"))
+    resume(d)
+    assert.is_truthy(d:wait_log("event=removed qid=" .. first, 10), d:log())
+    assert.is_truthy(D.eventually(function() return fake.count("\nMESSAGE ") == 2 end, 10))
+    local got = {}
+    for k = 1, 2 do got[#got + 1] = fake.message(k) end
+    for _, m in ipairs(got) do
+      assert.matches("\r?\n\r?\nbody of [a-z]+ of two\r?\n$", m)
+      assert.not_matches("IMW1", m, 1, true)
+    end
+  end)
+
+  it("a queue manager killed while messages arrive: its successor finds every one", function()
+    local port = D.free_tcp_port()
+    local fake = fake_smtp.start(D.scratch_dir("seg"), "127.0.0.1", port, {})
+    local d = start{ routes = ("['sink.test'] = { host = '127.0.0.1', port = %d, tls = 'none' }"):format(port) }
+    local qpid = tonumber(d:wait_log("event=qmgr_started pid=(%d+)"))
+    local c = d:session()
+    for i = 1, 200 do
+      if i == 70 then D.t.kill(qpid, "KILL") end
+      local code, text = c:transaction("bob@example.test", { ("rcpt%d@sink.test"):format(i) },
+        ("Subject: killed %d\r\n\r\nbody\r\n"):format(i))
+      assert.equal(250, code, text)
+    end
+    c:cmd("QUIT")
+    assert.truthy(d:wait_log("event=qmgr_died", 5))
+    local got
+    assert.is_truthy(D.eventually(function()
+      got = {}
+      for i in fake.events():gmatch("MESSAGE [^\n]*rcpt(%d+)@sink%.test") do got[tonumber(i)] = true end
+      for i = 1, 200 do if not got[i] then return false end end
+      return true
+    end, 30, 0.2), d:log())
+  end)
+
+  it("bounces with the message's own header section, not the record after it in the segment", function()
+    -- one worker, one queue: both messages in one segment, in order
+    local d = start{ deliver = false, workers = 1, queues = 1 }
+    -- a loop (Delivered-To: the recipient) bounces with 5.4.6; no empty
+    -- line, so its header section runs to the end of the message
+    local looped = d:send("bob@example.test", { "alice@example.test" },
+      "Delivered-To: alice@example.test\r\nSubject: looped\r\n")
+    d:send("bob@example.test", { "alice@example.test" }, message("the next record"))
+    resume(d)
+    assert.is_truthy(d:wait_log("event=bounced qid=" .. looped, 10), d:log())
+    local files = maildir.wait(d, "bob", 1, 10)
+    assert.is_truthy(files, d:log())
+    local _, parts = dsn.read(D.readfile(files[1]))
+    local headers = dsn.find_part(parts, "text/rfc822-headers").body
+    assert.matches("Subject: looped", headers, 1, true)
+    assert.not_matches("the next record", headers, 1, true)
+    assert.not_matches("IMW1", headers, 1, true)
+  end)
+
+  it("switched to fs: the live records are written out and delivered once, the dead ones never", function()
+    local d = start{ deliver = false }
+    local a = d:send("bob@example.test", { "alice@example.test" }, message("switch a"))
+    local b = d:send("bob@example.test", { "alice@example.test" }, message("switch b"))
+    assert.matches("^1 message removed", (cli(d, "remove " .. b)))
+    assert.is_truthy(d:wait_log("event=removed qid=" .. b, 5), d:log())
+    assert.equal("exited", (d:stop(10)))
+    D.writefile(d.config, (D.readfile(d.config):gsub("backend = 'segment'", "backend = 'fs'")
+      :gsub("paused = true", "paused = false")))
+    d:restart()
+    assert.is_truthy(maildir.wait(d, "alice", 1, 10), d:log())
+    assert.is_truthy(d:wait_log("event=removed qid=" .. a, 5), d:log())
+    assert.equal("switch a", subjects(d, "alice"))
+    assert.equal(0, #wal_files(d))
+  end)
+
+  it("switched from wal: what the checkpoint wrote out is delivered from its file, once", function()
+    local d = D.start_for_test{ deliver = false, queue_backend = "wal", mailboxes = USERS }
+    local a = d:send("bob@example.test", { "alice@example.test" }, message("from wal"))
+    assert.is_truthy(D.eventually(function() return #d:queue_files() == 1 end, 5), d:log())
+    assert.equal("exited", (d:stop(10)))
+    D.writefile(d.config, (D.readfile(d.config):gsub("backend = 'wal'", "backend = 'segment'")
+      :gsub("paused = true", "paused = false")))
+    d:restart()
+    assert.is_truthy(d:wait_log("event=removed qid=" .. a, 10), d:log())
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 20, 0.2),
+      table.concat(wal_files(d), " "))
+    assert.equal("from wal", subjects(d, "alice"))
+  end)
+end)
