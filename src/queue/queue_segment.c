@@ -161,6 +161,32 @@ set_dead(struct seg_rec *r)
 	}
 }
 
+/*
+ * s was cut back to size (a write batch that failed is cut off, its
+ * clients told 451): the records read past it were never acknowledged.
+ */
+static void
+cut_back(struct seg_file *s, uint64_t size)
+{
+	size_t k = 0;
+
+	s->scanned = 0;
+	for (size_t i = 0; i < s->nrecs; i++) {
+		struct seg_rec *r = s->recs[i];
+		if (r->offset + r->len > size) {
+			if (r->dead)
+				s->ndead--;
+			unhash(r);
+			free(r);
+			continue;
+		}
+		if (r->offset + r->len > s->scanned)
+			s->scanned = r->offset + r->len;
+		s->recs[k++] = r;
+	}
+	s->nrecs = k;
+}
+
 /* The records appended to s since the last read, up to an unfinished one. */
 static void
 read_records(struct seg_file *s)
@@ -170,6 +196,8 @@ read_records(struct seg_file *s)
 	size_t have = 0, cap = 0;
 	struct stat st;
 
+	if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size < s->scanned)
+		cut_back(s, (uint64_t)st.st_size);
 	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size <= s->scanned) {
 		if (fd >= 0)
 			close(fd);

@@ -206,4 +206,27 @@ describe("the segment queue backend", function()
       table.concat(wal_files(d), " "))
     assert.equal("from wal", subjects(d, "alice"))
   end)
+
+  it("forgets the records of a batch cut off its segment (never acknowledged): the segment still goes", function()
+    local d = start{ deliver = false, workers = 1, queues = 1 }
+    local a = d:send("bob@example.test", { "alice@example.test" }, message("kept"))
+    local b = d:send("bob@example.test", { "alice@example.test" }, message("cut off"))
+    local out = cli(d, "list")   -- the queue manager reads both records
+    assert.matches(b, out, 1, true)
+    -- cut the segment inside b's record, as a worker cuts back a batch
+    -- whose write failed
+    local seg = D.sh("ls " .. d.dir .. "/queue/0/wal/*[0-9] | head -1"):match("%S+")
+    local data = D.readfile(seg)
+    local first = 40 + string.unpack("<I8", data, 5)
+    D.sh(("truncate -s %d %s"):format(first + 10, seg))
+    -- its worker gone, the segment takes no more records
+    local from = #d:log() + 1
+    for _, pid in ipairs(d:worker_pids()) do D.t.kill(pid, "KILL") end
+    assert.is_truthy(d:wait_log("event=worker_start index=0", 5, from))
+    resume(d)
+    assert.is_truthy(d:wait_log("event=removed qid=" .. a, 10), d:log())
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 25, 0.2),
+      table.concat(wal_files(d), " ") .. "\n" .. d:log())
+    assert.equal("kept", subjects(d, "alice"))
+  end)
 end)
