@@ -317,7 +317,7 @@ static int sealed(const struct seg_file *);
  * segment, which grows, is read when a message in it is).
  */
 static void
-refresh_some(const struct queue_set *q, int qn, int only_sealed)
+refresh(const struct queue_set *q, int qn, int only_sealed)
 {
 	struct buf dir = BUF_INIT;
 	struct dirent *e;
@@ -341,12 +341,6 @@ refresh_some(const struct queue_set *q, int qn, int only_sealed)
 		closedir(d);
 	}
 	buf_free(&dir);
-}
-
-static void
-refresh(const struct queue_set *q, int qn)
-{
-	refresh_some(q, qn, 0);
 }
 
 /* Takes no more records: its writer is gone, or wrote a later one. */
@@ -449,7 +443,7 @@ seg_read(const struct queue_set *q, int qn, const char *id,
 		return rc;
 	pthread_mutex_lock(&ix.mu);
 	if ((r = find(id)) == NULL) {
-		refresh(q, qn);
+		refresh(q, qn, 0);
 		r = find(id);
 	}
 	if (r && !r->dead && r->seg->qn == qn)
@@ -474,7 +468,7 @@ live_ids(const struct queue_set *q, struct idlist *l)
 
 	pthread_mutex_lock(&ix.mu);
 	for (int i = 0; i < q->count; i++)
-		refresh(q, i);
+		refresh(q, i, 0);
 	l->qn = xcalloc(ix.n ? ix.n : 1, sizeof(*l->qn));
 	l->id = xcalloc(ix.n ? ix.n : 1, sizeof(*l->id));
 	for (struct seg_file *s = ix.segs; s; s = s->next)
@@ -635,7 +629,7 @@ queue_segment_sweep(const struct queue_set *q)
 	pthread_mutex_lock(&ix.mu);
 	take_retired();
 	for (int i = 0; i < q->count; i++)
-		refresh_some(q, i, 1);
+		refresh(q, i, 1);
 	for (struct seg_file *s = ix.segs, *next; s; s = next) {
 		next = s->next;
 		maybe_drop(s);
