@@ -37,17 +37,18 @@ parse_relay(lua_State *L, int t, struct config *c)
 static void
 parse_queue_backend(lua_State *L, struct config *c)
 {
-	static const char *names[] = { "fs", "wal", "segment" };
-	static const int kinds[] = { QUEUE_BACKEND_FS, QUEUE_BACKEND_WAL,
-	    QUEUE_BACKEND_SEGMENT };
+	static const struct { const char *name; int kind; } known_backends[] = {
+		{ "fs", QUEUE_BACKEND_FS }, { "wal", QUEUE_BACKEND_WAL },
+		{ "segment", QUEUE_BACKEND_SEGMENT } };
 	char *v = cfg_opt_string(L, -1, "backend", "queue.backend");
 	int known = 0;
 
 	if (v == NULL)
 		return;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(v, names[i]) == 0) {
-			c->queue_backend = kinds[i];
+	for (size_t i = 0; i < sizeof(known_backends) / sizeof(known_backends[0]);
+	    i++)
+		if (strcmp(v, known_backends[i].name) == 0) {
+			c->queue_backend = known_backends[i].kind;
 			known = 1;
 		}
 	free(v);
