@@ -222,6 +222,8 @@ void	queue_journal_retry(struct buf *, int attempts, long long at);
 int	queue_journal_append(struct queue_item *, const struct buf *);
 int	queue_journal_flush(const struct queue_item *);
 int	queue_journal_read(struct queue_item *, struct queue_journal *);
+/* A removed message's journal, unless it is known to have none. */
+void	queue_journal_remove(const struct queue_item *);
 
 /* The `queue list` line of one message (recipient lines follow). */
 void	queue_format_entry(struct buf *, const char *id, long long age,

@@ -418,8 +418,7 @@ fs_remove(const struct queue_item *qi)
 {
 	if (unlink(qi->path) < 0 && errno != ENOENT)
 		return -1;
-	if (!__atomic_load_n(&qi->no_journal, __ATOMIC_RELAXED))
-		unlink(qi->journal);
+	queue_journal_remove(qi);
 	return 0;
 }
 

@@ -83,6 +83,14 @@ read_record(const char *line, const struct queue_item *qi,
 		sscanf(line + 1, "%d %lld", &j->attempts, &j->retry_at);
 }
 
+/* The journal goes, unless its read found none and none was written since. */
+void
+queue_journal_remove(const struct queue_item *qi)
+{
+	if (!__atomic_load_n(&qi->no_journal, __ATOMIC_RELAXED))
+		unlink(qi->journal);
+}
+
 /*
  * j->final: env.nrcpts bytes from the caller, or NULL. No journal: 0, and
  * qi->no_journal says so (until an append).

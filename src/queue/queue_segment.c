@@ -36,7 +36,6 @@
 #include "queue_wal.h"
 #include "queue_wal_int.h"
 
-#define DEAD_SUFFIX	".dead"
 #define READ_CHUNK	((size_t)1 << 20)
 
 struct seg_file;
@@ -242,46 +241,18 @@ sibling(const struct seg_file *s, const char *suffix)
 static void
 read_dead(struct seg_file *s)
 {
-	char line[QUEUE_ID_LEN + 2], *path;
+	char (*ids)[QUEUE_ID_LEN + 1];
 	struct seg_rec *r;
-	FILE *f;
+	size_t n;
 
 	if (s->dead_read)
 		return;
 	s->dead_read = 1;
-	path = sibling(s, DEAD_SUFFIX);
-	f = fopen(path, "re");
-	free(path);
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) && strlen(line) == QUEUE_ID_LEN + 1
-	    && line[QUEUE_ID_LEN] == '\n') {
-		line[QUEUE_ID_LEN] = '\0';
-		if ((r = find(line)) != NULL && r->seg == s)
+	n = wal_dead_read(s->path, &ids);
+	for (size_t i = 0; i < n; i++)
+		if ((r = find(ids[i])) != NULL && r->seg == s)
 			set_dead(r);
-	}
-	fclose(f);
-}
-
-/*
- * Where s's mark says the wal backend's checkpoint got to: those records
- * are message files (a queue that used the wal backend before), never
- * read from the segment. The segment backend never moves the mark.
- */
-static uint64_t
-wal_checkpointed(const struct seg_file *s)
-{
-	struct buf m = BUF_INIT, err = BUF_INIT;
-	char *path = sibling(s, WAL_MARK_SUFFIX);
-	uint64_t off = 0;
-
-	if (read_small_file(path, WAL_MARK_SIZE, &m, &err) < 0 ||
-	    wal_mark_decode((unsigned char *)m.data, m.len, &off) < 0)
-		off = 0;
-	free(path);
-	buf_free(&m);
-	buf_free(&err);
-	return off;
+	free(ids);
 }
 
 static struct seg_file *
@@ -289,6 +260,7 @@ segment(const char *dir, const char *name, int qn)
 {
 	struct seg_file *s;
 	struct buf path = BUF_INIT;
+	char *mark;
 
 	buf_printf(&path, "%s/%s", dir, name);
 	for (s = ix.segs; s; s = s->next)
@@ -303,7 +275,11 @@ segment(const char *dir, const char *name, int qn)
 	s->qn = qn;
 	s->pid = wal_segment_writer(name);
 	s->seq = strtoul(strchr(name, '.') + 1, NULL, 10);
-	s->scanned = wal_checkpointed(s);
+	/* what a wal backend's checkpoint wrote out (a queue that used it
+	 * before) is files: not read from here. This backend moves no mark. */
+	mark = sibling(s, WAL_MARK_SUFFIX);
+	s->scanned = wal_mark_read(mark);
+	free(mark);
 	s->next = ix.segs;
 	ix.segs = s;
 	return s;
@@ -370,7 +346,7 @@ maybe_drop(struct seg_file *s)
 		close(s->dead_fd);
 	/* its unfinished tail, if any, was never acknowledged */
 	unlink(s->path);
-	path = sibling(s, DEAD_SUFFIX);
+	path = sibling(s, WAL_DEAD_SUFFIX);
 	unlink(path);
 	free(path);
 	path = sibling(s, WAL_MARK_SUFFIX);
@@ -398,35 +374,28 @@ item_of(const struct queue_set *q, const struct seg_rec *r,
     struct queue_item *qi)
 {
 	size_t max = r->len < QUEUE_ENVELOPE_MAX ? r->len : QUEUE_ENVELOPE_MAX;
-	char *b = xmalloc(max + 1), *end = NULL;
 	int fd = open(r->seg->path, O_RDONLY | O_CLOEXEC), rc = -1;
-	size_t have = 0;
-	struct buf j = BUF_INIT;
+	struct buf b = BUF_INIT;
 
-	memset(qi, 0, sizeof(*qi));
-	while (fd >= 0 && have < max && end == NULL) {
-		size_t want = max - have < 65536 ? max - have : 65536;
-		ssize_t k = pread(fd, b + have, want,
-		    (off_t)(r->offset + have));
-		if (k <= 0)
+	/* up to its envelope's end, 64 KiB at a time */
+	while (fd >= 0 && b.len < max &&
+	    (b.len == 0 || !memmem(b.data, b.len, "\n\n", 2))) {
+		size_t want = max - b.len < 65536 ? max - b.len : 65536;
+		ssize_t k;
+		buf_reserve(&b, want);
+		if ((k = pread(fd, b.data + b.len, want,
+		    (off_t)(r->offset + b.len))) <= 0)
 			break;
-		have += (size_t)k;
-		end = memmem(b, have, "\n\n", 2);
+		b.len += (size_t)k;
 	}
 	if (fd >= 0)
 		close(fd);
-	if (end && queue_envelope_parse(b, (size_t)(end - b) + 2, &qi->env,
-	    &qi->body_offset) == 0) {
-		qi->size = r->len - qi->body_offset;
-		qi->body_offset += r->offset;
-		qi->path = xstrdup(r->seg->path);
-		qi->shared = 1;
-		qi->queue = r->seg->qn;
-		queue_state_path(q, r->seg->qn, qi->env.id, &j);
-		qi->journal = j.data;	/* the buffer's memory moves */
-		rc = 0;
-	}
-	free(b);
+	if (b.len > 0)
+		rc = wal_record_item(q, r->seg->qn, r->seg->path, b.data, b.len,
+		    r->offset, r->len, qi);
+	else
+		memset(qi, 0, sizeof(*qi));
+	buf_free(&b);
 	return rc;
 }
 
@@ -606,7 +575,7 @@ kill_record(const struct queue_item *qi)
 	}
 	s = r->seg;
 	if (!r->dead) {
-		path = sibling(s, DEAD_SUFFIX);
+		path = sibling(s, WAL_DEAD_SUFFIX);
 		rc = append_dead(&s->dead_fd, path, r->id);
 		free(path);
 		if (rc == 0)
@@ -644,8 +613,7 @@ seg_remove(const struct queue_item *qi)
 		return queue_fs.remove(qi);
 	if (kill_record(qi) < 0)
 		return -1;
-	if (!__atomic_load_n(&qi->no_journal, __ATOMIC_RELAXED))
-		unlink(qi->journal);
+	queue_journal_remove(qi);
 	return 0;
 }
 
@@ -663,7 +631,7 @@ seg_retire(const struct queue_set *q, const struct queue_item *qi,
 
 	if (!in_segment(qi))
 		return queue_fs.retire(q, qi, newpath);
-	buf_printf(&path, "%s%s", qi->path, DEAD_SUFFIX);
+	buf_printf(&path, "%s%s", qi->path, WAL_DEAD_SUFFIX);
 	rc = append_dead(&fd, buf_cstr(&path), qi->env.id);
 	if (fd >= 0)
 		close(fd);

@@ -9,6 +9,8 @@
  *           | crc (4 bytes LE) | payload
  *           crc: crc32c of length, id and the payload's crc32c (4 bytes LE)
  *   mark:   "IMC1" | offset (8 bytes LE) | crc32c (4 bytes LE) of offset
+ *   dead list (<pid>.<seq>.dead, the segment backend's): a line per
+ *           message done with, its id (24 hex digits) and "\n"
  *
  * The payload is exactly the mess/ file (envelope, empty line, message).
  */
@@ -31,6 +33,7 @@
 /* A segment takes no new batch once it holds this many bytes. */
 #define WAL_SEGMENT_MAX		((uint64_t)64 << 20)
 #define WAL_MARK_SUFFIX		".ck"
+#define WAL_DEAD_SUFFIX		".dead"
 
 /* One record found in a segment: where its payload lies. */
 struct wal_record {
@@ -56,5 +59,13 @@ int	wal_record_parse(const unsigned char *seg, size_t n, uint64_t off,
 void	wal_mark_encode(unsigned char m[WAL_MARK_SIZE], uint64_t offset);
 /* 0 and *offset, or -1 for a mark that is short or corrupt. */
 int	wal_mark_decode(const unsigned char *, size_t, uint64_t *offset);
+/*
+ * The next id of the n bytes of a dead list from *off: 1, id filled and
+ * *off past its line; 0 at the end. A line that is not exactly an id (cut
+ * by a crash, damaged) is skipped, never taken for one; so is a last line
+ * without its newline.
+ */
+int	wal_dead_next(const unsigned char *, size_t n, size_t *off,
+	    char id[QUEUE_ID_LEN + 1]);
 
 #endif

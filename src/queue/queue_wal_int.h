@@ -79,6 +79,20 @@ void	wal_announce(struct queue_set *, int qn, const char *id);
 int	wal_write(uv_loop_t *, struct queue_set *, const struct envelope *,
 	    const struct msg_piece *, size_t, queue_write_cb, void *);
 int	wal_busy(const struct queue_set *);
+/* queue_wal_recover.c: the ids of segment's dead list, sorted (to free;
+ * none if it has none), and where the mark at mark_path says the
+ * checkpoint got to (0 if none or corrupt). */
+size_t	wal_dead_read(const char *segment, char (**ids)[QUEUE_ID_LEN + 1]);
+uint64_t wal_mark_read(const char *mark_path);
+/*
+ * queue_wal_pending.c: a record as a message item whose file is its
+ * segment (path; shared): data, n bytes of it from the start of its
+ * payload (its envelope at least), which lies at offset, len bytes long.
+ * 0, or -1 if no envelope is there.
+ */
+int	wal_record_item(const struct queue_set *, int qn, const char *path,
+	    const char *data, size_t n, uint64_t offset, uint64_t len,
+	    struct queue_item *);
 /* queue_wal_pending.c: the backend's unsettled (queue.h). */
 int	wal_unsettled(const struct queue_set *,
 	    int (*fn)(void *, struct queue_item *), void *arg);

@@ -34,13 +34,12 @@ struct pending {
 	int		 n;
 };
 
-/* Record r as a message item whose file is the segment. */
-static int
-from_segment(const struct pending *p, const struct wal_record *r,
+int
+wal_record_item(const struct queue_set *q, int qn, const char *path,
+    const char *data, size_t n, uint64_t offset, uint64_t len,
     struct queue_item *qi)
 {
-	const char *data = p->seg.data + r->offset;
-	size_t max = r->len < QUEUE_ENVELOPE_MAX ? r->len : QUEUE_ENVELOPE_MAX;
+	size_t max = n < QUEUE_ENVELOPE_MAX ? n : QUEUE_ENVELOPE_MAX;
 	const char *end = memmem(data, max, "\n\n", 2);
 	struct buf b = BUF_INIT;
 
@@ -48,14 +47,23 @@ from_segment(const struct pending *p, const struct wal_record *r,
 	if (end == NULL || queue_envelope_parse(data, (size_t)(end - data) + 2,
 	    &qi->env, &qi->body_offset) < 0)
 		return -1;
-	qi->size = r->len - qi->body_offset;
-	qi->body_offset += r->offset;
-	qi->path = xstrdup(p->path);
+	qi->size = len - qi->body_offset;
+	qi->body_offset += offset;
+	qi->path = xstrdup(path);
 	qi->shared = 1;
-	qi->queue = p->qn;
-	queue_state_path(p->q, p->qn, qi->env.id, &b);
+	qi->queue = qn;
+	queue_state_path(q, qn, qi->env.id, &b);
 	qi->journal = b.data;		/* the buffer's memory moves */
 	return 0;
+}
+
+/* Record r as a message item whose file is the segment. */
+static int
+from_segment(const struct pending *p, const struct wal_record *r,
+    struct queue_item *qi)
+{
+	return wal_record_item(p->q, p->qn, p->path, p->seg.data + r->offset,
+	    r->len, r->offset, r->len, qi);
 }
 
 /*
@@ -103,7 +111,7 @@ read_prefix(int fd, size_t len, struct buf *b)
 static int
 load(struct pending *p)
 {
-	struct buf m = BUF_INIT, err = BUF_INIT, mark = BUF_INIT;
+	struct buf mark = BUF_INIT;
 	int fd = open(p->path, O_RDONLY | O_CLOEXEC), rc = -1;
 	struct stat st;
 
@@ -114,13 +122,8 @@ load(struct pending *p)
 	if (fd >= 0)
 		close(fd);
 	buf_printf(&mark, "%s%s", p->path, WAL_MARK_SUFFIX);
-	p->mark = 0;
-	if (read_small_file(buf_cstr(&mark), WAL_MARK_SIZE, &m, &err) == 0 &&
-	    wal_mark_decode((unsigned char *)m.data, m.len, &p->mark) < 0)
-		p->mark = 0;
-	buf_free(&m);
+	p->mark = wal_mark_read(buf_cstr(&mark));
 	buf_free(&mark);
-	buf_free(&err);
 	return rc;
 }
 

@@ -143,6 +143,27 @@ wal_record_parse(const unsigned char *seg, size_t n, uint64_t off,
 	return 1;
 }
 
+int
+wal_dead_next(const unsigned char *d, size_t n, size_t *off,
+    char id[QUEUE_ID_LEN + 1])
+{
+	while (*off < n) {
+		const unsigned char *line = d + *off,
+		    *nl = memchr(line, '\n', n - *off);
+		if (nl == NULL) {	/* cut short: not a whole line */
+			*off = n;
+			return 0;
+		}
+		*off = (size_t)(nl - d) + 1;
+		if (nl - line == QUEUE_ID_LEN && id_valid(line)) {
+			memcpy(id, line, QUEUE_ID_LEN);
+			id[QUEUE_ID_LEN] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void
 wal_mark_encode(unsigned char m[WAL_MARK_SIZE], uint64_t offset)
 {

@@ -37,6 +37,7 @@
 #include "../lib/xalloc.h"
 #include "queue.h"
 #include "queue_wal.h"
+#include "queue_wal_int.h"
 
 /* One segment being recovered. */
 struct recovery {
@@ -45,7 +46,8 @@ struct recovery {
 	long		 pid;		/* its writer */
 	const char	*path, *mark_path;
 	struct buf	 seg;		/* the whole segment */
-	struct buf	 dead;		/* its dead list: ids, one per line */
+	char		(*dead)[QUEUE_ID_LEN + 1];	/* its dead list, sorted */
+	size_t		 ndead;
 	uint64_t	 mark;
 	void		(*found)(void *, int, const char *);
 	void		*arg;
@@ -66,30 +68,59 @@ cmp_id(const void *a, const void *b)
 	return memcmp(a, b, QUEUE_ID_LEN);
 }
 
-/* The dead list as sorted lines of QUEUE_ID_LEN + 1 bytes (a torn last
- * line dropped), for dead(). */
-static void
-sort_dead(struct recovery *r)
+size_t
+wal_dead_read(const char *segment, char (**ids)[QUEUE_ID_LEN + 1])
 {
-	size_t n = r->dead.len / (QUEUE_ID_LEN + 1);
+	struct buf path = BUF_INIT, data = BUF_INIT, err = BUF_INIT;
+	size_t n = 0, cap = 0, off = 0;
+	char id[QUEUE_ID_LEN + 1];
 
-	r->dead.len = n * (QUEUE_ID_LEN + 1);
-	qsort(r->dead.data, n, QUEUE_ID_LEN + 1, cmp_id);
+	*ids = NULL;
+	buf_printf(&path, "%s%s", segment, WAL_DEAD_SUFFIX);
+	if (read_small_file(buf_cstr(&path), WAL_SEGMENT_MAX, &data, &err) == 0)
+		while (wal_dead_next((unsigned char *)data.data, data.len, &off,
+		    id)) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				*ids = xrealloc(*ids, cap * sizeof(**ids));
+			}
+			memcpy((*ids)[n++], id, sizeof(id));
+		}
+	if (n)
+		qsort(*ids, n, sizeof(**ids), cmp_id);
+	buf_free(&path);
+	buf_free(&data);
+	buf_free(&err);
+	return n;
+}
+
+uint64_t
+wal_mark_read(const char *mark_path)
+{
+	struct buf m = BUF_INIT, err = BUF_INIT;
+	uint64_t off = 0;
+
+	if (read_small_file(mark_path, WAL_MARK_SIZE, &m, &err) < 0 ||
+	    wal_mark_decode((unsigned char *)m.data, m.len, &off) < 0)
+		off = 0;
+	buf_free(&m);
+	buf_free(&err);
+	return off;
 }
 
 /* Whether id is in the segment's dead list. */
 static int
 dead(const struct recovery *r, const char *id)
 {
-	return r->dead.len > 0 && bsearch(id, r->dead.data,
-	    r->dead.len / (QUEUE_ID_LEN + 1), QUEUE_ID_LEN + 1, cmp_id) != NULL;
+	return r->ndead > 0 && bsearch(id, r->dead, r->ndead,
+	    sizeof(*r->dead), cmp_id) != NULL;
 }
 
 /* Reads the whole segment and its mark (none or corrupt: 0). */
 static int
 load(struct recovery *r)
 {
-	struct buf m = BUF_INIT, err = BUF_INIT;
+	struct buf err = BUF_INIT;
 	int fd = open(r->path, O_RDONLY | O_CLOEXEC), rc;
 	struct stat st;
 
@@ -100,16 +131,8 @@ load(struct recovery *r)
 	}
 	rc = read_small_fd(fd, r->path, (size_t)st.st_size, &r->seg, &err);
 	close(fd);
-	buf_printf(&m, "%s.dead", r->path);
-	if (read_small_file(buf_cstr(&m), (size_t)st.st_size, &r->dead, &err) < 0)
-		buf_clear(&r->dead);
-	sort_dead(r);
-	buf_clear(&m);
-	r->mark = 0;
-	if (read_small_file(r->mark_path, WAL_MARK_SIZE, &m, &err) == 0 &&
-	    wal_mark_decode((unsigned char *)m.data, m.len, &r->mark) < 0)
-		r->mark = 0;
-	buf_free(&m);
+	r->ndead = wal_dead_read(r->path, &r->dead);
+	r->mark = wal_mark_read(r->mark_path);
 	buf_free(&err);
 	return rc;
 }
@@ -267,7 +290,7 @@ recover_segment(struct recovery *r)
 		struct buf d = BUF_INIT;
 		unlink(r->path);
 		unlink(r->mark_path);
-		buf_printf(&d, "%s.dead", r->path);
+		buf_printf(&d, "%s%s", r->path, WAL_DEAD_SUFFIX);
 		unlink(buf_cstr(&d));
 		buf_free(&d);
 	} else
@@ -282,7 +305,7 @@ recover_segment(struct recovery *r)
 		    r->pid, r->moved, r->replayed, strerror(r->error ?
 		    r->error : errno));
 	buf_free(&r->seg);
-	buf_free(&r->dead);
+	free(r->dead);
 	return rc;
 }
 

@@ -229,4 +229,23 @@ describe("the segment queue backend", function()
       table.concat(wal_files(d), " ") .. "\n" .. d:log())
     assert.equal("kept", subjects(d, "alice"))
   end)
+
+  it("reads every id of a dead list, whatever damaged lines lie between them", function()
+    local d = start{ deliver = false, workers = 1, queues = 1 }
+    local a = d:send("bob@example.test", { "alice@example.test" }, message("dead a"))
+    local b = d:send("bob@example.test", { "alice@example.test" }, message("dead b"))
+    local c = d:send("bob@example.test", { "alice@example.test" }, message("alive c"))
+    assert.equal("exited", (d:stop(10)))
+    local seg = D.sh("ls " .. d.dir .. "/queue/0/wal/*[0-9] | head -1"):match("%S+")
+    -- a torn line, garbage, an id cut short, then the ids; a last line cut
+    D.writefile(seg .. ".dead", a:sub(1, 10) .. "\nnot an id at all\n" .. b:sub(2) .. "\n"
+      .. a .. "\n" .. b .. "\n" .. c:sub(1, 20))
+    D.sh("chown indimail " .. seg .. ".dead 2>/dev/null")
+    D.writefile(d.config, (D.readfile(d.config):gsub("paused = true", "paused = false")))
+    d:restart()
+    assert.is_truthy(d:wait_log("event=removed qid=" .. c, 10), d:log())
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 25, 0.2),
+      table.concat(wal_files(d), " "))
+    assert.equal("alive c", subjects(d, "alice"))
+  end)
 end)
