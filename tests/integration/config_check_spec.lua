@@ -142,6 +142,18 @@ indimail.config {
       assert.matches(file .. ":6: bad config: queue: unknown key 'cuont'", out, 1, true)
     end)
 
+    it("names the queue backends when queue.backend is none of them", function()
+      local out, code, file = check([[
+indimail.config {
+  hostname = "mx.test.example",
+  listen = { { port = 0 } },
+  queue = { backend = "segments" },
+}
+]])
+      assert.equal(1, code, out)
+      assert.matches(file .. ':4: bad config: queue.backend: must be "fs", "wal" or "segment"', out, 1, true)
+    end)
+
     it("names the line of the bad value in the second of two listeners", function()
       local out, code, file = check([[
 indimail.config {
