@@ -423,6 +423,8 @@ seg_read(const struct queue_set *q, int qn, const char *id,
 	return rc;
 }
 
+static void take_retired(void);
+
 /* The live records of every queue, as (queue, id); refreshed first. */
 struct idlist {
 	int		*qn;
@@ -436,6 +438,7 @@ live_ids(const struct queue_set *q, struct idlist *l)
 	size_t k = 0;
 
 	pthread_mutex_lock(&ix.mu);
+	take_retired();		/* a retired message is listed no more */
 	for (int i = 0; i < q->count; i++)
 		refresh(q, i, 0);
 	l->qn = xcalloc(ix.n ? ix.n : 1, sizeof(*l->qn));
@@ -502,7 +505,7 @@ seg_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
 static int
 in_segment(const struct queue_item *qi)
 {
-	return strstr(qi->path, "/wal/") != NULL;
+	return qi->shared;
 }
 
 /* Appends "id\n" to the dead list at path; 0 or -1. */
