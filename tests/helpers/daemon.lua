@@ -27,6 +27,7 @@ local t = require("indimail_test")
 local socket = require("socket")
 local luassert = require("luassert")
 local cleanup = require("cleanup")
+local queue_store = require("queue_store")
 
 local D = {}
 D.t = t
@@ -351,12 +352,21 @@ function Daemon:cleanup()
   if report then error("sanitizer report from indimaild:\n" .. report) end
 end
 
--- Files of complete messages in the queue.
+-- The messages stored in the queue, one entry each, whatever the backend
+-- (tests/helpers/queue_store.lua): a message file's path, or a segment
+-- record; each ends in its id. d:queue_read(entry) gives its bytes.
 function Daemon:queue_files()
-  local out = sh("find " .. self.dir .. "/queue -path '*/mess/*' -type f | sort")
-  local files = {}
-  for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
-  return files
+  return queue_store.entries(self.dir .. "/queue")
+end
+
+function Daemon:queue_read(entry)
+  return queue_store.read(entry)
+end
+
+-- Only the message files in mess/ (fs; wal once checkpointed; segment
+-- once compacted), by path.
+function Daemon:mess_files()
+  return queue_store.files(self.dir .. "/queue")
 end
 
 function Daemon:tmp_files()
@@ -366,9 +376,9 @@ function Daemon:tmp_files()
   return files
 end
 
--- The stored file of one queue id: envelope, message. With the wal queue
--- backend the file appears just after the 250 (its checkpoint): waits up
--- to 5 s for it.
+-- The stored copy of one queue id: envelope, message, its entry. With the
+-- wal queue backend the file appears just after the 250 (its checkpoint);
+-- until then the record in its segment is read. Waits up to 5 s for it.
 function Daemon:queued(id)
   local found = D.eventually(function()
     for _, f in ipairs(self:queue_files()) do
@@ -376,7 +386,7 @@ function Daemon:queued(id)
     end
   end, 5, 0.02)
   if not found then return nil end
-  local data = readfile(found[1]) or ""
+  local data = queue_store.read(found[1]) or ""
   local env, msg = data:match("^(.-\n)\n(.*)$")
   return env, msg, found[1]
 end

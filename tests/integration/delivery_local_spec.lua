@@ -114,7 +114,7 @@ indimail.hook("message", function(s, tx, m) return indimail.hold("gate") end, "g
 ]]
 
     it("is logged, journaled as delivered, and not delivered again after a restart", function()
-      local d = start{ policies = GATE }
+      local d = start{ policies = GATE, queue_backend = "fs" }  -- a file of its own
       local qid = d:send("bob@example.test", { "alice@example.test" }, message("cannot remove"))
       local files = d:queue_files()
       assert.equal(1, #files, d:log())

@@ -19,7 +19,7 @@ end
 local function received_by(r)
   assert.is_true(wait_until(10, function() return #r:queue_files() == 1 end),
     "the receiving server has the message")
-  local data = D.readfile(r:queue_files()[1])
+  local data = r:queue_read(r:queue_files()[1])
   return data:match("^(.-\n)\n(.*)$")
 end
 

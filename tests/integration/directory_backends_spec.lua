@@ -381,7 +381,8 @@ describe("a daemon on the directory database", function()
   end)
 
   it("marks recipients local by the database in the queue envelope; an older file without the marks still loads", function()
-    local d = start(fx, { relay_from = "'127.0.0.1'" })
+    -- fs: the message's own file, rewritten below
+    local d = start(fx, { relay_from = "'127.0.0.1'", queue_backend = "fs" })
     local qid = d:send("someone@remote.test", { "joe@example.test", "dan@dbalias.test", "x@remote.test" },
       message("marks"))
     local env, _, path = d:queued(qid)

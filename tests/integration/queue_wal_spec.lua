@@ -103,7 +103,7 @@ describe("the wal queue backend", function()
     local id = out:match("queued as (%x+)")
     assert.is_truthy(id, out)
     t.sleep(0.5)  -- its checkpoint has failed by now: no file in mess/
-    assert.equal(0, #d:queue_files())
+    assert.equal(0, #d:mess_files())
     local mailq = D.sh("INDIMAIL_CONFIG_FILE=" .. d.config .. " " .. D.bin .. "/mailq")
     assert.matches("\n" .. id .. " ", mailq)
     assert.matches("alice@example.test", mailq, 1, true)
@@ -142,7 +142,7 @@ describe("the wal queue backend", function()
     end
     t.sleep(3.5)  -- the retries after 1 s and 2 s more have failed too: no new line
     assert.equal(2, d:count_log("event=wal_checkpoint_failed "), d:log())
-    assert.equal(0, #d:queue_files())
+    assert.equal(0, #d:mess_files())
     -- queue cat: the message from its record in the segment, and only it
     local cat = function(args) return D.sh(D.bin .. "/indimail -c " .. d.config .. " queue cat " .. args) end
     local out, code = cat(ids[1])

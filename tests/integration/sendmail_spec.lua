@@ -49,7 +49,7 @@ end
 local function only_message(d)
   local files = queue_files(d, 1)
   assert.equal(1, #files, "queued messages")
-  local data = D.readfile(files[1])
+  local data = d:queue_read(files[1])
   local env, msg = data:match("^(.-\n)\n(.*)$")
   return env, msg, files[1]
 end
@@ -423,7 +423,7 @@ describe("sendmail", function()
       local files, got, ids = queue_files(d, 3), {}, {}
       assert.equal(3, #files)
       for _, f in ipairs(files) do
-        local env, msg = D.readfile(f):match("^(.-\n)\n(.*)$")
+        local env, msg = d:queue_read(f):match("^(.-\n)\n(.*)$")
         for r in env:gmatch("\nrcpt (%S+)") do got[#got + 1] = r end
         ids[msg:match("\nMessage%-ID: (%S+)\n")] = true
       end
