@@ -21,8 +21,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/batch.h"
@@ -65,6 +67,15 @@ wal_segment_free(struct wal_segment *s)
 	free(s->path);
 	free(s->mark_path);
 	free(s);
+}
+
+static long
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec;
 }
 
 /* Creates the segment and its mark (0), then makes both names durable. */
@@ -110,6 +121,7 @@ segment_open(struct queue_set *qs, int qn, struct buf *err)
 		s->path = xstrdup(buf_cstr(&p));
 		buf_appends(&p, WAL_MARK_SUFFIX);
 		s->mark_path = xstrdup(buf_cstr(&p));
+		s->created = now_s();
 		if ((rc = segment_create(s, buf_cstr(&dir))) == -1 &&
 		    errno != EEXIST)
 			rc = -2;
@@ -125,7 +137,26 @@ segment_open(struct queue_set *qs, int qn, struct buf *err)
 	return s;
 }
 
-/* The segment this batch appends to in queue qn: a full one is sealed. */
+/*
+ * How old a segment may grow: WAL_SEGMENT_AGE_S, or a test hook's
+ * INDIMAIL_TEST_SEGMENT_AGE_S (docs/architecture.md "Test hooks").
+ */
+static long
+segment_age_max(void)
+{
+	static long age = -1;
+	const char *e;
+
+	if (age < 0)
+		age = (e = getenv("INDIMAIL_TEST_SEGMENT_AGE_S")) && *e ?
+		    strtol(e, NULL, 10) : WAL_SEGMENT_AGE_S;
+	return age;
+}
+
+/*
+ * The segment this batch appends to in queue qn: a full or old one is
+ * sealed.
+ */
 static struct wal_segment *
 segment_current(struct queue_set *qs, int qn, struct buf *err)
 {
@@ -133,7 +164,8 @@ segment_current(struct queue_set *qs, int qn, struct buf *err)
 	struct wal_segment *s = w->current[qn];
 
 	if (s && (s->sealed || atomic_load(&s->failed) ||
-	    s->size >= WAL_SEGMENT_MAX)) {
+	    s->size >= WAL_SEGMENT_MAX ||
+	    now_s() - s->created >= segment_age_max())) {
 		s->sealed = 1;
 		s->next_sealed = w->sealed;
 		w->sealed = s;

@@ -32,6 +32,9 @@
 #define WAL_MARK_SIZE		(WAL_MAGIC_LEN + WAL_LEN_BYTES + WAL_CRC_BYTES)
 /* A segment takes no new batch once it holds this many bytes. */
 #define WAL_SEGMENT_MAX		((uint64_t)64 << 20)
+/* Nor once it is this old (seconds), so that a quiet worker's segment is
+ * sealed too: it can then go, or be compacted (queue_segment_compact.c). */
+#define WAL_SEGMENT_AGE_S	600
 #define WAL_MARK_SUFFIX		".ck"
 #define WAL_DEAD_SUFFIX		".dead"
 

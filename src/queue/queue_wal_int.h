@@ -19,6 +19,7 @@ struct wal_segment {
 	int		 qn;
 	char		*path, *mark_path;
 	uint64_t	 size;		/* appended and flushed (write batch) */
+	long		 created;	/* monotonic seconds (write batch) */
 	int		 sealed;	/* takes no more records (write batch) */
 	int		 pending;	/* records not checkpointed yet (loop) */
 	int		 retired;	/* no longer current (loop) */
@@ -73,6 +74,8 @@ void	wal_retire_sealed(struct queue_set *);
 /* queue_wal_recover.c: the pid in a segment's name "<pid>.<seq>"; 0 for
  * any other name (a mark ends in WAL_MARK_SUFFIX). */
 long	wal_segment_writer(const char *name);
+/* len bytes of in at off appended to out (by the kernel where it can). */
+int	wal_copy_range(int in, off_t off, int out, uint64_t len);
 /* Loop thread: tells the queue manager of id (queue_segment: at once). */
 void	wal_announce(struct queue_set *, int qn, const char *id);
 /* The write path and its busy, shared with queue_segment.c. */
