@@ -53,53 +53,10 @@ qmgr_start(struct qmgr *q)
 	qmgr_load_all(q);
 }
 
-/* The segment backend's sweep, every SWEEP_TICKS s on the pool. */
-#define SWEEP_TICKS	10
-
-struct sweep_job {
-	uv_work_t	 w;
-	struct qmgr	*q;
-};
-
-static void
-do_sweep(uv_work_t *w)
-{
-	struct sweep_job *j = w->data;
-
-	queue_segment_sweep(&j->q->qs);
-}
-
-static void
-after_sweep(uv_work_t *w, int status)
-{
-	struct sweep_job *j = w->data;
-
-	(void)status;
-	j->q->io_pending--;
-	j->q->sweeping = 0;
-	free(j);
-}
-
-static void
-sweep(struct qmgr *q)
-{
-	struct sweep_job *j;
-
-	if (q->qs.backend != &queue_segment || q->sweeping ||
-	    ++q->ticks % SWEEP_TICKS != 0)
-		return;
-	j = xcalloc(1, sizeof(*j));
-	j->w.data = j;
-	j->q = q;
-	q->sweeping = 1;
-	q->io_pending++;
-	uv_queue_work(q->loop, &j->w, do_sweep, after_sweep);
-}
-
 void
 qmgr_tick(struct qmgr *q)
 {
-	sweep(q);
+	qmgr_compact_tick(q);
 	scheduler_tick(q);
 	qmgr_table_gauges(q->table, q->wait, q->qs.count);
 	qmgr_dests_gauges(q);
@@ -129,6 +86,7 @@ qmgr_drain(struct qmgr *q)
 {
 	int local, remote;
 
+	q->draining = 1;	/* nothing new: no compaction round either */
 	scheduler_drain(q->sched);
 	scheduler_running(q->sched, &local, &remote);
 	log_event(LOG_INFO, "draining", "local=%d remote=%d io=%d",

@@ -9,7 +9,10 @@
  * gone (delivered, removed) is skipped. One whose load into the active set
  * is under way when its batch comes back waits for that load (rounds of
  * LOADING_WAIT_MS after the last batch), and is then handed over from the
- * table, or with its entry if the load left it waiting.
+ * table, or with its entry if the load left it waiting. A walk does not
+ * read while the segment backend's compaction moves messages (its copies
+ * would be of where they were: qmgr_compact.c), and none starts while a
+ * walk runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,10 +97,10 @@ hand_over(struct disk_walk *dw, struct disk_id *d)
 		if (d->m)
 			qmsg_free(d->m);
 		dw->fn(q, tm, NULL, dw->arg);
-	} else if (d->m && e && (e->flags & QW_LOADING) &&
+	} else if (d->m && e && (e->flags & (QW_LOADING | QW_MOVING)) &&
 	    dw->rounds < LOADING_ROUNDS)
 		wait_for_load(dw, d);
-	else if (d->m && e && !(e->flags & QW_LOADING))
+	else if (d->m && e && !(e->flags & (QW_LOADING | QW_MOVING)))
 		dw->fn(q, d->m, e, dw->arg);
 	else if (d->m) {	/* gone, or its load never ended */
 		if (e)
@@ -149,13 +152,24 @@ on_loading_wait(uv_timer_t *t)
 }
 
 static void
+on_compact_wait(uv_timer_t *t)
+{
+	next_batch(t->data);
+}
+
+static void
 next_batch(struct disk_walk *dw)
 {
+	if (dw->q->compacting) {	/* its moves first (qmgr_compact.c) */
+		uv_timer_start(&dw->timer, on_compact_wait, LOADING_WAIT_MS, 0);
+		return;
+	}
 	if (dw->pos >= dw->n && dw->nloading > 0) {
 		uv_timer_start(&dw->timer, on_loading_wait, LOADING_WAIT_MS, 0);
 		return;
 	}
 	if (dw->pos >= dw->n) {
+		dw->q->walks--;
 		dw->end_fn(dw->q, dw->arg);
 		uv_close((uv_handle_t *)&dw->timer, free_walk);
 		return;
@@ -185,6 +199,7 @@ qmgr_disk_walk(struct qmgr *q, const char (*ids)[QUEUE_ID_LEN + 1],
 	dw->fn = fn;
 	dw->end_fn = end_fn;
 	dw->arg = arg;
+	q->walks++;
 	if (ids == NULL)
 		qmgr_wait_each(q->wait, snapshot_one, dw);
 	for (size_t i = 0; ids && i < nids; i++)

@@ -66,6 +66,7 @@ struct qmsg {
 enum {
 	QW_HELD = 1, QW_DEFERRED = 2, QW_LOADING = 4,
 	QW_JOURNAL = 8,		/* due: unknown until its journal is read */
+	QW_MOVING = 16,		/* out of its segment into a file (qmgr_compact.c) */
 };
 struct qwait {
 	struct qwait	*hnext;		/* id hash chain */
@@ -100,7 +101,10 @@ struct qmgr {
 	int		 index_fd;	/* the retry index, -1 until appended */
 	size_t		 index_lines;	/* in it, about */
 	int		 index_compacting;	/* its rewrite is on the pool */
-	int		 sweeping;	/* queue_segment_sweep on the pool */
+	int		 sweeping;	/* the segment sweep or its compaction runs */
+	int		 compacting;	/* messages moved out of their segments */
+	int		 walks;		/* control commands' walks (qmgr_disk.c) */
+	int		 draining;	/* qmgr_drain: finishing, starting nothing */
 	unsigned	 ticks;		/* seconds, for the sweep */
 	struct scheduler *sched;
 	struct dest_table *dests;	/* per destination: jobs and state */
@@ -138,6 +142,8 @@ struct qwait *qmgr_wait_add(struct qmgr_wait *, int queue, const char *id,
 void	qmgr_wait_set(struct qmgr_wait *, struct qwait *, uint64_t due,
 	    unsigned flags);
 void	qmgr_wait_park(struct qmgr_wait *, struct qwait *, struct dest *);
+/* Being moved (on 1): not loaded meanwhile; a parked entry stays parked. */
+void	qmgr_wait_moving(struct qmgr_wait *, struct qwait *, int on);
 void	qmgr_wait_wake_all(struct qmgr_wait *, struct dest *, uint64_t now);
 void	qmgr_wait_wake_one(struct qmgr_wait *, struct dest *, uint64_t now);
 /* Wakes d's parked messages received before `before` (Unix time). */
@@ -188,6 +194,9 @@ int	qmgr_pressure(struct qmgr *);
 void	qmgr_evict(struct qmgr *, struct qmsg *, struct dest *d);
 int	qmgr_evictable(const struct qmsg *);
 
+/* qmgr_compact.c: the segment backend's sweep and compaction (each tick). */
+void	qmgr_compact_tick(struct qmgr *);
+
 /* qmgr_outcome.c: results, retries, the journal, removal. */
 void	qmgr_outcome(struct qmgr *, struct qmsg *, const size_t *idx,
 	    struct rcpt_result *, size_t n, const char *mta,
@@ -221,6 +230,9 @@ void	scheduler_soon(struct qmgr *);
  * was loaded): its place on the ready lists, then a short pass soon (only
  * the pass when m is NULL). */
 void	scheduler_changed(struct qmgr *, struct qmsg *);
+/* m (idle) leaves the active set, parked on the destination that alone
+ * holds it back, if one does. */
+void	scheduler_evict(struct qmgr *, struct qmsg *);
 void	scheduler_tick(struct qmgr *);
 void	scheduler_drain(struct scheduler *);
 void	scheduler_running(const struct scheduler *, int *local, int *remote);

@@ -225,7 +225,8 @@ unpark(struct qwait *e)
 	d->nparked--;
 }
 
-/* Changes flags and due time; in the heap unless held or parked. */
+/* Changes flags and due time; in the heap unless held, loading or moving
+ * (unparked: a parked entry is woken). */
 void
 qmgr_wait_set(struct qmgr_wait *w, struct qwait *e, uint64_t due,
     unsigned flags)
@@ -236,7 +237,20 @@ qmgr_wait_set(struct qmgr_wait *w, struct qwait *e, uint64_t due,
 	e->flags = (uint8_t)flags;
 	e->due = due;
 	count(w, e, 1);
-	if (!(flags & (QW_HELD | QW_LOADING)))
+	if (!(flags & (QW_HELD | QW_LOADING | QW_MOVING)))
+		heap_add(w, e);
+}
+
+void
+qmgr_wait_moving(struct qmgr_wait *w, struct qwait *e, int on)
+{
+	if (on) {
+		e->flags |= QW_MOVING;
+		heap_del(w, e);
+		return;
+	}
+	e->flags &= (uint8_t)~QW_MOVING;
+	if (!e->parked && !(e->flags & (QW_HELD | QW_LOADING)))
 		heap_add(w, e);
 }
 

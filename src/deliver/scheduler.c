@@ -361,6 +361,12 @@ evict(struct qmgr *q, struct qmsg *m, struct dest *d)
 	qmgr_evict(q, m, d);
 }
 
+void
+scheduler_evict(struct qmgr *q, struct qmsg *m)
+{
+	evict(q, m, NULL);
+}
+
 /*
  * m on the ready lists it belongs on: due, not held, not removed, with a
  * waiting recipient for a local (remote) job. One whose route hook has not

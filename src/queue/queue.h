@@ -156,6 +156,30 @@ extern const struct queue_backend queue_segment;
 /* Removes sealed segments whose records are all dead. Blocks. */
 void	queue_segment_sweep(const struct queue_set *);
 /*
+ * queue_segment_compact.c: the live records of a segment that takes no
+ * more records, once it has been idle long enough, written out as message
+ * files in mess/ so that the segment can go (docs/queue.md "Compaction").
+ * The caller (the queue manager) makes sure that nothing reads or removes
+ * those messages meanwhile: a message is moved only while no copy of its
+ * item is held anywhere.
+ */
+struct queue_move {
+	int		 queue;
+	char		 id[QUEUE_ID_LEN + 1];
+	int		 moved;		/* its file in mess/, its record dead */
+};
+struct queue_moves {
+	struct queue_move *m;
+	size_t		 n, cap;
+	size_t		 segments;	/* segments they come from */
+};
+/* Up to max messages to move, appended to mv. Blocks. */
+void	queue_segment_compactable(const struct queue_set *, size_t max,
+	    struct queue_moves *mv);
+/* Moves mv's messages; sets each one's moved; how many. Blocks. */
+size_t	queue_segment_move(const struct queue_set *, struct queue_moves *mv);
+void	queue_moves_free(struct queue_moves *);
+/*
  * queue_wal_recover.c: writes the message files of every record of the
  * segments of one dead writer (pid), or (pid 0) of every writer no longer
  * running, that were not checkpointed yet, then removes the segments.

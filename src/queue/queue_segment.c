@@ -34,337 +34,8 @@
 #include "../lib/xalloc.h"
 #include "queue.h"
 #include "queue_wal.h"
+#include "queue_segment_int.h"
 #include "queue_wal_int.h"
-
-#define READ_CHUNK	((size_t)1 << 20)
-
-struct seg_file;
-
-struct seg_rec {
-	char		 id[QUEUE_ID_LEN + 1];
-	struct seg_file	*seg;
-	uint64_t	 offset, len;	/* the payload */
-	int		 dead;
-	int		 pinned;	/* retired, not yet removed (this process) */
-	struct seg_rec	*hnext;
-};
-
-struct seg_file {
-	char		*path;
-	int		 qn;
-	long		 pid;
-	unsigned long	 seq;
-	uint64_t	 scanned;	/* records read up to here */
-	int		 dead_read;	/* its dead list read (once: only the
-					 * queue manager appends to it) */
-	int		 dead_fd;	/* open for appends, or -1 */
-	int		 complete;	/* read after it was sealed: every
-					 * record it will ever hold is known */
-	struct seg_rec	**recs;
-	size_t		 nrecs, cap, ndead, npinned;
-	struct seg_file	*next;
-};
-
-static struct {
-	pthread_mutex_t	 mu;
-	struct seg_file	*segs;
-	struct seg_rec	**tab;
-	size_t		 cap, n;
-} ix = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0 };
-
-/* ---- the index ----------------------------------------------------------- */
-
-static size_t
-hash(const char *id)
-{
-	size_t h = 5381;
-
-	for (; *id; id++)
-		h = h * 33 + (unsigned char)*id;
-	return h;
-}
-
-static struct seg_rec *
-find(const char *id)
-{
-	struct seg_rec *r;
-
-	if (ix.cap == 0)
-		return NULL;
-	for (r = ix.tab[hash(id) & (ix.cap - 1)]; r; r = r->hnext)
-		if (strcmp(r->id, id) == 0)
-			return r;
-	return NULL;
-}
-
-static void
-grow(void)
-{
-	size_t cap = ix.cap ? ix.cap * 2 : 1024;
-	struct seg_rec **tab = xcalloc(cap, sizeof(*tab));
-
-	for (size_t i = 0; i < ix.cap; i++)
-		for (struct seg_rec *r = ix.tab[i], *next; r; r = next) {
-			next = r->hnext;
-			r->hnext = tab[hash(r->id) & (cap - 1)];
-			tab[hash(r->id) & (cap - 1)] = r;
-		}
-	free(ix.tab);
-	ix.tab = tab;
-	ix.cap = cap;
-}
-
-static void
-unhash(struct seg_rec *r)
-{
-	struct seg_rec **p = &ix.tab[hash(r->id) & (ix.cap - 1)];
-
-	while (*p && *p != r)
-		p = &(*p)->hnext;
-	if (*p) {
-		*p = r->hnext;
-		ix.n--;
-	}
-}
-
-static void
-add_rec(struct seg_file *s, const struct wal_record *w, uint64_t base)
-{
-	struct seg_rec *r;
-
-	if (find(w->id))	/* a record written again (recovery): once */
-		return;
-	if (ix.n >= ix.cap)
-		grow();
-	r = xcalloc(1, sizeof(*r));
-	memcpy(r->id, w->id, sizeof(r->id));
-	r->seg = s;
-	r->offset = base + w->offset;
-	r->len = w->len;
-	r->hnext = ix.tab[hash(r->id) & (ix.cap - 1)];
-	ix.tab[hash(r->id) & (ix.cap - 1)] = r;
-	ix.n++;
-	if (s->nrecs == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 64;
-		s->recs = xrealloc(s->recs, s->cap * sizeof(*s->recs));
-	}
-	s->recs[s->nrecs++] = r;
-}
-
-static void
-set_dead(struct seg_rec *r)
-{
-	if (!r->dead) {
-		r->dead = 1;
-		r->seg->ndead++;
-	}
-}
-
-/*
- * s was cut back to size (a write batch that failed is cut off, its
- * clients told 451): the records read past it were never acknowledged.
- */
-static void
-cut_back(struct seg_file *s, uint64_t size)
-{
-	size_t k = 0;
-
-	s->scanned = 0;
-	for (size_t i = 0; i < s->nrecs; i++) {
-		struct seg_rec *r = s->recs[i];
-		if (r->offset + r->len > size) {
-			if (r->dead)
-				s->ndead--;
-			unhash(r);
-			free(r);
-			continue;
-		}
-		if (r->offset + r->len > s->scanned)
-			s->scanned = r->offset + r->len;
-		s->recs[k++] = r;
-	}
-	s->nrecs = k;
-}
-
-/* The records appended to s since the last read, up to an unfinished one. */
-static void
-read_records(struct seg_file *s)
-{
-	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
-	unsigned char *b = NULL;
-	size_t have = 0, cap = 0;
-	struct stat st;
-
-	if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size < s->scanned)
-		cut_back(s, (uint64_t)st.st_size);
-	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size <= s->scanned) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	for (;;) {
-		struct wal_record w;
-		uint64_t off = 0;
-		ssize_t k;
-
-		if (cap - have < READ_CHUNK) {
-			cap = have + READ_CHUNK;
-			b = xrealloc(b, cap);
-		}
-		k = pread(fd, b + have, cap - have, (off_t)(s->scanned + have));
-		if (k <= 0)
-			break;
-		have += (size_t)k;
-		while (wal_record_parse(b, have, off, &w)) {
-			add_rec(s, &w, s->scanned);
-			off = w.end;
-		}
-		s->scanned += off;	/* what is left: part of a record */
-		memmove(b, b + off, have - off);
-		have -= off;
-	}
-	free(b);
-	close(fd);
-}
-
-/* One of s's files: its path and suffix, to free. */
-static char *
-sibling(const struct seg_file *s, const char *suffix)
-{
-	struct buf b = BUF_INIT;
-
-	buf_printf(&b, "%s%s", s->path, suffix);
-	return b.data;		/* the buffer's memory moves */
-}
-
-/* s's dead list, once its records are read. */
-static void
-read_dead(struct seg_file *s)
-{
-	char (*ids)[QUEUE_ID_LEN + 1];
-	struct seg_rec *r;
-	size_t n;
-
-	if (s->dead_read)
-		return;
-	s->dead_read = 1;
-	n = wal_dead_read(s->path, &ids);
-	for (size_t i = 0; i < n; i++)
-		if ((r = find(ids[i])) != NULL && r->seg == s)
-			set_dead(r);
-	free(ids);
-}
-
-static struct seg_file *
-segment(const char *dir, const char *name, int qn)
-{
-	struct seg_file *s;
-	struct buf path = BUF_INIT;
-	char *mark;
-
-	buf_printf(&path, "%s/%s", dir, name);
-	for (s = ix.segs; s; s = s->next)
-		if (strcmp(s->path, buf_cstr(&path)) == 0) {
-			buf_free(&path);
-			return s;
-		}
-	s = xcalloc(1, sizeof(*s));
-	s->path = xstrdup(buf_cstr(&path));
-	buf_free(&path);
-	s->dead_fd = -1;
-	s->qn = qn;
-	s->pid = wal_segment_writer(name);
-	s->seq = strtoul(strchr(name, '.') + 1, NULL, 10);
-	/* what a wal backend's checkpoint wrote out (a queue that used it
-	 * before) is files: not read from here. This backend moves no mark. */
-	mark = sibling(s, WAL_MARK_SUFFIX);
-	s->scanned = wal_mark_read(mark);
-	free(mark);
-	s->next = ix.segs;
-	ix.segs = s;
-	return s;
-}
-
-static int sealed(const struct seg_file *);
-
-/*
- * New records and dead ids of every segment of queue qn; with only_sealed,
- * of those that take no more records (the sweep: a worker's current
- * segment, which grows, is read when a message in it is).
- */
-static void
-refresh(const struct queue_set *q, int qn, int only_sealed)
-{
-	struct buf dir = BUF_INIT;
-	struct dirent *e;
-	int was_sealed;
-	DIR *d;
-
-	buf_printf(&dir, "%s/%d/wal", q->path, qn);
-	if ((d = opendir(buf_cstr(&dir))) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			struct seg_file *s;
-			if (wal_segment_writer(e->d_name) == 0)
-				continue;
-			s = segment(buf_cstr(&dir), e->d_name, qn);
-			was_sealed = sealed(s);
-			if (only_sealed && !was_sealed)
-				continue;
-			read_records(s);
-			read_dead(s);
-			s->complete |= was_sealed;
-		}
-		closedir(d);
-	}
-	buf_free(&dir);
-}
-
-/* Takes no more records: its writer is gone, or wrote a later one. */
-static int
-sealed(const struct seg_file *s)
-{
-	char name[32];
-
-	for (const struct seg_file *o = ix.segs; o; o = o->next)
-		if (o->qn == s->qn && o->pid == s->pid && o->seq > s->seq)
-			return 1;
-	snprintf(name, sizeof(name), "%ld", s->pid);
-	return !queue_writer_alive(name);
-}
-
-/* A sealed segment, read since, whose records are all dead goes. */
-static void
-maybe_drop(struct seg_file *s)
-{
-	struct seg_file **p;
-	char *path;
-
-	/* complete: a record appended after the last read would be missed */
-	if (!s->complete || s->ndead < s->nrecs || s->npinned > 0)
-		return;
-	if (s->dead_fd >= 0)
-		close(s->dead_fd);
-	/* its unfinished tail, if any, was never acknowledged */
-	unlink(s->path);
-	path = sibling(s, WAL_DEAD_SUFFIX);
-	unlink(path);
-	free(path);
-	path = sibling(s, WAL_MARK_SUFFIX);
-	unlink(path);
-	free(path);
-	log_event(LOG_INFO, "segment_removed", "path=%s records=%zu", s->path,
-	    s->nrecs);
-	for (size_t i = 0; i < s->nrecs; i++) {
-		unhash(s->recs[i]);
-		free(s->recs[i]);
-	}
-	for (p = &ix.segs; *p != s; p = &(*p)->next)
-		;
-	*p = s->next;
-	free(s->recs);
-	free(s->path);
-	free(s);
-}
 
 /* ---- reading ------------------------------------------------------------- */
 
@@ -410,20 +81,87 @@ seg_read(const struct queue_set *q, int qn, const char *id,
 	 * (EINPROGRESS: no message yet, as queue_fs says) */
 	if ((rc = queue_fs.read(q, qn, id, qi)) == 0 || errno == EINPROGRESS)
 		return rc;
-	pthread_mutex_lock(&ix.mu);
-	if ((r = find(id)) == NULL) {
-		refresh(q, qn, 0);
-		r = find(id);
+	pthread_mutex_lock(&seg_ix.mu);
+	if ((r = seg_find(id)) == NULL) {
+		seg_refresh(q, qn, 0);
+		r = seg_find(id);
 	}
 	if (r && !r->dead && r->seg->qn == qn)
 		rc = item_of(q, r, qi);
-	pthread_mutex_unlock(&ix.mu);
+	pthread_mutex_unlock(&seg_ix.mu);
 	if (rc < 0)
 		errno = ENOENT;
 	return rc;
 }
 
-static void take_retired(void);
+/*
+ * The ids of the message files the listing found first (sorted): a live
+ * record with one of them is a compaction cut short after its file was
+ * in mess/ (queue_segment_compact.c), and the file is the message.
+ */
+struct file_ids {
+	char		(*id)[QUEUE_ID_LEN + 1];
+	size_t		 n, cap;
+	int		(*list_fn)(void *, int, const char *);
+	int		(*scan_fn)(void *, struct queue_item *);
+	void		*arg;
+};
+
+static void
+file_add(struct file_ids *f, const char *id)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 256;
+		f->id = xrealloc(f->id, f->cap * sizeof(*f->id));
+	}
+	snprintf(f->id[f->n++], QUEUE_ID_LEN + 1, "%s", id);
+}
+
+static int
+file_listed(void *arg, int qn, const char *id)
+{
+	struct file_ids *f = arg;
+
+	file_add(f, id);
+	return f->list_fn(f->arg, qn, id);
+}
+
+static int
+file_scanned(void *arg, struct queue_item *qi)
+{
+	struct file_ids *f = arg;
+
+	file_add(f, qi->env.id);
+	return f->scan_fn(f->arg, qi);
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * r has a file in mess/: its record is dead, in its dead list too if this
+ * process owns the segment (the queue manager, not a tool run as root,
+ * which would leave a dead list the queue manager cannot append to).
+ */
+static void
+supersede(struct seg_rec *r)
+{
+	struct stat st;
+	char *path;
+
+	seg_set_dead(r);
+	if (stat(r->seg->path, &st) < 0 || st.st_uid != geteuid())
+		return;
+	path = seg_sibling(r->seg, WAL_DEAD_SUFFIX);
+	if (seg_append_dead(&r->seg->dead_fd, path, r->id) == 0)
+		log_event(LOG_INFO, "segment_record_superseded", "qid=%s "
+		    "segment=%s reason=\"its message file is in mess/\"",
+		    r->id, r->seg->path);
+	free(path);
+}
 
 /* The live records of every queue, as (queue, id); refreshed first. */
 struct idlist {
@@ -433,38 +171,49 @@ struct idlist {
 };
 
 static void
-live_ids(const struct queue_set *q, struct idlist *l)
+live_ids(const struct queue_set *q, struct file_ids *files, struct idlist *l)
 {
 	size_t k = 0;
 
-	pthread_mutex_lock(&ix.mu);
-	take_retired();		/* a retired message is listed no more */
+	qsort(files->id, files->n, sizeof(*files->id), cmp_id);
+	pthread_mutex_lock(&seg_ix.mu);
+	seg_take_retired();		/* a retired message is listed no more */
 	for (int i = 0; i < q->count; i++)
-		refresh(q, i, 0);
-	l->qn = xcalloc(ix.n ? ix.n : 1, sizeof(*l->qn));
-	l->id = xcalloc(ix.n ? ix.n : 1, sizeof(*l->id));
-	for (struct seg_file *s = ix.segs; s; s = s->next)
-		for (size_t i = 0; i < s->nrecs; i++)
-			if (!s->recs[i]->dead) {
-				l->qn[k] = s->qn;
-				memcpy(l->id[k], s->recs[i]->id,
-				    sizeof(l->id[k]));
-				k++;
+		seg_refresh(q, i, 0);
+	l->qn = xcalloc(seg_ix.n ? seg_ix.n : 1, sizeof(*l->qn));
+	l->id = xcalloc(seg_ix.n ? seg_ix.n : 1, sizeof(*l->id));
+	for (struct seg_file *s = seg_ix.segs; s; s = s->next)
+		for (size_t i = 0; i < s->nrecs; i++) {
+			struct seg_rec *r = s->recs[i];
+			if (r->dead)
+				continue;
+			if (files->n && bsearch(r->id, files->id, files->n,
+			    sizeof(*files->id), cmp_id)) {
+				supersede(r);
+				continue;
 			}
+			l->qn[k] = s->qn;
+			memcpy(l->id[k], r->id, sizeof(l->id[k]));
+			k++;
+		}
 	l->n = k;
-	pthread_mutex_unlock(&ix.mu);
+	pthread_mutex_unlock(&seg_ix.mu);
+	free(files->id);
 }
 
 static int
 seg_list(const struct queue_set *q, int (*fn)(void *, int, const char *),
     void *arg)
 {
+	struct file_ids files = { .list_fn = fn, .arg = arg };
 	struct idlist l;
-	int n = queue_fs.list(q, fn, arg), rc = 0;
+	int n = queue_fs.list(q, file_listed, &files), rc = 0;
 
-	if (n < 0)
+	if (n < 0) {
+		free(files.id);
 		return -1;
-	live_ids(q, &l);
+	}
+	live_ids(q, &files, &l);
 	for (size_t i = 0; rc == 0 && i < l.n; i++)
 		rc = fn(arg, l.qn[i], l.id[i]);
 	free(l.qn);
@@ -476,18 +225,19 @@ static int
 seg_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
     void *arg)
 {
+	struct file_ids files = { .scan_fn = fn, .arg = arg };
 	struct idlist l;
 	struct queue_item qi;
-	int n = queue_fs.scan(q, fn, arg), rc = 0;
+	int n = queue_fs.scan(q, file_scanned, &files), rc = 0;
 
-	live_ids(q, &l);
+	live_ids(q, &files, &l);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		struct seg_rec *r;
 		int got = -1;
-		pthread_mutex_lock(&ix.mu);
-		if ((r = find(l.id[i])) != NULL && !r->dead)
+		pthread_mutex_lock(&seg_ix.mu);
+		if ((r = seg_find(l.id[i])) != NULL && !r->dead)
 			got = item_of(q, r, &qi);
-		pthread_mutex_unlock(&ix.mu);
+		pthread_mutex_unlock(&seg_ix.mu);
 		if (got == 0) {
 			n++;
 			rc = fn(arg, &qi);
@@ -508,9 +258,8 @@ in_segment(const struct queue_item *qi)
 	return qi->shared;
 }
 
-/* Appends "id\n" to the dead list at path; 0 or -1. */
-static int
-append_dead(int *fd, const char *path, const char *id)
+int
+seg_append_dead(int *fd, const char *path, const char *id)
 {
 	char line[QUEUE_ID_LEN + 2];
 
@@ -535,7 +284,7 @@ static struct {
 static void
 pin(struct seg_rec *r)
 {
-	set_dead(r);
+	seg_set_dead(r);
 	if (!r->pinned) {
 		r->pinned = 1;
 		r->seg->npinned++;
@@ -543,14 +292,14 @@ pin(struct seg_rec *r)
 }
 
 /* Index mutex held: the ids retired since, dead and pinned. */
-static void
-take_retired(void)
+void
+seg_take_retired(void)
 {
 	struct seg_rec *r;
 
 	pthread_mutex_lock(&retired.mu);
 	for (size_t i = 0; i < retired.n; i++)
-		if ((r = find(retired.id[i])) != NULL)
+		if ((r = seg_find(retired.id[i])) != NULL)
 			pin(r);
 	retired.n = 0;
 	pthread_mutex_unlock(&retired.mu);
@@ -570,27 +319,27 @@ kill_record(const struct queue_item *qi)
 	char *path;
 	int rc = 0;
 
-	pthread_mutex_lock(&ix.mu);
-	take_retired();
-	if ((r = find(qi->env.id)) == NULL) {
-		pthread_mutex_unlock(&ix.mu);
+	pthread_mutex_lock(&seg_ix.mu);
+	seg_take_retired();
+	if ((r = seg_find(qi->env.id)) == NULL) {
+		pthread_mutex_unlock(&seg_ix.mu);
 		return 0;	/* its segment is gone: dead long ago */
 	}
 	s = r->seg;
 	if (!r->dead) {
-		path = sibling(s, WAL_DEAD_SUFFIX);
-		rc = append_dead(&s->dead_fd, path, r->id);
+		path = seg_sibling(s, WAL_DEAD_SUFFIX);
+		rc = seg_append_dead(&s->dead_fd, path, r->id);
 		free(path);
 		if (rc == 0)
-			set_dead(r);
+			seg_set_dead(r);
 	}
 	if (rc == 0 && r->pinned) {
 		r->pinned = 0;
 		s->npinned--;
 	}
 	if (rc == 0)
-		maybe_drop(s);
-	pthread_mutex_unlock(&ix.mu);
+		seg_maybe_drop(s);
+	pthread_mutex_unlock(&seg_ix.mu);
 	return rc;
 }
 
@@ -598,15 +347,15 @@ kill_record(const struct queue_item *qi)
 void
 queue_segment_sweep(const struct queue_set *q)
 {
-	pthread_mutex_lock(&ix.mu);
-	take_retired();
+	pthread_mutex_lock(&seg_ix.mu);
+	seg_take_retired();
 	for (int i = 0; i < q->count; i++)
-		refresh(q, i, 1);
-	for (struct seg_file *s = ix.segs, *next; s; s = next) {
+		seg_refresh(q, i, 1);
+	for (struct seg_file *s = seg_ix.segs, *next; s; s = next) {
 		next = s->next;
-		maybe_drop(s);
+		seg_maybe_drop(s);
 	}
-	pthread_mutex_unlock(&ix.mu);
+	pthread_mutex_unlock(&seg_ix.mu);
 }
 
 static int
@@ -635,7 +384,7 @@ seg_retire(const struct queue_set *q, const struct queue_item *qi,
 	if (!in_segment(qi))
 		return queue_fs.retire(q, qi, newpath);
 	buf_printf(&path, "%s%s", qi->path, WAL_DEAD_SUFFIX);
-	rc = append_dead(&fd, buf_cstr(&path), qi->env.id);
+	rc = seg_append_dead(&fd, buf_cstr(&path), qi->env.id);
 	if (fd >= 0)
 		close(fd);
 	buf_free(&path);

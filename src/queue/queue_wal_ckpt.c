@@ -62,8 +62,8 @@ struct wal_removal {
  * The copy of a record's payload into its message file: by the kernel
  * where it can, else read and written.
  */
-static int
-copy_range(int in, off_t off, int out, uint64_t len)
+int
+wal_copy_range(int in, off_t off, int out, uint64_t len)
 {
 	char b[WAL_COPY_CHUNK];
 
@@ -107,7 +107,7 @@ copy_out(struct wal_ckpt *c)
 	    O_CLOEXEC, 0640);
 	if (c->fd < 0)
 		return ckpt_fail(c, "open");
-	if (copy_range(c->seg->fd, (off_t)c->offset, c->fd, c->len) < 0)
+	if (wal_copy_range(c->seg->fd, (off_t)c->offset, c->fd, c->len) < 0)
 		return ckpt_fail(c, "copy");
 	return 0;
 }

@@ -107,8 +107,15 @@ local function delivered(d, sinkdir, acked)
   return want, lost, dups
 end
 
-for _, backend in ipairs({ "fs", "wal", "segment" }) do
-  describe("kill -9 under load, queue.backend = " .. backend, function()
+-- The segment backend twice: as it runs by default, and compacting all
+-- the time (each worker starts a new segment every second, and every
+-- live record of the others is moved out as a file at once), so that
+-- kills land in the middle of moves too.
+local COMPACTING = { INDIMAIL_TEST_COMPACT_AFTER_S = "0", INDIMAIL_TEST_SEGMENT_AGE_S = "1" }
+for _, v in ipairs({ { "fs" }, { "wal" }, { "segment" }, { "segment", COMPACTING } }) do
+  local backend, env = v[1], v[2]
+  local name = backend .. (env and ", compacting" or "")
+  describe("kill -9 under load, queue.backend = " .. name, function()
     after_each(cleanup.run)
 
     it("of a worker, the queue manager, the master, every process, again and again: nothing acknowledged is lost, and duplicates stay rare", function()
@@ -117,7 +124,7 @@ for _, backend in ipairs({ "fs", "wal", "segment" }) do
       local sink = start_sink(sinkdir)
       local port = D.free_tcp_port()
       local d = D.start_for_test{ deliver = true, workers = 2, smtp_port = port,
-        queue_backend = backend,
+        queue_backend = backend, env = env,
         relay_from = "'127.0.0.0/8'", limits = "connections_per_ip = 200",
         routes = "['*'] = '127.0.0.1:" .. sink .. "'",
         delivery = "concurrency = { remote = 20, per_domain = 20 }, retry = { base = 0.5, max = 1 }" }
@@ -134,9 +141,15 @@ for _, backend in ipairs({ "fs", "wal", "segment" }) do
       end
       D.stop_pid(load, 10)
       local want, lost, dups = delivered(d, sinkdir, acked)
+      local moved = 0
+      for n in d:log():gmatch("event=segment_compacted messages=%d+ moved=(%d+)") do
+        moved = moved + tonumber(n)
+      end
       print(("\n  kill spec (%s): kills: %d worker, %d qmgr, %d master, %d every process; "
-        .. "%d acknowledged, %d lost, %d delivered twice"):format(backend, counts.worker,
-        counts.qmgr, counts.master, counts.tree, #want, #lost, dups))
+        .. "%d acknowledged, %d lost, %d delivered twice%s"):format(name, counts.worker,
+        counts.qmgr, counts.master, counts.tree, #want, #lost, dups,
+        env and (", %d moved out of their segments"):format(moved) or ""))
+      if env then assert.is_true(moved > 0, "no message was moved") end
       assert.equal(0, #lost, "lost: " .. table.concat(lost, " ", 1, math.min(#lost, 20)))
       -- A duplicate needs a kill while the sink has taken a message whose
       -- outcome was not journaled yet, or whose 250 the client had not read

@@ -17,7 +17,7 @@ local function start(o)
   o = o or {}
   return D.start_for_test{ deliver = o.deliver ~= false, queue_backend = "segment",
     mailboxes = USERS, workers = o.workers, queues = o.queues, delivery = o.delivery,
-    relay_from = "'127.0.0.0/8'", routes = o.routes }
+    relay_from = "'127.0.0.0/8'", routes = o.routes, env = o.env }
 end
 
 local function message(subject, extra)
@@ -31,6 +31,15 @@ local function wal_files(d)
   local files = {}
   for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
   return files
+end
+
+-- The ids of the message files in mess/ (d:queue_files() lists the live
+-- records too).
+local function mess_files(d)
+  local ids = {}
+  for _, f in ipairs(d:mess_files()) do ids[#ids + 1] = f:match("[^/]+$") end
+  table.sort(ids)
+  return ids
 end
 
 local function segments(d)
@@ -69,7 +78,7 @@ describe("the segment queue backend", function()
       d:send("bob@example.test", { "alice@example.test" }, message("m" .. i))
     end
     assert.is_truthy(maildir.wait(d, "alice", 20, 10), d:log())
-    assert.equal(0, #d:queue_files(), "no file in mess/")
+    assert.equal(0, #mess_files(d), "no file in mess/")
     assert.is_true(segments(d) >= 1)
     assert.is_truthy(D.eventually(function()
       return select(2, d:log():gsub("event=removed qid=", "")) == 20
@@ -196,7 +205,7 @@ describe("the segment queue backend", function()
   it("switched from wal: what the checkpoint wrote out is delivered from its file, once", function()
     local d = D.start_for_test{ deliver = false, queue_backend = "wal", mailboxes = USERS }
     local a = d:send("bob@example.test", { "alice@example.test" }, message("from wal"))
-    assert.is_truthy(D.eventually(function() return #d:queue_files() == 1 end, 5), d:log())
+    assert.is_truthy(D.eventually(function() return #mess_files(d) == 1 end, 5), d:log())
     assert.equal("exited", (d:stop(10)))
     D.writefile(d.config, (D.readfile(d.config):gsub("backend = 'wal'", "backend = 'segment'")
       :gsub("paused = true", "paused = false")))
@@ -247,5 +256,90 @@ describe("the segment queue backend", function()
     assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 25, 0.2),
       table.concat(wal_files(d), " "))
     assert.equal("alive c", subjects(d, "alice"))
+  end)
+end)
+
+describe("the segment backend's compaction", function()
+  after_each(cleanup.run)
+
+  -- Every round of the queue manager (each second with this hook) moves
+  -- the live records of every segment that takes no more records.
+  local COMPACT_NOW = { INDIMAIL_TEST_COMPACT_AFTER_S = "0" }
+
+  it("writes the live records of a segment out as files, removes the segment, and delivers each message once", function()
+    local d = start{ deliver = false, env = COMPACT_NOW }
+    local ids = {}
+    for i = 1, 5 do
+      ids[i] = d:send("bob@example.test", { "alice@example.test" }, message("moved " .. i))
+    end
+    assert.matches("^2 messages removed", (cli(d, "remove " .. ids[2] .. " " .. ids[4])))
+    -- the workers' segments take records until their writers are gone
+    assert.equal(0, d:count_log("event=segment_compacted"))
+    assert.equal("exited", (d:stop(10)))
+    d:restart()
+    assert.is_truthy(d:wait_log("event=segment_compacted messages=3 moved=3 ", 10), d:log())
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 10, 0.2),
+      table.concat(wal_files(d), " "))
+    assert.same({ ids[1], ids[3], ids[5] }, mess_files(d))
+    local out = cli(d, "list")
+    for _, i in ipairs({ 1, 3, 5 }) do assert.matches(ids[i], out, 1, true) end
+    assert.matches("moved 3", cli(d, "cat " .. ids[3]), 1, true)
+    resume(d)
+    assert.is_truthy(maildir.wait(d, "alice", 3, 10), d:log())
+    assert.is_truthy(D.eventually(function() return #mess_files(d) == 0 end, 5), d:log())
+    assert.equal("moved 1,moved 3,moved 5", subjects(d, "alice"))
+    assert.equal("exited", (d:stop(10)))
+    d:restart()
+    D.t.sleep(1.5)
+    assert.equal("moved 1,moved 3,moved 5", subjects(d, "alice"), "not delivered again")
+  end)
+
+  it("moves a deferred message out of the active set and the segment its worker sealed by age; it is delivered from its file", function()
+    local port, release = D.closed_tcp_port()
+    local d = start{ workers = 1, queues = 1,
+      env = { INDIMAIL_TEST_COMPACT_AFTER_S = "0", INDIMAIL_TEST_SEGMENT_AGE_S = "1" },
+      routes = ("['remote.test'] = { host = '127.0.0.1', port = %d, tls = 'none' }"):format(port) }
+    local a = d:send("bob@example.test", { "carol@remote.test" }, message("deferred"))
+    assert.is_truthy(d:wait_log("event=deferred qid=" .. a, 10), d:log())
+    D.t.sleep(1.2)
+    -- the worker's next batch starts a new segment: the first takes no more
+    local b = d:send("bob@example.test", { "alice@example.test" }, message("seals"))
+    assert.is_truthy(d:wait_log("event=removed qid=" .. b, 10), d:log())
+    assert.is_truthy(d:wait_log("event=segment_compacted messages=1 moved=1 ", 10), d:log())
+    assert.same({ a }, mess_files(d))
+    assert.is_truthy(D.eventually(function() return segments(d) == 1 end, 10, 0.2),
+      table.concat(wal_files(d), " "))
+    release()
+    local fake = fake_smtp.start(D.scratch_dir("seg"), "127.0.0.1", port, {})
+    assert.matches("^1 message", (cli(d, "flush " .. a)))
+    assert.is_truthy(d:wait_log("event=removed qid=" .. a, 10), d:log())
+    assert.equal(1, fake.count("\nMESSAGE "))
+    assert.matches("\r?\n\r?\nbody of deferred\r?\n$", fake.message(1))
+    assert.equal(0, #mess_files(d))
+  end)
+
+  it("takes the file of a message both moved and still live in its segment (a move cut short), and delivers it once", function()
+    -- the wal backend's checkpoint leaves the message as a file; a mark
+    -- put back to 0 makes its record live again, as after a crash between
+    -- a move's rename and its dead-list line
+    local d = D.start_for_test{ deliver = false, queue_backend = "wal", mailboxes = USERS }
+    local a = d:send("bob@example.test", { "alice@example.test" }, message("both"))
+    assert.is_truthy(D.eventually(function() return #mess_files(d) == 1 end, 5), d:log())
+    assert.equal("exited", (d:stop(10)))
+    local marks = D.sh("ls " .. d.dir .. "/queue/*/wal/*.ck")
+    for mark in marks:gmatch("%S+") do
+      D.writefile(mark, "IMC1" .. string.pack("<I8<I4", 0, 0x8c28b28a))
+    end
+    D.writefile(d.config, (D.readfile(d.config):gsub("backend = 'wal'", "backend = 'segment'")
+      :gsub("paused = true", "paused = false")))
+    d:restart()
+    assert.is_truthy(d:wait_log("event=segment_record_superseded qid=" .. a, 10), d:log())
+    assert.is_truthy(d:wait_log("event=removed qid=" .. a, 10), d:log())
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 20, 0.2),
+      table.concat(wal_files(d), " "))
+    assert.equal("exited", (d:stop(10)))
+    d:restart()
+    D.t.sleep(1.5)
+    assert.equal("both", subjects(d, "alice"), "delivered once")
   end)
 end)
