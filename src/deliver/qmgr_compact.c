@@ -119,6 +119,7 @@ after_plan(uv_work_t *w, int status)
 		return;
 	}
 	q->compacting = 1;
+	log_event(LOG_DEBUG, "segment_compacting", "messages=%zu", k);
 	uv_queue_work(q->loop, &j->w, do_move, after_move);
 }
 

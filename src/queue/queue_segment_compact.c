@@ -77,6 +77,21 @@ due(const struct seg_file *s, time_t now, long sparse, long old)
 	return idle >= old || (idle >= sparse && live * 4 <= s->scanned);
 }
 
+/*
+ * A test hook: INDIMAIL_TEST_MOVE_DELAY_MS holds each group of moves that
+ * long between its files' rename and its dead-list lines, so that the
+ * specs can list the queue in between.
+ */
+static void
+move_delay(void)
+{
+	const char *e = getenv("INDIMAIL_TEST_MOVE_DELAY_MS");
+	long ms = e && *e ? strtol(e, NULL, 10) % 60000 : 0;
+
+	if (ms > 0)
+		usleep((useconds_t)ms * 1000);
+}
+
 static void
 moves_add(struct queue_moves *mv, int qn, const char *id)
 {
@@ -258,6 +273,7 @@ move_chunk(const struct queue_set *q, struct queue_move *m, size_t n)
 			    c[i].step ? c[i].step : "commit",
 			    c[i].path ? c[i].path : c[i].dst,
 			    strerror(c[i].error));
+	move_delay();
 	moved = bury(mo, c, k);
 	for (size_t i = 0; i < k; i++) {
 		free(mo[i].seg);

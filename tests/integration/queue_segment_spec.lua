@@ -318,6 +318,28 @@ describe("the segment backend's compaction", function()
     assert.equal(0, #mess_files(d))
   end)
 
+  it("keeps a moved message's file when a listing finds it before the move has written the dead list", function()
+    local d = start{ deliver = false, workers = 1,
+      env = { INDIMAIL_TEST_COMPACT_AFTER_S = "0", INDIMAIL_TEST_MOVE_DELAY_MS = "1500" } }
+    local ids = {}
+    for i = 1, 3 do ids[i] = d:send("bob@example.test", { "alice@example.test" }, message("listed " .. i)) end
+    table.sort(ids)
+    assert.equal("exited", (d:stop(10)))
+    local from = #d:log() + 1
+    d:restart()
+    assert.is_truthy(d:wait_log("event=segment_compacting messages=3", 10, from), d:log():sub(from))
+    -- the files are in mess/, the dead list not written yet: a worker's
+    -- death makes the queue manager list the queue meanwhile
+    assert.is_truthy(D.eventually(function() return #mess_files(d) == 3 end, 5), d:log():sub(from))
+    D.t.kill(d:worker_pids()[1], "KILL")
+    assert.is_truthy(d:wait_log("event=segment_record_superseded qid=" .. ids[3], 5, from), d:log():sub(from))
+    assert.is_truthy(d:wait_log("event=segment_compacted messages=3 moved=3 ", 10, from), d:log():sub(from))
+    assert.same(ids, mess_files(d))
+    resume(d)
+    assert.is_truthy(maildir.wait(d, "alice", 3, 10), d:log())
+    assert.equal("listed 1,listed 2,listed 3", subjects(d, "alice"))
+  end)
+
   it("takes the file of a message both moved and still live in its segment (a move cut short), and delivers it once", function()
     -- the wal backend's checkpoint leaves the message as a file; a mark
     -- put back to 0 makes its record live again, as after a crash between
