@@ -12,7 +12,10 @@
  * removed with its mark and its dead list. Ids are found through an index
  * per process, id -> (segment, offset, length), filled by reading the
  * segments' new records (CRC checked, up to a torn or unfinished tail)
- * when an id is not in it, and the dead lists after them.
+ * when an id is not in it, and the dead lists after them
+ * (queue_segment_index.c). A message still live in an idle segment is
+ * moved out to a message file (queue_segment_compact.c); a file in mess/
+ * is read, listed and removed as queue_fs does.
  *
  * Threads: the backend's functions run on the pool, several at once; one
  * mutex guards the index, file reads included. retire runs on the loop
