@@ -46,42 +46,37 @@
 #define MOVE_CHUNK		256	/* files flushed together */
 
 /*
- * A test hook: INDIMAIL_TEST_COMPACT_AFTER_S makes both ages that many
- * seconds (docs/architecture.md "Test hooks").
+ * A test hook: INDIMAIL_TEST_COMPACT_AFTER_S=N makes both ages N seconds,
+ * =N,M the sparse one N and the other M (docs/architecture.md).
  */
 static void
 ages(long *sparse, long *old)
 {
 	const char *e = getenv("INDIMAIL_TEST_COMPACT_AFTER_S");
+	char *end;
 
 	*sparse = COMPACT_SPARSE_S;
 	*old = COMPACT_OLD_S;
-	if (e && *e)
-		*sparse = *old = strtol(e, NULL, 10);
+	if (e && *e) {
+		*sparse = *old = strtol(e, &end, 10);
+		if (*end == ',')
+			*old = strtol(end + 1, NULL, 10);
+	}
 }
 
 /* Whether s is to be compacted now: idle and sparse, or idle long. */
 static int
 due(const struct seg_file *s, time_t now, long sparse, long old)
 {
-	uint64_t live = 0;
 	struct stat st;
 	long idle;
 
 	if (!s->complete || s->ndead >= s->nrecs || stat(s->path, &st) < 0)
 		return 0;
-	for (size_t i = 0; i < s->nrecs; i++)
-		if (!s->recs[i]->dead)
-			live += WAL_HEADER + s->recs[i]->len;
 	idle = (long)(now - st.st_mtime);
-	return idle >= old || (idle >= sparse && live * 4 <= s->scanned);
+	return idle >= old || (idle >= sparse && s->live_bytes * 4 <= s->scanned);
 }
 
-/*
- * A test hook: INDIMAIL_TEST_MOVE_DELAY_MS holds each group of moves that
- * long between its files' rename and its dead-list lines, so that the
- * specs can list the queue in between.
- */
 static void
 move_delay(void)
 {

@@ -104,6 +104,7 @@ add_rec(struct seg_file *s, const struct wal_record *w, uint64_t base)
 		s->recs = xrealloc(s->recs, s->cap * sizeof(*s->recs));
 	}
 	s->recs[s->nrecs++] = r;
+	s->live_bytes += WAL_HEADER + r->len;
 }
 
 void
@@ -112,6 +113,7 @@ seg_set_dead(struct seg_rec *r)
 	if (!r->dead) {
 		r->dead = 1;
 		r->seg->ndead++;
+		r->seg->live_bytes -= WAL_HEADER + r->len;
 	}
 }
 
@@ -130,6 +132,8 @@ cut_back(struct seg_file *s, uint64_t size)
 		if (r->offset + r->len > size) {
 			if (r->dead)
 				s->ndead--;
+			else
+				s->live_bytes -= WAL_HEADER + r->len;
 			unhash(r);
 			free(r);
 			continue;

@@ -35,6 +35,7 @@ struct seg_file {
 					 * record it will ever hold is known */
 	struct seg_rec	**recs;
 	size_t		 nrecs, cap, ndead, npinned;
+	uint64_t	 live_bytes;	/* records not dead, headers included */
 	struct seg_file	*next;
 };
 

@@ -294,6 +294,27 @@ describe("the segment backend's compaction", function()
     assert.equal("moved 1,moved 3,moved 5", subjects(d, "alice"), "not delivered again")
   end)
 
+  it("compacts a segment only once a quarter or less of it is live (before the hour)", function()
+    local d = start{ deliver = false, workers = 1, queues = 1,
+      env = { INDIMAIL_TEST_COMPACT_AFTER_S = "0,3600" } }
+    local ids = {}
+    for i = 1, 8 do ids[i] = d:send("bob@example.test", { "alice@example.test" }, message("sparse " .. i)) end
+    assert.matches("^5 messages removed", (cli(d, "remove " .. table.concat(ids, " ", 1, 5))))
+    assert.equal("exited", (d:stop(10)))
+    local from = #d:log() + 1
+    d:restart()
+    -- 3 of 8 live: more than a quarter, left alone round after round
+    D.t.sleep(3)
+    assert.equal(0, select(2, d:log():sub(from):gsub("event=segment_compacted", "")), d:log():sub(from))
+    assert.equal(1, segments(d))
+    assert.matches("^1 message removed", (cli(d, "remove " .. ids[6])))
+    -- 2 of 8: a quarter, moved out, and the segment goes
+    assert.is_truthy(d:wait_log("event=segment_compacted messages=2 moved=2 ", 10, from), d:log():sub(from))
+    assert.same({ ids[7], ids[8] }, mess_files(d))
+    assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 10, 0.2),
+      table.concat(wal_files(d), " "))
+  end)
+
   it("moves a deferred message out of the active set and the segment its worker sealed by age; it is delivered from its file", function()
     local port, release = D.closed_tcp_port()
     local d = start{ workers = 1, queues = 1,
