@@ -34,13 +34,7 @@ D.t = t
 D.root = os.getenv("PWD")
 D.bin = os.getenv("INDIMAIL_BIN_DIR") or (D.root .. "/bin")  -- SAN=1 builds elsewhere
 
-local function readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local readfile = queue_store.readfile
 D.readfile = readfile
 
 local function writefile(path, s)

@@ -17,13 +17,15 @@ local S = {}
 local MAGIC, MARK_MAGIC = "IMW1", "IMC1"
 local HEADER = 4 + 8 + 24 + 4    -- magic, length, id, crc (queue_wal.h)
 
-local function readfile(path)
+-- A whole file, or nil.
+function S.readfile(path)
   local f = io.open(path, "rb")
   if not f then return nil end
   local s = f:read("a")
   f:close()
   return s
 end
+local readfile = S.readfile
 
 local function lines(cmd)
   local p = io.popen(cmd .. " 2>/dev/null")

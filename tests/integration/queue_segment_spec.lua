@@ -42,6 +42,22 @@ local function mess_files(d)
   return ids
 end
 
+-- A daemon on the wal backend, delivery paused, with one message its
+-- checkpoint has written out to mess/, stopped: returns it and the id.
+local function wal_checkpointed(subject)
+  local d = D.start_for_test{ deliver = false, queue_backend = "wal", mailboxes = USERS }
+  local a = d:send("bob@example.test", { "alice@example.test" }, message(subject))
+  assert.is_truthy(D.eventually(function() return #mess_files(d) == 1 end, 5), d:log())
+  assert.equal("exited", (d:stop(10)))
+  return d, a
+end
+
+-- The config switched to the segment backend, delivery resumed.
+local function to_segment(d)
+  D.writefile(d.config, (D.readfile(d.config):gsub("backend = 'wal'", "backend = 'segment'")
+    :gsub("paused = true", "paused = false")))
+end
+
 local function segments(d)
   local n = 0
   for _, f in ipairs(wal_files(d)) do
@@ -203,12 +219,8 @@ describe("the segment queue backend", function()
   end)
 
   it("switched from wal: what the checkpoint wrote out is delivered from its file, once", function()
-    local d = D.start_for_test{ deliver = false, queue_backend = "wal", mailboxes = USERS }
-    local a = d:send("bob@example.test", { "alice@example.test" }, message("from wal"))
-    assert.is_truthy(D.eventually(function() return #mess_files(d) == 1 end, 5), d:log())
-    assert.equal("exited", (d:stop(10)))
-    D.writefile(d.config, (D.readfile(d.config):gsub("backend = 'wal'", "backend = 'segment'")
-      :gsub("paused = true", "paused = false")))
+    local d, a = wal_checkpointed("from wal")
+    to_segment(d)
     d:restart()
     assert.is_truthy(d:wait_log("event=removed qid=" .. a, 10), d:log())
     assert.is_truthy(D.eventually(function() return #wal_files(d) == 0 end, 20, 0.2),
@@ -365,16 +377,12 @@ describe("the segment backend's compaction", function()
     -- the wal backend's checkpoint leaves the message as a file; a mark
     -- put back to 0 makes its record live again, as after a crash between
     -- a move's rename and its dead-list line
-    local d = D.start_for_test{ deliver = false, queue_backend = "wal", mailboxes = USERS }
-    local a = d:send("bob@example.test", { "alice@example.test" }, message("both"))
-    assert.is_truthy(D.eventually(function() return #mess_files(d) == 1 end, 5), d:log())
-    assert.equal("exited", (d:stop(10)))
+    local d, a = wal_checkpointed("both")
     local marks = D.sh("ls " .. d.dir .. "/queue/*/wal/*.ck")
     for mark in marks:gmatch("%S+") do
       D.writefile(mark, "IMC1" .. string.pack("<I8<I4", 0, 0x8c28b28a))
     end
-    D.writefile(d.config, (D.readfile(d.config):gsub("backend = 'wal'", "backend = 'segment'")
-      :gsub("paused = true", "paused = false")))
+    to_segment(d)
     d:restart()
     assert.is_truthy(d:wait_log("event=segment_record_superseded qid=" .. a, 10), d:log())
     assert.is_truthy(d:wait_log("event=removed qid=" .. a, 10), d:log())
