@@ -127,7 +127,8 @@ run-deps: deps
 fuzz-deps:
 	@./tools/need-packages $(DEB_FUZZ)
 
-$(BUILD)/%.o: %.c
+# deps first, even under make -j (the headers may not be installed yet)
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -150,7 +151,7 @@ $(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
 
 # Lua module exposing the pure parsers to the unit specs (never sanitized:
 # it is loaded into the stock lua5.4 interpreter).
-build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS) src/mail/authres.c src/lua/lua_authres.c
+build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS) src/mail/authres.c src/lua/lua_authres.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -lcrypto
@@ -158,7 +159,7 @@ build/indimail_test.so: tests/helpers/testmod.c $(PURE_SRCS) src/mail/authres.c 
 # The shared counters (src/lib/counter.c) for tests/unit/counter_spec.lua,
 # whose children fork and count on one table.
 COUNTER_SRCS := src/lib/counter.c src/lib/shm.c src/lib/siphash.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
-build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
+build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -pthread
@@ -168,7 +169,7 @@ build/indimail_counter.so: tests/helpers/testmod_counter.c $(COUNTER_SRCS)
 METRICS_SRCS := src/lib/metrics.c src/mail/mail_metrics.c src/lib/batch.c src/lib/fsutil.c \
                 src/lib/shm.c src/lib/siphash.c src/lib/xalloc.c src/lib/diag.c src/lib/log.c src/lib/buf.c
 build/indimail_metrics.so: tests/helpers/testmod_metrics.c $(METRICS_SRCS) src/lib/metrics.h \
-                           src/mail/mail_metrics.h
+                           src/mail/mail_metrics.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4 libuv) -o $@ $(filter %.c,$^) \
@@ -176,7 +177,7 @@ build/indimail_metrics.so: tests/helpers/testmod_metrics.c $(METRICS_SRCS) src/l
 
 # the group commit's batcher (src/lib/batch.c, which observes its batch
 # sizes in the metrics registry) for tests/unit/batch_spec.lua.
-build/indimail_batch.so: tests/helpers/testmod_batch.c $(METRICS_SRCS) src/lib/batch.h
+build/indimail_batch.so: tests/helpers/testmod_batch.c $(METRICS_SRCS) src/lib/batch.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4 libuv) -o $@ $(filter %.c,$^) \
@@ -187,7 +188,7 @@ build/indimail_batch.so: tests/helpers/testmod_batch.c $(METRICS_SRCS) src/lib/b
 SPF_SRCS := src/net/spf.c src/net/spf_dns.c src/net/spf_wire.c src/net/spf_get.c \
             src/net/spf_record.c src/net/spf_record_rewrite.c src/lib/buf.c \
             src/lib/xalloc.c src/lib/diag.c src/lib/log.c
-build/indimail_spf.so: tests/helpers/testmod_spf.c $(SPF_SRCS)
+build/indimail_spf.so: tests/helpers/testmod_spf.c $(SPF_SRCS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fPIC -shared \
 	    $(shell pkg-config --cflags lua5.4) -o $@ $^ -lspf2 -lresolv -pthread
