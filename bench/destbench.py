@@ -31,7 +31,8 @@ restarted once with the whole queue, as after a reboot: the time until
 its queue manager has scanned the queue (event=queue_scanned) and until
 it has settled, and its RSS then. BENCH_DOWN_POSTFIX=0 leaves Postfix out
 (its queueing of a million takes about half an hour here): the table then
-says so in Postfix's column.
+says so in Postfix's column. BENCH_DOWN_BACKEND=segment (or wal) runs
+indimaild on that queue.backend instead of fs.
 """
 import os
 import re
@@ -48,6 +49,7 @@ SETTLE_STEP = 5
 SETTLE_QUIET = 3
 SETTLE_MAX = int(os.environ.get("BENCH_DOWN_SETTLE", "600"))
 POSTFIX = os.environ.get("BENCH_DOWN_POSTFIX", "1") != "0"
+BACKEND = os.environ.get("BENCH_DOWN_BACKEND", "fs")
 NO_POSTFIX = "Postfix not run at this size"
 RESTART_MAX = 900                      # seconds for the queue manager's start-up scan
 RESTART_WINDOW = 30                    # seconds of CPU measured once it has settled again
@@ -282,7 +284,7 @@ def restart(R, srv):
 
 def run_indimaild(R, b):
     port = closed_port(R)
-    srv = R.Indimaild(b, "down", "relay", sink_port=port).start()
+    srv = R.Indimaild(b, "down", "relay", sink_port=port, backend=BACKEND).start()
     try:
         secs = inject(R, srv)
         inject_cpu = pids_cpu(ind_queue_pids(srv))
@@ -380,7 +382,8 @@ def table(R, b):
     i, p = b.r.get("down_ind"), b.r.get("down_pf")
     if not i and not p:
         return
-    label = "13. a destination down with %s queued" % "{:,}".format(N)
+    label = "13. a destination down with %s queued%s" % ("{:,}".format(N),
+        "" if BACKEND == "fs" else ", queue.backend = " + BACKEND)
 
     def cell(r, fn, unit=""):
         return R.Cell(fn(r), unit=unit) if r else R.Cell(text="n/a" if POSTFIX else NO_POSTFIX)
