@@ -8,9 +8,9 @@
  * entry (scheduler_evict: parked if its destination is down), and its
  * entry is marked moving (QW_MOVING: not loaded until the move ends; a
  * parked one stays parked). A message that is busy (a job, a bounce, its
- * removal) or being loaded is left for a later round. Then, on the pool, the claimed ones are written out as
- * files (queue_segment_move), and their entries are released: from then
- * on they are read from mess/.
+ * removal) or being loaded is left for a later round. Then, on the pool,
+ * the claimed ones are written out as files (queue_segment_move), and
+ * their entries are released: from then on they are read from mess/.
  *
  * Nothing else holds a copy of a claimed message's item: the active set
  * does not have it, and the control commands' walks (qmgr_disk.c), which
@@ -129,7 +129,7 @@ do_plan(uv_work_t *w)
 	struct compact_job *j = w->data;
 
 	queue_segment_sweep(&j->q->qs);
-	queue_segment_compactable(&j->q->qs, COMPACT_MAX, &j->mv);
+	queue_segment_compactable(COMPACT_MAX, &j->mv);
 }
 
 void

@@ -173,9 +173,9 @@ struct queue_moves {
 	size_t		 n, cap;
 	size_t		 segments;	/* segments they come from */
 };
-/* Up to max messages to move, appended to mv. Blocks. */
-void	queue_segment_compactable(const struct queue_set *, size_t max,
-	    struct queue_moves *mv);
+/* Up to max messages to move, appended to mv: of the segments as the
+ * queue_segment_sweep just before read them. Blocks. */
+void	queue_segment_compactable(size_t max, struct queue_moves *mv);
 /* Moves mv's messages; sets each one's moved; how many. Blocks. */
 size_t	queue_segment_move(const struct queue_set *, struct queue_moves *mv);
 void	queue_moves_free(struct queue_moves *);

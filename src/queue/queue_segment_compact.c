@@ -101,8 +101,7 @@ moves_add(struct queue_moves *mv, int qn, const char *id)
 }
 
 void
-queue_segment_compactable(const struct queue_set *q, size_t max,
-    struct queue_moves *mv)
+queue_segment_compactable(size_t max, struct queue_moves *mv)
 {
 	time_t now = time(NULL);
 	long sparse, old;
@@ -110,8 +109,6 @@ queue_segment_compactable(const struct queue_set *q, size_t max,
 	ages(&sparse, &old);
 	pthread_mutex_lock(&seg_ix.mu);
 	seg_take_retired();
-	for (int i = 0; i < q->count; i++)
-		seg_refresh(q, i, 1);
 	for (struct seg_file *s = seg_ix.segs; s && mv->n < max; s = s->next) {
 		if (!due(s, now, sparse, old))
 			continue;

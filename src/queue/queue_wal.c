@@ -139,7 +139,7 @@ segment_open(struct queue_set *qs, int qn, struct buf *err)
 
 /*
  * How old a segment may grow: WAL_SEGMENT_AGE_S, or a test hook's
- * INDIMAIL_TEST_SEGMENT_AGE_S (docs/architecture.md "Test hooks").
+ * INDIMAIL_TEST_SEGMENT_AGE_S (docs/architecture.md, with the others).
  */
 static long
 segment_age_max(void)
