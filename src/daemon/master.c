@@ -74,8 +74,7 @@ static struct dns_cache *dns_cache;	/* the same; NULL: dns_cache.size 0 */
 static size_t dns_cache_asked;		/* the dns_cache.size it was made for */
 static struct queue_set queue;
 static int notify_fds[2];	/* [0] queue manager reads, [1] workers send */
-static struct child qmgr;
-static struct child admin;	/* the admin API */
+static struct child qmgr, admin;	/* the queue manager, the admin API */
 static pid_t master_pid;
 static struct reload_files files = { -1, NULL, NULL, NULL, NULL, NULL };	/* reload.h */
 
@@ -297,6 +296,7 @@ reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == qmgr.pid) {
 			qmgr.pid = 0;
+			queue_clean_tmp(&queue, (long)pid); /* bounces, moves */
 			if (got_term)
 				continue;
 			log_death("qmgr", -1, pid, status);

@@ -373,6 +373,22 @@ describe("the segment backend's compaction", function()
     assert.equal("listed 1,listed 2,listed 3", subjects(d, "alice"))
   end)
 
+  it("a queue manager killed during a move: the master removes its files in tmp/, the records stay the messages", function()
+    local d = start{ deliver = false, workers = 1, queues = 1 }
+    local a = d:send("bob@example.test", { "alice@example.test" }, message("cut in tmp"))
+    local qpid = tonumber(d:wait_log("event=qmgr_started pid=(%d+)"))
+    -- what step 1 of a move leaves: the record's copy, not renamed yet
+    local tmp = ("%s/queue/0/tmp/%d.%s"):format(d.dir, qpid, a)
+    D.writefile(tmp, "IMQ1\n")
+    local from = #d:log() + 1
+    D.t.kill(qpid, "KILL")
+    assert.is_truthy(d:wait_log("event=qmgr_died pid=" .. qpid, 5, from), d:log():sub(from))
+    assert.is_nil(io.open(tmp), "its tmp file is gone")
+    resume(d)
+    assert.is_truthy(maildir.wait(d, "alice", 1, 10), d:log())
+    assert.equal("cut in tmp", subjects(d, "alice"))
+  end)
+
   it("takes the file of a message both moved and still live in its segment (a move cut short), and delivers it once", function()
     -- the wal backend's checkpoint leaves the message as a file; a mark
     -- put back to 0 makes its record live again, as after a crash between
