@@ -51,16 +51,16 @@ struct index_dest {
 
 struct index_line {
 	char		 id[QUEUE_ID_LEN + 1];
+	uint32_t	 seq;		/* line number: the last one wins */
 	long long	 at;		/* due (parked: its destination's probe) */
 	long long	 received;	/* parked: the envelope's, for lifetimes */
-	size_t		 seq;		/* line number: the last one wins */
 	struct index_dest *dest;	/* "ID @KEY RECEIVED": parked on KEY */
 };
 
 struct qmgr_index {
-	struct index_line *v;
+	struct index_line *v;		/* set once read: the loop looks up */
 	size_t		 n;
-	size_t		 parked;	/* lines kept with a destination */
+	size_t		 kept, parked;	/* lines rewritten, with a destination */
 	struct index_dest *bucket[INDEX_DEST_BUCKETS];
 	struct siphash_key hkey;	/* keys come from recipients' domains */
 };
@@ -96,6 +96,29 @@ keep_last(struct qmgr_index *x)
 		if (k > 0 && strcmp(x->v[k - 1].id, x->v[i].id) == 0)
 			k--;
 		x->v[k++] = x->v[i];
+	}
+	x->n = k;
+}
+
+/*
+ * The lines a start can use: a message parked on a destination with a
+ * probe time (due then, or at once if it is past: it waits for the probe
+ * all the same), or due later. A parked line whose destination has no
+ * probe line, like a line due already, is dropped: due now.
+ */
+static void
+settle(struct qmgr_index *x)
+{
+	long long now = (long long)time(NULL);
+	size_t k = 0;
+
+	for (size_t i = 0; i < x->n; i++) {
+		struct index_line *l = &x->v[i];
+		if (l->dest && l->dest->at > 0)
+			l->at = l->dest->at;
+		else if ((l->dest = NULL, l->at <= now))
+			continue;
+		x->v[k++] = *l;
 	}
 	x->n = k;
 }
@@ -180,7 +203,7 @@ qmgr_index_read(const struct queue_set *qs)
 			cap = cap ? cap * 2 : 1024;
 			x->v = xrealloc(x->v, cap * sizeof(*x->v));
 		}
-		l.seq = x->n;
+		l.seq = (uint32_t)x->n;
 		x->v[x->n++] = l;
 	}
 	if (f)
@@ -188,6 +211,7 @@ qmgr_index_read(const struct queue_set *qs)
 	if (x->n > 0)	/* qsort of a NULL array, even empty, is undefined */
 		qsort(x->v, x->n, sizeof(*x->v), by_id_then_seq);
 	keep_last(x);
+	settle(x);
 	return x;
 }
 
@@ -207,13 +231,20 @@ qmgr_index_find(const struct qmgr_index *x, const char *id, const char **key,
 	return l ? l->at : 0;
 }
 
-/* Lines kept at start: messages due later, and parked (*parked of them). */
+/* The lines read (after the last of each id, and settle()). */
+size_t
+qmgr_index_lines(const struct qmgr_index *x)
+{
+	return x->n;
+}
+
+/* Lines rewritten at start: messages due later, and parked (*parked). */
 size_t
 qmgr_index_count(const struct qmgr_index *x, size_t *parked)
 {
 	if (parked)
 		*parked = x->parked;
-	return x->n;
+	return x->kept;
 }
 
 void
@@ -230,28 +261,6 @@ qmgr_index_free(struct qmgr_index *x)
 	free(x);
 }
 
-/*
- * A line kept at start: a message parked on a destination with a probe
- * time (due then, or at once if it is past: it waits for the probe all
- * the same), or due later.
- */
-static int
-keep(struct index_line *l, long long now, struct buf *out)
-{
-	if (l->dest && l->dest->at > 0) {
-		l->at = l->dest->at;
-		l->dest->kept = 1;
-		buf_printf(out, "%s @%s %lld\n", l->id, l->dest->key,
-		    l->received);
-		return 1;
-	}
-	l->dest = NULL;		/* a destination without a probe: due now */
-	if (l->at <= now)
-		return 0;
-	buf_printf(out, "%s %lld\n", l->id, l->at);
-	return 1;
-}
-
 /* The probe lines of the destinations that lines kept refer to. */
 static void
 keep_dests(const struct qmgr_index *x, struct buf *out)
@@ -263,25 +272,31 @@ keep_dests(const struct qmgr_index *x, struct buf *out)
 }
 
 /*
- * On the pool at start: keeps the lines of the listed messages (listed[]
- * says which index lines were) that are parked or due later, in a new file
- * renamed over the old one; x shrinks to them.
+ * On the pool at start: the lines of the listed messages (listed[] says
+ * which index lines were) in a new file renamed over the old one. x is
+ * not changed but for what the loop does not read (the counts, which
+ * destinations are kept), as the loop looks lines up meanwhile.
  */
 void
 qmgr_index_compact(const struct queue_set *qs, struct qmgr_index *x,
     const unsigned char *listed)
 {
 	struct buf tmp = BUF_INIT, p = BUF_INIT, out = BUF_INIT;
-	long long now = (long long)time(NULL);
-	size_t k = 0;
 	int fd;
 
-	for (size_t i = 0; i < x->n; i++)
-		if (listed[i] && keep(&x->v[i], now, &out)) {
-			x->parked += x->v[i].dest != NULL;
-			x->v[k++] = x->v[i];
-		}
-	x->n = k;
+	for (size_t i = 0; i < x->n; i++) {
+		const struct index_line *l = &x->v[i];
+		if (!listed[i])
+			continue;
+		x->kept++;
+		if (l->dest) {
+			x->parked++;
+			l->dest->kept = 1;
+			buf_printf(&out, "%s @%s %lld\n", l->id, l->dest->key,
+			    l->received);
+		} else
+			buf_printf(&out, "%s %lld\n", l->id, l->at);
+	}
 	keep_dests(x, &out);
 	index_path(qs, ".new", &tmp);
 	index_path(qs, "", &p);
@@ -469,7 +484,7 @@ compact(struct qmgr *q)
 void
 qmgr_index_started(struct qmgr *q, const struct qmgr_index *x)
 {
-	q->index_lines = x->n;
+	q->index_lines = x->kept;
 	q->index_compacting = 0;
 }
 

@@ -162,6 +162,7 @@ struct qmgr_index *qmgr_index_read(const struct queue_set *);
 struct qmgr_index *qmgr_index_empty(void);
 long long qmgr_index_find(const struct qmgr_index *, const char *id,
 	    const char **key, long long *received);
+size_t	qmgr_index_lines(const struct qmgr_index *);
 size_t	qmgr_index_count(const struct qmgr_index *, size_t *parked);
 void	qmgr_index_mark(const struct qmgr_index *, const char *id,
 	    unsigned char *listed);

@@ -1,10 +1,9 @@
 /*
  * qmgr_load: messages from the queue into the active set (the table),
  * at most delivery.active_limit of them (docs/queue.md "The active set").
- * At start the queue is listed, not read: every id becomes a compact
- * entry (qmgr_wait.c), due now unless the retry index (qmgr_index.c) says
- * later, or parks it again on a destination that was down. A message
- * the SMTP workers announce becomes one too. Due entries are loaded
+ * At start the queue is listed, not read (qmgr_list.c): every id becomes
+ * a compact entry (qmgr_wait.c). A message the SMTP workers announce
+ * becomes one too. Due entries are loaded
  * (envelope read, journal applied, on the pool) in batches while the
  * table has room; when it has none and entries are due, idle
  * messages that are not due leave it again (qmgr_evict). There is no
@@ -42,14 +41,6 @@ struct load_job {
 	unsigned	 delay_ms;	/* the specs' INDIMAIL_TEST_LOAD_DELAY_MS */
 };
 
-struct list_job {
-	uv_work_t	 w;
-	struct qmgr	*q;
-	struct load_item *items;	/* queue and id only */
-	size_t		 n, cap;
-	struct qmgr_index *index;	/* read on the pool too */
-	int		 first;		/* the start's, not a worker's death */
-};
 
 /* A message read from the queue, with its journal applied (on the pool). */
 struct qmsg *
@@ -290,114 +281,6 @@ qmgr_evict(struct qmgr *q, struct qmsg *m, struct dest *d)
 		}
 	}
 	qmsg_free(m);
-}
-
-/* ---- the start: a listing ---------------------------------------------------- */
-
-static int
-list_one(void *arg, int queue, const char *id)
-{
-	struct list_job *j = arg;
-
-	if (j->n == j->cap) {
-		j->cap = j->cap ? j->cap * 2 : LOAD_BATCH;
-		j->items = xrealloc(j->items, j->cap * sizeof(*j->items));
-	}
-	j->items[j->n].queue = queue;
-	snprintf(j->items[j->n].id, sizeof(j->items[j->n].id), "%s", id);
-	j->n++;
-	return 0;
-}
-
-/*
- * At start: the removals a crash left in done/, every id, the retry index
- * read and rewritten. On a worker's death: the ids only (what it did not
- * announce is due now).
- */
-static void
-do_list(uv_work_t *w)
-{
-	struct list_job *j = w->data;
-	unsigned char *listed;
-
-	if (j->first)
-		queue_clean_done(&j->q->qs);
-	queue_list(&j->q->qs, list_one, j);
-	if (!j->first) {
-		j->index = qmgr_index_empty();
-		return;
-	}
-	j->index = qmgr_index_read(&j->q->qs);
-	listed = xcalloc(qmgr_index_count(j->index, NULL) + 1, 1);
-	for (size_t i = 0; i < j->n; i++)
-		qmgr_index_mark(j->index, j->items[i].id, listed);
-	qmgr_index_compact(&j->q->qs, j->index, listed);
-	free(listed);
-}
-
-/*
- * A listed message: an entry due when the index says (now if it does not
- * know), parked again if a destination down held it (qmgr_index_restore).
- */
-static void
-listed_entry(struct qmgr *q, const struct qmgr_index *x,
-    const struct load_item *it, uint64_t now, long long wall)
-{
-	const char *key;
-	long long received, at = qmgr_index_find(x, it->id, &key, &received);
-	uint64_t due = at > wall ? now + (uint64_t)(at - wall) * 1000 : now;
-	struct qwait *e;
-
-	if (qmgr_table_find(q->table, it->id))
-		return;
-	e = qmgr_wait_add(q->wait, it->queue, it->id, due,
-	    at ? QW_DEFERRED : QW_JOURNAL);
-	if (e && key)
-		qmgr_index_restore(q, e, key, at, received);
-}
-
-static void
-after_list(uv_work_t *w, int status)
-{
-	struct list_job *j = w->data;
-	struct qmgr *q = j->q;
-	uint64_t now = uv_now(q->loop);
-	long long wall = (long long)time(NULL);
-	size_t later, parked;
-
-	(void)status;
-	q->io_pending--;
-	if (j->first) {
-		qmgr_index_reopen(q);	/* compacted: a new file */
-		qmgr_index_started(q, j->index);
-	}
-	for (size_t i = 0; i < j->n; i++)
-		listed_entry(q, j->index, &j->items[i], now, wall);
-	later = qmgr_index_count(j->index, &parked);
-	log_event(LOG_INFO, "queue_scanned", "messages=%zu due_later=%zu "
-	    "parked=%zu active_limit=%d", j->n, later - parked, parked,
-	    q->cfg->delivery.active_limit);
-	qmgr_index_free(j->index);
-	free(j->items);
-	free(j);
-	qmgr_fill(q);
-}
-
-/*
- * Every queue's ids: at start (first with the removals a crash left in
- * done/), and when the master says a worker died (qmgr_notify).
- */
-void
-qmgr_load_all(struct qmgr *q)
-{
-	static int started;
-	struct list_job *j = xcalloc(1, sizeof(*j));
-
-	j->w.data = j;
-	j->q = q;
-	j->first = !started++;
-	q->io_pending++;
-	uv_queue_work(q->loop, &j->w, do_list, after_list);
 }
 
 /* ---- notifications ----------------------------------------------------------- */
