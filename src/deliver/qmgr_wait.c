@@ -20,8 +20,18 @@
 
 #define WAIT_BUCKETS_MIN	1024
 #define WAIT_OFF		UINT32_MAX	/* not in the heap */
+#define WAIT_SLAB		4096	/* entries to an allocation */
+
+/* Entries come WAIT_SLAB to an allocation, without malloc's 16 bytes
+ * each; one deleted is reused, its slab kept while the process runs. */
+struct wait_slab {
+	struct wait_slab *next;
+	struct qwait	 e[WAIT_SLAB];
+};
 
 struct qmgr_wait {
+	struct wait_slab *slabs;
+	struct qwait	*unused;	/* chained by hnext */
 	struct qwait	**bucket;
 	size_t		 nbuckets;
 	size_t		 n;
@@ -44,6 +54,26 @@ static size_t
 hash_of(const char *id, size_t nbuckets)
 {
 	return hash_fnv1a(id) & (nbuckets - 1);
+}
+
+static struct qwait *
+entry_new(struct qmgr_wait *w)
+{
+	struct qwait *e;
+
+	if (w->unused == NULL) {
+		struct wait_slab *s = xmalloc(sizeof(*s));
+		s->next = w->slabs;
+		w->slabs = s;
+		for (size_t i = WAIT_SLAB; i-- > 0;) {
+			s->e[i].hnext = w->unused;
+			w->unused = &s->e[i];
+		}
+	}
+	e = w->unused;
+	w->unused = e->hnext;
+	memset(e, 0, sizeof(*e));
+	return e;
 }
 
 /* Twice the buckets once there are more entries than buckets. */
@@ -190,7 +220,7 @@ qmgr_wait_add(struct qmgr_wait *w, int queue, const char *id, uint64_t due,
 		return NULL;
 	if (w->n >= w->nbuckets)
 		grow(w);
-	e = xcalloc(1, sizeof(*e));
+	e = entry_new(w);
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->queue = (uint8_t)queue;
 	e->flags = (uint8_t)flags;
@@ -320,7 +350,8 @@ qmgr_wait_del(struct qmgr_wait *w, struct qwait *e)
 	unpark(e);
 	count(w, e, -1);
 	w->n--;
-	free(e);
+	e->hnext = w->unused;
+	w->unused = e;
 }
 
 /* Calls fn for every entry (it must not add or delete any). */

@@ -166,42 +166,90 @@ supersede(struct seg_rec *r)
 	free(path);
 }
 
-/* The live records of every queue, as (queue, id); refreshed first. */
-struct idlist {
-	int		*qn;
-	char		(*id)[QUEUE_ID_LEN + 1];
-	size_t		 n;
+/*
+ * The live records of every queue, LIVE_CHUNK at a time: the index lock
+ * is held for a chunk, not while the caller's function runs (it may read
+ * a message), and a listing of millions holds one chunk of ids, not all.
+ * The segments are those there when it began (refreshed then); one
+ * removed meanwhile had nothing live left.
+ */
+#define LIVE_CHUNK	1024
+
+struct live_walk {
+	struct file_ids	*files;
+	char		**paths;	/* the segments, when it began */
+	size_t		 npaths, p, i;	/* next: record i of paths[p] */
+	int		 qn[LIVE_CHUNK];
+	char		 id[LIVE_CHUNK][QUEUE_ID_LEN + 1];
 };
 
 static void
-live_ids(const struct queue_set *q, struct file_ids *files, struct idlist *l)
+live_begin(struct live_walk *w, const struct queue_set *q,
+    struct file_ids *files)
 {
-	size_t k = 0;
+	size_t n = 0;
 
-	qsort(files->id, files->n, sizeof(*files->id), cmp_id);
+	memset(w, 0, sizeof(*w));
+	w->files = files;
+	if (files->n)
+		qsort(files->id, files->n, sizeof(*files->id), cmp_id);
 	pthread_mutex_lock(&seg_ix.mu);
 	seg_take_retired();		/* a retired message is listed no more */
 	for (int i = 0; i < q->count; i++)
 		seg_refresh(q, i, 0);
-	l->qn = xcalloc(seg_ix.n ? seg_ix.n : 1, sizeof(*l->qn));
-	l->id = xcalloc(seg_ix.n ? seg_ix.n : 1, sizeof(*l->id));
 	for (struct seg_file *s = seg_ix.segs; s; s = s->next)
-		for (size_t i = 0; i < s->nrecs; i++) {
-			struct seg_rec *r = s->recs[i];
+		n++;
+	w->paths = xcalloc(n ? n : 1, sizeof(*w->paths));
+	for (struct seg_file *s = seg_ix.segs; s; s = s->next)
+		w->paths[w->npaths++] = xstrdup(s->path);
+	pthread_mutex_unlock(&seg_ix.mu);
+}
+
+static struct seg_file *
+segment_of(const char *path)
+{
+	for (struct seg_file *s = seg_ix.segs; s; s = s->next)
+		if (strcmp(s->path, path) == 0)
+			return s;
+	return NULL;
+}
+
+/* The next live ids into w->qn and w->id: how many (0: no more). */
+static size_t
+live_next(struct live_walk *w)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&seg_ix.mu);
+	for (; k < LIVE_CHUNK && w->p < w->npaths; w->p++, w->i = 0) {
+		struct seg_file *s = segment_of(w->paths[w->p]);
+		for (; s && k < LIVE_CHUNK && w->i < s->nrecs; w->i++) {
+			struct seg_rec *r = seg_rec_at(s, w->i);
 			if (r->dead)
 				continue;
-			if (files->n && bsearch(r->id, files->id, files->n,
-			    sizeof(*files->id), cmp_id)) {
+			if (w->files->n && bsearch(r->id, w->files->id,
+			    w->files->n, sizeof(*w->files->id), cmp_id)) {
 				supersede(r);
 				continue;
 			}
-			l->qn[k] = s->qn;
-			memcpy(l->id[k], r->id, sizeof(l->id[k]));
+			w->qn[k] = s->qn;
+			memcpy(w->id[k], r->id, sizeof(w->id[k]));
 			k++;
 		}
-	l->n = k;
+		if (k == LIVE_CHUNK)
+			break;		/* on with this segment next time */
+	}
 	pthread_mutex_unlock(&seg_ix.mu);
-	free(files->id);
+	return k;
+}
+
+static void
+live_end(struct live_walk *w)
+{
+	for (size_t i = 0; i < w->npaths; i++)
+		free(w->paths[i]);
+	free(w->paths);
+	free(w->files->id);
 }
 
 static int
@@ -209,19 +257,22 @@ seg_list(const struct queue_set *q, int (*fn)(void *, int, const char *),
     void *arg)
 {
 	struct file_ids files = { .list_fn = fn, .arg = arg };
-	struct idlist l;
+	struct live_walk *w;
 	int n = queue_fs.list(q, file_listed, &files), rc = 0;
+	size_t k;
 
 	if (n < 0) {
 		free(files.id);
 		return -1;
 	}
-	live_ids(q, &files, &l);
-	for (size_t i = 0; rc == 0 && i < l.n; i++)
-		rc = fn(arg, l.qn[i], l.id[i]);
-	free(l.qn);
-	free(l.id);
-	return rc ? -1 : n + (int)l.n;
+	w = xmalloc(sizeof(*w));
+	live_begin(w, q, &files);
+	while (rc == 0 && (k = live_next(w)) > 0)
+		for (size_t i = 0; rc == 0 && i < k; i++, n++)
+			rc = fn(arg, w->qn[i], w->id[i]);
+	live_end(w);
+	free(w);
+	return rc ? -1 : n;
 }
 
 static int
@@ -229,26 +280,28 @@ seg_scan(const struct queue_set *q, int (*fn)(void *, struct queue_item *),
     void *arg)
 {
 	struct file_ids files = { .scan_fn = fn, .arg = arg };
-	struct idlist l;
+	struct live_walk *w = xmalloc(sizeof(*w));
 	struct queue_item qi;
 	int n = queue_fs.scan(q, file_scanned, &files), rc = 0;
+	size_t k;
 
-	live_ids(q, &files, &l);
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		struct seg_rec *r;
-		int got = -1;
-		pthread_mutex_lock(&seg_ix.mu);
-		if ((r = seg_find(l.id[i])) != NULL && !r->dead)
-			got = item_of(q, r, &qi);
-		pthread_mutex_unlock(&seg_ix.mu);
-		if (got == 0) {
-			n++;
-			rc = fn(arg, &qi);
-			queue_item_free(&qi);
+	live_begin(w, q, &files);
+	while (rc == 0 && (k = live_next(w)) > 0)
+		for (size_t i = 0; rc == 0 && i < k; i++) {
+			struct seg_rec *r;
+			int got = -1;
+			pthread_mutex_lock(&seg_ix.mu);
+			if ((r = seg_find(w->id[i])) != NULL && !r->dead)
+				got = item_of(q, r, &qi);
+			pthread_mutex_unlock(&seg_ix.mu);
+			if (got == 0) {
+				n++;
+				rc = fn(arg, &qi);
+				queue_item_free(&qi);
+			}
 		}
-	}
-	free(l.qn);
-	free(l.id);
+	live_end(w);
+	free(w);
 	return n;
 }
 

@@ -114,8 +114,8 @@ queue_segment_compactable(size_t max, struct queue_moves *mv)
 			continue;
 		mv->segments++;
 		for (size_t i = 0; i < s->nrecs && mv->n < max; i++)
-			if (!s->recs[i]->dead)
-				moves_add(mv, s->qn, s->recs[i]->id);
+			if (!seg_rec_at(s, i)->dead)
+				moves_add(mv, s->qn, seg_rec_at(s, i)->id);
 	}
 	pthread_mutex_unlock(&seg_ix.mu);
 }

@@ -89,21 +89,29 @@ add_rec(struct seg_file *s, const struct wal_record *w, uint64_t base)
 
 	if (seg_find(w->id))	/* a record written again (recovery): once */
 		return;
+	if (w->len > UINT32_MAX) {	/* limits.message_size is 1 GiB at most */
+		log_event(LOG_ERROR, "segment_record_unindexed", "qid=%s "
+		    "segment=%s size=%llu reason=\"over 4 GiB: the segment "
+		    "is kept\"", w->id, s->path, (unsigned long long)w->len);
+		s->unindexed = 1;
+		return;
+	}
 	if (seg_ix.n >= seg_ix.cap)
 		grow();
-	r = xcalloc(1, sizeof(*r));
+	if (s->nrecs == s->nchunks * SEG_CHUNK) {
+		s->chunk = xrealloc(s->chunk, (s->nchunks + 1) *
+		    sizeof(*s->chunk));
+		s->chunk[s->nchunks++] = xmalloc(SEG_CHUNK * sizeof(*r));
+	}
+	r = seg_rec_at(s, s->nrecs++);
+	memset(r, 0, sizeof(*r));
 	memcpy(r->id, w->id, sizeof(r->id));
 	r->seg = s;
 	r->offset = base + w->offset;
-	r->len = w->len;
+	r->len = (uint32_t)w->len;
 	r->hnext = seg_ix.tab[hash(r->id) & (seg_ix.cap - 1)];
 	seg_ix.tab[hash(r->id) & (seg_ix.cap - 1)] = r;
 	seg_ix.n++;
-	if (s->nrecs == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 64;
-		s->recs = xrealloc(s->recs, s->cap * sizeof(*s->recs));
-	}
-	s->recs[s->nrecs++] = r;
 	s->live_bytes += WAL_HEADER + r->len;
 }
 
@@ -124,25 +132,22 @@ seg_set_dead(struct seg_rec *r)
 static void
 cut_back(struct seg_file *s, uint64_t size)
 {
-	size_t k = 0;
+	struct seg_rec *r;
 
-	s->scanned = 0;
-	for (size_t i = 0; i < s->nrecs; i++) {
-		struct seg_rec *r = s->recs[i];
-		if (r->offset + r->len > size) {
-			if (r->dead)
-				s->ndead--;
-			else
-				s->live_bytes -= WAL_HEADER + r->len;
-			unhash(r);
-			free(r);
-			continue;
-		}
-		if (r->offset + r->len > s->scanned)
-			s->scanned = r->offset + r->len;
-		s->recs[k++] = r;
+	/* in order of offset: those past size are the last ones */
+	while (s->nrecs > 0) {
+		r = seg_rec_at(s, s->nrecs - 1);
+		if (r->offset + r->len <= size)
+			break;
+		if (r->dead)
+			s->ndead--;
+		else
+			s->live_bytes -= WAL_HEADER + r->len;
+		unhash(r);
+		s->nrecs--;
 	}
-	s->nrecs = k;
+	r = s->nrecs ? seg_rec_at(s, s->nrecs - 1) : NULL;
+	s->scanned = r ? r->offset + r->len : 0;
 }
 
 /* The records appended to s since the last read, up to an unfinished one. */
@@ -299,7 +304,8 @@ seg_maybe_drop(struct seg_file *s)
 	char *path;
 
 	/* complete: a record appended after the last read would be missed */
-	if (!s->complete || s->ndead < s->nrecs || s->npinned > 0)
+	if (!s->complete || s->ndead < s->nrecs || s->npinned > 0 ||
+	    s->unindexed)
 		return;
 	if (s->dead_fd >= 0)
 		close(s->dead_fd);
@@ -313,14 +319,14 @@ seg_maybe_drop(struct seg_file *s)
 	free(path);
 	log_event(LOG_INFO, "segment_removed", "path=%s records=%zu", s->path,
 	    s->nrecs);
-	for (size_t i = 0; i < s->nrecs; i++) {
-		unhash(s->recs[i]);
-		free(s->recs[i]);
-	}
+	for (size_t i = 0; i < s->nrecs; i++)
+		unhash(seg_rec_at(s, i));
+	for (size_t i = 0; i < s->nchunks; i++)
+		free(s->chunk[i]);
 	for (p = &seg_ix.segs; *p != s; p = &(*p)->next)
 		;
 	*p = s->next;
-	free(s->recs);
+	free(s->chunk);
 	free(s->path);
 	free(s);
 }

@@ -13,14 +13,18 @@
 
 struct seg_file;
 
+/* 56 bytes, SEG_CHUNK of them to an allocation (a million: 53 MiB). */
 struct seg_rec {
-	char		 id[QUEUE_ID_LEN + 1];
-	struct seg_file	*seg;
-	uint64_t	 offset, len;	/* the payload */
-	int		 dead;
-	int		 pinned;	/* retired, not yet removed (this process) */
 	struct seg_rec	*hnext;
+	struct seg_file	*seg;
+	uint64_t	 offset;	/* the payload */
+	uint32_t	 len;
+	unsigned char	 dead;
+	unsigned char	 pinned;	/* retired, not yet removed (this process) */
+	char		 id[QUEUE_ID_LEN + 1];
 };
+
+#define SEG_CHUNK	256	/* records to an allocation */
 
 struct seg_file {
 	char		*path;
@@ -33,8 +37,10 @@ struct seg_file {
 	int		 dead_fd;	/* open for appends, or -1 */
 	int		 complete;	/* read after it was sealed: every
 					 * record it will ever hold is known */
-	struct seg_rec	**recs;
-	size_t		 nrecs, cap, ndead, npinned;
+	int		 unindexed;	/* holds a record too large to index */
+	struct seg_rec	**chunk;	/* record i: seg_rec_at(s, i), in order
+					 * of offset */
+	size_t		 nrecs, nchunks, ndead, npinned;
 	uint64_t	 live_bytes;	/* records not dead, headers included */
 	struct seg_file	*next;
 };
@@ -47,6 +53,12 @@ struct seg_index {
 	size_t		 cap, n;
 };
 extern struct seg_index seg_ix;
+
+static inline struct seg_rec *
+seg_rec_at(const struct seg_file *s, size_t i)
+{
+	return &s->chunk[i / SEG_CHUNK][i % SEG_CHUNK];
+}
 
 /* The rest: seg_ix.mu held. */
 struct seg_rec *seg_find(const char *id);
