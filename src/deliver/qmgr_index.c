@@ -263,28 +263,36 @@ qmgr_index_free(struct qmgr_index *x)
 
 /* The probe lines of the destinations that lines kept refer to. */
 static void
-keep_dests(const struct qmgr_index *x, struct buf *out)
+keep_dests(const struct qmgr_index *x, FILE *out)
 {
 	for (size_t i = 0; i < INDEX_DEST_BUCKETS; i++)
 		for (struct index_dest *d = x->bucket[i]; d; d = d->next)
 			if (d->kept)
-				buf_printf(out, "@%s %lld\n", d->key, d->at);
+				fprintf(out, "@%s %lld\n", d->key, d->at);
 }
 
 /*
  * On the pool at start: the lines of the listed messages (listed[] says
- * which index lines were) in a new file renamed over the old one. x is
- * not changed but for what the loop does not read (the counts, which
+ * which index lines were) in a new file renamed over the old one, written
+ * as they are made (a million parked messages: 60 MB not held at once).
+ * x is not changed but for what the loop does not read (the counts, which
  * destinations are kept), as the loop looks lines up meanwhile.
  */
 void
 qmgr_index_compact(const struct queue_set *qs, struct qmgr_index *x,
     const unsigned char *listed)
 {
-	struct buf tmp = BUF_INIT, p = BUF_INIT, out = BUF_INIT;
-	int fd;
+	struct buf tmp = BUF_INIT, p = BUF_INIT;
+	int fd, ok;
+	FILE *out;
 
-	for (size_t i = 0; i < x->n; i++) {
+	index_path(qs, ".new", &tmp);
+	index_path(qs, "", &p);
+	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640);
+	if ((out = fd >= 0 ? fdopen(fd, "w") : NULL) == NULL && fd >= 0)
+		close(fd);
+	for (size_t i = 0; out && i < x->n; i++) {
 		const struct index_line *l = &x->v[i];
 		if (!listed[i])
 			continue;
@@ -292,28 +300,26 @@ qmgr_index_compact(const struct queue_set *qs, struct qmgr_index *x,
 		if (l->dest) {
 			x->parked++;
 			l->dest->kept = 1;
-			buf_printf(&out, "%s @%s %lld\n", l->id, l->dest->key,
+			fprintf(out, "%s @%s %lld\n", l->id, l->dest->key,
 			    l->received);
 		} else
-			buf_printf(&out, "%s %lld\n", l->id, l->at);
+			fprintf(out, "%s %lld\n", l->id, l->at);
 	}
-	keep_dests(x, &out);
-	index_path(qs, ".new", &tmp);
-	index_path(qs, "", &p);
-	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640);
-	if (fd >= 0 && write(fd, out.data ? out.data : "", out.len) ==
-	    (ssize_t)out.len && close(fd) == 0)
+	if (out)
+		keep_dests(x, out);
+	ok = out && !ferror(out);
+	if (out && fclose(out) != 0)
+		ok = 0;
+	if (ok)
 		rename(buf_cstr(&tmp), buf_cstr(&p));
 	else {
-		if (fd >= 0)
-			close(fd);
+		x->kept = x->parked = 0;
 		log_event(LOG_WARN, "retry_index_failed", "path=%s error=\"%s\"",
 		    buf_cstr(&tmp), strerror(errno));
+		unlink(buf_cstr(&tmp));
 	}
 	buf_free(&tmp);
 	buf_free(&p);
-	buf_free(&out);
 }
 
 /* Marks in listed[] the index line of id, if there is one. */

@@ -121,6 +121,52 @@ describe("the active set", function()
     assert.equal(0, f.count("\nMESSAGE "))
   end)
 
+  -- The start's listing hands the ids to the queue manager's loop in
+  -- batches of 4,096 (qmgr_list.c), the segment backend's 1,024 at a time
+  -- (queue_segment.c): 20,000 cross both many times.
+  for _, backend in ipairs({ "fs", "segment" }) do
+    it(("a restart on 20,000 messages parked on a down destination (%s backend): each listed once, "
+        .. "parked again, none tried"):format(backend), function()
+      local N = 20000
+      local d = D.start_for_test{ deliver = true, queue_backend = backend, relay_from = "'127.0.0.0/8'",
+        limits = "connections_per_ip = 200",
+        routes = ('["down.test"] = { host = "127.0.0.1", port = %d, tls = "none" }')
+          :format(D.closed_tcp_port()),
+        delivery = ("active_limit = %d, dead_destination = { backoff = 600, max = 600 }"):format(LIMIT) }
+      local out, rc = D.sh(("smtp-source -s 20 -m %d -l 512 -f s@example.test -t r@down.test 127.0.0.1:%d")
+        :format(N, d.ports.smtp))
+      assert.equal(0, rc, out)
+      -- every message but those the active set holds parked, each with its line
+      local function parked_lines()
+        return select(2, (D.readfile(d.dir .. "/queue/retry.idx") or ""):gsub("%x+ @[^\n]+\n", ""))
+      end
+      assert.is_truthy(D.eventually(function() return parked_lines() >= N - LIMIT end, 120),
+        ("%d parked lines\n%s"):format(parked_lines(), d:qmgr_control("active")))
+      d:kill9()
+      local from = d:restart()
+      local line = d:wait_log("event=queue_scanned messages=%d+ due_later=%d+ parked=%d+", 60, from)
+      assert.is_truthy(line, d:log():sub(from))
+      local scanned = d:log():sub(from):match("event=queue_scanned (messages=%d+ due_later=%d+ parked=%d+)")
+      local m, later, parked = scanned:match("messages=(%d+) due_later=(%d+) parked=(%d+)")
+      assert.equal(N, tonumber(m), scanned)
+      assert.is_true(tonumber(later) + tonumber(parked) >= N - LIMIT, scanned)
+      local n, w = active(d)
+      assert.equal(N, n + w, d:qmgr_control("active"))
+      out = d:qmgr_control("list")
+      assert.matches("ok " .. N .. "\n$", out)
+      local ids, dup = {}, 0
+      for id in out:gmatch("\n(%x+)%s") do
+        if ids[id] then dup = dup + 1 end
+        ids[id] = true
+      end
+      assert.equal(0, dup)
+      t.sleep(1)
+      local after = d:log():sub(from)
+      assert.equal(0, select(2, after:gsub("event=deferred ", "")), after:sub(1, 4000))
+      assert.equal(0, select(2, after:gsub("event=queue_file_unreadable ", "")), after:sub(1, 4000))
+    end)
+  end
+
   it("rewrites the retry index while it runs once it holds many lines per message", function()
     local port = D.free_tcp_port()
     local f = fake_smtp.start(D.scratch_dir("active-fake"), "127.0.0.1", port,
