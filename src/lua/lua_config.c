@@ -33,7 +33,7 @@ parse_relay(lua_State *L, int t, struct config *c)
 	}
 }
 
-/* queue.backend, "fs" (the default), "wal" or "segment" (docs/queue.md). */
+/* queue.backend, "fs", "wal" or "segment" (the default; docs/queue.md). */
 static void
 parse_queue_backend(lua_State *L, struct config *c)
 {

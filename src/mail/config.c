@@ -45,6 +45,7 @@ config_defaults(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->queue_count = 1;
 	c->queue_split = 16;
+	c->queue_backend = QUEUE_BACKEND_SEGMENT;	/* docs/queue.md */
 	c->log_level = 1;	/* info */
 	c->log_syslog = -1;	/* no syslog */
 	dns_defaults(c);

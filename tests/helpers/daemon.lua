@@ -181,7 +181,7 @@ local function lua_string(s) return string.format("%q", s) end
 
 -- The three listeners, each with o.listen_opts[name] appended.
 -- queue.backend: o.queue_backend, else $INDIMAIL_TEST_QUEUE_BACKEND (so any
--- spec can run on the wal backend), else the server's default.
+-- spec can run on another backend: fs, wal), else the server's default.
 local function queue_backend(o)
   local b = o.queue_backend or os.getenv("INDIMAIL_TEST_QUEUE_BACKEND")
   return (b and b ~= "") and b or nil
@@ -471,8 +471,9 @@ end
 -- text), local_sender_requires_auth (default
 -- false here, unlike the server's default), config_extra (more keys of
 -- indimail.config{}, as text ending in a comma), cert and key (paths of
--- the TLS files instead of D.test_cert()'s), queue_backend ("fs" or
--- "wal"; default $INDIMAIL_TEST_QUEUE_BACKEND, else the server's).
+-- the TLS files instead of D.test_cert()'s), queue_backend ("fs", "wal"
+-- or "segment"; default $INDIMAIL_TEST_QUEUE_BACKEND, else the server's,
+-- segment).
 function D.start(o)
   o = o or {}
   local dir = sh("mktemp -d /tmp/indimail-test.XXXXXX"):gsub("%s+$", "")
