@@ -31,8 +31,8 @@ restarted once with the whole queue, as after a reboot: the time until
 its queue manager has scanned the queue (event=queue_scanned) and until
 it has settled, and its RSS then. BENCH_DOWN_POSTFIX=0 leaves Postfix out
 (its queueing of a million takes about half an hour here): the table then
-says so in Postfix's column. BENCH_DOWN_BACKEND=segment (or wal) runs
-indimaild on that queue.backend instead of fs.
+says so in Postfix's column. BENCH_DOWN_BACKEND=fs (or wal) runs
+indimaild on that queue.backend instead of the default, segment.
 """
 import os
 import re
@@ -49,7 +49,7 @@ SETTLE_STEP = 5
 SETTLE_QUIET = 3
 SETTLE_MAX = int(os.environ.get("BENCH_DOWN_SETTLE", "600"))
 POSTFIX = os.environ.get("BENCH_DOWN_POSTFIX", "1") != "0"
-BACKEND = os.environ.get("BENCH_DOWN_BACKEND", "fs")
+BACKEND = os.environ.get("BENCH_DOWN_BACKEND", "segment")
 NO_POSTFIX = "Postfix not run at this size"
 RESTART_MAX = 900                      # seconds for the queue manager's start-up scan
 RESTART_WINDOW = 30                    # seconds of CPU measured once it has settled again
@@ -383,7 +383,7 @@ def table(R, b):
     if not i and not p:
         return
     label = "13. a destination down with %s queued%s" % ("{:,}".format(N),
-        "" if BACKEND == "fs" else ", queue.backend = " + BACKEND)
+        "" if BACKEND == "segment" else ", queue.backend = " + BACKEND)
 
     def cell(r, fn, unit=""):
         return R.Cell(fn(r), unit=unit) if r else R.Cell(text="n/a" if POSTFIX else NO_POSTFIX)
