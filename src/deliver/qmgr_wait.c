@@ -14,6 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(a, n)		((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n)	((void)(a), (void)(n))
+#endif
+
 #include "../lib/hash.h"
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
@@ -23,7 +30,9 @@
 #define WAIT_SLAB		4096	/* entries to an allocation */
 
 /* Entries come WAIT_SLAB to an allocation, without malloc's 16 bytes
- * each; one deleted is reused, its slab kept while the process runs. */
+ * each; one deleted is reused, its slab kept while the process runs.
+ * Under ASan an unused entry is poisoned but for its link, so that a
+ * use after qmgr_wait_del is still caught. */
 struct wait_slab {
 	struct wait_slab *next;
 	struct qwait	 e[WAIT_SLAB];
@@ -56,6 +65,16 @@ hash_of(const char *id, size_t nbuckets)
 	return hash_fnv1a(id) & (nbuckets - 1);
 }
 
+/* e unused: on the list, the rest of it poisoned. */
+static void
+entry_unused(struct qmgr_wait *w, struct qwait *e)
+{
+	e->hnext = w->unused;
+	w->unused = e;
+	ASAN_POISON_MEMORY_REGION((char *)e + sizeof(e->hnext),
+	    sizeof(*e) - sizeof(e->hnext));
+}
+
 static struct qwait *
 entry_new(struct qmgr_wait *w)
 {
@@ -65,13 +84,12 @@ entry_new(struct qmgr_wait *w)
 		struct wait_slab *s = xmalloc(sizeof(*s));
 		s->next = w->slabs;
 		w->slabs = s;
-		for (size_t i = WAIT_SLAB; i-- > 0;) {
-			s->e[i].hnext = w->unused;
-			w->unused = &s->e[i];
-		}
+		for (size_t i = WAIT_SLAB; i-- > 0;)
+			entry_unused(w, &s->e[i]);
 	}
 	e = w->unused;
 	w->unused = e->hnext;
+	ASAN_UNPOISON_MEMORY_REGION(e, sizeof(*e));
 	memset(e, 0, sizeof(*e));
 	return e;
 }
@@ -350,8 +368,7 @@ qmgr_wait_del(struct qmgr_wait *w, struct qwait *e)
 	unpark(e);
 	count(w, e, -1);
 	w->n--;
-	e->hnext = w->unused;
-	w->unused = e;
+	entry_unused(w, e);
 }
 
 /* Calls fn for every entry (it must not add or delete any). */
