@@ -116,8 +116,11 @@ settle(struct qmgr_index *x)
 		struct index_line *l = &x->v[i];
 		if (l->dest && l->dest->at > 0)
 			l->at = l->dest->at;
-		else if ((l->dest = NULL, l->at <= now))
-			continue;
+		else {
+			l->dest = NULL;		/* no probe line: as if not parked */
+			if (l->at <= now)
+				continue;
+		}
 		x->v[k++] = *l;
 	}
 	x->n = k;

@@ -196,11 +196,11 @@ after_list(uv_work_t *w, int status)
 	    "parked=%zu active_limit=%d", j->n, later - parked, parked,
 	    q->cfg->delivery.active_limit);
 	qmgr_index_free(j->index);
-	uv_close((uv_handle_t *)&j->async, free_job);
 	if (j->first)		/* the index's memory (a million lines: 56 MB),
 				 * freed here and on the pool, back to the
 				 * system: not held by malloc all the while */
 		malloc_trim(0);
+	uv_close((uv_handle_t *)&j->async, free_job);	/* frees j */
 	qmgr_fill(q);
 }
 
