@@ -11,8 +11,13 @@
  * durable before their first record, sealed when full), the appends and
  * their flush, the backend's table.
  *
+ * A write batch goes to one queue, the next in turn that takes records
+ * (wal_pick), so that it costs one append and one flush however many
+ * queues there are.
+ *
  * Threads: one write batch and one checkpoint batch run at a time (each a
- * batcher). current[] is touched by the write batch only; pending, retired
+ * batcher). current[] and next_qn are touched by the write batch only;
+ * writing by the loop thread only; pending, retired
  * and removing by the loop thread only; failed by the checkpoint, read by
  * the write batch (atomic); failing[] counted on the loop thread, read by
  * the write batch and wal_pick (atomic).
@@ -213,13 +218,14 @@ append_all(int fd, struct iovec *iov, size_t n)
 	return 0;
 }
 
+/* Whether the batch writes j's record: not an envelope over the limit. */
 static int
-job_takes(const struct wal_job *j, int qn)
+job_takes(const struct wal_job *j)
 {
-	return j->qn == qn && j->envelope.len <= QUEUE_ENVELOPE_MAX;
+	return j->envelope.len <= QUEUE_ENVELOPE_MAX;
 }
 
-/* One queue's part of a write batch. */
+/* A write batch in queue qn's current segment. */
 struct wal_append {
 	struct wal_segment *seg;
 	uint64_t	 end;		/* where the batch's records end */
@@ -227,12 +233,9 @@ struct wal_append {
 	struct buf	 err;
 };
 
-/*
- * Appends the records of queue qn's jobs and starts their writeback, so
- * that the flushes of several queues overlap (flush_queue waits).
- */
+/* Appends the records of the batch's jobs to queue qn's segment. */
 static void
-append_queue(struct queue_set *qs, int qn, struct batch_item *items,
+append_batch(struct queue_set *qs, int qn, struct batch_item *items,
     struct wal_append *a)
 {
 	struct iovec *iov;
@@ -247,24 +250,21 @@ append_queue(struct queue_set *qs, int qn, struct batch_item *items,
 	a->end = s ? s->size : 0;
 	for (struct batch_item *it = items; s && it; it = it->next) {
 		struct wal_job *j = (struct wal_job *)it;
-		if (!job_takes(j, qn))
+		if (!job_takes(j))
 			continue;
 		niov += record_iov(j, a->end, iov + niov);
 		a->end = j->offset + j->len;
 	}
 	a->ok = s && append_all(s->fd, iov, niov) == 0;
-	if (a->ok)
-		sync_file_range(s->fd, (off_t)s->size, (off_t)(a->end - s->size),
-		    SYNC_FILE_RANGE_WRITE);
-	else if (s)
+	if (!a->ok && s)
 		buf_printf(&a->err, "append to %s: %s", s->path,
 		    strerror(errno));
 	free(iov);
 }
 
-/* Waits for queue qn's records to be durable; tells each job. */
+/* Waits for the batch's records to be durable; tells each job. */
 static void
-flush_queue(struct wal_append *a, struct batch_item *items, int qn)
+flush_batch(struct wal_append *a, struct batch_item *items)
 {
 	struct wal_segment *s = a->seg;
 
@@ -280,7 +280,7 @@ flush_queue(struct wal_append *a, struct batch_item *items, int qn)
 	}
 	for (struct batch_item *it = items; it; it = it->next) {
 		struct wal_job *j = (struct wal_job *)it;
-		if (!job_takes(j, qn))
+		if (!job_takes(j))
 			continue;
 		j->ok = a->ok;
 		j->seg = s;
@@ -292,43 +292,51 @@ flush_queue(struct wal_append *a, struct batch_item *items, int qn)
 	buf_free(&a->err);
 }
 
+/*
+ * The queue of the next write batch: the next in turn, unless it takes no
+ * new segment and another does. Pool thread (one write batch at a time).
+ */
 static int
-queue_has_jobs(struct batch_item *items, int qn)
+wal_pick(struct queue_set *qs)
 {
-	for (struct batch_item *it = items; it; it = it->next)
-		if (job_takes((struct wal_job *)it, qn))
-			return 1;
-	return 0;
+	struct queue_wal *w = qs->wal;
+	int qn = w->next_qn % qs->count;
+
+	w->next_qn = (qn + 1) % qs->count;
+	for (int k = 0; k < qs->count; k++) {
+		int i = (qn + k) % qs->count;
+		if (atomic_load(&w->failing[i]) < WAL_FAILING_MAX)
+			return i;
+	}
+	return qn;		/* refused there as anywhere */
 }
 
-/*
- * Runs on a pool thread: per queue touched, one append and one flush; the
- * appends of every queue first, so their writeback runs together.
- */
+/* Runs on a pool thread: the batch's records appended to one queue's
+ * segment, and flushed. */
 static void
 write_batch(struct batch_item *items, size_t n, void *ctx)
 {
 	struct queue_set *qs = ctx;
-	struct wal_append a[QUEUE_MAX];
-	int touched[QUEUE_MAX];
+	struct wal_append a;
+	int qn = wal_pick(qs), records = 0;
 
 	(void)n;		/* the jobs' list is enough */
 	for (struct batch_item *it = items; it; it = it->next) {
 		struct wal_job *j = (struct wal_job *)it;
-		if (j->envelope.len > QUEUE_ENVELOPE_MAX)
+		j->qn = qn;
+		if (job_takes(j))
+			records++;
+		else
 			buf_printf(&j->error, "envelope of %zu bytes is over "
 			    "the %d-byte limit", j->envelope.len,
 			    QUEUE_ENVELOPE_MAX);
 	}
-	memset(a, 0, sizeof(a));
-	for (int qn = 0; qn < qs->count; qn++)
-		if ((touched[qn] = queue_has_jobs(items, qn)))
-			append_queue(qs, qn, items, &a[qn]);
-	for (int qn = 0; qn < qs->count; qn++)
-		if (touched[qn])
-			flush_queue(&a[qn], items, qn);
+	if (records == 0)
+		return;
+	memset(&a, 0, sizeof(a));
+	append_batch(qs, qn, items, &a);
+	flush_batch(&a, items);
 }
-
 
 /* Runs on the loop thread: the records are durable, the 250s can go. */
 static void
@@ -350,7 +358,7 @@ batch_written(struct batch_item *items, size_t n, void *ctx, int status)
 		else if (j->ok)
 			wal_checkpoint_add(j->qs, j->seg, j->qn, j->id,
 			    j->offset, j->len);
-		j->qs->inflight[j->qn]--;
+		j->qs->wal->writing--;
 		j->cb(j->arg, j->ok, j->ok ? NULL : buf_cstr(&j->error), secs,
 		    j->qn);
 		buf_free(&j->envelope);
@@ -371,21 +379,6 @@ wal_start(uv_loop_t *loop, struct queue_set *qs)
 	wal_checkpoint_init(loop, qs);
 }
 
-/* queue_pick's choice, unless it takes no new segment and another does. */
-static int
-wal_pick(struct queue_set *qs)
-{
-	atomic_int *failing = qs->wal->failing;
-	int qn = queue_pick(qs);
-
-	for (int k = 0; k < qs->count; k++) {
-		int i = (qn + k) % qs->count;
-		if (atomic_load(&failing[i]) < WAL_FAILING_MAX)
-			return i;
-	}
-	return qn;		/* refused there as anywhere */
-}
-
 int
 wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
     const struct msg_piece *pieces, size_t npieces, queue_write_cb cb,
@@ -399,8 +392,8 @@ wal_write(uv_loop_t *loop, struct queue_set *qs, const struct envelope *e,
 	if (qs->wal == NULL)
 		wal_start(loop, qs);
 	j->qs = qs;
-	j->qn = wal_pick(qs);
-	qs->inflight[j->qn]++;
+	j->qn = -1;		/* the batch's queue (write_batch) */
+	qs->wal->writing++;
 	snprintf(j->id, sizeof(j->id), "%s", e->id);
 	queue_envelope_format(e, &j->envelope);
 	memcpy(j->pieces, pieces, npieces * sizeof(*pieces));
@@ -420,10 +413,7 @@ wal_busy(const struct queue_set *qs)
 
 	if (w == NULL)
 		return 0;
-	for (int i = 0; i < qs->count; i++)
-		if (qs->inflight[i] > 0)
-			return 1;
-	return w->checkpoint.running || w->checkpoint.waiting != NULL ||
+	return w->writing > 0 || w->checkpoint.running || w->checkpoint.waiting != NULL ||
 	    w->removals > 0 || w->news != NULL;
 }
 

@@ -41,6 +41,8 @@ struct queue_wal {
 	struct wal_segment *current[QUEUE_MAX];
 	struct wal_segment *sealed;	/* sealed by the last write batch */
 	unsigned	 seq;
+	int		 next_qn;	/* the next write batch's queue */
+	size_t		 writing;	/* jobs not yet done (loop thread) */
 	struct batcher	 checkpoint;
 	int		 removals;	/* segment removals running */
 	struct wal_news	*news, *news_tail;
