@@ -269,6 +269,24 @@ describe("the segment queue backend", function()
       table.concat(wal_files(d), " "))
     assert.equal("alive c", subjects(d, "alice"))
   end)
+
+  it("writes a batch whole to one queue, the next batch to the next queue", function()
+    -- the first batch is held 1.5 s: the messages sent meanwhile form the second
+    local d = start{ deliver = false, workers = 1, queues = 2,
+      env = { INDIMAIL_TEST_WRITE_DELAY_MS = "1500" } }
+    local out, rc = D.sh(("smtp-source -s 20 -m 20 -l 512 -f bob@example.test -t alice@example.test "
+      .. "127.0.0.1:%d"):format(d.ports.smtp))
+    assert.equal(0, rc, out)
+    local per = { 0, 0 }
+    for _, e in ipairs(d:queue_files()) do
+      local qn = tonumber(e:match("/queue/(%d)/wal/"))
+      per[qn + 1] = per[qn + 1] + 1
+    end
+    assert.equal(20, per[1] + per[2], table.concat(d:queue_files(), "\n"))
+    -- a queue chosen per message would hold about half of the second batch
+    assert.is_true(math.max(per[1], per[2]) >= 16 and math.min(per[1], per[2]) >= 1,
+      ("queue 0: %d, queue 1: %d"):format(per[1], per[2]))
+  end)
 end)
 
 describe("the segment backend's compaction", function()
