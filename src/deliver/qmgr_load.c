@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "../lib/diag.h"
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
@@ -198,12 +199,10 @@ load_delay_ms(void)
 {
 	static int read;
 	static unsigned ms;
-	const char *e;
 
 	if (!read) {
 		read = 1;
-		if ((e = getenv("INDIMAIL_TEST_LOAD_DELAY_MS")) != NULL)
-			ms = (unsigned)strtoul(e, NULL, 10) % 60000;
+		ms = test_hook_ms("INDIMAIL_TEST_LOAD_DELAY_MS");
 	}
 	return ms;
 }

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "../lib/buf.h"
+#include "../lib/diag.h"
 #include "../lib/fsutil.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
@@ -80,8 +81,7 @@ due(const struct seg_file *s, time_t now, long sparse, long old)
 static void
 move_delay(void)
 {
-	const char *e = getenv("INDIMAIL_TEST_MOVE_DELAY_MS");
-	long ms = e && *e ? strtol(e, NULL, 10) % 60000 : 0;
+	unsigned ms = test_hook_ms("INDIMAIL_TEST_MOVE_DELAY_MS");
 
 	if (ms > 0)
 		usleep((useconds_t)ms * 1000);

@@ -150,11 +150,9 @@ static long
 segment_age_max(void)
 {
 	static long age = -1;
-	const char *e;
 
 	if (age < 0)
-		age = (e = getenv("INDIMAIL_TEST_SEGMENT_AGE_S")) && *e ?
-		    strtol(e, NULL, 10) : WAL_SEGMENT_AGE_S;
+		age = test_hook("INDIMAIL_TEST_SEGMENT_AGE_S", WAL_SEGMENT_AGE_S);
 	return age;
 }
 
@@ -319,18 +317,21 @@ wal_pick(struct queue_set *qs)
 static void
 write_delay(void)
 {
-	static long ms = -1;
-	const char *e;
+	static int read;
+	static unsigned ms;
 
-	if (ms < 0)
-		ms = (e = getenv("INDIMAIL_TEST_WRITE_DELAY_MS")) && *e ?
-		    strtol(e, NULL, 10) % 60000 : 0;
+	if (!read) {
+		read = 1;
+		ms = test_hook_ms("INDIMAIL_TEST_WRITE_DELAY_MS");
+	}
 	if (ms > 0)
 		usleep((useconds_t)ms * 1000);
 }
 
-/* Runs on a pool thread: the batch's records appended to one queue's
- * segment, and flushed. */
+/*
+ * Runs on a pool thread: the batch's records appended to one queue's
+ * segment, and flushed.
+ */
 static void
 write_batch(struct batch_item *items, size_t n, void *ctx)
 {
@@ -433,8 +434,8 @@ wal_busy(const struct queue_set *qs)
 
 	if (w == NULL)
 		return 0;
-	return w->writing > 0 || w->checkpoint.running || w->checkpoint.waiting != NULL ||
-	    w->removals > 0 || w->news != NULL;
+	return w->writing > 0 || w->checkpoint.running ||
+	    w->checkpoint.waiting != NULL || w->removals > 0 || w->news != NULL;
 }
 
 /* Once checkpointed, a message is a queue_fs file: read and retired so. */
