@@ -142,13 +142,12 @@ class AuthSet(policybench.PolicySet):
 
 
 def only_message(srv):
-    """The message part of the only file in srv's queue (None if none)."""
-    files = [os.path.join(dp, f) for q in ("0", "1")
-             for dp, _, fs in os.walk(os.path.join(srv.queue, q, "mess")) for f in fs]
-    if len(files) != 1:
+    """The message part of the only message in srv's queue, a file or a
+    segment's record (None if there is not exactly one)."""
+    msgs = srv.payloads()
+    if len(msgs) != 1:
         return None
-    with open(files[0], errors="replace") as f:
-        return f.read().replace("\r\n", "\n").split("\n\n", 1)[1]
+    return msgs[0].decode(errors="replace").replace("\r\n", "\n").split("\n\n", 1)[1]
 
 
 def header_block(msg):
