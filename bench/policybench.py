@@ -497,6 +497,9 @@ def check_counts(R, b, insts, sent, stats=True):
 def queue_stats(R, b, srv, want):
     f, msgs, workers = srv.stats
     b.r["flushes"], b.r["flushed_msgs"] = f, msgs
+    # a batch's sync calls: the segment's fdatasync (segment, wal: one
+    # queue per batch), or the files' flush and their folders' (fs)
+    b.r["flush_syncs"] = 2 if srv.backend == "fs" else 1
     b.detail("queue_stats (no-policy instance, 100 sessions only): %d workers, "
              "flushes=%d messages=%d -> %.1f messages per flush" %
              (workers, f, msgs, msgs / f if f else 0))
