@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "../lib/diag.h"
+#include "../lib/testhook.h"
 #include "../lib/xalloc.h"
 #include "qmgr_int.h"
 
@@ -197,14 +197,10 @@ room(struct qmgr *q)
 static unsigned
 load_delay_ms(void)
 {
-	static int read;
-	static unsigned ms;
+	static struct test_hook delay = TEST_HOOK(
+	    "INDIMAIL_TEST_LOAD_DELAY_MS", 0);
 
-	if (!read) {
-		read = 1;
-		ms = test_hook_ms("INDIMAIL_TEST_LOAD_DELAY_MS");
-	}
-	return ms;
+	return test_hook_ms(&delay);
 }
 
 /*

@@ -51,19 +51,3 @@ fatal(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
-
-long
-test_hook(const char *name, long dflt)
-{
-	const char *e = getenv(name);
-
-	return e && *e ? strtol(e, NULL, 10) : dflt;
-}
-
-unsigned
-test_hook_ms(const char *name)
-{
-	long ms = test_hook(name, 0);
-
-	return ms > 0 ? (unsigned)(ms % 60000) : 0;
-}

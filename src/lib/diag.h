@@ -15,12 +15,5 @@ void	panic(const char *fmt, ...)
 	    __attribute__((noreturn, format(printf, 1, 2)));
 void	fatal(const char *fmt, ...)
 	    __attribute__((noreturn, format(printf, 1, 2)));
-/*
- * A spec's hook, an INDIMAIL_TEST_* variable (docs/architecture.md lists
- * them): its value as a number, or dflt when it is unset or empty.
- */
-long	test_hook(const char *name, long dflt);
-/* A hook's hold in ms, 0 to 59,999 (0: none, also when unset). */
-unsigned test_hook_ms(const char *name);
 
 #endif

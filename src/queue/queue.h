@@ -54,9 +54,9 @@ struct queue_set {
 	char		*path;
 	int		 count;
 	int		 split;
-	int		 inflight[QUEUE_MAX];	/* writes running, per queue */
-	int		 next;			/* round-robin tie breaker */
-	struct batcher	 writer;	/* group commit (queue_fs.c) */
+	int		 inflight[QUEUE_MAX];	/* fs: writes running, per queue */
+	int		 next;			/* fs: round-robin tie breaker */
+	struct batcher	 writer;	/* group commit (each backend's) */
 	const struct queue_backend *backend;
 	/* the wal backend's state, and whom it
 	 * tells of a message once the queue manager may see it: 0 told (or
@@ -207,6 +207,7 @@ int	queue_set_init(struct queue_set *, const char *path, int count,
 void	queue_set_free(struct queue_set *);
 void	queue_new_id(char out[QUEUE_ID_LEN + 1]);
 int	queue_hash(const char *id, int split);
+/* fs: the queue of a new message (wal and segment pick one per batch). */
 int	queue_pick(struct queue_set *);
 /*
  * Removes tmp/ leftovers: those of one dead pid, or (pid 0) those of every

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "../lib/buf.h"
-#include "../lib/diag.h"
+#include "../lib/testhook.h"
 #include "../lib/fsutil.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
@@ -81,10 +81,10 @@ due(const struct seg_file *s, time_t now, long sparse, long old)
 static void
 move_delay(void)
 {
-	unsigned ms = test_hook_ms("INDIMAIL_TEST_MOVE_DELAY_MS");
+	static struct test_hook delay = TEST_HOOK(
+	    "INDIMAIL_TEST_MOVE_DELAY_MS", 0);
 
-	if (ms > 0)
-		usleep((useconds_t)ms * 1000);
+	test_hook_hold(&delay);
 }
 
 static void

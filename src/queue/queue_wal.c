@@ -36,6 +36,7 @@
 #include "../lib/diag.h"
 #include "../lib/fsutil.h"
 #include "../lib/log.h"
+#include "../lib/testhook.h"
 #include "../lib/xalloc.h"
 #include "queue.h"
 #include "queue_wal.h"
@@ -149,11 +150,10 @@ segment_open(struct queue_set *qs, int qn, struct buf *err)
 static long
 segment_age_max(void)
 {
-	static long age = -1;
+	static struct test_hook age = TEST_HOOK("INDIMAIL_TEST_SEGMENT_AGE_S",
+	    WAL_SEGMENT_AGE_S);
 
-	if (age < 0)
-		age = test_hook("INDIMAIL_TEST_SEGMENT_AGE_S", WAL_SEGMENT_AGE_S);
-	return age;
+	return test_hook(&age);
 }
 
 /*
@@ -317,15 +317,10 @@ wal_pick(struct queue_set *qs)
 static void
 write_delay(void)
 {
-	static int read;
-	static unsigned ms;
+	static struct test_hook delay = TEST_HOOK(
+	    "INDIMAIL_TEST_WRITE_DELAY_MS", 0);
 
-	if (!read) {
-		read = 1;
-		ms = test_hook_ms("INDIMAIL_TEST_WRITE_DELAY_MS");
-	}
-	if (ms > 0)
-		usleep((useconds_t)ms * 1000);
+	test_hook_hold(&delay);
 }
 
 /*
