@@ -20,7 +20,8 @@
  * and rewritten (only the lines of messages still queued and not yet due,
  * as "ID UNIXTIME") on the pool at start; appended on the loop thread;
  * rewritten from what the queue manager knows once it holds
- * INDEX_COMPACT_RATIO lines per message.
+ * INDEX_COMPACT_RATIO lines per message (the loop writes its lines as it
+ * makes them, the pool closes and renames).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -366,10 +367,19 @@ qmgr_index_restore(struct qmgr *q, struct qwait *e, const char *key,
 
 /* ---- the rewrite while running --------------------------------------------- */
 
+/*
+ * The loop writes the new index's lines as it makes them, through a
+ * stream's buffer (INDEX_WRITE_BUF), into <index>.new; the pool flushes,
+ * closes and renames it. A million parked messages: 60 MB of lines, never
+ * held at once.
+ */
+#define INDEX_WRITE_BUF	(64 << 10)
+
 struct compact_job {
 	uv_work_t	 w;
 	struct qmgr	*q;
-	struct buf	 text;		/* the new index */
+	FILE		*out;		/* <index>.new */
+	int		 failed;	/* errno of what failed, or 0 */
 	size_t		 lines;
 	uint64_t	 now;
 	long long	 wall;
@@ -396,11 +406,11 @@ snapshot_entry(struct qwait *e, void *arg)
 	struct compact_job *j = arg;
 
 	if (e->parked && indexable(e->parked->key)) {
-		buf_printf(&j->text, "%s @%s %lld\n", e->id, e->parked->key,
+		fprintf(j->out, "%s @%s %lld\n", e->id, e->parked->key,
 		    e->received);
 		j->lines++;
 	} else if (e->due > j->now && !(e->flags & QW_JOURNAL)) {
-		buf_printf(&j->text, "%s %lld\n", e->id,
+		fprintf(j->out, "%s %lld\n", e->id,
 		    wall_of(e->due, j->now, j->wall));
 		j->lines++;
 	}
@@ -414,7 +424,7 @@ snapshot_dest(struct dest *d, void *arg)
 	struct compact_job *j = arg;
 
 	if (d->nparked && d->state != DEST_UP && indexable(d->key)) {
-		buf_printf(&j->text, "@%s %lld\n", d->key,
+		fprintf(j->out, "@%s %lld\n", d->key,
 		    wall_of(d->until, j->now, j->wall));
 		j->lines++;
 	}
@@ -428,22 +438,24 @@ forget_indexed(struct dest *d, void *arg)
 	d->indexed = 0;
 }
 
+/* On the pool: the rest of the lines out, the new index in place. */
 static void
 do_compact(uv_work_t *w)
 {
 	struct compact_job *j = w->data;
 	struct buf tmp = BUF_INIT, p = BUF_INIT;
-	int fd;
+	int err = ferror(j->out) ? EIO : 0;	/* a write on the loop failed */
 
 	index_path(&j->q->qs, ".new", &tmp);
 	index_path(&j->q->qs, "", &p);
-	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640);
-	if (fd >= 0 && write(fd, j->text.data ? j->text.data : "",
-	    j->text.len) == (ssize_t)j->text.len && close(fd) == 0)
-		rename(buf_cstr(&tmp), buf_cstr(&p));
-	else if (fd >= 0)
-		close(fd);
+	if (fclose(j->out) != 0 && err == 0)
+		err = errno;
+	if (err == 0 && rename(buf_cstr(&tmp), buf_cstr(&p)) < 0)
+		err = errno;
+	if (err) {
+		j->failed = err;
+		unlink(buf_cstr(&tmp));
+	}
 	buf_free(&tmp);
 	buf_free(&p);
 }
@@ -458,15 +470,44 @@ after_compact(uv_work_t *w, int status)
 	q->io_pending--;
 	q->index_compacting = 0;
 	q->index_lines = j->lines;	/* lines appended meanwhile: lost (a hint) */
+	if (j->failed) {	/* the old index stays; a rewrite after as many */
+		log_event(LOG_WARN, "retry_index_failed", "path=%s/%s.new "
+		    "error=\"%s\"", q->qs.path, INDEX_NAME, strerror(j->failed));
+		free(j);
+		return;
+	}
 	qmgr_index_reopen(q);
 	dest_each(q->dests, forget_indexed, NULL);
 	log_event(LOG_INFO, "retry_index_compacted", "lines=%zu", j->lines);
-	buf_free(&j->text);
 	free(j);
 }
 
-/* The index from the messages known now that are due later or parked,
- * on the pool. */
+/* <index>.new for the loop to write into, buffered; NULL and errno. */
+static FILE *
+compact_open(const struct queue_set *qs)
+{
+	struct buf tmp = BUF_INIT;
+	int fd, e;
+	FILE *out = NULL;
+
+	index_path(qs, ".new", &tmp);
+	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640);
+	if (fd >= 0 && (out = fdopen(fd, "w")) == NULL) {
+		e = errno;
+		close(fd);
+		errno = e;
+	}
+	if (out)
+		setvbuf(out, NULL, _IOFBF, INDEX_WRITE_BUF);
+	buf_free(&tmp);
+	return out;
+}
+
+/*
+ * The index from the messages known now that are due later or parked:
+ * the loop writes the lines (they read its state), the pool finishes.
+ */
 static void
 compact(struct qmgr *q)
 {
@@ -474,18 +515,23 @@ compact(struct qmgr *q)
 
 	j->w.data = j;
 	j->q = q;
+	q->index_compacting = 1;
+	q->io_pending++;
+	if ((j->out = compact_open(&q->qs)) == NULL) {
+		j->failed = errno;
+		after_compact(&j->w, 0);
+		return;
+	}
 	j->now = uv_now(q->loop);
 	j->wall = (long long)time(NULL);
 	qmgr_wait_each(q->wait, snapshot_entry, j);
 	dest_each(q->dests, snapshot_dest, j);
 	for (struct qmsg *m = qmgr_table_first(q->table); m; m = m->next)
 		if (m->retry_at > j->wall) {
-			buf_printf(&j->text, "%s %lld\n", m->item.env.id,
+			fprintf(j->out, "%s %lld\n", m->item.env.id,
 			    m->retry_at);
 			j->lines++;
 		}
-	q->index_compacting = 1;
-	q->io_pending++;
 	uv_queue_work(q->loop, &j->w, do_compact, after_compact);
 }
 

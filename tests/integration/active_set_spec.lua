@@ -180,6 +180,31 @@ describe("the active set", function()
     assert.is_true(lines < 1100, lines .. " lines in the index")
   end)
 
+  it("keeps its retry index and serves on when a rewrite cannot write the new file", function()
+    local port = D.free_tcp_port()
+    local f = fake_smtp.start(D.scratch_dir("active-fake"), "127.0.0.1", port,
+      { data_reply = { "451 4.3.0 not now" } })
+    local d = start(D.closed_tcp_port(), port, "retry = { base = 0.05, max = 0.1 }, ")
+    -- the rewrite's new file cannot be opened for writing: a folder holds its name
+    D.sh("mkdir " .. d.dir .. "/queue/retry.idx.new")
+    local from = #d:log() + 1
+    queue(d, 80, "sink.test")
+    local line = d:wait_log('event=retry_index_failed path=[^ ]+/retry.idx.new error="[^"]+"', 40, from)
+    assert.is_truthy(line, d:log())
+    assert.equal(0, d:count_log("event=retry_index_compacted "), d:log())
+    local before = #(D.readfile(d.dir .. "/queue/retry.idx") or "")
+    assert.is_true(before > 0)
+    -- deferrals go on, appended to the index it kept; once the folder is
+    -- gone, a later rewrite goes through
+    D.sh("rmdir " .. d.dir .. "/queue/retry.idx.new")
+    assert.is_truthy(d:wait_log("event=retry_index_compacted lines=%d+", 40), d:log())
+    assert.is_true(f.count("\nDATA_REFUSED ") > 1000, f.events())
+    local c = d:session()
+    local code, text = c:transaction("sender@example.test", { "late@sink.test" }, "Subject: late\r\n\r\nbody\r\n")
+    assert.equal(250, code, text)
+    c:cmd("QUIT")
+  end)
+
   it("loses no announcement while the queue manager is stopped: all delivered without a rescan", function()
     local sinkport = D.free_tcp_port()
     local sink = fake(sinkport)
