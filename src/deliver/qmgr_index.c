@@ -444,7 +444,7 @@ do_compact(uv_work_t *w)
 {
 	struct compact_job *j = w->data;
 	struct buf tmp = BUF_INIT, p = BUF_INIT;
-	int err = ferror(j->out) ? EIO : 0;	/* a write on the loop failed */
+	int err = j->failed;	/* a write on the loop failed */
 
 	index_path(&j->q->qs, ".new", &tmp);
 	index_path(&j->q->qs, "", &p);
@@ -532,6 +532,8 @@ compact(struct qmgr *q)
 			    m->retry_at);
 			j->lines++;
 		}
+	if (ferror(j->out))	/* the last write's error (ENOSPC, EIO) */
+		j->failed = errno ? errno : EIO;
 	uv_queue_work(q->loop, &j->w, do_compact, after_compact);
 }
 
