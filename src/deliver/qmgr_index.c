@@ -276,6 +276,72 @@ keep_dests(const struct qmgr_index *x, FILE *out)
 }
 
 /*
+ * A rewrite (the start's, or one while running) writes its lines through
+ * a stream's buffer into <index>.new, as it makes them (a million parked
+ * messages: 60 MB of lines, never held at once), then renames the file
+ * over the index.
+ */
+#define INDEX_WRITE_BUF	(64 << 10)
+
+/* <index>.new for a rewrite's lines; NULL and errno. */
+static FILE *
+rewrite_open(const struct queue_set *qs)
+{
+	struct buf tmp = BUF_INIT;
+	int fd, e;
+	FILE *out = NULL;
+
+	index_path(qs, ".new", &tmp);
+	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640);
+	if (fd >= 0 && (out = fdopen(fd, "w")) == NULL) {
+		e = errno;
+		close(fd);
+		errno = e;
+	}
+	if (out)
+		setvbuf(out, NULL, _IOFBF, INDEX_WRITE_BUF);
+	buf_free(&tmp);
+	return out;
+}
+
+/* The error of a rewrite's writes so far: 0, or the last one's. */
+static int
+rewrite_error(FILE *out)
+{
+	return ferror(out) ? (errno ? errno : EIO) : 0;
+}
+
+/*
+ * A rewrite's end: out (NULL: it could not be opened) closed and renamed
+ * over the index, unless err (a write's, or the open's) says otherwise.
+ * Returns 0, or the errno of what failed, logged (event=retry_index_failed),
+ * the new file removed and the old index left in place.
+ */
+static int
+rewrite_finish(const struct queue_set *qs, FILE *out, int err)
+{
+	struct buf tmp = BUF_INIT, p = BUF_INIT;
+
+	index_path(qs, ".new", &tmp);
+	index_path(qs, "", &p);
+	if (out == NULL && err == 0)
+		err = EIO;
+	if (out && fclose(out) != 0 && err == 0)
+		err = errno;
+	if (err == 0 && rename(buf_cstr(&tmp), buf_cstr(&p)) < 0)
+		err = errno;
+	if (err) {
+		log_event(LOG_WARN, "retry_index_failed", "path=%s error=\"%s\"",
+		    buf_cstr(&tmp), strerror(err));
+		unlink(buf_cstr(&tmp));
+	}
+	buf_free(&tmp);
+	buf_free(&p);
+	return err;
+}
+
+/*
  * On the pool at start: the lines of the listed messages (listed[] says
  * which index lines were) in a new file renamed over the old one, written
  * as they are made (a million parked messages: 60 MB not held at once).
@@ -286,16 +352,9 @@ void
 qmgr_index_compact(const struct queue_set *qs, struct qmgr_index *x,
     const unsigned char *listed)
 {
-	struct buf tmp = BUF_INIT, p = BUF_INIT;
-	int fd, ok;
-	FILE *out;
+	FILE *out = rewrite_open(qs);
+	int err = out ? 0 : errno;
 
-	index_path(qs, ".new", &tmp);
-	index_path(qs, "", &p);
-	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640);
-	if ((out = fd >= 0 ? fdopen(fd, "w") : NULL) == NULL && fd >= 0)
-		close(fd);
 	for (size_t i = 0; out && i < x->n; i++) {
 		const struct index_line *l = &x->v[i];
 		if (!listed[i])
@@ -309,21 +368,12 @@ qmgr_index_compact(const struct queue_set *qs, struct qmgr_index *x,
 		} else
 			fprintf(out, "%s %lld\n", l->id, l->at);
 	}
-	if (out)
+	if (out) {
 		keep_dests(x, out);
-	ok = out && !ferror(out);
-	if (out && fclose(out) != 0)
-		ok = 0;
-	if (ok)
-		rename(buf_cstr(&tmp), buf_cstr(&p));
-	else {
-		x->kept = x->parked = 0;
-		log_event(LOG_WARN, "retry_index_failed", "path=%s error=\"%s\"",
-		    buf_cstr(&tmp), strerror(errno));
-		unlink(buf_cstr(&tmp));
+		err = rewrite_error(out);
 	}
-	buf_free(&tmp);
-	buf_free(&p);
+	if (rewrite_finish(qs, out, err) != 0)
+		x->kept = x->parked = 0;
 }
 
 /* Marks in listed[] the index line of id, if there is one. */
@@ -367,18 +417,10 @@ qmgr_index_restore(struct qmgr *q, struct qwait *e, const char *key,
 
 /* ---- the rewrite while running --------------------------------------------- */
 
-/*
- * The loop writes the new index's lines as it makes them, through a
- * stream's buffer (INDEX_WRITE_BUF), into <index>.new; the pool flushes,
- * closes and renames it. A million parked messages: 60 MB of lines, never
- * held at once.
- */
-#define INDEX_WRITE_BUF	(64 << 10)
-
 struct compact_job {
 	uv_work_t	 w;
 	struct qmgr	*q;
-	FILE		*out;		/* <index>.new */
+	FILE		*out;		/* <index>.new (rewrite_open) */
 	int		 failed;	/* errno of what failed, or 0 */
 	size_t		 lines;
 	uint64_t	 now;
@@ -443,21 +485,8 @@ static void
 do_compact(uv_work_t *w)
 {
 	struct compact_job *j = w->data;
-	struct buf tmp = BUF_INIT, p = BUF_INIT;
-	int err = j->failed;	/* a write on the loop failed */
 
-	index_path(&j->q->qs, ".new", &tmp);
-	index_path(&j->q->qs, "", &p);
-	if (fclose(j->out) != 0 && err == 0)
-		err = errno;
-	if (err == 0 && rename(buf_cstr(&tmp), buf_cstr(&p)) < 0)
-		err = errno;
-	if (err) {
-		j->failed = err;
-		unlink(buf_cstr(&tmp));
-	}
-	buf_free(&tmp);
-	buf_free(&p);
+	j->failed = rewrite_finish(&j->q->qs, j->out, j->failed);
 }
 
 static void
@@ -470,9 +499,8 @@ after_compact(uv_work_t *w, int status)
 	q->io_pending--;
 	q->index_compacting = 0;
 	q->index_lines = j->lines;	/* lines appended meanwhile: lost (a hint) */
-	if (j->failed) {	/* the old index stays; a rewrite after as many */
-		log_event(LOG_WARN, "retry_index_failed", "path=%s/%s.new "
-		    "error=\"%s\"", q->qs.path, INDEX_NAME, strerror(j->failed));
+	if (j->failed) {	/* logged; the old index stays, a rewrite
+				 * after as many lines */
 		free(j);
 		return;
 	}
@@ -480,28 +508,6 @@ after_compact(uv_work_t *w, int status)
 	dest_each(q->dests, forget_indexed, NULL);
 	log_event(LOG_INFO, "retry_index_compacted", "lines=%zu", j->lines);
 	free(j);
-}
-
-/* <index>.new for the loop to write into, buffered; NULL and errno. */
-static FILE *
-compact_open(const struct queue_set *qs)
-{
-	struct buf tmp = BUF_INIT;
-	int fd, e;
-	FILE *out = NULL;
-
-	index_path(qs, ".new", &tmp);
-	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640);
-	if (fd >= 0 && (out = fdopen(fd, "w")) == NULL) {
-		e = errno;
-		close(fd);
-		errno = e;
-	}
-	if (out)
-		setvbuf(out, NULL, _IOFBF, INDEX_WRITE_BUF);
-	buf_free(&tmp);
-	return out;
 }
 
 /*
@@ -517,8 +523,8 @@ compact(struct qmgr *q)
 	j->q = q;
 	q->index_compacting = 1;
 	q->io_pending++;
-	if ((j->out = compact_open(&q->qs)) == NULL) {
-		j->failed = errno;
+	if ((j->out = rewrite_open(&q->qs)) == NULL) {
+		j->failed = rewrite_finish(&q->qs, NULL, errno);
 		after_compact(&j->w, 0);
 		return;
 	}
@@ -532,8 +538,7 @@ compact(struct qmgr *q)
 			    m->retry_at);
 			j->lines++;
 		}
-	if (ferror(j->out))	/* the last write's error (ENOSPC, EIO) */
-		j->failed = errno ? errno : EIO;
+	j->failed = rewrite_error(j->out);	/* ENOSPC, EIO: the pool logs */
 	uv_queue_work(q->loop, &j->w, do_compact, after_compact);
 }
 
